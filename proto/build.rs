@@ -1,0 +1,17 @@
+//! Compiles `weft/v1/*.proto` with protox (pure Rust, no system protoc) into tonic/prost code.
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = [
+        "weft/v1/types.proto",
+        "weft/v1/northbound.proto",
+        "weft/v1/southbound.proto",
+    ];
+    for f in &files {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    let fds = protox::compile(files, ["."])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

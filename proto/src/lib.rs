@@ -1,0 +1,13 @@
+//! Weft's gRPC contract, package `weft.v1`: the northbound API (intent: switches, ports,
+//! chassis, sync) and the southbound API (per-chassis view stream and status reports).
+//!
+//! The `.proto` files in `proto/weft/v1/` are the source of truth and are commented field by
+//! field; this crate only holds the generated code. Start with [`v1::northbound_server`] and
+//! [`v1::southbound_server`].
+
+#[allow(clippy::all, missing_docs)]
+pub mod v1 {
+    tonic::include_proto!("weft.v1");
+}
+
+pub use v1::*;
