@@ -1,1 +1,9 @@
-//! stub
+//! weft-agent: runs on every host, subscribes to its chassis view from the controller and
+//! programs the local Open vSwitch (OVSDB for bridges/tunnels/VIFs, OpenFlow for the pipeline).
+//!
+//! Pure core: [`view`] (the chassis view as the agent holds it), [`pipeline`] (view → flows)
+//! and [`diff`] (desired vs installed → one bundle).
+
+pub mod diff;
+pub mod pipeline;
+pub mod view;

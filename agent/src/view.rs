@@ -1,0 +1,1 @@
+//! The chassis view held by the agent (placeholder).
