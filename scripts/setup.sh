@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what Weft needs on a Debian 12 machine and builds every binary.
+# Used by the README quick start and by CI (.ci/run). Idempotent; needs root for apt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(openvswitch-switch etcd-server protobuf-compiler libprotobuf-dev iproute2 ethtool
+      iputils-ping procps)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing packages: ${missing[*]}; run this script as root (or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# Debian's packages may start a system-wide OVS/etcd; Weft's tests and sandbox run their own.
+for svc in openvswitch-switch etcd; do
+  service "$svc" stop >/dev/null 2>&1 || true
+done
+
+command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+echo "setup: building weft (cargo build --workspace --bins)"
+cargo build --workspace --bins
+echo "setup: done"
