@@ -6,4 +6,5 @@
 
 pub mod diff;
 pub mod pipeline;
+pub mod southbound;
 pub mod view;

@@ -1,0 +1,272 @@
+//! The agent's side of the southbound API: one Subscribe stream to any of the configured
+//! controller endpoints (rotating with capped exponential backoff when one fails), and unary
+//! status reports. Start with [`run_subscription`].
+//!
+//! The agent never clears its data plane when it loses the controller: the subscription task
+//! only forwards [`SbEvent`]s; the reconciler keeps the last good state programmed.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tonic::transport::{Channel, Endpoint};
+use tracing::{info, info_span, warn, Instrument};
+use weft_proto::v1::southbound_client::SouthboundClient;
+use weft_proto::v1::{Chassis, StatusReport, SubscribeRequest, ViewUpdate};
+
+/// Errors talking to a controller.
+#[derive(Debug, thiserror::Error)]
+pub enum SouthboundError {
+    #[error("invalid controller URL {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("controller {url} unreachable: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("controller {url} rejected the request: {status}")]
+    Rpc { url: String, status: tonic::Status },
+    #[error("no controller endpoint configured")]
+    NoEndpoint,
+}
+
+/// What the subscription task tells the reconciler.
+#[derive(Debug)]
+pub enum SbEvent {
+    /// A stream to `endpoint` is open; a snapshot follows.
+    Connected { endpoint: String },
+    /// A snapshot or delta.
+    Update(Box<ViewUpdate>),
+    /// The stream broke; the agent keeps its state and retries.
+    Disconnected { endpoint: String, error: String },
+}
+
+/// Backoff between attempts, doubling from `initial` up to `max`.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(3),
+        }
+    }
+}
+
+fn endpoint(url: &str) -> Result<Endpoint, SouthboundError> {
+    Endpoint::from_shared(url.to_string())
+        .map(|e| {
+            e.connect_timeout(Duration::from_secs(2))
+                .http2_keep_alive_interval(Duration::from_secs(2))
+                .keep_alive_timeout(Duration::from_secs(3))
+                .keep_alive_while_idle(true)
+                .tcp_nodelay(true)
+        })
+        .map_err(|e| SouthboundError::BadUrl {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// Checks every URL parses, so a typo is reported at start-up rather than in a retry loop.
+pub fn validate_endpoints(urls: &[String]) -> Result<(), SouthboundError> {
+    if urls.is_empty() {
+        return Err(SouthboundError::NoEndpoint);
+    }
+    for u in urls {
+        endpoint(u)?;
+    }
+    Ok(())
+}
+
+/// Keeps one Subscribe stream open to some endpoint until `tx` is closed. Rotates through the
+/// endpoints on failure with backoff; the backoff resets once a stream delivered its snapshot.
+pub async fn run_subscription(
+    endpoints: Vec<String>,
+    chassis: Chassis,
+    backoff: Backoff,
+    tx: mpsc::Sender<SbEvent>,
+) {
+    let mut delay = backoff.initial;
+    let mut idx = 0usize;
+    loop {
+        if tx.is_closed() || endpoints.is_empty() {
+            return;
+        }
+        let url = endpoints[idx % endpoints.len()].clone();
+        idx += 1;
+        let span = info_span!("subscribe", endpoint = %url, chassis = %chassis.name);
+        let (got_data, result) = subscribe_once(&url, &chassis, &tx)
+            .instrument(span)
+            .await;
+        if got_data {
+            delay = backoff.initial;
+        }
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                if tx
+                    .send(SbEvent::Disconnected {
+                        endpoint: url.clone(),
+                        error: e.to_string(),
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(backoff.max);
+    }
+}
+
+/// One stream. Returns whether it delivered at least one update, and how it ended: `Ok(())`
+/// only when the receiver is gone (the agent is shutting down).
+async fn subscribe_once(
+    url: &str,
+    chassis: &Chassis,
+    tx: &mpsc::Sender<SbEvent>,
+) -> (bool, Result<(), SouthboundError>) {
+    let mut got = false;
+    let result = stream_updates(url, chassis, tx, &mut got).await;
+    (got, result)
+}
+
+async fn stream_updates(
+    url: &str,
+    chassis: &Chassis,
+    tx: &mpsc::Sender<SbEvent>,
+    got: &mut bool,
+) -> Result<(), SouthboundError> {
+    let channel = endpoint(url)?
+        .connect()
+        .await
+        .map_err(|source| SouthboundError::Connect {
+            url: url.to_string(),
+            source,
+        })?;
+    let mut client = SouthboundClient::new(channel).max_decoding_message_size(256 << 20);
+    let mut stream = client
+        .subscribe(SubscribeRequest {
+            chassis: Some(chassis.clone()),
+        })
+        .await
+        .map_err(|status| SouthboundError::Rpc {
+            url: url.to_string(),
+            status,
+        })?
+        .into_inner();
+    info!("subscribed");
+    if tx
+        .send(SbEvent::Connected {
+            endpoint: url.to_string(),
+        })
+        .await
+        .is_err()
+    {
+        return Ok(());
+    }
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(update) => {
+                *got = true;
+                if tx.send(SbEvent::Update(Box::new(update))).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Err(status) => {
+                warn!(%status, "stream ended with error");
+                return Err(SouthboundError::Rpc {
+                    url: url.to_string(),
+                    status,
+                });
+            }
+        }
+    }
+    Err(SouthboundError::Rpc {
+        url: url.to_string(),
+        status: tonic::Status::unavailable("stream closed by controller"),
+    })
+}
+
+/// Sends status reports to whichever endpoint answers, starting with the last one that did.
+pub struct StatusReporter {
+    endpoints: Vec<String>,
+    channels: Vec<Option<Channel>>,
+    preferred: usize,
+}
+
+impl StatusReporter {
+    pub fn new(endpoints: Vec<String>) -> Self {
+        let channels = endpoints.iter().map(|_| None).collect();
+        Self {
+            endpoints,
+            channels,
+            preferred: 0,
+        }
+    }
+
+    /// Prefer this endpoint (the one the subscription is on).
+    pub fn prefer(&mut self, url: &str) {
+        if let Some(i) = self.endpoints.iter().position(|u| u == url) {
+            self.preferred = i;
+        }
+    }
+
+    /// Reports to the preferred endpoint, falling back to the others.
+    pub async fn report(&mut self, report: &StatusReport) -> Result<i64, SouthboundError> {
+        let n = self.endpoints.len();
+        if n == 0 {
+            return Err(SouthboundError::NoEndpoint);
+        }
+        let mut last = None;
+        for k in 0..n {
+            let i = (self.preferred + k) % n;
+            let url = self.endpoints[i].clone();
+            let channel = match &self.channels[i] {
+                Some(c) => c.clone(),
+                None => {
+                    let c = endpoint(&url)?.connect_lazy();
+                    self.channels[i] = Some(c.clone());
+                    c
+                }
+            };
+            let mut client = SouthboundClient::new(channel);
+            match client.report_status(report.clone()).await {
+                Ok(r) => {
+                    self.preferred = i;
+                    return Ok(r.into_inner().revision);
+                }
+                Err(status) => {
+                    // Drop the channel so the next attempt reconnects from scratch.
+                    self.channels[i] = None;
+                    last = Some(SouthboundError::Rpc { url, status });
+                }
+            }
+        }
+        Err(last.unwrap_or(SouthboundError::NoEndpoint))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_validated() {
+        assert!(matches!(
+            validate_endpoints(&[]),
+            Err(SouthboundError::NoEndpoint)
+        ));
+        assert!(validate_endpoints(&["http://127.0.0.1:7600".into()]).is_ok());
+        let err = validate_endpoints(&["not a url".into()]).unwrap_err();
+        assert!(err.to_string().contains("not a url"), "{err}");
+    }
+}
