@@ -4,6 +4,7 @@
 //! Pure core: [`view`] (the chassis view as the agent holds it), [`pipeline`] (view → flows)
 //! and [`diff`] (desired vs installed → one bundle).
 
+pub mod config;
 pub mod diff;
 pub mod pipeline;
 pub mod southbound;

@@ -101,9 +101,7 @@ pub async fn run_subscription(
         let url = endpoints[idx % endpoints.len()].clone();
         idx += 1;
         let span = info_span!("subscribe", endpoint = %url, chassis = %chassis.name);
-        let (got_data, result) = subscribe_once(&url, &chassis, &tx)
-            .instrument(span)
-            .await;
+        let (got_data, result) = subscribe_once(&url, &chassis, &tx).instrument(span).await;
         if got_data {
             delay = backoff.initial;
         }

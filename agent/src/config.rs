@@ -1,0 +1,206 @@
+//! The agent's configuration: command-line flags (and environment variables), validated once
+//! at start-up into [`AgentConfig`].
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Errors in the agent's configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid --chassis {0:?}: 1-63 characters of [A-Za-z0-9_.-], starting with a letter or digit")]
+    Chassis(String),
+    #[error("invalid --encap {0:?}: expected vxlan, geneve or gre")]
+    Encap(String),
+    #[error("invalid --datapath {0:?}: expected netdev or system")]
+    Datapath(String),
+    #[error("invalid --ovsdb {0:?}: expected unix:PATH or tcp:IP:PORT")]
+    Ovsdb(String),
+    #[error("invalid --controller: {0}")]
+    Controller(String),
+}
+
+/// Command-line flags of `weft-agent`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "weft-agent",
+    version,
+    about = "Weft per-host agent: programs Open vSwitch from the controller's chassis view"
+)]
+pub struct AgentArgs {
+    /// Chassis name (unique per host).
+    #[arg(long, env = "WEFT_CHASSIS")]
+    pub chassis: String,
+    /// Underlay IPv4 address other hosts send tunnelled traffic to.
+    #[arg(long, env = "WEFT_ENCAP_IP")]
+    pub encap_ip: Ipv4Addr,
+    /// Encapsulations to enable, comma separated, preferred first (vxlan, geneve, gre).
+    #[arg(
+        long,
+        env = "WEFT_ENCAP",
+        default_value = "geneve",
+        value_delimiter = ','
+    )]
+    pub encap: Vec<String>,
+    /// Controller endpoints, comma separated; the agent uses any one that answers.
+    #[arg(
+        long,
+        env = "WEFT_CONTROLLER",
+        default_value = "http://127.0.0.1:7600",
+        value_delimiter = ','
+    )]
+    pub controller: Vec<String>,
+    /// OVSDB server of the local Open vSwitch.
+    #[arg(
+        long,
+        env = "WEFT_OVSDB",
+        default_value = "unix:/var/run/openvswitch/db.sock"
+    )]
+    pub ovsdb: String,
+    /// Integration bridge the agent owns.
+    #[arg(long, default_value = "br-int")]
+    pub bridge: String,
+    /// OVS datapath type of the integration bridge.
+    #[arg(long, default_value = "system")]
+    pub datapath: String,
+    /// OVS run directory, where BRIDGE.mgmt (the OpenFlow socket) lives.
+    #[arg(long, env = "OVS_RUNDIR", default_value = "/var/run/openvswitch")]
+    pub ovs_rundir: PathBuf,
+    /// Seconds between full resyncs (read back all flows, repair drift).
+    #[arg(long, default_value_t = 30)]
+    pub resync_interval: u64,
+}
+
+/// Encapsulation types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EncapType {
+    Geneve,
+    Vxlan,
+    Gre,
+}
+
+impl EncapType {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "geneve" => Ok(Self::Geneve),
+            "vxlan" => Ok(Self::Vxlan),
+            "gre" => Ok(Self::Gre),
+            _ => Err(ConfigError::Encap(s.to_string())),
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Geneve => "geneve",
+            Self::Vxlan => "vxlan",
+            Self::Gre => "gre",
+        }
+    }
+}
+
+/// The validated configuration `run` takes.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub chassis: String,
+    pub encap_ip: Ipv4Addr,
+    pub encaps: Vec<EncapType>,
+    pub controllers: Vec<String>,
+    pub ovsdb: String,
+    pub bridge: String,
+    pub datapath: String,
+    pub ovs_rundir: PathBuf,
+    pub resync_interval: Duration,
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+impl TryFrom<AgentArgs> for AgentConfig {
+    type Error = ConfigError;
+    fn try_from(a: AgentArgs) -> Result<Self, ConfigError> {
+        if !valid_name(&a.chassis) {
+            return Err(ConfigError::Chassis(a.chassis));
+        }
+        let mut encaps = Vec::new();
+        for e in &a.encap {
+            let t = EncapType::parse(e)?;
+            if !encaps.contains(&t) {
+                encaps.push(t);
+            }
+        }
+        if encaps.is_empty() {
+            return Err(ConfigError::Encap(String::new()));
+        }
+        if a.datapath != "netdev" && a.datapath != "system" {
+            return Err(ConfigError::Datapath(a.datapath));
+        }
+        if !(a.ovsdb.starts_with("unix:") || a.ovsdb.starts_with("tcp:")) {
+            return Err(ConfigError::Ovsdb(a.ovsdb));
+        }
+        let controllers: Vec<String> = a
+            .controller
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        crate::southbound::validate_endpoints(&controllers)
+            .map_err(|e| ConfigError::Controller(e.to_string()))?;
+        Ok(AgentConfig {
+            chassis: a.chassis,
+            encap_ip: a.encap_ip,
+            encaps,
+            controllers,
+            ovsdb: a.ovsdb,
+            bridge: a.bridge,
+            datapath: a.datapath,
+            ovs_rundir: a.ovs_rundir,
+            resync_interval: Duration::from_secs(a.resync_interval.max(1)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(extra: &[&str]) -> Result<AgentConfig, ConfigError> {
+        let mut argv = vec![
+            "weft-agent",
+            "--chassis",
+            "host1",
+            "--encap-ip",
+            "172.31.0.1",
+        ];
+        argv.extend_from_slice(extra);
+        AgentConfig::try_from(AgentArgs::parse_from(argv))
+    }
+
+    #[test]
+    fn defaults_and_lists() {
+        let c = parse(&[
+            "--encap",
+            "vxlan,gre",
+            "--controller",
+            "http://a:1,http://b:2",
+        ])
+        .unwrap();
+        assert_eq!(c.encaps, vec![EncapType::Vxlan, EncapType::Gre]);
+        assert_eq!(c.controllers.len(), 2);
+        assert_eq!(c.bridge, "br-int");
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let e = parse(&["--encap", "ipip"]).unwrap_err().to_string();
+        assert!(e.contains("--encap") && e.contains("ipip"), "{e}");
+        let e = parse(&["--datapath", "dpdk"]).unwrap_err().to_string();
+        assert!(e.contains("--datapath") && e.contains("dpdk"), "{e}");
+        let e = parse(&["--ovsdb", "/run/db.sock"]).unwrap_err().to_string();
+        assert!(e.contains("--ovsdb"), "{e}");
+    }
+}
