@@ -1,1 +1,86 @@
-//! stub
+//! `weft-testbed`: simulated multi-host Weft deployments on one machine.
+//!
+//! Start here:
+//! - [`etcd::Etcd`] — a real etcd on loopback with a temp data dir.
+//! - [`ovs::Ovs`] — an ovsdb-server + ovs-vswitchd pair in a temp dir, optionally in a netns.
+//! - [`bin_path`] / [`find_bin`] — locate this workspace's binaries (`weft-controller`,
+//!   `weft-agent`, `weftctl`).
+//!
+//! Every process is started by the harness, tracked by PID, and killed on drop, so several
+//! instances can run side by side in one test process.
+
+pub mod etcd;
+pub mod ovs;
+pub mod process;
+
+use std::path::PathBuf;
+
+/// Where this workspace's `target/` directory is (compile-time manifest dir + `..`), unless
+/// `CARGO_TARGET_DIR` was set at runtime.
+fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+}
+
+/// Path of a workspace binary: `$WEFT_BIN_DIR/NAME` if `WEFT_BIN_DIR` is set, otherwise the
+/// newer of `target/debug/NAME` and `target/release/NAME` of this workspace. When neither
+/// exists it returns the `target/debug` path (use [`find_bin`] for an error instead).
+pub fn bin_path(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("WEFT_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
+    let target = target_dir();
+    let debug = target.join("debug").join(name);
+    let release = target.join("release").join(name);
+    let mtime = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (mtime(&debug), mtime(&release)) {
+        (Some(d), Some(r)) if r > d => release,
+        (None, Some(_)) => release,
+        _ => debug,
+    }
+}
+
+/// Like [`bin_path`] but fails, naming the path and the fix, when the binary is missing.
+pub fn find_bin(name: &str) -> anyhow::Result<PathBuf> {
+    let path = bin_path(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        anyhow::bail!(
+            "binary `{name}` not found at {} (run cargo build --workspace --bins, or set WEFT_BIN_DIR)",
+            path.display()
+        )
+    }
+}
+
+/// Whether [`find_bin`] would succeed.
+pub fn bin_available(name: &str) -> bool {
+    bin_path(name).is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binary_error_names_the_fix() {
+        let err = find_bin("definitely-not-a-weft-binary")
+            .expect_err("must fail")
+            .to_string();
+        assert!(err.contains("cargo build --workspace --bins"), "{err}");
+        assert!(err.contains("definitely-not-a-weft-binary"), "{err}");
+    }
+
+    #[test]
+    fn bin_path_is_under_target() {
+        if std::env::var_os("WEFT_BIN_DIR").is_none() {
+            let p = bin_path("weftctl");
+            assert!(p.to_string_lossy().contains("target"), "{}", p.display());
+            assert!(p.ends_with("weftctl"));
+        }
+    }
+}

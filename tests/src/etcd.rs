@@ -1,0 +1,172 @@
+//! A real single-member etcd on 127.0.0.1 for tests: free random client and peer ports, a temp
+//! data dir, killed by PID on drop. Start with [`Etcd::start`].
+
+use crate::process::{free_port, wait_until, Proc, ProcSpec};
+use anyhow::{bail, Context};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long to wait for etcd to answer `/health`.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running (or stopped) etcd. Drop kills it and removes its temp dir.
+#[derive(Debug)]
+pub struct Etcd {
+    proc: Proc,
+    client_port: u16,
+    data_dir: PathBuf,
+    // Dropped last (field order): removes data dir and log.
+    dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    /// Start etcd on free ports and wait until `/health` says true. Retries with new ports if
+    /// the first pick was taken in the meantime.
+    pub fn start() -> anyhow::Result<Etcd> {
+        let etcd = which("etcd").context(
+            "`etcd` not found on PATH (run scripts/setup.sh, or apt-get install etcd-server)",
+        )?;
+        let mut last_err = None;
+        for _attempt in 0..3 {
+            let dir = tempfile::Builder::new().prefix("weft-etcd-").tempdir()?;
+            match Self::start_in(&etcd, dir) {
+                Ok(e) => return Ok(e),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("etcd did not start")))
+    }
+
+    fn start_in(etcd: &Path, dir: tempfile::TempDir) -> anyhow::Result<Etcd> {
+        let client_port = free_port()?;
+        let peer_port = free_port()?;
+        let data_dir = dir.path().join("data");
+        let client = format!("http://127.0.0.1:{client_port}");
+        let peer = format!("http://127.0.0.1:{peer_port}");
+        let name = "weft-test";
+        let spec = ProcSpec::new("etcd", etcd, dir.path().join("etcd.log"))
+            .args(["--name", name])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("{name}={peer}")])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--logger", "zap", "--log-outputs", "stderr"]);
+        let proc = spec.spawn()?;
+        let mut e = Etcd {
+            proc,
+            client_port,
+            data_dir,
+            dir,
+        };
+        e.wait_ready()?;
+        Ok(e)
+    }
+
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let port = self.client_port;
+        let mut exited = false;
+        let ok = wait_until(READY_TIMEOUT, Duration::from_millis(50), || {
+            if !self.proc.is_running() {
+                exited = true;
+                return true;
+            }
+            healthy(port)
+        });
+        if exited || !ok {
+            let tail = self.proc.log_tail(15);
+            self.proc.kill();
+            bail!(
+                "etcd on port {port} {}; log tail:\n{tail}",
+                if exited {
+                    "exited"
+                } else {
+                    "did not become healthy in 30s"
+                }
+            );
+        }
+        Ok(())
+    }
+
+    /// `http://127.0.0.1:PORT`, the client URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// Client port.
+    pub fn port(&self) -> u16 {
+        self.client_port
+    }
+
+    /// The data dir (kept across [`Etcd::stop`] / [`Etcd::restart`]).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// PID while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.pid()
+    }
+
+    /// Whether the process is alive.
+    pub fn is_running(&mut self) -> bool {
+        self.proc.is_running()
+    }
+
+    /// Kill etcd (SIGKILL, like a crash). The data dir stays.
+    pub fn stop(&mut self) {
+        self.proc.kill();
+    }
+
+    /// Start again on the same ports with the same data dir; waits until healthy.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.proc.kill();
+        self.proc.start()?;
+        self.wait_ready()
+    }
+
+    /// Path of the etcd log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("etcd.log")
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.proc.kill();
+    }
+}
+
+/// GET /health over plain TCP; true when etcd reports `"health":"true"`.
+fn healthy(port: u16) -> bool {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = format!("GET /health HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.replace(' ', "").contains("\"health\":\"true\"")
+}
+
+/// Find a program on PATH (plus the sbin dirs, which a non-login root shell may lack).
+pub(crate) fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(
+            ["/usr/sbin", "/sbin", "/usr/local/sbin"]
+                .iter()
+                .map(PathBuf::from),
+        )
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
