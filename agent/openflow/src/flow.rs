@@ -89,32 +89,144 @@ pub enum MatchField {
     /// OpenFlow port number the packet came in on.
     InPort(u32),
     /// 64-bit OpenFlow metadata register.
-    Metadata { value: u64, mask: Option<u64> },
+    Metadata {
+        value: u64,
+        mask: Option<u64>,
+    },
     /// Nicira register reg0..reg15.
-    Reg { index: u8, value: u32, mask: Option<u32> },
+    Reg {
+        index: u8,
+        value: u32,
+        mask: Option<u32>,
+    },
     /// Tunnel ID (VNI / GRE key).
-    TunId { value: u64, mask: Option<u64> },
+    TunId {
+        value: u64,
+        mask: Option<u64>,
+    },
     /// Tunnel outer source IPv4.
     TunSrc(Ipv4Addr),
     /// Tunnel outer destination IPv4.
     TunDst(Ipv4Addr),
-    EthSrc { value: Mac, mask: Option<Mac> },
-    EthDst { value: Mac, mask: Option<Mac> },
+    EthSrc {
+        value: Mac,
+        mask: Option<Mac>,
+    },
+    EthDst {
+        value: Mac,
+        mask: Option<Mac>,
+    },
     EthType(u16),
     ArpOp(u16),
     /// ARP sender protocol address, with an optional prefix mask.
-    ArpSpa { value: Ipv4Addr, mask: Option<Ipv4Addr> },
-    ArpTpa { value: Ipv4Addr, mask: Option<Ipv4Addr> },
+    ArpSpa {
+        value: Ipv4Addr,
+        mask: Option<Ipv4Addr>,
+    },
+    ArpTpa {
+        value: Ipv4Addr,
+        mask: Option<Ipv4Addr>,
+    },
     ArpSha(Mac),
     ArpTha(Mac),
-    Ipv4Src { value: Ipv4Addr, mask: Option<Ipv4Addr> },
-    Ipv4Dst { value: Ipv4Addr, mask: Option<Ipv4Addr> },
+    Ipv4Src {
+        value: Ipv4Addr,
+        mask: Option<Ipv4Addr>,
+    },
+    Ipv4Dst {
+        value: Ipv4Addr,
+        mask: Option<Ipv4Addr>,
+    },
     IpProto(u8),
     /// A field Weft does not model (read back from the switch): the raw OXM/NXM TLV bytes.
     Other(Vec<u8>),
 }
 
 impl MatchField {
+    /// The field as a switch reports it back: value ANDed with the mask, a full mask as
+    /// `None`; `None` when the mask is all zeros (the field matches anything).
+    pub fn normalized(self) -> Option<MatchField> {
+        fn mask_u64(value: u64, mask: Option<u64>, full: u64) -> Option<(u64, Option<u64>)> {
+            match mask {
+                None => Some((value, None)),
+                Some(0) => None,
+                Some(m) if m & full == full => Some((value, None)),
+                Some(m) => Some((value & m, Some(m))),
+            }
+        }
+        fn mask_mac(value: Mac, mask: Option<Mac>) -> Option<(Mac, Option<Mac>)> {
+            let v = u64::from_be_bytes([
+                0, 0, value.0[0], value.0[1], value.0[2], value.0[3], value.0[4], value.0[5],
+            ]);
+            let m = mask.map(|m| {
+                u64::from_be_bytes([0, 0, m.0[0], m.0[1], m.0[2], m.0[3], m.0[4], m.0[5]])
+            });
+            let (v, m) = mask_u64(v, m, 0xffff_ffff_ffff)?;
+            let to_mac = |x: u64| {
+                let b = x.to_be_bytes();
+                Mac([b[2], b[3], b[4], b[5], b[6], b[7]])
+            };
+            Some((to_mac(v), m.map(to_mac)))
+        }
+        fn mask_ip(
+            value: Ipv4Addr,
+            mask: Option<Ipv4Addr>,
+        ) -> Option<(Ipv4Addr, Option<Ipv4Addr>)> {
+            let (v, m) = mask_u64(
+                u64::from(u32::from(value)),
+                mask.map(|m| u64::from(u32::from(m))),
+                u64::from(u32::MAX),
+            )?;
+            // Values fit: both were built from u32s and masking only clears bits.
+            let ip = |x: u64| Ipv4Addr::from(x as u32);
+            Some((ip(v), m.map(ip)))
+        }
+        Some(match self {
+            MatchField::Metadata { value, mask } => {
+                let (value, mask) = mask_u64(value, mask, u64::MAX)?;
+                MatchField::Metadata { value, mask }
+            }
+            MatchField::TunId { value, mask } => {
+                let (value, mask) = mask_u64(value, mask, u64::MAX)?;
+                MatchField::TunId { value, mask }
+            }
+            MatchField::Reg { index, value, mask } => {
+                let (value, mask) =
+                    mask_u64(u64::from(value), mask.map(u64::from), u64::from(u32::MAX))?;
+                MatchField::Reg {
+                    index,
+                    value: value as u32,
+                    mask: mask.map(|m| m as u32),
+                }
+            }
+            MatchField::EthSrc { value, mask } => {
+                let (value, mask) = mask_mac(value, mask)?;
+                MatchField::EthSrc { value, mask }
+            }
+            MatchField::EthDst { value, mask } => {
+                let (value, mask) = mask_mac(value, mask)?;
+                MatchField::EthDst { value, mask }
+            }
+            MatchField::ArpSpa { value, mask } => {
+                let (value, mask) = mask_ip(value, mask)?;
+                MatchField::ArpSpa { value, mask }
+            }
+            MatchField::ArpTpa { value, mask } => {
+                let (value, mask) = mask_ip(value, mask)?;
+                MatchField::ArpTpa { value, mask }
+            }
+            MatchField::Ipv4Src { value, mask } => {
+                let (value, mask) = mask_ip(value, mask)?;
+                MatchField::Ipv4Src { value, mask }
+            }
+            MatchField::Ipv4Dst { value, mask } => {
+                let (value, mask) = mask_ip(value, mask)?;
+                MatchField::Ipv4Dst { value, mask }
+            }
+            other => other,
+        })
+    }
+
     /// Sort key giving [`Match`] a canonical field order (roughly the order ovs-ofctl prints).
     pub fn key(&self) -> (u16, u8) {
         match self {
@@ -162,7 +274,13 @@ impl Match {
     }
 
     /// Adds a field, keeping the canonical order. A field with the same key replaces the old.
+    /// Masks are normalised the way a switch reports them back: a full mask becomes `None`,
+    /// the value is ANDed with the mask, and a field with an all-zero mask (a wildcard) is
+    /// not added at all.
     pub fn push(&mut self, f: MatchField) {
+        let Some(f) = f.normalized() else {
+            return;
+        };
         if !matches!(f, MatchField::Other(_)) {
             if let Some(existing) = self.fields.iter_mut().find(|e| e.key() == f.key()) {
                 *existing = f;
@@ -218,7 +336,10 @@ pub enum SetField {
     ArpSpa(Ipv4Addr),
     ArpTpa(Ipv4Addr),
     /// Whole 32-bit register.
-    Reg { index: u8, value: u32 },
+    Reg {
+        index: u8,
+        value: u32,
+    },
     Metadata(u64),
     TunId(u64),
     TunDst(Ipv4Addr),
@@ -287,4 +408,57 @@ pub struct Group {
     pub kind: GroupType,
     /// Each bucket is a list of actions.
     pub buckets: Vec<Vec<Action>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_normalises_masks_like_the_switch() {
+        let m = Match::new()
+            .with(MatchField::Reg {
+                index: 1,
+                value: 0x1234,
+                mask: Some(0xff),
+            })
+            .with(MatchField::Metadata {
+                value: 7,
+                mask: Some(u64::MAX),
+            })
+            .with(MatchField::TunId {
+                value: 7,
+                mask: Some(0),
+            })
+            .with(MatchField::EthSrc {
+                value: Mac([1, 2, 3, 4, 5, 6]),
+                mask: Some(Mac([0xff, 0xff, 0xff, 0xff, 0xff, 0])),
+            })
+            .with(MatchField::Ipv4Src {
+                value: Ipv4Addr::new(10, 1, 2, 3),
+                mask: Some(Ipv4Addr::new(255, 255, 0, 0)),
+            });
+        assert_eq!(
+            m.fields(),
+            &[
+                MatchField::Reg {
+                    index: 1,
+                    value: 0x34,
+                    mask: Some(0xff)
+                },
+                MatchField::Metadata {
+                    value: 7,
+                    mask: None
+                },
+                MatchField::EthSrc {
+                    value: Mac([1, 2, 3, 4, 5, 0]),
+                    mask: Some(Mac([0xff, 0xff, 0xff, 0xff, 0xff, 0])),
+                },
+                MatchField::Ipv4Src {
+                    value: Ipv4Addr::new(10, 1, 0, 0),
+                    mask: Some(Ipv4Addr::new(255, 255, 0, 0)),
+                },
+            ]
+        );
+    }
 }

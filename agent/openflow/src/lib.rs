@@ -3,3 +3,6 @@
 //! `br-int.mgmt` socket. Start with [`flow::Flow`].
 
 pub mod flow;
+pub mod render;
+
+pub use render::{render_flow, render_group};
