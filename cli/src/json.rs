@@ -1,0 +1,215 @@
+//! Serde mirrors of the northbound reply messages, for `-o json`. Pure: no I/O.
+//!
+//! Field names are the proto field names (snake_case); int64 revisions are JSON numbers.
+//! Each `From` impl converts one generated prost message.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use weft_proto::v1 as pb;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Switch {
+    pub name: String,
+    pub subnet: String,
+    pub vni: u32,
+    pub mtu: u32,
+    pub other_config: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    pub name: String,
+    pub switch_name: String,
+    pub addresses: Vec<String>,
+    pub port_security: Vec<String>,
+    #[serde(rename = "type")]
+    pub port_type: String,
+    pub enabled: bool,
+    pub dynamic_addresses: String,
+    pub up: bool,
+    pub chassis: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chassis {
+    pub name: String,
+    pub encap_ip: String,
+    pub encap_types: Vec<String>,
+    pub datapath_type: String,
+    pub version: String,
+    pub applied_revision: i64,
+    pub alive: bool,
+}
+
+/// WriteReply (ls-del, lsp-del, sync).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteReply {
+    pub revision: i64,
+}
+
+/// SwitchReply (ls-add).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchReply {
+    pub revision: i64,
+    pub switch: Option<Switch>,
+}
+
+/// PortReply (lsp-add, lsp-set-addresses, lsp-set-port-security).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortReply {
+    pub revision: i64,
+    pub port: Option<Port>,
+}
+
+/// ListSwitchesReply (ls-list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListSwitchesReply {
+    pub switches: Vec<Switch>,
+    pub revision: i64,
+}
+
+/// ListPortsReply (lsp-list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListPortsReply {
+    pub ports: Vec<Port>,
+    pub revision: i64,
+}
+
+/// ListChassisReply (chassis-list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListChassisReply {
+    pub chassis: Vec<Chassis>,
+    pub revision: i64,
+}
+
+/// One switch with its ports (in `show`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchDetail {
+    pub switch: Option<Switch>,
+    pub ports: Vec<Port>,
+}
+
+/// ShowReply (show).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShowReply {
+    pub switches: Vec<SwitchDetail>,
+    pub chassis: Vec<Chassis>,
+    pub revision: i64,
+}
+
+impl From<&pb::LogicalSwitch> for Switch {
+    fn from(s: &pb::LogicalSwitch) -> Self {
+        Switch {
+            name: s.name.clone(),
+            subnet: s.subnet.clone(),
+            vni: s.vni,
+            mtu: s.mtu,
+            other_config: s
+                .other_config
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl From<&pb::LogicalSwitchPort> for Port {
+    fn from(p: &pb::LogicalSwitchPort) -> Self {
+        Port {
+            name: p.name.clone(),
+            switch_name: p.switch_name.clone(),
+            addresses: p.addresses.clone(),
+            port_security: p.port_security.clone(),
+            port_type: p.r#type.clone(),
+            enabled: p.enabled,
+            dynamic_addresses: p.dynamic_addresses.clone(),
+            up: p.up,
+            chassis: p.chassis.clone(),
+        }
+    }
+}
+
+impl From<&pb::Chassis> for Chassis {
+    fn from(c: &pb::Chassis) -> Self {
+        Chassis {
+            name: c.name.clone(),
+            encap_ip: c.encap_ip.clone(),
+            encap_types: c.encap_types.clone(),
+            datapath_type: c.datapath_type.clone(),
+            version: c.version.clone(),
+            applied_revision: c.applied_revision,
+            alive: c.alive,
+        }
+    }
+}
+
+impl From<&pb::WriteReply> for WriteReply {
+    fn from(r: &pb::WriteReply) -> Self {
+        WriteReply {
+            revision: r.revision,
+        }
+    }
+}
+
+impl From<&pb::SwitchReply> for SwitchReply {
+    fn from(r: &pb::SwitchReply) -> Self {
+        SwitchReply {
+            revision: r.revision,
+            switch: r.switch.as_ref().map(Switch::from),
+        }
+    }
+}
+
+impl From<&pb::PortReply> for PortReply {
+    fn from(r: &pb::PortReply) -> Self {
+        PortReply {
+            revision: r.revision,
+            port: r.port.as_ref().map(Port::from),
+        }
+    }
+}
+
+impl From<&pb::ListSwitchesReply> for ListSwitchesReply {
+    fn from(r: &pb::ListSwitchesReply) -> Self {
+        ListSwitchesReply {
+            switches: r.switches.iter().map(Switch::from).collect(),
+            revision: r.revision,
+        }
+    }
+}
+
+impl From<&pb::ListPortsReply> for ListPortsReply {
+    fn from(r: &pb::ListPortsReply) -> Self {
+        ListPortsReply {
+            ports: r.ports.iter().map(Port::from).collect(),
+            revision: r.revision,
+        }
+    }
+}
+
+impl From<&pb::ListChassisReply> for ListChassisReply {
+    fn from(r: &pb::ListChassisReply) -> Self {
+        ListChassisReply {
+            chassis: r.chassis.iter().map(Chassis::from).collect(),
+            revision: r.revision,
+        }
+    }
+}
+
+impl From<&pb::ShowReply> for ShowReply {
+    fn from(r: &pb::ShowReply) -> Self {
+        ShowReply {
+            switches: r
+                .switches
+                .iter()
+                .map(|d| SwitchDetail {
+                    switch: d.switch.as_ref().map(Switch::from),
+                    ports: d.ports.iter().map(Port::from).collect(),
+                })
+                .collect(),
+            chassis: r.chassis.iter().map(Chassis::from).collect(),
+            revision: r.revision,
+        }
+    }
+}
