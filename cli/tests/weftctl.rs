@@ -1,0 +1,467 @@
+//! End-to-end tests of the real `weftctl` binary against a real `weft-controller` over a real
+//! etcd. Each test starts its own etcd (temp dir, free ports) and controller (free port),
+//! killed on drop, so tests run in parallel without colliding.
+//!
+//! The controller binary must be built first (`cargo build -p weft-controller`); a missing
+//! binary fails the test with the fix in the message.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+use weft_testbed::etcd::Etcd;
+use weft_testbed::process::{free_port, wait_until, Proc, ProcSpec};
+
+/// etcd + one controller on it.
+struct Deployment {
+    url: String,
+    controller: Proc,
+    // Field order: the controller dies before etcd, then the temp dir goes.
+    _etcd: Etcd,
+    _dir: tempfile::TempDir,
+}
+
+impl Deployment {
+    fn start() -> anyhow::Result<Deployment> {
+        let bin = weft_testbed::find_bin("weft-controller")?;
+        let etcd = Etcd::start()?;
+        let dir = tempfile::Builder::new().prefix("weftctl-it-").tempdir()?;
+        let port = free_port()?;
+        let listen = format!("127.0.0.1:{port}");
+        let spec = ProcSpec::new("weft-controller", bin, dir.path().join("controller.log"))
+            .args(["--listen", &listen])
+            .args(["--etcd", &etcd.endpoint()])
+            .args(["--prefix", "/weft"])
+            .args(["--store", "etcd"]);
+        let mut controller = spec.spawn()?;
+        let url = format!("http://{listen}");
+        let mut exited = false;
+        let ready = wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
+            if !controller.is_running() {
+                exited = true;
+                return true;
+            }
+            weftctl_with(&url, &["ls-list"])
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        });
+        if exited || !ready {
+            bail!(
+                "weft-controller on {listen} {}; log tail:\n{}",
+                if exited {
+                    "exited"
+                } else {
+                    "did not answer in 30s"
+                },
+                controller.log_tail(20)
+            );
+        }
+        Ok(Deployment {
+            url,
+            controller,
+            _etcd: etcd,
+            _dir: dir,
+        })
+    }
+
+    /// Runs weftctl; panics only if the binary cannot be run at all.
+    fn ctl(&self, args: &[&str]) -> Run {
+        match weftctl_with(&self.url, args) {
+            Ok(o) => Run::from(o),
+            Err(e) => panic!("cannot run weftctl {args:?}: {e:#}"),
+        }
+    }
+
+    /// Runs weftctl and requires success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let r = self.ctl(args);
+        assert_eq!(
+            r.code,
+            0,
+            "weftctl {args:?} failed: {}\ncontroller log:\n{}",
+            r.stderr,
+            self.controller.log_tail(10)
+        );
+        r.stdout
+    }
+
+    /// Runs weftctl with `-o json`, requires success, parses stdout.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut full = vec!["-o", "json"];
+        full.extend_from_slice(args);
+        let out = self.ok(&full);
+        match serde_json::from_str(&out) {
+            Ok(v) => v,
+            Err(e) => panic!("weftctl {full:?} printed invalid JSON ({e}): {out}"),
+        }
+    }
+
+    /// Runs weftctl, requires exit status 1 with exactly one `weftctl: ` line on stderr and
+    /// nothing on stdout; returns that line.
+    fn fails(&self, args: &[&str]) -> String {
+        let r = self.ctl(args);
+        assert_eq!(r.code, 1, "weftctl {args:?}: expected exit 1, got {r:?}");
+        r.one_error_line(args)
+    }
+}
+
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    fn one_error_line(&self, args: &[&str]) -> String {
+        assert_eq!(self.stdout, "", "weftctl {args:?}: stdout on error");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "weftctl {args:?}: stderr is not one line: {:?}",
+            self.stderr
+        );
+        assert!(
+            lines[0].starts_with("weftctl: ") && lines[0].len() > "weftctl: ".len(),
+            "weftctl {args:?}: {:?}",
+            lines[0]
+        );
+        lines[0].to_string()
+    }
+}
+
+fn weftctl_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_weftctl"))
+}
+
+fn weftctl_with(url: &str, args: &[&str]) -> anyhow::Result<Output> {
+    Command::new(weftctl_bin())
+        .env_remove("WEFT_CONTROLLER")
+        .arg("--controller")
+        .arg(url)
+        .args(args)
+        .output()
+        .context("spawning weftctl")
+}
+
+fn deployment() -> Deployment {
+    match Deployment::start() {
+        Ok(d) => d,
+        Err(e) => panic!("cannot start etcd + weft-controller: {e:#}"),
+    }
+}
+
+fn names(v: &Value, list: &str) -> Vec<String> {
+    v[list]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// "MAC IP" → (MAC, IP) if the MAC is well-formed and there is exactly one IPv4 address.
+fn mac_ip(entry: &str) -> Option<(String, Ipv4Addr)> {
+    let mut it = entry.split_whitespace();
+    let mac = it.next()?;
+    let ip = it.next()?.parse().ok()?;
+    if it.next().is_some() {
+        return None;
+    }
+    let octets: Vec<&str> = mac.split(':').collect();
+    let ok = octets.len() == 6
+        && octets
+            .iter()
+            .all(|o| o.len() == 2 && u8::from_str_radix(o, 16).is_ok());
+    ok.then(|| (mac.to_string(), ip))
+}
+
+#[test]
+fn switch_commands_round_trip() {
+    let d = deployment();
+    assert_eq!(d.ok(&["ls-add", "sw1", "--subnet", "10.0.0.0/24"]), "");
+    let reply = d.json(&["ls-add", "sw2", "--vni", "4242", "--mtu", "1400"]);
+    assert!(reply["revision"].as_i64().unwrap_or(0) > 0, "{reply}");
+    assert_eq!(reply["switch"]["vni"], 4242);
+
+    let text = d.ok(&["ls-list"]);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert!(rows[0].starts_with("NAME"), "{text}");
+    assert!(
+        rows[1].starts_with("sw1 ") && rows[1].contains("10.0.0.0/24"),
+        "{text}"
+    );
+    assert!(
+        rows[2].starts_with("sw2 ") && rows[2].contains("4242"),
+        "{text}"
+    );
+
+    let list = d.json(&["ls-list"]);
+    assert_eq!(names(&list, "switches"), ["sw1", "sw2"]);
+    let vni1 = list["switches"][0]["vni"].as_u64().unwrap_or(0);
+    assert!(vni1 > 0 && vni1 != 4242, "allocated VNI {vni1}");
+    assert_eq!(list["switches"][1]["mtu"], 1400);
+
+    // Duplicate: one line naming the switch; --may-exist makes it a no-op.
+    let err = d.fails(&["ls-add", "sw1"]);
+    assert!(err.contains("sw1"), "{err}");
+    assert_eq!(d.ok(&["--may-exist", "ls-add", "sw1"]), "");
+    assert_eq!(
+        d.json(&["ls-list"])["switches"],
+        list["switches"],
+        "--may-exist changed sw1"
+    );
+
+    // Delete; deleting again fails unless --if-exists.
+    assert_eq!(d.ok(&["ls-del", "sw2"]), "");
+    assert_eq!(names(&d.json(&["ls-list"]), "switches"), ["sw1"]);
+    let err = d.fails(&["ls-del", "sw2"]);
+    assert!(err.contains("sw2"), "{err}");
+    assert_eq!(d.ok(&["--if-exists", "ls-del", "sw2"]), "");
+    let del = d.json(&["--if-exists", "ls-del", "sw2"]);
+    assert!(del["revision"].is_i64(), "{del}");
+}
+
+#[test]
+fn port_commands_round_trip() {
+    let d = deployment();
+    d.ok(&["ls-add", "sw1", "--subnet", "10.0.0.0/24"]);
+    assert_eq!(d.ok(&["lsp-add", "sw1", "p1"]), "");
+    assert_eq!(d.ok(&["lsp-add", "sw1", "p2"]), "");
+    assert_eq!(names(&d.json(&["lsp-list", "sw1"]), "ports"), ["p1", "p2"]);
+    let text = d.ok(&["lsp-list", "sw1"]);
+    assert!(text.starts_with("NAME"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("p1 ")), "{text}");
+
+    // dynamic → a MAC and an IP from the subnet (not network, gateway or broadcast).
+    assert_eq!(d.ok(&["lsp-set-addresses", "p1", "dynamic"]), "");
+    let got = d.ok(&["lsp-get-addresses", "p1"]);
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.len(), 1, "{got}");
+    let Some((mac, ip)) = mac_ip(lines[0]) else {
+        panic!("lsp-get-addresses p1 printed {got:?}, not \"MAC IP\"");
+    };
+    let o = ip.octets();
+    assert!(
+        o[..3] == [10, 0, 0] && o[3] > 1 && o[3] < 255,
+        "{ip} not a host in 10.0.0.0/24"
+    );
+    let port = d.json(&["lsp-get-addresses", "p1"]);
+    assert_eq!(port["addresses"], serde_json::json!(["dynamic"]));
+    assert_eq!(port["dynamic_addresses"], format!("{mac} {ip}"));
+
+    // Static addresses and "unknown", one entry per line.
+    let addr = "0a:00:00:00:00:99 10.0.0.99";
+    d.ok(&["lsp-set-addresses", "p2", addr, "unknown"]);
+    assert_eq!(
+        d.ok(&["lsp-get-addresses", "p2"]),
+        format!("{addr}\nunknown\n")
+    );
+
+    // Port security: set, read, clear.
+    d.ok(&["lsp-set-port-security", "p2", addr]);
+    assert_eq!(d.ok(&["lsp-get-port-security", "p2"]), format!("{addr}\n"));
+    d.ok(&["lsp-set-port-security", "p2"]);
+    assert_eq!(d.ok(&["lsp-get-port-security", "p2"]), "");
+
+    // No chassis binds the ports.
+    assert_eq!(d.ok(&["lsp-get-up", "p1"]), "down\n");
+
+    // show: the tree, and the same data as JSON.
+    let show = d.ok(&["show"]);
+    assert!(show.starts_with("switch sw1 (vni "), "{show}");
+    assert!(show.contains("subnet 10.0.0.0/24)"), "{show}");
+    assert!(show.contains("\n    port p1 (down)\n"), "{show}");
+    assert!(
+        show.contains(&format!("dynamic addresses: [\"{mac} {ip}\"]")),
+        "{show}"
+    );
+    assert!(
+        show.contains(&format!("addresses: [\"{addr}\", \"unknown\"]")),
+        "{show}"
+    );
+    let js = d.json(&["show"]);
+    assert_eq!(js["switches"][0]["switch"]["name"], "sw1");
+    assert_eq!(names(&js["switches"][0], "ports"), ["p1", "p2"]);
+
+    // Duplicate port name (also on another switch): error; --may-exist: no-op.
+    d.ok(&["ls-add", "sw2"]);
+    let err = d.fails(&["lsp-add", "sw2", "p1"]);
+    assert!(err.contains("p1"), "{err}");
+    assert_eq!(d.ok(&["--may-exist", "lsp-add", "sw1", "p1"]), "");
+    assert_eq!(
+        d.ok(&["lsp-get-addresses", "p1"]),
+        got,
+        "--may-exist changed p1"
+    );
+
+    // Delete a port, then the switch with the rest.
+    assert_eq!(d.ok(&["lsp-del", "p1"]), "");
+    assert_eq!(names(&d.json(&["lsp-list", "sw1"]), "ports"), ["p2"]);
+    let err = d.fails(&["lsp-del", "p1"]);
+    assert!(err.contains("p1"), "{err}");
+    assert_eq!(d.ok(&["--if-exists", "lsp-del", "p1"]), "");
+    d.ok(&["ls-del", "sw1"]);
+    let err = d.fails(&["lsp-get-up", "p2"]);
+    assert!(err.contains("p2"), "{err}");
+}
+
+#[test]
+fn sync_and_chassis_list_without_chassis() {
+    let d = deployment();
+    // No chassis registered: nothing to wait for.
+    assert_eq!(d.ok(&["chassis-list"]), "");
+    assert_eq!(d.json(&["chassis-list"])["chassis"], serde_json::json!([]));
+    let w = d.json(&[
+        "--wait=hv",
+        "--timeout=10",
+        "ls-add",
+        "sw1",
+        "--subnet",
+        "10.1.0.0/24",
+    ]);
+    let rev = w["revision"].as_i64().unwrap_or(0);
+    assert!(rev > 0, "{w}");
+    assert_eq!(d.ok(&["sync"]), "");
+    let s = d.json(&["--timeout", "10", "sync"]);
+    assert!(s["revision"].as_i64().unwrap_or(0) >= rev, "{s} < {rev}");
+    let s = d.json(&["sync", "--revision", &rev.to_string()]);
+    assert!(s["revision"].is_i64(), "{s}");
+    assert_eq!(d.ok(&["--wait=none", "sync"]), "");
+    // A --wait=hv write with dynamic addresses answers with the allocation.
+    d.ok(&["--wait=hv", "lsp-add", "sw1", "p1"]);
+    let p = d.json(&["--wait=hv", "lsp-set-addresses", "p1", "dynamic"]);
+    let dynamic = p["port"]["dynamic_addresses"].as_str().unwrap_or("");
+    assert!(mac_ip(dynamic).is_some(), "{p}");
+}
+
+#[test]
+fn every_read_prints_json() {
+    let d = deployment();
+    d.ok(&["ls-add", "sw1", "--subnet", "10.2.0.0/24"]);
+    d.ok(&["lsp-add", "sw1", "p1"]);
+    for args in [
+        &["show"][..],
+        &["ls-list"],
+        &["lsp-list", "sw1"],
+        &["lsp-get-addresses", "p1"],
+        &["lsp-get-port-security", "p1"],
+        &["lsp-get-up", "p1"],
+        &["chassis-list"],
+        &["--wait=none", "sync"],
+    ] {
+        let v = d.json(args);
+        assert!(v.is_object(), "{args:?}: {v}");
+    }
+    let p = d.json(&["lsp-get-up", "p1"]);
+    assert_eq!(
+        (p["name"].as_str(), p["up"].as_bool()),
+        (Some("p1"), Some(false))
+    );
+}
+
+#[test]
+fn bad_input_prints_one_line_and_changes_nothing() {
+    let d = deployment();
+    d.ok(&["ls-add", "sw1", "--subnet", "10.3.0.0/24"]);
+    d.ok(&["lsp-add", "sw1", "p1"]);
+    d.ok(&["lsp-set-addresses", "p1", "0a:00:00:00:00:05 10.3.0.5"]);
+    let before = d.json(&["show"]);
+
+    let err = d.fails(&["ls-add", "bad", "--subnet", "10.0.0.0/33"]);
+    assert!(err.contains("10.0.0.0/33"), "bad CIDR: {err}");
+    let err = d.fails(&["ls-add", "bad", "--subnet", "not-a-cidr"]);
+    assert!(err.contains("not-a-cidr"), "bad CIDR: {err}");
+    let err = d.fails(&["lsp-set-addresses", "p1", "zz:00:00:00:00:01 10.3.0.7"]);
+    assert!(err.contains("zz:00:00:00:00:01"), "bad MAC: {err}");
+    let err = d.fails(&["lsp-set-addresses", "p1", "0a:00:00:00:00:07 192.168.9.9"]);
+    assert!(err.contains("192.168.9.9"), "IP outside subnet: {err}");
+    let err = d.fails(&["lsp-add", "nosuch", "p9"]);
+    assert!(err.contains("nosuch"), "unknown switch: {err}");
+    let err = d.fails(&["lsp-list", "nosuch"]);
+    assert!(err.contains("nosuch"), "unknown switch: {err}");
+    let err = d.fails(&["lsp-set-addresses", "ghost", "dynamic"]);
+    assert!(err.contains("ghost"), "unknown port: {err}");
+    let err = d.fails(&["ls-add", "sw1"]);
+    assert!(err.contains("sw1"), "duplicate switch: {err}");
+    let err = d.fails(&["lsp-add", "sw1", "p1"]);
+    assert!(err.contains("p1"), "duplicate port: {err}");
+    let err = d.fails(&["ls-add", "bad name!"]);
+    assert!(err.contains("bad name!"), "bad name: {err}");
+    // `dynamic` on a switch without subnet.
+    d.ok(&["ls-add", "nosubnet"]);
+    d.ok(&["lsp-add", "nosubnet", "q1"]);
+    let before_q = d.ok(&["lsp-get-addresses", "q1"]);
+    let err = d.fails(&["lsp-set-addresses", "q1", "dynamic"]);
+    assert!(err.contains("nosubnet") || err.contains("subnet"), "{err}");
+    assert_eq!(d.ok(&["lsp-get-addresses", "q1"]), before_q);
+    d.ok(&["ls-del", "nosubnet"]);
+
+    let after = d.json(&["show"]);
+    assert_eq!(
+        after["switches"], before["switches"],
+        "a rejected write changed state"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    // No controller needed: these are rejected before any call.
+    for args in [
+        &["ls-add", "sw1", "--vni", "abc"][..],
+        &["ls-add", "sw1", "--subnet", ""],
+        &["--wait=sb", "sync"],
+        &["-o", "yaml", "show"],
+        &["nonsense"],
+    ] {
+        let r =
+            Run::from(weftctl_with("http://127.0.0.1:9", args).unwrap_or_else(|e| panic!("{e:#}")));
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert!(r.stderr.contains("error:"), "{args:?}: {r:?}");
+    }
+    let args = ["--may-exist", "ls-del", "sw1"];
+    let r =
+        Run::from(weftctl_with("http://127.0.0.1:9", &args).unwrap_or_else(|e| panic!("{e:#}")));
+    assert_eq!(r.code, 2, "{r:?}");
+    let line = r.one_error_line(&args);
+    assert!(line.contains("--may-exist"), "{line}");
+}
+
+#[test]
+fn unreachable_controller_is_one_clear_line() {
+    let port = free_port().unwrap_or_else(|e| panic!("{e:#}"));
+    let url = format!("http://127.0.0.1:{port}");
+    let r = Run::from(weftctl_with(&url, &["ls-list"]).unwrap_or_else(|e| panic!("{e:#}")));
+    assert_eq!(r.code, 1, "{r:?}");
+    let line = r.one_error_line(&["ls-list"]);
+    assert!(
+        line.starts_with(&format!("weftctl: cannot reach controller at {url}: ")),
+        "{line}"
+    );
+    // The same through WEFT_CONTROLLER.
+    let out = Command::new(weftctl_bin())
+        .env("WEFT_CONTROLLER", &url)
+        .arg("show")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = Run::from(out);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.one_error_line(&["show"]).contains(&url), "{r:?}");
+}
