@@ -16,6 +16,9 @@ use crate::request::Call;
 /// Time allowed to open the TCP connection and HTTP/2 session.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Largest reply accepted (tonic's default is 4 MiB; `show` of a big deployment can exceed it).
+pub const MAX_REPLY_BYTES: usize = 256 * 1024 * 1024;
+
 /// Where and how long to talk to the controller.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -88,5 +91,5 @@ async fn connect(cfg: &ClientConfig) -> Result<NorthboundClient<Channel>, CliErr
         .connect()
         .await
         .map_err(|e| connect_err(root_cause(&e)))?;
-    Ok(NorthboundClient::new(channel))
+    Ok(NorthboundClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES))
 }
