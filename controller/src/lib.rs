@@ -1,1 +1,203 @@
-//! stub
+//! weft-controller: keeps Weft's network intent in etcd and serves it over gRPC.
+//!
+//! Start with [`run`] (or [`Controller::bind`] + [`Controller::serve`] when the caller needs the
+//! bound address). Layers, bottom up:
+//! - [`store`]: the etcd-shaped [`store::IntentStore`] trait, etcd and in-memory backends;
+//! - [`validate`], [`ipam`], [`state`], [`view`]: pure logic (no I/O), unit-tested;
+//! - [`intent`]: every write as one transaction with its preconditions as compares;
+//! - [`cache`]: in-memory copy of the prefix, fed by an etcd watch;
+//! - [`northbound`], [`southbound`]: the gRPC services.
+
+pub mod cache;
+pub mod error;
+pub mod intent;
+pub mod ipam;
+pub mod northbound;
+pub mod southbound;
+pub mod state;
+pub mod store;
+pub mod validate;
+pub mod view;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::transport::server::TcpIncoming;
+use weft_proto::v1::northbound_server::NorthboundServer;
+use weft_proto::v1::southbound_server::SouthboundServer;
+
+use crate::intent::Intent;
+use crate::northbound::NorthboundService;
+use crate::southbound::SouthboundService;
+use crate::store::etcd::{EtcdConfig, EtcdStore};
+use crate::store::memory::MemoryStore;
+use crate::store::IntentStore;
+
+/// Largest accepted gRPC request.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// Which store backs the controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreKind {
+    /// etcd (production).
+    #[default]
+    Etcd,
+    /// In memory; nothing persisted (dev runs).
+    Memory,
+}
+
+/// Controller configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// gRPC listen address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// etcd client URLs.
+    pub etcd_endpoints: Vec<String>,
+    /// Key prefix, e.g. `/weft`; keys live under `{prefix}/v1/`.
+    pub prefix: String,
+    /// Store backend.
+    pub store: StoreKind,
+    /// Chassis lease TTL in seconds.
+    pub lease_ttl_secs: i64,
+    /// Upper bound for one etcd call.
+    pub etcd_timeout: Duration,
+    /// `--wait=hv` timeout when the request gives none.
+    pub default_wait_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7600)),
+            etcd_endpoints: vec!["http://127.0.0.1:2379".into()],
+            prefix: "/weft".into(),
+            store: StoreKind::Etcd,
+            lease_ttl_secs: 10,
+            etcd_timeout: Duration::from_secs(5),
+            default_wait_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Failures that stop the controller.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address asked for.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Invalid configuration.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A bound, not yet serving controller.
+pub struct Controller {
+    config: Config,
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    store: Arc<dyn IntentStore>,
+}
+
+impl Controller {
+    /// Binds the listen address and creates the store (without contacting etcd).
+    pub async fn bind(config: Config) -> Result<Self, ControllerError> {
+        if config.lease_ttl_secs < 2 {
+            return Err(ControllerError::Config(format!(
+                "lease TTL {} s is too short (at least 2)",
+                config.lease_ttl_secs
+            )));
+        }
+        if !config.prefix.starts_with('/') {
+            return Err(ControllerError::Config(format!(
+                "prefix {:?} must start with '/'",
+                config.prefix
+            )));
+        }
+        let store: Arc<dyn IntentStore> = match config.store {
+            StoreKind::Etcd => Arc::new(EtcdStore::new(EtcdConfig {
+                endpoints: config.etcd_endpoints.clone(),
+                timeout: config.etcd_timeout,
+            })),
+            StoreKind::Memory => {
+                tracing::warn!("running on the in-memory store: NOTHING IS PERSISTED, state is lost on exit and not shared with other replicas");
+                Arc::new(MemoryStore::new())
+            }
+        };
+        Self::bind_with_store(config, store).await
+    }
+
+    /// Like [`Controller::bind`] with a caller-provided store.
+    pub async fn bind_with_store(
+        config: Config,
+        store: Arc<dyn IntentStore>,
+    ) -> Result<Self, ControllerError> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ControllerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ControllerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        Ok(Controller {
+            config,
+            listener,
+            local_addr,
+            store,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves northbound and southbound until `shutdown` completes.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ControllerError> {
+        let cfg = &self.config;
+        let intent = Intent::new(self.store.clone(), &cfg.prefix);
+        let (cache, cache_task) = cache::spawn(self.store.clone(), intent.keys().clone());
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let nb = NorthboundService::new(intent.clone(), cache.clone(), cfg.default_wait_timeout);
+        let sb = SouthboundService::new(intent, cache, cfg.lease_ttl_secs, stop_rx);
+        tracing::info!(listen = %self.local_addr, store = self.store.kind(), endpoints = ?cfg.etcd_endpoints, prefix = %cfg.prefix, "weft-controller serving");
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        };
+        let result = tonic::transport::Server::builder()
+            .add_service(NorthboundServer::new(nb).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(SouthboundServer::new(sb).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await;
+        cache_task.abort();
+        result.map_err(ControllerError::from)
+    }
+}
+
+/// Binds and serves until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ControllerError> {
+    Controller::bind(config).await?.serve(shutdown).await
+}

@@ -1,0 +1,718 @@
+//! Intent operations on top of an [`IntentStore`]: every write reads what it needs, validates,
+//! and commits ONE transaction whose compares re-check the preconditions it relied on (object
+//! absent/unchanged, address claims free). When a compare fails, it re-reads and tries again
+//! (bounded), so a conflicting concurrent write turns into the right error or a fresh
+//! allocation, never a duplicate. Start with [`Intent::create_port`].
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnetwork::Ipv4Network;
+use prost::Message;
+use rand::Rng;
+use weft_proto::v1::{Chassis, LogicalSwitch, LogicalSwitchPort, PortBinding, StatusReport};
+
+use crate::error::{ApiError, ApiResult};
+use crate::ipam;
+use crate::state::{ClusterState, Keys};
+use crate::store::{Compare, IntentStore, KeyValue, Op, Txn};
+use crate::validate::{
+    self, parse_addresses, parse_port_security, validate_name, AddressEntry, ValidationError,
+};
+use crate::view::resolve_port;
+
+/// How often a write retries after losing a race before giving up with Unavailable.
+const MAX_ATTEMPTS: usize = 200;
+/// Largest number of ports one status report may carry.
+pub const MAX_REPORTED_PORTS: usize = 16384;
+
+/// Intent reads and writes over a store.
+#[derive(Clone)]
+pub struct Intent {
+    store: Arc<dyn IntentStore>,
+    keys: Keys,
+}
+
+fn decode<M: Message + Default>(kv: &KeyValue) -> ApiResult<M> {
+    M::decode(kv.value.as_slice())
+        .map_err(|e| ApiError::Internal(format!("corrupt value at {}: {e}", kv.key)))
+}
+
+fn text(kv: &KeyValue) -> String {
+    String::from_utf8_lossy(&kv.value).into_owned()
+}
+
+/// IPs and MACs a stored port holds claims on.
+fn claims_of(p: &LogicalSwitchPort) -> (Vec<Ipv4Addr>, Vec<String>) {
+    let v = resolve_port(p, "");
+    let mut ips = Vec::new();
+    let mut macs = Vec::new();
+    for a in v.addresses {
+        macs.push(a.mac);
+        ips.extend(a.ips.iter().filter_map(|ip| ip.parse::<Ipv4Addr>().ok()));
+    }
+    (ips, macs)
+}
+
+fn entry_string(e: &AddressEntry) -> String {
+    match e {
+        AddressEntry::Dynamic => "dynamic".into(),
+        AddressEntry::Unknown => "unknown".into(),
+        AddressEntry::Static { mac, ips } => {
+            let mut s = mac.clone();
+            for ip in ips {
+                s.push(' ');
+                s.push_str(&ip.to_string());
+            }
+            s
+        }
+    }
+}
+
+/// Claims currently held on a switch: IP → port, MAC → port.
+struct SwitchClaims {
+    ips: HashMap<Ipv4Addr, String>,
+    macs: HashMap<String, String>,
+}
+
+/// What a port's addresses resolve to: normalized entries, dynamic allocation, claims.
+struct ResolvedAddresses {
+    addresses: Vec<String>,
+    dynamic: String,
+    ips: Vec<Ipv4Addr>,
+    macs: Vec<String>,
+}
+
+async fn backoff(attempt: usize) {
+    if attempt >= 2 {
+        let ms = rand::rng().random_range(0..(5 * attempt.min(10) as u64 + 1));
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+fn contention(what: &str) -> ApiError {
+    ApiError::Unavailable(format!(
+        "{what}: too many concurrent conflicting writes, gave up after {MAX_ATTEMPTS} attempts; retry"
+    ))
+}
+
+impl Intent {
+    /// Intent over `store`, keys under `prefix` (e.g. `/weft`).
+    pub fn new(store: Arc<dyn IntentStore>, prefix: &str) -> Self {
+        Intent {
+            store,
+            keys: Keys::new(prefix),
+        }
+    }
+
+    /// The key layout.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Arc<dyn IntentStore> {
+        &self.store
+    }
+
+    /// Reads everything under the prefix in one range (one consistent revision).
+    pub async fn load(&self) -> ApiResult<ClusterState> {
+        let r = self.store.range(self.keys.root()).await?;
+        Ok(ClusterState::from_kvs(&self.keys, &r.kvs, r.revision))
+    }
+
+    /// The store's current revision.
+    pub async fn current_revision(&self) -> ApiResult<i64> {
+        Ok(self.store.get(self.keys.root()).await?.1)
+    }
+
+    async fn get_switch(&self, name: &str) -> ApiResult<(Option<(LogicalSwitch, i64)>, i64)> {
+        let (kv, rev) = self.store.get(&self.keys.switch(name)).await?;
+        Ok(match kv {
+            Some(kv) => (Some((decode(&kv)?, kv.mod_revision)), rev),
+            None => (None, rev),
+        })
+    }
+
+    async fn get_port(&self, name: &str) -> ApiResult<(Option<(LogicalSwitchPort, i64)>, i64)> {
+        let (kv, rev) = self.store.get(&self.keys.port(name)).await?;
+        Ok(match kv {
+            Some(kv) => (Some((decode(&kv)?, kv.mod_revision)), rev),
+            None => (None, rev),
+        })
+    }
+
+    async fn switch_claims(&self, switch: &str) -> ApiResult<SwitchClaims> {
+        let ip_prefix = self.keys.claims_ip(switch);
+        let mac_prefix = self.keys.claims_mac(switch);
+        let ips = self.store.range(&ip_prefix).await?;
+        let macs = self.store.range(&mac_prefix).await?;
+        Ok(SwitchClaims {
+            ips: ips
+                .kvs
+                .iter()
+                .filter_map(|kv| {
+                    let ip = kv.key.strip_prefix(&ip_prefix)?.parse().ok()?;
+                    Some((ip, text(kv)))
+                })
+                .collect(),
+            macs: macs
+                .kvs
+                .iter()
+                .filter_map(|kv| Some((kv.key.strip_prefix(&mac_prefix)?.to_string(), text(kv))))
+                .collect(),
+        })
+    }
+
+    /// Creates a switch (allocating its VNI when 0). With `may_exist`, an existing switch is
+    /// returned unchanged.
+    pub async fn create_switch(
+        &self,
+        mut sw: LogicalSwitch,
+        may_exist: bool,
+    ) -> ApiResult<(i64, LogicalSwitch)> {
+        let subnet = validate::validate_switch(&sw)?;
+        sw.subnet = subnet.map(|n| n.to_string()).unwrap_or_default();
+        let requested_vni = sw.vni;
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
+            let (existing, rev) = self.get_switch(&sw.name).await?;
+            if let Some((existing, _)) = existing {
+                if may_exist {
+                    return Ok((rev, existing));
+                }
+                return Err(ApiError::AlreadyExists(format!(
+                    "switch {:?} already exists",
+                    sw.name
+                )));
+            }
+            let vni = if requested_vni != 0 {
+                let (claim, _) = self.store.get(&self.keys.claim_vni(requested_vni)).await?;
+                if let Some(kv) = claim {
+                    return Err(ApiError::AlreadyExists(
+                        ValidationError::new(
+                            "switch.vni",
+                            &requested_vni.to_string(),
+                            format!("VNI already used by switch {:?}", text(&kv)),
+                        )
+                        .to_string(),
+                    ));
+                }
+                requested_vni
+            } else {
+                let r = self.store.range(&self.keys.claims_vni()).await?;
+                let prefix = self.keys.claims_vni();
+                let used: HashSet<u32> = r
+                    .kvs
+                    .iter()
+                    .filter_map(|kv| kv.key.strip_prefix(&prefix)?.parse().ok())
+                    .collect();
+                ipam::pick_vni(&used, &mut rand::rng())?
+            };
+            sw.vni = vni;
+            let txn = Txn {
+                compares: vec![
+                    Compare::ModRevision(self.keys.switch(&sw.name), 0),
+                    Compare::ModRevision(self.keys.claim_vni(vni), 0),
+                ],
+                ops: vec![
+                    Op::put(self.keys.switch(&sw.name), sw.encode_to_vec()),
+                    Op::put(self.keys.claim_vni(vni), sw.name.clone().into_bytes()),
+                ],
+            };
+            let r = self.store.txn(txn).await?;
+            if r.succeeded {
+                tracing::info!(switch = %sw.name, vni, subnet = %sw.subnet, revision = r.revision, "switch created");
+                return Ok((r.revision, sw));
+            }
+        }
+        Err(contention("create switch"))
+    }
+
+    /// Deletes a switch with all its ports, bindings and claims.
+    pub async fn delete_switch(&self, name: &str, if_exists: bool) -> ApiResult<i64> {
+        validate_name("name", name)?;
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
+            let (existing, rev) = self.get_switch(name).await?;
+            let Some((sw, sw_rev)) = existing else {
+                if if_exists {
+                    return Ok(rev);
+                }
+                return Err(ApiError::NotFound(format!("switch {name:?} not found")));
+            };
+            let (gen, _) = self.store.get(&self.keys.gen(name)).await?;
+            let gen_rev = gen.map(|kv| kv.mod_revision).unwrap_or(0);
+            let ports = self.store.range(&self.keys.ports()).await?;
+            let mut ops = vec![
+                Op::Delete(self.keys.switch(name)),
+                Op::DeletePrefix(self.keys.claims_ip(name)),
+                Op::DeletePrefix(self.keys.claims_mac(name)),
+                Op::Delete(self.keys.gen(name)),
+            ];
+            if sw.vni != 0 {
+                ops.push(Op::Delete(self.keys.claim_vni(sw.vni)));
+            }
+            let mut n = 0;
+            for kv in &ports.kvs {
+                let p: LogicalSwitchPort = decode(kv)?;
+                if p.switch_name == name {
+                    ops.push(Op::Delete(kv.key.clone()));
+                    ops.push(Op::Delete(self.keys.binding(&p.name)));
+                    n += 1;
+                }
+            }
+            let txn = Txn {
+                compares: vec![
+                    Compare::ModRevision(self.keys.switch(name), sw_rev),
+                    Compare::ModRevision(self.keys.gen(name), gen_rev),
+                ],
+                ops,
+            };
+            let r = self.store.txn(txn).await?;
+            if r.succeeded {
+                tracing::info!(switch = %name, ports = n, revision = r.revision, "switch deleted");
+                return Ok(r.revision);
+            }
+        }
+        Err(contention("delete switch"))
+    }
+
+    /// Resolves requested addresses for `port` on `switch`: parses them, keeps or allocates
+    /// the dynamic address, and checks static claims against `claims` (claims held by
+    /// `port` itself are fine).
+    fn resolve_addresses(
+        &self,
+        port: &str,
+        switch: &str,
+        subnet: Option<Ipv4Network>,
+        entries: &[AddressEntry],
+        old_dynamic: Option<(String, Ipv4Addr)>,
+        claims: &SwitchClaims,
+    ) -> ApiResult<ResolvedAddresses> {
+        let mut ips = Vec::new();
+        let mut macs = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            if let AddressEntry::Static { mac, ips: eips } = e {
+                let field = format!("addresses[{i}]");
+                let value = entry_string(e);
+                if let Some(owner) = claims.macs.get(mac).filter(|o| o.as_str() != port) {
+                    return Err(ApiError::AlreadyExists(
+                        ValidationError::new(
+                            field,
+                            &value,
+                            format!(
+                                "MAC {mac} already used by port {owner:?} on switch {switch:?}"
+                            ),
+                        )
+                        .to_string(),
+                    ));
+                }
+                macs.push(mac.clone());
+                for ip in eips {
+                    if let Some(owner) = claims.ips.get(ip).filter(|o| o.as_str() != port) {
+                        return Err(ApiError::AlreadyExists(
+                            ValidationError::new(
+                                field,
+                                &value,
+                                format!(
+                                    "IP {ip} already used by port {owner:?} on switch {switch:?}"
+                                ),
+                            )
+                            .to_string(),
+                        ));
+                    }
+                    ips.push(*ip);
+                }
+            }
+        }
+        let mut dynamic = String::new();
+        if entries.contains(&AddressEntry::Dynamic) {
+            let subnet = subnet.ok_or_else(|| {
+                ApiError::FailedPrecondition(format!(
+                    "switch {switch:?} has no subnet for a dynamic address"
+                ))
+            })?;
+            // Keep the previous allocation when it is still ours and does not clash.
+            let keep = old_dynamic.filter(|(mac, ip)| {
+                subnet.contains(*ip)
+                    && !ips.contains(ip)
+                    && !macs.contains(mac)
+                    && claims.ips.get(ip).is_none_or(|o| o == port)
+                    && claims.macs.get(mac).is_none_or(|o| o == port)
+            });
+            let (mac, ip) = match keep {
+                Some(k) => k,
+                None => {
+                    let mut rng = rand::rng();
+                    let mut used_ips: HashSet<Ipv4Addr> = claims.ips.keys().copied().collect();
+                    used_ips.extend(ips.iter().copied());
+                    let ip = ipam::pick_ip(switch, subnet, &used_ips, &mut rng)?;
+                    let mut used_macs: HashSet<String> = claims.macs.keys().cloned().collect();
+                    used_macs.extend(macs.iter().cloned());
+                    let mac = ipam::pick_mac(switch, ip, &used_macs, &mut rng)?;
+                    (mac, ip)
+                }
+            };
+            dynamic = format!("{mac} {ip}");
+            ips.push(ip);
+            macs.push(mac);
+        }
+        Ok(ResolvedAddresses {
+            addresses: entries.iter().map(entry_string).collect(),
+            dynamic,
+            ips,
+            macs,
+        })
+    }
+
+    /// Creates a port on an existing switch, claiming its addresses.
+    pub async fn create_port(
+        &self,
+        req: LogicalSwitchPort,
+        may_exist: bool,
+    ) -> ApiResult<(i64, LogicalSwitchPort)> {
+        validate_name("port.name", &req.name)?;
+        validate_name("port.switch_name", &req.switch_name)?;
+        validate::validate_port_type(&req.r#type)?;
+        let security = parse_port_security(&req.port_security)?;
+        if req.addresses.len() > validate::MAX_ENTRIES {
+            // checked before any read so oversize requests cost nothing
+            parse_addresses(&req.addresses, None, &req.switch_name)?;
+        }
+        let name = req.name.clone();
+        let switch = req.switch_name.clone();
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
+            let (existing, rev) = self.get_port(&name).await?;
+            if let Some((p, _)) = existing {
+                if may_exist && p.switch_name == switch {
+                    let st = self.load().await?;
+                    return Ok((rev, st.port_with_status(&p)));
+                }
+                return Err(ApiError::AlreadyExists(format!(
+                    "port {name:?} already exists on switch {:?}",
+                    p.switch_name
+                )));
+            }
+            let (sw, _) = self.get_switch(&switch).await?;
+            let Some((sw, sw_rev)) = sw else {
+                return Err(ApiError::NotFound(format!(
+                    "switch {switch:?} not found (port.switch_name)"
+                )));
+            };
+            let subnet = validate::stored_subnet(&sw);
+            let entries = parse_addresses(&req.addresses, subnet, &switch)?;
+            let claims = if entries.is_empty() {
+                SwitchClaims {
+                    ips: HashMap::new(),
+                    macs: HashMap::new(),
+                }
+            } else {
+                self.switch_claims(&switch).await?
+            };
+            let res = self.resolve_addresses(&name, &switch, subnet, &entries, None, &claims)?;
+            let port = LogicalSwitchPort {
+                name: name.clone(),
+                switch_name: switch.clone(),
+                addresses: res.addresses,
+                port_security: security.iter().map(security_string).collect(),
+                r#type: String::new(),
+                enabled: true,
+                dynamic_addresses: res.dynamic,
+                up: false,
+                chassis: String::new(),
+            };
+            let mut compares = vec![
+                Compare::ModRevision(self.keys.port(&name), 0),
+                Compare::ModRevision(self.keys.switch(&switch), sw_rev),
+            ];
+            let mut ops = vec![
+                Op::put(self.keys.port(&name), port.encode_to_vec()),
+                Op::put(self.keys.gen(&switch), Vec::new()),
+            ];
+            for ip in &res.ips {
+                compares.push(Compare::ModRevision(self.keys.claim_ip(&switch, *ip), 0));
+                ops.push(Op::put(
+                    self.keys.claim_ip(&switch, *ip),
+                    name.clone().into_bytes(),
+                ));
+            }
+            for mac in &res.macs {
+                compares.push(Compare::ModRevision(self.keys.claim_mac(&switch, mac), 0));
+                ops.push(Op::put(
+                    self.keys.claim_mac(&switch, mac),
+                    name.clone().into_bytes(),
+                ));
+            }
+            let r = self.store.txn(Txn { compares, ops }).await?;
+            if r.succeeded {
+                tracing::info!(port = %name, switch = %switch, dynamic = %port.dynamic_addresses, revision = r.revision, attempt, "port created");
+                return Ok((r.revision, port));
+            }
+        }
+        Err(contention("create port"))
+    }
+
+    /// Deletes a port, its claims and its binding.
+    pub async fn delete_port(&self, name: &str, if_exists: bool) -> ApiResult<i64> {
+        validate_name("name", name)?;
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
+            let (existing, rev) = self.get_port(name).await?;
+            let Some((p, p_rev)) = existing else {
+                if if_exists {
+                    return Ok(rev);
+                }
+                return Err(ApiError::NotFound(format!("port {name:?} not found")));
+            };
+            let (ips, macs) = claims_of(&p);
+            let mut ops = vec![
+                Op::Delete(self.keys.port(name)),
+                Op::Delete(self.keys.binding(name)),
+                Op::put(self.keys.gen(&p.switch_name), Vec::new()),
+            ];
+            ops.extend(
+                ips.iter()
+                    .map(|ip| Op::Delete(self.keys.claim_ip(&p.switch_name, *ip))),
+            );
+            ops.extend(
+                macs.iter()
+                    .map(|m| Op::Delete(self.keys.claim_mac(&p.switch_name, m))),
+            );
+            let txn = Txn {
+                compares: vec![Compare::ModRevision(self.keys.port(name), p_rev)],
+                ops,
+            };
+            let r = self.store.txn(txn).await?;
+            if r.succeeded {
+                tracing::info!(port = %name, switch = %p.switch_name, revision = r.revision, "port deleted");
+                return Ok(r.revision);
+            }
+        }
+        Err(contention("delete port"))
+    }
+
+    /// Replaces a port's addresses, moving its claims.
+    pub async fn set_port_addresses(
+        &self,
+        name: &str,
+        addresses: &[String],
+    ) -> ApiResult<(i64, LogicalSwitchPort)> {
+        validate_name("port", name)?;
+        if addresses.len() > validate::MAX_ENTRIES {
+            parse_addresses(addresses, None, "")?;
+        }
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
+            let (existing, _) = self.get_port(name).await?;
+            let Some((old, p_rev)) = existing else {
+                return Err(ApiError::NotFound(format!("port {name:?} not found")));
+            };
+            let switch = old.switch_name.clone();
+            let (sw, _) = self.get_switch(&switch).await?;
+            let subnet = sw.as_ref().and_then(|(s, _)| validate::stored_subnet(s));
+            let entries = parse_addresses(addresses, subnet, &switch)?;
+            let claims = self.switch_claims(&switch).await?;
+            let old_dynamic = old
+                .addresses
+                .iter()
+                .any(|a| a == "dynamic")
+                .then(|| validate::parse_dynamic(&old.dynamic_addresses))
+                .flatten();
+            let res =
+                self.resolve_addresses(name, &switch, subnet, &entries, old_dynamic, &claims)?;
+            let (old_ips, old_macs) = claims_of(&old);
+            let mut port = old.clone();
+            port.addresses = res.addresses;
+            port.dynamic_addresses = res.dynamic;
+            port.up = false;
+            port.chassis.clear();
+            let mut compares = vec![Compare::ModRevision(self.keys.port(name), p_rev)];
+            let mut ops = vec![Op::put(self.keys.port(name), port.encode_to_vec())];
+            for ip in old_ips.iter().filter(|ip| !res.ips.contains(ip)) {
+                ops.push(Op::Delete(self.keys.claim_ip(&switch, *ip)));
+            }
+            for mac in old_macs.iter().filter(|m| !res.macs.contains(m)) {
+                ops.push(Op::Delete(self.keys.claim_mac(&switch, mac)));
+            }
+            for ip in res.ips.iter().filter(|ip| !old_ips.contains(ip)) {
+                compares.push(Compare::ModRevision(self.keys.claim_ip(&switch, *ip), 0));
+                ops.push(Op::put(
+                    self.keys.claim_ip(&switch, *ip),
+                    name.as_bytes().to_vec(),
+                ));
+            }
+            for mac in res.macs.iter().filter(|m| !old_macs.contains(m)) {
+                compares.push(Compare::ModRevision(self.keys.claim_mac(&switch, mac), 0));
+                ops.push(Op::put(
+                    self.keys.claim_mac(&switch, mac),
+                    name.as_bytes().to_vec(),
+                ));
+            }
+            let r = self.store.txn(Txn { compares, ops }).await?;
+            if r.succeeded {
+                tracing::info!(port = %name, switch = %switch, revision = r.revision, "port addresses set");
+                return Ok((r.revision, port));
+            }
+        }
+        Err(contention("set port addresses"))
+    }
+
+    /// Replaces a port's port-security entries.
+    pub async fn set_port_security(
+        &self,
+        name: &str,
+        entries: &[String],
+    ) -> ApiResult<(i64, LogicalSwitchPort)> {
+        validate_name("port", name)?;
+        let security = parse_port_security(entries)?;
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
+            let (existing, _) = self.get_port(name).await?;
+            let Some((mut port, p_rev)) = existing else {
+                return Err(ApiError::NotFound(format!("port {name:?} not found")));
+            };
+            port.port_security = security.iter().map(security_string).collect();
+            let txn = Txn {
+                compares: vec![Compare::ModRevision(self.keys.port(name), p_rev)],
+                ops: vec![Op::put(self.keys.port(name), port.encode_to_vec())],
+            };
+            let r = self.store.txn(txn).await?;
+            if r.succeeded {
+                tracing::info!(port = %name, revision = r.revision, "port security set");
+                return Ok((r.revision, port));
+            }
+        }
+        Err(contention("set port security"))
+    }
+
+    /// Puts the chassis record attached to `lease`.
+    pub async fn register_chassis(&self, chassis: &Chassis, lease: i64) -> ApiResult<i64> {
+        let mut c = chassis.clone();
+        c.alive = false;
+        c.applied_revision = 0;
+        let r = self
+            .store
+            .txn(Txn {
+                compares: vec![],
+                ops: vec![Op::Put {
+                    key: self.keys.chassis(&c.name),
+                    value: c.encode_to_vec(),
+                    lease,
+                }],
+            })
+            .await?;
+        Ok(r.revision)
+    }
+
+    /// Records a chassis' applied revision (on its lease) and reconciles the bindings naming
+    /// it with the reported set. Writes nothing when nothing changed.
+    pub async fn report_status(&self, report: &StatusReport) -> ApiResult<i64> {
+        validate_name("chassis", &report.chassis)?;
+        if report.ports.len() > MAX_REPORTED_PORTS {
+            return Err(ValidationError::new(
+                "ports",
+                &format!("{} entries", report.ports.len()),
+                format!("too many entries (at most {MAX_REPORTED_PORTS})"),
+            )
+            .into());
+        }
+        let mut reported: HashMap<&str, bool> = HashMap::new();
+        for (i, b) in report.ports.iter().enumerate() {
+            validate_name(&format!("ports[{i}].port"), &b.port)?;
+            if !b.chassis.is_empty() && b.chassis != report.chassis {
+                return Err(ValidationError::new(
+                    format!("ports[{i}].chassis"),
+                    &b.chassis,
+                    format!(
+                        "must be empty or the reporting chassis {:?}",
+                        report.chassis
+                    ),
+                )
+                .into());
+            }
+            reported.insert(b.port.as_str(), b.up);
+        }
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
+            let (ch, _) = self.store.get(&self.keys.chassis(&report.chassis)).await?;
+            let Some(ch) = ch else {
+                return Err(ApiError::FailedPrecondition(format!(
+                    "chassis {:?} is not registered (no open Subscribe stream)",
+                    report.chassis
+                )));
+            };
+            let (applied, _) = self.store.get(&self.keys.applied(&report.chassis)).await?;
+            let bindings = self.store.range(&self.keys.bindings()).await?;
+            let ports = self.store.range(&self.keys.ports()).await?;
+            let port_names: HashSet<&str> = ports
+                .kvs
+                .iter()
+                .filter_map(|kv| kv.key.strip_prefix(&self.keys.ports()))
+                .collect();
+            let mut current: HashMap<String, (PortBinding, i64)> = HashMap::new();
+            for kv in &bindings.kvs {
+                let b: PortBinding = decode(kv)?;
+                current.insert(b.port.clone(), (b, kv.mod_revision));
+            }
+            let mut compares = vec![Compare::ModRevision(ch.key.clone(), ch.mod_revision)];
+            let mut ops = Vec::new();
+            for (port, up) in &reported {
+                if !port_names.contains(port) {
+                    continue; // a VIF for a port that does not exist (yet): not bound
+                }
+                let want = PortBinding {
+                    port: port.to_string(),
+                    chassis: report.chassis.clone(),
+                    up: *up,
+                };
+                let key = self.keys.binding(port);
+                let cur_rev = match current.get(*port) {
+                    Some((b, _)) if *b == want => continue,
+                    Some((_, rev)) => *rev,
+                    None => 0,
+                };
+                compares.push(Compare::ModRevision(key.clone(), cur_rev));
+                ops.push(Op::put(key, want.encode_to_vec()));
+            }
+            for (port, (b, rev)) in &current {
+                if b.chassis == report.chassis && !reported.contains_key(port.as_str()) {
+                    let key = self.keys.binding(port);
+                    compares.push(Compare::ModRevision(key.clone(), *rev));
+                    ops.push(Op::Delete(key));
+                }
+            }
+            let applied_now = applied.as_ref().and_then(|kv| text(kv).parse::<i64>().ok());
+            if applied_now != Some(report.applied_revision)
+                || applied.as_ref().is_some_and(|kv| kv.lease != ch.lease)
+            {
+                ops.push(Op::Put {
+                    key: self.keys.applied(&report.chassis),
+                    value: report.applied_revision.to_string().into_bytes(),
+                    lease: ch.lease,
+                });
+            }
+            if ops.is_empty() {
+                return Ok(bindings.revision);
+            }
+            let r = self.store.txn(Txn { compares, ops }).await?;
+            if r.succeeded {
+                tracing::debug!(chassis = %report.chassis, applied = report.applied_revision, revision = r.revision, "status recorded");
+                return Ok(r.revision);
+            }
+        }
+        Err(contention("report status"))
+    }
+}
+
+fn security_string(a: &weft_proto::v1::PortAddress) -> String {
+    let mut s = a.mac.clone();
+    for ip in &a.ips {
+        s.push(' ');
+        s.push_str(ip);
+    }
+    s
+}

@@ -1,0 +1,382 @@
+//! The `weft.v1.Northbound` service: thin gRPC glue over [`Intent`] plus `--wait=hv`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+use weft_proto::v1::northbound_server::Northbound;
+use weft_proto::v1::{
+    Chassis, CreatePortRequest, CreateSwitchRequest, DeleteRequest, GetRequest, ListChassisReply,
+    ListChassisRequest, ListPortsReply, ListPortsRequest, ListSwitchesReply, ListSwitchesRequest,
+    LogicalSwitch, LogicalSwitchPort, PortReply, SetPortAddressesRequest, SetPortSecurityRequest,
+    ShowReply, ShowRequest, SwitchDetail, SwitchReply, SyncRequest, WaitMode, WriteOptions,
+    WriteReply,
+};
+
+use crate::cache::CacheSnapshot;
+use crate::error::{ApiError, ApiResult};
+use crate::intent::Intent;
+use crate::validate::validate_name;
+
+/// Longest wait a client may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(600);
+
+/// The northbound service.
+#[derive(Clone)]
+pub struct NorthboundService {
+    intent: Intent,
+    cache: watch::Receiver<Arc<CacheSnapshot>>,
+    default_wait: Duration,
+}
+
+impl NorthboundService {
+    /// Service over `intent`, waiting on `cache` for `--wait=hv`.
+    pub fn new(
+        intent: Intent,
+        cache: watch::Receiver<Arc<CacheSnapshot>>,
+        default_wait: Duration,
+    ) -> Self {
+        NorthboundService {
+            intent,
+            cache,
+            default_wait,
+        }
+    }
+
+    /// After a write at `revision`, waits as `options` asks.
+    async fn wait(&self, revision: i64, options: Option<&WriteOptions>) -> ApiResult<()> {
+        let Some(o) = options else { return Ok(()) };
+        if o.wait() != WaitMode::WaitHv {
+            return Ok(());
+        }
+        let timeout = if o.timeout_ms == 0 {
+            self.default_wait
+        } else {
+            Duration::from_millis(u64::from(o.timeout_ms)).min(MAX_WAIT)
+        };
+        wait_hv(self.cache.clone(), revision, timeout).await
+    }
+}
+
+/// Waits until every live chassis has applied `revision`, or DeadlineExceeded naming the
+/// chassis that lag.
+pub async fn wait_hv(
+    mut cache: watch::Receiver<Arc<CacheSnapshot>>,
+    revision: i64,
+    timeout: Duration,
+) -> ApiResult<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let lagging: Option<Vec<(String, i64)>> = {
+            let snap = cache.borrow_and_update();
+            (snap.connected && snap.state.revision >= revision).then(|| {
+                snap.state
+                    .chassis_list()
+                    .into_iter()
+                    .filter(|c| c.applied_revision < revision)
+                    .map(|c| (c.name, c.applied_revision))
+                    .collect()
+            })
+        };
+        if let Some(l) = &lagging {
+            if l.is_empty() {
+                return Ok(());
+            }
+        }
+        match tokio::time::timeout_at(deadline, cache.changed()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(_)) => return Err(ApiError::Unavailable("controller shutting down".into())),
+            Err(_) => {
+                let detail = match lagging {
+                    Some(l) => l
+                        .iter()
+                        .map(|(n, a)| format!("{n} (applied {a})"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    None => "controller cache not caught up with etcd".to_string(),
+                };
+                return Err(ApiError::DeadlineExceeded(format!(
+                    "timed out after {} ms waiting for revision {revision} on every live chassis; lagging: {detail}",
+                    timeout.as_millis()
+                )));
+            }
+        }
+    }
+}
+
+fn status(e: ApiError) -> Status {
+    match &e {
+        ApiError::Unavailable(m) | ApiError::Internal(m) => {
+            tracing::warn!(error = %m, "request failed")
+        }
+        other => tracing::info!(error = %other, "request rejected"),
+    }
+    e.into()
+}
+
+#[tonic::async_trait]
+impl Northbound for NorthboundService {
+    async fn create_switch(
+        &self,
+        request: Request<CreateSwitchRequest>,
+    ) -> Result<Response<SwitchReply>, Status> {
+        let req = request.into_inner();
+        let sw = req.switch.unwrap_or_default();
+        let span = tracing::info_span!("create_switch", switch = %sw.name);
+        async {
+            let opts = req.options.unwrap_or_default();
+            let (revision, sw) = self.intent.create_switch(sw, opts.may_exist).await?;
+            self.wait(revision, Some(&opts)).await?;
+            Ok(Response::new(SwitchReply {
+                revision,
+                switch: Some(sw),
+            }))
+        }
+        .instrument(span)
+        .await
+        .map_err(status)
+    }
+
+    async fn delete_switch(
+        &self,
+        request: Request<DeleteRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!("delete_switch", switch = %req.name);
+        async {
+            let opts = req.options.unwrap_or_default();
+            let revision = self.intent.delete_switch(&req.name, opts.if_exists).await?;
+            self.wait(revision, Some(&opts)).await?;
+            Ok(Response::new(WriteReply { revision }))
+        }
+        .instrument(span)
+        .await
+        .map_err(status)
+    }
+
+    async fn get_switch(
+        &self,
+        request: Request<GetRequest>,
+    ) -> Result<Response<LogicalSwitch>, Status> {
+        let name = request.into_inner().name;
+        let span = tracing::debug_span!("get_switch", switch = %name);
+        async {
+            validate_name("name", &name)?;
+            let st = self.intent.load().await?;
+            st.switches
+                .get(&name)
+                .cloned()
+                .map(Response::new)
+                .ok_or_else(|| ApiError::NotFound(format!("switch {name:?} not found")))
+        }
+        .instrument(span)
+        .await
+        .map_err(status)
+    }
+
+    async fn list_switches(
+        &self,
+        _request: Request<ListSwitchesRequest>,
+    ) -> Result<Response<ListSwitchesReply>, Status> {
+        async {
+            let st = self.intent.load().await?;
+            Ok(Response::new(ListSwitchesReply {
+                switches: st.switches.values().cloned().collect(),
+                revision: st.revision,
+            }))
+        }
+        .instrument(tracing::debug_span!("list_switches"))
+        .await
+        .map_err(status)
+    }
+
+    async fn create_port(
+        &self,
+        request: Request<CreatePortRequest>,
+    ) -> Result<Response<PortReply>, Status> {
+        let req = request.into_inner();
+        let port = req.port.unwrap_or_default();
+        let span =
+            tracing::info_span!("create_port", port = %port.name, switch = %port.switch_name);
+        async {
+            let opts = req.options.unwrap_or_default();
+            let (revision, port) = self.intent.create_port(port, opts.may_exist).await?;
+            self.wait(revision, Some(&opts)).await?;
+            Ok(Response::new(PortReply {
+                revision,
+                port: Some(port),
+            }))
+        }
+        .instrument(span)
+        .await
+        .map_err(status)
+    }
+
+    async fn delete_port(
+        &self,
+        request: Request<DeleteRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!("delete_port", port = %req.name);
+        async {
+            let opts = req.options.unwrap_or_default();
+            let revision = self.intent.delete_port(&req.name, opts.if_exists).await?;
+            self.wait(revision, Some(&opts)).await?;
+            Ok(Response::new(WriteReply { revision }))
+        }
+        .instrument(span)
+        .await
+        .map_err(status)
+    }
+
+    async fn get_port(
+        &self,
+        request: Request<GetRequest>,
+    ) -> Result<Response<LogicalSwitchPort>, Status> {
+        let name = request.into_inner().name;
+        let span = tracing::debug_span!("get_port", port = %name);
+        async {
+            validate_name("name", &name)?;
+            let st = self.intent.load().await?;
+            st.ports
+                .get(&name)
+                .map(|p| Response::new(st.port_with_status(p)))
+                .ok_or_else(|| ApiError::NotFound(format!("port {name:?} not found")))
+        }
+        .instrument(span)
+        .await
+        .map_err(status)
+    }
+
+    async fn list_ports(
+        &self,
+        request: Request<ListPortsRequest>,
+    ) -> Result<Response<ListPortsReply>, Status> {
+        let name = request.into_inner().switch_name;
+        let span = tracing::debug_span!("list_ports", switch = %name);
+        async {
+            validate_name("switch_name", &name)?;
+            let st = self.intent.load().await?;
+            if !st.switches.contains_key(&name) {
+                return Err(ApiError::NotFound(format!("switch {name:?} not found")));
+            }
+            Ok(Response::new(ListPortsReply {
+                ports: st.ports_of(&name),
+                revision: st.revision,
+            }))
+        }
+        .instrument(span)
+        .await
+        .map_err(status)
+    }
+
+    async fn set_port_addresses(
+        &self,
+        request: Request<SetPortAddressesRequest>,
+    ) -> Result<Response<PortReply>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!("set_port_addresses", port = %req.port);
+        async {
+            let opts = req.options.unwrap_or_default();
+            let (revision, port) = self
+                .intent
+                .set_port_addresses(&req.port, &req.addresses)
+                .await?;
+            self.wait(revision, Some(&opts)).await?;
+            Ok(Response::new(PortReply {
+                revision,
+                port: Some(port),
+            }))
+        }
+        .instrument(span)
+        .await
+        .map_err(status)
+    }
+
+    async fn set_port_security(
+        &self,
+        request: Request<SetPortSecurityRequest>,
+    ) -> Result<Response<PortReply>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!("set_port_security", port = %req.port);
+        async {
+            let opts = req.options.unwrap_or_default();
+            let (revision, port) = self
+                .intent
+                .set_port_security(&req.port, &req.port_security)
+                .await?;
+            self.wait(revision, Some(&opts)).await?;
+            Ok(Response::new(PortReply {
+                revision,
+                port: Some(port),
+            }))
+        }
+        .instrument(span)
+        .await
+        .map_err(status)
+    }
+
+    async fn list_chassis(
+        &self,
+        _request: Request<ListChassisRequest>,
+    ) -> Result<Response<ListChassisReply>, Status> {
+        async {
+            let st = self.intent.load().await?;
+            Ok(Response::new(ListChassisReply {
+                chassis: st.chassis_list(),
+                revision: st.revision,
+            }))
+        }
+        .instrument(tracing::debug_span!("list_chassis"))
+        .await
+        .map_err(status)
+    }
+
+    async fn show(&self, _request: Request<ShowRequest>) -> Result<Response<ShowReply>, Status> {
+        async {
+            let st = self.intent.load().await?;
+            let switches = st
+                .switches
+                .values()
+                .map(|sw| SwitchDetail {
+                    switch: Some(sw.clone()),
+                    ports: st.ports_of(&sw.name),
+                })
+                .collect();
+            let chassis: Vec<Chassis> = st.chassis_list();
+            Ok(Response::new(ShowReply {
+                switches,
+                chassis,
+                revision: st.revision,
+            }))
+        }
+        .instrument(tracing::debug_span!("show"))
+        .await
+        .map_err(status)
+    }
+
+    async fn sync(&self, request: Request<SyncRequest>) -> Result<Response<WriteReply>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!("sync", revision = req.revision);
+        async {
+            if req.revision < 0 {
+                return Err(ApiError::InvalidArgument(format!(
+                    "invalid revision \"{}\": must be 0 (current) or positive",
+                    req.revision
+                )));
+            }
+            let revision = if req.revision == 0 {
+                self.intent.current_revision().await?
+            } else {
+                req.revision
+            };
+            self.wait(revision, req.options.as_ref()).await?;
+            Ok(Response::new(WriteReply { revision }))
+        }
+        .instrument(span)
+        .await
+        .map_err(status)
+    }
+}

@@ -1,0 +1,197 @@
+//! The `weft.v1.Southbound` service: agent streams (chassis registration on a lease kept
+//! alive while the stream is open, snapshot then deltas) and status reports.
+//!
+//! Update rule per stream: on every intent change (anything under `nb/`) send an update with
+//! the new revision even if the view did not change (agents ack it for `--wait=hv`); on
+//! status/chassis changes send only if the view changed, so acks never cause updates.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+use weft_proto::v1::southbound_server::Southbound;
+use weft_proto::v1::{Chassis, StatusReply, StatusReport, SubscribeRequest, ViewUpdate};
+
+use crate::cache::CacheSnapshot;
+use crate::error::ApiError;
+use crate::intent::Intent;
+use crate::validate::validate_chassis;
+use crate::view::{self, View};
+
+/// The southbound service.
+#[derive(Clone)]
+pub struct SouthboundService {
+    intent: Intent,
+    cache: watch::Receiver<Arc<CacheSnapshot>>,
+    lease_ttl_secs: i64,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl SouthboundService {
+    /// Service over `intent`; streams follow `cache`; stream tasks end when `shutdown` flips.
+    pub fn new(
+        intent: Intent,
+        cache: watch::Receiver<Arc<CacheSnapshot>>,
+        lease_ttl_secs: i64,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        SouthboundService {
+            intent,
+            cache,
+            lease_ttl_secs: lease_ttl_secs.max(2),
+            shutdown,
+        }
+    }
+}
+
+/// One open stream's state.
+struct StreamTask {
+    intent: Intent,
+    chassis: Chassis,
+    lease: i64,
+    ttl: i64,
+    cache: watch::Receiver<Arc<CacheSnapshot>>,
+    shutdown: watch::Receiver<bool>,
+    tx: mpsc::Sender<Result<ViewUpdate, Status>>,
+}
+
+impl StreamTask {
+    async fn run(mut self) {
+        let mut keepalive =
+            tokio::time::interval(Duration::from_millis((self.ttl as u64 * 1000 / 3).max(500)));
+        keepalive.tick().await;
+        let mut sent: Option<(View, i64)> = None; // (view, intent revision) last sent
+        self.cache.mark_changed();
+        loop {
+            tokio::select! {
+                _ = self.tx.closed() => break,
+                r = self.shutdown.changed() => {
+                    if r.is_err() || *self.shutdown.borrow() { break; }
+                }
+                _ = keepalive.tick() => self.keep_alive().await,
+                r = self.cache.changed() => {
+                    if r.is_err() { break; }
+                    let snap = self.cache.borrow_and_update().clone();
+                    if !snap.connected {
+                        continue;
+                    }
+                    let st = &snap.state;
+                    let new_view = view::compute(st, &self.chassis.name);
+                    let update = match &sent {
+                        None => Some(view::snapshot(&new_view, st.revision)),
+                        Some((old, intent_rev)) => {
+                            (st.intent_revision > *intent_rev || *old != new_view)
+                                .then(|| view::delta(old, &new_view, st.revision))
+                        }
+                    };
+                    if let Some(u) = update {
+                        tracing::debug!(revision = u.revision, snapshot = u.snapshot, ports = u.ports.len(), deleted_ports = u.deleted_ports.len(), "sending view update");
+                        if self.tx.send(Ok(u)).await.is_err() {
+                            break;
+                        }
+                        sent = Some((new_view, st.intent_revision));
+                    }
+                }
+            }
+        }
+        tracing::info!(lease = self.lease, "stream closed; revoking chassis lease");
+        let revoke = self.intent.store().lease_revoke(self.lease);
+        match tokio::time::timeout(Duration::from_secs(5), revoke).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "lease revoke failed; it will expire"),
+            Err(_) => tracing::warn!("lease revoke timed out; it will expire"),
+        }
+    }
+
+    async fn keep_alive(&mut self) {
+        let store = self.intent.store().clone();
+        match store.lease_keep_alive(self.lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    lease = self.lease,
+                    "chassis lease expired; registering again"
+                );
+                match store.lease_grant(self.ttl).await {
+                    Ok(id) => {
+                        self.lease = id;
+                        if let Err(e) = self.intent.register_chassis(&self.chassis, id).await {
+                            tracing::warn!(error = %e, "re-registering chassis failed");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "lease grant failed"),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "lease keep-alive failed; retrying"),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Southbound for SouthboundService {
+    type SubscribeStream = ReceiverStream<Result<ViewUpdate, Status>>;
+
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let chassis = request.into_inner().chassis.unwrap_or_default();
+        let span = tracing::info_span!("subscribe", chassis = %chassis.name);
+        let (task, rx) = async {
+            validate_chassis(&chassis).map_err(ApiError::from)?;
+            let lease = self
+                .intent
+                .store()
+                .lease_grant(self.lease_ttl_secs)
+                .await
+                .map_err(ApiError::from)?;
+            if let Err(e) = self.intent.register_chassis(&chassis, lease).await {
+                let _ = self.intent.store().lease_revoke(lease).await;
+                return Err(e);
+            }
+            tracing::info!(lease, encap_ip = %chassis.encap_ip, "chassis registered");
+            let (tx, rx) = mpsc::channel(64);
+            Ok::<_, ApiError>((
+                StreamTask {
+                    intent: self.intent.clone(),
+                    chassis: chassis.clone(),
+                    lease,
+                    ttl: self.lease_ttl_secs,
+                    cache: self.cache.clone(),
+                    shutdown: self.shutdown.clone(),
+                    tx,
+                },
+                rx,
+            ))
+        }
+        .instrument(span.clone())
+        .await
+        .map_err(|e| {
+            tracing::info!(error = %e, "subscribe rejected");
+            Status::from(e)
+        })?;
+        tokio::spawn(
+            task.run()
+                .instrument(tracing::info_span!("stream", chassis = %chassis.name)),
+        );
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn report_status(
+        &self,
+        request: Request<StatusReport>,
+    ) -> Result<Response<StatusReply>, Status> {
+        let report = request.into_inner();
+        let span = tracing::debug_span!("report_status", chassis = %report.chassis, applied = report.applied_revision);
+        async {
+            let revision = self.intent.report_status(&report).await?;
+            Ok(Response::new(StatusReply { revision }))
+        }
+        .instrument(span)
+        .await
+        .map_err(|e: ApiError| Status::from(e))
+    }
+}

@@ -1,0 +1,322 @@
+//! The etcd key layout ([`Keys`]) and the decoded state under the prefix ([`ClusterState`]).
+//! Pure: built from key/values, updated by watch events, read by the view computation and the
+//! northbound reads.
+//!
+//! Layout under `{prefix}/v1/` (values are protobuf of `weft.v1` types unless noted):
+//! ```text
+//! nb/switches/<name>         LogicalSwitch
+//! nb/ports/<name>            LogicalSwitchPort (port names are global)
+//! claims/vni/<vni>           switch name (text)
+//! claims/ip/<switch>/<ip>    port name (text)
+//! claims/mac/<switch>/<mac>  port name (text)
+//! gen/<switch>               empty; rewritten on every port create/delete of the switch
+//! chassis/<name>             Chassis (attached to the chassis' lease)
+//! status/applied/<chassis>   applied revision, decimal text (same lease)
+//! status/bindings/<port>     PortBinding (not leased)
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use prost::Message;
+use weft_proto::v1::{Chassis, LogicalSwitch, LogicalSwitchPort, PortBinding};
+
+use crate::store::KeyValue;
+
+/// Builds the keys of the layout above.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    root: String,
+}
+
+impl Keys {
+    /// Keys under `{prefix}/v1/`; `prefix` like `/weft` (a trailing slash is ignored).
+    pub fn new(prefix: &str) -> Self {
+        let p = prefix.trim_end_matches('/');
+        Keys {
+            root: format!("{p}/v1/"),
+        }
+    }
+    /// `{prefix}/v1/`: everything the controller owns.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+    /// Switch key.
+    pub fn switch(&self, name: &str) -> String {
+        format!("{}nb/switches/{name}", self.root)
+    }
+    /// All switches.
+    pub fn switches(&self) -> String {
+        format!("{}nb/switches/", self.root)
+    }
+    /// Port key.
+    pub fn port(&self, name: &str) -> String {
+        format!("{}nb/ports/{name}", self.root)
+    }
+    /// All ports.
+    pub fn ports(&self) -> String {
+        format!("{}nb/ports/", self.root)
+    }
+    /// VNI claim.
+    pub fn claim_vni(&self, vni: u32) -> String {
+        format!("{}claims/vni/{vni}", self.root)
+    }
+    /// All VNI claims.
+    pub fn claims_vni(&self) -> String {
+        format!("{}claims/vni/", self.root)
+    }
+    /// IP claim on a switch.
+    pub fn claim_ip(&self, switch: &str, ip: Ipv4Addr) -> String {
+        format!("{}claims/ip/{switch}/{ip}", self.root)
+    }
+    /// All IP claims of a switch.
+    pub fn claims_ip(&self, switch: &str) -> String {
+        format!("{}claims/ip/{switch}/", self.root)
+    }
+    /// MAC claim on a switch.
+    pub fn claim_mac(&self, switch: &str, mac: &str) -> String {
+        format!("{}claims/mac/{switch}/{mac}", self.root)
+    }
+    /// All MAC claims of a switch.
+    pub fn claims_mac(&self, switch: &str) -> String {
+        format!("{}claims/mac/{switch}/", self.root)
+    }
+    /// Port-set generation of a switch.
+    pub fn gen(&self, switch: &str) -> String {
+        format!("{}gen/{switch}", self.root)
+    }
+    /// Chassis registration.
+    pub fn chassis(&self, name: &str) -> String {
+        format!("{}chassis/{name}", self.root)
+    }
+    /// Applied revision of a chassis.
+    pub fn applied(&self, chassis: &str) -> String {
+        format!("{}status/applied/{chassis}", self.root)
+    }
+    /// Binding of a port.
+    pub fn binding(&self, port: &str) -> String {
+        format!("{}status/bindings/{port}", self.root)
+    }
+    /// All bindings.
+    pub fn bindings(&self) -> String {
+        format!("{}status/bindings/", self.root)
+    }
+}
+
+/// What a key change touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Something under `nb/`.
+    Intent,
+    /// Chassis, bindings or applied revisions.
+    Status,
+    /// Claims, generations, foreign keys.
+    Other,
+}
+
+/// Everything under the prefix, decoded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterState {
+    /// Store revision this state reflects.
+    pub revision: i64,
+    /// Revision of the latest change under `nb/` (0 if none seen).
+    pub intent_revision: i64,
+    /// Switches by name.
+    pub switches: BTreeMap<String, LogicalSwitch>,
+    /// Ports by name (status fields empty; see [`ClusterState::port_with_status`]).
+    pub ports: BTreeMap<String, LogicalSwitchPort>,
+    /// Bindings by port name.
+    pub bindings: BTreeMap<String, PortBinding>,
+    /// Live chassis by name (status fields empty; see [`ClusterState::chassis_list`]).
+    pub chassis: BTreeMap<String, Chassis>,
+    /// Applied revision by chassis name.
+    pub applied: BTreeMap<String, i64>,
+}
+
+impl ClusterState {
+    /// Decodes a full range read.
+    pub fn from_kvs(keys: &Keys, kvs: &[KeyValue], revision: i64) -> Self {
+        let mut s = ClusterState::default();
+        for kv in kvs {
+            if s.apply_put(keys, &kv.key, &kv.value, kv.mod_revision) == Change::Intent {
+                s.intent_revision = s.intent_revision.max(kv.mod_revision);
+            }
+        }
+        s.revision = revision;
+        s
+    }
+
+    /// Applies a put; undecodable values are skipped (logged).
+    pub fn apply_put(&mut self, keys: &Keys, key: &str, value: &[u8], mod_rev: i64) -> Change {
+        let Some(rel) = key.strip_prefix(keys.root()) else {
+            return Change::Other;
+        };
+        fn decode<M: Message + Default>(key: &str, v: &[u8]) -> Option<M> {
+            match M::decode(v) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "undecodable value in store, skipped");
+                    None
+                }
+            }
+        }
+        let change = if let Some(name) = rel.strip_prefix("nb/switches/") {
+            if let Some(m) = decode(key, value) {
+                self.switches.insert(name.to_string(), m);
+            }
+            Change::Intent
+        } else if let Some(name) = rel.strip_prefix("nb/ports/") {
+            if let Some(m) = decode(key, value) {
+                self.ports.insert(name.to_string(), m);
+            }
+            Change::Intent
+        } else if let Some(name) = rel.strip_prefix("chassis/") {
+            if let Some(m) = decode(key, value) {
+                self.chassis.insert(name.to_string(), m);
+            }
+            Change::Status
+        } else if let Some(name) = rel.strip_prefix("status/bindings/") {
+            if let Some(m) = decode(key, value) {
+                self.bindings.insert(name.to_string(), m);
+            }
+            Change::Status
+        } else if let Some(name) = rel.strip_prefix("status/applied/") {
+            if let Some(r) = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()) {
+                self.applied.insert(name.to_string(), r);
+            }
+            Change::Status
+        } else if rel.starts_with("nb/") {
+            Change::Intent
+        } else {
+            Change::Other
+        };
+        if change == Change::Intent {
+            self.intent_revision = self.intent_revision.max(mod_rev);
+        }
+        change
+    }
+
+    /// Applies a delete at `rev`.
+    pub fn apply_delete(&mut self, keys: &Keys, key: &str, rev: i64) -> Change {
+        let Some(rel) = key.strip_prefix(keys.root()) else {
+            return Change::Other;
+        };
+        let change = if let Some(name) = rel.strip_prefix("nb/switches/") {
+            self.switches.remove(name);
+            Change::Intent
+        } else if let Some(name) = rel.strip_prefix("nb/ports/") {
+            self.ports.remove(name);
+            Change::Intent
+        } else if let Some(name) = rel.strip_prefix("chassis/") {
+            self.chassis.remove(name);
+            Change::Status
+        } else if let Some(name) = rel.strip_prefix("status/bindings/") {
+            self.bindings.remove(name);
+            Change::Status
+        } else if let Some(name) = rel.strip_prefix("status/applied/") {
+            self.applied.remove(name);
+            Change::Status
+        } else if rel.starts_with("nb/") {
+            Change::Intent
+        } else {
+            Change::Other
+        };
+        if change == Change::Intent {
+            self.intent_revision = self.intent_revision.max(rev);
+        }
+        change
+    }
+
+    /// A port with `up` and `chassis` filled from its binding.
+    pub fn port_with_status(&self, p: &LogicalSwitchPort) -> LogicalSwitchPort {
+        let mut p = p.clone();
+        if let Some(b) = self.bindings.get(&p.name) {
+            p.chassis = b.chassis.clone();
+            p.up = b.up;
+        } else {
+            p.chassis.clear();
+            p.up = false;
+        }
+        p
+    }
+
+    /// Ports of one switch with status, sorted by name.
+    pub fn ports_of(&self, switch: &str) -> Vec<LogicalSwitchPort> {
+        self.ports
+            .values()
+            .filter(|p| p.switch_name == switch)
+            .map(|p| self.port_with_status(p))
+            .collect()
+    }
+
+    /// Live chassis with `alive` and `applied_revision` filled, sorted by name.
+    pub fn chassis_list(&self) -> Vec<Chassis> {
+        self.chassis
+            .values()
+            .map(|c| {
+                let mut c = c.clone();
+                c.alive = true;
+                c.applied_revision = self.applied.get(&c.name).copied().unwrap_or(0);
+                c
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(key: String, value: Vec<u8>, rev: i64) -> KeyValue {
+        KeyValue {
+            key,
+            value,
+            mod_revision: rev,
+            lease: 0,
+        }
+    }
+
+    #[test]
+    fn decode_and_track_intent_revision() {
+        let k = Keys::new("/weft/");
+        assert_eq!(k.switch("a"), "/weft/v1/nb/switches/a");
+        let sw = LogicalSwitch {
+            name: "a".into(),
+            ..Default::default()
+        };
+        let p = LogicalSwitchPort {
+            name: "p".into(),
+            switch_name: "a".into(),
+            ..Default::default()
+        };
+        let b = PortBinding {
+            port: "p".into(),
+            chassis: "hv1".into(),
+            up: true,
+        };
+        let mut s = ClusterState::from_kvs(
+            &k,
+            &[
+                kv(k.switch("a"), sw.encode_to_vec(), 5),
+                kv(k.port("p"), p.encode_to_vec(), 6),
+                kv(k.binding("p"), b.encode_to_vec(), 9),
+                kv(k.applied("hv1"), b"8".to_vec(), 10),
+                kv(k.switch("bad"), vec![0xff, 0xff], 7),
+            ],
+            10,
+        );
+        assert_eq!(s.intent_revision, 7);
+        assert_eq!(s.switches.len(), 1);
+        assert_eq!(s.applied["hv1"], 8);
+        let ps = s.ports_of("a");
+        assert!(ps[0].up);
+        assert_eq!(ps[0].chassis, "hv1");
+        assert_eq!(s.apply_delete(&k, &k.binding("p"), 11), Change::Status);
+        assert_eq!(s.intent_revision, 7);
+        assert!(!s.ports_of("a")[0].up);
+        assert_eq!(s.apply_delete(&k, &k.port("p"), 12), Change::Intent);
+        assert_eq!(s.intent_revision, 12);
+        assert_eq!(s.apply_put(&k, &k.gen("a"), b"", 13), Change::Other);
+        assert_eq!(s.apply_put(&k, "/other/x", b"", 14), Change::Other);
+    }
+}
