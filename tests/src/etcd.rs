@@ -1,7 +1,7 @@
 //! A real single-member etcd on 127.0.0.1 for tests: free random client and peer ports, a temp
 //! data dir, killed by PID on drop. Start with [`Etcd::start`].
 
-use crate::process::{free_port, wait_until, Proc, ProcSpec};
+use crate::process::{free_port, wait_until, Proc, ProcSpec, WorkDir};
 use anyhow::{bail, Context};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -11,6 +11,18 @@ use std::time::Duration;
 /// How long to wait for etcd to answer `/health`.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How to start an [`Etcd`]. `Default` is what [`Etcd::start`] uses.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdConfig {
+    /// Keep data and log here (created if missing, not removed on drop). Default: a temp dir
+    /// removed on drop.
+    pub dir: Option<PathBuf>,
+    /// Start etcd in its own session so it can outlive this process (see [`Etcd::leak`]).
+    pub detach: bool,
+    /// Extra environment variables for the etcd process.
+    pub env: Vec<(String, String)>,
+}
+
 /// A running (or stopped) etcd. Drop kills it and removes its temp dir.
 #[derive(Debug)]
 pub struct Etcd {
@@ -18,20 +30,39 @@ pub struct Etcd {
     client_port: u16,
     data_dir: PathBuf,
     // Dropped last (field order): removes data dir and log.
-    dir: tempfile::TempDir,
+    dir: WorkDir,
+}
+
+/// What remains of an etcd after [`Etcd::leak`]: it keeps running, nobody owns it.
+#[derive(Debug, Clone)]
+pub struct LeakedEtcd {
+    pub pid: Option<u32>,
+    pub endpoint: String,
+    pub dir: PathBuf,
 }
 
 impl Etcd {
-    /// Start etcd on free ports and wait until `/health` says true. Retries with new ports if
-    /// the first pick was taken in the meantime.
+    /// Start etcd on free ports in a temp dir and wait until `/health` says true.
     pub fn start() -> anyhow::Result<Etcd> {
+        Self::start_with(EtcdConfig::default())
+    }
+
+    /// Start with a config. Retries with new ports if the first pick was taken meanwhile.
+    pub fn start_with(cfg: EtcdConfig) -> anyhow::Result<Etcd> {
         let etcd = which("etcd").context(
             "`etcd` not found on PATH (run scripts/setup.sh, or apt-get install etcd-server)",
         )?;
         let mut last_err = None;
         for _attempt in 0..3 {
-            let dir = tempfile::Builder::new().prefix("weft-etcd-").tempdir()?;
-            match Self::start_in(&etcd, dir) {
+            let dir = match &cfg.dir {
+                Some(d) => {
+                    // A failed attempt may have left a half-initialised member dir.
+                    let _ = std::fs::remove_dir_all(d.join("data"));
+                    WorkDir::kept(d)?
+                }
+                None => WorkDir::temp("weft-etcd-")?,
+            };
+            match Self::start_in(&etcd, dir, &cfg) {
                 Ok(e) => return Ok(e),
                 Err(e) => last_err = Some(e),
             }
@@ -39,7 +70,7 @@ impl Etcd {
         Err(last_err.unwrap_or_else(|| anyhow::anyhow!("etcd did not start")))
     }
 
-    fn start_in(etcd: &Path, dir: tempfile::TempDir) -> anyhow::Result<Etcd> {
+    fn start_in(etcd: &Path, dir: WorkDir, cfg: &EtcdConfig) -> anyhow::Result<Etcd> {
         let client_port = free_port()?;
         let peer_port = free_port()?;
         let data_dir = dir.path().join("data");
@@ -56,7 +87,9 @@ impl Etcd {
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &format!("{name}={peer}")])
             .args(["--initial-cluster-state", "new"])
-            .args(["--logger", "zap", "--log-outputs", "stderr"]);
+            .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .detach(cfg.detach);
+        let spec = cfg.env.iter().fold(spec, |s, (k, v)| s.env(k, v));
         let proc = spec.spawn()?;
         let mut e = Etcd {
             proc,
@@ -128,6 +161,16 @@ impl Etcd {
         self.proc.kill();
         self.proc.start()?;
         self.wait_ready()
+    }
+
+    /// Stop owning the process and the directory: etcd keeps running after this process
+    /// exits (use with [`EtcdConfig::detach`]).
+    pub fn leak(mut self) -> LeakedEtcd {
+        LeakedEtcd {
+            pid: self.proc.forget(),
+            endpoint: self.endpoint(),
+            dir: self.dir.keep(),
+        }
     }
 
     /// Path of the etcd log file.

@@ -10,8 +10,12 @@
 //! instances can run side by side in one test process.
 
 pub mod etcd;
+pub mod net;
 pub mod ovs;
+pub mod pod;
 pub mod process;
+pub mod testbed;
+pub mod weftctl;
 
 use std::path::PathBuf;
 

@@ -9,7 +9,7 @@
 //! network namespace that is deleted on drop (see [`OvsConfig::isolate`]).
 
 use crate::etcd::which;
-use crate::process::{run, run_env, wait_until, Proc, ProcSpec};
+use crate::process::{run, run_env, wait_until, Proc, ProcSpec, WorkDir};
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -32,6 +32,14 @@ pub struct OvsConfig {
     pub schema: Option<PathBuf>,
     /// Extra `-v` log specs for ovs-vswitchd, e.g. `"vconn:dbg"`.
     pub vswitchd_log_levels: Vec<String>,
+    /// Use this directory (created if missing, kept on drop) instead of a temp dir. Keep the
+    /// path short: unix socket paths are limited to 107 bytes.
+    pub dir: Option<PathBuf>,
+    /// Start the daemons in their own session so they can outlive this process
+    /// (see [`Ovs::leak`]).
+    pub detach: bool,
+    /// Extra environment variables for both daemons.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for OvsConfig {
@@ -41,6 +49,9 @@ impl Default for OvsConfig {
             isolate: true,
             schema: None,
             vswitchd_log_levels: Vec::new(),
+            dir: None,
+            detach: false,
+            env: Vec::new(),
         }
     }
 }
@@ -63,7 +74,16 @@ pub struct Ovs {
     ovsdb: Proc,
     netns: Option<String>,
     private_netns: bool,
-    dir: tempfile::TempDir,
+    dir: WorkDir,
+}
+
+/// What remains of an [`Ovs`] after [`Ovs::leak`]: both daemons keep running.
+#[derive(Debug, Clone)]
+pub struct LeakedOvs {
+    pub ovsdb_pid: Option<u32>,
+    pub vswitchd_pid: Option<u32>,
+    pub rundir: PathBuf,
+    pub netns: Option<String>,
 }
 
 static READY_SEQ: AtomicU32 = AtomicU32::new(1);
@@ -108,21 +128,27 @@ impl Ovs {
         };
 
         // Short path: unix socket paths are limited to 107 bytes.
-        let dir = tempfile::Builder::new()
-            .prefix("weft-ovs-")
-            .tempdir_in("/tmp")?;
+        let dir = match &cfg.dir {
+            Some(d) => WorkDir::kept(d)?,
+            None => WorkDir::temp("weft-ovs-")?,
+        };
         let d = dir.path().to_path_buf();
         let db = d.join("conf.db");
+        // A kept dir may hold an earlier run's database.
+        let _ = std::fs::remove_file(&db);
         run(
             "ovsdb-tool",
             &["create", path_str(&db)?, path_str(&schema)?],
         )?;
 
         let env = |spec: ProcSpec| {
-            spec.env("OVS_RUNDIR", &d)
+            let spec = spec
+                .env("OVS_RUNDIR", &d)
                 .env("OVS_DBDIR", &d)
                 .env("OVS_LOGDIR", &d)
                 .env("OVS_SYSCONFDIR", &d)
+                .detach(cfg.detach);
+            cfg.env.iter().fold(spec, |s, (k, v)| s.env(k, v))
         };
         let sock = d.join("db.sock");
         let ovsdb_spec = env(ProcSpec::new(
@@ -314,6 +340,18 @@ impl Ovs {
             );
         }
         Ok(())
+    }
+
+    /// Stop owning the daemons and the directory (and a private netns): they keep running
+    /// after this process exits (use with [`OvsConfig::detach`]).
+    pub fn leak(mut self) -> LeakedOvs {
+        self.private_netns = false;
+        LeakedOvs {
+            ovsdb_pid: self.ovsdb.forget(),
+            vswitchd_pid: self.vswitchd.forget(),
+            rundir: self.dir.keep(),
+            netns: self.netns.clone(),
+        }
     }
 
     /// Whether ovs-vswitchd is alive.

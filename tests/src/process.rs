@@ -102,7 +102,7 @@ impl ProcSpec {
         }
     }
 
-    /// Spawn it. The returned [`Proc`] kills the process on drop (call [`Proc::release`] to
+    /// Spawn it. The returned [`Proc`] kills the process on drop (call [`Proc::forget`] to
     /// keep a detached one running).
     pub fn spawn(&self) -> anyhow::Result<Proc> {
         let mut p = Proc {
@@ -201,9 +201,9 @@ impl Proc {
         }
     }
 
-    /// Forget the child without killing it (used after a detached spawn; the PID is kept by
-    /// the caller). Returns the PID.
-    pub fn release(mut self) -> Option<u32> {
+    /// Forget the child without killing it (after a detached spawn; the caller keeps the
+    /// PID). Returns the PID.
+    pub fn forget(&mut self) -> Option<u32> {
         self.child.take().map(|c| c.id())
     }
 
@@ -365,5 +365,45 @@ mod tests {
         let pid = c.id();
         c.wait().expect("wait");
         assert!(!pid_alive(pid));
+    }
+}
+
+/// A working directory: a temp dir removed on drop, or a caller-chosen one that is kept.
+#[derive(Debug)]
+pub enum WorkDir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl WorkDir {
+    /// A new temp dir `/tmp/PREFIXxxxxxx` (short, for unix socket paths).
+    pub fn temp(prefix: &str) -> anyhow::Result<WorkDir> {
+        Ok(WorkDir::Temp(
+            tempfile::Builder::new().prefix(prefix).tempdir_in("/tmp")?,
+        ))
+    }
+
+    /// `dir`, created if missing, not removed on drop.
+    pub fn kept(dir: &Path) -> anyhow::Result<WorkDir> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(WorkDir::Kept(dir.to_path_buf()))
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            WorkDir::Temp(t) => t.path(),
+            WorkDir::Kept(p) => p,
+        }
+    }
+
+    /// Stop removing it on drop; returns the path.
+    pub fn keep(&mut self) -> PathBuf {
+        let path = self.path().to_path_buf();
+        if let WorkDir::Temp(_) = self {
+            if let WorkDir::Temp(t) = std::mem::replace(self, WorkDir::Kept(path.clone())) {
+                let _ = t.keep();
+            }
+        }
+        path
     }
 }

@@ -1,0 +1,1155 @@
+//! The multi-host testbed: etcd, K `weft-controller`s, N simulated hosts, pods — all on one
+//! machine, in network namespaces, torn down on drop. Start with [`TestbedConfig`]:
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! use weft_testbed::testbed::{Encap, TestbedConfig};
+//! let mut tb = TestbedConfig::new().hosts(2).encap(Encap::Vxlan).start()?;
+//! tb.ctl(&["ls-add", "sw0", "--subnet", "10.0.0.0/24"])?;
+//! for p in ["p1", "p2"] {
+//!     tb.ctl(&["lsp-add", "sw0", p])?;
+//!     tb.ctl(&["lsp-set-addresses", p, "dynamic"])?;
+//! }
+//! let p1 = tb.add_pod(1, "p1", "p1")?;
+//! let p2 = tb.add_pod(2, "p2", "p2")?;
+//! tb.sync()?;
+//! assert!(p1.ping(p2.ip, 3)?.all());
+//! # Ok(()) }
+//! ```
+//!
+//! # Topology
+//!
+//! ```text
+//!  root netns                 PFX-fab (fabric netns)                 PFX-hN (host N)
+//!  ─────────────              ──────────────────────                 ─────────────────────────
+//!  etcd 127.0.0.1:E
+//!  weft-controller ×K         brm (Linux bridge, management)
+//!   listen 10.a.b.1:Pk  PFX-m ═ up0 ┤                 ├ mN ══════════ mgmt0 10.a.b.(10+N)/24
+//!   (addr on PFX-m)                                                   weft-agent ──▶ 10.a.b.1:Pk
+//!                             brf (Linux bridge, underlay)
+//!                                 ├ uN ═══════════════════════════ ul0 ─ port of OVS br-phy
+//!                                                                   br-phy (netdev) 172.31.0.(10+N)/24
+//!                                                                   br-int (netdev) ─ pod veths
+//!                                                                   ovsdb-server + ovs-vswitchd
+//!  PFX-p-NAME (pod): eth0 ═ veth vXXXXXXXX on the host's br-int (iface-id = logical port)
+//! ```
+//!
+//! **Management network (how agents reach controllers).** A host namespace cannot reach the
+//! root namespace's loopback, so controllers listen on `10.a.b.1`, the address of the root end
+//! (`PFX-m`) of a veth whose other end is a port of the management bridge `brm` in the fabric.
+//! Each host has a second veth `mgmt0` into `brm` — a plain kernel path that never crosses an
+//! OVS bridge, like a real out-of-band management network, so agent↔controller TCP needs no
+//! checksum workaround and keeps working while OVS on the host is down. The test process (and
+//! `weftctl`) reach the controllers at the same URL, since `10.a.b.1` is local in the root
+//! namespace. `10.a.b.0/24` is picked at random in `10.128.0.0/9`, avoiding every address and
+//! route already in the root namespace; it is the only thing a run adds there besides `PFX-m`.
+//!
+//! The underlay (`172.31.0.0/24`, the same for every run: it only exists inside the run's
+//! namespaces) is separate: tunnel traffic goes pod → br-int → tunnel port → br-phy → ul0 →
+//! brf → the other host.
+//!
+//! Every process gets `WEFT_TESTBED=PFX` in its environment and is tracked by PID; the run's
+//! files are in `/tmp/weft-testbed/PFX` (with the owner's PID in `owner.pid`). Drop kills and
+//! deletes everything; [`crate::net::cleanup_stale`] and [`crate::net::cleanup_orphans`] clean
+//! up after a run that crashed.
+
+use crate::etcd::{Etcd, EtcdConfig};
+use crate::net::{self, ip, ip_n, netns_add, netns_del, tx_offload_off, Names, MARKER_ENV};
+use crate::ovs::{Ovs, OvsConfig};
+use crate::pod::{create_pod, delete_pod, Pod, PodSpec};
+use crate::process::{wait_until, Proc, ProcSpec, WorkDir};
+use crate::weftctl::{PortAddress, Weftctl};
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Integration bridge name.
+pub const BR_INT: &str = "br-int";
+/// Underlay bridge name.
+pub const BR_PHY: &str = "br-phy";
+/// Underlay subnet (first three octets); host N has `.10+N`.
+pub const UNDERLAY_NET: [u8; 3] = [172, 31, 0];
+/// etcd key prefix the controllers use.
+pub const ETCD_PREFIX: &str = "/weft";
+
+/// Tunnel encapsulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Encap {
+    #[default]
+    Geneve,
+    Vxlan,
+    Gre,
+}
+
+impl Encap {
+    pub const ALL: [Encap; 3] = [Encap::Geneve, Encap::Vxlan, Encap::Gre];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encap::Geneve => "geneve",
+            Encap::Vxlan => "vxlan",
+            Encap::Gre => "gre",
+        }
+    }
+
+    /// Bytes the encapsulation adds on an IPv4 underlay: outer IP 20 + UDP 8 + header 8 +
+    /// inner Ethernet 14 for VXLAN (50); Geneve likewise plus room for 8 bytes of options
+    /// (58, as OVN); GRE with key: IP 20 + GRE 8 + inner Ethernet 14 (42).
+    pub fn overhead(self) -> u32 {
+        match self {
+            Encap::Geneve => 58,
+            Encap::Vxlan => 50,
+            Encap::Gre => 42,
+        }
+    }
+}
+
+impl std::str::FromStr for Encap {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Encap> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "geneve" => Ok(Encap::Geneve),
+            "vxlan" => Ok(Encap::Vxlan),
+            "gre" => Ok(Encap::Gre),
+            other => bail!("invalid encap {other:?}: want vxlan, geneve or gre"),
+        }
+    }
+}
+
+impl std::fmt::Display for Encap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How to build a [`Testbed`]. Setters chain; [`TestbedConfig::start`] builds it.
+#[derive(Debug, Clone)]
+pub struct TestbedConfig {
+    /// Number of simulated hosts (`host1`..`hostN`), 1..=100. Default 2.
+    pub hosts: usize,
+    /// Number of `weft-controller` replicas, 0..=9. Default 1.
+    pub controllers: usize,
+    /// Start a `weft-agent` on each host (needs at least one controller). Default true.
+    pub agents: bool,
+    /// Encapsulation the agents use. Default Geneve.
+    pub encap: Encap,
+    /// Run prefix (see [`crate::net::validate_prefix`]); default random `wtXXXXXX`.
+    pub prefix: Option<String>,
+    /// Directory for the run's files; default `/tmp/weft-testbed/PFX`, removed on drop.
+    /// A given directory is kept.
+    pub dir: Option<PathBuf>,
+    /// Start every process in its own session so it survives this process (sandbox); see
+    /// [`Testbed::leak`].
+    pub detach: bool,
+    /// MTU of the underlay links. Default 1500.
+    pub underlay_mtu: u32,
+    /// `RUST_LOG` for controllers and agents. Default `info`.
+    pub log_filter: String,
+    /// How long [`TestbedConfig::start`] waits for every agent's chassis to be alive.
+    pub chassis_timeout: Duration,
+    /// Called with a line of progress for each step (sandbox); default none.
+    pub progress: Option<fn(&str)>,
+}
+
+impl Default for TestbedConfig {
+    fn default() -> Self {
+        TestbedConfig {
+            hosts: 2,
+            controllers: 1,
+            agents: true,
+            encap: Encap::Geneve,
+            prefix: None,
+            dir: None,
+            detach: false,
+            underlay_mtu: 1500,
+            log_filter: "info".into(),
+            chassis_timeout: Duration::from_secs(60),
+            progress: None,
+        }
+    }
+}
+
+impl TestbedConfig {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn hosts(mut self, n: usize) -> Self {
+        self.hosts = n;
+        self
+    }
+    pub fn controllers(mut self, k: usize) -> Self {
+        self.controllers = k;
+        self
+    }
+    pub fn agents(mut self, on: bool) -> Self {
+        self.agents = on;
+        self
+    }
+    pub fn encap(mut self, e: Encap) -> Self {
+        self.encap = e;
+        self
+    }
+    pub fn prefix(mut self, p: impl Into<String>) -> Self {
+        self.prefix = Some(p.into());
+        self
+    }
+    pub fn dir(mut self, d: impl Into<PathBuf>) -> Self {
+        self.dir = Some(d.into());
+        self
+    }
+    pub fn detach(mut self, on: bool) -> Self {
+        self.detach = on;
+        self
+    }
+    pub fn progress(mut self, f: fn(&str)) -> Self {
+        self.progress = Some(f);
+        self
+    }
+    pub fn log_filter(mut self, f: impl Into<String>) -> Self {
+        self.log_filter = f.into();
+        self
+    }
+
+    /// Check the config: field and value named on error.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=100).contains(&self.hosts) {
+            bail!("hosts = {}: want 1..=100", self.hosts);
+        }
+        if self.controllers > 9 {
+            bail!("controllers = {}: want 0..=9", self.controllers);
+        }
+        if self.agents && self.controllers == 0 {
+            bail!("agents = true needs controllers >= 1 (controllers = 0)");
+        }
+        if !(576..=9000).contains(&self.underlay_mtu) {
+            bail!("underlay_mtu = {}: want 576..=9000", self.underlay_mtu);
+        }
+        if let Some(p) = &self.prefix {
+            net::validate_prefix(p)?;
+        }
+        Ok(())
+    }
+
+    /// Build the testbed (see the module docs). On error everything started is torn down.
+    pub fn start(self) -> anyhow::Result<Testbed> {
+        Testbed::start(self)
+    }
+}
+
+/// Missing prerequisites, each with how to fix it; empty when all is there.
+pub fn missing_prerequisites(cfg: &TestbedConfig) -> Vec<String> {
+    let mut missing = Vec::new();
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        });
+    if uid.as_deref() != Some("0") {
+        missing.push(
+            "root privileges (network namespaces need them): run as root, e.g. with sudo".into(),
+        );
+    }
+    let install = "run scripts/setup.sh, or apt-get install openvswitch-switch etcd-server";
+    for (prog, pkg) in [
+        ("ip", "iproute2"),
+        ("ethtool", "ethtool"),
+        ("ping", "iputils-ping"),
+        ("ovsdb-server", "openvswitch-switch"),
+        ("ovs-vswitchd", "openvswitch-switch"),
+        ("ovs-vsctl", "openvswitch-switch"),
+        ("ovs-ofctl", "openvswitch-switch"),
+        ("ovsdb-tool", "openvswitch-switch"),
+        ("etcd", "etcd-server"),
+    ] {
+        if crate::etcd::which(prog).is_none() {
+            missing.push(format!("`{prog}` (package {pkg}): {install}"));
+        }
+    }
+    let mut bins = Vec::new();
+    if cfg.controllers > 0 {
+        bins.push("weft-controller");
+        bins.push("weftctl");
+    }
+    if cfg.agents {
+        bins.push("weft-agent");
+    }
+    for b in bins {
+        if let Err(e) = crate::find_bin(b) {
+            missing.push(e.to_string());
+        }
+    }
+    missing
+}
+
+/// A `weft-controller` replica.
+#[derive(Debug)]
+pub struct Controller {
+    /// `http://10.a.b.1:PORT`.
+    pub url: String,
+    pub listen: SocketAddr,
+    proc: Proc,
+}
+
+/// A simulated host.
+#[derive(Debug)]
+pub struct Host {
+    /// 1-based.
+    pub index: usize,
+    /// Chassis name, `hostN`.
+    pub name: String,
+    pub netns: String,
+    pub underlay_ip: Ipv4Addr,
+    pub mgmt_ip: Ipv4Addr,
+    ovs: Ovs,
+    agent: Option<Proc>,
+}
+
+impl Host {
+    /// The host's OVS.
+    pub fn ovs(&self) -> &Ovs {
+        &self.ovs
+    }
+
+    /// Run a command in the host's namespace.
+    pub fn exec(&self, cmd: &[&str]) -> anyhow::Result<String> {
+        crate::process::run_in(&self.netns, cmd[0], &cmd[1..])
+    }
+
+    /// `ovs-ofctl -O OpenFlow15 dump-flows br-int`.
+    pub fn dump_flows(&self) -> anyhow::Result<String> {
+        self.ovs.ofctl(&["-O", "OpenFlow15", "dump-flows", BR_INT])
+    }
+
+    /// Whether the agent process is alive.
+    pub fn agent_running(&mut self) -> bool {
+        self.agent.as_mut().is_some_and(Proc::is_running)
+    }
+
+    /// The agent's PID while running.
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.agent.as_ref().and_then(Proc::pid)
+    }
+
+    /// The agent's log file (stdout + stderr).
+    pub fn agent_log(&self) -> Option<&Path> {
+        self.agent.as_ref().map(|a| a.spec().log.as_path())
+    }
+}
+
+/// A running multi-host deployment. Drop tears it all down (unless [`Testbed::leak`]ed).
+#[derive(Debug)]
+pub struct Testbed {
+    cfg: TestbedConfig,
+    names: Names,
+    dir: WorkDir,
+    /// Remove `dir` on teardown (owned run dir under /tmp/weft-testbed).
+    remove_dir: bool,
+    mgmt_net: Option<[u8; 3]>,
+    etcd: Option<Etcd>,
+    controllers: Vec<Controller>,
+    hosts: Vec<Host>,
+    pods: BTreeMap<String, Pod>,
+    leaked: bool,
+}
+
+impl Testbed {
+    /// Same as `cfg.start()`.
+    pub fn start(cfg: TestbedConfig) -> anyhow::Result<Testbed> {
+        cfg.validate()?;
+        let missing = missing_prerequisites(&cfg);
+        if !missing.is_empty() {
+            bail!("missing prerequisites:\n  - {}", missing.join("\n  - "));
+        }
+        net::cleanup_orphans();
+        let prefix = cfg.prefix.clone().unwrap_or_else(net::random_prefix);
+        let names = Names::new(&prefix)?;
+        if net::netns_exists(&names.fabric()) || net::link_exists(&names.root_link()) {
+            bail!(
+                "a testbed with prefix {prefix} already exists (netns {} or link {}); \
+                 tear it down first (cleanup_stale)",
+                names.fabric(),
+                names.root_link()
+            );
+        }
+        let (dir, remove_dir) = match &cfg.dir {
+            Some(d) => (WorkDir::kept(d)?, false),
+            None => (
+                WorkDir::kept(&Path::new(net::RUNS_DIR).join(&prefix))?,
+                true,
+            ),
+        };
+        if !cfg.detach {
+            std::fs::write(dir.path().join("owner.pid"), std::process::id().to_string())?;
+        }
+        let mut tb = Testbed {
+            cfg,
+            names,
+            dir,
+            remove_dir,
+            mgmt_net: None,
+            etcd: None,
+            controllers: Vec::new(),
+            hosts: Vec::new(),
+            pods: BTreeMap::new(),
+            leaked: false,
+        };
+        // On error, `tb` is dropped here and tears down what was built.
+        tb.build()?;
+        Ok(tb)
+    }
+
+    fn progress(&self, msg: &str) {
+        if let Some(f) = self.cfg.progress {
+            f(msg);
+        }
+    }
+
+    fn marker(&self) -> Vec<(String, String)> {
+        vec![(MARKER_ENV.to_string(), self.names.prefix.clone())]
+    }
+
+    fn build(&mut self) -> anyhow::Result<()> {
+        self.progress("starting etcd");
+        self.etcd = Some(Etcd::start_with(EtcdConfig {
+            dir: Some(self.dir.path().join("etcd")),
+            detach: self.cfg.detach,
+            env: self.marker(),
+        })?);
+        self.progress("creating the fabric and management network");
+        self.build_fabric()?;
+        for k in 1..=self.cfg.controllers {
+            self.progress(&format!(
+                "starting weft-controller {k}/{}",
+                self.cfg.controllers
+            ));
+            self.add_controller()?;
+        }
+        for n in 1..=self.cfg.hosts {
+            self.progress(&format!(
+                "starting host{n} ({n}/{}): netns, OVS, underlay{}",
+                self.cfg.hosts,
+                if self.cfg.agents { ", weft-agent" } else { "" }
+            ));
+            self.add_host(n)?;
+        }
+        if self.cfg.agents {
+            self.progress("waiting for every chassis to register");
+            let names: Vec<String> = self.hosts.iter().map(|h| h.name.clone()).collect();
+            self.wait_chassis_alive(&names, self.cfg.chassis_timeout)?;
+        }
+        Ok(())
+    }
+
+    fn build_fabric(&mut self) -> anyhow::Result<()> {
+        let fab = self.names.fabric();
+        netns_add(&fab)?;
+        for br in ["brf", "brm"] {
+            ip_n(&fab, &["link", "add", br, "type", "bridge"])?;
+            ip_n(&fab, &["link", "set", br, "up"])?;
+        }
+        let root = self.names.root_link();
+        let mut chosen = None;
+        for _ in 0..5 {
+            let netp = net::pick_mgmt_subnet()?;
+            ip(&[
+                "link", "add", &root, "type", "veth", "peer", "name", "up0", "netns", &fab,
+            ])?;
+            let cidr = format!("{}/24", net::addr_in(netp, 1));
+            ip(&["addr", "add", &cidr, "dev", &root])?;
+            if net::mgmt_subnet_conflicts(netp, &root) {
+                // A concurrent run picked the same /24 at the same moment: try another.
+                let _ = ip(&["link", "del", &root]);
+                continue;
+            }
+            chosen = Some(netp);
+            break;
+        }
+        let netp = chosen.context("could not find a free management /24")?;
+        ip(&["link", "set", &root, "up"])?;
+        ip_n(&fab, &["link", "set", "up0", "master", "brm", "up"])?;
+        self.mgmt_net = Some(netp);
+        Ok(())
+    }
+
+    fn mgmt_net(&self) -> anyhow::Result<[u8; 3]> {
+        self.mgmt_net.context("management network not built")
+    }
+
+    fn add_controller(&mut self) -> anyhow::Result<()> {
+        let k = self.controllers.len() + 1;
+        let bin = crate::find_bin("weft-controller")?;
+        let etcd = self.etcd.as_ref().context("etcd not started")?.endpoint();
+        let addr = net::addr_in(self.mgmt_net()?, 1);
+        let port = crate::process::free_port()?;
+        let listen = SocketAddr::from((addr, port));
+        let spec = ProcSpec::new(
+            format!("weft-controller {k}"),
+            bin,
+            self.dir.path().join(format!("controller{k}.log")),
+        )
+        .args(["--listen", &listen.to_string(), "--etcd", &etcd])
+        .args(["--prefix", ETCD_PREFIX, "--store", "etcd"])
+        .env("RUST_LOG", &self.cfg.log_filter)
+        .env(MARKER_ENV, &self.names.prefix)
+        .detach(self.cfg.detach);
+        let proc = spec.spawn()?;
+        let mut c = Controller {
+            url: format!("http://{listen}"),
+            listen,
+            proc,
+        };
+        wait_listening(&mut c.proc, listen)?;
+        self.controllers.push(c);
+        Ok(())
+    }
+
+    fn add_host(&mut self, n: usize) -> anyhow::Result<()> {
+        let ns = self.names.host(n);
+        let fab = self.names.fabric();
+        let octet = u8::try_from(10 + n).context("too many hosts")?;
+        let underlay_ip = net::addr_in(UNDERLAY_NET, octet);
+        let mgmt_ip = net::addr_in(self.mgmt_net()?, octet);
+        let mtu = self.cfg.underlay_mtu.to_string();
+        netns_add(&ns)?;
+        let ovs = Ovs::start(OvsConfig {
+            netns: Some(ns.clone()),
+            isolate: false,
+            dir: Some(self.dir.path().join(format!("h{n}"))),
+            detach: self.cfg.detach,
+            env: self.marker(),
+            ..Default::default()
+        })?;
+        let host_entry = Host {
+            index: n,
+            name: format!("host{n}"),
+            netns: ns.clone(),
+            underlay_ip,
+            mgmt_ip,
+            ovs,
+            agent: None,
+        };
+        // Push first so that teardown covers it if a later step fails.
+        self.hosts.push(host_entry);
+        let host = self.hosts.last().context("host just pushed")?;
+
+        // Underlay: veth into the fabric's brf; the host end is a port of OVS br-phy, which
+        // carries the underlay IP.
+        let un = format!("u{n}");
+        ip_n(
+            &fab,
+            &[
+                "link", "add", &un, "mtu", &mtu, "type", "veth", "peer", "name", "ul0", "mtu",
+                &mtu, "netns", &ns,
+            ],
+        )?;
+        ip_n(&fab, &["link", "set", &un, "master", "brf", "up"])?;
+        ip_n(&ns, &["link", "set", "ul0", "up"])?;
+        tx_offload_off(&ns, "ul0")?;
+        host.ovs.vsctl(&[
+            "--may-exist",
+            "add-br",
+            BR_PHY,
+            "--",
+            "set",
+            "bridge",
+            BR_PHY,
+            "datapath_type=netdev",
+            "--",
+            "--may-exist",
+            "add-port",
+            BR_PHY,
+            "ul0",
+        ])?;
+        ip_n(&ns, &["link", "set", BR_PHY, "mtu", &mtu, "up"])?;
+        ip_n(
+            &ns,
+            &["addr", "add", &format!("{underlay_ip}/24"), "dev", BR_PHY],
+        )?;
+        tx_offload_off(&ns, BR_PHY)?;
+
+        // Integration bridge (the agent takes it over).
+        host.ovs.vsctl(&[
+            "--may-exist",
+            "add-br",
+            BR_INT,
+            "--",
+            "set",
+            "bridge",
+            BR_INT,
+            "datapath_type=netdev",
+        ])?;
+
+        // Management: second veth into the fabric's brm.
+        let mn = format!("m{n}");
+        ip_n(
+            &fab,
+            &[
+                "link", "add", &mn, "type", "veth", "peer", "name", "mgmt0", "netns", &ns,
+            ],
+        )?;
+        ip_n(&fab, &["link", "set", &mn, "master", "brm", "up"])?;
+        ip_n(
+            &ns,
+            &["addr", "add", &format!("{mgmt_ip}/24"), "dev", "mgmt0"],
+        )?;
+        ip_n(&ns, &["link", "set", "mgmt0", "up"])?;
+
+        if self.cfg.agents {
+            let spec = self.agent_spec(n)?;
+            let agent = spec.spawn()?;
+            if let Some(h) = self.hosts.last_mut() {
+                h.agent = Some(agent);
+            }
+        }
+        Ok(())
+    }
+
+    fn agent_spec(&self, n: usize) -> anyhow::Result<ProcSpec> {
+        let host = self.host(n)?;
+        let bin = crate::find_bin("weft-agent")?;
+        let urls: Vec<&str> = self.controllers.iter().map(|c| c.url.as_str()).collect();
+        let rundir = host.ovs.rundir().to_path_buf();
+        Ok(ProcSpec::new(
+            format!("weft-agent {}", host.name),
+            bin,
+            self.dir.path().join(format!("h{n}")).join("agent.log"),
+        )
+        .args(["--chassis", &host.name])
+        .args(["--encap-ip", &host.underlay_ip.to_string()])
+        .args(["--encap", self.cfg.encap.as_str()])
+        .args(["--controller", &urls.join(",")])
+        .args(["--ovsdb", &host.ovs.db_target()])
+        .args(["--bridge", BR_INT, "--datapath", "netdev"])
+        .arg("--ovs-rundir")
+        .arg(rundir)
+        .env("RUST_LOG", &self.cfg.log_filter)
+        .env(MARKER_ENV, &self.names.prefix)
+        .netns(Some(host.netns.clone()))
+        .detach(self.cfg.detach))
+    }
+
+    // ----- accessors -----
+
+    pub fn config(&self) -> &TestbedConfig {
+        &self.cfg
+    }
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+    pub fn prefix(&self) -> &str {
+        &self.names.prefix
+    }
+    /// The run's directory (logs, OVS rundirs, etcd data).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+    /// MTU pods get: underlay MTU minus the encap overhead.
+    pub fn pod_mtu(&self) -> u32 {
+        self.cfg.underlay_mtu - self.cfg.encap.overhead()
+    }
+    /// The management /24's first three octets.
+    pub fn mgmt_subnet(&self) -> Option<[u8; 3]> {
+        self.mgmt_net
+    }
+    pub fn etcd(&self) -> Option<&Etcd> {
+        self.etcd.as_ref()
+    }
+    /// Controller URLs, in order (controller 1 first).
+    pub fn controller_urls(&self) -> Vec<String> {
+        self.controllers.iter().map(|c| c.url.clone()).collect()
+    }
+    /// URL of controller `k` (1-based).
+    pub fn controller_url(&self, k: usize) -> anyhow::Result<String> {
+        Ok(self.controller(k)?.url.clone())
+    }
+    fn controller(&self, k: usize) -> anyhow::Result<&Controller> {
+        k.checked_sub(1)
+            .and_then(|i| self.controllers.get(i))
+            .with_context(|| format!("no controller {k} (have {})", self.controllers.len()))
+    }
+    fn controller_mut(&mut self, k: usize) -> anyhow::Result<&mut Controller> {
+        let len = self.controllers.len();
+        k.checked_sub(1)
+            .and_then(|i| self.controllers.get_mut(i))
+            .with_context(|| format!("no controller {k} (have {len})"))
+    }
+    /// Host `n` (1-based).
+    pub fn host(&self, n: usize) -> anyhow::Result<&Host> {
+        n.checked_sub(1)
+            .and_then(|i| self.hosts.get(i))
+            .with_context(|| format!("no host {n} (have {})", self.hosts.len()))
+    }
+    /// Host `n` (1-based), mutable.
+    pub fn host_mut(&mut self, n: usize) -> anyhow::Result<&mut Host> {
+        let len = self.hosts.len();
+        n.checked_sub(1)
+            .and_then(|i| self.hosts.get_mut(i))
+            .with_context(|| format!("no host {n} (have {len})"))
+    }
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+    /// A pod by name.
+    pub fn pod(&self, name: &str) -> Option<&Pod> {
+        self.pods.get(name)
+    }
+    pub fn pods(&self) -> impl Iterator<Item = &Pod> {
+        self.pods.values()
+    }
+
+    // ----- weftctl -----
+
+    /// `weftctl` pointed at the first controller whose process is running.
+    pub fn weftctl(&mut self) -> anyhow::Result<Weftctl> {
+        let bin = crate::find_bin("weftctl")?;
+        let url = self
+            .controllers
+            .iter_mut()
+            .find_map(|c| c.proc.is_running().then(|| c.url.clone()))
+            .context("no controller is running")?;
+        Ok(Weftctl::new(bin, url))
+    }
+
+    /// `weftctl` pointed at controller `k` (1-based).
+    pub fn weftctl_via(&self, k: usize) -> anyhow::Result<Weftctl> {
+        Ok(Weftctl::new(
+            crate::find_bin("weftctl")?,
+            self.controller_url(k)?,
+        ))
+    }
+
+    /// Run `weftctl ARGS` against a running controller; stdout.
+    pub fn ctl(&mut self, args: &[&str]) -> anyhow::Result<String> {
+        self.weftctl()?.run(args)
+    }
+
+    /// `weftctl --wait=hv sync`: returns when every live chassis has applied the current
+    /// revision.
+    pub fn sync(&mut self) -> anyhow::Result<()> {
+        self.ctl(&["--wait=hv", "--timeout=60", "sync"])?;
+        Ok(())
+    }
+
+    /// Wait until every named chassis is alive in `chassis-list`.
+    pub fn wait_chassis_alive(
+        &mut self,
+        names: &[String],
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let ctl = self.weftctl()?;
+        let mut last = String::new();
+        let ok = wait_until(timeout, Duration::from_millis(250), || {
+            match ctl.alive_chassis() {
+                Ok(alive) => {
+                    last = format!("alive: {alive:?}");
+                    names.iter().all(|n| alive.contains(n))
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    false
+                }
+            }
+        });
+        if !ok {
+            let logs: Vec<String> = self
+                .hosts
+                .iter()
+                .filter_map(|h| {
+                    let a = h.agent.as_ref()?;
+                    Some(format!("--- {} agent log:\n{}", h.name, a.log_tail(10)))
+                })
+                .collect();
+            bail!(
+                "chassis {names:?} not all alive after {timeout:?} ({last})\n{}",
+                logs.join("\n")
+            );
+        }
+        Ok(())
+    }
+
+    // ----- pods -----
+
+    /// Create pod `name` on host `host` (1-based) bound to logical port `lport`, with the MAC
+    /// and IP the controller has for that port.
+    pub fn add_pod(&mut self, host: usize, lport: &str, name: &str) -> anyhow::Result<Pod> {
+        let addr = self.weftctl()?.port_address(lport)?;
+        self.add_pod_with_address(host, lport, name, addr)
+    }
+
+    /// Create a pod with explicit addresses (no controller needed).
+    pub fn add_pod_with_address(
+        &mut self,
+        host: usize,
+        lport: &str,
+        name: &str,
+        address: PortAddress,
+    ) -> anyhow::Result<Pod> {
+        net::validate_pod_name(name)?;
+        if self.pods.contains_key(name) {
+            bail!("pod {name} already exists");
+        }
+        let h = self.host(host)?;
+        let spec = PodSpec {
+            name: name.to_string(),
+            lport: lport.to_string(),
+            host,
+            netns: self.names.pod(name),
+            host_netns: h.netns.clone(),
+            veth: net::pod_veth_name(name),
+            ovsdb: h.ovs.db_target(),
+            bridge: BR_INT.to_string(),
+            address,
+            mtu: self.pod_mtu(),
+        };
+        let pod = create_pod(&spec)?;
+        self.pods.insert(name.to_string(), pod.clone());
+        Ok(pod)
+    }
+
+    /// Delete a pod (unplug from br-int, delete its namespace).
+    pub fn del_pod(&mut self, name: &str) -> anyhow::Result<()> {
+        let pod = self
+            .pods
+            .remove(name)
+            .with_context(|| format!("no pod {name}"))?;
+        delete_pod(&pod);
+        Ok(())
+    }
+
+    // ----- faults -----
+
+    /// Stop the agent on host `n` gracefully (SIGTERM, then SIGKILL after 5 s).
+    pub fn stop_agent(&mut self, n: usize) -> anyhow::Result<()> {
+        let h = self.host_mut(n)?;
+        h.agent
+            .as_mut()
+            .with_context(|| format!("host{n} has no agent"))?
+            .terminate(Duration::from_secs(5));
+        Ok(())
+    }
+
+    /// Kill the agent on host `n` (SIGKILL, like a crash).
+    pub fn kill_agent(&mut self, n: usize) -> anyhow::Result<()> {
+        let h = self.host_mut(n)?;
+        h.agent
+            .as_mut()
+            .with_context(|| format!("host{n} has no agent"))?
+            .kill();
+        Ok(())
+    }
+
+    /// Start the agent on host `n` again (same command line). Does not wait for it.
+    pub fn start_agent(&mut self, n: usize) -> anyhow::Result<()> {
+        let spec = self.agent_spec(n)?;
+        let h = self.host_mut(n)?;
+        match h.agent.as_mut() {
+            Some(a) => a.start(),
+            None => {
+                h.agent = Some(spec.spawn()?);
+                Ok(())
+            }
+        }
+    }
+
+    /// Stop (SIGTERM) and start the agent on host `n`, then wait until its chassis is alive.
+    pub fn restart_agent(&mut self, n: usize) -> anyhow::Result<()> {
+        self.stop_agent(n)?;
+        self.start_agent(n)?;
+        let name = self.host(n)?.name.clone();
+        self.wait_chassis_alive(&[name], Duration::from_secs(30))
+    }
+
+    /// Stop controller `k` (1-based) gracefully (SIGTERM, then SIGKILL after 5 s).
+    pub fn stop_controller(&mut self, k: usize) -> anyhow::Result<()> {
+        self.controller_mut(k)?
+            .proc
+            .terminate(Duration::from_secs(5));
+        Ok(())
+    }
+
+    /// Kill controller `k` (SIGKILL).
+    pub fn kill_controller(&mut self, k: usize) -> anyhow::Result<()> {
+        self.controller_mut(k)?.proc.kill();
+        Ok(())
+    }
+
+    /// Start controller `k` again on the same address; waits until it listens.
+    pub fn start_controller(&mut self, k: usize) -> anyhow::Result<()> {
+        let c = self.controller_mut(k)?;
+        c.proc.start()?;
+        let listen = c.listen;
+        wait_listening(&mut c.proc, listen)
+    }
+
+    /// Whether controller `k`'s process is alive.
+    pub fn controller_running(&mut self, k: usize) -> anyhow::Result<bool> {
+        Ok(self.controller_mut(k)?.proc.is_running())
+    }
+
+    /// Kill etcd (SIGKILL). Data is kept.
+    pub fn stop_etcd(&mut self) -> anyhow::Result<()> {
+        self.etcd.as_mut().context("etcd not started")?.stop();
+        Ok(())
+    }
+
+    /// Start etcd again on the same port and data; waits until healthy.
+    pub fn restart_etcd(&mut self) -> anyhow::Result<()> {
+        self.etcd.as_mut().context("etcd not started")?.restart()
+    }
+
+    /// Kill ovs-vswitchd on host `n` (SIGKILL); ovsdb-server keeps running.
+    pub fn stop_vswitchd(&mut self, n: usize) -> anyhow::Result<()> {
+        self.host_mut(n)?.ovs.stop_vswitchd();
+        Ok(())
+    }
+
+    /// Start ovs-vswitchd on host `n` again; waits until it has applied the configuration.
+    pub fn start_vswitchd(&mut self, n: usize) -> anyhow::Result<()> {
+        self.host_mut(n)?.ovs.start_vswitchd()
+    }
+
+    // ----- teardown -----
+
+    /// Tear everything down now (same as drop).
+    pub fn cleanup(mut self) {
+        self.teardown();
+    }
+
+    fn teardown(&mut self) {
+        if self.leaked {
+            return;
+        }
+        self.leaked = true;
+        for h in &mut self.hosts {
+            if let Some(a) = h.agent.as_mut() {
+                a.kill();
+            }
+        }
+        for c in &mut self.controllers {
+            c.proc.kill();
+        }
+        for pod in self.pods.values() {
+            netns_del(&pod.netns);
+        }
+        self.pods.clear();
+        // Dropping Ovs kills its daemons; then the namespaces go.
+        let host_ns: Vec<String> = self.hosts.drain(..).map(|h| h.netns.clone()).collect();
+        for ns in host_ns {
+            netns_del(&ns);
+        }
+        netns_del(&self.names.fabric());
+        let root = self.names.root_link();
+        if net::link_exists(&root) {
+            let _ = ip(&["link", "del", &root]);
+        }
+        self.etcd = None;
+        // Sweep anything else carrying our prefix (e.g. a process started by a test).
+        let _ = net::cleanup_stale(&self.names.prefix);
+        if self.remove_dir {
+            let _ = std::fs::remove_dir_all(self.dir.path());
+        }
+    }
+
+    /// Stop owning everything: all processes keep running (start with
+    /// [`TestbedConfig::detach`]) and nothing is deleted. Returns the state needed to find
+    /// and tear it down later (see [`LeakedTestbed::teardown`]).
+    pub fn leak(mut self) -> LeakedTestbed {
+        let etcd = self.etcd.take().map(Etcd::leak);
+        let controllers = self
+            .controllers
+            .iter_mut()
+            .map(|c| ProcState {
+                pid: c.proc.forget(),
+                url: c.url.clone(),
+            })
+            .collect();
+        let hosts = self
+            .hosts
+            .drain(..)
+            .map(|mut h| {
+                let agent_pid = h.agent.as_mut().and_then(Proc::forget);
+                let db = h.ovs.db_target();
+                let ovs = h.ovs.leak();
+                HostState {
+                    index: h.index,
+                    name: h.name,
+                    netns: h.netns,
+                    underlay_ip: h.underlay_ip,
+                    mgmt_ip: h.mgmt_ip,
+                    rundir: ovs.rundir,
+                    ovsdb: db,
+                    ovsdb_pid: ovs.ovsdb_pid,
+                    vswitchd_pid: ovs.vswitchd_pid,
+                    agent_pid,
+                }
+            })
+            .collect();
+        self.leaked = true;
+        LeakedTestbed {
+            prefix: self.names.prefix.clone(),
+            dir: self.dir.keep(),
+            encap: self.cfg.encap,
+            pod_mtu: self.pod_mtu(),
+            etcd: ProcState {
+                pid: etcd.as_ref().and_then(|e| e.pid),
+                url: etcd.map(|e| e.endpoint).unwrap_or_default(),
+            },
+            controllers,
+            hosts,
+            pods: std::mem::take(&mut self.pods),
+        }
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// Wait until something accepts TCP connections on `addr`, or the process exits.
+fn wait_listening(proc: &mut Proc, addr: SocketAddr) -> anyhow::Result<()> {
+    let mut exited = false;
+    let ok = wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
+        if !proc.is_running() {
+            exited = true;
+            return true;
+        }
+        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+    });
+    if exited || !ok {
+        let tail = proc.log_tail(15);
+        proc.kill();
+        bail!(
+            "{} {} (listen {addr}); log tail:\n{tail}",
+            proc.spec().name,
+            if exited {
+                "exited"
+            } else {
+                "did not listen within 30s"
+            }
+        );
+    }
+    Ok(())
+}
+
+/// A process of a leaked testbed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcState {
+    pub pid: Option<u32>,
+    /// etcd client URL or controller URL.
+    pub url: String,
+}
+
+/// A host of a leaked testbed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostState {
+    pub index: usize,
+    pub name: String,
+    pub netns: String,
+    pub underlay_ip: Ipv4Addr,
+    pub mgmt_ip: Ipv4Addr,
+    pub rundir: PathBuf,
+    pub ovsdb: String,
+    pub ovsdb_pid: Option<u32>,
+    pub vswitchd_pid: Option<u32>,
+    pub agent_pid: Option<u32>,
+}
+
+/// Everything needed to find, use and tear down a testbed after [`Testbed::leak`]
+/// (serialised into `weft-sandbox`'s state file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeakedTestbed {
+    pub prefix: String,
+    pub dir: PathBuf,
+    pub encap: Encap,
+    pub pod_mtu: u32,
+    pub etcd: ProcState,
+    pub controllers: Vec<ProcState>,
+    pub hosts: Vec<HostState>,
+    pub pods: BTreeMap<String, Pod>,
+}
+
+impl LeakedTestbed {
+    /// All recorded PIDs.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .hosts
+            .iter()
+            .flat_map(|h| [h.agent_pid, h.vswitchd_pid, h.ovsdb_pid])
+            .flatten()
+            .collect();
+        v.extend(self.controllers.iter().filter_map(|c| c.pid));
+        v.extend(self.etcd.pid);
+        v
+    }
+
+    /// Host by name (`host2`) or number (`2`).
+    pub fn host(&self, key: &str) -> anyhow::Result<&HostState> {
+        let key_n = key.trim_start_matches("host").parse::<usize>().ok();
+        self.hosts
+            .iter()
+            .find(|h| h.name == key || Some(h.index) == key_n)
+            .with_context(|| {
+                let names: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
+                format!("no host {key:?} (hosts: {})", names.join(", "))
+            })
+    }
+
+    /// Create a pod bound to `lport` on host `host_key`, MAC/IP from the controller.
+    pub fn add_pod(&mut self, host_key: &str, lport: &str, name: &str) -> anyhow::Result<Pod> {
+        net::validate_pod_name(name)?;
+        if self.pods.contains_key(name) {
+            bail!("pod {name} already exists");
+        }
+        let url = self
+            .controllers
+            .iter()
+            .find(|c| c.pid.is_some_and(crate::process::pid_alive))
+            .map(|c| c.url.clone())
+            .context("no controller of this sandbox is running")?;
+        let address = Weftctl::new(crate::find_bin("weftctl")?, url).port_address(lport)?;
+        let h = self.host(host_key)?;
+        let names = Names::new(&self.prefix)?;
+        let spec = PodSpec {
+            name: name.to_string(),
+            lport: lport.to_string(),
+            host: h.index,
+            netns: names.pod(name),
+            host_netns: h.netns.clone(),
+            veth: net::pod_veth_name(name),
+            ovsdb: h.ovsdb.clone(),
+            bridge: BR_INT.to_string(),
+            address,
+            mtu: self.pod_mtu,
+        };
+        let pod = create_pod(&spec)?;
+        self.pods.insert(name.to_string(), pod.clone());
+        Ok(pod)
+    }
+
+    /// Delete a pod.
+    pub fn del_pod(&mut self, name: &str) -> anyhow::Result<()> {
+        let pod = self.pods.remove(name).with_context(|| {
+            let names: Vec<&str> = self.pods.keys().map(String::as_str).collect();
+            format!("no pod {name:?} (pods: {})", names.join(", "))
+        })?;
+        delete_pod(&pod);
+        Ok(())
+    }
+
+    /// Kill every recorded process, then sweep the prefix (namespaces, root link, marked
+    /// processes). The directory is left to the caller.
+    pub fn teardown(&self) {
+        for pid in self.pids() {
+            crate::process::kill_pid(pid);
+        }
+        let _ = net::cleanup_stale(&self.prefix);
+    }
+}
