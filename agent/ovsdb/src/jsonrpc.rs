@@ -2,7 +2,7 @@
 //! delimiters, and the three message shapes (request, notification, response).
 //!
 //! [`FrameDecoder`] is pure: push the bytes you read, pull complete messages out. It finds
-//! message boundaries with a small incremental scanner (string/escape aware bracket depth)
+//! message boundaries with a small incremental scanner (string/escape aware bracket stack, which also catches mismatched brackets early)
 //! so each byte is scanned once however the stream is split, then hands the complete frame
 //! to `serde_json`. A byte that cannot start a message, a frame over the size limit, or a
 //! frame that is not valid JSON is a [`JsonRpcError`]; the connection should then be closed,
@@ -36,7 +36,8 @@ pub struct FrameDecoder {
     pos: usize,
     /// Start of the frame being scanned, if inside one.
     start: Option<usize>,
-    depth: u32,
+    /// Open brackets of the frame being scanned (`{` or `[`), innermost last.
+    stack: Vec<u8>,
     in_string: bool,
     escaped: bool,
     /// Bytes consumed (removed from `buf`) so far, for error offsets.
@@ -56,7 +57,7 @@ impl FrameDecoder {
             buf: Vec::new(),
             pos: 0,
             start: None,
-            depth: 0,
+            stack: Vec::new(),
             in_string: false,
             escaped: false,
             consumed: 0,
@@ -91,7 +92,8 @@ impl FrameDecoder {
                         });
                     }
                     self.start = Some(self.pos);
-                    self.depth = 1;
+                    self.stack.clear();
+                    self.stack.push(b);
                 }
                 Some(start) => {
                     if self.in_string {
@@ -105,10 +107,19 @@ impl FrameDecoder {
                     } else {
                         match b {
                             b'"' => self.in_string = true,
-                            b'{' | b'[' => self.depth += 1,
+                            b'{' | b'[' => self.stack.push(b),
                             b'}' | b']' => {
-                                self.depth -= 1;
-                                if self.depth == 0 {
+                                let open = if b == b'}' { b'{' } else { b'[' };
+                                if self.stack.pop() != Some(open) {
+                                    return Err(JsonRpcError::InvalidJson {
+                                        reason: format!(
+                                            "mismatched '{}' at stream offset {}",
+                                            b as char,
+                                            self.consumed + self.pos as u64
+                                        ),
+                                    });
+                                }
+                                if self.stack.is_empty() {
                                     let end = self.pos + 1;
                                     let parsed =
                                         serde_json::from_slice::<Value>(&self.buf[start..end]);
@@ -312,8 +323,17 @@ mod tests {
         ));
         let mut d = FrameDecoder::default();
         d.push(b"{\"a\":]");
-        // Mismatched bracket closes depth 1 early: parsed and rejected as JSON.
-        assert!(d.next_frame().is_err());
+        assert!(matches!(
+            d.next_frame(),
+            Err(JsonRpcError::InvalidJson { .. })
+        ));
+        // Detected before the frame could ever complete.
+        let mut d = FrameDecoder::default();
+        d.push(b"{\"result\":[1}garbage");
+        assert!(matches!(
+            d.next_frame(),
+            Err(JsonRpcError::InvalidJson { .. })
+        ));
     }
 
     #[test]

@@ -256,7 +256,7 @@ mod tests {
             &ops,
             json!([{"error":"timed out","details":"\"wait\" timed out"}, null]),
         )
-        .unwrap_err();
+        .expect_err("must fail");
         assert_eq!(
             err,
             TransactError::OpFailed {
@@ -277,7 +277,7 @@ mod tests {
             json!([{"uuid":["uuid","36bf5ab1-6d52-4b19-9a3e-2f9e6d1b9b0a"]},
                    {"error":"referential integrity violation","details":"x"}]),
         )
-        .unwrap_err();
+        .expect_err("must fail");
         assert!(
             matches!(err, TransactError::OpFailed { index: 1, ref op, .. } if op == "commit"),
             "{err:?}"
