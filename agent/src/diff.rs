@@ -1,1 +1,396 @@
-//! Desired vs installed flows (placeholder).
+//! Desired vs installed: what to add, modify and delete so br-int holds exactly the desired
+//! flows and groups. Pure functions; the reconciler turns a [`Diff`] into one atomic bundle.
+//!
+//! - [`diff`]: full diff of what the switch reports (flow-stats / group-desc read back)
+//!   against a [`DesiredState`]. Used on start, on OpenFlow reconnect and by the periodic
+//!   resync. Flows are identified by [`Flow::key`] (table, priority, match): a desired key
+//!   that is missing is an add, one installed with other actions or another cookie is a
+//!   modify, and every installed key that is not desired is a delete, whatever its cookie
+//!   (the agent owns br-int, so foreign flows go too). Groups likewise by id.
+//! - [`diff_delta`]: the incremental diff after [`crate::pipeline::recompile`], from the
+//!   before/after of the touched keys only; it costs what changed, not what is installed.
+//!
+//! Applying a diff (the reconciler's part): group adds and modifies before flow adds and
+//! modifies, flow deletes before group deletes. A modify replaces actions *and* cookie, so
+//! send it as `OFPFC_ADD` (which replaces a flow with the same key) rather than
+//! `OFPFC_MODIFY_STRICT`, which in OpenFlow 1.1+ leaves the cookie unchanged.
+//! Output order: by table, then priority (highest first), then cookie; ties unspecified.
+
+use std::collections::HashMap;
+
+use weft_openflow::flow::{Flow, FlowKey, Group};
+
+use crate::pipeline::{DesiredDelta, DesiredState};
+
+/// Flow changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlowDiff {
+    pub adds: Vec<Flow>,
+    /// Flows whose key is installed with different actions or cookie: the desired flow.
+    pub modifies: Vec<Flow>,
+    pub deletes: Vec<FlowKey>,
+}
+
+impl FlowDiff {
+    pub fn is_empty(&self) -> bool {
+        self.adds.is_empty() && self.modifies.is_empty() && self.deletes.is_empty()
+    }
+
+    /// Number of flow_mods.
+    pub fn len(&self) -> usize {
+        self.adds.len() + self.modifies.len() + self.deletes.len()
+    }
+
+    fn sort(&mut self) {
+        let order = |t: u8, p: u16, c: u64| (t, std::cmp::Reverse(p), c);
+        self.adds
+            .sort_by_key(|f| order(f.table, f.priority, f.cookie));
+        self.modifies
+            .sort_by_key(|f| order(f.table, f.priority, f.cookie));
+        self.deletes
+            .sort_by_key(|k| (k.table, std::cmp::Reverse(k.priority)));
+    }
+}
+
+/// Group changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupDiff {
+    pub adds: Vec<Group>,
+    /// Groups installed with other buckets or type: the desired group.
+    pub modifies: Vec<Group>,
+    pub deletes: Vec<u32>,
+}
+
+impl GroupDiff {
+    pub fn is_empty(&self) -> bool {
+        self.adds.is_empty() && self.modifies.is_empty() && self.deletes.is_empty()
+    }
+
+    /// Number of group_mods.
+    pub fn len(&self) -> usize {
+        self.adds.len() + self.modifies.len() + self.deletes.len()
+    }
+
+    fn sort(&mut self) {
+        self.adds.sort_by_key(|g| g.id);
+        self.modifies.sort_by_key(|g| g.id);
+        self.deletes.sort_unstable();
+    }
+}
+
+/// Flow and group changes: one bundle.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diff {
+    pub flows: FlowDiff,
+    pub groups: GroupDiff,
+}
+
+impl Diff {
+    /// Nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty() && self.groups.is_empty()
+    }
+
+    /// Number of flow_mods plus group_mods.
+    pub fn len(&self) -> usize {
+        self.flows.len() + self.groups.len()
+    }
+}
+
+/// Full diff of the installed flows against the desired ones.
+pub fn diff_flows(installed: &[Flow], desired: &DesiredState) -> FlowDiff {
+    let mut out = FlowDiff::default();
+    let mut by_key: HashMap<FlowKey, &Flow> = HashMap::with_capacity(installed.len());
+    for f in installed {
+        by_key.insert(f.key(), f);
+    }
+    for want in desired.flows() {
+        match by_key.get(&want.key()) {
+            None => out.adds.push(want.clone()),
+            Some(have) if *have != want => out.modifies.push(want.clone()),
+            Some(_) => {}
+        }
+    }
+    for key in by_key.into_keys() {
+        if desired.flow(&key).is_none() {
+            out.deletes.push(key);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Full diff of the installed groups against the desired ones.
+pub fn diff_groups(installed: &[Group], desired: &DesiredState) -> GroupDiff {
+    let mut out = GroupDiff::default();
+    let mut by_id: HashMap<u32, &Group> = HashMap::with_capacity(installed.len());
+    for g in installed {
+        by_id.insert(g.id, g);
+    }
+    for want in desired.groups() {
+        match by_id.get(&want.id) {
+            None => out.adds.push(want.clone()),
+            Some(have) if *have != want => out.modifies.push(want.clone()),
+            Some(_) => {}
+        }
+    }
+    for id in by_id.into_keys() {
+        if desired.group(id).is_none() {
+            out.deletes.push(id);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Full diff of what the switch has against what is desired.
+pub fn diff(installed_flows: &[Flow], installed_groups: &[Group], desired: &DesiredState) -> Diff {
+    Diff {
+        flows: diff_flows(installed_flows, desired),
+        groups: diff_groups(installed_groups, desired),
+    }
+}
+
+/// Incremental diff from a recompile's before/after of the touched keys. Assumes the switch
+/// held the "before" state (the periodic full [`diff`] repairs any drift).
+pub fn diff_delta(delta: &DesiredDelta) -> Diff {
+    let mut out = Diff::default();
+    for (key, (before, after)) in &delta.flows {
+        match (before, after) {
+            (None, Some(a)) => out.flows.adds.push(a.clone()),
+            (Some(b), Some(a)) if a != b => out.flows.modifies.push(a.clone()),
+            (Some(_), None) => out.flows.deletes.push(key.clone()),
+            _ => {}
+        }
+    }
+    for (id, (before, after)) in &delta.groups {
+        match (before, after) {
+            (None, Some(a)) => out.groups.adds.push(a.clone()),
+            (Some(b), Some(a)) if a != b => out.groups.modifies.push(a.clone()),
+            (Some(_), None) => out.groups.deletes.push(*id),
+            _ => {}
+        }
+    }
+    out.flows.sort();
+    out.groups.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use weft_openflow::flow::{Action, GroupType, Match, MatchField};
+    use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView, ViewUpdate};
+
+    use super::*;
+    use crate::pipeline::{compile_all, recompile, CompileInput, Encap};
+    use crate::view::ChassisView;
+
+    fn port(name: &str, n: u8, chassis: &str) -> PortView {
+        PortView {
+            name: name.into(),
+            switch_name: "ls1".into(),
+            addresses: vec![PortAddress {
+                mac: format!("00:00:00:00:00:{n:02x}"),
+                ips: vec![format!("10.0.0.{n}")],
+            }],
+            unknown: false,
+            port_security: vec![],
+            chassis: chassis.into(),
+            enabled: true,
+        }
+    }
+
+    struct Fixture {
+        view: ChassisView,
+        vifs: BTreeMap<String, u32>,
+        tunnels: BTreeMap<Encap, u32>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let mut view = ChassisView::new();
+            view.apply(&ViewUpdate {
+                revision: 1,
+                snapshot: true,
+                switches: vec![SwitchView {
+                    name: "ls1".into(),
+                    vni: 7,
+                    subnet: String::new(),
+                    mtu: 0,
+                }],
+                ports: vec![
+                    port("a", 1, "hv1"),
+                    port("b", 2, "hv1"),
+                    port("c", 3, "hv2"),
+                ],
+                chassis: vec![RemoteChassis {
+                    name: "hv2".into(),
+                    encap_ip: "192.168.0.2".into(),
+                    encap_types: vec!["geneve".into()],
+                }],
+                ..Default::default()
+            })
+            .expect("valid view");
+            Fixture {
+                view,
+                vifs: [("a".to_string(), 1), ("b".to_string(), 2)].into(),
+                tunnels: [(Encap::Geneve, 100)].into(),
+            }
+        }
+
+        fn input(&self) -> CompileInput<'_> {
+            CompileInput {
+                chassis: "hv1",
+                view: &self.view,
+                vifs: &self.vifs,
+                tunnels: &self.tunnels,
+            }
+        }
+    }
+
+    /// The diff as sorted text (the order of equal-priority flows is unspecified).
+    fn canonical(d: &Diff) -> Vec<String> {
+        use weft_openflow::render::{render_flow, render_group};
+        let mut out: Vec<String> = Vec::new();
+        out.extend(
+            d.flows
+                .adds
+                .iter()
+                .map(|f| format!("add {}", render_flow(f))),
+        );
+        out.extend(
+            d.flows
+                .modifies
+                .iter()
+                .map(|f| format!("mod {}", render_flow(f))),
+        );
+        out.extend(d.flows.deletes.iter().map(|k| format!("del {k:?}")));
+        out.extend(
+            d.groups
+                .adds
+                .iter()
+                .map(|g| format!("gadd {}", render_group(g))),
+        );
+        out.extend(
+            d.groups
+                .modifies
+                .iter()
+                .map(|g| format!("gmod {}", render_group(g))),
+        );
+        out.extend(d.groups.deletes.iter().map(|g| format!("gdel {g}")));
+        out.sort();
+        out
+    }
+
+    fn installed(d: &DesiredState) -> (Vec<Flow>, Vec<Group>) {
+        (d.flows().cloned().collect(), d.groups().cloned().collect())
+    }
+
+    #[test]
+    fn identical_state_gives_empty_diff() {
+        let fx = Fixture::new();
+        let desired = compile_all(&fx.input());
+        let (flows, groups) = installed(&desired);
+        assert!(!flows.is_empty());
+        let d = diff(&flows, &groups, &desired);
+        assert!(d.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn empty_switch_gets_everything_added() {
+        let fx = Fixture::new();
+        let desired = compile_all(&fx.input());
+        let d = diff(&[], &[], &desired);
+        assert_eq!(d.flows.adds.len(), desired.flow_count());
+        assert_eq!(d.groups.adds.len(), desired.group_count());
+        assert!(d.flows.modifies.is_empty() && d.flows.deletes.is_empty());
+        // Sorted by table, then priority descending.
+        let order: Vec<(u8, u16)> = d
+            .flows
+            .adds
+            .iter()
+            .map(|f| (f.table, u16::MAX - f.priority))
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted);
+    }
+
+    #[test]
+    fn changed_actions_or_cookie_is_a_modify_and_foreign_flows_are_deleted() {
+        let fx = Fixture::new();
+        let desired = compile_all(&fx.input());
+        let (mut flows, mut groups) = installed(&desired);
+        // A flow with the right key but stale actions, one with a foreign cookie,
+        // one missing, and one nobody wants.
+        flows.sort_by_key(|f| (f.table, f.priority, f.cookie));
+        flows[0].actions = vec![Action::Output(99)];
+        let foreign_cookie = flows[1].clone();
+        flows[1].cookie = 0x1234;
+        let missing = flows.pop().expect("non-empty");
+        let stray = Flow {
+            table: 50,
+            priority: 50,
+            cookie: 0,
+            matches: Match::new().with(MatchField::InPort(42)),
+            actions: vec![],
+        };
+        flows.push(stray.clone());
+        groups[0].buckets.clear();
+        groups.push(Group {
+            id: 999,
+            kind: GroupType::All,
+            buckets: vec![],
+        });
+
+        let d = diff(&flows, &groups, &desired);
+        assert_eq!(d.flows.adds, vec![missing]);
+        assert_eq!(d.flows.modifies.len(), 2);
+        assert!(d.flows.modifies.contains(&foreign_cookie));
+        assert_eq!(d.flows.deletes, vec![stray.key()]);
+        assert_eq!(d.groups.modifies.len(), 1);
+        assert_eq!(d.groups.deletes, vec![999]);
+        assert!(d.groups.adds.is_empty());
+        assert_eq!(d.len(), 1 + 2 + 1 + 1 + 1);
+    }
+
+    #[test]
+    fn incremental_diff_matches_full_diff() {
+        let mut fx = Fixture::new();
+        let mut desired = compile_all(&fx.input());
+        let (old_flows, old_groups) = installed(&desired);
+
+        // Add a remote port on a new chassis, remove a local one, change a MAC.
+        let change = fx
+            .view
+            .apply(&ViewUpdate {
+                revision: 2,
+                ports: vec![port("d", 4, "hv3"), {
+                    let mut p = port("b", 2, "hv1");
+                    p.addresses[0].mac = "00:00:00:00:00:22".into();
+                    p
+                }],
+                chassis: vec![RemoteChassis {
+                    name: "hv3".into(),
+                    encap_ip: "192.168.0.3".into(),
+                    encap_types: vec!["geneve".into()],
+                }],
+                deleted_ports: vec!["a".into()],
+                ..Default::default()
+            })
+            .expect("valid delta");
+        fx.vifs.remove("a");
+        let r = recompile(&mut desired, &fx.input(), &change);
+        let inc = diff_delta(&r.delta);
+        let full = diff(&old_flows, &old_groups, &desired);
+        assert!(!inc.is_empty());
+        assert_eq!(canonical(&inc), canonical(&full));
+
+        // Recompiling the same change again: nothing to do.
+        let r = recompile(&mut desired, &fx.input(), &change);
+        assert!(r.delta.is_noop());
+        assert!(diff_delta(&r.delta).is_empty());
+    }
+}

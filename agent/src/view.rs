@@ -1,1 +1,976 @@
-//! The chassis view held by the agent (placeholder).
+//! The chassis view as the agent holds it: the switches, ports and remote chassis the
+//! controller sent (southbound `ViewUpdate`s), parsed and validated into typed values.
+//!
+//! Start with [`ChassisView::apply`]: a snapshot replaces the view, a delta upserts then
+//! deletes. Every object of an update is validated before anything changes; an invalid update
+//! is rejected as a whole with a [`ViewError`] naming the object, the field and the value, and
+//! the view is left exactly as it was. The returned [`ViewChange`] lists the objects whose
+//! value actually changed, so the pipeline compiler can recompile only those.
+//!
+//! The view also keeps two indexes (ports by switch, ports by chassis) so that the compiler
+//! can find the ports affected by a switch or chassis change without scanning every port.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use weft_openflow::flow::Mac;
+use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView, ViewUpdate};
+
+use crate::pipeline::Encap;
+
+/// Largest VNI a switch can have (24 bits, shared by VXLAN and Geneve; GRE keys are wider).
+pub const MAX_VNI: u32 = 0xFF_FFFF;
+
+/// An IPv4 address with a prefix length; `/32` when written without a prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ipv4Prefix {
+    pub addr: Ipv4Addr,
+    pub len: u8,
+}
+
+impl Ipv4Prefix {
+    /// The netmask of the prefix (`255.255.255.0` for `/24`).
+    pub fn mask(&self) -> Ipv4Addr {
+        let bits = if self.len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.len))
+        };
+        Ipv4Addr::from(bits)
+    }
+
+    /// The address with its host bits cleared (what OpenFlow stores for a masked match).
+    pub fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) & u32::from(self.mask()))
+    }
+
+    pub fn is_host(&self) -> bool {
+        self.len == 32
+    }
+}
+
+impl fmt::Display for Ipv4Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+impl FromStr for Ipv4Prefix {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, len) = match s.split_once('/') {
+            Some((a, l)) => {
+                let len: u8 = l
+                    .parse()
+                    .map_err(|_| format!("prefix length {l:?} is not a number"))?;
+                if len > 32 {
+                    return Err(format!("prefix length {len} is larger than 32"));
+                }
+                (a, len)
+            }
+            None => (s, 32),
+        };
+        let addr: Ipv4Addr = addr
+            .parse()
+            .map_err(|_| format!("{addr:?} is not an IPv4 address"))?;
+        Ok(Ipv4Prefix { addr, len })
+    }
+}
+
+/// A logical switch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Switch {
+    pub name: String,
+    /// Tunnel key, 1..=[`MAX_VNI`]; unique within the view.
+    pub vni: u32,
+    pub subnet: Option<Ipv4Prefix>,
+    pub mtu: u32,
+}
+
+/// One resolved port address: a MAC and the IPv4 addresses that go with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
+    pub mac: Mac,
+    /// Host addresses (a `/prefix` written in the view is dropped, the address kept).
+    pub ips: Vec<Ipv4Addr>,
+}
+
+/// One port-security entry: a source MAC and the source IPv4 prefixes allowed with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecurityAddress {
+    pub mac: Mac,
+    /// Empty = only the MAC is checked.
+    pub ips: Vec<Ipv4Prefix>,
+}
+
+/// A logical switch port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Port {
+    pub name: String,
+    pub switch: String,
+    pub addresses: Vec<Address>,
+    /// Also receives traffic for unknown destination MACs.
+    pub unknown: bool,
+    /// Empty = no anti-spoofing.
+    pub port_security: Vec<SecurityAddress>,
+    /// Chassis the port is bound to; `None` when unbound.
+    pub chassis: Option<String>,
+    pub enabled: bool,
+}
+
+/// A remote chassis: a tunnel endpoint other ports live on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chassis {
+    pub name: String,
+    pub encap_ip: Ipv4Addr,
+    /// In order of preference.
+    pub encap_types: Vec<Encap>,
+}
+
+/// Why an update was rejected. The view is unchanged when `apply` returns one of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ViewError {
+    /// One field of one object is invalid.
+    #[error("invalid {kind} {name:?}: {field} = {value:?}: {reason}")]
+    Invalid {
+        /// "switch", "port" or "chassis".
+        kind: &'static str,
+        name: String,
+        /// The field, e.g. "vni" or "addresses[1].mac".
+        field: String,
+        value: String,
+        reason: String,
+    },
+    /// The update's revision is older than the view's.
+    #[error("update revision {got} is older than the view's revision {current}")]
+    RevisionBackwards { current: i64, got: i64 },
+}
+
+impl ViewError {
+    fn invalid(
+        kind: &'static str,
+        name: &str,
+        field: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        ViewError::Invalid {
+            kind,
+            name: name.to_string(),
+            field: field.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What an applied update changed: the names of the objects that were added, modified or
+/// removed (an upsert of an identical object is not a change). The compiler recompiles the
+/// owners derived from these; the agent may also add port names itself when a VIF binding
+/// changes ([`ViewChange::mark_port`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ViewChange {
+    /// Revision of the view after the update.
+    pub revision: i64,
+    /// The update was a snapshot (the sets still hold only what differs).
+    pub snapshot: bool,
+    pub switches: BTreeSet<String>,
+    pub ports: BTreeSet<String>,
+    pub chassis: BTreeSet<String>,
+}
+
+impl ViewChange {
+    /// No object changed.
+    pub fn is_empty(&self) -> bool {
+        self.switches.is_empty() && self.ports.is_empty() && self.chassis.is_empty()
+    }
+
+    /// Marks a port as changed (for example because its VIF appeared or its ofport changed).
+    pub fn mark_port(&mut self, name: impl Into<String>) {
+        self.ports.insert(name.into());
+    }
+
+    /// Folds a later change into this one.
+    pub fn merge(&mut self, other: ViewChange) {
+        self.revision = self.revision.max(other.revision);
+        self.snapshot |= other.snapshot;
+        self.switches.extend(other.switches);
+        self.ports.extend(other.ports);
+        self.chassis.extend(other.chassis);
+    }
+}
+
+/// The validated view of one chassis. See the module docs.
+#[derive(Clone, Debug, Default)]
+pub struct ChassisView {
+    revision: i64,
+    switches: BTreeMap<String, Switch>,
+    ports: BTreeMap<String, Port>,
+    chassis: BTreeMap<String, Chassis>,
+    ports_by_switch: BTreeMap<String, BTreeSet<String>>,
+    /// Keyed by the port's chassis name (bound ports only), whether or not that chassis is in
+    /// the view.
+    ports_by_chassis: BTreeMap<String, BTreeSet<String>>,
+    vni_index: BTreeMap<u32, String>,
+}
+
+impl ChassisView {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The revision of the last applied update (0 before the first).
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    pub fn switch(&self, name: &str) -> Option<&Switch> {
+        self.switches.get(name)
+    }
+
+    pub fn port(&self, name: &str) -> Option<&Port> {
+        self.ports.get(name)
+    }
+
+    /// A remote chassis by name.
+    pub fn chassis(&self, name: &str) -> Option<&Chassis> {
+        self.chassis.get(name)
+    }
+
+    /// Every switch, by name.
+    pub fn switches(&self) -> impl Iterator<Item = &Switch> {
+        self.switches.values()
+    }
+
+    /// Every port, by name.
+    pub fn ports(&self) -> impl Iterator<Item = &Port> {
+        self.ports.values()
+    }
+
+    /// Every remote chassis, by name.
+    pub fn all_chassis(&self) -> impl Iterator<Item = &Chassis> {
+        self.chassis.values()
+    }
+
+    /// The ports of one switch, by name.
+    pub fn ports_of_switch<'a>(&'a self, switch: &str) -> impl Iterator<Item = &'a Port> + 'a {
+        self.ports_by_switch
+            .get(switch)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| self.ports.get(p))
+    }
+
+    /// The ports bound to one chassis (local or remote), by name.
+    pub fn ports_on_chassis<'a>(&'a self, chassis: &str) -> impl Iterator<Item = &'a Port> + 'a {
+        self.ports_by_chassis
+            .get(chassis)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| self.ports.get(p))
+    }
+
+    /// Applies a snapshot or a delta. All-or-nothing: on error the view is unchanged.
+    pub fn apply(&mut self, update: &ViewUpdate) -> Result<ViewChange, ViewError> {
+        if update.revision < self.revision {
+            return Err(ViewError::RevisionBackwards {
+                current: self.revision,
+                got: update.revision,
+            });
+        }
+        let switches = parse_unique(&update.switches, "switch", |s| &s.name, parse_switch)?;
+        let chassis = parse_unique(&update.chassis, "chassis", |c| &c.name, parse_chassis)?;
+        let ports = parse_unique(&update.ports, "port", |p| &p.name, parse_port)?;
+        if update.snapshot {
+            self.apply_snapshot(update.revision, switches, ports, chassis)
+        } else {
+            self.apply_delta(update, switches, ports, chassis)
+        }
+    }
+
+    fn apply_snapshot(
+        &mut self,
+        revision: i64,
+        switches: BTreeMap<String, Switch>,
+        ports: BTreeMap<String, Port>,
+        chassis: BTreeMap<String, Chassis>,
+    ) -> Result<ViewChange, ViewError> {
+        let mut vni_index = BTreeMap::new();
+        for s in switches.values() {
+            if let Some(other) = vni_index.insert(s.vni, s.name.clone()) {
+                return Err(vni_conflict(s, &other));
+            }
+        }
+        for p in ports.values() {
+            if !switches.contains_key(&p.switch) {
+                return Err(unknown_switch(p));
+            }
+        }
+        let change = ViewChange {
+            revision,
+            snapshot: true,
+            switches: changed_keys(&self.switches, &switches),
+            ports: changed_keys(&self.ports, &ports),
+            chassis: changed_keys(&self.chassis, &chassis),
+        };
+        let mut next = ChassisView {
+            revision,
+            switches,
+            ports: BTreeMap::new(),
+            chassis,
+            ports_by_switch: BTreeMap::new(),
+            ports_by_chassis: BTreeMap::new(),
+            vni_index,
+        };
+        for p in ports.into_values() {
+            next.insert_port(p);
+        }
+        *self = next;
+        Ok(change)
+    }
+
+    fn apply_delta(
+        &mut self,
+        update: &ViewUpdate,
+        switches: BTreeMap<String, Switch>,
+        ports: BTreeMap<String, Port>,
+        chassis: BTreeMap<String, Chassis>,
+    ) -> Result<ViewChange, ViewError> {
+        let deleted_switches: BTreeSet<&str> =
+            update.deleted_switches.iter().map(String::as_str).collect();
+        let survives = |name: &str| !deleted_switches.contains(name);
+
+        // Validate against the state the delta leads to, without building it.
+        for p in ports.values() {
+            let known = switches.contains_key(&p.switch) || self.switches.contains_key(&p.switch);
+            if !known || !survives(&p.switch) {
+                return Err(unknown_switch(p));
+            }
+        }
+        let mut new_vnis: BTreeMap<u32, &str> = BTreeMap::new();
+        for s in switches.values().filter(|s| survives(&s.name)) {
+            if let Some(other) = new_vnis.insert(s.vni, &s.name) {
+                return Err(vni_conflict(s, other));
+            }
+            if let Some(holder) = self.vni_index.get(&s.vni) {
+                let holder_keeps_vni = holder != &s.name
+                    && survives(holder)
+                    && !switches.contains_key(holder.as_str());
+                if holder_keeps_vni {
+                    return Err(vni_conflict(s, holder));
+                }
+            }
+        }
+
+        // Everything is valid: mutate. Upserts first, then deletions.
+        let mut change = ViewChange {
+            revision: update.revision,
+            snapshot: false,
+            ..ViewChange::default()
+        };
+        for s in switches.into_values() {
+            if self.switches.get(&s.name) == Some(&s) {
+                continue;
+            }
+            if let Some(old) = self.switches.get(&s.name) {
+                if self.vni_index.get(&old.vni) == Some(&old.name) {
+                    self.vni_index.remove(&old.vni);
+                }
+            }
+            change.switches.insert(s.name.clone());
+            self.vni_index.insert(s.vni, s.name.clone());
+            self.switches.insert(s.name.clone(), s);
+        }
+        for c in chassis.into_values() {
+            if self.chassis.get(&c.name) != Some(&c) {
+                change.chassis.insert(c.name.clone());
+                self.chassis.insert(c.name.clone(), c);
+            }
+        }
+        for p in ports.into_values() {
+            if self.ports.get(&p.name) != Some(&p) {
+                change.ports.insert(p.name.clone());
+                self.remove_port(&p.name);
+                self.insert_port(p);
+            }
+        }
+        for name in &update.deleted_ports {
+            if self.remove_port(name).is_some() {
+                change.ports.insert(name.clone());
+            }
+        }
+        for name in &update.deleted_switches {
+            if let Some(old) = self.switches.remove(name) {
+                if self.vni_index.get(&old.vni) == Some(name) {
+                    self.vni_index.remove(&old.vni);
+                }
+                change.switches.insert(name.clone());
+                // Cascade: a port cannot outlive its switch.
+                let orphans: Vec<String> = self
+                    .ports_by_switch
+                    .get(name)
+                    .map(|set| set.iter().cloned().collect())
+                    .unwrap_or_default();
+                for p in orphans {
+                    self.remove_port(&p);
+                    change.ports.insert(p);
+                }
+            }
+        }
+        for name in &update.deleted_chassis {
+            if self.chassis.remove(name).is_some() {
+                change.chassis.insert(name.clone());
+            }
+        }
+        self.revision = update.revision;
+        Ok(change)
+    }
+
+    fn insert_port(&mut self, p: Port) {
+        self.ports_by_switch
+            .entry(p.switch.clone())
+            .or_default()
+            .insert(p.name.clone());
+        if let Some(c) = &p.chassis {
+            self.ports_by_chassis
+                .entry(c.clone())
+                .or_default()
+                .insert(p.name.clone());
+        }
+        self.ports.insert(p.name.clone(), p);
+    }
+
+    fn remove_port(&mut self, name: &str) -> Option<Port> {
+        let p = self.ports.remove(name)?;
+        remove_from_index(&mut self.ports_by_switch, &p.switch, name);
+        if let Some(c) = &p.chassis {
+            remove_from_index(&mut self.ports_by_chassis, c, name);
+        }
+        Some(p)
+    }
+}
+
+fn remove_from_index(index: &mut BTreeMap<String, BTreeSet<String>>, key: &str, name: &str) {
+    if let Some(set) = index.get_mut(key) {
+        set.remove(name);
+        if set.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
+fn changed_keys<V: PartialEq>(
+    old: &BTreeMap<String, V>,
+    new: &BTreeMap<String, V>,
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (k, v) in new {
+        if old.get(k) != Some(v) {
+            out.insert(k.clone());
+        }
+    }
+    for k in old.keys() {
+        if !new.contains_key(k) {
+            out.insert(k.clone());
+        }
+    }
+    out
+}
+
+fn unknown_switch(p: &Port) -> ViewError {
+    ViewError::invalid(
+        "port",
+        &p.name,
+        "switch_name",
+        &p.switch,
+        "no such switch in the view after this update",
+    )
+}
+
+fn vni_conflict(s: &Switch, other: &str) -> ViewError {
+    ViewError::invalid(
+        "switch",
+        &s.name,
+        "vni",
+        s.vni.to_string(),
+        format!("already used by switch {other:?}"),
+    )
+}
+
+/// Parses every object of one kind, rejecting empty and duplicate names.
+fn parse_unique<T, U>(
+    items: &[T],
+    kind: &'static str,
+    name: impl Fn(&T) -> &String,
+    parse: impl Fn(&T) -> Result<U, ViewError>,
+) -> Result<BTreeMap<String, U>, ViewError> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let n = name(item);
+        if n.is_empty() {
+            return Err(ViewError::invalid(kind, n, "name", n, "must not be empty"));
+        }
+        if out.contains_key(n) {
+            return Err(ViewError::invalid(
+                kind,
+                n,
+                "name",
+                n,
+                "appears more than once in the update",
+            ));
+        }
+        out.insert(n.clone(), parse(item)?);
+    }
+    Ok(out)
+}
+
+fn parse_switch(s: &SwitchView) -> Result<Switch, ViewError> {
+    if s.vni == 0 || s.vni > MAX_VNI {
+        return Err(ViewError::invalid(
+            "switch",
+            &s.name,
+            "vni",
+            s.vni.to_string(),
+            format!("must be in 1..={MAX_VNI}"),
+        ));
+    }
+    let subnet = if s.subnet.is_empty() {
+        None
+    } else {
+        let p: Ipv4Prefix = s
+            .subnet
+            .parse()
+            .map_err(|e| ViewError::invalid("switch", &s.name, "subnet", &s.subnet, e))?;
+        if !s.subnet.contains('/') {
+            return Err(ViewError::invalid(
+                "switch",
+                &s.name,
+                "subnet",
+                &s.subnet,
+                "must be in CIDR form a.b.c.d/len",
+            ));
+        }
+        Some(p)
+    };
+    Ok(Switch {
+        name: s.name.clone(),
+        vni: s.vni,
+        subnet,
+        mtu: s.mtu,
+    })
+}
+
+fn parse_chassis(c: &RemoteChassis) -> Result<Chassis, ViewError> {
+    let encap_ip: Ipv4Addr = c.encap_ip.parse().map_err(|_| {
+        ViewError::invalid(
+            "chassis",
+            &c.name,
+            "encap_ip",
+            &c.encap_ip,
+            "not an IPv4 address",
+        )
+    })?;
+    let mut encap_types = Vec::with_capacity(c.encap_types.len());
+    for (i, t) in c.encap_types.iter().enumerate() {
+        let e: Encap = t.parse().map_err(|_| {
+            ViewError::invalid(
+                "chassis",
+                &c.name,
+                format!("encap_types[{i}]"),
+                t,
+                "expected geneve, vxlan or gre",
+            )
+        })?;
+        if !encap_types.contains(&e) {
+            encap_types.push(e);
+        }
+    }
+    Ok(Chassis {
+        name: c.name.clone(),
+        encap_ip,
+        encap_types,
+    })
+}
+
+fn parse_mac(port: &str, field: &str, s: &str) -> Result<Mac, ViewError> {
+    let mac: Mac = s
+        .parse()
+        .map_err(|_| ViewError::invalid("port", port, field, s, "not a MAC address"))?;
+    if mac.is_multicast() {
+        return Err(ViewError::invalid(
+            "port",
+            port,
+            field,
+            s,
+            "a port address must be unicast",
+        ));
+    }
+    Ok(mac)
+}
+
+fn parse_addresses(
+    port: &str,
+    list: &str,
+    addrs: &[PortAddress],
+) -> Result<Vec<(Mac, Vec<Ipv4Prefix>)>, ViewError> {
+    let mut out = Vec::with_capacity(addrs.len());
+    for (i, a) in addrs.iter().enumerate() {
+        let mac = parse_mac(port, &format!("{list}[{i}].mac"), &a.mac)?;
+        let mut ips = Vec::with_capacity(a.ips.len());
+        for (j, ip) in a.ips.iter().enumerate() {
+            let p: Ipv4Prefix = ip.parse().map_err(|e| {
+                ViewError::invalid("port", port, format!("{list}[{i}].ips[{j}]"), ip, e)
+            })?;
+            ips.push(p);
+        }
+        out.push((mac, ips));
+    }
+    Ok(out)
+}
+
+fn parse_port(p: &PortView) -> Result<Port, ViewError> {
+    if p.switch_name.is_empty() {
+        return Err(ViewError::invalid(
+            "port",
+            &p.name,
+            "switch_name",
+            "",
+            "must not be empty",
+        ));
+    }
+    let addresses = parse_addresses(&p.name, "addresses", &p.addresses)?
+        .into_iter()
+        .map(|(mac, ips)| Address {
+            mac,
+            ips: ips.into_iter().map(|ip| ip.addr).collect(),
+        })
+        .collect();
+    let port_security = parse_addresses(&p.name, "port_security", &p.port_security)?
+        .into_iter()
+        .map(|(mac, ips)| SecurityAddress { mac, ips })
+        .collect();
+    Ok(Port {
+        name: p.name.clone(),
+        switch: p.switch_name.clone(),
+        addresses,
+        unknown: p.unknown,
+        port_security,
+        chassis: (!p.chassis.is_empty()).then(|| p.chassis.clone()),
+        enabled: p.enabled,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sw(name: &str, vni: u32) -> SwitchView {
+        SwitchView {
+            name: name.into(),
+            vni,
+            subnet: "10.0.0.0/24".into(),
+            mtu: 1500,
+        }
+    }
+
+    fn port(name: &str, switch: &str, mac: &str, ip: &str, chassis: &str) -> PortView {
+        PortView {
+            name: name.into(),
+            switch_name: switch.into(),
+            addresses: vec![PortAddress {
+                mac: mac.into(),
+                ips: vec![ip.into()],
+            }],
+            unknown: false,
+            port_security: vec![],
+            chassis: chassis.into(),
+            enabled: true,
+        }
+    }
+
+    fn chassis(name: &str, ip: &str) -> RemoteChassis {
+        RemoteChassis {
+            name: name.into(),
+            encap_ip: ip.into(),
+            encap_types: vec!["geneve".into(), "vxlan".into()],
+        }
+    }
+
+    fn snapshot(revision: i64) -> ViewUpdate {
+        ViewUpdate {
+            revision,
+            snapshot: true,
+            switches: vec![sw("ls1", 100), sw("ls2", 200)],
+            ports: vec![
+                port("p1", "ls1", "00:00:00:00:00:01", "10.0.0.1", "hv1"),
+                port("p2", "ls1", "00:00:00:00:00:02", "10.0.0.2", "hv2"),
+                port("p3", "ls2", "00:00:00:00:00:03", "10.0.0.3", "hv1"),
+            ],
+            chassis: vec![chassis("hv2", "192.168.0.2")],
+            ..Default::default()
+        }
+    }
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn view() -> ChassisView {
+        let mut v = ChassisView::new();
+        v.apply(&snapshot(5)).expect("valid snapshot");
+        v
+    }
+
+    #[test]
+    fn snapshot_builds_view_and_indexes() {
+        let v = view();
+        assert_eq!(v.revision(), 5);
+        assert_eq!(v.switch("ls1").map(|s| s.vni), Some(100));
+        let on_ls1: Vec<_> = v.ports_of_switch("ls1").map(|p| p.name.as_str()).collect();
+        assert_eq!(on_ls1, ["p1", "p2"]);
+        let on_hv1: Vec<_> = v.ports_on_chassis("hv1").map(|p| p.name.as_str()).collect();
+        assert_eq!(on_hv1, ["p1", "p3"]);
+        let hv2 = v.chassis("hv2").expect("hv2");
+        assert_eq!(hv2.encap_types, [Encap::Geneve, Encap::Vxlan]);
+        assert_eq!(
+            v.port("p1").map(|p| p.addresses[0].mac.to_string()),
+            Some("00:00:00:00:00:01".to_string())
+        );
+    }
+
+    #[test]
+    fn second_identical_snapshot_changes_nothing() {
+        let mut v = view();
+        let change = v.apply(&snapshot(6)).expect("valid");
+        assert!(change.is_empty(), "{change:?}");
+        assert_eq!(change.revision, 6);
+    }
+
+    #[test]
+    fn snapshot_reports_removed_and_modified_objects() {
+        let mut v = view();
+        let mut s = snapshot(7);
+        s.ports.retain(|p| p.name != "p3");
+        s.ports[0].enabled = false;
+        s.chassis.clear();
+        let change = v.apply(&s).expect("valid");
+        assert_eq!(change.ports, set(&["p1", "p3"]));
+        assert_eq!(change.chassis, set(&["hv2"]));
+        assert!(change.switches.is_empty());
+        assert!(v.port("p3").is_none());
+        assert_eq!(v.ports_on_chassis("hv1").count(), 1);
+    }
+
+    #[test]
+    fn delta_upserts_then_deletes() {
+        let mut v = view();
+        let d = ViewUpdate {
+            revision: 6,
+            ports: vec![
+                port("p4", "ls2", "00:00:00:00:00:04", "10.0.0.4", "hv2"),
+                // identical upsert: not a change
+                port("p1", "ls1", "00:00:00:00:00:01", "10.0.0.1", "hv1"),
+            ],
+            deleted_ports: vec!["p2".into(), "nope".into()],
+            ..Default::default()
+        };
+        let change = v.apply(&d).expect("valid");
+        assert_eq!(change.ports, set(&["p2", "p4"]));
+        assert!(v.port("p2").is_none());
+        assert_eq!(v.ports_on_chassis("hv2").count(), 1);
+        assert_eq!(v.revision(), 6);
+    }
+
+    #[test]
+    fn port_moving_between_switches_updates_indexes() {
+        let mut v = view();
+        let d = ViewUpdate {
+            revision: 6,
+            ports: vec![port("p1", "ls2", "00:00:00:00:00:01", "10.0.0.1", "hv2")],
+            ..Default::default()
+        };
+        v.apply(&d).expect("valid");
+        assert_eq!(v.ports_of_switch("ls1").count(), 1);
+        assert_eq!(v.ports_of_switch("ls2").count(), 2);
+        assert_eq!(v.ports_on_chassis("hv1").count(), 1);
+        assert_eq!(v.ports_on_chassis("hv2").count(), 2);
+    }
+
+    #[test]
+    fn deleting_a_switch_cascades_to_its_ports() {
+        let mut v = view();
+        let d = ViewUpdate {
+            revision: 6,
+            deleted_switches: vec!["ls1".into()],
+            ..Default::default()
+        };
+        let change = v.apply(&d).expect("valid");
+        assert_eq!(change.switches, set(&["ls1"]));
+        assert_eq!(change.ports, set(&["p1", "p2"]));
+        assert_eq!(v.ports().count(), 1);
+        assert_eq!(v.ports_of_switch("ls1").count(), 0);
+    }
+
+    /// Applies `u` to a fresh view and checks that it is rejected naming `needle`, and that
+    /// the view did not change.
+    fn rejected(u: ViewUpdate, needle: &str) {
+        let mut v = view();
+        let before = format!("{v:?}");
+        let err = v.apply(&u).expect_err("must be rejected");
+        let msg = err.to_string();
+        assert!(msg.contains(needle), "{msg:?} does not mention {needle:?}");
+        assert_eq!(
+            format!("{v:?}"),
+            before,
+            "a rejected update changed the view"
+        );
+    }
+
+    fn delta() -> ViewUpdate {
+        ViewUpdate {
+            revision: 6,
+            // A valid change that must not be applied when something else is invalid.
+            ports: vec![port("p9", "ls1", "00:00:00:00:00:09", "10.0.0.9", "hv1")],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn invalid_objects_reject_the_whole_update() {
+        let mut u = delta();
+        u.switches.push(sw("", 5));
+        rejected(u, "name");
+
+        let mut u = delta();
+        u.switches.push(sw("ls9", 0));
+        rejected(u, "vni = \"0\"");
+
+        let mut u = delta();
+        u.switches.push(sw("ls9", 0x100_0000));
+        rejected(u, "16777216");
+
+        let mut u = delta();
+        u.switches.push(SwitchView {
+            subnet: "10.0.0.0/33".into(),
+            ..sw("ls9", 9)
+        });
+        rejected(u, "subnet");
+
+        let mut u = delta();
+        u.ports
+            .push(port("p8", "ls1", "00:00:00:00:00:zz", "10.0.0.8", "hv1"));
+        rejected(u, "addresses[0].mac = \"00:00:00:00:00:zz\"");
+
+        let mut u = delta();
+        u.ports
+            .push(port("p8", "ls1", "ff:ff:ff:ff:ff:ff", "10.0.0.8", "hv1"));
+        rejected(u, "unicast");
+
+        let mut u = delta();
+        u.ports
+            .push(port("p8", "ls1", "00:00:00:00:00:08", "10.0.0.256", "hv1"));
+        rejected(u, "addresses[0].ips[0] = \"10.0.0.256\"");
+
+        let mut u = delta();
+        let mut p = port("p8", "ls1", "00:00:00:00:00:08", "10.0.0.8", "hv1");
+        p.port_security = vec![PortAddress {
+            mac: "00:00:00:00:00:08".into(),
+            ips: vec!["10.0.0.8/40".into()],
+        }];
+        u.ports.push(p);
+        rejected(u, "port_security[0].ips[0]");
+
+        let mut u = delta();
+        u.ports
+            .push(port("p8", "nosuch", "00:00:00:00:00:08", "10.0.0.8", "hv1"));
+        rejected(u, "switch_name = \"nosuch\"");
+
+        let mut u = delta();
+        u.chassis.push(chassis("hv3", "not-an-ip"));
+        rejected(u, "encap_ip = \"not-an-ip\"");
+
+        let mut u = delta();
+        let mut c = chassis("hv3", "192.168.0.3");
+        c.encap_types.push("stt".into());
+        u.chassis.push(c);
+        rejected(u, "encap_types[2] = \"stt\"");
+
+        let mut u = delta();
+        u.ports
+            .push(port("p9", "ls1", "00:00:00:00:00:09", "10.0.0.9", "hv1"));
+        rejected(u, "more than once");
+    }
+
+    #[test]
+    fn port_on_switch_deleted_in_same_delta_is_rejected() {
+        let mut u = delta();
+        u.deleted_switches.push("ls1".into());
+        rejected(u, "switch_name = \"ls1\"");
+    }
+
+    #[test]
+    fn duplicate_vni_is_rejected_but_swaps_are_fine() {
+        let mut u = delta();
+        u.switches.push(sw("ls9", 100));
+        rejected(u, "already used by switch \"ls1\"");
+
+        let mut v = view();
+        let swap = ViewUpdate {
+            revision: 6,
+            switches: vec![sw("ls1", 200), sw("ls2", 100)],
+            ..Default::default()
+        };
+        let change = v.apply(&swap).expect("a swap is valid");
+        assert_eq!(change.switches, set(&["ls1", "ls2"]));
+        // Reusing the VNI of a switch deleted in the same delta is valid too.
+        let reuse = ViewUpdate {
+            revision: 7,
+            switches: vec![sw("ls3", 100)],
+            deleted_switches: vec!["ls2".into()],
+            ..Default::default()
+        };
+        v.apply(&reuse).expect("valid");
+        let bad = ViewUpdate {
+            revision: 8,
+            switches: vec![sw("ls4", 100)],
+            ..Default::default()
+        };
+        assert!(v.apply(&bad).is_err());
+    }
+
+    #[test]
+    fn revision_may_not_go_backwards() {
+        let mut u = delta();
+        u.revision = 4;
+        rejected(u, "older");
+        // Same revision is accepted (an empty update for an unrelated change).
+        let mut v = view();
+        let mut u = delta();
+        u.revision = 5;
+        assert!(v.apply(&u).is_ok());
+    }
+
+    #[test]
+    fn invalid_snapshot_keeps_the_old_view() {
+        let mut s = snapshot(9);
+        s.switches[1].vni = 100;
+        rejected(s, "vni");
+        let mut s = snapshot(9);
+        s.switches.pop();
+        rejected(s, "switch_name = \"ls2\"");
+    }
+
+    #[test]
+    fn prefix_parsing() {
+        let p: Ipv4Prefix = "10.1.2.3/24".parse().expect("valid");
+        assert_eq!(p.network(), Ipv4Addr::new(10, 1, 2, 0));
+        assert_eq!(p.mask(), Ipv4Addr::new(255, 255, 255, 0));
+        let h: Ipv4Prefix = "10.1.2.3".parse().expect("valid");
+        assert!(h.is_host());
+        let z: Ipv4Prefix = "0.0.0.0/0".parse().expect("valid");
+        assert_eq!(z.mask(), Ipv4Addr::UNSPECIFIED);
+        assert!("10.1.2.3/x".parse::<Ipv4Prefix>().is_err());
+    }
+}

@@ -1,0 +1,261 @@
+//! The desired state, organised by owner so that replacing one owner's flows costs only
+//! that owner's flows.
+//!
+//! Two owners may claim the same flow key (or group id), e.g. two ports with the same MAC on
+//! one switch during a controller-side mistake. The switch can hold only one, so each key
+//! keeps a list of claims and the effective flow is the claim of the smallest [`Owner`]
+//! (`Static < Tunnel < Switch < Port`, then by name). When that owner goes away, the next
+//! claim becomes effective: nothing is lost and the result does not depend on the order of
+//! updates.
+
+use std::collections::hash_map::{DefaultHasher, Entry};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hash};
+
+use weft_openflow::flow::{Flow, FlowKey, Group};
+
+use super::{CompileInput, Encap, Owner};
+
+/// Deterministic hashing (fixed keys): same iteration order on every run.
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
+
+/// Claims on one key, sorted by owner; the first is effective.
+type Claims<V> = Vec<(Owner, V)>;
+
+#[derive(Clone, Debug, Default)]
+struct OwnerEntry {
+    flow_keys: Vec<FlowKey>,
+    group_ids: Vec<u32>,
+}
+
+/// The effective before/after of every flow key and group id touched by a recompile (see
+/// [`super::recompile`]); [`crate::diff::diff_delta`] turns it into a bundle. Entries whose
+/// before and after are equal are kept (they diff to nothing).
+#[derive(Clone, Debug, Default)]
+pub struct DesiredDelta {
+    pub flows: HashMap<FlowKey, (Option<Flow>, Option<Flow>)>,
+    pub groups: HashMap<u32, (Option<Group>, Option<Group>)>,
+}
+
+impl DesiredDelta {
+    /// True when no touched flow or group actually changed.
+    pub fn is_noop(&self) -> bool {
+        self.flows.values().all(|(b, a)| b == a) && self.groups.values().all(|(b, a)| b == a)
+    }
+}
+
+/// The desired flows and groups of br-int, by owner. Build with [`super::compile_all`],
+/// update with [`super::recompile`].
+#[derive(Clone, Debug, Default)]
+pub struct DesiredState {
+    chassis: String,
+    tunnels: BTreeMap<Encap, u32>,
+    owners: Map<Owner, OwnerEntry>,
+    flows: Map<FlowKey, Claims<Flow>>,
+    groups: Map<u32, Claims<Group>>,
+    /// The switch each port's flows were compiled for (to recompile it when the port leaves).
+    port_switch: Map<String, String>,
+}
+
+impl DesiredState {
+    pub(super) fn new(chassis: &str, tunnels: &BTreeMap<Encap, u32>) -> Self {
+        DesiredState {
+            chassis: chassis.to_string(),
+            tunnels: tunnels.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// The chassis name this state was compiled for.
+    pub fn chassis(&self) -> &str {
+        &self.chassis
+    }
+
+    /// The tunnel ports this state was compiled for.
+    pub fn tunnels(&self) -> &BTreeMap<Encap, u32> {
+        &self.tunnels
+    }
+
+    pub(super) fn set_inputs(&mut self, chassis: &str, tunnels: &BTreeMap<Encap, u32>) {
+        self.chassis = chassis.to_string();
+        self.tunnels = tunnels.clone();
+    }
+
+    /// Every effective flow (one per key), in no particular order.
+    pub fn flows(&self) -> impl Iterator<Item = &Flow> {
+        self.flows
+            .values()
+            .filter_map(|c| c.first().map(|(_, f)| f))
+    }
+
+    /// Every effective group, in no particular order.
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.groups
+            .values()
+            .filter_map(|c| c.first().map(|(_, g)| g))
+    }
+
+    /// The effective flow with this key.
+    pub fn flow(&self, key: &FlowKey) -> Option<&Flow> {
+        self.flows.get(key).and_then(|c| c.first()).map(|(_, f)| f)
+    }
+
+    /// The effective group with this id.
+    pub fn group(&self, id: u32) -> Option<&Group> {
+        self.groups.get(&id).and_then(|c| c.first()).map(|(_, g)| g)
+    }
+
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Every owner that has at least one flow or group.
+    pub fn owners(&self) -> impl Iterator<Item = &Owner> {
+        self.owners.keys()
+    }
+
+    /// The flows `owner` claims (effective or shadowed by a smaller owner).
+    pub fn owner_flows(&self, owner: &Owner) -> Vec<&Flow> {
+        let Some(entry) = self.owners.get(owner) else {
+            return Vec::new();
+        };
+        entry
+            .flow_keys
+            .iter()
+            .filter_map(|k| self.flows.get(k))
+            .filter_map(|claims| claims.iter().find(|(o, _)| o == owner).map(|(_, f)| f))
+            .collect()
+    }
+
+    /// The groups `owner` claims.
+    pub fn owner_groups(&self, owner: &Owner) -> Vec<&Group> {
+        let Some(entry) = self.owners.get(owner) else {
+            return Vec::new();
+        };
+        entry
+            .group_ids
+            .iter()
+            .filter_map(|id| self.groups.get(id))
+            .filter_map(|claims| claims.iter().find(|(o, _)| o == owner).map(|(_, g)| g))
+            .collect()
+    }
+
+    /// Flow keys claimed by more than one owner (a view inconsistency worth logging).
+    pub fn conflicting_flow_keys(&self) -> impl Iterator<Item = (&FlowKey, Vec<&Owner>)> {
+        self.flows
+            .iter()
+            .filter(|(_, c)| c.len() > 1)
+            .map(|(k, c)| (k, c.iter().map(|(o, _)| o).collect()))
+    }
+
+    /// The switch the port's flows were last compiled for.
+    pub fn compiled_switch_of(&self, port: &str) -> Option<&str> {
+        self.port_switch.get(port).map(String::as_str)
+    }
+
+    /// Replaces everything `owner` claims with `flows` and `groups` (first wins for duplicate
+    /// keys within the owner). Records effective "before" values in `delta` when given.
+    pub(super) fn set_owner(
+        &mut self,
+        input: &CompileInput,
+        owner: Owner,
+        flows: Vec<Flow>,
+        groups: Vec<Group>,
+        mut delta: Option<&mut DesiredDelta>,
+    ) {
+        if let Owner::Port(name) = &owner {
+            match input.view.port(name) {
+                Some(p) => {
+                    self.port_switch.insert(name.clone(), p.switch.clone());
+                }
+                None => {
+                    self.port_switch.remove(name);
+                }
+            }
+        }
+        let old = self.owners.remove(&owner).unwrap_or_default();
+        for key in old.flow_keys {
+            if let Some(d) = delta.as_deref_mut() {
+                record_before(&mut d.flows, &self.flows, &key);
+            }
+            unclaim(&mut self.flows, key, &owner);
+        }
+        for id in old.group_ids {
+            if let Some(d) = delta.as_deref_mut() {
+                record_before(&mut d.groups, &self.groups, &id);
+            }
+            unclaim(&mut self.groups, id, &owner);
+        }
+
+        let mut entry = OwnerEntry::default();
+        for flow in flows {
+            let key = flow.key();
+            if entry.flow_keys.contains(&key) {
+                continue;
+            }
+            if let Some(d) = delta.as_deref_mut() {
+                record_before(&mut d.flows, &self.flows, &key);
+            }
+            entry.flow_keys.push(key.clone());
+            claim(&mut self.flows, key, &owner, flow);
+        }
+        for group in groups {
+            if entry.group_ids.contains(&group.id) {
+                continue;
+            }
+            if let Some(d) = delta.as_deref_mut() {
+                record_before(&mut d.groups, &self.groups, &group.id);
+            }
+            entry.group_ids.push(group.id);
+            claim(&mut self.groups, group.id, &owner, group);
+        }
+        if !entry.flow_keys.is_empty() || !entry.group_ids.is_empty() {
+            self.owners.insert(owner, entry);
+        }
+    }
+
+    /// Fills in the effective "after" value of every key recorded in `delta`.
+    pub(super) fn finish_delta(&self, delta: &mut DesiredDelta) {
+        for (key, (_, after)) in delta.flows.iter_mut() {
+            *after = self.flow(key).cloned();
+        }
+        for (id, (_, after)) in delta.groups.iter_mut() {
+            *after = self.group(*id).cloned();
+        }
+    }
+}
+
+fn record_before<K: Hash + Eq + Clone, V: Clone>(
+    delta: &mut HashMap<K, (Option<V>, Option<V>)>,
+    claims: &Map<K, Claims<V>>,
+    key: &K,
+) {
+    if !delta.contains_key(key) {
+        let before = claims
+            .get(key)
+            .and_then(|c| c.first())
+            .map(|(_, v)| v.clone());
+        delta.insert(key.clone(), (before, None));
+    }
+}
+
+fn claim<K: Hash + Eq, V>(map: &mut Map<K, Claims<V>>, key: K, owner: &Owner, value: V) {
+    let claims = map.entry(key).or_default();
+    match claims.binary_search_by(|(o, _)| o.cmp(owner)) {
+        Ok(i) => claims[i].1 = value,
+        Err(i) => claims.insert(i, (owner.clone(), value)),
+    }
+}
+
+fn unclaim<K: Hash + Eq, V>(map: &mut Map<K, Claims<V>>, key: K, owner: &Owner) {
+    if let Entry::Occupied(mut e) = map.entry(key) {
+        e.get_mut().retain(|(o, _)| o != owner);
+        if e.get().is_empty() {
+            e.remove();
+        }
+    }
+}

@@ -1,0 +1,600 @@
+//! Unit tests of the compiler: one per feature function, plus recompile behaviour.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use weft_openflow::flow::Flow;
+use weft_openflow::render::{render_flow, render_group};
+use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView, ViewUpdate};
+
+use super::*;
+use crate::view::ChassisView;
+
+fn addr(mac: &str, ips: &[&str]) -> PortAddress {
+    PortAddress {
+        mac: mac.into(),
+        ips: ips.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn pv(name: &str, switch: &str, n: u16, chassis: &str) -> PortView {
+    PortView {
+        name: name.into(),
+        switch_name: switch.into(),
+        addresses: vec![addr(
+            &format!("00:00:00:00:{:02x}:{:02x}", n >> 8, n & 0xff),
+            &[&format!("10.0.{}.{}", n >> 8, n & 0xff)],
+        )],
+        unknown: false,
+        port_security: vec![],
+        chassis: chassis.into(),
+        enabled: true,
+    }
+}
+
+fn sv(name: &str, vni: u32) -> SwitchView {
+    SwitchView {
+        name: name.into(),
+        vni,
+        subnet: String::new(),
+        mtu: 0,
+    }
+}
+
+fn cv(name: &str, ip: &str, encaps: &[&str]) -> RemoteChassis {
+    RemoteChassis {
+        name: name.into(),
+        encap_ip: ip.into(),
+        encap_types: encaps.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+struct Fx {
+    view: ChassisView,
+    vifs: BTreeMap<String, u32>,
+    tunnels: BTreeMap<Encap, u32>,
+}
+
+impl Fx {
+    fn new(update: ViewUpdate, vifs: &[(&str, u32)]) -> Self {
+        let mut view = ChassisView::new();
+        view.apply(&update).expect("valid view");
+        Fx {
+            view,
+            vifs: vifs.iter().map(|(n, o)| (n.to_string(), *o)).collect(),
+            tunnels: [(Encap::Geneve, 100), (Encap::Vxlan, 101)].into(),
+        }
+    }
+
+    fn input(&self) -> CompileInput<'_> {
+        CompileInput {
+            chassis: "hv1",
+            view: &self.view,
+            vifs: &self.vifs,
+            tunnels: &self.tunnels,
+        }
+    }
+
+    fn apply(&mut self, u: ViewUpdate) -> ViewChange {
+        self.view.apply(&u).expect("valid delta")
+    }
+}
+
+fn small() -> Fx {
+    Fx::new(
+        ViewUpdate {
+            revision: 1,
+            snapshot: true,
+            switches: vec![sv("ls1", 5)],
+            ports: vec![
+                pv("a", "ls1", 1, "hv1"),
+                pv("b", "ls1", 2, "hv2"),
+                pv("c", "ls1", 3, "hv3"),
+                pv("d", "ls1", 4, ""),
+            ],
+            chassis: vec![
+                cv("hv2", "192.168.0.2", &["gre", "vxlan", "geneve"]),
+                cv("hv3", "192.168.0.3", &["gre"]),
+            ],
+            ..Default::default()
+        },
+        &[("a", 1)],
+    )
+}
+
+fn rendered(flows: &[Flow]) -> Vec<String> {
+    flows.iter().map(render_flow).collect()
+}
+
+fn sorted_state(d: &DesiredState) -> Vec<String> {
+    let mut v: Vec<String> = d.flows().map(render_flow).collect();
+    v.extend(d.groups().map(render_group));
+    v.sort();
+    v
+}
+
+#[test]
+fn encap_parses_and_displays() {
+    for e in Encap::ALL {
+        assert_eq!(e.to_string().parse::<Encap>(), Ok(e));
+    }
+    assert_eq!(
+        "stt".parse::<Encap>().map_err(|e| e.to_string()),
+        Err("unknown encapsulation \"stt\": expected geneve, vxlan or gre".to_string())
+    );
+}
+
+#[test]
+fn cookies_are_kind_plus_stable_fnv_hash() {
+    // FNV-1a 64 of "" is 0xcbf29ce484222325 and of "a" is 0xaf63dc4c8601ec8c.
+    assert_eq!(Owner::Static.cookie(), 0xfff2_9ce4_8422_2325);
+    assert_eq!(Owner::Port("a".into()).cookie(), 0x0263_dc4c_8601_ec8c);
+    assert_eq!(Owner::Switch("a".into()).cookie(), 0x0163_dc4c_8601_ec8c);
+    assert_eq!(
+        Owner::cookie_kind(Owner::Tunnel(Encap::Gre).cookie()),
+        cookie_kind::TUNNEL
+    );
+    assert_ne!(
+        Owner::Port("a".into()).cookie(),
+        Owner::Port("b".into()).cookie()
+    );
+}
+
+#[test]
+fn locate_needs_a_vif_or_a_reachable_chassis() {
+    let mut fx = small();
+    let view = fx.view.clone();
+    let port = |n: &str| view.port(n).expect("port").clone();
+    let input = fx.input();
+    assert_eq!(input.locate(&port("a")), Location::Local { ofport: 1 });
+    // hv2 prefers gre (no tunnel port here), then vxlan.
+    assert_eq!(
+        input.locate(&port("b")),
+        Location::Remote(TunnelTarget {
+            encap: Encap::Vxlan,
+            ofport: 101,
+            remote_ip: "192.168.0.2".parse().expect("ip"),
+        })
+    );
+    // hv3 only speaks gre: unreachable. d is unbound.
+    assert_eq!(input.locate(&port("c")), Location::Nowhere);
+    assert_eq!(input.locate(&port("d")), Location::Nowhere);
+    // Bound here but no VIF yet.
+    fx.vifs.clear();
+    assert_eq!(fx.input().locate(&port("a")), Location::Nowhere);
+}
+
+#[test]
+fn classify_flows() {
+    let fx = small();
+    let sw = fx.view.switch("ls1").expect("ls1");
+    assert_eq!(
+        render_flow(&classify::vif(sw, 1, 0)),
+        "priority=100,in_port=1 actions=set_field:0x5->metadata,set_field:0x1->reg14,goto_table:10"
+    );
+    assert_eq!(
+        render_flow(&classify::vif_disabled(1, 0)),
+        "priority=100,in_port=1 actions=drop"
+    );
+    assert_eq!(
+        rendered(&classify::tunnels(sw, &fx.tunnels, 0)),
+        [
+            "priority=100,tun_id=0x5,in_port=100 actions=set_field:0x5->metadata,set_field:0x1->reg10,goto_table:50",
+            "priority=100,tun_id=0x5,in_port=101 actions=set_field:0x5->metadata,set_field:0x1->reg10,goto_table:50",
+        ]
+    );
+}
+
+#[test]
+fn port_security_flows() {
+    let mut p = pv("a", "ls1", 1, "hv1");
+    p.port_security = vec![
+        addr("00:00:00:00:00:01", &["10.0.0.1", "10.0.1.0/24"]),
+        addr("00:00:00:00:00:11", &[]),
+    ];
+    let mut fx = small();
+    fx.apply(ViewUpdate {
+        revision: 2,
+        ports: vec![p],
+        ..Default::default()
+    });
+    let port = fx.view.port("a").expect("a");
+    assert_eq!(
+        rendered(&port_security::flows(port, 1, 0)),
+        [
+            "table=10, priority=90,ip,reg14=0x1,dl_src=00:00:00:00:00:01,nw_src=10.0.0.1 actions=goto_table:20",
+            "table=10, priority=90,arp,reg14=0x1,dl_src=00:00:00:00:00:01,arp_spa=10.0.0.1,arp_sha=00:00:00:00:00:01 actions=goto_table:20",
+            "table=10, priority=90,ip,reg14=0x1,dl_src=00:00:00:00:00:01,nw_src=10.0.1.0/24 actions=goto_table:20",
+            "table=10, priority=90,arp,reg14=0x1,dl_src=00:00:00:00:00:01,arp_spa=10.0.1.0/24,arp_sha=00:00:00:00:00:01 actions=goto_table:20",
+            "table=10, priority=80,ip,reg14=0x1,dl_src=00:00:00:00:00:01 actions=drop",
+            "table=10, priority=80,arp,reg14=0x1,dl_src=00:00:00:00:00:01 actions=drop",
+            "table=10, priority=70,reg14=0x1,dl_src=00:00:00:00:00:01 actions=goto_table:20",
+            "table=10, priority=90,arp,reg14=0x1,dl_src=00:00:00:00:00:11,arp_sha=00:00:00:00:00:11 actions=goto_table:20",
+            "table=10, priority=80,arp,reg14=0x1,dl_src=00:00:00:00:00:11 actions=drop",
+            "table=10, priority=70,reg14=0x1,dl_src=00:00:00:00:00:11 actions=goto_table:20",
+            "table=10, priority=60,reg14=0x1 actions=drop",
+        ]
+    );
+    // Without port security: nothing (the table default passes).
+    let b = fx.view.port("b").expect("b");
+    assert!(port_security::flows(b, 2, 0).is_empty());
+}
+
+#[test]
+fn arp_responder_flows() {
+    let fx = small();
+    let sw = fx.view.switch("ls1").expect("ls1");
+    let a = fx.view.port("a").expect("a");
+    let reply = "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:00:00:00:00:00:01->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:00:00:00:00:00:01->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.0.0.1->arp_spa,IN_PORT";
+    assert_eq!(
+        rendered(&arp::responder(sw, a, Some(1), 0)),
+        [
+            "table=20, priority=60,arp,reg14=0x1,metadata=0x5,arp_tpa=10.0.0.1,arp_op=1 actions=goto_table:30".to_string(),
+            format!("table=20, priority=50,arp,metadata=0x5,arp_tpa=10.0.0.1,arp_op=1 actions={reply}"),
+        ]
+    );
+    // A remote or unbound port: only the reply.
+    assert_eq!(arp::responder(sw, a, None, 0).len(), 1);
+}
+
+#[test]
+fn l2_unicast_and_output_flows() {
+    let fx = small();
+    let input = fx.input();
+    let sw = fx.view.switch("ls1").expect("ls1");
+    let a = fx.view.port("a").expect("a");
+    let b = fx.view.port("b").expect("b");
+    assert_eq!(
+        rendered(&l2::unicast_local(sw, a, 1, 0)),
+        ["table=50, priority=50,metadata=0x5,dl_dst=00:00:00:00:00:01 actions=set_field:0x1->reg15,goto_table:60"]
+    );
+    let Location::Remote(t) = input.locate(b) else {
+        panic!("b is remote");
+    };
+    assert_eq!(
+        rendered(&l2::unicast_remote(sw, b, &t, 0)),
+        ["table=50, priority=50,metadata=0x5,dl_dst=00:00:00:00:00:02 actions=set_field:0x5->tun_id,set_field:192.168.0.2->tun_dst,set_field:0x65->reg15,goto_table:60"]
+    );
+    assert_eq!(
+        rendered(&l2::unicast_drop(sw, b, 0)),
+        ["table=50, priority=50,metadata=0x5,dl_dst=00:00:00:00:00:02 actions=drop"]
+    );
+    assert_eq!(
+        render_flow(&output::deliver(1, 0)),
+        "table=70, priority=100,reg15=0x1 actions=output:1"
+    );
+}
+
+#[test]
+fn flood_groups_cover_local_ports_and_reachable_chassis() {
+    let mut fx = small();
+    // A second local port, a disabled local port, and a second port on hv2.
+    let mut disabled = pv("e", "ls1", 5, "hv1");
+    disabled.enabled = false;
+    fx.apply(ViewUpdate {
+        revision: 2,
+        ports: vec![pv("f", "ls1", 6, "hv1"), disabled, pv("g", "ls1", 7, "hv2")],
+        ..Default::default()
+    });
+    fx.vifs.insert("e".into(), 5);
+    fx.vifs.insert("f".into(), 6);
+    let input = fx.input();
+    let sw = fx.view.switch("ls1").expect("ls1");
+    let m = l2::members(&input, sw);
+    assert_eq!(m.local, [1, 6]);
+    assert_eq!(m.remote.len(), 1, "one bucket per chassis, hv3 unreachable");
+    assert!(m.unknown_local.is_empty() && m.unknown_remote.is_empty());
+    let (flows, groups) = l2::flood(&input, sw, 0);
+    assert_eq!(
+        rendered(&flows),
+        [
+            "table=50, priority=100,reg10=0x1/0x1,metadata=0x5,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:21",
+            "table=50, priority=90,metadata=0x5,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:20",
+        ]
+    );
+    let groups: Vec<String> = groups.iter().map(render_group).collect();
+    assert_eq!(
+        groups,
+        [
+            "group_id=20,type=all,bucket=bucket_id:0,actions=set_field:0x1->reg15,resubmit(,60),bucket=bucket_id:1,actions=set_field:0x6->reg15,resubmit(,60),bucket=bucket_id:2,actions=set_field:0x5->tun_id,set_field:192.168.0.2->tun_dst,set_field:0x65->reg15,resubmit(,60)",
+            "group_id=21,type=all,bucket=bucket_id:0,actions=set_field:0x1->reg15,resubmit(,60),bucket=bucket_id:1,actions=set_field:0x6->reg15,resubmit(,60)",
+        ]
+    );
+}
+
+#[test]
+fn unknown_unicast_floods_to_unknown_ports_only() {
+    let mut fx = small();
+    // Only a remote port has `unknown`: traffic from tunnels must not bounce back.
+    let mut b = pv("b", "ls1", 2, "hv2");
+    b.unknown = true;
+    fx.apply(ViewUpdate {
+        revision: 2,
+        ports: vec![b],
+        ..Default::default()
+    });
+    let input = fx.input();
+    let sw = fx.view.switch("ls1").expect("ls1");
+    let (flows, groups) = l2::flood(&input, sw, 0);
+    let flows = rendered(&flows);
+    assert_eq!(
+        flows[2..],
+        [
+            "table=50, priority=20,reg10=0x1/0x1,metadata=0x5 actions=drop",
+            "table=50, priority=10,metadata=0x5 actions=group:22",
+        ]
+    );
+    assert_eq!(
+        render_group(&groups[2]),
+        "group_id=22,type=all,bucket=bucket_id:0,actions=set_field:0x5->tun_id,set_field:192.168.0.2->tun_dst,set_field:0x65->reg15,resubmit(,60)"
+    );
+    assert_eq!(groups.len(), 3);
+
+    // A local unknown port adds the local-only group for tunnel traffic.
+    let mut a = pv("a", "ls1", 1, "hv1");
+    a.unknown = true;
+    fx.apply(ViewUpdate {
+        revision: 3,
+        ports: vec![a],
+        ..Default::default()
+    });
+    let input = fx.input();
+    let sw = fx.view.switch("ls1").expect("ls1");
+    let (flows, groups) = l2::flood(&input, sw, 0);
+    assert_eq!(
+        render_flow(&flows[2]),
+        "table=50, priority=20,reg10=0x1/0x1,metadata=0x5 actions=group:23"
+    );
+    assert_eq!(
+        render_group(&groups[3]),
+        "group_id=23,type=all,bucket=bucket_id:0,actions=set_field:0x1->reg15,resubmit(,60)"
+    );
+}
+
+#[test]
+fn disabled_ports_only_get_drops() {
+    let mut fx = small();
+    let mut a = pv("a", "ls1", 1, "hv1");
+    a.enabled = false;
+    a.port_security = vec![addr("00:00:00:00:00:01", &[])];
+    fx.apply(ViewUpdate {
+        revision: 2,
+        ports: vec![a],
+        ..Default::default()
+    });
+    let d = compile_all(&fx.input());
+    let flows: Vec<String> = d
+        .owner_flows(&Owner::Port("a".into()))
+        .into_iter()
+        .map(render_flow)
+        .collect();
+    let c = Owner::Port("a".into()).cookie();
+    assert_eq!(
+        flows,
+        [
+            format!("cookie={c:#x}, priority=100,in_port=1 actions=drop"),
+            format!(
+                "cookie={c:#x}, table=50, priority=50,metadata=0x5,dl_dst=00:00:00:00:00:01 actions=drop"
+            ),
+        ]
+    );
+    // And it is in no flood group.
+    let flood = d.group(group_id(5, GroupKind::Flood)).expect("flood group");
+    assert!(!render_group(flood).contains("0x1->reg15"));
+}
+
+#[test]
+fn defaults_cover_every_table() {
+    let flows = rendered(&defaults::flows(0));
+    assert_eq!(
+        flows,
+        [
+            "priority=0 actions=drop",
+            "table=10, priority=0 actions=goto_table:20",
+            "table=20, priority=0 actions=goto_table:30",
+            "table=30, priority=0 actions=goto_table:40",
+            "table=40, priority=0 actions=goto_table:50",
+            "table=50, priority=0 actions=drop",
+            "table=60, priority=0 actions=goto_table:70",
+            "table=70, priority=0 actions=drop",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_keys_resolve_to_the_smallest_owner_and_survive_removal() {
+    let mut fx = small();
+    // Port "z" claims a's MAC (a controller-side mistake): a stays effective.
+    let mut z = pv("z", "ls1", 1, "hv2");
+    z.addresses[0].ips.clear();
+    let change = fx.apply(ViewUpdate {
+        revision: 2,
+        ports: vec![z],
+        ..Default::default()
+    });
+    let mut d = compile_all(&fx.input());
+    let key = l2::unicast_local(
+        fx.view.switch("ls1").expect("ls1"),
+        fx.view.port("a").expect("a"),
+        1,
+        0,
+    )[0]
+    .key();
+    assert_eq!(
+        d.flow(&key).map(|f| f.cookie),
+        Some(Owner::Port("a".into()).cookie())
+    );
+    assert_eq!(d.conflicting_flow_keys().count(), 1);
+    let _ = change;
+    // Remove a: z's flow takes over.
+    let change = fx.apply(ViewUpdate {
+        revision: 3,
+        deleted_ports: vec!["a".into()],
+        ..Default::default()
+    });
+    let r = recompile(&mut d, &fx.input(), &change);
+    assert_eq!(
+        d.flow(&key).map(|f| f.cookie),
+        Some(Owner::Port("z".into()).cookie())
+    );
+    let (before, after) = r.delta.flows.get(&key).expect("touched");
+    assert_ne!(before, after);
+}
+
+/// A view with `n` ports on one switch: every 4th local, the rest spread over 10 chassis.
+fn big(n: u16) -> Fx {
+    let chassis: Vec<RemoteChassis> = (2..12)
+        .map(|i| cv(&format!("hv{i}"), &format!("192.168.0.{i}"), &["geneve"]))
+        .collect();
+    let mut vifs = Vec::new();
+    let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+    let ports = (0..n)
+        .map(|i| {
+            let ch = if i % 4 == 0 {
+                vifs.push((names[usize::from(i)].as_str(), u32::from(i) + 1));
+                "hv1".to_string()
+            } else {
+                format!("hv{}", 2 + i % 10)
+            };
+            pv(&names[usize::from(i)], "ls1", i, &ch)
+        })
+        .collect();
+    let mut fx = Fx::new(
+        ViewUpdate {
+            revision: 1,
+            snapshot: true,
+            switches: vec![sv("ls1", 5), sv("ls2", 6)],
+            ports,
+            chassis,
+            ..Default::default()
+        },
+        &[],
+    );
+    fx.vifs = vifs.into_iter().map(|(n, o)| (n.to_string(), o)).collect();
+    fx
+}
+
+#[test]
+fn adding_one_port_to_4000_recompiles_only_that_port_and_its_switch() {
+    let mut fx = big(4000);
+    let mut d = compile_all(&fx.input());
+    // 1000 local ports x 5 flows + 3000 remote ports x 2 flows + switch and static flows.
+    assert!(d.flow_count() > 11_000, "{}", d.flow_count());
+
+    let change = fx.apply(ViewUpdate {
+        revision: 2,
+        ports: vec![pv("new", "ls1", 4000, "hv1")],
+        ..Default::default()
+    });
+    fx.vifs.insert("new".into(), 5000);
+    let r = recompile(&mut d, &fx.input(), &change);
+    assert!(!r.full);
+    let expected: BTreeSet<Owner> = [Owner::Port("new".into()), Owner::Switch("ls1".into())].into();
+    assert_eq!(r.owners, expected);
+    // New: classify, ARP (own-request + reply), L2 unicast, output; the two flood groups
+    // change. Nothing else.
+    let diff = crate::diff::diff_delta(&r.delta);
+    assert_eq!(diff.flows.adds.len(), 5, "{:?}", diff.flows.adds);
+    assert!(diff.flows.modifies.is_empty() && diff.flows.deletes.is_empty());
+    assert_eq!(diff.groups.modifies.len(), 2);
+    assert_eq!(diff.groups.len(), 2);
+    assert!(
+        r.delta.flows.len() <= 10,
+        "touched {} keys",
+        r.delta.flows.len()
+    );
+
+    // A remote port on a chassis already on the switch: the groups don't change.
+    let change = fx.apply(ViewUpdate {
+        revision: 3,
+        ports: vec![pv("new2", "ls1", 4001, "hv2")],
+        ..Default::default()
+    });
+    let r = recompile(&mut d, &fx.input(), &change);
+    assert_eq!(r.owners.len(), 2);
+    let diff = crate::diff::diff_delta(&r.delta);
+    assert_eq!(diff.flows.adds.len(), 2, "ARP reply + L2 unicast");
+    assert!(diff.groups.is_empty());
+}
+
+/// After any sequence of changes, the incrementally maintained state equals a fresh compile.
+fn assert_consistent(fx: &Fx, d: &DesiredState) {
+    assert_eq!(sorted_state(d), sorted_state(&compile_all(&fx.input())));
+}
+
+#[test]
+fn recompile_tracks_switch_chassis_and_port_changes() {
+    let mut fx = big(40);
+    let mut d = compile_all(&fx.input());
+
+    // A switch VNI change recompiles the switch and all its ports (the VNI is in each).
+    let change = fx.apply(ViewUpdate {
+        revision: 2,
+        switches: vec![sv("ls1", 9)],
+        ..Default::default()
+    });
+    let r = recompile(&mut d, &fx.input(), &change);
+    assert_eq!(r.owners.len(), 41);
+    assert!(d.group(group_id(5, GroupKind::Flood)).is_none());
+    assert!(d.group(group_id(9, GroupKind::Flood)).is_some());
+    assert_consistent(&fx, &d);
+
+    // A chassis IP change recompiles the ports on it and their switch.
+    let change = fx.apply(ViewUpdate {
+        revision: 3,
+        chassis: vec![cv("hv2", "192.168.1.2", &["geneve"])],
+        ..Default::default()
+    });
+    let r = recompile(&mut d, &fx.input(), &change);
+    // p10 and p30 live on hv2.
+    assert_eq!(r.owners.len(), 2 + 1, "{:?}", r.owners);
+    assert_consistent(&fx, &d);
+
+    // A chassis removal makes its ports unreachable.
+    let change = fx.apply(ViewUpdate {
+        revision: 4,
+        deleted_chassis: vec!["hv3".into()],
+        ..Default::default()
+    });
+    recompile(&mut d, &fx.input(), &change);
+    assert_consistent(&fx, &d);
+
+    // A port moving to another switch recompiles both switches.
+    let mut moved = pv("p1", "ls2", 1, "hv2");
+    moved.unknown = true;
+    let change = fx.apply(ViewUpdate {
+        revision: 5,
+        ports: vec![moved],
+        ..Default::default()
+    });
+    let r = recompile(&mut d, &fx.input(), &change);
+    assert!(r.owners.contains(&Owner::Switch("ls1".into())));
+    assert!(r.owners.contains(&Owner::Switch("ls2".into())));
+    assert_consistent(&fx, &d);
+
+    // A VIF disappearing (the agent marks the port).
+    fx.vifs.remove("p0");
+    let mut change = ViewChange::default();
+    change.mark_port("p0");
+    recompile(&mut d, &fx.input(), &change);
+    assert_consistent(&fx, &d);
+
+    // Deleting a switch cascades.
+    let change = fx.apply(ViewUpdate {
+        revision: 6,
+        deleted_switches: vec!["ls2".into()],
+        ..Default::default()
+    });
+    recompile(&mut d, &fx.input(), &change);
+    assert_consistent(&fx, &d);
+    assert!(d.owners().all(|o| *o != Owner::Switch("ls2".into())));
+
+    // A tunnel port change recompiles everything.
+    fx.tunnels.insert(Encap::Geneve, 200);
+    let r = recompile(&mut d, &fx.input(), &ViewChange::default());
+    assert!(r.full);
+    assert_consistent(&fx, &d);
+
+    // An empty change does nothing.
+    let r = recompile(&mut d, &fx.input(), &ViewChange::default());
+    assert!(r.owners.is_empty() && r.delta.is_noop());
+}

@@ -1,0 +1,240 @@
+//! Golden tests of the pipeline compiler: a fixed small view (two switches, local and remote
+//! ports, port security, `unknown`, a disabled port, an unreachable chassis) compiles to
+//! exactly the flows and groups in `tests/golden/pipeline.txt`, rendered as
+//! `ovs-ofctl -O OpenFlow15 --no-stats dump-flows` / `dump-groups` print them.
+//!
+//! The file is sorted: flows by table, priority (highest first), then text; then groups by
+//! id. To regenerate after an intended change: `WEFT_UPDATE_GOLDEN=1 cargo test -p weft-agent
+//! --test pipeline_golden`, then review the diff of the .txt file line by line.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use weft_agent::diff::{diff, diff_delta};
+use weft_agent::pipeline::{compile_all, recompile, CompileInput, DesiredState, Encap, Owner};
+use weft_agent::view::ChassisView;
+use weft_openflow::render::{render_flow, render_group};
+use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView, ViewUpdate};
+
+fn addr(mac: &str, ips: &[&str]) -> PortAddress {
+    PortAddress {
+        mac: mac.into(),
+        ips: ips.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn port(name: &str, switch: &str, mac: &str, ips: &[&str], chassis: &str) -> PortView {
+    PortView {
+        name: name.into(),
+        switch_name: switch.into(),
+        addresses: vec![addr(mac, ips)],
+        unknown: false,
+        port_security: vec![],
+        chassis: chassis.into(),
+        enabled: true,
+    }
+}
+
+fn snapshot() -> ViewUpdate {
+    let mut vm1 = port("vm1", "ls1", "00:00:00:00:01:01", &["10.0.0.11"], "hv1");
+    vm1.port_security = vec![addr("00:00:00:00:01:01", &["10.0.0.11"])];
+    let mut vm4 = port("vm4", "ls1", "00:00:00:00:01:04", &[], "hv3");
+    vm4.unknown = true;
+    let mut vm5 = port("vm5", "ls1", "00:00:00:00:01:05", &["10.0.0.15"], "hv1");
+    vm5.enabled = false;
+    let mut web1 = port("web1", "ls2", "00:00:00:00:02:01", &["10.1.0.11"], "hv1");
+    web1.port_security = vec![addr("00:00:00:00:02:01", &["10.1.0.0/24"])];
+    web1.unknown = true;
+    ViewUpdate {
+        revision: 10,
+        snapshot: true,
+        switches: vec![
+            SwitchView {
+                name: "ls1".into(),
+                vni: 100,
+                subnet: "10.0.0.0/24".into(),
+                mtu: 1500,
+            },
+            SwitchView {
+                name: "ls2".into(),
+                vni: 200,
+                subnet: "10.1.0.0/24".into(),
+                mtu: 1500,
+            },
+        ],
+        ports: vec![
+            vm1,
+            port("vm2", "ls1", "00:00:00:00:01:02", &["10.0.0.12"], "hv1"),
+            port("vm3", "ls1", "00:00:00:00:01:03", &["10.0.0.13"], "hv2"),
+            vm4,
+            vm5,
+            web1,
+            port("web2", "ls2", "00:00:00:00:02:02", &["10.1.0.12"], "hv3"),
+            // On a chassis we cannot reach (gre only): ARP reply, no L2 flow, no bucket.
+            port("web3", "ls2", "00:00:00:00:02:03", &["10.1.0.13"], "hv4"),
+        ],
+        chassis: vec![
+            RemoteChassis {
+                name: "hv2".into(),
+                encap_ip: "192.168.0.2".into(),
+                encap_types: vec!["geneve".into()],
+            },
+            RemoteChassis {
+                name: "hv3".into(),
+                encap_ip: "192.168.0.3".into(),
+                encap_types: vec!["gre".into(), "vxlan".into(), "geneve".into()],
+            },
+            RemoteChassis {
+                name: "hv4".into(),
+                encap_ip: "192.168.0.4".into(),
+                encap_types: vec!["gre".into()],
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+struct Fixture {
+    view: ChassisView,
+    vifs: BTreeMap<String, u32>,
+    tunnels: BTreeMap<Encap, u32>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let mut view = ChassisView::new();
+        view.apply(&snapshot()).expect("the golden view is valid");
+        Fixture {
+            view,
+            vifs: [("vm1", 1), ("vm2", 2), ("vm5", 5), ("web1", 4)]
+                .into_iter()
+                .map(|(n, o)| (n.to_string(), o))
+                .collect(),
+            tunnels: [(Encap::Geneve, 10), (Encap::Vxlan, 11)].into(),
+        }
+    }
+
+    fn input(&self) -> CompileInput<'_> {
+        CompileInput {
+            chassis: "hv1",
+            view: &self.view,
+            vifs: &self.vifs,
+            tunnels: &self.tunnels,
+        }
+    }
+}
+
+fn render_state(d: &DesiredState) -> String {
+    let mut flows: Vec<_> = d.flows().collect();
+    flows.sort_by_cached_key(|f| (f.table, std::cmp::Reverse(f.priority), render_flow(f)));
+    let mut groups: Vec<_> = d.groups().collect();
+    groups.sort_by_key(|g| g.id);
+    let mut out = String::new();
+    for f in flows {
+        out.push_str(&render_flow(f));
+        out.push('\n');
+    }
+    for g in groups {
+        out.push_str(&render_group(g));
+        out.push('\n');
+    }
+    out
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+}
+
+fn check_golden(name: &str, actual: &str) {
+    let path = golden_path(name);
+    if std::env::var_os("WEFT_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).expect("read golden file");
+    if expected != actual {
+        for (i, (e, a)) in expected.lines().zip(actual.lines()).enumerate() {
+            if e != a {
+                panic!("{name} line {}:\nexpected: {e}\n  actual: {a}", i + 1);
+            }
+        }
+        panic!(
+            "{name}: expected {} lines, got {}",
+            expected.lines().count(),
+            actual.lines().count()
+        );
+    }
+}
+
+#[test]
+fn golden_view_compiles_to_the_expected_flows_and_groups() {
+    let fx = Fixture::new();
+    let desired = compile_all(&fx.input());
+    check_golden("pipeline.txt", &render_state(&desired));
+    assert_eq!(desired.conflicting_flow_keys().count(), 0);
+}
+
+#[test]
+fn compiling_twice_gives_the_same_text() {
+    let fx = Fixture::new();
+    assert_eq!(
+        render_state(&compile_all(&fx.input())),
+        render_state(&compile_all(&fx.input()))
+    );
+}
+
+#[test]
+fn adding_a_local_port_changes_only_its_flows_and_the_flood_groups() {
+    let mut fx = Fixture::new();
+    let mut desired = compile_all(&fx.input());
+    let before_flows: Vec<_> = desired.flows().cloned().collect();
+    let before_groups: Vec<_> = desired.groups().cloned().collect();
+
+    let change = fx
+        .view
+        .apply(&ViewUpdate {
+            revision: 11,
+            ports: vec![port(
+                "vm6",
+                "ls1",
+                "00:00:00:00:01:06",
+                &["10.0.0.16"],
+                "hv1",
+            )],
+            ..Default::default()
+        })
+        .expect("valid delta");
+    fx.vifs.insert("vm6".into(), 6);
+    let r = recompile(&mut desired, &fx.input(), &change);
+    assert_eq!(
+        r.owners.into_iter().collect::<Vec<_>>(),
+        [Owner::Switch("ls1".into()), Owner::Port("vm6".into())]
+    );
+    let d = diff_delta(&r.delta);
+    let c = Owner::Port("vm6".into()).cookie();
+    let mut adds: Vec<String> = d.flows.adds.iter().map(render_flow).collect();
+    adds.sort();
+    let expected = [
+        format!("cookie={c:#x}, priority=100,in_port=6 actions=set_field:0x64->metadata,set_field:0x6->reg14,goto_table:10"),
+        format!("cookie={c:#x}, table=20, priority=50,arp,metadata=0x64,arp_tpa=10.0.0.16,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:00:00:00:00:01:06->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:00:00:00:00:01:06->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.0.0.16->arp_spa,IN_PORT"),
+        format!("cookie={c:#x}, table=20, priority=60,arp,reg14=0x6,metadata=0x64,arp_tpa=10.0.0.16,arp_op=1 actions=goto_table:30"),
+        format!("cookie={c:#x}, table=50, priority=50,metadata=0x64,dl_dst=00:00:00:00:01:06 actions=set_field:0x6->reg15,goto_table:60"),
+        format!("cookie={c:#x}, table=70, priority=100,reg15=0x6 actions=output:6"),
+    ];
+    assert_eq!(adds, expected);
+    assert!(d.flows.modifies.is_empty() && d.flows.deletes.is_empty());
+    let groups: Vec<String> = d.groups.modifies.iter().map(render_group).collect();
+    assert_eq!(
+        groups,
+        [
+            "group_id=400,type=all,bucket=bucket_id:0,actions=set_field:0x1->reg15,resubmit(,60),bucket=bucket_id:1,actions=set_field:0x2->reg15,resubmit(,60),bucket=bucket_id:2,actions=set_field:0x6->reg15,resubmit(,60),bucket=bucket_id:3,actions=set_field:0x64->tun_id,set_field:192.168.0.2->tun_dst,set_field:0xa->reg15,resubmit(,60),bucket=bucket_id:4,actions=set_field:0x64->tun_id,set_field:192.168.0.3->tun_dst,set_field:0xb->reg15,resubmit(,60)",
+            "group_id=401,type=all,bucket=bucket_id:0,actions=set_field:0x1->reg15,resubmit(,60),bucket=bucket_id:1,actions=set_field:0x2->reg15,resubmit(,60),bucket=bucket_id:2,actions=set_field:0x6->reg15,resubmit(,60)",
+        ]
+    );
+    // The incremental diff is exactly the full diff against the old state.
+    let full = diff(&before_flows, &before_groups, &desired);
+    assert_eq!(full.len(), d.len());
+    assert_eq!(full.flows.adds.len(), 5);
+}
