@@ -399,6 +399,9 @@ impl Flow {
 pub enum GroupType {
     /// Every bucket is executed (flooding).
     All,
+    /// Another OpenFlow group type (select=1, indirect=2, fast failover=3), read back from a
+    /// switch; Weft never creates these.
+    Other(u8),
 }
 
 /// An OpenFlow group.

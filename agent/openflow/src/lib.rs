@@ -6,3 +6,4 @@ pub mod flow;
 pub mod render;
 
 pub use render::{render_flow, render_group};
+pub mod codec;

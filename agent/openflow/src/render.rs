@@ -63,9 +63,13 @@ pub fn render_group(group: &Group) -> String {
     s
 }
 
-fn group_type_name(t: GroupType) -> &'static str {
+fn group_type_name(t: GroupType) -> String {
     match t {
-        GroupType::All => "all",
+        GroupType::All => "all".to_string(),
+        GroupType::Other(1) => "select".to_string(),
+        GroupType::Other(2) => "indirect".to_string(),
+        GroupType::Other(3) => "ff".to_string(),
+        GroupType::Other(t) => format!("type{t}"),
     }
 }
 
