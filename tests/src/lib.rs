@@ -14,6 +14,7 @@ pub mod net;
 pub mod ovs;
 pub mod pod;
 pub mod process;
+pub mod sandbox;
 pub mod testbed;
 pub mod weftctl;
 

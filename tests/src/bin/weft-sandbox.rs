@@ -1,1 +1,415 @@
-fn main() {}
+//! `weft-sandbox`: bring up a whole local Weft deployment (etcd, controllers, N simulated
+//! hosts with OVS and weft-agent, pods) in network namespaces, and leave it running.
+//!
+//! ```text
+//! weft-sandbox up [--hosts N] [--encap vxlan|geneve|gre] [--controllers K] [--dir DIR]
+//! weft-sandbox pod-add HOST LPORT [--name POD]
+//! weft-sandbox pod-del POD
+//! weft-sandbox exec POD -- CMD [ARGS...]
+//! weft-sandbox status
+//! weft-sandbox down
+//! ```
+//! State lives in `--dir` (default /tmp/weft-sandbox, or `WEFT_SANDBOX_DIR`). The topology is
+//! described in `weft_testbed::testbed`.
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use weft_testbed::net;
+use weft_testbed::process::pid_alive;
+use weft_testbed::sandbox::{prefix_for_dir, SandboxState, DEFAULT_DIR, LOCK_FILE};
+use weft_testbed::testbed::{missing_prerequisites, Encap, TestbedConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "weft-sandbox",
+    version,
+    about = "A local multi-host Weft deployment in network namespaces"
+)]
+struct Cli {
+    /// Directory holding the sandbox state, logs and OVS/etcd files.
+    #[arg(long, global = true, env = "WEFT_SANDBOX_DIR", default_value = DEFAULT_DIR)]
+    dir: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Start etcd, controllers and hosts; prints `export WEFT_CONTROLLER=...`.
+    Up {
+        /// Number of hosts (host1..hostN).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
+        hosts: u16,
+        /// Tunnel encapsulation.
+        #[arg(long, default_value = "geneve", value_parser = parse_encap)]
+        encap: Encap,
+        /// Number of controller replicas.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=9))]
+        controllers: u16,
+    },
+    /// Create a pod on HOST (host1 or 1) bound to logical port LPORT.
+    PodAdd {
+        host: String,
+        lport: String,
+        /// Pod name (default: the logical port's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Delete a pod.
+    PodDel { pod: String },
+    /// Run a command inside a pod's network namespace.
+    Exec {
+        pod: String,
+        #[arg(last = true, required = true, value_name = "CMD")]
+        cmd: Vec<String>,
+    },
+    /// Show what is running.
+    Status,
+    /// Stop everything and delete namespaces, links and files.
+    Down,
+}
+
+fn parse_encap(s: &str) -> Result<Encap, String> {
+    s.parse::<Encap>().map_err(|e| e.to_string())
+}
+
+fn progress(msg: &str) {
+    eprintln!("==> {msg}");
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    use_sibling_binaries();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("weft-sandbox: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Find weft-controller/weft-agent/weftctl next to this binary unless WEFT_BIN_DIR says
+/// otherwise (the installed layout; in the workspace they are siblings in target/*/).
+fn use_sibling_binaries() {
+    if std::env::var_os("WEFT_BIN_DIR").is_some() {
+        return;
+    }
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
+        if dir.join("weft-agent").is_file() && dir.join("weft-controller").is_file() {
+            std::env::set_var("WEFT_BIN_DIR", dir);
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let dir = std::path::absolute(&cli.dir).unwrap_or(cli.dir.clone());
+    match cli.cmd {
+        Cmd::Up {
+            hosts,
+            encap,
+            controllers,
+        } => up(&dir, usize::from(hosts), encap, usize::from(controllers)),
+        Cmd::PodAdd { host, lport, name } => {
+            require_root()?;
+            let mut st = load_running(&dir)?;
+            let name = name.unwrap_or_else(|| lport.clone());
+            let pod = st.testbed.add_pod(&host, &lport, &name)?;
+            st.save(&dir)?;
+            println!(
+                "pod {} on host{}: {} {}/{} mtu {} (netns {})",
+                pod.name, pod.host, pod.mac, pod.ip, pod.prefix_len, pod.mtu, pod.netns
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::PodDel { pod } => {
+            require_root()?;
+            let mut st = load_running(&dir)?;
+            st.testbed.del_pod(&pod)?;
+            st.save(&dir)?;
+            println!("pod {pod} deleted");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Exec { pod, cmd } => {
+            require_root()?;
+            let st = load_state(&dir)?;
+            let p = st.testbed.pods.get(&pod).with_context(|| {
+                let names: Vec<&str> = st.testbed.pods.keys().map(String::as_str).collect();
+                format!("no pod {pod:?} (pods: {})", names.join(", "))
+            })?;
+            let status = std::process::Command::new("ip")
+                .args(["netns", "exec", &p.netns])
+                .args(&cmd)
+                .status()
+                .context("running ip netns exec")?;
+            Ok(match status.code() {
+                Some(0) => ExitCode::SUCCESS,
+                Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+                None => ExitCode::FAILURE,
+            })
+        }
+        Cmd::Status => status(&dir),
+        Cmd::Down => {
+            require_root()?;
+            down(&dir)
+        }
+    }
+}
+
+fn require_root() -> anyhow::Result<()> {
+    let missing = missing_prerequisites(&TestbedConfig::new().controllers(0).agents(false));
+    if let Some(root) = missing.iter().find(|m| m.starts_with("root")) {
+        bail!("needs {root}");
+    }
+    Ok(())
+}
+
+fn load_state(dir: &Path) -> anyhow::Result<SandboxState> {
+    SandboxState::load(dir)?.with_context(|| {
+        format!(
+            "no sandbox in {} (start one with `weft-sandbox up --dir {}`)",
+            dir.display(),
+            dir.display()
+        )
+    })
+}
+
+fn load_running(dir: &Path) -> anyhow::Result<SandboxState> {
+    let st = load_state(dir)?;
+    if st.live_pids().is_empty() {
+        bail!(
+            "the sandbox in {} is not running any more (run `weft-sandbox down`, then `up`)",
+            dir.display()
+        );
+    }
+    Ok(st)
+}
+
+/// Held while `up` works, so two `up`s on one dir cannot race. Removed on drop.
+struct UpLock(PathBuf);
+
+impl UpLock {
+    fn take(dir: &Path) -> anyhow::Result<UpLock> {
+        let path = dir.join(LOCK_FILE);
+        let stale = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .is_some_and(|pid| !pid_alive(pid));
+        if stale {
+            let _ = std::fs::remove_file(&path);
+        }
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "another `weft-sandbox up` is working on {} (lock {})",
+                    dir.display(),
+                    path.display()
+                )
+            })?;
+        use std::io::Write;
+        write!(f, "{}", std::process::id())?;
+        Ok(UpLock(path))
+    }
+}
+
+impl Drop for UpLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn up(dir: &Path, hosts: usize, encap: Encap, controllers: usize) -> anyhow::Result<ExitCode> {
+    let cfg = TestbedConfig::new()
+        .hosts(hosts)
+        .controllers(controllers)
+        .encap(encap)
+        .agents(true)
+        .detach(true)
+        .prefix(prefix_for_dir(dir))
+        .dir(dir)
+        .progress(progress);
+    let missing = missing_prerequisites(&cfg);
+    if !missing.is_empty() {
+        eprintln!("weft-sandbox: missing prerequisites:");
+        for m in &missing {
+            eprintln!("  - {m}");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    // Unix socket paths (DIR/hN/br-int.mgmt) are limited to 107 bytes.
+    if dir.as_os_str().len() > 80 {
+        bail!(
+            "--dir {} is too long (max 80 bytes: OVS unix sockets live there)",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _lock = UpLock::take(dir)?;
+    if let Some(st) = SandboxState::load(dir)? {
+        if !st.live_pids().is_empty() {
+            eprintln!(
+                "weft-sandbox: a sandbox is already running in {} ({} hosts, prefix {}).",
+                dir.display(),
+                st.testbed.hosts.len(),
+                st.testbed.prefix
+            );
+            eprintln!(
+                "Use it, or stop it first with `weft-sandbox down --dir {}`.",
+                dir.display()
+            );
+            if let Some(url) = st.controller_url() {
+                println!("export WEFT_CONTROLLER={url}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+        progress("cleaning up a sandbox that is no longer running");
+        st.testbed.teardown();
+        remove_run_files(dir);
+    }
+    // Leftovers of an `up` that died before writing its state.
+    net::cleanup_stale(&prefix_for_dir(dir))?;
+
+    progress(&format!(
+        "bringing up {hosts} host(s), {controllers} controller(s), {encap} tunnels in {}",
+        dir.display()
+    ));
+    let tb = cfg.start()?;
+    let leaked = tb.leak();
+    let st = SandboxState {
+        version: SandboxState::VERSION,
+        testbed: leaked,
+    };
+    if let Err(e) = st.save(dir) {
+        st.testbed.teardown();
+        return Err(e);
+    }
+    let url = st.controller_url().unwrap_or_default().to_string();
+    progress(&format!(
+        "sandbox is up: hosts {}; logs in {}",
+        st.testbed
+            .hosts
+            .iter()
+            .map(|h| format!("{} ({})", h.name, h.underlay_ip))
+            .collect::<Vec<_>>()
+            .join(", "),
+        dir.display()
+    ));
+    progress(
+        "next: weftctl ls-add sw0 --subnet 10.0.0.0/24; weftctl lsp-add sw0 p1; \
+         weftctl lsp-set-addresses p1 dynamic; weft-sandbox pod-add host1 p1",
+    );
+    println!("export WEFT_CONTROLLER={url}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn alive(pid: Option<u32>) -> &'static str {
+    match pid {
+        Some(p) if pid_alive(p) => "running",
+        Some(_) => "DEAD",
+        None => "not started",
+    }
+}
+
+fn status(dir: &Path) -> anyhow::Result<ExitCode> {
+    let Some(st) = SandboxState::load(dir)? else {
+        println!("no sandbox in {}", dir.display());
+        return Ok(ExitCode::from(3));
+    };
+    let tb = &st.testbed;
+    let running = !st.live_pids().is_empty();
+    println!(
+        "sandbox {} in {}: {} ({} tunnels, pod MTU {})",
+        tb.prefix,
+        dir.display(),
+        if running { "running" } else { "NOT RUNNING" },
+        tb.encap,
+        tb.pod_mtu
+    );
+    if let Some(url) = st.controller_url() {
+        println!("WEFT_CONTROLLER={url}");
+    }
+    println!("etcd        {:<28} {}", tb.etcd.url, alive(tb.etcd.pid));
+    for (i, c) in tb.controllers.iter().enumerate() {
+        println!("controller{} {:<28} {}", i + 1, c.url, alive(c.pid));
+    }
+    for h in &tb.hosts {
+        println!(
+            "{:<11} underlay {:<15} mgmt {:<15} agent {}, ovs-vswitchd {}, ovsdb-server {}",
+            h.name,
+            h.underlay_ip,
+            h.mgmt_ip,
+            alive(h.agent_pid),
+            alive(h.vswitchd_pid),
+            alive(h.ovsdb_pid)
+        );
+    }
+    if tb.pods.is_empty() {
+        println!("no pods");
+    }
+    for p in tb.pods.values() {
+        println!(
+            "pod {:<16} host{} lport {:<16} {} {}/{}",
+            p.name, p.host, p.lport, p.mac, p.ip, p.prefix_len
+        );
+    }
+    Ok(if running {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+fn remove_run_files(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ours = name == "etcd"
+            || name == "state.json"
+            || name == "state.json.tmp"
+            || name.starts_with("controller") && name.ends_with(".log")
+            || (name.starts_with('h') && name[1..].parse::<u32>().is_ok());
+        if ours {
+            let p = e.path();
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
+}
+
+fn down(dir: &Path) -> anyhow::Result<ExitCode> {
+    let prefix = prefix_for_dir(dir);
+    match SandboxState::load(dir) {
+        Ok(Some(st)) => {
+            progress(&format!(
+                "stopping sandbox {} in {}",
+                st.testbed.prefix,
+                dir.display()
+            ));
+            st.testbed.teardown();
+        }
+        Ok(None) => progress(&format!(
+            "no sandbox state in {}; removing leftovers",
+            dir.display()
+        )),
+        Err(e) => progress(&format!("{e:#}; removing leftovers by prefix {prefix}")),
+    }
+    net::cleanup_stale(&prefix)?;
+    remove_run_files(dir);
+    let _ = std::fs::remove_dir(dir); // only if empty
+    println!("sandbox down");
+    Ok(ExitCode::SUCCESS)
+}
