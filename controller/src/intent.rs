@@ -404,6 +404,7 @@ impl Intent {
                 )));
             };
             let subnet = validate::stored_subnet(&sw);
+            check_dynamic_has_subnet(&req.addresses, subnet, &switch)?;
             let entries = parse_addresses(&req.addresses, subnet, &switch)?;
             let claims = if entries.is_empty() {
                 SwitchClaims {
@@ -514,6 +515,7 @@ impl Intent {
             let switch = old.switch_name.clone();
             let (sw, _) = self.get_switch(&switch).await?;
             let subnet = sw.as_ref().and_then(|(s, _)| validate::stored_subnet(s));
+            check_dynamic_has_subnet(addresses, subnet, &switch)?;
             let entries = parse_addresses(addresses, subnet, &switch)?;
             let claims = self.switch_claims(&switch).await?;
             let old_dynamic = old
@@ -705,6 +707,29 @@ impl Intent {
             }
         }
         Err(contention("report status"))
+    }
+}
+
+/// `dynamic` on a switch without subnet is a FailedPrecondition (the request is well-formed,
+/// the switch cannot serve it).
+fn check_dynamic_has_subnet(
+    addresses: &[String],
+    subnet: Option<Ipv4Network>,
+    switch: &str,
+) -> ApiResult<()> {
+    if subnet.is_some() {
+        return Ok(());
+    }
+    match addresses.iter().position(|a| a.trim() == "dynamic") {
+        Some(i) => Err(ApiError::FailedPrecondition(
+            ValidationError::new(
+                format!("addresses[{i}]"),
+                "dynamic",
+                format!("switch {switch:?} has no subnet to allocate from"),
+            )
+            .to_string(),
+        )),
+        None => Ok(()),
     }
 }
 
