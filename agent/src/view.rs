@@ -273,6 +273,11 @@ impl ChassisView {
     }
 
     /// Applies a snapshot or a delta. All-or-nothing: on error the view is unchanged.
+    ///
+    /// A snapshot ignores the `deleted_*` lists. A delta upserts switches, chassis and ports,
+    /// then deletes ports, switches (with the ports still on them) and chassis; deleting a
+    /// name the view does not hold is not an error. Ports may name a chassis that is not in
+    /// the view (they are unreachable until it arrives).
     pub fn apply(&mut self, update: &ViewUpdate) -> Result<ViewChange, ViewError> {
         if update.revision < self.revision {
             return Err(ViewError::RevisionBackwards {
