@@ -591,7 +591,7 @@ async fn writer_task<W: AsyncWrite>(
 async fn probe_task(shared: Arc<Shared>, interval: Duration) {
     let interval_ms = interval.as_millis().max(1) as u64;
     let mut probe_sent_at: Option<u64> = None;
-    let mut tick = tokio::time::interval(interval / 4);
+    let mut tick = tokio::time::interval((interval / 4).max(Duration::from_millis(1)));
     loop {
         tick.tick().await;
         if shared.closed.borrow().is_some() {
