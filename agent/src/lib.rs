@@ -7,5 +7,6 @@
 pub mod config;
 pub mod diff;
 pub mod pipeline;
+pub mod reconcile;
 pub mod southbound;
 pub mod view;

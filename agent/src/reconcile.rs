@@ -1,0 +1,357 @@
+//! The reconciler's state machine: the chassis view, the local VIFs and tunnel ports, and the
+//! desired flow state compiled from them. Pure (no I/O): the agent's event loop in
+//! [`crate::agent`] feeds it events and sends the [`Diff`]s it returns to the switch.
+//!
+//! Two ways to a diff:
+//! - [`Reconciler::incremental`]: after a view delta or a VIF change, recompile only the
+//!   affected owners and diff their before/after. Cost scales with the change.
+//! - [`Reconciler::full`]: against flows read back from the switch (start, OpenFlow
+//!   reconnect, periodic resync, after a failed bundle). Never a flush: only the difference.
+//!
+//! Nothing is compiled before the first snapshot *and* the first VIF listing have arrived, so
+//! a restarted agent never replaces a working table with one built from an empty view.
+
+use std::collections::BTreeMap;
+
+use weft_openflow::flow::{Flow, Group};
+use weft_proto::v1::{PortBinding, StatusReport, ViewUpdate};
+
+use crate::diff::{diff, diff_delta, Diff};
+use crate::pipeline::{compile_all, recompile, CompileInput, DesiredState, Encap};
+use crate::view::{ChassisView, ViewChange, ViewError};
+
+/// Why an update was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("view update rejected, keeping revision {kept}: {source}")]
+    View {
+        kept: i64,
+        #[source]
+        source: ViewError,
+    },
+    #[error("delta at revision {0} ignored: waiting for a snapshot after a rejected update")]
+    AwaitingSnapshot(i64),
+}
+
+/// The agent's desired state and what it was built from.
+#[derive(Debug)]
+pub struct Reconciler {
+    chassis: String,
+    view: ChassisView,
+    have_snapshot: bool,
+    /// After a rejected update, deltas are ignored until the next snapshot.
+    need_snapshot: bool,
+    vifs: Option<BTreeMap<String, u32>>,
+    /// Every local interface with an iface-id, bound or not (reported to the controller).
+    local_ifaces: Vec<String>,
+    tunnels: BTreeMap<Encap, u32>,
+    desired: Option<DesiredState>,
+    /// Changes seen before the desired state could be built.
+    pending: ViewChange,
+    /// Revision of the view the switch holds (after the last successful apply).
+    applied_revision: i64,
+    last_error: String,
+}
+
+impl Reconciler {
+    pub fn new(chassis: &str, tunnels: BTreeMap<Encap, u32>) -> Self {
+        Self {
+            chassis: chassis.to_string(),
+            view: ChassisView::new(),
+            have_snapshot: false,
+            need_snapshot: false,
+            vifs: None,
+            local_ifaces: Vec::new(),
+            tunnels,
+            desired: None,
+            pending: ViewChange::default(),
+            applied_revision: 0,
+            last_error: String::new(),
+        }
+    }
+
+    /// True once a snapshot and the VIF listing are in: only then may the switch be touched.
+    pub fn ready(&self) -> bool {
+        self.have_snapshot && self.vifs.is_some()
+    }
+
+    pub fn view(&self) -> &ChassisView {
+        &self.view
+    }
+
+    pub fn desired(&self) -> Option<&DesiredState> {
+        self.desired.as_ref()
+    }
+
+    /// Applies a snapshot or delta from the controller. An invalid update is rejected whole:
+    /// the view stays as it was and later deltas are ignored until the next snapshot.
+    pub fn on_update(&mut self, update: &ViewUpdate) -> Result<(), ReconcileError> {
+        if self.need_snapshot && !update.snapshot {
+            return Err(ReconcileError::AwaitingSnapshot(update.revision));
+        }
+        match self.view.apply(update) {
+            Ok(change) => {
+                if update.snapshot {
+                    self.have_snapshot = true;
+                    self.need_snapshot = false;
+                }
+                self.pending.merge(change);
+                Ok(())
+            }
+            Err(source) => {
+                self.need_snapshot = true;
+                let err = ReconcileError::View {
+                    kept: self.view.revision(),
+                    source,
+                };
+                self.last_error = err.to_string();
+                Err(err)
+            }
+        }
+    }
+
+    /// True after a rejected update: the caller should resubscribe for a fresh snapshot.
+    pub fn needs_snapshot(&self) -> bool {
+        self.need_snapshot
+    }
+
+    /// Replaces the set of local interfaces: `ifaces` maps iface-id → ofport (None while
+    /// ovs-vswitchd has not assigned one). Ports whose binding changed are marked for recompile.
+    pub fn on_vifs(&mut self, ifaces: &BTreeMap<String, Option<u32>>) {
+        let new: BTreeMap<String, u32> = ifaces
+            .iter()
+            .filter_map(|(k, v)| v.map(|p| (k.clone(), p)))
+            .collect();
+        if let Some(old) = &self.vifs {
+            for (name, port) in old {
+                if new.get(name) != Some(port) {
+                    self.pending.mark_port(name.clone());
+                }
+            }
+            for name in new.keys() {
+                if !old.contains_key(name) {
+                    self.pending.mark_port(name.clone());
+                }
+            }
+        }
+        self.local_ifaces = ifaces.keys().cloned().collect();
+        self.vifs = Some(new);
+    }
+
+    /// Replaces the tunnel ports (recompiles everything on the next diff if they changed).
+    pub fn on_tunnels(&mut self, tunnels: BTreeMap<Encap, u32>) {
+        self.tunnels = tunnels;
+    }
+
+    fn input<'a>(&'a self, vifs: &'a BTreeMap<String, u32>) -> CompileInput<'a> {
+        CompileInput {
+            chassis: &self.chassis,
+            view: &self.view,
+            vifs,
+            tunnels: &self.tunnels,
+        }
+    }
+
+    /// Brings the desired state up to date and returns what changed since the last call,
+    /// assuming the switch holds the previous desired state. `None` when not ready yet or
+    /// when the desired state must first be diffed in full (see [`Reconciler::full`]).
+    pub fn incremental(&mut self) -> Option<Diff> {
+        if !self.ready() {
+            return None;
+        }
+        let vifs = self.vifs.clone().unwrap_or_default();
+        let mut desired = self.desired.take()?;
+        let change = std::mem::take(&mut self.pending);
+        let recompiled = recompile(&mut desired, &self.input(&vifs), &change);
+        self.desired = Some(desired);
+        Some(diff_delta(&recompiled.delta))
+    }
+
+    /// Recompiles everything and diffs it against what the switch reports.
+    pub fn full(&mut self, installed_flows: &[Flow], installed_groups: &[Group]) -> Option<Diff> {
+        if !self.ready() {
+            return None;
+        }
+        let vifs = self.vifs.clone().unwrap_or_default();
+        let desired = compile_all(&self.input(&vifs));
+        let d = diff(installed_flows, installed_groups, &desired);
+        self.desired = Some(desired);
+        self.pending = ViewChange::default();
+        Some(d)
+    }
+
+    /// True when a full diff is needed before incremental ones make sense.
+    pub fn needs_full(&self) -> bool {
+        self.ready() && self.desired.is_none()
+    }
+
+    /// Records the outcome of applying a diff to the switch.
+    pub fn applied(&mut self, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                self.applied_revision = self.view.revision();
+                self.last_error.clear();
+            }
+            Err(e) => {
+                // The switch kept its previous table; force a full diff next time.
+                self.desired = None;
+                self.last_error = e;
+            }
+        }
+    }
+
+    /// The status report for the controller: applied revision and every local VIF, `up`
+    /// when its port is bound here and its flows are installed.
+    pub fn status(&self) -> StatusReport {
+        let vifs = self.vifs.as_ref();
+        let installed = self.desired.is_some() && self.last_error.is_empty();
+        let ports = self
+            .local_ifaces
+            .iter()
+            .map(|name| {
+                let up = installed
+                    && vifs.is_some_and(|v| v.contains_key(name))
+                    && self
+                        .view
+                        .port(name)
+                        .is_some_and(|p| p.chassis.as_deref() == Some(self.chassis.as_str()) && p.enabled);
+                PortBinding {
+                    port: name.clone(),
+                    chassis: self.chassis.clone(),
+                    up,
+                }
+            })
+            .collect();
+        StatusReport {
+            chassis: self.chassis.clone(),
+            applied_revision: self.applied_revision,
+            ports,
+            last_error: self.last_error.clone(),
+        }
+    }
+
+    /// Records an error to report (for example an OVSDB or OpenFlow failure).
+    pub fn set_error(&mut self, e: impl Into<String>) {
+        self.last_error = e.into();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_proto::v1::{PortAddress, PortView, SwitchView};
+
+    fn snapshot(rev: i64, ports: &[(&str, &str)]) -> ViewUpdate {
+        ViewUpdate {
+            revision: rev,
+            snapshot: true,
+            switches: vec![SwitchView {
+                name: "sw".into(),
+                vni: 100,
+                subnet: "10.0.0.0/24".into(),
+                mtu: 0,
+            }],
+            ports: ports
+                .iter()
+                .enumerate()
+                .map(|(i, (name, chassis))| PortView {
+                    name: name.to_string(),
+                    switch_name: "sw".into(),
+                    addresses: vec![PortAddress {
+                        mac: format!("0a:00:00:00:00:{:02x}", i + 2),
+                        ips: vec![format!("10.0.0.{}", i + 2)],
+                    }],
+                    unknown: false,
+                    port_security: vec![],
+                    chassis: chassis.to_string(),
+                    enabled: true,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn vifs(list: &[(&str, u32)]) -> BTreeMap<String, Option<u32>> {
+        list.iter().map(|(k, v)| (k.to_string(), Some(*v))).collect()
+    }
+
+    #[test]
+    fn nothing_happens_before_snapshot_and_vifs() {
+        let mut r = Reconciler::new("h1", BTreeMap::new());
+        assert!(r.full(&[], &[]).is_none());
+        r.on_update(&snapshot(5, &[("p1", "h1")])).unwrap();
+        assert!(r.full(&[], &[]).is_none(), "no VIF listing yet");
+        r.on_vifs(&vifs(&[("p1", 3)]));
+        let d = r.full(&[], &[]).unwrap();
+        assert!(!d.is_empty());
+    }
+
+    #[test]
+    fn restart_with_installed_flows_changes_nothing() {
+        let mut r = Reconciler::new("h1", BTreeMap::new());
+        r.on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")])).unwrap();
+        r.on_vifs(&vifs(&[("p1", 3), ("p2", 4)]));
+        let d = r.full(&[], &[]).unwrap();
+        let flows: Vec<Flow> = d.flows.adds.clone();
+        let groups: Vec<Group> = d.groups.adds.clone();
+        // A second agent over the same switch content: empty diff.
+        let mut r2 = Reconciler::new("h1", BTreeMap::new());
+        r2.on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")])).unwrap();
+        r2.on_vifs(&vifs(&[("p1", 3), ("p2", 4)]));
+        assert!(r2.full(&flows, &groups).unwrap().is_empty());
+    }
+
+    #[test]
+    fn vif_change_is_incremental_and_reports_up() {
+        let mut r = Reconciler::new("h1", BTreeMap::new());
+        r.on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")])).unwrap();
+        r.on_vifs(&vifs(&[("p1", 3)]));
+        r.full(&[], &[]).unwrap();
+        r.applied(Ok(()));
+        let st = r.status();
+        assert_eq!(st.applied_revision, 5);
+        assert_eq!(st.ports.len(), 1);
+        assert!(st.ports[0].up);
+        r.on_vifs(&vifs(&[("p1", 3), ("p2", 4)]));
+        let d = r.incremental().unwrap();
+        assert!(!d.flows.adds.is_empty());
+        assert!(d.flows.deletes.is_empty());
+        r.applied(Ok(()));
+        assert!(r.status().ports.iter().all(|p| p.up));
+    }
+
+    #[test]
+    fn rejected_update_keeps_state_and_waits_for_snapshot() {
+        let mut r = Reconciler::new("h1", BTreeMap::new());
+        r.on_update(&snapshot(5, &[("p1", "h1")])).unwrap();
+        let mut bad = snapshot(6, &[("p1", "h1")]);
+        bad.snapshot = false;
+        bad.ports[0].addresses[0].mac = "zz".into();
+        let e = r.on_update(&bad).unwrap_err();
+        assert!(e.to_string().contains("zz"), "{e}");
+        assert_eq!(r.view().revision(), 5);
+        assert!(r.needs_snapshot());
+        let mut delta = snapshot(7, &[]);
+        delta.snapshot = false;
+        assert!(matches!(
+            r.on_update(&delta),
+            Err(ReconcileError::AwaitingSnapshot(7))
+        ));
+        r.on_update(&snapshot(8, &[("p1", "h1")])).unwrap();
+        assert!(!r.needs_snapshot());
+        // The rejection is reported until an apply succeeds.
+        assert!(r.status().last_error.contains("zz"));
+    }
+
+    #[test]
+    fn failed_apply_forces_full_diff() {
+        let mut r = Reconciler::new("h1", BTreeMap::new());
+        r.on_update(&snapshot(5, &[("p1", "h1")])).unwrap();
+        r.on_vifs(&vifs(&[("p1", 3)]));
+        r.full(&[], &[]).unwrap();
+        r.applied(Err("bundle failed".into()));
+        assert!(r.needs_full());
+        assert_eq!(r.status().last_error, "bundle failed");
+        assert!(r.status().ports.iter().all(|p| !p.up));
+    }
+}
