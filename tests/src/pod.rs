@@ -281,6 +281,13 @@ pub struct BackgroundPing {
 }
 
 impl BackgroundPing {
+    /// Whether ping is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// Wait for ping to finish and parse its summary.
     pub fn wait(mut self) -> anyhow::Result<PingResult> {
         let child = self.child.take().context("ping already waited for")?;

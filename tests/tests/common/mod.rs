@@ -79,3 +79,90 @@ pub fn sync(tb: &mut Testbed) {
         panic!("sync --wait=hv failed: {e:#}\n{}", logs.join("\n"));
     }
 }
+
+/// Poll `f` every 250 ms for up to `secs` seconds; panic naming `what` on timeout.
+pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let ok = weft_testbed::process::wait_until(
+        std::time::Duration::from_secs(secs),
+        std::time::Duration::from_millis(250),
+        &mut f,
+    );
+    assert!(ok, "timed out after {secs}s waiting for {what}");
+}
+
+/// Ping `count` times from `from` to `to`; panic unless at least one reply came back.
+pub fn assert_ping(from: &weft_testbed::pod::Pod, to: &weft_testbed::pod::Pod) {
+    let r = from.ping(to.ip, 3).expect("ping runs");
+    assert!(
+        r.any(),
+        "{} ({}) cannot ping {} ({}) : {r:?}",
+        from.name,
+        from.ip,
+        to.name,
+        to.ip
+    );
+}
+
+/// Ping and assert that nothing answers.
+pub fn assert_no_ping(from: &weft_testbed::pod::Pod, ip: std::net::Ipv4Addr) {
+    let r = from.ping(ip, 3).expect("ping runs");
+    assert_eq!(
+        r.received, 0,
+        "{} ({}) unexpectedly reached {ip}: {r:?}",
+        from.name, from.ip
+    );
+}
+
+/// A DF-set ping whose IP packet exactly fills the pod MTU must pass.
+pub fn assert_full_mtu(from: &weft_testbed::pod::Pod, to: &weft_testbed::pod::Pod) {
+    let size = (from.mtu - 28).to_string();
+    let out = from
+        .exec_output(&[
+            "ping",
+            "-n",
+            "-c",
+            "2",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "-M",
+            "do",
+            "-s",
+            &size,
+            &to.ip.to_string(),
+        ])
+        .expect("ping runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let r = weft_testbed::pod::parse_ping(&stdout);
+    assert!(
+        r.is_some_and(|r| r.any()),
+        "full-MTU ({}) ping {} -> {} failed: {stdout}{}",
+        from.mtu,
+        from.name,
+        to.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The JSON of `weftctl -o json show`.
+pub fn show(tb: &mut Testbed) -> serde_json::Value {
+    match tb.weftctl().and_then(|c| c.json(&["show"])) {
+        Ok(v) => v,
+        Err(e) => panic!("weftctl show: {e:#}"),
+    }
+}
+
+/// The chassis a logical port is bound to, per `show` ("" when unbound).
+pub fn port_chassis(tb: &mut Testbed, port: &str) -> String {
+    let v = show(tb);
+    v["switches"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["ports"].as_array().into_iter().flatten())
+        .find(|p| p["name"] == port)
+        .and_then(|p| p["chassis"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
