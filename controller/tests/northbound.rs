@@ -661,3 +661,78 @@ async fn restarted_controller_serves_identical_state() {
     }
     assert_eq!(after.expect("show after restart"), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_serves_without_etcd() {
+    // Nothing listens on port 1: the memory store must not need etcd at all.
+    let mut cfg = config("http://127.0.0.1:1", "/weft");
+    cfg.store = weft_controller::StoreKind::Memory;
+    let ctl = InProc::start(cfg).await;
+    let mut c = nb(&ctl.url()).await;
+    let mut s = sb(&ctl.url()).await;
+    c.create_switch(sw("sw", "10.0.0.0/24", 0)).await.unwrap();
+    let p = c
+        .create_port(port("sw", "p1", &["dynamic"]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!p.port.unwrap().dynamic_addresses.is_empty());
+    expect_err(
+        c.create_port(port("sw", "p1", &[])).await,
+        Code::AlreadyExists,
+        &["\"p1\""],
+    );
+    let mut st = s
+        .subscribe(SubscribeRequest {
+            chassis: Some(Chassis {
+                name: "hv1".into(),
+                encap_ip: "192.168.0.1".into(),
+                encap_types: vec!["geneve".into()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let snap = tokio::time::timeout(Duration::from_secs(5), st.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(snap.snapshot);
+    s.report_status(StatusReport {
+        chassis: "hv1".into(),
+        applied_revision: snap.revision,
+        ports: vec![PortBinding {
+            port: "p1".into(),
+            chassis: "hv1".into(),
+            up: true,
+        }],
+        last_error: String::new(),
+    })
+    .await
+    .unwrap();
+    let got = c
+        .get_port(GetRequest { name: "p1".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(got.up);
+    assert_eq!(got.chassis, "hv1");
+    let u = tokio::time::timeout(Duration::from_secs(5), st.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.ports.len(), 1);
+    c.delete_switch(del("sw", false)).await.unwrap();
+    assert!(c
+        .show(ShowRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .switches
+        .is_empty());
+    drop(st);
+    ctl.stop().await;
+}

@@ -1,0 +1,399 @@
+//! Southbound against a real etcd: Subscribe sends a snapshot then deltas, every intent change
+//! reaches every stream (even with an empty delta), acks do not cause updates, ReportStatus
+//! binds ports and sets `up`, chassis leave with their stream (or their lease), and
+//! `--wait=hv` waits for acks or times out naming the laggards.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use tonic::{Code, Streaming};
+use weft_controller::view::{self, View};
+use weft_proto::v1::southbound_client::SouthboundClient;
+use weft_proto::v1::*;
+
+fn chassis(name: &str, ip: &str) -> SubscribeRequest {
+    SubscribeRequest {
+        chassis: Some(Chassis {
+            name: name.into(),
+            encap_ip: ip.into(),
+            encap_types: vec!["geneve".into(), "vxlan".into()],
+            datapath_type: "netdev".into(),
+            version: "test".into(),
+            ..Default::default()
+        }),
+    }
+}
+
+async fn next(stream: &mut Streaming<ViewUpdate>) -> ViewUpdate {
+    tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("an update within 5 s")
+        .expect("stream ok")
+        .expect("stream open")
+}
+
+/// Reads updates into `view` until `pred` holds; returns the last update.
+async fn until(
+    stream: &mut Streaming<ViewUpdate>,
+    v: &mut View,
+    pred: impl Fn(&View, &ViewUpdate) -> bool,
+) -> ViewUpdate {
+    for _ in 0..50 {
+        let u = next(stream).await;
+        view::apply(v, &u);
+        if pred(v, &u) {
+            return u;
+        }
+    }
+    panic!("condition not reached; view: {v:?}");
+}
+
+async fn report(
+    s: &mut SouthboundClient<tonic::transport::Channel>,
+    chassis: &str,
+    applied: i64,
+    ports: &[(&str, bool)],
+) -> i64 {
+    s.report_status(StatusReport {
+        chassis: chassis.into(),
+        applied_revision: applied,
+        ports: ports
+            .iter()
+            .map(|(p, up)| PortBinding {
+                port: p.to_string(),
+                chassis: chassis.into(),
+                up: *up,
+            })
+            .collect(),
+        last_error: String::new(),
+    })
+    .await
+    .expect("report status")
+    .into_inner()
+    .revision
+}
+
+fn create_port(switch: &str, name: &str, addrs: &[&str]) -> CreatePortRequest {
+    CreatePortRequest {
+        port: Some(LogicalSwitchPort {
+            name: name.into(),
+            switch_name: switch.into(),
+            addresses: addrs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }),
+        options: None,
+    }
+}
+
+fn create_switch(name: &str, subnet: &str) -> CreateSwitchRequest {
+    CreateSwitchRequest {
+        switch: Some(LogicalSwitch {
+            name: name.into(),
+            subnet: subnet.into(),
+            ..Default::default()
+        }),
+        options: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_then_deltas_and_status() {
+    let etcd = start_etcd();
+    let prefix = unique_prefix("sb");
+    let ctl = InProc::start(config(&etcd.endpoint(), &prefix)).await;
+    let mut c = nb(&ctl.url()).await;
+    let mut s = sb(&ctl.url()).await;
+    c.create_switch(create_switch("sw", "10.0.0.0/24"))
+        .await
+        .unwrap();
+    let p1 = c
+        .create_port(create_port("sw", "p1", &["dynamic"]))
+        .await
+        .unwrap()
+        .into_inner();
+    let p1_dyn = p1.port.unwrap().dynamic_addresses;
+    c.create_port(create_port("sw", "p2", &["0a:00:00:00:00:22 10.0.0.22"]))
+        .await
+        .unwrap();
+
+    let mut hv1 = s
+        .subscribe(chassis("hv1", "192.168.0.1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let snap = next(&mut hv1).await;
+    assert!(snap.snapshot);
+    assert!(snap.revision >= p1.revision);
+    assert!(
+        snap.switches.is_empty() && snap.ports.is_empty(),
+        "nothing bound yet: {snap:?}"
+    );
+    let mut v1 = View::default();
+    view::apply(&mut v1, &snap);
+
+    let chassis_list = c
+        .list_chassis(ListChassisRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .chassis;
+    assert_eq!(chassis_list.len(), 1);
+    assert_eq!(chassis_list[0].name, "hv1");
+    assert!(chassis_list[0].alive);
+    assert_eq!(chassis_list[0].encap_ip, "192.168.0.1");
+
+    // Binding p1 on hv1 brings switch sw and all its ports into hv1's view.
+    report(&mut s, "hv1", snap.revision, &[("p1", true)]).await;
+    let got = c
+        .get_port(GetRequest { name: "p1".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(got.up);
+    assert_eq!(got.chassis, "hv1");
+    let u = until(&mut hv1, &mut v1, |v, _| v.ports.len() == 2).await;
+    assert!(!u.snapshot);
+    assert_eq!(v1.switches["sw"].subnet, "10.0.0.0/24");
+    let vp1 = &v1.ports["p1"];
+    assert_eq!(vp1.chassis, "hv1");
+    let (mac, ip) = p1_dyn.split_once(' ').unwrap();
+    assert_eq!(vp1.addresses[0].mac, mac);
+    assert_eq!(vp1.addresses[0].ips, vec![ip.to_string()]);
+    assert_eq!(v1.ports["p2"].chassis, "");
+    assert!(v1.chassis.is_empty());
+
+    // Acks (status with unchanged bindings) do not produce updates.
+    report(&mut s, "hv1", u.revision, &[("p1", true)]).await;
+    report(&mut s, "hv1", u.revision + 1, &[("p1", true)]).await;
+    let quiet = tokio::time::timeout(Duration::from_millis(700), hv1.message()).await;
+    assert!(quiet.is_err(), "an ack caused an update: {quiet:?}");
+
+    // A second chassis binds p2: hv1 learns the remote chassis, hv2 gets its snapshot.
+    let mut hv2 = s
+        .subscribe(chassis("hv2", "192.168.0.2"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut v2 = View::default();
+    view::apply(&mut v2, &next(&mut hv2).await);
+    report(&mut s, "hv2", 0, &[("p2", false)]).await;
+    until(&mut hv1, &mut v1, |v, _| v.chassis.contains_key("hv2")).await;
+    assert_eq!(v1.ports["p2"].chassis, "hv2");
+    assert_eq!(v1.chassis["hv2"].encap_ip, "192.168.0.2");
+    assert_eq!(v1.chassis["hv2"].encap_types, vec!["geneve", "vxlan"]);
+    until(&mut hv2, &mut v2, |v, _| {
+        v.chassis.contains_key("hv1") && v.ports.len() == 2
+    })
+    .await;
+
+    // An intent change outside hv1's view still reaches hv1, as an empty delta.
+    let other = c
+        .create_switch(create_switch("other", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let u = next(&mut hv1).await;
+    assert!(u.revision >= other.revision, "{u:?}");
+    assert!(u.ports.is_empty() && u.switches.is_empty() && u.deleted_ports.is_empty());
+
+    // Port add / delete deltas.
+    c.create_port(create_port("sw", "p3", &[])).await.unwrap();
+    let u = until(&mut hv1, &mut v1, |v, _| v.ports.contains_key("p3")).await;
+    assert_eq!(u.ports.len(), 1);
+    c.delete_port(DeleteRequest {
+        name: "p2".into(),
+        options: None,
+    })
+    .await
+    .unwrap();
+    let u = until(&mut hv1, &mut v1, |v, _| !v.ports.contains_key("p2")).await;
+    assert_eq!(u.deleted_ports, vec!["p2"]);
+    assert_eq!(
+        u.deleted_chassis,
+        vec!["hv2"],
+        "hv2 has no port left in hv1's view"
+    );
+    until(&mut hv2, &mut v2, |v, _| {
+        v.switches.is_empty() && v.ports.is_empty()
+    })
+    .await;
+
+    // Reporting the full set without p1 unbinds it.
+    report(&mut s, "hv1", u.revision, &[]).await;
+    let got = c
+        .get_port(GetRequest { name: "p1".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!got.up);
+    assert_eq!(got.chassis, "");
+    until(&mut hv1, &mut v1, |v, _| v.switches.is_empty()).await;
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chassis_leaves_with_its_stream_or_its_lease() {
+    let etcd = start_etcd();
+    let prefix = unique_prefix("lease");
+    let ctl = InProc::start(config(&etcd.endpoint(), &prefix)).await;
+    let mut c = nb(&ctl.url()).await;
+    let mut s = sb(&ctl.url()).await;
+    let mut st = s
+        .subscribe(chassis("hv1", "192.168.0.1"))
+        .await
+        .unwrap()
+        .into_inner();
+    next(&mut st).await;
+    // Keeps living beyond the TTL (3 s) while the stream is open.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let list = c
+        .list_chassis(ListChassisRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .chassis;
+    assert_eq!(list.len(), 1, "lease kept alive while the stream is open");
+    drop(st);
+    let gone = eventually(Duration::from_secs(3), || {
+        let mut c = c.clone();
+        async move {
+            c.list_chassis(ListChassisRequest {})
+                .await
+                .map(|r| r.into_inner().chassis.is_empty())
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    assert!(
+        gone,
+        "closed stream's chassis still listed after the lease TTL"
+    );
+
+    // A controller that dies without revoking: the lease expires within its TTL.
+    let bin = BinCtl::start(&etcd.endpoint(), &prefix);
+    let mut s2 = sb(&bin.url()).await;
+    let mut st2 = None;
+    for _ in 0..50 {
+        match s2.subscribe(chassis("hv2", "192.168.0.2")).await {
+            Ok(r) => {
+                st2 = Some(r.into_inner());
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let mut st2 = st2.expect("subscribe to the binary");
+    next(&mut st2).await;
+    let names = |r: ListChassisReply| r.chassis.into_iter().map(|c| c.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(
+            c.list_chassis(ListChassisRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+        ),
+        ["hv2"]
+    );
+    drop(bin); // SIGKILL: nobody revokes the lease
+    let gone = eventually(Duration::from_secs(6), || {
+        let mut c = c.clone();
+        async move {
+            c.list_chassis(ListChassisRequest {})
+                .await
+                .map(|r| r.into_inner().chassis.is_empty())
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    assert!(
+        gone,
+        "crashed controller's chassis not gone after the 3 s lease TTL"
+    );
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_hv_returns_after_ack_and_times_out_without() {
+    let etcd = start_etcd();
+    let prefix = unique_prefix("wait");
+    let ctl = InProc::start(config(&etcd.endpoint(), &prefix)).await;
+    let mut c = nb(&ctl.url()).await;
+    let s = sb(&ctl.url()).await;
+    c.create_switch(create_switch("sw", "10.0.0.0/24"))
+        .await
+        .unwrap();
+
+    // hv1 behaves like an agent: acks every update it receives.
+    let mut agent = s.clone();
+    let mut st = agent
+        .subscribe(chassis("hv1", "192.168.0.1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let acker = tokio::spawn(async move {
+        while let Ok(Some(u)) = st.message().await {
+            report(&mut agent, "hv1", u.revision, &[]).await;
+        }
+    });
+    let wait = |ms: u32| {
+        Some(WriteOptions {
+            wait: WaitMode::WaitHv as i32,
+            timeout_ms: ms,
+            ..Default::default()
+        })
+    };
+    let mut req = create_port("sw", "p1", &["dynamic"]);
+    req.options = wait(5000);
+    let r = c
+        .create_port(req)
+        .await
+        .expect("wait=hv returns once hv1 acked")
+        .into_inner();
+    let applied = c
+        .list_chassis(ListChassisRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .chassis;
+    assert!(
+        applied[0].applied_revision >= r.revision,
+        "{applied:?} vs {}",
+        r.revision
+    );
+
+    // hv2 subscribes but never acks.
+    let mut silent = s.clone();
+    let _st2 = silent
+        .subscribe(chassis("hv2", "192.168.0.2"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut req = create_port("sw", "p2", &[]);
+    req.options = wait(1000);
+    let e = c.create_port(req).await.unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{}", e.message());
+    assert!(e.message().contains("hv2"), "{}", e.message());
+    assert!(!e.message().contains("hv1"), "{}", e.message());
+    // The write itself was committed.
+    c.get_port(GetRequest { name: "p2".into() }).await.unwrap();
+    // Sync with WAIT_HV also times out naming hv2; WAIT_NONE returns at once.
+    let e = c
+        .sync(SyncRequest {
+            revision: 0,
+            options: wait(500),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded);
+    assert!(e.message().contains("hv2"));
+    c.sync(SyncRequest {
+        revision: 0,
+        options: None,
+    })
+    .await
+    .unwrap();
+    acker.abort();
+    ctl.stop().await;
+}
