@@ -5,6 +5,8 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::pipeline::Encap;
+
 /// Errors in the agent's configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -71,38 +73,12 @@ pub struct AgentArgs {
     pub resync_interval: u64,
 }
 
-/// Encapsulation types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum EncapType {
-    Geneve,
-    Vxlan,
-    Gre,
-}
-
-impl EncapType {
-    pub fn parse(s: &str) -> Result<Self, ConfigError> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "geneve" => Ok(Self::Geneve),
-            "vxlan" => Ok(Self::Vxlan),
-            "gre" => Ok(Self::Gre),
-            _ => Err(ConfigError::Encap(s.to_string())),
-        }
-    }
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Geneve => "geneve",
-            Self::Vxlan => "vxlan",
-            Self::Gre => "gre",
-        }
-    }
-}
-
 /// The validated configuration `run` takes.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     pub chassis: String,
     pub encap_ip: Ipv4Addr,
-    pub encaps: Vec<EncapType>,
+    pub encaps: Vec<Encap>,
     pub controllers: Vec<String>,
     pub ovsdb: String,
     pub bridge: String,
@@ -127,7 +103,11 @@ impl TryFrom<AgentArgs> for AgentConfig {
         }
         let mut encaps = Vec::new();
         for e in &a.encap {
-            let t = EncapType::parse(e)?;
+            let t: Encap = e
+                .trim()
+                .to_ascii_lowercase()
+                .parse()
+                .map_err(|_| ConfigError::Encap(e.clone()))?;
             if !encaps.contains(&t) {
                 encaps.push(t);
             }
@@ -189,7 +169,7 @@ mod tests {
             "http://a:1,http://b:2",
         ])
         .unwrap();
-        assert_eq!(c.encaps, vec![EncapType::Vxlan, EncapType::Gre]);
+        assert_eq!(c.encaps, vec![Encap::Vxlan, Encap::Gre]);
         assert_eq!(c.controllers.len(), 2);
         assert_eq!(c.bridge, "br-int");
     }

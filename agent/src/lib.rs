@@ -4,8 +4,12 @@
 //! Pure core: [`view`] (the chassis view as the agent holds it), [`pipeline`] (view → flows)
 //! and [`diff`] (desired vs installed → one bundle).
 
+pub mod agent;
 pub mod config;
 pub mod diff;
+
+pub use agent::{run, AgentError};
+pub use config::{AgentArgs, AgentConfig};
 pub mod pipeline;
 pub mod reconcile;
 pub mod southbound;

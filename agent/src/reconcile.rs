@@ -211,10 +211,9 @@ impl Reconciler {
             .map(|name| {
                 let up = installed
                     && vifs.is_some_and(|v| v.contains_key(name))
-                    && self
-                        .view
-                        .port(name)
-                        .is_some_and(|p| p.chassis.as_deref() == Some(self.chassis.as_str()) && p.enabled);
+                    && self.view.port(name).is_some_and(|p| {
+                        p.chassis.as_deref() == Some(self.chassis.as_str()) && p.enabled
+                    });
                 PortBinding {
                     port: name.clone(),
                     chassis: self.chassis.clone(),
@@ -272,7 +271,9 @@ mod tests {
     }
 
     fn vifs(list: &[(&str, u32)]) -> BTreeMap<String, Option<u32>> {
-        list.iter().map(|(k, v)| (k.to_string(), Some(*v))).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), Some(*v)))
+            .collect()
     }
 
     #[test]
@@ -289,14 +290,16 @@ mod tests {
     #[test]
     fn restart_with_installed_flows_changes_nothing() {
         let mut r = Reconciler::new("h1", BTreeMap::new());
-        r.on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")])).unwrap();
+        r.on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")]))
+            .unwrap();
         r.on_vifs(&vifs(&[("p1", 3), ("p2", 4)]));
         let d = r.full(&[], &[]).unwrap();
         let flows: Vec<Flow> = d.flows.adds.clone();
         let groups: Vec<Group> = d.groups.adds.clone();
         // A second agent over the same switch content: empty diff.
         let mut r2 = Reconciler::new("h1", BTreeMap::new());
-        r2.on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")])).unwrap();
+        r2.on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")]))
+            .unwrap();
         r2.on_vifs(&vifs(&[("p1", 3), ("p2", 4)]));
         assert!(r2.full(&flows, &groups).unwrap().is_empty());
     }
@@ -304,7 +307,8 @@ mod tests {
     #[test]
     fn vif_change_is_incremental_and_reports_up() {
         let mut r = Reconciler::new("h1", BTreeMap::new());
-        r.on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")])).unwrap();
+        r.on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")]))
+            .unwrap();
         r.on_vifs(&vifs(&[("p1", 3)]));
         r.full(&[], &[]).unwrap();
         r.applied(Ok(()));
