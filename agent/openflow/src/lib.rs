@@ -1,9 +1,13 @@
-//! OpenFlow for Weft: the typed flow model ([`flow`]), its `ovs-ofctl` text rendering, the
-//! OpenFlow 1.5 + Nicira-extension wire codec, and an async channel to a switch's
-//! `br-int.mgmt` socket. Start with [`flow::Flow`].
+//! OpenFlow for Weft: the typed flow model ([`flow`]), its `ovs-ofctl` text rendering
+//! ([`render`]), the OpenFlow 1.5 + Nicira-extension wire codec ([`codec`], pure), and an
+//! async channel to a switch's `br-int.mgmt` socket ([`channel`]). Start with
+//! [`flow::Flow`]; to program a switch, [`channel::OfChannel::connect`] then
+//! [`channel::OfChannel::apply_bundle`].
 
+pub mod channel;
+pub mod codec;
 pub mod flow;
 pub mod render;
 
+pub use channel::{BundleOp, ChannelConfig, OfChannel, OfError};
 pub use render::{render_flow, render_group};
-pub mod codec;

@@ -1,6 +1,7 @@
-//! Actions and instructions: OpenFlow 1.5 `output`, `group`, `set_field`, `copy_field`,
-//! the Nicira experimenter actions NXAST_REG_MOVE, NXAST_RESUBMIT_TABLE, NXAST_REG_LOAD and
-//! NXAST_REG_LOAD2, and the `apply_actions` / `goto_table` instructions.
+//! Actions and instructions: OpenFlow 1.5 `output`, `group`, `set_field`, `copy_field`
+//! (how [`Action::Move`] is encoded: Open vSwitch rejects NXAST_REG_MOVE in OpenFlow 1.5 with
+//! OFPBAC_BAD_EXP_TYPE), the Nicira NXAST_RESUBMIT_TABLE, decoding of NXAST_REG_MOVE,
+//! NXAST_REG_LOAD and NXAST_REG_LOAD2, and the `apply_actions` / `goto_table` instructions.
 //!
 //! Encoding puts every [`Action`] except [`Action::GotoTable`] into one `apply_actions`
 //! instruction, followed by `goto_table`. Decoding reverses that; anything unknown becomes
@@ -75,16 +76,17 @@ pub fn encode_action(out: &mut Vec<u8>, a: &Action) -> Result<(), CodecError> {
             patch_u16(out, start + 2, len);
         }
         Action::Move { src, dst } => {
+            // OpenFlow 1.5 copy_field; Open vSwitch only accepts NXAST_REG_MOVE up to 1.4.
             let n_bits = field_width(*src).min(field_width(*dst));
-            put_u16(out, OFPAT_EXPERIMENTER);
+            put_u16(out, OFPAT_COPY_FIELD);
             put_u16(out, 24);
-            put_u32(out, NX_VENDOR_ID);
-            put_u16(out, NXAST_REG_MOVE);
             put_u16(out, n_bits);
-            put_u16(out, 0); // src_ofs
-            put_u16(out, 0); // dst_ofs
+            put_u16(out, 0); // src_offset
+            put_u16(out, 0); // dst_offset
+            put_zeros(out, 2);
             put_u32(out, field_header(*src)?);
             put_u32(out, field_header(*dst)?);
+            put_zeros(out, 4);
         }
         Action::Resubmit { table } => {
             put_u16(out, OFPAT_EXPERIMENTER);

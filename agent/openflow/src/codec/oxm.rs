@@ -500,22 +500,23 @@ pub fn decode_set_field_tlv(h: &OxmHeader, payload: &[u8]) -> Option<SetField> {
     })
 }
 
-/// The header (without mask bit) naming a whole field in `move`/`copy_field`.
+/// The header (without mask bit) naming a whole field in `copy_field`: the OpenFlow basic
+/// OXM where one exists (as Open vSwitch itself encodes it), else the Nicira NXM_NX one.
 pub fn field_header(f: Field) -> Result<u32, CodecError> {
     const B: u16 = OFPXMC_OPENFLOW_BASIC;
     Ok(match f {
-        Field::EthSrc => oxm_header(OFPXMC_NXM_0, NXM_OF_ETH_SRC, false, 6),
-        Field::EthDst => oxm_header(OFPXMC_NXM_0, NXM_OF_ETH_DST, false, 6),
-        Field::ArpSha => oxm_header(OFPXMC_NXM_1, NXM_NX_ARP_SHA, false, 6),
-        Field::ArpTha => oxm_header(OFPXMC_NXM_1, NXM_NX_ARP_THA, false, 6),
-        Field::ArpSpa => oxm_header(OFPXMC_NXM_0, NXM_OF_ARP_SPA, false, 4),
-        Field::ArpTpa => oxm_header(OFPXMC_NXM_0, NXM_OF_ARP_TPA, false, 4),
+        Field::EthSrc => oxm_header(B, OFPXMT_ETH_SRC, false, 6),
+        Field::EthDst => oxm_header(B, OFPXMT_ETH_DST, false, 6),
+        Field::ArpSha => oxm_header(B, OFPXMT_ARP_SHA, false, 6),
+        Field::ArpTha => oxm_header(B, OFPXMT_ARP_THA, false, 6),
+        Field::ArpSpa => oxm_header(B, OFPXMT_ARP_SPA, false, 4),
+        Field::ArpTpa => oxm_header(B, OFPXMT_ARP_TPA, false, 4),
         Field::Reg(i) => {
             check_reg(i)?;
             oxm_header(OFPXMC_NXM_1, i, false, 4)
         }
         Field::Metadata => oxm_header(B, OFPXMT_METADATA, false, 8),
-        Field::TunId => oxm_header(OFPXMC_NXM_1, NXM_NX_TUN_ID, false, 8),
+        Field::TunId => oxm_header(B, OFPXMT_TUNNEL_ID, false, 8),
         Field::TunDst => oxm_header(OFPXMC_NXM_1, NXM_NX_TUN_IPV4_DST, false, 4),
         Field::InPort => oxm_header(B, OFPXMT_IN_PORT, false, 4),
     })

@@ -859,3 +859,49 @@ fn truncated_and_garbage_input_never_panics() {
     ));
     assert_eq!(frame_len(&[6, 0, 0, 16, 0, 0]), Ok(None));
 }
+
+/// `ovs-ofctl --bundle add-flows` of the ARP responder flow: the bundle_add as captured.
+/// OVS encodes `move` as OpenFlow 1.5 copy_field with OXM headers; our instructions must be
+/// byte-identical.
+const CAP_BUNDLE_ADD_ARP: &str = "06220108000000060000000000000003060e00f80000000600000000000000000000\
+    0000000000001400000000000064ffffffffffffffffffffffff000000000001002480000a02080680002a020001\
+    80002e040a0000028000040800000000000003e900000000000400a000000000001c0018003000000000000080000806\
+    8000060600000000001900108000080600000000000200000019001080002a020002000000000000001c00180020\
+    0000000000008000000400010a0400000000ffff001000002320000efff832000000001600080000000100000010ff\
+    fffff800000000000000000000001000000003000000000000000000000010fffffffdffff000000000000";
+
+#[test]
+fn move_encodes_as_ovs_copy_field_bytes() {
+    let captured = hex(CAP_BUNDLE_ADD_ARP);
+    let (_, msg) = decode(&captured).expect("decode");
+    let Message::BundleAdd(BundleAdd {
+        bundle_id: 0,
+        flags: 3,
+        message,
+    }) = msg
+    else {
+        panic!("not a bundle add: {msg:?}");
+    };
+    let Message::FlowMod(fm) = *message else {
+        panic!("not a flow mod")
+    };
+    assert_eq!(fm.command, FlowModCommand::Add);
+    assert_eq!(
+        fm.flow.actions[0],
+        Action::Move {
+            src: Field::EthSrc,
+            dst: Field::EthDst
+        }
+    );
+    assert_eq!(
+        fm.flow.actions[3],
+        Action::Move {
+            src: Field::InPort,
+            dst: Field::Reg(5)
+        }
+    );
+    let mut ours = Vec::new();
+    actions::encode_instructions(&mut ours, &fm.flow.actions).expect("encode");
+    // Bundle header (16) + flow_mod fixed part with its header (48) + match (40).
+    assert_eq!(ours, captured[16 + 48 + 40..].to_vec());
+}

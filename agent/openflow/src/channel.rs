@@ -1,0 +1,795 @@
+//! An async OpenFlow 1.5 connection to a switch's management socket (`RUNDIR/BRIDGE.mgmt`).
+//!
+//! [`OfChannel::connect`] does the hello exchange (OpenFlow 1.5 is required) and spawns two
+//! tasks: a writer fed by a bounded queue of encoded chunks, and a reader that answers echo
+//! requests and routes replies to waiting requests by xid (multipart replies are assembled).
+//! Requests: [`OfChannel::barrier`], [`OfChannel::dump_flows`], [`OfChannel::dump_groups`],
+//! [`OfChannel::features`], [`OfChannel::echo`] and the main one,
+//! [`OfChannel::apply_bundle`]: an ATOMIC|ORDERED bundle that either applies every op or
+//! leaves the switch as it was, reporting which op failed.
+//!
+//! A lost connection fails every pending and later request with [`OfError::Disconnected`];
+//! the caller reconnects with a new `OfChannel`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::codec::{
+    self, BundleControl, BundleCtrlType, CodecError, ErrorMsg, Features, FlowMod, FlowStatsRequest,
+    GroupMod, GroupModCommand, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
+    OFP15_VERSION, OFPBF_ATOMIC, OFPBF_ORDERED, OFPG_ALL,
+};
+use crate::flow::{Flow, FlowKey, Group, GroupType};
+
+/// Tuning for an [`OfChannel`].
+#[derive(Clone, Debug)]
+pub struct ChannelConfig {
+    /// How long to wait for the hello and for each reply (a bundle commit of many flows can
+    /// take seconds).
+    pub request_timeout: Duration,
+    /// Target size of each write when streaming a bundle.
+    pub write_chunk_bytes: usize,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        ChannelConfig {
+            request_timeout: Duration::from_secs(120),
+            write_chunk_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Errors from an [`OfChannel`].
+#[derive(Debug, thiserror::Error)]
+pub enum OfError {
+    #[error("connecting to OpenFlow socket {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("OpenFlow version negotiation failed: {0}")]
+    Version(String),
+    #[error("OpenFlow connection closed")]
+    Disconnected,
+    #[error("OpenFlow I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("OpenFlow encoding/decoding error: {0}")]
+    Codec(#[from] CodecError),
+    #[error("cannot encode bundle op {index}: {source}")]
+    Encode { index: usize, source: CodecError },
+    #[error("timed out after {timeout:?} waiting for {what}")]
+    Timeout {
+        what: &'static str,
+        timeout: Duration,
+    },
+    #[error("switch rejected {request}: {error}")]
+    Switch {
+        request: &'static str,
+        error: ErrorMsg,
+    },
+    #[error("unexpected reply to {request}: {got}")]
+    Unexpected { request: &'static str, got: String },
+    /// A bundle was rejected because of one of its messages; nothing was applied.
+    /// `index` is the position in the ops passed to [`OfChannel::apply_bundle`] of the first
+    /// failure; `failures` lists every failure the switch reported.
+    #[error("bundle op {index} rejected: {error} (bundle discarded, switch unchanged)")]
+    BundleOp {
+        index: usize,
+        error: ErrorMsg,
+        failures: Vec<(usize, ErrorMsg)>,
+    },
+}
+
+/// One change inside a bundle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BundleOp {
+    /// Add a flow, replacing any flow with the same (table, priority, match), cookie included.
+    FlowAdd(Flow),
+    /// Replace the actions of exactly this (table, priority, match). OpenFlow 1.1+ keeps the
+    /// installed cookie on modify; use `FlowAdd` when the cookie changes.
+    FlowModifyStrict(Flow),
+    /// Delete exactly this (table, priority, match). Foreign flows can be deleted too: their
+    /// unmodelled match fields are kept as raw bytes in [`crate::flow::MatchField::Other`].
+    FlowDeleteStrict(FlowKey),
+    GroupAdd(Group),
+    GroupModify(Group),
+    GroupDelete(u32),
+}
+
+impl BundleOp {
+    fn to_message(&self) -> Message {
+        match self {
+            BundleOp::FlowAdd(f) => Message::FlowMod(FlowMod::add(f.clone())),
+            BundleOp::FlowModifyStrict(f) => Message::FlowMod(FlowMod::modify_strict(f.clone())),
+            BundleOp::FlowDeleteStrict(k) => Message::FlowMod(FlowMod::delete_strict(k)),
+            BundleOp::GroupAdd(g) => Message::GroupMod(GroupMod {
+                command: GroupModCommand::Add,
+                group: g.clone(),
+            }),
+            BundleOp::GroupModify(g) => Message::GroupMod(GroupMod {
+                command: GroupModCommand::Modify,
+                group: g.clone(),
+            }),
+            BundleOp::GroupDelete(id) => Message::GroupMod(GroupMod {
+                command: GroupModCommand::Delete,
+                group: Group {
+                    id: *id,
+                    kind: GroupType::All,
+                    buckets: vec![],
+                },
+            }),
+        }
+    }
+}
+
+type Reply = Result<Message, OfError>;
+
+enum Pending {
+    /// One reply (or an error) completes the request.
+    Single(oneshot::Sender<Reply>),
+    /// Multipart replies accumulate until one arrives without the MORE flag.
+    Multi {
+        parts: Vec<MultipartReplyBody>,
+        tx: oneshot::Sender<Result<Vec<MultipartReplyBody>, OfError>>,
+    },
+}
+
+/// Errors for a block of xids (the messages of one bundle).
+struct XidRange {
+    start: u32,
+    len: u32,
+    errors: Vec<(usize, ErrorMsg)>,
+}
+
+struct Shared {
+    pending: Mutex<HashMap<u32, Pending>>,
+    ranges: Mutex<HashMap<u64, XidRange>>,
+    closed: AtomicBool,
+    next_xid: AtomicU32,
+}
+
+impl Shared {
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Pending>> {
+        // A poisoned lock only means another task panicked mid-update of a map of senders;
+        // the map itself is still usable.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn lock_ranges(&self) -> std::sync::MutexGuard<'_, HashMap<u64, XidRange>> {
+        self.ranges.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn xids(&self, n: u32) -> u32 {
+        self.next_xid.fetch_add(n, Ordering::Relaxed)
+    }
+}
+
+/// Removes a bundle's xid range when the bundle call ends, however it ends.
+struct RangeGuard<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for RangeGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.lock_ranges().remove(&self.id);
+    }
+}
+
+/// An OpenFlow 1.5 connection. Cheap to share by reference; all methods take `&self`.
+pub struct OfChannel {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Vec<u8>>,
+    config: ChannelConfig,
+    next_bundle: AtomicU32,
+    reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
+    path: PathBuf,
+}
+
+impl Drop for OfChannel {
+    fn drop(&mut self) {
+        self.reader.abort();
+        self.writer.abort();
+    }
+}
+
+impl std::fmt::Debug for OfChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfChannel")
+            .field("path", &self.path)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl OfChannel {
+    /// Connects with the default [`ChannelConfig`].
+    pub async fn connect(path: &Path) -> Result<OfChannel, OfError> {
+        Self::connect_with(path, ChannelConfig::default()).await
+    }
+
+    /// Connects to a unix socket (e.g. `RUNDIR/br-int.mgmt`) and negotiates OpenFlow 1.5.
+    pub async fn connect_with(path: &Path, config: ChannelConfig) -> Result<OfChannel, OfError> {
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|source| OfError::Connect {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let (mut rd, mut wr) = stream.into_split();
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+
+        let hello = codec::encode_to_vec(
+            0,
+            &Message::Hello {
+                versions: vec![OFP15_VERSION],
+            },
+        )?;
+        wr.write_all(&hello).await?;
+        let timeout = config.request_timeout;
+        tokio::time::timeout(timeout, handshake(&mut rd, &mut wr, &mut buf))
+            .await
+            .map_err(|_| OfError::Timeout {
+                what: "OpenFlow hello",
+                timeout,
+            })??;
+
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(HashMap::new()),
+            ranges: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            next_xid: AtomicU32::new(1),
+        });
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(64);
+        let writer = tokio::spawn(write_loop(wr, rx, shared.clone()));
+        let reader = tokio::spawn(read_loop(rd, buf, shared.clone(), tx.clone()));
+        tracing::debug!(path = %path.display(), "OpenFlow 1.5 channel connected");
+        Ok(OfChannel {
+            shared,
+            tx,
+            config,
+            next_bundle: AtomicU32::new(1),
+            reader,
+            writer,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Whether the connection has been lost.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    async fn send(&self, bytes: Vec<u8>) -> Result<(), OfError> {
+        if self.is_closed() {
+            return Err(OfError::Disconnected);
+        }
+        self.tx.send(bytes).await.map_err(|_| OfError::Disconnected)
+    }
+
+    async fn wait<T>(
+        &self,
+        what: &'static str,
+        rx: oneshot::Receiver<Result<T, OfError>>,
+        xid: u32,
+    ) -> Result<T, OfError> {
+        let timeout = self.config.request_timeout;
+        let r = tokio::time::timeout(timeout, rx).await;
+        match r {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err(OfError::Disconnected),
+            Err(_) => {
+                self.shared.lock_pending().remove(&xid);
+                Err(OfError::Timeout { what, timeout })
+            }
+        }
+    }
+
+    /// Sends `msg` and registers for its single reply (the caller awaits `rx`).
+    async fn start_request(
+        &self,
+        msg: &Message,
+    ) -> Result<(u32, oneshot::Receiver<Reply>), OfError> {
+        let xid = self.shared.xids(1);
+        let bytes = codec::encode_to_vec(xid, msg)?;
+        let (tx, rx) = oneshot::channel();
+        self.shared.lock_pending().insert(xid, Pending::Single(tx));
+        if let Err(e) = self.send(bytes).await {
+            self.shared.lock_pending().remove(&xid);
+            return Err(e);
+        }
+        Ok((xid, rx))
+    }
+
+    async fn request(&self, what: &'static str, msg: &Message) -> Result<Message, OfError> {
+        let (xid, rx) = self.start_request(msg).await?;
+        match self.wait(what, rx, xid).await? {
+            Message::Error(error) => Err(OfError::Switch {
+                request: what,
+                error,
+            }),
+            m => Ok(m),
+        }
+    }
+
+    async fn multipart(
+        &self,
+        what: &'static str,
+        body: MultipartRequestBody,
+    ) -> Result<Vec<MultipartReplyBody>, OfError> {
+        let xid = self.shared.xids(1);
+        let bytes = codec::encode_to_vec(
+            xid,
+            &Message::MultipartRequest(MultipartRequest { flags: 0, body }),
+        )?;
+        let (tx, rx) = oneshot::channel();
+        self.shared.lock_pending().insert(
+            xid,
+            Pending::Multi {
+                parts: Vec::new(),
+                tx,
+            },
+        );
+        if let Err(e) = self.send(bytes).await {
+            self.shared.lock_pending().remove(&xid);
+            return Err(e);
+        }
+        self.wait(what, rx, xid).await
+    }
+
+    /// Sends a barrier and waits for its reply: every earlier message has been processed.
+    pub async fn barrier(&self) -> Result<(), OfError> {
+        match self.request("barrier", &Message::BarrierRequest).await? {
+            Message::BarrierReply => Ok(()),
+            m => Err(unexpected("barrier", &m)),
+        }
+    }
+
+    /// Sends an echo request and returns the echoed payload.
+    pub async fn echo(&self, payload: Vec<u8>) -> Result<Vec<u8>, OfError> {
+        match self.request("echo", &Message::EchoRequest(payload)).await? {
+            Message::EchoReply(d) => Ok(d),
+            m => Err(unexpected("echo", &m)),
+        }
+    }
+
+    /// The switch's features (datapath id, number of tables).
+    pub async fn features(&self) -> Result<Features, OfError> {
+        match self
+            .request("features request", &Message::FeaturesRequest)
+            .await?
+        {
+            Message::FeaturesReply(f) => Ok(f),
+            m => Err(unexpected("features request", &m)),
+        }
+    }
+
+    /// Every flow in every table (statistics dropped).
+    pub async fn dump_flows(&self) -> Result<Vec<Flow>, OfError> {
+        let parts = self
+            .multipart(
+                "flow stats",
+                MultipartRequestBody::FlowDesc(FlowStatsRequest::all()),
+            )
+            .await?;
+        let mut flows = Vec::new();
+        for p in parts {
+            match p {
+                MultipartReplyBody::FlowDesc(f) => flows.extend(f),
+                other => return Err(unexpected_part("flow stats", &other)),
+            }
+        }
+        Ok(flows)
+    }
+
+    /// Every group.
+    pub async fn dump_groups(&self) -> Result<Vec<Group>, OfError> {
+        let parts = self
+            .multipart(
+                "group desc",
+                MultipartRequestBody::GroupDesc { group_id: OFPG_ALL },
+            )
+            .await?;
+        let mut groups = Vec::new();
+        for p in parts {
+            match p {
+                MultipartReplyBody::GroupDesc(g) => groups.extend(g),
+                other => return Err(unexpected_part("group desc", &other)),
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Applies `ops` in one ATOMIC|ORDERED bundle: all of them, or (on any error) none.
+    ///
+    /// The ops are encoded first (an op that cannot be encoded fails the call before
+    /// anything is sent), then open + every add + a barrier are streamed in large writes
+    /// without waiting per message. If the switch rejected any message the bundle is
+    /// discarded; otherwise it is committed. A failure names the op index and the decoded
+    /// OpenFlow error ([`OfError::BundleOp`]). An empty `ops` is a no-op.
+    pub async fn apply_bundle(&self, ops: Vec<BundleOp>) -> Result<(), OfError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let n = u32::try_from(ops.len()).map_err(|_| OfError::Encode {
+            index: ops.len(),
+            source: CodecError::TooLong {
+                what: "bundle",
+                len: ops.len(),
+            },
+        })?;
+        let bundle_id = self.next_bundle.fetch_add(1, Ordering::Relaxed);
+        let flags = OFPBF_ATOMIC | OFPBF_ORDERED;
+        // xids: open, n adds, barrier.
+        let base = self.shared.xids(n + 2);
+        let open_xid = base;
+        let add_base = base.wrapping_add(1);
+        let barrier_xid = add_base.wrapping_add(n);
+
+        // Encode everything before sending anything.
+        let chunk = self.config.write_chunk_bytes.max(4096);
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        let mut cur = Vec::with_capacity(chunk + 4096);
+        codec::encode(
+            open_xid,
+            &bundle_ctrl(bundle_id, BundleCtrlType::OpenRequest),
+            &mut cur,
+        )?;
+        for (i, op) in ops.iter().enumerate() {
+            let xid = add_base.wrapping_add(i as u32);
+            codec::encode_bundle_add(xid, bundle_id, flags, &op.to_message(), &mut cur)
+                .map_err(|source| OfError::Encode { index: i, source })?;
+            if cur.len() >= chunk {
+                chunks.push(std::mem::replace(
+                    &mut cur,
+                    Vec::with_capacity(chunk + 4096),
+                ));
+            }
+        }
+        codec::encode(barrier_xid, &Message::BarrierRequest, &mut cur)?;
+        chunks.push(cur);
+
+        let range_id = u64::from(bundle_id) | (u64::from(open_xid) << 32);
+        self.shared.lock_ranges().insert(
+            range_id,
+            XidRange {
+                start: add_base,
+                len: n,
+                errors: Vec::new(),
+            },
+        );
+        let _guard = RangeGuard {
+            shared: &self.shared,
+            id: range_id,
+        };
+        let (open_tx, open_rx) = oneshot::channel();
+        let (barrier_tx, barrier_rx) = oneshot::channel();
+        {
+            let mut p = self.shared.lock_pending();
+            p.insert(open_xid, Pending::Single(open_tx));
+            p.insert(barrier_xid, Pending::Single(barrier_tx));
+        }
+        tracing::debug!(
+            bundle_id,
+            ops = ops.len(),
+            bytes = chunks.iter().map(Vec::len).sum::<usize>(),
+            "sending bundle"
+        );
+        for c in chunks {
+            if let Err(e) = self.send(c).await {
+                let mut p = self.shared.lock_pending();
+                p.remove(&open_xid);
+                p.remove(&barrier_xid);
+                return Err(e);
+            }
+        }
+
+        let open = self.wait("bundle open", open_rx, open_xid).await;
+        let barrier = self.wait("bundle barrier", barrier_rx, barrier_xid).await;
+        match open? {
+            Message::BundleControl(BundleControl {
+                ctrl_type: BundleCtrlType::OpenReply,
+                ..
+            }) => {}
+            Message::Error(error) => {
+                return Err(OfError::Switch {
+                    request: "bundle open",
+                    error,
+                });
+            }
+            m => return Err(unexpected("bundle open", &m)),
+        }
+        barrier?;
+
+        if let Some(err) = self.take_bundle_error(range_id) {
+            tracing::warn!(bundle_id, error = %err, "bundle message rejected; discarding bundle");
+            // Best effort: OVS also drops the bundle when the connection closes.
+            let _ = self
+                .request(
+                    "bundle discard",
+                    &bundle_ctrl(bundle_id, BundleCtrlType::DiscardRequest),
+                )
+                .await;
+            return Err(err);
+        }
+
+        let commit = self
+            .request(
+                "bundle commit",
+                &bundle_ctrl(bundle_id, BundleCtrlType::CommitRequest),
+            )
+            .await;
+        match commit {
+            Ok(Message::BundleControl(BundleControl {
+                ctrl_type: BundleCtrlType::CommitReply,
+                ..
+            })) => {
+                tracing::debug!(bundle_id, ops = ops.len(), "bundle committed");
+                Ok(())
+            }
+            Ok(m) => Err(unexpected("bundle commit", &m)),
+            Err(OfError::Switch { request, error }) => {
+                // Message errors found at commit time arrive before the commit's own error.
+                match self.take_bundle_error(range_id) {
+                    Some(e) => {
+                        tracing::warn!(bundle_id, error = %e, "bundle commit failed");
+                        Err(e)
+                    }
+                    None => Err(OfError::Switch { request, error }),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn take_bundle_error(&self, range_id: u64) -> Option<OfError> {
+        let mut ranges = self.shared.lock_ranges();
+        let r = ranges.get_mut(&range_id)?;
+        if r.errors.is_empty() {
+            return None;
+        }
+        let mut failures = std::mem::take(&mut r.errors);
+        failures.sort_by_key(|(i, _)| *i);
+        let (index, error) = failures[0].clone();
+        Some(OfError::BundleOp {
+            index,
+            error,
+            failures,
+        })
+    }
+}
+
+fn bundle_ctrl(bundle_id: u32, ctrl_type: BundleCtrlType) -> Message {
+    Message::BundleControl(BundleControl {
+        bundle_id,
+        ctrl_type,
+        flags: OFPBF_ATOMIC | OFPBF_ORDERED,
+        properties: vec![],
+    })
+}
+
+fn unexpected(request: &'static str, m: &Message) -> OfError {
+    let mut got = format!("{m:?}");
+    got.truncate(200);
+    OfError::Unexpected { request, got }
+}
+
+fn unexpected_part(request: &'static str, p: &MultipartReplyBody) -> OfError {
+    let mut got = format!("{p:?}");
+    got.truncate(200);
+    OfError::Unexpected { request, got }
+}
+
+/// Reads one complete message from `rd` (buffered in `buf`).
+async fn read_frame(rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> Result<BytesMut, OfError> {
+    loop {
+        if let Some(n) = codec::frame_len(buf)? {
+            return Ok(buf.split_to(n));
+        }
+        if buf.capacity() - buf.len() < 8192 {
+            buf.reserve(64 * 1024);
+        }
+        if rd.read_buf(buf).await? == 0 {
+            return Err(OfError::Disconnected);
+        }
+    }
+}
+
+/// Waits for the peer's hello (answering echoes meanwhile) and checks the version.
+async fn handshake(
+    rd: &mut OwnedReadHalf,
+    wr: &mut OwnedWriteHalf,
+    buf: &mut BytesMut,
+) -> Result<(), OfError> {
+    loop {
+        let frame = read_frame(rd, buf).await?;
+        let (h, msg) = codec::decode(&frame)?;
+        match msg {
+            Message::Hello { versions } => {
+                let ok = if versions.is_empty() {
+                    h.version >= OFP15_VERSION
+                } else {
+                    versions.contains(&OFP15_VERSION)
+                };
+                if !ok {
+                    let offered = if versions.is_empty() {
+                        format!("version {:#04x}", h.version)
+                    } else {
+                        format!("versions {versions:?}")
+                    };
+                    let err = Message::Error(ErrorMsg {
+                        err_type: codec::errors::OFPET_HELLO_FAILED,
+                        code: 0,
+                        experimenter: None,
+                        data: b"OpenFlow 1.5 required".to_vec(),
+                    });
+                    if let Ok(b) = codec::encode_to_vec(h.xid, &err) {
+                        let _ = wr.write_all(&b).await;
+                    }
+                    return Err(OfError::Version(format!(
+                        "switch offers {offered}; Weft requires OpenFlow 1.5 (0x06) — set the \
+                         bridge's protocols to include OpenFlow15"
+                    )));
+                }
+                return Ok(());
+            }
+            Message::EchoRequest(d) => {
+                let b = codec::encode_to_vec(h.xid, &Message::EchoReply(d))?;
+                wr.write_all(&b).await?;
+            }
+            Message::Error(e) => {
+                return Err(OfError::Version(format!(
+                    "switch sent an error instead of hello: {e}"
+                )))
+            }
+            other => {
+                tracing::debug!(msg_type = other.msg_type(), "ignoring message before hello");
+            }
+        }
+    }
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>, shared: Arc<Shared>) {
+    while let Some(chunk) = rx.recv().await {
+        if let Err(e) = wr.write_all(&chunk).await {
+            tracing::warn!(error = %e, "OpenFlow write failed; closing channel");
+            break;
+        }
+    }
+    shared.closed.store(true, Ordering::Release);
+    let _ = wr.shutdown().await;
+}
+
+async fn read_loop(
+    mut rd: OwnedReadHalf,
+    mut buf: BytesMut,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Vec<u8>>,
+) {
+    loop {
+        let frame = match read_frame(&mut rd, &mut buf).await {
+            Ok(f) => f,
+            Err(OfError::Disconnected) => {
+                tracing::info!("OpenFlow connection closed by the switch");
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "OpenFlow read failed; closing channel");
+                break;
+            }
+        };
+        dispatch(&frame, &shared, &tx);
+    }
+    shared.closed.store(true, Ordering::Release);
+    // Fail everything still waiting: dropping the senders makes each waiter see Disconnected.
+    shared.lock_pending().clear();
+}
+
+fn dispatch(frame: &[u8], shared: &Shared, tx: &mpsc::Sender<Vec<u8>>) {
+    let (h, msg) = match codec::decode(frame) {
+        Ok(x) => x,
+        Err(e) => {
+            let xid = codec::peek_header(frame).map(|h| h.xid);
+            tracing::warn!(error = %e, ?xid, "undecodable OpenFlow message from switch");
+            if let Some(xid) = xid {
+                if let Some(p) = shared.lock_pending().remove(&xid) {
+                    fail(p, OfError::Codec(e));
+                }
+            }
+            return;
+        }
+    };
+    match msg {
+        Message::EchoRequest(d) => {
+            if let Ok(b) = codec::encode_to_vec(h.xid, &Message::EchoReply(d)) {
+                // Queue behind any bulk writes without blocking the reader.
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(b).await;
+                });
+            }
+        }
+        Message::MultipartReply(rep) => {
+            let mut pending = shared.lock_pending();
+            match pending.remove(&h.xid) {
+                Some(Pending::Multi { mut parts, tx }) => {
+                    let more = rep.more();
+                    parts.push(rep.body);
+                    if more {
+                        pending.insert(h.xid, Pending::Multi { parts, tx });
+                    } else {
+                        let _ = tx.send(Ok(parts));
+                    }
+                }
+                Some(Pending::Single(tx)) => {
+                    let _ = tx.send(Ok(Message::MultipartReply(rep)));
+                }
+                None => tracing::debug!(xid = h.xid, "unsolicited multipart reply"),
+            }
+        }
+        Message::Error(e) => {
+            if let Some(p) = shared.lock_pending().remove(&h.xid) {
+                match p {
+                    Pending::Single(tx) => {
+                        let _ = tx.send(Ok(Message::Error(e)));
+                    }
+                    Pending::Multi { tx, .. } => {
+                        let _ = tx.send(Err(OfError::Switch {
+                            request: "multipart request",
+                            error: e,
+                        }));
+                    }
+                }
+                return;
+            }
+            let mut ranges = shared.lock_ranges();
+            for r in ranges.values_mut() {
+                let off = h.xid.wrapping_sub(r.start);
+                if off < r.len {
+                    r.errors.push((off as usize, e));
+                    return;
+                }
+            }
+            tracing::warn!(xid = h.xid, error = %e, "OpenFlow error for no pending request");
+        }
+        other => {
+            if let Some(p) = shared.lock_pending().remove(&h.xid) {
+                match p {
+                    Pending::Single(tx) => {
+                        let _ = tx.send(Ok(other));
+                    }
+                    Pending::Multi { tx, .. } => {
+                        let _ = tx.send(Err(unexpected("multipart request", &other)));
+                    }
+                }
+            } else {
+                tracing::debug!(
+                    xid = h.xid,
+                    msg_type = other.msg_type(),
+                    "unsolicited OpenFlow message"
+                );
+            }
+        }
+    }
+}
+
+fn fail(p: Pending, e: OfError) {
+    match p {
+        Pending::Single(tx) => {
+            let _ = tx.send(Err(e));
+        }
+        Pending::Multi { tx, .. } => {
+            let _ = tx.send(Err(e));
+        }
+    }
+}
