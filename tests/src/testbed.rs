@@ -744,7 +744,25 @@ impl Testbed {
     ) -> anyhow::Result<()> {
         let ctl = self.weftctl()?;
         let mut last = String::new();
+        let mut dead_agent = None;
+        let hosts = &mut self.hosts;
         let ok = wait_until(timeout, Duration::from_millis(250), || {
+            // Fail fast when an agent we wait for has exited.
+            for h in hosts.iter_mut() {
+                if !names.contains(&h.name) {
+                    continue;
+                }
+                if let Some(a) = h.agent.as_mut().filter(|a| a.pid().is_some()) {
+                    if !a.is_running() {
+                        dead_agent = Some(format!(
+                            "weft-agent on {} exited; log tail:\n{}",
+                            h.name,
+                            a.log_tail(20)
+                        ));
+                        return true;
+                    }
+                }
+            }
             match ctl.alive_chassis() {
                 Ok(alive) => {
                     last = format!("alive: {alive:?}");
@@ -756,6 +774,9 @@ impl Testbed {
                 }
             }
         });
+        if let Some(msg) = dead_agent {
+            bail!("{msg}");
+        }
         if !ok {
             let logs: Vec<String> = self
                 .hosts
