@@ -3,6 +3,10 @@
 //! and logs in a temp dir that is also `OVS_RUNDIR`. Drop kills both (by PID) and deletes
 //! the namespace and the dir.
 
+#![allow(dead_code)]
+
+pub mod samples;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
