@@ -224,7 +224,11 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
         tokio::select! {
             _ = &mut shutdown => break,
             ev = vif_watch.next() => match ev {
-                Some(VifEvent::Snapshot(snap)) => reconciler.on_vifs(&vif_map(&snap)),
+                Some(VifEvent::Snapshot(snap)) => {
+                    let vifs = vif_map(&snap);
+                    debug!(vifs = ?vifs, "local interfaces");
+                    reconciler.on_vifs(&vifs);
+                }
                 Some(VifEvent::Disconnected { reason }) => warn!(%reason, "OVSDB disconnected"),
                 Some(_) => {}
                 None => { error!("interface watch ended"); break }
@@ -232,6 +236,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
             ev = sb_rx.recv() => match ev {
                 Some(SbEvent::Connected { endpoint }) => info!(%endpoint, "controller stream open"),
                 Some(SbEvent::Update(u)) => {
+                    debug!(revision = u.revision, snapshot = u.snapshot, ports = u.ports.len(), deleted_ports = u.deleted_ports.len(), switches = u.switches.len(), "view update");
                     if let Err(e) = reconciler.on_update(&u) {
                         warn!(error = %e, "view update not applied");
                         if reconciler.needs_snapshot() {
@@ -286,7 +291,9 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
                 }
             }
         }
-        let report = reconciler.status();
+        let Some(report) = reconciler.status() else {
+            continue;
+        };
         status_tx.send_if_modified(|cur| {
             if cur.as_ref() != Some(&report) {
                 *cur = Some(report);

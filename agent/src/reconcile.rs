@@ -201,9 +201,10 @@ impl Reconciler {
     }
 
     /// The status report for the controller: applied revision and every local VIF, `up`
-    /// when its port is bound here and its flows are installed.
-    pub fn status(&self) -> StatusReport {
-        let vifs = self.vifs.as_ref();
+    /// when its port is bound here and its flows are installed. `None` until the VIF listing
+    /// is in: the report is a full set, and an empty one would unbind every local port.
+    pub fn status(&self) -> Option<StatusReport> {
+        let vifs = Some(self.vifs.as_ref()?);
         let installed = self.desired.is_some() && self.last_error.is_empty();
         let ports = self
             .local_ifaces
@@ -221,12 +222,12 @@ impl Reconciler {
                 }
             })
             .collect();
-        StatusReport {
+        Some(StatusReport {
             chassis: self.chassis.clone(),
             applied_revision: self.applied_revision,
             ports,
             last_error: self.last_error.clone(),
-        }
+        })
     }
 
     /// Records an error to report (for example an OVSDB or OpenFlow failure).
@@ -280,6 +281,7 @@ mod tests {
     fn nothing_happens_before_snapshot_and_vifs() {
         let mut r = Reconciler::new("h1", BTreeMap::new());
         assert!(r.full(&[], &[]).is_none());
+        assert!(r.status().is_none(), "no status (which would unbind ports) before VIFs");
         r.on_update(&snapshot(5, &[("p1", "h1")])).unwrap();
         assert!(r.full(&[], &[]).is_none(), "no VIF listing yet");
         r.on_vifs(&vifs(&[("p1", 3)]));
@@ -312,7 +314,7 @@ mod tests {
         r.on_vifs(&vifs(&[("p1", 3)]));
         r.full(&[], &[]).unwrap();
         r.applied(Ok(()));
-        let st = r.status();
+        let st = r.status().unwrap();
         assert_eq!(st.applied_revision, 5);
         assert_eq!(st.ports.len(), 1);
         assert!(st.ports[0].up);
@@ -321,13 +323,14 @@ mod tests {
         assert!(!d.flows.adds.is_empty());
         assert!(d.flows.deletes.is_empty());
         r.applied(Ok(()));
-        assert!(r.status().ports.iter().all(|p| p.up));
+        assert!(r.status().unwrap().ports.iter().all(|p| p.up));
     }
 
     #[test]
     fn rejected_update_keeps_state_and_waits_for_snapshot() {
         let mut r = Reconciler::new("h1", BTreeMap::new());
         r.on_update(&snapshot(5, &[("p1", "h1")])).unwrap();
+        r.on_vifs(&vifs(&[("p1", 3)]));
         let mut bad = snapshot(6, &[("p1", "h1")]);
         bad.snapshot = false;
         bad.ports[0].addresses[0].mac = "zz".into();
@@ -344,7 +347,7 @@ mod tests {
         r.on_update(&snapshot(8, &[("p1", "h1")])).unwrap();
         assert!(!r.needs_snapshot());
         // The rejection is reported until an apply succeeds.
-        assert!(r.status().last_error.contains("zz"));
+        assert!(r.status().unwrap().last_error.contains("zz"));
     }
 
     #[test]
@@ -355,7 +358,7 @@ mod tests {
         r.full(&[], &[]).unwrap();
         r.applied(Err("bundle failed".into()));
         assert!(r.needs_full());
-        assert_eq!(r.status().last_error, "bundle failed");
-        assert!(r.status().ports.iter().all(|p| !p.up));
+        assert_eq!(r.status().unwrap().last_error, "bundle failed");
+        assert!(r.status().unwrap().ports.iter().all(|p| !p.up));
     }
 }
