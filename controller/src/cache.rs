@@ -2,6 +2,7 @@
 //! watch from the next revision, re-established (with a fresh read) whenever it breaks.
 //! Published through a `tokio::sync::watch` channel; southbound streams and `--wait=hv` read it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,11 +38,12 @@ pub fn spawn(
 
 async fn run(store: Arc<dyn IntentStore>, keys: Keys, tx: watch::Sender<Arc<CacheSnapshot>>) {
     let mut delay = Duration::from_millis(200);
+    // Logged once per outage (including "never connected yet").
+    let down_logged = AtomicBool::new(false);
     let disconnected = |tx: &watch::Sender<Arc<CacheSnapshot>>, err: String| {
         let state = tx.borrow().state.clone();
-        let was = tx.borrow().connected;
-        if was {
-            tracing::warn!(error = %err, "lost the store; serving stale cache and retrying");
+        if !down_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(error = %err, "store unreachable; calls answer Unavailable, retrying in the background");
         }
         tx.send_replace(Arc::new(CacheSnapshot {
             connected: false,
@@ -74,6 +76,7 @@ async fn run(store: Arc<dyn IntentStore>, keys: Keys, tx: watch::Sender<Arc<Cach
             }
         };
         delay = Duration::from_millis(200);
+        down_logged.store(false, Ordering::Relaxed);
         tracing::info!(
             revision = state.revision,
             switches = state.switches.len(),
