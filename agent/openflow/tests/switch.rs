@@ -319,3 +319,100 @@ async fn missing_socket_is_a_connect_error() {
     assert!(matches!(err, OfError::Connect { .. }), "{err}");
     assert!(err.to_string().contains("nope.mgmt"), "{err}");
 }
+
+/// A scripted fake switch on a unix socket, for behaviour OVS does not trigger on demand.
+mod fake {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UnixStream;
+    use weft_openflow::codec::{self, Message};
+
+    pub async fn read_msg(s: &mut UnixStream) -> anyhow::Result<(u32, Message)> {
+        let mut hdr = [0u8; 8];
+        s.read_exact(&mut hdr).await?;
+        let len = usize::from(u16::from_be_bytes([hdr[2], hdr[3]]));
+        let mut buf = hdr.to_vec();
+        buf.resize(len, 0);
+        s.read_exact(&mut buf[8..]).await?;
+        let (h, m) = codec::decode(&buf)?;
+        Ok((h.xid, m))
+    }
+
+    pub async fn send(s: &mut UnixStream, xid: u32, m: &Message) -> anyhow::Result<()> {
+        s.write_all(&codec::encode_to_vec(xid, m)?).await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn switch_echo_requests_are_answered_and_close_fails_pending_requests() -> anyhow::Result<()>
+{
+    use weft_openflow::codec::Message;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("fake.mgmt");
+    let listener = tokio::net::UnixListener::bind(&path)?;
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await?;
+        let (_, hello) = fake::read_msg(&mut s).await?;
+        anyhow::ensure!(
+            hello == Message::Hello { versions: vec![6] },
+            "bad hello {hello:?}"
+        );
+        fake::send(
+            &mut s,
+            1,
+            &Message::Hello {
+                versions: vec![1, 4, 6],
+            },
+        )
+        .await?;
+        fake::send(&mut s, 77, &Message::EchoRequest(b"ping".to_vec())).await?;
+        // Expect the echo reply and the client's barrier (in either order); never answer the
+        // barrier, then hang up.
+        let (mut echoed, mut barrier) = (false, false);
+        while !(echoed && barrier) {
+            match fake::read_msg(&mut s).await? {
+                (77, Message::EchoReply(d)) if d == b"ping" => echoed = true,
+                (_, Message::BarrierRequest) => barrier = true,
+                other => anyhow::bail!("unexpected {other:?}"),
+            }
+        }
+        drop(s);
+        Ok(())
+    });
+    let ch = OfChannel::connect(&path).await?;
+    let r = ch.barrier().await;
+    server.await??;
+    assert!(matches!(r, Err(OfError::Disconnected)), "{r:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn switch_offering_only_older_versions_is_rejected() -> anyhow::Result<()> {
+    use weft_openflow::codec::Message;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("old.mgmt");
+    let listener = tokio::net::UnixListener::bind(&path)?;
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await?;
+        let _ = fake::read_msg(&mut s).await?;
+        // A bare OpenFlow 1.3 hello (no bitmap).
+        s_write_raw(&mut s, &[4, 0, 0, 8, 0, 0, 0, 1]).await?;
+        // The client answers with HELLO_FAILED before closing.
+        let (_, m) = fake::read_msg(&mut s).await?;
+        anyhow::ensure!(
+            matches!(m, Message::Error(ref e) if e.err_type == 0),
+            "{m:?}"
+        );
+        Ok::<_, anyhow::Error>(())
+    });
+    let err = OfChannel::connect(&path).await.expect_err("1.3 switch");
+    assert!(matches!(err, OfError::Version(_)), "{err}");
+    server.await??;
+    Ok(())
+}
+
+async fn s_write_raw(s: &mut tokio::net::UnixStream, b: &[u8]) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    s.write_all(b).await?;
+    Ok(())
+}
