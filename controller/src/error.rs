@@ -69,6 +69,7 @@ impl From<ApiError> for tonic::Status {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

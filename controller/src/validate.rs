@@ -425,6 +425,7 @@ pub fn parse_dynamic(s: &str) -> Option<(String, Ipv4Addr)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

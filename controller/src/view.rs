@@ -192,6 +192,7 @@ pub fn apply(view: &mut View, u: &ViewUpdate) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use weft_proto::v1::{Chassis, LogicalSwitch, PortBinding};

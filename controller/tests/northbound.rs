@@ -2,6 +2,8 @@
 //! and a message naming field and value and leaves etcd byte-for-byte unchanged, IPAM reuse
 //! and exhaustion, and a restarted controller serving identical state.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::{HashMap, HashSet};

@@ -1,6 +1,8 @@
 //! Two controller processes on one etcd allocating concurrently (no duplicate IP or MAC),
 //! and etcd outages: Unavailable while etcd is down, recovery without a controller restart.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::HashSet;

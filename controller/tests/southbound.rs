@@ -3,6 +3,8 @@
 //! binds ports and sets `up`, chassis leave with their stream (or their lease), and
 //! `--wait=hv` waits for acks or times out naming the laggards.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;
