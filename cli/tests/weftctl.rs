@@ -465,3 +465,92 @@ fn unreachable_controller_is_one_clear_line() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.one_error_line(&["show"]).contains(&url), "{r:?}");
 }
+
+/// A chassis registered over the real southbound API (the test plays the agent): it shows up
+/// in chassis-list and show, its port status reaches lsp-get-up, `--wait=hv` times out while
+/// it has not applied a write, and `sync` returns once it reports the revision.
+#[test]
+fn chassis_status_and_wait_for_hypervisors() {
+    use weft_proto::v1::southbound_client::SouthboundClient;
+    use weft_proto::v1::{Chassis, PortBinding, StatusReport, SubscribeRequest};
+
+    let d = deployment();
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let url = d.url.clone();
+    let mut sb = rt
+        .block_on(SouthboundClient::connect(url))
+        .unwrap_or_else(|e| panic!("southbound connect: {e}"));
+    let mut stream = rt
+        .block_on(sb.subscribe(SubscribeRequest {
+            chassis: Some(Chassis {
+                name: "hv1".into(),
+                encap_ip: "192.0.2.1".into(),
+                encap_types: vec!["geneve".into()],
+                datapath_type: "netdev".into(),
+                version: "test".into(),
+                ..Default::default()
+            }),
+        }))
+        .unwrap_or_else(|e| panic!("subscribe: {e}"))
+        .into_inner();
+    // Keep reading the view stream so the subscription stays healthy.
+    let reader = rt.spawn(async move { while let Ok(Some(_)) = stream.message().await {} });
+
+    let alive = wait_until(Duration::from_secs(15), Duration::from_millis(100), || {
+        let v = d.json(&["chassis-list"]);
+        v["chassis"][0]["name"] == "hv1" && v["chassis"][0]["alive"] == true
+    });
+    assert!(alive, "hv1 not alive: {}", d.ok(&["chassis-list"]));
+    let text = d.ok(&["chassis-list"]);
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("hv1") && l.contains("192.0.2.1")),
+        "{text}"
+    );
+
+    d.ok(&["ls-add", "sw1", "--subnet", "10.4.0.0/24"]);
+    d.ok(&["lsp-add", "sw1", "vif1"]);
+    let report = |applied: i64| StatusReport {
+        chassis: "hv1".into(),
+        applied_revision: applied,
+        ports: vec![PortBinding {
+            port: "vif1".into(),
+            chassis: "hv1".into(),
+            up: true,
+        }],
+        last_error: String::new(),
+    };
+    rt.block_on(sb.report_status(report(1)))
+        .unwrap_or_else(|e| panic!("report: {e}"));
+    let up = wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
+        d.ok(&["lsp-get-up", "vif1"]) == "up\n"
+    });
+    assert!(up, "vif1 never reported up: {}", d.ok(&["show"]));
+    let show = d.ok(&["show"]);
+    assert!(show.contains("    port vif1 (up on hv1)\n"), "{show}");
+    assert!(
+        show.contains("chassis hv1 (192.0.2.1, geneve) alive applied="),
+        "{show}"
+    );
+
+    // hv1 has not applied the next write: --wait=hv gives up after --timeout, one line, exit 1.
+    let err = d.fails(&["--wait=hv", "--timeout=2", "ls-add", "sw2"]);
+    assert!(err.contains("hv1"), "the timeout should name the lagging chassis: {err}");
+    let err = d.fails(&["--timeout=1", "sync"]);
+    assert!(err.len() > "weftctl: ".len(), "{err}");
+
+    // Once hv1 reports the current revision, sync returns.
+    let current = d.json(&["--wait=none", "sync"])["revision"]
+        .as_i64()
+        .unwrap_or(0);
+    assert!(current > 0);
+    rt.block_on(sb.report_status(report(current)))
+        .unwrap_or_else(|e| panic!("report: {e}"));
+    let synced = d.json(&["--timeout=10", "sync", "--revision", &current.to_string()]);
+    assert!(
+        synced["revision"].as_i64().unwrap_or(0) >= current,
+        "{synced}"
+    );
+    reader.abort();
+}
