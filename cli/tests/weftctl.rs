@@ -536,7 +536,10 @@ fn chassis_status_and_wait_for_hypervisors() {
 
     // hv1 has not applied the next write: --wait=hv gives up after --timeout, one line, exit 1.
     let err = d.fails(&["--wait=hv", "--timeout=2", "ls-add", "sw2"]);
-    assert!(err.contains("hv1"), "the timeout should name the lagging chassis: {err}");
+    assert!(
+        err.contains("hv1"),
+        "the timeout should name the lagging chassis: {err}"
+    );
     let err = d.fails(&["--timeout=1", "sync"]);
     assert!(err.len() > "weftctl: ".len(), "{err}");
 
