@@ -281,7 +281,10 @@ mod tests {
     fn nothing_happens_before_snapshot_and_vifs() {
         let mut r = Reconciler::new("h1", BTreeMap::new());
         assert!(r.full(&[], &[]).is_none());
-        assert!(r.status().is_none(), "no status (which would unbind ports) before VIFs");
+        assert!(
+            r.status().is_none(),
+            "no status (which would unbind ports) before VIFs"
+        );
         r.on_update(&snapshot(5, &[("p1", "h1")])).unwrap();
         assert!(r.full(&[], &[]).is_none(), "no VIF listing yet");
         r.on_vifs(&vifs(&[("p1", 3)]));

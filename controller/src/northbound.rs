@@ -60,6 +60,32 @@ impl NorthboundService {
     }
 }
 
+impl NorthboundService {
+    /// Waits (up to the default wait) for the cache to reach etcd revision `current`, then
+    /// returns the latest view-changing revision at or below it.
+    async fn view_revision_at(&self, current: i64) -> ApiResult<i64> {
+        let mut cache = self.cache.clone();
+        let deadline = tokio::time::Instant::now() + self.default_wait;
+        loop {
+            {
+                let snap = cache.borrow_and_update();
+                if snap.connected && snap.state.revision >= current {
+                    return Ok(snap.state.intent_revision.min(current).max(1));
+                }
+            }
+            match tokio::time::timeout_at(deadline, cache.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return Err(ApiError::Unavailable("controller shutting down".into())),
+                Err(_) => {
+                    return Err(ApiError::Unavailable(format!(
+                        "controller cache did not catch up with etcd revision {current}"
+                    )))
+                }
+            }
+        }
+    }
+}
+
 /// Waits until every live chassis has applied `revision`, or DeadlineExceeded naming the
 /// chassis that lag.
 pub async fn wait_hv(
@@ -368,7 +394,10 @@ impl Northbound for NorthboundService {
                 )));
             }
             let revision = if req.revision == 0 {
-                self.intent.current_revision().await?
+                // The latest revision that changed any view: acks bump etcd's revision but
+                // are never sent to agents, so etcd's current revision may never be applied.
+                let current = self.intent.current_revision().await?;
+                self.view_revision_at(current).await?
             } else {
                 req.revision
             };

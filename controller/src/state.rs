@@ -114,12 +114,24 @@ pub enum Change {
     Other,
 }
 
+/// True for changes that every stream gets an update for: everything but acks
+/// (`status/applied/`), which must never cause updates (an ack would cause an ack).
+fn bumps_views(rel: &str, change: Change) -> bool {
+    match change {
+        Change::Intent => true,
+        Change::Status => rel.starts_with("chassis/") || rel.starts_with("status/bindings/"),
+        Change::Other => false,
+    }
+}
+
 /// Everything under the prefix, decoded.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterState {
     /// Store revision this state reflects.
     pub revision: i64,
-    /// Revision of the latest change under `nb/` (0 if none seen).
+    /// Revision of the latest change that can alter a chassis view: intent (`nb/`), chassis
+    /// records and port bindings; not applied-revision acks (0 if none seen). Every stream is
+    /// sent an update at this revision, so `Sync` with revision 0 waits for it.
     pub intent_revision: i64,
     /// Switches by name.
     pub switches: BTreeMap<String, LogicalSwitch>,
@@ -190,7 +202,7 @@ impl ClusterState {
         } else {
             Change::Other
         };
-        if change == Change::Intent {
+        if bumps_views(rel, change) {
             self.intent_revision = self.intent_revision.max(mod_rev);
         }
         change
@@ -221,7 +233,7 @@ impl ClusterState {
         } else {
             Change::Other
         };
-        if change == Change::Intent {
+        if bumps_views(rel, change) {
             self.intent_revision = self.intent_revision.max(rev);
         }
         change
