@@ -318,14 +318,17 @@ mod tests {
             ],
             10,
         );
-        assert_eq!(s.intent_revision, 7);
+        // The binding (9) counts, the ack (10) does not.
+        assert_eq!(s.intent_revision, 9);
         assert_eq!(s.switches.len(), 1);
         assert_eq!(s.applied["hv1"], 8);
         let ps = s.ports_of("a");
         assert!(ps[0].up);
         assert_eq!(ps[0].chassis, "hv1");
         assert_eq!(s.apply_delete(&k, &k.binding("p"), 11), Change::Status);
-        assert_eq!(s.intent_revision, 7);
+        assert_eq!(s.intent_revision, 11);
+        assert_eq!(s.apply_put(&k, &k.applied("hv1"), b"11", 12), Change::Status);
+        assert_eq!(s.intent_revision, 11, "acks must not bump the view revision");
         assert!(!s.ports_of("a")[0].up);
         assert_eq!(s.apply_delete(&k, &k.port("p"), 12), Change::Intent);
         assert_eq!(s.intent_revision, 12);
