@@ -54,8 +54,10 @@ fn bad_config_is_rejected_with_the_field_named() {
     cfg.topology.switches = 0;
     let err = run_pipeline(&cfg).expect_err("zero switches");
     assert!(err.to_string().contains("switches"), "{err}");
-    let mut cfg = PipelineConfig::default();
-    cfg.iters = 0;
+    let cfg = PipelineConfig {
+        iters: 0,
+        ..PipelineConfig::default()
+    };
     let err = run_pipeline(&cfg).expect_err("zero iters");
     assert!(err.to_string().contains("iters"), "{err}");
 }
