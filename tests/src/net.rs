@@ -229,6 +229,10 @@ pub fn cleanup_stale(prefix: &str) -> anyhow::Result<()> {
 /// Directory under which owned (test) runs keep their files: `/tmp/weft-testbed/PFX`.
 pub const RUNS_DIR: &str = "/tmp/weft-testbed";
 
+/// File in a run directory that was torn down but kept for inspection
+/// (`WEFT_TESTBED_KEEP`); [`cleanup_orphans`] skips such directories.
+pub const KEPT_MARKER: &str = "kept";
+
 /// Clean up every run under [`RUNS_DIR`] whose owner process (recorded in `owner.pid`) is
 /// gone — left behind by a test that crashed or was interrupted. Returns the prefixes cleaned.
 pub fn cleanup_orphans() -> Vec<String> {
@@ -240,7 +244,7 @@ pub fn cleanup_orphans() -> Vec<String> {
         let Some(prefix) = e.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        if validate_prefix(&prefix).is_err() {
+        if validate_prefix(&prefix).is_err() || e.path().join(KEPT_MARKER).exists() {
             continue;
         }
         let owner = std::fs::read_to_string(e.path().join("owner.pid"))

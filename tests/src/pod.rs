@@ -176,11 +176,11 @@ pub fn parse_ping(out: &str) -> Option<PingResult> {
     })
 }
 
-/// Ping arguments: `count` echoes `interval_ms` apart, each waited for up to 1 s, the whole
-/// run bounded.
+/// Ping arguments: exactly `count` echoes `interval_ms` apart; after the last one ping waits
+/// up to 2 s for outstanding replies. (No `-w`: with a deadline, iputils ping keeps sending
+/// until it has `count` replies, and echoes outstanding at the deadline count as lost.)
 fn ping_args(ip: &str, count: u32, interval_ms: u32) -> Vec<String> {
     let interval = format!("{}.{:03}", interval_ms / 1000, interval_ms % 1000);
-    let deadline = (u64::from(count) * u64::from(interval_ms)) / 1000 + 3;
     vec![
         "ping".into(),
         "-n".into(),
@@ -190,9 +190,7 @@ fn ping_args(ip: &str, count: u32, interval_ms: u32) -> Vec<String> {
         "-i".into(),
         interval,
         "-W".into(),
-        "1".into(),
-        "-w".into(),
-        deadline.to_string(),
+        "2".into(),
         ip.into(),
     ]
 }
@@ -348,7 +346,11 @@ mod tests {
     fn ping_args_bound_the_run() {
         let a = ping_args("10.0.0.1", 10, 50);
         assert!(a.windows(2).any(|w| w[0] == "-i" && w[1] == "0.050"));
-        assert!(a.windows(2).any(|w| w[0] == "-w" && w[1] == "3"));
+        assert!(a.windows(2).any(|w| w[0] == "-c" && w[1] == "10"));
+        assert!(
+            !a.iter().any(|x| x == "-w"),
+            "no deadline: it changes -c semantics"
+        );
     }
 
     #[test]

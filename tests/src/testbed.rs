@@ -72,6 +72,9 @@ pub const BR_INT: &str = "br-int";
 pub const BR_PHY: &str = "br-phy";
 /// Underlay subnet (first three octets); host N has `.10+N`.
 pub const UNDERLAY_NET: [u8; 3] = [172, 31, 0];
+/// Set this environment variable to keep a test run's directory (logs, OVS dbs) after
+/// teardown; processes and namespaces are removed all the same.
+pub const KEEP_ENV: &str = "WEFT_TESTBED_KEEP";
 /// etcd key prefix the controllers use.
 pub const ETCD_PREFIX: &str = "/weft";
 
@@ -496,6 +499,7 @@ impl Testbed {
         .args(["--listen", &listen.to_string(), "--etcd", &etcd])
         .args(["--prefix", ETCD_PREFIX, "--store", "etcd"])
         .env("RUST_LOG", &self.cfg.log_filter)
+        .env("NO_COLOR", "1")
         .env(MARKER_ENV, &self.names.prefix)
         .detach(self.cfg.detach);
         let proc = spec.spawn()?;
@@ -629,6 +633,7 @@ impl Testbed {
         .arg("--ovs-rundir")
         .arg(rundir)
         .env("RUST_LOG", &self.cfg.log_filter)
+        .env("NO_COLOR", "1")
         .env(MARKER_ENV, &self.names.prefix)
         .netns(Some(host.netns.clone()))
         .detach(self.cfg.detach))
@@ -973,7 +978,17 @@ impl Testbed {
         // Sweep anything else carrying our prefix (e.g. a process started by a test).
         let _ = net::cleanup_stale(&self.names.prefix);
         if self.remove_dir {
-            let _ = std::fs::remove_dir_all(self.dir.path());
+            if std::env::var_os(KEEP_ENV).is_some() {
+                eprintln!(
+                    "{KEEP_ENV} set: keeping testbed files in {}",
+                    self.dir.path().display()
+                );
+                // Torn down: nothing for cleanup_orphans to do; it must leave the files alone.
+                let _ = std::fs::remove_file(self.dir.path().join("owner.pid"));
+                let _ = std::fs::write(self.dir.path().join(net::KEPT_MARKER), "");
+            } else {
+                let _ = std::fs::remove_dir_all(self.dir.path());
+            }
         }
     }
 

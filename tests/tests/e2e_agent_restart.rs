@@ -23,6 +23,12 @@ fn agent_restart_loses_no_packets() {
     sync(&mut tb);
     assert_ping(&p1, &p2);
 
+    // Baseline: the same ping without any restart loses nothing on this machine.
+    let r = p1
+        .ping_interval(p2.ip, COUNT / 4, INTERVAL_MS)
+        .expect("baseline ping");
+    assert_eq!(r.lost(), 0, "baseline without restart: {r:?}");
+
     for (how, graceful) in [("graceful restart", true), ("SIGKILL + start", false)] {
         let mut ping = p1
             .ping_background(p2.ip, COUNT, INTERVAL_MS)
