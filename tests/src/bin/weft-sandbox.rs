@@ -282,7 +282,12 @@ fn up(dir: &Path, hosts: usize, encap: Encap, controllers: usize) -> anyhow::Res
         "bringing up {hosts} host(s), {controllers} controller(s), {encap} tunnels in {}",
         dir.display()
     ));
-    let tb = cfg.start()?;
+    let tb = cfg.start().with_context(|| {
+        format!(
+            "bringing up the sandbox failed (everything started was stopped; logs are in {})",
+            dir.display()
+        )
+    })?;
     let leaked = tb.leak();
     let st = SandboxState {
         version: SandboxState::VERSION,
