@@ -97,13 +97,15 @@ impl StreamTask {
                 }
             }
         }
-        tracing::info!(lease = self.lease, "stream closed; revoking chassis lease");
-        let revoke = self.intent.store().lease_revoke(self.lease);
-        match tokio::time::timeout(Duration::from_secs(5), revoke).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "lease revoke failed; it will expire"),
-            Err(_) => tracing::warn!("lease revoke timed out; it will expire"),
-        }
+        // The lease is not revoked: it expires after the TTL unless the agent subscribes
+        // again first (then its chassis key moves to the new lease). Revoking would delete the
+        // chassis record at once, and every other host would tear down its tunnel flows to
+        // this chassis for the moment an agent restart takes: traffic loss for nothing.
+        tracing::info!(
+            lease = self.lease,
+            ttl = self.ttl,
+            "stream closed; chassis lease left to expire unless the agent resubscribes"
+        );
     }
 
     async fn keep_alive(&mut self) {

@@ -327,8 +327,14 @@ mod tests {
         assert_eq!(ps[0].chassis, "hv1");
         assert_eq!(s.apply_delete(&k, &k.binding("p"), 11), Change::Status);
         assert_eq!(s.intent_revision, 11);
-        assert_eq!(s.apply_put(&k, &k.applied("hv1"), b"11", 12), Change::Status);
-        assert_eq!(s.intent_revision, 11, "acks must not bump the view revision");
+        assert_eq!(
+            s.apply_put(&k, &k.applied("hv1"), b"11", 12),
+            Change::Status
+        );
+        assert_eq!(
+            s.intent_revision, 11,
+            "acks must not bump the view revision"
+        );
         assert!(!s.ports_of("a")[0].up);
         assert_eq!(s.apply_delete(&k, &k.port("p"), 12), Change::Intent);
         assert_eq!(s.intent_revision, 12);
