@@ -10,8 +10,10 @@ bin=target/debug
 dir=${WEFT_SANDBOX_DIR:-/tmp/weft-sandbox}
 "$bin/weft-sandbox" down --dir "$dir" >/dev/null 2>&1 || true
 echo "== bringing up 3 simulated hosts"
-ctl_line=$("$bin/weft-sandbox" up --hosts 3 --encap geneve --dir "$dir" | tee /dev/stderr | grep -E '^WEFT_CONTROLLER=' | tail -n1)
-export "${ctl_line?weft-sandbox up did not print WEFT_CONTROLLER}"
+ctl_line=$("$bin/weft-sandbox" up --hosts 3 --encap geneve --dir "$dir" | grep -E '^export WEFT_CONTROLLER=' | tail -n1)
+[ -n "$ctl_line" ] || { echo "quickstart: weft-sandbox up did not print WEFT_CONTROLLER" >&2; exit 1; }
+eval "$ctl_line"
+echo "   $ctl_line"
 weftctl="$bin/weftctl"
 
 echo "== creating switch sw0 with ports p1 and p2"
