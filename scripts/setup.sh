@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(openvswitch-switch etcd-server protobuf-compiler libprotobuf-dev iproute2 ethtool
+      ovn-central ovn-host
       iputils-ping procps)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -20,8 +21,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-# Debian's packages may start a system-wide OVS/etcd; Weft's tests and sandbox run their own.
-for svc in openvswitch-switch etcd; do
+# Debian's packages may start a system-wide OVS/OVN/etcd; Weft's tests and sandbox run their own.
+for svc in openvswitch-switch ovn-central ovn-host etcd; do
   service "$svc" stop >/dev/null 2>&1 || true
 done
 
