@@ -95,6 +95,28 @@ impl Diff {
     pub fn len(&self) -> usize {
         self.flows.len() + self.groups.len()
     }
+
+    /// The diff as sorted text lines (`add`/`mod` + the ovs-ofctl rendering, `del` + key,
+    /// `gadd`/`gmod`/`gdel` for groups): for logs, golden tests and comparing two diffs
+    /// (the order of equal-priority flows inside a diff is unspecified).
+    pub fn to_sorted_lines(&self) -> Vec<String> {
+        use weft_openflow::render::{render_flow, render_group};
+        let f = &self.flows;
+        let g = &self.groups;
+        let mut out: Vec<String> = Vec::with_capacity(self.len());
+        out.extend(f.adds.iter().map(|x| format!("add {}", render_flow(x))));
+        out.extend(f.modifies.iter().map(|x| format!("mod {}", render_flow(x))));
+        out.extend(f.deletes.iter().map(|k| format!("del {k:?}")));
+        out.extend(g.adds.iter().map(|x| format!("gadd {}", render_group(x))));
+        out.extend(
+            g.modifies
+                .iter()
+                .map(|x| format!("gmod {}", render_group(x))),
+        );
+        out.extend(g.deletes.iter().map(|id| format!("gdel {id}")));
+        out.sort();
+        out
+    }
 }
 
 /// Full diff of the installed flows against the desired ones.
@@ -250,38 +272,8 @@ mod tests {
         }
     }
 
-    /// The diff as sorted text (the order of equal-priority flows is unspecified).
     fn canonical(d: &Diff) -> Vec<String> {
-        use weft_openflow::render::{render_flow, render_group};
-        let mut out: Vec<String> = Vec::new();
-        out.extend(
-            d.flows
-                .adds
-                .iter()
-                .map(|f| format!("add {}", render_flow(f))),
-        );
-        out.extend(
-            d.flows
-                .modifies
-                .iter()
-                .map(|f| format!("mod {}", render_flow(f))),
-        );
-        out.extend(d.flows.deletes.iter().map(|k| format!("del {k:?}")));
-        out.extend(
-            d.groups
-                .adds
-                .iter()
-                .map(|g| format!("gadd {}", render_group(g))),
-        );
-        out.extend(
-            d.groups
-                .modifies
-                .iter()
-                .map(|g| format!("gmod {}", render_group(g))),
-        );
-        out.extend(d.groups.deletes.iter().map(|g| format!("gdel {g}")));
-        out.sort();
-        out
+        d.to_sorted_lines()
     }
 
     fn installed(d: &DesiredState) -> (Vec<Flow>, Vec<Group>) {

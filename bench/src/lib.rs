@@ -24,7 +24,7 @@ use weft_openflow::codec::{
     self, BundleControl, BundleCtrlType, CodecError, FlowMod, GroupMod, GroupModCommand, Message,
 };
 use weft_openflow::flow::{Flow, Group, GroupType};
-use weft_openflow::{render_flow, render_group, BundleOp};
+use weft_openflow::BundleOp;
 use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView, ViewUpdate};
 
 /// The name of the chassis the benchmark compiles for.
@@ -283,39 +283,6 @@ pub fn bundle_bytes(ops: &[BundleOp]) -> Result<usize, BenchError> {
     Ok(out.len())
 }
 
-/// The diff as a sorted list of lines (the order of equal-priority flows is unspecified).
-fn canonical(d: &Diff) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(d.len());
-    out.extend(
-        d.flows
-            .adds
-            .iter()
-            .map(|f| format!("add {}", render_flow(f))),
-    );
-    out.extend(
-        d.flows
-            .modifies
-            .iter()
-            .map(|f| format!("mod {}", render_flow(f))),
-    );
-    out.extend(d.flows.deletes.iter().map(|k| format!("del {k:?}")));
-    out.extend(
-        d.groups
-            .adds
-            .iter()
-            .map(|g| format!("gadd {}", render_group(g))),
-    );
-    out.extend(
-        d.groups
-            .modifies
-            .iter()
-            .map(|g| format!("gmod {}", render_group(g))),
-    );
-    out.extend(d.groups.deletes.iter().map(|g| format!("gdel {g}")));
-    out.sort();
-    out
-}
-
 /// Which kind of port the single-port adds create.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AddKind {
@@ -560,7 +527,7 @@ fn run_adds(cfg: &PipelineConfig, kind: AddKind) -> Result<AddReport, BenchError
         report.max_bundle_bytes = report.max_bundle_bytes.max(bundle_bytes(&ops)?);
         if let Some((flows, groups)) = before {
             let full = diff(&flows, &groups, &desired);
-            report.matches_full_diff = canonical(&full) == canonical(&d);
+            report.matches_full_diff = full.to_sorted_lines() == d.to_sorted_lines();
         }
     }
     Ok(report)
