@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use weft_agent::agent::bundle_ops;
-use weft_agent::diff::{diff, diff_delta, Diff};
+use weft_agent::diff::{diff, diff_delta};
 use weft_agent::pipeline::{compile_all, recompile, CompileInput, DesiredState, Encap};
 use weft_agent::view::{ChassisView, ViewError};
 use weft_openflow::codec::{
