@@ -24,7 +24,7 @@ use weft_proto::v1::{Chassis, StatusReport};
 use crate::config::AgentConfig;
 use crate::diff::Diff;
 use crate::pipeline::Encap;
-use crate::reconcile::Reconciler;
+use crate::reconcile::{ReconcileError, Reconciler};
 use crate::southbound::{run_subscription, Backoff, SbEvent, StatusReporter};
 
 /// Fatal agent errors (everything else is retried).
@@ -200,15 +200,20 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
         alive: false,
     };
     let (sb_tx, mut sb_rx) = mpsc::channel::<SbEvent>(256);
-    let spawn_sub = |tx: mpsc::Sender<SbEvent>| {
-        tokio::spawn(run_subscription(
+    let spawn_sub = |tx: mpsc::Sender<SbEvent>, delay: Duration| {
+        let sub = run_subscription(
             config.controllers.clone(),
             chassis.clone(),
             Backoff::default(),
             tx,
-        ))
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            sub.await
+        })
     };
-    let mut sub_task = spawn_sub(sb_tx.clone());
+    let mut sub_task = spawn_sub(sb_tx.clone(), Duration::ZERO);
+    let mut resubscribe = false;
 
     let (status_tx, status_rx) = watch::channel::<Option<StatusReport>>(None);
     let reporter = spawn_reporter(config.controllers.clone(), status_rx);
@@ -235,18 +240,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
             },
             ev = sb_rx.recv() => match ev {
                 Some(SbEvent::Connected { endpoint }) => info!(%endpoint, "controller stream open"),
-                Some(SbEvent::Update(u)) => {
-                    debug!(revision = u.revision, snapshot = u.snapshot, ports = u.ports.len(), deleted_ports = u.deleted_ports.len(), switches = u.switches.len(), "view update");
-                    if let Err(e) = reconciler.on_update(&u) {
-                        warn!(error = %e, "view update not applied");
-                        if reconciler.needs_snapshot() {
-                            // Resubscribe for a fresh snapshot; keep the switch as it is.
-                            sub_task.abort();
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                            sub_task = spawn_sub(sb_tx.clone());
-                        }
-                    }
-                }
+                Some(SbEvent::Update(u)) => resubscribe |= on_view_update(&mut reconciler, &u),
                 Some(SbEvent::Disconnected { endpoint, error }) => {
                     warn!(%endpoint, %error, "controller stream lost; keeping the data plane as is")
                 }
@@ -263,10 +257,14 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
         // Coalesce whatever else is already queued into the same bundle.
         while let Ok(ev) = sb_rx.try_recv() {
             if let SbEvent::Update(u) = ev {
-                if let Err(e) = reconciler.on_update(&u) {
-                    warn!(error = %e, "view update not applied");
-                }
+                resubscribe |= on_view_update(&mut reconciler, &u);
             }
+        }
+        if std::mem::take(&mut resubscribe) {
+            // A rejected update: resubscribe (after a pause) for a fresh snapshot; the switch
+            // keeps its last good state meanwhile.
+            sub_task.abort();
+            sub_task = spawn_sub(sb_tx.clone(), Duration::from_secs(1));
         }
 
         if let Some(chan) = &of {
@@ -306,6 +304,30 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     sub_task.abort();
     reporter.abort();
     info!("agent stopped; OVS keeps its flows");
+}
+
+/// Applies one view update; true when it was rejected and a fresh snapshot is needed.
+fn on_view_update(reconciler: &mut Reconciler, u: &weft_proto::v1::ViewUpdate) -> bool {
+    debug!(
+        revision = u.revision,
+        snapshot = u.snapshot,
+        ports = u.ports.len(),
+        deleted_ports = u.deleted_ports.len(),
+        switches = u.switches.len(),
+        "view update"
+    );
+    match reconciler.on_update(u) {
+        Ok(()) => false,
+        // Deltas queued behind a rejected one; the resubscription is already under way.
+        Err(e @ ReconcileError::AwaitingSnapshot(_)) => {
+            debug!(error = %e, "view update skipped");
+            false
+        }
+        Err(e) => {
+            warn!(error = %e, "view update rejected; resubscribing for a fresh snapshot");
+            true
+        }
+    }
 }
 
 /// One reconcile step: a full diff against what the switch has, or an incremental one.
