@@ -9,9 +9,14 @@
 //! ([`ChassisView::apply`] of a delta, [`recompile`], [`diff_delta`], [`bundle_ops`]).
 //! Everything lands in a [`PipelineReport`]; the binary prints it.
 //!
+//! The side-by-side comparison with OVN on simulated hosts (issue 5) is [`compare`]: start
+//! with [`compare::run_compare`].
+//!
 //! Topology: port `i` is on switch `i % switches` and chassis `hv{(i / switches) % chassis + 1}`;
 //! `hv1` is this chassis (its ports get a VIF ofport and port security), the others are
 //! remote chassis reached over Geneve.
+
+pub mod compare;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

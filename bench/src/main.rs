@@ -3,10 +3,15 @@
 //!
 //! `weft-bench pipeline [--ports 10000] [--switches 4] [--chassis 4] [--iters 5]
 //! [--add-at 4000] [--adds 50]` — build in release mode for meaningful numbers.
+//!
+//! `weft-bench compare --system weft|ovn|both --hosts N --switches S --ports-per-host P
+//! [--single-adds 50] [--out docs/benchmarks.md]` — Weft vs OVN on simulated hosts (root;
+//! set `WEFT_BIN_DIR=target/release` to run release binaries).
 
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use weft_bench::compare::{self, CompareConfig, System};
 use weft_bench::{run_pipeline, AddReport, PipelineConfig, PipelineReport, Timing, TopologyConfig};
 
 #[derive(Parser, Debug)]
@@ -20,6 +25,43 @@ struct Cli {
 enum Command {
     /// Pipeline compile and diff times, and the incremental cost of adding one port.
     Pipeline(PipelineArgs),
+    /// Weft vs OVN on the same simulated hosts: convergence, one more port, flows, RSS, CPU.
+    Compare(CompareArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SystemArg {
+    Weft,
+    Ovn,
+    Both,
+}
+
+#[derive(Args, Debug)]
+struct CompareArgs {
+    /// Which control plane(s) to run (one after the other).
+    #[arg(long, value_enum, default_value_t = SystemArg::Both)]
+    system: SystemArg,
+    /// Simulated hosts (N).
+    #[arg(long, default_value_t = 4)]
+    hosts: usize,
+    /// Logical switches (S).
+    #[arg(long, default_value_t = 4)]
+    switches: usize,
+    /// Ports per host (P).
+    #[arg(long, default_value_t = 50)]
+    ports_per_host: usize,
+    /// Single-port adds timed after convergence.
+    #[arg(long, default_value_t = 50)]
+    single_adds: usize,
+    /// Ports per create call.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Give up on a wait after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+    /// Also write the tables into this Markdown file (replacing this size's earlier section).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -138,6 +180,32 @@ fn main() -> anyhow::Result<()> {
             };
             let report = run_pipeline(&cfg)?;
             print(&report);
+        }
+        Command::Compare(a) => {
+            let systems = match a.system {
+                SystemArg::Weft => vec![System::Weft],
+                SystemArg::Ovn => vec![System::Ovn],
+                SystemArg::Both => vec![System::Weft, System::Ovn],
+            };
+            let cfg = CompareConfig {
+                systems,
+                hosts: a.hosts,
+                switches: a.switches,
+                ports_per_host: a.ports_per_host,
+                single_adds: a.single_adds,
+                batch: a.batch,
+                timeout: Duration::from_secs(a.timeout_secs),
+                ..CompareConfig::default()
+            };
+            let start = std::time::Instant::now();
+            let report = compare::run_compare(&cfg, &mut |line| {
+                eprintln!("[{:>7.1}s] {line}", start.elapsed().as_secs_f64());
+            })?;
+            println!("{}", compare::render_markdown(&report));
+            if let Some(out) = &a.out {
+                compare::write_section(out, &report)?;
+                eprintln!("wrote {}", out.display());
+            }
         }
     }
     Ok(())

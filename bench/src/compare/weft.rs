@@ -1,0 +1,234 @@
+//! The Weft side of the comparison: a `weft-testbed` with etcd, one weft-controller and a
+//! weft-agent per host; ports through the northbound gRPC API. Called by
+//! [`super::run_compare`].
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::runtime::Runtime;
+use tonic::transport::{Channel, Endpoint};
+use weft_proto::v1::northbound_client::NorthboundClient;
+use weft_proto::v1::{
+    CreatePortRequest, CreatePortsRequest, CreateSwitchRequest, ListPortsRequest, LogicalSwitch,
+    LogicalSwitchPort, SyncRequest, WaitMode, WriteOptions,
+};
+use weft_testbed::net::marked_pids;
+use weft_testbed::testbed::{Encap, TestbedConfig};
+
+use super::{
+    bind_vifs, cpu_snapshot, flows_per_host, poll_until, procstat, switch_name, switch_subnet,
+    usage, CompareConfig, PlannedPort, System, SystemReport,
+};
+use crate::Timing;
+
+type Client = NorthboundClient<Channel>;
+
+fn lsp(p: &PlannedPort) -> LogicalSwitchPort {
+    LogicalSwitchPort {
+        name: p.name.clone(),
+        switch_name: p.switch.clone(),
+        addresses: vec!["dynamic".into()],
+        enabled: true,
+        ..Default::default()
+    }
+}
+
+fn wait_hv(timeout: Duration) -> Option<WriteOptions> {
+    Some(WriteOptions {
+        wait: WaitMode::WaitHv as i32,
+        timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+        ..Default::default()
+    })
+}
+
+/// How batches go in: decided by the first batch.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum CreatePath {
+    Batch,
+    Concurrent,
+}
+
+/// Create one batch; `path` is `None` before the first batch and is set by it.
+async fn create_batch(
+    client: &mut Client,
+    ports: &[PlannedPort],
+    path: &mut Option<CreatePath>,
+) -> anyhow::Result<()> {
+    if *path != Some(CreatePath::Concurrent) {
+        let req = CreatePortsRequest {
+            ports: ports.iter().map(lsp).collect(),
+            options: None,
+        };
+        match client.create_ports(req).await {
+            Ok(_) => {
+                *path = Some(CreatePath::Batch);
+                return Ok(());
+            }
+            Err(s) if path.is_none() && s.code() == tonic::Code::Unimplemented => {
+                *path = Some(CreatePath::Concurrent);
+            }
+            Err(s) => anyhow::bail!("CreatePorts ({} ports): {s}", ports.len()),
+        }
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for p in ports {
+        let mut c = client.clone();
+        let req = CreatePortRequest {
+            port: Some(lsp(p)),
+            options: None,
+        };
+        let name = p.name.clone();
+        set.spawn(async move { c.create_port(req).await.map_err(|s| (name, s)) });
+    }
+    while let Some(r) = set.join_next().await {
+        if let Err((name, s)) = r.context("create task")? {
+            anyhow::bail!("CreatePort {name}: {s}");
+        }
+    }
+    Ok(())
+}
+
+async fn count_up(client: &mut Client, switches: usize) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for s in 0..switches {
+        let r = client
+            .list_ports(ListPortsRequest {
+                switch_name: switch_name(s),
+            })
+            .await
+            .with_context(|| format!("ListPorts {}", switch_name(s)))?;
+        n += r.into_inner().ports.iter().filter(|p| p.up).count();
+    }
+    Ok(n)
+}
+
+/// Control-plane processes of the run, by their `WEFT_TESTBED` marker.
+fn processes(prefix: &str) -> Vec<(String, u32)> {
+    let mut v: Vec<(String, u32)> = marked_pids(prefix)
+        .into_iter()
+        .filter_map(|pid| {
+            let cmd = procstat::cmdline(pid);
+            let role = match procstat::program_name(&cmd).as_str() {
+                "etcd" => "etcd".to_string(),
+                "weft-controller" => "weft-controller".to_string(),
+                "weft-agent" => format!(
+                    "weft-agent {}",
+                    procstat::flag_value(&cmd, "--chassis").unwrap_or_default()
+                ),
+                _ => return None,
+            };
+            Some((role, pid))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Run the Weft side (see the module docs of [`super`]).
+pub fn run(cfg: &CompareConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Result<SystemReport> {
+    progress("weft: starting testbed (etcd, controller, agents)");
+    let tb = TestbedConfig::new()
+        .hosts(cfg.hosts)
+        .controllers(1)
+        .agents(true)
+        .encap(Encap::Geneve)
+        .log_filter("warn")
+        .start()?;
+    let url = tb.controller_url(1)?;
+    let rt: Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let mut client: Client = rt.block_on(async {
+        let ch = Endpoint::from_shared(url.clone())?
+            .connect_timeout(Duration::from_secs(10))
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
+        anyhow::Ok(NorthboundClient::new(ch).max_decoding_message_size(256 << 20))
+    })?;
+
+    progress("weft: switches and VIFs");
+    rt.block_on(async {
+        for s in 0..cfg.switches {
+            client
+                .create_switch(CreateSwitchRequest {
+                    switch: Some(LogicalSwitch {
+                        name: switch_name(s),
+                        subnet: switch_subnet(s),
+                        ..Default::default()
+                    }),
+                    options: None,
+                })
+                .await
+                .with_context(|| format!("CreateSwitch {}", switch_name(s)))?;
+        }
+        anyhow::Ok(())
+    })?;
+    let plan = cfg.plan();
+    for h in tb.hosts() {
+        let mine: Vec<PlannedPort> = plan.iter().filter(|p| p.host == h.index).cloned().collect();
+        bind_vifs(h, &mine, cfg.batch)?;
+    }
+
+    let procs = processes(tb.prefix());
+    let cpu0 = cpu_snapshot(&procs);
+    progress(&format!("weft: creating {} ports", plan.len()));
+    let t0 = Instant::now();
+    let mut path = None;
+    let mut calls = 0;
+    rt.block_on(async {
+        for chunk in plan.chunks(cfg.batch) {
+            create_batch(&mut client, chunk, &mut path).await?;
+            calls += 1;
+        }
+        anyhow::Ok(())
+    })?;
+    let create_time = t0.elapsed();
+    let ports_up = poll_until(plan.len(), cfg.poll, cfg.timeout, || {
+        rt.block_on(count_up(&mut client, cfg.switches))
+    })?;
+    let up_time = t0.elapsed();
+    rt.block_on(client.sync(SyncRequest {
+        revision: 0,
+        options: wait_hv(cfg.timeout),
+    }))
+    .context("Sync --wait=hv")?;
+    let convergence = t0.elapsed();
+    progress(&format!(
+        "weft: converged in {convergence:?} (up {up_time:?}); {} single adds",
+        cfg.single_adds
+    ));
+
+    let mut single = Timing::default();
+    for k in 0..cfg.single_adds {
+        let p = cfg.single_port(k);
+        bind_vifs(tb.host(p.host)?, std::slice::from_ref(&p), 1)?;
+        let t = Instant::now();
+        rt.block_on(client.create_port(CreatePortRequest {
+            port: Some(lsp(&p)),
+            options: wait_hv(cfg.timeout),
+        }))
+        .with_context(|| format!("CreatePort {} --wait=hv", p.name))?;
+        single.push(t.elapsed());
+    }
+    let processes = usage(&procs, &cpu0);
+    let flows = flows_per_host(&tb)?;
+    let create_path = match path {
+        Some(CreatePath::Batch) => format!("CreatePorts, {} per call", cfg.batch),
+        _ => format!("{} concurrent CreatePort per batch", cfg.batch),
+    };
+    Ok(SystemReport {
+        system: System::Weft,
+        create_path,
+        create_calls: calls,
+        ports: plan.len(),
+        ports_up,
+        create_time,
+        up_time,
+        convergence,
+        single_adds: single,
+        flows_per_host: flows,
+        processes,
+    })
+}

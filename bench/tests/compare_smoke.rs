@@ -1,0 +1,59 @@
+//! Smoke run of `weft-bench compare` (issue 5): both systems on 2 simulated hosts, 2 switches,
+//! 5 ports per host and 3 single adds. Counts only, no timing assertions. Needs root,
+//! openvswitch-switch, etcd, OVN (ovn-central, ovn-host) and the workspace binaries
+//! (`cargo build --workspace --bins`).
+
+use weft_bench::compare::{render_markdown, run_compare, CompareConfig, System};
+
+#[test]
+fn compare_smoke_both_systems_converge_with_sane_counts() -> anyhow::Result<()> {
+    let cfg = CompareConfig {
+        systems: vec![System::Weft, System::Ovn],
+        hosts: 2,
+        switches: 2,
+        ports_per_host: 5,
+        single_adds: 3,
+        timeout: std::time::Duration::from_secs(60),
+        ..CompareConfig::default()
+    };
+    let report = run_compare(&cfg, &mut |l| eprintln!("{l}"))?;
+    assert_eq!(report.systems.len(), 2);
+    for s in &report.systems {
+        assert_eq!(s.ports, 10, "{s:?}");
+        assert_eq!(s.ports_up, 10, "{s:?}");
+        assert_eq!(s.create_calls, 1, "{s:?}");
+        assert_eq!(s.single_adds.samples.len(), 3, "{s:?}");
+        assert!(s.up_time <= s.convergence, "{s:?}");
+        assert_eq!(s.flows_per_host.len(), 2, "{s:?}");
+        for (host, flows) in &s.flows_per_host {
+            assert!(*flows > 10, "{} {host}: {flows} flows", s.system);
+        }
+        assert!(s.processes.iter().all(|p| p.rss_kib > 0), "{s:?}");
+    }
+    let weft = report.get(System::Weft).expect("weft ran");
+    let roles: Vec<&str> = weft.processes.iter().map(|p| p.role.as_str()).collect();
+    assert_eq!(
+        roles,
+        [
+            "etcd",
+            "weft-agent host1",
+            "weft-agent host2",
+            "weft-controller"
+        ]
+    );
+    let ovn = report.get(System::Ovn).expect("ovn ran");
+    let roles: Vec<&str> = ovn.processes.iter().map(|p| p.role.as_str()).collect();
+    assert_eq!(
+        roles,
+        [
+            "ovsdb-server NB",
+            "ovsdb-server SB",
+            "ovn-northd",
+            "ovn-controller host1",
+            "ovn-controller host2"
+        ]
+    );
+    let md = render_markdown(&report);
+    assert!(md.contains("| metric | Weft | OVN | Weft / OVN |"), "{md}");
+    Ok(())
+}
