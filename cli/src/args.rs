@@ -28,7 +28,7 @@ pub struct Cli {
 /// Flags that apply to every command.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalOpts {
-    /// ls-add, lsp-add: creating an object that already exists is not an error.
+    /// ls-add, lsp-add, lsp-add-batch: creating an object that already exists is not an error.
     #[arg(long, global = true)]
     pub may_exist: bool,
 
@@ -108,6 +108,17 @@ pub enum Command {
         /// Port name (unique across all switches).
         port: String,
     },
+    /// Add many ports to a switch in one call (one etcd transaction: all or nothing).
+    LspAddBatch {
+        /// Switch name.
+        switch: String,
+        /// Port names (unique across all switches).
+        #[arg(value_name = "PORT", required = true)]
+        ports: Vec<String>,
+        /// Give every port the address `dynamic` (MAC and IP allocated from the subnet).
+        #[arg(long)]
+        dynamic: bool,
+    },
     /// Delete a port.
     LspDel {
         /// Port name.
@@ -168,6 +179,7 @@ impl Command {
             Command::LsDel { .. } => "ls-del",
             Command::LsList => "ls-list",
             Command::LspAdd { .. } => "lsp-add",
+            Command::LspAddBatch { .. } => "lsp-add-batch",
             Command::LspDel { .. } => "lsp-del",
             Command::LspList { .. } => "lsp-list",
             Command::LspSetAddresses { .. } => "lsp-set-addresses",

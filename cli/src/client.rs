@@ -49,6 +49,9 @@ pub async fn execute(cfg: &ClientConfig, call: Call) -> Result<Reply, CliError> 
                 .into_inner(),
         ),
         Call::CreatePort(r) => Reply::Port(client.create_port(r).await.map_err(st)?.into_inner()),
+        Call::CreatePorts(r) => {
+            Reply::CreatedPorts(client.create_ports(r).await.map_err(st)?.into_inner())
+        }
         Call::DeletePort(r) => Reply::Write(client.delete_port(r).await.map_err(st)?.into_inner()),
         Call::ListPorts(r) => Reply::Ports(client.list_ports(r).await.map_err(st)?.into_inner()),
         Call::SetPortAddresses(r) => {

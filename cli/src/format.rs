@@ -23,6 +23,8 @@ pub enum Reply {
     Port(pb::PortReply),
     /// lsp-list.
     Ports(pb::ListPortsReply),
+    /// lsp-add-batch.
+    CreatedPorts(pb::CreatePortsReply),
     /// lsp-get-addresses, lsp-get-port-security, lsp-get-up.
     PortField(pb::LogicalSwitchPort, PortField),
     /// chassis-list.
@@ -50,6 +52,7 @@ fn to_json(reply: &Reply) -> Result<String, serde_json::Error> {
         Reply::Switches(r) => serde_json::to_string_pretty(&json::ListSwitchesReply::from(r)),
         Reply::Port(r) => serde_json::to_string_pretty(&json::PortReply::from(r)),
         Reply::Ports(r) => serde_json::to_string_pretty(&json::ListPortsReply::from(r)),
+        Reply::CreatedPorts(r) => serde_json::to_string_pretty(&json::CreatePortsReply::from(r)),
         Reply::PortField(p, _) => serde_json::to_string_pretty(&json::Port::from(p)),
         Reply::Chassis(r) => serde_json::to_string_pretty(&json::ListChassisReply::from(r)),
         Reply::Show(r) => serde_json::to_string_pretty(&json::ShowReply::from(r)),
@@ -58,7 +61,9 @@ fn to_json(reply: &Reply) -> Result<String, serde_json::Error> {
 
 fn text(reply: &Reply) -> String {
     match reply {
-        Reply::Switch(_) | Reply::Write(_) | Reply::Port(_) => String::new(),
+        Reply::Switch(_) | Reply::Write(_) | Reply::Port(_) | Reply::CreatedPorts(_) => {
+            String::new()
+        }
         Reply::Switches(r) => switches_table(&r.switches),
         Reply::Ports(r) => ports_table(&r.ports),
         Reply::PortField(p, field) => lines(&port_field(p, *field)),

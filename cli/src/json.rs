@@ -62,6 +62,13 @@ pub struct PortReply {
     pub port: Option<Port>,
 }
 
+/// CreatePortsReply (lsp-add-batch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatePortsReply {
+    pub revision: i64,
+    pub ports: Vec<Port>,
+}
+
 /// ListSwitchesReply (ls-list).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListSwitchesReply {
@@ -184,6 +191,15 @@ impl From<&pb::ListPortsReply> for ListPortsReply {
         ListPortsReply {
             ports: r.ports.iter().map(Port::from).collect(),
             revision: r.revision,
+        }
+    }
+}
+
+impl From<&pb::CreatePortsReply> for CreatePortsReply {
+    fn from(r: &pb::CreatePortsReply) -> Self {
+        CreatePortsReply {
+            revision: r.revision,
+            ports: r.ports.iter().map(Port::from).collect(),
         }
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 use weft_proto::v1::{
-    CreatePortRequest, CreateSwitchRequest, DeleteRequest, ListPortsRequest, LogicalSwitch,
-    LogicalSwitchPort, SetPortAddressesRequest, SetPortSecurityRequest, SyncRequest, WaitMode,
-    WriteOptions,
+    CreatePortRequest, CreatePortsRequest, CreateSwitchRequest, DeleteRequest, ListPortsRequest,
+    LogicalSwitch, LogicalSwitchPort, SetPortAddressesRequest, SetPortSecurityRequest, SyncRequest,
+    WaitMode, WriteOptions,
 };
 
 use crate::args::{Cli, Command, WaitArg};
@@ -26,6 +26,7 @@ pub enum Call {
     DeleteSwitch(DeleteRequest),
     ListSwitches,
     CreatePort(CreatePortRequest),
+    CreatePorts(CreatePortsRequest),
     DeletePort(DeleteRequest),
     ListPorts(ListPortsRequest),
     SetPortAddresses(SetPortAddressesRequest),
@@ -63,13 +64,16 @@ pub enum RequestError {
 pub fn build(cli: &Cli) -> Result<Call, RequestError> {
     let g = &cli.global;
     let cmd = &cli.command;
-    let may_exist_ok = matches!(cmd, Command::LsAdd { .. } | Command::LspAdd { .. });
+    let may_exist_ok = matches!(
+        cmd,
+        Command::LsAdd { .. } | Command::LspAdd { .. } | Command::LspAddBatch { .. }
+    );
     let if_exists_ok = matches!(cmd, Command::LsDel { .. } | Command::LspDel { .. });
     if g.may_exist && !may_exist_ok {
         return Err(RequestError::OptionNotValid {
             option: "may-exist",
             command: cmd.name(),
-            valid: "ls-add, lsp-add",
+            valid: "ls-add, lsp-add, lsp-add-batch",
         });
     }
     if g.if_exists && !if_exists_ok {
@@ -109,6 +113,27 @@ pub fn build(cli: &Cli) -> Result<Call, RequestError> {
                 enabled: true,
                 ..Default::default()
             }),
+            options: Some(options),
+        }),
+        Command::LspAddBatch {
+            switch,
+            ports,
+            dynamic,
+        } => Call::CreatePorts(CreatePortsRequest {
+            ports: ports
+                .iter()
+                .map(|p| LogicalSwitchPort {
+                    name: p.clone(),
+                    switch_name: switch.clone(),
+                    addresses: if *dynamic {
+                        vec!["dynamic".to_string()]
+                    } else {
+                        Vec::new()
+                    },
+                    enabled: true,
+                    ..Default::default()
+                })
+                .collect(),
             options: Some(options),
         }),
         Command::LspDel { port } => Call::DeletePort(DeleteRequest {
@@ -340,6 +365,40 @@ mod tests {
     }
 
     #[test]
+    fn lsp_add_batch_builds_one_call() {
+        let port = |n: &str, addrs: &[&str]| LogicalSwitchPort {
+            name: n.into(),
+            switch_name: "sw1".into(),
+            addresses: addrs.iter().map(|s| s.to_string()).collect(),
+            enabled: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            call(&[
+                "--may-exist",
+                "--wait=hv",
+                "lsp-add-batch",
+                "sw1",
+                "p1",
+                "p2",
+                "--dynamic"
+            ]),
+            Call::CreatePorts(CreatePortsRequest {
+                ports: vec![port("p1", &["dynamic"]), port("p2", &["dynamic"])],
+                options: opts(true, false, WaitMode::WaitHv, 0),
+            })
+        );
+        assert_eq!(
+            call(&["lsp-add-batch", "sw1", "p1"]),
+            Call::CreatePorts(CreatePortsRequest {
+                ports: vec![port("p1", &[])],
+                options: opts(false, false, WaitMode::WaitNone, 0),
+            })
+        );
+        assert_eq!(parse_err(&["lsp-add-batch", "sw1"]).exit_code(), 2);
+    }
+
+    #[test]
     fn reads_map_to_their_rpc() {
         assert_eq!(call(&["show"]), Call::Show);
         assert_eq!(call(&["ls-list"]), Call::ListSwitches);
@@ -465,7 +524,7 @@ mod tests {
         let e = build(&cli(&["--may-exist", "ls-del", "sw1"])).expect_err("rejected");
         assert_eq!(
             e.to_string(),
-            "option --may-exist is not valid for command ls-del (only for ls-add, lsp-add)"
+            "option --may-exist is not valid for command ls-del (only for ls-add, lsp-add, lsp-add-batch)"
         );
         let e = build(&cli(&["--if-exists", "ls-add", "sw1"])).expect_err("rejected");
         assert!(e.to_string().contains("--if-exists"), "{e}");

@@ -324,6 +324,34 @@ fn port_commands_round_trip() {
 }
 
 #[test]
+fn lsp_add_batch_creates_all_or_nothing() {
+    let d = deployment();
+    d.ok(&["ls-add", "sw1", "--subnet", "10.0.0.0/24"]);
+    assert_eq!(
+        d.ok(&["lsp-add-batch", "sw1", "b1", "b2", "b3", "--dynamic"]),
+        ""
+    );
+    let mut seen = std::collections::HashSet::new();
+    for p in ["b1", "b2", "b3"] {
+        let got = d.ok(&["lsp-get-addresses", p]);
+        assert!(mac_ip(got.trim()).is_some(), "{p}: {got:?}");
+        assert!(seen.insert(got), "{p} got a duplicate address");
+    }
+    let js = d.json(&["--may-exist", "lsp-add-batch", "sw1", "b3", "b4"]);
+    assert_eq!(names(&js, "ports"), ["b3", "b4"]);
+    assert!(js["revision"].as_i64().unwrap_or(0) > 0, "{js}");
+    // One bad name: nothing is created.
+    let err = d.fails(&["lsp-add-batch", "sw1", "c1", "c 2"]);
+    assert!(err.contains("ports[1].name"), "{err}");
+    let err = d.fails(&["lsp-add-batch", "sw1", "c1", "c1"]);
+    assert!(err.contains("duplicate"), "{err}");
+    assert_eq!(
+        names(&d.json(&["lsp-list", "sw1"]), "ports"),
+        ["b1", "b2", "b3", "b4"]
+    );
+}
+
+#[test]
 fn sync_and_chassis_list_without_chassis() {
     let d = deployment();
     // No chassis registered: nothing to wait for.

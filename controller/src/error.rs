@@ -46,6 +46,11 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(m) => ApiError::Unavailable(format!("etcd unavailable: {m}")),
+            StoreError::TxnTooLarge(m) => ApiError::InvalidArgument(format!(
+                "etcd refused the transaction as too large ({m}); the controller's \
+                 --etcd-max-txn-ops is higher than etcd's --max-txn-ops: raise etcd's limit, \
+                 lower the controller's, or send smaller batches"
+            )),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -28,11 +28,48 @@ const MAX_ATTEMPTS: usize = 200;
 /// Largest number of ports one status report may carry.
 pub const MAX_REPORTED_PORTS: usize = 16384;
 
+/// Size limits of one write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest number of compares, or of operations, one store transaction may hold: etcd's
+    /// `--max-txn-ops` (etcd's default is 128).
+    pub max_txn_ops: usize,
+    /// Largest number of ports one `CreatePorts` call may carry.
+    pub max_batch: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_txn_ops: 128,
+            max_batch: 1000,
+        }
+    }
+}
+
 /// Intent reads and writes over a store.
 #[derive(Clone)]
 pub struct Intent {
     store: Arc<dyn IntentStore>,
     keys: Keys,
+    limits: Limits,
+}
+
+/// Renames a port-level validation error to its place in a batch: `port.name` or
+/// `addresses[1]` of the third port become `ports[2].name`, `ports[2].addresses[1]`.
+fn in_batch(i: usize, mut e: ValidationError) -> ValidationError {
+    let f = e
+        .field
+        .strip_prefix("port.")
+        .unwrap_or(&e.field)
+        .to_string();
+    e.field = format!("ports[{i}].{f}");
+    e
+}
+
+/// Transaction size of a set of compares and ops as etcd counts it (the larger of the two).
+fn txn_size(t: &Txn) -> usize {
+    t.compares.len().max(t.ops.len())
 }
 
 fn decode<M: Message + Default>(kv: &KeyValue) -> ApiResult<M> {
@@ -104,7 +141,19 @@ impl Intent {
         Intent {
             store,
             keys: Keys::new(prefix),
+            limits: Limits::default(),
         }
+    }
+
+    /// The same intent with other size limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The size limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// The key layout.
@@ -284,19 +333,19 @@ impl Intent {
     /// the dynamic address, and checks static claims against `claims` (claims held by
     /// `port` itself are fine).
     fn resolve_addresses(
-        &self,
         port: &str,
         switch: &str,
         subnet: Option<Ipv4Network>,
         entries: &[AddressEntry],
         old_dynamic: Option<(String, Ipv4Addr)>,
         claims: &SwitchClaims,
+        field_prefix: &str,
     ) -> ApiResult<ResolvedAddresses> {
         let mut ips = Vec::new();
         let mut macs = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             if let AddressEntry::Static { mac, ips: eips } = e {
-                let field = format!("addresses[{i}]");
+                let field = format!("{field_prefix}addresses[{i}]");
                 let value = entry_string(e);
                 if let Some(owner) = claims.macs.get(mac).filter(|o| o.as_str() != port) {
                     return Err(ApiError::AlreadyExists(
@@ -404,7 +453,7 @@ impl Intent {
                 )));
             };
             let subnet = validate::stored_subnet(&sw);
-            check_dynamic_has_subnet(&req.addresses, subnet, &switch)?;
+            check_dynamic_has_subnet(&req.addresses, subnet, &switch, "")?;
             let entries = parse_addresses(&req.addresses, subnet, &switch)?;
             let claims = if entries.is_empty() {
                 SwitchClaims {
@@ -414,7 +463,7 @@ impl Intent {
             } else {
                 self.switch_claims(&switch).await?
             };
-            let res = self.resolve_addresses(&name, &switch, subnet, &entries, None, &claims)?;
+            let res = Self::resolve_addresses(&name, &switch, subnet, &entries, None, &claims, "")?;
             let port = LogicalSwitchPort {
                 name: name.clone(),
                 switch_name: switch.clone(),
@@ -455,6 +504,266 @@ impl Intent {
             }
         }
         Err(contention("create port"))
+    }
+
+    /// A port with `up` and `chassis` read from its binding.
+    async fn port_with_binding(&self, mut p: LogicalSwitchPort) -> ApiResult<LogicalSwitchPort> {
+        let (b, _) = self.store.get(&self.keys.binding(&p.name)).await?;
+        p.up = false;
+        p.chassis.clear();
+        if let Some(kv) = b {
+            let b: PortBinding = decode(&kv)?;
+            p.up = b.up;
+            p.chassis = b.chassis;
+        }
+        Ok(p)
+    }
+
+    /// Creates many ports (on one or several existing switches) in ONE transaction: all or
+    /// nothing. Every port is validated before anything is read; errors name `ports[i].field`.
+    /// Dynamic addresses are allocated so they collide neither with each other nor with stored
+    /// claims. With `may_exist`, a port that already exists on the same switch is returned
+    /// unchanged (and adds nothing to the transaction). Returns the ports in request order.
+    pub async fn create_ports(
+        &self,
+        reqs: Vec<LogicalSwitchPort>,
+        may_exist: bool,
+    ) -> ApiResult<(i64, Vec<LogicalSwitchPort>)> {
+        let n = reqs.len();
+        if n == 0 {
+            return Err(ValidationError::new(
+                "ports",
+                "0 entries",
+                "at least one port is required",
+            )
+            .into());
+        }
+        if n > self.limits.max_batch {
+            return Err(ValidationError::new(
+                "ports",
+                &format!("{n} entries"),
+                format!(
+                    "too many ports in one call (at most {}, the controller's --max-batch)",
+                    self.limits.max_batch
+                ),
+            )
+            .into());
+        }
+        let mut security = Vec::with_capacity(n);
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        for (i, p) in reqs.iter().enumerate() {
+            let f = |e: ValidationError| in_batch(i, e);
+            validate_name("name", &p.name).map_err(f)?;
+            validate_name("switch_name", &p.switch_name).map_err(f)?;
+            validate::validate_port_type(&p.r#type).map_err(f)?;
+            security.push(parse_port_security(&p.port_security).map_err(f)?);
+            if p.addresses.len() > validate::MAX_ENTRIES {
+                parse_addresses(&p.addresses, None, &p.switch_name).map_err(f)?;
+            }
+            if let Some(j) = first.insert(p.name.as_str(), i) {
+                return Err(ValidationError::new(
+                    format!("ports[{i}].name"),
+                    &p.name,
+                    format!("duplicate of ports[{j}].name in this batch"),
+                )
+                .into());
+            }
+        }
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
+            // Which ports exist already (reads in parallel, bounded).
+            let mut existing = Vec::with_capacity(n);
+            for chunk in reqs.chunks(64) {
+                let names: Vec<String> = chunk.iter().map(|p| p.name.clone()).collect();
+                let futs: Vec<_> = names.iter().map(|name| self.get_port(name)).collect();
+                existing.extend(futures::future::join_all(futs).await);
+            }
+            let mut read_rev = 0;
+            let mut kept: Vec<Option<LogicalSwitchPort>> = vec![None; n];
+            for (i, r) in existing.into_iter().enumerate() {
+                let (ex, rev) = r?;
+                read_rev = read_rev.max(rev);
+                if let Some((p, _)) = ex {
+                    if may_exist && p.switch_name == reqs[i].switch_name {
+                        kept[i] = Some(p);
+                        continue;
+                    }
+                    return Err(ApiError::AlreadyExists(format!(
+                        "ports[{i}].name: port {:?} already exists on switch {:?}",
+                        p.name, p.switch_name
+                    )));
+                }
+            }
+            // The switches of the new ports, in first-use order.
+            let mut switches: HashMap<String, (i64, Option<Ipv4Network>)> = HashMap::new();
+            let mut switch_order: Vec<String> = Vec::new();
+            for (i, p) in reqs.iter().enumerate() {
+                if kept[i].is_some() || switches.contains_key(&p.switch_name) {
+                    continue;
+                }
+                let (sw, _) = self.get_switch(&p.switch_name).await?;
+                let Some((sw, sw_rev)) = sw else {
+                    return Err(ApiError::NotFound(format!(
+                        "switch {:?} not found (ports[{i}].switch_name)",
+                        p.switch_name
+                    )));
+                };
+                switches.insert(
+                    p.switch_name.clone(),
+                    (sw_rev, validate::stored_subnet(&sw)),
+                );
+                switch_order.push(p.switch_name.clone());
+            }
+            // Parse every new port's addresses before claiming anything.
+            let mut entries: Vec<Vec<AddressEntry>> = vec![Vec::new(); n];
+            for (i, p) in reqs.iter().enumerate() {
+                if kept[i].is_some() {
+                    continue;
+                }
+                let subnet = switches.get(&p.switch_name).and_then(|(_, s)| *s);
+                let prefix = format!("ports[{i}].");
+                check_dynamic_has_subnet(&p.addresses, subnet, &p.switch_name, &prefix)?;
+                entries[i] = parse_addresses(&p.addresses, subnet, &p.switch_name)
+                    .map_err(|e| in_batch(i, e))?;
+            }
+            let mut claims: HashMap<String, SwitchClaims> = HashMap::new();
+            for (i, p) in reqs.iter().enumerate() {
+                if kept[i].is_none()
+                    && !entries[i].is_empty()
+                    && !claims.contains_key(&p.switch_name)
+                {
+                    let c = self.switch_claims(&p.switch_name).await?;
+                    claims.insert(p.switch_name.clone(), c);
+                }
+            }
+            let mut txn = Txn::default();
+            // Per-port transaction size, for the "how many fit" hint.
+            let mut costs: Vec<usize> = Vec::new();
+            let mut seen_switch: HashSet<&str> = HashSet::new();
+            let mut created: Vec<Option<LogicalSwitchPort>> = vec![None; n];
+            for (i, p) in reqs.iter().enumerate() {
+                if kept[i].is_some() {
+                    continue;
+                }
+                let switch = p.switch_name.as_str();
+                let subnet = switches.get(switch).and_then(|(_, s)| *s);
+                let empty = SwitchClaims {
+                    ips: HashMap::new(),
+                    macs: HashMap::new(),
+                };
+                let res = {
+                    let c = claims.get(switch).unwrap_or(&empty);
+                    Self::resolve_addresses(
+                        &p.name,
+                        switch,
+                        subnet,
+                        &entries[i],
+                        None,
+                        c,
+                        &format!("ports[{i}]."),
+                    )?
+                };
+                if let Some(c) = claims.get_mut(switch) {
+                    for ip in &res.ips {
+                        c.ips.insert(*ip, p.name.clone());
+                    }
+                    for mac in &res.macs {
+                        c.macs.insert(mac.clone(), p.name.clone());
+                    }
+                }
+                let port = LogicalSwitchPort {
+                    name: p.name.clone(),
+                    switch_name: p.switch_name.clone(),
+                    addresses: res.addresses,
+                    port_security: security[i].iter().map(security_string).collect(),
+                    r#type: String::new(),
+                    enabled: true,
+                    dynamic_addresses: res.dynamic,
+                    up: false,
+                    chassis: String::new(),
+                };
+                let mut cost = 1 + res.ips.len() + res.macs.len();
+                if seen_switch.insert(switch) {
+                    cost += 1;
+                    let sw_rev = switches.get(switch).map(|(r, _)| *r).unwrap_or(0);
+                    txn.compares
+                        .push(Compare::ModRevision(self.keys.switch(switch), sw_rev));
+                    txn.ops.push(Op::put(self.keys.gen(switch), Vec::new()));
+                }
+                costs.push(cost);
+                txn.compares
+                    .push(Compare::ModRevision(self.keys.port(&p.name), 0));
+                txn.ops
+                    .push(Op::put(self.keys.port(&p.name), port.encode_to_vec()));
+                for ip in &res.ips {
+                    let key = self.keys.claim_ip(switch, *ip);
+                    txn.compares.push(Compare::ModRevision(key.clone(), 0));
+                    txn.ops.push(Op::put(key, p.name.clone().into_bytes()));
+                }
+                for mac in &res.macs {
+                    let key = self.keys.claim_mac(switch, mac);
+                    txn.compares.push(Compare::ModRevision(key.clone(), 0));
+                    txn.ops.push(Op::put(key, p.name.clone().into_bytes()));
+                }
+                created[i] = Some(port);
+            }
+            let size = txn_size(&txn);
+            if size > self.limits.max_txn_ops {
+                let mut total = 0;
+                let fit = costs
+                    .iter()
+                    .take_while(|c| {
+                        total += **c;
+                        total <= self.limits.max_txn_ops
+                    })
+                    .count();
+                return Err(ValidationError::new(
+                    "ports",
+                    &format!("{n} entries"),
+                    format!(
+                        "the batch needs {size} etcd transaction operations but the limit is {} \
+                         (--etcd-max-txn-ops); only the first {fit} of these ports fit in one \
+                         call: send smaller batches, or raise etcd's --max-txn-ops and the \
+                         controller's --etcd-max-txn-ops",
+                        self.limits.max_txn_ops
+                    ),
+                )
+                .into());
+            }
+            let new_count = costs.len();
+            let revision = if new_count == 0 {
+                read_rev
+            } else {
+                let r = self.store.txn(txn).await?;
+                if !r.succeeded {
+                    continue;
+                }
+                r.revision
+            };
+            let mut out = Vec::with_capacity(n);
+            for i in 0..n {
+                match (kept[i].take(), created[i].take()) {
+                    (Some(p), _) => out.push(self.port_with_binding(p).await?),
+                    (None, Some(p)) => out.push(p),
+                    (None, None) => {
+                        return Err(ApiError::Internal(format!(
+                            "ports[{i}] neither kept nor created"
+                        )))
+                    }
+                }
+            }
+            tracing::info!(
+                ports = n,
+                created = new_count,
+                switches = switch_order.len(),
+                ops = size,
+                revision,
+                attempt,
+                "ports created in one transaction"
+            );
+            return Ok((revision, out));
+        }
+        Err(contention("create ports"))
     }
 
     /// Deletes a port, its claims and its binding.
@@ -515,7 +824,7 @@ impl Intent {
             let switch = old.switch_name.clone();
             let (sw, _) = self.get_switch(&switch).await?;
             let subnet = sw.as_ref().and_then(|(s, _)| validate::stored_subnet(s));
-            check_dynamic_has_subnet(addresses, subnet, &switch)?;
+            check_dynamic_has_subnet(addresses, subnet, &switch, "")?;
             let entries = parse_addresses(addresses, subnet, &switch)?;
             let claims = self.switch_claims(&switch).await?;
             let old_dynamic = old
@@ -525,7 +834,7 @@ impl Intent {
                 .then(|| validate::parse_dynamic(&old.dynamic_addresses))
                 .flatten();
             let res =
-                self.resolve_addresses(name, &switch, subnet, &entries, old_dynamic, &claims)?;
+                Self::resolve_addresses(name, &switch, subnet, &entries, old_dynamic, &claims, "")?;
             let (old_ips, old_macs) = claims_of(&old);
             let mut port = old.clone();
             port.addresses = res.addresses;
@@ -660,8 +969,11 @@ impl Intent {
                 let b: PortBinding = decode(kv)?;
                 current.insert(b.port.clone(), (b, kv.mod_revision));
             }
-            let mut compares = vec![Compare::ModRevision(ch.key.clone(), ch.mod_revision)];
-            let mut ops = Vec::new();
+            let guard = Compare::ModRevision(ch.key.clone(), ch.mod_revision);
+            // Binding changes as (compare, op) pairs; written in transactions of at most
+            // --etcd-max-txn-ops (a host with many ports reports more than etcd takes at once),
+            // the applied revision last, so an ack never precedes the bindings it covers.
+            let mut changes: Vec<(Compare, Op)> = Vec::new();
             for (port, up) in &reported {
                 if !port_names.contains(port) {
                     continue; // a VIF for a port that does not exist (yet): not bound
@@ -677,33 +989,60 @@ impl Intent {
                     Some((_, rev)) => *rev,
                     None => 0,
                 };
-                compares.push(Compare::ModRevision(key.clone(), cur_rev));
-                ops.push(Op::put(key, want.encode_to_vec()));
+                changes.push((
+                    Compare::ModRevision(key.clone(), cur_rev),
+                    Op::put(key, want.encode_to_vec()),
+                ));
             }
             for (port, (b, rev)) in &current {
                 if b.chassis == report.chassis && !reported.contains_key(port.as_str()) {
                     let key = self.keys.binding(port);
-                    compares.push(Compare::ModRevision(key.clone(), *rev));
-                    ops.push(Op::Delete(key));
+                    changes.push((Compare::ModRevision(key.clone(), *rev), Op::Delete(key)));
                 }
             }
             let applied_now = applied.as_ref().and_then(|kv| text(kv).parse::<i64>().ok());
-            if applied_now != Some(report.applied_revision)
-                || applied.as_ref().is_some_and(|kv| kv.lease != ch.lease)
-            {
-                ops.push(Op::Put {
-                    key: self.keys.applied(&report.chassis),
-                    value: report.applied_revision.to_string().into_bytes(),
-                    lease: ch.lease,
-                });
-            }
-            if ops.is_empty() {
+            let ack = (applied_now != Some(report.applied_revision)
+                || applied.as_ref().is_some_and(|kv| kv.lease != ch.lease))
+            .then(|| Op::Put {
+                key: self.keys.applied(&report.chassis),
+                value: report.applied_revision.to_string().into_bytes(),
+                lease: ch.lease,
+            });
+            if changes.is_empty() && ack.is_none() {
                 return Ok(bindings.revision);
             }
-            let r = self.store.txn(Txn { compares, ops }).await?;
-            if r.succeeded {
-                tracing::debug!(chassis = %report.chassis, applied = report.applied_revision, revision = r.revision, "status recorded");
-                return Ok(r.revision);
+            let per_txn = self.limits.max_txn_ops.saturating_sub(1).max(1);
+            let mut chunks: Vec<Txn> = changes
+                .chunks(per_txn)
+                .map(|c| Txn {
+                    compares: std::iter::once(guard.clone())
+                        .chain(c.iter().map(|(cmp, _)| cmp.clone()))
+                        .collect(),
+                    ops: c.iter().map(|(_, op)| op.clone()).collect(),
+                })
+                .collect();
+            if let Some(ack) = ack {
+                match chunks.last_mut() {
+                    Some(last) if last.ops.len() < self.limits.max_txn_ops => last.ops.push(ack),
+                    _ => chunks.push(Txn {
+                        compares: vec![guard.clone()],
+                        ops: vec![ack],
+                    }),
+                }
+            }
+            let mut revision = 0;
+            let mut lost = false;
+            for t in chunks {
+                let r = self.store.txn(t).await?;
+                if !r.succeeded {
+                    lost = true;
+                    break;
+                }
+                revision = r.revision;
+            }
+            if !lost {
+                tracing::debug!(chassis = %report.chassis, applied = report.applied_revision, bindings = changes.len(), revision, "status recorded");
+                return Ok(revision);
             }
         }
         Err(contention("report status"))
@@ -716,6 +1055,7 @@ fn check_dynamic_has_subnet(
     addresses: &[String],
     subnet: Option<Ipv4Network>,
     switch: &str,
+    field_prefix: &str,
 ) -> ApiResult<()> {
     if subnet.is_some() {
         return Ok(());
@@ -723,7 +1063,7 @@ fn check_dynamic_has_subnet(
     match addresses.iter().position(|a| a.trim() == "dynamic") {
         Some(i) => Err(ApiError::FailedPrecondition(
             ValidationError::new(
-                format!("addresses[{i}]"),
+                format!("{field_prefix}addresses[{i}]"),
                 "dynamic",
                 format!("switch {switch:?} has no subnet to allocate from"),
             )

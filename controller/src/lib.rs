@@ -28,7 +28,7 @@ use tonic::transport::server::TcpIncoming;
 use weft_proto::v1::northbound_server::NorthboundServer;
 use weft_proto::v1::southbound_server::SouthboundServer;
 
-use crate::intent::Intent;
+use crate::intent::{Intent, Limits};
 use crate::northbound::NorthboundService;
 use crate::southbound::SouthboundService;
 use crate::store::etcd::{EtcdConfig, EtcdStore};
@@ -65,6 +65,11 @@ pub struct Config {
     pub etcd_timeout: Duration,
     /// `--wait=hv` timeout when the request gives none.
     pub default_wait_timeout: Duration,
+    /// Largest etcd transaction the controller builds (compares or ops): etcd's
+    /// `--max-txn-ops`, 128 unless etcd was started with more.
+    pub etcd_max_txn_ops: usize,
+    /// Largest number of ports one CreatePorts call may carry.
+    pub max_batch: usize,
 }
 
 impl Default for Config {
@@ -77,6 +82,8 @@ impl Default for Config {
             lease_ttl_secs: 10,
             etcd_timeout: Duration::from_secs(5),
             default_wait_timeout: Duration::from_secs(30),
+            etcd_max_txn_ops: 128,
+            max_batch: 1000,
         }
     }
 }
@@ -116,6 +123,17 @@ impl Controller {
                 "lease TTL {} s is too short (at least 2)",
                 config.lease_ttl_secs
             )));
+        }
+        if config.etcd_max_txn_ops < 8 {
+            return Err(ControllerError::Config(format!(
+                "etcd max txn ops {} is too small (at least 8)",
+                config.etcd_max_txn_ops
+            )));
+        }
+        if config.max_batch < 1 {
+            return Err(ControllerError::Config(
+                "max batch must be at least 1".to_string(),
+            ));
         }
         if !config.prefix.starts_with('/') {
             return Err(ControllerError::Config(format!(
@@ -172,7 +190,10 @@ impl Controller {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ControllerError> {
         let cfg = &self.config;
-        let intent = Intent::new(self.store.clone(), &cfg.prefix);
+        let intent = Intent::new(self.store.clone(), &cfg.prefix).with_limits(Limits {
+            max_txn_ops: cfg.etcd_max_txn_ops,
+            max_batch: cfg.max_batch,
+        });
         let (cache, cache_task) = cache::spawn(self.store.clone(), intent.keys().clone());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let nb = NorthboundService::new(intent.clone(), cache.clone(), cfg.default_wait_timeout);

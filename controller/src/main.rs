@@ -40,6 +40,14 @@ struct Args {
     /// Timeout for one etcd call, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     etcd_timeout_ms: u64,
+    /// Largest etcd transaction the controller builds; must not exceed etcd's --max-txn-ops
+    /// (etcd's default is 128). A CreatePorts batch needs about 3 per port with one address.
+    #[arg(long, default_value_t = 128, env = "WEFT_ETCD_MAX_TXN_OPS",
+          value_parser = clap::value_parser!(u32).range(8..))]
+    etcd_max_txn_ops: u32,
+    /// Largest number of ports one CreatePorts call (lsp-add-batch) may carry.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_batch: u32,
 }
 
 async fn shutdown_signal() {
@@ -83,6 +91,8 @@ async fn main() -> anyhow::Result<()> {
         },
         lease_ttl_secs: args.lease_ttl,
         etcd_timeout: Duration::from_millis(args.etcd_timeout_ms),
+        etcd_max_txn_ops: args.etcd_max_txn_ops as usize,
+        max_batch: args.max_batch as usize,
         ..Config::default()
     };
     weft_controller::run(config, shutdown_signal()).await?;

@@ -8,11 +8,11 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use weft_proto::v1::northbound_server::Northbound;
 use weft_proto::v1::{
-    Chassis, CreatePortRequest, CreateSwitchRequest, DeleteRequest, GetRequest, ListChassisReply,
-    ListChassisRequest, ListPortsReply, ListPortsRequest, ListSwitchesReply, ListSwitchesRequest,
-    LogicalSwitch, LogicalSwitchPort, PortReply, SetPortAddressesRequest, SetPortSecurityRequest,
-    ShowReply, ShowRequest, SwitchDetail, SwitchReply, SyncRequest, WaitMode, WriteOptions,
-    WriteReply,
+    Chassis, CreatePortRequest, CreatePortsReply, CreatePortsRequest, CreateSwitchRequest,
+    DeleteRequest, GetRequest, ListChassisReply, ListChassisRequest, ListPortsReply,
+    ListPortsRequest, ListSwitchesReply, ListSwitchesRequest, LogicalSwitch, LogicalSwitchPort,
+    PortReply, SetPortAddressesRequest, SetPortSecurityRequest, ShowReply, ShowRequest,
+    SwitchDetail, SwitchReply, SyncRequest, WaitMode, WriteOptions, WriteReply,
 };
 
 use crate::cache::CacheSnapshot;
@@ -234,6 +234,23 @@ impl Northbound for NorthboundService {
                 revision,
                 port: Some(port),
             }))
+        }
+        .instrument(span)
+        .await
+        .map_err(status)
+    }
+
+    async fn create_ports(
+        &self,
+        request: Request<CreatePortsRequest>,
+    ) -> Result<Response<CreatePortsReply>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!("create_ports", ports = req.ports.len());
+        async {
+            let opts = req.options.unwrap_or_default();
+            let (revision, ports) = self.intent.create_ports(req.ports, opts.may_exist).await?;
+            self.wait(revision, Some(&opts)).await?;
+            Ok(Response::new(CreatePortsReply { revision, ports }))
         }
         .instrument(span)
         .await

@@ -87,6 +87,9 @@ impl Etcd {
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &format!("{name}={peer}")])
             .args(["--initial-cluster-state", "new"])
+            // Weft's CreatePorts puts a 100-port batch (~300 ops) in one transaction; etcd's
+            // default limit is 128. Controllers run with --etcd-max-txn-ops 2048 to match.
+            .args(["--max-txn-ops", "2048"])
             .args(["--logger", "zap", "--log-outputs", "stderr"])
             .detach(cfg.detach);
         let spec = cfg.env.iter().fold(spec, |s, (k, v)| s.env(k, v));

@@ -498,6 +498,7 @@ impl Testbed {
         )
         .args(["--listen", &listen.to_string(), "--etcd", &etcd])
         .args(["--prefix", ETCD_PREFIX, "--store", "etcd"])
+        .args(["--etcd-max-txn-ops", "2048"])
         .env("RUST_LOG", &self.cfg.log_filter)
         .env("NO_COLOR", "1")
         .env(MARKER_ENV, &self.names.prefix)

@@ -108,6 +108,12 @@ impl EtcdStore {
 
 fn map_err(what: &str, e: etcd_client::Error) -> StoreError {
     match e {
+        etcd_client::Error::GRpcStatus(s)
+            if s.message().contains("too many operations in txn request")
+                || s.message().contains("request is too large") =>
+        {
+            StoreError::TxnTooLarge(format!("{what}: {}", s.message()))
+        }
         etcd_client::Error::GRpcStatus(s) => match s.code() {
             tonic::Code::InvalidArgument
             | tonic::Code::FailedPrecondition

@@ -16,6 +16,10 @@ pub enum StoreError {
     /// The backend cannot be reached (etcd down, timeout).
     #[error("etcd unavailable: {0}")]
     Unavailable(String),
+    /// The backend refused a transaction as too large (etcd's `--max-txn-ops` or
+    /// `--max-request-bytes`).
+    #[error("transaction too large for etcd: {0}")]
+    TxnTooLarge(String),
     /// A watch asked for a revision that was compacted away.
     #[error("watch revision {0} compacted")]
     Compacted(i64),

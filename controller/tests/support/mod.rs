@@ -33,6 +33,9 @@ pub fn config(endpoint: &str, prefix: &str) -> Config {
         lease_ttl_secs: 3,
         etcd_timeout: Duration::from_secs(2),
         default_wait_timeout: Duration::from_secs(5),
+        // The test etcd (weft-testbed) runs with --max-txn-ops 2048.
+        etcd_max_txn_ops: 2048,
+        max_batch: 1000,
     }
 }
 
@@ -97,6 +100,7 @@ impl BinCtl {
                 prefix,
             ])
             .args(["--store", "etcd", "--lease-ttl", "3"])
+            .args(["--etcd-max-txn-ops", "2048"])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .spawn()

@@ -1,0 +1,418 @@
+//! CreatePorts against a real etcd: a batch round-trips (one revision, request order, dynamic
+//! addresses, may_exist per port), a batch with one bad port changes nothing, two replicas
+//! allocating 100-port dynamic batches concurrently never hand out an address twice, and
+//! batches beyond --max-batch, the controller's --etcd-max-txn-ops or etcd's own limit are
+//! refused with InvalidArgument. Also: a status report with more bindings than one
+//! transaction takes is split and fully recorded.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use support::*;
+use tonic::Code;
+use weft_proto::v1::*;
+
+fn sw(name: &str, subnet: &str) -> CreateSwitchRequest {
+    CreateSwitchRequest {
+        switch: Some(LogicalSwitch {
+            name: name.into(),
+            subnet: subnet.into(),
+            ..Default::default()
+        }),
+        options: None,
+    }
+}
+
+fn lsp(switch: &str, name: &str, addrs: &[&str]) -> LogicalSwitchPort {
+    LogicalSwitchPort {
+        name: name.into(),
+        switch_name: switch.into(),
+        addresses: addrs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn batch(ports: Vec<LogicalSwitchPort>, may_exist: bool) -> CreatePortsRequest {
+    CreatePortsRequest {
+        ports,
+        options: Some(WriteOptions {
+            may_exist,
+            ..Default::default()
+        }),
+    }
+}
+
+fn dynamic_batch(switch: &str, tag: &str, n: usize) -> CreatePortsRequest {
+    batch(
+        (0..n)
+            .map(|i| lsp(switch, &format!("{tag}-{i}"), &["dynamic"]))
+            .collect(),
+        false,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_round_trips() {
+    let etcd = start_etcd();
+    let prefix = unique_prefix("batch-rt");
+    let ctl = InProc::start(config(&etcd.endpoint(), &prefix)).await;
+    let mut c = nb(&ctl.url()).await;
+    c.create_switch(sw("a", "10.0.0.0/24")).await.unwrap();
+    c.create_switch(sw("b", "")).await.unwrap();
+
+    let mut req = batch(
+        vec![
+            lsp("a", "p1", &["dynamic"]),
+            lsp("b", "p2", &["0a:00:00:00:00:02", "unknown"]),
+            lsp("a", "p3", &["0a:00:00:00:00:03 10.0.0.30"]),
+            lsp("a", "p4", &["dynamic", "unknown"]),
+        ],
+        false,
+    );
+    req.ports[2].port_security = vec!["0a:00:00:00:00:03 10.0.0.30".into()];
+    // WAIT_HV with no chassis at all returns at once.
+    req.options.as_mut().unwrap().wait = WaitMode::WaitHv as i32;
+    let r = c.create_ports(req).await.unwrap().into_inner();
+    let names: Vec<&str> = r.ports.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["p1", "p2", "p3", "p4"], "request order");
+    assert!(r.ports.iter().all(|p| p.enabled), "stored enabled");
+    assert!(!r.ports[0].dynamic_addresses.is_empty());
+    assert!(!r.ports[3].dynamic_addresses.is_empty());
+    assert_ne!(r.ports[0].dynamic_addresses, r.ports[3].dynamic_addresses);
+    assert_eq!(r.ports[1].addresses, ["0a:00:00:00:00:02", "unknown"]);
+    assert_eq!(r.ports[2].port_security, ["0a:00:00:00:00:03 10.0.0.30"]);
+    // All in one transaction: every port key has the reply's revision.
+    let raw = dump(&etcd.endpoint(), &prefix).await;
+    assert_eq!(
+        raw.iter().filter(|(k, _)| k.contains("/nb/ports/")).count(),
+        4
+    );
+    for p in &r.ports {
+        let got = c
+            .get_port(GetRequest {
+                name: p.name.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(&got, p);
+    }
+    let ports_a = c
+        .list_ports(ListPortsRequest {
+            switch_name: "a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        ports_a.revision, r.revision,
+        "nothing written after the batch"
+    );
+
+    // may_exist: existing ports come back unchanged, new ones are created.
+    let r2 = c
+        .create_ports(batch(
+            vec![lsp("a", "p1", &["dynamic"]), lsp("a", "p5", &["dynamic"])],
+            true,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r2.ports[0], r.ports[0]);
+    assert_eq!(r2.ports[1].name, "p5");
+    assert!(r2.revision > r.revision);
+    // Only existing ports: nothing written, the read revision comes back.
+    let r3 = c
+        .create_ports(batch(vec![lsp("a", "p1", &[])], true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r3.revision, r2.revision);
+    // Without may_exist: AlreadyExists naming the index.
+    let e = c
+        .create_ports(batch(vec![lsp("a", "p9", &[]), lsp("a", "p1", &[])], false))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists, "{}", e.message());
+    assert!(e.message().contains("ports[1]"), "{}", e.message());
+    // On another switch, may_exist does not help.
+    let e = c
+        .create_ports(batch(vec![lsp("b", "p1", &[])], true))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists, "{}", e.message());
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_with_one_bad_port_changes_nothing() {
+    let etcd = start_etcd();
+    let prefix = unique_prefix("batch-bad");
+    let ctl = InProc::start(config(&etcd.endpoint(), &prefix)).await;
+    let mut c = nb(&ctl.url()).await;
+    c.create_switch(sw("a", "10.0.0.0/24")).await.unwrap();
+    c.create_switch(sw("n", "")).await.unwrap();
+    c.create_ports(batch(
+        vec![lsp("a", "old", &["0a:00:00:00:00:10 10.0.0.10"])],
+        false,
+    ))
+    .await
+    .unwrap();
+    let before = dump(&etcd.endpoint(), &prefix).await;
+    let good = |i: usize| lsp("a", &format!("g{i}"), &["dynamic"]);
+    let cases: Vec<(Vec<LogicalSwitchPort>, Code, &[&str])> = vec![
+        (
+            vec![
+                good(0),
+                good(1),
+                lsp("a", "bad", &["zz:00:00:00:00:01 10.0.0.5"]),
+            ],
+            Code::InvalidArgument,
+            &["ports[2].addresses[0]", "zz:00:00:00:00:01"],
+        ),
+        (
+            vec![good(0), lsp("a", "bad name", &[])],
+            Code::InvalidArgument,
+            &["ports[1].name", "bad name"],
+        ),
+        (
+            vec![good(0), lsp("", "x", &[])],
+            Code::InvalidArgument,
+            &["ports[1].switch_name"],
+        ),
+        (
+            vec![good(0), good(1), good(0)],
+            Code::InvalidArgument,
+            &["ports[2].name", "g0", "ports[0]"],
+        ),
+        (
+            vec![good(0), {
+                let mut p = lsp("a", "ps", &[]);
+                p.port_security = vec!["nonsense".into()];
+                p
+            }],
+            Code::InvalidArgument,
+            &["ports[1].port_security[0]", "nonsense"],
+        ),
+        (
+            vec![good(0), lsp("a", "out", &["0a:00:00:00:00:20 10.9.9.9"])],
+            Code::InvalidArgument,
+            &["ports[1].addresses[0]", "10.9.9.9"],
+        ),
+        (
+            vec![good(0), lsp("nosuch", "x", &[])],
+            Code::NotFound,
+            &["nosuch", "ports[1].switch_name"],
+        ),
+        (
+            vec![good(0), lsp("n", "x", &["dynamic"])],
+            Code::FailedPrecondition,
+            &["ports[1].addresses[0]"],
+        ),
+        // Clashes with a stored claim.
+        (
+            vec![good(0), lsp("a", "x", &["02:00:00:00:00:99 10.0.0.10"])],
+            Code::AlreadyExists,
+            &["ports[1].addresses[0]", "10.0.0.10", "old"],
+        ),
+        // Clashes within the batch.
+        (
+            vec![
+                lsp("a", "x1", &["0a:00:00:00:00:31 10.0.0.31"]),
+                good(1),
+                lsp("a", "x2", &["0a:00:00:00:00:31 10.0.0.32"]),
+            ],
+            Code::AlreadyExists,
+            &["ports[2].addresses[0]", "0a:00:00:00:00:31", "x1"],
+        ),
+        (vec![], Code::InvalidArgument, &["ports"]),
+    ];
+    for (ports, code, needles) in cases {
+        let e = c
+            .create_ports(batch(ports.clone(), false))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), code, "{ports:?}: {}", e.message());
+        for n in needles {
+            assert!(e.message().contains(n), "{:?} lacks {n:?}", e.message());
+        }
+        assert_eq!(
+            dump(&etcd.endpoint(), &prefix).await,
+            before,
+            "rejected batch changed etcd: {}",
+            e.message()
+        );
+    }
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_batch_dynamic_ports_without_duplicates() {
+    let etcd = start_etcd();
+    let prefix = unique_prefix("batch-race");
+    let c1 = InProc::start(config(&etcd.endpoint(), &prefix)).await;
+    let c2 = InProc::start(config(&etcd.endpoint(), &prefix)).await;
+    let mut n1 = nb(&c1.url()).await;
+    let mut n2 = nb(&c2.url()).await;
+    // A /23 (509 free addresses) for 400 ports: collisions between the replicas' random
+    // picks are likely, so the retry path runs.
+    n1.create_switch(sw("s", "10.3.0.0/23")).await.unwrap();
+    let mut all = Vec::new();
+    for round in 0..2 {
+        let a = dynamic_batch("s", &format!("r{round}a"), 100);
+        let b = dynamic_batch("s", &format!("r{round}b"), 100);
+        let (ra, rb) = tokio::join!(n1.create_ports(a), n2.create_ports(b));
+        all.extend(ra.unwrap().into_inner().ports);
+        all.extend(rb.unwrap().into_inner().ports);
+    }
+    assert_eq!(all.len(), 400);
+    let addrs: HashSet<&str> = all.iter().map(|p| p.dynamic_addresses.as_str()).collect();
+    let ips: HashSet<&str> = all
+        .iter()
+        .map(|p| p.dynamic_addresses.split(' ').nth(1).unwrap())
+        .collect();
+    let macs: HashSet<&str> = all
+        .iter()
+        .map(|p| p.dynamic_addresses.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(addrs.len(), 400, "duplicate dynamic addresses");
+    assert_eq!(ips.len(), 400, "duplicate IPs");
+    assert_eq!(macs.len(), 400, "duplicate MACs");
+    // What is stored agrees: one claim per IP and MAC, each naming its port.
+    let raw = dump(&etcd.endpoint(), &prefix).await;
+    let ip_claims = raw
+        .iter()
+        .filter(|(k, _)| k.contains("/claims/ip/s/"))
+        .count();
+    let mac_claims = raw
+        .iter()
+        .filter(|(k, _)| k.contains("/claims/mac/s/"))
+        .count();
+    assert_eq!((ip_claims, mac_claims), (400, 400));
+    let listed = n1
+        .list_ports(ListPortsRequest {
+            switch_name: "s".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .ports;
+    assert_eq!(listed.len(), 400);
+    c1.stop().await;
+    c2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_batches_are_refused() {
+    let etcd = start_etcd();
+    let prefix = unique_prefix("batch-big");
+    // The controller believes etcd takes 128 ops (etcd's default).
+    let mut cfg = config(&etcd.endpoint(), &prefix);
+    cfg.etcd_max_txn_ops = 128;
+    cfg.max_batch = 500;
+    let ctl = InProc::start(cfg).await;
+    let mut c = nb(&ctl.url()).await;
+    c.create_switch(sw("s", "10.4.0.0/16")).await.unwrap();
+    let before = dump(&etcd.endpoint(), &prefix).await;
+    let e = c
+        .create_ports(dynamic_batch("s", "p", 100))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+    // 1 (switch) + 3 per dynamic port: 42 ports need 127 ops.
+    for n in ["ports", "301", "128", "first 42", "--max-txn-ops"] {
+        assert!(e.message().contains(n), "{:?} lacks {n:?}", e.message());
+    }
+    let e = c
+        .create_ports(dynamic_batch("s", "p", 501))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("--max-batch"), "{}", e.message());
+    assert_eq!(dump(&etcd.endpoint(), &prefix).await, before);
+    // 42 fit exactly.
+    c.create_ports(dynamic_batch("s", "p", 42)).await.unwrap();
+
+    // A status report binding more ports than one transaction takes is split: 130 bindings
+    // with a 128-op limit.
+    let mut ports = Vec::new();
+    for k in 0..4 {
+        ports.extend(
+            c.create_ports(dynamic_batch("s", &format!("q{k}"), 40))
+                .await
+                .unwrap()
+                .into_inner()
+                .ports,
+        );
+    }
+    let mut s = sb(&ctl.url()).await;
+    let mut st = s
+        .subscribe(SubscribeRequest {
+            chassis: Some(Chassis {
+                name: "hv1".into(),
+                encap_ip: "192.168.0.1".into(),
+                encap_types: vec!["geneve".into()],
+                datapath_type: "netdev".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = st.message().await.unwrap().unwrap();
+    let bound: Vec<PortBinding> = ports
+        .iter()
+        .take(130)
+        .map(|p| PortBinding {
+            port: p.name.clone(),
+            chassis: "hv1".into(),
+            up: true,
+        })
+        .collect();
+    s.report_status(StatusReport {
+        chassis: "hv1".into(),
+        applied_revision: first.revision,
+        ports: bound,
+        last_error: String::new(),
+    })
+    .await
+    .unwrap();
+    let raw = dump(&etcd.endpoint(), &prefix).await;
+    assert_eq!(
+        raw.iter()
+            .filter(|(k, _)| k.contains("/status/bindings/"))
+            .count(),
+        130
+    );
+    drop(st);
+    ctl.stop().await;
+
+    // The controller allows more than etcd does: etcd's refusal becomes InvalidArgument.
+    let mut cfg = config(&etcd.endpoint(), &prefix);
+    cfg.etcd_max_txn_ops = 100_000;
+    cfg.max_batch = 1000;
+    let ctl = InProc::start(cfg).await;
+    let mut c = nb(&ctl.url()).await;
+    let port_keys = |raw: Vec<(String, Vec<u8>)>| {
+        raw.into_iter()
+            .filter(|(k, _)| k.contains("/nb/ports/") || k.contains("/claims/"))
+            .collect::<Vec<_>>()
+    };
+    let before = port_keys(dump(&etcd.endpoint(), &prefix).await);
+    let e = tokio::time::timeout(
+        Duration::from_secs(60),
+        c.create_ports(dynamic_batch("s", "big", 1000)),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+    assert!(e.message().contains("--max-txn-ops"), "{}", e.message());
+    let after = port_keys(dump(&etcd.endpoint(), &prefix).await);
+    assert_eq!(after, before, "etcd refused, nothing written");
+    ctl.stop().await;
+}
