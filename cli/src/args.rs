@@ -32,7 +32,7 @@ pub struct GlobalOpts {
     #[arg(long, global = true)]
     pub may_exist: bool,
 
-    /// ls-del, lsp-del: deleting an object that does not exist is not an error.
+    /// ls-del, lsp-del, chassis-del: deleting an object that does not exist is not an error.
     #[arg(long, global = true)]
     pub if_exists: bool,
 
@@ -160,8 +160,13 @@ pub enum Command {
         /// Port name.
         port: String,
     },
-    /// List chassis with liveness and applied revision.
+    /// List every registered chassis with liveness and applied revision.
     ChassisList,
+    /// Delete a chassis that is no longer alive, with the port bindings naming it.
+    ChassisDel {
+        /// Chassis name.
+        chassis: String,
+    },
     /// Wait until every live chassis has applied the current (or given) revision.
     Sync {
         /// Revision to wait for (default: the controller's current revision).
@@ -188,6 +193,7 @@ impl Command {
             Command::LspGetPortSecurity { .. } => "lsp-get-port-security",
             Command::LspGetUp { .. } => "lsp-get-up",
             Command::ChassisList => "chassis-list",
+            Command::ChassisDel { .. } => "chassis-del",
             Command::Sync { .. } => "sync",
         }
     }

@@ -75,6 +75,9 @@ pub async fn execute(cfg: &ClientConfig, call: Call) -> Result<Reply, CliError> 
                 .map_err(st)?
                 .into_inner(),
         ),
+        Call::DeleteChassis(r) => {
+            Reply::Write(client.delete_chassis(r).await.map_err(st)?.into_inner())
+        }
         Call::Show => Reply::Show(client.show(ShowRequest {}).await.map_err(st)?.into_inner()),
         Call::Sync(r) => Reply::Write(client.sync(r).await.map_err(st)?.into_inner()),
     };

@@ -15,7 +15,7 @@ use crate::request::PortField;
 pub enum Reply {
     /// ls-add.
     Switch(pb::SwitchReply),
-    /// ls-del, lsp-del, sync.
+    /// ls-del, lsp-del, chassis-del, sync.
     Write(pb::WriteReply),
     /// ls-list.
     Switches(pb::ListSwitchesReply),

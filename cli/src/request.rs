@@ -37,6 +37,7 @@ pub enum Call {
         field: PortField,
     },
     ListChassis,
+    DeleteChassis(DeleteRequest),
     Show,
     Sync(SyncRequest),
 }
@@ -68,7 +69,10 @@ pub fn build(cli: &Cli) -> Result<Call, RequestError> {
         cmd,
         Command::LsAdd { .. } | Command::LspAdd { .. } | Command::LspAddBatch { .. }
     );
-    let if_exists_ok = matches!(cmd, Command::LsDel { .. } | Command::LspDel { .. });
+    let if_exists_ok = matches!(
+        cmd,
+        Command::LsDel { .. } | Command::LspDel { .. } | Command::ChassisDel { .. }
+    );
     if g.may_exist && !may_exist_ok {
         return Err(RequestError::OptionNotValid {
             option: "may-exist",
@@ -80,7 +84,7 @@ pub fn build(cli: &Cli) -> Result<Call, RequestError> {
         return Err(RequestError::OptionNotValid {
             option: "if-exists",
             command: cmd.name(),
-            valid: "ls-del, lsp-del",
+            valid: "ls-del, lsp-del, chassis-del",
         });
     }
     let options = write_options(cli);
@@ -170,6 +174,10 @@ pub fn build(cli: &Cli) -> Result<Call, RequestError> {
             field: PortField::Up,
         },
         Command::ChassisList => Call::ListChassis,
+        Command::ChassisDel { chassis } => Call::DeleteChassis(DeleteRequest {
+            name: chassis.clone(),
+            options: Some(options),
+        }),
         Command::Sync { revision } => Call::Sync(SyncRequest {
             revision: revision.unwrap_or(0),
             options: Some(options),
@@ -335,6 +343,13 @@ mod tests {
             call(&["--if-exists", "ls-del", "sw1"]),
             Call::DeleteSwitch(DeleteRequest {
                 name: "sw1".into(),
+                options: opts(false, true, WaitMode::WaitNone, 0),
+            })
+        );
+        assert_eq!(
+            call(&["--if-exists", "chassis-del", "hv1"]),
+            Call::DeleteChassis(DeleteRequest {
+                name: "hv1".into(),
                 options: opts(false, true, WaitMode::WaitNone, 0),
             })
         );

@@ -583,5 +583,11 @@ fn chassis_status_and_wait_for_hypervisors() {
         synced["revision"].as_i64().unwrap_or(0) >= current,
         "{synced}"
     );
+    // An alive chassis cannot be deleted; an unknown one is NotFound unless --if-exists.
+    let err = d.fails(&["chassis-del", "hv1"]);
+    assert!(err.contains("alive"), "{err}");
+    let err = d.fails(&["chassis-del", "hv9"]);
+    assert!(err.contains("hv9"), "{err}");
+    assert_eq!(d.ok(&["--if-exists", "chassis-del", "hv9"]), "");
     reader.abort();
 }

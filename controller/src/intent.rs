@@ -900,23 +900,101 @@ impl Intent {
         Err(contention("set port security"))
     }
 
-    /// Puts the chassis record attached to `lease`.
+    /// Registers a chassis: its record is persistent and rewritten only when it changed (so a
+    /// reconnecting agent does not disturb any view), its `status/alive/` key goes on `lease`.
     pub async fn register_chassis(&self, chassis: &Chassis, lease: i64) -> ApiResult<i64> {
         let mut c = chassis.clone();
         c.alive = false;
         c.applied_revision = 0;
+        let value = c.encode_to_vec();
+        let (existing, _) = self.store.get(&self.keys.chassis(&c.name)).await?;
+        let mut ops = vec![Op::Put {
+            key: self.keys.alive(&c.name),
+            value: Vec::new(),
+            lease,
+        }];
+        // A record left on a lease by an older controller is moved off it.
+        if existing
+            .as_ref()
+            .is_none_or(|kv| kv.value != value || kv.lease != 0)
+        {
+            ops.push(Op::put(self.keys.chassis(&c.name), value));
+        }
         let r = self
             .store
             .txn(Txn {
                 compares: vec![],
-                ops: vec![Op::Put {
-                    key: self.keys.chassis(&c.name),
-                    value: c.encode_to_vec(),
-                    lease,
-                }],
+                ops,
             })
             .await?;
         Ok(r.revision)
+    }
+
+    /// Deletes a chassis that is not alive: its record and every binding naming it (its ports
+    /// become unbound). Refused with FailedPrecondition while its agent holds a lease.
+    pub async fn delete_chassis(&self, name: &str, if_exists: bool) -> ApiResult<i64> {
+        validate_name("name", name)?;
+        'attempt: for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
+            let (ch, rev) = self.store.get(&self.keys.chassis(name)).await?;
+            let Some(ch) = ch else {
+                if if_exists {
+                    return Ok(rev);
+                }
+                return Err(ApiError::NotFound(format!("chassis {name:?} not found")));
+            };
+            let (alive, _) = self.store.get(&self.keys.alive(name)).await?;
+            if alive.is_some() {
+                return Err(ApiError::FailedPrecondition(format!(
+                    "chassis {name:?} is alive (its agent is connected): stop the agent and wait \
+                     for its lease to expire before deleting it"
+                )));
+            }
+            let guard = [
+                Compare::ModRevision(self.keys.alive(name), 0),
+                Compare::ModRevision(ch.key.clone(), ch.mod_revision),
+            ];
+            let bindings = self.store.range(&self.keys.bindings()).await?;
+            let mut changes = Vec::new();
+            for kv in &bindings.kvs {
+                let b: PortBinding = decode(kv)?;
+                if b.chassis == name {
+                    changes.push((
+                        Compare::ModRevision(kv.key.clone(), kv.mod_revision),
+                        Op::Delete(kv.key.clone()),
+                    ));
+                }
+            }
+            let per_txn = self.limits.max_txn_ops.saturating_sub(guard.len()).max(1);
+            // Bindings first (in as many transactions as needed), the record last, so an
+            // interrupted delete leaves a record that a second chassis-del finishes.
+            for chunk in changes.chunks(per_txn) {
+                let t = Txn {
+                    compares: guard
+                        .iter()
+                        .cloned()
+                        .chain(chunk.iter().map(|(c, _)| c.clone()))
+                        .collect(),
+                    ops: chunk.iter().map(|(_, o)| o.clone()).collect(),
+                };
+                if !self.store.txn(t).await?.succeeded {
+                    continue 'attempt;
+                }
+            }
+            let t = Txn {
+                compares: guard.to_vec(),
+                ops: vec![
+                    Op::Delete(self.keys.chassis(name)),
+                    Op::Delete(self.keys.applied(name)),
+                ],
+            };
+            let r = self.store.txn(t).await?;
+            if r.succeeded {
+                tracing::info!(chassis = %name, bindings = changes.len(), revision = r.revision, "chassis deleted");
+                return Ok(r.revision);
+            }
+        }
+        Err(contention("delete chassis"))
     }
 
     /// Records a chassis' applied revision (on its lease) and reconciles the bindings naming
@@ -949,10 +1027,10 @@ impl Intent {
         }
         for attempt in 0..MAX_ATTEMPTS {
             backoff(attempt).await;
-            let (ch, _) = self.store.get(&self.keys.chassis(&report.chassis)).await?;
+            let (ch, _) = self.store.get(&self.keys.alive(&report.chassis)).await?;
             let Some(ch) = ch else {
                 return Err(ApiError::FailedPrecondition(format!(
-                    "chassis {:?} is not registered (no open Subscribe stream)",
+                    "chassis {:?} is not registered or not alive (no open Subscribe stream)",
                     report.chassis
                 )));
             };

@@ -101,7 +101,7 @@ pub async fn wait_hv(
                 snap.state
                     .chassis_list()
                     .into_iter()
-                    .filter(|c| c.applied_revision < revision)
+                    .filter(|c| c.alive && c.applied_revision < revision)
                     .map(|c| (c.name, c.applied_revision))
                     .collect()
             })
@@ -373,6 +373,26 @@ impl Northbound for NorthboundService {
             }))
         }
         .instrument(tracing::debug_span!("list_chassis"))
+        .await
+        .map_err(status)
+    }
+
+    async fn delete_chassis(
+        &self,
+        request: Request<DeleteRequest>,
+    ) -> Result<Response<WriteReply>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!("delete_chassis", chassis = %req.name);
+        async {
+            let opts = req.options.unwrap_or_default();
+            let revision = self
+                .intent
+                .delete_chassis(&req.name, opts.if_exists)
+                .await?;
+            self.wait(revision, Some(&opts)).await?;
+            Ok(Response::new(WriteReply { revision }))
+        }
+        .instrument(span)
         .await
         .map_err(status)
     }

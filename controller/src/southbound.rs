@@ -1,5 +1,6 @@
-//! The `weft.v1.Southbound` service: agent streams (chassis registration on a lease kept
-//! alive while the stream is open, snapshot then deltas) and status reports.
+//! The `weft.v1.Southbound` service: agent streams (chassis registration: a persistent
+//! record plus an alive key on a lease kept alive while the stream is open; snapshot then
+//! deltas) and status reports.
 //!
 //! Update rule per stream: on every intent change (anything under `nb/`) send an update with
 //! the new revision even if the view did not change (agents ack it for `--wait=hv`); on
@@ -98,9 +99,9 @@ impl StreamTask {
             }
         }
         // The lease is not revoked: it expires after the TTL unless the agent subscribes
-        // again first (then its chassis key moves to the new lease). Revoking would delete the
-        // chassis record at once, and every other host would tear down its tunnel flows to
-        // this chassis for the moment an agent restart takes: traffic loss for nothing.
+        // again first (then its alive key moves to the new lease), so an agent restart does
+        // not even blip `alive`. The chassis record is not leased either way: other hosts keep
+        // their tunnels to a chassis whose agent is down, its OVS still forwards.
         tracing::info!(
             lease = self.lease,
             ttl = self.ttl,

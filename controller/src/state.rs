@@ -10,12 +10,13 @@
 //! claims/ip/<switch>/<ip>    port name (text)
 //! claims/mac/<switch>/<mac>  port name (text)
 //! gen/<switch>               empty; rewritten on every port create/delete of the switch
-//! chassis/<name>             Chassis (attached to the chassis' lease)
+//! chassis/<name>             Chassis (persistent: written on Subscribe when it changed)
+//! status/alive/<chassis>     empty; on the chassis' lease (present = agent connected)
 //! status/applied/<chassis>   applied revision, decimal text (same lease)
 //! status/bindings/<port>     PortBinding (not leased)
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use prost::Message;
@@ -89,6 +90,10 @@ impl Keys {
     pub fn chassis(&self, name: &str) -> String {
         format!("{}chassis/{name}", self.root)
     }
+    /// Liveness of a chassis (on its lease).
+    pub fn alive(&self, chassis: &str) -> String {
+        format!("{}status/alive/{chassis}", self.root)
+    }
     /// Applied revision of a chassis.
     pub fn applied(&self, chassis: &str) -> String {
         format!("{}status/applied/{chassis}", self.root)
@@ -139,8 +144,11 @@ pub struct ClusterState {
     pub ports: BTreeMap<String, LogicalSwitchPort>,
     /// Bindings by port name.
     pub bindings: BTreeMap<String, PortBinding>,
-    /// Live chassis by name (status fields empty; see [`ClusterState::chassis_list`]).
+    /// Registered chassis by name, alive or not (status fields empty; see
+    /// [`ClusterState::chassis_list`]).
     pub chassis: BTreeMap<String, Chassis>,
+    /// Names of the chassis whose lease is alive (agent connected).
+    pub alive: BTreeSet<String>,
     /// Applied revision by chassis name.
     pub applied: BTreeMap<String, i64>,
 }
@@ -197,6 +205,9 @@ impl ClusterState {
                 self.applied.insert(name.to_string(), r);
             }
             Change::Status
+        } else if let Some(name) = rel.strip_prefix("status/alive/") {
+            self.alive.insert(name.to_string());
+            Change::Status
         } else if rel.starts_with("nb/") {
             Change::Intent
         } else {
@@ -227,6 +238,9 @@ impl ClusterState {
             Change::Status
         } else if let Some(name) = rel.strip_prefix("status/applied/") {
             self.applied.remove(name);
+            Change::Status
+        } else if let Some(name) = rel.strip_prefix("status/alive/") {
+            self.alive.remove(name);
             Change::Status
         } else if rel.starts_with("nb/") {
             Change::Intent
@@ -261,13 +275,13 @@ impl ClusterState {
             .collect()
     }
 
-    /// Live chassis with `alive` and `applied_revision` filled, sorted by name.
+    /// Every registered chassis with `alive` and `applied_revision` filled, sorted by name.
     pub fn chassis_list(&self) -> Vec<Chassis> {
         self.chassis
             .values()
             .map(|c| {
                 let mut c = c.clone();
-                c.alive = true;
+                c.alive = self.alive.contains(&c.name);
                 c.applied_revision = self.applied.get(&c.name).copied().unwrap_or(0);
                 c
             })
@@ -339,6 +353,21 @@ mod tests {
         assert_eq!(s.apply_delete(&k, &k.port("p"), 12), Change::Intent);
         assert_eq!(s.intent_revision, 12);
         assert_eq!(s.apply_put(&k, &k.gen("a"), b"", 13), Change::Other);
+        // Liveness never changes a view: no bump; the record stays when the lease goes.
+        let c = Chassis {
+            name: "hv1".into(),
+            ..Default::default()
+        };
+        s.apply_put(&k, &k.chassis("hv1"), &c.encode_to_vec(), 14);
+        assert_eq!(s.intent_revision, 14, "a chassis record changes views");
+        assert_eq!(s.apply_put(&k, &k.alive("hv1"), b"", 15), Change::Status);
+        assert_eq!(s.intent_revision, 14);
+        assert!(s.chassis_list()[0].alive);
+        s.apply_delete(&k, &k.alive("hv1"), 16);
+        assert_eq!(s.intent_revision, 14);
+        let l = s.chassis_list();
+        assert_eq!(l.len(), 1);
+        assert!(!l[0].alive);
         assert_eq!(s.apply_put(&k, "/other/x", b"", 14), Change::Other);
     }
 }

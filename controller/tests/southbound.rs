@@ -1,6 +1,7 @@
 //! Southbound against a real etcd: Subscribe sends a snapshot then deltas, every intent change
 //! reaches every stream (even with an empty delta), acks do not cause updates, ReportStatus
-//! binds ports and sets `up`, chassis leave with their stream (or their lease), and
+//! binds ports and sets `up`, a chassis record outlives its stream (only `alive` follows the
+//! lease) until chassis-del, and
 //! `--wait=hv` waits for acks or times out naming the laggards.
 
 #![allow(clippy::unwrap_used)]
@@ -12,6 +13,7 @@ use std::time::Duration;
 use support::*;
 use tonic::{Code, Streaming};
 use weft_controller::view::{self, View};
+use weft_proto::v1::northbound_client::NorthboundClient;
 use weft_proto::v1::southbound_client::SouthboundClient;
 use weft_proto::v1::*;
 
@@ -235,47 +237,155 @@ async fn snapshot_then_deltas_and_status() {
     ctl.stop().await;
 }
 
+async fn alive_of(c: &mut NorthboundClient<tonic::transport::Channel>) -> Vec<(String, bool)> {
+    c.list_chassis(ListChassisRequest {})
+        .await
+        .map(|r| {
+            r.into_inner()
+                .chassis
+                .into_iter()
+                .map(|c| (c.name, c.alive))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chassis_leaves_with_its_stream_or_its_lease() {
+async fn chassis_record_outlives_its_stream_and_lease() {
     let etcd = start_etcd();
     let prefix = unique_prefix("lease");
     let ctl = InProc::start(config(&etcd.endpoint(), &prefix)).await;
     let mut c = nb(&ctl.url()).await;
     let mut s = sb(&ctl.url()).await;
+    c.create_switch(create_switch("sw", "10.0.0.0/24"))
+        .await
+        .unwrap();
+    c.create_port(create_port("sw", "p1", &["dynamic"]))
+        .await
+        .unwrap();
+    c.create_port(create_port("sw", "p2", &["dynamic"]))
+        .await
+        .unwrap();
     let mut st = s
         .subscribe(chassis("hv1", "192.168.0.1"))
         .await
         .unwrap()
         .into_inner();
-    next(&mut st).await;
-    // Keeps living beyond the TTL (3 s) while the stream is open.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let list = c
-        .list_chassis(ListChassisRequest {})
+    let u = next(&mut st).await;
+    report(&mut s, "hv1", u.revision, &[("p1", true)]).await;
+    // hv3 watches: its port p2 shares the switch with hv1's p1.
+    let mut s3 = sb(&ctl.url()).await;
+    let mut st3 = s3
+        .subscribe(chassis("hv3", "192.168.0.3"))
         .await
         .unwrap()
-        .into_inner()
-        .chassis;
-    assert_eq!(list.len(), 1, "lease kept alive while the stream is open");
+        .into_inner();
+    let u3 = next(&mut st3).await;
+    report(&mut s3, "hv3", u3.revision, &[("p2", true)]).await;
+    let mut v3 = View::default();
+    view::apply(&mut v3, &u3);
+    until(&mut st3, &mut v3, |v, _| v.chassis.contains_key("hv1")).await;
+    // Keeps living beyond the TTL (3 s) while the stream is open.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        alive_of(&mut c).await,
+        [("hv1".to_string(), true), ("hv3".to_string(), true)],
+        "lease kept alive while the stream is open"
+    );
+    // Deleting an alive chassis is refused.
+    let e = c
+        .delete_chassis(DeleteRequest {
+            name: "hv1".into(),
+            options: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
+    assert!(e.message().contains("alive"), "{}", e.message());
+    let before_close = dump(&etcd.endpoint(), &prefix).await;
     drop(st);
-    // The lease is left to expire (not revoked, so an agent restart causes no gap): gone
-    // within the TTL after the last keep-alive, plus etcd's expiry check granularity.
-    let gone = eventually(Duration::from_secs(5), || {
+    // The lease is left to expire (not revoked, so an agent restart causes no gap): alive
+    // becomes false within the TTL after the last keep-alive; the record stays.
+    let dead = eventually(Duration::from_secs(6), || {
         let mut c = c.clone();
-        async move {
-            c.list_chassis(ListChassisRequest {})
-                .await
-                .map(|r| r.into_inner().chassis.is_empty())
-                .unwrap_or(false)
-        }
+        async move { alive_of(&mut c).await.first() == Some(&("hv1".to_string(), false)) }
     })
     .await;
-    assert!(
-        gone,
-        "closed stream's chassis still listed after the lease TTL"
+    assert!(dead, "hv1 still alive after the lease TTL");
+    let after = dump(&etcd.endpoint(), &prefix).await;
+    let key = |k: &str| format!("{prefix}/v1/{k}");
+    let find = |d: &[(String, Vec<u8>)], k: &str| d.iter().find(|(x, _)| *x == key(k)).cloned();
+    assert_eq!(
+        find(&after, "chassis/hv1"),
+        find(&before_close, "chassis/hv1"),
+        "the record is untouched"
     );
+    assert!(find(&after, "status/alive/hv1").is_none());
+    assert!(
+        find(&after, "status/bindings/p1").is_some(),
+        "bindings stay"
+    );
+    // hv3 keeps its tunnel to hv1 (its OVS still forwards): no update removed it.
+    c.create_port(create_port("sw", "p3", &[])).await.unwrap();
+    let u = until(&mut st3, &mut v3, |v, _| v.ports.contains_key("p3")).await;
+    assert!(u.deleted_chassis.is_empty(), "{u:?}");
+    assert!(v3.chassis.contains_key("hv1"), "{v3:?}");
+    assert_eq!(v3.ports["p1"].chassis, "hv1");
+    // --wait=hv waits only for alive chassis: hv3 acks, dead hv1 is not waited for.
+    let r = c
+        .sync(SyncRequest {
+            revision: 0,
+            options: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    report(&mut s3, "hv3", r.revision, &[("p2", true)]).await;
+    c.sync(SyncRequest {
+        revision: r.revision,
+        options: Some(WriteOptions {
+            wait: WaitMode::WaitHv as i32,
+            timeout_ms: 3000,
+            ..Default::default()
+        }),
+    })
+    .await
+    .expect("wait=hv ignores the dead chassis");
 
-    // A controller that dies without revoking: the lease expires within its TTL.
+    // chassis-del: the record and its bindings go; hv3's view drops hv1.
+    c.delete_chassis(DeleteRequest {
+        name: "hv1".into(),
+        options: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(alive_of(&mut c).await, [("hv3".to_string(), true)]);
+    let p1 = c
+        .get_port(GetRequest { name: "p1".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((p1.chassis.as_str(), p1.up), ("", false));
+    until(&mut st3, &mut v3, |v, _| !v.chassis.contains_key("hv1")).await;
+    let e = c
+        .delete_chassis(DeleteRequest {
+            name: "hv1".into(),
+            options: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    c.delete_chassis(DeleteRequest {
+        name: "hv1".into(),
+        options: Some(WriteOptions {
+            if_exists: true,
+            ..Default::default()
+        }),
+    })
+    .await
+    .expect("--if-exists");
+
+    // A controller that dies without revoking: alive goes false within the lease TTL.
     let bin = BinCtl::start(&etcd.endpoint(), &prefix);
     let mut s2 = sb(&bin.url()).await;
     let mut st2 = None;
@@ -290,31 +400,18 @@ async fn chassis_leaves_with_its_stream_or_its_lease() {
     }
     let mut st2 = st2.expect("subscribe to the binary");
     next(&mut st2).await;
-    let names = |r: ListChassisReply| r.chassis.into_iter().map(|c| c.name).collect::<Vec<_>>();
-    assert_eq!(
-        names(
-            c.list_chassis(ListChassisRequest {})
-                .await
-                .unwrap()
-                .into_inner()
-        ),
-        ["hv2"]
-    );
+    assert!(alive_of(&mut c).await.contains(&("hv2".to_string(), true)));
     drop(bin); // SIGKILL: nobody revokes the lease
-    let gone = eventually(Duration::from_secs(6), || {
+    let dead = eventually(Duration::from_secs(6), || {
         let mut c = c.clone();
-        async move {
-            c.list_chassis(ListChassisRequest {})
-                .await
-                .map(|r| r.into_inner().chassis.is_empty())
-                .unwrap_or(false)
-        }
+        async move { alive_of(&mut c).await.contains(&("hv2".to_string(), false)) }
     })
     .await;
     assert!(
-        gone,
-        "crashed controller's chassis not gone after the 3 s lease TTL"
+        dead,
+        "crashed controller's chassis still alive after the 3 s lease TTL"
     );
+    drop(st3);
     ctl.stop().await;
 }
 
