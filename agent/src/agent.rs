@@ -198,6 +198,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
         version: env!("CARGO_PKG_VERSION").to_string(),
         applied_revision: 0,
         alive: false,
+        ..Default::default()
     };
     let (sb_tx, mut sb_rx) = mpsc::channel::<SbEvent>(256);
     let spawn_sub = |tx: mpsc::Sender<SbEvent>, delay: Duration| {

@@ -209,12 +209,20 @@ fn chassis_table(chassis: &[pb::Chassis]) -> String {
                 if c.alive { "alive" } else { "dead" }.to_string(),
                 c.applied_revision.to_string(),
                 dash(&c.version).to_string(),
+                dash(&one_line(&c.last_error)).to_string(),
             ]
         })
         .collect();
     table(
         &[
-            "NAME", "ENCAP_IP", "ENCAP", "DATAPATH", "STATE", "APPLIED", "VERSION",
+            "NAME",
+            "ENCAP_IP",
+            "ENCAP",
+            "DATAPATH",
+            "STATE",
+            "APPLIED",
+            "VERSION",
+            "LAST_ERROR",
         ],
         &rows,
     )
@@ -273,16 +281,28 @@ fn port_block(p: &pb::LogicalSwitchPort) -> String {
     out
 }
 
+/// An agent's error on one line (newlines and tabs become spaces).
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn chassis_line(c: &pb::Chassis) -> String {
     let mut attrs = vec![dash(&c.encap_ip).to_string()];
     attrs.extend(c.encap_types.iter().cloned());
-    format!(
+    let mut line = format!(
         "chassis {} ({}) {} applied={}\n",
         c.name,
         attrs.join(", "),
         if c.alive { "alive" } else { "dead" },
         c.applied_revision
-    )
+    );
+    if !c.last_error.is_empty() {
+        line.push_str(&format!(
+            "    last error: {}\n",
+            quoted_list([&one_line(&c.last_error)])
+        ));
+    }
+    line
 }
 
 fn show(r: &pb::ShowReply) -> String {
@@ -335,6 +355,7 @@ mod tests {
             version: "0.1.0".into(),
             applied_revision: applied,
             alive,
+            last_error: String::new(),
         }
     }
 
@@ -527,10 +548,11 @@ p3    down  -        -
         let mut h2 = chassis("host2", "10.1.0.2", false, 7);
         h2.encap_types = vec!["geneve".into(), "vxlan".into()];
         h2.version = String::new();
+        h2.last_error = "bundle failed:\n bad match".into();
         let expected = "\
-NAME   ENCAP_IP  ENCAP         DATAPATH  STATE  APPLIED  VERSION
-host1  10.1.0.1  geneve        netdev    alive  123      0.1.0
-host2  10.1.0.2  geneve,vxlan  netdev    dead   7        -
+NAME   ENCAP_IP  ENCAP         DATAPATH  STATE  APPLIED  VERSION  LAST_ERROR
+host1  10.1.0.1  geneve        netdev    alive  123      0.1.0    -
+host2  10.1.0.2  geneve,vxlan  netdev    dead   7        -        bundle failed: bad match
 ";
         assert_eq!(
             table_of(Reply::Chassis(pb::ListChassisReply {

@@ -40,6 +40,7 @@ pub struct Chassis {
     pub version: String,
     pub applied_revision: i64,
     pub alive: bool,
+    pub last_error: String,
 }
 
 /// WriteReply (ls-del, lsp-del, sync).
@@ -147,6 +148,7 @@ impl From<&pb::Chassis> for Chassis {
             version: c.version.clone(),
             applied_revision: c.applied_revision,
             alive: c.alive,
+            last_error: c.last_error.clone(),
         }
     }
 }

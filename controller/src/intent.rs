@@ -986,6 +986,7 @@ impl Intent {
                 ops: vec![
                     Op::Delete(self.keys.chassis(name)),
                     Op::Delete(self.keys.applied(name)),
+                    Op::Delete(self.keys.error(name)),
                 ],
             };
             let r = self.store.txn(t).await?;
@@ -1035,6 +1036,7 @@ impl Intent {
                 )));
             };
             let (applied, _) = self.store.get(&self.keys.applied(&report.chassis)).await?;
+            let (error, _) = self.store.get(&self.keys.error(&report.chassis)).await?;
             let bindings = self.store.range(&self.keys.bindings()).await?;
             let ports = self.store.range(&self.keys.ports()).await?;
             let port_names: HashSet<&str> = ports
@@ -1086,6 +1088,27 @@ impl Intent {
                 value: report.applied_revision.to_string().into_bytes(),
                 lease: ch.lease,
             });
+            // The last error, written only when it changed (absent = none).
+            // Long errors are cut (never rejected: the report must still record the bindings).
+            let mut last_error = report.last_error.as_str();
+            if last_error.len() > validate::MAX_STRING_LEN {
+                let mut end = validate::MAX_STRING_LEN;
+                while !last_error.is_char_boundary(end) {
+                    end -= 1;
+                }
+                last_error = &last_error[..end];
+            }
+            let error_now = error.as_ref().map(text).unwrap_or_default();
+            if error_now != last_error {
+                let key = self.keys.error(&report.chassis);
+                let rev = error.as_ref().map(|kv| kv.mod_revision).unwrap_or(0);
+                let op = if last_error.is_empty() {
+                    Op::Delete(key.clone())
+                } else {
+                    Op::put(key.clone(), last_error.as_bytes().to_vec())
+                };
+                changes.push((Compare::ModRevision(key, rev), op));
+            }
             if changes.is_empty() && ack.is_none() {
                 return Ok(bindings.revision);
             }

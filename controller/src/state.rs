@@ -13,6 +13,7 @@
 //! chassis/<name>             Chassis (persistent: written on Subscribe when it changed)
 //! status/alive/<chassis>     empty; on the chassis' lease (present = agent connected)
 //! status/applied/<chassis>   applied revision, decimal text (same lease)
+//! status/error/<chassis>     the agent's last apply error, text (not leased; absent = none)
 //! status/bindings/<port>     PortBinding (not leased)
 //! ```
 
@@ -94,6 +95,10 @@ impl Keys {
     pub fn alive(&self, chassis: &str) -> String {
         format!("{}status/alive/{chassis}", self.root)
     }
+    /// Last apply error of a chassis.
+    pub fn error(&self, chassis: &str) -> String {
+        format!("{}status/error/{chassis}", self.root)
+    }
     /// Applied revision of a chassis.
     pub fn applied(&self, chassis: &str) -> String {
         format!("{}status/applied/{chassis}", self.root)
@@ -149,6 +154,8 @@ pub struct ClusterState {
     pub chassis: BTreeMap<String, Chassis>,
     /// Names of the chassis whose lease is alive (agent connected).
     pub alive: BTreeSet<String>,
+    /// Last apply error by chassis name (only non-empty ones are stored).
+    pub errors: BTreeMap<String, String>,
     /// Applied revision by chassis name.
     pub applied: BTreeMap<String, i64>,
 }
@@ -208,6 +215,12 @@ impl ClusterState {
         } else if let Some(name) = rel.strip_prefix("status/alive/") {
             self.alive.insert(name.to_string());
             Change::Status
+        } else if let Some(name) = rel.strip_prefix("status/error/") {
+            self.errors.insert(
+                name.to_string(),
+                String::from_utf8_lossy(value).into_owned(),
+            );
+            Change::Status
         } else if rel.starts_with("nb/") {
             Change::Intent
         } else {
@@ -241,6 +254,9 @@ impl ClusterState {
             Change::Status
         } else if let Some(name) = rel.strip_prefix("status/alive/") {
             self.alive.remove(name);
+            Change::Status
+        } else if let Some(name) = rel.strip_prefix("status/error/") {
+            self.errors.remove(name);
             Change::Status
         } else if rel.starts_with("nb/") {
             Change::Intent
@@ -282,6 +298,7 @@ impl ClusterState {
             .map(|c| {
                 let mut c = c.clone();
                 c.alive = self.alive.contains(&c.name);
+                c.last_error = self.errors.get(&c.name).cloned().unwrap_or_default();
                 c.applied_revision = self.applied.get(&c.name).copied().unwrap_or(0);
                 c
             })
@@ -363,6 +380,12 @@ mod tests {
         assert_eq!(s.apply_put(&k, &k.alive("hv1"), b"", 15), Change::Status);
         assert_eq!(s.intent_revision, 14);
         assert!(s.chassis_list()[0].alive);
+        assert_eq!(
+            s.apply_put(&k, &k.error("hv1"), b"bundle failed", 16),
+            Change::Status
+        );
+        assert_eq!(s.intent_revision, 14, "an error report changes no view");
+        assert_eq!(s.chassis_list()[0].last_error, "bundle failed");
         s.apply_delete(&k, &k.alive("hv1"), 16);
         assert_eq!(s.intent_revision, 14);
         let l = s.chassis_list();

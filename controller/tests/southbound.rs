@@ -498,3 +498,61 @@ async fn wait_hv_returns_after_ack_and_times_out_without() {
     acker.abort();
     ctl.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_errors_are_recorded_only_when_changed() {
+    let etcd = start_etcd();
+    let prefix = unique_prefix("err");
+    let ctl = InProc::start(config(&etcd.endpoint(), &prefix)).await;
+    let mut c = nb(&ctl.url()).await;
+    let mut s = sb(&ctl.url()).await;
+    let mut st = s
+        .subscribe(chassis("hv1", "192.168.0.1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let u = next(&mut st).await;
+    let status = |e: &str| StatusReport {
+        chassis: "hv1".into(),
+        applied_revision: u.revision,
+        ports: vec![],
+        last_error: e.into(),
+    };
+    let r1 = s
+        .report_status(status("bundle failed: OFPBAC_BAD_OUT_PORT"))
+        .await
+        .unwrap()
+        .into_inner()
+        .revision;
+    let list = c
+        .list_chassis(ListChassisRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        list.chassis[0].last_error,
+        "bundle failed: OFPBAC_BAD_OUT_PORT"
+    );
+    let shown = c.show(ShowRequest {}).await.unwrap().into_inner();
+    assert_eq!(shown.chassis[0].last_error, list.chassis[0].last_error);
+    // The same error again writes nothing.
+    let r2 = s
+        .report_status(status("bundle failed: OFPBAC_BAD_OUT_PORT"))
+        .await
+        .unwrap()
+        .into_inner()
+        .revision;
+    assert_eq!(r2, r1, "an unchanged error was written again");
+    // A successful apply clears it (the key goes).
+    s.report_status(status("")).await.unwrap();
+    let list = c
+        .list_chassis(ListChassisRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.chassis[0].last_error, "");
+    let raw = dump(&etcd.endpoint(), &prefix).await;
+    assert!(!raw.iter().any(|(k, _)| k.contains("/status/error/")));
+    drop(st);
+    ctl.stop().await;
+}
