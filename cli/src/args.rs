@@ -66,6 +66,15 @@ pub enum WaitArg {
     Hv,
 }
 
+/// `lsp-set-enabled` states (as in ovn-nbctl).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnabledArg {
+    /// Forward the port's traffic.
+    Enabled,
+    /// Drop the port's traffic.
+    Disabled,
+}
+
 /// `-o` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -155,6 +164,19 @@ pub enum Command {
         /// Port name.
         port: String,
     },
+    /// Enable or disable a port (a disabled port's traffic is dropped).
+    LspSetEnabled {
+        /// Port name.
+        port: String,
+        /// New state.
+        #[arg(value_enum)]
+        state: EnabledArg,
+    },
+    /// Print `enabled` or `disabled`.
+    LspGetEnabled {
+        /// Port name.
+        port: String,
+    },
     /// Print `up` or `down`.
     LspGetUp {
         /// Port name.
@@ -192,6 +214,8 @@ impl Command {
             Command::LspSetPortSecurity { .. } => "lsp-set-port-security",
             Command::LspGetPortSecurity { .. } => "lsp-get-port-security",
             Command::LspGetUp { .. } => "lsp-get-up",
+            Command::LspSetEnabled { .. } => "lsp-set-enabled",
+            Command::LspGetEnabled { .. } => "lsp-get-enabled",
             Command::ChassisList => "chassis-list",
             Command::ChassisDel { .. } => "chassis-del",
             Command::Sync { .. } => "sync",

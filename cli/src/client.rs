@@ -60,6 +60,9 @@ pub async fn execute(cfg: &ClientConfig, call: Call) -> Result<Reply, CliError> 
         Call::SetPortSecurity(r) => {
             Reply::Port(client.set_port_security(r).await.map_err(st)?.into_inner())
         }
+        Call::SetPortEnabled(r) => {
+            Reply::Port(client.set_port_enabled(r).await.map_err(st)?.into_inner())
+        }
         Call::GetPort { name, field } => Reply::PortField(
             client
                 .get_port(GetRequest { name })

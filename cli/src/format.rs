@@ -89,6 +89,7 @@ pub fn port_field(port: &pb::LogicalSwitchPort, field: PortField) -> Vec<String>
             .collect(),
         PortField::PortSecurity => port.port_security.clone(),
         PortField::Up => vec![if port.up { "up" } else { "down" }.to_string()],
+        PortField::Enabled => vec![if port.enabled { "enabled" } else { "disabled" }.to_string()],
     }
 }
 

@@ -8,11 +8,11 @@ use std::time::Duration;
 use thiserror::Error;
 use weft_proto::v1::{
     CreatePortRequest, CreatePortsRequest, CreateSwitchRequest, DeleteRequest, ListPortsRequest,
-    LogicalSwitch, LogicalSwitchPort, SetPortAddressesRequest, SetPortSecurityRequest, SyncRequest,
-    WaitMode, WriteOptions,
+    LogicalSwitch, LogicalSwitchPort, SetPortAddressesRequest, SetPortEnabledRequest,
+    SetPortSecurityRequest, SyncRequest, WaitMode, WriteOptions,
 };
 
-use crate::args::{Cli, Command, WaitArg};
+use crate::args::{Cli, Command, EnabledArg, WaitArg};
 
 /// How long the controller waits by default for `--wait=hv` (see WriteOptions.timeout_ms).
 pub const SERVER_DEFAULT_WAIT: Duration = Duration::from_secs(30);
@@ -31,6 +31,7 @@ pub enum Call {
     ListPorts(ListPortsRequest),
     SetPortAddresses(SetPortAddressesRequest),
     SetPortSecurity(SetPortSecurityRequest),
+    SetPortEnabled(SetPortEnabledRequest),
     /// GetPort; `field` says which part of the port the command prints.
     GetPort {
         name: String,
@@ -48,6 +49,7 @@ pub enum PortField {
     Addresses,
     PortSecurity,
     Up,
+    Enabled,
 }
 
 /// A command line the CLI itself rejects (exit status 2).
@@ -168,6 +170,15 @@ pub fn build(cli: &Cli) -> Result<Call, RequestError> {
         Command::LspGetPortSecurity { port } => Call::GetPort {
             name: port.clone(),
             field: PortField::PortSecurity,
+        },
+        Command::LspSetEnabled { port, state } => Call::SetPortEnabled(SetPortEnabledRequest {
+            port: port.clone(),
+            enabled: *state == EnabledArg::Enabled,
+            options: Some(options),
+        }),
+        Command::LspGetEnabled { port } => Call::GetPort {
+            name: port.clone(),
+            field: PortField::Enabled,
         },
         Command::LspGetUp { port } => Call::GetPort {
             name: port.clone(),
@@ -428,6 +439,7 @@ mod tests {
             ("lsp-get-addresses", PortField::Addresses),
             ("lsp-get-port-security", PortField::PortSecurity),
             ("lsp-get-up", PortField::Up),
+            ("lsp-get-enabled", PortField::Enabled),
         ] {
             assert_eq!(
                 call(&[cmd, "p1"]),
@@ -498,6 +510,28 @@ mod tests {
                 options: opts(false, false, WaitMode::WaitNone, 0),
             })
         );
+    }
+
+    #[test]
+    fn set_enabled_takes_the_ovn_words() {
+        assert_eq!(
+            call(&["--wait=hv", "lsp-set-enabled", "p1", "disabled"]),
+            Call::SetPortEnabled(SetPortEnabledRequest {
+                port: "p1".into(),
+                enabled: false,
+                options: opts(false, false, WaitMode::WaitHv, 0),
+            })
+        );
+        assert_eq!(
+            call(&["lsp-set-enabled", "p1", "enabled"]),
+            Call::SetPortEnabled(SetPortEnabledRequest {
+                port: "p1".into(),
+                enabled: true,
+                options: opts(false, false, WaitMode::WaitNone, 0),
+            })
+        );
+        assert_eq!(parse_err(&["lsp-set-enabled", "p1", "off"]).exit_code(), 2);
+        assert_eq!(parse_err(&["lsp-set-enabled", "p1"]).exit_code(), 2);
     }
 
     #[test]

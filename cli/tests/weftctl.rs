@@ -284,6 +284,17 @@ fn port_commands_round_trip() {
     // No chassis binds the ports.
     assert_eq!(d.ok(&["lsp-get-up", "p1"]), "down\n");
 
+    // Administrative state, ovn-nbctl words.
+    assert_eq!(d.ok(&["lsp-get-enabled", "p1"]), "enabled\n");
+    assert_eq!(d.ok(&["lsp-set-enabled", "p1", "disabled"]), "");
+    assert_eq!(d.ok(&["lsp-get-enabled", "p1"]), "disabled\n");
+    assert!(d.ok(&["show"]).contains("    port p1 (down, disabled)\n"));
+    assert_eq!(d.json(&["lsp-get-enabled", "p1"])["enabled"], false);
+    d.ok(&["lsp-set-enabled", "p1", "enabled"]);
+    assert_eq!(d.ok(&["lsp-get-enabled", "p1"]), "enabled\n");
+    let err = d.fails(&["lsp-set-enabled", "nosuch", "enabled"]);
+    assert!(err.contains("nosuch"), "{err}");
+
     // show: the tree, and the same data as JSON.
     let show = d.ok(&["show"]);
     assert!(show.starts_with("switch sw1 (vni "), "{show}");

@@ -900,6 +900,37 @@ impl Intent {
         Err(contention("set port security"))
     }
 
+    /// Sets a port's administrative state. Setting the current state writes nothing and
+    /// returns the read revision.
+    pub async fn set_port_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+    ) -> ApiResult<(i64, LogicalSwitchPort)> {
+        validate_name("port", name)?;
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
+            let (existing, rev) = self.get_port(name).await?;
+            let Some((mut port, p_rev)) = existing else {
+                return Err(ApiError::NotFound(format!("port {name:?} not found")));
+            };
+            if port.enabled == enabled {
+                return Ok((rev, self.port_with_binding(port).await?));
+            }
+            port.enabled = enabled;
+            let txn = Txn {
+                compares: vec![Compare::ModRevision(self.keys.port(name), p_rev)],
+                ops: vec![Op::put(self.keys.port(name), port.encode_to_vec())],
+            };
+            let r = self.store.txn(txn).await?;
+            if r.succeeded {
+                tracing::info!(port = %name, enabled, revision = r.revision, "port enabled set");
+                return Ok((r.revision, self.port_with_binding(port).await?));
+            }
+        }
+        Err(contention("set port enabled"))
+    }
+
     /// Registers a chassis: its record is persistent and rewritten only when it changed (so a
     /// reconnecting agent does not disturb any view), its `status/alive/` key goes on `lease`.
     pub async fn register_chassis(&self, chassis: &Chassis, lease: i64) -> ApiResult<i64> {

@@ -11,8 +11,8 @@ use weft_proto::v1::{
     Chassis, CreatePortRequest, CreatePortsReply, CreatePortsRequest, CreateSwitchRequest,
     DeleteRequest, GetRequest, ListChassisReply, ListChassisRequest, ListPortsReply,
     ListPortsRequest, ListSwitchesReply, ListSwitchesRequest, LogicalSwitch, LogicalSwitchPort,
-    PortReply, SetPortAddressesRequest, SetPortSecurityRequest, ShowReply, ShowRequest,
-    SwitchDetail, SwitchReply, SyncRequest, WaitMode, WriteOptions, WriteReply,
+    PortReply, SetPortAddressesRequest, SetPortEnabledRequest, SetPortSecurityRequest, ShowReply,
+    ShowRequest, SwitchDetail, SwitchReply, SyncRequest, WaitMode, WriteOptions, WriteReply,
 };
 
 use crate::cache::CacheSnapshot;
@@ -350,6 +350,26 @@ impl Northbound for NorthboundService {
                 .intent
                 .set_port_security(&req.port, &req.port_security)
                 .await?;
+            self.wait(revision, Some(&opts)).await?;
+            Ok(Response::new(PortReply {
+                revision,
+                port: Some(port),
+            }))
+        }
+        .instrument(span)
+        .await
+        .map_err(status)
+    }
+
+    async fn set_port_enabled(
+        &self,
+        request: Request<SetPortEnabledRequest>,
+    ) -> Result<Response<PortReply>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!("set_port_enabled", port = %req.port, enabled = req.enabled);
+        async {
+            let opts = req.options.unwrap_or_default();
+            let (revision, port) = self.intent.set_port_enabled(&req.port, req.enabled).await?;
             self.wait(revision, Some(&opts)).await?;
             Ok(Response::new(PortReply {
                 revision,

@@ -556,3 +556,73 @@ async fn agent_errors_are_recorded_only_when_changed() {
     drop(st);
     ctl.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_a_port_reaches_the_view() {
+    let etcd = start_etcd();
+    let prefix = unique_prefix("enabled");
+    let ctl = InProc::start(config(&etcd.endpoint(), &prefix)).await;
+    let mut c = nb(&ctl.url()).await;
+    let mut s = sb(&ctl.url()).await;
+    c.create_switch(create_switch("sw", "10.0.0.0/24"))
+        .await
+        .unwrap();
+    let p = c
+        .create_port(create_port("sw", "p1", &["dynamic"]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(p.port.unwrap().enabled, "stored enabled on create");
+    let mut st = s
+        .subscribe(chassis("hv1", "192.168.0.1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut v = View::default();
+    let u = next(&mut st).await;
+    view::apply(&mut v, &u);
+    report(&mut s, "hv1", u.revision, &[("p1", true)]).await;
+    until(&mut st, &mut v, |v, _| v.ports.contains_key("p1")).await;
+    assert!(v.ports["p1"].enabled);
+    let set = |enabled: bool| SetPortEnabledRequest {
+        port: "p1".into(),
+        enabled,
+        options: None,
+    };
+    let r = c.set_port_enabled(set(false)).await.unwrap().into_inner();
+    let port = r.port.unwrap();
+    assert!(!port.enabled);
+    assert_eq!(port.chassis, "hv1", "reply carries the status");
+    until(&mut st, &mut v, |v, _| !v.ports["p1"].enabled).await;
+    // The same state again writes nothing.
+    let again = c.set_port_enabled(set(false)).await.unwrap().into_inner();
+    assert_eq!(again.revision, r.revision);
+    let got = c
+        .get_port(GetRequest { name: "p1".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!got.enabled);
+    c.set_port_enabled(set(true)).await.unwrap();
+    until(&mut st, &mut v, |v, _| v.ports["p1"].enabled).await;
+    let e = c
+        .set_port_enabled(SetPortEnabledRequest {
+            port: "nosuch".into(),
+            enabled: true,
+            options: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let e = c
+        .set_port_enabled(SetPortEnabledRequest {
+            port: "bad name".into(),
+            enabled: true,
+            options: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    drop(st);
+    ctl.stop().await;
+}
