@@ -60,34 +60,14 @@ impl NorthboundService {
     }
 }
 
-impl NorthboundService {
-    /// Waits (up to the default wait) for the cache to reach etcd revision `current`, then
-    /// returns the latest view-changing revision at or below it.
-    async fn view_revision_at(&self, current: i64) -> ApiResult<i64> {
-        let mut cache = self.cache.clone();
-        let deadline = tokio::time::Instant::now() + self.default_wait;
-        loop {
-            {
-                let snap = cache.borrow_and_update();
-                if snap.connected && snap.state.revision >= current {
-                    return Ok(snap.state.intent_revision.min(current).max(1));
-                }
-            }
-            match tokio::time::timeout_at(deadline, cache.changed()).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) => return Err(ApiError::Unavailable("controller shutting down".into())),
-                Err(_) => {
-                    return Err(ApiError::Unavailable(format!(
-                        "controller cache did not catch up with etcd revision {current}"
-                    )))
-                }
-            }
-        }
-    }
-}
-
 /// Waits until every live chassis has applied `revision`, or DeadlineExceeded naming the
 /// chassis that lag.
+///
+/// Agents only ever see revisions that changed some view (see `ClusterState::intent_revision`):
+/// acks and error reports bump etcd's revision without being sent. So once the cache has
+/// reached `revision`, the target is the latest view-changing revision at or below it; for a
+/// real write that is the write itself, for a no-op write or `Sync` it is the state the
+/// agents were last sent.
 pub async fn wait_hv(
     mut cache: watch::Receiver<Arc<CacheSnapshot>>,
     revision: i64,
@@ -98,10 +78,11 @@ pub async fn wait_hv(
         let lagging: Option<Vec<(String, i64)>> = {
             let snap = cache.borrow_and_update();
             (snap.connected && snap.state.revision >= revision).then(|| {
+                let target = snap.state.intent_revision.min(revision);
                 snap.state
                     .chassis_list()
                     .into_iter()
-                    .filter(|c| c.alive && c.applied_revision < revision)
+                    .filter(|c| c.alive && c.applied_revision < target)
                     .map(|c| (c.name, c.applied_revision))
                     .collect()
             })
@@ -451,10 +432,7 @@ impl Northbound for NorthboundService {
                 )));
             }
             let revision = if req.revision == 0 {
-                // The latest revision that changed any view: acks bump etcd's revision but
-                // are never sent to agents, so etcd's current revision may never be applied.
-                let current = self.intent.current_revision().await?;
-                self.view_revision_at(current).await?
+                self.intent.current_revision().await?
             } else {
                 req.revision
             };
