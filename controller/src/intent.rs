@@ -17,6 +17,7 @@ use weft_proto::v1::{Chassis, LogicalSwitch, LogicalSwitchPort, PortBinding, Sta
 use crate::error::{ApiError, ApiResult};
 use crate::ipam;
 use crate::state::{ClusterState, Keys};
+use crate::store::RangeResult;
 use crate::store::{Compare, IntentStore, KeyValue, Op, Txn};
 use crate::validate::{
     self, parse_addresses, parse_port_security, validate_name, AddressEntry, ValidationError,
@@ -1031,7 +1032,16 @@ impl Intent {
 
     /// Records a chassis' applied revision (on its lease) and reconciles the bindings naming
     /// it with the reported set. Writes nothing when nothing changed.
-    pub async fn report_status(&self, report: &StatusReport) -> ApiResult<i64> {
+    ///
+    /// `cached`, when given, is the controller's cached state: if it shows the bindings
+    /// already as reported, only the ack (and error) are written and the two range reads of
+    /// every binding and port are skipped. That is the common case (an ack after every
+    /// applied revision); a stale cache only delays a binding change to the next report.
+    pub async fn report_status(
+        &self,
+        report: &StatusReport,
+        cached: Option<&ClusterState>,
+    ) -> ApiResult<i64> {
         validate_name("chassis", &report.chassis)?;
         if report.ports.len() > MAX_REPORTED_PORTS {
             return Err(ValidationError::new(
@@ -1068,8 +1078,15 @@ impl Intent {
             };
             let (applied, _) = self.store.get(&self.keys.applied(&report.chassis)).await?;
             let (error, _) = self.store.get(&self.keys.error(&report.chassis)).await?;
-            let bindings = self.store.range(&self.keys.bindings()).await?;
-            let ports = self.store.range(&self.keys.ports()).await?;
+            let unchanged = attempt == 0 && cached.is_some_and(|st| bindings_match(st, report));
+            let (bindings, ports) = if unchanged {
+                (RangeResult::default(), RangeResult::default())
+            } else {
+                (
+                    self.store.range(&self.keys.bindings()).await?,
+                    self.store.range(&self.keys.ports()).await?,
+                )
+            };
             let port_names: HashSet<&str> = ports
                 .kvs
                 .iter()
@@ -1080,6 +1097,8 @@ impl Intent {
                 let b: PortBinding = decode(kv)?;
                 current.insert(b.port.clone(), (b, kv.mod_revision));
             }
+            // With `unchanged`, `reported` holds no existing port and `current` nothing: no
+            // binding changes, only the ack and the error below.
             let guard = Compare::ModRevision(ch.key.clone(), ch.mod_revision);
             // Binding changes as (compare, op) pairs; written in transactions of at most
             // --etcd-max-txn-ops (a host with many ports reports more than etcd takes at once),
@@ -1141,7 +1160,10 @@ impl Intent {
                 changes.push((Compare::ModRevision(key, rev), op));
             }
             if changes.is_empty() && ack.is_none() {
-                return Ok(bindings.revision);
+                return Ok(match (unchanged, cached) {
+                    (true, Some(st)) => st.revision,
+                    _ => bindings.revision,
+                });
             }
             let per_txn = self.limits.max_txn_ops.saturating_sub(1).max(1);
             let mut chunks: Vec<Txn> = changes
@@ -1179,6 +1201,27 @@ impl Intent {
         }
         Err(contention("report status"))
     }
+}
+
+/// True when `state` already holds exactly the bindings `report` asks for: every reported
+/// port that exists is bound to the reporting chassis with the reported `up`, and no other
+/// binding names that chassis.
+fn bindings_match(state: &ClusterState, report: &StatusReport) -> bool {
+    let mut reported = HashSet::with_capacity(report.ports.len());
+    for b in &report.ports {
+        reported.insert(b.port.as_str());
+        if !state.ports.contains_key(&b.port) {
+            continue;
+        }
+        match state.bindings.get(&b.port) {
+            Some(cur) if cur.chassis == report.chassis && cur.up == b.up => {}
+            _ => return false,
+        }
+    }
+    state
+        .bindings
+        .iter()
+        .all(|(port, b)| b.chassis != report.chassis || reported.contains(port.as_str()))
 }
 
 /// `dynamic` on a switch without subnet is a FailedPrecondition (the request is well-formed,

@@ -80,13 +80,16 @@ impl StreamTask {
                         continue;
                     }
                     let st = &snap.state;
+                    // A view depends only on keys that bump `intent_revision` (intent, chassis
+                    // records, bindings): acks and error reports cannot change it, so they
+                    // cost nothing here (there are several per write).
+                    if sent.as_ref().is_some_and(|(_, rev)| st.intent_revision <= *rev) {
+                        continue;
+                    }
                     let new_view = view::compute(st, &self.chassis.name);
                     let update = match &sent {
                         None => Some(view::snapshot(&new_view, st.revision)),
-                        Some((old, intent_rev)) => {
-                            (st.intent_revision > *intent_rev || *old != new_view)
-                                .then(|| view::delta(old, &new_view, st.revision))
-                        }
+                        Some((old, _)) => Some(view::delta(old, &new_view, st.revision)),
                     };
                     if let Some(u) = update {
                         tracing::debug!(revision = u.revision, snapshot = u.snapshot, ports = u.ports.len(), deleted_ports = u.deleted_ports.len(), "sending view update");
@@ -190,7 +193,11 @@ impl Southbound for SouthboundService {
         let report = request.into_inner();
         let span = tracing::debug_span!("report_status", chassis = %report.chassis, applied = report.applied_revision);
         async {
-            let revision = self.intent.report_status(&report).await?;
+            let cached = {
+                let snap = self.cache.borrow();
+                snap.connected.then(|| snap.state.clone())
+            };
+            let revision = self.intent.report_status(&report, cached.as_deref()).await?;
             Ok(Response::new(StatusReply { revision }))
         }
         .instrument(span)
