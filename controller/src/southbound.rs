@@ -197,7 +197,10 @@ impl Southbound for SouthboundService {
                 let snap = self.cache.borrow();
                 snap.connected.then(|| snap.state.clone())
             };
-            let revision = self.intent.report_status(&report, cached.as_deref()).await?;
+            let revision = self
+                .intent
+                .report_status(&report, cached.as_deref())
+                .await?;
             Ok(Response::new(StatusReply { revision }))
         }
         .instrument(span)

@@ -17,11 +17,13 @@
 //! status/bindings/<port>     PortBinding (not leased)
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+// Persistent maps: the cache publishes a new state on every etcd event while streams still
+// hold the previous one, so a copy must cost O(changed), not O(everything).
+use imbl::{OrdMap as BTreeMap, OrdSet as BTreeSet};
 use std::net::Ipv4Addr;
 
 use prost::Message;
-use weft_proto::v1::{Chassis, LogicalSwitch, LogicalSwitchPort, PortBinding};
+use weft_proto::v1::{Chassis, LogicalSwitch, LogicalSwitchPort, PortBinding, PortView};
 
 use crate::store::KeyValue;
 
@@ -147,6 +149,9 @@ pub struct ClusterState {
     pub switches: BTreeMap<String, LogicalSwitch>,
     /// Ports by name (status fields empty; see [`ClusterState::port_with_status`]).
     pub ports: BTreeMap<String, LogicalSwitchPort>,
+    /// Each port as views carry it (addresses parsed, dynamic ones included; `chassis`
+    /// empty), kept in step with `ports`.
+    pub resolved: BTreeMap<String, PortView>,
     /// Bindings by port name.
     pub bindings: BTreeMap<String, PortBinding>,
     /// Registered chassis by name, alive or not (status fields empty; see
@@ -193,7 +198,10 @@ impl ClusterState {
             }
             Change::Intent
         } else if let Some(name) = rel.strip_prefix("nb/ports/") {
-            if let Some(m) = decode(key, value) {
+            if let Some(m) = decode::<LogicalSwitchPort>(key, value) {
+                // Resolved once here, not on every view computation of every stream.
+                self.resolved
+                    .insert(name.to_string(), crate::view::resolve_port(&m, ""));
                 self.ports.insert(name.to_string(), m);
             }
             Change::Intent
@@ -242,6 +250,7 @@ impl ClusterState {
             Change::Intent
         } else if let Some(name) = rel.strip_prefix("nb/ports/") {
             self.ports.remove(name);
+            self.resolved.remove(name);
             Change::Intent
         } else if let Some(name) = rel.strip_prefix("chassis/") {
             self.chassis.remove(name);

@@ -103,7 +103,14 @@ pub fn compute(state: &ClusterState, chassis: &str) -> View {
             continue;
         }
         let c = bound_to(&p.name);
-        view.ports.insert(p.name.clone(), resolve_port(p, c));
+        let pv = match state.resolved.get(&p.name) {
+            Some(r) => PortView {
+                chassis: c.to_string(),
+                ..r.clone()
+            },
+            None => resolve_port(p, c),
+        };
+        view.ports.insert(p.name.clone(), pv);
         if !c.is_empty() && c != chassis {
             if let Some(rc) = state.chassis.get(c) {
                 view.chassis.insert(
