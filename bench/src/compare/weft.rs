@@ -132,7 +132,7 @@ pub fn run(cfg: &CompareConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
         .controllers(1)
         .agents(true)
         .encap(Encap::Geneve)
-        .log_filter("warn")
+        .log_filter(&std::env::var("WEFT_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
         .start()?;
     let url = tb.controller_url(1)?;
     let rt: Runtime = tokio::runtime::Builder::new_current_thread()
@@ -210,7 +210,22 @@ pub fn run(cfg: &CompareConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
             options: wait_hv(cfg.timeout),
         }))
         .with_context(|| format!("CreatePort {} --wait=hv", p.name))?;
-        single.push(t.elapsed());
+        let took = t.elapsed();
+        if std::env::var_os("WEFT_BENCH_SAMPLES").is_some() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let day = now.as_secs_f64() % 86400.0;
+            progress(&format!(
+                "weft: single add {} on host{}: {took:?} (ended {:02}:{:02}:{:09.6} UTC)",
+                p.name,
+                p.host,
+                (day / 3600.0) as u64,
+                (day % 3600.0 / 60.0) as u64,
+                day % 60.0
+            ));
+        }
+        single.push(took);
     }
     let processes = usage(&procs, &cpu0);
     let flows = flows_per_host(&tb)?;

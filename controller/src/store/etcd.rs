@@ -84,9 +84,16 @@ impl EtcdStore {
         F: FnOnce(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
+        let started = std::time::Instant::now();
         let client = self.client().await?;
         match tokio::time::timeout(self.config.timeout, f(client)).await {
-            Ok(Ok(v)) => Ok(v),
+            Ok(Ok(v)) => {
+                let took = started.elapsed();
+                if took >= SLOW_CALL {
+                    tracing::warn!(what, took_ms = took.as_millis() as u64, "slow etcd call");
+                }
+                Ok(v)
+            }
             Ok(Err(e)) => {
                 let err = map_err(what, e);
                 if matches!(err, StoreError::Unavailable(_)) {
@@ -105,6 +112,9 @@ impl EtcdStore {
         }
     }
 }
+
+/// Calls slower than this are logged: the first thing to look at when writes are slow.
+const SLOW_CALL: Duration = Duration::from_millis(100);
 
 fn map_err(what: &str, e: etcd_client::Error) -> StoreError {
     match e {
