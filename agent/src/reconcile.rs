@@ -167,16 +167,29 @@ impl Reconciler {
         Some(diff_delta(&recompiled.delta))
     }
 
-    /// Recompiles everything and diffs it against what the switch reports.
+    /// Diffs the desired state against what the switch reports. The desired state does not
+    /// depend on the switch, so one that is already built is only brought up to date
+    /// (pending changes recompiled); everything is compiled only when there is none yet
+    /// (start, or after a failed bundle). A periodic resync thus costs a read-back and a diff,
+    /// not a full compile.
     pub fn full(&mut self, installed_flows: &[Flow], installed_groups: &[Group]) -> Option<Diff> {
         if !self.ready() {
             return None;
         }
         let vifs = self.vifs.clone().unwrap_or_default();
-        let desired = compile_all(&self.input(&vifs));
+        let desired = match self.desired.take() {
+            Some(mut desired) => {
+                let change = std::mem::take(&mut self.pending);
+                recompile(&mut desired, &self.input(&vifs), &change);
+                desired
+            }
+            None => {
+                self.pending = ViewChange::default();
+                compile_all(&self.input(&vifs))
+            }
+        };
         let d = diff(installed_flows, installed_groups, &desired);
         self.desired = Some(desired);
-        self.pending = ViewChange::default();
         Some(d)
     }
 
@@ -351,6 +364,31 @@ mod tests {
         assert!(!r.needs_snapshot());
         // The rejection is reported until an apply succeeds.
         assert!(r.status().unwrap().last_error.contains("zz"));
+    }
+
+    #[test]
+    fn resync_reuses_the_desired_state_and_repairs_drift() {
+        let mut r = Reconciler::new("h1", BTreeMap::new());
+        r.on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")]))
+            .unwrap();
+        r.on_vifs(&vifs(&[("p1", 3)]));
+        let first = r.full(&[], &[]).unwrap();
+        r.applied(Ok(()));
+        // A change arrives and is not applied incrementally before the resync.
+        r.on_vifs(&vifs(&[("p1", 3), ("p2", 4)]));
+        let mut installed: Vec<Flow> = first.flows.adds.clone();
+        let groups: Vec<Group> = first.groups.adds.clone();
+        let lost = installed.pop().expect("some flow");
+        let d = r.full(&installed, &groups).unwrap();
+        // The drifted flow comes back and p2's flows are added: same as a fresh compile.
+        let mut fresh = Reconciler::new("h1", BTreeMap::new());
+        fresh
+            .on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")]))
+            .unwrap();
+        fresh.on_vifs(&vifs(&[("p1", 3), ("p2", 4)]));
+        let expected = fresh.full(&installed, &groups).unwrap();
+        assert_eq!(d.to_sorted_lines(), expected.to_sorted_lines());
+        assert!(d.flows.adds.contains(&lost) || d.flows.modifies.contains(&lost));
     }
 
     #[test]
