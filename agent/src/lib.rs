@@ -5,6 +5,7 @@
 //! and [`diff`] (desired vs installed → one bundle).
 
 pub mod agent;
+pub mod cni;
 pub mod config;
 pub mod diff;
 

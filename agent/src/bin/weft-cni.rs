@@ -1,0 +1,105 @@
+//! `weft-cni`: the CNI plugin (spec 1.0.0; 0.3.x and 0.4.0 configurations accepted). It reads
+//! the `CNI_*` environment and the network configuration on stdin, forwards ADD/DEL/CHECK to
+//! the local weft-agent over its unix socket (`agentSocket`, default
+//! `/var/run/weft/cni.sock`) and prints the CNI result, or a CNI error object with exit
+//! status 1. VERSION is answered locally. See `docs/cni.md`.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use weft_agent::cni::spec::{
+    self, CniError, Command, ErrorReply, NetConf, Reply, Request, DEFAULT_VERSION,
+};
+
+/// How long to wait for the agent's answer (an ADD may wait for the controller).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn main() {
+    let mut stdin = Vec::new();
+    let read = std::io::stdin()
+        .take(spec::MAX_MESSAGE_BYTES as u64 + 1)
+        .read_to_end(&mut stdin);
+    let version = spec::conf_version(&stdin)
+        .filter(|v| spec::SUPPORTED_VERSIONS.contains(&v.as_str()))
+        .unwrap_or_else(|| DEFAULT_VERSION.to_string());
+    let outcome = match read {
+        Ok(_) => run(&stdin, &version),
+        Err(e) => Err(ErrorReply::from(&CniError::Decode(format!(
+            "cannot read stdin: {e}"
+        )))),
+    };
+    let mut out = std::io::stdout().lock();
+    match outcome {
+        Ok(Some(v)) => {
+            let _ = writeln!(out, "{v}");
+        }
+        Ok(None) => {}
+        Err(e) => {
+            let _ = writeln!(out, "{}", spec::error_json(&version, &e));
+            let _ = out.flush();
+            eprintln!("weft-cni: {}", e.msg);
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(stdin: &[u8], version: &str) -> Result<Option<Value>, ErrorReply> {
+    let env = spec::parse_env(|k| std::env::var(k).ok()).map_err(|e| ErrorReply::from(&e))?;
+    if env.command == Command::Version {
+        return Ok(Some(spec::version_result(version)));
+    }
+    let conf = spec::parse_netconf(stdin).map_err(|e| ErrorReply::from(&e))?;
+    if env.command == Command::Check && conf.cni_version.starts_with("0.3.") {
+        return Err(ErrorReply::from(&CniError::IncompatibleVersion(format!(
+            "{} (CHECK needs 0.4.0 or later)",
+            conf.cni_version
+        ))));
+    }
+    let req = Request::new(&env, &conf);
+    match call_agent(&conf, &req)? {
+        Reply::Error(e) => Err(e),
+        Reply::Ok(Some(a)) if env.command == Command::Add => {
+            Ok(Some(spec::build_result(&conf.cni_version, &a)))
+        }
+        Reply::Ok(None) if env.command == Command::Add => Err(ErrorReply::from(
+            &CniError::Protocol("ADD succeeded without an attachment".into()),
+        )),
+        Reply::Ok(_) => Ok(None),
+    }
+}
+
+fn call_agent(conf: &NetConf, req: &Request) -> Result<Reply, ErrorReply> {
+    let socket = &conf.agent_socket;
+    let unreachable = |reason: String| {
+        ErrorReply::from(&CniError::AgentUnreachable {
+            socket: socket.display().to_string(),
+            reason,
+        })
+    };
+    let mut s = connect(socket).map_err(|e| unreachable(e.to_string()))?;
+    let body = serde_json::to_vec(req)
+        .map_err(|e| ErrorReply::from(&CniError::Protocol(e.to_string())))?;
+    s.set_read_timeout(Some(REPLY_TIMEOUT))
+        .and_then(|()| s.set_write_timeout(Some(Duration::from_secs(10))))
+        .and_then(|()| s.write_all(&body))
+        .and_then(|()| s.shutdown(std::net::Shutdown::Write))
+        .map_err(|e| unreachable(format!("sending the request: {e}")))?;
+    let mut buf = Vec::new();
+    (&mut s)
+        .take(spec::MAX_MESSAGE_BYTES as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| ErrorReply::from(&CniError::Protocol(format!("reading the reply: {e}"))))?;
+    serde_json::from_slice(&buf).map_err(|e| {
+        ErrorReply::from(&CniError::Protocol(format!(
+            "{e} in {:?}",
+            String::from_utf8_lossy(&buf[..buf.len().min(200)])
+        )))
+    })
+}
+
+fn connect(path: &Path) -> std::io::Result<UnixStream> {
+    UnixStream::connect(path)
+}

@@ -1,0 +1,17 @@
+//! CNI support: the `weft-cni` plugin binary (`src/bin/weft-cni.rs`) forwards ADD/DEL/CHECK
+//! over a unix socket to the agent, whose [`server`] creates the logical port on the
+//! controller, plumbs a veth into the container's namespace and plugs the host end into the
+//! integration bridge with `external_ids:iface-id`.
+//!
+//! Where to start: [`spec`] (pure: CNI env/config parsing, wire messages, naming, result
+//! JSON), then [`server::serve`]. Adapters: [`link`] (`ip`/`ethtool` via `nsenter`),
+//! [`ovs`] (OVSDB rows of the VIF), [`controller`] (northbound gRPC). See `docs/cni.md`.
+
+pub mod controller;
+pub mod link;
+pub mod ovs;
+pub mod server;
+pub mod spec;
+
+pub use server::{serve, CniServerConfig, CniServerError};
+pub use spec::{CniError, DEFAULT_AGENT_SOCKET};

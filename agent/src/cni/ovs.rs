@@ -1,0 +1,221 @@
+//! The OVSDB side of a CNI attachment: the Port + Interface of the host veth on the
+//! integration bridge, with `external_ids:iface-id=<logical port>` (how the agent binds VIFs)
+//! and our marks: [`CNI_KEY`] = the container id (the row is ours; DEL removes only such
+//! rows) and [`LPORT_KEY`] = `created` when ADD created the logical port (DEL deletes only
+//! those on the controller).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use weft_ovsdb::atom::{json_named_uuid, json_str_map};
+use weft_ovsdb::ops::{self, eq, selected_rows};
+use weft_ovsdb::vswitch::{DB, OWNER_KEY};
+use weft_ovsdb::{Client, ClientConfig, Endpoint, Row, RowExt, Uuid};
+
+use super::spec::CniError;
+
+/// `external_ids` key on the Interface and Port: the container id that owns them.
+pub const CNI_KEY: &str = "weft-cni";
+/// `external_ids` key on the Interface: `created` when ADD created the logical port.
+pub const LPORT_KEY: &str = "weft-cni-lport";
+/// Value of [`LPORT_KEY`] for a logical port ADD created.
+pub const LPORT_CREATED: &str = "created";
+
+fn err(e: impl std::fmt::Display) -> CniError {
+    CniError::Datapath(format!("OVSDB: {e}"))
+}
+
+/// Connects to the OVSDB server at `target` (`unix:PATH` or `tcp:IP:PORT`).
+pub async fn connect(target: &str) -> Result<Client, CniError> {
+    let ep: Endpoint = target.parse().map_err(err)?;
+    let cfg = ClientConfig {
+        request_timeout: Some(Duration::from_secs(10)),
+        connect_timeout: Duration::from_secs(5),
+        ..ClientConfig::default()
+    };
+    Client::connect(&ep, cfg).await.map_err(err)
+}
+
+fn uuid_of(row: &Row) -> Option<Uuid> {
+    row.get("_uuid").and_then(|d| d.uuids().into_iter().next())
+}
+
+/// Pure: the ops that create Port + Interface `name` with `ids` on the bridge `bridge`,
+/// guarded so they fail if a Port of that name appeared meanwhile.
+pub fn plan_add_vif(bridge: &Uuid, name: &str, ids: &BTreeMap<String, String>) -> Vec<Value> {
+    let mut port_ids = BTreeMap::new();
+    if let Some(c) = ids.get(CNI_KEY) {
+        port_ids.insert(CNI_KEY.to_string(), c.clone());
+    }
+    vec![
+        ops::wait(
+            "Port",
+            vec![eq("name", json!(name))],
+            &["name"],
+            "==",
+            vec![],
+            Some(0),
+        ),
+        ops::insert(
+            "Interface",
+            ops::row([("name", json!(name)), ("external_ids", json_str_map(ids))]),
+            Some("iface"),
+        ),
+        ops::insert(
+            "Port",
+            ops::row([
+                ("name", json!(name)),
+                ("interfaces", json_named_uuid("iface")),
+                ("external_ids", json_str_map(&port_ids)),
+            ]),
+            Some("port"),
+        ),
+        ops::mutate(
+            "Bridge",
+            vec![eq("_uuid", bridge.to_json())],
+            vec![ops::mutation("ports", "insert", json_named_uuid("port"))],
+        ),
+        ops::comment(&format!("weft-cni: add {name}")),
+    ]
+}
+
+/// Pure: the ops that detach Port `port` from every bridge (OVSDB then garbage-collects the
+/// Port and its Interface).
+pub fn plan_del_port(port: &Uuid, name: &str) -> Vec<Value> {
+    vec![
+        ops::mutate(
+            "Bridge",
+            vec![],
+            vec![ops::mutation("ports", "delete", port.to_json())],
+        ),
+        ops::comment(&format!("weft-cni: delete {name}")),
+    ]
+}
+
+/// Adds the VIF `name` to `bridge` with `ids` as the Interface's `external_ids`.
+pub async fn add_vif(
+    client: &Client,
+    bridge: &str,
+    name: &str,
+    ids: &BTreeMap<String, String>,
+) -> Result<(), CniError> {
+    let reads = client
+        .transact(
+            DB,
+            vec![ops::select(
+                "Bridge",
+                vec![eq("name", json!(bridge))],
+                Some(&["_uuid"]),
+            )],
+        )
+        .await
+        .map_err(err)?;
+    let bridges = reads
+        .first()
+        .map(selected_rows)
+        .transpose()
+        .map_err(err)?
+        .unwrap_or_default();
+    let Some(b) = bridges.first().and_then(uuid_of) else {
+        return Err(CniError::Datapath(format!(
+            "bridge {bridge:?} does not exist (is weft-agent running on this host?)"
+        )));
+    };
+    client
+        .transact(DB, plan_add_vif(&b, name, ids))
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
+/// The `external_ids` of the Interface `name`, None when there is none.
+pub async fn vif_ids(
+    client: &Client,
+    name: &str,
+) -> Result<Option<BTreeMap<String, String>>, CniError> {
+    let r = client
+        .transact(
+            DB,
+            vec![ops::select(
+                "Interface",
+                vec![eq("name", json!(name))],
+                Some(&["external_ids"]),
+            )],
+        )
+        .await
+        .map_err(err)?;
+    let rows = r
+        .first()
+        .map(selected_rows)
+        .transpose()
+        .map_err(err)?
+        .unwrap_or_default();
+    Ok(rows.first().map(|row| row.str_map_col("external_ids")))
+}
+
+/// Removes the Port `name` from its bridge, if it exists and is not the agent's own.
+pub async fn del_vif(client: &Client, name: &str) -> Result<(), CniError> {
+    let r = client
+        .transact(
+            DB,
+            vec![ops::select(
+                "Port",
+                vec![eq("name", json!(name))],
+                Some(&["_uuid", "external_ids"]),
+            )],
+        )
+        .await
+        .map_err(err)?;
+    let rows = r
+        .first()
+        .map(selected_rows)
+        .transpose()
+        .map_err(err)?
+        .unwrap_or_default();
+    for row in rows {
+        if row.str_map_col("external_ids").contains_key(OWNER_KEY) {
+            return Err(CniError::Datapath(format!(
+                "port {name:?} belongs to weft-agent, not to a container"
+            )));
+        }
+        if let Some(u) = uuid_of(&row) {
+            client
+                .transact(DB, plan_del_port(&u, name))
+                .await
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_plan_marks_rows() {
+        let b = Uuid::parse("11111111-1111-1111-1111-111111111111").expect("u");
+        let ids: BTreeMap<String, String> = [
+            ("iface-id".to_string(), "lp1".to_string()),
+            (CNI_KEY.to_string(), "cid".to_string()),
+        ]
+        .into();
+        let p = plan_add_vif(&b, "weft0", &ids);
+        assert_eq!(p[0]["op"], json!("wait"));
+        assert_eq!(
+            p[1]["row"]["external_ids"],
+            json!(["map", [["iface-id", "lp1"], ["weft-cni", "cid"]]])
+        );
+        assert_eq!(
+            p[2]["row"]["external_ids"],
+            json!(["map", [["weft-cni", "cid"]]])
+        );
+        assert_eq!(
+            p[3]["mutations"],
+            json!([["ports", "insert", ["named-uuid", "port"]]])
+        );
+        let d = plan_del_port(&b, "weft0");
+        assert_eq!(d[0]["where"], json!([]));
+    }
+}
