@@ -41,6 +41,14 @@ async fn run_in(netns: &str, program: &str, args: &[&str]) -> Result<String, Cni
     run("nsenter", &full).await
 }
 
+/// `ip ARGS` in the namespace at `ns`, or in ours when None.
+async fn ip_at(ns: Option<&str>, args: &[&str]) -> Result<String, CniError> {
+    match ns {
+        None => ip(args).await,
+        Some(n) => run_in(n, "ip", args).await,
+    }
+}
+
 fn is_missing(e: &CniError) -> bool {
     matches!(e, CniError::Datapath(m) if m.contains("Cannot find device") || m.contains("does not exist"))
 }
@@ -61,10 +69,14 @@ pub struct ContainerSide<'a> {
     pub tx_offload_off: bool,
 }
 
-/// Creates the veth (`host` here, the peer in the container namespace), configures the
-/// container side and brings both up. Does not clean up on failure (the caller does, with
-/// [`delete_link`] on `host`, which removes the peer too).
-pub async fn create_veth(host: &str, c: &ContainerSide<'_>) -> Result<(), CniError> {
+/// Creates the veth (`host` in the namespace at `host_ns`, ours when None; the peer in the
+/// container namespace), configures the container side and brings both up. Does not clean
+/// up on failure (the caller does, with [`delete_link`] on `host`, which removes the peer).
+pub async fn create_veth(
+    host_ns: Option<&str>,
+    host: &str,
+    c: &ContainerSide<'_>,
+) -> Result<(), CniError> {
     if !Path::new(c.netns).exists() {
         return Err(CniError::InvalidEnv {
             var: "CNI_NETNS",
@@ -82,7 +94,9 @@ pub async fn create_veth(host: &str, c: &ContainerSide<'_>) -> Result<(), CniErr
         )));
     }
     let mtu = c.mtu.to_string();
-    ip(&[
+    ip_at(
+        host_ns,
+        &[
         "link",
         "add",
         host,
@@ -96,8 +110,9 @@ pub async fn create_veth(host: &str, c: &ContainerSide<'_>) -> Result<(), CniErr
         "mtu",
         &mtu,
         "netns",
-        c.netns,
-    ])
+            c.netns,
+        ],
+    )
     .await?;
     let ns = c.netns;
     run_in(
@@ -134,15 +149,19 @@ pub async fn create_veth(host: &str, c: &ContainerSide<'_>) -> Result<(), CniErr
     }
     if c.tx_offload_off {
         run_in(ns, "ethtool", &["-K", c.ifname, "tx", "off"]).await?;
-        run("ethtool", &["-K", host, "tx", "off"]).await?;
+        match host_ns {
+            None => run("ethtool", &["-K", host, "tx", "off"]).await?,
+            Some(n) => run_in(n, "ethtool", &["-K", host, "tx", "off"]).await?,
+        };
     }
-    ip(&["link", "set", "dev", host, "up"]).await?;
+    ip_at(host_ns, &["link", "set", "dev", host, "up"]).await?;
     Ok(())
 }
 
-/// Deletes a link in our namespace (and so its veth peer); a missing link is not an error.
-pub async fn delete_link(name: &str) -> Result<(), CniError> {
-    match ip(&["link", "del", "dev", name]).await {
+/// Deletes a link in the namespace at `ns` (ours when None), and so its veth peer; a
+/// missing link is not an error.
+pub async fn delete_link(ns: Option<&str>, name: &str) -> Result<(), CniError> {
+    match ip_at(ns, &["link", "del", "dev", name]).await {
         Ok(_) => Ok(()),
         Err(e) if is_missing(&e) => Ok(()),
         Err(e) => Err(e),
@@ -194,10 +213,7 @@ pub fn parse_ip_addr_json(out: &str) -> Option<LinkInfo> {
 /// The link `name` in our namespace (`netns` None) or in the namespace at `netns`.
 pub async fn link_info(netns: Option<&str>, name: &str) -> Result<LinkInfo, CniError> {
     let args = ["-j", "addr", "show", "dev", name];
-    let out = match netns {
-        None => ip(&args).await?,
-        Some(ns) => run_in(ns, "ip", &args).await?,
-    };
+    let out = ip_at(netns, &args).await?;
     parse_ip_addr_json(&out)
         .ok_or_else(|| CniError::Datapath(format!("cannot parse `ip -j addr show dev {name}`")))
 }

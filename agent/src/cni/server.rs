@@ -57,6 +57,9 @@ pub struct CniServerConfig {
     pub datapath: DatapathType,
     /// Pod MTU when neither the network config nor the switch sets one.
     pub default_mtu: u32,
+    /// Path of the network namespace ovs-vswitchd runs in, where host veth ends are created;
+    /// None: the agent's own (the usual case: both run in the host's namespace).
+    pub host_netns: Option<String>,
     /// Upper bound for handling one request.
     pub request_timeout: Duration,
 }
@@ -83,6 +86,7 @@ impl CniServerConfig {
             bridge: "br-int".into(),
             datapath: DatapathType::System,
             default_mtu: 1400,
+            host_netns: None,
             request_timeout: Duration::from_secs(60),
         }
     }
@@ -155,6 +159,10 @@ impl Handler {
             controller,
             lock: Mutex::new(()),
         }
+    }
+
+    fn host_ns(&self) -> Option<&str> {
+        self.cfg.host_netns.as_deref()
     }
 
     async fn connection(&self, mut stream: UnixStream) {
@@ -239,7 +247,7 @@ impl Handler {
                 if let Ok(c) = ovs::connect(&self.cfg.ovsdb).await {
                     let _ = ovs::del_vif(&c, &host).await;
                 }
-                let _ = link::delete_link(&host).await;
+                let _ = link::delete_link(self.host_ns(), &host).await;
                 if created {
                     if let Err(de) = self.controller.delete_port(&port).await {
                         warn!(port = %port, error = %de, "could not delete the logical port after a failed ADD");
@@ -275,6 +283,7 @@ impl Handler {
             .unwrap_or(self.cfg.default_mtu);
         let temp = spec::temp_ifname(&req.container_id, &req.ifname);
         link::create_veth(
+            self.host_ns(),
             host,
             &ContainerSide {
                 netns,
@@ -298,7 +307,7 @@ impl Handler {
         }
         let client = ovs::connect(&self.cfg.ovsdb).await?;
         ovs::add_vif(&client, &self.cfg.bridge, host, &ids).await?;
-        let host_mac = link::link_info(None, host).await.ok().and_then(|l| l.mac);
+        let host_mac = link::link_info(self.host_ns(), host).await.ok().and_then(|l| l.mac);
         Ok(Attachment {
             port: port.to_string(),
             host_ifname: host.to_string(),
@@ -334,7 +343,7 @@ impl Handler {
             }
             None => {}
         }
-        link::delete_link(&host).await?;
+        link::delete_link(self.host_ns(), &host).await?;
         info!(container = %req.container_id, host_ifname = %host, "CNI DEL done");
         Ok(())
     }
@@ -365,7 +374,7 @@ impl Handler {
             .ok_or_else(|| fail(format!("logical port {port:?} has no address")))?;
         let ls = self.controller.get_switch(&lport.switch_name).await?;
         let gateway = spec::gateway_of(&ls.subnet);
-        let host_info = link::link_info(None, &host)
+        let host_info = link::link_info(self.host_ns(), &host)
             .await
             .map_err(|e| fail(format!("host interface {host}: {e}")))?;
         let info = link::link_info(Some(&netns), &req.ifname)

@@ -1,0 +1,553 @@
+//! The real `weft-cni` binary against the agent's CNI server (in-process), a real
+//! weft-controller on a real etcd, a real weft-agent and a real ovsdb-server + ovs-vswitchd
+//! (userspace datapath, private netns; the server creates host veth ends there).
+//!
+//! Covers: ADD plumbs the container netns (MAC, IP, MTU, default route via the gateway) and
+//! the OVS interface (iface-id, marks) and the agent binds the port (up); CHECK passes; DEL
+//! removes everything and is idempotent (twice, and for an unknown container); a logical port
+//! that existed before ADD survives DEL; a failed ADD leaves no logical port behind; bad input
+//! and an absent agent give CNI error JSON with the right code and exit status 1.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use weft_agent::cni::{CniServerConfig, DEFAULT_AGENT_SOCKET};
+use weft_testbed::etcd::Etcd;
+use weft_testbed::ovs::{Ovs, OvsConfig};
+use weft_testbed::process::{free_port, log_tail, wait_until, Proc, ProcSpec, WorkDir};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn weftctl(url: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(weft_testbed::find_bin("weftctl")?)
+        .arg("--controller")
+        .arg(url)
+        .args(args)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "weftctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The CNI server on its own runtime thread; stopped on drop.
+struct Server {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(cfg: CniServerConfig) -> anyhow::Result<Server> {
+        let socket = cfg.socket.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                if let Err(e) = weft_agent::cni::serve(cfg, async {
+                    let _ = rx.await;
+                })
+                .await
+                {
+                    eprintln!("CNI server: {e}");
+                }
+            });
+        });
+        anyhow::ensure!(
+            wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+                socket.exists()
+            }),
+            "CNI socket {} never appeared",
+            socket.display()
+        );
+        Ok(Server {
+            stop: Some(tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A network namespace deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> anyhow::Result<Netns> {
+        let name = unique("wcni");
+        let st = Command::new("ip").args(["netns", "add", &name]).status()?;
+        anyhow::ensure!(st.success(), "ip netns add {name}");
+        Ok(Netns(name))
+    }
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+    fn ip(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["-n", &self.0])
+            .args(args)
+            .output()
+            .expect("ip");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+struct Env {
+    dir: WorkDir,
+    url: String,
+    socket: PathBuf,
+    ovs: Ovs,
+    // Dropped in reverse order of declaration: server first, then agent, controller, etcd.
+    _server: Server,
+    _agent: Proc,
+    _controller: Proc,
+    _etcd: Etcd,
+}
+
+fn setup(switch: &str, subnet: &str) -> anyhow::Result<Env> {
+    let etcd = Etcd::start()?;
+    let ovs = Ovs::start(OvsConfig::default())?;
+    let dir = WorkDir::temp("wcni")?;
+    let port = free_port()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let controller = ProcSpec::new(
+        "controller",
+        weft_testbed::find_bin("weft-controller")?,
+        dir.path().join("controller.log"),
+    )
+    .args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--etcd",
+        &etcd.endpoint(),
+        "--prefix",
+        &format!("/{}", unique("t")),
+    ])
+    .spawn()?;
+    anyhow::ensure!(
+        wait_until(Duration::from_secs(15), Duration::from_millis(100), || {
+            weftctl(&url, &["ls-list"]).is_ok()
+        }),
+        "controller did not come up:\n{}",
+        log_tail(&dir.path().join("controller.log"), 30)
+    );
+    let agent = ProcSpec::new(
+        "agent",
+        PathBuf::from(env!("CARGO_BIN_EXE_weft-agent")),
+        dir.path().join("agent.log"),
+    )
+    .args([
+        "--chassis",
+        &unique("hv"),
+        "--encap-ip",
+        "192.0.2.1",
+        "--controller",
+        &url,
+        "--ovsdb",
+        &ovs.db_target(),
+        "--datapath",
+        "netdev",
+    ])
+    .arg("--ovs-rundir")
+    .arg(ovs.rundir())
+    .env("WEFT_LOG", "info")
+    .env("NO_COLOR", "1")
+    .spawn()?;
+    anyhow::ensure!(
+        wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
+            ovs.vsctl(&["br-exists", "br-int"]).is_ok()
+        }),
+        "agent did not create br-int:\n{}",
+        log_tail(&dir.path().join("agent.log"), 30)
+    );
+    weftctl(&url, &["ls-add", switch, "--subnet", subnet])?;
+    let socket = dir.path().join("cni.sock");
+    let server = Server::start(CniServerConfig {
+        socket: socket.clone(),
+        controllers: vec![url.clone()],
+        ovsdb: ovs.db_target(),
+        bridge: "br-int".into(),
+        datapath: weft_ovsdb::DatapathType::Netdev,
+        host_netns: ovs.netns().map(|n| format!("/run/netns/{n}")),
+        ..CniServerConfig::defaults()
+    })?;
+    Ok(Env {
+        dir,
+        url,
+        socket,
+        ovs,
+        _server: server,
+        _agent: agent,
+        _controller: controller,
+        _etcd: etcd,
+    })
+}
+
+struct Call<'a> {
+    command: &'a str,
+    container: &'a str,
+    netns: Option<&'a str>,
+    args: &'a str,
+    conf: Value,
+}
+
+/// Runs the real plugin; returns (exit code, stdout parsed as JSON or Null when empty).
+fn cni(c: &Call) -> (i32, Value) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft-cni"));
+    cmd.env_clear()
+        .env("CNI_COMMAND", c.command)
+        .env("CNI_CONTAINERID", c.container)
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", "/opt/cni/bin")
+        .env("CNI_ARGS", c.args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(n) = c.netns {
+        cmd.env("CNI_NETNS", n);
+    }
+    let mut child = cmd.spawn().expect("spawn weft-cni");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(c.conf.to_string().as_bytes())
+            .expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("weft-cni");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v = if stdout.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("stdout not JSON ({e}): {stdout}"))
+    };
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn conf(switch: &str, socket: &Path, extra: Value) -> Value {
+    let mut c = json!({
+        "cniVersion": "1.0.0",
+        "name": "weft",
+        "type": "weft-cni",
+        "switch": switch,
+        "agentSocket": socket.display().to_string(),
+    });
+    if let (Some(o), Some(e)) = (c.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    c
+}
+
+fn ports(url: &str, switch: &str) -> Vec<String> {
+    weftctl(url, &["lsp-list", switch])
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+#[test]
+fn add_check_del_with_real_plugin() -> anyhow::Result<()> {
+    let e = setup("pods", "10.77.0.0/24")?;
+    let ns = Netns::new()?;
+    let container = format!("{:016x}{}", std::process::id(), "c0ffee");
+    let pod = unique("web-");
+    let args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=team1;K8S_POD_NAME={pod}");
+    let lport = format!("team1_{pod}");
+    let c = conf("pods", &e.socket, json!({"mtu": 1450}));
+    let nspath = ns.path();
+    let call = |command| Call {
+        command,
+        container: &container,
+        netns: Some(&nspath),
+        args: &args,
+        conf: c.clone(),
+    };
+
+    let (code, r) = cni(&call("ADD"));
+    assert_eq!(
+        code,
+        0,
+        "ADD failed: {r}\nagent log:\n{}",
+        log_tail(&e.dir.path().join("agent.log"), 20)
+    );
+    assert_eq!(r["cniVersion"], json!("1.0.0"));
+    let addr = r["ips"][0]["address"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(addr.starts_with("10.77.0.") && addr.ends_with("/24"), "{r}");
+    assert_eq!(r["ips"][0]["gateway"], json!("10.77.0.1"));
+    assert_eq!(r["ips"][0]["interface"], json!(1));
+    assert_eq!(
+        r["routes"],
+        json!([{"dst": "0.0.0.0/0", "gw": "10.77.0.1"}])
+    );
+    assert_eq!(r["interfaces"][1]["name"], json!("eth0"));
+    assert_eq!(r["interfaces"][1]["sandbox"], json!(nspath));
+    let mac = r["interfaces"][1]["mac"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let host = r["interfaces"][0]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    // The container side.
+    let link = ns.ip(&["addr", "show", "dev", "eth0"]);
+    assert!(link.contains(&format!("link/ether {mac}")), "{link}");
+    assert!(link.contains(&format!("inet {addr}")), "{link}");
+    assert!(link.contains("mtu 1450") && link.contains("UP"), "{link}");
+    let route = ns.ip(&["route", "show", "default"]);
+    assert!(route.contains("via 10.77.0.1 dev eth0"), "{route}");
+
+    // The OVS side, and the controller's port bound by the agent.
+    let iface_id = e
+        .ovs
+        .vsctl(&["get", "interface", &host, "external_ids:iface-id"])?;
+    assert_eq!(iface_id.trim().trim_matches('"'), lport);
+    let owner = e
+        .ovs
+        .vsctl(&["get", "interface", &host, "external_ids:weft-cni"])?;
+    assert_eq!(owner.trim().trim_matches('"'), container);
+    let dynamic = weftctl(&e.url, &["show"])?;
+    assert!(dynamic.contains(&mac), "{dynamic}");
+    assert!(
+        wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
+            weftctl(&e.url, &["lsp-get-up", &lport]).is_ok_and(|o| o.trim() == "up")
+        }),
+        "{lport} never came up; agent log:\n{}",
+        log_tail(&e.dir.path().join("agent.log"), 30)
+    );
+
+    // CHECK passes and prints nothing.
+    let (code, r) = cni(&call("CHECK"));
+    assert_eq!((code, &r), (0, &Value::Null), "CHECK: {r}");
+
+    // DEL removes everything; a second DEL (as CRI sends) is a no-op.
+    for round in 0..2 {
+        let (code, r) = cni(&call("DEL"));
+        assert_eq!((code, &r), (0, &Value::Null), "DEL round {round}: {r}");
+    }
+    assert!(ns.ip(&["link", "show", "dev", "eth0"]).is_empty());
+    assert!(e.ovs.vsctl(&["get", "interface", &host, "name"]).is_err());
+    assert!(!ports(&e.url, "pods").iter().any(|l| l.contains(&lport)));
+    // CHECK after DEL fails with a CNI error.
+    let (code, r) = cni(&call("CHECK"));
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(r["code"], json!(102));
+
+    // DEL of a container never added, without a netns, succeeds.
+    let (code, r) = cni(&Call {
+        command: "DEL",
+        container: "neveradded1",
+        netns: None,
+        args: "",
+        conf: c.clone(),
+    });
+    assert_eq!((code, &r), (0, &Value::Null), "{r}");
+    Ok(())
+}
+
+#[test]
+fn existing_ports_survive_del_and_failed_add_cleans_up() -> anyhow::Result<()> {
+    let e = setup("net2", "10.78.0.0/24")?;
+    let c = conf("net2", &e.socket, json!({}));
+
+    // A port created beforehand (by an operator) is used but not deleted by DEL.
+    let keep = unique("keep");
+    weftctl(&e.url, &["lsp-add", "net2", &keep])?;
+    weftctl(&e.url, &["lsp-set-addresses", &keep, "dynamic"])?;
+    let ns = Netns::new()?;
+    let nspath = ns.path();
+    let args = format!("WEFT_PORT={keep}");
+    let call = |command| Call {
+        command,
+        container: "keepcontainer1",
+        netns: Some(&nspath),
+        args: &args,
+        conf: c.clone(),
+    };
+    let (code, r) = cni(&call("ADD"));
+    assert_eq!(code, 0, "ADD: {r}");
+    assert!(ns.ip(&["addr", "show", "dev", "eth0"]).contains("mtu 1400"));
+    let (code, r) = cni(&call("DEL"));
+    assert_eq!(code, 0, "DEL: {r}");
+    assert!(ports(&e.url, "net2").iter().any(|l| l.contains(&keep)));
+
+    // ADD into a namespace that does not exist fails and leaves no logical port.
+    let before = ports(&e.url, "net2");
+    let (code, r) = cni(&Call {
+        command: "ADD",
+        container: "ghost1",
+        netns: Some("/run/netns/weft-cni-does-not-exist"),
+        args: "K8S_POD_NAMESPACE=x;K8S_POD_NAME=ghost",
+        conf: c.clone(),
+    });
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(r["code"], json!(4), "{r}");
+    assert!(
+        r["msg"].as_str().is_some_and(|m| m.contains("CNI_NETNS")),
+        "{r}"
+    );
+    assert_eq!(ports(&e.url, "net2"), before);
+
+    // A switch that does not exist: a clear controller error.
+    let (code, r) = cni(&Call {
+        command: "ADD",
+        container: "nosw1",
+        netns: Some(&nspath),
+        args: "",
+        conf: conf("nosuchswitch", &e.socket, json!({})),
+    });
+    assert_eq!(code, 1);
+    assert!(
+        r["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("nosuchswitch")),
+        "{r}"
+    );
+    Ok(())
+}
+
+/// Input errors are answered by the plugin alone (no agent needed).
+#[test]
+fn plugin_input_errors_and_version() {
+    let sock = PathBuf::from("/nonexistent/weft-cni-test.sock");
+    let (code, r) = cni(&Call {
+        command: "VERSION",
+        container: "",
+        netns: None,
+        args: "",
+        conf: json!({"cniVersion": "0.4.0"}),
+    });
+    assert_eq!(code, 0);
+    assert_eq!(r["cniVersion"], json!("0.4.0"));
+    assert!(r["supportedVersions"]
+        .as_array()
+        .is_some_and(|v| v.contains(&json!("1.0.0"))));
+
+    let base = Call {
+        command: "ADD",
+        container: "abc1",
+        netns: Some("/run/netns/x"),
+        args: "",
+        conf: conf("s", &sock, json!({})),
+    };
+    let mut no_switch = conf("s", &sock, json!({}));
+    if let Some(o) = no_switch.as_object_mut() {
+        o.remove("switch");
+    }
+    let cases: Vec<(Call, u64, &str)> = vec![
+        (
+            Call {
+                conf: no_switch,
+                ..base_clone(&base)
+            },
+            7,
+            "switch",
+        ),
+        (
+            Call {
+                conf: json!({"cniVersion": "9.9.9", "name": "n", "type": "weft-cni", "switch": "s"}),
+                ..base_clone(&base)
+            },
+            1,
+            "9.9.9",
+        ),
+        (
+            Call {
+                command: "FROB",
+                ..base_clone(&base)
+            },
+            4,
+            "CNI_COMMAND",
+        ),
+        (
+            Call {
+                args: "novalue",
+                ..base_clone(&base)
+            },
+            4,
+            "CNI_ARGS",
+        ),
+        (
+            Call {
+                netns: None,
+                ..base_clone(&base)
+            },
+            4,
+            "CNI_NETNS",
+        ),
+        (base_clone(&base), 11, "/nonexistent/weft-cni-test.sock"),
+    ];
+    for (call, want, needle) in cases {
+        let (code, r) = cni(&call);
+        assert_eq!(code, 1, "{r}");
+        assert_eq!(r["code"], json!(want), "{r}");
+        assert!(
+            r["msg"].as_str().is_some_and(|m| m.contains(needle)),
+            "{needle} not in {r}"
+        );
+        assert!(r["cniVersion"].is_string(), "{r}");
+    }
+    // Garbage on stdin.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft-cni"));
+    let out = cmd
+        .env_clear()
+        .env("CNI_COMMAND", "ADD")
+        .env("CNI_CONTAINERID", "x1")
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_NETNS", "/run/netns/x")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["code"], json!(6));
+    assert_eq!(DEFAULT_AGENT_SOCKET, "/var/run/weft/cni.sock");
+}
+
+fn base_clone<'a>(c: &Call<'a>) -> Call<'a> {
+    Call {
+        command: c.command,
+        container: c.container,
+        netns: c.netns,
+        args: c.args,
+        conf: c.conf.clone(),
+    }
+}
