@@ -872,6 +872,21 @@ mod tests {
         assert!(bad.validate().is_err());
     }
 
+    /// The shipped example conflist is something the plugin accepts.
+    #[test]
+    fn deploy_conflist_parses() {
+        let list: Value =
+            serde_json::from_str(include_str!("../../../deploy/cni/10-weft.conflist"))
+                .expect("conflist JSON");
+        let plugins = list["plugins"].as_array().expect("plugins");
+        let mut conf = plugins[0].clone();
+        conf["cniVersion"] = list["cniVersion"].clone();
+        conf["name"] = list["name"].clone();
+        let c = parse_netconf(conf.to_string().as_bytes()).expect("parses");
+        assert_eq!(c.switch, "pods");
+        assert_eq!(c.agent_socket, PathBuf::from(DEFAULT_AGENT_SOCKET));
+    }
+
     #[test]
     fn error_json_shape() {
         let e = ErrorReply::from(&CniError::AgentUnreachable {
