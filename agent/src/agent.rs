@@ -181,6 +181,19 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
         _ = &mut shutdown => return,
     };
     info!(?tunnels, "tunnel ports ready");
+    // The CNI server starts once br-int exists, and stops with the loop.
+    let (cni_stop, cni_stopped) = tokio::sync::oneshot::channel::<()>();
+    let cni_task = config.cni_socket.clone().map(|socket| {
+        let cfg = crate::cni::CniServerConfig::from_agent(socket, &config);
+        tokio::spawn(async move {
+            let stopped = async {
+                let _ = cni_stopped.await;
+            };
+            if let Err(e) = crate::cni::serve(cfg, stopped).await {
+                error!(error = %e, "CNI server failed");
+            }
+        })
+    });
     let mut reconciler = Reconciler::new(&config.chassis, tunnels);
 
     let mut vif_watch =
@@ -304,6 +317,10 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     }
     sub_task.abort();
     reporter.abort();
+    let _ = cni_stop.send(());
+    if let Some(t) = cni_task {
+        let _ = t.await;
+    }
     info!("agent stopped; OVS keeps its flows");
 }
 

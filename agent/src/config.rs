@@ -71,6 +71,9 @@ pub struct AgentArgs {
     /// Seconds between full resyncs (read back all flows, repair drift).
     #[arg(long, default_value_t = 30)]
     pub resync_interval: u64,
+    /// Serve the weft-cni plugin on this unix socket (e.g. /var/run/weft/cni.sock); off when unset.
+    #[arg(long, env = "WEFT_CNI_SOCKET")]
+    pub cni_socket: Option<PathBuf>,
 }
 
 /// The validated configuration `run` takes.
@@ -85,6 +88,8 @@ pub struct AgentConfig {
     pub datapath: String,
     pub ovs_rundir: PathBuf,
     pub resync_interval: Duration,
+    /// Where to serve CNI requests (`crate::cni`); None: no CNI server.
+    pub cni_socket: Option<PathBuf>,
 }
 
 fn valid_name(s: &str) -> bool {
@@ -139,6 +144,7 @@ impl TryFrom<AgentArgs> for AgentConfig {
             datapath: a.datapath,
             ovs_rundir: a.ovs_rundir,
             resync_interval: Duration::from_secs(a.resync_interval.max(1)),
+            cni_socket: a.cni_socket,
         })
     }
 }
