@@ -707,3 +707,109 @@ impl Drop for Podman {
         let _ = self.run(&["system", "reset", "--force"]);
     }
 }
+
+/// The wiring: `weft-agent --cni-socket` serves the plugin. OVS runs in our namespace here
+/// (the agent creates host veth ends in its own), so the bridge gets a name unique on the
+/// machine instead of br-int.
+#[test]
+fn agent_binary_serves_cni() -> anyhow::Result<()> {
+    let etcd = Etcd::start()?;
+    let ovs = Ovs::start(OvsConfig {
+        isolate: false,
+        ..OvsConfig::default()
+    })?;
+    let bridge = format!("brc{}", std::process::id() % 1_000_000);
+    let dir = WorkDir::temp("wcnia")?;
+    let port = free_port()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let _controller = ProcSpec::new(
+        "controller",
+        weft_testbed::find_bin("weft-controller")?,
+        dir.path().join("controller.log"),
+    )
+    .args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--etcd",
+        &etcd.endpoint(),
+        "--prefix",
+        &format!("/{}", unique("t")),
+    ])
+    .spawn()?;
+    anyhow::ensure!(
+        wait_until(Duration::from_secs(15), Duration::from_millis(100), || {
+            weftctl(&url, &["ls-list"]).is_ok()
+        }),
+        "controller did not come up"
+    );
+    weftctl(&url, &["ls-add", "wired", "--subnet", "10.80.0.0/24"])?;
+    let socket = dir.path().join("agent-cni.sock");
+    let _agent = ProcSpec::new(
+        "agent",
+        PathBuf::from(env!("CARGO_BIN_EXE_weft-agent")),
+        dir.path().join("agent.log"),
+    )
+    .args([
+        "--chassis",
+        &unique("hv"),
+        "--encap-ip",
+        "192.0.2.1",
+        "--controller",
+        &url,
+        "--ovsdb",
+        &ovs.db_target(),
+        "--datapath",
+        "netdev",
+        "--bridge",
+        &bridge,
+    ])
+    .arg("--ovs-rundir")
+    .arg(ovs.rundir())
+    .arg("--cni-socket")
+    .arg(&socket)
+    .env("WEFT_LOG", "info")
+    .env("NO_COLOR", "1")
+    .spawn()?;
+    anyhow::ensure!(
+        wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
+            socket.exists()
+        }),
+        "agent never opened its CNI socket:\n{}",
+        log_tail(&dir.path().join("agent.log"), 30)
+    );
+    let ns = Netns::new()?;
+    let nspath = ns.path();
+    let pod = unique("p");
+    let args = format!("K8S_POD_NAMESPACE=wired;K8S_POD_NAME={pod}");
+    let call = |command| Call {
+        command,
+        container: "wiredcontainer1",
+        netns: Some(&nspath),
+        args: &args,
+        conf: conf("wired", &socket, json!({})),
+    };
+    let (code, r) = cni(&call("ADD"));
+    assert_eq!(
+        code,
+        0,
+        "ADD: {r}\n{}",
+        log_tail(&dir.path().join("agent.log"), 30)
+    );
+    let lport = format!("wired_{pod}");
+    assert!(
+        wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
+            weftctl(&url, &["lsp-get-up", &lport]).is_ok_and(|o| o.trim() == "up")
+        }),
+        "{lport} never came up:\n{}",
+        log_tail(&dir.path().join("agent.log"), 30)
+    );
+    let host = r["interfaces"][0]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (code, r) = cni(&call("DEL"));
+    assert_eq!(code, 0, "DEL: {r}");
+    assert!(!Path::new("/sys/class/net").join(&host).exists());
+    assert!(!ports(&url, "wired").iter().any(|l| l.contains(&lport)));
+    Ok(())
+}
