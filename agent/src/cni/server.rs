@@ -307,7 +307,10 @@ impl Handler {
         }
         let client = ovs::connect(&self.cfg.ovsdb).await?;
         ovs::add_vif(&client, &self.cfg.bridge, host, &ids).await?;
-        let host_mac = link::link_info(self.host_ns(), host).await.ok().and_then(|l| l.mac);
+        let host_mac = link::link_info(self.host_ns(), host)
+            .await
+            .ok()
+            .and_then(|l| l.mac);
         Ok(Attachment {
             port: port.to_string(),
             host_ifname: host.to_string(),
