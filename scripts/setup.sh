@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 pkgs=(openvswitch-switch etcd-server protobuf-compiler libprotobuf-dev iproute2 ethtool
       ovn-central ovn-host
-      iputils-ping procps)
+      iputils-ping procps
+      podman containernetworking-plugins runc busybox-static util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
