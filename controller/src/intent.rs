@@ -12,11 +12,13 @@ use std::time::Duration;
 use ipnetwork::Ipv4Network;
 use prost::Message;
 use rand::Rng;
+use tokio::sync::watch;
 use weft_proto::v1::{Chassis, LogicalSwitch, LogicalSwitchPort, PortBinding, StatusReport};
 
+use crate::cache::CacheSnapshot;
 use crate::error::{ApiError, ApiResult};
 use crate::ipam;
-use crate::state::{ClusterState, Keys};
+use crate::state::{ClusterState, Keys, Sighting};
 use crate::store::RangeResult;
 use crate::store::{Compare, IntentStore, KeyValue, Op, Txn};
 use crate::validate::{
@@ -26,6 +28,9 @@ use crate::view::resolve_port;
 
 /// How often a write retries after losing a race before giving up with Unavailable.
 const MAX_ATTEMPTS: usize = 200;
+/// How long a write waits for the cache to reach the revision it read before falling back to
+/// reading etcd.
+const CACHE_WAIT: Duration = Duration::from_millis(250);
 /// Largest number of ports one status report may carry.
 pub const MAX_REPORTED_PORTS: usize = 16384;
 
@@ -54,6 +59,9 @@ pub struct Intent {
     store: Arc<dyn IntentStore>,
     keys: Keys,
     limits: Limits,
+    /// The controller's cache, when it runs one: creates read claims and VIF sightings from it
+    /// (once it has caught up with the revision they read) instead of ranging etcd.
+    cache: Option<watch::Receiver<Arc<CacheSnapshot>>>,
 }
 
 /// Renames a port-level validation error to its place in a batch: `port.name` or
@@ -109,10 +117,12 @@ fn entry_string(e: &AddressEntry) -> String {
     }
 }
 
-/// Claims currently held on a switch: IP → port, MAC → port.
+/// Claims currently held on a switch: IP → port, MAC → port. Persistent maps, so taking them
+/// from the cached state costs nothing and the batch's own claims are added in O(log n).
+#[derive(Clone, Default)]
 struct SwitchClaims {
-    ips: HashMap<Ipv4Addr, String>,
-    macs: HashMap<String, String>,
+    ips: imbl::OrdMap<Ipv4Addr, String>,
+    macs: imbl::OrdMap<String, String>,
 }
 
 /// What a port's addresses resolve to: normalized entries, dynamic allocation, claims.
@@ -143,7 +153,104 @@ impl Intent {
             store,
             keys: Keys::new(prefix),
             limits: Limits::default(),
+            cache: None,
         }
+    }
+
+    /// The same intent reading claims and sightings from `cache` (see [`crate::cache`]) when
+    /// it has caught up with what a write read; etcd is read otherwise, and on every retry.
+    pub fn with_cache(mut self, cache: watch::Receiver<Arc<CacheSnapshot>>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The cached state once it reflects at least `min_revision` (so it holds every claim and
+    /// sighting committed before the caller's reads); None without a cache, while it is
+    /// disconnected, or when it does not catch up within [`CACHE_WAIT`].
+    async fn cached_at(&self, min_revision: i64) -> Option<Arc<ClusterState>> {
+        let mut rx = self.cache.clone()?;
+        let wait = async {
+            loop {
+                {
+                    let snap = rx.borrow_and_update();
+                    if snap.connected && snap.state.revision >= min_revision {
+                        return Some(snap.state.clone());
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        tokio::time::timeout(CACHE_WAIT, wait).await.ok().flatten()
+    }
+
+    /// Claims of `switch`: from `cached` when given, else read from etcd.
+    async fn claims_for(
+        &self,
+        switch: &str,
+        cached: Option<&ClusterState>,
+    ) -> ApiResult<SwitchClaims> {
+        match cached {
+            Some(st) => Ok(SwitchClaims {
+                ips: st.ip_claims.get(switch).cloned().unwrap_or_default(),
+                macs: st.mac_claims.get(switch).cloned().unwrap_or_default(),
+            }),
+            None => self.switch_claims(switch).await,
+        }
+    }
+
+    /// The VIF sighting of a port that is being created: from `cached` when given, else read
+    /// from etcd.
+    async fn sighting_for(
+        &self,
+        port: &str,
+        cached: Option<&ClusterState>,
+    ) -> ApiResult<Option<Sighting>> {
+        if let Some(st) = cached {
+            return Ok(st.sightings.get(port).cloned());
+        }
+        let (kv, _) = self.store.get(&self.keys.sighting(port)).await?;
+        Ok(kv.map(|kv| Sighting {
+            chassis: text(&kv),
+            mod_revision: kv.mod_revision,
+        }))
+    }
+
+    /// Sightings of the ports `names` (in order), as [`Intent::sighting_for`].
+    async fn sightings_for(
+        &self,
+        names: &[&str],
+        cached: Option<&ClusterState>,
+    ) -> ApiResult<Vec<Option<Sighting>>> {
+        let mut out = Vec::with_capacity(names.len());
+        for chunk in names.chunks(64) {
+            let futs: Vec<_> = chunk.iter().map(|n| self.sighting_for(n, cached)).collect();
+            for r in futures::future::join_all(futs).await {
+                out.push(r?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The compare and ops that bind a port being created to the chassis that already has its
+    /// VIF, in the create's own transaction: the binding (up = false; the agent reports up
+    /// after it applied the create's revision) and the consumed sighting's delete, guarded by
+    /// the sighting's mod_revision.
+    fn bind_from_sighting(&self, port: &str, s: &Sighting) -> (Compare, [Op; 2]) {
+        let key = self.keys.sighting(port);
+        let binding = PortBinding {
+            port: port.to_string(),
+            chassis: s.chassis.clone(),
+            up: false,
+        };
+        (
+            Compare::ModRevision(key.clone(), s.mod_revision),
+            [
+                Op::put(self.keys.binding(port), binding.encode_to_vec()),
+                Op::Delete(key),
+            ],
+        )
     }
 
     /// The same intent with other size limits.
@@ -204,7 +311,7 @@ impl Intent {
                 .kvs
                 .iter()
                 .filter_map(|kv| {
-                    let ip = kv.key.strip_prefix(&ip_prefix)?.parse().ok()?;
+                    let ip = kv.key.strip_prefix(&ip_prefix)?.parse::<Ipv4Addr>().ok()?;
                     Some((ip, text(kv)))
                 })
                 .collect(),
@@ -397,12 +504,18 @@ impl Intent {
                 Some(k) => k,
                 None => {
                     let mut rng = rand::rng();
-                    let mut used_ips: HashSet<Ipv4Addr> = claims.ips.keys().copied().collect();
-                    used_ips.extend(ips.iter().copied());
-                    let ip = ipam::pick_ip(switch, subnet, &used_ips, &mut rng)?;
-                    let mut used_macs: HashSet<String> = claims.macs.keys().cloned().collect();
-                    used_macs.extend(macs.iter().cloned());
-                    let mac = ipam::pick_mac(switch, ip, &used_macs, &mut rng)?;
+                    let ip = ipam::pick_ip_with(
+                        switch,
+                        subnet,
+                        |ip| claims.ips.contains_key(&ip) || ips.contains(&ip),
+                        &mut rng,
+                    )?;
+                    let mac = ipam::pick_mac_with(
+                        switch,
+                        ip,
+                        |m| claims.macs.contains_key(m) || macs.iter().any(|x| x == m),
+                        &mut rng,
+                    )?;
                     (mac, ip)
                 }
             };
@@ -456,16 +569,21 @@ impl Intent {
             let subnet = validate::stored_subnet(&sw);
             check_dynamic_has_subnet(&req.addresses, subnet, &switch, "")?;
             let entries = parse_addresses(&req.addresses, subnet, &switch)?;
-            let claims = if entries.is_empty() {
-                SwitchClaims {
-                    ips: HashMap::new(),
-                    macs: HashMap::new(),
-                }
+            // First attempt: claims and sightings from the cache once it has caught up with
+            // the reads above; after a lost race, from etcd.
+            let cached = if attempt == 0 {
+                self.cached_at(rev).await
             } else {
-                self.switch_claims(&switch).await?
+                None
+            };
+            let claims = if entries.is_empty() {
+                SwitchClaims::default()
+            } else {
+                self.claims_for(&switch, cached.as_deref()).await?
             };
             let res = Self::resolve_addresses(&name, &switch, subnet, &entries, None, &claims, "")?;
-            let port = LogicalSwitchPort {
+            let sighting = self.sighting_for(&name, cached.as_deref()).await?;
+            let mut port = LogicalSwitchPort {
                 name: name.clone(),
                 switch_name: switch.clone(),
                 addresses: res.addresses,
@@ -498,9 +616,19 @@ impl Intent {
                     name.clone().into_bytes(),
                 ));
             }
+            // Its VIF is already on a chassis: bind in this transaction, so the create's
+            // revision carries the binding and --wait=hv covers every host's flows for it.
+            if let Some(s) = &sighting {
+                if ops.len() + 2 <= self.limits.max_txn_ops {
+                    let (cmp, bind) = self.bind_from_sighting(&name, s);
+                    compares.push(cmp);
+                    ops.extend(bind);
+                    port.chassis = s.chassis.clone();
+                }
+            }
             let r = self.store.txn(Txn { compares, ops }).await?;
             if r.succeeded {
-                tracing::info!(port = %name, switch = %switch, dynamic = %port.dynamic_addresses, revision = r.revision, attempt, "port created");
+                tracing::info!(port = %name, switch = %switch, dynamic = %port.dynamic_addresses, chassis = %port.chassis, revision = r.revision, attempt, "port created");
                 return Ok((r.revision, port));
             }
         }
@@ -627,13 +755,20 @@ impl Intent {
                 entries[i] = parse_addresses(&p.addresses, subnet, &p.switch_name)
                     .map_err(|e| in_batch(i, e))?;
             }
+            // First attempt: claims and sightings from the cache once it has caught up with
+            // the reads above; after a lost race, from etcd.
+            let cached = if attempt == 0 {
+                self.cached_at(read_rev).await
+            } else {
+                None
+            };
             let mut claims: HashMap<String, SwitchClaims> = HashMap::new();
             for (i, p) in reqs.iter().enumerate() {
                 if kept[i].is_none()
                     && !entries[i].is_empty()
                     && !claims.contains_key(&p.switch_name)
                 {
-                    let c = self.switch_claims(&p.switch_name).await?;
+                    let c = self.claims_for(&p.switch_name, cached.as_deref()).await?;
                     claims.insert(p.switch_name.clone(), c);
                 }
             }
@@ -648,10 +783,7 @@ impl Intent {
                 }
                 let switch = p.switch_name.as_str();
                 let subnet = switches.get(switch).and_then(|(_, s)| *s);
-                let empty = SwitchClaims {
-                    ips: HashMap::new(),
-                    macs: HashMap::new(),
-                };
+                let empty = SwitchClaims::default();
                 let res = {
                     let c = claims.get(switch).unwrap_or(&empty);
                     Self::resolve_addresses(
@@ -732,6 +864,27 @@ impl Intent {
                 .into());
             }
             let new_count = costs.len();
+            // Ports whose VIF is already on a chassis are bound in this same transaction (as
+            // many as fit; the others are bound by their chassis' next report).
+            let new_idx: Vec<usize> = (0..n).filter(|i| created[*i].is_some()).collect();
+            let names: Vec<&str> = new_idx.iter().map(|i| reqs[*i].name.as_str()).collect();
+            let sightings = self.sightings_for(&names, cached.as_deref()).await?;
+            let mut bound = 0;
+            for (i, s) in new_idx.iter().zip(sightings) {
+                let Some(s) = s else { continue };
+                if txn.ops.len() + 2 > self.limits.max_txn_ops
+                    || txn.compares.len() + 1 > self.limits.max_txn_ops
+                {
+                    break;
+                }
+                let (cmp, bind) = self.bind_from_sighting(&reqs[*i].name, &s);
+                txn.compares.push(cmp);
+                txn.ops.extend(bind);
+                if let Some(p) = created[*i].as_mut() {
+                    p.chassis = s.chassis;
+                }
+                bound += 1;
+            }
             let revision = if new_count == 0 {
                 read_rev
             } else {
@@ -756,6 +909,7 @@ impl Intent {
             tracing::info!(
                 ports = n,
                 created = new_count,
+                bound,
                 switches = switch_order.len(),
                 ops = size,
                 revision,
@@ -962,8 +1116,8 @@ impl Intent {
         Ok(r.revision)
     }
 
-    /// Deletes a chassis that is not alive: its record and every binding naming it (its ports
-    /// become unbound). Refused with FailedPrecondition while its agent holds a lease.
+    /// Deletes a chassis that is not alive: its record and every binding and VIF sighting
+    /// naming it (its ports become unbound). Refused with FailedPrecondition while its agent holds a lease.
     pub async fn delete_chassis(&self, name: &str, if_exists: bool) -> ApiResult<i64> {
         validate_name("name", name)?;
         'attempt: for attempt in 0..MAX_ATTEMPTS {
@@ -987,6 +1141,7 @@ impl Intent {
                 Compare::ModRevision(ch.key.clone(), ch.mod_revision),
             ];
             let bindings = self.store.range(&self.keys.bindings()).await?;
+            let sightings = self.store.range(&self.keys.sightings()).await?;
             let mut changes = Vec::new();
             for kv in &bindings.kvs {
                 let b: PortBinding = decode(kv)?;
@@ -996,6 +1151,12 @@ impl Intent {
                         Op::Delete(kv.key.clone()),
                     ));
                 }
+            }
+            for kv in sightings.kvs.iter().filter(|kv| text(kv) == name) {
+                changes.push((
+                    Compare::ModRevision(kv.key.clone(), kv.mod_revision),
+                    Op::Delete(kv.key.clone()),
+                ));
             }
             let per_txn = self.limits.max_txn_ops.saturating_sub(guard.len()).max(1);
             // Bindings first (in as many transactions as needed), the record last, so an
@@ -1079,12 +1240,17 @@ impl Intent {
             let (applied, _) = self.store.get(&self.keys.applied(&report.chassis)).await?;
             let (error, _) = self.store.get(&self.keys.error(&report.chassis)).await?;
             let unchanged = attempt == 0 && cached.is_some_and(|st| bindings_match(st, report));
-            let (bindings, ports) = if unchanged {
-                (RangeResult::default(), RangeResult::default())
+            let (bindings, ports, sightings) = if unchanged {
+                (
+                    RangeResult::default(),
+                    RangeResult::default(),
+                    RangeResult::default(),
+                )
             } else {
                 (
                     self.store.range(&self.keys.bindings()).await?,
                     self.store.range(&self.keys.ports()).await?,
+                    self.store.range(&self.keys.sightings()).await?,
                 )
             };
             let port_names: HashSet<&str> = ports
@@ -1100,10 +1266,44 @@ impl Intent {
             // With `unchanged`, `reported` holds no existing port and `current` nothing: no
             // binding changes, only the ack and the error below.
             let guard = Compare::ModRevision(ch.key.clone(), ch.mod_revision);
-            // Binding changes as (compare, op) pairs; written in transactions of at most
-            // --etcd-max-txn-ops (a host with many ports reports more than etcd takes at once),
-            // the applied revision last, so an ack never precedes the bindings it covers.
-            let mut changes: Vec<(Compare, Op)> = Vec::new();
+            // Binding and sighting changes as (compares, op); written in transactions of at
+            // most --etcd-max-txn-ops (a host with many ports reports more than etcd takes at
+            // once), the applied revision last, so an ack never precedes the bindings it covers.
+            let mut changes: Vec<(Vec<Compare>, Op)> = Vec::new();
+            let sighting_prefix = self.keys.sightings();
+            let mut seen: HashMap<&str, (String, i64)> = HashMap::new();
+            for kv in &sightings.kvs {
+                if let Some(port) = kv.key.strip_prefix(&sighting_prefix) {
+                    seen.insert(port, (text(kv), kv.mod_revision));
+                }
+            }
+            // Sightings: a reported VIF whose port does not exist is recorded (unless another
+            // chassis reported it first), so a later create binds it in its own transaction;
+            // this chassis' sightings of VIFs it no longer has, or of ports that now exist, go.
+            for port in reported.keys() {
+                if port_names.contains(port) || seen.contains_key(port) {
+                    continue;
+                }
+                let key = self.keys.sighting(port);
+                changes.push((
+                    vec![
+                        Compare::ModRevision(key.clone(), 0),
+                        Compare::ModRevision(self.keys.port(port), 0),
+                    ],
+                    Op::put(key, report.chassis.clone().into_bytes()),
+                ));
+            }
+            for (port, (chassis, rev)) in &seen {
+                if *chassis == report.chassis
+                    && (!reported.contains_key(port) || port_names.contains(port))
+                {
+                    let key = self.keys.sighting(port);
+                    changes.push((
+                        vec![Compare::ModRevision(key.clone(), *rev)],
+                        Op::Delete(key),
+                    ));
+                }
+            }
             for (port, up) in &reported {
                 if !port_names.contains(port) {
                     continue; // a VIF for a port that does not exist (yet): not bound
@@ -1120,14 +1320,17 @@ impl Intent {
                     None => 0,
                 };
                 changes.push((
-                    Compare::ModRevision(key.clone(), cur_rev),
+                    vec![Compare::ModRevision(key.clone(), cur_rev)],
                     Op::put(key, want.encode_to_vec()),
                 ));
             }
             for (port, (b, rev)) in &current {
                 if b.chassis == report.chassis && !reported.contains_key(port.as_str()) {
                     let key = self.keys.binding(port);
-                    changes.push((Compare::ModRevision(key.clone(), *rev), Op::Delete(key)));
+                    changes.push((
+                        vec![Compare::ModRevision(key.clone(), *rev)],
+                        Op::Delete(key),
+                    ));
                 }
             }
             let applied_now = applied.as_ref().and_then(|kv| text(kv).parse::<i64>().ok());
@@ -1157,7 +1360,7 @@ impl Intent {
                 } else {
                     Op::put(key.clone(), last_error.as_bytes().to_vec())
                 };
-                changes.push((Compare::ModRevision(key, rev), op));
+                changes.push((vec![Compare::ModRevision(key, rev)], op));
             }
             if changes.is_empty() && ack.is_none() {
                 return Ok(match (unchanged, cached) {
@@ -1165,16 +1368,23 @@ impl Intent {
                     _ => bindings.revision,
                 });
             }
-            let per_txn = self.limits.max_txn_ops.saturating_sub(1).max(1);
-            let mut chunks: Vec<Txn> = changes
-                .chunks(per_txn)
-                .map(|c| Txn {
-                    compares: std::iter::once(guard.clone())
-                        .chain(c.iter().map(|(cmp, _)| cmp.clone()))
-                        .collect(),
-                    ops: c.iter().map(|(_, op)| op.clone()).collect(),
-                })
-                .collect();
+            let mut chunks: Vec<Txn> = Vec::new();
+            for (cmps, op) in &changes {
+                let fits = chunks.last().is_some_and(|t| {
+                    t.compares.len() + cmps.len() <= self.limits.max_txn_ops
+                        && t.ops.len() < self.limits.max_txn_ops
+                });
+                if !fits {
+                    chunks.push(Txn {
+                        compares: vec![guard.clone()],
+                        ops: Vec::new(),
+                    });
+                }
+                if let Some(t) = chunks.last_mut() {
+                    t.compares.extend(cmps.iter().cloned());
+                    t.ops.push(op.clone());
+                }
+            }
             if let Some(ack) = ack {
                 match chunks.last_mut() {
                     Some(last) if last.ops.len() < self.limits.max_txn_ops => last.ops.push(ack),
@@ -1204,13 +1414,18 @@ impl Intent {
 }
 
 /// True when `state` already holds exactly the bindings `report` asks for: every reported
-/// port that exists is bound to the reporting chassis with the reported `up`, and no other
-/// binding names that chassis.
+/// port that exists is bound to the reporting chassis with the reported `up`, every reported
+/// VIF whose port does not exist has a sighting, and no other binding or sighting names that
+/// chassis.
 fn bindings_match(state: &ClusterState, report: &StatusReport) -> bool {
     let mut reported = HashSet::with_capacity(report.ports.len());
     for b in &report.ports {
         reported.insert(b.port.as_str());
         if !state.ports.contains_key(&b.port) {
+            // A VIF without its port must be recorded as a sighting (by any chassis).
+            if !state.sightings.contains_key(&b.port) {
+                return false;
+            }
             continue;
         }
         match state.bindings.get(&b.port) {
@@ -1218,10 +1433,16 @@ fn bindings_match(state: &ClusterState, report: &StatusReport) -> bool {
             _ => return false,
         }
     }
-    state
-        .bindings
-        .iter()
-        .all(|(port, b)| b.chassis != report.chassis || reported.contains(port.as_str()))
+    // This chassis' sightings are all of VIFs it still has, for ports that do not exist.
+    let sightings_current = state.sightings.iter().all(|(port, s)| {
+        s.chassis != report.chassis
+            || (reported.contains(port.as_str()) && !state.ports.contains_key(port))
+    });
+    sightings_current
+        && state
+            .bindings
+            .iter()
+            .all(|(port, b)| b.chassis != report.chassis || reported.contains(port.as_str()))
 }
 
 /// `dynamic` on a switch without subnet is a FailedPrecondition (the request is well-formed,

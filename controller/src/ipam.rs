@@ -49,6 +49,17 @@ pub fn pick_ip<R: Rng + ?Sized>(
     used: &HashSet<Ipv4Addr>,
     rng: &mut R,
 ) -> Result<Ipv4Addr, IpamError> {
+    pick_ip_with(switch, subnet, |ip| used.contains(&ip), rng)
+}
+
+/// Like [`pick_ip`] with `is_used` answering whether an address is taken (so the caller can
+/// look it up in whatever index it holds, without building a set).
+pub fn pick_ip_with<R: Rng + ?Sized>(
+    switch: &str,
+    subnet: Ipv4Network,
+    is_used: impl Fn(Ipv4Addr) -> bool,
+    rng: &mut R,
+) -> Result<Ipv4Addr, IpamError> {
     let net = u32::from(subnet.network());
     let bcast = u32::from(subnet.broadcast());
     // Allocatable range: network+2 ..= broadcast-1.
@@ -64,7 +75,7 @@ pub fn pick_ip<R: Rng + ?Sized>(
     let start = rng.random_range(0..count);
     for i in 0..count {
         let ip = Ipv4Addr::from(first + (start + i) % count);
-        if !used.contains(&ip) {
+        if !is_used(ip) {
             return Ok(ip);
         }
     }
@@ -88,14 +99,24 @@ pub fn pick_mac<R: Rng + ?Sized>(
     used: &HashSet<String>,
     rng: &mut R,
 ) -> Result<String, IpamError> {
+    pick_mac_with(switch, ip, |m| used.contains(m), rng)
+}
+
+/// Like [`pick_mac`] with `is_used` answering whether a MAC is taken.
+pub fn pick_mac_with<R: Rng + ?Sized>(
+    switch: &str,
+    ip: Ipv4Addr,
+    is_used: impl Fn(&str) -> bool,
+    rng: &mut R,
+) -> Result<String, IpamError> {
     let derived = mac_for_ip(ip);
-    if !used.contains(&derived) {
+    if !is_used(&derived) {
         return Ok(derived);
     }
     for _ in 0..256 {
         let b: [u8; 5] = rng.random();
         let mac = format_mac([0x0a, b[0], b[1], b[2], b[3], b[4]]);
-        if !used.contains(&mac) {
+        if !is_used(&mac) {
             return Ok(mac);
         }
     }

@@ -195,6 +195,7 @@ impl Controller {
             max_batch: cfg.max_batch,
         });
         let (cache, cache_task) = cache::spawn(self.store.clone(), intent.keys().clone());
+        let intent = intent.with_cache(cache.clone());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let nb = NorthboundService::new(intent.clone(), cache.clone(), cfg.default_wait_timeout);
         let sb = SouthboundService::new(intent, cache, cfg.lease_ttl_secs, stop_rx);

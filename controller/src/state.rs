@@ -15,6 +15,8 @@
 //! status/applied/<chassis>   applied revision, decimal text (same lease)
 //! status/error/<chassis>     the agent's last apply error, text (not leased; absent = none)
 //! status/bindings/<port>     PortBinding (not leased)
+//! status/sightings/<port>    chassis name (text): a VIF with iface-id=<port> seen on that
+//!                            chassis while no port <port> exists; a create binds from it
 //! ```
 
 // Persistent maps: the cache publishes a new state on every etcd event while streams still
@@ -113,6 +115,23 @@ impl Keys {
     pub fn bindings(&self) -> String {
         format!("{}status/bindings/", self.root)
     }
+    /// Sighting of a VIF for a port that does not exist (yet).
+    pub fn sighting(&self, port: &str) -> String {
+        format!("{}status/sightings/{port}", self.root)
+    }
+    /// All sightings.
+    pub fn sightings(&self) -> String {
+        format!("{}status/sightings/", self.root)
+    }
+}
+
+/// A VIF seen on a chassis for a port that did not exist when the chassis reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sighting {
+    /// The chassis that reported the VIF.
+    pub chassis: String,
+    /// mod_revision of the sighting key (for compares).
+    pub mod_revision: i64,
 }
 
 /// What a key change touched.
@@ -163,6 +182,41 @@ pub struct ClusterState {
     pub errors: BTreeMap<String, String>,
     /// Applied revision by chassis name.
     pub applied: BTreeMap<String, i64>,
+    /// VIF sightings by port name (ports that did not exist when reported).
+    pub sightings: BTreeMap<String, Sighting>,
+    /// IP claims by switch: IP → port.
+    pub ip_claims: BTreeMap<String, BTreeMap<Ipv4Addr, String>>,
+    /// MAC claims by switch: MAC → port.
+    pub mac_claims: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Inserts `k → v` into the inner map of `outer[name]` (created when absent).
+fn insert_nested<K: Ord + Clone, V: Clone>(
+    outer: &mut BTreeMap<String, BTreeMap<K, V>>,
+    name: &str,
+    k: K,
+    v: V,
+) {
+    let mut inner = outer.get(name).cloned().unwrap_or_default();
+    inner.insert(k, v);
+    outer.insert(name.to_string(), inner);
+}
+
+/// Removes `k` from the inner map of `outer[name]` (dropping it when it becomes empty).
+fn remove_nested<K: Ord + Clone, V: Clone>(
+    outer: &mut BTreeMap<String, BTreeMap<K, V>>,
+    name: &str,
+    k: &K,
+) {
+    let Some(mut inner) = outer.get(name).cloned() else {
+        return;
+    };
+    inner.remove(k);
+    if inner.is_empty() {
+        outer.remove(name);
+    } else {
+        outer.insert(name.to_string(), inner);
+    }
 }
 
 impl ClusterState {
@@ -229,6 +283,29 @@ impl ClusterState {
                 String::from_utf8_lossy(value).into_owned(),
             );
             Change::Status
+        } else if let Some(name) = rel.strip_prefix("status/sightings/") {
+            self.sightings.insert(
+                name.to_string(),
+                Sighting {
+                    chassis: String::from_utf8_lossy(value).into_owned(),
+                    mod_revision: mod_rev,
+                },
+            );
+            Change::Status
+        } else if let Some(rest) = rel.strip_prefix("claims/ip/") {
+            if let Some((sw, ip)) = rest.rsplit_once('/') {
+                if let Ok(ip) = ip.parse::<Ipv4Addr>() {
+                    let port = String::from_utf8_lossy(value).into_owned();
+                    insert_nested(&mut self.ip_claims, sw, ip, port);
+                }
+            }
+            Change::Other
+        } else if let Some(rest) = rel.strip_prefix("claims/mac/") {
+            if let Some((sw, mac)) = rest.rsplit_once('/') {
+                let port = String::from_utf8_lossy(value).into_owned();
+                insert_nested(&mut self.mac_claims, sw, mac.to_string(), port);
+            }
+            Change::Other
         } else if rel.starts_with("nb/") {
             Change::Intent
         } else {
@@ -267,6 +344,21 @@ impl ClusterState {
         } else if let Some(name) = rel.strip_prefix("status/error/") {
             self.errors.remove(name);
             Change::Status
+        } else if let Some(name) = rel.strip_prefix("status/sightings/") {
+            self.sightings.remove(name);
+            Change::Status
+        } else if let Some(rest) = rel.strip_prefix("claims/ip/") {
+            if let Some((sw, ip)) = rest.rsplit_once('/') {
+                if let Ok(ip) = ip.parse::<Ipv4Addr>() {
+                    remove_nested(&mut self.ip_claims, sw, &ip);
+                }
+            }
+            Change::Other
+        } else if let Some(rest) = rel.strip_prefix("claims/mac/") {
+            if let Some((sw, mac)) = rest.rsplit_once('/') {
+                remove_nested(&mut self.mac_claims, sw, &mac.to_string());
+            }
+            Change::Other
         } else if rel.starts_with("nb/") {
             Change::Intent
         } else {
@@ -401,5 +493,48 @@ mod tests {
         assert_eq!(l.len(), 1);
         assert!(!l[0].alive);
         assert_eq!(s.apply_put(&k, "/other/x", b"", 14), Change::Other);
+    }
+
+    #[test]
+    fn claims_and_sightings_are_indexed_without_bumping_views() {
+        let k = Keys::new("/weft");
+        let ip: Ipv4Addr = "10.0.0.5".parse().unwrap();
+        let mut s = ClusterState::from_kvs(
+            &k,
+            &[
+                kv(k.claim_ip("sw", ip), b"p1".to_vec(), 3),
+                kv(k.claim_mac("sw", "0a:00:00:00:00:05"), b"p1".to_vec(), 3),
+                kv(k.claim_ip("sw.2", ip), b"q1".to_vec(), 4),
+                kv(k.sighting("p9"), b"hv1".to_vec(), 5),
+            ],
+            5,
+        );
+        assert_eq!(s.intent_revision, 0);
+        assert_eq!(s.ip_claims["sw"][&ip], "p1");
+        assert_eq!(s.ip_claims["sw.2"][&ip], "q1");
+        assert_eq!(s.mac_claims["sw"]["0a:00:00:00:00:05"], "p1");
+        assert_eq!(
+            s.sightings["p9"],
+            Sighting {
+                chassis: "hv1".into(),
+                mod_revision: 5
+            }
+        );
+        // A snapshot taken before a change keeps its claims (persistent maps).
+        let before = s.clone();
+        assert_eq!(s.apply_delete(&k, &k.claim_ip("sw", ip), 6), Change::Other);
+        assert!(!s.ip_claims.contains_key("sw"), "empty switch entries go");
+        assert_eq!(before.ip_claims["sw"].len(), 1);
+        assert_eq!(
+            s.apply_delete(&k, &k.claim_mac("sw", "0a:00:00:00:00:05"), 7),
+            Change::Other
+        );
+        assert!(s.mac_claims.is_empty());
+        assert_eq!(s.apply_delete(&k, &k.sighting("p9"), 8), Change::Status);
+        assert!(s.sightings.is_empty());
+        assert_eq!(s.intent_revision, 0, "sightings and claims change no view");
+        // Garbage under claims/ is ignored.
+        s.apply_put(&k, &format!("{}claims/ip/sw/not-an-ip", k.root()), b"x", 9);
+        assert!(!s.ip_claims.contains_key("sw"));
     }
 }

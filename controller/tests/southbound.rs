@@ -626,3 +626,210 @@ async fn disabling_a_port_reaches_the_view() {
     drop(st);
     ctl.stop().await;
 }
+
+fn key_of(prefix: &str, rel: &str) -> String {
+    format!("{prefix}/v1/{rel}")
+}
+
+async fn has_key(endpoint: &str, prefix: &str, rel: &str) -> Option<Vec<u8>> {
+    let k = key_of(prefix, rel);
+    dump(endpoint, prefix)
+        .await
+        .into_iter()
+        .find(|(x, _)| *x == k)
+        .map(|(_, v)| v)
+}
+
+/// What a fake agent acked: (revision, whether the watched port was bound to it).
+type AckLog = std::sync::Arc<std::sync::Mutex<Vec<(i64, bool)>>>;
+
+/// A fake agent: acks every update after `delay`, reporting `vifs` (up when the port is in
+/// its view and bound to it), and records (revision acked, whether `watch` was bound here).
+fn fake_agent(
+    mut s: SouthboundClient<tonic::transport::Channel>,
+    mut st: Streaming<ViewUpdate>,
+    name: &'static str,
+    vifs: Vec<&'static str>,
+    watch: &'static str,
+    delay: Duration,
+) -> (tokio::task::JoinHandle<()>, AckLog) {
+    let log: AckLog = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log2 = log.clone();
+    let h = tokio::spawn(async move {
+        let mut v = View::default();
+        while let Ok(Some(u)) = st.message().await {
+            view::apply(&mut v, &u);
+            tokio::time::sleep(delay).await;
+            let ports: Vec<(&str, bool)> = vifs
+                .iter()
+                .map(|p| (*p, v.ports.get(*p).is_some_and(|pv| pv.chassis == name)))
+                .collect();
+            let bound = v.ports.get(watch).is_some_and(|pv| pv.chassis == name);
+            report(&mut s, name, u.revision, &ports).await;
+            log2.lock().unwrap().push((u.revision, bound));
+        }
+    });
+    (h, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_binds_in_one_round_from_a_vif_sighting() {
+    let etcd = start_etcd();
+    let ep = etcd.endpoint();
+    let prefix = unique_prefix("sight");
+    let ctl = InProc::start(config(&ep, &prefix)).await;
+    let mut c = nb(&ctl.url()).await;
+    let mut s = sb(&ctl.url()).await;
+    c.create_switch(create_switch("sw", "10.0.0.0/24"))
+        .await
+        .unwrap();
+    let mut st1 = s
+        .subscribe(chassis("hv1", "192.168.0.1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut v1 = View::default();
+    let u = next(&mut st1).await;
+    view::apply(&mut v1, &u);
+
+    // hv1 has the VIF of p9 before p9 exists: recorded as a sighting, nothing bound.
+    report(&mut s, "hv1", u.revision, &[("p9", false)]).await;
+    assert_eq!(
+        has_key(&ep, &prefix, "status/sightings/p9")
+            .await
+            .as_deref(),
+        Some(&b"hv1"[..])
+    );
+    assert!(has_key(&ep, &prefix, "status/bindings/p9").await.is_none());
+    // The create binds it in its own transaction: right after the write, before any
+    // further report, the port is bound to hv1, and the sighting is consumed.
+    let r = c
+        .create_port(create_port("sw", "p9", &["dynamic"]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.port.as_ref().unwrap().chassis, "hv1");
+    let got = c
+        .get_port(GetRequest { name: "p9".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((got.chassis.as_str(), got.up), ("hv1", false));
+    assert!(has_key(&ep, &prefix, "status/sightings/p9").await.is_none());
+    // The first update that carries p9 already has it bound to hv1 (one round).
+    let u = until(&mut st1, &mut v1, |v, _| v.ports.contains_key("p9")).await;
+    assert!(u.revision >= r.revision);
+    assert_eq!(v1.ports["p9"].chassis, "hv1");
+    assert!(v1.switches.contains_key("sw"));
+
+    // --wait=hv on a create whose VIF is on hv2 returns only after hv2 acked the create's
+    // revision, and that revision already had the port bound to hv2.
+    let (a1, _) = fake_agent(
+        s.clone(),
+        st1,
+        "hv1",
+        vec!["p9"],
+        "p9",
+        Duration::from_millis(0),
+    );
+    let mut s2 = sb(&ctl.url()).await;
+    let st2 = s2
+        .subscribe(chassis("hv2", "192.168.0.2"))
+        .await
+        .unwrap()
+        .into_inner();
+    let (a2, log2) = fake_agent(
+        s2.clone(),
+        st2,
+        "hv2",
+        vec!["p10"],
+        "p10",
+        Duration::from_millis(300),
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            has_key(&ep, &prefix, "status/sightings/p10")
+                .await
+                .as_deref()
+                == Some(&b"hv2"[..])
+        })
+        .await,
+        "hv2's VIF sighting of p10 recorded"
+    );
+    let mut req = create_port("sw", "p10", &["dynamic"]);
+    req.options = Some(WriteOptions {
+        wait: WaitMode::WaitHv as i32,
+        timeout_ms: 5000,
+        ..Default::default()
+    });
+    let r = c
+        .create_port(req)
+        .await
+        .expect("wait=hv returns once both acked")
+        .into_inner();
+    {
+        let log = log2.lock().unwrap().clone();
+        let acked: Vec<_> = log.iter().filter(|(rev, _)| *rev >= r.revision).collect();
+        assert!(!acked.is_empty(), "returned before hv2 acked: {log:?}");
+        assert!(
+            acked.iter().all(|(_, bound)| *bound),
+            "hv2 acked the create's revision without p10 bound to it: {log:?}"
+        );
+    }
+    let got = c
+        .get_port(GetRequest { name: "p10".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.chassis, "hv2");
+    // hv2 then reports it up (after its apply), as before.
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let mut c = c.clone();
+            async move {
+                c.get_port(GetRequest { name: "p10".into() })
+                    .await
+                    .is_ok_and(|p| p.into_inner().up)
+            }
+        })
+        .await
+    );
+    a1.abort();
+    a2.abort();
+
+    // A sighting goes when the VIF disappears from its chassis' report, and with the chassis.
+    let mut s3 = sb(&ctl.url()).await;
+    let st3 = s3
+        .subscribe(chassis("hv3", "192.168.0.3"))
+        .await
+        .unwrap()
+        .into_inner();
+    report(&mut s3, "hv3", 0, &[("ghost", false), ("ghost2", false)]).await;
+    assert!(has_key(&ep, &prefix, "status/sightings/ghost")
+        .await
+        .is_some());
+    report(&mut s3, "hv3", 0, &[("ghost2", false)]).await;
+    assert!(has_key(&ep, &prefix, "status/sightings/ghost")
+        .await
+        .is_none());
+    assert!(has_key(&ep, &prefix, "status/sightings/ghost2")
+        .await
+        .is_some());
+    drop(st3);
+    let dead = eventually(Duration::from_secs(8), || {
+        let mut c = c.clone();
+        async move { alive_of(&mut c).await.contains(&("hv3".to_string(), false)) }
+    })
+    .await;
+    assert!(dead, "hv3's lease expired");
+    c.delete_chassis(DeleteRequest {
+        name: "hv3".into(),
+        options: None,
+    })
+    .await
+    .unwrap();
+    assert!(has_key(&ep, &prefix, "status/sightings/ghost2")
+        .await
+        .is_none());
+    ctl.stop().await;
+}
