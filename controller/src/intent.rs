@@ -389,9 +389,17 @@ impl Intent {
     }
 
     /// Deletes a switch with all its ports, bindings and claims.
+    ///
+    /// When everything fits in one transaction (within `--etcd-max-txn-ops`) it is one
+    /// transaction. A larger switch is deleted ports first, in transactions of at most that
+    /// size (each guarded by the switch's and each port's mod_revision, deleting the port, its
+    /// binding and its claims), and the switch itself last (guarded by the switch's and the
+    /// port-set generation's mod_revision: a port created or deleted meanwhile makes it re-read
+    /// and go on). Views meanwhile see the switch lose ports, never ports without a switch; an
+    /// interrupted delete leaves the switch with fewer ports, and a repeated ls-del finishes it.
     pub async fn delete_switch(&self, name: &str, if_exists: bool) -> ApiResult<i64> {
         validate_name("name", name)?;
-        for attempt in 0..MAX_ATTEMPTS {
+        'attempt: for attempt in 0..MAX_ATTEMPTS {
             backoff(attempt).await;
             let (existing, rev) = self.get_switch(name).await?;
             let Some((sw, sw_rev)) = existing else {
@@ -403,34 +411,100 @@ impl Intent {
             let (gen, _) = self.store.get(&self.keys.gen(name)).await?;
             let gen_rev = gen.map(|kv| kv.mod_revision).unwrap_or(0);
             let ports = self.store.range(&self.keys.ports()).await?;
-            let mut ops = vec![
+            let mut mine: Vec<(&KeyValue, LogicalSwitchPort)> = Vec::new();
+            for kv in &ports.kvs {
+                let p: LogicalSwitchPort = decode(kv)?;
+                if p.switch_name == name {
+                    mine.push((kv, p));
+                }
+            }
+            let guard = [
+                Compare::ModRevision(self.keys.switch(name), sw_rev),
+                Compare::ModRevision(self.keys.gen(name), gen_rev),
+            ];
+            let mut last_ops = vec![
                 Op::Delete(self.keys.switch(name)),
                 Op::DeletePrefix(self.keys.claims_ip(name)),
                 Op::DeletePrefix(self.keys.claims_mac(name)),
                 Op::Delete(self.keys.gen(name)),
             ];
             if sw.vni != 0 {
-                ops.push(Op::Delete(self.keys.claim_vni(sw.vni)));
+                last_ops.push(Op::Delete(self.keys.claim_vni(sw.vni)));
             }
-            let mut n = 0;
-            for kv in &ports.kvs {
-                let p: LogicalSwitchPort = decode(kv)?;
-                if p.switch_name == name {
+            let n = mine.len();
+            let max = self.limits.max_txn_ops;
+            if last_ops.len() + 2 * n <= max {
+                // Small enough: one transaction (the prefix deletes cover the claims).
+                let mut ops = last_ops;
+                for (kv, p) in &mine {
                     ops.push(Op::Delete(kv.key.clone()));
                     ops.push(Op::Delete(self.keys.binding(&p.name)));
-                    n += 1;
+                }
+                let r = self
+                    .store
+                    .txn(Txn {
+                        compares: guard.to_vec(),
+                        ops,
+                    })
+                    .await?;
+                if r.succeeded {
+                    tracing::info!(switch = %name, ports = n, revision = r.revision, "switch deleted");
+                    return Ok(r.revision);
+                }
+                continue;
+            }
+            // Ports first, in chunks: each port with its binding and its claims.
+            let mut chunks = 0;
+            let mut t = Txn::default();
+            let mut pending = mine.iter().peekable();
+            while let Some((kv, p)) = pending.next() {
+                let (ips, macs) = claims_of(p);
+                let mut ops = vec![
+                    Op::Delete(kv.key.clone()),
+                    Op::Delete(self.keys.binding(&p.name)),
+                ];
+                ops.extend(
+                    ips.iter()
+                        .map(|ip| Op::Delete(self.keys.claim_ip(name, *ip))),
+                );
+                ops.extend(
+                    macs.iter()
+                        .map(|m| Op::Delete(self.keys.claim_mac(name, m))),
+                );
+                // A port's pieces never straddle transactions; a port with more pieces than
+                // a transaction takes leaves its claims to the final prefix deletes.
+                ops.truncate(max);
+                if !t.ops.is_empty()
+                    && (t.ops.len() + ops.len() > max || t.compares.len() + 1 > max)
+                {
+                    if !self.store.txn(std::mem::take(&mut t)).await?.succeeded {
+                        continue 'attempt;
+                    }
+                    chunks += 1;
+                }
+                if t.compares.is_empty() {
+                    t.compares
+                        .push(Compare::ModRevision(self.keys.switch(name), sw_rev));
+                }
+                t.compares
+                    .push(Compare::ModRevision(kv.key.clone(), kv.mod_revision));
+                t.ops.extend(ops);
+                if pending.peek().is_none() {
+                    if !self.store.txn(std::mem::take(&mut t)).await?.succeeded {
+                        continue 'attempt;
+                    }
+                    chunks += 1;
                 }
             }
-            let txn = Txn {
-                compares: vec![
-                    Compare::ModRevision(self.keys.switch(name), sw_rev),
-                    Compare::ModRevision(self.keys.gen(name), gen_rev),
-                ],
-                ops,
-            };
-            let r = self.store.txn(txn).await?;
+            let r = self
+                .store
+                .txn(Txn {
+                    compares: guard.to_vec(),
+                    ops: last_ops,
+                })
+                .await?;
             if r.succeeded {
-                tracing::info!(switch = %name, ports = n, revision = r.revision, "switch deleted");
+                tracing::info!(switch = %name, ports = n, port_txns = chunks, revision = r.revision, "switch deleted");
                 return Ok(r.revision);
             }
         }

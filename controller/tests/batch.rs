@@ -3,7 +3,8 @@
 //! allocating 100-port dynamic batches concurrently never hand out an address twice, and
 //! batches beyond --max-batch, the controller's --etcd-max-txn-ops or etcd's own limit are
 //! refused with InvalidArgument. Also: a status report with more bindings than one
-//! transaction takes is split and fully recorded.
+//! transaction takes is split and fully recorded, and ls-del of a switch with more ports than
+//! one transaction takes deletes it in chunks.
 
 #![allow(clippy::unwrap_used)]
 
@@ -414,5 +415,164 @@ async fn oversize_batches_are_refused() {
     assert!(e.message().contains("--max-txn-ops"), "{}", e.message());
     let after = port_keys(dump(&etcd.endpoint(), &prefix).await);
     assert_eq!(after, before, "etcd refused, nothing written");
+    ctl.stop().await;
+}
+
+/// ls-del of a switch with more ports than one etcd transaction takes (controller limit
+/// 128): ports go in chunks, the switch last; nothing of it is left, and a chassis' view
+/// never holds a port whose switch it does not have (the agent rejects such an update).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_switch_larger_than_one_transaction() {
+    let etcd = start_etcd();
+    let prefix = unique_prefix("lsdel");
+    let mut cfg = config(&etcd.endpoint(), &prefix);
+    cfg.etcd_max_txn_ops = 128;
+    let ctl = InProc::start(cfg).await;
+    let mut c = nb(&ctl.url()).await;
+    c.create_switch(sw("big", "10.1.0.0/16")).await.unwrap();
+    c.create_switch(sw("small", "10.2.0.0/24")).await.unwrap();
+    // 300 ports, 40 per call (3 ops each + 1 fits in 128).
+    for b in 0..8 {
+        let ports = (0..40)
+            .map(|i| b * 40 + i)
+            .filter(|i| *i < 300)
+            .map(|i| lsp("big", &format!("b{i}"), &["dynamic"]))
+            .collect();
+        c.create_ports(batch(ports, false)).await.unwrap();
+    }
+    c.create_ports(batch(vec![lsp("small", "s0", &["dynamic"])], false))
+        .await
+        .unwrap();
+    // A chassis with one port of each switch bound: its view holds both switches.
+    let mut s = sb(&ctl.url()).await;
+    let mut st = s
+        .subscribe(SubscribeRequest {
+            chassis: Some(Chassis {
+                name: "hv1".into(),
+                encap_ip: "192.168.0.1".into(),
+                encap_types: vec!["geneve".into()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = st.message().await.unwrap().unwrap();
+    let mut bound: Vec<PortBinding> = (0..300)
+        .step_by(7)
+        .map(|i| PortBinding {
+            port: format!("b{i}"),
+            chassis: "hv1".into(),
+            up: true,
+        })
+        .collect();
+    bound.push(PortBinding {
+        port: "s0".into(),
+        chassis: "hv1".into(),
+        up: true,
+    });
+    s.report_status(StatusReport {
+        chassis: "hv1".into(),
+        applied_revision: first.revision,
+        ports: bound,
+        last_error: String::new(),
+    })
+    .await
+    .unwrap();
+    let mut v = weft_controller::view::View::default();
+    weft_controller::view::apply(&mut v, &first);
+    let check = |v: &weft_controller::view::View| {
+        for p in v.ports.values() {
+            assert!(
+                v.switches.contains_key(&p.switch_name),
+                "port {} of switch {} without its switch in the view",
+                p.name,
+                p.switch_name
+            );
+        }
+    };
+    while v.ports.len() < 301 {
+        let u = tokio::time::timeout(Duration::from_secs(5), st.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        weft_controller::view::apply(&mut v, &u);
+        check(&v);
+    }
+    let before = c
+        .sync(SyncRequest {
+            revision: 0,
+            options: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .revision;
+    let r = c
+        .delete_switch(DeleteRequest {
+            name: "big".into(),
+            options: None,
+        })
+        .await
+        .expect("ls-del of a 300-port switch with --etcd-max-txn-ops 128")
+        .into_inner();
+    while v.switches.contains_key("big") {
+        let u = tokio::time::timeout(Duration::from_secs(5), st.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        weft_controller::view::apply(&mut v, &u);
+        check(&v);
+    }
+    assert_eq!(v.ports.keys().collect::<Vec<_>>(), vec!["s0"]);
+    let raw = dump(&etcd.endpoint(), &prefix).await;
+    let left: Vec<&String> = raw
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| {
+            k.contains("/nb/switches/big")
+                || k.contains("/nb/ports/b")
+                || k.contains("/claims/ip/big/")
+                || k.contains("/claims/mac/big/")
+                || k.contains("/status/bindings/b")
+                || k.contains("/gen/big")
+        })
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // The other switch is untouched, and exactly one VNI claim (its) is left.
+    let vnis = raw
+        .iter()
+        .filter(|(k, _)| k.contains("/claims/vni/"))
+        .count();
+    assert_eq!(vnis, 1);
+    let small = c
+        .list_ports(ListPortsRequest {
+            switch_name: "small".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(small.ports.len(), 1);
+    assert_eq!(small.ports[0].chassis, "hv1");
+    // 300 ports × (port, binding, IP, MAC) = 1,200 deletes: at least 10 transactions of
+    // at most 128, then the switch's own.
+    assert!(
+        r.revision - before >= 10,
+        "deleted in {} revisions",
+        r.revision - before
+    );
+    // The name is free again.
+    c.create_switch(sw("big", "10.1.0.0/16")).await.unwrap();
+    let e = c
+        .delete_switch(DeleteRequest {
+            name: "nosuch".into(),
+            options: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    drop(st);
     ctl.stop().await;
 }
