@@ -280,6 +280,19 @@ impl Intent {
         Ok(ClusterState::from_kvs(&self.keys, &r.kvs, r.revision))
     }
 
+    /// The state as of now, for reads: the cached state once it reflects etcd's current
+    /// revision (one single-key read to learn it), so a read never misses a write that
+    /// returned before it; without a cache, or when it lags, one range of everything.
+    pub async fn read_state(&self) -> ApiResult<Arc<ClusterState>> {
+        if self.cache.is_some() {
+            let rev = self.current_revision().await?;
+            if let Some(st) = self.cached_at(rev).await {
+                return Ok(st);
+            }
+        }
+        Ok(Arc::new(self.load().await?))
+    }
+
     /// The store's current revision.
     pub async fn current_revision(&self) -> ApiResult<i64> {
         Ok(self.store.get(self.keys.root()).await?.1)
@@ -626,8 +639,7 @@ impl Intent {
             let (existing, rev) = self.get_port(&name).await?;
             if let Some((p, _)) = existing {
                 if may_exist && p.switch_name == switch {
-                    let st = self.load().await?;
-                    return Ok((rev, st.port_with_status(&p)));
+                    return Ok((rev, self.port_with_binding(p).await?));
                 }
                 return Err(ApiError::AlreadyExists(format!(
                     "port {name:?} already exists on switch {:?}",
@@ -1337,8 +1349,8 @@ impl Intent {
                 let b: PortBinding = decode(kv)?;
                 current.insert(b.port.clone(), (b, kv.mod_revision));
             }
-            // With `unchanged`, `reported` holds no existing port and `current` nothing: no
-            // binding changes, only the ack and the error below.
+            // With `unchanged` nothing was read (`port_names`, `current` and `seen` are empty):
+            // no binding or sighting changes, only the ack and the error below.
             let guard = Compare::ModRevision(ch.key.clone(), ch.mod_revision);
             // Binding and sighting changes as (compares, op); written in transactions of at
             // most --etcd-max-txn-ops (a host with many ports reports more than etcd takes at
@@ -1354,7 +1366,7 @@ impl Intent {
             // Sightings: a reported VIF whose port does not exist is recorded (unless another
             // chassis reported it first), so a later create binds it in its own transaction;
             // this chassis' sightings of VIFs it no longer has, or of ports that now exist, go.
-            for port in reported.keys() {
+            for port in reported.keys().filter(|_| !unchanged) {
                 if port_names.contains(port) || seen.contains_key(port) {
                     continue;
                 }
@@ -1550,4 +1562,89 @@ fn security_string(a: &weft_proto::v1::PortAddress) -> String {
         s.push_str(ip);
     }
     s
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::state::Sighting;
+
+    fn report(chassis: &str, ports: &[(&str, bool)]) -> StatusReport {
+        StatusReport {
+            chassis: chassis.into(),
+            applied_revision: 1,
+            ports: ports
+                .iter()
+                .map(|(p, up)| PortBinding {
+                    port: p.to_string(),
+                    chassis: chassis.into(),
+                    up: *up,
+                })
+                .collect(),
+            last_error: String::new(),
+        }
+    }
+
+    #[test]
+    fn bindings_match_accounts_for_sightings() {
+        let mut st = ClusterState::default();
+        let sight = |c: &str| Sighting {
+            chassis: c.into(),
+            mod_revision: 3,
+        };
+        st.sightings.insert("v1".into(), sight("hv2"));
+        st.sightings.insert("v2".into(), sight("hv2"));
+        st.sightings.insert("w1".into(), sight("hv1"));
+        st.ports.insert(
+            "p1".into(),
+            LogicalSwitchPort {
+                name: "p1".into(),
+                ..Default::default()
+            },
+        );
+        st.bindings.insert(
+            "p1".into(),
+            PortBinding {
+                port: "p1".into(),
+                chassis: "hv1".into(),
+                up: true,
+            },
+        );
+        // hv2: both VIFs sighted, no port, no binding: nothing to write.
+        assert!(bindings_match(
+            &st,
+            &report("hv2", &[("v1", false), ("v2", false)])
+        ));
+        // A VIF gone from the report: its sighting must go.
+        assert!(!bindings_match(&st, &report("hv2", &[("v1", false)])));
+        // A new VIF without a sighting must be recorded.
+        assert!(!bindings_match(
+            &st,
+            &report("hv2", &[("v1", false), ("v2", false), ("v3", false)])
+        ));
+        // A VIF sighted by another chassis first is left alone.
+        assert!(bindings_match(
+            &st,
+            &report("hv2", &[("v1", false), ("v2", false), ("w1", false)])
+        ));
+        // hv1: p1 bound up, w1 sighted.
+        assert!(bindings_match(
+            &st,
+            &report("hv1", &[("p1", true), ("w1", false)])
+        ));
+        assert!(!bindings_match(
+            &st,
+            &report("hv1", &[("p1", false), ("w1", false)])
+        ));
+        // A sighting of a port that now exists is stale.
+        st.ports.insert(
+            "w1".into(),
+            LogicalSwitchPort {
+                name: "w1".into(),
+                ..Default::default()
+            },
+        );
+        assert!(!bindings_match(&st, &report("hv1", &[("p1", true)])));
+    }
 }

@@ -171,7 +171,7 @@ impl Northbound for NorthboundService {
         let span = tracing::debug_span!("get_switch", switch = %name);
         async {
             validate_name("name", &name)?;
-            let st = self.intent.load().await?;
+            let st = self.intent.read_state().await?;
             st.switches
                 .get(&name)
                 .cloned()
@@ -188,7 +188,7 @@ impl Northbound for NorthboundService {
         _request: Request<ListSwitchesRequest>,
     ) -> Result<Response<ListSwitchesReply>, Status> {
         async {
-            let st = self.intent.load().await?;
+            let st = self.intent.read_state().await?;
             Ok(Response::new(ListSwitchesReply {
                 switches: st.switches.values().cloned().collect(),
                 revision: st.revision,
@@ -263,7 +263,7 @@ impl Northbound for NorthboundService {
         let span = tracing::debug_span!("get_port", port = %name);
         async {
             validate_name("name", &name)?;
-            let st = self.intent.load().await?;
+            let st = self.intent.read_state().await?;
             st.ports
                 .get(&name)
                 .map(|p| Response::new(st.port_with_status(p)))
@@ -282,7 +282,7 @@ impl Northbound for NorthboundService {
         let span = tracing::debug_span!("list_ports", switch = %name);
         async {
             validate_name("switch_name", &name)?;
-            let st = self.intent.load().await?;
+            let st = self.intent.read_state().await?;
             if !st.switches.contains_key(&name) {
                 return Err(ApiError::NotFound(format!("switch {name:?} not found")));
             }
@@ -367,7 +367,7 @@ impl Northbound for NorthboundService {
         _request: Request<ListChassisRequest>,
     ) -> Result<Response<ListChassisReply>, Status> {
         async {
-            let st = self.intent.load().await?;
+            let st = self.intent.read_state().await?;
             Ok(Response::new(ListChassisReply {
                 chassis: st.chassis_list(),
                 revision: st.revision,
@@ -400,7 +400,7 @@ impl Northbound for NorthboundService {
 
     async fn show(&self, _request: Request<ShowRequest>) -> Result<Response<ShowReply>, Status> {
         async {
-            let st = self.intent.load().await?;
+            let st = self.intent.read_state().await?;
             let switches = st
                 .switches
                 .values()
