@@ -20,7 +20,7 @@ use crate::cache::CacheSnapshot;
 use crate::error::ApiError;
 use crate::intent::Intent;
 use crate::validate::validate_chassis;
-use crate::view::{self, View};
+use crate::view::{self, ViewState};
 
 /// The southbound service.
 #[derive(Clone)]
@@ -64,7 +64,11 @@ impl StreamTask {
         let mut keepalive =
             tokio::time::interval(Duration::from_millis((self.ttl as u64 * 1000 / 3).max(500)));
         keepalive.tick().await;
-        let mut sent: Option<(View, i64)> = None; // (view, intent revision) last sent
+        // The view kept up to date from changed keys, the state revision it reflects, and
+        // the view revision last sent.
+        let mut vs: Option<ViewState> = None;
+        let mut seen = 0;
+        let mut sent_rev: Option<i64> = None;
         self.cache.mark_changed();
         loop {
             tokio::select! {
@@ -83,21 +87,30 @@ impl StreamTask {
                     // A view depends only on keys that bump `intent_revision` (intent, chassis
                     // records, bindings): acks and error reports cannot change it, so they
                     // cost nothing here (there are several per write).
-                    if sent.as_ref().is_some_and(|(_, rev)| st.intent_revision <= *rev) {
+                    if sent_rev.is_some_and(|rev| st.intent_revision <= rev) {
                         continue;
                     }
-                    let new_view = view::compute(st, &self.chassis.name);
-                    let update = match &sent {
-                        None => Some(view::snapshot(&new_view, st.revision)),
-                        Some((old, _)) => Some(view::delta(old, &new_view, st.revision)),
-                    };
-                    if let Some(u) = update {
-                        tracing::debug!(revision = u.revision, snapshot = u.snapshot, ports = u.ports.len(), deleted_ports = u.deleted_ports.len(), "sending view update");
-                        if self.tx.send(Ok(u)).await.is_err() {
-                            break;
+                    let update = match (vs.as_mut(), st.changes_since(seen)) {
+                        // Only what changed since the last update is re-evaluated.
+                        (Some(v), Some(changes)) => v.update(st, &changes, st.revision),
+                        (old, _) => {
+                            // First update, or the change log no longer reaches back (cache
+                            // reloaded): compute in full.
+                            let new = ViewState::new(st, &self.chassis.name);
+                            let u = match old {
+                                None => view::snapshot(new.view(), st.revision),
+                                Some(old) => view::delta(old.view(), new.view(), st.revision),
+                            };
+                            vs = Some(new);
+                            u
                         }
-                        sent = Some((new_view, st.intent_revision));
+                    };
+                    seen = st.revision;
+                    tracing::debug!(revision = update.revision, snapshot = update.snapshot, ports = update.ports.len(), deleted_ports = update.deleted_ports.len(), "sending view update");
+                    if self.tx.send(Ok(update)).await.is_err() {
+                        break;
                     }
+                    sent_rev = Some(st.intent_revision);
                 }
             }
         }

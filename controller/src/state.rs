@@ -134,6 +134,21 @@ pub struct Sighting {
     pub mod_revision: i64,
 }
 
+/// How many view-relevant key changes a state remembers (see [`ClusterState::changes_since`]);
+/// a stream further behind recomputes its view in full.
+pub const CHANGE_LOG_LEN: usize = 16384;
+
+/// A view-relevant object that changed (what [`crate::view::ViewState`] re-evaluates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// A switch record.
+    Switch(String),
+    /// A port record or its binding.
+    Port(String),
+    /// A chassis record.
+    Chassis(String),
+}
+
 /// What a key change touched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -188,6 +203,13 @@ pub struct ClusterState {
     pub ip_claims: BTreeMap<String, BTreeMap<Ipv4Addr, String>>,
     /// MAC claims by switch: MAC → port.
     pub mac_claims: BTreeMap<String, BTreeMap<String, String>>,
+    /// Port names by switch name (kept in step with `ports`).
+    pub ports_by_switch: BTreeMap<String, BTreeSet<String>>,
+    /// The latest view-relevant changes, oldest first, with their revisions (at most
+    /// [`CHANGE_LOG_LEN`]).
+    pub change_log: imbl::Vector<(i64, Changed)>,
+    /// Changes at or below this revision are no longer (or were never) in `change_log`.
+    pub change_floor: i64,
 }
 
 /// Inserts `k → v` into the inner map of `outer[name]` (created when absent).
@@ -229,7 +251,63 @@ impl ClusterState {
             }
         }
         s.revision = revision;
+        // A fresh load says nothing about what changed before it.
+        s.change_log.clear();
+        s.change_floor = revision;
         s
+    }
+
+    /// The switches, ports and chassis changed after `revision`, or None when the log no
+    /// longer reaches back that far (the caller recomputes in full).
+    pub fn changes_since(&self, revision: i64) -> Option<Vec<Changed>> {
+        if revision < self.change_floor {
+            return None;
+        }
+        // The log is in revision order: skip what the caller has seen.
+        let start = self.change_log.binary_search_by(|(r, _)| {
+            if *r <= revision {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Greater
+            }
+        });
+        let start = start.unwrap_or_else(|i| i);
+        Some(
+            self.change_log
+                .iter()
+                .skip(start)
+                .map(|(_, c)| c.clone())
+                .collect(),
+        )
+    }
+
+    fn log_change(&mut self, revision: i64, c: Changed) {
+        self.change_log.push_back((revision, c));
+        while self.change_log.len() > CHANGE_LOG_LEN {
+            if let Some((r, _)) = self.change_log.pop_front() {
+                self.change_floor = self.change_floor.max(r);
+            }
+        }
+    }
+
+    fn index_port(&mut self, name: &str, switch: Option<&str>) {
+        if let Some(old) = self.ports.get(name).map(|p| p.switch_name.clone()) {
+            if switch != Some(old.as_str()) {
+                if let Some(mut set) = self.ports_by_switch.get(&old).cloned() {
+                    set.remove(name);
+                    if set.is_empty() {
+                        self.ports_by_switch.remove(&old);
+                    } else {
+                        self.ports_by_switch.insert(old, set);
+                    }
+                }
+            }
+        }
+        if let Some(sw) = switch {
+            let mut set = self.ports_by_switch.get(sw).cloned().unwrap_or_default();
+            set.insert(name.to_string());
+            self.ports_by_switch.insert(sw.to_string(), set);
+        }
     }
 
     /// Applies a put; undecodable values are skipped (logged).
@@ -249,6 +327,7 @@ impl ClusterState {
         let change = if let Some(name) = rel.strip_prefix("nb/switches/") {
             if let Some(m) = decode(key, value) {
                 self.switches.insert(name.to_string(), m);
+                self.log_change(mod_rev, Changed::Switch(name.to_string()));
             }
             Change::Intent
         } else if let Some(name) = rel.strip_prefix("nb/ports/") {
@@ -256,17 +335,21 @@ impl ClusterState {
                 // Resolved once here, not on every view computation of every stream.
                 self.resolved
                     .insert(name.to_string(), crate::view::resolve_port(&m, ""));
+                self.index_port(name, Some(&m.switch_name));
                 self.ports.insert(name.to_string(), m);
+                self.log_change(mod_rev, Changed::Port(name.to_string()));
             }
             Change::Intent
         } else if let Some(name) = rel.strip_prefix("chassis/") {
             if let Some(m) = decode(key, value) {
                 self.chassis.insert(name.to_string(), m);
+                self.log_change(mod_rev, Changed::Chassis(name.to_string()));
             }
             Change::Status
         } else if let Some(name) = rel.strip_prefix("status/bindings/") {
             if let Some(m) = decode(key, value) {
                 self.bindings.insert(name.to_string(), m);
+                self.log_change(mod_rev, Changed::Port(name.to_string()));
             }
             Change::Status
         } else if let Some(name) = rel.strip_prefix("status/applied/") {
@@ -323,17 +406,26 @@ impl ClusterState {
             return Change::Other;
         };
         let change = if let Some(name) = rel.strip_prefix("nb/switches/") {
-            self.switches.remove(name);
+            if self.switches.remove(name).is_some() {
+                self.log_change(rev, Changed::Switch(name.to_string()));
+            }
             Change::Intent
         } else if let Some(name) = rel.strip_prefix("nb/ports/") {
-            self.ports.remove(name);
+            self.index_port(name, None);
+            if self.ports.remove(name).is_some() {
+                self.log_change(rev, Changed::Port(name.to_string()));
+            }
             self.resolved.remove(name);
             Change::Intent
         } else if let Some(name) = rel.strip_prefix("chassis/") {
-            self.chassis.remove(name);
+            if self.chassis.remove(name).is_some() {
+                self.log_change(rev, Changed::Chassis(name.to_string()));
+            }
             Change::Status
         } else if let Some(name) = rel.strip_prefix("status/bindings/") {
-            self.bindings.remove(name);
+            if self.bindings.remove(name).is_some() {
+                self.log_change(rev, Changed::Port(name.to_string()));
+            }
             Change::Status
         } else if let Some(name) = rel.strip_prefix("status/applied/") {
             self.applied.remove(name);
@@ -385,9 +477,12 @@ impl ClusterState {
 
     /// Ports of one switch with status, sorted by name.
     pub fn ports_of(&self, switch: &str) -> Vec<LogicalSwitchPort> {
-        self.ports
-            .values()
-            .filter(|p| p.switch_name == switch)
+        let Some(names) = self.ports_by_switch.get(switch) else {
+            return Vec::new();
+        };
+        names
+            .iter()
+            .filter_map(|n| self.ports.get(n))
             .map(|p| self.port_with_status(p))
             .collect()
     }

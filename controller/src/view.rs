@@ -3,15 +3,16 @@
 //! A chassis' view: the switches with at least one port bound to that chassis, every port of
 //! those switches (addresses resolved, with the chassis each is bound to), and the other live
 //! chassis those ports live on. [`compute`] builds it from a [`ClusterState`]; [`delta`] turns
-//! two views into a `ViewUpdate`.
+//! two views into a `ViewUpdate`. [`ViewState`] keeps one chassis' view up to date from the
+//! changed keys only (what the southbound streams use), and yields the same deltas.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use weft_proto::v1::{
     LogicalSwitchPort, PortAddress, PortView, RemoteChassis, SwitchView, ViewUpdate,
 };
 
-use crate::state::ClusterState;
+use crate::state::{Changed, ClusterState};
 use crate::validate::{parse_dynamic, parse_mac};
 
 /// One chassis' view, keyed by name.
@@ -125,6 +126,322 @@ pub fn compute(state: &ClusterState, chassis: &str) -> View {
         }
     }
     view
+}
+
+/// One chassis' view maintained incrementally: [`ViewState::update`] re-evaluates only the
+/// switches, ports and chassis that changed, so its cost follows the change, not the
+/// deployment. Always equal to [`compute`] of the same state (unit-tested on random changes).
+#[derive(Debug, Clone)]
+pub struct ViewState {
+    chassis: String,
+    view: View,
+    /// Ports bound to this chassis (whatever their switch), by switch: what makes a switch
+    /// local.
+    local: HashMap<String, BTreeSet<String>>,
+    /// Switch of each port bound to this chassis.
+    mine: HashMap<String, String>,
+    /// Ports in the view, by switch.
+    by_switch: HashMap<String, BTreeSet<String>>,
+    /// How many ports in the view live on each other chassis.
+    remote: HashMap<String, usize>,
+}
+
+/// Old values of what an update touched, to build its delta.
+#[derive(Default)]
+struct Touched {
+    switches: BTreeMap<String, Option<SwitchView>>,
+    ports: BTreeMap<String, Option<PortView>>,
+    chassis: BTreeSet<String>,
+}
+
+fn switch_view(sw: &weft_proto::v1::LogicalSwitch) -> SwitchView {
+    SwitchView {
+        name: sw.name.clone(),
+        vni: sw.vni,
+        subnet: sw.subnet.clone(),
+        mtu: sw.mtu,
+    }
+}
+
+fn bound_to<'a>(state: &'a ClusterState, port: &str) -> &'a str {
+    state
+        .bindings
+        .get(port)
+        .map(|b| b.chassis.as_str())
+        .unwrap_or("")
+}
+
+impl ViewState {
+    /// The view of `chassis` in `state`, computed in full.
+    pub fn new(state: &ClusterState, chassis: &str) -> Self {
+        let mut vs = ViewState {
+            chassis: chassis.to_string(),
+            view: View::default(),
+            local: HashMap::new(),
+            mine: HashMap::new(),
+            by_switch: HashMap::new(),
+            remote: HashMap::new(),
+        };
+        for (name, b) in state.bindings.iter() {
+            if b.chassis == chassis {
+                if let Some(p) = state.ports.get(name) {
+                    vs.bind(name, &p.switch_name);
+                }
+            }
+        }
+        let mut t = Touched::default();
+        let switches: Vec<String> = vs.local.keys().cloned().collect();
+        for s in switches {
+            vs.reevaluate_switch(state, &s, false, &mut t);
+        }
+        for c in vs.remote.keys() {
+            if let Some(rc) = state.chassis.get(c) {
+                vs.view.chassis.insert(
+                    c.clone(),
+                    RemoteChassis {
+                        name: rc.name.clone(),
+                        encap_ip: rc.encap_ip.clone(),
+                        encap_types: rc.encap_types.clone(),
+                    },
+                );
+            }
+        }
+        vs
+    }
+
+    /// The current view.
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    fn bind(&mut self, port: &str, switch: &str) {
+        self.mine.insert(port.to_string(), switch.to_string());
+        self.local
+            .entry(switch.to_string())
+            .or_default()
+            .insert(port.to_string());
+    }
+
+    fn unbind(&mut self, port: &str) -> Option<String> {
+        let sw = self.mine.remove(port)?;
+        if let Some(set) = self.local.get_mut(&sw) {
+            set.remove(port);
+            if set.is_empty() {
+                self.local.remove(&sw);
+            }
+        }
+        Some(sw)
+    }
+
+    fn is_local(&self, state: &ClusterState, switch: &str) -> bool {
+        state.switches.contains_key(switch) && self.local.contains_key(switch)
+    }
+
+    fn count_remote(&mut self, c: &str, add: bool, t: &mut Touched) {
+        if c.is_empty() || c == self.chassis {
+            return;
+        }
+        t.chassis.insert(c.to_string());
+        if add {
+            *self.remote.entry(c.to_string()).or_insert(0) += 1;
+        } else if let Some(n) = self.remote.get_mut(c) {
+            *n -= 1;
+            if *n == 0 {
+                self.remote.remove(c);
+            }
+        }
+    }
+
+    fn remove_port(&mut self, port: &str, t: &mut Touched) {
+        let Some(old) = self.view.ports.remove(port) else {
+            return;
+        };
+        if let Some(set) = self.by_switch.get_mut(&old.switch_name) {
+            set.remove(port);
+            if set.is_empty() {
+                self.by_switch.remove(&old.switch_name);
+            }
+        }
+        self.count_remote(&old.chassis, false, t);
+        t.ports.entry(port.to_string()).or_insert(Some(old));
+    }
+
+    fn upsert_port(&mut self, state: &ClusterState, port: &str, t: &mut Touched) {
+        let Some(p) = state.ports.get(port) else {
+            self.remove_port(port, t);
+            return;
+        };
+        let c = bound_to(state, port);
+        let pv = match state.resolved.get(port) {
+            Some(r) => PortView {
+                chassis: c.to_string(),
+                ..r.clone()
+            },
+            None => resolve_port(p, c),
+        };
+        if self.view.ports.get(port) == Some(&pv) {
+            return;
+        }
+        self.remove_port(port, t);
+        t.ports.entry(port.to_string()).or_insert(None);
+        self.count_remote(c, true, t);
+        self.by_switch
+            .entry(pv.switch_name.clone())
+            .or_default()
+            .insert(port.to_string());
+        self.view.ports.insert(port.to_string(), pv);
+    }
+
+    /// Brings switch `s` (and, when it turns local or stops being local, all its ports) in
+    /// line with `state`.
+    fn reevaluate_switch(
+        &mut self,
+        state: &ClusterState,
+        s: &str,
+        record_changed: bool,
+        t: &mut Touched,
+    ) {
+        let now = self.is_local(state, s);
+        let was = self.view.switches.contains_key(s);
+        match (was, now) {
+            (true, false) => {
+                let old = self.view.switches.remove(s);
+                t.switches.entry(s.to_string()).or_insert(old);
+                for p in self.by_switch.get(s).cloned().unwrap_or_default() {
+                    self.remove_port(&p, t);
+                }
+            }
+            (false, true) => {
+                if let Some(sw) = state.switches.get(s) {
+                    t.switches.entry(s.to_string()).or_insert(None);
+                    self.view.switches.insert(s.to_string(), switch_view(sw));
+                }
+                if let Some(names) = state.ports_by_switch.get(s) {
+                    for p in names.iter() {
+                        self.upsert_port(state, p, t);
+                    }
+                }
+            }
+            (true, true) if record_changed => {
+                if let Some(sw) = state.switches.get(s) {
+                    let new = switch_view(sw);
+                    if self.view.switches.get(s) != Some(&new) {
+                        let old = self.view.switches.insert(s.to_string(), new);
+                        t.switches.entry(s.to_string()).or_insert(old);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Applies `changes` (see [`ClusterState::changes_since`]) to the view, now reflecting
+    /// `state`, and returns the delta tagged with `revision` (possibly empty).
+    pub fn update(
+        &mut self,
+        state: &ClusterState,
+        changes: &[Changed],
+        revision: i64,
+    ) -> ViewUpdate {
+        let mut switches: BTreeSet<String> = BTreeSet::new();
+        let mut ports: BTreeSet<String> = BTreeSet::new();
+        let mut chassis: BTreeSet<String> = BTreeSet::new();
+        for c in changes {
+            match c {
+                Changed::Switch(s) => {
+                    switches.insert(s.clone());
+                }
+                Changed::Port(p) => {
+                    ports.insert(p.clone());
+                }
+                Changed::Chassis(c) => {
+                    chassis.insert(c.clone());
+                }
+            }
+        }
+        let mut t = Touched::default();
+        // Which switches may have turned local or stopped being local.
+        let mut candidates = switches.clone();
+        for p in &ports {
+            if let Some(sw) = self.unbind(p) {
+                candidates.insert(sw);
+            }
+            if let Some(port) = state.ports.get(p) {
+                if bound_to(state, p) == self.chassis {
+                    self.bind(p, &port.switch_name);
+                }
+                candidates.insert(port.switch_name.clone());
+            }
+            if let Some(pv) = self.view.ports.get(p) {
+                candidates.insert(pv.switch_name.clone());
+            }
+        }
+        for s in &candidates {
+            self.reevaluate_switch(state, s, switches.contains(s), &mut t);
+        }
+        // Changed ports on switches that stayed local (upserts are no-ops when equal).
+        for p in &ports {
+            let local = state
+                .ports
+                .get(p)
+                .is_some_and(|port| self.view.switches.contains_key(&port.switch_name));
+            if local {
+                self.upsert_port(state, p, &mut t);
+            } else {
+                self.remove_port(p, &mut t);
+            }
+        }
+        // Remote chassis: referenced by a port in the view and registered.
+        chassis.extend(t.chassis.iter().cloned());
+        let mut d = ViewUpdate {
+            revision,
+            snapshot: false,
+            ..Default::default()
+        };
+        for c in &chassis {
+            let want = if self.remote.contains_key(c) {
+                state.chassis.get(c).map(|rc| RemoteChassis {
+                    name: rc.name.clone(),
+                    encap_ip: rc.encap_ip.clone(),
+                    encap_types: rc.encap_types.clone(),
+                })
+            } else {
+                None
+            };
+            let had = self.view.chassis.get(c).cloned();
+            match want {
+                Some(rc) => {
+                    if had.as_ref() != Some(&rc) {
+                        d.chassis.push(rc.clone());
+                        self.view.chassis.insert(c.clone(), rc);
+                    }
+                }
+                None => {
+                    if had.is_some() {
+                        self.view.chassis.remove(c);
+                        d.deleted_chassis.push(c.clone());
+                    }
+                }
+            }
+        }
+        for (s, old) in t.switches {
+            match self.view.switches.get(&s) {
+                Some(new) if old.as_ref() != Some(new) => d.switches.push(new.clone()),
+                Some(_) => {}
+                None if old.is_some() => d.deleted_switches.push(s),
+                None => {}
+            }
+        }
+        for (p, old) in t.ports {
+            match self.view.ports.get(&p) {
+                Some(new) if old.as_ref() != Some(new) => d.ports.push(new.clone()),
+                Some(_) => {}
+                None if old.is_some() => d.deleted_ports.push(p),
+                None => {}
+            }
+        }
+        d
+    }
 }
 
 /// A snapshot update that replaces the whole view.
@@ -282,6 +599,134 @@ mod tests {
         assert_eq!(v.ports.len(), 4);
         assert_eq!(v.chassis.keys().collect::<Vec<_>>(), vec!["hv1"]);
         assert_eq!(compute(&state(), "hv9"), View::default());
+    }
+
+    /// Random changes applied through the state's key events: the incremental view equals
+    /// the full computation after every step, and its delta turns the previous view into it.
+    #[test]
+    fn incremental_matches_full_compute_on_random_changes() {
+        use crate::state::Keys;
+        use prost::Message;
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        let k = Keys::new("/t");
+        let chassis = ["hv1", "hv2", "hv3"];
+        let switches = ["a", "b", "c"];
+        for seed in 0..40u64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut st = ClusterState::default();
+            let mut rev = 1;
+            let mut streams: Vec<(ViewState, i64)> = chassis
+                .iter()
+                .map(|c| (ViewState::new(&st, c), 0))
+                .collect();
+            for step in 0..300 {
+                // One to five key changes per revision batch.
+                for _ in 0..rng.random_range(1..=5) {
+                    rev += 1;
+                    let port = format!("p{}", rng.random_range(0..12));
+                    let sw = switches[rng.random_range(0..switches.len())];
+                    let ch = chassis[rng.random_range(0..chassis.len())];
+                    match rng.random_range(0..10) {
+                        0 => {
+                            let v = LogicalSwitch {
+                                name: sw.into(),
+                                vni: rng.random_range(1..4),
+                                subnet: "10.0.0.0/24".into(),
+                                ..Default::default()
+                            };
+                            st.apply_put(&k, &k.switch(sw), &v.encode_to_vec(), rev);
+                        }
+                        1 => {
+                            st.apply_delete(&k, &k.switch(sw), rev);
+                        }
+                        2..=4 => {
+                            let mut p = LogicalSwitchPort {
+                                name: port.clone(),
+                                switch_name: sw.into(),
+                                enabled: rng.random_bool(0.8),
+                                ..Default::default()
+                            };
+                            if rng.random_bool(0.5) {
+                                p.addresses = vec![format!(
+                                    "0a:00:00:00:00:{:02x} 10.0.0.{}",
+                                    rng.random_range(0..255u8),
+                                    rng.random_range(2..250u8)
+                                )];
+                            }
+                            st.apply_put(&k, &k.port(&port), &p.encode_to_vec(), rev);
+                        }
+                        5 => {
+                            st.apply_delete(&k, &k.port(&port), rev);
+                        }
+                        6 | 7 => {
+                            let b = PortBinding {
+                                port: port.clone(),
+                                chassis: ch.into(),
+                                up: rng.random_bool(0.5),
+                            };
+                            st.apply_put(&k, &k.binding(&port), &b.encode_to_vec(), rev);
+                        }
+                        8 => {
+                            st.apply_delete(&k, &k.binding(&port), rev);
+                        }
+                        _ => {
+                            if rng.random_bool(0.7) {
+                                let c = Chassis {
+                                    name: ch.into(),
+                                    encap_ip: format!("192.168.0.{}", rng.random_range(1..4)),
+                                    encap_types: vec!["geneve".into()],
+                                    ..Default::default()
+                                };
+                                st.apply_put(&k, &k.chassis(ch), &c.encode_to_vec(), rev);
+                            } else {
+                                st.apply_delete(&k, &k.chassis(ch), rev);
+                            }
+                        }
+                    }
+                }
+                st.revision = rev;
+                // Streams catch up at different paces (some skip revisions).
+                for (i, (vs, seen)) in streams.iter_mut().enumerate() {
+                    if rng.random_bool(0.3) && step != 299 {
+                        continue;
+                    }
+                    let before = vs.view().clone();
+                    let changes = st.changes_since(*seen).expect("log reaches back");
+                    let d = vs.update(&st, &changes, rev);
+                    *seen = rev;
+                    let full = compute(&st, chassis[i]);
+                    assert_eq!(vs.view(), &full, "seed {seed} step {step} {}", chassis[i]);
+                    assert_eq!(d, delta(&before, &full, rev), "seed {seed} step {step}");
+                    let mut applied = before;
+                    apply(&mut applied, &d);
+                    assert_eq!(applied, full);
+                }
+            }
+            // A fresh full computation agrees too.
+            for c in chassis {
+                assert_eq!(ViewState::new(&st, c).view(), &compute(&st, c));
+            }
+        }
+    }
+
+    #[test]
+    fn changes_since_reports_what_a_stream_missed() {
+        use crate::state::{Changed, Keys};
+        let k = Keys::new("/t");
+        let mut st = ClusterState::from_kvs(&k, &[], 10);
+        assert_eq!(st.changes_since(9), None, "before a load: unknown");
+        assert_eq!(st.changes_since(10), Some(vec![]));
+        st.apply_delete(&k, &k.port("nothing"), 11);
+        assert_eq!(
+            st.changes_since(10),
+            Some(vec![]),
+            "deleting nothing changes nothing"
+        );
+        st.apply_put(&k, &k.binding("p"), &[], 12);
+        st.apply_put(&k, &k.applied("hv1"), b"12", 13);
+        assert_eq!(st.changes_since(10), Some(vec![Changed::Port("p".into())]));
+        assert_eq!(st.changes_since(12), Some(vec![]));
     }
 
     #[test]

@@ -665,8 +665,10 @@ fn fake_agent(
                 .map(|p| (*p, v.ports.get(*p).is_some_and(|pv| pv.chassis == name)))
                 .collect();
             let bound = v.ports.get(watch).is_some_and(|pv| pv.chassis == name);
-            report(&mut s, name, u.revision, &ports).await;
+            // Logged before the ack is sent: the controller may answer a waiting write as
+            // soon as it sees the ack.
             log2.lock().unwrap().push((u.revision, bound));
+            report(&mut s, name, u.revision, &ports).await;
         }
     });
     (h, log)
