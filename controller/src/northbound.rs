@@ -45,6 +45,27 @@ impl NorthboundService {
         }
     }
 
+    /// The shape shared by every write that returns a port: run `write` in `span`, wait as
+    /// `options` asks, answer with the stored port and the write's revision.
+    async fn port_write(
+        &self,
+        span: tracing::Span,
+        options: Option<&WriteOptions>,
+        write: impl std::future::Future<Output = ApiResult<(i64, LogicalSwitchPort)>>,
+    ) -> Result<Response<PortReply>, Status> {
+        async {
+            let (revision, port) = write.await?;
+            self.wait(revision, options).await?;
+            Ok(Response::new(PortReply {
+                revision,
+                port: Some(port),
+            }))
+        }
+        .instrument(span)
+        .await
+        .map_err(status)
+    }
+
     /// After a write at `revision`, waits as `options` asks.
     async fn wait(&self, revision: i64, options: Option<&WriteOptions>) -> ApiResult<()> {
         let Some(o) = options else { return Ok(()) };
@@ -207,18 +228,9 @@ impl Northbound for NorthboundService {
         let port = req.port.unwrap_or_default();
         let span =
             tracing::info_span!("create_port", port = %port.name, switch = %port.switch_name);
-        async {
-            let opts = req.options.unwrap_or_default();
-            let (revision, port) = self.intent.create_port(port, opts.may_exist).await?;
-            self.wait(revision, Some(&opts)).await?;
-            Ok(Response::new(PortReply {
-                revision,
-                port: Some(port),
-            }))
-        }
-        .instrument(span)
-        .await
-        .map_err(status)
+        let may_exist = req.options.as_ref().is_some_and(|o| o.may_exist);
+        let write = self.intent.create_port(port, may_exist);
+        self.port_write(span, req.options.as_ref(), write).await
     }
 
     async fn create_ports(
@@ -302,21 +314,8 @@ impl Northbound for NorthboundService {
     ) -> Result<Response<PortReply>, Status> {
         let req = request.into_inner();
         let span = tracing::info_span!("set_port_addresses", port = %req.port);
-        async {
-            let opts = req.options.unwrap_or_default();
-            let (revision, port) = self
-                .intent
-                .set_port_addresses(&req.port, &req.addresses)
-                .await?;
-            self.wait(revision, Some(&opts)).await?;
-            Ok(Response::new(PortReply {
-                revision,
-                port: Some(port),
-            }))
-        }
-        .instrument(span)
-        .await
-        .map_err(status)
+        let write = self.intent.set_port_addresses(&req.port, &req.addresses);
+        self.port_write(span, req.options.as_ref(), write).await
     }
 
     async fn set_port_security(
@@ -325,21 +324,8 @@ impl Northbound for NorthboundService {
     ) -> Result<Response<PortReply>, Status> {
         let req = request.into_inner();
         let span = tracing::info_span!("set_port_security", port = %req.port);
-        async {
-            let opts = req.options.unwrap_or_default();
-            let (revision, port) = self
-                .intent
-                .set_port_security(&req.port, &req.port_security)
-                .await?;
-            self.wait(revision, Some(&opts)).await?;
-            Ok(Response::new(PortReply {
-                revision,
-                port: Some(port),
-            }))
-        }
-        .instrument(span)
-        .await
-        .map_err(status)
+        let write = self.intent.set_port_security(&req.port, &req.port_security);
+        self.port_write(span, req.options.as_ref(), write).await
     }
 
     async fn set_port_enabled(
@@ -348,18 +334,8 @@ impl Northbound for NorthboundService {
     ) -> Result<Response<PortReply>, Status> {
         let req = request.into_inner();
         let span = tracing::info_span!("set_port_enabled", port = %req.port, enabled = req.enabled);
-        async {
-            let opts = req.options.unwrap_or_default();
-            let (revision, port) = self.intent.set_port_enabled(&req.port, req.enabled).await?;
-            self.wait(revision, Some(&opts)).await?;
-            Ok(Response::new(PortReply {
-                revision,
-                port: Some(port),
-            }))
-        }
-        .instrument(span)
-        .await
-        .map_err(status)
+        let write = self.intent.set_port_enabled(&req.port, req.enabled);
+        self.port_write(span, req.options.as_ref(), write).await
     }
 
     async fn list_chassis(
