@@ -5,6 +5,8 @@
 //! - [`ovs::Ovs`] — an ovsdb-server + ovs-vswitchd pair in a temp dir, optionally in a netns.
 //! - [`bin_path`] / [`find_bin`] — locate this workspace's binaries (`weft-controller`,
 //!   `weft-agent`, `weftctl`).
+//! - [`skip::require`] — what a test does when a prerequisite is missing: fail, naming it and
+//!   how to get it, unless `WEFT_ALLOW_SKIP=1` (then it prints `SKIPPED <test>: <why>`).
 //!
 //! Every process is started by the harness, tracked by PID, and killed on drop, so several
 //! instances can run side by side in one test process.
@@ -15,6 +17,7 @@ pub mod ovs;
 pub mod pod;
 pub mod process;
 pub mod sandbox;
+pub mod skip;
 pub mod testbed;
 pub mod weftctl;
 
@@ -60,6 +63,19 @@ pub fn find_bin(name: &str) -> anyhow::Result<PathBuf> {
             path.display()
         )
     }
+}
+
+/// Whether this process runs as root (real uid 0, from `/proc/self/status`).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .as_deref()
+        == Some("0")
 }
 
 /// Whether [`find_bin`] would succeed.

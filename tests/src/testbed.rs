@@ -246,14 +246,7 @@ impl TestbedConfig {
 /// Missing prerequisites, each with how to fix it; empty when all is there.
 pub fn missing_prerequisites(cfg: &TestbedConfig) -> Vec<String> {
     let mut missing = Vec::new();
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        });
-    if uid.as_deref() != Some("0") {
+    if !crate::is_root() {
         missing.push(
             "root privileges (network namespaces need them): run as root, e.g. with sudo".into(),
         );

@@ -8,13 +8,11 @@ use weft_testbed::testbed::TestbedConfig;
 
 #[test]
 fn pods_take_addresses_from_logical_ports() {
-    if !bins_present(
-        "pods_take_addresses_from_logical_ports",
-        &["weft-controller", "weftctl"],
-    ) {
+    let cfg = TestbedConfig::new().hosts(1).controllers(2).agents(false);
+    if !ready("pods_take_addresses_from_logical_ports", &cfg) {
         return;
     }
-    let mut tb = start(TestbedConfig::new().hosts(1).controllers(2).agents(false));
+    let mut tb = start(cfg);
     switch(&mut tb, "sw0", "10.60.0.0/24");
     dyn_port(&mut tb, "sw0", "p1");
     static_port(&mut tb, "sw0", "p2", "02:00:00:00:60:02", "10.60.0.50");

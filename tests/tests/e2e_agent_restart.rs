@@ -11,10 +11,11 @@ const INTERVAL_MS: u32 = 20;
 
 #[test]
 fn agent_restart_loses_no_packets() {
-    if !bins_present("agent_restart_loses_no_packets", ALL_BINS) {
+    let cfg = TestbedConfig::new().hosts(2).controllers(1);
+    if !ready("agent_restart_loses_no_packets", &cfg) {
         return;
     }
-    let mut tb = start(TestbedConfig::new().hosts(2).controllers(1));
+    let mut tb = start(cfg);
     switch(&mut tb, "sw0", "10.80.0.0/24");
     dyn_port(&mut tb, "sw0", "p1");
     dyn_port(&mut tb, "sw0", "p2");

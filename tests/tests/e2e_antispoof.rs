@@ -8,10 +8,11 @@ use weft_testbed::testbed::TestbedConfig;
 
 #[test]
 fn spoofed_mac_and_ip_are_dropped() {
-    if !bins_present("spoofed_mac_and_ip_are_dropped", ALL_BINS) {
+    let cfg = TestbedConfig::new().hosts(2).controllers(1);
+    if !ready("spoofed_mac_and_ip_are_dropped", &cfg) {
         return;
     }
-    let mut tb = start(TestbedConfig::new().hosts(2).controllers(1));
+    let mut tb = start(cfg);
     switch(&mut tb, "sw0", "10.40.0.0/24");
     for (p, mac, ip) in [
         ("good", "02:00:00:40:00:10", "10.40.0.10"),

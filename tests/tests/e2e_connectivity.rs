@@ -7,10 +7,11 @@ use weft_testbed::testbed::TestbedConfig;
 
 #[test]
 fn every_pair_on_a_switch_pings() {
-    if !bins_present("every_pair_on_a_switch_pings", ALL_BINS) {
+    let cfg = TestbedConfig::new().hosts(3).controllers(1);
+    if !ready("every_pair_on_a_switch_pings", &cfg) {
         return;
     }
-    let mut tb = start(TestbedConfig::new().hosts(3).controllers(1));
+    let mut tb = start(cfg);
     switch(&mut tb, "sw1", "10.11.0.0/24");
     switch(&mut tb, "sw2", "10.12.0.0/24");
     // sw1: two pods on host1 (same-host pair), one each on host2 and host3.

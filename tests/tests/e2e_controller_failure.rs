@@ -9,10 +9,11 @@ use weft_testbed::testbed::TestbedConfig;
 
 #[test]
 fn data_plane_survives_the_only_controller() {
-    if !bins_present("data_plane_survives_the_only_controller", ALL_BINS) {
+    let cfg = TestbedConfig::new().hosts(2).controllers(1);
+    if !ready("data_plane_survives_the_only_controller", &cfg) {
         return;
     }
-    let mut tb = start(TestbedConfig::new().hosts(2).controllers(1));
+    let mut tb = start(cfg);
     switch(&mut tb, "sw0", "10.90.0.0/24");
     dyn_port(&mut tb, "sw0", "p1");
     dyn_port(&mut tb, "sw0", "p2");
@@ -40,10 +41,11 @@ fn data_plane_survives_the_only_controller() {
 
 #[test]
 fn agents_move_to_the_surviving_controller() {
-    if !bins_present("agents_move_to_the_surviving_controller", ALL_BINS) {
+    let cfg = TestbedConfig::new().hosts(2).controllers(2);
+    if !ready("agents_move_to_the_surviving_controller", &cfg) {
         return;
     }
-    let mut tb = start(TestbedConfig::new().hosts(2).controllers(2));
+    let mut tb = start(cfg);
     switch(&mut tb, "sw0", "10.91.0.0/24");
     dyn_port(&mut tb, "sw0", "p1");
     dyn_port(&mut tb, "sw0", "p2");

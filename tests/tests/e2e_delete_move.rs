@@ -7,13 +7,11 @@ use weft_testbed::testbed::TestbedConfig;
 
 #[test]
 fn delete_removes_flows_everywhere_and_move_reconnects() {
-    if !bins_present(
-        "delete_removes_flows_everywhere_and_move_reconnects",
-        ALL_BINS,
-    ) {
+    let cfg = TestbedConfig::new().hosts(3).controllers(1);
+    if !ready("delete_removes_flows_everywhere_and_move_reconnects", &cfg) {
         return;
     }
-    let mut tb = start(TestbedConfig::new().hosts(3).controllers(1));
+    let mut tb = start(cfg);
     switch(&mut tb, "sw0", "10.70.0.0/24");
     for p in ["p1", "p2", "p3", "p4"] {
         dyn_port(&mut tb, "sw0", p);

@@ -7,10 +7,11 @@ use weft_testbed::testbed::{Encap, TestbedConfig};
 
 fn cross_host_over(encap: Encap) {
     let name = format!("cross_host_over_{encap}");
-    if !bins_present(&name, ALL_BINS) {
+    let cfg = TestbedConfig::new().hosts(2).controllers(1).encap(encap);
+    if !ready(&name, &cfg) {
         return;
     }
-    let mut tb = start(TestbedConfig::new().hosts(2).controllers(1).encap(encap));
+    let mut tb = start(cfg);
     switch(&mut tb, "sw0", "10.20.0.0/24");
     dyn_port(&mut tb, "sw0", "p1");
     dyn_port(&mut tb, "sw0", "p2");

@@ -7,13 +7,11 @@ use weft_testbed::testbed::TestbedConfig;
 
 #[test]
 fn switches_are_isolated_even_with_overlapping_subnets() {
-    if !bins_present(
-        "switches_are_isolated_even_with_overlapping_subnets",
-        ALL_BINS,
-    ) {
+    let cfg = TestbedConfig::new().hosts(2).controllers(1);
+    if !ready("switches_are_isolated_even_with_overlapping_subnets", &cfg) {
         return;
     }
-    let mut tb = start(TestbedConfig::new().hosts(2).controllers(1));
+    let mut tb = start(cfg);
     switch(&mut tb, "red", "10.50.0.0/24");
     switch(&mut tb, "blue", "10.50.0.0/24");
     static_port(&mut tb, "red", "red1", "02:00:00:50:00:10", "10.50.0.10");

@@ -6,10 +6,11 @@ use weft_testbed::testbed::TestbedConfig;
 
 #[test]
 fn tcp_transfer_across_hosts() {
-    if !bins_present("tcp_transfer_across_hosts", ALL_BINS) {
+    let cfg = TestbedConfig::new().hosts(2).controllers(1);
+    if !ready("tcp_transfer_across_hosts", &cfg) {
         return;
     }
-    let mut tb = start(TestbedConfig::new().hosts(2).controllers(1));
+    let mut tb = start(cfg);
     switch(&mut tb, "sw0", "10.30.0.0/24");
     dyn_port(&mut tb, "sw0", "client");
     dyn_port(&mut tb, "sw0", "server");

@@ -37,7 +37,11 @@ impl Drop for Down {
 
 #[test]
 fn sandbox_lifecycle() {
-    if !bins_present("sandbox_lifecycle", ALL_BINS) {
+    // What `weft-sandbox up --hosts 2` needs (the default testbed).
+    if !ready(
+        "sandbox_lifecycle",
+        &weft_testbed::testbed::TestbedConfig::new(),
+    ) {
         return;
     }
     let tmp = tempfile::Builder::new()

@@ -1,24 +1,16 @@
 //! Shared helpers of the end-to-end tests.
 #![allow(dead_code)]
 
-use weft_testbed::testbed::{Testbed, TestbedConfig};
+use weft_testbed::testbed::{missing_prerequisites, Testbed, TestbedConfig};
 
-/// True when every Weft binary the test needs is built. Otherwise prints why the test is
-/// skipped (the only reason an end-to-end test skips) and returns false.
-pub fn bins_present(test: &str, bins: &[&str]) -> bool {
-    let missing: Vec<String> = bins
-        .iter()
-        .filter_map(|b| weft_testbed::find_bin(b).err().map(|e| e.to_string()))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    eprintln!("SKIPPED {test}: {}", missing.join("; "));
-    false
+/// True when everything a testbed of `cfg` needs is there: root, the OVS and etcd tools and
+/// this workspace's binaries. Otherwise the test FAILS naming what is missing and how to get
+/// it, or, with `WEFT_ALLOW_SKIP=1`, prints `SKIPPED <test>: <why>` and this returns false
+/// (see [`weft_testbed::skip`]).
+#[track_caller]
+pub fn ready(test: &str, cfg: &TestbedConfig) -> bool {
+    weft_testbed::skip::require(test, &missing_prerequisites(cfg))
 }
-
-/// Binaries a full deployment needs.
-pub const ALL_BINS: &[&str] = &["weft-controller", "weft-agent", "weftctl"];
 
 /// Start a testbed or fail the test with the full error (logs included).
 pub fn start(cfg: TestbedConfig) -> Testbed {
