@@ -3,6 +3,10 @@
 //! the local weft-agent over its unix socket (`agentSocket`, default
 //! `/var/run/weft/cni.sock`) and prints the CNI result, or a CNI error object with exit
 //! status 1. VERSION is answered locally. See `docs/cni.md`.
+//!
+//! Run by hand, `weft-cni --version` (`-V`) prints `weft-cni <version>` and `weft-cni --help`
+//! (`-h`) a short usage, both with exit status 0. Runtimes call CNI plugins without
+//! arguments, so these never collide with a CNI call.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -17,7 +21,44 @@ use weft_agent::cni::spec::{
 /// How long to wait for the agent's answer (an ADD may wait for the controller).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
+const USAGE: &str = "\
+weft-cni: the Weft CNI plugin (CNI spec 1.0.0; 0.3.x and 0.4.0 configurations accepted)
+
+A container runtime runs it with CNI_COMMAND (ADD, DEL, CHECK or VERSION), CNI_CONTAINERID,
+CNI_NETNS, CNI_IFNAME and CNI_ARGS in the environment and the network configuration on stdin.
+ADD, DEL and CHECK go to the local weft-agent over its unix socket (the configuration's
+`agentSocket`, default /var/run/weft/cni.sock); the result, or a CNI error object with exit
+status 1, goes to stdout. See docs/cni.md.
+
+Usage:
+  weft-cni              run as a CNI plugin (CNI_* environment, configuration on stdin)
+  weft-cni --version    print the version (also -V)
+  weft-cni --help       print this help (also -h)
+";
+
+/// What `weft-cni ARGS` prints by itself, if anything: `--version`/`-V` and `--help`/`-h`.
+/// Anything else (in particular no arguments, as runtimes call it) is a CNI invocation.
+fn local_answer(args: &[String]) -> Option<String> {
+    match args {
+        [a] if a == "--version" || a == "-V" => {
+            Some(format!("weft-cni {}\n", env!("CARGO_PKG_VERSION")))
+        }
+        [a] if a == "--help" || a == "-h" => Some(USAGE.to_string()),
+        _ => None,
+    }
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if let Some(text) = local_answer(&args) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+        return;
+    }
     let mut stdin = Vec::new();
     let read = std::io::stdin()
         .take(spec::MAX_MESSAGE_BYTES as u64 + 1)
