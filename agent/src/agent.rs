@@ -329,12 +329,18 @@ fn on_view_update(reconciler: &mut Reconciler, u: &weft_proto::v1::ViewUpdate) -
     debug!(
         revision = u.revision,
         snapshot = u.snapshot,
-        ports = u.ports.len(),
-        deleted_ports = u.deleted_ports.len(),
-        switches = u.switches.len(),
+        upserts = u.upserts.len(),
+        deleted = u.deleted.len(),
         "view update"
     );
-    match reconciler.on_update(u) {
+    let u = match weft_proto::model::view::ViewDelta::from_update(u) {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(error = %e, "view update rejected; resubscribing for a fresh snapshot");
+            return true;
+        }
+    };
+    match reconciler.on_update(&u) {
         Ok(()) => false,
         // Deltas queued behind a rejected one; the resubscription is already under way.
         Err(e @ ReconcileError::AwaitingSnapshot(_)) => {

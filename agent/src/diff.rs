@@ -203,7 +203,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use weft_openflow::flow::{Action, GroupType, Match, MatchField};
-    use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView, ViewUpdate};
+    use weft_proto::model::view::ViewDelta;
+    use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView};
 
     use super::*;
     use crate::pipeline::{compile_all, recompile, CompileInput, Encap};
@@ -221,6 +222,7 @@ mod tests {
             port_security: vec![],
             chassis: chassis.into(),
             enabled: true,
+            ..Default::default()
         }
     }
 
@@ -233,7 +235,7 @@ mod tests {
     impl Fixture {
         fn new() -> Self {
             let mut view = ChassisView::new();
-            view.apply(&ViewUpdate {
+            view.apply(&weft_proto::model::view::ViewDelta {
                 revision: 1,
                 snapshot: true,
                 switches: vec![SwitchView {
@@ -241,6 +243,7 @@ mod tests {
                     vni: 7,
                     subnet: String::new(),
                     mtu: 0,
+                    ..Default::default()
                 }],
                 ports: vec![
                     port("a", 1, "hv1"),
@@ -357,7 +360,7 @@ mod tests {
         // Add a remote port on a new chassis, remove a local one, change a MAC.
         let change = fx
             .view
-            .apply(&ViewUpdate {
+            .apply(&weft_proto::model::view::ViewDelta {
                 revision: 2,
                 ports: vec![port("d", 4, "hv3"), {
                     let mut p = port("b", 2, "hv1");

@@ -14,7 +14,8 @@
 use std::collections::BTreeMap;
 
 use weft_openflow::flow::{Flow, Group};
-use weft_proto::v1::{PortBinding, StatusReport, ViewUpdate};
+use weft_proto::model::view::ViewDelta;
+use weft_proto::v1::{PortBinding, StatusReport};
 
 use crate::diff::{diff, diff_delta, Diff};
 use crate::pipeline::{compile_all, recompile, CompileInput, DesiredState, Encap};
@@ -85,7 +86,7 @@ impl Reconciler {
 
     /// Applies a snapshot or delta from the controller. An invalid update is rejected whole:
     /// the view stays as it was and later deltas are ignored until the next snapshot.
-    pub fn on_update(&mut self, update: &ViewUpdate) -> Result<(), ReconcileError> {
+    pub fn on_update(&mut self, update: &ViewDelta) -> Result<(), ReconcileError> {
         if self.need_snapshot && !update.snapshot {
             return Err(ReconcileError::AwaitingSnapshot(update.revision));
         }
@@ -254,8 +255,8 @@ mod tests {
     use super::*;
     use weft_proto::v1::{PortAddress, PortView, SwitchView};
 
-    fn snapshot(rev: i64, ports: &[(&str, &str)]) -> ViewUpdate {
-        ViewUpdate {
+    fn snapshot(rev: i64, ports: &[(&str, &str)]) -> ViewDelta {
+        ViewDelta {
             revision: rev,
             snapshot: true,
             switches: vec![SwitchView {
@@ -263,6 +264,7 @@ mod tests {
                 vni: 100,
                 subnet: "10.0.0.0/24".into(),
                 mtu: 0,
+                ..Default::default()
             }],
             ports: ports
                 .iter()
@@ -278,6 +280,7 @@ mod tests {
                     port_security: vec![],
                     chassis: chassis.to_string(),
                     enabled: true,
+                    ..Default::default()
                 })
                 .collect(),
             ..Default::default()

@@ -16,7 +16,8 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use weft_openflow::flow::Mac;
-use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView, ViewUpdate};
+use weft_proto::model::view::ViewDelta;
+use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView};
 
 use crate::pipeline::Encap;
 
@@ -278,7 +279,7 @@ impl ChassisView {
     /// then deletes ports, switches (with the ports still on them) and chassis; deleting a
     /// name the view does not hold is not an error. Ports may name a chassis that is not in
     /// the view (they are unreachable until it arrives).
-    pub fn apply(&mut self, update: &ViewUpdate) -> Result<ViewChange, ViewError> {
+    pub fn apply(&mut self, update: &ViewDelta) -> Result<ViewChange, ViewError> {
         if update.revision < self.revision {
             return Err(ViewError::RevisionBackwards {
                 current: self.revision,
@@ -338,7 +339,7 @@ impl ChassisView {
 
     fn apply_delta(
         &mut self,
-        update: &ViewUpdate,
+        update: &ViewDelta,
         switches: BTreeMap<String, Switch>,
         ports: BTreeMap<String, Port>,
         chassis: BTreeMap<String, Chassis>,
@@ -677,6 +678,7 @@ mod tests {
             vni,
             subnet: "10.0.0.0/24".into(),
             mtu: 1500,
+            ..Default::default()
         }
     }
 
@@ -692,6 +694,7 @@ mod tests {
             port_security: vec![],
             chassis: chassis.into(),
             enabled: true,
+            ..Default::default()
         }
     }
 
@@ -703,8 +706,8 @@ mod tests {
         }
     }
 
-    fn snapshot(revision: i64) -> ViewUpdate {
-        ViewUpdate {
+    fn snapshot(revision: i64) -> ViewDelta {
+        ViewDelta {
             revision,
             snapshot: true,
             switches: vec![sw("ls1", 100), sw("ls2", 200)],
@@ -771,7 +774,7 @@ mod tests {
     #[test]
     fn delta_upserts_then_deletes() {
         let mut v = view();
-        let d = ViewUpdate {
+        let d = ViewDelta {
             revision: 6,
             ports: vec![
                 port("p4", "ls2", "00:00:00:00:00:04", "10.0.0.4", "hv2"),
@@ -791,7 +794,7 @@ mod tests {
     #[test]
     fn port_moving_between_switches_updates_indexes() {
         let mut v = view();
-        let d = ViewUpdate {
+        let d = ViewDelta {
             revision: 6,
             ports: vec![port("p1", "ls2", "00:00:00:00:00:01", "10.0.0.1", "hv2")],
             ..Default::default()
@@ -806,7 +809,7 @@ mod tests {
     #[test]
     fn deleting_a_switch_cascades_to_its_ports() {
         let mut v = view();
-        let d = ViewUpdate {
+        let d = ViewDelta {
             revision: 6,
             deleted_switches: vec!["ls1".into()],
             ..Default::default()
@@ -820,7 +823,7 @@ mod tests {
 
     /// Applies `u` to a fresh view and checks that it is rejected naming `needle`, and that
     /// the view did not change.
-    fn rejected(u: ViewUpdate, needle: &str) {
+    fn rejected(u: ViewDelta, needle: &str) {
         let mut v = view();
         let before = format!("{v:?}");
         let err = v.apply(&u).expect_err("must be rejected");
@@ -833,8 +836,8 @@ mod tests {
         );
     }
 
-    fn delta() -> ViewUpdate {
-        ViewUpdate {
+    fn delta() -> ViewDelta {
+        ViewDelta {
             revision: 6,
             // A valid change that must not be applied when something else is invalid.
             ports: vec![port("p9", "ls1", "00:00:00:00:00:09", "10.0.0.9", "hv1")],
@@ -922,7 +925,7 @@ mod tests {
         rejected(u, "already used by switch \"ls1\"");
 
         let mut v = view();
-        let swap = ViewUpdate {
+        let swap = ViewDelta {
             revision: 6,
             switches: vec![sw("ls1", 200), sw("ls2", 100)],
             ..Default::default()
@@ -930,14 +933,14 @@ mod tests {
         let change = v.apply(&swap).expect("a swap is valid");
         assert_eq!(change.switches, set(&["ls1", "ls2"]));
         // Reusing the VNI of a switch deleted in the same delta is valid too.
-        let reuse = ViewUpdate {
+        let reuse = ViewDelta {
             revision: 7,
             switches: vec![sw("ls3", 100)],
             deleted_switches: vec!["ls2".into()],
             ..Default::default()
         };
         v.apply(&reuse).expect("valid");
-        let bad = ViewUpdate {
+        let bad = ViewDelta {
             revision: 8,
             switches: vec![sw("ls4", 100)],
             ..Default::default()

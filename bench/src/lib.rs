@@ -30,7 +30,8 @@ use weft_openflow::codec::{
 };
 use weft_openflow::flow::{Flow, Group, GroupType};
 use weft_openflow::BundleOp;
-use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView, ViewUpdate};
+use weft_proto::model::view::ViewDelta;
+use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView};
 
 /// The name of the chassis the benchmark compiles for.
 pub const LOCAL_CHASSIS: &str = "hv1";
@@ -133,7 +134,7 @@ impl Timing {
 #[derive(Clone, Debug)]
 pub struct Topology {
     /// The snapshot the view is built from.
-    pub snapshot: ViewUpdate,
+    pub snapshot: ViewDelta,
     /// Local port name → VIF ofport.
     pub vifs: BTreeMap<String, u32>,
     pub tunnels: BTreeMap<Encap, u32>,
@@ -197,6 +198,8 @@ fn port_view(i: usize, switches: usize, chassis: &str, name: String) -> PortView
         },
         chassis: chassis.to_string(),
         enabled: true,
+        tunnel_key: (i / switches + 1) as u32,
+        ..Default::default()
     }
 }
 
@@ -209,6 +212,7 @@ pub fn topology(cfg: &TopologyConfig) -> Result<Topology, BenchError> {
             vni: s as u32 + 1,
             subnet: format!("10.{}.0.0/16", s + 1),
             mtu: 1442,
+            tunnel_key: s as u32 + 1,
         })
         .collect();
     let chassis = (1..cfg.chassis)
@@ -229,7 +233,7 @@ pub fn topology(cfg: &TopologyConfig) -> Result<Topology, BenchError> {
         ports.push(port_view(i, cfg.switches, &c, name));
     }
     Ok(Topology {
-        snapshot: ViewUpdate {
+        snapshot: ViewDelta {
             revision: 1,
             snapshot: true,
             switches,
@@ -484,7 +488,7 @@ fn run_adds(cfg: &PipelineConfig, kind: AddKind) -> Result<AddReport, BenchError
             AddKind::Local => LOCAL_CHASSIS.to_string(),
             AddKind::Remote => chassis_name(1 + n % (base.chassis - 1)),
         };
-        let delta = ViewUpdate {
+        let delta = ViewDelta {
             revision: 2 + n as i64,
             snapshot: false,
             ports: vec![port_view(i, base.switches, &chassis, name.clone())],

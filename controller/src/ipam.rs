@@ -36,10 +36,7 @@ pub enum IpamError {
     VniExhausted,
 }
 
-/// The gateway address of a subnet: its first host, reserved and never allocated.
-pub fn gateway(subnet: Ipv4Network) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(subnet.network()) + 1)
-}
+pub use crate::validate::gateway;
 
 /// Picks a free IP in `subnet`, skipping the network, broadcast and gateway addresses and
 /// everything in `used`. Starts at a random offset and scans from there.
@@ -128,6 +125,22 @@ pub fn pick_mac_with<R: Rng + ?Sized>(
 /// Picks a free VNI in 1..=16777215.
 pub fn pick_vni<R: Rng + ?Sized>(used: &HashSet<u32>, rng: &mut R) -> Result<u32, IpamError> {
     pick_in_range(1, MAX_VNI, used, rng).ok_or(IpamError::VniExhausted)
+}
+
+/// Picks a key in `lo..=hi` for which `is_used` is false, from a random start (so replicas
+/// allocating at once rarely pick the same one; the claim compare makes it safe when they
+/// do). Datapath and port tunnel keys.
+pub fn pick_key<R: Rng + ?Sized>(
+    lo: u32,
+    hi: u32,
+    is_used: impl Fn(u32) -> bool,
+    rng: &mut R,
+) -> Option<u32> {
+    let count = u64::from(hi - lo) + 1;
+    let start = rng.random_range(0..count);
+    (0..count)
+        .map(|i| lo + ((start + i) % count) as u32)
+        .find(|v| !is_used(*v))
 }
 
 /// Picks a value in `lo..=hi` not in `used`, scanning from a random start.

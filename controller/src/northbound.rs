@@ -13,11 +13,13 @@ use weft_proto::v1::{
     ListPortsRequest, ListSwitchesReply, ListSwitchesRequest, LogicalSwitch, LogicalSwitchPort,
     PortReply, SetPortAddressesRequest, SetPortEnabledRequest, SetPortSecurityRequest, ShowReply,
     ShowRequest, SwitchDetail, SwitchReply, SyncRequest, WaitMode, WriteOptions, WriteReply,
+    ListObjectsReply, ListObjectsRequest, Record, TransactReply, TransactRequest,
 };
 
 use crate::cache::CacheSnapshot;
 use crate::error::{ApiError, ApiResult};
 use crate::intent::Intent;
+use crate::objects::{self, transact::Oversize};
 use crate::validate::validate_name;
 
 /// Longest wait a client may ask for.
@@ -144,8 +146,97 @@ fn status(e: ApiError) -> Status {
     e.into()
 }
 
+/// Largest number of ops one Transact may carry.
+pub const MAX_OPS: usize = 1000;
+
 #[tonic::async_trait]
 impl Northbound for NorthboundService {
+    async fn transact(
+        &self,
+        request: Request<TransactRequest>,
+    ) -> Result<Response<TransactReply>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!("transact", ops = req.ops.len(), dry_run = req.dry_run);
+        async {
+            if req.ops.is_empty() {
+                return Err(ApiError::InvalidArgument(
+                    "invalid ops \"0 entries\": at least one op is required".into(),
+                ));
+            }
+            if req.ops.len() > MAX_OPS {
+                return Err(ApiError::InvalidArgument(format!(
+                    "invalid ops \"{} entries\": too many ops in one transaction (at most {MAX_OPS})",
+                    req.ops.len()
+                )));
+            }
+            let out = self
+                .intent
+                .transact(&req.ops, req.dry_run, Oversize::Refuse)
+                .await
+                .map_err(|e| e.with_op_prefix())?;
+            if out.committed {
+                let opts = WriteOptions {
+                    wait: req.wait,
+                    timeout_ms: req.timeout_ms,
+                    ..Default::default()
+                };
+                self.wait(out.revision, Some(&opts)).await?;
+            }
+            Ok(Response::new(TransactReply {
+                results: out.results.into_iter().map(Into::into).collect(),
+                revision: out.revision,
+                changes: out.changes,
+            }))
+        }
+        .instrument(span)
+        .await
+        .map_err(status)
+    }
+
+    async fn list_objects(
+        &self,
+        request: Request<ListObjectsRequest>,
+    ) -> Result<Response<ListObjectsReply>, Status> {
+        let req = request.into_inner();
+        let span = tracing::debug_span!("list_objects", kind = %req.kind);
+        async {
+            let kind = objects::kind_or_err("kind", &req.kind)?;
+            let st = self.intent.read_state().await?;
+            let names = if req.names.is_empty() {
+                kind.names(&st)
+            } else {
+                req.names.clone()
+            };
+            let mut records = Vec::with_capacity(names.len());
+            for n in &names {
+                let Some(obj) = kind.load(&st, n) else {
+                    return Err(objects::plan::not_found(kind, n));
+                };
+                let columns = kind
+                    .columns()
+                    .iter()
+                    .filter_map(|c| kind.get_column(&obj, c.name, &st).map(|v| v.to_column(c.name)))
+                    .collect();
+                let plan = objects::Plan::new(&st, self.intent.keys());
+                records.push(Record {
+                    kind: kind.name().to_string(),
+                    name: n.clone(),
+                    columns,
+                    object: Some(kind.with_status(obj, &plan)),
+                });
+            }
+            Ok(Response::new(ListObjectsReply {
+                kind: kind.name().to_string(),
+                columns: kind.columns().iter().map(|c| c.name.to_string()).collect(),
+                records,
+                revision: st.revision,
+            }))
+        }
+        .instrument(span)
+        .await
+        .map_err(status)
+    }
+
     async fn create_switch(
         &self,
         request: Request<CreateSwitchRequest>,
@@ -407,8 +498,15 @@ impl Northbound for NorthboundService {
                     req.revision
                 )));
             }
+            let current = self.intent.current_revision().await?;
+            if req.revision > current {
+                return Err(ApiError::InvalidArgument(format!(
+                    "invalid revision \"{}\": beyond etcd's current revision {current}",
+                    req.revision
+                )));
+            }
             let revision = if req.revision == 0 {
-                self.intent.current_revision().await?
+                current
             } else {
                 req.revision
             };

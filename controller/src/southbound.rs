@@ -107,6 +107,7 @@ impl StreamTask {
                     };
                     seen = st.revision;
                     tracing::debug!(revision = update.revision, snapshot = update.snapshot, ports = update.ports.len(), deleted_ports = update.deleted_ports.len(), "sending view update");
+                    let update = update.into_update();
                     if self.tx.send(Ok(update)).await.is_err() {
                         break;
                     }

@@ -25,7 +25,10 @@ use imbl::{OrdMap as BTreeMap, OrdSet as BTreeSet};
 use std::net::Ipv4Addr;
 
 use prost::Message;
-use weft_proto::v1::{Chassis, LogicalSwitch, LogicalSwitchPort, PortBinding, PortView};
+use weft_proto::v1::{
+    Chassis, LogicalRouter, LogicalRouterPort, LogicalSwitch, LogicalSwitchPort, PortBinding,
+    PortView,
+};
 
 use crate::store::KeyValue;
 
@@ -147,6 +150,10 @@ pub enum Changed {
     Port(String),
     /// A chassis record.
     Chassis(String),
+    /// A router record.
+    Router(String),
+    /// A router port record.
+    RouterPort(String),
 }
 
 /// What a key change touched.
@@ -199,10 +206,20 @@ pub struct ClusterState {
     pub applied: BTreeMap<String, i64>,
     /// VIF sightings by port name (ports that did not exist when reported).
     pub sightings: BTreeMap<String, Sighting>,
-    /// IP claims by switch: IP → port.
-    pub ip_claims: BTreeMap<String, BTreeMap<Ipv4Addr, String>>,
-    /// MAC claims by switch: MAC → port.
-    pub mac_claims: BTreeMap<String, BTreeMap<String, String>>,
+    /// Every claim (`claims/...` key relative to the root, e.g. `claims/ip/sw/10.0.0.5`) →
+    /// its owner: IPs, MACs, VNIs, datapath and port keys.
+    pub claims: BTreeMap<String, String>,
+    /// mod_revision of every key (relative to the root), for the planner's compares.
+    pub revs: BTreeMap<String, i64>,
+    /// Routers by name.
+    pub routers: BTreeMap<String, LogicalRouter>,
+    /// Router ports by name.
+    pub router_ports: BTreeMap<String, LogicalRouterPort>,
+    /// Router port names by router (kept in step with `router_ports`).
+    pub router_ports_by_router: BTreeMap<String, BTreeSet<String>>,
+    /// Switch ports of type "router" by the router port they connect to
+    /// (`options:router-port`): router port → switch port names.
+    pub router_port_links: BTreeMap<String, BTreeSet<String>>,
     /// Port names by switch name (kept in step with `ports`).
     pub ports_by_switch: BTreeMap<String, BTreeSet<String>>,
     /// The latest view-relevant changes, oldest first, with their revisions (at most
@@ -212,32 +229,23 @@ pub struct ClusterState {
     pub change_floor: i64,
 }
 
-/// Inserts `k → v` into the inner map of `outer[name]` (created when absent).
-fn insert_nested<K: Ord + Clone, V: Clone>(
-    outer: &mut BTreeMap<String, BTreeMap<K, V>>,
-    name: &str,
-    k: K,
-    v: V,
-) {
-    let mut inner = outer.get(name).cloned().unwrap_or_default();
-    inner.insert(k, v);
-    outer.insert(name.to_string(), inner);
+/// Adds `v` to the set `outer[k]`.
+fn add_to_set(outer: &mut BTreeMap<String, BTreeSet<String>>, k: &str, v: &str) {
+    let mut set = outer.get(k).cloned().unwrap_or_default();
+    set.insert(v.to_string());
+    outer.insert(k.to_string(), set);
 }
 
-/// Removes `k` from the inner map of `outer[name]` (dropping it when it becomes empty).
-fn remove_nested<K: Ord + Clone, V: Clone>(
-    outer: &mut BTreeMap<String, BTreeMap<K, V>>,
-    name: &str,
-    k: &K,
-) {
-    let Some(mut inner) = outer.get(name).cloned() else {
+/// Removes `v` from the set `outer[k]` (dropping it when it becomes empty).
+fn remove_from_set(outer: &mut BTreeMap<String, BTreeSet<String>>, k: &str, v: &str) {
+    let Some(mut set) = outer.get(k).cloned() else {
         return;
     };
-    inner.remove(k);
-    if inner.is_empty() {
-        outer.remove(name);
+    set.remove(v);
+    if set.is_empty() {
+        outer.remove(k);
     } else {
-        outer.insert(name.to_string(), inner);
+        outer.insert(k.to_string(), set);
     }
 }
 
@@ -324,28 +332,17 @@ impl ClusterState {
                 }
             }
         }
-        let change = if let Some(name) = rel.strip_prefix("nb/switches/") {
-            if let Some(m) = decode(key, value) {
-                self.switches.insert(name.to_string(), m);
-                self.log_change(mod_rev, Changed::Switch(name.to_string()));
+        self.revs.insert(rel.to_string(), mod_rev);
+        let change = if let Some((kind, name)) = crate::objects::by_key(rel) {
+            match kind.decode(value) {
+                Ok(obj) => kind.store(self, name, Some(obj), mod_rev),
+                Err(e) => tracing::warn!(key, error = %e, "undecodable value in store, skipped"),
             }
-            Change::Intent
-        } else if let Some(name) = rel.strip_prefix("nb/ports/") {
-            if let Some(m) = decode::<LogicalSwitchPort>(key, value) {
-                // Resolved once here, not on every view computation of every stream.
-                self.resolved
-                    .insert(name.to_string(), crate::view::resolve_port(&m, ""));
-                self.index_port(name, Some(&m.switch_name));
-                self.ports.insert(name.to_string(), m);
-                self.log_change(mod_rev, Changed::Port(name.to_string()));
+            if rel.starts_with("nb/") {
+                Change::Intent
+            } else {
+                Change::Status
             }
-            Change::Intent
-        } else if let Some(name) = rel.strip_prefix("chassis/") {
-            if let Some(m) = decode(key, value) {
-                self.chassis.insert(name.to_string(), m);
-                self.log_change(mod_rev, Changed::Chassis(name.to_string()));
-            }
-            Change::Status
         } else if let Some(name) = rel.strip_prefix("status/bindings/") {
             if let Some(m) = decode(key, value) {
                 self.bindings.insert(name.to_string(), m);
@@ -375,19 +372,11 @@ impl ClusterState {
                 },
             );
             Change::Status
-        } else if let Some(rest) = rel.strip_prefix("claims/ip/") {
-            if let Some((sw, ip)) = rest.rsplit_once('/') {
-                if let Ok(ip) = ip.parse::<Ipv4Addr>() {
-                    let port = String::from_utf8_lossy(value).into_owned();
-                    insert_nested(&mut self.ip_claims, sw, ip, port);
-                }
-            }
-            Change::Other
-        } else if let Some(rest) = rel.strip_prefix("claims/mac/") {
-            if let Some((sw, mac)) = rest.rsplit_once('/') {
-                let port = String::from_utf8_lossy(value).into_owned();
-                insert_nested(&mut self.mac_claims, sw, mac.to_string(), port);
-            }
+        } else if rel.starts_with("claims/") {
+            self.claims.insert(
+                rel.to_string(),
+                String::from_utf8_lossy(value).into_owned(),
+            );
             Change::Other
         } else if rel.starts_with("nb/") {
             Change::Intent
@@ -405,23 +394,14 @@ impl ClusterState {
         let Some(rel) = key.strip_prefix(keys.root()) else {
             return Change::Other;
         };
-        let change = if let Some(name) = rel.strip_prefix("nb/switches/") {
-            if self.switches.remove(name).is_some() {
-                self.log_change(rev, Changed::Switch(name.to_string()));
+        self.revs.remove(rel);
+        let change = if let Some((kind, name)) = crate::objects::by_key(rel) {
+            kind.store(self, name, None, rev);
+            if rel.starts_with("nb/") {
+                Change::Intent
+            } else {
+                Change::Status
             }
-            Change::Intent
-        } else if let Some(name) = rel.strip_prefix("nb/ports/") {
-            self.index_port(name, None);
-            if self.ports.remove(name).is_some() {
-                self.log_change(rev, Changed::Port(name.to_string()));
-            }
-            self.resolved.remove(name);
-            Change::Intent
-        } else if let Some(name) = rel.strip_prefix("chassis/") {
-            if self.chassis.remove(name).is_some() {
-                self.log_change(rev, Changed::Chassis(name.to_string()));
-            }
-            Change::Status
         } else if let Some(name) = rel.strip_prefix("status/bindings/") {
             if self.bindings.remove(name).is_some() {
                 self.log_change(rev, Changed::Port(name.to_string()));
@@ -439,17 +419,8 @@ impl ClusterState {
         } else if let Some(name) = rel.strip_prefix("status/sightings/") {
             self.sightings.remove(name);
             Change::Status
-        } else if let Some(rest) = rel.strip_prefix("claims/ip/") {
-            if let Some((sw, ip)) = rest.rsplit_once('/') {
-                if let Ok(ip) = ip.parse::<Ipv4Addr>() {
-                    remove_nested(&mut self.ip_claims, sw, &ip);
-                }
-            }
-            Change::Other
-        } else if let Some(rest) = rel.strip_prefix("claims/mac/") {
-            if let Some((sw, mac)) = rest.rsplit_once('/') {
-                remove_nested(&mut self.mac_claims, sw, &mac.to_string());
-            }
+        } else if rel.starts_with("claims/") {
+            self.claims.remove(rel);
             Change::Other
         } else if rel.starts_with("nb/") {
             Change::Intent
@@ -460,6 +431,97 @@ impl ClusterState {
             self.intent_revision = self.intent_revision.max(rev);
         }
         change
+    }
+
+    /// Keeps the switch map and the change log in step (called by the switch kind).
+    pub fn store_switch(&mut self, name: &str, sw: Option<LogicalSwitch>, rev: i64) {
+        let changed = match sw {
+            Some(s) => {
+                self.switches.insert(name.to_string(), s);
+                true
+            }
+            None => self.switches.remove(name).is_some(),
+        };
+        if changed {
+            self.log_change(rev, Changed::Switch(name.to_string()));
+        }
+    }
+
+    /// Keeps the port maps, indexes and the change log in step (called by the port kind).
+    pub fn store_port(&mut self, name: &str, port: Option<LogicalSwitchPort>, rev: i64) {
+        if let Some(old) = self.ports.get(name).cloned() {
+            if let Some(rp) = old.options.get("router-port") {
+                remove_from_set(&mut self.router_port_links, rp, name);
+            }
+        }
+        match port {
+            Some(m) => {
+                // Resolved once here, not on every view computation of every stream.
+                self.resolved
+                    .insert(name.to_string(), crate::view::resolve_port(&m, ""));
+                self.index_port(name, Some(&m.switch_name));
+                if m.r#type == "router" {
+                    if let Some(rp) = m.options.get("router-port") {
+                        add_to_set(&mut self.router_port_links, rp, name);
+                    }
+                }
+                self.ports.insert(name.to_string(), m);
+                self.log_change(rev, Changed::Port(name.to_string()));
+            }
+            None => {
+                self.index_port(name, None);
+                if self.ports.remove(name).is_some() {
+                    self.log_change(rev, Changed::Port(name.to_string()));
+                }
+                self.resolved.remove(name);
+            }
+        }
+    }
+
+    /// Keeps the chassis map and the change log in step (called by the chassis kind).
+    pub fn store_chassis(&mut self, name: &str, c: Option<Chassis>, rev: i64) {
+        let changed = match c {
+            Some(c) => {
+                self.chassis.insert(name.to_string(), c);
+                true
+            }
+            None => self.chassis.remove(name).is_some(),
+        };
+        if changed {
+            self.log_change(rev, Changed::Chassis(name.to_string()));
+        }
+    }
+
+    /// Keeps the router map and the change log in step (called by the router kind).
+    pub fn store_router(&mut self, name: &str, r: Option<LogicalRouter>, rev: i64) {
+        let changed = match r {
+            Some(r) => {
+                self.routers.insert(name.to_string(), r);
+                true
+            }
+            None => self.routers.remove(name).is_some(),
+        };
+        if changed {
+            self.log_change(rev, Changed::Router(name.to_string()));
+        }
+    }
+
+    /// Keeps the router port map, its index and the change log in step.
+    pub fn store_router_port(&mut self, name: &str, p: Option<LogicalRouterPort>, rev: i64) {
+        if let Some(old) = self.router_ports.get(name).cloned() {
+            remove_from_set(&mut self.router_ports_by_router, &old.router, name);
+        }
+        let changed = match p {
+            Some(p) => {
+                add_to_set(&mut self.router_ports_by_router, &p.router, name);
+                self.router_ports.insert(name.to_string(), p);
+                true
+            }
+            None => self.router_ports.remove(name).is_some(),
+        };
+        if changed {
+            self.log_change(rev, Changed::RouterPort(name.to_string()));
+        }
     }
 
     /// A port with `up` and `chassis` filled from its binding.
@@ -605,9 +667,9 @@ mod tests {
             5,
         );
         assert_eq!(s.intent_revision, 0);
-        assert_eq!(s.ip_claims["sw"][&ip], "p1");
-        assert_eq!(s.ip_claims["sw.2"][&ip], "q1");
-        assert_eq!(s.mac_claims["sw"]["0a:00:00:00:00:05"], "p1");
+        assert_eq!(s.claims["claims/ip/sw/10.0.0.5"], "p1");
+        assert_eq!(s.claims["claims/ip/sw.2/10.0.0.5"], "q1");
+        assert_eq!(s.claims["claims/mac/sw/0a:00:00:00:00:05"], "p1");
         assert_eq!(
             s.sightings["p9"],
             Sighting {
@@ -618,18 +680,15 @@ mod tests {
         // A snapshot taken before a change keeps its claims (persistent maps).
         let before = s.clone();
         assert_eq!(s.apply_delete(&k, &k.claim_ip("sw", ip), 6), Change::Other);
-        assert!(!s.ip_claims.contains_key("sw"), "empty switch entries go");
-        assert_eq!(before.ip_claims["sw"].len(), 1);
+        assert!(!s.claims.contains_key("claims/ip/sw/10.0.0.5"));
+        assert_eq!(before.claims.len(), 3);
         assert_eq!(
             s.apply_delete(&k, &k.claim_mac("sw", "0a:00:00:00:00:05"), 7),
             Change::Other
         );
-        assert!(s.mac_claims.is_empty());
+        assert_eq!(s.claims.len(), 1);
         assert_eq!(s.apply_delete(&k, &k.sighting("p9"), 8), Change::Status);
         assert!(s.sightings.is_empty());
         assert_eq!(s.intent_revision, 0, "sightings and claims change no view");
-        // Garbage under claims/ is ignored.
-        s.apply_put(&k, &format!("{}claims/ip/sw/not-an-ip", k.root()), b"x", 9);
-        assert!(!s.ip_claims.contains_key("sw"));
     }
 }

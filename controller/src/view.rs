@@ -9,11 +9,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use weft_proto::v1::{
-    LogicalSwitchPort, PortAddress, PortView, RemoteChassis, SwitchView, ViewUpdate,
+    LogicalSwitchPort, PortAddress, PortView, RemoteChassis, SwitchView,
 };
 
 use crate::state::{Changed, ClusterState};
 use crate::validate::{parse_dynamic, parse_mac};
+
+/// A view change by kind; `into_update` gives the generic wire form.
+pub use weft_proto::model::view::ViewDelta as Delta;
 
 /// One chassis' view, keyed by name.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -66,6 +69,9 @@ pub fn resolve_port(p: &LogicalSwitchPort, chassis: &str) -> PortView {
             .collect(),
         chassis: chassis.to_string(),
         enabled: p.enabled,
+        tunnel_key: p.tunnel_key,
+        r#type: p.r#type.clone(),
+        options: p.options.clone(),
     }
 }
 
@@ -88,15 +94,7 @@ pub fn compute(state: &ClusterState, chassis: &str) -> View {
     let mut view = View::default();
     for name in &local_switches {
         if let Some(sw) = state.switches.get(*name) {
-            view.switches.insert(
-                sw.name.clone(),
-                SwitchView {
-                    name: sw.name.clone(),
-                    vni: sw.vni,
-                    subnet: sw.subnet.clone(),
-                    mtu: sw.mtu,
-                },
-            );
+            view.switches.insert(sw.name.clone(), switch_view(sw));
         }
     }
     for p in state.ports.values() {
@@ -160,6 +158,7 @@ fn switch_view(sw: &weft_proto::v1::LogicalSwitch) -> SwitchView {
         vni: sw.vni,
         subnet: sw.subnet.clone(),
         mtu: sw.mtu,
+        tunnel_key: sw.tunnel_key,
     }
 }
 
@@ -342,7 +341,7 @@ impl ViewState {
         state: &ClusterState,
         changes: &[Changed],
         revision: i64,
-    ) -> ViewUpdate {
+    ) -> Delta {
         let mut switches: BTreeSet<String> = BTreeSet::new();
         let mut ports: BTreeSet<String> = BTreeSet::new();
         let mut chassis: BTreeSet<String> = BTreeSet::new();
@@ -357,6 +356,7 @@ impl ViewState {
                 Changed::Chassis(c) => {
                     chassis.insert(c.clone());
                 }
+                Changed::Router(_) | Changed::RouterPort(_) => {}
             }
         }
         let mut t = Touched::default();
@@ -393,7 +393,7 @@ impl ViewState {
         }
         // Remote chassis: referenced by a port in the view and registered.
         chassis.extend(t.chassis.iter().cloned());
-        let mut d = ViewUpdate {
+        let mut d = Delta {
             revision,
             snapshot: false,
             ..Default::default()
@@ -445,8 +445,8 @@ impl ViewState {
 }
 
 /// A snapshot update that replaces the whole view.
-pub fn snapshot(view: &View, revision: i64) -> ViewUpdate {
-    ViewUpdate {
+pub fn snapshot(view: &View, revision: i64) -> Delta {
+    Delta {
         revision,
         snapshot: true,
         switches: view.switches.values().cloned().collect(),
@@ -474,11 +474,11 @@ fn diff_map<T: Clone + PartialEq>(
 }
 
 /// The delta from `old` to `new`, tagged with `revision` (possibly empty).
-pub fn delta(old: &View, new: &View, revision: i64) -> ViewUpdate {
+pub fn delta(old: &View, new: &View, revision: i64) -> Delta {
     let (switches, deleted_switches) = diff_map(&old.switches, &new.switches);
     let (ports, deleted_ports) = diff_map(&old.ports, &new.ports);
     let (chassis, deleted_chassis) = diff_map(&old.chassis, &new.chassis);
-    ViewUpdate {
+    Delta {
         revision,
         snapshot: false,
         switches,
@@ -487,11 +487,20 @@ pub fn delta(old: &View, new: &View, revision: i64) -> ViewUpdate {
         deleted_ports,
         chassis,
         deleted_chassis,
+        ..Default::default()
     }
 }
 
-/// Applies an update to a view (what an agent does); used to check deltas.
-pub fn apply(view: &mut View, u: &ViewUpdate) {
+/// Applies a wire update to a view (what an agent does); used to check streams. An update
+/// the agent would reject (see [`Delta::from_update`]) panics: test use only.
+pub fn apply(view: &mut View, u: &weft_proto::v1::ViewUpdate) {
+    #[allow(clippy::expect_used)]
+    let d = Delta::from_update(u).expect("well-formed view update");
+    apply_delta(view, &d);
+}
+
+/// Applies a delta to a view (what an agent does); used to check deltas.
+pub fn apply_delta(view: &mut View, u: &Delta) {
     if u.snapshot {
         *view = View::default();
     }
@@ -699,7 +708,7 @@ mod tests {
                     assert_eq!(vs.view(), &full, "seed {seed} step {step} {}", chassis[i]);
                     assert_eq!(d, delta(&before, &full, rev), "seed {seed} step {step}");
                     let mut applied = before;
-                    apply(&mut applied, &d);
+                    apply_delta(&mut applied, &d);
                     assert_eq!(applied, full);
                 }
             }
@@ -755,7 +764,7 @@ mod tests {
         assert_eq!(d.deleted_ports, vec!["p4"]);
         assert_eq!(d.deleted_chassis, vec!["hv2"]);
         let mut applied = v1.clone();
-        apply(&mut applied, &d);
+        apply_delta(&mut applied, &d);
         assert_eq!(applied, v2);
         // no change → empty delta
         let e = delta(&v2, &v2, 43);
@@ -768,11 +777,11 @@ mod tests {
         let d = delta(&v2, &v3, 44);
         assert_eq!(d.deleted_switches, vec!["a"]);
         let mut applied = v2.clone();
-        apply(&mut applied, &d);
+        apply_delta(&mut applied, &d);
         assert_eq!(applied, View::default());
         let snap = snapshot(&v2, 45);
         let mut fresh = View::default();
-        apply(&mut fresh, &snap);
+        apply_delta(&mut fresh, &snap);
         assert_eq!(fresh, v2);
     }
 }

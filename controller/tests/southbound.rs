@@ -30,23 +30,25 @@ fn chassis(name: &str, ip: &str) -> SubscribeRequest {
     }
 }
 
-async fn next(stream: &mut Streaming<ViewUpdate>) -> ViewUpdate {
-    tokio::time::timeout(Duration::from_secs(5), stream.message())
+/// The next update of `stream`, by kind.
+async fn next(stream: &mut Streaming<ViewUpdate>) -> view::Delta {
+    let u = tokio::time::timeout(Duration::from_secs(5), stream.message())
         .await
         .expect("an update within 5 s")
         .expect("stream ok")
-        .expect("stream open")
+        .expect("stream open");
+    view::Delta::from_update(&u).expect("well-formed update")
 }
 
 /// Reads updates into `view` until `pred` holds; returns the last update.
 async fn until(
     stream: &mut Streaming<ViewUpdate>,
     v: &mut View,
-    pred: impl Fn(&View, &ViewUpdate) -> bool,
-) -> ViewUpdate {
+    pred: impl Fn(&View, &view::Delta) -> bool,
+) -> view::Delta {
     for _ in 0..50 {
         let u = next(stream).await;
-        view::apply(v, &u);
+        view::apply_delta(v, &u);
         if pred(v, &u) {
             return u;
         }
@@ -135,7 +137,7 @@ async fn snapshot_then_deltas_and_status() {
         "nothing bound yet: {snap:?}"
     );
     let mut v1 = View::default();
-    view::apply(&mut v1, &snap);
+    view::apply_delta(&mut v1, &snap);
 
     let chassis_list = c
         .list_chassis(ListChassisRequest {})
@@ -181,7 +183,7 @@ async fn snapshot_then_deltas_and_status() {
         .unwrap()
         .into_inner();
     let mut v2 = View::default();
-    view::apply(&mut v2, &next(&mut hv2).await);
+    view::apply_delta(&mut v2, &next(&mut hv2).await);
     report(&mut s, "hv2", 0, &[("p2", false)]).await;
     until(&mut hv1, &mut v1, |v, _| v.chassis.contains_key("hv2")).await;
     assert_eq!(v1.ports["p2"].chassis, "hv2");
@@ -283,7 +285,7 @@ async fn chassis_record_outlives_its_stream_and_lease() {
     let u3 = next(&mut st3).await;
     report(&mut s3, "hv3", u3.revision, &[("p2", true)]).await;
     let mut v3 = View::default();
-    view::apply(&mut v3, &u3);
+    view::apply_delta(&mut v3, &u3);
     until(&mut st3, &mut v3, |v, _| v.chassis.contains_key("hv1")).await;
     // Keeps living beyond the TTL (3 s) while the stream is open.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -580,7 +582,7 @@ async fn disabling_a_port_reaches_the_view() {
         .into_inner();
     let mut v = View::default();
     let u = next(&mut st).await;
-    view::apply(&mut v, &u);
+    view::apply_delta(&mut v, &u);
     report(&mut s, "hv1", u.revision, &[("p1", true)]).await;
     until(&mut st, &mut v, |v, _| v.ports.contains_key("p1")).await;
     assert!(v.ports["p1"].enabled);
@@ -692,7 +694,7 @@ async fn create_binds_in_one_round_from_a_vif_sighting() {
         .into_inner();
     let mut v1 = View::default();
     let u = next(&mut st1).await;
-    view::apply(&mut v1, &u);
+    view::apply_delta(&mut v1, &u);
 
     // hv1 has the VIF of p9 before p9 exists: recorded as a sighting, nothing bound.
     report(&mut s, "hv1", u.revision, &[("p9", false)]).await;

@@ -1,4 +1,5 @@
-//! Weft's gRPC contract, package `weft.v1`: the northbound API (intent: switches, ports,
+//! Weft's gRPC contract and shared model ([`model`]: names, MACs, networks, the address
+//! grammar, validated once for every binary), package `weft.v1`: the northbound API (intent: switches, ports,
 //! chassis, sync) and the southbound API (per-chassis view stream and status reports).
 //!
 //! The `.proto` files in `proto/weft/v1/` are the source of truth and are commented field by
@@ -11,3 +12,5 @@ pub mod v1 {
 }
 
 pub use v1::*;
+
+pub mod model;

@@ -512,15 +512,7 @@ pub fn version_result(version: &str) -> Value {
     json!({"cniVersion": version, "supportedVersions": SUPPORTED_VERSIONS})
 }
 
-/// 64-bit FNV-1a.
-fn fnv1a(data: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in data {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
+use weft_proto::model::fnv1a64 as fnv1a;
 
 /// `CNI_ARGS` key that names the logical port explicitly.
 pub const PORT_ARG: &str = "WEFT_PORT";

@@ -180,15 +180,7 @@ impl Owner {
     }
 }
 
-/// FNV-1a, 64-bit: a fixed, documented hash so cookies never depend on the Rust version.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
+pub use weft_proto::model::fnv1a64;
 
 /// The four groups of a switch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

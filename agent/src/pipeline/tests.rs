@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use weft_openflow::flow::Flow;
 use weft_openflow::render::{render_flow, render_group};
-use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView, ViewUpdate};
+use weft_proto::model::view::ViewDelta;
+use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView};
 
 use super::*;
 use crate::view::ChassisView;
@@ -28,6 +29,7 @@ fn pv(name: &str, switch: &str, n: u16, chassis: &str) -> PortView {
         port_security: vec![],
         chassis: chassis.into(),
         enabled: true,
+        ..Default::default()
     }
 }
 
@@ -37,6 +39,7 @@ fn sv(name: &str, vni: u32) -> SwitchView {
         vni,
         subnet: String::new(),
         mtu: 0,
+        ..Default::default()
     }
 }
 
@@ -55,7 +58,7 @@ struct Fx {
 }
 
 impl Fx {
-    fn new(update: ViewUpdate, vifs: &[(&str, u32)]) -> Self {
+    fn new(update: ViewDelta, vifs: &[(&str, u32)]) -> Self {
         let mut view = ChassisView::new();
         view.apply(&update).expect("valid view");
         Fx {
@@ -74,14 +77,14 @@ impl Fx {
         }
     }
 
-    fn apply(&mut self, u: ViewUpdate) -> ViewChange {
+    fn apply(&mut self, u: ViewDelta) -> ViewChange {
         self.view.apply(&u).expect("valid delta")
     }
 }
 
 fn small() -> Fx {
     Fx::new(
-        ViewUpdate {
+        ViewDelta {
             revision: 1,
             snapshot: true,
             switches: vec![sv("ls1", 5)],
@@ -192,7 +195,7 @@ fn port_security_flows() {
         addr("00:00:00:00:00:11", &[]),
     ];
     let mut fx = small();
-    fx.apply(ViewUpdate {
+    fx.apply(ViewDelta {
         revision: 2,
         ports: vec![p],
         ..Default::default()
@@ -270,7 +273,7 @@ fn flood_groups_cover_local_ports_and_reachable_chassis() {
     // A second local port, a disabled local port, and a second port on hv2.
     let mut disabled = pv("e", "ls1", 5, "hv1");
     disabled.enabled = false;
-    fx.apply(ViewUpdate {
+    fx.apply(ViewDelta {
         revision: 2,
         ports: vec![pv("f", "ls1", 6, "hv1"), disabled, pv("g", "ls1", 7, "hv2")],
         ..Default::default()
@@ -307,7 +310,7 @@ fn unknown_unicast_floods_to_unknown_ports_only() {
     // Only a remote port has `unknown`: traffic from tunnels must not bounce back.
     let mut b = pv("b", "ls1", 2, "hv2");
     b.unknown = true;
-    fx.apply(ViewUpdate {
+    fx.apply(ViewDelta {
         revision: 2,
         ports: vec![b],
         ..Default::default()
@@ -332,7 +335,7 @@ fn unknown_unicast_floods_to_unknown_ports_only() {
     // A local unknown port adds the local-only group for tunnel traffic.
     let mut a = pv("a", "ls1", 1, "hv1");
     a.unknown = true;
-    fx.apply(ViewUpdate {
+    fx.apply(ViewDelta {
         revision: 3,
         ports: vec![a],
         ..Default::default()
@@ -356,7 +359,7 @@ fn disabled_ports_only_get_drops() {
     let mut a = pv("a", "ls1", 1, "hv1");
     a.enabled = false;
     a.port_security = vec![addr("00:00:00:00:00:01", &[])];
-    fx.apply(ViewUpdate {
+    fx.apply(ViewDelta {
         revision: 2,
         ports: vec![a],
         ..Default::default()
@@ -406,7 +409,7 @@ fn duplicate_keys_resolve_to_the_smallest_owner_and_survive_removal() {
     // Port "z" claims a's MAC (a controller-side mistake): a stays effective.
     let mut z = pv("z", "ls1", 1, "hv2");
     z.addresses[0].ips.clear();
-    let change = fx.apply(ViewUpdate {
+    let change = fx.apply(ViewDelta {
         revision: 2,
         ports: vec![z],
         ..Default::default()
@@ -426,7 +429,7 @@ fn duplicate_keys_resolve_to_the_smallest_owner_and_survive_removal() {
     assert_eq!(d.conflicting_flow_keys().count(), 1);
     let _ = change;
     // Remove a: z's flow takes over.
-    let change = fx.apply(ViewUpdate {
+    let change = fx.apply(ViewDelta {
         revision: 3,
         deleted_ports: vec!["a".into()],
         ..Default::default()
@@ -459,7 +462,7 @@ fn big(n: u16) -> Fx {
         })
         .collect();
     let mut fx = Fx::new(
-        ViewUpdate {
+        ViewDelta {
             revision: 1,
             snapshot: true,
             switches: vec![sv("ls1", 5), sv("ls2", 6)],
@@ -480,7 +483,7 @@ fn adding_one_port_to_4000_recompiles_only_that_port_and_its_switch() {
     // 1000 local ports x 5 flows + 3000 remote ports x 2 flows + switch and static flows.
     assert!(d.flow_count() > 11_000, "{}", d.flow_count());
 
-    let change = fx.apply(ViewUpdate {
+    let change = fx.apply(ViewDelta {
         revision: 2,
         ports: vec![pv("new", "ls1", 4000, "hv1")],
         ..Default::default()
@@ -504,7 +507,7 @@ fn adding_one_port_to_4000_recompiles_only_that_port_and_its_switch() {
     );
 
     // A remote port on a chassis already on the switch: the groups don't change.
-    let change = fx.apply(ViewUpdate {
+    let change = fx.apply(ViewDelta {
         revision: 3,
         ports: vec![pv("new2", "ls1", 4001, "hv2")],
         ..Default::default()
@@ -527,7 +530,7 @@ fn recompile_tracks_switch_chassis_and_port_changes() {
     let mut d = compile_all(&fx.input());
 
     // A switch VNI change recompiles the switch and all its ports (the VNI is in each).
-    let change = fx.apply(ViewUpdate {
+    let change = fx.apply(ViewDelta {
         revision: 2,
         switches: vec![sv("ls1", 9)],
         ..Default::default()
@@ -539,7 +542,7 @@ fn recompile_tracks_switch_chassis_and_port_changes() {
     assert_consistent(&fx, &d);
 
     // A chassis IP change recompiles the ports on it and their switch.
-    let change = fx.apply(ViewUpdate {
+    let change = fx.apply(ViewDelta {
         revision: 3,
         chassis: vec![cv("hv2", "192.168.1.2", &["geneve"])],
         ..Default::default()
@@ -550,7 +553,7 @@ fn recompile_tracks_switch_chassis_and_port_changes() {
     assert_consistent(&fx, &d);
 
     // A chassis removal makes its ports unreachable.
-    let change = fx.apply(ViewUpdate {
+    let change = fx.apply(ViewDelta {
         revision: 4,
         deleted_chassis: vec!["hv3".into()],
         ..Default::default()
@@ -561,7 +564,7 @@ fn recompile_tracks_switch_chassis_and_port_changes() {
     // A port moving to another switch recompiles both switches.
     let mut moved = pv("p1", "ls2", 1, "hv2");
     moved.unknown = true;
-    let change = fx.apply(ViewUpdate {
+    let change = fx.apply(ViewDelta {
         revision: 5,
         ports: vec![moved],
         ..Default::default()
@@ -579,7 +582,7 @@ fn recompile_tracks_switch_chassis_and_port_changes() {
     assert_consistent(&fx, &d);
 
     // Deleting a switch cascades.
-    let change = fx.apply(ViewUpdate {
+    let change = fx.apply(ViewDelta {
         revision: 6,
         deleted_switches: vec!["ls2".into()],
         ..Default::default()

@@ -1,0 +1,50 @@
+//! One file per northbound object kind, each implementing [`crate::objects::Kind`]. To add a
+//! kind: add its message to `proto/weft/v1/types.proto` (and an arm to `Object`), write
+//! `kinds/<kind>.rs`, list it in [`ALL`], and add its weftctl noun file
+//! (`cli/src/cmd/<noun>.rs`). See docs/architecture.md, "How to add an object kind".
+
+pub mod chassis;
+pub mod port;
+pub mod router;
+pub mod router_port;
+pub mod switch;
+
+use std::collections::HashMap;
+
+use weft_proto::v1::ColumnType;
+
+use crate::objects::{ColumnDef, ColumnValue, Kind};
+use crate::validate::{validate_map, ValidationError};
+
+/// The registry: every kind, in dependency order (a kind before the kinds that refer to it).
+pub static ALL: &[&dyn Kind] = &[
+    &switch::SwitchKind,
+    &port::PortKind,
+    &chassis::ChassisKind,
+    &router::RouterKind,
+    &router_port::RouterPortKind,
+];
+
+/// The `external_ids` column every kind has.
+pub const EXTERNAL_IDS: ColumnDef = ColumnDef::rw("external_ids", ColumnType::Map);
+
+/// Validates a map column of `kind` (`field` like `port.external_ids`).
+pub fn check_map(field: &str, m: &HashMap<String, String>) -> Result<(), ValidationError> {
+    validate_map(field, m.iter())
+}
+
+/// Sets a map field from a column value.
+pub fn set_map(
+    target: &mut HashMap<String, String>,
+    column: &str,
+    v: ColumnValue,
+) -> Result<(), ValidationError> {
+    *target = v.into_map(column)?;
+    Ok(())
+}
+
+/// An error for a column the kind does not set (the planner checked existence, so this is
+/// a read-only or computed one).
+pub fn not_settable(kind: &str, column: &str) -> ValidationError {
+    ValidationError::new("column", column, format!("column {column} of {kind} is read-only"))
+}

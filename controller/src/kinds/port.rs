@@ -1,0 +1,483 @@
+//! `Logical_Switch_Port`: a port on a switch (a VIF, or the switch end of a router port).
+//! Claims its IPs and MACs on the switch (static ones checked, `dynamic` allocated) and a port
+//! key; binds at once to the chassis that already reported its VIF (a sighting).
+
+use std::net::Ipv4Addr;
+
+use ipnetwork::Ipv4Network;
+use prost::Message;
+use weft_proto::v1::{object, ColumnType, LogicalSwitchPort, Object, PortAddress, PortBinding};
+
+use super::switch::{gen_key, SwitchKind};
+use super::{check_map, not_settable, set_map, EXTERNAL_IDS};
+use crate::error::{ApiError, ApiResult};
+use crate::ipam;
+use crate::objects::{object as wrap, ColumnDef, ColumnValue, Kind, OnDelete, Plan, Ref};
+use crate::state::ClusterState;
+use crate::validate::{
+    self, parse_addresses, parse_port_security, validate_name, AddressEntry, ValidationError,
+};
+
+/// The kind.
+pub struct PortKind;
+
+/// Kind name.
+pub const NAME: &str = "Logical_Switch_Port";
+
+/// Largest port key (15 bits, as OVN's logical port keys in the Geneve option).
+pub const MAX_PORT_KEY: u32 = 32767;
+
+static COLUMNS: &[ColumnDef] = &[
+    ColumnDef::fixed("name", ColumnType::Scalar),
+    ColumnDef::ro("switch", ColumnType::Scalar),
+    ColumnDef::rw("addresses", ColumnType::Set),
+    ColumnDef::rw("port_security", ColumnType::Set),
+    ColumnDef::rw("type", ColumnType::Scalar),
+    ColumnDef::rw("options", ColumnType::Map),
+    ColumnDef::rw("enabled", ColumnType::Scalar),
+    ColumnDef::ro("dynamic_addresses", ColumnType::Scalar),
+    ColumnDef::ro("up", ColumnType::Scalar),
+    ColumnDef::ro("chassis", ColumnType::Scalar),
+    EXTERNAL_IDS,
+    ColumnDef::ro("tunnel_key", ColumnType::Scalar),
+];
+
+/// Claim of an IP on a switch.
+pub fn ip_claim(switch: &str, ip: &str) -> String {
+    format!("claims/ip/{switch}/{ip}")
+}
+/// Claim of a MAC on a switch.
+pub fn mac_claim(switch: &str, mac: &str) -> String {
+    format!("claims/mac/{switch}/{mac}")
+}
+/// Claim of a port key on a switch.
+pub fn key_claim(switch: &str, key: u32) -> String {
+    format!("claims/pk/{switch}/{key}")
+}
+/// Binding key of a port.
+pub fn binding_key(port: &str) -> String {
+    format!("status/bindings/{port}")
+}
+/// Sighting key of a port.
+pub fn sighting_key(port: &str) -> String {
+    format!("status/sightings/{port}")
+}
+
+fn lsp(obj: &Object) -> Option<&LogicalSwitchPort> {
+    match &obj.kind {
+        Some(object::Kind::LogicalSwitchPort(p)) => Some(p),
+        _ => None,
+    }
+}
+
+fn lsp_mut(obj: &mut Object) -> Option<&mut LogicalSwitchPort> {
+    match &mut obj.kind {
+        Some(object::Kind::LogicalSwitchPort(p)) => Some(p),
+        _ => None,
+    }
+}
+
+fn entry_string(e: &AddressEntry) -> String {
+    match e {
+        AddressEntry::Dynamic => "dynamic".into(),
+        AddressEntry::Unknown => "unknown".into(),
+        AddressEntry::Router => "router".into(),
+        AddressEntry::Static { mac, ips } => {
+            let mut s = mac.clone();
+            for ip in ips {
+                s.push(' ');
+                s.push_str(&ip.to_string());
+            }
+            s
+        }
+    }
+}
+
+/// "MAC IP..." text of a port-security entry.
+pub fn security_string(a: &PortAddress) -> String {
+    let mut s = a.mac.clone();
+    for ip in &a.ips {
+        s.push(' ');
+        s.push_str(ip);
+    }
+    s
+}
+
+/// IPs and MACs a stored port holds claims on.
+pub fn claims_of(p: &LogicalSwitchPort) -> (Vec<String>, Vec<String>) {
+    let v = crate::view::resolve_port(p, "");
+    let mut ips = Vec::new();
+    let mut macs = Vec::new();
+    for a in v.addresses {
+        macs.push(a.mac);
+        ips.extend(a.ips);
+    }
+    (ips, macs)
+}
+
+fn dynamic_needs_subnet(p: &LogicalSwitchPort, subnet: Option<Ipv4Network>) -> ApiResult<()> {
+    if subnet.is_some() {
+        return Ok(());
+    }
+    match p.addresses.iter().position(|a| a.trim() == "dynamic") {
+        Some(i) => Err(ApiError::FailedPrecondition(
+            ValidationError::new(
+                format!("addresses[{i}]"),
+                "dynamic",
+                format!("switch {:?} has no subnet to allocate from", p.switch_name),
+            )
+            .to_string(),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Validates the port's own fields (no state).
+fn validate_fields(p: &LogicalSwitchPort) -> ApiResult<Vec<PortAddress>> {
+    validate_name("port.name", &p.name)?;
+    validate_name("port.switch_name", &p.switch_name)?;
+    validate::validate_port_type(&p.r#type)?;
+    check_map("port.options", &p.options)?;
+    check_map("port.external_ids", &p.external_ids)?;
+    if p.r#type == "router" {
+        if let Some(rp) = p.options.get("router-port") {
+            validate_name("port.options:router-port", rp)?;
+        }
+    }
+    let security = parse_port_security(&p.port_security)?;
+    if p.addresses.len() > validate::MAX_ENTRIES {
+        parse_addresses(&p.addresses, None, &p.switch_name)?;
+    }
+    Ok(security)
+}
+
+/// Resolves `p`'s addresses on its switch: normalizes them, keeps (`old_dynamic`) or
+/// allocates the dynamic address, and claims every IP and MAC (releasing those of `old`).
+fn claim_addresses(
+    p: &mut LogicalSwitchPort,
+    old: Option<&LogicalSwitchPort>,
+    plan: &mut Plan,
+) -> ApiResult<()> {
+    let switch = p.switch_name.clone();
+    let sw = plan
+        .get(&SwitchKind, &switch)
+        .and_then(|o| match o.kind {
+            Some(object::Kind::LogicalSwitch(s)) => Some(s),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("switch {switch:?} not found (port.switch_name)"))
+        })?;
+    let subnet = validate::stored_subnet(&sw);
+    dynamic_needs_subnet(p, subnet)?;
+    let entries = parse_addresses(&p.addresses, subnet, &switch)?;
+    let (old_ips, old_macs) = old.map(claims_of).unwrap_or_default();
+    let old_dynamic = old
+        .filter(|o| o.addresses.iter().any(|a| a == "dynamic"))
+        .and_then(|o| validate::parse_dynamic(&o.dynamic_addresses));
+    let name = p.name.clone();
+    let mut ips: Vec<String> = Vec::new();
+    let mut macs: Vec<String> = Vec::new();
+    let taken_by_other = |plan: &Plan, rel: &str| plan.claim_owner(rel).filter(|o| *o != name);
+    for (i, e) in entries.iter().enumerate() {
+        if let AddressEntry::Static { mac, ips: eips } = e {
+            let field = format!("addresses[{i}]");
+            let value = entry_string(e);
+            if let Some(owner) = taken_by_other(plan, &mac_claim(&switch, mac)) {
+                return Err(ApiError::AlreadyExists(
+                    ValidationError::new(
+                        field,
+                        &value,
+                        format!("MAC {mac} already used by port {owner:?} on switch {switch:?}"),
+                    )
+                    .to_string(),
+                ));
+            }
+            macs.push(mac.clone());
+            for ip in eips {
+                let ip = ip.to_string();
+                if let Some(owner) = taken_by_other(plan, &ip_claim(&switch, &ip)) {
+                    return Err(ApiError::AlreadyExists(
+                        ValidationError::new(
+                            field,
+                            &value,
+                            format!(
+                                "IP {ip} already used by port {owner:?} on switch {switch:?}"
+                            ),
+                        )
+                        .to_string(),
+                    ));
+                }
+                ips.push(ip);
+            }
+        }
+    }
+    let mut dynamic = String::new();
+    if let (true, Some(subnet)) = (entries.contains(&AddressEntry::Dynamic), subnet) {
+        let keep = old_dynamic.filter(|(mac, ip)| {
+            let ip_s = ip.to_string();
+            subnet.contains(*ip)
+                && !ips.contains(&ip_s)
+                && !macs.contains(mac)
+                && taken_by_other(plan, &ip_claim(&switch, &ip_s)).is_none()
+                && taken_by_other(plan, &mac_claim(&switch, mac)).is_none()
+        });
+        let (mac, ip) = match keep {
+            Some(k) => k,
+            None => {
+                let mut rng = rand::rng();
+                let ip = ipam::pick_ip_with(
+                    &switch,
+                    subnet,
+                    |ip: Ipv4Addr| {
+                        let s = ip.to_string();
+                        ips.contains(&s) || plan.claim_owner(&ip_claim(&switch, &s)).is_some()
+                    },
+                    &mut rng,
+                )?;
+                let mac = ipam::pick_mac_with(
+                    &switch,
+                    ip,
+                    |m| macs.iter().any(|x| x == m) || plan.claim_owner(&mac_claim(&switch, m)).is_some(),
+                    &mut rng,
+                )?;
+                (mac, ip)
+            }
+        };
+        dynamic = format!("{mac} {ip}");
+        ips.push(ip.to_string());
+        macs.push(mac);
+    }
+    for ip in old_ips.iter().filter(|ip| !ips.contains(ip)) {
+        plan.release(ip_claim(&switch, ip));
+    }
+    for mac in old_macs.iter().filter(|m| !macs.contains(m)) {
+        plan.release(mac_claim(&switch, mac));
+    }
+    for ip in &ips {
+        plan.claim(ip_claim(&switch, ip), &name)
+            .map_err(|o| ApiError::Internal(format!("IP {ip} claimed by {o}")))?;
+    }
+    for mac in &macs {
+        plan.claim(mac_claim(&switch, mac), &name)
+            .map_err(|o| ApiError::Internal(format!("MAC {mac} claimed by {o}")))?;
+    }
+    p.addresses = entries.iter().map(entry_string).collect();
+    p.dynamic_addresses = dynamic;
+    Ok(())
+}
+
+impl Kind for PortKind {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn aliases(&self) -> &'static [&'static str] {
+        &["port", "lsp"]
+    }
+    fn prefix(&self) -> &'static str {
+        "nb/ports/"
+    }
+    fn columns(&self) -> &'static [ColumnDef] {
+        COLUMNS
+    }
+    fn is(&self, obj: &Object) -> bool {
+        lsp(obj).is_some()
+    }
+    fn object_name<'a>(&self, obj: &'a Object) -> &'a str {
+        lsp(obj).map(|p| p.name.as_str()).unwrap_or("")
+    }
+    fn decode(&self, bytes: &[u8]) -> Result<Object, prost::DecodeError> {
+        Ok(wrap(object::Kind::LogicalSwitchPort(
+            LogicalSwitchPort::decode(bytes)?,
+        )))
+    }
+    fn encode(&self, obj: &Object) -> Vec<u8> {
+        lsp(obj)
+            .map(|p| {
+                let mut p = p.clone();
+                p.up = false;
+                p.chassis.clear();
+                p.encode_to_vec()
+            })
+            .unwrap_or_default()
+    }
+    fn load(&self, state: &ClusterState, name: &str) -> Option<Object> {
+        state
+            .ports
+            .get(name)
+            .map(|p| wrap(object::Kind::LogicalSwitchPort(p.clone())))
+    }
+    fn names(&self, state: &ClusterState) -> Vec<String> {
+        state.ports.keys().cloned().collect()
+    }
+    fn store(&self, state: &mut ClusterState, name: &str, obj: Option<Object>, revision: i64) {
+        let obj = obj.and_then(|o| match o.kind {
+            Some(object::Kind::LogicalSwitchPort(p)) => Some(p),
+            _ => None,
+        });
+        state.store_port(name, obj, revision);
+    }
+    fn get_column(&self, obj: &Object, column: &str, state: &ClusterState) -> Option<ColumnValue> {
+        let p = lsp(obj)?;
+        let p = state.port_with_status(p);
+        Some(match column {
+            "name" => ColumnValue::str(&p.name),
+            "switch" => ColumnValue::str(&p.switch_name),
+            "addresses" => ColumnValue::set(&p.addresses),
+            "port_security" => ColumnValue::set(&p.port_security),
+            "type" => ColumnValue::str(&p.r#type),
+            "options" => ColumnValue::map(&p.options),
+            "enabled" => ColumnValue::bool(p.enabled),
+            "dynamic_addresses" => ColumnValue::str(&p.dynamic_addresses),
+            "up" => ColumnValue::bool(p.up),
+            "chassis" => ColumnValue::str(&p.chassis),
+            "external_ids" => ColumnValue::map(&p.external_ids),
+            "tunnel_key" => ColumnValue::int(p.tunnel_key),
+            _ => return None,
+        })
+    }
+    fn set_column(
+        &self,
+        obj: &mut Object,
+        column: &str,
+        v: ColumnValue,
+    ) -> Result<(), ValidationError> {
+        let Some(p) = lsp_mut(obj) else {
+            return Err(not_settable(NAME, column));
+        };
+        match column {
+            "addresses" => p.addresses = v.into_set(column)?,
+            "port_security" => p.port_security = v.into_set(column)?,
+            "type" => p.r#type = v.into_scalar(column)?,
+            "options" => set_map(&mut p.options, column, v)?,
+            "enabled" => p.enabled = v.into_bool(column)?,
+            "external_ids" => set_map(&mut p.external_ids, column, v)?,
+            _ => return Err(not_settable(NAME, column)),
+        }
+        Ok(())
+    }
+    fn refs(&self, obj: &Object) -> Vec<Ref> {
+        lsp(obj)
+            .map(|p| {
+                vec![Ref {
+                    kind: super::switch::NAME,
+                    name: p.switch_name.clone(),
+                    column: "switch",
+                    on_delete: OnDelete::Cascade,
+                }]
+            })
+            .unwrap_or_default()
+    }
+    fn referrers(&self, plan: &Plan, target_kind: &str, target: &str) -> Vec<String> {
+        if target_kind != super::switch::NAME {
+            return Vec::new();
+        }
+        let mut names: std::collections::BTreeSet<String> = plan
+            .base()
+            .ports_by_switch
+            .get(target)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for (n, o) in plan.overlay_of(self) {
+            match o.as_ref().and_then(lsp) {
+                Some(p) if p.switch_name == target => {
+                    names.insert(n);
+                }
+                _ => {
+                    names.remove(&n);
+                }
+            }
+        }
+        names.into_iter().collect()
+    }
+    fn may_exist_matches(&self, existing: &Object, new: &Object) -> bool {
+        lsp(existing).map(|p| &p.switch_name) == lsp(new).map(|p| &p.switch_name)
+    }
+    fn already_exists(&self, existing: &Object) -> ApiError {
+        let p = lsp(existing);
+        ApiError::AlreadyExists(format!(
+            "port {:?} already exists on switch {:?}",
+            p.map(|p| p.name.as_str()).unwrap_or(""),
+            p.map(|p| p.switch_name.as_str()).unwrap_or("")
+        ))
+    }
+    fn insert(&self, obj: &mut Object, plan: &mut Plan) -> ApiResult<()> {
+        let p = lsp_mut(obj).ok_or_else(|| ApiError::Internal("not a port".into()))?;
+        let security = validate_fields(p)?;
+        p.port_security = security.iter().map(security_string).collect();
+        p.up = false;
+        p.chassis.clear();
+        claim_addresses(p, None, plan)?;
+        let switch = p.switch_name.clone();
+        let name = p.name.clone();
+        let key = ipam::pick_key(
+            1,
+            MAX_PORT_KEY,
+            |k| plan.claim_owner(&key_claim(&switch, k)).is_some(),
+            &mut rand::rng(),
+        )
+        .ok_or_else(|| {
+            ApiError::FailedPrecondition(format!(
+                "switch {switch:?} has no free port key (at most {MAX_PORT_KEY} ports)"
+            ))
+        })?;
+        plan.claim(key_claim(&switch, key), &name)
+            .map_err(|o| ApiError::Internal(format!("port key {key} taken by {o}")))?;
+        p.tunnel_key = key;
+        plan.put_raw(gen_key(&switch), Vec::new());
+        // Its VIF is already on a chassis: bind in this transaction, so the create's revision
+        // carries the binding and --wait=hv covers every host's flows for it.
+        let sighting = plan.base().sightings.get(&name).cloned();
+        if let Some(s) = sighting {
+            if plan.raw(&binding_key(&name)).is_none() && plan.has_room(2) {
+                let b = PortBinding {
+                    port: name.clone(),
+                    chassis: s.chassis.clone(),
+                    up: false,
+                };
+                plan.compare_raw(&sighting_key(&name), s.mod_revision);
+                plan.put_raw(binding_key(&name), b.encode_to_vec());
+                plan.delete_raw(sighting_key(&name));
+            }
+        }
+        Ok(())
+    }
+    fn update(&self, old: &Object, new: &mut Object, plan: &mut Plan) -> ApiResult<()> {
+        let old = lsp(old).ok_or_else(|| ApiError::Internal("not a port".into()))?;
+        let p = lsp_mut(new).ok_or_else(|| ApiError::Internal("not a port".into()))?;
+        let security = validate_fields(p)?;
+        p.port_security = security.iter().map(security_string).collect();
+        if p.addresses != old.addresses {
+            claim_addresses(p, Some(old), plan)?;
+        }
+        Ok(())
+    }
+    fn delete(&self, obj: &Object, plan: &mut Plan) -> ApiResult<()> {
+        let p = lsp(obj).ok_or_else(|| ApiError::Internal("not a port".into()))?;
+        let (ips, macs) = claims_of(p);
+        for ip in ips {
+            plan.release(ip_claim(&p.switch_name, &ip));
+        }
+        for mac in macs {
+            plan.release(mac_claim(&p.switch_name, &mac));
+        }
+        if p.tunnel_key != 0 {
+            plan.release(key_claim(&p.switch_name, p.tunnel_key));
+        }
+        plan.delete_raw(binding_key(&p.name));
+        plan.put_raw(gen_key(&p.switch_name), Vec::new());
+        Ok(())
+    }
+    fn with_status(&self, mut obj: Object, plan: &Plan) -> Object {
+        if let Some(p) = lsp_mut(&mut obj) {
+            let binding = match plan.raw(&binding_key(&p.name)) {
+                Some(Some(bytes)) => PortBinding::decode(bytes.as_slice()).ok(),
+                Some(None) => None,
+                None => plan.base().bindings.get(&p.name).cloned(),
+            };
+            p.up = binding.as_ref().is_some_and(|b| b.up);
+            p.chassis = binding.map(|b| b.chassis).unwrap_or_default();
+        }
+        obj
+    }
+}

@@ -1,0 +1,216 @@
+//! `Logical_Router_Port`: a port of a router, with its MAC and networks. A switch connects
+//! to it the OVN way: a `Logical_Switch_Port` of type `router` with
+//! `options:router-port=<this port>` (views follow that link).
+
+use ipnetwork::IpNetwork;
+use prost::Message;
+use weft_proto::v1::{object, ColumnType, LogicalRouterPort, Object};
+
+use super::{check_map, not_settable, set_map, EXTERNAL_IDS};
+use crate::error::{ApiError, ApiResult};
+use crate::ipam;
+use crate::objects::{object as wrap, ColumnDef, ColumnValue, Kind, OnDelete, Plan, Ref};
+use crate::state::ClusterState;
+use crate::validate::{parse_mac, validate_name, ValidationError, MAX_ENTRIES};
+
+/// The kind.
+pub struct RouterPortKind;
+
+/// Kind name.
+pub const NAME: &str = "Logical_Router_Port";
+
+static COLUMNS: &[ColumnDef] = &[
+    ColumnDef::fixed("name", ColumnType::Scalar),
+    ColumnDef::ro("router", ColumnType::Scalar),
+    ColumnDef::rw("mac", ColumnType::Scalar),
+    ColumnDef::rw("networks", ColumnType::Set),
+    ColumnDef::rw("peer", ColumnType::Scalar),
+    ColumnDef::rw("enabled", ColumnType::Scalar),
+    ColumnDef::rw("options", ColumnType::Map),
+    EXTERNAL_IDS,
+    ColumnDef::ro("tunnel_key", ColumnType::Scalar),
+];
+
+/// Claim of a router port key.
+pub fn key_claim(router: &str, key: u32) -> String {
+    format!("claims/lrpk/{router}/{key}")
+}
+
+fn lrp(obj: &Object) -> Option<&LogicalRouterPort> {
+    match &obj.kind {
+        Some(object::Kind::LogicalRouterPort(p)) => Some(p),
+        _ => None,
+    }
+}
+
+fn lrp_mut(obj: &mut Object) -> Option<&mut LogicalRouterPort> {
+    match &mut obj.kind {
+        Some(object::Kind::LogicalRouterPort(p)) => Some(p),
+        _ => None,
+    }
+}
+
+/// Validates and normalizes a router port's fields.
+fn check(p: &mut LogicalRouterPort) -> Result<(), ValidationError> {
+    validate_name("router_port.name", &p.name)?;
+    validate_name("router_port.router", &p.router)?;
+    p.mac = parse_mac(&p.mac).map_err(|r| ValidationError::new("router_port.mac", &p.mac, r))?;
+    if p.networks.is_empty() {
+        return Err(ValidationError::new(
+            "router_port.networks",
+            "",
+            "at least one network (e.g. 10.0.0.1/24) is required",
+        ));
+    }
+    if p.networks.len() > MAX_ENTRIES {
+        return Err(ValidationError::new(
+            "router_port.networks",
+            &format!("{} entries", p.networks.len()),
+            format!("too many entries (at most {MAX_ENTRIES})"),
+        ));
+    }
+    for (i, n) in p.networks.iter_mut().enumerate() {
+        let net: IpNetwork = n.parse().map_err(|_| {
+            ValidationError::new(
+                format!("router_port.networks[{i}]"),
+                n,
+                "expected ADDRESS/PREFIX, e.g. 10.0.0.1/24 or fd00::1/64",
+            )
+        })?;
+        if !n.contains('/') {
+            return Err(ValidationError::new(
+                format!("router_port.networks[{i}]"),
+                n,
+                "a prefix length is required (ADDRESS/PREFIX)",
+            ));
+        }
+        *n = format!("{}/{}", net.ip(), net.prefix());
+    }
+    if !p.peer.is_empty() {
+        validate_name("router_port.peer", &p.peer)?;
+    }
+    check_map("router_port.options", &p.options)?;
+    check_map("router_port.external_ids", &p.external_ids)
+}
+
+impl Kind for RouterPortKind {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn aliases(&self) -> &'static [&'static str] {
+        &["router port", "lrp"]
+    }
+    fn prefix(&self) -> &'static str {
+        "nb/router_ports/"
+    }
+    fn columns(&self) -> &'static [ColumnDef] {
+        COLUMNS
+    }
+    fn is(&self, obj: &Object) -> bool {
+        lrp(obj).is_some()
+    }
+    fn object_name<'a>(&self, obj: &'a Object) -> &'a str {
+        lrp(obj).map(|p| p.name.as_str()).unwrap_or("")
+    }
+    fn decode(&self, bytes: &[u8]) -> Result<Object, prost::DecodeError> {
+        Ok(wrap(object::Kind::LogicalRouterPort(
+            LogicalRouterPort::decode(bytes)?,
+        )))
+    }
+    fn encode(&self, obj: &Object) -> Vec<u8> {
+        lrp(obj).map(|p| p.encode_to_vec()).unwrap_or_default()
+    }
+    fn load(&self, state: &ClusterState, name: &str) -> Option<Object> {
+        state
+            .router_ports
+            .get(name)
+            .map(|p| wrap(object::Kind::LogicalRouterPort(p.clone())))
+    }
+    fn names(&self, state: &ClusterState) -> Vec<String> {
+        state.router_ports.keys().cloned().collect()
+    }
+    fn store(&self, state: &mut ClusterState, name: &str, obj: Option<Object>, revision: i64) {
+        let obj = obj.and_then(|o| match o.kind {
+            Some(object::Kind::LogicalRouterPort(p)) => Some(p),
+            _ => None,
+        });
+        state.store_router_port(name, obj, revision);
+    }
+    fn get_column(&self, obj: &Object, column: &str, _state: &ClusterState) -> Option<ColumnValue> {
+        let p = lrp(obj)?;
+        Some(match column {
+            "name" => ColumnValue::str(&p.name),
+            "router" => ColumnValue::str(&p.router),
+            "mac" => ColumnValue::str(&p.mac),
+            "networks" => ColumnValue::set(&p.networks),
+            "peer" => ColumnValue::str(&p.peer),
+            "enabled" => ColumnValue::bool(p.enabled),
+            "options" => ColumnValue::map(&p.options),
+            "external_ids" => ColumnValue::map(&p.external_ids),
+            "tunnel_key" => ColumnValue::int(p.tunnel_key),
+            _ => return None,
+        })
+    }
+    fn set_column(
+        &self,
+        obj: &mut Object,
+        column: &str,
+        v: ColumnValue,
+    ) -> Result<(), ValidationError> {
+        let Some(p) = lrp_mut(obj) else {
+            return Err(not_settable(NAME, column));
+        };
+        match column {
+            "mac" => p.mac = v.into_scalar(column)?,
+            "networks" => p.networks = v.into_set(column)?,
+            "peer" => p.peer = v.into_scalar(column)?,
+            "enabled" => p.enabled = v.into_bool(column)?,
+            "options" => set_map(&mut p.options, column, v)?,
+            "external_ids" => set_map(&mut p.external_ids, column, v)?,
+            _ => return Err(not_settable(NAME, column)),
+        }
+        Ok(())
+    }
+    fn refs(&self, obj: &Object) -> Vec<Ref> {
+        lrp(obj)
+            .map(|p| {
+                vec![Ref {
+                    kind: super::router::NAME,
+                    name: p.router.clone(),
+                    column: "router",
+                    on_delete: OnDelete::Cascade,
+                }]
+            })
+            .unwrap_or_default()
+    }
+    fn insert(&self, obj: &mut Object, plan: &mut Plan) -> ApiResult<()> {
+        let p = lrp_mut(obj).ok_or_else(|| ApiError::Internal("not a router port".into()))?;
+        check(p)?;
+        let router = p.router.clone();
+        let name = p.name.clone();
+        let key = ipam::pick_key(
+            1,
+            super::port::MAX_PORT_KEY,
+            |k| plan.claim_owner(&key_claim(&router, k)).is_some(),
+            &mut rand::rng(),
+        )
+        .ok_or_else(|| {
+            ApiError::FailedPrecondition(format!("router {router:?} has no free port key"))
+        })?;
+        plan.claim(key_claim(&router, key), &name)
+            .map_err(|o| ApiError::Internal(format!("router port key {key} taken by {o}")))?;
+        p.tunnel_key = key;
+        Ok(())
+    }
+    fn update(&self, _old: &Object, new: &mut Object, _plan: &mut Plan) -> ApiResult<()> {
+        check(lrp_mut(new).ok_or_else(|| ApiError::Internal("not a router port".into()))?)?;
+        Ok(())
+    }
+    fn delete(&self, obj: &Object, plan: &mut Plan) -> ApiResult<()> {
+        let p = lrp(obj).ok_or_else(|| ApiError::Internal("not a router port".into()))?;
+        if p.tunnel_key != 0 {
+            plan.release(key_claim(&p.router, p.tunnel_key));
+        }
+        Ok(())
+    }
+}

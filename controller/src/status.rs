@@ -1,0 +1,488 @@
+//! What agents report, apart from intent: chassis registration and liveness, applied
+//! revisions, errors, port bindings and VIF sightings. Start with [`Intent::report_status`].
+
+use std::collections::{HashMap, HashSet};
+
+use prost::Message;
+use weft_proto::v1::{Chassis, PortBinding, StatusReport};
+
+use crate::error::{ApiError, ApiResult};
+use crate::intent::{backoff, contention, decode, text, Intent, MAX_ATTEMPTS, MAX_REPORTED_PORTS};
+use crate::state::ClusterState;
+use crate::store::{Compare, Op, RangeResult, Txn};
+use crate::validate::{self, validate_name, ValidationError};
+
+impl Intent {
+    /// Registers a chassis: its record is persistent and rewritten only when it changed (so a
+    /// reconnecting agent does not disturb any view), its `status/alive/` key goes on `lease`.
+    pub async fn register_chassis(&self, chassis: &Chassis, lease: i64) -> ApiResult<i64> {
+        let mut c = chassis.clone();
+        c.alive = false;
+        c.applied_revision = 0;
+        c.last_error.clear();
+        let (existing, _) = self.store.get(&self.keys.chassis(&c.name)).await?;
+        let existing_c = match &existing {
+            Some(kv) => Some(decode::<Chassis>(kv)?),
+            None => None,
+        };
+        // A user's external_ids survive the agent's registration.
+        if let Some(old) = &existing_c {
+            if c.external_ids.is_empty() {
+                c.external_ids = old.external_ids.clone();
+            }
+        }
+        let (alive, _) = self.store.get(&self.keys.alive(&c.name)).await?;
+        if let (Some(alive), Some(old)) = (&alive, &existing_c) {
+            // Another agent holds the name: a restart of the same agent re-registers with
+            // the same encapsulation, a second agent with the same --chassis does not.
+            let same = old.encap_ip == c.encap_ip
+                && old.encap_types == c.encap_types
+                && old.datapath_type == c.datapath_type;
+            if alive.lease != lease && !same {
+                return Err(ApiError::AlreadyExists(format!(
+                    "chassis {:?} is already registered and alive with encap_ip {} ({}): \
+                     another weft-agent uses this --chassis name; stop it, or give this one \
+                     another name",
+                    c.name,
+                    old.encap_ip,
+                    old.encap_types.join(",")
+                )));
+            }
+        }
+        let value = c.encode_to_vec();
+        let mut ops = vec![Op::Put {
+            key: self.keys.alive(&c.name),
+            value: Vec::new(),
+            lease,
+        }];
+        // A record left on a lease by an older controller is moved off it.
+        if existing
+            .as_ref()
+            .is_none_or(|kv| kv.value != value || kv.lease != 0)
+        {
+            ops.push(Op::put(self.keys.chassis(&c.name), value));
+        }
+        let r = self
+            .store
+            .txn(Txn {
+                compares: vec![],
+                ops,
+            })
+            .await?;
+        Ok(r.revision)
+    }
+
+    /// Deletes a chassis that is not alive: its record and every binding and VIF sighting
+    /// naming it (its ports become unbound). Refused with FailedPrecondition while its agent holds a lease.
+    pub async fn delete_chassis(&self, name: &str, if_exists: bool) -> ApiResult<i64> {
+        validate_name("name", name)?;
+        'attempt: for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
+            let (ch, rev) = self.store.get(&self.keys.chassis(name)).await?;
+            let Some(ch) = ch else {
+                if if_exists {
+                    return Ok(rev);
+                }
+                return Err(ApiError::NotFound(format!("chassis {name:?} not found")));
+            };
+            let (alive, _) = self.store.get(&self.keys.alive(name)).await?;
+            if alive.is_some() {
+                return Err(ApiError::FailedPrecondition(format!(
+                    "chassis {name:?} is alive (its agent is connected): stop the agent and wait \
+                     for its lease to expire before deleting it"
+                )));
+            }
+            let guard = [
+                Compare::ModRevision(self.keys.alive(name), 0),
+                Compare::ModRevision(ch.key.clone(), ch.mod_revision),
+            ];
+            let bindings = self.store.range(&self.keys.bindings()).await?;
+            let sightings = self.store.range(&self.keys.sightings()).await?;
+            let mut changes = Vec::new();
+            for kv in &bindings.kvs {
+                let b: PortBinding = decode(kv)?;
+                if b.chassis == name {
+                    changes.push((
+                        Compare::ModRevision(kv.key.clone(), kv.mod_revision),
+                        Op::Delete(kv.key.clone()),
+                    ));
+                }
+            }
+            for kv in sightings.kvs.iter().filter(|kv| text(kv) == name) {
+                changes.push((
+                    Compare::ModRevision(kv.key.clone(), kv.mod_revision),
+                    Op::Delete(kv.key.clone()),
+                ));
+            }
+            let per_txn = self.limits.max_txn_ops.saturating_sub(guard.len()).max(1);
+            // Bindings first (in as many transactions as needed), the record last, so an
+            // interrupted delete leaves a record that a second chassis-del finishes.
+            for chunk in changes.chunks(per_txn) {
+                let t = Txn {
+                    compares: guard
+                        .iter()
+                        .cloned()
+                        .chain(chunk.iter().map(|(c, _)| c.clone()))
+                        .collect(),
+                    ops: chunk.iter().map(|(_, o)| o.clone()).collect(),
+                };
+                if !self.store.txn(t).await?.succeeded {
+                    continue 'attempt;
+                }
+            }
+            let t = Txn {
+                compares: guard.to_vec(),
+                ops: vec![
+                    Op::Delete(self.keys.chassis(name)),
+                    Op::Delete(self.keys.applied(name)),
+                    Op::Delete(self.keys.error(name)),
+                ],
+            };
+            let r = self.store.txn(t).await?;
+            if r.succeeded {
+                tracing::info!(chassis = %name, bindings = changes.len(), revision = r.revision, "chassis deleted");
+                return Ok(r.revision);
+            }
+        }
+        Err(contention("delete chassis"))
+    }
+
+    /// Records a chassis' applied revision (on its lease) and reconciles the bindings naming
+    /// it with the reported set. Writes nothing when nothing changed.
+    ///
+    /// `cached`, when given, is the controller's cached state: if it shows the bindings
+    /// already as reported, only the ack (and error) are written and the two range reads of
+    /// every binding and port are skipped. That is the common case (an ack after every
+    /// applied revision); a stale cache only delays a binding change to the next report.
+    pub async fn report_status(
+        &self,
+        report: &StatusReport,
+        cached: Option<&ClusterState>,
+    ) -> ApiResult<i64> {
+        validate_name("chassis", &report.chassis)?;
+        if report.ports.len() > MAX_REPORTED_PORTS {
+            return Err(ValidationError::new(
+                "ports",
+                &format!("{} entries", report.ports.len()),
+                format!("too many entries (at most {MAX_REPORTED_PORTS})"),
+            )
+            .into());
+        }
+        let mut reported: HashMap<&str, bool> = HashMap::new();
+        for (i, b) in report.ports.iter().enumerate() {
+            validate_name(&format!("ports[{i}].port"), &b.port)?;
+            if !b.chassis.is_empty() && b.chassis != report.chassis {
+                return Err(ValidationError::new(
+                    format!("ports[{i}].chassis"),
+                    &b.chassis,
+                    format!(
+                        "must be empty or the reporting chassis {:?}",
+                        report.chassis
+                    ),
+                )
+                .into());
+            }
+            reported.insert(b.port.as_str(), b.up);
+        }
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt).await;
+            let (ch, _) = self.store.get(&self.keys.alive(&report.chassis)).await?;
+            let Some(ch) = ch else {
+                return Err(ApiError::FailedPrecondition(format!(
+                    "chassis {:?} is not registered or not alive (no open Subscribe stream)",
+                    report.chassis
+                )));
+            };
+            let (applied, _) = self.store.get(&self.keys.applied(&report.chassis)).await?;
+            let (error, _) = self.store.get(&self.keys.error(&report.chassis)).await?;
+            let unchanged = attempt == 0 && cached.is_some_and(|st| bindings_match(st, report));
+            let (bindings, ports, sightings) = if unchanged {
+                (
+                    RangeResult::default(),
+                    RangeResult::default(),
+                    RangeResult::default(),
+                )
+            } else {
+                (
+                    self.store.range(&self.keys.bindings()).await?,
+                    self.store.range(&self.keys.ports()).await?,
+                    self.store.range(&self.keys.sightings()).await?,
+                )
+            };
+            let port_names: HashSet<&str> = ports
+                .kvs
+                .iter()
+                .filter_map(|kv| kv.key.strip_prefix(&self.keys.ports()))
+                .collect();
+            let mut current: HashMap<String, (PortBinding, i64)> = HashMap::new();
+            for kv in &bindings.kvs {
+                let b: PortBinding = decode(kv)?;
+                current.insert(b.port.clone(), (b, kv.mod_revision));
+            }
+            // With `unchanged` nothing was read (`port_names`, `current` and `seen` are empty):
+            // no binding or sighting changes, only the ack and the error below.
+            let guard = Compare::ModRevision(ch.key.clone(), ch.mod_revision);
+            // Binding and sighting changes as (compares, op); written in transactions of at
+            // most --etcd-max-txn-ops (a host with many ports reports more than etcd takes at
+            // once), the applied revision last, so an ack never precedes the bindings it covers.
+            let mut changes: Vec<(Vec<Compare>, Op)> = Vec::new();
+            let sighting_prefix = self.keys.sightings();
+            let mut seen: HashMap<&str, (String, i64)> = HashMap::new();
+            for kv in &sightings.kvs {
+                if let Some(port) = kv.key.strip_prefix(&sighting_prefix) {
+                    seen.insert(port, (text(kv), kv.mod_revision));
+                }
+            }
+            // Sightings: a reported VIF whose port does not exist is recorded (unless another
+            // chassis reported it first), so a later create binds it in its own transaction;
+            // this chassis' sightings of VIFs it no longer has, or of ports that now exist, go.
+            for port in reported.keys().filter(|_| !unchanged) {
+                if port_names.contains(port) || seen.contains_key(port) {
+                    continue;
+                }
+                let key = self.keys.sighting(port);
+                changes.push((
+                    vec![
+                        Compare::ModRevision(key.clone(), 0),
+                        Compare::ModRevision(self.keys.port(port), 0),
+                    ],
+                    Op::put(key, report.chassis.clone().into_bytes()),
+                ));
+            }
+            for (port, (chassis, rev)) in &seen {
+                if *chassis == report.chassis
+                    && (!reported.contains_key(port) || port_names.contains(port))
+                {
+                    let key = self.keys.sighting(port);
+                    changes.push((
+                        vec![Compare::ModRevision(key.clone(), *rev)],
+                        Op::Delete(key),
+                    ));
+                }
+            }
+            for (port, up) in &reported {
+                if !port_names.contains(port) {
+                    continue; // a VIF for a port that does not exist (yet): not bound
+                }
+                let want = PortBinding {
+                    port: port.to_string(),
+                    chassis: report.chassis.clone(),
+                    up: *up,
+                };
+                let key = self.keys.binding(port);
+                let cur_rev = match current.get(*port) {
+                    Some((b, _)) if *b == want => continue,
+                    Some((_, rev)) => *rev,
+                    None => 0,
+                };
+                changes.push((
+                    vec![Compare::ModRevision(key.clone(), cur_rev)],
+                    Op::put(key, want.encode_to_vec()),
+                ));
+            }
+            for (port, (b, rev)) in &current {
+                if b.chassis == report.chassis && !reported.contains_key(port.as_str()) {
+                    let key = self.keys.binding(port);
+                    changes.push((
+                        vec![Compare::ModRevision(key.clone(), *rev)],
+                        Op::Delete(key),
+                    ));
+                }
+            }
+            let applied_now = applied.as_ref().and_then(|kv| text(kv).parse::<i64>().ok());
+            let ack = (applied_now != Some(report.applied_revision)
+                || applied.as_ref().is_some_and(|kv| kv.lease != ch.lease))
+            .then(|| Op::Put {
+                key: self.keys.applied(&report.chassis),
+                value: report.applied_revision.to_string().into_bytes(),
+                lease: ch.lease,
+            });
+            // The last error, written only when it changed (absent = none).
+            // Long errors are cut (never rejected: the report must still record the bindings).
+            let mut last_error = report.last_error.as_str();
+            if last_error.len() > validate::MAX_STRING_LEN {
+                let mut end = validate::MAX_STRING_LEN;
+                while !last_error.is_char_boundary(end) {
+                    end -= 1;
+                }
+                last_error = &last_error[..end];
+            }
+            let error_now = error.as_ref().map(text).unwrap_or_default();
+            if error_now != last_error {
+                let key = self.keys.error(&report.chassis);
+                let rev = error.as_ref().map(|kv| kv.mod_revision).unwrap_or(0);
+                let op = if last_error.is_empty() {
+                    Op::Delete(key.clone())
+                } else {
+                    Op::put(key.clone(), last_error.as_bytes().to_vec())
+                };
+                changes.push((vec![Compare::ModRevision(key, rev)], op));
+            }
+            if changes.is_empty() && ack.is_none() {
+                return Ok(match (unchanged, cached) {
+                    (true, Some(st)) => st.revision,
+                    _ => bindings.revision,
+                });
+            }
+            let mut chunks: Vec<Txn> = Vec::new();
+            for (cmps, op) in &changes {
+                let fits = chunks.last().is_some_and(|t| {
+                    t.compares.len() + cmps.len() <= self.limits.max_txn_ops
+                        && t.ops.len() < self.limits.max_txn_ops
+                });
+                if !fits {
+                    chunks.push(Txn {
+                        compares: vec![guard.clone()],
+                        ops: Vec::new(),
+                    });
+                }
+                if let Some(t) = chunks.last_mut() {
+                    t.compares.extend(cmps.iter().cloned());
+                    t.ops.push(op.clone());
+                }
+            }
+            if let Some(ack) = ack {
+                match chunks.last_mut() {
+                    Some(last) if last.ops.len() < self.limits.max_txn_ops => last.ops.push(ack),
+                    _ => chunks.push(Txn {
+                        compares: vec![guard.clone()],
+                        ops: vec![ack],
+                    }),
+                }
+            }
+            let mut revision = 0;
+            let mut lost = false;
+            for t in chunks {
+                let r = self.store.txn(t).await?;
+                if !r.succeeded {
+                    lost = true;
+                    break;
+                }
+                revision = r.revision;
+            }
+            if !lost {
+                tracing::debug!(chassis = %report.chassis, applied = report.applied_revision, bindings = changes.len(), revision, "status recorded");
+                return Ok(revision);
+            }
+        }
+        Err(contention("report status"))
+    }
+}
+
+/// True when `state` already holds exactly the bindings `report` asks for: every reported
+/// port that exists is bound to the reporting chassis with the reported `up`, every reported
+/// VIF whose port does not exist has a sighting, and no other binding or sighting names that
+/// chassis.
+fn bindings_match(state: &ClusterState, report: &StatusReport) -> bool {
+    let mut reported = HashSet::with_capacity(report.ports.len());
+    for b in &report.ports {
+        reported.insert(b.port.as_str());
+        if !state.ports.contains_key(&b.port) {
+            // A VIF without its port must be recorded as a sighting (by any chassis).
+            if !state.sightings.contains_key(&b.port) {
+                return false;
+            }
+            continue;
+        }
+        match state.bindings.get(&b.port) {
+            Some(cur) if cur.chassis == report.chassis && cur.up == b.up => {}
+            _ => return false,
+        }
+    }
+    // This chassis' sightings are all of VIFs it still has, for ports that do not exist.
+    let sightings_current = state.sightings.iter().all(|(port, s)| {
+        s.chassis != report.chassis
+            || (reported.contains(port.as_str()) && !state.ports.contains_key(port))
+    });
+    sightings_current
+        && state
+            .bindings
+            .iter()
+            .all(|(port, b)| b.chassis != report.chassis || reported.contains(port.as_str()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::state::Sighting;
+    use weft_proto::v1::LogicalSwitchPort;
+
+    fn report(chassis: &str, ports: &[(&str, bool)]) -> StatusReport {
+        StatusReport {
+            chassis: chassis.into(),
+            applied_revision: 1,
+            ports: ports
+                .iter()
+                .map(|(p, up)| PortBinding {
+                    port: p.to_string(),
+                    chassis: chassis.into(),
+                    up: *up,
+                })
+                .collect(),
+            last_error: String::new(),
+        }
+    }
+
+    #[test]
+    fn bindings_match_accounts_for_sightings() {
+        let mut st = ClusterState::default();
+        let sight = |c: &str| Sighting {
+            chassis: c.into(),
+            mod_revision: 3,
+        };
+        st.sightings.insert("v1".into(), sight("hv2"));
+        st.sightings.insert("v2".into(), sight("hv2"));
+        st.sightings.insert("w1".into(), sight("hv1"));
+        st.ports.insert(
+            "p1".into(),
+            LogicalSwitchPort {
+                name: "p1".into(),
+                ..Default::default()
+            },
+        );
+        st.bindings.insert(
+            "p1".into(),
+            PortBinding {
+                port: "p1".into(),
+                chassis: "hv1".into(),
+                up: true,
+            },
+        );
+        // hv2: both VIFs sighted, no port, no binding: nothing to write.
+        assert!(bindings_match(
+            &st,
+            &report("hv2", &[("v1", false), ("v2", false)])
+        ));
+        // A VIF gone from the report: its sighting must go.
+        assert!(!bindings_match(&st, &report("hv2", &[("v1", false)])));
+        // A new VIF without a sighting must be recorded.
+        assert!(!bindings_match(
+            &st,
+            &report("hv2", &[("v1", false), ("v2", false), ("v3", false)])
+        ));
+        // A VIF sighted by another chassis first is left alone.
+        assert!(bindings_match(
+            &st,
+            &report("hv2", &[("v1", false), ("v2", false), ("w1", false)])
+        ));
+        // hv1: p1 bound up, w1 sighted.
+        assert!(bindings_match(
+            &st,
+            &report("hv1", &[("p1", true), ("w1", false)])
+        ));
+        assert!(!bindings_match(
+            &st,
+            &report("hv1", &[("p1", false), ("w1", false)])
+        ));
+        // A sighting of a port that now exists is stale.
+        st.ports.insert(
+            "w1".into(),
+            LogicalSwitchPort {
+                name: "w1".into(),
+                ..Default::default()
+            },
+        );
+        assert!(!bindings_match(&st, &report("hv1", &[("p1", true)])));
+    }
+}

@@ -1,0 +1,675 @@
+//! Pure validation and parsing of northbound input: names, CIDRs, MACs, `addresses` and
+//! `port_security` entries, VNIs, chassis registrations and request size limits.
+//!
+//! Every check returns a [`ValidationError`] naming the field and the offending value, e.g.
+//! `invalid addresses[0] "zz:00:00:00:00:01 10.0.0.5": invalid MAC "zz:00:00:00:00:01"`.
+//! No I/O here; start with [`parse_addresses`] and [`validate_switch`].
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use ipnetwork::Ipv4Network;
+use crate::v1::{Chassis, LogicalSwitch, PortAddress};
+
+/// Longest allowed name (switch, port, chassis).
+pub const MAX_NAME_LEN: usize = 63;
+/// Largest number of entries in `addresses` or `port_security`.
+pub const MAX_ENTRIES: usize = 64;
+/// Largest number of IPs in one address entry.
+pub const MAX_IPS_PER_ENTRY: usize = 64;
+/// Longest accepted string (an address entry, an other_config value, ...).
+pub const MAX_STRING_LEN: usize = 4096;
+/// Largest number of other_config entries.
+pub const MAX_OTHER_CONFIG: usize = 64;
+/// Largest VNI (24 bits).
+pub const MAX_VNI: u32 = 0x00ff_ffff;
+/// Largest prefix length accepted for a switch subnet (a /30 still has one usable host).
+pub const MAX_SUBNET_PREFIX: u8 = 30;
+/// Encapsulations a chassis may announce.
+pub const ENCAP_TYPES: [&str; 3] = ["geneve", "vxlan", "gre"];
+
+/// A rejected field: which one, its value, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field} \"{value}\": {reason}")]
+pub struct ValidationError {
+    /// Field path, e.g. `addresses[2]` or `switch.subnet`.
+    pub field: String,
+    /// The offending value (truncated when very long).
+    pub value: String,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+impl ValidationError {
+    /// Builds an error; long values are truncated so messages stay one readable line.
+    pub fn new(field: impl Into<String>, value: &str, reason: impl Into<String>) -> Self {
+        let value = if value.len() > 80 {
+            let mut end = 80;
+            while !value.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}...", &value[..end])
+        } else {
+            value.to_string()
+        };
+        ValidationError {
+            field: field.into(),
+            value,
+            reason: reason.into(),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, ValidationError>;
+
+/// Checks a switch, port or chassis name: 1-63 characters of `[A-Za-z0-9_.-]`, starting with a
+/// letter or digit.
+pub fn validate_name(field: &str, name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(ValidationError::new(field, name, "must not be empty"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(ValidationError::new(
+            field,
+            name,
+            format!("longer than {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(ValidationError::new(
+            field,
+            name,
+            format!("character {c:?} not allowed (use A-Z a-z 0-9 _ . -)"),
+        ));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(ValidationError::new(
+            field,
+            name,
+            "must start with a letter or digit",
+        ));
+    }
+    Ok(())
+}
+
+/// Parses an IPv4 subnet in CIDR form; it must be the network address and have a prefix of
+/// at most /30.
+pub fn parse_subnet(field: &str, s: &str) -> Result<Ipv4Network> {
+    let (addr, prefix) = s
+        .split_once('/')
+        .ok_or_else(|| ValidationError::new(field, s, "expected CIDR like 10.0.0.0/24"))?;
+    let addr: Ipv4Addr = addr
+        .parse()
+        .map_err(|_| ValidationError::new(field, s, format!("invalid IPv4 address {addr:?}")))?;
+    let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(|| {
+        ValidationError::new(field, s, format!("invalid prefix length {prefix:?}"))
+    })?;
+    if prefix > MAX_SUBNET_PREFIX {
+        return Err(ValidationError::new(
+            field,
+            s,
+            format!("prefix /{prefix} too long (at most /{MAX_SUBNET_PREFIX})"),
+        ));
+    }
+    let net = Ipv4Network::new(addr, prefix)
+        .map_err(|e| ValidationError::new(field, s, e.to_string()))?;
+    if net.network() != addr {
+        return Err(ValidationError::new(
+            field,
+            s,
+            format!(
+                "not a network address (did you mean {}/{prefix}?)",
+                net.network()
+            ),
+        ));
+    }
+    Ok(net)
+}
+
+/// Parses a unicast Ethernet address and returns its lower-case canonical form.
+pub fn parse_mac(s: &str) -> std::result::Result<String, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(format!("invalid MAC {s:?}"));
+    }
+    let mut bytes = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return Err(format!("invalid MAC {s:?}"));
+        }
+        bytes[i] = u8::from_str_radix(p, 16).map_err(|_| format!("invalid MAC {s:?}"))?;
+    }
+    if bytes[0] & 1 == 1 {
+        return Err(format!("MAC {s:?} is a multicast address"));
+    }
+    if bytes == [0; 6] {
+        return Err(format!("MAC {s:?} is all zeros"));
+    }
+    Ok(format_mac(bytes))
+}
+
+/// Formats six bytes as `aa:bb:cc:dd:ee:ff`.
+pub fn format_mac(b: [u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[0], b[1], b[2], b[3], b[4], b[5]
+    )
+}
+
+fn parse_ipv4(s: &str) -> std::result::Result<Ipv4Addr, String> {
+    s.parse().map_err(|_| format!("invalid IPv4 address {s:?}"))
+}
+
+/// The gateway address of a subnet: its first host, reserved (never allocated, refused as a
+/// static port address).
+pub fn gateway(subnet: Ipv4Network) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(subnet.network()) + 1)
+}
+
+/// One parsed `addresses` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressEntry {
+    /// "MAC [IP...]".
+    Static {
+        /// Canonical MAC.
+        mac: String,
+        /// IPs (inside the switch subnet when it has one).
+        ips: Vec<Ipv4Addr>,
+    },
+    /// "dynamic": MAC and IP allocated by the controller.
+    Dynamic,
+    /// "unknown": also receive traffic for unknown destination MACs.
+    Unknown,
+    /// "router": the addresses of the router port this port (type "router") connects to.
+    Router,
+}
+
+/// Parses a port's `addresses` against its switch's subnet (None = switch without subnet).
+/// Rejects duplicates within the list and `dynamic` on a switch without subnet.
+pub fn parse_addresses(
+    entries: &[String],
+    subnet: Option<Ipv4Network>,
+    switch: &str,
+) -> std::result::Result<Vec<AddressEntry>, ValidationError> {
+    if entries.len() > MAX_ENTRIES {
+        return Err(ValidationError::new(
+            "addresses",
+            &format!("{} entries", entries.len()),
+            format!("too many entries (at most {MAX_ENTRIES})"),
+        ));
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    let mut macs = HashSet::new();
+    let mut ips = HashSet::new();
+    for (i, e) in entries.iter().enumerate() {
+        let field = format!("addresses[{i}]");
+        let err = |reason: String| ValidationError::new(field.clone(), e, reason);
+        if e.len() > MAX_STRING_LEN {
+            return Err(err(format!("longer than {MAX_STRING_LEN} bytes")));
+        }
+        let words: Vec<&str> = e.split_whitespace().collect();
+        let entry = match words.as_slice() {
+            [] => return Err(err("empty entry".into())),
+            ["dynamic"] => {
+                if subnet.is_none() {
+                    return Err(err(format!(
+                        "\"dynamic\" needs a subnet on switch {switch:?}"
+                    )));
+                }
+                if out.contains(&AddressEntry::Dynamic) {
+                    return Err(err("\"dynamic\" given twice".into()));
+                }
+                AddressEntry::Dynamic
+            }
+            ["unknown"] => AddressEntry::Unknown,
+            ["router"] => AddressEntry::Router,
+            [mac, rest @ ..] => {
+                let mac = parse_mac(mac).map_err(&err)?;
+                if rest.len() > MAX_IPS_PER_ENTRY {
+                    return Err(err(format!("more than {MAX_IPS_PER_ENTRY} IPs")));
+                }
+                if !macs.insert(mac.clone()) {
+                    return Err(err(format!("duplicate MAC {mac}")));
+                }
+                let mut v = Vec::with_capacity(rest.len());
+                for ip in rest {
+                    let ip = parse_ipv4(ip).map_err(&err)?;
+                    if let Some(net) = subnet {
+                        if !net.contains(ip) {
+                            return Err(err(format!(
+                                "IP {ip} is outside subnet {net} of switch {switch:?}"
+                            )));
+                        }
+                        if ip == net.network() || ip == net.broadcast() {
+                            return Err(err(format!(
+                                "IP {ip} is the network or broadcast address of {net}"
+                            )));
+                        }
+                        if ip == gateway(net) {
+                            return Err(err(format!(
+                                "IP {ip} is the gateway address of {net} (its first host), \
+                                 reserved for the router port"
+                            )));
+                        }
+                    }
+                    if !ips.insert(ip) {
+                        return Err(err(format!("duplicate IP {ip}")));
+                    }
+                    v.push(ip);
+                }
+                AddressEntry::Static { mac, ips: v }
+            }
+        };
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+/// Parses one "MAC [IP[/prefix]...]" entry into a [`PortAddress`].
+fn parse_security_entry(field: &str, e: &str) -> Result<PortAddress> {
+    let err = |reason: String| ValidationError::new(field, e, reason);
+    if e.len() > MAX_STRING_LEN {
+        return Err(err(format!("longer than {MAX_STRING_LEN} bytes")));
+    }
+    let mut words = e.split_whitespace();
+    let mac = words.next().ok_or_else(|| err("empty entry".into()))?;
+    let mac = parse_mac(mac).map_err(&err)?;
+    let mut ips = Vec::new();
+    for w in words {
+        if ips.len() >= MAX_IPS_PER_ENTRY {
+            return Err(err(format!("more than {MAX_IPS_PER_ENTRY} IPs")));
+        }
+        match w.split_once('/') {
+            None => {
+                parse_ipv4(w).map_err(&err)?;
+                ips.push(w.to_string());
+            }
+            Some((ip, prefix)) => {
+                let ip = parse_ipv4(ip).map_err(&err)?;
+                let p: u8 = prefix
+                    .parse()
+                    .ok()
+                    .filter(|p| *p <= 32)
+                    .ok_or_else(|| err(format!("invalid prefix length in {w:?}")))?;
+                ips.push(format!("{ip}/{p}"));
+            }
+        }
+    }
+    Ok(PortAddress { mac, ips })
+}
+
+/// Parses `port_security` entries ("MAC [IP[/prefix]...]").
+pub fn parse_port_security(entries: &[String]) -> Result<Vec<PortAddress>> {
+    if entries.len() > MAX_ENTRIES {
+        return Err(ValidationError::new(
+            "port_security",
+            &format!("{} entries", entries.len()),
+            format!("too many entries (at most {MAX_ENTRIES})"),
+        ));
+    }
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| parse_security_entry(&format!("port_security[{i}]"), e))
+        .collect()
+}
+
+/// Checks a VNI given on create: 0 (allocate) or 1..=16777215.
+pub fn validate_vni(field: &str, vni: u32) -> Result<()> {
+    if vni > MAX_VNI {
+        return Err(ValidationError::new(
+            field,
+            &vni.to_string(),
+            format!("out of range 1..={MAX_VNI}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates a switch on create and returns its parsed subnet.
+pub fn validate_switch(sw: &LogicalSwitch) -> Result<Option<Ipv4Network>> {
+    validate_name("switch.name", &sw.name)?;
+    let subnet = if sw.subnet.is_empty() {
+        None
+    } else {
+        Some(parse_subnet("switch.subnet", &sw.subnet)?)
+    };
+    validate_vni("switch.vni", sw.vni)?;
+    if sw.mtu != 0 && !(68..=65535).contains(&sw.mtu) {
+        return Err(ValidationError::new(
+            "switch.mtu",
+            &sw.mtu.to_string(),
+            "must be 0 (default) or 68..=65535",
+        ));
+    }
+    if sw.other_config.len() > MAX_OTHER_CONFIG {
+        return Err(ValidationError::new(
+            "switch.other_config",
+            &format!("{} entries", sw.other_config.len()),
+            format!("too many entries (at most {MAX_OTHER_CONFIG})"),
+        ));
+    }
+    for (k, v) in &sw.other_config {
+        if k.is_empty() || k.len() > 256 {
+            return Err(ValidationError::new(
+                "switch.other_config key",
+                k,
+                "must be 1..=256 bytes",
+            ));
+        }
+        if v.len() > MAX_STRING_LEN {
+            return Err(ValidationError::new(
+                format!("switch.other_config[{k}]"),
+                v,
+                format!("longer than {MAX_STRING_LEN} bytes"),
+            ));
+        }
+    }
+    Ok(subnet)
+}
+
+/// Parses the subnet stored on a switch (already validated when written).
+pub fn stored_subnet(sw: &LogicalSwitch) -> Option<Ipv4Network> {
+    if sw.subnet.is_empty() {
+        None
+    } else {
+        parse_subnet("subnet", &sw.subnet).ok()
+    }
+}
+
+/// Port types: "" (a VIF) and "router" (the switch end of a router port).
+pub const PORT_TYPES: [&str; 2] = ["", "router"];
+
+/// Validates a port type.
+pub fn validate_port_type(t: &str) -> Result<()> {
+    if PORT_TYPES.contains(&t) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            "port.type",
+            t,
+            "unsupported port type (\"\" for a VIF, or \"router\")",
+        ))
+    }
+}
+
+/// Largest number of entries in an `external_ids` or `options` map.
+pub const MAX_MAP_ENTRIES: usize = 64;
+
+/// Validates a string map column (`external_ids`, `options`, `other_config`): at most
+/// [`MAX_MAP_ENTRIES`] entries, keys 1..=256 bytes, values up to [`MAX_STRING_LEN`].
+pub fn validate_map<'a>(
+    field: &str,
+    m: impl ExactSizeIterator<Item = (&'a String, &'a String)>,
+) -> Result<()> {
+    if m.len() > MAX_MAP_ENTRIES {
+        return Err(ValidationError::new(
+            field,
+            &format!("{} entries", m.len()),
+            format!("too many entries (at most {MAX_MAP_ENTRIES})"),
+        ));
+    }
+    for (k, v) in m {
+        if k.is_empty() || k.len() > 256 {
+            return Err(ValidationError::new(
+                format!("{field} key"),
+                k,
+                "must be 1..=256 bytes",
+            ));
+        }
+        if v.len() > MAX_STRING_LEN {
+            return Err(ValidationError::new(
+                format!("{field}[{k}]"),
+                v,
+                format!("longer than {MAX_STRING_LEN} bytes"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Validates a chassis registration (Subscribe).
+pub fn validate_chassis(c: &Chassis) -> Result<()> {
+    validate_name("chassis.name", &c.name)?;
+    parse_ipv4(&c.encap_ip)
+        .map_err(|r| ValidationError::new("chassis.encap_ip", &c.encap_ip, r))?;
+    if c.encap_types.is_empty() {
+        return Err(ValidationError::new(
+            "chassis.encap_types",
+            "",
+            "at least one of geneve, vxlan, gre is required",
+        ));
+    }
+    for (i, t) in c.encap_types.iter().enumerate() {
+        if !ENCAP_TYPES.contains(&t.as_str()) {
+            return Err(ValidationError::new(
+                format!("chassis.encap_types[{i}]"),
+                t,
+                "unknown encapsulation (geneve, vxlan or gre)",
+            ));
+        }
+    }
+    if !matches!(c.datapath_type.as_str(), "" | "system" | "netdev") {
+        return Err(ValidationError::new(
+            "chassis.datapath_type",
+            &c.datapath_type,
+            "must be \"system\" or \"netdev\"",
+        ));
+    }
+    if c.version.len() > 256 {
+        return Err(ValidationError::new(
+            "chassis.version",
+            &c.version,
+            "longer than 256 bytes",
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a stored `dynamic_addresses` value "MAC IP".
+pub fn parse_dynamic(s: &str) -> Option<(String, Ipv4Addr)> {
+    let mut w = s.split_whitespace();
+    let mac = parse_mac(w.next()?).ok()?;
+    let ip = w.next()?.parse().ok()?;
+    Some((mac, ip))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Network {
+        parse_subnet("subnet", s).expect("valid subnet")
+    }
+
+    #[test]
+    fn names() {
+        assert!(validate_name("n", "sw0").is_ok());
+        assert!(validate_name("n", "a.b_c-d").is_ok());
+        assert!(validate_name("n", &"a".repeat(63)).is_ok());
+        let e = validate_name("switch.name", "").unwrap_err();
+        assert_eq!(e.field, "switch.name");
+        assert!(validate_name("n", &"a".repeat(64)).is_err());
+        assert!(validate_name("n", "-abc").is_err());
+        assert!(validate_name("n", ".abc").is_err());
+        let e = validate_name("port.name", "a b").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid port.name \"a b\": character ' ' not allowed (use A-Z a-z 0-9 _ . -)"
+        );
+        assert!(validate_name("n", "é").is_err());
+    }
+
+    #[test]
+    fn subnets() {
+        assert_eq!(net("10.0.0.0/24").prefix(), 24);
+        assert!(parse_subnet("s", "10.0.0.0/30").is_ok());
+        let e = parse_subnet("switch.subnet", "10.0.0.1/24").unwrap_err();
+        assert!(e.to_string().contains("10.0.0.1/24"), "{e}");
+        assert!(e.reason.contains("10.0.0.0/24"));
+        assert!(parse_subnet("s", "10.0.0.0/31").is_err());
+        assert!(parse_subnet("s", "10.0.0.0/33").is_err());
+        assert!(parse_subnet("s", "10.0.0.0").is_err());
+        assert!(parse_subnet("s", "10.0.0/24").is_err());
+        assert!(parse_subnet("s", "fe80::/64").is_err());
+        assert!(parse_subnet("s", "10.0.0.0/x").is_err());
+    }
+
+    #[test]
+    fn macs() {
+        assert_eq!(parse_mac("0A:00:00:00:00:01").unwrap(), "0a:00:00:00:00:01");
+        assert!(parse_mac("01:00:5e:00:00:01")
+            .unwrap_err()
+            .contains("multicast"));
+        assert!(parse_mac("ff:ff:ff:ff:ff:ff").is_err());
+        assert!(parse_mac("00:00:00:00:00:00").is_err());
+        assert!(parse_mac("zz:00:00:00:00:01").is_err());
+        assert!(parse_mac("0a:00:00:00:01").is_err());
+        assert!(parse_mac("0a:00:00:00:00:001").is_err());
+        assert!(parse_mac("0a-00-00-00-00-01").is_err());
+    }
+
+    #[test]
+    fn addresses() {
+        let n = Some(net("10.0.0.0/24"));
+        let v = parse_addresses(
+            &[
+                "0A:00:00:00:00:05 10.0.0.5 10.0.0.6".into(),
+                "unknown".into(),
+            ],
+            n,
+            "sw",
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            vec![
+                AddressEntry::Static {
+                    mac: "0a:00:00:00:00:05".into(),
+                    ips: vec![Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(10, 0, 0, 6)]
+                },
+                AddressEntry::Unknown
+            ]
+        );
+        assert_eq!(
+            parse_addresses(&["dynamic".into()], n, "sw").unwrap(),
+            vec![AddressEntry::Dynamic]
+        );
+        let e = parse_addresses(&["dynamic".into()], None, "sw").unwrap_err();
+        assert_eq!(e.field, "addresses[0]");
+        assert!(e.reason.contains("subnet"));
+        let e = parse_addresses(&["zz:00:00:00:00:01 10.0.0.5".into()], n, "sw").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid addresses[0] \"zz:00:00:00:00:01 10.0.0.5\": invalid MAC \"zz:00:00:00:00:01\""
+        );
+        let e = parse_addresses(
+            &["unknown".into(), "0a:00:00:00:00:01 10.0.1.5".into()],
+            n,
+            "sw",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "addresses[1]");
+        assert!(e.reason.contains("outside subnet"));
+        assert!(parse_addresses(&["0a:00:00:00:00:01 10.0.0.255".into()], n, "sw").is_err());
+        assert!(parse_addresses(&["0a:00:00:00:00:01 10.0.0".into()], n, "sw").is_err());
+        assert!(parse_addresses(&["".into()], n, "sw").is_err());
+        // duplicates within one request
+        assert!(parse_addresses(
+            &[
+                "0a:00:00:00:00:01 10.0.0.5".into(),
+                "0a:00:00:00:00:01".into()
+            ],
+            n,
+            "sw"
+        )
+        .is_err());
+        assert!(parse_addresses(
+            &[
+                "0a:00:00:00:00:01 10.0.0.5".into(),
+                "0a:00:00:00:00:02 10.0.0.5".into()
+            ],
+            n,
+            "sw"
+        )
+        .is_err());
+        // no subnet: any IPv4 goes, MAC only goes
+        assert!(parse_addresses(&["0a:00:00:00:00:01 192.168.1.1".into()], None, "sw").is_ok());
+        assert!(parse_addresses(&["0a:00:00:00:00:01".into()], n, "sw").is_ok());
+        // size limits
+        let many: Vec<String> = (0..65).map(|_| "unknown".to_string()).collect();
+        assert!(parse_addresses(&many, n, "sw")
+            .unwrap_err()
+            .reason
+            .contains("too many"));
+        let long = format!("0a:00:00:00:00:01 {}", "10.0.0.5 ".repeat(600));
+        assert!(parse_addresses(&[long], n, "sw").is_err());
+    }
+
+    #[test]
+    fn port_security() {
+        let v = parse_port_security(&["0A:00:00:00:00:01 10.0.0.5 10.0.0.0/24".into()]).unwrap();
+        assert_eq!(v[0].mac, "0a:00:00:00:00:01");
+        assert_eq!(v[0].ips, vec!["10.0.0.5", "10.0.0.0/24"]);
+        let e = parse_port_security(&["0a:00:00:00:00:01 10.0.0.5/40".into()]).unwrap_err();
+        assert_eq!(e.field, "port_security[0]");
+        assert!(parse_port_security(&["10.0.0.5".into()]).is_err());
+        assert!(parse_port_security(&["".into()]).is_err());
+    }
+
+    #[test]
+    fn vni_and_switch() {
+        assert!(validate_vni("vni", 0).is_ok());
+        assert!(validate_vni("vni", MAX_VNI).is_ok());
+        assert!(validate_vni("vni", MAX_VNI + 1).is_err());
+        let mut sw = LogicalSwitch {
+            name: "sw".into(),
+            subnet: "10.0.0.0/24".into(),
+            ..Default::default()
+        };
+        assert!(validate_switch(&sw).unwrap().is_some());
+        sw.mtu = 10;
+        assert_eq!(validate_switch(&sw).unwrap_err().field, "switch.mtu");
+        sw.mtu = 1500;
+        for i in 0..65 {
+            sw.other_config.insert(format!("k{i}"), "v".into());
+        }
+        assert_eq!(
+            validate_switch(&sw).unwrap_err().field,
+            "switch.other_config"
+        );
+    }
+
+    #[test]
+    fn chassis() {
+        let mut c = Chassis {
+            name: "hv1".into(),
+            encap_ip: "192.168.0.1".into(),
+            encap_types: vec!["geneve".into()],
+            datapath_type: "netdev".into(),
+            ..Default::default()
+        };
+        assert!(validate_chassis(&c).is_ok());
+        c.encap_types.push("ipip".into());
+        assert_eq!(
+            validate_chassis(&c).unwrap_err().field,
+            "chassis.encap_types[1]"
+        );
+        c.encap_types.pop();
+        c.encap_ip = "x".into();
+        assert_eq!(validate_chassis(&c).unwrap_err().field, "chassis.encap_ip");
+    }
+
+    #[test]
+    fn dynamic_value() {
+        assert_eq!(
+            parse_dynamic("0a:00:00:00:00:05 10.0.0.5"),
+            Some(("0a:00:00:00:00:05".into(), Ipv4Addr::new(10, 0, 0, 5)))
+        );
+        assert_eq!(parse_dynamic("junk"), None);
+    }
+}

@@ -1,0 +1,174 @@
+//! A view change by kind: what the controller's view computation produces and what the
+//! agent's view consumes, converted once here to and from the generic wire form
+//! (`ViewUpdate`: objects of any kind, deletions by kind and name).
+
+use crate::v1::{
+    view_object::Kind as K, ObjectKey, PortView, RemoteChassis, RouterPortView, RouterView,
+    SwitchView, ViewObject, ViewUpdate,
+};
+
+/// Kind names on the wire, as ovn-nbctl spells the tables.
+pub mod kinds {
+    /// Switches.
+    pub const SWITCH: &str = "Logical_Switch";
+    /// Switch ports.
+    pub const PORT: &str = "Logical_Switch_Port";
+    /// Chassis.
+    pub const CHASSIS: &str = "Chassis";
+    /// Routers.
+    pub const ROUTER: &str = "Logical_Router";
+    /// Router ports.
+    pub const ROUTER_PORT: &str = "Logical_Router_Port";
+}
+
+/// A view change, by kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ViewDelta {
+    /// Revision the change brings the view to.
+    pub revision: i64,
+    /// A full snapshot (replace everything).
+    pub snapshot: bool,
+    /// Switches added or changed.
+    pub switches: Vec<SwitchView>,
+    /// Switches removed.
+    pub deleted_switches: Vec<String>,
+    /// Ports added or changed.
+    pub ports: Vec<PortView>,
+    /// Ports removed.
+    pub deleted_ports: Vec<String>,
+    /// Remote chassis added or changed.
+    pub chassis: Vec<RemoteChassis>,
+    /// Remote chassis removed.
+    pub deleted_chassis: Vec<String>,
+    /// Routers added or changed.
+    pub routers: Vec<RouterView>,
+    /// Routers removed.
+    pub deleted_routers: Vec<String>,
+    /// Router ports added or changed.
+    pub router_ports: Vec<RouterPortView>,
+    /// Router ports removed.
+    pub deleted_router_ports: Vec<String>,
+}
+
+/// A `ViewUpdate` the agent cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ViewFormError {
+    /// An upsert without an object.
+    #[error("upserts[{0}]: no object set")]
+    EmptyObject(usize),
+    /// A deletion of an unknown kind.
+    #[error("deleted[{0}]: unknown kind {1:?}")]
+    UnknownKind(usize, String),
+}
+
+fn key(kind: &str, name: String) -> ObjectKey {
+    ObjectKey {
+        kind: kind.to_string(),
+        name,
+    }
+}
+
+impl ViewDelta {
+    /// The generic wire form: routers, switches, router ports, ports, chassis.
+    pub fn into_update(self) -> ViewUpdate {
+        let obj = |k| ViewObject { kind: Some(k) };
+        let mut upserts = Vec::new();
+        upserts.extend(self.routers.into_iter().map(|r| obj(K::Router(r))));
+        upserts.extend(self.switches.into_iter().map(|s| obj(K::Switch(s))));
+        upserts.extend(self.router_ports.into_iter().map(|p| obj(K::RouterPort(p))));
+        upserts.extend(self.ports.into_iter().map(|p| obj(K::Port(p))));
+        upserts.extend(self.chassis.into_iter().map(|c| obj(K::Chassis(c))));
+        let mut deleted = Vec::new();
+        let del = |kind: &'static str, v: Vec<String>| v.into_iter().map(move |n| key(kind, n));
+        deleted.extend(del(kinds::PORT, self.deleted_ports));
+        deleted.extend(del(kinds::ROUTER_PORT, self.deleted_router_ports));
+        deleted.extend(del(kinds::SWITCH, self.deleted_switches));
+        deleted.extend(del(kinds::ROUTER, self.deleted_routers));
+        deleted.extend(del(kinds::CHASSIS, self.deleted_chassis));
+        ViewUpdate {
+            revision: self.revision,
+            snapshot: self.snapshot,
+            upserts,
+            deleted,
+        }
+    }
+
+    /// From the wire form; an object without a kind, or a deletion of an unknown kind, is
+    /// an error (the agent rejects the update whole).
+    pub fn from_update(u: &ViewUpdate) -> Result<ViewDelta, ViewFormError> {
+        let mut d = ViewDelta {
+            revision: u.revision,
+            snapshot: u.snapshot,
+            ..Default::default()
+        };
+        for (i, o) in u.upserts.iter().enumerate() {
+            match &o.kind {
+                Some(K::Switch(s)) => d.switches.push(s.clone()),
+                Some(K::Port(p)) => d.ports.push(p.clone()),
+                Some(K::Chassis(c)) => d.chassis.push(c.clone()),
+                Some(K::Router(r)) => d.routers.push(r.clone()),
+                Some(K::RouterPort(p)) => d.router_ports.push(p.clone()),
+                None => return Err(ViewFormError::EmptyObject(i)),
+            }
+        }
+        for (i, k) in u.deleted.iter().enumerate() {
+            let list = match k.kind.as_str() {
+                kinds::SWITCH => &mut d.deleted_switches,
+                kinds::PORT => &mut d.deleted_ports,
+                kinds::CHASSIS => &mut d.deleted_chassis,
+                kinds::ROUTER => &mut d.deleted_routers,
+                kinds::ROUTER_PORT => &mut d.deleted_router_ports,
+                other => return Err(ViewFormError::UnknownKind(i, other.to_string())),
+            };
+            list.push(k.name.clone());
+        }
+        Ok(d)
+    }
+
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.switches.is_empty()
+            && self.deleted_switches.is_empty()
+            && self.ports.is_empty()
+            && self.deleted_ports.is_empty()
+            && self.chassis.is_empty()
+            && self.deleted_chassis.is_empty()
+            && self.routers.is_empty()
+            && self.deleted_routers.is_empty()
+            && self.router_ports.is_empty()
+            && self.deleted_router_ports.is_empty()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let d = ViewDelta {
+            revision: 7,
+            snapshot: true,
+            switches: vec![SwitchView {
+                name: "ls".into(),
+                ..Default::default()
+            }],
+            deleted_ports: vec!["p".into()],
+            routers: vec![RouterView {
+                name: "r".into(),
+                ..Default::default()
+            }],
+            deleted_chassis: vec!["hv".into()],
+            ..Default::default()
+        };
+        let u = d.clone().into_update();
+        assert_eq!(ViewDelta::from_update(&u).unwrap(), d);
+        let mut bad = u.clone();
+        bad.deleted.push(key("Nope", "x".into()));
+        assert!(ViewDelta::from_update(&bad).is_err());
+        let mut bad = u;
+        bad.upserts.push(ViewObject { kind: None });
+        assert!(ViewDelta::from_update(&bad).is_err());
+    }
+}
