@@ -13,6 +13,7 @@
 
 pub mod actions;
 pub mod errors;
+pub mod nxm;
 pub mod oxm;
 mod wire;
 
@@ -546,7 +547,7 @@ fn encode_inner(
         Message::FlowMod(fm) => encode_flow_mod(out, fm)?,
         Message::GroupMod(gm) => {
             put_u16(out, gm.command as u16);
-            put_u8(out, group_type_code(gm.group.kind));
+            put_u8(out, group_type_code(&gm.group.kind));
             put_u8(out, 0);
             put_u32(out, gm.group.id);
             let len_at = out.len();
@@ -554,9 +555,10 @@ fn encode_inner(
             put_zeros(out, 2);
             put_u32(out, OFPG15_BUCKET_ALL);
             let buckets_start = out.len();
-            encode_buckets(out, &gm.group.buckets)?;
+            encode_buckets(out, &gm.group)?;
             let blen = len16(out.len() - buckets_start, "group buckets")?;
             patch_u16(out, len_at, blen);
+            encode_group_props(out, &gm.group)?;
         }
         Message::MultipartRequest(req) => {
             let mp_type = match &req.body {
@@ -604,16 +606,17 @@ fn encode_inner(
                     for g in groups {
                         let gstart = out.len();
                         put_u16(out, 0);
-                        put_u8(out, group_type_code(g.kind));
+                        put_u8(out, group_type_code(&g.kind));
                         put_u8(out, 0);
                         put_u32(out, g.id);
                         let blen_at = out.len();
                         put_u16(out, 0);
                         put_zeros(out, 6);
                         let bstart = out.len();
-                        encode_buckets(out, &g.buckets)?;
+                        encode_buckets(out, g)?;
                         let blen = len16(out.len() - bstart, "group buckets")?;
                         patch_u16(out, blen_at, blen);
+                        encode_group_props(out, g)?;
                         let glen = len16(out.len() - gstart, "group desc")?;
                         patch_u16(out, gstart, glen);
                     }
@@ -643,15 +646,84 @@ fn encode_inner(
     finish(out, start)
 }
 
-fn group_type_code(t: GroupType) -> u8 {
+fn group_type_code(t: &GroupType) -> u8 {
     match t {
         GroupType::All => 0,
-        GroupType::Other(t) => t,
+        GroupType::Select(_) => 1,
+        GroupType::Other(t) => *t,
     }
 }
 
-fn encode_buckets(out: &mut Vec<u8>, buckets: &[Vec<Action>]) -> Result<(), CodecError> {
-    for (i, actions) in buckets.iter().enumerate() {
+/// `OFPGBPT15_WEIGHT` bucket property.
+const OFPGBPT15_WEIGHT: u16 = 0;
+/// `OFPGPT15_EXPERIMENTER` group property type and the Netronome selection-method property.
+const OFPGPT15_EXPERIMENTER: u16 = 0xffff;
+const NTR_VENDOR_ID: u32 = 0x0000_154d;
+const NTRT_SELECTION_METHOD: u32 = 1;
+
+/// Fields a select group can hash on (`selection_method=hash,fields(...)`), in the order
+/// OVS keeps and prints them, with their OXM header (no mask bit).
+pub const HASH_FIELDS: &[(&str, u32)] = &[
+    (
+        "eth_src",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_ETH_SRC, false, 6),
+    ),
+    (
+        "eth_dst",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_ETH_DST, false, 6),
+    ),
+    (
+        "eth_type",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_ETH_TYPE, false, 2),
+    ),
+    (
+        "ip_src",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_IPV4_SRC, false, 4),
+    ),
+    (
+        "ip_dst",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_IPV4_DST, false, 4),
+    ),
+    (
+        "ipv6_src",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_IPV6_SRC, false, 16),
+    ),
+    (
+        "ipv6_dst",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_IPV6_DST, false, 16),
+    ),
+    (
+        "nw_proto",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_IP_PROTO, false, 1),
+    ),
+    (
+        "tcp_src",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_TCP_SRC, false, 2),
+    ),
+    (
+        "tcp_dst",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_TCP_DST, false, 2),
+    ),
+    (
+        "udp_src",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_UDP_SRC, false, 2),
+    ),
+    (
+        "udp_dst",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_UDP_DST, false, 2),
+    ),
+    (
+        "sctp_src",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, 17, false, 2),
+    ),
+    (
+        "sctp_dst",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, 18, false, 2),
+    ),
+];
+
+fn encode_buckets(out: &mut Vec<u8>, group: &Group) -> Result<(), CodecError> {
+    for (i, actions) in group.buckets.iter().enumerate() {
         let bstart = out.len();
         put_u16(out, 0);
         put_u16(out, 0);
@@ -662,8 +734,108 @@ fn encode_buckets(out: &mut Vec<u8>, buckets: &[Vec<Action>]) -> Result<(), Code
         }
         let alen = len16(out.len() - astart, "bucket actions")?;
         patch_u16(out, bstart + 2, alen);
+        if let GroupType::Select(sel) = &group.kind {
+            put_u16(out, OFPGBPT15_WEIGHT);
+            put_u16(out, 8);
+            put_u16(out, sel.weight(i));
+            put_u16(out, 0);
+        }
         let blen = len16(out.len() - bstart, "bucket")?;
         patch_u16(out, bstart, blen);
+    }
+    Ok(())
+}
+
+/// Group properties after the buckets: the selection method of a select group.
+fn encode_group_props(out: &mut Vec<u8>, group: &Group) -> Result<(), CodecError> {
+    let GroupType::Select(sel) = &group.kind else {
+        return Ok(());
+    };
+    if sel.hash_fields.is_empty() {
+        if sel.hash_basis != 0 {
+            return Err(CodecError::Unencodable {
+                what: "select group",
+                value: "selection_method_param needs hash fields".into(),
+            });
+        }
+        return Ok(());
+    }
+    let start = out.len();
+    put_u16(out, OFPGPT15_EXPERIMENTER);
+    put_u16(out, 0);
+    put_u32(out, NTR_VENDOR_ID);
+    put_u32(out, NTRT_SELECTION_METHOD);
+    put_zeros(out, 4);
+    let mut name = [0u8; 16];
+    name[..4].copy_from_slice(b"hash");
+    out.extend_from_slice(&name);
+    put_u64(out, sel.hash_basis);
+    for f in &sel.hash_fields {
+        let Some((_, h)) = HASH_FIELDS.iter().find(|(n, _)| n == f) else {
+            return Err(CodecError::Unencodable {
+                what: "select group hash field",
+                value: f.clone(),
+            });
+        };
+        put_u32(out, *h);
+        put_zeros(out, (h & 0xff) as usize);
+        let l = out.len();
+        out[l - (h & 0xff) as usize..].fill(0xff);
+    }
+    let len = len16(out.len() - start, "selection method property")?;
+    patch_u16(out, start + 2, len);
+    pad8_from(out, start);
+    Ok(())
+}
+
+/// Decodes the group properties following the buckets into the select group's method.
+fn decode_group_props(r: &mut Reader<'_>, kind: &mut GroupType) -> Result<(), CodecError> {
+    while r.remaining() >= 4 {
+        let ptype = r.u16()?;
+        let plen = usize::from(r.u16()?);
+        if plen < 4 {
+            return Err(CodecError::BadLength {
+                what: "group property",
+                len: plen,
+            });
+        }
+        let mut p = r.sub(plen - 4, "group property")?;
+        r.skip((round8(plen) - plen).min(r.remaining()))?;
+        if ptype != OFPGPT15_EXPERIMENTER || p.remaining() < 36 {
+            continue;
+        }
+        let exp = p.u32()?;
+        let exp_type = p.u32()?;
+        if exp != NTR_VENDOR_ID || exp_type != NTRT_SELECTION_METHOD {
+            continue;
+        }
+        p.skip(4)?;
+        let method = p.bytes(16)?;
+        let basis = p.u64()?;
+        let mut fields = Vec::new();
+        while p.remaining() >= 4 {
+            let h = p.u32()?;
+            let n = (h & 0xff) as usize;
+            let mask = p.bytes(n)?;
+            let name = HASH_FIELDS
+                .iter()
+                .find(|(_, fh)| *fh == h & !0x100)
+                .map(|(n, _)| n.to_string())
+                .unwrap_or_else(|| format!("{h:#010x}"));
+            if mask.iter().any(|b| *b != 0xff) {
+                return Err(CodecError::Invalid {
+                    what: "select group hash field mask (only whole fields are modelled)",
+                    value: u64::from(h),
+                });
+            }
+            fields.push(name);
+        }
+        if let GroupType::Select(sel) = kind {
+            if &method[..4] == b"hash" && method[4..].iter().all(|b| *b == 0) {
+                sel.hash_fields = fields;
+                sel.hash_basis = basis;
+            }
+        }
     }
     Ok(())
 }
@@ -833,14 +1005,15 @@ fn decode_body(h: &Header, r: &mut Reader<'_>) -> Result<Message, CodecError> {
                     })
                 }
             };
-            let kind = decode_group_type(r.u8()?);
+            let mut kind = decode_group_type(r.u8()?);
             r.skip(1)?;
             let id = r.u32()?;
             let blen = usize::from(r.u16()?);
             r.skip(2)?;
             let _command_bucket_id = r.u32()?;
             let mut b = r.sub(blen, "group buckets")?;
-            let buckets = decode_buckets(&mut b)?;
+            let buckets = decode_buckets(&mut b, &mut kind)?;
+            decode_group_props(r, &mut kind)?;
             Message::GroupMod(GroupMod {
                 command,
                 group: Group { id, kind, buckets },
@@ -913,13 +1086,14 @@ fn decode_body(h: &Header, r: &mut Reader<'_>) -> Result<Message, CodecError> {
                         }
                         let mut g = r.sub(len, "group desc")?;
                         g.skip(2)?;
-                        let kind = decode_group_type(g.u8()?);
+                        let mut kind = decode_group_type(g.u8()?);
                         g.skip(1)?;
                         let id = g.u32()?;
                         let blen = usize::from(g.u16()?);
                         g.skip(6)?;
                         let mut b = g.sub(blen, "group buckets")?;
-                        let buckets = decode_buckets(&mut b)?;
+                        let buckets = decode_buckets(&mut b, &mut kind)?;
+                        decode_group_props(&mut g, &mut kind)?;
                         groups.push(Group { id, kind, buckets });
                     }
                     MultipartReplyBody::GroupDesc(groups)
@@ -979,6 +1153,7 @@ fn decode_body(h: &Header, r: &mut Reader<'_>) -> Result<Message, CodecError> {
 fn decode_group_type(t: u8) -> GroupType {
     match t {
         0 => GroupType::All,
+        1 => GroupType::Select(crate::flow::SelectGroup::default()),
         t => GroupType::Other(t),
     }
 }
@@ -1045,8 +1220,12 @@ fn decode_flow_desc(r: &mut Reader<'_>) -> Result<Flow, CodecError> {
     })
 }
 
-fn decode_buckets(r: &mut Reader<'_>) -> Result<Vec<Vec<Action>>, CodecError> {
+fn decode_buckets(
+    r: &mut Reader<'_>,
+    kind: &mut GroupType,
+) -> Result<Vec<Vec<Action>>, CodecError> {
     let mut buckets = Vec::new();
+    let mut weights = Vec::new();
     while !r.is_empty() {
         let len = usize::from(r.u16()?);
         let alen = usize::from(r.u16()?);
@@ -1059,7 +1238,28 @@ fn decode_buckets(r: &mut Reader<'_>) -> Result<Vec<Vec<Action>>, CodecError> {
         }
         let mut a = r.sub(alen, "bucket actions")?;
         buckets.push(actions::decode_actions(&mut a)?);
-        r.skip(len - 8 - alen)?; // bucket properties
+        let mut props = r.sub(len - 8 - alen, "bucket properties")?;
+        let mut weight = 1;
+        while props.remaining() >= 4 {
+            let ptype = props.u16()?;
+            let plen = usize::from(props.u16()?);
+            if plen < 4 {
+                return Err(CodecError::BadLength {
+                    what: "bucket property",
+                    len: plen,
+                });
+            }
+            let mut p = props.sub(plen - 4, "bucket property")?;
+            props.skip((round8(plen) - plen).min(props.remaining()))?;
+            if ptype == OFPGBPT15_WEIGHT {
+                weight = p.u16()?;
+            }
+        }
+        weights.push(weight);
+    }
+    if let GroupType::Select(sel) = kind {
+        sel.weights = weights;
+        *sel = std::mem::take(sel).canonical();
     }
     Ok(buckets)
 }

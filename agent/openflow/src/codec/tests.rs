@@ -256,10 +256,10 @@ fn every_sample_flow_roundtrips_as_flow_mod_and_flow_desc() {
 
 #[test]
 fn other_fields_and_actions_roundtrip_raw() {
-    // tcp_dst=80 (OXM basic 14) is not modelled; nor is a masked set_field; nor an unknown
-    // instruction (write_metadata, type 2).
-    let tcp_dst = hex("80001c02 0050");
-    let masked_set_field = hex("0019 0018 80000510 0000000000000001 00000000000000ff");
+    // ip_dscp (OXM basic 8) is not modelled; nor is a masked set_field of eth_dst; nor an
+    // unknown instruction (write_metadata, type 2).
+    let tcp_dst = hex("80001001 08");
+    let masked_set_field = hex("0019 0018 8000070c 000000000001 0000000000ff 0000 0000");
     let write_metadata = hex("0002 0018 00000000 0000000000000001 ffffffffffffffff");
     let flow = Flow {
         table: 3,
