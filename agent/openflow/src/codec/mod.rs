@@ -18,6 +18,7 @@ pub mod oxm;
 mod wire;
 
 use crate::flow::{Action, Flow, FlowKey, Group, GroupType, Match};
+use crate::meter::{self as meter_model, BandStats, Meter, MeterStats};
 pub use errors::ErrorMsg;
 use wire::{
     len16, pad8_from, patch_u16, put_u16, put_u32, put_u64, put_u8, put_zeros, round8, Reader,
@@ -42,6 +43,9 @@ pub mod msg_type {
     pub const SET_CONFIG: u8 = 9;
     pub const FLOW_MOD: u8 = 14;
     pub const GROUP_MOD: u8 = 15;
+    pub const PACKET_IN: u8 = 10;
+    pub const PACKET_OUT: u8 = 13;
+    pub const METER_MOD: u8 = 29;
     pub const MULTIPART_REQUEST: u8 = 18;
     pub const MULTIPART_REPLY: u8 = 19;
     pub const BARRIER_REQUEST: u8 = 20;
@@ -53,6 +57,8 @@ pub mod msg_type {
 /// Multipart types used here.
 pub const OFPMP_FLOW_DESC: u16 = 1;
 pub const OFPMP_GROUP_DESC: u16 = 7;
+pub const OFPMP_METER_STATS: u16 = 9;
+pub const OFPMP_METER_CONFIG: u16 = 10;
 /// Multipart flag: more replies (or requests) follow.
 pub const OFPMPF_MORE: u16 = 1;
 
@@ -299,6 +305,22 @@ impl BundleCtrlType {
     }
 }
 
+/// `ofp_meter_mod_command`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MeterModCommand {
+    Add = 0,
+    Modify = 1,
+    Delete = 2,
+}
+
+/// `OFPT_METER_MOD`. For `Delete` only `meter.id` matters (bands are not sent, as
+/// ovs-ofctl does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeterMod {
+    pub command: MeterModCommand,
+    pub meter: Meter,
+}
+
 /// `OFPT_BUNDLE_CONTROL`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BundleControl {
@@ -346,8 +368,21 @@ impl FlowStatsRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MultipartRequestBody {
     FlowDesc(FlowStatsRequest),
-    GroupDesc { group_id: u32 },
-    Other { mp_type: u16, body: Vec<u8> },
+    GroupDesc {
+        group_id: u32,
+    },
+    /// Meter configuration (`dump-meters`); `meter_id` may be [`crate::meter::OFPM_ALL`].
+    MeterConfig {
+        meter_id: u32,
+    },
+    /// Meter statistics (`meter-stats`).
+    MeterStats {
+        meter_id: u32,
+    },
+    Other {
+        mp_type: u16,
+        body: Vec<u8>,
+    },
 }
 
 /// Body of a multipart reply. Flow statistics are dropped; only the flows are kept.
@@ -355,6 +390,8 @@ pub enum MultipartRequestBody {
 pub enum MultipartReplyBody {
     FlowDesc(Vec<Flow>),
     GroupDesc(Vec<Group>),
+    MeterConfig(Vec<Meter>),
+    MeterStats(Vec<MeterStats>),
     Other { mp_type: u16, body: Vec<u8> },
 }
 
@@ -394,6 +431,7 @@ pub enum Message {
     SetConfig(SwitchConfig),
     FlowMod(FlowMod),
     GroupMod(GroupMod),
+    MeterMod(MeterMod),
     MultipartRequest(MultipartRequest),
     MultipartReply(MultipartReply),
     BarrierRequest,
@@ -424,6 +462,7 @@ impl Message {
             Message::SetConfig(_) => t::SET_CONFIG,
             Message::FlowMod(_) => t::FLOW_MOD,
             Message::GroupMod(_) => t::GROUP_MOD,
+            Message::MeterMod(_) => t::METER_MOD,
             Message::MultipartRequest(_) => t::MULTIPART_REQUEST,
             Message::MultipartReply(_) => t::MULTIPART_REPLY,
             Message::BarrierRequest => t::BARRIER_REQUEST,
@@ -564,6 +603,8 @@ fn encode_inner(
             let mp_type = match &req.body {
                 MultipartRequestBody::FlowDesc(_) => OFPMP_FLOW_DESC,
                 MultipartRequestBody::GroupDesc { .. } => OFPMP_GROUP_DESC,
+                MultipartRequestBody::MeterConfig { .. } => OFPMP_METER_CONFIG,
+                MultipartRequestBody::MeterStats { .. } => OFPMP_METER_STATS,
                 MultipartRequestBody::Other { mp_type, .. } => *mp_type,
             };
             put_u16(out, mp_type);
@@ -584,6 +625,11 @@ fn encode_inner(
                     put_u32(out, *group_id);
                     put_zeros(out, 4);
                 }
+                MultipartRequestBody::MeterConfig { meter_id }
+                | MultipartRequestBody::MeterStats { meter_id } => {
+                    put_u32(out, *meter_id);
+                    put_zeros(out, 4);
+                }
                 MultipartRequestBody::Other { body, .. } => out.extend_from_slice(body),
             }
         }
@@ -591,6 +637,8 @@ fn encode_inner(
             let mp_type = match &rep.body {
                 MultipartReplyBody::FlowDesc(_) => OFPMP_FLOW_DESC,
                 MultipartReplyBody::GroupDesc(_) => OFPMP_GROUP_DESC,
+                MultipartReplyBody::MeterConfig(_) => OFPMP_METER_CONFIG,
+                MultipartReplyBody::MeterStats(_) => OFPMP_METER_STATS,
                 MultipartReplyBody::Other { mp_type, .. } => *mp_type,
             };
             put_u16(out, mp_type);
@@ -621,7 +669,45 @@ fn encode_inner(
                         patch_u16(out, gstart, glen);
                     }
                 }
+                MultipartReplyBody::MeterConfig(meters) => {
+                    for m in meters {
+                        let mstart = out.len();
+                        put_u16(out, 0);
+                        put_u16(out, m.flags());
+                        put_u32(out, m.id);
+                        meter_model::encode_bands(out, m)?;
+                        let len = len16(out.len() - mstart, "meter config")?;
+                        patch_u16(out, mstart, len);
+                    }
+                }
+                MultipartReplyBody::MeterStats(stats) => {
+                    for ms in stats {
+                        put_u32(out, ms.meter_id);
+                        put_u16(out, len16(40 + 16 * ms.bands.len(), "meter stats")?);
+                        put_zeros(out, 6);
+                        put_u32(out, ms.flow_count);
+                        put_u64(out, ms.packet_in_count);
+                        put_u64(out, ms.byte_in_count);
+                        put_u32(out, ms.duration_sec);
+                        put_u32(out, ms.duration_nsec);
+                        for b in &ms.bands {
+                            put_u64(out, b.packet_count);
+                            put_u64(out, b.byte_count);
+                        }
+                    }
+                }
                 MultipartReplyBody::Other { body, .. } => out.extend_from_slice(body),
+            }
+        }
+        Message::MeterMod(mm) => {
+            put_u16(out, mm.command as u16);
+            if mm.command == MeterModCommand::Delete {
+                put_u16(out, 0);
+                put_u32(out, mm.meter.id);
+            } else {
+                put_u16(out, mm.meter.flags());
+                put_u32(out, mm.meter.id);
+                meter_model::encode_bands(out, &mm.meter)?;
             }
         }
         Message::BundleControl(bc) => {
@@ -1047,6 +1133,16 @@ fn decode_body(h: &Header, r: &mut Reader<'_>) -> Result<Message, CodecError> {
                     r.skip(4)?;
                     MultipartRequestBody::GroupDesc { group_id }
                 }
+                OFPMP_METER_CONFIG => {
+                    let meter_id = r.u32()?;
+                    r.skip(4)?;
+                    MultipartRequestBody::MeterConfig { meter_id }
+                }
+                OFPMP_METER_STATS => {
+                    let meter_id = r.u32()?;
+                    r.skip(4)?;
+                    MultipartRequestBody::MeterStats { meter_id }
+                }
                 _ => MultipartRequestBody::Other {
                     mp_type,
                     body: r.rest().to_vec(),
@@ -1098,12 +1194,85 @@ fn decode_body(h: &Header, r: &mut Reader<'_>) -> Result<Message, CodecError> {
                     }
                     MultipartReplyBody::GroupDesc(groups)
                 }
+                OFPMP_METER_CONFIG => {
+                    let mut meters = Vec::new();
+                    while !r.is_empty() {
+                        let len = usize::from(r.peek_u16()?);
+                        if len < 8 {
+                            return Err(CodecError::BadLength {
+                                what: "meter config",
+                                len,
+                            });
+                        }
+                        let mut m = r.sub(len, "meter config")?;
+                        m.skip(2)?;
+                        let flags = m.u16()?;
+                        let id = m.u32()?;
+                        let bands = meter_model::decode_bands(m.rest())?;
+                        meters.push(meter_model::meter_from_parts(id, flags, bands));
+                    }
+                    MultipartReplyBody::MeterConfig(meters)
+                }
+                OFPMP_METER_STATS => {
+                    let mut stats = Vec::new();
+                    while !r.is_empty() {
+                        let mut peek = *r;
+                        peek.skip(4)?;
+                        let len = usize::from(peek.u16()?);
+                        if len < 40 || (len - 40) % 16 != 0 {
+                            return Err(CodecError::BadLength {
+                                what: "meter stats",
+                                len,
+                            });
+                        }
+                        let mut m = r.sub(len, "meter stats")?;
+                        let meter_id = m.u32()?;
+                        m.skip(8)?;
+                        let mut ms = MeterStats {
+                            meter_id,
+                            flow_count: m.u32()?,
+                            packet_in_count: m.u64()?,
+                            byte_in_count: m.u64()?,
+                            duration_sec: m.u32()?,
+                            duration_nsec: m.u32()?,
+                            bands: Vec::new(),
+                        };
+                        while !m.is_empty() {
+                            ms.bands.push(BandStats {
+                                packet_count: m.u64()?,
+                                byte_count: m.u64()?,
+                            });
+                        }
+                        stats.push(ms);
+                    }
+                    MultipartReplyBody::MeterStats(stats)
+                }
                 _ => MultipartReplyBody::Other {
                     mp_type,
                     body: r.rest().to_vec(),
                 },
             };
             Message::MultipartReply(MultipartReply { flags, body })
+        }
+        t::METER_MOD => {
+            let command = match r.u16()? {
+                0 => MeterModCommand::Add,
+                1 => MeterModCommand::Modify,
+                2 => MeterModCommand::Delete,
+                c => {
+                    return Err(CodecError::Invalid {
+                        what: "meter_mod command",
+                        value: u64::from(c),
+                    })
+                }
+            };
+            let flags = r.u16()?;
+            let id = r.u32()?;
+            let bands = meter_model::decode_bands(r.rest())?;
+            Message::MeterMod(MeterMod {
+                command,
+                meter: meter_model::meter_from_parts(id, flags, bands),
+            })
         }
         t::BARRIER_REQUEST => Message::BarrierRequest,
         t::BARRIER_REPLY => Message::BarrierReply,
