@@ -10,7 +10,7 @@
 //! sent. [`Match`] keeps its fields sorted by [`MatchField::key`] so equality is canonical.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 /// An Ethernet address.
@@ -138,8 +138,100 @@ pub enum MatchField {
         mask: Option<Ipv4Addr>,
     },
     IpProto(u8),
+    /// Conjunctive match id (`conj_id=N`), set by `conjunction(N,k/n)` actions.
+    ConjId(u32),
+    /// Connection tracking state bits ([`ct_state`]), optionally masked: `ct_state=+trk-new`.
+    CtState {
+        value: u8,
+        mask: Option<u8>,
+    },
+    /// Conntrack zone the packet was last looked up in.
+    CtZone(u16),
+    CtMark {
+        value: u32,
+        mask: Option<u32>,
+    },
+    /// 128-bit conntrack label.
+    CtLabel {
+        value: u128,
+        mask: Option<u128>,
+    },
+    /// Original-direction IPv4 source of the tracked connection.
+    CtNwSrc {
+        value: Ipv4Addr,
+        mask: Option<Ipv4Addr>,
+    },
+    CtNwDst {
+        value: Ipv4Addr,
+        mask: Option<Ipv4Addr>,
+    },
+    /// Original-direction IP protocol of the tracked connection.
+    CtNwProto(u8),
+    /// Original-direction transport ports (OVS prints them only with `ct_nw_proto`).
+    CtTpSrc {
+        value: u16,
+        mask: Option<u16>,
+    },
+    CtTpDst {
+        value: u16,
+        mask: Option<u16>,
+    },
+    Ipv6Src {
+        value: Ipv6Addr,
+        mask: Option<Ipv6Addr>,
+    },
+    Ipv6Dst {
+        value: Ipv6Addr,
+        mask: Option<Ipv6Addr>,
+    },
+    /// ICMPv4 type/code (`icmp_type`, `icmp_code`).
+    IcmpType(u8),
+    IcmpCode(u8),
+    /// ICMPv6 type/code (OVS prints these as `icmp_type`, `icmp_code` under `icmp6`).
+    Icmpv6Type(u8),
+    Icmpv6Code(u8),
+    /// IPv6 neighbour discovery target address.
+    NdTarget(Ipv6Addr),
+    /// ND source / target link-layer address options.
+    NdSll(Mac),
+    NdTll(Mac),
+    TcpSrc {
+        value: u16,
+        mask: Option<u16>,
+    },
+    TcpDst {
+        value: u16,
+        mask: Option<u16>,
+    },
+    UdpSrc {
+        value: u16,
+        mask: Option<u16>,
+    },
+    UdpDst {
+        value: u16,
+        mask: Option<u16>,
+    },
+    /// Geneve option mapped to `tun_metadata<index>` by the switch's TLV table (see
+    /// [`crate::codec::TlvTableMod`]). `value` has the mapped option's length in bytes.
+    TunMetadata {
+        index: u8,
+        value: Vec<u8>,
+        mask: Option<Vec<u8>>,
+    },
     /// A field Weft does not model (read back from the switch): the raw OXM/NXM TLV bytes.
     Other(Vec<u8>),
+}
+
+/// `ct_state` bits, as OVS names them.
+pub mod ct_state {
+    pub const NEW: u8 = 0x01;
+    pub const EST: u8 = 0x02;
+    pub const REL: u8 = 0x04;
+    pub const RPL: u8 = 0x08;
+    pub const INV: u8 = 0x10;
+    pub const TRK: u8 = 0x20;
+    pub const SNAT: u8 = 0x40;
+    pub const DNAT: u8 = 0x80;
 }
 
 impl MatchField {
@@ -181,7 +273,95 @@ impl MatchField {
             let ip = |x: u64| Ipv4Addr::from(x as u32);
             Some((ip(v), m.map(ip)))
         }
+        fn mask_n<T>(value: T, mask: Option<T>, full: T, zero: T) -> Option<(T, Option<T>)>
+        where
+            T: Copy + PartialEq + std::ops::BitAnd<Output = T>,
+        {
+            match mask {
+                None => Some((value, None)),
+                Some(m) if m == zero => None,
+                Some(m) if m == full => Some((value, None)),
+                Some(m) => Some((value & m, Some(m))),
+            }
+        }
+        fn mask_ip6(
+            value: Ipv6Addr,
+            mask: Option<Ipv6Addr>,
+        ) -> Option<(Ipv6Addr, Option<Ipv6Addr>)> {
+            let (v, m) = mask_n(u128::from(value), mask.map(u128::from), u128::MAX, 0)?;
+            Some((Ipv6Addr::from(v), m.map(Ipv6Addr::from)))
+        }
         Some(match self {
+            MatchField::CtState { value, mask } => {
+                let (value, mask) = mask_n(value, mask, u8::MAX, 0)?;
+                MatchField::CtState { value, mask }
+            }
+            MatchField::CtMark { value, mask } => {
+                let (value, mask) = mask_n(value, mask, u32::MAX, 0)?;
+                MatchField::CtMark { value, mask }
+            }
+            MatchField::CtLabel { value, mask } => {
+                let (value, mask) = mask_n(value, mask, u128::MAX, 0)?;
+                MatchField::CtLabel { value, mask }
+            }
+            MatchField::CtNwSrc { value, mask } => {
+                let (value, mask) = mask_ip(value, mask)?;
+                MatchField::CtNwSrc { value, mask }
+            }
+            MatchField::CtNwDst { value, mask } => {
+                let (value, mask) = mask_ip(value, mask)?;
+                MatchField::CtNwDst { value, mask }
+            }
+            MatchField::CtTpSrc { value, mask } => {
+                let (value, mask) = mask_n(value, mask, u16::MAX, 0)?;
+                MatchField::CtTpSrc { value, mask }
+            }
+            MatchField::CtTpDst { value, mask } => {
+                let (value, mask) = mask_n(value, mask, u16::MAX, 0)?;
+                MatchField::CtTpDst { value, mask }
+            }
+            MatchField::TcpSrc { value, mask } => {
+                let (value, mask) = mask_n(value, mask, u16::MAX, 0)?;
+                MatchField::TcpSrc { value, mask }
+            }
+            MatchField::TcpDst { value, mask } => {
+                let (value, mask) = mask_n(value, mask, u16::MAX, 0)?;
+                MatchField::TcpDst { value, mask }
+            }
+            MatchField::UdpSrc { value, mask } => {
+                let (value, mask) = mask_n(value, mask, u16::MAX, 0)?;
+                MatchField::UdpSrc { value, mask }
+            }
+            MatchField::UdpDst { value, mask } => {
+                let (value, mask) = mask_n(value, mask, u16::MAX, 0)?;
+                MatchField::UdpDst { value, mask }
+            }
+            MatchField::Ipv6Src { value, mask } => {
+                let (value, mask) = mask_ip6(value, mask)?;
+                MatchField::Ipv6Src { value, mask }
+            }
+            MatchField::Ipv6Dst { value, mask } => {
+                let (value, mask) = mask_ip6(value, mask)?;
+                MatchField::Ipv6Dst { value, mask }
+            }
+            MatchField::TunMetadata { index, value, mask } => match mask {
+                None => MatchField::TunMetadata { index, value, mask },
+                Some(m) if m.iter().all(|b| *b == 0) => return None,
+                Some(m) if m.iter().all(|b| *b == 0xff) => MatchField::TunMetadata {
+                    index,
+                    value,
+                    mask: None,
+                },
+                Some(m) => MatchField::TunMetadata {
+                    index,
+                    value: value
+                        .iter()
+                        .zip(m.iter().chain(std::iter::repeat(&0xff)))
+                        .map(|(v, m)| v & m)
+                        .collect(),
+                    mask: Some(m),
+                },
+            },
             MatchField::Metadata { value, mask } => {
                 let (value, mask) = mask_u64(value, mask, u64::MAX)?;
                 MatchField::Metadata { value, mask }
@@ -247,6 +427,30 @@ impl MatchField {
             MatchField::ArpTpa { .. } => (92, 0),
             MatchField::ArpSha(_) => (93, 0),
             MatchField::ArpTha(_) => (94, 0),
+            MatchField::ConjId(_) => (1, 0),
+            MatchField::CtState { .. } => (2, 0),
+            MatchField::CtZone(_) => (3, 0),
+            MatchField::CtMark { .. } => (4, 0),
+            MatchField::CtLabel { .. } => (5, 0),
+            MatchField::CtNwSrc { .. } => (6, 0),
+            MatchField::CtNwDst { .. } => (7, 0),
+            MatchField::CtNwProto(_) => (8, 0),
+            MatchField::CtTpSrc { .. } => (9, 0),
+            MatchField::CtTpDst { .. } => (9, 1),
+            MatchField::TunMetadata { index, .. } => (23, *index),
+            MatchField::Ipv6Src { .. } => (82, 0),
+            MatchField::Ipv6Dst { .. } => (83, 0),
+            MatchField::IcmpType(_) => (100, 0),
+            MatchField::IcmpCode(_) => (101, 0),
+            MatchField::Icmpv6Type(_) => (102, 0),
+            MatchField::Icmpv6Code(_) => (103, 0),
+            MatchField::NdTarget(_) => (104, 0),
+            MatchField::NdSll(_) => (105, 0),
+            MatchField::NdTll(_) => (106, 0),
+            MatchField::TcpSrc { .. } => (110, 0),
+            MatchField::TcpDst { .. } => (111, 0),
+            MatchField::UdpSrc { .. } => (112, 0),
+            MatchField::UdpDst { .. } => (113, 0),
             MatchField::Other(_) => (1000, 0),
         }
     }
@@ -343,6 +547,43 @@ pub enum SetField {
     Metadata(u64),
     TunId(u64),
     TunDst(Ipv4Addr),
+    /// Part of a register: only the bits in `mask` are written (`set_field:V/M->regN`, the
+    /// OpenFlow 1.5 form of `load:V->NXM_NX_REGn[a..b]`).
+    RegMasked {
+        index: u8,
+        value: u32,
+        mask: u32,
+    },
+    MetadataMasked {
+        value: u64,
+        mask: u64,
+    },
+    /// Connection mark; valid inside `ct(commit,exec(...))`.
+    CtMark {
+        value: u32,
+        mask: Option<u32>,
+    },
+    /// Connection label; valid inside `ct(commit,exec(...))`.
+    CtLabel {
+        value: u128,
+        mask: Option<u128>,
+    },
+    TunSrc(Ipv4Addr),
+    Ipv4Src(Ipv4Addr),
+    Ipv4Dst(Ipv4Addr),
+    Ipv6Src(Ipv6Addr),
+    Ipv6Dst(Ipv6Addr),
+    NdTarget(Ipv6Addr),
+    NdSll(Mac),
+    NdTll(Mac),
+    Icmpv6Type(u8),
+    Icmpv6Code(u8),
+    /// `tun_metadata<index>`; `value` (and `mask`) have the mapped option's length.
+    TunMetadata {
+        index: u8,
+        value: Vec<u8>,
+        mask: Option<Vec<u8>>,
+    },
 }
 
 /// One action (or, for [`Action::GotoTable`], the goto-table instruction).
@@ -360,8 +601,183 @@ pub enum Action {
     Group(u32),
     /// The OpenFlow goto-table instruction; must be last.
     GotoTable(u8),
+    /// Send the packet through the connection tracker (NXAST_CT): `ct(commit,zone=...,
+    /// table=...,nat(...),exec(...))`.
+    Ct(Ct),
+    /// Forget the packet's conntrack state (NXAST_CT_CLEAR).
+    CtClear,
+    /// Decrement the IP TTL / hop limit (OpenFlow `dec_nw_ttl`); a packet whose TTL
+    /// expires goes to the controller with reason `invalid_ttl`.
+    DecTtl,
+    /// One clause of a conjunctive match (NXAST_CONJUNCTION). `clause` is 1-based as
+    /// printed (`conjunction(id,clause/n_clauses)`); OVS allows only other conjunctions in
+    /// the same action list.
+    Conjunction { id: u32, clause: u8, n_clauses: u8 },
+    /// Pass the packet through a meter (OpenFlow 1.5 `meter` action). OVS requires it to be
+    /// the first action.
+    Meter(u32),
+    /// Send to the controller with extra options (NXAST_CONTROLLER2).
+    Controller(Controller),
+    /// Add or refresh a flow built from this packet (NXAST_LEARN).
+    Learn(Learn),
     /// An action Weft does not model (read back from the switch): raw action bytes.
     Other(Vec<u8>),
+}
+
+/// A bit range of a field, as NXM/OXM names it: `NXM_NX_REG13[0..15]`. `header` is the
+/// field's NXM/OXM header without the mask bit (see [`crate::codec::nxm`] for constants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubField {
+    pub header: u32,
+    pub ofs: u16,
+    pub n_bits: u16,
+}
+
+impl SubField {
+    /// The whole field named by `header` (its width is the header's length).
+    pub const fn whole(header: u32) -> SubField {
+        SubField {
+            header,
+            ofs: 0,
+            n_bits: (header & 0xff) as u16 * 8,
+        }
+    }
+    /// Bits `start..=end` of the field (as written `FIELD[start..end]`).
+    pub const fn bits(header: u32, start: u16, end: u16) -> SubField {
+        SubField {
+            header,
+            ofs: start,
+            n_bits: end - start + 1,
+        }
+    }
+    /// Width in bits of the whole field.
+    pub const fn field_bits(&self) -> u16 {
+        (self.header & 0xff) as u16 * 8
+    }
+}
+
+/// The conntrack zone of a `ct` action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CtZone {
+    /// A constant zone (0 is the default zone and is not printed).
+    Imm(u16),
+    /// 16 bits taken from a field, e.g. `NXM_NX_REG13[0..15]`.
+    Field(SubField),
+}
+
+impl Default for CtZone {
+    fn default() -> Self {
+        CtZone::Imm(0)
+    }
+}
+
+/// `ct(...)`: commit/lookup in the connection tracker. `table: None` means the packet is
+/// not recirculated (OVS's `NX_CT_RECIRC_NONE`). `nat` is printed outside `exec(...)`, as
+/// OVS does; `exec` holds the other nested actions (set_field of ct_mark / ct_label).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Ct {
+    pub commit: bool,
+    pub force: bool,
+    pub table: Option<u8>,
+    pub zone: CtZone,
+    /// Application-layer gateway port (21 ftp, 69 tftp), 0 for none.
+    pub alg: u16,
+    pub nat: Option<Nat>,
+    pub exec: Vec<Action>,
+}
+
+/// Which side `nat(...)` rewrites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NatKind {
+    Src,
+    Dst,
+}
+
+/// `nat` inside `ct(...)` (NXAST_NAT). `kind: None` is bare `nat`: apply the NAT already
+/// set up for the connection (un-NAT replies). Addresses and ports are kept as sent
+/// (`max: None` = a single address / port), so the value round-trips through the switch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Nat {
+    pub kind: Option<NatKind>,
+    pub addr_min: Option<IpAddr>,
+    pub addr_max: Option<IpAddr>,
+    pub port_min: Option<u16>,
+    pub port_max: Option<u16>,
+    pub persistent: bool,
+    pub hash: bool,
+    pub random: bool,
+}
+
+/// `controller(...)` (NXAST_CONTROLLER2). `reason` is an OFPR_* code (see
+/// [`crate::codec::packet_in_reason`]); `max_len` 65535 means the whole packet.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Controller {
+    pub max_len: u16,
+    pub controller_id: u16,
+    pub reason: u8,
+    pub userdata: Vec<u8>,
+    pub pause: bool,
+    pub meter_id: Option<u32>,
+}
+
+impl Default for Controller {
+    fn default() -> Self {
+        Controller {
+            max_len: u16::MAX,
+            controller_id: 0,
+            reason: 1, // OFPR_ACTION
+            userdata: Vec::new(),
+            pause: false,
+            meter_id: None,
+        }
+    }
+}
+
+/// `learn(...)`. Timeouts 0 mean permanent; `priority` defaults to 32768 in OVS's text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Learn {
+    pub table: u8,
+    pub idle_timeout: u16,
+    pub hard_timeout: u16,
+    pub priority: u16,
+    pub cookie: u64,
+    /// NX_LEARN_F_*: 1 send_flow_rem, 2 delete_learned.
+    pub flags: u16,
+    pub fin_idle_timeout: u16,
+    pub fin_hard_timeout: u16,
+    pub specs: Vec<LearnSpec>,
+}
+
+impl Default for Learn {
+    fn default() -> Self {
+        Learn {
+            table: 0,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            priority: 32768,
+            cookie: 0,
+            flags: 0,
+            fin_idle_timeout: 0,
+            fin_hard_timeout: 0,
+            specs: Vec::new(),
+        }
+    }
+}
+
+/// One spec of a `learn` action. Immediates are truncated to the destination's `n_bits`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LearnSpec {
+    /// The learned flow matches `dst` equal to this packet's `src`: `DST[]=SRC[]`
+    /// (printed as `DST[]` alone when both are the same bits of the same field).
+    Match { dst: SubField, src: SubField },
+    /// The learned flow matches `dst` equal to a constant: `DST[..]=0x..`.
+    MatchImm { dst: SubField, value: u128 },
+    /// The learned flow loads this packet's `src` into `dst`: `load:SRC[]->DST[]`.
+    Load { src: SubField, dst: SubField },
+    /// The learned flow loads a constant: `load:0x..->DST[]`.
+    LoadImm { value: u128, dst: SubField },
+    /// The learned flow outputs to the port in `src`: `output:SRC[]`.
+    Output { src: SubField },
 }
 
 /// One flow: a table entry. `actions` empty means drop.
@@ -395,13 +811,44 @@ impl Flow {
 }
 
 /// Group types Weft uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum GroupType {
     /// Every bucket is executed (flooding).
     All,
+    /// One bucket is chosen per packet (load balancing); see [`SelectGroup`].
+    Select(SelectGroup),
     /// Another OpenFlow group type (select=1, indirect=2, fast failover=3), read back from a
     /// switch; Weft never creates these.
     Other(u8),
+}
+
+/// How a select group picks a bucket, and each bucket's weight.
+///
+/// `hash_fields` empty means OVS's default selection method (a datapath hash, `dp_hash`);
+/// otherwise `selection_method=hash,fields(...)` (the NTR_SELECTION_METHOD group property)
+/// with these field names (`ip_src`, `ip_dst`, `tcp_src`, `eth_type`, `nw_proto`, ...), and
+/// `hash_basis` as `selection_method_param`. `weights[i]` is bucket i's weight; a missing
+/// entry means OVS's default of 1, and trailing 1s are dropped so values compare canonically
+/// (use [`SelectGroup::weight`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SelectGroup {
+    pub hash_fields: Vec<String>,
+    pub hash_basis: u64,
+    pub weights: Vec<u16>,
+}
+
+impl SelectGroup {
+    /// Bucket `i`'s weight (1 when not given).
+    pub fn weight(&self, i: usize) -> u16 {
+        self.weights.get(i).copied().unwrap_or(1)
+    }
+    /// Drops trailing default weights (the canonical form the codec decodes to).
+    pub fn canonical(mut self) -> Self {
+        while self.weights.last() == Some(&1) {
+            self.weights.pop();
+        }
+        self
+    }
 }
 
 /// An OpenFlow group.

@@ -7,7 +7,9 @@
 pub mod channel;
 pub mod codec;
 pub mod flow;
+pub mod meter;
 pub mod render;
 
 pub use channel::{BundleOp, ChannelConfig, OfChannel, OfError};
+pub use meter::{render_meter, Meter};
 pub use render::{render_flow, render_group};

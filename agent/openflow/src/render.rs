@@ -15,9 +15,13 @@
 //! Start with [`render_flow`].
 
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::flow::{ports, Action, Field, Flow, Group, GroupType, MatchField, SetField};
+use crate::codec::nxm;
+use crate::flow::{
+    ct_state, ports, Action, Controller, Ct, CtZone, Field, Flow, Group, GroupType, Learn,
+    LearnSpec, MatchField, Nat, NatKind, SetField,
+};
 
 /// OpenFlow's default priority; ovs-ofctl omits `priority=` when a flow has it.
 pub const DEFAULT_PRIORITY: u16 = 32768;
@@ -52,20 +56,40 @@ pub fn render_flow(flow: &Flow) -> String {
 /// Renders a group as the line `ovs-ofctl -O OpenFlow15 dump-groups` prints, without the
 /// leading space. Buckets are numbered from 0 in order (the codec sends them that way).
 pub fn render_group(group: &Group) -> String {
-    let mut s = format!("group_id={},type={}", group.id, group_type_name(group.kind));
+    let mut s = format!(
+        "group_id={},type={}",
+        group.id,
+        group_type_name(&group.kind)
+    );
+    if let GroupType::Select(sel) = &group.kind {
+        if !sel.hash_fields.is_empty() {
+            s.push_str(",selection_method=hash");
+            if sel.hash_basis != 0 {
+                let _ = write!(s, ",selection_method_param={}", sel.hash_basis);
+            }
+            if sel.hash_fields.len() == 1 {
+                let _ = write!(s, ",fields={}", sel.hash_fields[0]);
+            } else {
+                let _ = write!(s, ",fields({})", sel.hash_fields.join(","));
+            }
+        }
+    }
     for (i, bucket) in group.buckets.iter().enumerate() {
-        let _ = write!(
-            s,
-            ",bucket=bucket_id:{i},actions={}",
-            render_actions(bucket)
-        );
+        let _ = write!(s, ",bucket=bucket_id:{i},");
+        if let GroupType::Select(sel) = &group.kind {
+            if sel.weight(i) != 1 {
+                let _ = write!(s, "weight:{},", sel.weight(i));
+            }
+        }
+        let _ = write!(s, "actions={}", render_actions(bucket));
     }
     s
 }
 
-fn group_type_name(t: GroupType) -> String {
+fn group_type_name(t: &GroupType) -> String {
     match t {
         GroupType::All => "all".to_string(),
+        GroupType::Select(_) => "select".to_string(),
         GroupType::Other(1) => "select".to_string(),
         GroupType::Other(2) => "indirect".to_string(),
         GroupType::Other(3) => "ff".to_string(),
@@ -89,7 +113,9 @@ pub fn render_match(priority: u16, fields: &[MatchField]) -> String {
     });
     let is_arp = matches!(eth_type, Some(ETH_TYPE_ARP) | Some(ETH_TYPE_RARP));
 
-    // The protocol shorthand OVS uses in place of dl_type (and sometimes nw_proto).
+    // The protocol shorthand OVS uses in place of dl_type (and sometimes nw_proto); it is
+    // printed after conj_id and the ct_* fields, before the registers.
+    let mut shorthand_text: Option<String> = None;
     let mut skip_type = false;
     let mut skip_proto = false;
     if let Some(t) = eth_type {
@@ -124,7 +150,7 @@ pub fn render_match(priority: u16, fields: &[MatchField]) -> String {
             }
         };
         if skip_type {
-            parts.push(shorthand.to_string());
+            shorthand_text = Some(shorthand.to_string());
         }
     }
 
@@ -133,9 +159,73 @@ pub fn render_match(priority: u16, fields: &[MatchField]) -> String {
         .map(|f| (print_rank(f), f))
         .collect::<Vec<_>>();
     ordered.sort_by_key(|(rank, _)| *rank);
+    let has_ct_proto = fields.iter().any(|f| matches!(f, MatchField::CtNwProto(_)));
 
-    for (_, f) in ordered {
+    for (rank, f) in ordered {
+        if rank >= SHORTHAND_RANK {
+            if let Some(t) = shorthand_text.take() {
+                parts.push(t);
+            }
+        }
         let text = match f {
+            MatchField::ConjId(id) => format!("conj_id={id}"),
+            MatchField::CtState { value, mask } => {
+                format!("ct_state={}", ct_state_text(*value, *mask))
+            }
+            MatchField::CtZone(z) => format!("ct_zone={z}"),
+            MatchField::CtMark { value, mask } => format!(
+                "ct_mark={}",
+                hex_masked(u64::from(*value), mask.map(u64::from), u64::from(u32::MAX))
+            ),
+            MatchField::CtLabel { value, mask } => match mask {
+                Some(m) if *m != u128::MAX => {
+                    format!("ct_label={}/{}", c_hex128(value & m), c_hex128(*m))
+                }
+                _ => format!("ct_label={}", c_hex128(*value)),
+            },
+            MatchField::CtNwSrc { value, mask } => {
+                format!("ct_nw_src={}", ip_masked(*value, *mask))
+            }
+            MatchField::CtNwDst { value, mask } => {
+                format!("ct_nw_dst={}", ip_masked(*value, *mask))
+            }
+            MatchField::CtNwProto(p) => format!("ct_nw_proto={p}"),
+            MatchField::CtTpSrc { value, mask } => {
+                if !has_ct_proto {
+                    continue;
+                }
+                format!("ct_tp_src={}", be16_masked(*value, *mask))
+            }
+            MatchField::CtTpDst { value, mask } => {
+                if !has_ct_proto {
+                    continue;
+                }
+                format!("ct_tp_dst={}", be16_masked(*value, *mask))
+            }
+            MatchField::TunMetadata { index, value, mask } => match mask {
+                Some(m) if m.iter().any(|b| *b != 0xff) => {
+                    let v: Vec<u8> = value.iter().zip(m).map(|(v, m)| v & m).collect();
+                    format!("tun_metadata{index}={}/{}", hex_bytes_c(&v), hex_bytes_c(m))
+                }
+                _ => format!("tun_metadata{index}={}", hex_bytes_c(value)),
+            },
+            MatchField::Ipv6Src { value, mask } => {
+                format!("ipv6_src={}", ip6_masked(*value, *mask))
+            }
+            MatchField::Ipv6Dst { value, mask } => {
+                format!("ipv6_dst={}", ip6_masked(*value, *mask))
+            }
+            MatchField::IcmpType(t) | MatchField::Icmpv6Type(t) => format!("icmp_type={t}"),
+            MatchField::IcmpCode(c) | MatchField::Icmpv6Code(c) => format!("icmp_code={c}"),
+            MatchField::NdTarget(a) => format!("nd_target={a}"),
+            MatchField::NdSll(m) => format!("nd_sll={m}"),
+            MatchField::NdTll(m) => format!("nd_tll={m}"),
+            MatchField::TcpSrc { value, mask } | MatchField::UdpSrc { value, mask } => {
+                format!("tp_src={}", be16_masked(*value, *mask))
+            }
+            MatchField::TcpDst { value, mask } | MatchField::UdpDst { value, mask } => {
+                format!("tp_dst={}", be16_masked(*value, *mask))
+            }
             MatchField::Reg { index, value, mask } => {
                 format!(
                     "reg{index}={}",
@@ -188,26 +278,138 @@ pub fn render_match(priority: u16, fields: &[MatchField]) -> String {
         };
         parts.push(text);
     }
+    if let Some(t) = shorthand_text.take() {
+        parts.push(t);
+    }
     parts.join(",")
+}
+
+/// Fields ranked below this print before the protocol shorthand (`ip`, `tcp`, ...).
+const SHORTHAND_RANK: u16 = 100;
+
+fn ct_state_name(bit: u8) -> &'static str {
+    match bit {
+        ct_state::NEW => "new",
+        ct_state::EST => "est",
+        ct_state::REL => "rel",
+        ct_state::RPL => "rpl",
+        ct_state::INV => "inv",
+        ct_state::TRK => "trk",
+        ct_state::SNAT => "snat",
+        _ => "dnat",
+    }
+}
+
+/// `ct_state` as OVS prints it: `trk|est` for a full mask, `+trk-new` (lowest bit first)
+/// otherwise.
+fn ct_state_text(value: u8, mask: Option<u8>) -> String {
+    match mask {
+        None | Some(0xff) => {
+            if value == 0 {
+                return "0".to_string();
+            }
+            (0..8)
+                .map(|i| 1u8 << i)
+                .filter(|b| value & b != 0)
+                .map(ct_state_name)
+                .collect::<Vec<_>>()
+                .join("|")
+        }
+        Some(0) => "0/0".to_string(),
+        Some(m) => (0..8)
+            .map(|i| 1u8 << i)
+            .filter(|b| m & b != 0)
+            .map(|b| {
+                format!(
+                    "{}{}",
+                    if value & b != 0 { '+' } else { '-' },
+                    ct_state_name(b)
+                )
+            })
+            .collect(),
+    }
+}
+
+/// OVS's `format_be16_masked`: decimal, or `0x../0x..` with a mask.
+fn be16_masked(value: u16, mask: Option<u16>) -> String {
+    match mask {
+        Some(m) if m != u16::MAX => format!("{:#x}/{:#x}", value & m, m),
+        _ => value.to_string(),
+    }
+}
+
+/// C's `%#x` for 128-bit values (OVS's `ds_put_hex` of a 16-byte field).
+fn c_hex128(v: u128) -> String {
+    if v == 0 {
+        "0".to_string()
+    } else {
+        format!("{v:#x}")
+    }
+}
+
+/// OVS's `ds_put_hex`: `0x` and the bytes without leading zeros, or `0`.
+fn hex_bytes_c(b: &[u8]) -> String {
+    let s = hex_bytes(b);
+    let t = s.trim_start_matches('0');
+    if t.is_empty() {
+        "0".to_string()
+    } else {
+        format!("0x{t}")
+    }
+}
+
+fn ip6_masked(value: Ipv6Addr, mask: Option<Ipv6Addr>) -> String {
+    let Some(mask) = mask else {
+        return value.to_string();
+    };
+    let m = u128::from(mask);
+    let v = Ipv6Addr::from(u128::from(value) & m);
+    if m == u128::MAX {
+        return v.to_string();
+    }
+    let prefix = m.leading_ones();
+    if m.checked_shl(prefix).unwrap_or(0) == 0 {
+        format!("{v}/{prefix}")
+    } else {
+        format!("{v}/{mask}")
+    }
 }
 
 /// The position of a field in ovs-ofctl's output (lib/match.c `match_format`).
 fn print_rank(f: &MatchField) -> u16 {
     match f {
-        MatchField::Reg { index, .. } => 10 + u16::from(*index),
-        MatchField::TunId { .. } => 40,
-        MatchField::TunSrc(_) => 41,
-        MatchField::TunDst(_) => 42,
-        MatchField::Metadata { .. } => 50,
-        MatchField::InPort(_) => 60,
-        MatchField::EthSrc { .. } => 70,
-        MatchField::EthDst { .. } => 71,
-        MatchField::EthType(_) => 72,
-        MatchField::Ipv4Src { .. } | MatchField::ArpSpa { .. } => 80,
-        MatchField::Ipv4Dst { .. } | MatchField::ArpTpa { .. } => 81,
-        MatchField::IpProto(_) | MatchField::ArpOp(_) => 82,
-        MatchField::ArpSha(_) => 90,
-        MatchField::ArpTha(_) => 91,
+        MatchField::ConjId(_) => 1,
+        MatchField::CtState { .. } => 2,
+        MatchField::CtZone(_) => 3,
+        MatchField::CtMark { .. } => 4,
+        MatchField::CtLabel { .. } => 5,
+        MatchField::CtNwSrc { .. } => 6,
+        MatchField::CtNwDst { .. } => 7,
+        MatchField::CtNwProto(_) => 8,
+        MatchField::CtTpSrc { .. } => 9,
+        MatchField::CtTpDst { .. } => 10,
+        MatchField::Reg { index, .. } => 110 + u16::from(*index),
+        MatchField::TunId { .. } => 140,
+        MatchField::TunSrc(_) => 141,
+        MatchField::TunDst(_) => 142,
+        MatchField::TunMetadata { index, .. } => 150 + u16::from(*index),
+        MatchField::Metadata { .. } => 250,
+        MatchField::InPort(_) => 260,
+        MatchField::EthSrc { .. } => 270,
+        MatchField::EthDst { .. } => 271,
+        MatchField::EthType(_) => 272,
+        MatchField::Ipv4Src { .. } | MatchField::ArpSpa { .. } | MatchField::Ipv6Src { .. } => 280,
+        MatchField::Ipv4Dst { .. } | MatchField::ArpTpa { .. } | MatchField::Ipv6Dst { .. } => 281,
+        MatchField::IpProto(_) | MatchField::ArpOp(_) => 282,
+        MatchField::ArpSha(_) => 290,
+        MatchField::ArpTha(_) => 291,
+        MatchField::IcmpType(_) | MatchField::Icmpv6Type(_) => 300,
+        MatchField::IcmpCode(_) | MatchField::Icmpv6Code(_) => 301,
+        MatchField::NdTarget(_) => 302,
+        MatchField::NdSll(_) => 303,
+        MatchField::NdTll(_) => 304,
+        MatchField::TcpSrc { .. } | MatchField::UdpSrc { .. } => 310,
+        MatchField::TcpDst { .. } | MatchField::UdpDst { .. } => 311,
         MatchField::Other(_) => 1000,
     }
 }
@@ -240,7 +442,268 @@ pub fn render_action(a: &Action) -> String {
         Action::Resubmit { table } => format!("resubmit(,{table})"),
         Action::Group(g) => format!("group:{g}"),
         Action::GotoTable(t) => format!("goto_table:{t}"),
+        Action::Ct(ct) => render_ct(ct),
+        Action::CtClear => "ct_clear".to_string(),
+        Action::DecTtl => "dec_ttl".to_string(),
+        Action::Conjunction {
+            id,
+            clause,
+            n_clauses,
+        } => format!("conjunction({id},{clause}/{n_clauses})"),
+        Action::Meter(m) => format!("meter:{m}"),
+        Action::Controller(c) => render_controller(c),
+        Action::Learn(l) => render_learn(l),
         Action::Other(raw) => format!("other:{}", hex_bytes(raw)),
+    }
+}
+
+fn render_ct(ct: &Ct) -> String {
+    let mut s = String::from("ct(");
+    if ct.commit {
+        s.push_str("commit,");
+    }
+    if ct.force {
+        s.push_str("force,");
+    }
+    if let Some(t) = ct.table {
+        let _ = write!(s, "table={t},");
+    }
+    match ct.zone {
+        CtZone::Field(sf) => {
+            let _ = write!(s, "zone={},", nxm::format_subfield(&sf));
+        }
+        CtZone::Imm(0) => {}
+        CtZone::Imm(z) => {
+            let _ = write!(s, "zone={z},");
+        }
+    }
+    if let Some(nat) = &ct.nat {
+        s.push_str(&render_nat(nat));
+        s.push(',');
+    }
+    if !ct.exec.is_empty() {
+        let _ = write!(s, "exec({}),", render_actions(&ct.exec));
+    }
+    match ct.alg {
+        0 => {}
+        21 => s.push_str("alg=ftp,"),
+        69 => s.push_str("alg=tftp,"),
+        a => {
+            let _ = write!(s, "alg={a},");
+        }
+    }
+    if s.ends_with(',') {
+        s.pop();
+    }
+    s.push(')');
+    s
+}
+
+/// `nat(...)` as OVS prints it (lib/ofp-actions.c `format_NAT`).
+pub fn render_nat(nat: &Nat) -> String {
+    let mut s = String::from("nat");
+    let Some(kind) = nat.kind else {
+        return s;
+    };
+    s.push('(');
+    s.push_str(match kind {
+        NatKind::Src => "src",
+        NatKind::Dst => "dst",
+    });
+    if let Some(min) = nat.addr_min {
+        s.push('=');
+        let bracket = nat.port_min.is_some();
+        let fmt = |a: IpAddr| match a {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) if bracket => format!("[{a}]"),
+            IpAddr::V6(a) => a.to_string(),
+        };
+        s.push_str(&fmt(min));
+        if let Some(max) = nat.addr_max {
+            if max != min {
+                s.push('-');
+                s.push_str(&fmt(max));
+            }
+        }
+        if let Some(p) = nat.port_min {
+            let _ = write!(s, ":{p}");
+            if let Some(q) = nat.port_max {
+                if q != p {
+                    let _ = write!(s, "-{q}");
+                }
+            }
+        }
+        s.push(',');
+        if nat.persistent {
+            s.push_str("persistent,");
+        }
+        if nat.hash {
+            s.push_str("hash,");
+        }
+        if nat.random {
+            s.push_str("random,");
+        }
+    }
+    if s.ends_with(',') {
+        s.pop();
+    }
+    s.push(')');
+    s
+}
+
+/// The name OVS gives a packet-in reason code.
+pub fn packet_in_reason_name(reason: u8) -> String {
+    match reason {
+        0 => "no_match".into(),
+        1 => "action".into(),
+        2 => "invalid_ttl".into(),
+        3 => "action_set".into(),
+        4 => "group".into(),
+        5 => "packet_out".into(),
+        r => r.to_string(),
+    }
+}
+
+fn render_controller(c: &Controller) -> String {
+    if c.reason == 1
+        && c.controller_id == 0
+        && c.userdata.is_empty()
+        && !c.pause
+        && c.meter_id.is_none()
+    {
+        return format!("CONTROLLER:{}", c.max_len);
+    }
+    let mut s = String::from("controller(");
+    if c.reason != 1 {
+        let _ = write!(s, "reason={},", packet_in_reason_name(c.reason));
+    }
+    if c.max_len != u16::MAX {
+        let _ = write!(s, "max_len={},", c.max_len);
+    }
+    if c.controller_id != 0 {
+        let _ = write!(s, "id={},", c.controller_id);
+    }
+    if !c.userdata.is_empty() {
+        let hex: Vec<String> = c.userdata.iter().map(|b| format!("{b:02x}")).collect();
+        let _ = write!(s, "userdata={},", hex.join("."));
+    }
+    if c.pause {
+        s.push_str("pause,");
+    }
+    if let Some(m) = c.meter_id {
+        let _ = write!(s, "meter_id={m},");
+    }
+    if s.ends_with(',') {
+        s.pop();
+    }
+    s.push(')');
+    s
+}
+
+/// A learn immediate of `n_bits` as `ds_put_hex` prints it.
+fn learn_imm(value: u128, n_bits: u16) -> String {
+    let n = usize::from(n_bits).div_ceil(8);
+    let b = value.to_be_bytes();
+    hex_bytes_c(&b[16 - n.min(16)..])
+}
+
+fn render_learn(l: &Learn) -> String {
+    let mut s = format!("learn(table={}", l.table);
+    if l.idle_timeout != 0 {
+        let _ = write!(s, ",idle_timeout={}", l.idle_timeout);
+    }
+    if l.hard_timeout != 0 {
+        let _ = write!(s, ",hard_timeout={}", l.hard_timeout);
+    }
+    if l.fin_idle_timeout != 0 {
+        let _ = write!(s, ",fin_idle_timeout={}", l.fin_idle_timeout);
+    }
+    if l.fin_hard_timeout != 0 {
+        let _ = write!(s, ",fin_hard_timeout={}", l.fin_hard_timeout);
+    }
+    if l.priority != DEFAULT_PRIORITY {
+        let _ = write!(s, ",priority={}", l.priority);
+    }
+    if l.flags & 1 != 0 {
+        s.push_str(",send_flow_rem");
+    }
+    if l.flags & 2 != 0 {
+        s.push_str(",delete_learned");
+    }
+    if l.cookie != 0 {
+        let _ = write!(s, ",cookie={:#x}", l.cookie);
+    }
+    for spec in &l.specs {
+        s.push(',');
+        match spec {
+            LearnSpec::Match { dst, src } => {
+                s.push_str(&nxm::format_subfield(dst));
+                if src.header != dst.header || src.ofs != dst.ofs {
+                    s.push('=');
+                    s.push_str(&nxm::format_subfield(src));
+                }
+            }
+            LearnSpec::MatchImm { dst, value } => {
+                let whole = dst.ofs == 0 && dst.n_bits == dst.field_bits();
+                match nxm::field_info(dst.header) {
+                    Some((_, name, fmt)) if whole && !name.is_empty() => {
+                        let _ = write!(s, "{name}={}", format_value(*value, dst.n_bits, fmt));
+                    }
+                    _ => {
+                        let _ = write!(
+                            s,
+                            "{}={}",
+                            nxm::format_subfield(dst),
+                            learn_imm(*value, dst.n_bits)
+                        );
+                    }
+                }
+            }
+            LearnSpec::Load { src, dst } => {
+                let _ = write!(
+                    s,
+                    "load:{}->{}",
+                    nxm::format_subfield(src),
+                    nxm::format_subfield(dst)
+                );
+            }
+            LearnSpec::LoadImm { value, dst } => {
+                let _ = write!(
+                    s,
+                    "load:{}->{}",
+                    learn_imm(*value, dst.n_bits),
+                    nxm::format_subfield(dst)
+                );
+            }
+            LearnSpec::Output { src } => {
+                let _ = write!(s, "output:{}", nxm::format_subfield(src));
+            }
+        }
+    }
+    s.push(')');
+    s
+}
+
+/// A whole-field value as OVS's `mf_format` prints it.
+fn format_value(value: u128, n_bits: u16, fmt: nxm::ValueFormat) -> String {
+    use nxm::ValueFormat::*;
+    match fmt {
+        Decimal => value.to_string(),
+        Hex => c_hex128(value),
+        Port => port_name(
+            value as u32
+                | if value >= 0xfff8 && n_bits == 16 {
+                    0xffff_0000
+                } else {
+                    0
+                },
+        ),
+        Ethernet => {
+            let b = value.to_be_bytes();
+            crate::flow::Mac([b[10], b[11], b[12], b[13], b[14], b[15]]).to_string()
+        }
+        Ipv4 => Ipv4Addr::from(value as u32).to_string(),
+        Ipv6 => Ipv6Addr::from(value).to_string(),
     }
 }
 
@@ -257,6 +720,54 @@ fn render_set_field(sf: &SetField) -> String {
         SetField::Metadata(v) => (c_hex(*v), "metadata".to_string()),
         SetField::TunId(v) => (c_hex(*v), "tun_id".to_string()),
         SetField::TunDst(ip) => (ip.to_string(), "tun_dst".to_string()),
+        SetField::RegMasked { index, value, mask } => (
+            format!(
+                "{}/{}",
+                c_hex(u64::from(value & mask)),
+                c_hex(u64::from(*mask))
+            ),
+            format!("reg{index}"),
+        ),
+        SetField::MetadataMasked { value, mask } => (
+            format!("{}/{}", c_hex(value & mask), c_hex(*mask)),
+            "metadata".to_string(),
+        ),
+        SetField::CtMark { value, mask } => (
+            match mask {
+                Some(m) if *m != u32::MAX => {
+                    format!("{}/{}", c_hex(u64::from(value & m)), c_hex(u64::from(*m)))
+                }
+                _ => c_hex(u64::from(*value)),
+            },
+            "ct_mark".to_string(),
+        ),
+        SetField::CtLabel { value, mask } => (
+            match mask {
+                Some(m) if *m != u128::MAX => format!("{}/{}", c_hex128(value & m), c_hex128(*m)),
+                _ => c_hex128(*value),
+            },
+            "ct_label".to_string(),
+        ),
+        SetField::TunSrc(ip) => (ip.to_string(), "tun_src".to_string()),
+        SetField::Ipv4Src(ip) => (ip.to_string(), "ip_src".to_string()),
+        SetField::Ipv4Dst(ip) => (ip.to_string(), "ip_dst".to_string()),
+        SetField::Ipv6Src(ip) => (ip.to_string(), "ipv6_src".to_string()),
+        SetField::Ipv6Dst(ip) => (ip.to_string(), "ipv6_dst".to_string()),
+        SetField::NdTarget(ip) => (ip.to_string(), "nd_target".to_string()),
+        SetField::NdSll(m) => (m.to_string(), "nd_sll".to_string()),
+        SetField::NdTll(m) => (m.to_string(), "nd_tll".to_string()),
+        SetField::Icmpv6Type(t) => (t.to_string(), "icmpv6_type".to_string()),
+        SetField::Icmpv6Code(c) => (c.to_string(), "icmpv6_code".to_string()),
+        SetField::TunMetadata { index, value, mask } => (
+            match mask {
+                Some(m) if m.iter().any(|b| *b != 0xff) => {
+                    let v: Vec<u8> = value.iter().zip(m).map(|(v, m)| v & m).collect();
+                    format!("{}/{}", hex_bytes_c(&v), hex_bytes_c(m))
+                }
+                _ => hex_bytes_c(value),
+            },
+            format!("tun_metadata{index}"),
+        ),
     };
     format!("set_field:{value}->{name}")
 }

@@ -186,13 +186,13 @@ async fn modify_delete_groups_and_foreign_flows() -> anyhow::Result<()> {
     let ch = OfChannel::connect(&ovs.mgmt_socket(BR)).await?;
     ch.apply_bundle(install_ops()).await?;
 
-    // A flow someone added by hand with a field Weft does not model (tcp_dst).
+    // A flow someone added by hand with a field Weft does not model (nw_tos).
     ovs.ofctl(&[
         "-O",
         "OpenFlow15",
         "add-flow",
         BR,
-        "table=5,priority=10,tcp,tp_dst=80,actions=drop",
+        "table=5,priority=10,ip,nw_tos=8,actions=drop",
     ])?;
     let flows = ch.dump_flows().await?;
     let foreign = flows

@@ -13,10 +13,12 @@
 
 pub mod actions;
 pub mod errors;
+pub mod nxm;
 pub mod oxm;
 mod wire;
 
 use crate::flow::{Action, Flow, FlowKey, Group, GroupType, Match};
+use crate::meter::{self as meter_model, BandStats, Meter, MeterStats};
 pub use errors::ErrorMsg;
 use wire::{
     len16, pad8_from, patch_u16, put_u16, put_u32, put_u64, put_u8, put_zeros, round8, Reader,
@@ -41,6 +43,9 @@ pub mod msg_type {
     pub const SET_CONFIG: u8 = 9;
     pub const FLOW_MOD: u8 = 14;
     pub const GROUP_MOD: u8 = 15;
+    pub const PACKET_IN: u8 = 10;
+    pub const PACKET_OUT: u8 = 13;
+    pub const METER_MOD: u8 = 29;
     pub const MULTIPART_REQUEST: u8 = 18;
     pub const MULTIPART_REPLY: u8 = 19;
     pub const BARRIER_REQUEST: u8 = 20;
@@ -52,6 +57,8 @@ pub mod msg_type {
 /// Multipart types used here.
 pub const OFPMP_FLOW_DESC: u16 = 1;
 pub const OFPMP_GROUP_DESC: u16 = 7;
+pub const OFPMP_METER_STATS: u16 = 9;
+pub const OFPMP_METER_CONFIG: u16 = 10;
 /// Multipart flag: more replies (or requests) follow.
 pub const OFPMPF_MORE: u16 = 1;
 
@@ -298,6 +305,22 @@ impl BundleCtrlType {
     }
 }
 
+/// `ofp_meter_mod_command`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MeterModCommand {
+    Add = 0,
+    Modify = 1,
+    Delete = 2,
+}
+
+/// `OFPT_METER_MOD`. For `Delete` only `meter.id` matters (bands are not sent, as
+/// ovs-ofctl does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeterMod {
+    pub command: MeterModCommand,
+    pub meter: Meter,
+}
+
 /// `OFPT_BUNDLE_CONTROL`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BundleControl {
@@ -345,8 +368,21 @@ impl FlowStatsRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MultipartRequestBody {
     FlowDesc(FlowStatsRequest),
-    GroupDesc { group_id: u32 },
-    Other { mp_type: u16, body: Vec<u8> },
+    GroupDesc {
+        group_id: u32,
+    },
+    /// Meter configuration (`dump-meters`); `meter_id` may be [`crate::meter::OFPM_ALL`].
+    MeterConfig {
+        meter_id: u32,
+    },
+    /// Meter statistics (`meter-stats`).
+    MeterStats {
+        meter_id: u32,
+    },
+    Other {
+        mp_type: u16,
+        body: Vec<u8>,
+    },
 }
 
 /// Body of a multipart reply. Flow statistics are dropped; only the flows are kept.
@@ -354,6 +390,8 @@ pub enum MultipartRequestBody {
 pub enum MultipartReplyBody {
     FlowDesc(Vec<Flow>),
     GroupDesc(Vec<Group>),
+    MeterConfig(Vec<Meter>),
+    MeterStats(Vec<MeterStats>),
     Other { mp_type: u16, body: Vec<u8> },
 }
 
@@ -393,6 +431,7 @@ pub enum Message {
     SetConfig(SwitchConfig),
     FlowMod(FlowMod),
     GroupMod(GroupMod),
+    MeterMod(MeterMod),
     MultipartRequest(MultipartRequest),
     MultipartReply(MultipartReply),
     BarrierRequest,
@@ -423,6 +462,7 @@ impl Message {
             Message::SetConfig(_) => t::SET_CONFIG,
             Message::FlowMod(_) => t::FLOW_MOD,
             Message::GroupMod(_) => t::GROUP_MOD,
+            Message::MeterMod(_) => t::METER_MOD,
             Message::MultipartRequest(_) => t::MULTIPART_REQUEST,
             Message::MultipartReply(_) => t::MULTIPART_REPLY,
             Message::BarrierRequest => t::BARRIER_REQUEST,
@@ -546,7 +586,7 @@ fn encode_inner(
         Message::FlowMod(fm) => encode_flow_mod(out, fm)?,
         Message::GroupMod(gm) => {
             put_u16(out, gm.command as u16);
-            put_u8(out, group_type_code(gm.group.kind));
+            put_u8(out, group_type_code(&gm.group.kind));
             put_u8(out, 0);
             put_u32(out, gm.group.id);
             let len_at = out.len();
@@ -554,14 +594,17 @@ fn encode_inner(
             put_zeros(out, 2);
             put_u32(out, OFPG15_BUCKET_ALL);
             let buckets_start = out.len();
-            encode_buckets(out, &gm.group.buckets)?;
+            encode_buckets(out, &gm.group)?;
             let blen = len16(out.len() - buckets_start, "group buckets")?;
             patch_u16(out, len_at, blen);
+            encode_group_props(out, &gm.group)?;
         }
         Message::MultipartRequest(req) => {
             let mp_type = match &req.body {
                 MultipartRequestBody::FlowDesc(_) => OFPMP_FLOW_DESC,
                 MultipartRequestBody::GroupDesc { .. } => OFPMP_GROUP_DESC,
+                MultipartRequestBody::MeterConfig { .. } => OFPMP_METER_CONFIG,
+                MultipartRequestBody::MeterStats { .. } => OFPMP_METER_STATS,
                 MultipartRequestBody::Other { mp_type, .. } => *mp_type,
             };
             put_u16(out, mp_type);
@@ -582,6 +625,11 @@ fn encode_inner(
                     put_u32(out, *group_id);
                     put_zeros(out, 4);
                 }
+                MultipartRequestBody::MeterConfig { meter_id }
+                | MultipartRequestBody::MeterStats { meter_id } => {
+                    put_u32(out, *meter_id);
+                    put_zeros(out, 4);
+                }
                 MultipartRequestBody::Other { body, .. } => out.extend_from_slice(body),
             }
         }
@@ -589,6 +637,8 @@ fn encode_inner(
             let mp_type = match &rep.body {
                 MultipartReplyBody::FlowDesc(_) => OFPMP_FLOW_DESC,
                 MultipartReplyBody::GroupDesc(_) => OFPMP_GROUP_DESC,
+                MultipartReplyBody::MeterConfig(_) => OFPMP_METER_CONFIG,
+                MultipartReplyBody::MeterStats(_) => OFPMP_METER_STATS,
                 MultipartReplyBody::Other { mp_type, .. } => *mp_type,
             };
             put_u16(out, mp_type);
@@ -604,21 +654,60 @@ fn encode_inner(
                     for g in groups {
                         let gstart = out.len();
                         put_u16(out, 0);
-                        put_u8(out, group_type_code(g.kind));
+                        put_u8(out, group_type_code(&g.kind));
                         put_u8(out, 0);
                         put_u32(out, g.id);
                         let blen_at = out.len();
                         put_u16(out, 0);
                         put_zeros(out, 6);
                         let bstart = out.len();
-                        encode_buckets(out, &g.buckets)?;
+                        encode_buckets(out, g)?;
                         let blen = len16(out.len() - bstart, "group buckets")?;
                         patch_u16(out, blen_at, blen);
+                        encode_group_props(out, g)?;
                         let glen = len16(out.len() - gstart, "group desc")?;
                         patch_u16(out, gstart, glen);
                     }
                 }
+                MultipartReplyBody::MeterConfig(meters) => {
+                    for m in meters {
+                        let mstart = out.len();
+                        put_u16(out, 0);
+                        put_u16(out, m.flags());
+                        put_u32(out, m.id);
+                        meter_model::encode_bands(out, m)?;
+                        let len = len16(out.len() - mstart, "meter config")?;
+                        patch_u16(out, mstart, len);
+                    }
+                }
+                MultipartReplyBody::MeterStats(stats) => {
+                    for ms in stats {
+                        put_u32(out, ms.meter_id);
+                        put_u16(out, len16(40 + 16 * ms.bands.len(), "meter stats")?);
+                        put_zeros(out, 6);
+                        put_u32(out, ms.flow_count);
+                        put_u64(out, ms.packet_in_count);
+                        put_u64(out, ms.byte_in_count);
+                        put_u32(out, ms.duration_sec);
+                        put_u32(out, ms.duration_nsec);
+                        for b in &ms.bands {
+                            put_u64(out, b.packet_count);
+                            put_u64(out, b.byte_count);
+                        }
+                    }
+                }
                 MultipartReplyBody::Other { body, .. } => out.extend_from_slice(body),
+            }
+        }
+        Message::MeterMod(mm) => {
+            put_u16(out, mm.command as u16);
+            if mm.command == MeterModCommand::Delete {
+                put_u16(out, 0);
+                put_u32(out, mm.meter.id);
+            } else {
+                put_u16(out, mm.meter.flags());
+                put_u32(out, mm.meter.id);
+                meter_model::encode_bands(out, &mm.meter)?;
             }
         }
         Message::BundleControl(bc) => {
@@ -643,15 +732,84 @@ fn encode_inner(
     finish(out, start)
 }
 
-fn group_type_code(t: GroupType) -> u8 {
+fn group_type_code(t: &GroupType) -> u8 {
     match t {
         GroupType::All => 0,
-        GroupType::Other(t) => t,
+        GroupType::Select(_) => 1,
+        GroupType::Other(t) => *t,
     }
 }
 
-fn encode_buckets(out: &mut Vec<u8>, buckets: &[Vec<Action>]) -> Result<(), CodecError> {
-    for (i, actions) in buckets.iter().enumerate() {
+/// `OFPGBPT15_WEIGHT` bucket property.
+const OFPGBPT15_WEIGHT: u16 = 0;
+/// `OFPGPT15_EXPERIMENTER` group property type and the Netronome selection-method property.
+const OFPGPT15_EXPERIMENTER: u16 = 0xffff;
+const NTR_VENDOR_ID: u32 = 0x0000_154d;
+const NTRT_SELECTION_METHOD: u32 = 1;
+
+/// Fields a select group can hash on (`selection_method=hash,fields(...)`), in the order
+/// OVS keeps and prints them, with their OXM header (no mask bit).
+pub const HASH_FIELDS: &[(&str, u32)] = &[
+    (
+        "eth_src",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_ETH_SRC, false, 6),
+    ),
+    (
+        "eth_dst",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_ETH_DST, false, 6),
+    ),
+    (
+        "eth_type",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_ETH_TYPE, false, 2),
+    ),
+    (
+        "ip_src",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_IPV4_SRC, false, 4),
+    ),
+    (
+        "ip_dst",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_IPV4_DST, false, 4),
+    ),
+    (
+        "ipv6_src",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_IPV6_SRC, false, 16),
+    ),
+    (
+        "ipv6_dst",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_IPV6_DST, false, 16),
+    ),
+    (
+        "nw_proto",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_IP_PROTO, false, 1),
+    ),
+    (
+        "tcp_src",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_TCP_SRC, false, 2),
+    ),
+    (
+        "tcp_dst",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_TCP_DST, false, 2),
+    ),
+    (
+        "udp_src",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_UDP_SRC, false, 2),
+    ),
+    (
+        "udp_dst",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, oxm::OFPXMT_UDP_DST, false, 2),
+    ),
+    (
+        "sctp_src",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, 17, false, 2),
+    ),
+    (
+        "sctp_dst",
+        oxm::oxm_header(oxm::OFPXMC_OPENFLOW_BASIC, 18, false, 2),
+    ),
+];
+
+fn encode_buckets(out: &mut Vec<u8>, group: &Group) -> Result<(), CodecError> {
+    for (i, actions) in group.buckets.iter().enumerate() {
         let bstart = out.len();
         put_u16(out, 0);
         put_u16(out, 0);
@@ -662,8 +820,108 @@ fn encode_buckets(out: &mut Vec<u8>, buckets: &[Vec<Action>]) -> Result<(), Code
         }
         let alen = len16(out.len() - astart, "bucket actions")?;
         patch_u16(out, bstart + 2, alen);
+        if let GroupType::Select(sel) = &group.kind {
+            put_u16(out, OFPGBPT15_WEIGHT);
+            put_u16(out, 8);
+            put_u16(out, sel.weight(i));
+            put_u16(out, 0);
+        }
         let blen = len16(out.len() - bstart, "bucket")?;
         patch_u16(out, bstart, blen);
+    }
+    Ok(())
+}
+
+/// Group properties after the buckets: the selection method of a select group.
+fn encode_group_props(out: &mut Vec<u8>, group: &Group) -> Result<(), CodecError> {
+    let GroupType::Select(sel) = &group.kind else {
+        return Ok(());
+    };
+    if sel.hash_fields.is_empty() {
+        if sel.hash_basis != 0 {
+            return Err(CodecError::Unencodable {
+                what: "select group",
+                value: "selection_method_param needs hash fields".into(),
+            });
+        }
+        return Ok(());
+    }
+    let start = out.len();
+    put_u16(out, OFPGPT15_EXPERIMENTER);
+    put_u16(out, 0);
+    put_u32(out, NTR_VENDOR_ID);
+    put_u32(out, NTRT_SELECTION_METHOD);
+    put_zeros(out, 4);
+    let mut name = [0u8; 16];
+    name[..4].copy_from_slice(b"hash");
+    out.extend_from_slice(&name);
+    put_u64(out, sel.hash_basis);
+    for f in &sel.hash_fields {
+        let Some((_, h)) = HASH_FIELDS.iter().find(|(n, _)| n == f) else {
+            return Err(CodecError::Unencodable {
+                what: "select group hash field",
+                value: f.clone(),
+            });
+        };
+        put_u32(out, *h);
+        put_zeros(out, (h & 0xff) as usize);
+        let l = out.len();
+        out[l - (h & 0xff) as usize..].fill(0xff);
+    }
+    let len = len16(out.len() - start, "selection method property")?;
+    patch_u16(out, start + 2, len);
+    pad8_from(out, start);
+    Ok(())
+}
+
+/// Decodes the group properties following the buckets into the select group's method.
+fn decode_group_props(r: &mut Reader<'_>, kind: &mut GroupType) -> Result<(), CodecError> {
+    while r.remaining() >= 4 {
+        let ptype = r.u16()?;
+        let plen = usize::from(r.u16()?);
+        if plen < 4 {
+            return Err(CodecError::BadLength {
+                what: "group property",
+                len: plen,
+            });
+        }
+        let mut p = r.sub(plen - 4, "group property")?;
+        r.skip((round8(plen) - plen).min(r.remaining()))?;
+        if ptype != OFPGPT15_EXPERIMENTER || p.remaining() < 36 {
+            continue;
+        }
+        let exp = p.u32()?;
+        let exp_type = p.u32()?;
+        if exp != NTR_VENDOR_ID || exp_type != NTRT_SELECTION_METHOD {
+            continue;
+        }
+        p.skip(4)?;
+        let method = p.bytes(16)?;
+        let basis = p.u64()?;
+        let mut fields = Vec::new();
+        while p.remaining() >= 4 {
+            let h = p.u32()?;
+            let n = (h & 0xff) as usize;
+            let mask = p.bytes(n)?;
+            let name = HASH_FIELDS
+                .iter()
+                .find(|(_, fh)| *fh == h & !0x100)
+                .map(|(n, _)| n.to_string())
+                .unwrap_or_else(|| format!("{h:#010x}"));
+            if mask.iter().any(|b| *b != 0xff) {
+                return Err(CodecError::Invalid {
+                    what: "select group hash field mask (only whole fields are modelled)",
+                    value: u64::from(h),
+                });
+            }
+            fields.push(name);
+        }
+        if let GroupType::Select(sel) = kind {
+            if &method[..4] == b"hash" && method[4..].iter().all(|b| *b == 0) {
+                sel.hash_fields = fields;
+                sel.hash_basis = basis;
+            }
+        }
     }
     Ok(())
 }
@@ -833,14 +1091,15 @@ fn decode_body(h: &Header, r: &mut Reader<'_>) -> Result<Message, CodecError> {
                     })
                 }
             };
-            let kind = decode_group_type(r.u8()?);
+            let mut kind = decode_group_type(r.u8()?);
             r.skip(1)?;
             let id = r.u32()?;
             let blen = usize::from(r.u16()?);
             r.skip(2)?;
             let _command_bucket_id = r.u32()?;
             let mut b = r.sub(blen, "group buckets")?;
-            let buckets = decode_buckets(&mut b)?;
+            let buckets = decode_buckets(&mut b, &mut kind)?;
+            decode_group_props(r, &mut kind)?;
             Message::GroupMod(GroupMod {
                 command,
                 group: Group { id, kind, buckets },
@@ -873,6 +1132,16 @@ fn decode_body(h: &Header, r: &mut Reader<'_>) -> Result<Message, CodecError> {
                     let group_id = r.u32()?;
                     r.skip(4)?;
                     MultipartRequestBody::GroupDesc { group_id }
+                }
+                OFPMP_METER_CONFIG => {
+                    let meter_id = r.u32()?;
+                    r.skip(4)?;
+                    MultipartRequestBody::MeterConfig { meter_id }
+                }
+                OFPMP_METER_STATS => {
+                    let meter_id = r.u32()?;
+                    r.skip(4)?;
+                    MultipartRequestBody::MeterStats { meter_id }
                 }
                 _ => MultipartRequestBody::Other {
                     mp_type,
@@ -913,16 +1182,70 @@ fn decode_body(h: &Header, r: &mut Reader<'_>) -> Result<Message, CodecError> {
                         }
                         let mut g = r.sub(len, "group desc")?;
                         g.skip(2)?;
-                        let kind = decode_group_type(g.u8()?);
+                        let mut kind = decode_group_type(g.u8()?);
                         g.skip(1)?;
                         let id = g.u32()?;
                         let blen = usize::from(g.u16()?);
                         g.skip(6)?;
                         let mut b = g.sub(blen, "group buckets")?;
-                        let buckets = decode_buckets(&mut b)?;
+                        let buckets = decode_buckets(&mut b, &mut kind)?;
+                        decode_group_props(&mut g, &mut kind)?;
                         groups.push(Group { id, kind, buckets });
                     }
                     MultipartReplyBody::GroupDesc(groups)
+                }
+                OFPMP_METER_CONFIG => {
+                    let mut meters = Vec::new();
+                    while !r.is_empty() {
+                        let len = usize::from(r.peek_u16()?);
+                        if len < 8 {
+                            return Err(CodecError::BadLength {
+                                what: "meter config",
+                                len,
+                            });
+                        }
+                        let mut m = r.sub(len, "meter config")?;
+                        m.skip(2)?;
+                        let flags = m.u16()?;
+                        let id = m.u32()?;
+                        let bands = meter_model::decode_bands(m.rest())?;
+                        meters.push(meter_model::meter_from_parts(id, flags, bands));
+                    }
+                    MultipartReplyBody::MeterConfig(meters)
+                }
+                OFPMP_METER_STATS => {
+                    let mut stats = Vec::new();
+                    while !r.is_empty() {
+                        let mut peek = *r;
+                        peek.skip(4)?;
+                        let len = usize::from(peek.u16()?);
+                        if len < 40 || (len - 40) % 16 != 0 {
+                            return Err(CodecError::BadLength {
+                                what: "meter stats",
+                                len,
+                            });
+                        }
+                        let mut m = r.sub(len, "meter stats")?;
+                        let meter_id = m.u32()?;
+                        m.skip(8)?;
+                        let mut ms = MeterStats {
+                            meter_id,
+                            flow_count: m.u32()?,
+                            packet_in_count: m.u64()?,
+                            byte_in_count: m.u64()?,
+                            duration_sec: m.u32()?,
+                            duration_nsec: m.u32()?,
+                            bands: Vec::new(),
+                        };
+                        while !m.is_empty() {
+                            ms.bands.push(BandStats {
+                                packet_count: m.u64()?,
+                                byte_count: m.u64()?,
+                            });
+                        }
+                        stats.push(ms);
+                    }
+                    MultipartReplyBody::MeterStats(stats)
                 }
                 _ => MultipartReplyBody::Other {
                     mp_type,
@@ -930,6 +1253,26 @@ fn decode_body(h: &Header, r: &mut Reader<'_>) -> Result<Message, CodecError> {
                 },
             };
             Message::MultipartReply(MultipartReply { flags, body })
+        }
+        t::METER_MOD => {
+            let command = match r.u16()? {
+                0 => MeterModCommand::Add,
+                1 => MeterModCommand::Modify,
+                2 => MeterModCommand::Delete,
+                c => {
+                    return Err(CodecError::Invalid {
+                        what: "meter_mod command",
+                        value: u64::from(c),
+                    })
+                }
+            };
+            let flags = r.u16()?;
+            let id = r.u32()?;
+            let bands = meter_model::decode_bands(r.rest())?;
+            Message::MeterMod(MeterMod {
+                command,
+                meter: meter_model::meter_from_parts(id, flags, bands),
+            })
         }
         t::BARRIER_REQUEST => Message::BarrierRequest,
         t::BARRIER_REPLY => Message::BarrierReply,
@@ -979,6 +1322,7 @@ fn decode_body(h: &Header, r: &mut Reader<'_>) -> Result<Message, CodecError> {
 fn decode_group_type(t: u8) -> GroupType {
     match t {
         0 => GroupType::All,
+        1 => GroupType::Select(crate::flow::SelectGroup::default()),
         t => GroupType::Other(t),
     }
 }
@@ -1045,8 +1389,12 @@ fn decode_flow_desc(r: &mut Reader<'_>) -> Result<Flow, CodecError> {
     })
 }
 
-fn decode_buckets(r: &mut Reader<'_>) -> Result<Vec<Vec<Action>>, CodecError> {
+fn decode_buckets(
+    r: &mut Reader<'_>,
+    kind: &mut GroupType,
+) -> Result<Vec<Vec<Action>>, CodecError> {
     let mut buckets = Vec::new();
+    let mut weights = Vec::new();
     while !r.is_empty() {
         let len = usize::from(r.u16()?);
         let alen = usize::from(r.u16()?);
@@ -1059,7 +1407,28 @@ fn decode_buckets(r: &mut Reader<'_>) -> Result<Vec<Vec<Action>>, CodecError> {
         }
         let mut a = r.sub(alen, "bucket actions")?;
         buckets.push(actions::decode_actions(&mut a)?);
-        r.skip(len - 8 - alen)?; // bucket properties
+        let mut props = r.sub(len - 8 - alen, "bucket properties")?;
+        let mut weight = 1;
+        while props.remaining() >= 4 {
+            let ptype = props.u16()?;
+            let plen = usize::from(props.u16()?);
+            if plen < 4 {
+                return Err(CodecError::BadLength {
+                    what: "bucket property",
+                    len: plen,
+                });
+            }
+            let mut p = props.sub(plen - 4, "bucket property")?;
+            props.skip((round8(plen) - plen).min(props.remaining()))?;
+            if ptype == OFPGBPT15_WEIGHT {
+                weight = p.u16()?;
+            }
+        }
+        weights.push(weight);
+    }
+    if let GroupType::Select(sel) = kind {
+        sel.weights = weights;
+        *sel = std::mem::take(sel).canonical();
     }
     Ok(buckets)
 }

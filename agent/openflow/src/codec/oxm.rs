@@ -6,7 +6,7 @@
 //! accepts NXM_OF (0x0000) forms and the OpenFlow 1.5 packet-register class (0x8001, the
 //! 64-bit `xreg`s Open vSwitch uses to report `reg0..reg15` in OpenFlow 1.5 flow stats).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::wire::{len16, pad8_from, patch_u16, put_u16, put_u32, Reader};
 use super::CodecError;
@@ -36,6 +36,19 @@ pub const OFPXMT_ARP_TPA: u8 = 23;
 pub const OFPXMT_ARP_SHA: u8 = 24;
 pub const OFPXMT_ARP_THA: u8 = 25;
 pub const OFPXMT_TUNNEL_ID: u8 = 38;
+pub const OFPXMT_TCP_SRC: u8 = 13;
+pub const OFPXMT_TCP_DST: u8 = 14;
+pub const OFPXMT_UDP_SRC: u8 = 15;
+pub const OFPXMT_UDP_DST: u8 = 16;
+pub const OFPXMT_ICMPV4_TYPE: u8 = 19;
+pub const OFPXMT_ICMPV4_CODE: u8 = 20;
+pub const OFPXMT_IPV6_SRC: u8 = 26;
+pub const OFPXMT_IPV6_DST: u8 = 27;
+pub const OFPXMT_ICMPV6_TYPE: u8 = 29;
+pub const OFPXMT_ICMPV6_CODE: u8 = 30;
+pub const OFPXMT_IPV6_ND_TARGET: u8 = 31;
+pub const OFPXMT_IPV6_ND_SLL: u8 = 32;
+pub const OFPXMT_IPV6_ND_TLL: u8 = 33;
 
 // NXM_OF (class 0) field numbers.
 const NXM_OF_IN_PORT: u8 = 0;
@@ -48,6 +61,12 @@ const NXM_OF_IP_DST: u8 = 8;
 const NXM_OF_ARP_OP: u8 = 15;
 const NXM_OF_ARP_SPA: u8 = 16;
 const NXM_OF_ARP_TPA: u8 = 17;
+const NXM_OF_TCP_SRC: u8 = 9;
+const NXM_OF_TCP_DST: u8 = 10;
+const NXM_OF_UDP_SRC: u8 = 11;
+const NXM_OF_UDP_DST: u8 = 12;
+const NXM_OF_ICMP_TYPE: u8 = 13;
+const NXM_OF_ICMP_CODE: u8 = 14;
 
 // NXM_NX (class 1) field numbers.
 /// reg0..reg15 are fields 0..15.
@@ -56,6 +75,27 @@ const NXM_NX_ARP_SHA: u8 = 17;
 const NXM_NX_ARP_THA: u8 = 18;
 const NXM_NX_TUN_IPV4_SRC: u8 = 31;
 const NXM_NX_TUN_IPV4_DST: u8 = 32;
+const NXM_NX_IPV6_SRC: u8 = 19;
+const NXM_NX_IPV6_DST: u8 = 20;
+const NXM_NX_ICMPV6_TYPE: u8 = 21;
+const NXM_NX_ICMPV6_CODE: u8 = 22;
+const NXM_NX_ND_TARGET: u8 = 23;
+const NXM_NX_ND_SLL: u8 = 24;
+const NXM_NX_ND_TLL: u8 = 25;
+pub const NXM_NX_CONJ_ID: u8 = 37;
+/// `tun_metadata0` is field 40; `tun_metadataN` is 40 + N (N < 64).
+pub const NXM_NX_TUN_METADATA0: u8 = 40;
+/// Number of `tun_metadata` fields.
+pub const N_TUN_METADATA: u8 = 64;
+pub const NXM_NX_CT_STATE: u8 = 105;
+pub const NXM_NX_CT_ZONE: u8 = 106;
+pub const NXM_NX_CT_MARK: u8 = 107;
+pub const NXM_NX_CT_LABEL: u8 = 108;
+pub const NXM_NX_CT_NW_PROTO: u8 = 119;
+pub const NXM_NX_CT_NW_SRC: u8 = 120;
+pub const NXM_NX_CT_NW_DST: u8 = 121;
+pub const NXM_NX_CT_TP_SRC: u8 = 124;
+pub const NXM_NX_CT_TP_DST: u8 = 125;
 
 /// Number of Nicira registers (`reg0..reg15`).
 pub const N_REGS: u8 = 16;
@@ -109,6 +149,7 @@ fn check_reg(index: u8) -> Result<(), CodecError> {
 /// Appends one match field TLV.
 pub fn encode_field(out: &mut Vec<u8>, f: &MatchField) -> Result<(), CodecError> {
     const B: u16 = OFPXMC_OPENFLOW_BASIC;
+    const NX: u16 = OFPXMC_NXM_1;
     match f {
         MatchField::InPort(p) => put_tlv(out, B, OFPXMT_IN_PORT, &p.to_be_bytes(), None),
         MatchField::Metadata { value, mask } => put_tlv(
@@ -188,27 +229,181 @@ pub fn encode_field(out: &mut Vec<u8>, f: &MatchField) -> Result<(), CodecError>
             mask.map(|m| m.octets()).as_ref().map(|m| &m[..]),
         ),
         MatchField::IpProto(p) => put_tlv(out, B, OFPXMT_IP_PROTO, &[*p], None),
+        MatchField::ConjId(id) => put_tlv(out, NX, NXM_NX_CONJ_ID, &id.to_be_bytes(), None),
+        MatchField::CtState { value, mask } => put_tlv(
+            out,
+            NX,
+            NXM_NX_CT_STATE,
+            &u32::from(*value).to_be_bytes(),
+            mask.map(|m| u32::from(m).to_be_bytes())
+                .as_ref()
+                .map(|m| &m[..]),
+        ),
+        MatchField::CtZone(z) => put_tlv(out, NX, NXM_NX_CT_ZONE, &z.to_be_bytes(), None),
+        MatchField::CtMark { value, mask } => put_tlv(
+            out,
+            NX,
+            NXM_NX_CT_MARK,
+            &value.to_be_bytes(),
+            mask.map(u32::to_be_bytes).as_ref().map(|m| &m[..]),
+        ),
+        MatchField::CtLabel { value, mask } => put_tlv(
+            out,
+            NX,
+            NXM_NX_CT_LABEL,
+            &value.to_be_bytes(),
+            mask.map(u128::to_be_bytes).as_ref().map(|m| &m[..]),
+        ),
+        MatchField::CtNwSrc { value, mask } => put_ip(out, NX, NXM_NX_CT_NW_SRC, value, mask),
+        MatchField::CtNwDst { value, mask } => put_ip(out, NX, NXM_NX_CT_NW_DST, value, mask),
+        MatchField::CtNwProto(p) => put_tlv(out, NX, NXM_NX_CT_NW_PROTO, &[*p], None),
+        MatchField::CtTpSrc { value, mask } => put_u16m(out, NX, NXM_NX_CT_TP_SRC, *value, mask),
+        MatchField::CtTpDst { value, mask } => put_u16m(out, NX, NXM_NX_CT_TP_DST, *value, mask),
+        MatchField::Ipv6Src { value, mask } => put_tlv(
+            out,
+            B,
+            OFPXMT_IPV6_SRC,
+            &value.octets(),
+            mask.map(|m| m.octets()).as_ref().map(|m| &m[..]),
+        ),
+        MatchField::Ipv6Dst { value, mask } => put_tlv(
+            out,
+            B,
+            OFPXMT_IPV6_DST,
+            &value.octets(),
+            mask.map(|m| m.octets()).as_ref().map(|m| &m[..]),
+        ),
+        MatchField::IcmpType(t) => put_tlv(out, B, OFPXMT_ICMPV4_TYPE, &[*t], None),
+        MatchField::IcmpCode(c) => put_tlv(out, B, OFPXMT_ICMPV4_CODE, &[*c], None),
+        MatchField::Icmpv6Type(t) => put_tlv(out, B, OFPXMT_ICMPV6_TYPE, &[*t], None),
+        MatchField::Icmpv6Code(c) => put_tlv(out, B, OFPXMT_ICMPV6_CODE, &[*c], None),
+        MatchField::NdTarget(a) => put_tlv(out, B, OFPXMT_IPV6_ND_TARGET, &a.octets(), None),
+        MatchField::NdSll(m) => put_tlv(out, B, OFPXMT_IPV6_ND_SLL, &m.0, None),
+        MatchField::NdTll(m) => put_tlv(out, B, OFPXMT_IPV6_ND_TLL, &m.0, None),
+        MatchField::TcpSrc { value, mask } => put_u16m(out, B, OFPXMT_TCP_SRC, *value, mask),
+        MatchField::TcpDst { value, mask } => put_u16m(out, B, OFPXMT_TCP_DST, *value, mask),
+        MatchField::UdpSrc { value, mask } => put_u16m(out, B, OFPXMT_UDP_SRC, *value, mask),
+        MatchField::UdpDst { value, mask } => put_u16m(out, B, OFPXMT_UDP_DST, *value, mask),
+        MatchField::TunMetadata { index, value, mask } => {
+            check_tun_metadata(*index, value, mask.as_deref())?;
+            put_tlv(
+                out,
+                NX,
+                NXM_NX_TUN_METADATA0 + *index,
+                value,
+                mask.as_deref(),
+            )
+        }
         MatchField::Other(raw) => out.extend_from_slice(raw),
     }
     Ok(())
 }
 
-/// Appends an `ofp_match` (type OXM, padded to 8 bytes). Prerequisite fields (eth_type,
-/// then ip_proto) go first because Open vSwitch checks prerequisites field by field.
+fn put_ip(out: &mut Vec<u8>, class: u16, field: u8, v: &Ipv4Addr, m: &Option<Ipv4Addr>) {
+    put_tlv(
+        out,
+        class,
+        field,
+        &v.octets(),
+        m.map(|m| m.octets()).as_ref().map(|m| &m[..]),
+    )
+}
+
+fn put_u16m(out: &mut Vec<u8>, class: u16, field: u8, v: u16, m: &Option<u16>) {
+    put_tlv(
+        out,
+        class,
+        field,
+        &v.to_be_bytes(),
+        m.map(u16::to_be_bytes).as_ref().map(|m| &m[..]),
+    )
+}
+
+fn check_tun_metadata(index: u8, value: &[u8], mask: Option<&[u8]>) -> Result<(), CodecError> {
+    if index >= N_TUN_METADATA {
+        return Err(CodecError::Unencodable {
+            what: "tun_metadata index",
+            value: format!("tun_metadata{index} (only 0..63 exist)"),
+        });
+    }
+    if value.is_empty() || value.len() > 124 {
+        return Err(CodecError::Unencodable {
+            what: "tun_metadata value",
+            value: format!("{} bytes (must be 1..124)", value.len()),
+        });
+    }
+    if let Some(m) = mask {
+        if m.len() != value.len() {
+            return Err(CodecError::Unencodable {
+                what: "tun_metadata mask",
+                value: format!("{} bytes for a {}-byte value", m.len(), value.len()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The position of a field in the match Open vSwitch itself encodes (`nx_put_raw` in
+/// lib/nx-match.c): prerequisites come before the fields that need them, and using the same
+/// order makes our flow_mods byte-identical to `ovs-ofctl`'s.
+fn encode_rank(f: &MatchField) -> u16 {
+    use MatchField as F;
+    match f {
+        F::ConjId(_) => 0,
+        F::InPort(_) => 1,
+        F::EthSrc { .. } => 2,
+        F::EthDst { .. } => 3,
+        F::EthType(_) => 4,
+        F::Ipv4Src { .. } => 10,
+        F::Ipv4Dst { .. } => 11,
+        F::Ipv6Src { .. } => 12,
+        F::Ipv6Dst { .. } => 13,
+        F::IpProto(_) => 14,
+        F::TcpSrc { .. } => 15,
+        F::TcpDst { .. } => 16,
+        F::UdpSrc { .. } => 17,
+        F::UdpDst { .. } => 18,
+        F::IcmpType(_) => 19,
+        F::IcmpCode(_) => 20,
+        F::Icmpv6Type(_) => 21,
+        F::Icmpv6Code(_) => 22,
+        F::NdTarget(_) => 23,
+        F::NdSll(_) => 24,
+        F::NdTll(_) => 25,
+        F::ArpOp(_) => 30,
+        F::ArpSpa { .. } => 31,
+        F::ArpTpa { .. } => 32,
+        F::ArpSha(_) => 33,
+        F::ArpTha(_) => 34,
+        F::TunId { .. } => 40,
+        F::TunSrc(_) => 41,
+        F::TunDst(_) => 42,
+        F::TunMetadata { index, .. } => 50 + u16::from(*index),
+        F::Reg { index, .. } => 120 + u16::from(*index),
+        F::CtState { .. } => 140,
+        F::CtZone(_) => 141,
+        F::CtMark { .. } => 142,
+        F::CtLabel { .. } => 143,
+        F::CtNwSrc { .. } => 144,
+        F::CtNwDst { .. } => 145,
+        F::CtNwProto(_) => 146,
+        F::CtTpSrc { .. } => 147,
+        F::CtTpDst { .. } => 148,
+        F::Metadata { .. } => 150,
+        F::Other(_) => 1000,
+    }
+}
+
+/// Appends an `ofp_match` (type OXM, padded to 8 bytes), fields in Open vSwitch's own order
+/// (see [`encode_rank`]).
 pub fn encode_match(out: &mut Vec<u8>, m: &Match) -> Result<(), CodecError> {
     let start = out.len();
     put_u16(out, OFPMT_OXM);
     put_u16(out, 0); // length, patched below
-    let rank = |f: &MatchField| match f {
-        MatchField::EthType(_) => 0,
-        MatchField::IpProto(_) => 1,
-        MatchField::Other(_) => 3,
-        _ => 2,
-    };
-    for r in 0..4 {
-        for f in m.fields().iter().filter(|f| rank(f) == r) {
-            encode_field(out, f)?;
-        }
+    let mut fields: Vec<&MatchField> = m.fields().iter().collect();
+    fields.sort_by_key(|f| encode_rank(f));
+    for f in fields {
+        encode_field(out, f)?;
     }
     let len = len16(out.len() - start, "match")?;
     patch_u16(out, start + 2, len);
@@ -254,6 +449,18 @@ fn be_u16(b: &[u8]) -> u16 {
 }
 fn be_u32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+fn be_u128(b: &[u8]) -> u128 {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[..16]);
+    u128::from_be_bytes(a)
+}
+fn ip6(b: &[u8]) -> Ipv6Addr {
+    Ipv6Addr::from(be_u128(b))
+}
+fn u16m(h: &OxmHeader, payload: &[u8]) -> Option<(u16, Option<u16>)> {
+    let (v, m) = split(h, payload, 2)?;
+    Some((be_u16(&v), m.map(|m| be_u16(&m))))
 }
 fn be_u64(b: &[u8]) -> u64 {
     let mut a = [0u8; 8];
@@ -414,6 +621,144 @@ fn decode_known(h: &OxmHeader, payload: &[u8]) -> Option<Vec<MatchField>> {
                 mask: m.map(|m| be_u32(&m)),
             })
         }
+        (OFPXMC_NXM_1, NXM_NX_CONJ_ID) => {
+            let (v, m) = split(h, payload, 4)?;
+            full_mask_only(m.as_deref())?;
+            one(F::ConjId(be_u32(&v)))
+        }
+        (OFPXMC_NXM_1, NXM_NX_CT_STATE) => {
+            let (v, m) = split(h, payload, 4)?;
+            let v = u8::try_from(be_u32(&v)).ok()?;
+            // OVS keeps 8 state bits; a wider mask is the same match.
+            let m = m.map(|m| (be_u32(&m) & 0xff) as u8);
+            one(F::CtState { value: v, mask: m })
+        }
+        (OFPXMC_NXM_1, NXM_NX_CT_ZONE) => {
+            let (v, m) = split(h, payload, 2)?;
+            full_mask_only(m.as_deref())?;
+            one(F::CtZone(be_u16(&v)))
+        }
+        (OFPXMC_NXM_1, NXM_NX_CT_MARK) => {
+            let (v, m) = split(h, payload, 4)?;
+            one(F::CtMark {
+                value: be_u32(&v),
+                mask: m.map(|m| be_u32(&m)),
+            })
+        }
+        (OFPXMC_NXM_1, NXM_NX_CT_LABEL) => {
+            let (v, m) = split(h, payload, 16)?;
+            one(F::CtLabel {
+                value: be_u128(&v),
+                mask: m.map(|m| be_u128(&m)),
+            })
+        }
+        (OFPXMC_NXM_1, NXM_NX_CT_NW_SRC) => {
+            let (v, m) = split(h, payload, 4)?;
+            one(F::CtNwSrc {
+                value: ip(&v),
+                mask: m.map(|m| ip(&m)),
+            })
+        }
+        (OFPXMC_NXM_1, NXM_NX_CT_NW_DST) => {
+            let (v, m) = split(h, payload, 4)?;
+            one(F::CtNwDst {
+                value: ip(&v),
+                mask: m.map(|m| ip(&m)),
+            })
+        }
+        (OFPXMC_NXM_1, NXM_NX_CT_NW_PROTO) => {
+            let (v, m) = split(h, payload, 1)?;
+            full_mask_only(m.as_deref())?;
+            one(F::CtNwProto(v[0]))
+        }
+        (OFPXMC_NXM_1, NXM_NX_CT_TP_SRC) => {
+            let (value, mask) = u16m(h, payload)?;
+            one(F::CtTpSrc { value, mask })
+        }
+        (OFPXMC_NXM_1, NXM_NX_CT_TP_DST) => {
+            let (value, mask) = u16m(h, payload)?;
+            one(F::CtTpDst { value, mask })
+        }
+        (OFPXMC_OPENFLOW_BASIC, OFPXMT_IPV6_SRC) | (OFPXMC_NXM_1, NXM_NX_IPV6_SRC) => {
+            let (v, m) = split(h, payload, 16)?;
+            one(F::Ipv6Src {
+                value: ip6(&v),
+                mask: m.map(|m| ip6(&m)),
+            })
+        }
+        (OFPXMC_OPENFLOW_BASIC, OFPXMT_IPV6_DST) | (OFPXMC_NXM_1, NXM_NX_IPV6_DST) => {
+            let (v, m) = split(h, payload, 16)?;
+            one(F::Ipv6Dst {
+                value: ip6(&v),
+                mask: m.map(|m| ip6(&m)),
+            })
+        }
+        (OFPXMC_OPENFLOW_BASIC, OFPXMT_ICMPV4_TYPE) | (OFPXMC_NXM_0, NXM_OF_ICMP_TYPE) => {
+            let (v, m) = split(h, payload, 1)?;
+            full_mask_only(m.as_deref())?;
+            one(F::IcmpType(v[0]))
+        }
+        (OFPXMC_OPENFLOW_BASIC, OFPXMT_ICMPV4_CODE) | (OFPXMC_NXM_0, NXM_OF_ICMP_CODE) => {
+            let (v, m) = split(h, payload, 1)?;
+            full_mask_only(m.as_deref())?;
+            one(F::IcmpCode(v[0]))
+        }
+        (OFPXMC_OPENFLOW_BASIC, OFPXMT_ICMPV6_TYPE) | (OFPXMC_NXM_1, NXM_NX_ICMPV6_TYPE) => {
+            let (v, m) = split(h, payload, 1)?;
+            full_mask_only(m.as_deref())?;
+            one(F::Icmpv6Type(v[0]))
+        }
+        (OFPXMC_OPENFLOW_BASIC, OFPXMT_ICMPV6_CODE) | (OFPXMC_NXM_1, NXM_NX_ICMPV6_CODE) => {
+            let (v, m) = split(h, payload, 1)?;
+            full_mask_only(m.as_deref())?;
+            one(F::Icmpv6Code(v[0]))
+        }
+        (OFPXMC_OPENFLOW_BASIC, OFPXMT_IPV6_ND_TARGET) | (OFPXMC_NXM_1, NXM_NX_ND_TARGET) => {
+            let (v, m) = split(h, payload, 16)?;
+            full_mask_only(m.as_deref())?;
+            one(F::NdTarget(ip6(&v)))
+        }
+        (OFPXMC_OPENFLOW_BASIC, OFPXMT_IPV6_ND_SLL) | (OFPXMC_NXM_1, NXM_NX_ND_SLL) => {
+            let (v, m) = split(h, payload, 6)?;
+            full_mask_only(m.as_deref())?;
+            one(F::NdSll(mac(&v)))
+        }
+        (OFPXMC_OPENFLOW_BASIC, OFPXMT_IPV6_ND_TLL) | (OFPXMC_NXM_1, NXM_NX_ND_TLL) => {
+            let (v, m) = split(h, payload, 6)?;
+            full_mask_only(m.as_deref())?;
+            one(F::NdTll(mac(&v)))
+        }
+        (OFPXMC_OPENFLOW_BASIC, OFPXMT_TCP_SRC) | (OFPXMC_NXM_0, NXM_OF_TCP_SRC) => {
+            let (value, mask) = u16m(h, payload)?;
+            one(F::TcpSrc { value, mask })
+        }
+        (OFPXMC_OPENFLOW_BASIC, OFPXMT_TCP_DST) | (OFPXMC_NXM_0, NXM_OF_TCP_DST) => {
+            let (value, mask) = u16m(h, payload)?;
+            one(F::TcpDst { value, mask })
+        }
+        (OFPXMC_OPENFLOW_BASIC, OFPXMT_UDP_SRC) | (OFPXMC_NXM_0, NXM_OF_UDP_SRC) => {
+            let (value, mask) = u16m(h, payload)?;
+            one(F::UdpSrc { value, mask })
+        }
+        (OFPXMC_OPENFLOW_BASIC, OFPXMT_UDP_DST) | (OFPXMC_NXM_0, NXM_OF_UDP_DST) => {
+            let (value, mask) = u16m(h, payload)?;
+            one(F::UdpDst { value, mask })
+        }
+        (OFPXMC_NXM_1, f)
+            if (NXM_NX_TUN_METADATA0..NXM_NX_TUN_METADATA0 + N_TUN_METADATA).contains(&f) =>
+        {
+            let n = usize::from(h.len);
+            let width = if h.has_mask { n / 2 } else { n };
+            if width == 0 || (h.has_mask && n % 2 != 0) {
+                return None;
+            }
+            let (v, m) = split(h, payload, width)?;
+            one(F::TunMetadata {
+                index: f - NXM_NX_TUN_METADATA0,
+                value: v,
+                mask: m,
+            })
+        }
         (OFPXMC_PACKET_REGS, x) if x < N_REGS / 2 => {
             // xreg N = reg(2N) in the high half, reg(2N+1) in the low half.
             let (v, m) = split(h, payload, 8)?;
@@ -463,6 +808,55 @@ pub fn encode_set_field_tlv(out: &mut Vec<u8>, sf: &SetField) -> Result<(), Code
         SetField::Metadata(v) => put_tlv(out, B, OFPXMT_METADATA, &v.to_be_bytes(), None),
         SetField::TunId(v) => put_tlv(out, B, OFPXMT_TUNNEL_ID, &v.to_be_bytes(), None),
         SetField::TunDst(a) => put_tlv(out, OFPXMC_NXM_1, NXM_NX_TUN_IPV4_DST, &a.octets(), None),
+        SetField::RegMasked { index, value, mask } => {
+            check_reg(*index)?;
+            put_tlv(
+                out,
+                OFPXMC_NXM_1,
+                *index,
+                &value.to_be_bytes(),
+                Some(&mask.to_be_bytes()),
+            )
+        }
+        SetField::MetadataMasked { value, mask } => put_tlv(
+            out,
+            B,
+            OFPXMT_METADATA,
+            &value.to_be_bytes(),
+            Some(&mask.to_be_bytes()),
+        ),
+        SetField::CtMark { value, mask } => encode_field(
+            out,
+            &MatchField::CtMark {
+                value: *value,
+                mask: *mask,
+            },
+        )?,
+        SetField::CtLabel { value, mask } => encode_field(
+            out,
+            &MatchField::CtLabel {
+                value: *value,
+                mask: *mask,
+            },
+        )?,
+        SetField::TunSrc(a) => put_tlv(out, OFPXMC_NXM_1, NXM_NX_TUN_IPV4_SRC, &a.octets(), None),
+        SetField::Ipv4Src(a) => put_tlv(out, B, OFPXMT_IPV4_SRC, &a.octets(), None),
+        SetField::Ipv4Dst(a) => put_tlv(out, B, OFPXMT_IPV4_DST, &a.octets(), None),
+        SetField::Ipv6Src(a) => put_tlv(out, B, OFPXMT_IPV6_SRC, &a.octets(), None),
+        SetField::Ipv6Dst(a) => put_tlv(out, B, OFPXMT_IPV6_DST, &a.octets(), None),
+        SetField::NdTarget(a) => put_tlv(out, B, OFPXMT_IPV6_ND_TARGET, &a.octets(), None),
+        SetField::NdSll(m) => put_tlv(out, B, OFPXMT_IPV6_ND_SLL, &m.0, None),
+        SetField::NdTll(m) => put_tlv(out, B, OFPXMT_IPV6_ND_TLL, &m.0, None),
+        SetField::Icmpv6Type(t) => put_tlv(out, B, OFPXMT_ICMPV6_TYPE, &[*t], None),
+        SetField::Icmpv6Code(c) => put_tlv(out, B, OFPXMT_ICMPV6_CODE, &[*c], None),
+        SetField::TunMetadata { index, value, mask } => encode_field(
+            out,
+            &MatchField::TunMetadata {
+                index: *index,
+                value: value.clone(),
+                mask: mask.clone(),
+            },
+        )?,
     }
     Ok(())
 }
@@ -470,14 +864,83 @@ pub fn encode_set_field_tlv(out: &mut Vec<u8>, sf: &SetField) -> Result<(), Code
 /// Decodes the OXM TLV of a `set_field` into the model, `None` when it is not one Weft models
 /// (including any masked set_field).
 pub fn decode_set_field_tlv(h: &OxmHeader, payload: &[u8]) -> Option<SetField> {
-    if h.has_mask {
-        return None;
-    }
     let fields = decode_known(h, payload)?;
     let [f] = fields.as_slice() else {
         return None;
     };
+    if h.has_mask {
+        // Masked set_field: only where the model has a mask. A full mask is the plain form.
+        let full = |m: &[u8]| m.iter().all(|b| *b == 0xff);
+        let mask_bytes = &payload[payload.len() / 2..];
+        if full(mask_bytes) {
+            let plain = OxmHeader {
+                has_mask: false,
+                len: h.len / 2,
+                ..*h
+            };
+            return decode_set_field_tlv(&plain, &payload[..payload.len() / 2]);
+        }
+        return Some(match f {
+            MatchField::Reg {
+                index,
+                value,
+                mask: Some(mask),
+            } => SetField::RegMasked {
+                index: *index,
+                value: *value,
+                mask: *mask,
+            },
+            MatchField::Metadata {
+                value,
+                mask: Some(mask),
+            } => SetField::MetadataMasked {
+                value: *value,
+                mask: *mask,
+            },
+            MatchField::CtMark { value, mask } => SetField::CtMark {
+                value: *value,
+                mask: *mask,
+            },
+            MatchField::CtLabel { value, mask } => SetField::CtLabel {
+                value: *value,
+                mask: *mask,
+            },
+            MatchField::TunMetadata { index, value, mask } => SetField::TunMetadata {
+                index: *index,
+                value: value.clone(),
+                mask: mask.clone(),
+            },
+            _ => return None,
+        });
+    }
     Some(match f {
+        MatchField::CtMark { value, mask: None } => SetField::CtMark {
+            value: *value,
+            mask: None,
+        },
+        MatchField::CtLabel { value, mask: None } => SetField::CtLabel {
+            value: *value,
+            mask: None,
+        },
+        MatchField::TunMetadata {
+            index,
+            value,
+            mask: None,
+        } => SetField::TunMetadata {
+            index: *index,
+            value: value.clone(),
+            mask: None,
+        },
+        MatchField::TunSrc(a) => SetField::TunSrc(*a),
+        MatchField::Ipv4Src { value, mask: None } => SetField::Ipv4Src(*value),
+        MatchField::Ipv4Dst { value, mask: None } => SetField::Ipv4Dst(*value),
+        MatchField::Ipv6Src { value, mask: None } => SetField::Ipv6Src(*value),
+        MatchField::Ipv6Dst { value, mask: None } => SetField::Ipv6Dst(*value),
+        MatchField::NdTarget(a) => SetField::NdTarget(*a),
+        MatchField::NdSll(m) => SetField::NdSll(*m),
+        MatchField::NdTll(m) => SetField::NdTll(*m),
+        MatchField::Icmpv6Type(t) => SetField::Icmpv6Type(*t),
+        MatchField::Icmpv6Code(c) => SetField::Icmpv6Code(*c),
         MatchField::EthSrc { value, mask: None } => SetField::EthSrc(*value),
         MatchField::EthDst { value, mask: None } => SetField::EthDst(*value),
         MatchField::ArpOp(op) => SetField::ArpOp(*op),

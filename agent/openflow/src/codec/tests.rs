@@ -256,10 +256,10 @@ fn every_sample_flow_roundtrips_as_flow_mod_and_flow_desc() {
 
 #[test]
 fn other_fields_and_actions_roundtrip_raw() {
-    // tcp_dst=80 (OXM basic 14) is not modelled; nor is a masked set_field; nor an unknown
-    // instruction (write_metadata, type 2).
-    let tcp_dst = hex("80001c02 0050");
-    let masked_set_field = hex("0019 0018 80000510 0000000000000001 00000000000000ff");
+    // ip_dscp (OXM basic 8) is not modelled; nor is a masked set_field of eth_dst; nor an
+    // unknown instruction (write_metadata, type 2).
+    let tcp_dst = hex("80001001 08");
+    let masked_set_field = hex("0019 0018 8000070c 000000000001 0000000000ff 0000 0000");
     let write_metadata = hex("0002 0018 00000000 0000000000000001 ffffffffffffffff");
     let flow = Flow {
         table: 3,
@@ -904,4 +904,108 @@ fn move_encodes_as_ovs_copy_field_bytes() {
     actions::encode_instructions(&mut ours, &fm.flow.actions).expect("encode");
     // Bundle header (16) + flow_mod fixed part with its header (48) + match (40).
     assert_eq!(ours, captured[16 + 48 + 40..].to_vec());
+}
+
+#[test]
+fn meter_messages_roundtrip_and_match_ovs_bytes() {
+    use crate::meter::{BandStats, BandType, Meter, MeterBand, MeterStats, MeterUnit, OFPM_ALL};
+    let m = Meter {
+        id: 5,
+        unit: MeterUnit::Kbps,
+        burst: true,
+        stats: true,
+        bands: vec![MeterBand {
+            kind: BandType::Drop,
+            rate: 10000,
+            burst_size: 1000,
+        }],
+    };
+    // ovs-ofctl -O OpenFlow15 add-meter br meter=5,kbps,burst,stats,bands=type=drop,
+    // rate=10000,burst_size=1000
+    let add = Message::MeterMod(MeterMod {
+        command: MeterModCommand::Add,
+        meter: m.clone(),
+    });
+    assert_eq!(
+        encode_to_vec(2, &add).expect("encode"),
+        hex("061d0020000000020000000d000000050001001000002710000003e800000000")
+    );
+    roundtrip(add);
+    // del-meter br meter=6
+    let del = Message::MeterMod(MeterMod {
+        command: MeterModCommand::Delete,
+        meter: Meter {
+            id: 6,
+            ..Meter::default()
+        },
+    });
+    assert_eq!(
+        encode_to_vec(2, &del).expect("encode"),
+        hex("061d0010000000020002000000000006")
+    );
+    roundtrip(del);
+    // dump-meters / meter-stats requests.
+    let req = Message::MultipartRequest(MultipartRequest {
+        flags: 0,
+        body: MultipartRequestBody::MeterConfig { meter_id: OFPM_ALL },
+    });
+    assert_eq!(
+        encode_to_vec(2, &req).expect("encode"),
+        hex("0612001800000002000a000000000000ffffffff00000000")
+    );
+    roundtrip(req);
+    roundtrip(Message::MultipartRequest(MultipartRequest {
+        flags: 0,
+        body: MultipartRequestBody::MeterStats { meter_id: OFPM_ALL },
+    }));
+    roundtrip(Message::MultipartReply(MultipartReply {
+        flags: 0,
+        body: MultipartReplyBody::MeterConfig(vec![m.clone(), Meter { id: 7, ..m }]),
+    }));
+    roundtrip(Message::MultipartReply(MultipartReply {
+        flags: 0,
+        body: MultipartReplyBody::MeterStats(vec![MeterStats {
+            meter_id: 5,
+            flow_count: 1,
+            packet_in_count: 10,
+            byte_in_count: 1000,
+            duration_sec: 3,
+            duration_nsec: 5,
+            bands: vec![BandStats {
+                packet_count: 2,
+                byte_count: 200,
+            }],
+        }]),
+    }));
+}
+
+#[test]
+fn select_groups_roundtrip_with_methods_and_weights() {
+    use crate::flow::SelectGroup;
+    for sel in [
+        SelectGroup::default(),
+        SelectGroup {
+            hash_fields: vec!["ip_src".into(), "tcp_dst".into()],
+            hash_basis: 9,
+            weights: vec![3, 1, 7],
+        },
+    ] {
+        let g = Group {
+            id: 4,
+            kind: GroupType::Select(sel),
+            buckets: vec![
+                vec![Action::Output(1)],
+                vec![Action::Output(2)],
+                vec![Action::Output(3)],
+            ],
+        };
+        roundtrip(Message::GroupMod(GroupMod {
+            command: GroupModCommand::Add,
+            group: g.clone(),
+        }));
+        roundtrip(Message::MultipartReply(MultipartReply {
+            flags: 0,
+            body: MultipartReplyBody::GroupDesc(vec![g]),
+        }));
+    }
 }

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod capture;
 pub mod samples;
 
 use std::path::{Path, PathBuf};
@@ -170,4 +171,32 @@ impl Drop for Ovs {
             .args(["netns", "del", &self.netns])
             .output();
     }
+}
+
+/// Whether the OVS binaries the integration tests need are installed. Missing binaries
+/// fail the test unless `WEFT_ALLOW_SKIP=1` is set (then the test returns early).
+pub fn ovs_available() -> bool {
+    let have = [
+        "ovs-vsctl",
+        "ovs-ofctl",
+        "ovsdb-server",
+        "ovs-vswitchd",
+        "ovsdb-tool",
+    ]
+    .iter()
+    .all(|b| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {b}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    if !have {
+        if std::env::var("WEFT_ALLOW_SKIP").as_deref() == Ok("1") {
+            eprintln!("skipping: Open vSwitch binaries not installed (WEFT_ALLOW_SKIP=1)");
+            return false;
+        }
+        panic!("Open vSwitch binaries (ovs-vsctl, ovs-ofctl, ovsdb-server, ovs-vswitchd) are required; set WEFT_ALLOW_SKIP=1 to skip");
+    }
+    true
 }
