@@ -137,12 +137,17 @@ fn single(e: TransactError) -> ApiError {
 /// `invalid addresses[1] ...` become `invalid ports[i].name ...`, `invalid
 /// ports[i].addresses[1] ...`; other messages get a `ports[i]: ` prefix.
 fn in_batch(i: usize, e: ApiError) -> ApiError {
-    map_message(e, |m| match m.strip_prefix("invalid ") {
-        Some(rest) => {
-            let rest = rest.strip_prefix("port.").unwrap_or(rest);
-            format!("invalid ports[{i}].{rest}")
+    map_message(e, |m| {
+        if m.contains("(port.") {
+            return m.replace("(port.", &format!("(ports[{i}]."));
         }
-        None => format!("ports[{i}].{m}"),
+        match m.strip_prefix("invalid ") {
+            Some(rest) => {
+                let rest = rest.strip_prefix("port.").unwrap_or(rest);
+                format!("invalid ports[{i}].{rest}")
+            }
+            None => format!("ports[{i}]: {m}"),
+        }
     })
 }
 

@@ -324,8 +324,8 @@ async fn oversize_batches_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
-    // 1 (switch) + 3 per dynamic port: 42 ports need 127 ops.
-    for n in ["ports", "301", "128", "first 42", "--max-txn-ops"] {
+    // 1 (switch) + 4 per dynamic port (port, IP, MAC, port key): 31 ports need 125 ops.
+    for n in ["ports", "401", "128", "first 31", "--max-txn-ops"] {
         assert!(e.message().contains(n), "{:?} lacks {n:?}", e.message());
     }
     let e = c
@@ -335,15 +335,15 @@ async fn oversize_batches_are_refused() {
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("--max-batch"), "{}", e.message());
     assert_eq!(dump(&etcd.endpoint(), &prefix).await, before);
-    // 42 fit exactly.
-    c.create_ports(dynamic_batch("s", "p", 42)).await.unwrap();
+    // 31 fit.
+    c.create_ports(dynamic_batch("s", "p", 31)).await.unwrap();
 
     // A status report binding more ports than one transaction takes is split: 130 bindings
     // with a 128-op limit.
     let mut ports = Vec::new();
-    for k in 0..4 {
+    for k in 0..5 {
         ports.extend(
-            c.create_ports(dynamic_batch("s", &format!("q{k}"), 40))
+            c.create_ports(dynamic_batch("s", &format!("q{k}"), 30))
                 .await
                 .unwrap()
                 .into_inner()
@@ -431,10 +431,10 @@ async fn deleting_a_switch_larger_than_one_transaction() {
     let mut c = nb(&ctl.url()).await;
     c.create_switch(sw("big", "10.1.0.0/16")).await.unwrap();
     c.create_switch(sw("small", "10.2.0.0/24")).await.unwrap();
-    // 300 ports, 40 per call (3 ops each + 1 fits in 128).
-    for b in 0..8 {
-        let ports = (0..40)
-            .map(|i| b * 40 + i)
+    // 300 ports, 30 per call (4 ops each + 1 fits in 128).
+    for b in 0..10 {
+        let ports = (0..30)
+            .map(|i| b * 30 + i)
             .filter(|i| *i < 300)
             .map(|i| lsp("big", &format!("b{i}"), &["dynamic"]))
             .collect();

@@ -438,7 +438,7 @@ async fn bad_input_gets_the_right_error_and_changes_nothing() {
         &["addresses[0]"],
     );
     let mut typed = port("sw", "p2", &[]);
-    typed.port.as_mut().unwrap().r#type = "router".into();
+    typed.port.as_mut().unwrap().r#type = "vtep".into();
     expect_err(
         c.create_port(typed).await,
         Code::InvalidArgument,

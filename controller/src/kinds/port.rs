@@ -407,6 +407,8 @@ impl Kind for PortKind {
         p.port_security = security.iter().map(security_string).collect();
         p.up = false;
         p.chassis.clear();
+        // Ports are created enabled (lsp-set-enabled disables them).
+        p.enabled = true;
         claim_addresses(p, None, plan)?;
         let switch = p.switch_name.clone();
         let name = p.name.clone();

@@ -126,6 +126,7 @@ impl Kind for RouterKind {
     fn insert(&self, obj: &mut Object, plan: &mut Plan) -> ApiResult<()> {
         let r = lr_mut(obj).ok_or_else(|| ApiError::Internal("not a router".into()))?;
         check(r)?;
+        r.enabled = true;
         let name = r.name.clone();
         let key = allocate_datapath_key(plan, &format!("router:{name}"))?;
         if let Some(r) = lr_mut(obj) {

@@ -186,6 +186,7 @@ impl Kind for RouterPortKind {
     fn insert(&self, obj: &mut Object, plan: &mut Plan) -> ApiResult<()> {
         let p = lrp_mut(obj).ok_or_else(|| ApiError::Internal("not a router port".into()))?;
         check(p)?;
+        p.enabled = true;
         let router = p.router.clone();
         let name = p.name.clone();
         let key = ipam::pick_key(
