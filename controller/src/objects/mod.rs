@@ -13,6 +13,9 @@ pub mod column;
 pub mod plan;
 pub mod transact;
 
+#[cfg(test)]
+mod tests;
+
 use weft_proto::v1::{object, ColumnType, Object};
 
 use crate::error::ApiResult;
