@@ -334,6 +334,7 @@ mod tests {
             vni,
             mtu,
             other_config: Default::default(),
+            ..Default::default()
         }
     }
 
@@ -357,6 +358,7 @@ mod tests {
             applied_revision: applied,
             alive,
             last_error: String::new(),
+            ..Default::default()
         }
     }
 

@@ -104,6 +104,7 @@ pub fn build(cli: &Cli) -> Result<Call, RequestError> {
                 vni: vni.unwrap_or(0),
                 mtu: mtu.unwrap_or(0),
                 other_config: Default::default(),
+                ..Default::default()
             }),
             options: Some(options),
         }),
@@ -311,6 +312,7 @@ mod tests {
                     vni: 1001,
                     mtu: 1400,
                     other_config: Default::default(),
+                    ..Default::default()
                 }),
                 options: opts(true, false, WaitMode::WaitHv, 5000),
             })
