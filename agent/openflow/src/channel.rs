@@ -6,7 +6,13 @@
 //! Requests: [`OfChannel::barrier`], [`OfChannel::dump_flows`], [`OfChannel::dump_groups`],
 //! [`OfChannel::features`], [`OfChannel::echo`] and the main one,
 //! [`OfChannel::apply_bundle`]: an ATOMIC|ORDERED bundle that either applies every op or
-//! leaves the switch as it was, reporting which op failed.
+//! leaves the switch as it was, reporting which op failed. Meters: [`OfChannel::meter_mod`],
+//! [`OfChannel::dump_meters`], [`OfChannel::meter_stats`] (meter ops in `apply_bundle` run
+//! around the bundle: OVS 3.1 refuses meter_mods inside one). Packet path:
+//! [`OfChannel::enable_packet_in`], [`OfChannel::take_packet_ins`] (an mpsc receiver of
+//! decoded packet-in2s, bounded, overflow dropped and counted), [`OfChannel::packet_out`],
+//! [`OfChannel::resume`], [`OfChannel::ct_flush_zone`], [`OfChannel::tlv_table_mod`],
+//! [`OfChannel::tlv_table`].
 //!
 //! A lost connection fails every pending and later request with [`OfError::Disconnected`];
 //! the caller reconnects with a new `OfChannel`.
@@ -24,14 +30,16 @@ use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::codec::nx::{NXPIF_NXT_PACKET_IN2, OFPACPT_PACKET_IN_MASTER, OFPACPT_PACKET_IN_SLAVE};
 use crate::codec::{
     self, BundleControl, BundleCtrlType, CodecError, ErrorMsg, Features, FlowMod, FlowStatsRequest,
     GroupMod, GroupModCommand, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
     OFP15_VERSION, OFPBF_ATOMIC, OFPBF_ORDERED, OFPG_ALL,
 };
-use crate::codec::{MeterMod, MeterModCommand};
+use crate::codec::{MeterMod, MeterModCommand, PacketIn, PacketOut, TlvTableMod, TlvTableReply};
 use crate::flow::{Flow, FlowKey, Group, GroupType};
 use crate::meter::{Meter, MeterStats, OFPM_ALL};
+use std::sync::atomic::AtomicU64;
 
 /// Tuning for an [`OfChannel`].
 #[derive(Clone, Debug)]
@@ -186,7 +194,14 @@ struct XidRange {
     errors: Vec<(usize, ErrorMsg)>,
 }
 
+/// How many decoded packet-ins the channel buffers for [`OfChannel::take_packet_ins`];
+/// beyond that they are dropped and counted ([`OfChannel::dropped_packet_ins`]).
+pub const PACKET_IN_QUEUE: usize = 1024;
+
 struct Shared {
+    packet_in_tx: mpsc::Sender<PacketIn>,
+    packet_in_dropped: AtomicU64,
+    packet_in_bad: AtomicU64,
     pending: Mutex<HashMap<u32, Pending>>,
     ranges: Mutex<HashMap<u64, XidRange>>,
     closed: AtomicBool,
@@ -222,6 +237,7 @@ impl Drop for RangeGuard<'_> {
 /// An OpenFlow 1.5 connection. Cheap to share by reference; all methods take `&self`.
 pub struct OfChannel {
     shared: Arc<Shared>,
+    packet_ins: Mutex<Option<mpsc::Receiver<PacketIn>>>,
     tx: mpsc::Sender<Vec<u8>>,
     config: ChannelConfig,
     next_bundle: AtomicU32,
@@ -278,7 +294,11 @@ impl OfChannel {
                 timeout,
             })??;
 
+        let (packet_in_tx, packet_in_rx) = mpsc::channel(PACKET_IN_QUEUE);
         let shared = Arc::new(Shared {
+            packet_in_tx,
+            packet_in_dropped: AtomicU64::new(0),
+            packet_in_bad: AtomicU64::new(0),
             pending: Mutex::new(HashMap::new()),
             ranges: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
@@ -290,6 +310,7 @@ impl OfChannel {
         tracing::debug!(path = %path.display(), "OpenFlow 1.5 channel connected");
         Ok(OfChannel {
             shared,
+            packet_ins: Mutex::new(Some(packet_in_rx)),
             tx,
             config,
             next_bundle: AtomicU32::new(1),
@@ -541,6 +562,79 @@ impl OfChannel {
             Ok(Ok(m)) => Err(unexpected(what, &m)),
             Ok(Err(e)) => Err(e),
             Err(_) => Ok(()),
+        }
+    }
+
+    /// The receiver of asynchronous packet-ins (`NXT_PACKET_IN2`, decoded); `None` after the
+    /// first call. Packet-ins never interfere with request/reply matching. Call
+    /// [`OfChannel::enable_packet_in`] so the switch sends them on this connection.
+    pub fn take_packet_ins(&self) -> Option<mpsc::Receiver<PacketIn>> {
+        self.packet_ins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Packet-ins dropped because the receiver was full (or never taken).
+    pub fn dropped_packet_ins(&self) -> u64 {
+        self.shared.packet_in_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Packet-ins that failed to decode (counted and dropped).
+    pub fn malformed_packet_ins(&self) -> u64 {
+        self.shared.packet_in_bad.load(Ordering::Relaxed)
+    }
+
+    /// Asks the switch to send packet-ins to this (management-socket) connection, as
+    /// `NXT_PACKET_IN2`: sets the packet-in format and the async config (OVS enables no
+    /// asynchronous messages on service connections by default), every reason enabled.
+    pub async fn enable_packet_in(&self) -> Result<(), OfError> {
+        self.send_checked(
+            "set packet-in format",
+            Message::SetPacketInFormat(NXPIF_NXT_PACKET_IN2),
+        )
+        .await?;
+        self.send_checked(
+            "set async config",
+            Message::SetAsync(vec![
+                (OFPACPT_PACKET_IN_SLAVE, 0x3f),
+                (OFPACPT_PACKET_IN_MASTER, 0x3f),
+            ]),
+        )
+        .await
+    }
+
+    /// Sends a packet-out (confirmed by a barrier).
+    pub async fn packet_out(&self, po: PacketOut) -> Result<(), OfError> {
+        self.send_checked("packet out", Message::PacketOut(po))
+            .await
+    }
+
+    /// Resumes a packet paused by `controller(pause)` (confirmed by a barrier).
+    pub async fn resume(&self, pin: &PacketIn) -> Result<(), OfError> {
+        self.send_checked("resume", pin.resume()).await
+    }
+
+    /// Flushes every conntrack entry of `zone` (NXT_CT_FLUSH_ZONE).
+    pub async fn ct_flush_zone(&self, zone: u16) -> Result<(), OfError> {
+        self.send_checked("ct flush zone", Message::CtFlushZone(zone))
+            .await
+    }
+
+    /// Changes the Geneve TLV table (NXT_TLV_TABLE_MOD).
+    pub async fn tlv_table_mod(&self, m: TlvTableMod) -> Result<(), OfError> {
+        self.send_checked("tlv table mod", Message::TlvTableMod(m))
+            .await
+    }
+
+    /// The switch's Geneve TLV table.
+    pub async fn tlv_table(&self) -> Result<TlvTableReply, OfError> {
+        match self
+            .request("tlv table request", &Message::TlvTableRequest)
+            .await?
+        {
+            Message::TlvTableReply(r) => Ok(r),
+            m => Err(unexpected("tlv table request", &m)),
         }
     }
 
@@ -867,6 +961,11 @@ async fn read_loop(
 fn dispatch(frame: &[u8], shared: &Shared, tx: &mpsc::Sender<Vec<u8>>) {
     let (h, msg) = match codec::decode(frame) {
         Ok(x) => x,
+        Err(e) if is_packet_in2(frame) => {
+            shared.packet_in_bad.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(error = %e, "malformed packet-in dropped");
+            return;
+        }
         Err(e) => {
             let xid = codec::peek_header(frame).map(|h| h.xid);
             tracing::warn!(error = %e, ?xid, "undecodable OpenFlow message from switch");
@@ -879,6 +978,11 @@ fn dispatch(frame: &[u8], shared: &Shared, tx: &mpsc::Sender<Vec<u8>>) {
         }
     };
     match msg {
+        Message::PacketIn2(pin) => {
+            if shared.packet_in_tx.try_send(pin).is_err() {
+                shared.packet_in_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         Message::EchoRequest(d) => {
             if let Ok(b) = codec::encode_to_vec(h.xid, &Message::EchoReply(d)) {
                 // Queue behind any bulk writes without blocking the reader.
@@ -950,6 +1054,14 @@ fn dispatch(frame: &[u8], shared: &Shared, tx: &mpsc::Sender<Vec<u8>>) {
             }
         }
     }
+}
+
+/// Whether a raw frame is an NXT_PACKET_IN2 (checked without decoding it).
+fn is_packet_in2(frame: &[u8]) -> bool {
+    frame.len() >= 16
+        && frame[1] == codec::msg_type::EXPERIMENTER
+        && frame[8..12] == codec::nx::NX_VENDOR_ID.to_be_bytes()
+        && frame[12..16] == codec::nx::NXT_PACKET_IN2.to_be_bytes()
 }
 
 fn fail(p: Pending, e: OfError) {

@@ -578,7 +578,8 @@ pub enum SetField {
     NdTll(Mac),
     Icmpv6Type(u8),
     Icmpv6Code(u8),
-    /// `tun_metadata<index>`; `value` (and `mask`) have the mapped option's length.
+    /// `tun_metadata<index>`. Unmasked values are canonical without leading zero bytes
+    /// (`[5]`, not `[0, 0, 0, 5]`): that is how OVS reports them back.
     TunMetadata {
         index: u8,
         value: Vec<u8>,

@@ -2,7 +2,8 @@
 //! ([`render`]), the OpenFlow 1.5 + Nicira-extension wire codec ([`codec`], pure), and an
 //! async channel to a switch's `br-int.mgmt` socket ([`channel`]). Start with
 //! [`flow::Flow`]; to program a switch, [`channel::OfChannel::connect`] then
-//! [`channel::OfChannel::apply_bundle`].
+//! [`channel::OfChannel::apply_bundle`]. Meters live in [`meter`]; packet-in2 / packet-out
+//! / resume in [`codec::nx`].
 
 pub mod channel;
 pub mod codec;

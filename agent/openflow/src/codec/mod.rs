@@ -7,12 +7,16 @@
 //! panics.
 //!
 //! Message coverage: hello (version bitmap), error, echo, features, get/set config,
-//! flow_mod, group_mod (OpenFlow 1.5 buckets), barrier, bundle_control, bundle_add_message,
-//! multipart flow-desc and group-desc. Submodules: [`oxm`] (matches), [`actions`] (actions
-//! and instructions), [`errors`] (error names).
+//! flow_mod, group_mod (OpenFlow 1.5 buckets, select-group weights and selection method),
+//! meter_mod, barrier, bundle_control, bundle_add_message, multipart flow-desc, group-desc,
+//! meter-config and meter-stats, packet-out, set-async, and the Nicira packet-in2, resume,
+//! set-packet-in-format, ct-flush-zone and TLV-table messages. Submodules: [`oxm`]
+//! (matches), [`actions`] (actions and instructions), [`nxm`] (field headers by name),
+//! [`nx`] (Nicira messages and the packet path), [`errors`] (error names).
 
 pub mod actions;
 pub mod errors;
+pub mod nx;
 pub mod nxm;
 pub mod oxm;
 mod wire;
@@ -20,6 +24,9 @@ mod wire;
 use crate::flow::{Action, Flow, FlowKey, Group, GroupType, Match};
 use crate::meter::{self as meter_model, BandStats, Meter, MeterStats};
 pub use errors::ErrorMsg;
+pub use nx::{
+    packet_in_reason, PacketIn, PacketOut, TlvMap, TlvTableCommand, TlvTableMod, TlvTableReply,
+};
 use wire::{
     len16, pad8_from, patch_u16, put_u16, put_u32, put_u64, put_u8, put_zeros, round8, Reader,
 };
@@ -46,6 +53,7 @@ pub mod msg_type {
     pub const PACKET_IN: u8 = 10;
     pub const PACKET_OUT: u8 = 13;
     pub const METER_MOD: u8 = 29;
+    pub const SET_ASYNC: u8 = 28;
     pub const MULTIPART_REQUEST: u8 = 18;
     pub const MULTIPART_REPLY: u8 = 19;
     pub const BARRIER_REQUEST: u8 = 20;
@@ -438,6 +446,21 @@ pub enum Message {
     BarrierReply,
     BundleControl(BundleControl),
     BundleAdd(BundleAdd),
+    /// `NXT_PACKET_IN2` (switch to controller).
+    PacketIn2(PacketIn),
+    /// `NXT_RESUME`: continue a paused packet-in.
+    Resume(PacketIn),
+    /// `OFPT_PACKET_OUT` (OpenFlow 1.5 form, with a match).
+    PacketOut(PacketOut),
+    /// `NXT_SET_PACKET_IN_FORMAT` ([`nx::NXPIF_NXT_PACKET_IN2`] for packet-in2).
+    SetPacketInFormat(u32),
+    /// `OFPT_SET_ASYNC` (OpenFlow 1.4+): `(property type, reason mask)` pairs.
+    SetAsync(Vec<(u16, u32)>),
+    /// `NXT_CT_FLUSH_ZONE`: drop every connection in a conntrack zone.
+    CtFlushZone(u16),
+    TlvTableMod(TlvTableMod),
+    TlvTableRequest,
+    TlvTableReply(TlvTableReply),
     /// Any other message (or any message of another version than 1.5): raw body.
     Other {
         version: u8,
@@ -469,6 +492,15 @@ impl Message {
             Message::BarrierReply => t::BARRIER_REPLY,
             Message::BundleControl(_) => t::BUNDLE_CONTROL,
             Message::BundleAdd(_) => t::BUNDLE_ADD_MESSAGE,
+            Message::PacketOut(_) => t::PACKET_OUT,
+            Message::SetAsync(_) => t::SET_ASYNC,
+            Message::PacketIn2(_)
+            | Message::Resume(_)
+            | Message::SetPacketInFormat(_)
+            | Message::CtFlushZone(_)
+            | Message::TlvTableMod(_)
+            | Message::TlvTableRequest
+            | Message::TlvTableReply(_) => t::EXPERIMENTER,
             Message::Other { msg_type, .. } => *msg_type,
         }
     }
@@ -728,8 +760,45 @@ fn encode_inner(
             out[start] = *version;
             out.extend_from_slice(body);
         }
+        Message::PacketOut(po) => nx::encode_packet_out(out, po)?,
+        Message::SetAsync(props) => nx::encode_async(out, props),
+        Message::PacketIn2(p) => {
+            put_nx_subtype(out, nx::NXT_PACKET_IN2);
+            nx::encode_packet_in(out, p, false)?;
+        }
+        Message::Resume(p) => {
+            put_nx_subtype(out, nx::NXT_RESUME);
+            nx::encode_packet_in(out, p, true)?;
+        }
+        Message::SetPacketInFormat(f) => {
+            put_nx_subtype(out, nx::NXT_SET_PACKET_IN_FORMAT);
+            put_u32(out, *f);
+        }
+        Message::CtFlushZone(z) => {
+            put_nx_subtype(out, nx::NXT_CT_FLUSH_ZONE);
+            nx::encode_ct_flush_zone(out, *z);
+        }
+        Message::TlvTableMod(m) => {
+            put_nx_subtype(out, nx::NXT_TLV_TABLE_MOD);
+            put_u16(out, m.command as u16);
+            put_zeros(out, 6);
+            nx::encode_tlv_maps(out, &m.maps);
+        }
+        Message::TlvTableRequest => put_nx_subtype(out, nx::NXT_TLV_TABLE_REQUEST),
+        Message::TlvTableReply(m) => {
+            put_nx_subtype(out, nx::NXT_TLV_TABLE_REPLY);
+            put_u32(out, m.max_option_space);
+            put_u16(out, m.max_fields);
+            put_zeros(out, 10);
+            nx::encode_tlv_maps(out, &m.maps);
+        }
     }
     finish(out, start)
+}
+
+fn put_nx_subtype(out: &mut Vec<u8>, subtype: u32) {
+    put_u32(out, nx::NX_VENDOR_ID);
+    put_u32(out, subtype);
 }
 
 fn group_type_code(t: &GroupType) -> u8 {
@@ -1273,6 +1342,56 @@ fn decode_body(h: &Header, r: &mut Reader<'_>) -> Result<Message, CodecError> {
                 command,
                 meter: meter_model::meter_from_parts(id, flags, bands),
             })
+        }
+        t::PACKET_OUT => Message::PacketOut(nx::decode_packet_out(r)?),
+        t::SET_ASYNC => Message::SetAsync(nx::decode_async(r)?),
+        t::EXPERIMENTER if r.remaining() >= 8 && r.peek_u32()? == nx::NX_VENDOR_ID => {
+            let mut body = *r;
+            body.skip(4)?;
+            let subtype = body.u32()?;
+            match subtype {
+                nx::NXT_PACKET_IN2 => Message::PacketIn2(nx::decode_packet_in(&mut body)?),
+                nx::NXT_RESUME => Message::Resume(nx::decode_packet_in(&mut body)?),
+                nx::NXT_SET_PACKET_IN_FORMAT => Message::SetPacketInFormat(body.u32()?),
+                nx::NXT_CT_FLUSH_ZONE => {
+                    body.skip(6)?;
+                    Message::CtFlushZone(body.u16()?)
+                }
+                nx::NXT_TLV_TABLE_MOD => {
+                    let command = match body.u16()? {
+                        0 => TlvTableCommand::Add,
+                        1 => TlvTableCommand::Delete,
+                        2 => TlvTableCommand::Clear,
+                        c => {
+                            return Err(CodecError::Invalid {
+                                what: "tlv_table_mod command",
+                                value: u64::from(c),
+                            })
+                        }
+                    };
+                    body.skip(6)?;
+                    Message::TlvTableMod(TlvTableMod {
+                        command,
+                        maps: nx::decode_tlv_maps(&mut body)?,
+                    })
+                }
+                nx::NXT_TLV_TABLE_REQUEST => Message::TlvTableRequest,
+                nx::NXT_TLV_TABLE_REPLY => {
+                    let max_option_space = body.u32()?;
+                    let max_fields = body.u16()?;
+                    body.skip(10)?;
+                    Message::TlvTableReply(TlvTableReply {
+                        max_option_space,
+                        max_fields,
+                        maps: nx::decode_tlv_maps(&mut body)?,
+                    })
+                }
+                _ => Message::Other {
+                    version: h.version,
+                    msg_type: h.msg_type,
+                    body: r.rest().to_vec(),
+                },
+            }
         }
         t::BARRIER_REQUEST => Message::BarrierRequest,
         t::BARRIER_REPLY => Message::BarrierReply,

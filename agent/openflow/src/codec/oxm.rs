@@ -438,6 +438,16 @@ pub(crate) fn decode_match(r: &mut Reader<'_>) -> Result<Match, CodecError> {
     Ok(Match::from_fields(fields))
 }
 
+/// Decodes bare OXM/NXM TLVs filling the reader (no `ofp_match` header), as in the
+/// packet-in2 metadata property.
+pub(crate) fn decode_fields(r: &mut Reader<'_>) -> Result<Match, CodecError> {
+    let mut fields = Vec::new();
+    while !r.is_empty() {
+        decode_tlv(r, &mut fields)?;
+    }
+    Ok(Match::from_fields(fields))
+}
+
 fn ip(b: &[u8]) -> Ipv4Addr {
     Ipv4Addr::new(b[0], b[1], b[2], b[3])
 }
@@ -922,15 +932,23 @@ pub fn decode_set_field_tlv(h: &OxmHeader, payload: &[u8]) -> Option<SetField> {
             value: *value,
             mask: None,
         },
+        // OVS reports a tun_metadata set_field with its minimal length (leading zero bytes
+        // dropped); that is the canonical form of the model.
         MatchField::TunMetadata {
             index,
             value,
             mask: None,
-        } => SetField::TunMetadata {
-            index: *index,
-            value: value.clone(),
-            mask: None,
-        },
+        } => {
+            let first = value
+                .iter()
+                .position(|b| *b != 0)
+                .unwrap_or(value.len() - 1);
+            SetField::TunMetadata {
+                index: *index,
+                value: value[first..].to_vec(),
+                mask: None,
+            }
+        }
         MatchField::TunSrc(a) => SetField::TunSrc(*a),
         MatchField::Ipv4Src { value, mask: None } => SetField::Ipv4Src(*value),
         MatchField::Ipv4Dst { value, mask: None } => SetField::Ipv4Dst(*value),

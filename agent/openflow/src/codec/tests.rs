@@ -1009,3 +1009,166 @@ fn select_groups_roundtrip_with_methods_and_weights() {
         }));
     }
 }
+
+#[test]
+fn packet_path_messages_roundtrip() {
+    use crate::codec::nx::{TlvMap, TlvTableCommand, TlvTableMod, TlvTableReply};
+    let pin = PacketIn {
+        packet: vec![1, 2, 3, 4, 5],
+        full_len: Some(1500),
+        buffer_id: None,
+        table_id: 5,
+        cookie: Some(0x0200_0000_0000_0001),
+        reason: 1,
+        metadata: Match::new()
+            .with(MatchField::InPort(3))
+            .with(MatchField::Reg {
+                index: 14,
+                value: 7,
+                mask: None,
+            })
+            .with(MatchField::Metadata {
+                value: 0x3e9,
+                mask: None,
+            }),
+        userdata: vec![0, 0, 0, 1],
+        continuation: Some(vec![0x80, 0, 0, 8, 0, 0, 0, 0]),
+    };
+    roundtrip(Message::PacketIn2(pin.clone()));
+    let mut resumed = pin.clone();
+    resumed.userdata.clear();
+    assert_eq!(pin.resume(), Message::Resume(resumed.clone()));
+    roundtrip(Message::Resume(resumed));
+    roundtrip_unpadded(Message::PacketOut(PacketOut {
+        buffer_id: OFP_NO_BUFFER,
+        matches: Match::new().with(MatchField::InPort(ports::CONTROLLER)),
+        actions: vec![Action::Output(1)],
+        packet: vec![9; 60],
+    }));
+    roundtrip_unpadded(Message::SetPacketInFormat(2));
+    roundtrip(Message::SetAsync(vec![(0, 0x3f), (1, 0x3f)]));
+    roundtrip(Message::CtFlushZone(5));
+    roundtrip(Message::TlvTableRequest);
+    let maps = vec![TlvMap {
+        option_class: 0x102,
+        option_type: 0x80,
+        option_len: 4,
+        index: 0,
+    }];
+    roundtrip(Message::TlvTableMod(TlvTableMod {
+        command: TlvTableCommand::Add,
+        maps: maps.clone(),
+    }));
+    roundtrip(Message::TlvTableReply(TlvTableReply {
+        max_option_space: 256,
+        max_fields: 64,
+        maps,
+    }));
+}
+
+/// Fuzz-style: random, truncated and bit-flipped packet-in2 / resume / packet-out / meter /
+/// select-group / extension flow messages must decode or return an error, never panic.
+#[test]
+fn packet_in_and_extension_decoders_never_panic() {
+    let pin = PacketIn {
+        packet: vec![0xff; 42],
+        table_id: 3,
+        cookie: Some(7),
+        reason: 1,
+        metadata: Match::new().with(MatchField::CtState {
+            value: 0x22,
+            mask: None,
+        }),
+        userdata: vec![1, 2, 3],
+        continuation: Some(vec![0x80, 0, 0, 5, 1, 0, 0, 0]),
+        ..PacketIn::default()
+    };
+    let mut corpus = vec![
+        encode_to_vec(1, &Message::PacketIn2(pin.clone())).expect("encode"),
+        encode_to_vec(1, &pin.resume()).expect("encode"),
+        encode_to_vec(
+            1,
+            &Message::PacketOut(PacketOut {
+                buffer_id: OFP_NO_BUFFER,
+                matches: Match::new().with(MatchField::InPort(1)),
+                actions: vec![Action::Output(2)],
+                packet: vec![0; 20],
+            }),
+        )
+        .expect("encode"),
+        encode_to_vec(1, &Message::CtFlushZone(9)).expect("encode"),
+    ];
+    let flow = Flow {
+        table: 1,
+        priority: 1,
+        cookie: 0,
+        matches: Match::new()
+            .with(MatchField::EthType(0x0800))
+            .with(MatchField::CtLabel {
+                value: 5,
+                mask: Some(0xff),
+            }),
+        actions: vec![
+            Action::Ct(crate::flow::Ct {
+                commit: true,
+                nat: Some(crate::flow::Nat {
+                    kind: Some(crate::flow::NatKind::Src),
+                    addr_min: Some(ip("10.0.0.1").into()),
+                    port_min: Some(5),
+                    ..Default::default()
+                }),
+                exec: vec![Action::SetField(SetField::CtMark {
+                    value: 1,
+                    mask: None,
+                })],
+                ..Default::default()
+            }),
+            Action::Learn(crate::flow::Learn {
+                specs: vec![crate::flow::LearnSpec::LoadImm {
+                    value: 1,
+                    dst: crate::flow::SubField::bits(nxm::nxm_nx_reg(10), 0, 0),
+                }],
+                ..Default::default()
+            }),
+            Action::Controller(crate::flow::Controller {
+                userdata: vec![1],
+                pause: true,
+                meter_id: Some(3),
+                ..Default::default()
+            }),
+        ],
+    };
+    corpus.push(encode_to_vec(1, &Message::FlowMod(FlowMod::add(flow))).expect("encode"));
+    let mut rng = XorShift(0x1234_5678_9abc_def1);
+    for msg in &corpus {
+        for cut in 0..msg.len() {
+            let mut m = msg[..cut].to_vec();
+            let _ = decode(&m);
+            if m.len() >= 4 {
+                let l = m.len() as u16;
+                m[2..4].copy_from_slice(&l.to_be_bytes());
+                let _ = decode(&m);
+            }
+        }
+    }
+    for _ in 0..30_000 {
+        let base = &corpus[(rng.next() % corpus.len() as u64) as usize];
+        let mut m = base.clone();
+        for _ in 0..(1 + rng.next() % 6) {
+            let i = 8 + (rng.next() % (m.len() as u64 - 8)) as usize;
+            m[i] = rng.next() as u8;
+        }
+        let _ = decode(&m);
+    }
+    // Random bodies behind a valid packet-in2 header.
+    for _ in 0..5_000 {
+        let n = 16 + (rng.next() % 300) as usize;
+        let mut m: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+        m[..16].copy_from_slice(&hex("0604000000000001000023200000001e"));
+        m[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+        let _ = decode(&m);
+    }
+    // A packet-in2 without its packet property is an error, not a default.
+    let empty = hex("0604001000000001000023200000001e");
+    assert!(decode(&empty).is_err());
+}

@@ -73,6 +73,12 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(a))
     }
 
+    /// Peeks a big-endian u32 at the cursor without consuming it.
+    pub(crate) fn peek_u32(&self) -> Result<u32, CodecError> {
+        let mut c = *self;
+        c.u32()
+    }
+
     /// Peeks a big-endian u16 at the cursor without consuming it.
     pub(crate) fn peek_u16(&self) -> Result<u16, CodecError> {
         let mut c = *self;
