@@ -395,7 +395,7 @@ fn encode_rank(f: &MatchField) -> u16 {
 }
 
 /// Appends an `ofp_match` (type OXM, padded to 8 bytes), fields in Open vSwitch's own order
-/// (see [`encode_rank`]).
+/// (`nx_put_raw` in lib/nx-match.c).
 pub fn encode_match(out: &mut Vec<u8>, m: &Match) -> Result<(), CodecError> {
     let start = out.len();
     put_u16(out, OFPMT_OXM);
