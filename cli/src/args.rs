@@ -1,60 +1,90 @@
 //! Command-line grammar of `weftctl` (clap derive). Pure: no I/O.
 //!
-//! Global flags ([`GlobalOpts`]) follow ovn-nbctl and are written before the command
-//! (`weftctl --may-exist ls-add sw1`); they are also accepted after it. Per-command arguments
-//! live in [`Command`].
+//! [`Cli`] is one command of an invocation: the global options ([`GlobalOpts`]) and a
+//! [`Command`] (the registry in [`crate::cmd`]). [`crate::chain`] splits `weftctl A -- B -- C`
+//! into such pieces, moves global options to the front and per-command flags (`--may-exist`)
+//! behind the command name, so clap sees `weftctl [GLOBAL] CMD [CMD-FLAGS] ARGS` every time
+//! and each command's `--help` lists only its own flags.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
+use thiserror::Error;
+
+use crate::cmd::Command;
 
 /// Controller address used when neither `--controller` nor `WEFT_CONTROLLER` is given.
 pub const DEFAULT_CONTROLLER: &str = "http://127.0.0.1:7600";
+/// Port used when a controller address has none.
+pub const DEFAULT_PORT: u16 = 7600;
+/// The environment variable naming the controller.
+pub const CONTROLLER_ENV: &str = "WEFT_CONTROLLER";
 
-/// `weftctl [GLOBAL FLAGS] COMMAND [ARGS]`.
+/// `weftctl [GLOBAL OPTIONS] COMMAND [ARGS] [-- [OPTIONS] COMMAND [ARGS]]...`.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "weftctl",
     version,
     about = "Manage Weft logical networks (ovn-nbctl style)",
-    after_help = "Exit status: 0 on success, 1 when the controller rejects the request or cannot \
-                  be reached, 2 on a usage error."
+    override_usage = "weftctl [OPTIONS] COMMAND [ARGS]... [-- [CMD-OPTIONS] COMMAND [ARGS]...]...",
+    after_help = "Commands joined with `--` run as ONE transaction (all or nothing); the output \
+                  is then one line per command. Global options may also be written after the \
+                  command. Exit status: 0 on success, 1 when the controller rejects the request \
+                  or cannot be reached, 2 on a usage error."
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
-/// Flags that apply to every command.
-#[derive(Debug, Clone, Args)]
+/// Options that apply to the whole invocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
 pub struct GlobalOpts {
-    /// ls-add, lsp-add, lsp-add-batch: creating an object that already exists is not an error.
-    #[arg(long, global = true)]
-    pub may_exist: bool,
-
-    /// ls-del, lsp-del, chassis-del: deleting an object that does not exist is not an error.
-    #[arg(long, global = true)]
-    pub if_exists: bool,
-
     /// Wait mode for writes: `hv` returns when every live chassis has applied the write.
     /// `sync` waits as `hv` unless `--wait=none` is given.
-    #[arg(long, value_enum, value_name = "MODE", global = true)]
+    #[arg(long, value_enum, value_name = "MODE")]
     pub wait: Option<WaitArg>,
 
     /// Upper bound in seconds for the wait (and for the whole command).
-    #[arg(long, value_name = "SECONDS", global = true,
+    #[arg(long, value_name = "SECONDS",
           value_parser = clap::value_parser!(u32).range(1..=86_400))]
     pub timeout: Option<u32>,
 
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, value_name = "FORMAT",
-          default_value_t = OutputFormat::Table, global = true)]
-    pub output: OutputFormat,
+    /// Validate the whole transaction and print what it would change; commit nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 
-    /// Controller gRPC address (http://HOST:PORT; `HOST:PORT` is accepted too).
-    #[arg(long, value_name = "URL", env = "WEFT_CONTROLLER", default_value = DEFAULT_CONTROLLER,
-          value_parser = parse_controller, global = true)]
-    pub controller: String,
+    /// Output format (default: table; `list` and `find` default to list).
+    #[arg(
+        short = 'f',
+        long = "format",
+        visible_short_alias = 'o',
+        visible_alias = "output",
+        value_enum,
+        value_name = "FORMAT"
+    )]
+    pub format: Option<Format>,
+
+    /// List output: values only (no headings, no quoting, no alignment).
+    #[arg(long)]
+    pub bare: bool,
+
+    /// List output: only these columns, in this order (comma-separated).
+    #[arg(long, value_name = "COLUMN,...", value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+
+    /// List output: omit the heading line.
+    #[arg(long)]
+    pub no_headings: bool,
+
+    /// Print each command's output on one line (newlines as `\n`); implied by `--` chains.
+    #[arg(long)]
+    pub oneline: bool,
+
+    /// Controller gRPC address: HOST, HOST:PORT or http://HOST[:PORT] (port 7600 when
+    /// omitted). Default: $WEFT_CONTROLLER, else http://127.0.0.1:7600.
+    #[arg(long, value_name = "ADDRESS", value_parser = parse_controller)]
+    pub controller: Option<String>,
 }
 
 /// `--wait` values.
@@ -66,7 +96,7 @@ pub enum WaitArg {
     Hv,
 }
 
-/// `lsp-set-enabled` states (as in ovn-nbctl).
+/// `lsp-set-enabled` / `lrp-set-enabled` states (as in ovn-nbctl).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EnabledArg {
     /// Forward the port's traffic.
@@ -75,167 +105,52 @@ pub enum EnabledArg {
     Disabled,
 }
 
-/// `-o` values.
+impl EnabledArg {
+    pub fn as_bool(self) -> bool {
+        self == EnabledArg::Enabled
+    }
+}
+
+/// `-f` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// Human-readable text (nothing for successful writes, as ovn-nbctl).
+pub enum Format {
+    /// Human-readable text: aligned columns, trees (nothing for successful writes).
     Table,
-    /// The reply message as JSON.
+    /// ovn-nbctl `list` form: `column : value` lines, a blank line between records.
+    List,
+    /// The reply as JSON.
     Json,
+    /// Comma-separated values with a heading line.
+    Csv,
 }
 
-/// The commands, named as in ovn-nbctl.
-#[derive(Debug, Clone, Subcommand)]
-pub enum Command {
-    /// Print an overview of switches, ports and chassis.
-    Show,
-    /// Create a logical switch.
-    LsAdd {
-        /// Switch name.
-        switch: String,
-        /// IPv4 subnet in CIDR form, e.g. 10.0.0.0/24 (needed for `dynamic` addresses).
-        #[arg(long, value_name = "CIDR", value_parser = non_empty("--subnet"))]
-        subnet: Option<String>,
-        /// Tunnel key (1..16777215); allocated when omitted.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16_777_215))]
-        vni: Option<u32>,
-        /// MTU the switch is meant for (68..65535).
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(68..=65_535))]
-        mtu: Option<u32>,
-    },
-    /// Delete a logical switch and all of its ports.
-    LsDel {
-        /// Switch name.
-        switch: String,
-    },
-    /// List logical switches.
-    LsList,
-    /// Add a port to a switch.
-    LspAdd {
-        /// Switch name.
-        switch: String,
-        /// Port name (unique across all switches).
-        port: String,
-    },
-    /// Add many ports to a switch in one call (one etcd transaction: all or nothing).
-    LspAddBatch {
-        /// Switch name.
-        switch: String,
-        /// Port names (unique across all switches).
-        #[arg(value_name = "PORT", required = true)]
-        ports: Vec<String>,
-        /// Give every port the address `dynamic` (MAC and IP allocated from the subnet).
-        #[arg(long)]
-        dynamic: bool,
-    },
-    /// Delete a port.
-    LspDel {
-        /// Port name.
-        port: String,
-    },
-    /// List the ports of a switch.
-    LspList {
-        /// Switch name.
-        switch: String,
-    },
-    /// Replace a port's addresses; no ADDR clears them.
-    LspSetAddresses {
-        /// Port name.
-        port: String,
-        /// Each one "MAC IP...", `dynamic` or `unknown` (quote entries that contain spaces).
-        #[arg(value_name = "ADDR")]
-        addresses: Vec<String>,
-    },
-    /// Print a port's addresses, one entry per line (`dynamic` resolved to "MAC IP").
-    LspGetAddresses {
-        /// Port name.
-        port: String,
-    },
-    /// Replace a port's port-security entries; no ADDR turns anti-spoofing off.
-    LspSetPortSecurity {
-        /// Port name.
-        port: String,
-        /// Each one "MAC [IP[/PREFIX]...]" (quote entries that contain spaces).
-        #[arg(value_name = "ADDR")]
-        addresses: Vec<String>,
-    },
-    /// Print a port's port-security entries, one per line.
-    LspGetPortSecurity {
-        /// Port name.
-        port: String,
-    },
-    /// Enable or disable a port (a disabled port's traffic is dropped).
-    LspSetEnabled {
-        /// Port name.
-        port: String,
-        /// New state.
-        #[arg(value_enum)]
-        state: EnabledArg,
-    },
-    /// Print `enabled` or `disabled`.
-    LspGetEnabled {
-        /// Port name.
-        port: String,
-    },
-    /// Print `up` or `down`.
-    LspGetUp {
-        /// Port name.
-        port: String,
-    },
-    /// List every registered chassis with liveness and applied revision.
-    ChassisList,
-    /// Delete a chassis that is no longer alive, with the port bindings naming it.
-    ChassisDel {
-        /// Chassis name.
-        chassis: String,
-    },
-    /// Wait until every live chassis has applied the current (or given) revision.
-    Sync {
-        /// Revision to wait for (default: the controller's current revision).
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
-        revision: Option<i64>,
+/// The clap command of [`Cli`], with a note on every command's help about the global
+/// options (which are not repeated in each command's option list).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_subcommands(|s| {
+        s.after_help(
+            "Global options (see `weftctl --help`) may be written before or after the command: \
+             --wait, --timeout, --dry-run, -f/--format, --bare, --columns, --no-headings, \
+             --oneline, --controller.",
+        )
+    })
+}
+
+/// A `--controller` / `WEFT_CONTROLLER` value weftctl cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ControllerError {
+    #[error("invalid {source_name} {value:?}: {reason}")]
+    Invalid {
+        source_name: &'static str,
+        value: String,
+        reason: String,
     },
 }
 
-impl Command {
-    /// The command's name as typed on the command line.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::Show => "show",
-            Command::LsAdd { .. } => "ls-add",
-            Command::LsDel { .. } => "ls-del",
-            Command::LsList => "ls-list",
-            Command::LspAdd { .. } => "lsp-add",
-            Command::LspAddBatch { .. } => "lsp-add-batch",
-            Command::LspDel { .. } => "lsp-del",
-            Command::LspList { .. } => "lsp-list",
-            Command::LspSetAddresses { .. } => "lsp-set-addresses",
-            Command::LspGetAddresses { .. } => "lsp-get-addresses",
-            Command::LspSetPortSecurity { .. } => "lsp-set-port-security",
-            Command::LspGetPortSecurity { .. } => "lsp-get-port-security",
-            Command::LspGetUp { .. } => "lsp-get-up",
-            Command::LspSetEnabled { .. } => "lsp-set-enabled",
-            Command::LspGetEnabled { .. } => "lsp-get-enabled",
-            Command::ChassisList => "chassis-list",
-            Command::ChassisDel { .. } => "chassis-del",
-            Command::Sync { .. } => "sync",
-        }
-    }
-}
-
-/// A value parser that rejects empty (or all-blank) strings, naming the flag.
-fn non_empty(flag: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {
-    move |s: &str| {
-        if s.trim().is_empty() {
-            Err(format!("{flag} must not be empty"))
-        } else {
-            Ok(s.to_string())
-        }
-    }
-}
-
-/// Normalises `--controller`: accepts `http://HOST:PORT` or `HOST:PORT`, rejects other schemes
-/// (TLS is not built in) and anything that is not a URI.
+/// Normalises a controller address: `HOST`, `HOST:PORT`, `http://HOST[:PORT]` → an
+/// `http://HOST:PORT` URL (port [`DEFAULT_PORT`] when omitted). Other schemes are refused
+/// (TLS is not built in).
 pub fn parse_controller(s: &str) -> Result<String, String> {
     let s = s.trim();
     if s.is_empty() {
@@ -258,10 +173,58 @@ pub fn parse_controller(s: &str) -> Result<String, String> {
         }
         None => return Err(format!("invalid controller address {s:?}")),
     }
-    if uri.host().is_none_or(str::is_empty) {
+    let Some(host) = uri.host().filter(|h| !h.is_empty()) else {
         return Err(format!("invalid controller address {s:?}: no host"));
+    };
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+    if !path.is_empty() && path != "/" {
+        return Err(format!(
+            "invalid controller address {s:?}: a path is not allowed"
+        ));
     }
-    Ok(url)
+    // `Uri::port` hides a malformed port (it is then None), so read it from the authority.
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+    let port = match authority.strip_prefix(host).map(|r| r.strip_prefix(':')) {
+        Some(None) => DEFAULT_PORT,
+        Some(Some(p)) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("invalid controller address {s:?}: bad port {p:?}"))?,
+        None => return Err(format!("invalid controller address {s:?}: use HOST[:PORT]")),
+    };
+    // `Uri::host` keeps the brackets of an IPv6 literal.
+    Ok(format!("http://{host}:{port}"))
+}
+
+/// The controller to talk to: `--controller`, else `WEFT_CONTROLLER` (`env`, when set and
+/// not blank), else [`DEFAULT_CONTROLLER`].
+pub fn resolve_controller(
+    flag: Option<&str>,
+    env: Option<&str>,
+) -> Result<String, ControllerError> {
+    if let Some(f) = flag {
+        return Ok(f.to_string());
+    }
+    match env.map(str::trim).filter(|e| !e.is_empty()) {
+        Some(e) => parse_controller(e).map_err(|reason| ControllerError::Invalid {
+            source_name: CONTROLLER_ENV,
+            value: e.to_string(),
+            reason,
+        }),
+        None => Ok(DEFAULT_CONTROLLER.to_string()),
+    }
+}
+
+/// A value parser that rejects empty (or all-blank) strings, naming the flag.
+pub fn non_empty(flag: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {
+    move |s: &str| {
+        if s.trim().is_empty() {
+            Err(format!("{flag} must not be empty"))
+        } else {
+            Ok(s.to_string())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -276,18 +239,65 @@ mod tests {
 
     #[test]
     fn controller_address_forms() {
-        assert_eq!(
-            parse_controller("http://10.0.0.1:7600").as_deref(),
-            Ok("http://10.0.0.1:7600")
-        );
-        assert_eq!(
-            parse_controller("ctl.example:7600").as_deref(),
-            Ok("http://ctl.example:7600")
-        );
+        let ok = |s: &str| parse_controller(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(ok("http://10.0.0.1:7600"), "http://10.0.0.1:7600");
+        assert_eq!(ok("ctl.example:7601"), "http://ctl.example:7601");
+        // No port: 7600.
+        assert_eq!(ok("ctl.example"), "http://ctl.example:7600");
+        assert_eq!(ok("http://10.0.0.1"), "http://10.0.0.1:7600");
+        assert_eq!(ok("http://10.0.0.1/"), "http://10.0.0.1:7600");
+        assert_eq!(ok("[::1]"), "http://[::1]:7600");
+        assert_eq!(ok("[::1]:9000"), "http://[::1]:9000");
+        assert_eq!(ok(" 127.0.0.1 "), "http://127.0.0.1:7600");
         let https = parse_controller("https://x:1").expect_err("https rejected");
         assert!(https.contains("\"https\""), "{https}");
         assert!(parse_controller("").is_err());
         assert!(parse_controller("http://").is_err());
         assert!(parse_controller("http://exa mple:1").is_err());
+        assert!(parse_controller("http://h:1/x").is_err());
+        assert!(parse_controller("h:99999").is_err());
+        assert!(parse_controller("h:0").is_err());
+        assert!(parse_controller("u@h:1").is_err());
+    }
+
+    #[test]
+    fn controller_resolution_order() {
+        let flag = Some("http://a:1");
+        assert_eq!(
+            resolve_controller(flag, Some("b:2")).as_deref(),
+            Ok("http://a:1")
+        );
+        assert_eq!(
+            resolve_controller(None, Some("b")).as_deref(),
+            Ok("http://b:7600")
+        );
+        assert_eq!(
+            resolve_controller(None, Some("  ")).as_deref(),
+            Ok(DEFAULT_CONTROLLER)
+        );
+        assert_eq!(
+            resolve_controller(None, None).as_deref(),
+            Ok(DEFAULT_CONTROLLER)
+        );
+        let e = resolve_controller(None, Some("https://b")).expect_err("refused");
+        assert!(
+            e.to_string()
+                .starts_with("invalid WEFT_CONTROLLER \"https://b\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn usage_line_never_shows_controller_as_required() {
+        // clap shows env-backed args in the usage of an error once they are "present"; the
+        // controller has no clap env or default, so it can never appear there.
+        let mut cmd = Cli::command();
+        let usage = cmd.render_usage().to_string();
+        assert!(!usage.contains("--controller"), "{usage}");
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == "controller")
+            .expect("controller arg");
+        assert!(arg.get_env().is_none() && arg.get_default_values().is_empty());
     }
 }

@@ -1,17 +1,16 @@
-//! The thin gRPC layer: connects to the controller and makes exactly one northbound call.
+//! The thin gRPC layer: one connection to the controller, then the calls a plan needs.
 //!
-//! Start at [`execute`]. Errors come back as [`CliError`] already classified (cannot connect,
-//! client timeout, or the controller's status).
+//! Errors come back as [`CliError`] already classified (cannot connect, client timeout, or
+//! the controller's status).
 
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
+use weft_proto::v1 as pb;
 use weft_proto::v1::northbound_client::NorthboundClient;
-use weft_proto::v1::{GetRequest, ListChassisRequest, ListSwitchesRequest, ShowRequest};
 
+use crate::cmd::{object, Call, Reply, Sugar};
 use crate::error::{from_status, root_cause, CliError};
-use crate::format::Reply;
-use crate::request::Call;
 
 /// Time allowed to open the TCP connection and HTTP/2 session.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,79 +25,150 @@ pub struct ClientConfig {
     pub url: String,
     /// Bound for opening the connection.
     pub connect_timeout: Duration,
-    /// Bound for the call (including any server-side wait).
+    /// Bound for each call (including any server-side wait).
     pub request_timeout: Duration,
 }
 
-/// Connects to the controller and performs `call`.
-pub async fn execute(cfg: &ClientConfig, call: Call) -> Result<Reply, CliError> {
-    let mut client = connect(cfg).await?;
-    let st = |s: tonic::Status| from_status(s, &cfg.url, cfg.request_timeout);
-    let reply = match call {
-        Call::CreateSwitch(r) => {
-            Reply::Switch(client.create_switch(r).await.map_err(st)?.into_inner())
-        }
-        Call::DeleteSwitch(r) => {
-            Reply::Write(client.delete_switch(r).await.map_err(st)?.into_inner())
-        }
-        Call::ListSwitches => Reply::Switches(
-            client
-                .list_switches(ListSwitchesRequest {})
-                .await
-                .map_err(st)?
-                .into_inner(),
-        ),
-        Call::CreatePort(r) => Reply::Port(client.create_port(r).await.map_err(st)?.into_inner()),
-        Call::CreatePorts(r) => {
-            Reply::CreatedPorts(client.create_ports(r).await.map_err(st)?.into_inner())
-        }
-        Call::DeletePort(r) => Reply::Write(client.delete_port(r).await.map_err(st)?.into_inner()),
-        Call::ListPorts(r) => Reply::Ports(client.list_ports(r).await.map_err(st)?.into_inner()),
-        Call::SetPortAddresses(r) => {
-            Reply::Port(client.set_port_addresses(r).await.map_err(st)?.into_inner())
-        }
-        Call::SetPortSecurity(r) => {
-            Reply::Port(client.set_port_security(r).await.map_err(st)?.into_inner())
-        }
-        Call::SetPortEnabled(r) => {
-            Reply::Port(client.set_port_enabled(r).await.map_err(st)?.into_inner())
-        }
-        Call::GetPort { name, field } => Reply::PortField(
-            client
-                .get_port(GetRequest { name })
-                .await
-                .map_err(st)?
-                .into_inner(),
-            field,
-        ),
-        Call::ListChassis => Reply::Chassis(
-            client
-                .list_chassis(ListChassisRequest {})
-                .await
-                .map_err(st)?
-                .into_inner(),
-        ),
-        Call::DeleteChassis(r) => {
-            Reply::Write(client.delete_chassis(r).await.map_err(st)?.into_inner())
-        }
-        Call::Show => Reply::Show(client.show(ShowRequest {}).await.map_err(st)?.into_inner()),
-        Call::Sync(r) => Reply::Write(client.sync(r).await.map_err(st)?.into_inner()),
-    };
-    Ok(reply)
+/// A connected northbound client.
+pub struct Client {
+    nb: NorthboundClient<Channel>,
+    cfg: ClientConfig,
 }
 
-async fn connect(cfg: &ClientConfig) -> Result<NorthboundClient<Channel>, CliError> {
-    let connect_err = |reason: String| CliError::Connect {
-        url: cfg.url.clone(),
-        reason,
-    };
-    let endpoint = Endpoint::from_shared(cfg.url.clone())
-        .map_err(|e| connect_err(root_cause(&e)))?
-        .connect_timeout(cfg.connect_timeout)
-        .timeout(cfg.request_timeout);
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| connect_err(root_cause(&e)))?;
-    Ok(NorthboundClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES))
+impl Client {
+    /// Opens the connection.
+    pub async fn connect(cfg: &ClientConfig) -> Result<Client, CliError> {
+        let connect_err = |reason: String| CliError::Connect {
+            url: cfg.url.clone(),
+            reason,
+        };
+        let endpoint = Endpoint::from_shared(cfg.url.clone())
+            .map_err(|e| connect_err(root_cause(&e)))?
+            .connect_timeout(cfg.connect_timeout)
+            .timeout(cfg.request_timeout);
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| connect_err(root_cause(&e)))?;
+        Ok(Client {
+            nb: NorthboundClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES),
+            cfg: cfg.clone(),
+        })
+    }
+
+    fn status(&self, s: tonic::Status) -> CliError {
+        from_status(s, &self.cfg.url, self.cfg.request_timeout)
+    }
+
+    /// One Transact.
+    pub async fn transact(
+        &mut self,
+        req: pb::TransactRequest,
+    ) -> Result<pb::TransactReply, CliError> {
+        match self.nb.transact(req).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.status(s)),
+        }
+    }
+
+    /// A dedicated write RPC; its reply as (revision, one result per op of the command).
+    pub async fn sugar(&mut self, s: Sugar) -> Result<(i64, Vec<pb::OpResult>), CliError> {
+        use pb::object::Kind;
+        let done = |kind: Option<Kind>| pb::OpResult {
+            object: kind.map(object),
+            changed: true,
+        };
+        let r = match s {
+            Sugar::CreateSwitch(r) => self.nb.create_switch(r).await.map(|r| {
+                let r = r.into_inner();
+                (r.revision, vec![done(r.switch.map(Kind::LogicalSwitch))])
+            }),
+            Sugar::DeleteSwitch(r) => self
+                .nb
+                .delete_switch(r)
+                .await
+                .map(|r| (r.into_inner().revision, vec![done(None)])),
+            Sugar::CreatePort(r) => self.nb.create_port(r).await.map(port_result),
+            Sugar::CreatePorts(r) => self.nb.create_ports(r).await.map(|r| {
+                let r = r.into_inner();
+                let ports = r
+                    .ports
+                    .into_iter()
+                    .map(|p| done(Some(Kind::LogicalSwitchPort(p))))
+                    .collect();
+                (r.revision, ports)
+            }),
+            Sugar::DeletePort(r) => self
+                .nb
+                .delete_port(r)
+                .await
+                .map(|r| (r.into_inner().revision, vec![done(None)])),
+            Sugar::SetPortAddresses(r) => self.nb.set_port_addresses(r).await.map(port_result),
+            Sugar::SetPortSecurity(r) => self.nb.set_port_security(r).await.map(port_result),
+            Sugar::SetPortEnabled(r) => self.nb.set_port_enabled(r).await.map(port_result),
+            Sugar::DeleteChassis(r) => self
+                .nb
+                .delete_chassis(r)
+                .await
+                .map(|r| (r.into_inner().revision, vec![done(None)])),
+        };
+        r.map_err(|s| self.status(s))
+    }
+
+    /// One read (or Sync).
+    pub async fn call(&mut self, c: &Call) -> Result<Reply, CliError> {
+        let r = match c {
+            Call::Show => self
+                .nb
+                .show(pb::ShowRequest {})
+                .await
+                .map(|r| Reply::Show(r.into_inner())),
+            Call::ListSwitches => self
+                .nb
+                .list_switches(pb::ListSwitchesRequest {})
+                .await
+                .map(|r| Reply::Switches(r.into_inner())),
+            Call::ListPorts(switch) => self
+                .nb
+                .list_ports(pb::ListPortsRequest {
+                    switch_name: switch.clone(),
+                })
+                .await
+                .map(|r| Reply::Ports(r.into_inner())),
+            Call::GetPort(name) => self
+                .nb
+                .get_port(pb::GetRequest { name: name.clone() })
+                .await
+                .map(|r| Reply::Port(r.into_inner())),
+            Call::ListChassis => self
+                .nb
+                .list_chassis(pb::ListChassisRequest {})
+                .await
+                .map(|r| Reply::Chassis(r.into_inner())),
+            Call::ListObjects(req) => self
+                .nb
+                .list_objects(req.clone())
+                .await
+                .map(|r| Reply::Objects(r.into_inner())),
+            Call::Sync(req) => self
+                .nb
+                .sync(*req)
+                .await
+                .map(|r| Reply::Sync(r.into_inner())),
+        };
+        r.map_err(|s| self.status(s))
+    }
+}
+
+fn port_result(r: tonic::Response<pb::PortReply>) -> (i64, Vec<pb::OpResult>) {
+    let r = r.into_inner();
+    (
+        r.revision,
+        vec![pb::OpResult {
+            object: r
+                .port
+                .map(|p| object(pb::object::Kind::LogicalSwitchPort(p))),
+            changed: true,
+        }],
+    )
 }

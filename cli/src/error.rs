@@ -9,14 +9,22 @@ use std::time::Duration;
 use thiserror::Error;
 use tonic::Code;
 
-use crate::request::RequestError;
+use crate::args::ControllerError;
+use crate::chain::ChainError;
+use crate::cmd::CmdError;
 
-/// Everything that can go wrong after the command line parsed.
+/// Everything that can go wrong after clap parsed the command line.
 #[derive(Debug, Error)]
 pub enum CliError {
-    /// A flag combination the CLI rejects.
+    /// A command line the CLI rejects (a flag for another command, conflicting options).
     #[error(transparent)]
-    Usage(#[from] RequestError),
+    Usage(#[from] ChainError),
+    /// `--controller` / `WEFT_CONTROLLER` unusable.
+    #[error(transparent)]
+    Controller(#[from] ControllerError),
+    /// A command's arguments or its reply (see [`CmdError::exit_code`]).
+    #[error(transparent)]
+    Cmd(#[from] CmdError),
     /// No connection to the controller could be made.
     #[error("cannot reach controller at {url}: {reason}")]
     Connect { url: String, reason: String },
@@ -26,9 +34,6 @@ pub enum CliError {
     /// The controller (or the gRPC layer) answered with an error status.
     #[error("{}", status_line(.0))]
     Status(Box<tonic::Status>),
-    /// The reply could not be rendered.
-    #[error("cannot render the reply as JSON: {0}")]
-    Format(#[from] serde_json::Error),
     /// The reply lacks a field the contract says is always set.
     #[error("malformed reply from controller: {0}")]
     MalformedReply(&'static str),
@@ -38,7 +43,8 @@ impl CliError {
     /// Process exit status for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) => 2,
+            CliError::Usage(_) | CliError::Controller(_) => 2,
+            CliError::Cmd(e) => e.exit_code(),
             _ => 1,
         }
     }
@@ -138,10 +144,10 @@ mod tests {
 
     #[test]
     fn usage_errors_exit_2() {
-        let e = CliError::from(RequestError::OptionNotValid {
-            option: "may-exist",
-            command: "ls-del",
-            valid: "ls-add, lsp-add",
+        let e = CliError::from(ChainError::OptionNotValid {
+            option: "may-exist".into(),
+            command: "ls-del".into(),
+            valid: "ls-add, lsp-add".into(),
         });
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().starts_with("option --may-exist"), "{e}");

@@ -1,134 +1,188 @@
-//! Renders a northbound reply as text (`-o table`) or JSON (`-o json`). Pure: no I/O.
+//! Output rendering shared by every command. Pure: no I/O.
 //!
-//! Text follows ovn-nbctl: successful writes print nothing, `lsp-get-*` print one entry per
-//! line, `show` prints an indented tree, lists print aligned columns with a header (nothing
-//! at all when the list is empty). JSON is the whole reply message (see [`crate::json`]).
+//! Commands that print rows build a [`Table`] and hand it to [`render_table`], which applies
+//! the list-output options ([`Out`]: `-f table|list|csv`, `--bare`, `--columns`,
+//! `--no-headings`). JSON goes through [`json_text`]. [`oneline`] is ovs-vsctl's
+//! `--oneline` escaping, used for every command of a `--` chain.
 
-use weft_proto::v1 as pb;
+use std::collections::BTreeMap;
 
-use crate::args::OutputFormat;
-use crate::json;
-use crate::request::PortField;
+use serde::Serialize;
+use thiserror::Error;
 
-/// The reply to one [`crate::request::Call`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reply {
-    /// ls-add.
-    Switch(pb::SwitchReply),
-    /// ls-del, lsp-del, chassis-del, sync.
-    Write(pb::WriteReply),
-    /// ls-list.
-    Switches(pb::ListSwitchesReply),
-    /// lsp-add, lsp-set-addresses, lsp-set-port-security.
-    Port(pb::PortReply),
-    /// lsp-list.
-    Ports(pb::ListPortsReply),
-    /// lsp-add-batch.
-    CreatedPorts(pb::CreatePortsReply),
-    /// lsp-get-addresses, lsp-get-port-security, lsp-get-up.
-    PortField(pb::LogicalSwitchPort, PortField),
-    /// chassis-list.
-    Chassis(pb::ListChassisReply),
-    /// show.
-    Show(pb::ShowReply),
+use crate::args::{Format, GlobalOpts};
+use crate::value;
+
+/// Rendering failures.
+#[derive(Debug, Error)]
+pub enum RenderError {
+    #[error("unknown column {column:?} in --columns (columns: {known})")]
+    UnknownColumn { column: String, known: String },
+    #[error("cannot render the reply as JSON: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
-/// Renders `reply`; the result is empty or ends with a newline.
-pub fn render(reply: &Reply, format: OutputFormat) -> Result<String, serde_json::Error> {
-    match format {
-        OutputFormat::Table => Ok(text(reply)),
-        OutputFormat::Json => {
-            let mut s = to_json(reply)?;
-            s.push('\n');
-            Ok(s)
+/// How output is to look, from the global options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Out {
+    /// `-f`, when given.
+    pub format: Option<Format>,
+    pub bare: bool,
+    pub columns: Option<Vec<String>>,
+    pub no_headings: bool,
+    /// JSON on one line (chains and `--oneline`).
+    pub compact: bool,
+}
+
+impl Out {
+    pub fn from_global(g: &GlobalOpts, compact: bool) -> Out {
+        Out {
+            format: g.format,
+            bare: g.bare,
+            columns: g.columns.clone(),
+            no_headings: g.no_headings,
+            compact,
+        }
+    }
+
+    /// `-f json`?
+    pub fn json(&self) -> bool {
+        self.format == Some(Format::Json)
+    }
+}
+
+/// One cell of a [`Table`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    /// Plain text (the fixed tables: ls-list, lsp-list, ...). Empty prints `-` in a table.
+    Text(String),
+    /// OVSDB data (list, find): printed in OVSDB syntax, or bare with `--bare`.
+    Scalar(String),
+    Set(Vec<String>),
+    Map(BTreeMap<String, String>),
+}
+
+impl Cell {
+    pub fn text(s: impl Into<String>) -> Cell {
+        Cell::Text(s.into())
+    }
+
+    /// The cell as OVSDB prints it, or bare (`--bare`): what `get` prints per value.
+    pub fn render(&self, bare: bool) -> String {
+        self.display(bare, false)
+    }
+
+    /// The cell as typed data would print it (`format` for tables, csv and list).
+    fn display(&self, bare: bool, dash: bool) -> String {
+        match (self, bare) {
+            (Cell::Text(s), _) if s.is_empty() && dash && !bare => "-".to_string(),
+            (Cell::Text(s), _) => s.clone(),
+            (Cell::Scalar(s), true) => s.clone(),
+            (Cell::Scalar(s), false) => value::format_atom(s),
+            (Cell::Set(v), true) => v.join(" "),
+            (Cell::Set(v), false) => value::format_set(v),
+            (Cell::Map(m), true) => m
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            (Cell::Map(m), false) => value::format_map(m),
+        }
+    }
+
+    /// The cell as JSON: strings, arrays of strings, objects of strings.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Cell::Text(s) | Cell::Scalar(s) => serde_json::Value::String(s.clone()),
+            Cell::Set(v) => serde_json::json!(v),
+            Cell::Map(m) => serde_json::json!(m),
         }
     }
 }
 
-fn to_json(reply: &Reply) -> Result<String, serde_json::Error> {
-    match reply {
-        Reply::Switch(r) => serde_json::to_string_pretty(&json::SwitchReply::from(r)),
-        Reply::Write(r) => serde_json::to_string_pretty(&json::WriteReply::from(r)),
-        Reply::Switches(r) => serde_json::to_string_pretty(&json::ListSwitchesReply::from(r)),
-        Reply::Port(r) => serde_json::to_string_pretty(&json::PortReply::from(r)),
-        Reply::Ports(r) => serde_json::to_string_pretty(&json::ListPortsReply::from(r)),
-        Reply::CreatedPorts(r) => serde_json::to_string_pretty(&json::CreatePortsReply::from(r)),
-        Reply::PortField(p, _) => serde_json::to_string_pretty(&json::Port::from(p)),
-        Reply::Chassis(r) => serde_json::to_string_pretty(&json::ListChassisReply::from(r)),
-        Reply::Show(r) => serde_json::to_string_pretty(&json::ShowReply::from(r)),
-    }
+/// Rows with headings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Table {
+    pub headings: Vec<String>,
+    pub rows: Vec<Vec<Cell>>,
 }
 
-fn text(reply: &Reply) -> String {
-    match reply {
-        Reply::Switch(_) | Reply::Write(_) | Reply::Port(_) | Reply::CreatedPorts(_) => {
-            String::new()
+impl Table {
+    pub fn new(headings: &[&str]) -> Table {
+        Table {
+            headings: headings.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
         }
-        Reply::Switches(r) => switches_table(&r.switches),
-        Reply::Ports(r) => ports_table(&r.ports),
-        Reply::PortField(p, field) => lines(&port_field(p, *field)),
-        Reply::Chassis(r) => chassis_table(&r.chassis),
-        Reply::Show(r) => show(r),
     }
-}
 
-/// The lines a `lsp-get-*` command prints for `port`. A `dynamic` address entry is shown as
-/// the allocated "MAC IP" (dynamic_addresses) when there is one, so scripts can use it.
-pub fn port_field(port: &pb::LogicalSwitchPort, field: PortField) -> Vec<String> {
-    match field {
-        PortField::Addresses => port
-            .addresses
-            .iter()
-            .map(|a| {
-                if a.trim() == "dynamic" && !port.dynamic_addresses.is_empty() {
-                    port.dynamic_addresses.clone()
-                } else {
-                    a.clone()
+    /// Only `columns`, in that order (matched case-insensitively against the headings).
+    pub fn select(&self, columns: &[String]) -> Result<Table, RenderError> {
+        let mut idx = Vec::new();
+        for c in columns {
+            let c = c.trim();
+            match self.headings.iter().position(|h| h.eq_ignore_ascii_case(c)) {
+                Some(i) => idx.push(i),
+                None => {
+                    return Err(RenderError::UnknownColumn {
+                        column: c.to_string(),
+                        known: self.headings.join(", "),
+                    })
                 }
-            })
-            .collect(),
-        PortField::PortSecurity => port.port_security.clone(),
-        PortField::Up => vec![if port.up { "up" } else { "down" }.to_string()],
-        PortField::Enabled => vec![if port.enabled { "enabled" } else { "disabled" }.to_string()],
+            }
+        }
+        Ok(Table {
+            headings: idx.iter().map(|&i| self.headings[i].clone()).collect(),
+            rows: self
+                .rows
+                .iter()
+                .map(|r| idx.iter().map(|&i| r[i].clone()).collect())
+                .collect(),
+        })
     }
 }
 
-fn lines(v: &[String]) -> String {
-    v.iter().map(|l| format!("{l}\n")).collect()
+/// Renders a table in the requested form; `default` is the command's own form when `-f` is
+/// not given. Nothing at all for no rows (so `awk 'NR>1'` and `wc -l` stay simple).
+pub fn render_table(t: &Table, out: &Out, default: Format) -> Result<String, RenderError> {
+    let t = match &out.columns {
+        Some(c) => t.select(c)?,
+        None => t.clone(),
+    };
+    if t.rows.is_empty() {
+        return Ok(String::new());
+    }
+    let format = out.format.unwrap_or(default);
+    let headings = !out.no_headings && !out.bare;
+    Ok(match format {
+        Format::List => list(&t, headings, out.bare),
+        Format::Csv => csv(&t, headings, out.bare),
+        Format::Table | Format::Json if out.bare => bare_rows(&t),
+        Format::Table | Format::Json => aligned(&t, headings),
+    })
 }
 
-fn dash(s: &str) -> &str {
-    if s.is_empty() {
-        "-"
+/// Aligned columns separated by two spaces, no trailing blanks.
+fn aligned(t: &Table, headings: bool) -> String {
+    let rows: Vec<Vec<String>> = t
+        .rows
+        .iter()
+        .map(|r| r.iter().map(|c| c.display(false, true)).collect())
+        .collect();
+    let mut widths: Vec<usize> = if headings {
+        t.headings.iter().map(|h| h.chars().count()).collect()
     } else {
-        s
-    }
-}
-
-fn num_or_dash(n: u32) -> String {
-    if n == 0 {
-        "-".to_string()
-    } else {
-        n.to_string()
-    }
-}
-
-/// Aligned columns separated by two spaces, no trailing blanks; empty when `rows` is empty.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    if rows.is_empty() {
-        return String::new();
-    }
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+        vec![0; t.headings.len()]
+    };
+    for row in &rows {
         for (i, cell) in row.iter().enumerate() {
             if let Some(w) = widths.get_mut(i) {
                 *w = (*w).max(cell.chars().count());
             }
         }
     }
-    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
     let mut out = String::new();
-    for row in std::iter::once(&header).chain(rows.iter()) {
+    let head = headings.then(|| t.headings.clone());
+    for row in head.iter().chain(rows.iter()) {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
             if i > 0 {
@@ -136,12 +190,8 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
             }
             line.push_str(cell);
             if i + 1 < row.len() {
-                let pad = widths
-                    .get(i)
-                    .copied()
-                    .unwrap_or(0)
-                    .saturating_sub(cell.chars().count());
-                line.extend(std::iter::repeat_n(' ', pad));
+                let pad = widths.get(i).copied().unwrap_or(0) - cell.chars().count();
+                line.push_str(&" ".repeat(pad));
             }
         }
         out.push_str(line.trim_end());
@@ -150,476 +200,261 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn switches_table(switches: &[pb::LogicalSwitch]) -> String {
-    let rows: Vec<Vec<String>> = switches
+/// `--bare` rows: cells separated by one space, one row per line.
+fn bare_rows(t: &Table) -> String {
+    t.rows
         .iter()
-        .map(|s| {
-            vec![
-                s.name.clone(),
-                num_or_dash(s.vni),
-                dash(&s.subnet).to_string(),
-                num_or_dash(s.mtu),
-            ]
+        .map(|r| {
+            let cells: Vec<String> = r.iter().map(|c| c.display(true, false)).collect();
+            format!("{}\n", cells.join(" "))
         })
-        .collect();
-    table(&["NAME", "VNI", "SUBNET", "MTU"], &rows)
+        .collect()
 }
 
-/// Addresses as one cell: entries joined by ", ", `dynamic` followed by its allocation.
-fn addresses_cell(p: &pb::LogicalSwitchPort) -> String {
-    if p.addresses.is_empty() {
-        return "-".to_string();
-    }
-    p.addresses
-        .iter()
-        .map(|a| {
-            if a.trim() == "dynamic" && !p.dynamic_addresses.is_empty() {
-                format!("dynamic ({})", p.dynamic_addresses)
-            } else {
-                a.clone()
+/// ovs-vsctl's list form: `column              : value` (heading padded to 20), a blank
+/// line between records; with `--bare`, values only.
+fn list(t: &Table, headings: bool, bare: bool) -> String {
+    let mut out = String::new();
+    for (i, row) in t.rows.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        for (h, c) in t.headings.iter().zip(row) {
+            if headings {
+                out.push_str(&format!("{h:<20}: "));
             }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+            out.push_str(&c.display(bare, false));
+            out.push('\n');
+        }
+    }
+    out
 }
 
-fn ports_table(ports: &[pb::LogicalSwitchPort]) -> String {
-    let rows: Vec<Vec<String>> = ports
-        .iter()
-        .map(|p| {
-            vec![
-                p.name.clone(),
-                if p.up { "up" } else { "down" }.to_string(),
-                dash(&p.chassis).to_string(),
-                addresses_cell(p),
-            ]
-        })
-        .collect();
-    table(&["NAME", "UP", "CHASSIS", "ADDRESSES"], &rows)
+/// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
+fn csv(t: &Table, headings: bool, bare: bool) -> String {
+    let field = |s: &str| {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let mut out = String::new();
+    if headings {
+        let h: Vec<String> = t.headings.iter().map(|h| field(h)).collect();
+        out.push_str(&h.join(","));
+        out.push('\n');
+    }
+    for r in &t.rows {
+        let cells: Vec<String> = r.iter().map(|c| field(&c.display(bare, false))).collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
 }
 
-fn chassis_table(chassis: &[pb::Chassis]) -> String {
-    let rows: Vec<Vec<String>> = chassis
-        .iter()
-        .map(|c| {
-            vec![
-                c.name.clone(),
-                dash(&c.encap_ip).to_string(),
-                dash(&c.encap_types.join(",")).to_string(),
-                dash(&c.datapath_type).to_string(),
-                if c.alive { "alive" } else { "dead" }.to_string(),
-                c.applied_revision.to_string(),
-                dash(&c.version).to_string(),
-                dash(&one_line(&c.last_error)).to_string(),
-            ]
-        })
-        .collect();
-    table(
-        &[
-            "NAME",
-            "ENCAP_IP",
-            "ENCAP",
-            "DATAPATH",
-            "STATE",
-            "APPLIED",
-            "VERSION",
-            "LAST_ERROR",
-        ],
-        &rows,
-    )
+/// `v` as JSON text ending in a newline: pretty, or on one line when `out.compact`.
+pub fn json_text<T: Serialize>(v: &T, out: &Out) -> Result<String, RenderError> {
+    let mut s = if out.compact {
+        serde_json::to_string(v)?
+    } else {
+        serde_json::to_string_pretty(v)?
+    };
+    s.push('\n');
+    Ok(s)
+}
+
+/// Lines, each followed by a newline.
+pub fn lines<S: AsRef<str>>(v: &[S]) -> String {
+    v.iter().map(|l| format!("{}\n", l.as_ref())).collect()
+}
+
+/// One command's output as one line (ovs-vsctl `--oneline`): the final newline dropped,
+/// `\` written `\\` and every other newline `\n`. Empty output is an empty line.
+pub fn oneline(s: &str) -> String {
+    let body = s.strip_suffix('\n').unwrap_or(s);
+    body.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
 /// `["a", "b"]` with each entry JSON-quoted, as ovn-nbctl show prints sets of strings.
-fn quoted_list<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
-    let quoted: Vec<String> = items
-        .into_iter()
-        .map(|s| serde_json::Value::String(s.clone()).to_string())
-        .collect();
+pub fn quoted_list<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
+    let quoted: Vec<String> = items.into_iter().map(|s| value::quote(s)).collect();
     format!("[{}]", quoted.join(", "))
 }
 
-fn switch_line(s: &pb::LogicalSwitch) -> String {
-    let mut attrs = vec![format!("vni {}", s.vni)];
-    if !s.subnet.is_empty() {
-        attrs.push(format!("subnet {}", s.subnet));
-    }
-    if s.mtu != 0 {
-        attrs.push(format!("mtu {}", s.mtu));
-    }
-    format!("switch {} ({})\n", s.name, attrs.join(", "))
-}
-
-fn port_block(p: &pb::LogicalSwitchPort) -> String {
-    let mut state = if p.up { "up" } else { "down" }.to_string();
-    if !p.chassis.is_empty() {
-        state.push_str(&format!(" on {}", p.chassis));
-    }
-    if !p.enabled {
-        state.push_str(", disabled");
-    }
-    let mut out = format!("    port {} ({state})\n", p.name);
-    if !p.r#type.is_empty() {
-        out.push_str(&format!("        type: {}\n", p.r#type));
-    }
-    if !p.addresses.is_empty() {
-        out.push_str(&format!(
-            "        addresses: {}\n",
-            quoted_list(&p.addresses)
-        ));
-    }
-    if !p.dynamic_addresses.is_empty() {
-        out.push_str(&format!(
-            "        dynamic addresses: {}\n",
-            quoted_list([&p.dynamic_addresses])
-        ));
-    }
-    if !p.port_security.is_empty() {
-        out.push_str(&format!(
-            "        port security: {}\n",
-            quoted_list(&p.port_security)
-        ));
-    }
-    out
-}
-
-/// An agent's error on one line (newlines and tabs become spaces).
-fn one_line(s: &str) -> String {
+/// Collapses every run of whitespace (newlines included) into one space.
+pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn chassis_line(c: &pb::Chassis) -> String {
-    let mut attrs = vec![dash(&c.encap_ip).to_string()];
-    attrs.extend(c.encap_types.iter().cloned());
-    let mut line = format!(
-        "chassis {} ({}) {} applied={}\n",
-        c.name,
-        attrs.join(", "),
-        if c.alive { "alive" } else { "dead" },
-        c.applied_revision
-    );
-    if !c.last_error.is_empty() {
-        line.push_str(&format!(
-            "    last error: {}\n",
-            quoted_list([&one_line(&c.last_error)])
-        ));
-    }
-    line
-}
-
-fn show(r: &pb::ShowReply) -> String {
-    let mut out = String::new();
-    for d in &r.switches {
-        match &d.switch {
-            Some(s) => out.push_str(&switch_line(s)),
-            None => out.push_str("switch ?\n"),
-        }
-        for p in &d.ports {
-            out.push_str(&port_block(p));
-        }
-    }
-    for c in &r.chassis {
-        out.push_str(&chassis_line(c));
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sw(name: &str, vni: u32, subnet: &str, mtu: u32) -> pb::LogicalSwitch {
-        pb::LogicalSwitch {
-            name: name.into(),
-            subnet: subnet.into(),
-            vni,
-            mtu,
-            other_config: Default::default(),
-            ..Default::default()
-        }
+    fn sample() -> Table {
+        let mut t = Table::new(&["NAME", "VNI", "SUBNET"]);
+        t.rows.push(vec![
+            Cell::text("sw1"),
+            Cell::text("1001"),
+            Cell::text("10.0.0.0/24"),
+        ]);
+        t.rows.push(vec![
+            Cell::text("backend-long-name"),
+            Cell::text("2"),
+            Cell::text(""),
+        ]);
+        t
     }
 
-    fn port(name: &str, addresses: &[&str]) -> pb::LogicalSwitchPort {
-        pb::LogicalSwitchPort {
-            name: name.into(),
-            switch_name: "sw1".into(),
-            addresses: addresses.iter().map(|s| s.to_string()).collect(),
-            enabled: true,
-            ..Default::default()
-        }
-    }
-
-    fn chassis(name: &str, ip: &str, alive: bool, applied: i64) -> pb::Chassis {
-        pb::Chassis {
-            name: name.into(),
-            encap_ip: ip.into(),
-            encap_types: vec!["geneve".into()],
-            datapath_type: "netdev".into(),
-            version: "0.1.0".into(),
-            applied_revision: applied,
-            alive,
-            last_error: String::new(),
-            ..Default::default()
-        }
-    }
-
-    fn table_of(r: Reply) -> String {
-        match render(&r, OutputFormat::Table) {
-            Ok(s) => s,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    fn json_of(r: Reply) -> serde_json::Value {
-        let s = match render(&r, OutputFormat::Json) {
-            Ok(s) => s,
-            Err(e) => panic!("{e}"),
-        };
-        assert!(s.ends_with('\n'));
-        match serde_json::from_str(&s) {
-            Ok(v) => v,
-            Err(e) => panic!("{e}: {s}"),
-        }
+    fn render(t: &Table, out: &Out, default: Format) -> String {
+        render_table(t, out, default).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
-    fn show_matches_the_documented_layout() {
-        let mut p1 = port("p1", &["0a:00:00:00:00:01 10.0.0.2"]);
-        p1.up = true;
-        p1.chassis = "host1".into();
-        let mut p2 = port("p2", &["dynamic", "unknown"]);
-        p2.dynamic_addresses = "0a:00:00:00:00:03 10.0.0.3".into();
-        p2.port_security = vec!["0a:00:00:00:00:03 10.0.0.3".into()];
-        p2.chassis = "host2".into();
-        let mut p3 = port("p3", &[]);
-        p3.enabled = false;
-        let reply = pb::ShowReply {
-            switches: vec![
-                pb::SwitchDetail {
-                    switch: Some(sw("sw1", 1001, "10.0.0.0/24", 0)),
-                    ports: vec![p1, p2, p3],
-                },
-                pb::SwitchDetail {
-                    switch: Some(sw("sw2", 7, "", 1400)),
-                    ports: vec![],
-                },
-            ],
-            chassis: vec![
-                chassis("host1", "10.1.0.1", true, 123),
-                chassis("host2", "10.1.0.2", false, 99),
-            ],
-            revision: 124,
-        };
-        let expected = "\
-switch sw1 (vni 1001, subnet 10.0.0.0/24)
-    port p1 (up on host1)
-        addresses: [\"0a:00:00:00:00:01 10.0.0.2\"]
-    port p2 (down on host2)
-        addresses: [\"dynamic\", \"unknown\"]
-        dynamic addresses: [\"0a:00:00:00:00:03 10.0.0.3\"]
-        port security: [\"0a:00:00:00:00:03 10.0.0.3\"]
-    port p3 (down, disabled)
-switch sw2 (vni 7, mtu 1400)
-chassis host1 (10.1.0.1, geneve) alive applied=123
-chassis host2 (10.1.0.2, geneve) dead applied=99
-";
-        assert_eq!(table_of(Reply::Show(reply)), expected);
-        assert_eq!(table_of(Reply::Show(pb::ShowReply::default())), "");
-    }
-
-    #[test]
-    fn show_quotes_odd_characters() {
-        let reply = pb::ShowReply {
-            switches: vec![pb::SwitchDetail {
-                switch: Some(sw("s", 1, "", 0)),
-                ports: vec![port("p", &["a\"b"])],
-            }],
-            ..Default::default()
-        };
-        assert!(table_of(Reply::Show(reply)).contains(r#"addresses: ["a\"b"]"#));
-    }
-
-    #[test]
-    fn writes_print_nothing_in_table_mode() {
-        assert_eq!(table_of(Reply::Write(pb::WriteReply { revision: 5 })), "");
-        assert_eq!(table_of(Reply::Switch(pb::SwitchReply::default())), "");
-        assert_eq!(table_of(Reply::Port(pb::PortReply::default())), "");
-    }
-
-    #[test]
-    fn write_replies_as_json() {
+    fn aligned_table_with_dashes() {
         assert_eq!(
-            json_of(Reply::Write(pb::WriteReply { revision: 5 })),
-            serde_json::json!({"revision": 5})
-        );
-        let v = json_of(Reply::Switch(pb::SwitchReply {
-            revision: 9,
-            switch: Some(sw("sw1", 1001, "10.0.0.0/24", 0)),
-        }));
-        assert_eq!(
-            v,
-            serde_json::json!({"revision": 9, "switch": {
-                "name": "sw1", "subnet": "10.0.0.0/24", "vni": 1001, "mtu": 0, "other_config": {}
-            }})
-        );
-        let mut p = port("p1", &["dynamic"]);
-        p.dynamic_addresses = "0a:00:00:00:00:05 10.0.0.5".into();
-        let v = json_of(Reply::Port(pb::PortReply {
-            revision: 10,
-            port: Some(p),
-        }));
-        assert_eq!(v["port"]["dynamic_addresses"], "0a:00:00:00:00:05 10.0.0.5");
-        assert_eq!(v["port"]["type"], "");
-        assert_eq!(v["port"]["addresses"], serde_json::json!(["dynamic"]));
-        assert_eq!(v["revision"], 10);
-    }
-
-    #[test]
-    fn json_round_trips_through_the_serde_mirror() {
-        let reply = pb::ShowReply {
-            switches: vec![pb::SwitchDetail {
-                switch: Some(sw("sw1", 1, "10.0.0.0/24", 1500)),
-                ports: vec![port("p1", &["unknown"])],
-            }],
-            chassis: vec![chassis("h", "10.1.0.1", true, 3)],
-            revision: 4,
-        };
-        let s = match render(&Reply::Show(reply.clone()), OutputFormat::Json) {
-            Ok(s) => s,
-            Err(e) => panic!("{e}"),
-        };
-        let back: json::ShowReply = match serde_json::from_str(&s) {
-            Ok(v) => v,
-            Err(e) => panic!("{e}"),
-        };
-        assert_eq!(back, json::ShowReply::from(&reply));
-        assert_eq!(back.chassis[0].applied_revision, 3);
-    }
-
-    #[test]
-    fn ls_list_table_and_json() {
-        let r = pb::ListSwitchesReply {
-            switches: vec![
-                sw("sw1", 1001, "10.0.0.0/24", 0),
-                sw("backend-long-name", 2, "", 1400),
-            ],
-            revision: 3,
-        };
-        let expected = "\
-NAME               VNI   SUBNET       MTU
-sw1                1001  10.0.0.0/24  -
-backend-long-name  2     -            1400
-";
-        assert_eq!(table_of(Reply::Switches(r.clone())), expected);
-        let v = json_of(Reply::Switches(r));
-        assert_eq!(v["switches"][1]["name"], "backend-long-name");
-        assert_eq!(v["revision"], 3);
-        assert_eq!(
-            table_of(Reply::Switches(pb::ListSwitchesReply::default())),
-            ""
+            render(&sample(), &Out::default(), Format::Table),
+            "\
+NAME               VNI   SUBNET
+sw1                1001  10.0.0.0/24
+backend-long-name  2     -
+"
         );
         assert_eq!(
-            json_of(Reply::Switches(pb::ListSwitchesReply::default())),
-            serde_json::json!({"switches": [], "revision": 0})
-        );
-    }
-
-    #[test]
-    fn lsp_list_table() {
-        let mut p1 = port("p1", &["0a:00:00:00:00:01 10.0.0.2"]);
-        p1.up = true;
-        p1.chassis = "host1".into();
-        let mut p2 = port("p2", &["dynamic", "unknown"]);
-        p2.dynamic_addresses = "0a:00:00:00:00:03 10.0.0.3".into();
-        let p3 = port("p3", &[]);
-        let expected = "\
-NAME  UP    CHASSIS  ADDRESSES
-p1    up    host1    0a:00:00:00:00:01 10.0.0.2
-p2    down  -        dynamic (0a:00:00:00:00:03 10.0.0.3), unknown
-p3    down  -        -
-";
-        assert_eq!(
-            table_of(Reply::Ports(pb::ListPortsReply {
-                ports: vec![p1, p2, p3],
-                revision: 1
-            })),
-            expected
-        );
-    }
-
-    #[test]
-    fn chassis_list_table() {
-        let mut h2 = chassis("host2", "10.1.0.2", false, 7);
-        h2.encap_types = vec!["geneve".into(), "vxlan".into()];
-        h2.version = String::new();
-        h2.last_error = "bundle failed:\n bad match".into();
-        let expected = "\
-NAME   ENCAP_IP  ENCAP         DATAPATH  STATE  APPLIED  VERSION  LAST_ERROR
-host1  10.1.0.1  geneve        netdev    alive  123      0.1.0    -
-host2  10.1.0.2  geneve,vxlan  netdev    dead   7        -        bundle failed: bad match
-";
-        assert_eq!(
-            table_of(Reply::Chassis(pb::ListChassisReply {
-                chassis: vec![chassis("host1", "10.1.0.1", true, 123), h2],
-                revision: 1
-            })),
-            expected
-        );
-        let v = json_of(Reply::Chassis(pb::ListChassisReply {
-            chassis: vec![chassis("host1", "10.1.0.1", true, 123)],
-            revision: 1,
-        }));
-        assert_eq!(v["chassis"][0]["alive"], true);
-        assert_eq!(
-            v["chassis"][0]["encap_types"],
-            serde_json::json!(["geneve"])
-        );
-    }
-
-    #[test]
-    fn get_addresses_resolves_dynamic() {
-        let mut p = port("p1", &["dynamic", "unknown"]);
-        p.dynamic_addresses = "0a:00:00:00:00:05 10.0.0.5".into();
-        assert_eq!(
-            table_of(Reply::PortField(p.clone(), PortField::Addresses)),
-            "0a:00:00:00:00:05 10.0.0.5\nunknown\n"
-        );
-        // Not (yet) allocated: print the word, as ovn-nbctl does.
-        p.dynamic_addresses.clear();
-        assert_eq!(
-            table_of(Reply::PortField(p.clone(), PortField::Addresses)),
-            "dynamic\nunknown\n"
-        );
-        let static_port = port("p2", &["0a:00:00:00:00:01 10.0.0.2 10.0.0.3"]);
-        assert_eq!(
-            table_of(Reply::PortField(static_port, PortField::Addresses)),
-            "0a:00:00:00:00:01 10.0.0.2 10.0.0.3\n"
-        );
-        assert_eq!(
-            table_of(Reply::PortField(port("p3", &[]), PortField::Addresses)),
+            render(&Table::new(&["NAME"]), &Out::default(), Format::Table),
             ""
         );
     }
 
     #[test]
-    fn get_port_security_and_up() {
-        let mut p = port("p1", &[]);
-        p.port_security = vec![
-            "0a:00:00:00:00:01 10.0.0.2/32".into(),
-            "0a:00:00:00:00:02".into(),
-        ];
+    fn columns_bare_and_no_headings() {
+        let out = Out {
+            columns: Some(vec!["name".into()]),
+            bare: true,
+            ..Default::default()
+        };
         assert_eq!(
-            table_of(Reply::PortField(p.clone(), PortField::PortSecurity)),
-            "0a:00:00:00:00:01 10.0.0.2/32\n0a:00:00:00:00:02\n"
+            render(&sample(), &out, Format::Table),
+            "sw1\nbackend-long-name\n"
         );
+        let out = Out {
+            columns: Some(vec!["subnet".into(), "NAME".into()]),
+            no_headings: true,
+            ..Default::default()
+        };
         assert_eq!(
-            table_of(Reply::PortField(p.clone(), PortField::Up)),
-            "down\n"
+            render(&sample(), &out, Format::Table),
+            "10.0.0.0/24  sw1\n-            backend-long-name\n"
         );
-        p.up = true;
-        assert_eq!(table_of(Reply::PortField(p.clone(), PortField::Up)), "up\n");
-        // JSON for lsp-get-* is the whole port.
-        let v = json_of(Reply::PortField(p, PortField::Up));
-        assert_eq!(v["up"], true);
-        assert_eq!(v["name"], "p1");
+        let out = Out {
+            columns: Some(vec!["nope".into()]),
+            ..Default::default()
+        };
+        let e = render_table(&sample(), &out, Format::Table).expect_err("unknown");
+        assert_eq!(
+            e.to_string(),
+            "unknown column \"nope\" in --columns (columns: NAME, VNI, SUBNET)"
+        );
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        let mut t = Table::new(&["name", "addresses", "external_ids"]);
+        t.rows.push(vec![
+            Cell::Scalar("p1".into()),
+            Cell::Set(vec!["a b".into(), "unknown".into()]),
+            Cell::Map([("k".to_string(), "v".to_string())].into_iter().collect()),
+        ]);
+        let out = Out {
+            format: Some(Format::Csv),
+            ..Default::default()
+        };
+        assert_eq!(
+            render(&t, &out, Format::Table),
+            "name,addresses,external_ids\n\"\"\"p1\"\"\",\"[\"\"a b\"\", unknown]\",{k=v}\n"
+        );
+        let out = Out {
+            format: Some(Format::Csv),
+            bare: true,
+            ..Default::default()
+        };
+        assert_eq!(render(&t, &out, Format::Table), "p1,a b unknown,k=v\n");
+        // Plain text cells stay as they are (no dash) in csv.
+        let out = Out {
+            format: Some(Format::Csv),
+            no_headings: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            render(&sample(), &out, Format::Table),
+            "sw1,1001,10.0.0.0/24\nbackend-long-name,2,\n"
+        );
+    }
+
+    #[test]
+    fn list_form_like_ovn_nbctl() {
+        let mut t = Table::new(&["name", "ports", "vni"]);
+        t.rows.push(vec![
+            Cell::Scalar("sw1".into()),
+            Cell::Set(vec!["p1".into()]),
+            Cell::Scalar("7".into()),
+        ]);
+        t.rows.push(vec![
+            Cell::Scalar("sw2".into()),
+            Cell::Set(vec![]),
+            Cell::Scalar("8".into()),
+        ]);
+        assert_eq!(
+            render(&t, &Out::default(), Format::List),
+            "\
+name                : \"sw1\"
+ports               : [\"p1\"]
+vni                 : 7
+
+name                : \"sw2\"
+ports               : []
+vni                 : 8
+"
+        );
+        let out = Out {
+            bare: true,
+            columns: Some(vec!["name".into()]),
+            ..Default::default()
+        };
+        assert_eq!(render(&t, &out, Format::List), "sw1\n\nsw2\n");
+        // -f table overrides a command's list default.
+        let out = Out {
+            format: Some(Format::Table),
+            ..Default::default()
+        };
+        assert_eq!(
+            render(&t, &out, Format::List),
+            "name   ports   vni\n\"sw1\"  [\"p1\"]  7\n\"sw2\"  []      8\n"
+        );
+    }
+
+    #[test]
+    fn oneline_escapes() {
+        assert_eq!(oneline(""), "");
+        assert_eq!(oneline("\n"), "");
+        assert_eq!(oneline("up\n"), "up");
+        assert_eq!(oneline("a\nb\n"), "a\\nb");
+        assert_eq!(oneline("c:\\x\n"), "c:\\\\x");
+    }
+
+    #[test]
+    fn json_pretty_or_compact() {
+        let v = serde_json::json!({"a": [1]});
+        let pretty = json_text(&v, &Out::default()).unwrap_or_default();
+        assert!(pretty.contains("\n  \"a\""), "{pretty}");
+        let compact = json_text(
+            &v,
+            &Out {
+                compact: true,
+                ..Default::default()
+            },
+        )
+        .unwrap_or_default();
+        assert_eq!(compact, "{\"a\":[1]}\n");
     }
 }

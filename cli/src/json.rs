@@ -15,6 +15,8 @@ pub struct Switch {
     pub vni: u32,
     pub mtu: u32,
     pub other_config: BTreeMap<String, String>,
+    pub external_ids: BTreeMap<String, String>,
+    pub tunnel_key: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +31,9 @@ pub struct Port {
     pub dynamic_addresses: String,
     pub up: bool,
     pub chassis: String,
+    pub options: BTreeMap<String, String>,
+    pub external_ids: BTreeMap<String, String>,
+    pub tunnel_key: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +46,76 @@ pub struct Chassis {
     pub applied_revision: i64,
     pub alive: bool,
     pub last_error: String,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Router {
+    pub name: String,
+    pub enabled: bool,
+    pub options: BTreeMap<String, String>,
+    pub external_ids: BTreeMap<String, String>,
+    pub tunnel_key: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterPort {
+    pub name: String,
+    pub router: String,
+    pub mac: String,
+    pub networks: Vec<String>,
+    pub peer: String,
+    pub enabled: bool,
+    pub options: BTreeMap<String, String>,
+    pub external_ids: BTreeMap<String, String>,
+    pub tunnel_key: u32,
+}
+
+/// An `Object` (the proto oneof): `{"logical_switch": {...}}`, as proto3 JSON names the arm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Object {
+    LogicalSwitch(Switch),
+    LogicalSwitchPort(Port),
+    Chassis(Chassis),
+    LogicalRouter(Router),
+    LogicalRouterPort(RouterPort),
+}
+
+/// One OpResult of a Transact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpResult {
+    pub object: Option<Object>,
+    pub changed: bool,
+}
+
+/// The results of one command's ops in a Transact (writes without a dedicated reply shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactReply {
+    pub revision: i64,
+    pub results: Vec<OpResult>,
+}
+
+/// A `--dry-run` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DryRunReply {
+    pub revision: i64,
+    pub changes: Vec<String>,
+    pub results: Vec<OpResult>,
+}
+
+/// lr-list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRoutersReply {
+    pub routers: Vec<Router>,
+    pub revision: i64,
+}
+
+/// lrp-list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRouterPortsReply {
+    pub ports: Vec<RouterPort>,
+    pub revision: i64,
 }
 
 /// WriteReply (ls-del, lsp-del, sync).
@@ -91,6 +166,20 @@ pub struct ListChassisReply {
     pub revision: i64,
 }
 
+/// RouterReply-like shape for lr-add.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterReply {
+    pub revision: i64,
+    pub router: Option<Router>,
+}
+
+/// RouterPortReply-like shape for lrp-add and lrp-set-*.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterPortReply {
+    pub revision: i64,
+    pub port: Option<RouterPort>,
+}
+
 /// One switch with its ports (in `show`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwitchDetail {
@@ -113,11 +202,9 @@ impl From<&pb::LogicalSwitch> for Switch {
             subnet: s.subnet.clone(),
             vni: s.vni,
             mtu: s.mtu,
-            other_config: s
-                .other_config
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            other_config: sorted(&s.other_config),
+            external_ids: sorted(&s.external_ids),
+            tunnel_key: s.tunnel_key,
         }
     }
 }
@@ -134,6 +221,9 @@ impl From<&pb::LogicalSwitchPort> for Port {
             dynamic_addresses: p.dynamic_addresses.clone(),
             up: p.up,
             chassis: p.chassis.clone(),
+            options: sorted(&p.options),
+            external_ids: sorted(&p.external_ids),
+            tunnel_key: p.tunnel_key,
         }
     }
 }
@@ -149,8 +239,65 @@ impl From<&pb::Chassis> for Chassis {
             applied_revision: c.applied_revision,
             alive: c.alive,
             last_error: c.last_error.clone(),
+            external_ids: sorted(&c.external_ids),
         }
     }
+}
+
+impl From<&pb::LogicalRouter> for Router {
+    fn from(r: &pb::LogicalRouter) -> Self {
+        Router {
+            name: r.name.clone(),
+            enabled: r.enabled,
+            options: sorted(&r.options),
+            external_ids: sorted(&r.external_ids),
+            tunnel_key: r.tunnel_key,
+        }
+    }
+}
+
+impl From<&pb::LogicalRouterPort> for RouterPort {
+    fn from(p: &pb::LogicalRouterPort) -> Self {
+        RouterPort {
+            name: p.name.clone(),
+            router: p.router.clone(),
+            mac: p.mac.clone(),
+            networks: p.networks.clone(),
+            peer: p.peer.clone(),
+            enabled: p.enabled,
+            options: sorted(&p.options),
+            external_ids: sorted(&p.external_ids),
+            tunnel_key: p.tunnel_key,
+        }
+    }
+}
+
+impl Object {
+    /// The mirror of a proto `Object`; `None` when its oneof is unset.
+    pub fn from_pb(o: &pb::Object) -> Option<Object> {
+        use pb::object::Kind;
+        Some(match o.kind.as_ref()? {
+            Kind::LogicalSwitch(s) => Object::LogicalSwitch(s.into()),
+            Kind::LogicalSwitchPort(p) => Object::LogicalSwitchPort(p.into()),
+            Kind::Chassis(c) => Object::Chassis(c.into()),
+            Kind::LogicalRouter(r) => Object::LogicalRouter(r.into()),
+            Kind::LogicalRouterPort(p) => Object::LogicalRouterPort(p.into()),
+        })
+    }
+}
+
+impl From<&pb::OpResult> for OpResult {
+    fn from(r: &pb::OpResult) -> Self {
+        OpResult {
+            object: r.object.as_ref().and_then(Object::from_pb),
+            changed: r.changed,
+        }
+    }
+}
+
+/// A proto map (a HashMap) as a sorted map.
+fn sorted(m: &std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
+    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 impl From<&pb::WriteReply> for WriteReply {
