@@ -25,10 +25,8 @@ use weft_agent::agent::bundle_ops;
 use weft_agent::diff::{diff, diff_delta};
 use weft_agent::pipeline::{compile_all, recompile, CompileInput, DesiredState, Encap};
 use weft_agent::view::{ChassisView, ViewError};
-use weft_openflow::codec::{
-    self, BundleControl, BundleCtrlType, CodecError, FlowMod, GroupMod, GroupModCommand, Message,
-};
-use weft_openflow::flow::{Flow, Group, GroupType};
+use weft_openflow::codec::{self, BundleControl, BundleCtrlType, CodecError, Message};
+use weft_openflow::flow::{Flow, Group};
 use weft_openflow::BundleOp;
 use weft_proto::model::view::ViewDelta;
 use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView};
@@ -247,30 +245,6 @@ pub fn topology(cfg: &TopologyConfig) -> Result<Topology, BenchError> {
     })
 }
 
-fn bundle_message(op: &BundleOp) -> Message {
-    match op {
-        BundleOp::FlowAdd(f) => Message::FlowMod(FlowMod::add(f.clone())),
-        BundleOp::FlowModifyStrict(f) => Message::FlowMod(FlowMod::modify_strict(f.clone())),
-        BundleOp::FlowDeleteStrict(k) => Message::FlowMod(FlowMod::delete_strict(k)),
-        BundleOp::GroupAdd(g) => Message::GroupMod(GroupMod {
-            command: GroupModCommand::Add,
-            group: g.clone(),
-        }),
-        BundleOp::GroupModify(g) => Message::GroupMod(GroupMod {
-            command: GroupModCommand::Modify,
-            group: g.clone(),
-        }),
-        BundleOp::GroupDelete(id) => Message::GroupMod(GroupMod {
-            command: GroupModCommand::Delete,
-            group: Group {
-                id: *id,
-                kind: GroupType::All,
-                buckets: vec![],
-            },
-        }),
-    }
-}
-
 /// Bytes on the wire of one OpenFlow 1.5 bundle carrying `ops`: open, one
 /// `BUNDLE_ADD_MESSAGE` per op, commit (what `OfChannel::apply_bundle` sends).
 pub fn bundle_bytes(ops: &[BundleOp]) -> Result<usize, BenchError> {
@@ -286,7 +260,7 @@ pub fn bundle_bytes(ops: &[BundleOp]) -> Result<usize, BenchError> {
     let mut out = Vec::new();
     codec::encode(1, &ctrl(BundleCtrlType::OpenRequest), &mut out)?;
     for (i, op) in ops.iter().enumerate() {
-        codec::encode_bundle_add(i as u32 + 2, 1, FLAGS, &bundle_message(op), &mut out)?;
+        codec::encode_bundle_add(i as u32 + 2, 1, FLAGS, &op.to_message(), &mut out)?;
     }
     codec::encode(0, &ctrl(BundleCtrlType::CommitRequest), &mut out)?;
     Ok(out.len())

@@ -128,7 +128,8 @@ pub enum BundleOp {
 }
 
 impl BundleOp {
-    fn to_message(&self) -> Message {
+    /// The OpenFlow message this op sends (inside the bundle, or around it for meters).
+    pub fn to_message(&self) -> Message {
         match self {
             BundleOp::FlowAdd(f) => Message::FlowMod(FlowMod::add(f.clone())),
             BundleOp::FlowModifyStrict(f) => Message::FlowMod(FlowMod::modify_strict(f.clone())),
