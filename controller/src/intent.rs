@@ -11,8 +11,8 @@ use prost::Message;
 use rand::Rng;
 use tokio::sync::watch;
 use weft_proto::v1::{
-    column_op::Action, object, op, ColumnOp, DeleteOp, InsertOp, LogicalSwitch,
-    LogicalSwitchPort, Object, Op as TxOp, UpdateOp,
+    column_op::Action, object, op, ColumnOp, DeleteOp, InsertOp, LogicalSwitch, LogicalSwitchPort,
+    Object, Op as TxOp, UpdateOp,
 };
 
 use crate::cache::CacheSnapshot;
@@ -268,14 +268,22 @@ impl Intent {
             .transact(&ops, false, Oversize::Refuse)
             .await
             .map_err(single)?;
-        match out.results.into_iter().next().and_then(|r| r.object).and_then(|o| o.kind) {
+        match out
+            .results
+            .into_iter()
+            .next()
+            .and_then(|r| r.object)
+            .and_then(|o| o.kind)
+        {
             Some(object::Kind::LogicalSwitch(s)) => {
                 if out.committed {
                     tracing::info!(switch = %name, vni = s.vni, subnet = %s.subnet, revision = out.revision, "switch created");
                 }
                 Ok((out.revision, s))
             }
-            _ => Err(ApiError::Internal("create switch returned no switch".into())),
+            _ => Err(ApiError::Internal(
+                "create switch returned no switch".into(),
+            )),
         }
     }
 
@@ -328,9 +336,12 @@ impl Intent {
     ) -> ApiResult<(i64, Vec<LogicalSwitchPort>)> {
         let n = reqs.len();
         if n == 0 {
-            return Err(
-                ValidationError::new("ports", "0 entries", "at least one port is required").into(),
-            );
+            return Err(ValidationError::new(
+                "ports",
+                "0 entries",
+                "at least one port is required",
+            )
+            .into());
         }
         if n > self.limits.max_batch {
             return Err(ValidationError::new(
@@ -382,7 +393,11 @@ impl Intent {
         for r in out.results {
             ports.push(port_of(r.object)?);
         }
-        tracing::info!(ports = n, revision = out.revision, "ports created in one transaction");
+        tracing::info!(
+            ports = n,
+            revision = out.revision,
+            "ports created in one transaction"
+        );
         Ok((out.revision, ports))
     }
 
@@ -569,7 +584,11 @@ impl Intent {
                     Op::Delete(self.keys.binding(&p.name)),
                 ];
                 ops.extend(ips.iter().map(|ip| {
-                    Op::Delete(format!("{}{}", self.keys.root(), kinds::port::ip_claim(name, ip)))
+                    Op::Delete(format!(
+                        "{}{}",
+                        self.keys.root(),
+                        kinds::port::ip_claim(name, ip)
+                    ))
                 }));
                 if p.tunnel_key != 0 {
                     ops.push(Op::Delete(format!(
@@ -621,5 +640,4 @@ impl Intent {
         }
         Err(contention("delete switch"))
     }
-
 }

@@ -9,11 +9,11 @@ use tracing::Instrument;
 use weft_proto::v1::northbound_server::Northbound;
 use weft_proto::v1::{
     Chassis, CreatePortRequest, CreatePortsReply, CreatePortsRequest, CreateSwitchRequest,
-    DeleteRequest, GetRequest, ListChassisReply, ListChassisRequest, ListPortsReply,
-    ListPortsRequest, ListSwitchesReply, ListSwitchesRequest, LogicalSwitch, LogicalSwitchPort,
-    PortReply, SetPortAddressesRequest, SetPortEnabledRequest, SetPortSecurityRequest, ShowReply,
-    ShowRequest, SwitchDetail, SwitchReply, SyncRequest, WaitMode, WriteOptions, WriteReply,
-    ListObjectsReply, ListObjectsRequest, Record, TransactReply, TransactRequest,
+    DeleteRequest, GetRequest, ListChassisReply, ListChassisRequest, ListObjectsReply,
+    ListObjectsRequest, ListPortsReply, ListPortsRequest, ListSwitchesReply, ListSwitchesRequest,
+    LogicalSwitch, LogicalSwitchPort, PortReply, Record, SetPortAddressesRequest,
+    SetPortEnabledRequest, SetPortSecurityRequest, ShowReply, ShowRequest, SwitchDetail,
+    SwitchReply, SyncRequest, TransactReply, TransactRequest, WaitMode, WriteOptions, WriteReply,
 };
 
 use crate::cache::CacheSnapshot;
@@ -215,7 +215,10 @@ impl Northbound for NorthboundService {
                 let columns = kind
                     .columns()
                     .iter()
-                    .filter_map(|c| kind.get_column(&obj, c.name, &st).map(|v| v.to_column(c.name)))
+                    .filter_map(|c| {
+                        kind.get_column(&obj, c.name, &st)
+                            .map(|v| v.to_column(c.name))
+                    })
                     .collect();
                 let plan = objects::Plan::new(&st, self.intent.keys());
                 records.push(Record {

@@ -373,10 +373,8 @@ impl ClusterState {
             );
             Change::Status
         } else if rel.starts_with("claims/") {
-            self.claims.insert(
-                rel.to_string(),
-                String::from_utf8_lossy(value).into_owned(),
-            );
+            self.claims
+                .insert(rel.to_string(), String::from_utf8_lossy(value).into_owned());
             Change::Other
         } else if rel.starts_with("nb/") {
             Change::Intent

@@ -8,9 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use weft_proto::v1::{
-    LogicalSwitchPort, PortAddress, PortView, RemoteChassis, SwitchView,
-};
+use weft_proto::v1::{LogicalSwitchPort, PortAddress, PortView, RemoteChassis, SwitchView};
 
 use crate::state::{Changed, ClusterState};
 use crate::validate::{parse_dynamic, parse_mac};
@@ -336,12 +334,7 @@ impl ViewState {
 
     /// Applies `changes` (see [`ClusterState::changes_since`]) to the view, now reflecting
     /// `state`, and returns the delta tagged with `revision` (possibly empty).
-    pub fn update(
-        &mut self,
-        state: &ClusterState,
-        changes: &[Changed],
-        revision: i64,
-    ) -> Delta {
+    pub fn update(&mut self, state: &ClusterState, changes: &[Changed], revision: i64) -> Delta {
         let mut switches: BTreeSet<String> = BTreeSet::new();
         let mut ports: BTreeSet<String> = BTreeSet::new();
         let mut chassis: BTreeSet<String> = BTreeSet::new();

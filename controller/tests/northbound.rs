@@ -726,7 +726,13 @@ async fn memory_store_serves_without_etcd() {
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(weft_controller::view::Delta::from_update(&u).unwrap().ports.len(), 1);
+    assert_eq!(
+        weft_controller::view::Delta::from_update(&u)
+            .unwrap()
+            .ports
+            .len(),
+        1
+    );
     c.delete_switch(del("sw", false)).await.unwrap();
     assert!(c
         .show(ShowRequest {})

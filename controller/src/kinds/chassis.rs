@@ -110,7 +110,9 @@ impl Kind for ChassisKind {
             "applied_revision" => {
                 ColumnValue::int(state.applied.get(&c.name).copied().unwrap_or(0))
             }
-            "last_error" => ColumnValue::str(state.errors.get(&c.name).map(String::as_str).unwrap_or("")),
+            "last_error" => {
+                ColumnValue::str(state.errors.get(&c.name).map(String::as_str).unwrap_or(""))
+            }
             "external_ids" => ColumnValue::map(&c.external_ids),
             _ => return None,
         })

@@ -46,5 +46,9 @@ pub fn set_map(
 /// An error for a column the kind does not set (the planner checked existence, so this is
 /// a read-only or computed one).
 pub fn not_settable(kind: &str, column: &str) -> ValidationError {
-    ValidationError::new("column", column, format!("column {column} of {kind} is read-only"))
+    ValidationError::new(
+        "column",
+        column,
+        format!("column {column} of {kind} is read-only"),
+    )
 }

@@ -201,9 +201,7 @@ fn claim_addresses(
                         ValidationError::new(
                             field,
                             &value,
-                            format!(
-                                "IP {ip} already used by port {owner:?} on switch {switch:?}"
-                            ),
+                            format!("IP {ip} already used by port {owner:?} on switch {switch:?}"),
                         )
                         .to_string(),
                     ));
@@ -238,7 +236,10 @@ fn claim_addresses(
                 let mac = ipam::pick_mac_with(
                     &switch,
                     ip,
-                    |m| macs.iter().any(|x| x == m) || plan.claim_owner(&mac_claim(&switch, m)).is_some(),
+                    |m| {
+                        macs.iter().any(|x| x == m)
+                            || plan.claim_owner(&mac_claim(&switch, m)).is_some()
+                    },
                     &mut rng,
                 )?;
                 (mac, ip)

@@ -67,7 +67,9 @@ impl Kind for RouterKind {
         lr(obj).map(|r| r.name.as_str()).unwrap_or("")
     }
     fn decode(&self, bytes: &[u8]) -> Result<Object, prost::DecodeError> {
-        Ok(wrap(object::Kind::LogicalRouter(LogicalRouter::decode(bytes)?)))
+        Ok(wrap(object::Kind::LogicalRouter(LogicalRouter::decode(
+            bytes,
+        )?)))
     }
     fn encode(&self, obj: &Object) -> Vec<u8> {
         lr(obj).map(|r| r.encode_to_vec()).unwrap_or_default()

@@ -106,7 +106,9 @@ impl Kind for SwitchKind {
         sw(obj).map(|s| s.name.as_str()).unwrap_or("")
     }
     fn decode(&self, bytes: &[u8]) -> Result<Object, prost::DecodeError> {
-        Ok(wrap(object::Kind::LogicalSwitch(LogicalSwitch::decode(bytes)?)))
+        Ok(wrap(object::Kind::LogicalSwitch(LogicalSwitch::decode(
+            bytes,
+        )?)))
     }
     fn encode(&self, obj: &Object) -> Vec<u8> {
         sw(obj).map(|s| s.encode_to_vec()).unwrap_or_default()

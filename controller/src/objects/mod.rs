@@ -177,7 +177,8 @@ pub fn all() -> &'static [&'static dyn Kind] {
 /// The kind named `name` (table name or alias, case-insensitive).
 pub fn by_name(name: &str) -> Option<&'static dyn Kind> {
     all().iter().copied().find(|k| {
-        k.name().eq_ignore_ascii_case(name) || k.aliases().iter().any(|a| a.eq_ignore_ascii_case(name))
+        k.name().eq_ignore_ascii_case(name)
+            || k.aliases().iter().any(|a| a.eq_ignore_ascii_case(name))
     })
 }
 
@@ -185,7 +186,11 @@ pub fn by_name(name: &str) -> Option<&'static dyn Kind> {
 pub fn kind_or_err(field: &str, name: &str) -> Result<&'static dyn Kind, ValidationError> {
     by_name(name).ok_or_else(|| {
         let known: Vec<&str> = all().iter().map(|k| k.name()).collect();
-        ValidationError::new(field, name, format!("unknown kind (one of {})", known.join(", ")))
+        ValidationError::new(
+            field,
+            name,
+            format!("unknown kind (one of {})", known.join(", ")),
+        )
     })
 }
 
@@ -213,7 +218,11 @@ pub fn column_def(kind: &dyn Kind, column: &str) -> Result<ColumnDef, Validation
             ValidationError::new(
                 "column",
                 column,
-                format!("no such column in {} (columns: {})", kind.name(), known.join(", ")),
+                format!(
+                    "no such column in {} (columns: {})",
+                    kind.name(),
+                    known.join(", ")
+                ),
             )
         })
 }

@@ -242,7 +242,11 @@ impl<'a> Plan<'a> {
                 None => format!("delete {k}"),
             })
             .collect();
-        out.extend(self.prefix_deletes.iter().map(|p| format!("delete prefix {p}")));
+        out.extend(
+            self.prefix_deletes
+                .iter()
+                .map(|p| format!("delete prefix {p}")),
+        );
         out
     }
 
@@ -256,7 +260,12 @@ impl<'a> Plan<'a> {
             .collect();
         for (k, v) in &self.writes {
             // A key under a prefix deleted as a whole needs no delete of its own.
-            if v.is_none() && self.prefix_deletes.iter().any(|p| k.starts_with(p.as_str())) {
+            if v.is_none()
+                && self
+                    .prefix_deletes
+                    .iter()
+                    .any(|p| k.starts_with(p.as_str()))
+            {
                 continue;
             }
             ops.push(match v {

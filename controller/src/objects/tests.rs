@@ -106,7 +106,11 @@ async fn a_chain_is_one_revision_and_ops_see_earlier_ops() {
     ];
     let out = run(&i, &ops).await;
     assert!(out.committed);
-    assert_eq!(out.revision, before + 1, "one etcd revision for the whole chain");
+    assert_eq!(
+        out.revision,
+        before + 1,
+        "one etcd revision for the whole chain"
+    );
     let p1 = port(&out.results[2].object);
     assert!(p1.dynamic_addresses.contains("10.0.0."), "{p1:?}");
     assert!(p1.tunnel_key >= 1);
@@ -131,7 +135,10 @@ async fn a_bad_op_anywhere_changes_nothing() {
             "10.0.0.300",
         ),
         (
-            vec![insert(lsp("s", "p1", &[]), false), insert(lsp("s", "p1", &[]), false)],
+            vec![
+                insert(lsp("s", "p1", &[]), false),
+                insert(lsp("s", "p1", &[]), false),
+            ],
             "already exists",
         ),
         (
@@ -149,18 +156,31 @@ async fn a_bad_op_anywhere_changes_nothing() {
             "nosuch",
         ),
         (
-            vec![insert(lsp("s", "p1", &[]), false), delete("Logical_Flow", "x", false)],
+            vec![
+                insert(lsp("s", "p1", &[]), false),
+                delete("Logical_Flow", "x", false),
+            ],
             "Logical_Flow",
         ),
         (
             vec![
                 insert(lsp("s", "p1", &[]), false),
-                update(kinds::port::NAME, "p1", Action::Set, "tunnel_key", "", &["5"]),
+                update(
+                    kinds::port::NAME,
+                    "p1",
+                    Action::Set,
+                    "tunnel_key",
+                    "",
+                    &["5"],
+                ),
             ],
             "read-only",
         ),
         (
-            vec![insert(lsp("s", "p1", &["0a:00:00:00:00:01 10.0.0.1"]), false)],
+            vec![insert(
+                lsp("s", "p1", &["0a:00:00:00:00:01 10.0.0.1"]),
+                false,
+            )],
             "gateway",
         ),
     ];
@@ -182,7 +202,11 @@ async fn dry_run_commits_nothing_and_says_what_would_change() {
         .await
         .unwrap();
     assert!(!out.committed);
-    assert!(out.changes.iter().any(|c| c == "put nb/switches/a"), "{:?}", out.changes);
+    assert!(
+        out.changes.iter().any(|c| c == "put nb/switches/a"),
+        "{:?}",
+        out.changes
+    );
     assert_eq!(dump(&i).await, before);
 }
 
@@ -202,19 +226,32 @@ async fn references_cascade_or_restrict() {
     .await;
     // A port on a missing switch, a router port on a missing router: NotFound naming it.
     let e = i
-        .transact(&[insert(lsp("nosuch", "p9", &[]), false)], false, Oversize::Refuse)
-        .await
-        .unwrap_err();
-    assert!(matches!(e.error, ApiError::NotFound(ref m) if m.contains("nosuch")), "{e:?}");
-    let e = i
         .transact(
-            &[insert(lrp("ghost", "g-1", "0a:00:00:00:01:02", "10.9.0.1/24"), false)],
+            &[insert(lsp("nosuch", "p9", &[]), false)],
             false,
             Oversize::Refuse,
         )
         .await
         .unwrap_err();
-    assert!(matches!(e.error, ApiError::NotFound(ref m) if m.contains("ghost")), "{e:?}");
+    assert!(
+        matches!(e.error, ApiError::NotFound(ref m) if m.contains("nosuch")),
+        "{e:?}"
+    );
+    let e = i
+        .transact(
+            &[insert(
+                lrp("ghost", "g-1", "0a:00:00:00:01:02", "10.9.0.1/24"),
+                false,
+            )],
+            false,
+            Oversize::Refuse,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.error, ApiError::NotFound(ref m) if m.contains("ghost")),
+        "{e:?}"
+    );
     // ls-del cascades to the ports and releases every claim.
     run(&i, &[delete(kinds::switch::NAME, "a", false)]).await;
     let st = i.load().await.unwrap();
@@ -245,7 +282,10 @@ async fn references_cascade_or_restrict() {
         .transact(&[delete("chassis", "hv1", false)], false, Oversize::Refuse)
         .await
         .unwrap_err();
-    assert!(matches!(e.error, ApiError::FailedPrecondition(ref m) if m.contains("alive")), "{e:?}");
+    assert!(
+        matches!(e.error, ApiError::FailedPrecondition(ref m) if m.contains("alive")),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -299,7 +339,11 @@ async fn oversize_transactions_are_refused_or_chunked() {
     // ls-del of 60 ports does not fit in 32 ops: the sugar deletes in chunks.
     i.delete_switch("big", false).await.unwrap();
     let st = i.load().await.unwrap();
-    assert!(st.ports.is_empty() && st.switches.is_empty() && st.claims.is_empty(), "{:?}", st.claims);
+    assert!(
+        st.ports.is_empty() && st.switches.is_empty() && st.claims.is_empty(),
+        "{:?}",
+        st.claims
+    );
 }
 
 /// A sample object of each registered kind; a new kind must add one here (the test fails
@@ -307,7 +351,10 @@ async fn oversize_transactions_are_refused_or_chunked() {
 fn sample(kind: &str) -> Option<Vec<Op>> {
     Some(match kind {
         kinds::switch::NAME => vec![insert(ls("x", "10.5.0.0/24"), false)],
-        kinds::port::NAME => vec![insert(ls("x", "10.5.0.0/24"), false), insert(lsp("x", "x", &[]), false)],
+        kinds::port::NAME => vec![
+            insert(ls("x", "10.5.0.0/24"), false),
+            insert(lsp("x", "x", &[]), false),
+        ],
         kinds::router::NAME => vec![insert(lr("x"), false)],
         kinds::router_port::NAME => vec![
             insert(lr("xr"), false),
@@ -338,29 +385,73 @@ async fn external_ids_and_columns_round_trip_on_every_kind() {
         }
         // Case-insensitive kind names.
         let k = kind.name().to_ascii_lowercase();
-        run(&i, &[update(&k, "x", Action::Set, "external_ids", "owner", &["cni"])]).await;
-        run(&i, &[update(&k, "x", Action::Add, "external_ids", "", &["a=1", "b=2"])]).await;
-        run(&i, &[update(&k, "x", Action::Remove, "external_ids", "", &["a"])]).await;
+        run(
+            &i,
+            &[update(
+                &k,
+                "x",
+                Action::Set,
+                "external_ids",
+                "owner",
+                &["cni"],
+            )],
+        )
+        .await;
+        run(
+            &i,
+            &[update(
+                &k,
+                "x",
+                Action::Add,
+                "external_ids",
+                "",
+                &["a=1", "b=2"],
+            )],
+        )
+        .await;
+        run(
+            &i,
+            &[update(&k, "x", Action::Remove, "external_ids", "", &["a"])],
+        )
+        .await;
         let st = i.load().await.unwrap();
         let obj = kind.load(&st, "x").unwrap();
         let v = kind.get_column(&obj, "external_ids", &st).unwrap();
-        let super::ColumnValue::Map(m) = v else { panic!("{v:?}") };
+        let super::ColumnValue::Map(m) = v else {
+            panic!("{v:?}")
+        };
         assert_eq!(
             m.into_iter().collect::<Vec<_>>(),
-            vec![("b".to_string(), "2".to_string()), ("owner".to_string(), "cni".to_string())],
+            vec![
+                ("b".to_string(), "2".to_string()),
+                ("owner".to_string(), "cni".to_string())
+            ],
             "{}",
             kind.name()
         );
         // Every column has a value; unknown ones are refused naming them.
         for c in kind.columns() {
-            assert!(kind.get_column(&obj, c.name, &st).is_some(), "{}.{}", kind.name(), c.name);
+            assert!(
+                kind.get_column(&obj, c.name, &st).is_some(),
+                "{}.{}",
+                kind.name(),
+                c.name
+            );
         }
         let e = i
-            .transact(&[update(&k, "x", Action::Set, "bogus", "", &["1"])], false, Oversize::Refuse)
+            .transact(
+                &[update(&k, "x", Action::Set, "bogus", "", &["1"])],
+                false,
+                Oversize::Refuse,
+            )
             .await
             .unwrap_err();
         assert!(e.error.to_string().contains("bogus"), "{e:?}");
-        run(&i, &[update(&k, "x", Action::Clear, "external_ids", "", &[])]).await;
+        run(
+            &i,
+            &[update(&k, "x", Action::Clear, "external_ids", "", &[])],
+        )
+        .await;
         if kind.name() != kinds::chassis::NAME {
             run(&i, &[delete(&k, "x", false)]).await;
             assert!(kind.load(&i.load().await.unwrap(), "x").is_none());

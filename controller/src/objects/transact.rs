@@ -131,10 +131,8 @@ impl Intent {
             let mut plan = Plan::new(&base, self.keys()).with_max_ops(max);
             let mut results = Vec::with_capacity(ops.len());
             for (i, o) in ops.iter().enumerate() {
-                let r = run_op(&mut plan, o).map_err(|error| TransactError {
-                    op: Some(i),
-                    error,
-                })?;
+                let r =
+                    run_op(&mut plan, o).map_err(|error| TransactError { op: Some(i), error })?;
                 results.push(r);
             }
             let (nc, no) = plan.size();
@@ -146,10 +144,9 @@ impl Intent {
                         changes: Vec::new(),
                         committed: false,
                     }),
-                    Oversize::Refuse => Err(ApiError::InvalidArgument(oversize_message(
-                        nc, no, max,
-                    ))
-                    .into()),
+                    Oversize::Refuse => {
+                        Err(ApiError::InvalidArgument(oversize_message(nc, no, max)).into())
+                    }
                 };
             }
             if dry_run || plan.is_empty() {
@@ -166,7 +163,14 @@ impl Intent {
                 .await
                 .map_err(ApiError::from)?;
             if r.succeeded {
-                tracing::info!(ops = ops.len(), compares = nc, writes = no, revision = r.revision, attempt, "transaction committed");
+                tracing::info!(
+                    ops = ops.len(),
+                    compares = nc,
+                    writes = no,
+                    revision = r.revision,
+                    attempt,
+                    "transaction committed"
+                );
                 return Ok(Outcome {
                     revision: r.revision,
                     results,

@@ -8,8 +8,8 @@
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
-use ipnetwork::Ipv4Network;
 use crate::v1::{Chassis, LogicalSwitch, PortAddress};
+use ipnetwork::Ipv4Network;
 
 /// Longest allowed name (switch, port, chassis).
 pub const MAX_NAME_LEN: usize = 63;
