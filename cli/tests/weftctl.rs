@@ -26,6 +26,11 @@ struct Deployment {
 
 impl Deployment {
     fn start() -> anyhow::Result<Deployment> {
+        Deployment::start_with(&[])
+    }
+
+    /// Like `start`, with extra controller arguments.
+    fn start_with(extra: &[&str]) -> anyhow::Result<Deployment> {
         let bin = weft_testbed::find_bin("weft-controller")?;
         let etcd = Etcd::start()?;
         let dir = tempfile::Builder::new().prefix("weftctl-it-").tempdir()?;
@@ -35,7 +40,8 @@ impl Deployment {
             .args(["--listen", &listen])
             .args(["--etcd", &etcd.endpoint()])
             .args(["--prefix", "/weft"])
-            .args(["--store", "etcd"]);
+            .args(["--store", "etcd"])
+            .args(extra.iter().copied());
         let mut controller = spec.spawn()?;
         let url = format!("http://{listen}");
         let mut exited = false;
@@ -601,4 +607,654 @@ fn chassis_status_and_wait_for_hypervisors() {
     assert!(err.contains("hv9"), "{err}");
     assert_eq!(d.ok(&["--if-exists", "chassis-del", "hv9"]), "");
     reader.abort();
+}
+
+// ---- Transact, `--` chains and the generic database commands ----
+
+impl Deployment {
+    /// etcd's current revision (a `--wait=none sync`: nothing else writes without chassis).
+    fn revision(&self) -> i64 {
+        let v = self.json(&["--wait=none", "sync"]);
+        v["revision"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("sync printed no revision: {v}"))
+    }
+
+    /// Every object of every kind, as `list -f json` prints it (the state, for comparisons).
+    fn state(&self) -> Value {
+        let kinds = [
+            "Logical_Switch",
+            "Logical_Switch_Port",
+            "Chassis",
+            "Logical_Router",
+            "Logical_Router_Port",
+        ];
+        Value::Array(
+            kinds
+                .iter()
+                .map(|k| self.json(&["list", k])["records"].clone())
+                .collect(),
+        )
+    }
+
+    /// The command's stdout split into lines.
+    fn lines(&self, args: &[&str]) -> Vec<String> {
+        self.ok(args).lines().map(str::to_string).collect()
+    }
+}
+
+fn deployment_with(extra: &[&str]) -> Deployment {
+    match Deployment::start_with(extra) {
+        Ok(d) => d,
+        Err(e) => panic!("cannot start etcd + weft-controller: {e:#}"),
+    }
+}
+
+const CHAIN: [&str; 17] = [
+    "ls-add",
+    "a",
+    "--subnet",
+    "10.5.0.0/24",
+    "--",
+    "lsp-add",
+    "a",
+    "p1",
+    "--",
+    "lsp-set-addresses",
+    "p1",
+    "dynamic",
+    "--",
+    "lsp-add",
+    "a",
+    "p2",
+    "--",
+];
+
+#[test]
+fn chain_is_one_transaction_with_one_line_per_command() {
+    let d = deployment();
+    let before = d.revision();
+    let chain = &CHAIN[..CHAIN.len() - 1];
+    assert_eq!(d.ok(chain), "\n\n\n\n", "writes print an empty line each");
+    assert_eq!(d.revision(), before + 1, "the chain is one etcd revision");
+    let got = d.ok(&["lsp-get-addresses", "p1"]);
+    assert!(mac_ip(got.trim()).is_some(), "{got:?}");
+    assert_eq!(names(&d.json(&["lsp-list", "a"]), "ports"), ["p1", "p2"]);
+
+    // -f json: one compact JSON document per line, all with the chain's revision.
+    let before = d.revision();
+    let mut args = vec!["-f", "json", "ls-add", "b", "--", "lsp-add", "b", "q1"];
+    args.extend(["--", "lsp-set-type", "q1", "router", "--", "ls-list"]);
+    let lines = d.lines(&args);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let docs: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let rev = before + 1;
+    assert_eq!(docs[0]["revision"], rev, "{}", docs[0]);
+    assert_eq!(docs[0]["switch"]["name"], "b");
+    assert_eq!(docs[1]["port"]["name"], "q1");
+    assert_eq!(docs[2]["port"]["type"], "router");
+    // The read runs after the commit and sees it.
+    assert_eq!(names(&docs[3], "switches"), ["a", "b"]);
+
+    // Reads in a chain print their output on their line (`\n` between entries).
+    let lines = d.lines(&[
+        "lsp-set-options",
+        "q1",
+        "router-port=lrp1",
+        "nat-addresses=router",
+        "--",
+        "lsp-get-options",
+        "q1",
+        "--",
+        "lsp-get-type",
+        "q1",
+        "--",
+        "lsp-get-ls",
+        "q1",
+    ]);
+    assert_eq!(
+        lines,
+        ["", "nat-addresses=router\\nrouter-port=lrp1", "router", "b"]
+    );
+    // --oneline for a single command.
+    assert_eq!(
+        d.ok(&["--oneline", "lsp-get-options", "q1"]),
+        "nat-addresses=router\\nrouter-port=lrp1\n"
+    );
+    // Per-command options before the command, after `--`.
+    assert_eq!(
+        d.ok(&[
+            "--",
+            "--may-exist",
+            "ls-add",
+            "a",
+            "--",
+            "--if-exists",
+            "ls-del",
+            "zz"
+        ]),
+        "\n\n"
+    );
+}
+
+#[test]
+fn failed_chain_changes_nothing() {
+    let d = deployment();
+    d.ok(&["ls-add", "sw0", "--subnet", "10.6.0.0/24"]);
+    d.ok(&["lsp-add", "sw0", "taken"]);
+    let before = (d.revision(), d.state());
+    // The same chain with a bad last op: a port name that exists.
+    let mut bad: Vec<&str> = CHAIN[..CHAIN.len() - 4].to_vec();
+    bad.extend(["lsp-add", "a", "taken"]);
+    let err = d.fails(&bad);
+    assert!(err.contains("ops[3]") && err.contains("taken"), "{err}");
+    // A bad value in the middle; an unknown column; a kind that does not exist.
+    for (chain, want) in [
+        (
+            vec![
+                "ls-add",
+                "a",
+                "--",
+                "lsp-add",
+                "a",
+                "p1",
+                "--",
+                "lsp-set-addresses",
+                "p1",
+                "zz",
+                "--",
+                "lsp-add",
+                "a",
+                "p2",
+            ],
+            "ops[2]",
+        ),
+        (
+            vec!["ls-add", "a", "--", "set", "Logical_Switch", "a", "bogus=1"],
+            "bogus",
+        ),
+        (
+            vec!["ls-add", "a", "--", "destroy", "NoSuchKind", "a"],
+            "NoSuchKind",
+        ),
+        (
+            vec!["ls-add", "a", "--", "lsp-add", "nosuch", "p1"],
+            "nosuch",
+        ),
+    ] {
+        let err = d.fails(&chain);
+        assert!(err.contains(want), "{chain:?}: {err}");
+    }
+    assert_eq!(
+        (d.revision(), d.state()),
+        before,
+        "a rejected chain changed state"
+    );
+}
+
+#[test]
+fn dry_run_commits_nothing() {
+    let d = deployment();
+    d.ok(&["ls-add", "sw0"]);
+    let before = (d.revision(), d.state());
+    let out = d.ok(&[
+        "--dry-run",
+        "ls-add",
+        "a",
+        "--subnet",
+        "10.7.0.0/24",
+        "--",
+        "lsp-add",
+        "a",
+        "p1",
+    ]);
+    assert!(out.lines().any(|l| l == "put nb/switches/a"), "{out}");
+    assert!(out.lines().any(|l| l == "put nb/ports/p1"), "{out}");
+    let js = d.json(&["--dry-run", "ls-del", "sw0"]);
+    assert!(
+        js["changes"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|l| l == "delete nb/switches/sw0")),
+        "{js}"
+    );
+    // A dry run still validates everything.
+    let err = d.fails(&["--dry-run", "lsp-add", "nosuch", "p1"]);
+    assert!(err.contains("nosuch"), "{err}");
+    assert_eq!((d.revision(), d.state()), before, "--dry-run changed state");
+}
+
+/// set/get/add/remove/clear of external_ids, then list and find, on one record of `kind`.
+fn external_ids_round_trip(d: &Deployment, kind: &str, name: &str) {
+    assert_eq!(
+        d.ok(&[
+            "set",
+            kind,
+            name,
+            "external_ids:owner=cni",
+            r#"external_ids:note="a b""#
+        ]),
+        ""
+    );
+    assert_eq!(
+        d.ok(&[
+            "get",
+            kind,
+            name,
+            "external_ids",
+            "external_ids:owner",
+            "external_ids:note"
+        ]),
+        "{note=\"a b\", owner=cni}\ncni\n\"a b\"\n"
+    );
+    assert_eq!(
+        d.ok(&["--bare", "get", kind, name, "external_ids:note"]),
+        "a b\n"
+    );
+    d.ok(&["add", kind, name, "external_ids", "k1=v1", "{k2=v2}"]);
+    d.ok(&["remove", kind, name, "external_ids", "owner", "k2=v2"]);
+    assert_eq!(
+        d.json(&["get", kind, name, "external_ids"]),
+        serde_json::json!([{"k1": "v1", "note": "a b"}])
+    );
+    let err = d.fails(&["get", kind, name, "external_ids:owner"]);
+    assert!(err.contains("owner"), "{err}");
+    assert_eq!(
+        d.ok(&["get", "--if-exists", kind, name, "external_ids:owner"]),
+        ""
+    );
+    // list: every column in ovn-nbctl form, and find by an external_id.
+    let listed = d.ok(&["list", kind, name]);
+    // (OVSDB quotes strings with digits: "k1".)
+    assert!(
+        listed.contains("external_ids        : {\"k1\"=\"v1\", note=\"a b\"}\n"),
+        "{listed}"
+    );
+    assert_eq!(
+        d.ok(&[
+            "--bare",
+            "--columns=name",
+            "find",
+            kind,
+            "external_ids:k1=v1"
+        ]),
+        format!("{name}\n")
+    );
+    assert_eq!(d.ok(&["find", kind, "external_ids:k1=nope"]), "");
+    let js = d.json(&["list", kind, name]);
+    assert_eq!(js["records"][0]["name"], name, "{js}");
+    assert_eq!(js["records"][0]["external_ids"]["note"], "a b", "{js}");
+    d.ok(&["clear", kind, name, "external_ids"]);
+    assert_eq!(d.ok(&["get", kind, name, "external_ids"]), "{}\n");
+    // Case-insensitive kind; unknown column and kind name themselves.
+    assert_eq!(
+        d.ok(&["get", &kind.to_lowercase(), name, "name"])
+            .trim_matches(['"', '\n']),
+        name
+    );
+    let err = d.fails(&["set", kind, name, "bogus=1"]);
+    assert!(err.contains("bogus"), "{err}");
+    let err = d.fails(&["get", kind, name, "bogus"]);
+    assert!(err.contains("bogus"), "{err}");
+}
+
+#[test]
+fn database_commands_on_switches_and_ports() {
+    let d = deployment();
+    d.ok(&[
+        "ls-add",
+        "sw1",
+        "--subnet",
+        "10.8.0.0/24",
+        "--",
+        "lsp-add",
+        "sw1",
+        "p1",
+        "--",
+        "lsp-add",
+        "sw1",
+        "p2",
+    ]);
+    external_ids_round_trip(&d, "Logical_Switch", "sw1");
+    external_ids_round_trip(&d, "Logical_Switch_Port", "p1");
+
+    // Sets and scalars through set/add/remove; get prints OVSDB syntax.
+    d.ok(&[
+        "set",
+        "Logical_Switch_Port",
+        "p1",
+        r#"addresses=["0a:00:00:00:00:11 10.8.0.11", unknown]"#,
+    ]);
+    assert_eq!(
+        d.ok(&["lsp-get-addresses", "p1"]),
+        "0a:00:00:00:00:11 10.8.0.11\nunknown\n"
+    );
+    d.ok(&[
+        "remove",
+        "Logical_Switch_Port",
+        "p1",
+        "addresses",
+        "unknown",
+    ]);
+    d.ok(&["add", "Logical_Switch_Port", "p2", "addresses", "dynamic"]);
+    assert_eq!(
+        d.ok(&["get", "Logical_Switch_Port", "p2", "addresses"]),
+        "[dynamic]\n"
+    );
+    d.ok(&["set", "Logical_Switch_Port", "p2", "enabled=false"]);
+    assert_eq!(d.ok(&["lsp-get-enabled", "p2"]), "disabled\n");
+    assert_eq!(
+        d.ok(&["get", "Logical_Switch_Port", "p2", "switch"]),
+        "\"sw1\"\n"
+    );
+    assert_eq!(
+        d.ok(&[
+            "--bare",
+            "--columns=name",
+            "find",
+            "Logical_Switch_Port",
+            "addresses{>=}dynamic"
+        ]),
+        "p2\n"
+    );
+    assert_eq!(
+        d.ok(&["get", "Logical_Switch", "sw1", "ports"]),
+        "[\"p1\", \"p2\"]\n"
+    );
+    // Table and csv forms of list, with --columns.
+    let t = d.ok(&[
+        "-f",
+        "table",
+        "--columns=name,enabled",
+        "list",
+        "Logical_Switch_Port",
+    ]);
+    assert_eq!(t, "name  enabled\n\"p1\"  true\n\"p2\"  false\n", "{t}");
+    let c = d.ok(&[
+        "-f",
+        "csv",
+        "--no-headings",
+        "--bare",
+        "--columns=name,addresses",
+        "list",
+        "Logical_Switch_Port",
+    ]);
+    assert_eq!(c, "p1,0a:00:00:00:00:11 10.8.0.11\np2,dynamic\n", "{c}");
+
+    // destroy: a port, then the switch (cascading to its other port).
+    d.ok(&["destroy", "Logical_Switch_Port", "p1"]);
+    assert_eq!(names(&d.json(&["lsp-list", "sw1"]), "ports"), ["p2"]);
+    let err = d.fails(&["destroy", "Logical_Switch_Port", "p1"]);
+    assert!(err.contains("p1"), "{err}");
+    d.ok(&["--if-exists", "destroy", "Logical_Switch_Port", "p1"]);
+    d.ok(&["destroy", "Logical_Switch", "sw1"]);
+    assert_eq!(d.ok(&["list", "Logical_Switch_Port"]), "");
+    assert_eq!(d.ok(&["ls-list"]), "");
+}
+
+#[test]
+fn database_commands_on_chassis() {
+    use weft_proto::v1::southbound_client::SouthboundClient;
+    use weft_proto::v1::{Chassis, SubscribeRequest};
+
+    let d = deployment_with(&["--lease-ttl", "2"]);
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let mut sb = rt
+        .block_on(SouthboundClient::connect(d.url.clone()))
+        .unwrap_or_else(|e| panic!("southbound connect: {e}"));
+    let mut stream = rt
+        .block_on(sb.subscribe(SubscribeRequest {
+            chassis: Some(Chassis {
+                name: "hv1".into(),
+                encap_ip: "192.0.2.1".into(),
+                encap_types: vec!["geneve".into()],
+                datapath_type: "netdev".into(),
+                version: "test".into(),
+                ..Default::default()
+            }),
+        }))
+        .unwrap_or_else(|e| panic!("subscribe: {e}"))
+        .into_inner();
+    let reader = rt.spawn(async move { while let Ok(Some(_)) = stream.message().await {} });
+    let alive = wait_until(Duration::from_secs(15), Duration::from_millis(100), || {
+        d.ok(&["get", "Chassis", "hv1", "alive"]) == "true\n"
+    });
+    assert!(alive, "hv1 not alive: {}", d.ok(&["chassis-list"]));
+
+    external_ids_round_trip(&d, "Chassis", "hv1");
+    assert_eq!(
+        d.ok(&["get", "Chassis", "hv1", "encap_ip", "encap_types"]),
+        "\"192.0.2.1\"\n[geneve]\n"
+    );
+    d.ok(&["set", "Chassis", "hv1", "external_ids:rack=r7"]);
+    assert_eq!(
+        d.ok(&[
+            "--bare",
+            "--columns=name",
+            "find",
+            "Chassis",
+            "external_ids:rack=r7",
+            "alive=true"
+        ]),
+        "hv1\n"
+    );
+    // An alive chassis cannot be destroyed; once its agent is gone and the lease ran out, it can.
+    let err = d.fails(&["destroy", "Chassis", "hv1"]);
+    assert!(err.contains("alive"), "{err}");
+    reader.abort();
+    drop(sb);
+    let dead = wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        d.ok(&["get", "Chassis", "hv1", "alive"]) == "false\n"
+    });
+    assert!(dead, "hv1 still alive: {}", d.ok(&["chassis-list"]));
+    // The registration keeps external_ids; destroy removes the record.
+    assert_eq!(
+        d.ok(&["--bare", "get", "Chassis", "hv1", "external_ids:rack"]),
+        "r7\n"
+    );
+    d.ok(&["destroy", "Chassis", "hv1"]);
+    assert_eq!(d.ok(&["list", "Chassis"]), "");
+    d.ok(&["--if-exists", "destroy", "Chassis", "hv1"]);
+}
+
+#[test]
+fn routers_and_router_ports() {
+    let d = deployment();
+    assert_eq!(
+        d.ok(&[
+            "lr-add",
+            "r1",
+            "--",
+            "lrp-add",
+            "r1",
+            "lrp1",
+            "0a:00:00:00:01:01",
+            "10.9.0.1/24",
+            "--",
+            "lrp-add",
+            "r1",
+            "lrp2",
+            "0a:00:00:00:01:02",
+            "10.9.1.1/24",
+            "fd00::1/64",
+            "peer=lrp9",
+        ]),
+        "\n\n\n"
+    );
+    let t = d.ok(&["lr-list"]);
+    assert_eq!(t, "NAME  STATE    PORTS\nr1    enabled  lrp1,lrp2\n", "{t}");
+    let t = d.ok(&["lrp-list", "r1"]);
+    assert!(
+        t.lines()
+            .nth(2)
+            .is_some_and(|l| l.contains("10.9.1.1/24,fd00::1/64") && l.contains("lrp9")),
+        "{t}"
+    );
+    d.ok(&["lrp-set-enabled", "lrp1", "disabled"]);
+    assert_eq!(d.ok(&["lrp-get-enabled", "lrp1"]), "disabled\n");
+    assert_eq!(
+        d.ok(&["get", "Logical_Router_Port", "lrp1", "enabled", "router"]),
+        "false\n\"r1\"\n"
+    );
+    external_ids_round_trip(&d, "Logical_Router", "r1");
+    external_ids_round_trip(&d, "Logical_Router_Port", "lrp2");
+    d.ok(&["--may-exist", "lr-add", "r1"]);
+    let err = d.fails(&["lr-add", "r1"]);
+    assert!(err.contains("r1"), "{err}");
+    let err = d.fails(&["lrp-add", "r9", "x", "0a:00:00:00:01:09", "10.9.9.1/24"]);
+    assert!(err.contains("r9"), "{err}");
+    d.ok(&["lrp-del", "lrp1"]);
+    assert_eq!(names(&d.json(&["lrp-list", "r1"]), "ports"), ["lrp2"]);
+    d.ok(&["--if-exists", "lrp-del", "lrp1"]);
+    d.ok(&["lr-del", "r1"]);
+    assert_eq!(d.ok(&["lr-list"]), "");
+    let err = d.fails(&["lrp-list", "r1"]);
+    assert!(err.contains("r1"), "{err}");
+    d.ok(&["--if-exists", "lr-del", "r1"]);
+}
+
+#[test]
+fn show_one_switch_and_list_formats() {
+    let d = deployment();
+    d.ok(&[
+        "ls-add",
+        "sw1",
+        "--subnet",
+        "10.10.0.0/24",
+        "--",
+        "ls-add",
+        "sw2",
+        "--",
+        "lsp-add",
+        "sw2",
+        "q1",
+    ]);
+    assert_eq!(
+        d.ok(&["show", "sw2"]),
+        "switch sw2 (vni ".to_string()
+            + &d.ok(&["get", "Logical_Switch", "sw2", "vni"])
+                .trim()
+                .to_string()
+            + ")\n    port q1 (down)\n"
+    );
+    let err = d.fails(&["show", "nosuch"]);
+    assert!(err.contains("nosuch"), "{err}");
+    assert_eq!(d.ok(&["--bare", "--columns=name", "ls-list"]), "sw1\nsw2\n");
+    assert_eq!(
+        d.ok(&["--no-headings", "--columns=name,subnet", "ls-list"]),
+        "sw1  10.10.0.0/24\nsw2  -\n"
+    );
+    let csv = d.ok(&["-f", "csv", "--columns=name,subnet", "ls-list"]);
+    assert_eq!(csv, "NAME,SUBNET\nsw1,10.10.0.0/24\nsw2,\n");
+    let err = d.ctl(&["--columns=bogus", "ls-list"]);
+    assert_eq!(err.code, 1, "{err:?}");
+    assert!(
+        err.one_error_line(&["--columns=bogus"]).contains("bogus"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn controller_address_defaults_and_usage_line() {
+    // HOST without a port means 7600, from the flag and from WEFT_CONTROLLER.
+    let r = Run::from(
+        Command::new(weftctl_bin())
+            .env_remove("WEFT_CONTROLLER")
+            .args(["--controller", "127.0.0.9", "ls-list"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.one_error_line(&[])
+            .starts_with("weftctl: cannot reach controller at http://127.0.0.9:7600: "),
+        "{r:?}"
+    );
+    let r = Run::from(
+        Command::new(weftctl_bin())
+            .env("WEFT_CONTROLLER", "127.0.0.9")
+            .arg("ls-list")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    assert!(r.stderr.contains("http://127.0.0.9:7600"), "{r:?}");
+    // With WEFT_CONTROLLER set, a usage error's usage line does not show --controller.
+    let r = Run::from(
+        Command::new(weftctl_bin())
+            .env("WEFT_CONTROLLER", "http://127.0.0.9:1")
+            .arg("ls-add")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    let usage = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("Usage:"))
+        .unwrap_or_default();
+    assert_eq!(usage, "Usage: weftctl ls-add <SWITCH>", "{r:?}");
+    // A bad WEFT_CONTROLLER is a usage error naming it.
+    let r = Run::from(
+        Command::new(weftctl_bin())
+            .env("WEFT_CONTROLLER", "https://x")
+            .arg("ls-list")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.one_error_line(&[]).contains("invalid WEFT_CONTROLLER"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn completion_scripts_generate() {
+    for shell in ["bash", "zsh", "fish"] {
+        let r = Run::from(
+            Command::new(weftctl_bin())
+                .env_remove("WEFT_CONTROLLER")
+                .args(["completion", shell])
+                .output()
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        assert_eq!(r.code, 0, "{shell}: {r:?}");
+        for word in [
+            "ls-add",
+            "lsp-set-options",
+            "lrp-add",
+            "destroy",
+            "Logical_Switch_Port",
+            "--may-exist",
+        ] {
+            assert!(
+                r.stdout.contains(word.trim_start_matches('-')),
+                "{shell}: {word}"
+            );
+        }
+    }
+    // The bash script is valid bash and completes commands and kinds.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let script = dir.path().join("weftctl.bash");
+    let out = Command::new(weftctl_bin())
+        .args(["completion", "bash"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&script, &out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let probe = format!(
+        "source {}; COMP_WORDS=(weftctl ls-add a -- set Logical_S); COMP_CWORD=5; _weftctl; echo \"${{COMPREPLY[*]}}\"",
+        script.display()
+    );
+    let out = Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .unwrap_or_else(|e| panic!("bash: {e}"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Logical_Switch Logical_Switch_Port\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
