@@ -1131,13 +1131,10 @@ fn show_one_switch_and_list_formats() {
         "sw2",
         "q1",
     ]);
+    let vni = d.ok(&["get", "Logical_Switch", "sw2", "vni"]);
     assert_eq!(
         d.ok(&["show", "sw2"]),
-        "switch sw2 (vni ".to_string()
-            + &d.ok(&["get", "Logical_Switch", "sw2", "vni"])
-                .trim()
-                .to_string()
-            + ")\n    port q1 (down)\n"
+        format!("switch sw2 (vni {})\n    port q1 (down)\n", vni.trim())
     );
     let err = d.fails(&["show", "nosuch"]);
     assert!(err.contains("nosuch"), "{err}");
