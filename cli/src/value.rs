@@ -466,6 +466,10 @@ mod tests {
         assert_eq!(vals("ip4.src==10.0.0.1"), ["ip4.src==10.0.0.1"]);
         assert_eq!(vals(r#""tab\there\"\u0041""#), ["tab\there\"A"]);
         assert_eq!(vals("[dynamic, unknown]"), ["dynamic", "unknown"]);
+        // Blanks inside quotes are kept; around bare text they are not.
+        assert_eq!(vals(r#"[" a ", b ]"#), [" a ", "b"]);
+        assert_eq!(vals(r#"{k=" v "}"#), ["k= v "]);
+        assert_eq!(vals(r#""x"y"#), ["xy"]);
     }
 
     #[test]
