@@ -180,6 +180,13 @@ pub struct RouterPortReply {
     pub port: Option<RouterPort>,
 }
 
+/// One router with its ports (in `show`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterDetail {
+    pub router: Router,
+    pub ports: Vec<RouterPort>,
+}
+
 /// One switch with its ports (in `show`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwitchDetail {

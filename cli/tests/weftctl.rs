@@ -1092,6 +1092,13 @@ fn routers_and_router_ports() {
             .is_some_and(|l| l.contains("10.9.1.1/24,fd00::1/64") && l.contains("lrp9")),
         "{t}"
     );
+    let show = d.ok(&["show"]);
+    assert!(
+        show.contains("router r1\n    port lrp1\n        mac: \"0a:00:00:00:01:01\"\n        networks: [\"10.9.0.1/24\"]\n"),
+        "{show}"
+    );
+    assert!(show.contains("        peer: lrp9\n"), "{show}");
+    assert_eq!(d.json(&["show"])["routers"][0]["ports"][1]["name"], "lrp2");
     d.ok(&["lrp-set-enabled", "lrp1", "disabled"]);
     assert_eq!(d.ok(&["lrp-get-enabled", "lrp1"]), "disabled\n");
     assert_eq!(

@@ -1,8 +1,10 @@
-//! `show [SWITCH]`: the tree of switches, their ports, then the chassis.
+//! `show [SWITCH]`: the tree of switches and their ports, routers and their ports (from
+//! ListObjects), then the chassis.
 
 use clap::Subcommand;
 use weft_proto::v1 as pb;
 
+use super::db::{list_request, records_of};
 use super::{one_reply, Call, CmdError, Noun, PlanCtx, Read, Reply, Step};
 use crate::format::{json_text, one_line, quoted_list};
 use crate::json;
@@ -20,20 +22,93 @@ impl Noun for ShowCmd {
     fn plan(&self, _ctx: &PlanCtx) -> Result<Step, CmdError> {
         let ShowCmd::Show { switch } = self;
         let only = switch.clone();
+        let mut calls = vec![Call::Show];
+        if only.is_none() {
+            calls.push(list_request(super::router::KIND, &[]));
+            calls.push(list_request(super::router_port::KIND, &[]));
+        }
         Ok(Step::Read(Read {
-            calls: vec![Call::Show],
+            calls,
             render: Box::new(move |replies, out| {
                 let Reply::Show(r) = one_reply(replies)? else {
                     return Err(CmdError::MalformedReply("show: not a ShowReply"));
                 };
                 let r = filter(r, only.as_deref())?;
+                let routers = if replies.len() == 3 {
+                    routers(replies)?
+                } else {
+                    Vec::new()
+                };
                 if out.json() {
-                    return Ok(json_text(&json::ShowReply::from(&r), out)?);
+                    let mut v = serde_json::to_value(json::ShowReply::from(&r))?;
+                    if only.is_none() {
+                        v["routers"] = serde_json::to_value(
+                            routers
+                                .iter()
+                                .map(|(r, ports)| json::RouterDetail {
+                                    router: json::Router::from(r),
+                                    ports: ports.iter().map(json::RouterPort::from).collect(),
+                                })
+                                .collect::<Vec<_>>(),
+                        )?;
+                    }
+                    return Ok(json_text(&v, out)?);
                 }
-                Ok(show(&r))
+                Ok(show(&r, &routers))
             }),
         }))
     }
+}
+
+/// Routers sorted by name, each with its ports sorted by name.
+fn routers(
+    replies: &[Reply],
+) -> Result<Vec<(pb::LogicalRouter, Vec<pb::LogicalRouterPort>)>, CmdError> {
+    let mut routers: Vec<(pb::LogicalRouter, Vec<pb::LogicalRouterPort>)> = Vec::new();
+    for rec in &records_of(replies, 1)?.records {
+        if let Some(pb::object::Kind::LogicalRouter(r)) =
+            rec.object.as_ref().and_then(|o| o.kind.as_ref())
+        {
+            routers.push((r.clone(), Vec::new()));
+        }
+    }
+    routers.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    for rec in &records_of(replies, 2)?.records {
+        if let Some(pb::object::Kind::LogicalRouterPort(p)) =
+            rec.object.as_ref().and_then(|o| o.kind.as_ref())
+        {
+            if let Some((_, ports)) = routers.iter_mut().find(|(r, _)| r.name == p.router) {
+                ports.push(p.clone());
+            }
+        }
+    }
+    for (_, ports) in &mut routers {
+        ports.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok(routers)
+}
+
+fn router_block(r: &pb::LogicalRouter, ports: &[pb::LogicalRouterPort]) -> String {
+    let mut out = format!(
+        "router {}{}\n",
+        r.name,
+        if r.enabled { "" } else { " (disabled)" }
+    );
+    for p in ports {
+        out.push_str(&format!(
+            "    port {}{}\n",
+            p.name,
+            if p.enabled { "" } else { " (disabled)" }
+        ));
+        out.push_str(&format!("        mac: {}\n", crate::value::quote(&p.mac)));
+        if !p.networks.is_empty() {
+            out.push_str(&format!("        networks: {}\n", quoted_list(&p.networks)));
+        }
+        if !p.peer.is_empty() {
+            out.push_str(&format!("        peer: {}\n", p.peer));
+        }
+    }
+    out
 }
 
 /// Only switch `only` (and no chassis) when given; NotFound when it is not there.
@@ -128,7 +203,10 @@ fn chassis_line(c: &pb::Chassis) -> String {
 }
 
 /// The tree.
-pub fn show(r: &pb::ShowReply) -> String {
+pub fn show(
+    r: &pb::ShowReply,
+    routers: &[(pb::LogicalRouter, Vec<pb::LogicalRouterPort>)],
+) -> String {
     let mut out = String::new();
     for d in &r.switches {
         match &d.switch {
@@ -138,6 +216,9 @@ pub fn show(r: &pb::ShowReply) -> String {
         for p in &d.ports {
             out.push_str(&port_block(p));
         }
+    }
+    for (router, ports) in routers {
+        out.push_str(&router_block(router, ports));
     }
     for c in &r.chassis {
         out.push_str(&chassis_line(c));
@@ -211,10 +292,101 @@ mod tests {
         }
     }
 
+    fn objects(kind: &str, objs: Vec<pb::object::Kind>) -> Reply {
+        Reply::Objects(pb::ListObjectsReply {
+            kind: kind.into(),
+            records: objs
+                .into_iter()
+                .map(|o| pb::Record {
+                    object: Some(crate::cmd::object(o)),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    fn no_routers() -> [Reply; 2] {
+        [
+            objects("Logical_Router", vec![]),
+            objects("Logical_Router_Port", vec![]),
+        ]
+    }
+
+    fn all(show: pb::ShowReply) -> Vec<Reply> {
+        let mut v = vec![Reply::Show(show)];
+        v.extend(no_routers());
+        v
+    }
+
+    #[test]
+    fn show_prints_routers_after_switches() {
+        use pb::object::Kind;
+        let r = read(&["show"]);
+        let lrp = |name: &str, router: &str, nets: &[&str], peer: &str| {
+            Kind::LogicalRouterPort(pb::LogicalRouterPort {
+                name: name.into(),
+                router: router.into(),
+                mac: "0a:00:00:00:01:01".into(),
+                networks: nets.iter().map(|s| s.to_string()).collect(),
+                peer: peer.into(),
+                enabled: true,
+                ..Default::default()
+            })
+        };
+        let replies = vec![
+            Reply::Show(pb::ShowReply {
+                chassis: vec![chassis("host1", "10.1.0.1", true, 3)],
+                ..Default::default()
+            }),
+            objects(
+                "Logical_Router",
+                vec![
+                    Kind::LogicalRouter(pb::LogicalRouter {
+                        name: "r2".into(),
+                        enabled: false,
+                        ..Default::default()
+                    }),
+                    Kind::LogicalRouter(pb::LogicalRouter {
+                        name: "r1".into(),
+                        enabled: true,
+                        ..Default::default()
+                    }),
+                ],
+            ),
+            objects(
+                "Logical_Router_Port",
+                vec![
+                    lrp("lrp2", "r1", &["10.1.0.1/24", "fd00::1/64"], "lrp9"),
+                    lrp("lrp1", "r1", &["10.0.0.1/24"], ""),
+                ],
+            ),
+        ];
+        assert_eq!(
+            render_read(&r, &replies, &out(false)),
+            "\
+router r1
+    port lrp1
+        mac: \"0a:00:00:00:01:01\"
+        networks: [\"10.0.0.1/24\"]
+    port lrp2
+        mac: \"0a:00:00:00:01:01\"
+        networks: [\"10.1.0.1/24\", \"fd00::1/64\"]
+        peer: lrp9
+router r2 (disabled)
+chassis host1 (10.1.0.1, geneve) alive applied=3
+"
+        );
+        let v = json(&render_read(&r, &replies, &out(true)));
+        assert_eq!(v["routers"][0]["router"]["name"], "r1");
+        assert_eq!(v["routers"][0]["ports"][1]["peer"], "lrp9");
+    }
+
     #[test]
     fn show_matches_the_documented_layout() {
         let r = read(&["show"]);
-        assert_eq!(r.calls, vec![Call::Show]);
+        assert_eq!(r.calls[0], Call::Show);
+        assert_eq!(r.calls.len(), 3);
         let expected = "\
 switch sw1 (vni 1001, subnet 10.0.0.0/24)
     port p1 (up on host1)
@@ -242,6 +414,7 @@ chassis host2 (10.1.0.2, geneve) dead applied=99
     #[test]
     fn show_one_switch() {
         let r = read(&["show", "sw2"]);
+        assert_eq!(r.calls, vec![Call::Show]);
         assert_eq!(
             render_read(&r, &[Reply::Show(reply())], &out(false)),
             "switch sw2 (vni 7, mtu 1400)\n"
@@ -263,9 +436,10 @@ chassis host2 (10.1.0.2, geneve) dead applied=99
             }],
             ..Default::default()
         };
-        assert!(show(&odd).contains(r#"addresses: ["a\"b"]"#));
-        let s = render_read(&read(&["show"]), &[Reply::Show(reply())], &out(true));
+        assert!(show(&odd, &[]).contains(r#"addresses: ["a\"b"]"#));
+        let s = render_read(&read(&["show"]), &all(reply()), &out(true));
         let back: json::ShowReply = serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(json(&s)["routers"], serde_json::json!([]));
         assert_eq!(back, json::ShowReply::from(&reply()));
     }
 }
