@@ -10,19 +10,22 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 use weft_openflow::channel::{BundleOp, OfChannel, OfError};
+use weft_openflow::codec::{TlvTableCommand, TlvTableMod};
 use weft_ovsdb::session::SessionConfig;
 use weft_ovsdb::vswitch::{self, BridgeConfig, DatapathType, TunnelConfig, VifEvent};
 use weft_ovsdb::Endpoint;
 use weft_proto::v1::{Chassis, StatusReport};
 
 use crate::config::AgentConfig;
-use crate::diff::Diff;
+use crate::diff::{Diff, Installed};
+use crate::ids::Ids;
 use crate::pipeline::Encap;
 use crate::reconcile::{ReconcileError, Reconciler};
 use crate::southbound::{run_subscription, Backoff, SbEvent, StatusReporter};
@@ -50,10 +53,13 @@ fn pipeline_encap(e: vswitch::Encap) -> Encap {
     }
 }
 
-/// Turns a diff into bundle operations in a safe order: groups a flow may reference exist
-/// before the flow, and flows referencing a group are gone before the group.
+/// Turns a diff into bundle operations in a safe order: meters and groups a flow may
+/// reference exist before the flow, and flows referencing a group or meter are gone before
+/// it. (The channel applies the meter ops around the bundle, in this order.)
 pub fn bundle_ops(d: &Diff) -> Vec<BundleOp> {
     let mut ops = Vec::with_capacity(d.len());
+    ops.extend(d.meters.adds.iter().cloned().map(BundleOp::MeterAdd));
+    ops.extend(d.meters.modifies.iter().cloned().map(BundleOp::MeterModify));
     ops.extend(d.groups.adds.iter().cloned().map(BundleOp::GroupAdd));
     ops.extend(d.groups.modifies.iter().cloned().map(BundleOp::GroupModify));
     ops.extend(
@@ -67,11 +73,19 @@ pub fn bundle_ops(d: &Diff) -> Vec<BundleOp> {
     // An add replaces a flow with the same key, cookie included (modify would keep the cookie).
     ops.extend(d.flows.modifies.iter().cloned().map(BundleOp::FlowAdd));
     ops.extend(d.groups.deletes.iter().copied().map(BundleOp::GroupDelete));
+    ops.extend(d.meters.deletes.iter().copied().map(BundleOp::MeterDelete));
     ops
 }
 
-/// Sets up br-int and the tunnel ports, retrying until it works or `shutdown` fires.
-async fn setup_bridge(config: &AgentConfig, endpoint: &Endpoint) -> BTreeMap<Encap, u32> {
+/// What bridge setup found: the tunnel ports and br-int's `external_ids` (the persisted ids).
+struct BridgeSetup {
+    tunnels: BTreeMap<Encap, u32>,
+    external_ids: BTreeMap<String, String>,
+}
+
+/// Sets up br-int, the tunnel ports and the bridge-mapping patch ports, retrying until it
+/// works.
+async fn setup_bridge(config: &AgentConfig, endpoint: &Endpoint) -> BridgeSetup {
     let mut delay = Duration::from_millis(100);
     loop {
         match try_setup_bridge(config, endpoint).await {
@@ -88,7 +102,7 @@ async fn setup_bridge(config: &AgentConfig, endpoint: &Endpoint) -> BTreeMap<Enc
 async fn try_setup_bridge(
     config: &AgentConfig,
     endpoint: &Endpoint,
-) -> Result<BTreeMap<Encap, u32>, String> {
+) -> Result<BridgeSetup, String> {
     let client = weft_ovsdb::Client::connect(endpoint, Default::default())
         .await
         .map_err(|e| format!("connecting to OVSDB {}: {e}", config.ovsdb))?;
@@ -108,11 +122,69 @@ async fn try_setup_bridge(
         vswitch::ensure_tunnel_ports(&client, &TunnelConfig::new(&config.bridge, &encaps))
             .await
             .map_err(|e| format!("ensuring tunnel ports: {e}"))?;
+    for m in &config.bridge_mappings {
+        vswitch::ensure_patch_ports(&client, &config.bridge, &m.bridge, &m.physnet)
+            .await
+            .map_err(|e| format!("bridge mapping {}:{}: {e}", m.physnet, m.bridge))?;
+    }
+    let external_ids = vswitch::bridge_external_ids(&client, &config.bridge)
+        .await
+        .map_err(|e| format!("reading {} external_ids: {e}", config.bridge))?;
     client.close();
-    Ok(tunnels
-        .into_iter()
-        .map(|(e, p)| (pipeline_encap(e), p))
-        .collect())
+    Ok(BridgeSetup {
+        tunnels: tunnels
+            .into_iter()
+            .map(|(e, p)| (pipeline_encap(e), p))
+            .collect(),
+        external_ids,
+    })
+}
+
+/// Installs the Geneve option ↔ tun_metadata0 mapping unless the switch already has it
+/// (idempotent: the TLV table outlives agent restarts).
+async fn ensure_tlv(chan: &OfChannel) -> Result<(), String> {
+    let want = crate::physical::tlv_map();
+    let have = chan
+        .tlv_table()
+        .await
+        .map_err(|e| format!("reading the TLV table: {e}"))?;
+    if have.maps.contains(&want) {
+        return Ok(());
+    }
+    if let Some(other) = have.maps.iter().find(|m| m.index == want.index) {
+        return Err(format!(
+            "tun_metadata{} is already mapped to {other:?}; Geneve port keys need it",
+            want.index
+        ));
+    }
+    chan.tlv_table_mod(TlvTableMod {
+        command: TlvTableCommand::Add,
+        maps: vec![want],
+    })
+    .await
+    .map_err(|e| format!("adding the Geneve TLV mapping: {e}"))
+}
+
+/// Everything an OpenFlow connection needs before the first bundle: the TLV map (Geneve),
+/// packet-ins on this connection and the pinctrl dispatcher.
+async fn setup_channel(
+    chan: &Arc<OfChannel>,
+    geneve: bool,
+    stats: &watch::Sender<crate::pinctrl::Stats>,
+) -> Result<JoinHandle<()>, String> {
+    if geneve {
+        ensure_tlv(chan).await?;
+    }
+    chan.enable_packet_in()
+        .await
+        .map_err(|e| format!("enabling packet-ins: {e}"))?;
+    let rx = chan
+        .take_packet_ins()
+        .ok_or_else(|| "packet-ins already taken".to_string())?;
+    let stats = stats.clone();
+    Ok(tokio::spawn(
+        crate::pinctrl::run(chan.clone(), rx, stats).instrument(info_span!("pinctrl")),
+    ))
 }
 
 /// iface-id → ofport of every local VIF (the first interface with an ofport wins when two
@@ -176,11 +248,24 @@ pub async fn run(
 async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
 
-    let tunnels = tokio::select! {
+    let BridgeSetup {
+        tunnels,
+        external_ids,
+    } = tokio::select! {
         t = setup_bridge(&config, &endpoint) => t,
         _ = &mut shutdown => return,
     };
     info!(?tunnels, "tunnel ports ready");
+    let (ids, bad) = Ids::from_external_ids(&external_ids);
+    if !bad.is_empty() {
+        warn!(entries = ?bad, "ignoring unusable id allocations in br-int external_ids");
+    }
+    info!(
+        zones = ids.zones.len(),
+        groups = ids.groups.len(),
+        meters = ids.meters.len(),
+        "id allocations recovered"
+    );
     // The CNI server starts once br-int exists, and stops with the loop.
     let (cni_stop, cni_stopped) = tokio::sync::oneshot::channel::<()>();
     let cni_task = config.cni_socket.clone().map(|socket| {
@@ -194,7 +279,10 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
             }
         })
     });
-    let mut reconciler = Reconciler::new(&config.chassis, tunnels);
+    let geneve = tunnels.contains_key(&Encap::Geneve);
+    let mut reconciler = Reconciler::new(&config.chassis, tunnels, ids);
+    let (pin_stats, _pin_stats_rx) = watch::channel(crate::pinctrl::Stats::default());
+    let mut pinctrl_task: Option<JoinHandle<()>> = None;
 
     let mut vif_watch =
         vswitch::watch_interfaces(SessionConfig::new(endpoint.clone(), "Open_vSwitch"));
@@ -233,7 +321,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     let reporter = spawn_reporter(config.controllers.clone(), status_rx);
 
     let mgmt = config.ovs_rundir.join(format!("{}.mgmt", config.bridge));
-    let mut of: Option<OfChannel> = None;
+    let mut of: Option<Arc<OfChannel>> = None;
     let mut of_retry = tokio::time::interval(Duration::from_millis(500));
     let mut resync = tokio::time::interval(config.resync_interval);
     resync.tick().await;
@@ -262,7 +350,21 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
             },
             _ = of_retry.tick(), if of.is_none() => {
                 match OfChannel::connect(&mgmt).await {
-                    Ok(c) => { info!(socket = %mgmt.display(), "OpenFlow connected"); of = Some(c); full_needed = true; }
+                    Ok(c) => {
+                        let c = Arc::new(c);
+                        match setup_channel(&c, geneve, &pin_stats).await {
+                            Ok(task) => {
+                                info!(socket = %mgmt.display(), "OpenFlow connected");
+                                if let Some(old) = pinctrl_task.replace(task) { old.abort(); }
+                                of = Some(c);
+                                full_needed = true;
+                            }
+                            Err(e) => {
+                                reconciler.set_error(e.clone());
+                                warn!(error = %e, "OpenFlow setup failed; retrying");
+                            }
+                        }
+                    }
                     Err(e) => debug!(error = %e, "OpenFlow connect failed"),
                 }
             },
@@ -291,7 +393,9 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
             if reconciler.ready() {
                 let full = full_needed || reconciler.needs_full();
                 let span = info_span!("reconcile", revision = reconciler.view().revision(), full);
-                let result = apply(chan, &mut reconciler, full).instrument(span).await;
+                let result = apply(chan, &endpoint, &config.bridge, &mut reconciler, full)
+                    .instrument(span)
+                    .await;
                 match result {
                     Ok(()) => full_needed = false,
                     Err(e) => {
@@ -317,6 +421,9 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     }
     sub_task.abort();
     reporter.abort();
+    if let Some(t) = pinctrl_task {
+        t.abort();
+    }
     let _ = cni_stop.send(());
     if let Some(t) = cni_task {
         let _ = t.await;
@@ -354,19 +461,59 @@ fn on_view_update(reconciler: &mut Reconciler, u: &weft_proto::v1::ViewUpdate) -
     }
 }
 
+/// Writes newly assigned ids to br-int's external_ids and flushes newly assigned zones,
+/// before any flow uses them.
+async fn persist_ids(
+    chan: &OfChannel,
+    endpoint: &Endpoint,
+    bridge: &str,
+    r: &mut Reconciler,
+) -> Result<(), String> {
+    let ch = r.pending_ids();
+    if ch.is_empty() {
+        return Ok(());
+    }
+    let client = weft_ovsdb::Client::connect(endpoint, Default::default())
+        .await
+        .map_err(|e| format!("connecting to OVSDB: {e}"))?;
+    let res = vswitch::update_bridge_external_ids(&client, bridge, &ch.set, &ch.remove).await;
+    client.close();
+    res.map_err(|e| format!("writing id allocations: {e}"))?;
+    for z in &ch.flush_zones {
+        chan.ct_flush_zone(*z)
+            .await
+            .map_err(|e| format!("flushing conntrack zone {z}: {e}"))?;
+    }
+    debug!(set = ch.set.len(), removed = ch.remove.len(), flushed = ?ch.flush_zones, "ids persisted");
+    r.ids_persisted(&ch);
+    Ok(())
+}
+
 /// One reconcile step: a full diff against what the switch has, or an incremental one.
-async fn apply(chan: &OfChannel, r: &mut Reconciler, full: bool) -> Result<(), OfError> {
+async fn apply(
+    chan: &OfChannel,
+    endpoint: &Endpoint,
+    bridge: &str,
+    r: &mut Reconciler,
+    full: bool,
+) -> Result<(), OfError> {
     let d = if full {
         let flows = chan.dump_flows().await;
         let groups = chan.dump_groups().await;
-        let (flows, groups) = match (flows, groups) {
-            (Ok(f), Ok(g)) => (f, g),
-            (Err(e), _) | (_, Err(e)) => {
+        let meters = chan.dump_meters().await;
+        let (flows, groups, meters) = match (flows, groups, meters) {
+            (Ok(f), Ok(g), Ok(m)) => (f, g, m),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                 r.set_error(format!("reading flows back: {e}"));
                 return Err(e);
             }
         };
-        match r.full(&flows, &groups) {
+        let installed = Installed {
+            flows: &flows,
+            groups: &groups,
+            meters: &meters,
+        };
+        match r.full(installed) {
             Some(d) => {
                 if !d.is_empty() {
                     info!(installed = flows.len(), changes = d.len(), "full resync");
@@ -381,6 +528,12 @@ async fn apply(chan: &OfChannel, r: &mut Reconciler, full: bool) -> Result<(), O
             None => return Ok(()),
         }
     };
+    if let Err(e) = persist_ids(chan, endpoint, bridge, r).await {
+        // Nothing was applied: the flows that would use the new ids wait for the next try.
+        error!(error = %e, "id allocations not persisted; not applying");
+        r.applied(Err(e));
+        return Ok(());
+    }
     if d.is_empty() {
         r.applied(Ok(()));
         return Ok(());

@@ -20,6 +20,8 @@ pub enum ConfigError {
     Ovsdb(String),
     #[error("invalid --controller: {0}")]
     Controller(String),
+    #[error("invalid --bridge-mappings: {0}")]
+    BridgeMappings(String),
 }
 
 /// Command-line flags of `weft-agent`.
@@ -71,6 +73,10 @@ pub struct AgentArgs {
     /// Seconds between full resyncs (read back all flows, repair drift).
     #[arg(long, default_value_t = 30)]
     pub resync_interval: u64,
+    /// Provider networks: PHYSNET:BRIDGE pairs, comma separated (OVN's ovn-bridge-mappings);
+    /// each gets a patch port pair between the integration bridge and BRIDGE.
+    #[arg(long, env = "WEFT_BRIDGE_MAPPINGS", value_delimiter = ',')]
+    pub bridge_mappings: Vec<String>,
     /// Serve the weft-cni plugin on this unix socket (e.g. /var/run/weft/cni.sock); off when unset.
     #[arg(long, env = "WEFT_CNI_SOCKET")]
     pub cni_socket: Option<PathBuf>,
@@ -90,6 +96,8 @@ pub struct AgentConfig {
     pub resync_interval: Duration,
     /// Where to serve CNI requests (`crate::cni`); None: no CNI server.
     pub cni_socket: Option<PathBuf>,
+    /// `--bridge-mappings`.
+    pub bridge_mappings: Vec<crate::physical::BridgeMapping>,
 }
 
 fn valid_name(s: &str) -> bool {
@@ -134,6 +142,14 @@ impl TryFrom<AgentArgs> for AgentConfig {
             .collect();
         crate::southbound::validate_endpoints(&controllers)
             .map_err(|e| ConfigError::Controller(e.to_string()))?;
+        let bridge_mappings = crate::physical::parse_bridge_mappings(&a.bridge_mappings)
+            .map_err(ConfigError::BridgeMappings)?;
+        if bridge_mappings.iter().any(|m| m.bridge == a.bridge) {
+            return Err(ConfigError::BridgeMappings(format!(
+                "{} is the integration bridge",
+                a.bridge
+            )));
+        }
         Ok(AgentConfig {
             chassis: a.chassis,
             encap_ip: a.encap_ip,
@@ -145,6 +161,7 @@ impl TryFrom<AgentArgs> for AgentConfig {
             ovs_rundir: a.ovs_rundir,
             resync_interval: Duration::from_secs(a.resync_interval.max(1)),
             cni_socket: a.cni_socket,
+            bridge_mappings,
         })
     }
 }
@@ -178,6 +195,13 @@ mod tests {
         assert_eq!(c.encaps, vec![Encap::Vxlan, Encap::Gre]);
         assert_eq!(c.controllers.len(), 2);
         assert_eq!(c.bridge, "br-int");
+        assert!(c.bridge_mappings.is_empty());
+        let c = parse(&["--bridge-mappings", "physnet:br-ex"]).unwrap();
+        assert_eq!(c.bridge_mappings[0].physnet, "physnet");
+        let e = parse(&["--bridge-mappings", "br-ex"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--bridge-mappings"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Desired vs installed: what to add, modify and delete so br-int holds exactly the desired
-//! flows and groups. Pure functions; the reconciler turns a [`Diff`] into one atomic bundle.
+//! flows, groups and meters. Pure functions; the reconciler turns a [`Diff`] into one atomic bundle.
 //!
 //! - [`diff`]: full diff of what the switch reports (flow-stats / group-desc read back)
 //!   against a [`DesiredState`]. Used on start, on OpenFlow reconnect and by the periodic
@@ -10,8 +10,9 @@
 //! - [`diff_delta`]: the incremental diff after [`crate::pipeline::recompile`], from the
 //!   before/after of the touched keys only; it costs what changed, not what is installed.
 //!
-//! Applying a diff (the reconciler's part): group adds and modifies before flow adds and
-//! modifies, flow deletes before group deletes. A modify replaces actions *and* cookie, so
+//! Applying a diff (the reconciler's part): meter and group adds and modifies before flow
+//! adds and modifies, flow deletes before group and meter deletes (meters are applied around
+//! the bundle by the channel: OVS 3.1 refuses meter mods inside one). A modify replaces actions *and* cookie, so
 //! send it as `OFPFC_ADD` (which replaces a flow with the same key) rather than
 //! `OFPFC_MODIFY_STRICT`, which in OpenFlow 1.1+ leaves the cookie unchanged.
 //! Output order: by table, then priority (highest first), then cookie; ties unspecified.
@@ -19,6 +20,7 @@
 use std::collections::HashMap;
 
 use weft_openflow::flow::{Flow, FlowKey, Group};
+use weft_openflow::meter::Meter;
 
 use crate::pipeline::{DesiredDelta, DesiredState};
 
@@ -78,28 +80,55 @@ impl GroupDiff {
     }
 }
 
-/// Flow and group changes: one bundle.
+/// Meter changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MeterDiff {
+    pub adds: Vec<Meter>,
+    /// Meters installed with other bands or flags: the desired meter.
+    pub modifies: Vec<Meter>,
+    pub deletes: Vec<u32>,
+}
+
+impl MeterDiff {
+    pub fn is_empty(&self) -> bool {
+        self.adds.is_empty() && self.modifies.is_empty() && self.deletes.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.adds.len() + self.modifies.len() + self.deletes.len()
+    }
+
+    fn sort(&mut self) {
+        self.adds.sort_by_key(|m| m.id);
+        self.modifies.sort_by_key(|m| m.id);
+        self.deletes.sort_unstable();
+    }
+}
+
+/// Flow, group and meter changes: one bundle.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Diff {
     pub flows: FlowDiff,
     pub groups: GroupDiff,
+    pub meters: MeterDiff,
 }
 
 impl Diff {
     /// Nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty() && self.groups.is_empty()
+        self.flows.is_empty() && self.groups.is_empty() && self.meters.is_empty()
     }
 
-    /// Number of flow_mods plus group_mods.
+    /// Number of flow_mods, group_mods and meter_mods.
     pub fn len(&self) -> usize {
-        self.flows.len() + self.groups.len()
+        self.flows.len() + self.groups.len() + self.meters.len()
     }
 
     /// The diff as sorted text lines (`add`/`mod` + the ovs-ofctl rendering, `del` + key,
     /// `gadd`/`gmod`/`gdel` for groups): for logs, golden tests and comparing two diffs
     /// (the order of equal-priority flows inside a diff is unspecified).
     pub fn to_sorted_lines(&self) -> Vec<String> {
+        use weft_openflow::meter::render_meter;
         use weft_openflow::render::{render_flow, render_group};
         let f = &self.flows;
         let g = &self.groups;
@@ -114,6 +143,14 @@ impl Diff {
                 .map(|x| format!("gmod {}", render_group(x))),
         );
         out.extend(g.deletes.iter().map(|id| format!("gdel {id}")));
+        let m = &self.meters;
+        out.extend(m.adds.iter().map(|x| format!("madd {}", render_meter(x))));
+        out.extend(
+            m.modifies
+                .iter()
+                .map(|x| format!("mmod {}", render_meter(x))),
+        );
+        out.extend(m.deletes.iter().map(|id| format!("mdel {id}")));
         out.sort();
         out
     }
@@ -165,11 +202,40 @@ pub fn diff_groups(installed: &[Group], desired: &DesiredState) -> GroupDiff {
     out
 }
 
+/// Full diff of the installed meters against the desired ones.
+pub fn diff_meters(installed: &[Meter], desired: &DesiredState) -> MeterDiff {
+    let mut out = MeterDiff::default();
+    let by_id: HashMap<u32, &Meter> = installed.iter().map(|m| (m.id, m)).collect();
+    for want in desired.meters() {
+        match by_id.get(&want.id) {
+            None => out.adds.push(want.clone()),
+            Some(have) if *have != want => out.modifies.push(want.clone()),
+            Some(_) => {}
+        }
+    }
+    for id in by_id.into_keys() {
+        if desired.meter(id).is_none() {
+            out.deletes.push(id);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// What the switch reports: flows, groups and meters read back.
+#[derive(Clone, Copy, Debug)]
+pub struct Installed<'a> {
+    pub flows: &'a [Flow],
+    pub groups: &'a [Group],
+    pub meters: &'a [Meter],
+}
+
 /// Full diff of what the switch has against what is desired.
-pub fn diff(installed_flows: &[Flow], installed_groups: &[Group], desired: &DesiredState) -> Diff {
+pub fn diff(installed: Installed, desired: &DesiredState) -> Diff {
     Diff {
-        flows: diff_flows(installed_flows, desired),
-        groups: diff_groups(installed_groups, desired),
+        flows: diff_flows(installed.flows, desired),
+        groups: diff_groups(installed.groups, desired),
+        meters: diff_meters(installed.meters, desired),
     }
 }
 
@@ -193,8 +259,17 @@ pub fn diff_delta(delta: &DesiredDelta) -> Diff {
             _ => {}
         }
     }
+    for (id, (before, after)) in &delta.meters {
+        match (before, after) {
+            (None, Some(a)) => out.meters.adds.push(a.clone()),
+            (Some(b), Some(a)) if a != b => out.meters.modifies.push(a.clone()),
+            (Some(_), None) => out.meters.deletes.push(*id),
+            _ => {}
+        }
+    }
     out.flows.sort();
     out.groups.sort();
+    out.meters.sort();
     out
 }
 
@@ -203,10 +278,10 @@ mod tests {
     use std::collections::BTreeMap;
 
     use weft_openflow::flow::{Action, GroupType, Match, MatchField};
-    use weft_proto::model::view::ViewDelta;
     use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView};
 
     use super::*;
+    use crate::ids::Ids;
     use crate::pipeline::{compile_all, recompile, CompileInput, Encap};
     use crate::view::ChassisView;
 
@@ -222,6 +297,7 @@ mod tests {
             port_security: vec![],
             chassis: chassis.into(),
             enabled: true,
+            tunnel_key: u32::from(n),
             ..Default::default()
         }
     }
@@ -230,6 +306,7 @@ mod tests {
         view: ChassisView,
         vifs: BTreeMap<String, u32>,
         tunnels: BTreeMap<Encap, u32>,
+        ids: Ids,
     }
 
     impl Fixture {
@@ -241,6 +318,7 @@ mod tests {
                 switches: vec![SwitchView {
                     name: "ls1".into(),
                     vni: 7,
+                    tunnel_key: 3,
                     subnet: String::new(),
                     mtu: 0,
                     ..Default::default()
@@ -258,11 +336,18 @@ mod tests {
                 ..Default::default()
             })
             .expect("valid view");
-            Fixture {
+            let mut fx = Fixture {
                 view,
                 vifs: [("a".to_string(), 1), ("b".to_string(), 2)].into(),
                 tunnels: [(Encap::Geneve, 100)].into(),
-            }
+                ids: Ids::default(),
+            };
+            fx.sync();
+            fx
+        }
+
+        fn sync(&mut self) {
+            self.ids.sync(&self.view, "hv1", &self.vifs).unwrap();
         }
 
         fn input(&self) -> CompileInput<'_> {
@@ -271,6 +356,7 @@ mod tests {
                 view: &self.view,
                 vifs: &self.vifs,
                 tunnels: &self.tunnels,
+                ids: &self.ids,
             }
         }
     }
@@ -279,17 +365,31 @@ mod tests {
         d.to_sorted_lines()
     }
 
-    fn installed(d: &DesiredState) -> (Vec<Flow>, Vec<Group>) {
-        (d.flows().cloned().collect(), d.groups().cloned().collect())
+    type Snapshot = (Vec<Flow>, Vec<Group>, Vec<Meter>);
+
+    fn installed(d: &DesiredState) -> Snapshot {
+        (
+            d.flows().cloned().collect(),
+            d.groups().cloned().collect(),
+            d.meters().cloned().collect(),
+        )
+    }
+
+    fn on(s: &Snapshot) -> Installed<'_> {
+        Installed {
+            flows: &s.0,
+            groups: &s.1,
+            meters: &s.2,
+        }
     }
 
     #[test]
     fn identical_state_gives_empty_diff() {
         let fx = Fixture::new();
         let desired = compile_all(&fx.input());
-        let (flows, groups) = installed(&desired);
-        assert!(!flows.is_empty());
-        let d = diff(&flows, &groups, &desired);
+        let snap = installed(&desired);
+        assert!(!snap.0.is_empty() && !snap.2.is_empty());
+        let d = diff(on(&snap), &desired);
         assert!(d.is_empty(), "{d:?}");
     }
 
@@ -297,7 +397,8 @@ mod tests {
     fn empty_switch_gets_everything_added() {
         let fx = Fixture::new();
         let desired = compile_all(&fx.input());
-        let d = diff(&[], &[], &desired);
+        let d = diff(on(&(vec![], vec![], vec![])), &desired);
+        assert_eq!(d.meters.adds.len(), desired.meter_count());
         assert_eq!(d.flows.adds.len(), desired.flow_count());
         assert_eq!(d.groups.adds.len(), desired.group_count());
         assert!(d.flows.modifies.is_empty() && d.flows.deletes.is_empty());
@@ -317,7 +418,7 @@ mod tests {
     fn changed_actions_or_cookie_is_a_modify_and_foreign_flows_are_deleted() {
         let fx = Fixture::new();
         let desired = compile_all(&fx.input());
-        let (mut flows, mut groups) = installed(&desired);
+        let (mut flows, mut groups, mut meters) = installed(&desired);
         // A flow with the right key but stale actions, one with a foreign cookie,
         // one missing, and one nobody wants.
         flows.sort_by_key(|f| (f.table, f.priority, f.cookie));
@@ -339,8 +440,17 @@ mod tests {
             kind: GroupType::All,
             buckets: vec![],
         });
+        // A meter with another rate and a stray meter.
+        meters[0].bands[0].rate += 1;
+        meters.push(Meter {
+            id: 777,
+            ..Meter::default()
+        });
 
-        let d = diff(&flows, &groups, &desired);
+        let snap = (flows, groups, meters);
+        let d = diff(on(&snap), &desired);
+        assert_eq!(d.meters.modifies.len(), 1);
+        assert_eq!(d.meters.deletes, vec![777]);
         assert_eq!(d.flows.adds, vec![missing]);
         assert_eq!(d.flows.modifies.len(), 2);
         assert!(d.flows.modifies.contains(&foreign_cookie));
@@ -348,14 +458,14 @@ mod tests {
         assert_eq!(d.groups.modifies.len(), 1);
         assert_eq!(d.groups.deletes, vec![999]);
         assert!(d.groups.adds.is_empty());
-        assert_eq!(d.len(), 1 + 2 + 1 + 1 + 1);
+        assert_eq!(d.len(), 1 + 2 + 1 + 1 + 1 + 2);
     }
 
     #[test]
     fn incremental_diff_matches_full_diff() {
         let mut fx = Fixture::new();
         let mut desired = compile_all(&fx.input());
-        let (old_flows, old_groups) = installed(&desired);
+        let old = installed(&desired);
 
         // Add a remote port on a new chassis, remove a local one, change a MAC.
         let change = fx
@@ -377,9 +487,10 @@ mod tests {
             })
             .expect("valid delta");
         fx.vifs.remove("a");
+        fx.sync();
         let r = recompile(&mut desired, &fx.input(), &change);
         let inc = diff_delta(&r.delta);
-        let full = diff(&old_flows, &old_groups, &desired);
+        let full = diff(on(&old), &desired);
         assert!(!inc.is_empty());
         assert_eq!(canonical(&inc), canonical(&full));
 

@@ -1,13 +1,18 @@
 //! weft-agent: runs on every host, subscribes to its chassis view from the controller and
 //! programs the local Open vSwitch (OVSDB for bridges/tunnels/VIFs, OpenFlow for the pipeline).
 //!
-//! Pure core: [`view`] (the chassis view as the agent holds it), [`pipeline`] (view → flows)
-//! and [`diff`] (desired vs installed → one bundle).
+//! Pure core: [`view`] (the chassis view as the agent holds it), [`pipeline`] (view → flows,
+//! with [`physical`] mapping logical ports to ofports and tunnels, and [`ids`] the zones,
+//! group and meter ids), [`diff`] (desired vs installed → one bundle) and the [`pinctrl`]
+//! packet-in dispatcher.
 
 pub mod agent;
 pub mod cni;
 pub mod config;
 pub mod diff;
+pub mod ids;
+pub mod physical;
+pub mod pinctrl;
 
 pub use agent::{run, AgentError};
 pub use config::{AgentArgs, AgentConfig};

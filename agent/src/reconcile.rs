@@ -13,11 +13,11 @@
 
 use std::collections::BTreeMap;
 
-use weft_openflow::flow::{Flow, Group};
 use weft_proto::model::view::ViewDelta;
 use weft_proto::v1::{PortBinding, StatusReport};
 
-use crate::diff::{diff, diff_delta, Diff};
+use crate::diff::{diff, diff_delta, Diff, Installed};
+use crate::ids::{IdChanges, Ids};
 use crate::pipeline::{compile_all, recompile, CompileInput, DesiredState, Encap};
 use crate::view::{ChassisView, ViewChange, ViewError};
 
@@ -46,6 +46,8 @@ pub struct Reconciler {
     /// Every local interface with an iface-id, bound or not (reported to the controller).
     local_ifaces: Vec<String>,
     tunnels: BTreeMap<Encap, u32>,
+    /// Zones, group and meter ids (recovered from OVSDB at start).
+    ids: Ids,
     desired: Option<DesiredState>,
     /// Changes seen before the desired state could be built.
     pending: ViewChange,
@@ -55,8 +57,9 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    pub fn new(chassis: &str, tunnels: BTreeMap<Encap, u32>) -> Self {
+    pub fn new(chassis: &str, tunnels: BTreeMap<Encap, u32>, ids: Ids) -> Self {
         Self {
+            ids,
             chassis: chassis.to_string(),
             view: ChassisView::new(),
             have_snapshot: false,
@@ -80,8 +83,20 @@ impl Reconciler {
         &self.view
     }
 
-    pub fn desired(&self) -> Option<&DesiredState> {
-        self.desired.as_ref()
+    /// The allocated ids.
+    pub fn ids(&self) -> &Ids {
+        &self.ids
+    }
+
+    /// Id assignments not yet written to OVSDB, and zones to flush, since the last
+    /// [`Reconciler::ids_persisted`]. Write them before applying the diff that uses them.
+    pub fn pending_ids(&self) -> IdChanges {
+        self.ids.pending().clone()
+    }
+
+    /// `done` (from [`Reconciler::pending_ids`]) is in OVSDB and its zones are flushed.
+    pub fn ids_persisted(&mut self, done: &IdChanges) {
+        self.ids.persisted(done);
     }
 
     /// Applies a snapshot or delta from the controller. An invalid update is rejected whole:
@@ -139,17 +154,25 @@ impl Reconciler {
         self.vifs = Some(new);
     }
 
-    /// Replaces the tunnel ports (recompiles everything on the next diff if they changed).
-    pub fn on_tunnels(&mut self, tunnels: BTreeMap<Encap, u32>) {
-        self.tunnels = tunnels;
-    }
-
     fn input<'a>(&'a self, vifs: &'a BTreeMap<String, u32>) -> CompileInput<'a> {
         CompileInput {
             chassis: &self.chassis,
             view: &self.view,
             vifs,
             tunnels: &self.tunnels,
+            ids: &self.ids,
+        }
+    }
+
+    /// Allocates ids for what the view now holds; false (and the error recorded) when an id
+    /// space is exhausted.
+    fn sync_ids(&mut self, vifs: &BTreeMap<String, u32>) -> bool {
+        match self.ids.sync(&self.view, &self.chassis, vifs) {
+            Ok(_) => true,
+            Err(e) => {
+                self.last_error = e.to_string();
+                false
+            }
         }
     }
 
@@ -161,6 +184,9 @@ impl Reconciler {
             return None;
         }
         let vifs = self.vifs.clone().unwrap_or_default();
+        if !self.sync_ids(&vifs) {
+            return None;
+        }
         let mut desired = self.desired.take()?;
         let change = std::mem::take(&mut self.pending);
         let recompiled = recompile(&mut desired, &self.input(&vifs), &change);
@@ -173,11 +199,14 @@ impl Reconciler {
     /// (pending changes recompiled); everything is compiled only when there is none yet
     /// (start, or after a failed bundle). A periodic resync thus costs a read-back and a diff,
     /// not a full compile.
-    pub fn full(&mut self, installed_flows: &[Flow], installed_groups: &[Group]) -> Option<Diff> {
+    pub fn full(&mut self, installed: Installed) -> Option<Diff> {
         if !self.ready() {
             return None;
         }
         let vifs = self.vifs.clone().unwrap_or_default();
+        if !self.sync_ids(&vifs) {
+            return None;
+        }
         let desired = match self.desired.take() {
             Some(mut desired) => {
                 let change = std::mem::take(&mut self.pending);
@@ -189,7 +218,7 @@ impl Reconciler {
                 compile_all(&self.input(&vifs))
             }
         };
-        let d = diff(installed_flows, installed_groups, &desired);
+        let d = diff(installed, &desired);
         self.desired = Some(desired);
         Some(d)
     }
@@ -262,6 +291,7 @@ mod tests {
             switches: vec![SwitchView {
                 name: "sw".into(),
                 vni: 100,
+                tunnel_key: 1,
                 subnet: "10.0.0.0/24".into(),
                 mtu: 0,
                 ..Default::default()
@@ -280,10 +310,25 @@ mod tests {
                     port_security: vec![],
                     chassis: chassis.to_string(),
                     enabled: true,
+                    tunnel_key: i as u32 + 1,
                     ..Default::default()
                 })
                 .collect(),
             ..Default::default()
+        }
+    }
+
+    const NONE: Installed<'static> = Installed {
+        flows: &[],
+        groups: &[],
+        meters: &[],
+    };
+
+    fn inst<'a>(d: &'a Diff) -> Installed<'a> {
+        Installed {
+            flows: &d.flows.adds,
+            groups: &d.groups.adds,
+            meters: &d.meters.adds,
         }
     }
 
@@ -295,43 +340,41 @@ mod tests {
 
     #[test]
     fn nothing_happens_before_snapshot_and_vifs() {
-        let mut r = Reconciler::new("h1", BTreeMap::new());
-        assert!(r.full(&[], &[]).is_none());
+        let mut r = Reconciler::new("h1", BTreeMap::new(), Ids::default());
+        assert!(r.full(NONE).is_none());
         assert!(
             r.status().is_none(),
             "no status (which would unbind ports) before VIFs"
         );
         r.on_update(&snapshot(5, &[("p1", "h1")])).unwrap();
-        assert!(r.full(&[], &[]).is_none(), "no VIF listing yet");
+        assert!(r.full(NONE).is_none(), "no VIF listing yet");
         r.on_vifs(&vifs(&[("p1", 3)]));
-        let d = r.full(&[], &[]).unwrap();
+        let d = r.full(NONE).unwrap();
         assert!(!d.is_empty());
     }
 
     #[test]
     fn restart_with_installed_flows_changes_nothing() {
-        let mut r = Reconciler::new("h1", BTreeMap::new());
+        let mut r = Reconciler::new("h1", BTreeMap::new(), Ids::default());
         r.on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")]))
             .unwrap();
         r.on_vifs(&vifs(&[("p1", 3), ("p2", 4)]));
-        let d = r.full(&[], &[]).unwrap();
-        let flows: Vec<Flow> = d.flows.adds.clone();
-        let groups: Vec<Group> = d.groups.adds.clone();
+        let d = r.full(NONE).unwrap();
         // A second agent over the same switch content: empty diff.
-        let mut r2 = Reconciler::new("h1", BTreeMap::new());
+        let mut r2 = Reconciler::new("h1", BTreeMap::new(), Ids::default());
         r2.on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")]))
             .unwrap();
         r2.on_vifs(&vifs(&[("p1", 3), ("p2", 4)]));
-        assert!(r2.full(&flows, &groups).unwrap().is_empty());
+        assert!(r2.full(inst(&d)).unwrap().is_empty());
     }
 
     #[test]
     fn vif_change_is_incremental_and_reports_up() {
-        let mut r = Reconciler::new("h1", BTreeMap::new());
+        let mut r = Reconciler::new("h1", BTreeMap::new(), Ids::default());
         r.on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")]))
             .unwrap();
         r.on_vifs(&vifs(&[("p1", 3)]));
-        r.full(&[], &[]).unwrap();
+        r.full(NONE).unwrap();
         r.applied(Ok(()));
         let st = r.status().unwrap();
         assert_eq!(st.applied_revision, 5);
@@ -347,7 +390,7 @@ mod tests {
 
     #[test]
     fn rejected_update_keeps_state_and_waits_for_snapshot() {
-        let mut r = Reconciler::new("h1", BTreeMap::new());
+        let mut r = Reconciler::new("h1", BTreeMap::new(), Ids::default());
         r.on_update(&snapshot(5, &[("p1", "h1")])).unwrap();
         r.on_vifs(&vifs(&[("p1", 3)]));
         let mut bad = snapshot(6, &[("p1", "h1")]);
@@ -371,35 +414,34 @@ mod tests {
 
     #[test]
     fn resync_reuses_the_desired_state_and_repairs_drift() {
-        let mut r = Reconciler::new("h1", BTreeMap::new());
+        let mut r = Reconciler::new("h1", BTreeMap::new(), Ids::default());
         r.on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")]))
             .unwrap();
         r.on_vifs(&vifs(&[("p1", 3)]));
-        let first = r.full(&[], &[]).unwrap();
+        let first = r.full(NONE).unwrap();
         r.applied(Ok(()));
         // A change arrives and is not applied incrementally before the resync.
         r.on_vifs(&vifs(&[("p1", 3), ("p2", 4)]));
-        let mut installed: Vec<Flow> = first.flows.adds.clone();
-        let groups: Vec<Group> = first.groups.adds.clone();
-        let lost = installed.pop().expect("some flow");
-        let d = r.full(&installed, &groups).unwrap();
+        let mut installed = first.clone();
+        let lost = installed.flows.adds.pop().expect("some flow");
+        let d = r.full(inst(&installed)).unwrap();
         // The drifted flow comes back and p2's flows are added: same as a fresh compile.
-        let mut fresh = Reconciler::new("h1", BTreeMap::new());
+        let mut fresh = Reconciler::new("h1", BTreeMap::new(), Ids::default());
         fresh
             .on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")]))
             .unwrap();
         fresh.on_vifs(&vifs(&[("p1", 3), ("p2", 4)]));
-        let expected = fresh.full(&installed, &groups).unwrap();
+        let expected = fresh.full(inst(&installed)).unwrap();
         assert_eq!(d.to_sorted_lines(), expected.to_sorted_lines());
         assert!(d.flows.adds.contains(&lost) || d.flows.modifies.contains(&lost));
     }
 
     #[test]
     fn failed_apply_forces_full_diff() {
-        let mut r = Reconciler::new("h1", BTreeMap::new());
+        let mut r = Reconciler::new("h1", BTreeMap::new(), Ids::default());
         r.on_update(&snapshot(5, &[("p1", "h1")])).unwrap();
         r.on_vifs(&vifs(&[("p1", 3)]));
-        r.full(&[], &[]).unwrap();
+        r.full(NONE).unwrap();
         r.applied(Err("bundle failed".into()));
         assert!(r.needs_full());
         assert_eq!(r.status().unwrap().last_error, "bundle failed");

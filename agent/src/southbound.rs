@@ -211,13 +211,6 @@ impl StatusReporter {
         }
     }
 
-    /// Prefer this endpoint (the one the subscription is on).
-    pub fn prefer(&mut self, url: &str) {
-        if let Some(i) = self.endpoints.iter().position(|u| u == url) {
-            self.preferred = i;
-        }
-    }
-
     /// Reports to the preferred endpoint, falling back to the others.
     pub async fn report(&mut self, report: &StatusReport) -> Result<i64, SouthboundError> {
         let n = self.endpoints.len();

@@ -23,6 +23,10 @@ use crate::pipeline::Encap;
 
 /// Largest VNI a switch can have (24 bits, shared by VXLAN and Geneve; GRE keys are wider).
 pub const MAX_VNI: u32 = 0xFF_FFFF;
+/// Largest logical datapath key (`SwitchView.tunnel_key`, OpenFlow metadata).
+pub const MAX_DATAPATH_KEY: u32 = 0xFF_FFFF;
+/// Largest logical port key (`PortView.tunnel_key`, reg14/reg15 and the Geneve option).
+pub const MAX_PORT_KEY: u32 = 0x7FFF;
 
 /// An IPv4 address with a prefix length; `/32` when written without a prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -84,8 +88,11 @@ impl FromStr for Ipv4Prefix {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Switch {
     pub name: String,
-    /// Tunnel key, 1..=[`MAX_VNI`]; unique within the view.
+    /// Tunnel key on the wire, 1..=[`MAX_VNI`]; unique within the view.
     pub vni: u32,
+    /// Logical datapath key (OpenFlow `metadata`), 1..=[`MAX_DATAPATH_KEY`]; unique within
+    /// the view.
+    pub key: u32,
     pub subnet: Option<Ipv4Prefix>,
     pub mtu: u32,
 }
@@ -119,6 +126,20 @@ pub struct Port {
     /// Chassis the port is bound to; `None` when unbound.
     pub chassis: Option<String>,
     pub enabled: bool,
+    /// Logical port key (reg14/reg15), 1..=[`MAX_PORT_KEY`]; unique within its switch.
+    pub key: u32,
+    pub kind: PortKind,
+    /// Type options (`router-port=LRP` for a router port).
+    pub options: BTreeMap<String, String>,
+}
+
+/// A port's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PortKind {
+    /// A VIF (type "").
+    Vif,
+    /// The switch side of a router port (type "router").
+    Router,
 }
 
 /// A remote chassis: a tunnel endpoint other ports live on.
@@ -215,6 +236,10 @@ pub struct ChassisView {
     /// the view.
     ports_by_chassis: BTreeMap<String, BTreeSet<String>>,
     vni_index: BTreeMap<u32, String>,
+    /// Datapath key → switch.
+    key_index: BTreeMap<u32, String>,
+    /// (switch, port key) → port.
+    port_key_index: BTreeMap<(String, u32), String>,
 }
 
 impl ChassisView {
@@ -248,11 +273,6 @@ impl ChassisView {
     /// Every port, by name.
     pub fn ports(&self) -> impl Iterator<Item = &Port> {
         self.ports.values()
-    }
-
-    /// Every remote chassis, by name.
-    pub fn all_chassis(&self) -> impl Iterator<Item = &Chassis> {
-        self.chassis.values()
     }
 
     /// The ports of one switch, by name.
@@ -304,14 +324,22 @@ impl ChassisView {
         chassis: BTreeMap<String, Chassis>,
     ) -> Result<ViewChange, ViewError> {
         let mut vni_index = BTreeMap::new();
+        let mut key_index = BTreeMap::new();
         for s in switches.values() {
             if let Some(other) = vni_index.insert(s.vni, s.name.clone()) {
                 return Err(vni_conflict(s, &other));
             }
+            if let Some(other) = key_index.insert(s.key, s.name.clone()) {
+                return Err(key_conflict(s, &other));
+            }
         }
+        let mut port_keys: BTreeMap<(&str, u32), &str> = BTreeMap::new();
         for p in ports.values() {
             if !switches.contains_key(&p.switch) {
                 return Err(unknown_switch(p));
+            }
+            if let Some(other) = port_keys.insert((p.switch.as_str(), p.key), p.name.as_str()) {
+                return Err(port_key_conflict(p, other));
             }
         }
         let change = ViewChange {
@@ -329,6 +357,8 @@ impl ChassisView {
             ports_by_switch: BTreeMap::new(),
             ports_by_chassis: BTreeMap::new(),
             vni_index,
+            key_index,
+            port_key_index: BTreeMap::new(),
         };
         for p in ports.into_values() {
             next.insert_port(p);
@@ -353,6 +383,36 @@ impl ChassisView {
             let known = switches.contains_key(&p.switch) || self.switches.contains_key(&p.switch);
             if !known || !survives(&p.switch) {
                 return Err(unknown_switch(p));
+            }
+        }
+        let deleted_ports: BTreeSet<&str> =
+            update.deleted_ports.iter().map(String::as_str).collect();
+        let mut new_port_keys: BTreeMap<(&str, u32), &str> = BTreeMap::new();
+        for p in ports.values() {
+            if let Some(other) = new_port_keys.insert((p.switch.as_str(), p.key), &p.name) {
+                return Err(port_key_conflict(p, other));
+            }
+            if let Some(holder) = self.port_key_index.get(&(p.switch.clone(), p.key)) {
+                let holder_keeps_key = holder != &p.name
+                    && !deleted_ports.contains(holder.as_str())
+                    && !ports.contains_key(holder.as_str());
+                if holder_keeps_key {
+                    return Err(port_key_conflict(p, holder));
+                }
+            }
+        }
+        let mut new_keys: BTreeMap<u32, &str> = BTreeMap::new();
+        for s in switches.values().filter(|s| survives(&s.name)) {
+            if let Some(other) = new_keys.insert(s.key, &s.name) {
+                return Err(key_conflict(s, other));
+            }
+            if let Some(holder) = self.key_index.get(&s.key) {
+                let holder_keeps_key = holder != &s.name
+                    && survives(holder)
+                    && !switches.contains_key(holder.as_str());
+                if holder_keeps_key {
+                    return Err(key_conflict(s, holder));
+                }
             }
         }
         let mut new_vnis: BTreeMap<u32, &str> = BTreeMap::new();
@@ -384,9 +444,13 @@ impl ChassisView {
                 if self.vni_index.get(&old.vni) == Some(&old.name) {
                     self.vni_index.remove(&old.vni);
                 }
+                if self.key_index.get(&old.key) == Some(&old.name) {
+                    self.key_index.remove(&old.key);
+                }
             }
             change.switches.insert(s.name.clone());
             self.vni_index.insert(s.vni, s.name.clone());
+            self.key_index.insert(s.key, s.name.clone());
             self.switches.insert(s.name.clone(), s);
         }
         for c in chassis.into_values() {
@@ -412,6 +476,9 @@ impl ChassisView {
                 if self.vni_index.get(&old.vni) == Some(name) {
                     self.vni_index.remove(&old.vni);
                 }
+                if self.key_index.get(&old.key) == Some(name) {
+                    self.key_index.remove(&old.key);
+                }
                 change.switches.insert(name.clone());
                 // Cascade: a port cannot outlive its switch.
                 let orphans: Vec<String> = self
@@ -435,6 +502,8 @@ impl ChassisView {
     }
 
     fn insert_port(&mut self, p: Port) {
+        self.port_key_index
+            .insert((p.switch.clone(), p.key), p.name.clone());
         self.ports_by_switch
             .entry(p.switch.clone())
             .or_default()
@@ -450,6 +519,10 @@ impl ChassisView {
 
     fn remove_port(&mut self, name: &str) -> Option<Port> {
         let p = self.ports.remove(name)?;
+        let k = (p.switch.clone(), p.key);
+        if self.port_key_index.get(&k).map(String::as_str) == Some(name) {
+            self.port_key_index.remove(&k);
+        }
         remove_from_index(&mut self.ports_by_switch, &p.switch, name);
         if let Some(c) = &p.chassis {
             remove_from_index(&mut self.ports_by_chassis, c, name);
@@ -492,6 +565,26 @@ fn unknown_switch(p: &Port) -> ViewError {
         "switch_name",
         &p.switch,
         "no such switch in the view after this update",
+    )
+}
+
+fn key_conflict(s: &Switch, other: &str) -> ViewError {
+    ViewError::invalid(
+        "switch",
+        &s.name,
+        "tunnel_key",
+        s.key.to_string(),
+        format!("already used by switch {other:?}"),
+    )
+}
+
+fn port_key_conflict(p: &Port, other: &str) -> ViewError {
+    ViewError::invalid(
+        "port",
+        &p.name,
+        "tunnel_key",
+        p.key.to_string(),
+        format!("already used by port {other:?} on switch {:?}", p.switch),
     )
 }
 
@@ -560,9 +653,19 @@ fn parse_switch(s: &SwitchView) -> Result<Switch, ViewError> {
         }
         Some(p)
     };
+    if s.tunnel_key == 0 || s.tunnel_key > MAX_DATAPATH_KEY {
+        return Err(ViewError::invalid(
+            "switch",
+            &s.name,
+            "tunnel_key",
+            s.tunnel_key.to_string(),
+            format!("must be in 1..={MAX_DATAPATH_KEY}"),
+        ));
+    }
     Ok(Switch {
         name: s.name.clone(),
         vni: s.vni,
+        key: s.tunnel_key,
         subnet,
         mtu: s.mtu,
     })
@@ -657,7 +760,32 @@ fn parse_port(p: &PortView) -> Result<Port, ViewError> {
         .into_iter()
         .map(|(mac, ips)| SecurityAddress { mac, ips })
         .collect();
+    if p.tunnel_key == 0 || p.tunnel_key > MAX_PORT_KEY {
+        return Err(ViewError::invalid(
+            "port",
+            &p.name,
+            "tunnel_key",
+            p.tunnel_key.to_string(),
+            format!("must be in 1..={MAX_PORT_KEY}"),
+        ));
+    }
+    let kind = match p.r#type.as_str() {
+        "" => PortKind::Vif,
+        "router" => PortKind::Router,
+        other => {
+            return Err(ViewError::invalid(
+                "port",
+                &p.name,
+                "type",
+                other,
+                "expected \"\" or \"router\"",
+            ))
+        }
+    };
     Ok(Port {
+        key: p.tunnel_key,
+        kind,
+        options: p.options.clone().into_iter().collect(),
         name: p.name.clone(),
         switch: p.switch_name.clone(),
         addresses,
@@ -676,6 +804,7 @@ mod tests {
         SwitchView {
             name: name.into(),
             vni,
+            tunnel_key: vni,
             subnet: "10.0.0.0/24".into(),
             mtu: 1500,
             ..Default::default()
@@ -694,6 +823,7 @@ mod tests {
             port_security: vec![],
             chassis: chassis.into(),
             enabled: true,
+            tunnel_key: name.bytes().map(u32::from).sum::<u32>() % 32000 + 1,
             ..Default::default()
         }
     }
@@ -946,6 +1076,60 @@ mod tests {
             ..Default::default()
         };
         assert!(v.apply(&bad).is_err());
+    }
+
+    #[test]
+    fn datapath_and_port_keys_must_be_valid_and_unique() {
+        let mut u = snapshot(5);
+        u.switches[1].tunnel_key = u.switches[0].tunnel_key;
+        rejected(u, "tunnel_key");
+        let mut u = snapshot(5);
+        u.switches[0].tunnel_key = 0;
+        rejected(u, "must be in 1..=16777215");
+        let mut u = snapshot(5);
+        u.ports[1].tunnel_key = u.ports[0].tunnel_key;
+        rejected(u, "already used by port \"p1\"");
+        let mut u = snapshot(5);
+        u.ports[0].tunnel_key = 40000;
+        rejected(u, "must be in 1..=32767");
+        let mut u = snapshot(5);
+        u.ports[0].r#type = "localnet".into();
+        rejected(u, "type");
+        // The same port key on another switch is fine.
+        let mut u = snapshot(5);
+        u.ports[2].tunnel_key = u.ports[0].tunnel_key;
+        ChassisView::new().apply(&u).expect("keys are per switch");
+        // A delta: a new port taking p1's key is rejected; taking the key of a port deleted
+        // in the same delta, or swapping, is fine.
+        let mut v = view();
+        let k1 = v.port("p1").unwrap().key;
+        let k2 = v.port("p2").unwrap().key;
+        let mut np = port("p9", "ls1", "00:00:00:00:00:09", "10.0.0.9", "");
+        np.tunnel_key = k1;
+        let bad = ViewDelta {
+            revision: 6,
+            ports: vec![np.clone()],
+            ..Default::default()
+        };
+        assert!(v.apply(&bad).is_err());
+        let ok = ViewDelta {
+            revision: 6,
+            ports: vec![np],
+            deleted_ports: vec!["p1".into()],
+            ..Default::default()
+        };
+        v.apply(&ok).expect("reuse of a deleted port's key");
+        assert_eq!(v.port("p9").unwrap().key, k1);
+        let mut a = port("p9", "ls1", "00:00:00:00:00:09", "10.0.0.9", "");
+        a.tunnel_key = k2;
+        let mut b = port("p2", "ls1", "00:00:00:00:00:02", "10.0.0.2", "hv1");
+        b.tunnel_key = k1;
+        let swap = ViewDelta {
+            revision: 7,
+            ports: vec![a, b],
+            ..Default::default()
+        };
+        v.apply(&swap).expect("a swap is valid");
     }
 
     #[test]

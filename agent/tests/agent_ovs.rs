@@ -3,8 +3,10 @@
 //! own tests). The agent runs in the root namespace and reaches OVS over its unix sockets.
 //!
 //! Covers: bridge and tunnel setup idempotent across agent restarts; flows installed for a
-//! bound VIF; an agent restart changes and removes nothing (watched with `ovs-ofctl monitor`);
-//! a hand-deleted flow comes back at the next resync; the port is reported up.
+//! bound VIF; an agent restart changes and removes nothing (watched with `ovs-ofctl monitor`),
+//! and keeps the conntrack zones (br-int `external_ids:ct-zone-*`), the meters and the Geneve
+//! TLV map; a hand-deleted flow and a hand-deleted or altered meter come back at the next
+//! resync (meters installed, diffed and read back); the port is reported up.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -105,6 +107,15 @@ fn flows(ovs: &Ovs) -> Vec<String> {
     v
 }
 
+fn meters(ovs: &Ovs) -> String {
+    ovs.ofctl(&["-O", "OpenFlow15", "dump-meters", "br-int"])
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with("OFPST_METER_CONFIG"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Creates sw0 with ports p1 (local VIF) and p2 (no VIF) and waits until p1 is up.
 fn bind_one_port(s: &Setup) -> anyhow::Result<()> {
     let url = &s.controller_url;
@@ -190,9 +201,46 @@ fn agent_programs_flows_and_restart_changes_nothing() -> anyhow::Result<()> {
     assert!(
         before
             .iter()
-            .any(|l| l.contains("in_port=") && l.contains("0x4d->metadata")),
-        "no classify flow for p1 (metadata 0x4d = VNI 77):\n{}",
+            .any(|l| l.contains("in_port=") && l.contains("->metadata") && l.contains("->reg13")),
+        "no classify flow for p1 (metadata = datapath key, reg13 = zone):\n{}",
         before.join("\n")
+    );
+    let ext_before = s.ovs.vsctl(&["get", "bridge", "br-int", "external_ids"])?;
+    assert!(
+        ext_before.contains("ct-zone-p1"),
+        "no zone for p1 in br-int external_ids: {ext_before}"
+    );
+    let zone: String = ext_before
+        .split("ct-zone-p1=")
+        .nth(1)
+        .unwrap_or_default()
+        .trim_matches('"')
+        .chars()
+        .skip_while(|c| *c == '"')
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let zone_hex = format!("set_field:{:#x}->reg13", zone.parse::<u32>()?);
+    assert!(
+        before.iter().any(|l| l.contains(&zone_hex)),
+        "classify does not load p1's zone {zone}:\n{}",
+        before.join("\n")
+    );
+    let meters_before = meters(&s.ovs);
+    assert!(
+        meters_before.contains("pktps") && meters_before.contains("rate=100"),
+        "no pinctrl meter:\n{meters_before}"
+    );
+    assert!(
+        before.iter().any(|l| l.contains("arp_tpa=10.0.0.1")
+            && l.contains("controller(userdata=00.00.00.01")
+            && l.contains("meter_id=")),
+        "no gateway ARP punt:\n{}",
+        before.join("\n")
+    );
+    let tlv = s.ovs.ofctl(&["dump-tlv-map", "br-int"])?;
+    assert!(
+        tlv.contains("0x102") && tlv.contains("0x80"),
+        "no Geneve TLV map:\n{tlv}"
     );
     assert!(
         before.iter().any(|l| l.contains("arp_tpa=10.0.0.3")),
@@ -221,6 +269,16 @@ fn agent_programs_flows_and_restart_changes_nothing() -> anyhow::Result<()> {
     );
     assert_eq!(flows(&s.ovs), before, "flow table changed across restart");
     assert_eq!(
+        meters(&s.ovs),
+        meters_before,
+        "meters changed across restart"
+    );
+    assert_eq!(
+        s.ovs.vsctl(&["get", "bridge", "br-int", "external_ids"])?,
+        ext_before,
+        "zones (br-int external_ids) changed across restart"
+    );
+    assert_eq!(
         s.ovs.vsctl(&["show"])?,
         bridge_before,
         "bridge/tunnel setup not idempotent"
@@ -235,6 +293,7 @@ fn hand_deleted_flow_is_restored() -> anyhow::Result<()> {
     let _agent = s.agent_spec.spawn()?;
     bind_one_port(&s)?;
     let before = flows(&s.ovs);
+    let meters_before = meters(&s.ovs);
     let victim = before
         .iter()
         .find(|l| l.contains("arp_tpa=10.0.0.3"))
@@ -246,14 +305,32 @@ fn hand_deleted_flow_is_restored() -> anyhow::Result<()> {
     // A flow someone added by hand is removed too: the agent owns br-int.
     s.ovs
         .ofctl(&["add-flow", "br-int", "table=33,priority=7,actions=drop"])?;
+    // Meter drift: a foreign meter and an altered one.
+    s.ovs.ofctl(&[
+        "-O",
+        "OpenFlow15",
+        "add-meter",
+        "br-int",
+        "meter=99,pktps,band=type=drop,rate=5",
+    ])?;
+    s.ovs.ofctl(&[
+        "-O",
+        "OpenFlow15",
+        "mod-meter",
+        "br-int",
+        "meter=1,pktps,stats,band=type=drop,rate=7",
+    ])?;
+    assert_ne!(meters(&s.ovs), meters_before, "meter drift not applied");
     let restored = wait_until(Duration::from_secs(15), Duration::from_millis(200), || {
-        flows(&s.ovs) == before
+        flows(&s.ovs) == before && meters(&s.ovs) == meters_before
     });
     assert!(
         restored,
-        "drift not repaired:\nexpected\n{}\ngot\n{}",
+        "drift not repaired:\nexpected\n{}\n{}\ngot\n{}\n{}",
         before.join("\n"),
-        flows(&s.ovs).join("\n")
+        meters_before,
+        flows(&s.ovs).join("\n"),
+        meters(&s.ovs)
     );
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Golden tests of the pipeline compiler: a fixed small view (two switches, local and remote
-//! ports, port security, `unknown`, a disabled port, an unreachable chassis) compiles to
-//! exactly the flows and groups in `tests/golden/pipeline.txt`, rendered as
-//! `ovs-ofctl -O OpenFlow15 --no-stats dump-flows` / `dump-groups` print them.
+//! ports over Geneve, VXLAN and GRE, port security, `unknown`, a disabled port, an
+//! unreachable chassis, subnets with a gateway) compiles to exactly the flows, groups and
+//! meters in `tests/golden/pipeline.txt`, rendered as `ovs-ofctl -O OpenFlow15 --no-stats
+//! dump-flows` / `dump-groups` / `dump-meters` print them.
 //!
 //! The file is sorted: flows by table, priority (highest first), then text; then groups by
 //! id. To regenerate after an intended change: `WEFT_UPDATE_GOLDEN=1 cargo test -p weft-agent
@@ -10,11 +11,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use weft_agent::diff::{diff, diff_delta};
+use weft_agent::diff::{diff, diff_delta, Installed};
+use weft_agent::ids::Ids;
 use weft_agent::pipeline::{compile_all, recompile, CompileInput, DesiredState, Encap, Owner};
 use weft_agent::view::ChassisView;
+use weft_openflow::meter::render_meter;
 use weft_openflow::render::{render_flow, render_group};
-use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView, ViewUpdate};
+use weft_proto::model::view::ViewDelta as ViewUpdate;
+use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView};
 
 fn addr(mac: &str, ips: &[&str]) -> PortAddress {
     PortAddress {
@@ -24,7 +28,10 @@ fn addr(mac: &str, ips: &[&str]) -> PortAddress {
 }
 
 fn port(name: &str, switch: &str, mac: &str, ips: &[&str], chassis: &str) -> PortView {
+    // Port key: the last MAC byte (unique per switch in this view).
+    let key = u32::from_str_radix(&mac[15..], 16).expect("hex");
     PortView {
+        tunnel_key: key,
         name: name.into(),
         switch_name: switch.into(),
         addresses: vec![addr(mac, ips)],
@@ -32,6 +39,7 @@ fn port(name: &str, switch: &str, mac: &str, ips: &[&str], chassis: &str) -> Por
         port_security: vec![],
         chassis: chassis.into(),
         enabled: true,
+        ..Default::default()
     }
 }
 
@@ -54,12 +62,14 @@ fn snapshot() -> ViewUpdate {
                 vni: 100,
                 subnet: "10.0.0.0/24".into(),
                 mtu: 1500,
+                tunnel_key: 1,
             },
             SwitchView {
                 name: "ls2".into(),
                 vni: 200,
                 subnet: "10.1.0.0/24".into(),
                 mtu: 1500,
+                tunnel_key: 2,
             },
         ],
         ports: vec![
@@ -70,8 +80,10 @@ fn snapshot() -> ViewUpdate {
             vm5,
             web1,
             port("web2", "ls2", "00:00:00:00:02:02", &["10.1.0.12"], "hv3"),
-            // On a chassis we cannot reach (gre only): ARP reply, no L2 flow, no bucket.
+            // On a chassis we cannot reach (no common encap): ARP reply, no L2 flow, no bucket.
             port("web3", "ls2", "00:00:00:00:02:03", &["10.1.0.13"], "hv4"),
+            // Over VXLAN.
+            port("web4", "ls2", "00:00:00:00:02:04", &["10.1.0.14"], "hv5"),
         ],
         chassis: vec![
             RemoteChassis {
@@ -87,7 +99,12 @@ fn snapshot() -> ViewUpdate {
             RemoteChassis {
                 name: "hv4".into(),
                 encap_ip: "192.168.0.4".into(),
-                encap_types: vec!["gre".into()],
+                encap_types: vec![],
+            },
+            RemoteChassis {
+                name: "hv5".into(),
+                encap_ip: "192.168.0.5".into(),
+                encap_types: vec!["vxlan".into()],
             },
         ],
         ..Default::default()
@@ -98,20 +115,28 @@ struct Fixture {
     view: ChassisView,
     vifs: BTreeMap<String, u32>,
     tunnels: BTreeMap<Encap, u32>,
+    ids: Ids,
 }
 
 impl Fixture {
     fn new() -> Self {
         let mut view = ChassisView::new();
         view.apply(&snapshot()).expect("the golden view is valid");
-        Fixture {
+        let mut fx = Fixture {
+            ids: Ids::default(),
             view,
             vifs: [("vm1", 1), ("vm2", 2), ("vm5", 5), ("web1", 4)]
                 .into_iter()
                 .map(|(n, o)| (n.to_string(), o))
                 .collect(),
-            tunnels: [(Encap::Geneve, 10), (Encap::Vxlan, 11)].into(),
-        }
+            tunnels: [(Encap::Geneve, 10), (Encap::Vxlan, 11), (Encap::Gre, 12)].into(),
+        };
+        fx.sync();
+        fx
+    }
+
+    fn sync(&mut self) {
+        self.ids.sync(&self.view, "hv1", &self.vifs).expect("ids");
     }
 
     fn input(&self) -> CompileInput<'_> {
@@ -120,6 +145,7 @@ impl Fixture {
             view: &self.view,
             vifs: &self.vifs,
             tunnels: &self.tunnels,
+            ids: &self.ids,
         }
     }
 }
@@ -136,6 +162,12 @@ fn render_state(d: &DesiredState) -> String {
     }
     for g in groups {
         out.push_str(&render_group(g));
+        out.push('\n');
+    }
+    let mut meters: Vec<_> = d.meters().collect();
+    meters.sort_by_key(|m| m.id);
+    for m in meters {
+        out.push_str(&render_meter(m));
         out.push('\n');
     }
     out
@@ -191,6 +223,7 @@ fn adding_a_local_port_changes_only_its_flows_and_the_flood_groups() {
     let mut desired = compile_all(&fx.input());
     let before_flows: Vec<_> = desired.flows().cloned().collect();
     let before_groups: Vec<_> = desired.groups().cloned().collect();
+    let before_meters: Vec<_> = desired.meters().cloned().collect();
 
     let change = fx
         .view
@@ -207,6 +240,7 @@ fn adding_a_local_port_changes_only_its_flows_and_the_flood_groups() {
         })
         .expect("valid delta");
     fx.vifs.insert("vm6".into(), 6);
+    fx.sync();
     let r = recompile(&mut desired, &fx.input(), &change);
     assert_eq!(
         r.owners.into_iter().collect::<Vec<_>>(),
@@ -217,24 +251,26 @@ fn adding_a_local_port_changes_only_its_flows_and_the_flood_groups() {
     let mut adds: Vec<String> = d.flows.adds.iter().map(render_flow).collect();
     adds.sort();
     let expected = [
-        format!("cookie={c:#x}, priority=100,in_port=6 actions=set_field:0x64->metadata,set_field:0x6->reg14,goto_table:10"),
-        format!("cookie={c:#x}, table=20, priority=50,arp,metadata=0x64,arp_tpa=10.0.0.16,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:00:00:00:00:01:06->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:00:00:00:00:01:06->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.0.0.16->arp_spa,IN_PORT"),
-        format!("cookie={c:#x}, table=20, priority=60,arp,reg14=0x6,metadata=0x64,arp_tpa=10.0.0.16,arp_op=1 actions=goto_table:30"),
-        format!("cookie={c:#x}, table=50, priority=50,metadata=0x64,dl_dst=00:00:00:00:01:06 actions=set_field:0x6->reg15,goto_table:60"),
-        format!("cookie={c:#x}, table=70, priority=100,reg15=0x6 actions=output:6"),
+        format!("cookie={c:#x}, priority=100,in_port=6 actions=set_field:0x1->metadata,set_field:0x6->reg14,set_field:0x5->reg13,goto_table:5"),
+        format!("cookie={c:#x}, table=20, priority=50,arp,metadata=0x1,arp_tpa=10.0.0.16,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:00:00:00:00:01:06->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:00:00:00:00:01:06->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.0.0.16->arp_spa,IN_PORT"),
+        format!("cookie={c:#x}, table=20, priority=60,arp,reg14=0x6,metadata=0x1,arp_tpa=10.0.0.16,arp_op=1 actions=goto_table:25"),
+        format!("cookie={c:#x}, table=50, priority=50,metadata=0x1,dl_dst=00:00:00:00:01:06 actions=set_field:0x6->reg15,goto_table:58"),
+        format!("cookie={c:#x}, table=70, priority=100,reg15=0x6,metadata=0x1 actions=output:6"),
     ];
     assert_eq!(adds, expected);
     assert!(d.flows.modifies.is_empty() && d.flows.deletes.is_empty());
     let groups: Vec<String> = d.groups.modifies.iter().map(render_group).collect();
     assert_eq!(
-        groups,
-        [
-            "group_id=400,type=all,bucket=bucket_id:0,actions=set_field:0x1->reg15,resubmit(,60),bucket=bucket_id:1,actions=set_field:0x2->reg15,resubmit(,60),bucket=bucket_id:2,actions=set_field:0x6->reg15,resubmit(,60),bucket=bucket_id:3,actions=set_field:0x64->tun_id,set_field:192.168.0.2->tun_dst,set_field:0xa->reg15,resubmit(,60),bucket=bucket_id:4,actions=set_field:0x64->tun_id,set_field:192.168.0.3->tun_dst,set_field:0xb->reg15,resubmit(,60)",
-            "group_id=401,type=all,bucket=bucket_id:0,actions=set_field:0x1->reg15,resubmit(,60),bucket=bucket_id:1,actions=set_field:0x2->reg15,resubmit(,60),bucket=bucket_id:2,actions=set_field:0x6->reg15,resubmit(,60)",
-        ]
-    );
+        groups, ["group_id=1,type=all,bucket=bucket_id:0,actions=set_field:0x1->reg15,resubmit(,60),bucket=bucket_id:1,actions=set_field:0x2->reg15,resubmit(,60),bucket=bucket_id:2,actions=set_field:0x6->reg15,resubmit(,60)", "group_id=3,type=all,bucket=bucket_id:0,actions=set_field:0x1->reg15,resubmit(,60),bucket=bucket_id:1,actions=set_field:0x2->reg15,resubmit(,60),bucket=bucket_id:2,actions=set_field:0x6->reg15,resubmit(,60),bucket=bucket_id:3,actions=set_field:0x8000->reg15,set_field:0x64->tun_id,set_field:192.168.0.2->tun_dst,move:NXM_NX_REG14[0..14]->NXM_NX_TUN_METADATA0[16..30],move:NXM_NX_REG15[0..15]->NXM_NX_TUN_METADATA0[0..15],output:10,bucket=bucket_id:4,actions=set_field:0x8000->reg15,set_field:0x64->tun_id,set_field:192.168.0.3->tun_dst,output:12"]);
     // The incremental diff is exactly the full diff against the old state.
-    let full = diff(&before_flows, &before_groups, &desired);
+    let full = diff(
+        Installed {
+            flows: &before_flows,
+            groups: &before_groups,
+            meters: &before_meters,
+        },
+        &desired,
+    );
     assert_eq!(full.len(), d.len());
-    assert_eq!(full.flows.adds.len(), 5);
+    assert_eq!(full.flows.adds.len(), expected.len());
 }

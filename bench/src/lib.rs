@@ -22,7 +22,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use weft_agent::agent::bundle_ops;
-use weft_agent::diff::{diff, diff_delta};
+use weft_agent::diff::{diff, diff_delta, Installed};
+use weft_agent::ids::Ids;
 use weft_agent::pipeline::{compile_all, recompile, CompileInput, DesiredState, Encap};
 use weft_agent::view::{ChassisView, ViewError};
 use weft_openflow::codec::{self, BundleControl, BundleCtrlType, CodecError, Message};
@@ -53,6 +54,22 @@ pub enum BenchError {
     View(#[from] ViewError),
     #[error("encoding a bundle message failed: {0}")]
     Codec(#[from] CodecError),
+    #[error("id allocation failed: {0}")]
+    Ids(#[from] weft_agent::ids::IdError),
+}
+
+fn ids_for(view: &ChassisView, vifs: &BTreeMap<String, u32>) -> Result<Ids, BenchError> {
+    let mut ids = Ids::default();
+    ids.sync(view, LOCAL_CHASSIS, vifs)?;
+    Ok(ids)
+}
+
+fn none_installed() -> Installed<'static> {
+    Installed {
+        flows: &[],
+        groups: &[],
+        meters: &[],
+    }
 }
 
 /// The shape of the synthetic topology.
@@ -362,11 +379,13 @@ pub fn run_pipeline(cfg: &PipelineConfig) -> Result<PipelineReport, BenchError> 
         (0, 0, 0, 0, 0);
     for _ in 0..cfg.iters {
         let view = build_view(&topo, &mut view_apply)?;
+        let ids = ids_for(&view, &topo.vifs)?;
         let input = CompileInput {
             chassis: LOCAL_CHASSIS,
             view: &view,
             vifs: &topo.vifs,
             tunnels: &topo.tunnels,
+            ids: &ids,
         };
         let t = Instant::now();
         let desired = compile_all(&input);
@@ -375,7 +394,7 @@ pub fn run_pipeline(cfg: &PipelineConfig) -> Result<PipelineReport, BenchError> 
         groups = desired.group_count();
 
         let t = Instant::now();
-        let d = diff(&[], &[], &desired);
+        let d = diff(none_installed(), &desired);
         diff_empty.push(t.elapsed());
         diff_empty_ops = d.len();
 
@@ -386,8 +405,16 @@ pub fn run_pipeline(cfg: &PipelineConfig) -> Result<PipelineReport, BenchError> 
 
         let installed_flows: Vec<Flow> = desired.flows().cloned().collect();
         let installed_groups: Vec<Group> = desired.groups().cloned().collect();
+        let installed_meters: Vec<_> = desired.meters().cloned().collect();
         let t = Instant::now();
-        let d = diff(&installed_flows, &installed_groups, &desired);
+        let d = diff(
+            Installed {
+                flows: &installed_flows,
+                groups: &installed_groups,
+                meters: &installed_meters,
+            },
+            &desired,
+        );
         diff_identical.push(t.elapsed());
         diff_identical_ops = d.len();
     }
@@ -430,11 +457,13 @@ fn run_adds(cfg: &PipelineConfig, kind: AddKind) -> Result<AddReport, BenchError
     }
     let mut view = ChassisView::new();
     view.apply(&topo.snapshot)?;
+    let mut ids = ids_for(&view, &topo.vifs)?;
     let mut desired: DesiredState = compile_all(&CompileInput {
         chassis: LOCAL_CHASSIS,
         view: &view,
         vifs: &topo.vifs,
         tunnels: &topo.tunnels,
+        ids: &ids,
     });
     let mut report = AddReport {
         kind,
@@ -473,6 +502,7 @@ fn run_adds(cfg: &PipelineConfig, kind: AddKind) -> Result<AddReport, BenchError
             (
                 desired.flows().cloned().collect::<Vec<_>>(),
                 desired.groups().cloned().collect::<Vec<_>>(),
+                desired.meters().cloned().collect::<Vec<_>>(),
             )
         });
 
@@ -485,11 +515,13 @@ fn run_adds(cfg: &PipelineConfig, kind: AddKind) -> Result<AddReport, BenchError
             next_ofport += 1;
             change.mark_port(name.clone());
         }
+        ids.sync(&view, LOCAL_CHASSIS, &topo.vifs)?;
         let input = CompileInput {
             chassis: LOCAL_CHASSIS,
             view: &view,
             vifs: &topo.vifs,
             tunnels: &topo.tunnels,
+            ids: &ids,
         };
         let recompiled = recompile(&mut desired, &input, &change);
         let compiled = Instant::now();
@@ -508,8 +540,15 @@ fn run_adds(cfg: &PipelineConfig, kind: AddKind) -> Result<AddReport, BenchError
         report.max_bundles = report.max_bundles.max(usize::from(!ops.is_empty()));
         report.max_owners = report.max_owners.max(recompiled.owners.len());
         report.max_bundle_bytes = report.max_bundle_bytes.max(bundle_bytes(&ops)?);
-        if let Some((flows, groups)) = before {
-            let full = diff(&flows, &groups, &desired);
+        if let Some((flows, groups, meters)) = before {
+            let full = diff(
+                Installed {
+                    flows: &flows,
+                    groups: &groups,
+                    meters: &meters,
+                },
+                &desired,
+            );
             report.matches_full_diff = full.to_sorted_lines() == d.to_sorted_lines();
         }
     }

@@ -596,6 +596,11 @@ pub enum Action {
     SetField(SetField),
     /// Copy a whole field to another field of the same width (NXAST_REG_MOVE).
     Move { src: Field, dst: Field },
+    /// Copy a bit range of one field to a bit range of another (OpenFlow 1.5 copy_field),
+    /// e.g. `move:NXM_NX_REG14[0..14]->NXM_NX_TUN_METADATA0[16..30]`; both ranges have
+    /// `src.n_bits` bits. Decoded for every copy that is not a [`Action::Move`] of whole
+    /// fields.
+    MoveBits { src: SubField, dst: SubField },
     /// Nicira `resubmit(,TABLE)`: run the packet through another table, then continue.
     Resubmit { table: u8 },
     /// Apply a group (for flooding).

@@ -439,6 +439,11 @@ pub fn render_action(a: &Action) -> String {
             let n = field_width(*src).min(field_width(*dst));
             format!("move:{}->{}", subfield(*src, n), subfield(*dst, n))
         }
+        Action::MoveBits { src, dst } => format!(
+            "move:{}->{}",
+            crate::codec::nxm::format_subfield(src),
+            crate::codec::nxm::format_subfield(dst)
+        ),
         Action::Resubmit { table } => format!("resubmit(,{table})"),
         Action::Group(g) => format!("group:{g}"),
         Action::GotoTable(t) => format!("goto_table:{t}"),

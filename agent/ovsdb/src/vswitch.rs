@@ -834,27 +834,59 @@ pub async fn wait_ofports(
     result
 }
 
-/// Sets (`Some`) or removes (`None`) one `external_ids` key on the Interface `iface`.
-/// Fails with [`VswitchError::Invalid`] if no such interface exists.
-pub async fn set_iface_external_id(
+/// The `external_ids` of a bridge (the agent keeps its id allocations there).
+pub async fn bridge_external_ids(
     client: &Client,
-    iface: &str,
-    key: &str,
-    value: Option<&str>,
+    bridge: &str,
+) -> Result<BTreeMap<String, String>, VswitchError> {
+    validate_name("bridge name", bridge)?;
+    let res = client
+        .transact(
+            DB,
+            vec![ops::select(
+                "Bridge",
+                vec![eq("name", json!(bridge))],
+                Some(&["external_ids"]),
+            )],
+        )
+        .await?;
+    let row = selected_rows(&res[0])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| VswitchError::NoBridge {
+            name: bridge.to_string(),
+        })?;
+    Ok(row.str_map_col("external_ids"))
+}
+
+/// Sets the keys in `set` and removes the keys in `remove` from a bridge's `external_ids`,
+/// in one transaction (other keys are untouched).
+pub async fn update_bridge_external_ids(
+    client: &Client,
+    bridge: &str,
+    set: &BTreeMap<String, String>,
+    remove: &BTreeSet<String>,
 ) -> Result<(), VswitchError> {
-    let mut muts = vec![ops::mutation("external_ids", "delete", json_str_set([key]))];
-    if let Some(v) = value {
-        let m: BTreeMap<String, String> = [(key.to_string(), v.to_string())].into();
-        muts.push(ops::mutation("external_ids", "insert", json_str_map(&m)));
+    validate_name("bridge name", bridge)?;
+    if set.is_empty() && remove.is_empty() {
+        return Ok(());
+    }
+    let gone: BTreeSet<&str> = remove
+        .iter()
+        .chain(set.keys())
+        .map(String::as_str)
+        .collect();
+    let mut muts = vec![ops::mutation("external_ids", "delete", json_str_set(gone))];
+    if !set.is_empty() {
+        muts.push(ops::mutation("external_ids", "insert", json_str_map(set)));
     }
     let res = client
         .transact(
             DB,
-            vec![ops::mutate(
-                "Interface",
-                vec![eq("name", json!(iface))],
-                muts,
-            )],
+            vec![
+                ops::mutate("Bridge", vec![eq("name", json!(bridge))], muts),
+                ops::comment("weft-agent: id allocations"),
+            ],
         )
         .await?;
     if res
@@ -863,13 +895,87 @@ pub async fn set_iface_external_id(
         .and_then(Value::as_u64)
         == Some(0)
     {
-        return Err(VswitchError::Invalid {
-            field: "interface",
-            value: iface.into(),
-            reason: "no such interface",
+        return Err(VswitchError::NoBridge {
+            name: bridge.to_string(),
         });
     }
     Ok(())
+}
+
+/// Ensures the patch port pair between `integration` and the provider bridge `provider`
+/// (`patch-<int>-to-<prov>` on the first, `patch-<prov>-to-<int>` on the second, each
+/// `external_ids:weft-owner=weft-agent` plus `weft-physnet=<physnet>`). The provider bridge
+/// must exist (it is the operator's, as with OVN's bridge mappings). Returns true when it
+/// created anything.
+pub async fn ensure_patch_ports(
+    client: &Client,
+    integration: &str,
+    provider: &str,
+    physnet: &str,
+) -> Result<bool, VswitchError> {
+    validate_name("bridge name", integration)?;
+    validate_name("bridge name", provider)?;
+    let names = [
+        (
+            integration,
+            format!("patch-{integration}-to-{provider}"),
+            format!("patch-{provider}-to-{integration}"),
+        ),
+        (
+            provider,
+            format!("patch-{provider}-to-{integration}"),
+            format!("patch-{integration}-to-{provider}"),
+        ),
+    ];
+    let mut reads = Vec::new();
+    for (bridge, port, _) in &names {
+        reads.push(ops::select(
+            "Bridge",
+            vec![eq("name", json!(bridge))],
+            Some(&["_uuid"]),
+        ));
+        reads.push(ops::select(
+            "Port",
+            vec![eq("name", json!(port))],
+            Some(&["_uuid"]),
+        ));
+    }
+    let res = client.transact(DB, reads).await?;
+    let mut plan = Vec::new();
+    for (i, (bridge, port, peer)) in names.iter().enumerate() {
+        let b = selected_rows(&res[2 * i])?
+            .into_iter()
+            .next()
+            .ok_or_else(|| VswitchError::NoBridge {
+                name: bridge.to_string(),
+            })?;
+        if selected_rows(&res[2 * i + 1])?.into_iter().next().is_some() {
+            continue;
+        }
+        let extra: BTreeMap<String, String> =
+            [("weft-physnet".to_string(), physnet.to_string())].into();
+        let ids = owner_ids(&extra);
+        let options: BTreeMap<String, String> = [("peer".to_string(), peer.clone())].into();
+        plan.extend(create_port_ops(
+            port,
+            ops::row([
+                ("name", json!(port)),
+                ("type", json!("patch")),
+                ("options", json_str_map(&options)),
+                ("external_ids", ids.clone()),
+            ]),
+            ops::row([("external_ids", ids)]),
+            uuid_of(&b)?.to_json(),
+            &format!("patch{i}"),
+        ));
+    }
+    if plan.is_empty() {
+        return Ok(false);
+    }
+    plan.push(ops::comment("weft-agent: bridge mapping patch ports"));
+    client.transact(DB, plan).await?;
+    info!(%integration, %provider, %physnet, "patch ports created");
+    Ok(true)
 }
 
 /// A VIF: an interface that names a logical port in `external_ids:iface-id`.

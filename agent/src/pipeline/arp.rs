@@ -1,4 +1,4 @@
-//! Table 20, the local ARP responder: an ARP request from a local port for the IPv4 address
+//! Stage arp-nd (table 20), the local ARP responder: an ARP request from a local port for the IPv4 address
 //! of any enabled port on the same switch (local or remote) is answered here, OVN style,
 //! and sent back out the input port. A request from the port that owns the address goes on
 //! unanswered (duplicate address detection, gratuitous ARP).
@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use weft_openflow::flow::{ports, Action, Field, Flow, Mac, Match, MatchField, SetField};
 
-use super::{reg, table};
+use super::{reg, Stage};
 use crate::view::{Port, Switch};
 
 pub const PRIO_OWN_REQUEST: u16 = 60;
@@ -17,10 +17,10 @@ const ETH_TYPE_ARP: u16 = 0x0806;
 const ARP_REQUEST: u16 = 1;
 const ARP_REPLY: u16 = 2;
 
-fn request_for(sw: &Switch, ip: Ipv4Addr) -> Match {
+pub fn request_for(sw: &Switch, ip: Ipv4Addr) -> Match {
     Match::from_fields([
         MatchField::Metadata {
-            value: u64::from(sw.vni),
+            value: u64::from(sw.key),
             mask: None,
         },
         MatchField::EthType(ETH_TYPE_ARP),
@@ -55,28 +55,28 @@ pub fn reply_actions(mac: Mac, ip: Ipv4Addr) -> Vec<Action> {
     ]
 }
 
-/// The responder flows for every MAC+IPv4 of `port` (`local_ofport` = the port's own VIF,
-/// whose requests are not answered).
-pub fn responder(sw: &Switch, port: &Port, local_ofport: Option<u32>, cookie: u64) -> Vec<Flow> {
+/// The responder flows for every MAC+IPv4 of `port` (`local`: the port is bound here, and
+/// its own requests are not answered).
+pub fn responder(sw: &Switch, port: &Port, local: bool, cookie: u64) -> Vec<Flow> {
     let mut out = Vec::new();
     for addr in &port.addresses {
         for ip in &addr.ips {
             let m = request_for(sw, *ip);
-            if let Some(ofport) = local_ofport {
+            if local {
                 out.push(Flow {
-                    table: table::ARP,
+                    table: Stage::ArpNd.table(),
                     priority: PRIO_OWN_REQUEST,
                     cookie,
                     matches: m.clone().with(MatchField::Reg {
                         index: reg::INPORT,
-                        value: ofport,
+                        value: port.key,
                         mask: None,
                     }),
-                    actions: vec![Action::GotoTable(table::ACL_IN)],
+                    actions: vec![Stage::ArpNd.goto_next()],
                 });
             }
             out.push(Flow {
-                table: table::ARP,
+                table: Stage::ArpNd.table(),
                 priority: PRIO_REPLY,
                 cookie,
                 matches: m,

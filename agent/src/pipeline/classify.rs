@@ -1,31 +1,39 @@
-//! Table 0, classification: which logical switch (metadata = VNI) and logical input port
-//! (reg14) a packet belongs to. Local VIFs continue to port security; tunnel traffic, which was
-//! already checked at its source chassis, jumps to L2 lookup with the FROM_TUNNEL flag.
-
-use std::collections::BTreeMap;
+//! Stage classify (table 0) for local VIFs: which logical datapath (`metadata` = the
+//! switch's datapath key), logical input port (`reg14` = the port key) and conntrack zone
+//! (`reg13` = the port's zone) a packet from a VIF belongs to. Tunnel ingress is in
+//! [`crate::physical::tunnel_ingress`].
 
 use weft_openflow::flow::{Action, Flow, Match, MatchField, SetField};
 
-use super::{reg, table, Encap};
-use crate::view::Switch;
+use super::{reg, Stage};
+use crate::view::{Port, Switch};
 
 /// Priority of the per-port and per-tunnel classification flows.
 pub const PRIO_CLASSIFY: u16 = 100;
 
-/// A local VIF: `in_port=OFPORT → metadata=VNI, reg14=OFPORT, goto port-sec`.
-pub fn vif(sw: &Switch, ofport: u32, cookie: u64) -> Flow {
+/// `metadata=DP` for a switch.
+pub fn set_datapath(sw: &Switch) -> Action {
+    Action::SetField(SetField::Metadata(u64::from(sw.key)))
+}
+
+/// A local VIF: `in_port=OFPORT → metadata=DP, reg14=PORT, reg13=ZONE, goto punt`.
+pub fn vif(sw: &Switch, port: &Port, ofport: u32, zone: u16, cookie: u64) -> Flow {
     Flow {
-        table: table::CLASSIFY,
+        table: Stage::Classify.table(),
         priority: PRIO_CLASSIFY,
         cookie,
         matches: Match::new().with(MatchField::InPort(ofport)),
         actions: vec![
-            Action::SetField(SetField::Metadata(u64::from(sw.vni))),
+            set_datapath(sw),
             Action::SetField(SetField::Reg {
                 index: reg::INPORT,
-                value: ofport,
+                value: port.key,
             }),
-            Action::GotoTable(table::PORT_SEC),
+            Action::SetField(SetField::Reg {
+                index: reg::ZONE,
+                value: u32::from(zone),
+            }),
+            Stage::Classify.goto_next(),
         ],
     }
 }
@@ -33,38 +41,10 @@ pub fn vif(sw: &Switch, ofport: u32, cookie: u64) -> Flow {
 /// A disabled local VIF: everything it sends is dropped.
 pub fn vif_disabled(ofport: u32, cookie: u64) -> Flow {
     Flow {
-        table: table::CLASSIFY,
+        table: Stage::Classify.table(),
         priority: PRIO_CLASSIFY,
         cookie,
         matches: Match::new().with(MatchField::InPort(ofport)),
         actions: Vec::new(),
     }
-}
-
-/// One flow per tunnel port: `in_port=TUN,tun_id=VNI → metadata=VNI, reg10=FROM_TUNNEL,
-/// goto l2-lookup`.
-pub fn tunnels(sw: &Switch, tunnels: &BTreeMap<Encap, u32>, cookie: u64) -> Vec<Flow> {
-    tunnels
-        .values()
-        .map(|ofport| Flow {
-            table: table::CLASSIFY,
-            priority: PRIO_CLASSIFY,
-            cookie,
-            matches: Match::from_fields([
-                MatchField::InPort(*ofport),
-                MatchField::TunId {
-                    value: u64::from(sw.vni),
-                    mask: None,
-                },
-            ]),
-            actions: vec![
-                Action::SetField(SetField::Metadata(u64::from(sw.vni))),
-                Action::SetField(SetField::Reg {
-                    index: reg::FLAGS,
-                    value: reg::FLAG_FROM_TUNNEL,
-                }),
-                Action::GotoTable(table::L2_LOOKUP),
-            ],
-        })
-        .collect()
 }

@@ -1,11 +1,13 @@
-//! Table 50, L2 lookup: destination MAC → output port in reg15 (then acl-out and output), or
-//! a flood group for broadcast/multicast and unknown unicast.
+//! Stage l2-lookup (table 50): destination MAC → logical output port in reg15 (then
+//! dispatch), or a flood group for broadcast/multicast and unknown unicast.
 //!
-//! Per port (owner = the port), priority 50, `metadata=VNI,dl_dst=MAC`:
-//! local → `reg15=ofport`; remote → `tun_id=VNI, tun_dst=chassis IP, reg15=tunnel ofport`;
-//! disabled → drop. Per switch (owner = the switch), four groups (see [`super::GroupKind`])
-//! whose buckets set reg15 (and the tunnel fields) and `resubmit(,60)`, so flooded packets
-//! also go through acl-out and output:
+//! Per port (owner = the port), priority 50, `metadata=DP,dl_dst=MAC`: enabled and located
+//! (local, or remote and reachable) → `reg15=PORT, goto dispatch`; disabled → drop. Per
+//! switch (owner = the switch), four groups (see [`super::GroupKind`], ids from
+//! [`crate::ids::Ids`]). Local buckets set reg15 and `resubmit` to pre-ct-out, so flooded
+//! packets run the egress stages of each local port; one bucket per remote chassis tunnels
+//! the packet with out-port key [`crate::physical::KEY_MULTICAST`] (the egress stages run
+//! there):
 //! - priority 100 `reg10=FROM_TUNNEL,dl_dst=multicast` → FLOOD_LOCAL (local ports only);
 //! - priority 90 `dl_dst=multicast` → FLOOD (local ports + one bucket per remote chassis);
 //! - with any `unknown` port: priority 20 FROM_TUNNEL → UNKNOWN_LOCAL (or drop when no local
@@ -16,7 +18,8 @@ use std::collections::BTreeMap;
 
 use weft_openflow::flow::{Action, Flow, Group, GroupType, Mac, Match, MatchField, SetField};
 
-use super::{group_id, reg, table, CompileInput, GroupKind, Location, TunnelTarget};
+use super::{reg, CompileInput, GroupKind, Location, Stage, TunnelTarget};
+use crate::physical;
 use crate::view::{Port, Switch};
 
 pub const PRIO_FLOOD_FROM_TUNNEL: u16 = 100;
@@ -25,14 +28,16 @@ pub const PRIO_UNICAST: u16 = 50;
 pub const PRIO_UNKNOWN_FROM_TUNNEL: u16 = 20;
 pub const PRIO_UNKNOWN: u16 = 10;
 
-fn metadata(sw: &Switch) -> MatchField {
+/// `metadata=DP`.
+pub fn metadata(sw: &Switch) -> MatchField {
     MatchField::Metadata {
-        value: u64::from(sw.vni),
+        value: u64::from(sw.key),
         mask: None,
     }
 }
 
-fn from_tunnel() -> MatchField {
+/// `reg10=FROM_TUNNEL/FROM_TUNNEL`.
+pub fn from_tunnel() -> MatchField {
     MatchField::Reg {
         index: reg::FLAGS,
         value: reg::FLAG_FROM_TUNNEL,
@@ -47,27 +52,19 @@ fn multicast() -> MatchField {
     }
 }
 
-fn set_outport(ofport: u32) -> Action {
+/// `set_field:KEY->reg15`.
+pub fn set_outport(key: u32) -> Action {
     Action::SetField(SetField::Reg {
         index: reg::OUTPORT,
-        value: ofport,
+        value: key,
     })
 }
 
-/// The tunnel header fields for a packet of `sw` to `t`.
-pub fn tunnel_actions(sw: &Switch, t: &TunnelTarget) -> [Action; 3] {
-    [
-        Action::SetField(SetField::TunId(u64::from(sw.vni))),
-        Action::SetField(SetField::TunDst(t.remote_ip)),
-        set_outport(t.ofport),
-    ]
-}
-
-fn unicast(sw: &Switch, port: &Port, cookie: u64, actions: &[Action]) -> Vec<Flow> {
+fn unicast_with(sw: &Switch, port: &Port, cookie: u64, actions: &[Action]) -> Vec<Flow> {
     port.addresses
         .iter()
         .map(|a| Flow {
-            table: table::L2_LOOKUP,
+            table: Stage::L2Lookup.table(),
             priority: PRIO_UNICAST,
             cookie,
             matches: Match::from_fields([
@@ -82,32 +79,25 @@ fn unicast(sw: &Switch, port: &Port, cookie: u64, actions: &[Action]) -> Vec<Flo
         .collect()
 }
 
-/// `dl_dst=MAC → reg15=ofport, goto acl-out` for each MAC of a local port.
-pub fn unicast_local(sw: &Switch, port: &Port, ofport: u32, cookie: u64) -> Vec<Flow> {
-    unicast(
+/// `dl_dst=MAC → reg15=PORT, goto dispatch` for each MAC of a located port.
+pub fn unicast(sw: &Switch, port: &Port, cookie: u64) -> Vec<Flow> {
+    unicast_with(
         sw,
         port,
         cookie,
-        &[set_outport(ofport), Action::GotoTable(table::ACL_OUT)],
+        &[set_outport(port.key), Stage::L2Lookup.goto_next()],
     )
-}
-
-/// `dl_dst=MAC → tun_id, tun_dst, reg15=tunnel, goto acl-out` for each MAC of a remote port.
-pub fn unicast_remote(sw: &Switch, port: &Port, t: &TunnelTarget, cookie: u64) -> Vec<Flow> {
-    let mut actions = tunnel_actions(sw, t).to_vec();
-    actions.push(Action::GotoTable(table::ACL_OUT));
-    unicast(sw, port, cookie, &actions)
 }
 
 /// `dl_dst=MAC → drop` for each MAC of a disabled port.
 pub fn unicast_drop(sw: &Switch, port: &Port, cookie: u64) -> Vec<Flow> {
-    unicast(sw, port, cookie, &[])
+    unicast_with(sw, port, cookie, &[])
 }
 
 /// Who a switch floods to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FloodMembers {
-    /// Enabled local ports' ofports, by port name.
+    /// Enabled local ports' keys, by port name.
     pub local: Vec<u32>,
     /// Remote chassis with at least one enabled port on the switch, by chassis name.
     pub remote: Vec<TunnelTarget>,
@@ -128,10 +118,10 @@ pub fn members(input: &CompileInput, sw: &Switch) -> FloodMembers {
             continue;
         }
         match input.locate(port) {
-            Location::Local { ofport } => {
-                local.push(ofport);
+            Location::Local { .. } => {
+                local.push(port.key);
                 if port.unknown {
-                    unknown_local.push(ofport);
+                    unknown_local.push(port.key);
                 }
             }
             Location::Remote(t) => {
@@ -152,21 +142,17 @@ pub fn members(input: &CompileInput, sw: &Switch) -> FloodMembers {
     }
 }
 
-fn group(sw: &Switch, kind: GroupKind, local: &[u32], remote: &[TunnelTarget]) -> Group {
+fn group(sw: &Switch, id: u32, local: &[u32], remote: &[TunnelTarget]) -> Group {
     let resubmit = Action::Resubmit {
-        table: table::ACL_OUT,
+        table: Stage::PreCtOut.table(),
     };
     let mut buckets: Vec<Vec<Action>> = local
         .iter()
-        .map(|ofport| vec![set_outport(*ofport), resubmit.clone()])
+        .map(|key| vec![set_outport(*key), resubmit.clone()])
         .collect();
-    buckets.extend(remote.iter().map(|t| {
-        let mut b = tunnel_actions(sw, t).to_vec();
-        b.push(resubmit.clone());
-        b
-    }));
+    buckets.extend(remote.iter().map(|t| physical::flood_bucket(sw, t)));
     Group {
-        id: group_id(sw.vni, kind),
+        id,
         kind: GroupType::All,
         buckets,
     }
@@ -174,7 +160,7 @@ fn group(sw: &Switch, kind: GroupKind, local: &[u32], remote: &[TunnelTarget]) -
 
 fn to_group(priority: u16, cookie: u64, m: Match, g: Option<u32>) -> Flow {
     Flow {
-        table: table::L2_LOOKUP,
+        table: Stage::L2Lookup.table(),
         priority,
         cookie,
         matches: m,
@@ -182,43 +168,61 @@ fn to_group(priority: u16, cookie: u64, m: Match, g: Option<u32>) -> Flow {
     }
 }
 
-/// The switch's flood and unknown-unicast flows and groups.
+/// The switch's flood and unknown-unicast flows and groups (none until its group ids are
+/// allocated).
 pub fn flood(input: &CompileInput, sw: &Switch, cookie: u64) -> (Vec<Flow>, Vec<Group>) {
-    flood_for(sw, &members(input, sw), cookie)
+    let id = |k| input.ids.group(&sw.name, k);
+    let ids = (
+        id(GroupKind::Flood),
+        id(GroupKind::FloodLocal),
+        id(GroupKind::Unknown),
+        id(GroupKind::UnknownLocal),
+    );
+    let (Some(flood), Some(flood_local), Some(unknown), Some(unknown_local)) = ids else {
+        return (Vec::new(), Vec::new());
+    };
+    flood_for(
+        sw,
+        &members(input, sw),
+        [flood, flood_local, unknown, unknown_local],
+        cookie,
+    )
 }
 
-/// [`flood`] from already collected members.
-pub fn flood_for(sw: &Switch, m: &FloodMembers, cookie: u64) -> (Vec<Flow>, Vec<Group>) {
+/// [`flood`] from already collected members and the ids of the four groups (in
+/// [`GroupKind`] order).
+pub fn flood_for(
+    sw: &Switch,
+    m: &FloodMembers,
+    ids: [u32; 4],
+    cookie: u64,
+) -> (Vec<Flow>, Vec<Group>) {
+    let [flood, flood_local, unknown, unknown_local] = ids;
     let mut groups = vec![
-        group(sw, GroupKind::Flood, &m.local, &m.remote),
-        group(sw, GroupKind::FloodLocal, &m.local, &[]),
+        group(sw, flood, &m.local, &m.remote),
+        group(sw, flood_local, &m.local, &[]),
     ];
     let mut flows = vec![
         to_group(
             PRIO_FLOOD_FROM_TUNNEL,
             cookie,
             Match::from_fields([metadata(sw), from_tunnel(), multicast()]),
-            Some(group_id(sw.vni, GroupKind::FloodLocal)),
+            Some(flood_local),
         ),
         to_group(
             PRIO_FLOOD,
             cookie,
             Match::from_fields([metadata(sw), multicast()]),
-            Some(group_id(sw.vni, GroupKind::Flood)),
+            Some(flood),
         ),
     ];
     if !m.unknown_local.is_empty() || !m.unknown_remote.is_empty() {
-        groups.push(group(
-            sw,
-            GroupKind::Unknown,
-            &m.unknown_local,
-            &m.unknown_remote,
-        ));
+        groups.push(group(sw, unknown, &m.unknown_local, &m.unknown_remote));
         let local_group = if m.unknown_local.is_empty() {
             None
         } else {
-            groups.push(group(sw, GroupKind::UnknownLocal, &m.unknown_local, &[]));
-            Some(group_id(sw.vni, GroupKind::UnknownLocal))
+            groups.push(group(sw, unknown_local, &m.unknown_local, &[]));
+            Some(unknown_local)
         };
         flows.push(to_group(
             PRIO_UNKNOWN_FROM_TUNNEL,
@@ -230,7 +234,7 @@ pub fn flood_for(sw: &Switch, m: &FloodMembers, cookie: u64) -> (Vec<Flow>, Vec<
             PRIO_UNKNOWN,
             cookie,
             Match::new().with(metadata(sw)),
-            Some(group_id(sw.vni, GroupKind::Unknown)),
+            Some(unknown),
         ));
     }
     (flows, groups)

@@ -1,66 +1,72 @@
 //! The pipeline compiler: a pure function from the chassis view (plus the local VIF and tunnel
-//! ofports) to the desired OpenFlow flows and groups of `br-int`.
+//! ofports and the allocated ids) to the desired OpenFlow flows, groups and meters of br-int.
 //!
 //! Start with [`compile_all`] (the whole desired state) and [`recompile`] (after a
 //! [`ViewChange`]: recompiles only the owners the change touches and returns the effective
-//! before/after of every flow and group it touched, for [`crate::diff::diff_delta`]).
+//! before/after of every flow, group and meter it touched, for [`crate::diff::diff_delta`]).
+//!
+//! The table map below is the source of truth: [`framework::STAGES`] declares the same
+//! stages (a unit test checks the two agree) and every table number and `goto_table` comes
+//! from it. Stages marked `-` have no feature yet and pass packets to the next stage.
 //!
 //! ```text
-//!  packet from a local VIF                      packet from a tunnel port
-//!          |                                             |
-//!  +-------v-------------------------------------------- v---------------------------+
-//!  |  0 classify   in_port=VIF  -> metadata=VNI, reg14=ofport      -> 10              |
-//!  |               in_port=tun,tun_id=VNI -> metadata=VNI, reg10|=FROM_TUNNEL -> 50   |
-//!  |               anything else -> drop; disabled VIF -> drop                        |
-//!  +-------+--------------------------------------------------------------------------+
-//!          v                                                         |
-//!  10 port-sec     port_security set: allowed eth_src (+ nw_src for ip,              |
-//!                  arp_spa/arp_sha for arp) -> 20, rest from that port dropped;      |
-//!                  no port_security -> 20                                            |
-//!          v                                                         |
-//!  20 arp          ARP request for a known logical IP on this switch -> reply        |
-//!                  out IN_PORT (not for the IP's own port) ; else -> 30              |
-//!          v                                                         |
-//!  30 acl-in       (pass-through for now) -> 40                                      |
-//!  40 l3           (pass-through for now) -> 50                                      |
-//!          v                                                         v
-//!  50 l2-lookup    eth_dst=local port MAC  -> reg15=ofport                     -> 60
-//!                  eth_dst=remote port MAC -> tun_id=VNI, tun_dst=chassis IP,
-//!                                             reg15=tunnel ofport              -> 60
-//!                  eth_dst multicast  -> group FLOOD (local ports + one bucket per remote
-//!                                        chassis), or FLOOD_LOCAL when FROM_TUNNEL
-//!                  unknown unicast    -> group UNKNOWN / UNKNOWN_LOCAL (ports with
-//!                                        `unknown`), none -> drop
-//!                  (group buckets set reg15 [+ tun_id, tun_dst] and resubmit(,60))
+//!  packet from a local VIF                       packet from a tunnel port
+//!          |                                              |
+//!   0 classify     in_port=VIF -> metadata=DP, reg14=PORT, reg13=ZONE -> 5
+//!                  VXLAN/GRE in_port=tun,tun_id=VNI -> metadata=DP, FROM_TUNNEL -> 50
+//!                  Geneve: tun_id=VNI -> metadata=DP, FROM_TUNNEL, reg14/reg15 <- option;
+//!                          out key 0x8000 (flood) -> 50, port key -> 60
+//!   5 punt         -                                       |
+//!  10 port-sec-in  allowed eth_src (+ nw_src, arp_spa/sha)  |
+//!  20 arp-nd       ARP for a port IP -> reply; for the      |
+//!                  gateway -> controller(meter) (pinctrl)   |
+//!  25 pre-ct-in    -   26 ct-in  -   27 ct-state-in -       |
+//!  30 acl-in       -   31 acl-in-act -   32 qos-in -        |
+//!  33 lb-affinity  -   34 lb-vip -   35 lb-learn -          |
+//!  36 lb-dnat      -   37 lb-hairpin -   38 commit-in -     |
+//!  40 l3-entry     (default -> 50: no router yet)           |
+//!  41 lr-input  42 lr-ct  43 lr-dnat  44 lr-route           |
+//!  45 lr-policy  46 lr-neigh  47 lr-snat  48 lr-exit  (-)   |
+//!          v                                              v
+//!  50 l2-lookup    dl_dst=port MAC -> reg15=PORT -> 58; multicast -> FLOOD group
+//!                  (FLOOD_LOCAL when FROM_TUNNEL); unknown -> UNKNOWN(_LOCAL) or drop
+//!  58 dispatch     reg15=remote port -> 70 (egress runs on its chassis); else -> 60
+//!          v                                              |
+//!  60 pre-ct-out   -   61 ct-out -   62 acl-out -   63 acl-out-act -
+//!  64 qos-out      -   66 commit-out -   68 port-sec-out -
 //!          v
-//!  60 acl-out      (pass-through for now) -> 70
-//!  70 output       reg15=ofport -> output:ofport ; else drop
+//!  70 output       local: metadata=DP,reg15=PORT -> output:VIF
+//!                  remote: not FROM_TUNNEL -> tun_id=VNI, tun_dst, Geneve option, output:tun
+//!                  anything else -> drop (a tunnelled packet is never re-tunnelled)
+//!  90 mac-binding  (empty: resubmit lookups)   91 learned-hairpin (empty)
 //! ```
 //!
-//! Registers and metadata (see [`reg`]):
-//! - `metadata` = the logical switch's VNI (the datapath of the packet);
-//! - `reg14` = logical input port = the local VIF's ofport (0 for tunnel traffic);
-//! - `reg15` = logical output port = the ofport to deliver to (a VIF or a tunnel port);
-//! - `reg10` = flags; bit 0 ([`reg::FLAG_FROM_TUNNEL`]) = the packet came in on a tunnel,
-//!   so it was already checked at its source and is flooded to local ports only.
+//! Registers and metadata (see [`reg`]; OVN-compatible where OVN has a choice):
+//! - `metadata` = the logical datapath key (`SwitchView.tunnel_key`, 1..2^24-1);
+//! - `reg14` / `reg15` = logical input / output port key (`PortView.tunnel_key`, 1..32767;
+//!   [`crate::physical::KEY_MULTICAST`] 0x8000 = "flood on the receiver");
+//! - `reg13[0..15]` = conntrack zone of the input port ([`crate::ids`]);
+//! - `reg10` = flags; bit 0 ([`reg::FLAG_FROM_TUNNEL`]) = came in on a tunnel;
+//! - reserved for the features to come: reg0/reg1 next hop and router source IP, reg2/reg4
+//!   LB original port / VIP, reg3 rule id, reg8 ACL verdict bits, reg11/reg12 router zones.
+//! - `ct_mark` bits (reserved): 0 blocked, 1 natted, 2 skip-snat, 3 force-snat, 4 hairpin;
+//!   `ct_label[0..31]` from-lport rule id, `ct_label[32..63]` to-lport rule id.
 //!
 //! Cookies name the owner of a flow (see [`Owner::cookie`]): the high byte is the kind
-//! (`0x01` switch, `0x02` port, `0x03` tunnel, `0xff` static), the low 56 bits the FNV-1a
-//! 64-bit hash of the owner's name, truncated to 56 bits (stable across runs and versions).
+//! (`0x01` switch, `0x02` port, `0xff` static; `0x03` was the tunnel kind), the low 56 bits
+//! the FNV-1a 64-bit hash of the owner's name, truncated to 56 bits.
 //!
-//! Group ids: `VNI * 4 + k` with k = 0 flood, 1 flood-local, 2 unknown, 3 unknown-local
-//! (see [`group_id`]); unique because VNIs are unique in a view.
+//! Group and meter ids come from [`crate::ids::Ids`] (per owner, persisted in OVSDB).
 //!
-//! Each feature is a function returning flows: [`classify`], [`port_security`], [`arp`],
-//! [`l2`], [`output`], [`defaults`]. Desired state is organised by [`Owner`] in
-//! [`DesiredState`] so a change costs what it touches.
-
+//! Each feature is a file returning flows (and groups, meters): [`classify`],
+//! [`port_security`], [`arp`], [`l2`], [`crate::physical`] (dispatch, output, tunnels),
+//! [`punt`] (controller actions and their meters), [`framework`] (the defaults).
 pub mod arp;
 pub mod classify;
-pub mod defaults;
+pub mod framework;
 pub mod l2;
-pub mod output;
 pub mod port_security;
+pub mod punt;
 mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,30 +75,23 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use weft_openflow::flow::{Flow, Group};
+use weft_openflow::meter::Meter;
 
-use crate::view::{Chassis, ChassisView, Port, ViewChange};
-
+pub use framework::Stage;
 pub use state::{DesiredDelta, DesiredState};
 
-/// Table numbers (DESIGN §4).
-pub mod table {
-    pub const CLASSIFY: u8 = 0;
-    pub const PORT_SEC: u8 = 10;
-    pub const ARP: u8 = 20;
-    pub const ACL_IN: u8 = 30;
-    pub const L3: u8 = 40;
-    pub const L2_LOOKUP: u8 = 50;
-    pub const ACL_OUT: u8 = 60;
-    pub const OUTPUT: u8 = 70;
-}
+use crate::ids::Ids;
+use crate::view::{Chassis, ChassisView, Port, ViewChange};
 
 /// Register use.
 pub mod reg {
+    /// Conntrack zone of the input port (bits 0..15).
+    pub const ZONE: u8 = 13;
     /// Flag bits.
     pub const FLAGS: u8 = 10;
-    /// Logical input port: the local VIF's ofport.
+    /// Logical input port key.
     pub const INPORT: u8 = 14;
-    /// Logical output port: the ofport to deliver to.
+    /// Logical output port key.
     pub const OUTPORT: u8 = 15;
     /// In [`FLAGS`]: the packet came in on a tunnel.
     pub const FLAG_FROM_TUNNEL: u32 = 1;
@@ -141,16 +140,16 @@ impl FromStr for Encap {
     }
 }
 
-/// What owns a set of flows and groups; its cookie identifies the flows on the switch.
+/// What owns a set of flows, groups and meters; its cookie identifies the flows.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Owner {
-    /// Table defaults.
+    /// Table defaults and the pinctrl meters.
     Static,
-    /// The table-70 output flow of one tunnel port.
-    Tunnel(Encap),
-    /// Per-switch flows: tunnel classification, flood/unknown flows and groups.
+    /// Per-switch flows: tunnel classification, flood/unknown flows and groups, the gateway
+    /// ARP punt.
     Switch(String),
-    /// Per-port flows: classification, port security, ARP responder, L2 unicast, output.
+    /// Per-port flows: classification, port security, ARP responder, L2 unicast, dispatch,
+    /// output.
     Port(String),
 }
 
@@ -158,7 +157,6 @@ pub enum Owner {
 pub mod cookie_kind {
     pub const SWITCH: u8 = 0x01;
     pub const PORT: u8 = 0x02;
-    pub const TUNNEL: u8 = 0x03;
     pub const STATIC: u8 = 0xff;
 }
 
@@ -167,7 +165,6 @@ impl Owner {
     pub fn cookie(&self) -> u64 {
         let (kind, name) = match self {
             Owner::Static => (cookie_kind::STATIC, ""),
-            Owner::Tunnel(e) => (cookie_kind::TUNNEL, e.as_str()),
             Owner::Switch(n) => (cookie_kind::SWITCH, n.as_str()),
             Owner::Port(n) => (cookie_kind::PORT, n.as_str()),
         };
@@ -182,22 +179,17 @@ impl Owner {
 
 pub use weft_proto::model::fnv1a64;
 
-/// The four groups of a switch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The four groups of a switch (ids from [`Ids::group`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GroupKind {
     /// Broadcast/multicast from a local port: every local port + every remote chassis.
-    Flood = 0,
+    Flood,
     /// Broadcast/multicast from a tunnel: local ports only.
-    FloodLocal = 1,
+    FloodLocal,
     /// Unknown unicast from a local port: local `unknown` ports + chassis that have one.
-    Unknown = 2,
+    Unknown,
     /// Unknown unicast from a tunnel: local `unknown` ports only.
-    UnknownLocal = 3,
-}
-
-/// `vni * 4 + kind`.
-pub fn group_id(vni: u32, kind: GroupKind) -> u32 {
-    vni * 4 + kind as u32
+    UnknownLocal,
 }
 
 /// Everything the compiler reads.
@@ -210,6 +202,8 @@ pub struct CompileInput<'a> {
     pub vifs: &'a BTreeMap<String, u32>,
     /// Tunnel ofport of each enabled encap type.
     pub tunnels: &'a BTreeMap<Encap, u32>,
+    /// Zones, group and meter ids.
+    pub ids: &'a Ids,
 }
 
 /// How to reach a remote chassis.
@@ -263,26 +257,42 @@ impl<'a> CompileInput<'a> {
     }
 }
 
-/// The flows and groups of one owner, as the view says they should be now (empty when the
-/// owner no longer exists).
-pub fn compile_owner(input: &CompileInput, owner: &Owner) -> (Vec<Flow>, Vec<Group>) {
+/// What one owner compiles to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Compiled {
+    pub flows: Vec<Flow>,
+    pub groups: Vec<Group>,
+    pub meters: Vec<Meter>,
+}
+
+/// The flows, groups and meters of one owner, as the view says they should be now (empty
+/// when the owner no longer exists).
+pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
     let cookie = owner.cookie();
     match owner {
-        Owner::Static => (defaults::flows(cookie), Vec::new()),
-        Owner::Tunnel(e) => match input.tunnels.get(e) {
-            Some(ofport) => (vec![output::deliver(*ofport, cookie)], Vec::new()),
-            None => (Vec::new(), Vec::new()),
+        Owner::Static => Compiled {
+            flows: framework::default_flows(cookie),
+            groups: Vec::new(),
+            meters: punt::meters(input.ids),
         },
         Owner::Switch(name) => match input.view.switch(name) {
             Some(sw) => {
-                let mut flows = classify::tunnels(sw, input.tunnels, cookie);
+                let mut flows = crate::physical::tunnel_ingress(sw, input.tunnels, cookie);
                 let (l2_flows, groups) = l2::flood(input, sw, cookie);
                 flows.extend(l2_flows);
-                (flows, groups)
+                flows.extend(punt::gateway_arp(sw, input.ids, cookie));
+                Compiled {
+                    flows,
+                    groups,
+                    meters: Vec::new(),
+                }
             }
-            None => (Vec::new(), Vec::new()),
+            None => Compiled::default(),
         },
-        Owner::Port(name) => (port_flows(input, name, cookie), Vec::new()),
+        Owner::Port(name) => Compiled {
+            flows: port_flows(input, name, cookie),
+            ..Compiled::default()
+        },
     }
 }
 
@@ -309,16 +319,21 @@ fn port_flows(input: &CompileInput, name: &str, cookie: u64) -> Vec<Flow> {
         _ => None,
     };
     if let Some(ofport) = local_ofport {
-        flows.push(classify::vif(sw, ofport, cookie));
-        flows.extend(port_security::flows(port, ofport, cookie));
+        let zone = input.ids.zone(&port.name).unwrap_or(0);
+        flows.push(classify::vif(sw, port, ofport, zone, cookie));
+        flows.extend(port_security::flows(sw, port, cookie));
     }
-    flows.extend(arp::responder(sw, port, local_ofport, cookie));
+    flows.extend(arp::responder(sw, port, local_ofport.is_some(), cookie));
     match location {
         Location::Local { ofport } => {
-            flows.extend(l2::unicast_local(sw, port, ofport, cookie));
-            flows.push(output::deliver(ofport, cookie));
+            flows.extend(l2::unicast(sw, port, cookie));
+            flows.push(crate::physical::output_local(sw, port, ofport, cookie));
         }
-        Location::Remote(target) => flows.extend(l2::unicast_remote(sw, port, &target, cookie)),
+        Location::Remote(target) => {
+            flows.extend(l2::unicast(sw, port, cookie));
+            flows.push(crate::physical::dispatch_remote(sw, port, cookie));
+            flows.push(crate::physical::output_remote(sw, port, &target, cookie));
+        }
         Location::Nowhere => {}
     }
     flows
@@ -328,7 +343,6 @@ fn port_flows(input: &CompileInput, name: &str, cookie: u64) -> Vec<Flow> {
 fn all_owners(input: &CompileInput) -> BTreeSet<Owner> {
     let mut owners = BTreeSet::new();
     owners.insert(Owner::Static);
-    owners.extend(input.tunnels.keys().map(|e| Owner::Tunnel(*e)));
     owners.extend(input.view.switches().map(|s| Owner::Switch(s.name.clone())));
     owners.extend(input.view.ports().map(|p| Owner::Port(p.name.clone())));
     owners
@@ -338,8 +352,8 @@ fn all_owners(input: &CompileInput) -> BTreeSet<Owner> {
 pub fn compile_all(input: &CompileInput) -> DesiredState {
     let mut state = DesiredState::new(input.chassis, input.tunnels);
     for owner in all_owners(input) {
-        let (flows, groups) = compile_owner(input, &owner);
-        state.set_owner(input, owner, flows, groups, None);
+        let c = compile_owner(input, &owner);
+        state.set_owner(input, owner, c, None);
     }
     state
 }
@@ -351,12 +365,12 @@ pub struct Recompiled {
     pub owners: BTreeSet<Owner>,
     /// True when everything was recompiled (the chassis name or the tunnel ports changed).
     pub full: bool,
-    /// Effective before/after of every flow key and group id those owners touched.
+    /// Effective before/after of every flow key, group and meter id those owners touched.
     pub delta: DesiredDelta,
 }
 
 /// The owners a change affects:
-/// - a switch: the switch and every port on it (the VNI is in every port's flows);
+/// - a switch: the switch and every port on it (its keys are in every port's flows);
 /// - a port: the port, the switch it was compiled into and the switch it is on now;
 /// - a chassis: every port bound to it and their switches (tun_dst, flood buckets).
 pub fn affected_owners(
@@ -411,8 +425,8 @@ pub fn recompile(
     };
     let mut delta = DesiredDelta::default();
     for owner in &owners {
-        let (flows, groups) = compile_owner(input, owner);
-        state.set_owner(input, owner.clone(), flows, groups, Some(&mut delta));
+        let c = compile_owner(input, owner);
+        state.set_owner(input, owner.clone(), c, Some(&mut delta));
     }
     state.finish_delta(&mut delta);
     Recompiled {

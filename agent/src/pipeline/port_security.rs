@@ -1,4 +1,5 @@
-//! Table 10, port security (anti-spoofing) for local ports with `port_security` set.
+//! Stage port-sec-in (table 10), port security (anti-spoofing) for local ports with
+//! `port_security` set.
 //!
 //! For each allowed entry `MAC [IP/len ...]` of the port in reg14:
 //! - priority 90: `ip, dl_src=MAC, nw_src=IP/len` → next (one per prefix);
@@ -10,10 +11,10 @@
 //! through to the table default (next table). Not covered yet: IPv6 sources and DHCP
 //! discovery from 0.0.0.0 (no ip is accepted from a MAC with IPs but a listed source).
 
-use weft_openflow::flow::{Action, Flow, Match, MatchField};
+use weft_openflow::flow::{Flow, Match, MatchField};
 
-use super::{reg, table};
-use crate::view::{Ipv4Prefix, Port};
+use super::{reg, Stage};
+use crate::view::{Ipv4Prefix, Port, Switch};
 
 pub const PRIO_ALLOW_L3: u16 = 90;
 pub const PRIO_DROP_L3: u16 = 80;
@@ -25,12 +26,12 @@ const ETH_TYPE_ARP: u16 = 0x0806;
 
 fn flow(priority: u16, cookie: u64, matches: Match, allow: bool) -> Flow {
     Flow {
-        table: table::PORT_SEC,
+        table: Stage::PortSecIn.table(),
         priority,
         cookie,
         matches,
         actions: if allow {
-            vec![Action::GotoTable(table::ARP)]
+            vec![Stage::PortSecIn.goto_next()]
         } else {
             Vec::new()
         },
@@ -42,24 +43,27 @@ fn prefix_mask(p: &Ipv4Prefix) -> Option<std::net::Ipv4Addr> {
 }
 
 /// The port-security flows of a local port (empty when it has no port security).
-pub fn flows(port: &Port, ofport: u32, cookie: u64) -> Vec<Flow> {
+pub fn flows(sw: &Switch, port: &Port, cookie: u64) -> Vec<Flow> {
     if port.port_security.is_empty() {
         return Vec::new();
     }
-    let inport = MatchField::Reg {
-        index: reg::INPORT,
-        value: ofport,
-        mask: None,
-    };
+    let inport = [
+        MatchField::Metadata {
+            value: u64::from(sw.key),
+            mask: None,
+        },
+        MatchField::Reg {
+            index: reg::INPORT,
+            value: port.key,
+            mask: None,
+        },
+    ];
     let mut out = Vec::new();
     for entry in &port.port_security {
-        let from_mac = Match::from_fields([
-            inport.clone(),
-            MatchField::EthSrc {
-                value: entry.mac,
-                mask: None,
-            },
-        ]);
+        let from_mac = Match::from_fields(inport.clone()).with(MatchField::EthSrc {
+            value: entry.mac,
+            mask: None,
+        });
         let ip = from_mac.clone().with(MatchField::EthType(ETH_TYPE_IP));
         let arp = from_mac.clone().with(MatchField::EthType(ETH_TYPE_ARP));
         let arp_sha = arp.clone().with(MatchField::ArpSha(entry.mac));
@@ -94,7 +98,7 @@ pub fn flows(port: &Port, ofport: u32, cookie: u64) -> Vec<Flow> {
     out.push(flow(
         PRIO_DROP_PORT,
         cookie,
-        Match::new().with(inport),
+        Match::from_fields(inport),
         false,
     ));
     out

@@ -4,7 +4,7 @@
 //! Two owners may claim the same flow key (or group id), e.g. two ports with the same MAC on
 //! one switch during a controller-side mistake. The switch can hold only one, so each key
 //! keeps a list of claims and the effective flow is the claim of the smallest [`Owner`]
-//! (`Static < Tunnel < Switch < Port`, then by name). When that owner goes away, the next
+//! (`Static < Switch < Port`, then by name). When that owner goes away, the next
 //! claim becomes effective: nothing is lost and the result does not depend on the order of
 //! updates.
 
@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hash};
 
 use weft_openflow::flow::{Flow, FlowKey, Group};
+use weft_openflow::meter::Meter;
 
-use super::{CompileInput, Encap, Owner};
+use super::{CompileInput, Compiled, Encap, Owner};
 
 /// Deterministic hashing (fixed keys): same iteration order on every run.
 type Map<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
@@ -26,6 +27,7 @@ type Claims<V> = Vec<(Owner, V)>;
 struct OwnerEntry {
     flow_keys: Vec<FlowKey>,
     group_ids: Vec<u32>,
+    meter_ids: Vec<u32>,
 }
 
 /// The effective before/after of every flow key and group id touched by a recompile (see
@@ -35,12 +37,15 @@ struct OwnerEntry {
 pub struct DesiredDelta {
     pub flows: HashMap<FlowKey, (Option<Flow>, Option<Flow>)>,
     pub groups: HashMap<u32, (Option<Group>, Option<Group>)>,
+    pub meters: HashMap<u32, (Option<Meter>, Option<Meter>)>,
 }
 
 impl DesiredDelta {
     /// True when no touched flow or group actually changed.
     pub fn is_noop(&self) -> bool {
-        self.flows.values().all(|(b, a)| b == a) && self.groups.values().all(|(b, a)| b == a)
+        self.flows.values().all(|(b, a)| b == a)
+            && self.groups.values().all(|(b, a)| b == a)
+            && self.meters.values().all(|(b, a)| b == a)
     }
 }
 
@@ -53,6 +58,7 @@ pub struct DesiredState {
     owners: Map<Owner, OwnerEntry>,
     flows: Map<FlowKey, Claims<Flow>>,
     groups: Map<u32, Claims<Group>>,
+    meters: Map<u32, Claims<Meter>>,
     /// The switch each port's flows were compiled for (to recompile it when the port leaves).
     port_switch: Map<String, String>,
 }
@@ -95,6 +101,22 @@ impl DesiredState {
             .filter_map(|c| c.first().map(|(_, g)| g))
     }
 
+    /// Every effective meter, in no particular order.
+    pub fn meters(&self) -> impl Iterator<Item = &Meter> {
+        self.meters
+            .values()
+            .filter_map(|c| c.first().map(|(_, m)| m))
+    }
+
+    /// The effective meter with this id.
+    pub fn meter(&self, id: u32) -> Option<&Meter> {
+        self.meters.get(&id).and_then(|c| c.first()).map(|(_, m)| m)
+    }
+
+    pub fn meter_count(&self) -> usize {
+        self.meters.len()
+    }
+
     /// The effective flow with this key.
     pub fn flow(&self, key: &FlowKey) -> Option<&Flow> {
         self.flows.get(key).and_then(|c| c.first()).map(|(_, f)| f)
@@ -131,19 +153,6 @@ impl DesiredState {
             .collect()
     }
 
-    /// The groups `owner` claims.
-    pub fn owner_groups(&self, owner: &Owner) -> Vec<&Group> {
-        let Some(entry) = self.owners.get(owner) else {
-            return Vec::new();
-        };
-        entry
-            .group_ids
-            .iter()
-            .filter_map(|id| self.groups.get(id))
-            .filter_map(|claims| claims.iter().find(|(o, _)| o == owner).map(|(_, g)| g))
-            .collect()
-    }
-
     /// Flow keys claimed by more than one owner (a view inconsistency worth logging).
     pub fn conflicting_flow_keys(&self) -> impl Iterator<Item = (&FlowKey, Vec<&Owner>)> {
         self.flows
@@ -163,10 +172,14 @@ impl DesiredState {
         &mut self,
         input: &CompileInput,
         owner: Owner,
-        flows: Vec<Flow>,
-        groups: Vec<Group>,
+        compiled: Compiled,
         mut delta: Option<&mut DesiredDelta>,
     ) {
+        let Compiled {
+            flows,
+            groups,
+            meters,
+        } = compiled;
         if let Owner::Port(name) = &owner {
             match input.view.port(name) {
                 Some(p) => {
@@ -191,6 +204,12 @@ impl DesiredState {
             unclaim(&mut self.groups, id, &owner);
         }
 
+        for id in old.meter_ids {
+            if let Some(d) = delta.as_deref_mut() {
+                record_before(&mut d.meters, &self.meters, &id);
+            }
+            unclaim(&mut self.meters, id, &owner);
+        }
         let mut entry = OwnerEntry::default();
         for flow in flows {
             let key = flow.key();
@@ -213,7 +232,18 @@ impl DesiredState {
             entry.group_ids.push(group.id);
             claim(&mut self.groups, group.id, &owner, group);
         }
-        if !entry.flow_keys.is_empty() || !entry.group_ids.is_empty() {
+        for meter in meters {
+            if entry.meter_ids.contains(&meter.id) {
+                continue;
+            }
+            if let Some(d) = delta.as_deref_mut() {
+                record_before(&mut d.meters, &self.meters, &meter.id);
+            }
+            entry.meter_ids.push(meter.id);
+            claim(&mut self.meters, meter.id, &owner, meter);
+        }
+        if !entry.flow_keys.is_empty() || !entry.group_ids.is_empty() || !entry.meter_ids.is_empty()
+        {
             self.owners.insert(owner, entry);
         }
     }
@@ -225,6 +255,9 @@ impl DesiredState {
         }
         for (id, (_, after)) in delta.groups.iter_mut() {
             *after = self.group(*id).cloned();
+        }
+        for (id, (_, after)) in delta.meters.iter_mut() {
+            *after = self.meter(*id).cloned();
         }
     }
 }

@@ -8,6 +8,7 @@ use weft_proto::model::view::ViewDelta;
 use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView};
 
 use super::*;
+use crate::ids::Ids;
 use crate::view::ChassisView;
 
 fn addr(mac: &str, ips: &[&str]) -> PortAddress {
@@ -29,6 +30,7 @@ fn pv(name: &str, switch: &str, n: u16, chassis: &str) -> PortView {
         port_security: vec![],
         chassis: chassis.into(),
         enabled: true,
+        tunnel_key: u32::from(n) + 0x100,
         ..Default::default()
     }
 }
@@ -37,6 +39,7 @@ fn sv(name: &str, vni: u32) -> SwitchView {
     SwitchView {
         name: name.into(),
         vni,
+        tunnel_key: vni + 0x100,
         subnet: String::new(),
         mtu: 0,
         ..Default::default()
@@ -55,17 +58,32 @@ struct Fx {
     view: ChassisView,
     vifs: BTreeMap<String, u32>,
     tunnels: BTreeMap<Encap, u32>,
+    ids: Ids,
 }
 
 impl Fx {
     fn new(update: ViewDelta, vifs: &[(&str, u32)]) -> Self {
         let mut view = ChassisView::new();
         view.apply(&update).expect("valid view");
-        Fx {
+        let mut fx = Fx {
             view,
             vifs: vifs.iter().map(|(n, o)| (n.to_string(), *o)).collect(),
             tunnels: [(Encap::Geneve, 100), (Encap::Vxlan, 101)].into(),
-        }
+            ids: Ids::default(),
+        };
+        fx.sync();
+        fx
+    }
+
+    /// Allocates ids for the current view and VIFs (as the reconciler does before compiling).
+    fn sync(&mut self) {
+        self.ids
+            .sync(&self.view, "hv1", &self.vifs)
+            .expect("ids available");
+    }
+
+    fn group(&self, sw: &str, k: GroupKind) -> u32 {
+        self.ids.group(sw, k).expect("group id")
     }
 
     fn input(&self) -> CompileInput<'_> {
@@ -74,11 +92,14 @@ impl Fx {
             view: &self.view,
             vifs: &self.vifs,
             tunnels: &self.tunnels,
+            ids: &self.ids,
         }
     }
 
     fn apply(&mut self, u: ViewDelta) -> ViewChange {
-        self.view.apply(&u).expect("valid delta")
+        let c = self.view.apply(&u).expect("valid delta");
+        self.sync();
+        c
     }
 }
 
@@ -133,8 +154,8 @@ fn cookies_are_kind_plus_stable_fnv_hash() {
     assert_eq!(Owner::Port("a".into()).cookie(), 0x0263_dc4c_8601_ec8c);
     assert_eq!(Owner::Switch("a".into()).cookie(), 0x0163_dc4c_8601_ec8c);
     assert_eq!(
-        Owner::cookie_kind(Owner::Tunnel(Encap::Gre).cookie()),
-        cookie_kind::TUNNEL
+        Owner::cookie_kind(Owner::Switch("x".into()).cookie()),
+        cookie_kind::SWITCH
     );
     assert_ne!(
         Owner::Port("a".into()).cookie(),
@@ -170,21 +191,15 @@ fn locate_needs_a_vif_or_a_reachable_chassis() {
 fn classify_flows() {
     let fx = small();
     let sw = fx.view.switch("ls1").expect("ls1");
+    let a = fx.view.port("a").expect("a");
     assert_eq!(
-        render_flow(&classify::vif(sw, 1, 0)),
-        "priority=100,in_port=1 actions=set_field:0x5->metadata,set_field:0x1->reg14,goto_table:10"
-    );
+        render_flow(&classify::vif(sw, a, 1, 3, 0)), "priority=100,in_port=1 actions=set_field:0x105->metadata,set_field:0x101->reg14,set_field:0x3->reg13,goto_table:5");
     assert_eq!(
         render_flow(&classify::vif_disabled(1, 0)),
         "priority=100,in_port=1 actions=drop"
     );
     assert_eq!(
-        rendered(&classify::tunnels(sw, &fx.tunnels, 0)),
-        [
-            "priority=100,tun_id=0x5,in_port=100 actions=set_field:0x5->metadata,set_field:0x1->reg10,goto_table:50",
-            "priority=100,tun_id=0x5,in_port=101 actions=set_field:0x5->metadata,set_field:0x1->reg10,goto_table:50",
-        ]
-    );
+        rendered(&crate::physical::tunnel_ingress(sw, &fx.tunnels, 0)), ["priority=110,tun_id=0x5,tun_metadata0=0x8000/0x8000,in_port=100 actions=set_field:0x105->metadata,set_field:0x1->reg10,move:NXM_NX_TUN_METADATA0[16..30]->NXM_NX_REG14[0..14],goto_table:50", "priority=100,tun_id=0x5,in_port=100 actions=set_field:0x105->metadata,set_field:0x1->reg10,move:NXM_NX_TUN_METADATA0[16..30]->NXM_NX_REG14[0..14],move:NXM_NX_TUN_METADATA0[0..15]->NXM_NX_REG15[0..15],goto_table:60", "priority=100,tun_id=0x5,in_port=101 actions=set_field:0x105->metadata,set_field:0x1->reg10,goto_table:50"]);
 }
 
 #[test]
@@ -202,24 +217,10 @@ fn port_security_flows() {
     });
     let port = fx.view.port("a").expect("a");
     assert_eq!(
-        rendered(&port_security::flows(port, 1, 0)),
-        [
-            "table=10, priority=90,ip,reg14=0x1,dl_src=00:00:00:00:00:01,nw_src=10.0.0.1 actions=goto_table:20",
-            "table=10, priority=90,arp,reg14=0x1,dl_src=00:00:00:00:00:01,arp_spa=10.0.0.1,arp_sha=00:00:00:00:00:01 actions=goto_table:20",
-            "table=10, priority=90,ip,reg14=0x1,dl_src=00:00:00:00:00:01,nw_src=10.0.1.0/24 actions=goto_table:20",
-            "table=10, priority=90,arp,reg14=0x1,dl_src=00:00:00:00:00:01,arp_spa=10.0.1.0/24,arp_sha=00:00:00:00:00:01 actions=goto_table:20",
-            "table=10, priority=80,ip,reg14=0x1,dl_src=00:00:00:00:00:01 actions=drop",
-            "table=10, priority=80,arp,reg14=0x1,dl_src=00:00:00:00:00:01 actions=drop",
-            "table=10, priority=70,reg14=0x1,dl_src=00:00:00:00:00:01 actions=goto_table:20",
-            "table=10, priority=90,arp,reg14=0x1,dl_src=00:00:00:00:00:11,arp_sha=00:00:00:00:00:11 actions=goto_table:20",
-            "table=10, priority=80,arp,reg14=0x1,dl_src=00:00:00:00:00:11 actions=drop",
-            "table=10, priority=70,reg14=0x1,dl_src=00:00:00:00:00:11 actions=goto_table:20",
-            "table=10, priority=60,reg14=0x1 actions=drop",
-        ]
-    );
+        rendered(&port_security::flows(fx.view.switch("ls1").expect("ls1"), port, 0)), ["table=10, priority=90,ip,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,nw_src=10.0.0.1 actions=goto_table:20", "table=10, priority=90,arp,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,arp_spa=10.0.0.1,arp_sha=00:00:00:00:00:01 actions=goto_table:20", "table=10, priority=90,ip,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,nw_src=10.0.1.0/24 actions=goto_table:20", "table=10, priority=90,arp,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,arp_spa=10.0.1.0/24,arp_sha=00:00:00:00:00:01 actions=goto_table:20", "table=10, priority=80,ip,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01 actions=drop", "table=10, priority=80,arp,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01 actions=drop", "table=10, priority=70,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01 actions=goto_table:20", "table=10, priority=90,arp,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:11,arp_sha=00:00:00:00:00:11 actions=goto_table:20", "table=10, priority=80,arp,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:11 actions=drop", "table=10, priority=70,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:11 actions=goto_table:20", "table=10, priority=60,reg14=0x101,metadata=0x105 actions=drop"]);
     // Without port security: nothing (the table default passes).
     let b = fx.view.port("b").expect("b");
-    assert!(port_security::flows(b, 2, 0).is_empty());
+    assert!(port_security::flows(fx.view.switch("ls1").expect("ls1"), b, 0).is_empty());
 }
 
 #[test]
@@ -227,44 +228,38 @@ fn arp_responder_flows() {
     let fx = small();
     let sw = fx.view.switch("ls1").expect("ls1");
     let a = fx.view.port("a").expect("a");
-    let reply = "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:00:00:00:00:00:01->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:00:00:00:00:00:01->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.0.0.1->arp_spa,IN_PORT";
+    let _reply = "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:00:00:00:00:00:01->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:00:00:00:00:00:01->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.0.0.1->arp_spa,IN_PORT";
     assert_eq!(
-        rendered(&arp::responder(sw, a, Some(1), 0)),
-        [
-            "table=20, priority=60,arp,reg14=0x1,metadata=0x5,arp_tpa=10.0.0.1,arp_op=1 actions=goto_table:30".to_string(),
-            format!("table=20, priority=50,arp,metadata=0x5,arp_tpa=10.0.0.1,arp_op=1 actions={reply}"),
-        ]
-    );
+        rendered(&arp::responder(sw, a, true, 0)), ["table=20, priority=60,arp,reg14=0x101,metadata=0x105,arp_tpa=10.0.0.1,arp_op=1 actions=goto_table:25", "table=20, priority=50,arp,metadata=0x105,arp_tpa=10.0.0.1,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:00:00:00:00:00:01->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:00:00:00:00:00:01->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.0.0.1->arp_spa,IN_PORT"]);
     // A remote or unbound port: only the reply.
-    assert_eq!(arp::responder(sw, a, None, 0).len(), 1);
+    assert_eq!(arp::responder(sw, a, false, 0).len(), 1);
 }
 
 #[test]
-fn l2_unicast_and_output_flows() {
+fn l2_unicast_dispatch_and_output_flows() {
     let fx = small();
     let input = fx.input();
     let sw = fx.view.switch("ls1").expect("ls1");
     let a = fx.view.port("a").expect("a");
     let b = fx.view.port("b").expect("b");
+    assert_eq!(rendered(&l2::unicast(sw, a, 0)), ["table=50, priority=50,metadata=0x105,dl_dst=00:00:00:00:00:01 actions=set_field:0x101->reg15,goto_table:58"]);
     assert_eq!(
-        rendered(&l2::unicast_local(sw, a, 1, 0)),
-        ["table=50, priority=50,metadata=0x5,dl_dst=00:00:00:00:00:01 actions=set_field:0x1->reg15,goto_table:60"]
+        rendered(&l2::unicast_drop(sw, b, 0)),
+        ["table=50, priority=50,metadata=0x105,dl_dst=00:00:00:00:00:02 actions=drop"]
     );
     let Location::Remote(t) = input.locate(b) else {
         panic!("b is remote");
     };
+    let mut geneve = t;
+    geneve.encap = Encap::Geneve;
+    geneve.ofport = 100;
     assert_eq!(
-        rendered(&l2::unicast_remote(sw, b, &t, 0)),
-        ["table=50, priority=50,metadata=0x5,dl_dst=00:00:00:00:00:02 actions=set_field:0x5->tun_id,set_field:192.168.0.2->tun_dst,set_field:0x65->reg15,goto_table:60"]
-    );
-    assert_eq!(
-        rendered(&l2::unicast_drop(sw, b, 0)),
-        ["table=50, priority=50,metadata=0x5,dl_dst=00:00:00:00:00:02 actions=drop"]
-    );
-    assert_eq!(
-        render_flow(&output::deliver(1, 0)),
-        "table=70, priority=100,reg15=0x1 actions=output:1"
-    );
+        [
+            render_flow(&crate::physical::output_local(sw, a, 1, 0)),
+            render_flow(&crate::physical::dispatch_remote(sw, b, 0)),
+            render_flow(&crate::physical::output_remote(sw, b, &t, 0)),
+            render_flow(&crate::physical::output_remote(sw, b, &geneve, 0)),
+        ], ["table=70, priority=100,reg15=0x101,metadata=0x105 actions=output:1", "table=58, priority=50,reg15=0x102,metadata=0x105 actions=goto_table:70", "table=70, priority=100,reg10=0/0x1,reg15=0x102,metadata=0x105 actions=set_field:0x5->tun_id,set_field:192.168.0.2->tun_dst,output:101", "table=70, priority=100,reg10=0/0x1,reg15=0x102,metadata=0x105 actions=set_field:0x5->tun_id,set_field:192.168.0.2->tun_dst,move:NXM_NX_REG14[0..14]->NXM_NX_TUN_METADATA0[16..30],move:NXM_NX_REG15[0..15]->NXM_NX_TUN_METADATA0[0..15],output:100"]);
 }
 
 #[test]
@@ -280,28 +275,17 @@ fn flood_groups_cover_local_ports_and_reachable_chassis() {
     });
     fx.vifs.insert("e".into(), 5);
     fx.vifs.insert("f".into(), 6);
+    fx.sync();
     let input = fx.input();
     let sw = fx.view.switch("ls1").expect("ls1");
     let m = l2::members(&input, sw);
-    assert_eq!(m.local, [1, 6]);
+    assert_eq!(m.local, [0x101, 0x106], "port keys");
     assert_eq!(m.remote.len(), 1, "one bucket per chassis, hv3 unreachable");
     assert!(m.unknown_local.is_empty() && m.unknown_remote.is_empty());
     let (flows, groups) = l2::flood(&input, sw, 0);
-    assert_eq!(
-        rendered(&flows),
-        [
-            "table=50, priority=100,reg10=0x1/0x1,metadata=0x5,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:21",
-            "table=50, priority=90,metadata=0x5,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:20",
-        ]
-    );
+    assert_eq!(rendered(&flows), ["table=50, priority=100,reg10=0x1/0x1,metadata=0x105,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:1", "table=50, priority=90,metadata=0x105,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:2"]);
     let groups: Vec<String> = groups.iter().map(render_group).collect();
-    assert_eq!(
-        groups,
-        [
-            "group_id=20,type=all,bucket=bucket_id:0,actions=set_field:0x1->reg15,resubmit(,60),bucket=bucket_id:1,actions=set_field:0x6->reg15,resubmit(,60),bucket=bucket_id:2,actions=set_field:0x5->tun_id,set_field:192.168.0.2->tun_dst,set_field:0x65->reg15,resubmit(,60)",
-            "group_id=21,type=all,bucket=bucket_id:0,actions=set_field:0x1->reg15,resubmit(,60),bucket=bucket_id:1,actions=set_field:0x6->reg15,resubmit(,60)",
-        ]
-    );
+    assert_eq!(groups, ["group_id=2,type=all,bucket=bucket_id:0,actions=set_field:0x101->reg15,resubmit(,60),bucket=bucket_id:1,actions=set_field:0x106->reg15,resubmit(,60),bucket=bucket_id:2,actions=set_field:0x8000->reg15,set_field:0x5->tun_id,set_field:192.168.0.2->tun_dst,output:101", "group_id=1,type=all,bucket=bucket_id:0,actions=set_field:0x101->reg15,resubmit(,60),bucket=bucket_id:1,actions=set_field:0x106->reg15,resubmit(,60)"]);
 }
 
 #[test]
@@ -322,14 +306,11 @@ fn unknown_unicast_floods_to_unknown_ports_only() {
     assert_eq!(
         flows[2..],
         [
-            "table=50, priority=20,reg10=0x1/0x1,metadata=0x5 actions=drop",
-            "table=50, priority=10,metadata=0x5 actions=group:22",
+            "table=50, priority=20,reg10=0x1/0x1,metadata=0x105 actions=drop",
+            "table=50, priority=10,metadata=0x105 actions=group:4"
         ]
     );
-    assert_eq!(
-        render_group(&groups[2]),
-        "group_id=22,type=all,bucket=bucket_id:0,actions=set_field:0x5->tun_id,set_field:192.168.0.2->tun_dst,set_field:0x65->reg15,resubmit(,60)"
-    );
+    assert_eq!(render_group(&groups[2]), "group_id=4,type=all,bucket=bucket_id:0,actions=set_field:0x8000->reg15,set_field:0x5->tun_id,set_field:192.168.0.2->tun_dst,output:101");
     assert_eq!(groups.len(), 3);
 
     // A local unknown port adds the local-only group for tunnel traffic.
@@ -345,11 +326,11 @@ fn unknown_unicast_floods_to_unknown_ports_only() {
     let (flows, groups) = l2::flood(&input, sw, 0);
     assert_eq!(
         render_flow(&flows[2]),
-        "table=50, priority=20,reg10=0x1/0x1,metadata=0x5 actions=group:23"
+        "table=50, priority=20,reg10=0x1/0x1,metadata=0x105 actions=group:3"
     );
     assert_eq!(
         render_group(&groups[3]),
-        "group_id=23,type=all,bucket=bucket_id:0,actions=set_field:0x1->reg15,resubmit(,60)"
+        "group_id=3,type=all,bucket=bucket_id:0,actions=set_field:0x101->reg15,resubmit(,60)"
     );
 }
 
@@ -376,29 +357,58 @@ fn disabled_ports_only_get_drops() {
         [
             format!("cookie={c:#x}, priority=100,in_port=1 actions=drop"),
             format!(
-                "cookie={c:#x}, table=50, priority=50,metadata=0x5,dl_dst=00:00:00:00:00:01 actions=drop"
+                "cookie={c:#x}, table=50, priority=50,metadata=0x105,dl_dst=00:00:00:00:00:01 actions=drop"
             ),
         ]
     );
     // And it is in no flood group.
-    let flood = d.group(group_id(5, GroupKind::Flood)).expect("flood group");
-    assert!(!render_group(flood).contains("0x1->reg15"));
+    let flood = d
+        .group(fx.group("ls1", GroupKind::Flood))
+        .expect("flood group");
+    assert!(!render_group(flood).contains("0x101->reg15"));
 }
 
 #[test]
-fn defaults_cover_every_table() {
-    let flows = rendered(&defaults::flows(0));
+fn defaults_cover_every_stage() {
+    let flows = rendered(&framework::default_flows(0));
     assert_eq!(
         flows,
         [
             "priority=0 actions=drop",
+            "table=5, priority=0 actions=goto_table:10",
             "table=10, priority=0 actions=goto_table:20",
-            "table=20, priority=0 actions=goto_table:30",
-            "table=30, priority=0 actions=goto_table:40",
+            "table=20, priority=0 actions=goto_table:25",
+            "table=25, priority=0 actions=goto_table:26",
+            "table=26, priority=0 actions=goto_table:27",
+            "table=27, priority=0 actions=goto_table:30",
+            "table=30, priority=0 actions=goto_table:31",
+            "table=31, priority=0 actions=goto_table:32",
+            "table=32, priority=0 actions=goto_table:33",
+            "table=33, priority=0 actions=goto_table:34",
+            "table=34, priority=0 actions=goto_table:35",
+            "table=35, priority=0 actions=goto_table:36",
+            "table=36, priority=0 actions=goto_table:37",
+            "table=37, priority=0 actions=goto_table:38",
+            "table=38, priority=0 actions=goto_table:40",
             "table=40, priority=0 actions=goto_table:50",
+            "table=41, priority=0 actions=goto_table:42",
+            "table=42, priority=0 actions=goto_table:43",
+            "table=43, priority=0 actions=goto_table:44",
+            "table=44, priority=0 actions=goto_table:45",
+            "table=45, priority=0 actions=goto_table:46",
+            "table=46, priority=0 actions=goto_table:47",
+            "table=47, priority=0 actions=goto_table:48",
+            "table=48, priority=0 actions=goto_table:50",
             "table=50, priority=0 actions=drop",
-            "table=60, priority=0 actions=goto_table:70",
-            "table=70, priority=0 actions=drop",
+            "table=58, priority=0 actions=goto_table:60",
+            "table=60, priority=0 actions=goto_table:61",
+            "table=61, priority=0 actions=goto_table:62",
+            "table=62, priority=0 actions=goto_table:63",
+            "table=63, priority=0 actions=goto_table:64",
+            "table=64, priority=0 actions=goto_table:66",
+            "table=66, priority=0 actions=goto_table:68",
+            "table=68, priority=0 actions=goto_table:70",
+            "table=70, priority=0 actions=drop"
         ]
     );
 }
@@ -409,16 +419,16 @@ fn duplicate_keys_resolve_to_the_smallest_owner_and_survive_removal() {
     // Port "z" claims a's MAC (a controller-side mistake): a stays effective.
     let mut z = pv("z", "ls1", 1, "hv2");
     z.addresses[0].ips.clear();
+    z.tunnel_key = 0x200;
     let change = fx.apply(ViewDelta {
         revision: 2,
         ports: vec![z],
         ..Default::default()
     });
     let mut d = compile_all(&fx.input());
-    let key = l2::unicast_local(
+    let key = l2::unicast(
         fx.view.switch("ls1").expect("ls1"),
         fx.view.port("a").expect("a"),
-        1,
         0,
     )[0]
     .key();
@@ -473,6 +483,7 @@ fn big(n: u16) -> Fx {
         &[],
     );
     fx.vifs = vifs.into_iter().map(|(n, o)| (n.to_string(), o)).collect();
+    fx.sync();
     fx
 }
 
@@ -489,6 +500,7 @@ fn adding_one_port_to_4000_recompiles_only_that_port_and_its_switch() {
         ..Default::default()
     });
     fx.vifs.insert("new".into(), 5000);
+    fx.sync();
     let r = recompile(&mut d, &fx.input(), &change);
     assert!(!r.full);
     let expected: BTreeSet<Owner> = [Owner::Port("new".into()), Owner::Switch("ls1".into())].into();
@@ -515,7 +527,11 @@ fn adding_one_port_to_4000_recompiles_only_that_port_and_its_switch() {
     let r = recompile(&mut d, &fx.input(), &change);
     assert_eq!(r.owners.len(), 2);
     let diff = crate::diff::diff_delta(&r.delta);
-    assert_eq!(diff.flows.adds.len(), 2, "ARP reply + L2 unicast");
+    assert_eq!(
+        diff.flows.adds.len(),
+        4,
+        "ARP reply, L2 unicast, dispatch, output"
+    );
     assert!(diff.groups.is_empty());
 }
 
@@ -537,8 +553,8 @@ fn recompile_tracks_switch_chassis_and_port_changes() {
     });
     let r = recompile(&mut d, &fx.input(), &change);
     assert_eq!(r.owners.len(), 41);
-    assert!(d.group(group_id(5, GroupKind::Flood)).is_none());
-    assert!(d.group(group_id(9, GroupKind::Flood)).is_some());
+    let flood = d.group(fx.group("ls1", GroupKind::Flood)).expect("same id");
+    assert!(render_group(flood).contains("0x9->tun_id"));
     assert_consistent(&fx, &d);
 
     // A chassis IP change recompiles the ports on it and their switch.
@@ -576,6 +592,7 @@ fn recompile_tracks_switch_chassis_and_port_changes() {
 
     // A VIF disappearing (the agent marks the port).
     fx.vifs.remove("p0");
+    fx.sync();
     let mut change = ViewChange::default();
     change.mark_port("p0");
     recompile(&mut d, &fx.input(), &change);

@@ -19,7 +19,7 @@ use super::wire::put_u64;
 use super::wire::{len16, pad8_from, patch_u16, put_u16, put_u32, put_u8, put_zeros, Reader};
 use super::CodecError;
 use crate::flow::{
-    ports, Action, Controller, Ct, CtZone, Field, Learn, LearnSpec, Nat, NatKind, SubField,
+    ports, Action, Controller, Ct, CtZone, Learn, LearnSpec, Nat, NatKind, SubField,
 };
 use crate::render::field_width;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -131,6 +131,17 @@ pub fn encode_action(out: &mut Vec<u8>, a: &Action) -> Result<(), CodecError> {
             put_zeros(out, 2);
             put_u32(out, field_header(*src)?);
             put_u32(out, field_header(*dst)?);
+            put_zeros(out, 4);
+        }
+        Action::MoveBits { src, dst } => {
+            put_u16(out, OFPAT_COPY_FIELD);
+            put_u16(out, 24);
+            put_u16(out, src.n_bits.min(dst.n_bits));
+            put_u16(out, src.ofs);
+            put_u16(out, dst.ofs);
+            put_zeros(out, 2);
+            put_u32(out, src.header);
+            put_u32(out, dst.header);
             put_zeros(out, 4);
         }
         Action::Resubmit { table } => {
@@ -852,10 +863,24 @@ fn decode_learn(a: &mut Reader<'_>) -> Option<Learn> {
 }
 
 fn whole_move(n_bits: u16, src_ofs: u16, dst_ofs: u16, src: u32, dst: u32) -> Option<Action> {
-    let src: Field = header_field(src)?;
-    let dst: Field = header_field(dst)?;
-    let whole = field_width(src).min(field_width(dst));
-    (src_ofs == 0 && dst_ofs == 0 && n_bits == whole).then_some(Action::Move { src, dst })
+    if let (Some(s), Some(d)) = (header_field(src), header_field(dst)) {
+        let whole = field_width(s).min(field_width(d));
+        if src_ofs == 0 && dst_ofs == 0 && n_bits == whole {
+            return Some(Action::Move { src: s, dst: d });
+        }
+    }
+    if n_bits == 0 {
+        return None;
+    }
+    let sub = |header: u32, ofs: u16| SubField {
+        header: crate::codec::nxm::canonical_header(header),
+        ofs,
+        n_bits,
+    };
+    Some(Action::MoveBits {
+        src: sub(src, src_ofs),
+        dst: sub(dst, dst_ofs),
+    })
 }
 
 /// Decodes the instructions filling the reader into the model's action list.

@@ -48,6 +48,21 @@ pub const NXM_NX_CT_LABEL: u32 = header(1, 108, 16);
 pub const fn nxm_nx_xxreg(n: u8) -> u32 {
     header(1, 111 + n, 16)
 }
+/// `NXM_NX_TUN_METADATAn` (n in 0..64) as actions name it: the field's full 124-byte width.
+pub const fn nxm_nx_tun_metadata(n: u8) -> u32 {
+    header(1, 40 + n, 124)
+}
+/// The header as Weft models it: a `tun_metadata` header of any length becomes the
+/// 124-byte form of [`nxm_nx_tun_metadata`] (what OVS prints); others are unchanged.
+pub const fn canonical_header(h: u32) -> u32 {
+    let class = (h >> 16) as u16;
+    let field = ((h >> 9) & 0x7f) as u8;
+    if class == 1 && field >= 40 && field < 104 && (h & 0x100) == 0 {
+        nxm_nx_tun_metadata(field - 40)
+    } else {
+        h
+    }
+}
 pub const OXM_OF_METADATA: u32 = header(0x8000, 2, 8);
 pub const OXM_OF_IN_PORT: u32 = header(0x8000, 0, 4);
 
@@ -105,6 +120,9 @@ pub fn field_info(h: u32) -> Option<(String, &'static str, ValueFormat)> {
             let len = (h & 0xff) as u8;
             match (class, field, len) {
                 (1, n, 4) if n < 16 => Some((format!("NXM_NX_REG{n}"), "", Hex)),
+                (1, n, 124) if (40..104).contains(&n) => {
+                    Some((format!("NXM_NX_TUN_METADATA{}", n - 40), "", Hex))
+                }
                 (1, n, 16) if (111..115).contains(&n) => {
                     Some((format!("NXM_NX_XXREG{}", n - 111), "", Hex))
                 }

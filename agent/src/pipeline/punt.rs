@@ -1,0 +1,90 @@
+//! Packet-in flows and their meters: every `controller(...)` action of the pipeline is
+//! built here, carries a `userdata` opcode for the agent's dispatcher ([`crate::pinctrl`])
+//! and a meter (`meter_id=`) that rate-limits it in the datapath, before the dispatcher's
+//! own bounded queue.
+//!
+//! Userdata: 4 bytes big-endian opcode ([`OP_ARP_GATEWAY`], ...), then the handler's
+//! arguments, so handlers are stateless.
+//!
+//! Handlers now: the subnet gateway's ARP responder. A switch with a subnet answers ARP
+//! requests for its gateway address (the first host, `weft_proto::model::validate::gateway`)
+//! from MAC [`gateway_mac`] (`0a:58:` + the IPv4 address, as Kubernetes CNIs do), unless a
+//! port's own responder (a flow of higher priority) answers for that address.
+
+use std::net::Ipv4Addr;
+
+use weft_openflow::flow::{Action, Controller, Flow, Mac};
+use weft_openflow::meter::{BandType, Meter, MeterBand, MeterUnit};
+
+use super::{arp, Stage};
+use crate::ids::Ids;
+use crate::view::Switch;
+
+/// Opcode of the gateway ARP handler; arguments: gateway IPv4 (4 bytes), MAC (6 bytes).
+pub const OP_ARP_GATEWAY: u32 = 1;
+/// The meter of the gateway ARP handler (name in [`crate::ids::METERS`]).
+pub const METER_ARP: &str = "pinctrl-arp";
+/// Packets per second each handler's meter lets through to the controller.
+pub const METER_RATE_PPS: u32 = 100;
+/// Below the per-port responders (50): a port that owns the address answers itself.
+pub const PRIO_GATEWAY_ARP: u16 = 40;
+
+/// `0a:58:a.b.c.d`.
+pub fn gateway_mac(ip: Ipv4Addr) -> Mac {
+    let o = ip.octets();
+    Mac([0x0a, 0x58, o[0], o[1], o[2], o[3]])
+}
+
+/// The gateway address of a switch with a subnet.
+pub fn gateway_ip(sw: &Switch) -> Option<Ipv4Addr> {
+    let s = sw.subnet?;
+    if s.len >= 31 {
+        return None;
+    }
+    Some(Ipv4Addr::from(u32::from(s.network()) + 1))
+}
+
+/// The userdata of a gateway ARP punt.
+pub fn arp_gateway_userdata(ip: Ipv4Addr, mac: Mac) -> Vec<u8> {
+    let mut u = OP_ARP_GATEWAY.to_be_bytes().to_vec();
+    u.extend_from_slice(&ip.octets());
+    u.extend_from_slice(&mac.0);
+    u
+}
+
+/// Every handler's meter (installed before the flows that use them).
+pub fn meters(ids: &Ids) -> Vec<Meter> {
+    ids.meter(METER_ARP)
+        .map(|id| Meter {
+            id,
+            unit: MeterUnit::Pktps,
+            burst: false,
+            stats: true,
+            bands: vec![MeterBand {
+                kind: BandType::Drop,
+                rate: METER_RATE_PPS,
+                burst_size: 0,
+            }],
+        })
+        .into_iter()
+        .collect()
+}
+
+/// The switch's gateway ARP punt (none without a subnet or a meter).
+pub fn gateway_arp(sw: &Switch, ids: &Ids, cookie: u64) -> Vec<Flow> {
+    let (Some(ip), Some(meter)) = (gateway_ip(sw), ids.meter(METER_ARP)) else {
+        return Vec::new();
+    };
+    vec![Flow {
+        table: Stage::ArpNd.table(),
+        priority: PRIO_GATEWAY_ARP,
+        cookie,
+        matches: arp::request_for(sw, ip),
+        actions: vec![Action::Controller(Controller {
+            max_len: u16::MAX,
+            userdata: arp_gateway_userdata(ip, gateway_mac(ip)),
+            meter_id: Some(meter),
+            ..Controller::default()
+        })],
+    }]
+}
