@@ -63,19 +63,7 @@ pub fn sighting_key(port: &str) -> String {
     format!("status/sightings/{port}")
 }
 
-fn lsp(obj: &Object) -> Option<&LogicalSwitchPort> {
-    match &obj.kind {
-        Some(object::Kind::LogicalSwitchPort(p)) => Some(p),
-        _ => None,
-    }
-}
-
-fn lsp_mut(obj: &mut Object) -> Option<&mut LogicalSwitchPort> {
-    match &mut obj.kind {
-        Some(object::Kind::LogicalSwitchPort(p)) => Some(p),
-        _ => None,
-    }
-}
+super::object_accessors!(LogicalSwitchPort, LogicalSwitchPort, lsp, lsp_mut);
 
 fn entry_string(e: &AddressEntry) -> String {
     match e {
@@ -281,17 +269,6 @@ impl Kind for PortKind {
     fn columns(&self) -> &'static [ColumnDef] {
         COLUMNS
     }
-    fn is(&self, obj: &Object) -> bool {
-        lsp(obj).is_some()
-    }
-    fn object_name<'a>(&self, obj: &'a Object) -> &'a str {
-        lsp(obj).map(|p| p.name.as_str()).unwrap_or("")
-    }
-    fn decode(&self, bytes: &[u8]) -> Result<Object, prost::DecodeError> {
-        Ok(wrap(object::Kind::LogicalSwitchPort(
-            LogicalSwitchPort::decode(bytes)?,
-        )))
-    }
     fn encode(&self, obj: &Object) -> Vec<u8> {
         lsp(obj)
             .map(|p| {
@@ -302,22 +279,7 @@ impl Kind for PortKind {
             })
             .unwrap_or_default()
     }
-    fn load(&self, state: &ClusterState, name: &str) -> Option<Object> {
-        state
-            .ports
-            .get(name)
-            .map(|p| wrap(object::Kind::LogicalSwitchPort(p.clone())))
-    }
-    fn names(&self, state: &ClusterState) -> Vec<String> {
-        state.ports.keys().cloned().collect()
-    }
-    fn store(&self, state: &mut ClusterState, name: &str, obj: Option<Object>, revision: i64) {
-        let obj = obj.and_then(|o| match o.kind {
-            Some(object::Kind::LogicalSwitchPort(p)) => Some(p),
-            _ => None,
-        });
-        state.store_port(name, obj, revision);
-    }
+    super::message_methods!(LogicalSwitchPort, LogicalSwitchPort, lsp, ports, store_port);
     fn get_column(&self, obj: &Object, column: &str, state: &ClusterState) -> Option<ColumnValue> {
         let p = lsp(obj)?;
         let p = state.port_with_status(p);
