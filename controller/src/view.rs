@@ -136,7 +136,7 @@ pub fn resolve_port(p: &LogicalSwitchPort, chassis: &str) -> PortView {
                 if let Some((mac, ip)) = parse_dynamic(&p.dynamic_addresses) {
                     addresses.push(PortAddress {
                         mac,
-                        ips: vec![ip.to_string()],
+                        ips: ip.iter().map(|ip| ip.to_string()).collect(),
                     });
                 }
             }

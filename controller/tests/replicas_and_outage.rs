@@ -185,7 +185,11 @@ async fn two_replicas_run_concurrent_chains_without_duplicates() {
     for t in tasks {
         let r = t.await.expect("task").expect("transact");
         assert_eq!(r.results.len(), 4);
-        assert!(revisions.insert(r.revision), "two chains share revision {}", r.revision);
+        assert!(
+            revisions.insert(r.revision),
+            "two chains share revision {}",
+            r.revision
+        );
     }
     let mut c = ca.clone();
     let ports = c
@@ -201,7 +205,11 @@ async fn two_replicas_run_concurrent_chains_without_duplicates() {
     let mut macs = HashSet::new();
     let mut keys = HashSet::new();
     for p in &ports {
-        assert!(keys.insert(p.tunnel_key), "duplicate port key {}", p.tunnel_key);
+        assert!(
+            keys.insert(p.tunnel_key),
+            "duplicate port key {}",
+            p.tunnel_key
+        );
         if p.name.starts_with('p') {
             let (mac, ip) = p.dynamic_addresses.split_once(' ').expect("allocated");
             assert!(ips.insert(ip.to_string()), "duplicate IP {ip}");

@@ -4,7 +4,6 @@
 
 use std::net::Ipv4Addr;
 
-use ipnetwork::Ipv4Network;
 use prost::Message;
 use weft_proto::v1::{object, ColumnType, LogicalSwitchPort, Object, PortAddress, PortBinding};
 
@@ -103,23 +102,6 @@ pub fn claims_of(p: &LogicalSwitchPort) -> (Vec<String>, Vec<String>) {
     (ips, macs)
 }
 
-fn dynamic_needs_subnet(p: &LogicalSwitchPort, subnet: Option<Ipv4Network>) -> ApiResult<()> {
-    if subnet.is_some() {
-        return Ok(());
-    }
-    match p.addresses.iter().position(|a| a.trim() == "dynamic") {
-        Some(i) => Err(ApiError::FailedPrecondition(
-            ValidationError::new(
-                format!("addresses[{i}]"),
-                "dynamic",
-                format!("switch {:?} has no subnet to allocate from", p.switch_name),
-            )
-            .to_string(),
-        )),
-        None => Ok(()),
-    }
-}
-
 /// Validates the port's own fields (no state).
 fn validate_fields(p: &LogicalSwitchPort) -> ApiResult<Vec<PortAddress>> {
     validate_name("port.name", &p.name)?;
@@ -157,7 +139,6 @@ fn claim_addresses(
             ApiError::NotFound(format!("switch {switch:?} not found (port.switch_name)"))
         })?;
     let subnet = validate::stored_subnet(&sw);
-    dynamic_needs_subnet(p, subnet)?;
     let entries = parse_addresses(&p.addresses, subnet, &switch)?;
     let (old_ips, old_macs) = old.map(claims_of).unwrap_or_default();
     let old_dynamic = old
@@ -199,19 +180,25 @@ fn claim_addresses(
         }
     }
     let mut dynamic = String::new();
-    if let (true, Some(subnet)) = (entries.contains(&AddressEntry::Dynamic), subnet) {
-        let keep = old_dynamic.filter(|(mac, ip)| {
-            let ip_s = ip.to_string();
-            subnet.contains(*ip)
-                && !ips.contains(&ip_s)
-                && !macs.contains(mac)
-                && taken_by_other(plan, &ip_claim(&switch, &ip_s)).is_none()
+    if entries.contains(&AddressEntry::Dynamic) {
+        let free = |plan: &Plan, mac: &str, ip: Option<Ipv4Addr>| {
+            !macs.iter().any(|m| m == mac)
                 && taken_by_other(plan, &mac_claim(&switch, mac)).is_none()
+                && ip.is_none_or(|ip| {
+                    let s = ip.to_string();
+                    !ips.contains(&s) && taken_by_other(plan, &ip_claim(&switch, &s)).is_none()
+                })
+        };
+        // Keep the previous allocation when it still fits (same subnet, still free).
+        let keep = old_dynamic.filter(|(mac, ip)| match (subnet, ip) {
+            (Some(net), Some(ip)) => net.contains(*ip) && free(plan, mac, Some(*ip)),
+            (None, None) => free(plan, mac, None),
+            _ => false,
         });
-        let (mac, ip) = match keep {
-            Some(k) => k,
-            None => {
-                let mut rng = rand::rng();
+        let mut rng = rand::rng();
+        let (mac, ip) = match (keep, subnet) {
+            (Some(k), _) => k,
+            (None, Some(subnet)) => {
                 let ip = ipam::pick_ip_with(
                     &switch,
                     subnet,
@@ -230,11 +217,28 @@ fn claim_addresses(
                     },
                     &mut rng,
                 )?;
-                (mac, ip)
+                (mac, Some(ip))
+            }
+            // No subnet: a MAC only, as OVN.
+            (None, None) => {
+                let mac = ipam::pick_random_mac(
+                    &switch,
+                    |m| {
+                        macs.iter().any(|x| x == m)
+                            || plan.claim_owner(&mac_claim(&switch, m)).is_some()
+                    },
+                    &mut rng,
+                )?;
+                (mac, None)
             }
         };
-        dynamic = format!("{mac} {ip}");
-        ips.push(ip.to_string());
+        match ip {
+            Some(ip) => {
+                dynamic = format!("{mac} {ip}");
+                ips.push(ip.to_string());
+            }
+            None => dynamic = mac.clone(),
+        }
         macs.push(mac);
     }
     for ip in old_ips.iter().filter(|ip| !ips.contains(ip)) {
