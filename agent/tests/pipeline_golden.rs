@@ -14,7 +14,8 @@ use weft_agent::diff::{diff, diff_delta};
 use weft_agent::pipeline::{compile_all, recompile, CompileInput, DesiredState, Encap, Owner};
 use weft_agent::view::ChassisView;
 use weft_openflow::render::{render_flow, render_group};
-use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView, ViewUpdate};
+use weft_proto::model::view::ViewDelta;
+use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView};
 
 fn addr(mac: &str, ips: &[&str]) -> PortAddress {
     PortAddress {
@@ -32,10 +33,11 @@ fn port(name: &str, switch: &str, mac: &str, ips: &[&str], chassis: &str) -> Por
         port_security: vec![],
         chassis: chassis.into(),
         enabled: true,
+        ..Default::default()
     }
 }
 
-fn snapshot() -> ViewUpdate {
+fn snapshot() -> ViewDelta {
     let mut vm1 = port("vm1", "ls1", "00:00:00:00:01:01", &["10.0.0.11"], "hv1");
     vm1.port_security = vec![addr("00:00:00:00:01:01", &["10.0.0.11"])];
     let mut vm4 = port("vm4", "ls1", "00:00:00:00:01:04", &[], "hv3");
@@ -45,7 +47,7 @@ fn snapshot() -> ViewUpdate {
     let mut web1 = port("web1", "ls2", "00:00:00:00:02:01", &["10.1.0.11"], "hv1");
     web1.port_security = vec![addr("00:00:00:00:02:01", &["10.1.0.0/24"])];
     web1.unknown = true;
-    ViewUpdate {
+    ViewDelta {
         revision: 10,
         snapshot: true,
         switches: vec![
@@ -54,12 +56,14 @@ fn snapshot() -> ViewUpdate {
                 vni: 100,
                 subnet: "10.0.0.0/24".into(),
                 mtu: 1500,
+                ..Default::default()
             },
             SwitchView {
                 name: "ls2".into(),
                 vni: 200,
                 subnet: "10.1.0.0/24".into(),
                 mtu: 1500,
+                ..Default::default()
             },
         ],
         ports: vec![
@@ -194,7 +198,7 @@ fn adding_a_local_port_changes_only_its_flows_and_the_flood_groups() {
 
     let change = fx
         .view
-        .apply(&ViewUpdate {
+        .apply(&ViewDelta {
             revision: 11,
             ports: vec![port(
                 "vm6",
