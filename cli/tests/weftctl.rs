@@ -450,13 +450,16 @@ fn bad_input_prints_one_line_and_changes_nothing() {
     assert!(err.contains("p1"), "duplicate port: {err}");
     let err = d.fails(&["ls-add", "bad name!"]);
     assert!(err.contains("bad name!"), "bad name: {err}");
-    // `dynamic` on a switch without subnet.
+    // `dynamic` on a switch without subnet allocates a MAC only (as OVN).
     d.ok(&["ls-add", "nosubnet"]);
     d.ok(&["lsp-add", "nosubnet", "q1"]);
-    let before_q = d.ok(&["lsp-get-addresses", "q1"]);
-    let err = d.fails(&["lsp-set-addresses", "q1", "dynamic"]);
-    assert!(err.contains("nosubnet") || err.contains("subnet"), "{err}");
-    assert_eq!(d.ok(&["lsp-get-addresses", "q1"]), before_q);
+    d.ok(&["lsp-set-addresses", "q1", "dynamic"]);
+    let got = d.ok(&["get", "Logical_Switch_Port", "q1", "dynamic_addresses"]);
+    let mac = got.trim().trim_matches('"');
+    assert!(
+        mac.len() == 17 && mac.starts_with("0a:") && !mac.contains(' '),
+        "{got}"
+    );
     d.ok(&["ls-del", "nosubnet"]);
 
     let after = d.json(&["show"]);
@@ -669,6 +672,53 @@ const CHAIN: [&str; 17] = [
     "p2",
     "--",
 ];
+
+/// The issue's chain exactly as written (no subnet: `dynamic` is a MAC only, as OVN).
+#[test]
+fn the_issues_chain_as_written() {
+    let d = deployment();
+    let before = d.revision();
+    let chain = [
+        "ls-add",
+        "a",
+        "--",
+        "lsp-add",
+        "a",
+        "p1",
+        "--",
+        "lsp-set-addresses",
+        "p1",
+        "dynamic",
+        "--",
+        "lsp-add",
+        "a",
+        "p2",
+    ];
+    assert_eq!(d.ok(&chain), "\n\n\n\n");
+    assert_eq!(d.revision(), before + 1, "one etcd revision");
+    assert_eq!(names(&d.json(&["lsp-list", "a"]), "ports"), ["p1", "p2"]);
+    // The same chain with a bad last op changes nothing.
+    let before = d.revision();
+    let bad = [
+        "ls-add",
+        "b",
+        "--",
+        "lsp-add",
+        "b",
+        "q1",
+        "--",
+        "lsp-set-addresses",
+        "q1",
+        "dynamic",
+        "--",
+        "lsp-add",
+        "nosuch",
+        "q2",
+    ];
+    let err = d.fails(&bad);
+    assert!(err.contains("ops[3]") && err.contains("nosuch"), "{err}");
+    assert_eq!(d.revision(), before, "a rejected chain writes nothing");
+}
 
 #[test]
 fn chain_is_one_transaction_with_one_line_per_command() {

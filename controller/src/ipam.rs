@@ -110,6 +110,16 @@ pub fn pick_mac_with<R: Rng + ?Sized>(
     if !is_used(&derived) {
         return Ok(derived);
     }
+    pick_random_mac(switch, is_used, rng)
+}
+
+/// A random locally administered `0a:xx:xx:xx:xx:xx` for which `is_used` is false (a
+/// dynamic MAC on a switch without a subnet, or when the derived one is taken).
+pub fn pick_random_mac<R: Rng + ?Sized>(
+    switch: &str,
+    is_used: impl Fn(&str) -> bool,
+    rng: &mut R,
+) -> Result<String, IpamError> {
     for _ in 0..256 {
         let b: [u8; 5] = rng.random();
         let mac = format_mac([0x0a, b[0], b[1], b[2], b[3], b[4]]);

@@ -220,6 +220,8 @@ pub struct ClusterState {
     /// Switch ports of type "router" by the router port they connect to
     /// (`options:router-port`): router port → switch port names.
     pub router_port_links: BTreeMap<String, BTreeSet<String>>,
+    /// Switch ports of type "router" by switch (what a view follows to reach routers).
+    pub router_lsps_by_switch: BTreeMap<String, BTreeSet<String>>,
     /// Port names by switch name (kept in step with `ports`).
     pub ports_by_switch: BTreeMap<String, BTreeSet<String>>,
     /// The latest view-relevant changes, oldest first, with their revisions (at most
@@ -451,6 +453,7 @@ impl ClusterState {
             if let Some(rp) = old.options.get("router-port") {
                 remove_from_set(&mut self.router_port_links, rp, name);
             }
+            remove_from_set(&mut self.router_lsps_by_switch, &old.switch_name, name);
         }
         match port {
             Some(m) => {
@@ -462,6 +465,7 @@ impl ClusterState {
                     if let Some(rp) = m.options.get("router-port") {
                         add_to_set(&mut self.router_port_links, rp, name);
                     }
+                    add_to_set(&mut self.router_lsps_by_switch, &m.switch_name, name);
                 }
                 self.ports.insert(name.to_string(), m);
                 self.log_change(rev, Changed::Port(name.to_string()));

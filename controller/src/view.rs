@@ -1,14 +1,19 @@
 //! Pure per-chassis view computation (see `southbound.proto`) and view deltas.
 //!
-//! A chassis' view: the switches with at least one port bound to that chassis, every port of
-//! those switches (addresses resolved, with the chassis each is bound to), and the other live
+//! A chassis' view: the switches with at least one port bound to that chassis, every router
+//! reachable from them (through switch ports of type "router" and router peers) and every
+//! switch reachable from those routers ([`closure`]), every port of those switches
+//! (addresses resolved, with the chassis each is bound to) and routers, and the other
 //! chassis those ports live on. [`compute`] builds it from a [`ClusterState`]; [`delta`] turns
 //! two views into a `ViewUpdate`. [`ViewState`] keeps one chassis' view up to date from the
 //! changed keys only (what the southbound streams use), and yields the same deltas.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use weft_proto::v1::{LogicalSwitchPort, PortAddress, PortView, RemoteChassis, SwitchView};
+use weft_proto::v1::{
+    LogicalRouter, LogicalRouterPort, LogicalSwitchPort, PortAddress, PortView, RemoteChassis,
+    RouterPortView, RouterView, SwitchView,
+};
 
 use crate::state::{Changed, ClusterState};
 use crate::validate::{parse_dynamic, parse_mac};
@@ -25,6 +30,89 @@ pub struct View {
     pub ports: BTreeMap<String, PortView>,
     /// Remote chassis by name.
     pub chassis: BTreeMap<String, RemoteChassis>,
+    /// Reachable routers by name.
+    pub routers: BTreeMap<String, RouterView>,
+    /// Ports of those routers by name.
+    pub router_ports: BTreeMap<String, RouterPortView>,
+}
+
+/// The datapaths a chassis needs, starting from the switches it has ports on (`local`):
+/// those switches, every router reachable through a switch port of type "router"
+/// (`options:router-port`) or a router port's `peer`, and every switch attached to those
+/// routers, transitively. Costs the reachable datapaths and their router links, not ports.
+pub fn closure<'a>(
+    state: &ClusterState,
+    local: impl IntoIterator<Item = &'a str>,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut switches = BTreeSet::new();
+    let mut routers = BTreeSet::new();
+    let mut todo_sw: Vec<String> = local
+        .into_iter()
+        .filter(|s| state.switches.contains_key(*s))
+        .map(str::to_string)
+        .collect();
+    let mut todo_r: Vec<String> = Vec::new();
+    let router_of = |rp: &str| -> Option<String> {
+        let lrp = state.router_ports.get(rp)?;
+        state
+            .routers
+            .contains_key(&lrp.router)
+            .then(|| lrp.router.clone())
+    };
+    loop {
+        while let Some(s) = todo_sw.pop() {
+            if !switches.insert(s.clone()) {
+                continue;
+            }
+            for lsp in state.router_lsps_by_switch.get(&s).into_iter().flatten() {
+                let rp = state
+                    .ports
+                    .get(lsp)
+                    .and_then(|p| p.options.get("router-port"));
+                if let Some(r) = rp.and_then(|rp| router_of(rp)) {
+                    todo_r.push(r);
+                }
+            }
+        }
+        let Some(r) = todo_r.pop() else { break };
+        if !routers.insert(r.clone()) {
+            continue;
+        }
+        for rp in state.router_ports_by_router.get(&r).into_iter().flatten() {
+            for lsp in state.router_port_links.get(rp).into_iter().flatten() {
+                if let Some(p) = state.ports.get(lsp) {
+                    if state.switches.contains_key(&p.switch_name) {
+                        todo_sw.push(p.switch_name.clone());
+                    }
+                }
+            }
+            let peer = state.router_ports.get(rp).map(|l| l.peer.as_str());
+            if let Some(r2) = peer.filter(|p| !p.is_empty()).and_then(|p| router_of(p)) {
+                todo_r.push(r2);
+            }
+        }
+    }
+    (switches, routers)
+}
+
+fn router_view(r: &LogicalRouter) -> RouterView {
+    RouterView {
+        name: r.name.clone(),
+        tunnel_key: r.tunnel_key,
+        enabled: r.enabled,
+    }
+}
+
+fn router_port_view(p: &LogicalRouterPort) -> RouterPortView {
+    RouterPortView {
+        name: p.name.clone(),
+        router: p.router.clone(),
+        mac: p.mac.clone(),
+        networks: p.networks.clone(),
+        peer: p.peer.clone(),
+        tunnel_key: p.tunnel_key,
+        enabled: p.enabled,
+    }
 }
 
 /// Parses "MAC [IP...]" leniently (stored values were validated on write).
@@ -48,7 +136,7 @@ pub fn resolve_port(p: &LogicalSwitchPort, chassis: &str) -> PortView {
                 if let Some((mac, ip)) = parse_dynamic(&p.dynamic_addresses) {
                     addresses.push(PortAddress {
                         mac,
-                        ips: vec![ip.to_string()],
+                        ips: ip.iter().map(|ip| ip.to_string()).collect(),
                     });
                 }
             }
@@ -89,14 +177,25 @@ pub fn compute(state: &ClusterState, chassis: &str) -> View {
         .map(|p| p.switch_name.as_str())
         .filter(|s| state.switches.contains_key(*s))
         .collect();
+    let (dp_switches, dp_routers) = closure(state, local_switches.iter().copied());
     let mut view = View::default();
-    for name in &local_switches {
-        if let Some(sw) = state.switches.get(*name) {
+    for name in &dp_switches {
+        if let Some(sw) = state.switches.get(name) {
             view.switches.insert(sw.name.clone(), switch_view(sw));
         }
     }
+    for r in &dp_routers {
+        if let Some(lr) = state.routers.get(r) {
+            view.routers.insert(r.clone(), router_view(lr));
+        }
+        for rp in state.router_ports_by_router.get(r).into_iter().flatten() {
+            if let Some(lrp) = state.router_ports.get(rp) {
+                view.router_ports.insert(rp.clone(), router_port_view(lrp));
+            }
+        }
+    }
     for p in state.ports.values() {
-        if !local_switches.contains(p.switch_name.as_str()) {
+        if !dp_switches.contains(p.switch_name.as_str()) {
             continue;
         }
         let c = bound_to(&p.name);
@@ -140,6 +239,10 @@ pub struct ViewState {
     by_switch: HashMap<String, BTreeSet<String>>,
     /// How many ports in the view live on each other chassis.
     remote: HashMap<String, usize>,
+    /// Switches in the view ([`closure`] of the local ones).
+    dp_switches: BTreeSet<String>,
+    /// Routers in the view.
+    dp_routers: BTreeSet<String>,
 }
 
 /// Old values of what an update touched, to build its delta.
@@ -148,6 +251,8 @@ struct Touched {
     switches: BTreeMap<String, Option<SwitchView>>,
     ports: BTreeMap<String, Option<PortView>>,
     chassis: BTreeSet<String>,
+    routers: BTreeMap<String, Option<RouterView>>,
+    router_ports: BTreeMap<String, Option<RouterPortView>>,
 }
 
 fn switch_view(sw: &weft_proto::v1::LogicalSwitch) -> SwitchView {
@@ -178,6 +283,8 @@ impl ViewState {
             mine: HashMap::new(),
             by_switch: HashMap::new(),
             remote: HashMap::new(),
+            dp_switches: BTreeSet::new(),
+            dp_routers: BTreeSet::new(),
         };
         for (name, b) in state.bindings.iter() {
             if b.chassis == chassis {
@@ -187,9 +294,14 @@ impl ViewState {
             }
         }
         let mut t = Touched::default();
-        let switches: Vec<String> = vs.local.keys().cloned().collect();
-        for s in switches {
+        let (dps, dpr) = closure(state, vs.local.keys().map(String::as_str));
+        vs.dp_switches = dps;
+        vs.dp_routers = dpr.clone();
+        for s in vs.dp_switches.clone() {
             vs.reevaluate_switch(state, &s, false, &mut t);
+        }
+        for r in &dpr {
+            vs.sync_router(state, r, &mut t);
         }
         for c in vs.remote.keys() {
             if let Some(rc) = state.chassis.get(c) {
@@ -231,7 +343,54 @@ impl ViewState {
     }
 
     fn is_local(&self, state: &ClusterState, switch: &str) -> bool {
-        state.switches.contains_key(switch) && self.local.contains_key(switch)
+        state.switches.contains_key(switch) && self.dp_switches.contains(switch)
+    }
+
+    /// Brings router `r` and its ports in line with `state` and the closure.
+    fn sync_router(&mut self, state: &ClusterState, r: &str, t: &mut Touched) {
+        let want = state
+            .routers
+            .get(r)
+            .filter(|_| self.dp_routers.contains(r))
+            .map(router_view);
+        if self.view.routers.get(r) != want.as_ref() {
+            let old = match &want {
+                Some(v) => self.view.routers.insert(r.to_string(), v.clone()),
+                None => self.view.routers.remove(r),
+            };
+            t.routers.entry(r.to_string()).or_insert(old);
+        }
+        let mut rps: BTreeSet<String> = state
+            .router_ports_by_router
+            .get(r)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        rps.extend(
+            self.view
+                .router_ports
+                .values()
+                .filter(|p| p.router == r)
+                .map(|p| p.name.clone()),
+        );
+        for rp in rps {
+            self.sync_router_port(state, &rp, t);
+        }
+    }
+
+    /// Brings router port `rp` in line with `state` and the closure.
+    fn sync_router_port(&mut self, state: &ClusterState, rp: &str, t: &mut Touched) {
+        let want = state
+            .router_ports
+            .get(rp)
+            .filter(|p| self.dp_routers.contains(&p.router))
+            .map(router_port_view);
+        if self.view.router_ports.get(rp) != want.as_ref() {
+            let old = match &want {
+                Some(v) => self.view.router_ports.insert(rp.to_string(), v.clone()),
+                None => self.view.router_ports.remove(rp),
+            };
+            t.router_ports.entry(rp.to_string()).or_insert(old);
+        }
     }
 
     fn count_remote(&mut self, c: &str, add: bool, t: &mut Touched) {
@@ -338,6 +497,8 @@ impl ViewState {
         let mut switches: BTreeSet<String> = BTreeSet::new();
         let mut ports: BTreeSet<String> = BTreeSet::new();
         let mut chassis: BTreeSet<String> = BTreeSet::new();
+        let mut routers: BTreeSet<String> = BTreeSet::new();
+        let mut router_ports: BTreeSet<String> = BTreeSet::new();
         for c in changes {
             match c {
                 Changed::Switch(s) => {
@@ -349,10 +510,21 @@ impl ViewState {
                 Changed::Chassis(c) => {
                     chassis.insert(c.clone());
                 }
-                Changed::Router(_) | Changed::RouterPort(_) => {}
+                Changed::Router(r) => {
+                    routers.insert(r.clone());
+                }
+                Changed::RouterPort(p) => {
+                    router_ports.insert(p.clone());
+                }
             }
         }
         let mut t = Touched::default();
+        let local_before: BTreeSet<String> = self.local.keys().cloned().collect();
+        // A router-type switch port changing can change what is reachable.
+        let links_changed = ports.iter().any(|p| {
+            state.ports.get(p).is_some_and(|x| x.r#type == "router")
+                || self.view.ports.get(p).is_some_and(|x| x.r#type == "router")
+        });
         // Which switches may have turned local or stopped being local.
         let mut candidates = switches.clone();
         for p in &ports {
@@ -369,8 +541,28 @@ impl ViewState {
                 candidates.insert(pv.switch_name.clone());
             }
         }
+        let local_now = self.local.len() != local_before.len()
+            || self.local.keys().any(|k| !local_before.contains(k));
+        if local_now
+            || links_changed
+            || !switches.is_empty()
+            || !routers.is_empty()
+            || !router_ports.is_empty()
+        {
+            let (dps, dpr) = closure(state, self.local.keys().map(String::as_str));
+            candidates.extend(dps.symmetric_difference(&self.dp_switches).cloned());
+            routers.extend(dpr.symmetric_difference(&self.dp_routers).cloned());
+            self.dp_switches = dps;
+            self.dp_routers = dpr;
+        }
         for s in &candidates {
             self.reevaluate_switch(state, s, switches.contains(s), &mut t);
+        }
+        for r in &routers {
+            self.sync_router(state, r, &mut t);
+        }
+        for rp in &router_ports {
+            self.sync_router_port(state, rp, &mut t);
         }
         // Changed ports on switches that stayed local (upserts are no-ops when equal).
         for p in &ports {
@@ -433,6 +625,22 @@ impl ViewState {
                 None => {}
             }
         }
+        for (r, old) in t.routers {
+            match self.view.routers.get(&r) {
+                Some(new) if old.as_ref() != Some(new) => d.routers.push(new.clone()),
+                Some(_) => {}
+                None if old.is_some() => d.deleted_routers.push(r),
+                None => {}
+            }
+        }
+        for (p, old) in t.router_ports {
+            match self.view.router_ports.get(&p) {
+                Some(new) if old.as_ref() != Some(new) => d.router_ports.push(new.clone()),
+                Some(_) => {}
+                None if old.is_some() => d.deleted_router_ports.push(p),
+                None => {}
+            }
+        }
         d
     }
 }
@@ -445,6 +653,8 @@ pub fn snapshot(view: &View, revision: i64) -> Delta {
         switches: view.switches.values().cloned().collect(),
         ports: view.ports.values().cloned().collect(),
         chassis: view.chassis.values().cloned().collect(),
+        routers: view.routers.values().cloned().collect(),
+        router_ports: view.router_ports.values().cloned().collect(),
         ..Default::default()
     }
 }
@@ -471,7 +681,13 @@ pub fn delta(old: &View, new: &View, revision: i64) -> Delta {
     let (switches, deleted_switches) = diff_map(&old.switches, &new.switches);
     let (ports, deleted_ports) = diff_map(&old.ports, &new.ports);
     let (chassis, deleted_chassis) = diff_map(&old.chassis, &new.chassis);
+    let (routers, deleted_routers) = diff_map(&old.routers, &new.routers);
+    let (router_ports, deleted_router_ports) = diff_map(&old.router_ports, &new.router_ports);
     Delta {
+        routers,
+        deleted_routers,
+        router_ports,
+        deleted_router_ports,
         revision,
         snapshot: false,
         switches,
@@ -515,13 +731,25 @@ pub fn apply_delta(view: &mut View, u: &Delta) {
     for n in &u.deleted_chassis {
         view.chassis.remove(n);
     }
+    for r in &u.routers {
+        view.routers.insert(r.name.clone(), r.clone());
+    }
+    for p in &u.router_ports {
+        view.router_ports.insert(p.name.clone(), p.clone());
+    }
+    for n in &u.deleted_routers {
+        view.routers.remove(n);
+    }
+    for n in &u.deleted_router_ports {
+        view.router_ports.remove(n);
+    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use weft_proto::v1::{Chassis, LogicalSwitch, PortBinding};
+    use weft_proto::v1::{Chassis, LogicalRouter, LogicalRouterPort, LogicalSwitch, PortBinding};
 
     fn state() -> ClusterState {
         let mut s = ClusterState::default();
@@ -595,6 +823,62 @@ mod tests {
     }
 
     #[test]
+    fn routers_make_other_switches_reachable() {
+        let mut s = state();
+        for (n, p) in s.ports.clone() {
+            s.store_port(&n, Some(p), 1); // the indexes ViewState uses
+        }
+        // hv1 has p1 on "a" only; connect a and b through router r (OVN style).
+        s.store_router(
+            "r",
+            Some(LogicalRouter {
+                name: "r".into(),
+                tunnel_key: 9,
+                enabled: true,
+                ..Default::default()
+            }),
+            1,
+        );
+        for (rp, sw, lsp) in [("r-a", "a", "a-r"), ("r-b", "b", "b-r")] {
+            s.store_router_port(
+                rp,
+                Some(LogicalRouterPort {
+                    name: rp.into(),
+                    router: "r".into(),
+                    mac: "0a:00:00:00:01:01".into(),
+                    networks: vec!["10.0.0.1/24".into()],
+                    ..Default::default()
+                }),
+                1,
+            );
+            let mut p = LogicalSwitchPort {
+                name: lsp.into(),
+                switch_name: sw.into(),
+                r#type: "router".into(),
+                addresses: vec!["router".into()],
+                enabled: true,
+                ..Default::default()
+            };
+            p.options.insert("router-port".into(), rp.into());
+            s.store_port(lsp, Some(p), 1);
+        }
+        let v = compute(&s, "hv1");
+        assert_eq!(v.switches.keys().collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!(v.routers.keys().collect::<Vec<_>>(), vec!["r"]);
+        assert_eq!(
+            v.router_ports.keys().collect::<Vec<_>>(),
+            vec!["r-a", "r-b"]
+        );
+        assert!(v.ports.contains_key("p3"), "b's ports come with it");
+        assert_eq!(ViewState::new(&s, "hv1").view(), &v);
+        // Without the link, b drops out again.
+        s.store_port("b-r", None, 2);
+        let v = compute(&s, "hv1");
+        assert_eq!(v.switches.keys().collect::<Vec<_>>(), vec!["a"]);
+        assert_eq!(v.router_ports.len(), 2, "r is still reachable from a");
+    }
+
+    #[test]
     fn view_of_hv2_and_unknown_chassis() {
         let v = compute(&state(), "hv2");
         assert_eq!(v.switches.len(), 2);
@@ -614,6 +898,9 @@ mod tests {
         let k = Keys::new("/t");
         let chassis = ["hv1", "hv2", "hv3"];
         let switches = ["a", "b", "c"];
+        // The sequences must exercise reachability: some view gets a router, and some view a
+        // switch it has no port on (reached through a router).
+        let (mut reached_router, mut reached_far) = (false, false);
         for seed in 0..40u64 {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut st = ClusterState::default();
@@ -629,7 +916,9 @@ mod tests {
                     let port = format!("p{}", rng.random_range(0..12));
                     let sw = switches[rng.random_range(0..switches.len())];
                     let ch = chassis[rng.random_range(0..chassis.len())];
-                    match rng.random_range(0..10) {
+                    let router = format!("r{}", rng.random_range(0..3));
+                    let rport = format!("rp{}", rng.random_range(0..6));
+                    match rng.random_range(0..14) {
                         0 => {
                             let v = LogicalSwitch {
                                 name: sw.into(),
@@ -656,6 +945,11 @@ mod tests {
                                     rng.random_range(2..250u8)
                                 )];
                             }
+                            // Some ports connect their switch to a router port.
+                            if rng.random_bool(0.3) {
+                                p.r#type = "router".into();
+                                p.options.insert("router-port".into(), rport.clone());
+                            }
                             st.apply_put(&k, &k.port(&port), &p.encode_to_vec(), rev);
                         }
                         5 => {
@@ -671,6 +965,42 @@ mod tests {
                         }
                         8 => {
                             st.apply_delete(&k, &k.binding(&port), rev);
+                        }
+                        10 => {
+                            let r = LogicalRouter {
+                                name: router.clone(),
+                                tunnel_key: rng.random_range(1..5),
+                                enabled: rng.random_bool(0.9),
+                                ..Default::default()
+                            };
+                            let key = format!("{}nb/routers/{router}", k.root());
+                            st.apply_put(&k, &key, &r.encode_to_vec(), rev);
+                        }
+                        11 => {
+                            let key = format!("{}nb/routers/{router}", k.root());
+                            st.apply_delete(&k, &key, rev);
+                        }
+                        12 => {
+                            let peer = if rng.random_bool(0.3) {
+                                format!("rp{}", rng.random_range(0..6))
+                            } else {
+                                String::new()
+                            };
+                            let lrp = LogicalRouterPort {
+                                name: rport.clone(),
+                                router: router.clone(),
+                                mac: format!("0a:00:00:00:01:{:02x}", rng.random_range(0..255u8)),
+                                networks: vec!["10.0.0.1/24".into()],
+                                peer,
+                                tunnel_key: rng.random_range(1..5),
+                                ..Default::default()
+                            };
+                            let key = format!("{}nb/router_ports/{rport}", k.root());
+                            st.apply_put(&k, &key, &lrp.encode_to_vec(), rev);
+                        }
+                        13 => {
+                            let key = format!("{}nb/router_ports/{rport}", k.root());
+                            st.apply_delete(&k, &key, rev);
                         }
                         _ => {
                             if rng.random_bool(0.7) {
@@ -704,12 +1034,20 @@ mod tests {
                     apply_delta(&mut applied, &d);
                     assert_eq!(applied, full);
                 }
+                reached_router |= streams.iter().any(|(vs, _)| !vs.view().routers.is_empty());
+                reached_far |= streams
+                    .iter()
+                    .any(|(vs, _)| vs.view().switches.keys().any(|s| !vs.local.contains_key(s)));
             }
             // A fresh full computation agrees too.
             for c in chassis {
                 assert_eq!(ViewState::new(&st, c).view(), &compute(&st, c));
             }
         }
+        assert!(
+            reached_router && reached_far,
+            "router reachability never exercised"
+        );
     }
 
     #[test]

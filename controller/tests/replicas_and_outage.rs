@@ -102,6 +102,123 @@ async fn two_replicas_allocate_no_duplicates() {
     assert_eq!((ip_claims, mac_claims), (PORTS, PORTS));
 }
 
+fn obj(k: object::Kind) -> Object {
+    Object { kind: Some(k) }
+}
+
+fn insert(o: Object, may_exist: bool) -> Op {
+    Op {
+        op: Some(op::Op::Insert(InsertOp {
+            object: Some(o),
+            may_exist,
+        })),
+    }
+}
+
+/// 200 chains of the shape `ls-add a -- lsp-add a pN -- lsp-set-addresses pN dynamic --
+/// lsp-add a qN` (with --may-exist on the ls-add), half through each of two controller
+/// processes at once: each chain is one revision, and no IP, MAC or port key is handed out
+/// twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_run_concurrent_chains_without_duplicates() {
+    const CHAINS: usize = 200;
+    let etcd = start_etcd();
+    let prefix = unique_prefix("chains");
+    let a = BinCtl::start(&etcd.endpoint(), &prefix);
+    let b = BinCtl::start(&etcd.endpoint(), &prefix);
+    let ca = nb(&a.url()).await;
+    let cb = nb(&b.url()).await;
+    for client in [ca.clone(), cb.clone()] {
+        let ok = eventually(Duration::from_secs(10), || {
+            let mut cl = client.clone();
+            async move { cl.list_switches(ListSwitchesRequest {}).await.is_ok() }
+        })
+        .await;
+        assert!(ok, "controller did not come up");
+    }
+    let mut tasks = Vec::new();
+    for i in 0..CHAINS {
+        let mut client = if i % 2 == 0 { ca.clone() } else { cb.clone() };
+        tasks.push(tokio::spawn(async move {
+            let port = |name: String| {
+                obj(object::Kind::LogicalSwitchPort(LogicalSwitchPort {
+                    name,
+                    switch_name: "a".into(),
+                    ..Default::default()
+                }))
+            };
+            let ops = vec![
+                insert(
+                    obj(object::Kind::LogicalSwitch(LogicalSwitch {
+                        name: "a".into(),
+                        subnet: "10.30.0.0/22".into(),
+                        ..Default::default()
+                    })),
+                    true,
+                ),
+                insert(port(format!("p{i}")), false),
+                Op {
+                    op: Some(op::Op::Update(UpdateOp {
+                        kind: "Logical_Switch_Port".into(),
+                        name: format!("p{i}"),
+                        columns: vec![ColumnOp {
+                            action: column_op::Action::Set as i32,
+                            column: "addresses".into(),
+                            key: String::new(),
+                            values: vec!["dynamic".into()],
+                        }],
+                        if_exists: false,
+                    })),
+                },
+                insert(port(format!("q{i}")), false),
+            ];
+            client
+                .transact(TransactRequest {
+                    ops,
+                    ..Default::default()
+                })
+                .await
+                .map(|r| r.into_inner())
+        }));
+    }
+    let mut revisions = HashSet::new();
+    for t in tasks {
+        let r = t.await.expect("task").expect("transact");
+        assert_eq!(r.results.len(), 4);
+        assert!(
+            revisions.insert(r.revision),
+            "two chains share revision {}",
+            r.revision
+        );
+    }
+    let mut c = ca.clone();
+    let ports = c
+        .list_ports(ListPortsRequest {
+            switch_name: "a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .ports;
+    assert_eq!(ports.len(), 2 * CHAINS);
+    let mut ips = HashSet::new();
+    let mut macs = HashSet::new();
+    let mut keys = HashSet::new();
+    for p in &ports {
+        assert!(
+            keys.insert(p.tunnel_key),
+            "duplicate port key {}",
+            p.tunnel_key
+        );
+        if p.name.starts_with('p') {
+            let (mac, ip) = p.dynamic_addresses.split_once(' ').expect("allocated");
+            assert!(ips.insert(ip.to_string()), "duplicate IP {ip}");
+            assert!(macs.insert(mac.to_string()), "duplicate MAC {mac}");
+        }
+    }
+    assert_eq!(ips.len(), CHAINS);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_outage_gives_unavailable_then_recovers() {
     let mut etcd = start_etcd();

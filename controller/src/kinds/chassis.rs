@@ -35,19 +35,7 @@ pub fn alive_key(name: &str) -> String {
     format!("status/alive/{name}")
 }
 
-fn ch(obj: &Object) -> Option<&Chassis> {
-    match &obj.kind {
-        Some(object::Kind::Chassis(c)) => Some(c),
-        _ => None,
-    }
-}
-
-fn ch_mut(obj: &mut Object) -> Option<&mut Chassis> {
-    match &mut obj.kind {
-        Some(object::Kind::Chassis(c)) => Some(c),
-        _ => None,
-    }
-}
+super::object_accessors!(Chassis, Chassis, ch, ch_mut);
 
 impl Kind for ChassisKind {
     fn name(&self) -> &'static str {
@@ -62,15 +50,6 @@ impl Kind for ChassisKind {
     fn columns(&self) -> &'static [ColumnDef] {
         COLUMNS
     }
-    fn is(&self, obj: &Object) -> bool {
-        ch(obj).is_some()
-    }
-    fn object_name<'a>(&self, obj: &'a Object) -> &'a str {
-        ch(obj).map(|c| c.name.as_str()).unwrap_or("")
-    }
-    fn decode(&self, bytes: &[u8]) -> Result<Object, prost::DecodeError> {
-        Ok(wrap(object::Kind::Chassis(Chassis::decode(bytes)?)))
-    }
     fn encode(&self, obj: &Object) -> Vec<u8> {
         ch(obj)
             .map(|c| {
@@ -82,22 +61,7 @@ impl Kind for ChassisKind {
             })
             .unwrap_or_default()
     }
-    fn load(&self, state: &ClusterState, name: &str) -> Option<Object> {
-        state
-            .chassis
-            .get(name)
-            .map(|c| wrap(object::Kind::Chassis(c.clone())))
-    }
-    fn names(&self, state: &ClusterState) -> Vec<String> {
-        state.chassis.keys().cloned().collect()
-    }
-    fn store(&self, state: &mut ClusterState, name: &str, obj: Option<Object>, revision: i64) {
-        let obj = obj.and_then(|o| match o.kind {
-            Some(object::Kind::Chassis(c)) => Some(c),
-            _ => None,
-        });
-        state.store_chassis(name, obj, revision);
-    }
+    super::message_methods!(Chassis, Chassis, ch, chassis, store_chassis);
     fn get_column(&self, obj: &Object, column: &str, state: &ClusterState) -> Option<ColumnValue> {
         let c = ch(obj)?;
         Some(match column {

@@ -3,6 +3,61 @@
 //! `kinds/<kind>.rs`, list it in [`ALL`], and add its weftctl noun file
 //! (`cli/src/cmd/<noun>.rs`). See docs/architecture.md, "How to add an object kind".
 
+/// `get`/`get_mut`: a kind's message inside an [`Object`](weft_proto::v1::Object).
+macro_rules! object_accessors {
+    ($variant:ident, $msg:ty, $get:ident, $get_mut:ident) => {
+        fn $get(obj: &Object) -> Option<&$msg> {
+            match &obj.kind {
+                Some(object::Kind::$variant(m)) => Some(m),
+                _ => None,
+            }
+        }
+
+        fn $get_mut(obj: &mut Object) -> Option<&mut $msg> {
+            match &mut obj.kind {
+                Some(object::Kind::$variant(m)) => Some(m),
+                _ => None,
+            }
+        }
+    };
+}
+pub(crate) use object_accessors;
+
+/// The [`Kind`] methods that only wrap and unwrap a kind's message and reach its map in the
+/// cached state (`$field`, kept by `ClusterState::$store`).
+macro_rules! message_methods {
+    ($variant:ident, $msg:ty, $get:ident, $field:ident, $store:ident) => {
+        fn is(&self, obj: &Object) -> bool {
+            $get(obj).is_some()
+        }
+        fn object_name<'a>(&self, obj: &'a Object) -> &'a str {
+            $get(obj).map(|m| m.name.as_str()).unwrap_or("")
+        }
+        fn decode(&self, bytes: &[u8]) -> Result<Object, prost::DecodeError> {
+            Ok(wrap(object::Kind::$variant(
+                <$msg as prost::Message>::decode(bytes)?,
+            )))
+        }
+        fn load(&self, state: &ClusterState, name: &str) -> Option<Object> {
+            state
+                .$field
+                .get(name)
+                .map(|m| wrap(object::Kind::$variant(m.clone())))
+        }
+        fn names(&self, state: &ClusterState) -> Vec<String> {
+            state.$field.keys().cloned().collect()
+        }
+        fn store(&self, state: &mut ClusterState, name: &str, obj: Option<Object>, revision: i64) {
+            let m = obj.and_then(|o| match o.kind {
+                Some(object::Kind::$variant(m)) => Some(m),
+                _ => None,
+            });
+            state.$store(name, m, revision);
+        }
+    };
+}
+pub(crate) use message_methods;
+
 pub mod chassis;
 pub mod port;
 pub mod router;

@@ -4,7 +4,6 @@
 
 use std::net::Ipv4Addr;
 
-use ipnetwork::Ipv4Network;
 use prost::Message;
 use weft_proto::v1::{object, ColumnType, LogicalSwitchPort, Object, PortAddress, PortBinding};
 
@@ -63,19 +62,7 @@ pub fn sighting_key(port: &str) -> String {
     format!("status/sightings/{port}")
 }
 
-fn lsp(obj: &Object) -> Option<&LogicalSwitchPort> {
-    match &obj.kind {
-        Some(object::Kind::LogicalSwitchPort(p)) => Some(p),
-        _ => None,
-    }
-}
-
-fn lsp_mut(obj: &mut Object) -> Option<&mut LogicalSwitchPort> {
-    match &mut obj.kind {
-        Some(object::Kind::LogicalSwitchPort(p)) => Some(p),
-        _ => None,
-    }
-}
+super::object_accessors!(LogicalSwitchPort, LogicalSwitchPort, lsp, lsp_mut);
 
 fn entry_string(e: &AddressEntry) -> String {
     match e {
@@ -115,23 +102,6 @@ pub fn claims_of(p: &LogicalSwitchPort) -> (Vec<String>, Vec<String>) {
     (ips, macs)
 }
 
-fn dynamic_needs_subnet(p: &LogicalSwitchPort, subnet: Option<Ipv4Network>) -> ApiResult<()> {
-    if subnet.is_some() {
-        return Ok(());
-    }
-    match p.addresses.iter().position(|a| a.trim() == "dynamic") {
-        Some(i) => Err(ApiError::FailedPrecondition(
-            ValidationError::new(
-                format!("addresses[{i}]"),
-                "dynamic",
-                format!("switch {:?} has no subnet to allocate from", p.switch_name),
-            )
-            .to_string(),
-        )),
-        None => Ok(()),
-    }
-}
-
 /// Validates the port's own fields (no state).
 fn validate_fields(p: &LogicalSwitchPort) -> ApiResult<Vec<PortAddress>> {
     validate_name("port.name", &p.name)?;
@@ -169,7 +139,6 @@ fn claim_addresses(
             ApiError::NotFound(format!("switch {switch:?} not found (port.switch_name)"))
         })?;
     let subnet = validate::stored_subnet(&sw);
-    dynamic_needs_subnet(p, subnet)?;
     let entries = parse_addresses(&p.addresses, subnet, &switch)?;
     let (old_ips, old_macs) = old.map(claims_of).unwrap_or_default();
     let old_dynamic = old
@@ -211,19 +180,25 @@ fn claim_addresses(
         }
     }
     let mut dynamic = String::new();
-    if let (true, Some(subnet)) = (entries.contains(&AddressEntry::Dynamic), subnet) {
-        let keep = old_dynamic.filter(|(mac, ip)| {
-            let ip_s = ip.to_string();
-            subnet.contains(*ip)
-                && !ips.contains(&ip_s)
-                && !macs.contains(mac)
-                && taken_by_other(plan, &ip_claim(&switch, &ip_s)).is_none()
+    if entries.contains(&AddressEntry::Dynamic) {
+        let free = |plan: &Plan, mac: &str, ip: Option<Ipv4Addr>| {
+            !macs.iter().any(|m| m == mac)
                 && taken_by_other(plan, &mac_claim(&switch, mac)).is_none()
+                && ip.is_none_or(|ip| {
+                    let s = ip.to_string();
+                    !ips.contains(&s) && taken_by_other(plan, &ip_claim(&switch, &s)).is_none()
+                })
+        };
+        // Keep the previous allocation when it still fits (same subnet, still free).
+        let keep = old_dynamic.filter(|(mac, ip)| match (subnet, ip) {
+            (Some(net), Some(ip)) => net.contains(*ip) && free(plan, mac, Some(*ip)),
+            (None, None) => free(plan, mac, None),
+            _ => false,
         });
-        let (mac, ip) = match keep {
-            Some(k) => k,
-            None => {
-                let mut rng = rand::rng();
+        let mut rng = rand::rng();
+        let (mac, ip) = match (keep, subnet) {
+            (Some(k), _) => k,
+            (None, Some(subnet)) => {
                 let ip = ipam::pick_ip_with(
                     &switch,
                     subnet,
@@ -242,11 +217,28 @@ fn claim_addresses(
                     },
                     &mut rng,
                 )?;
-                (mac, ip)
+                (mac, Some(ip))
+            }
+            // No subnet: a MAC only, as OVN.
+            (None, None) => {
+                let mac = ipam::pick_random_mac(
+                    &switch,
+                    |m| {
+                        macs.iter().any(|x| x == m)
+                            || plan.claim_owner(&mac_claim(&switch, m)).is_some()
+                    },
+                    &mut rng,
+                )?;
+                (mac, None)
             }
         };
-        dynamic = format!("{mac} {ip}");
-        ips.push(ip.to_string());
+        match ip {
+            Some(ip) => {
+                dynamic = format!("{mac} {ip}");
+                ips.push(ip.to_string());
+            }
+            None => dynamic = mac.clone(),
+        }
         macs.push(mac);
     }
     for ip in old_ips.iter().filter(|ip| !ips.contains(ip)) {
@@ -281,17 +273,6 @@ impl Kind for PortKind {
     fn columns(&self) -> &'static [ColumnDef] {
         COLUMNS
     }
-    fn is(&self, obj: &Object) -> bool {
-        lsp(obj).is_some()
-    }
-    fn object_name<'a>(&self, obj: &'a Object) -> &'a str {
-        lsp(obj).map(|p| p.name.as_str()).unwrap_or("")
-    }
-    fn decode(&self, bytes: &[u8]) -> Result<Object, prost::DecodeError> {
-        Ok(wrap(object::Kind::LogicalSwitchPort(
-            LogicalSwitchPort::decode(bytes)?,
-        )))
-    }
     fn encode(&self, obj: &Object) -> Vec<u8> {
         lsp(obj)
             .map(|p| {
@@ -302,22 +283,7 @@ impl Kind for PortKind {
             })
             .unwrap_or_default()
     }
-    fn load(&self, state: &ClusterState, name: &str) -> Option<Object> {
-        state
-            .ports
-            .get(name)
-            .map(|p| wrap(object::Kind::LogicalSwitchPort(p.clone())))
-    }
-    fn names(&self, state: &ClusterState) -> Vec<String> {
-        state.ports.keys().cloned().collect()
-    }
-    fn store(&self, state: &mut ClusterState, name: &str, obj: Option<Object>, revision: i64) {
-        let obj = obj.and_then(|o| match o.kind {
-            Some(object::Kind::LogicalSwitchPort(p)) => Some(p),
-            _ => None,
-        });
-        state.store_port(name, obj, revision);
-    }
+    super::message_methods!(LogicalSwitchPort, LogicalSwitchPort, lsp, ports, store_port);
     fn get_column(&self, obj: &Object, column: &str, state: &ClusterState) -> Option<ColumnValue> {
         let p = lsp(obj)?;
         let p = state.port_with_status(p);

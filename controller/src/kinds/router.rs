@@ -27,19 +27,7 @@ static COLUMNS: &[ColumnDef] = &[
     ColumnDef::ro("ports", ColumnType::Set),
 ];
 
-fn lr(obj: &Object) -> Option<&LogicalRouter> {
-    match &obj.kind {
-        Some(object::Kind::LogicalRouter(r)) => Some(r),
-        _ => None,
-    }
-}
-
-fn lr_mut(obj: &mut Object) -> Option<&mut LogicalRouter> {
-    match &mut obj.kind {
-        Some(object::Kind::LogicalRouter(r)) => Some(r),
-        _ => None,
-    }
-}
+super::object_accessors!(LogicalRouter, LogicalRouter, lr, lr_mut);
 
 fn check(r: &LogicalRouter) -> Result<(), ValidationError> {
     validate_name("router.name", &r.name)?;
@@ -60,36 +48,10 @@ impl Kind for RouterKind {
     fn columns(&self) -> &'static [ColumnDef] {
         COLUMNS
     }
-    fn is(&self, obj: &Object) -> bool {
-        lr(obj).is_some()
-    }
-    fn object_name<'a>(&self, obj: &'a Object) -> &'a str {
-        lr(obj).map(|r| r.name.as_str()).unwrap_or("")
-    }
-    fn decode(&self, bytes: &[u8]) -> Result<Object, prost::DecodeError> {
-        Ok(wrap(object::Kind::LogicalRouter(LogicalRouter::decode(
-            bytes,
-        )?)))
-    }
     fn encode(&self, obj: &Object) -> Vec<u8> {
         lr(obj).map(|r| r.encode_to_vec()).unwrap_or_default()
     }
-    fn load(&self, state: &ClusterState, name: &str) -> Option<Object> {
-        state
-            .routers
-            .get(name)
-            .map(|r| wrap(object::Kind::LogicalRouter(r.clone())))
-    }
-    fn names(&self, state: &ClusterState) -> Vec<String> {
-        state.routers.keys().cloned().collect()
-    }
-    fn store(&self, state: &mut ClusterState, name: &str, obj: Option<Object>, revision: i64) {
-        let obj = obj.and_then(|o| match o.kind {
-            Some(object::Kind::LogicalRouter(r)) => Some(r),
-            _ => None,
-        });
-        state.store_router(name, obj, revision);
-    }
+    super::message_methods!(LogicalRouter, LogicalRouter, lr, routers, store_router);
     fn get_column(&self, obj: &Object, column: &str, state: &ClusterState) -> Option<ColumnValue> {
         let r = lr(obj)?;
         Some(match column {

@@ -36,19 +36,7 @@ pub fn key_claim(router: &str, key: u32) -> String {
     format!("claims/lrpk/{router}/{key}")
 }
 
-fn lrp(obj: &Object) -> Option<&LogicalRouterPort> {
-    match &obj.kind {
-        Some(object::Kind::LogicalRouterPort(p)) => Some(p),
-        _ => None,
-    }
-}
-
-fn lrp_mut(obj: &mut Object) -> Option<&mut LogicalRouterPort> {
-    match &mut obj.kind {
-        Some(object::Kind::LogicalRouterPort(p)) => Some(p),
-        _ => None,
-    }
-}
+super::object_accessors!(LogicalRouterPort, LogicalRouterPort, lrp, lrp_mut);
 
 /// Validates and normalizes a router port's fields.
 fn check(p: &mut LogicalRouterPort) -> Result<(), ValidationError> {
@@ -106,36 +94,16 @@ impl Kind for RouterPortKind {
     fn columns(&self) -> &'static [ColumnDef] {
         COLUMNS
     }
-    fn is(&self, obj: &Object) -> bool {
-        lrp(obj).is_some()
-    }
-    fn object_name<'a>(&self, obj: &'a Object) -> &'a str {
-        lrp(obj).map(|p| p.name.as_str()).unwrap_or("")
-    }
-    fn decode(&self, bytes: &[u8]) -> Result<Object, prost::DecodeError> {
-        Ok(wrap(object::Kind::LogicalRouterPort(
-            LogicalRouterPort::decode(bytes)?,
-        )))
-    }
     fn encode(&self, obj: &Object) -> Vec<u8> {
         lrp(obj).map(|p| p.encode_to_vec()).unwrap_or_default()
     }
-    fn load(&self, state: &ClusterState, name: &str) -> Option<Object> {
-        state
-            .router_ports
-            .get(name)
-            .map(|p| wrap(object::Kind::LogicalRouterPort(p.clone())))
-    }
-    fn names(&self, state: &ClusterState) -> Vec<String> {
-        state.router_ports.keys().cloned().collect()
-    }
-    fn store(&self, state: &mut ClusterState, name: &str, obj: Option<Object>, revision: i64) {
-        let obj = obj.and_then(|o| match o.kind {
-            Some(object::Kind::LogicalRouterPort(p)) => Some(p),
-            _ => None,
-        });
-        state.store_router_port(name, obj, revision);
-    }
+    super::message_methods!(
+        LogicalRouterPort,
+        LogicalRouterPort,
+        lrp,
+        router_ports,
+        store_router_port
+    );
     fn get_column(&self, obj: &Object, column: &str, _state: &ClusterState) -> Option<ColumnValue> {
         let p = lrp(obj)?;
         Some(match column {

@@ -46,19 +46,7 @@ pub fn gen_key(switch: &str) -> String {
     format!("gen/{switch}")
 }
 
-fn sw(obj: &Object) -> Option<&LogicalSwitch> {
-    match &obj.kind {
-        Some(object::Kind::LogicalSwitch(s)) => Some(s),
-        _ => None,
-    }
-}
-
-fn sw_mut(obj: &mut Object) -> Option<&mut LogicalSwitch> {
-    match &mut obj.kind {
-        Some(object::Kind::LogicalSwitch(s)) => Some(s),
-        _ => None,
-    }
-}
+super::object_accessors!(LogicalSwitch, LogicalSwitch, sw, sw_mut);
 
 /// Allocates a datapath key for `owner` (a switch or router name, for the claim's value).
 pub fn allocate_datapath_key(plan: &mut Plan, owner: &str) -> ApiResult<u32> {
@@ -99,36 +87,10 @@ impl Kind for SwitchKind {
     fn columns(&self) -> &'static [ColumnDef] {
         COLUMNS
     }
-    fn is(&self, obj: &Object) -> bool {
-        sw(obj).is_some()
-    }
-    fn object_name<'a>(&self, obj: &'a Object) -> &'a str {
-        sw(obj).map(|s| s.name.as_str()).unwrap_or("")
-    }
-    fn decode(&self, bytes: &[u8]) -> Result<Object, prost::DecodeError> {
-        Ok(wrap(object::Kind::LogicalSwitch(LogicalSwitch::decode(
-            bytes,
-        )?)))
-    }
     fn encode(&self, obj: &Object) -> Vec<u8> {
         sw(obj).map(|s| s.encode_to_vec()).unwrap_or_default()
     }
-    fn load(&self, state: &ClusterState, name: &str) -> Option<Object> {
-        state
-            .switches
-            .get(name)
-            .map(|s| wrap(object::Kind::LogicalSwitch(s.clone())))
-    }
-    fn names(&self, state: &ClusterState) -> Vec<String> {
-        state.switches.keys().cloned().collect()
-    }
-    fn store(&self, state: &mut ClusterState, name: &str, obj: Option<Object>, revision: i64) {
-        let obj = obj.and_then(|o| match o.kind {
-            Some(object::Kind::LogicalSwitch(s)) => Some(s),
-            _ => None,
-        });
-        state.store_switch(name, obj, revision);
-    }
+    super::message_methods!(LogicalSwitch, LogicalSwitch, sw, switches, store_switch);
     fn get_column(&self, obj: &Object, column: &str, state: &ClusterState) -> Option<ColumnValue> {
         let s = sw(obj)?;
         Some(match column {

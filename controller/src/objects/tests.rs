@@ -121,6 +121,46 @@ async fn a_chain_is_one_revision_and_ops_see_earlier_ops() {
     assert!(st.switches["a"].tunnel_key >= 1);
 }
 
+/// The issue's own chain, on a switch without a subnet: `dynamic` gets a MAC only (as OVN).
+#[tokio::test]
+async fn dynamic_without_a_subnet_is_a_mac_only() {
+    let i = intent();
+    let out = run(
+        &i,
+        &[
+            insert(ls("a", ""), false),
+            insert(lsp("a", "p1", &[]), false),
+            set(kinds::port::NAME, "p1", "addresses", vec!["dynamic".into()]),
+            insert(lsp("a", "p2", &[]), false),
+        ],
+    )
+    .await;
+    let p1 = port(&out.results[2].object);
+    assert_eq!(p1.dynamic_addresses.len(), 17, "{p1:?}");
+    let st = i.load().await.unwrap();
+    assert_eq!(
+        st.claims[&format!("claims/mac/a/{}", p1.dynamic_addresses)],
+        "p1"
+    );
+    assert_eq!(st.resolved["p1"].addresses[0].mac, p1.dynamic_addresses);
+    assert!(st.resolved["p1"].addresses[0].ips.is_empty());
+    // Setting the same addresses again keeps the MAC.
+    let again = run(
+        &i,
+        &[set(
+            kinds::port::NAME,
+            "p1",
+            "addresses",
+            vec!["dynamic".into(), "unknown".into()],
+        )],
+    )
+    .await;
+    assert_eq!(
+        port(&again.results[0].object).dynamic_addresses,
+        p1.dynamic_addresses
+    );
+}
+
 #[tokio::test]
 async fn a_bad_op_anywhere_changes_nothing() {
     let i = intent();

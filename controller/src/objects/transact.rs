@@ -92,10 +92,9 @@ pub fn run_op(plan: &mut Plan, op: &Op) -> ApiResult<Planned> {
 pub enum Oversize {
     /// Refused with InvalidArgument naming the limit.
     Refuse,
-    /// The caller deletes in chunks (ls-del of a large switch): returned as
-    /// `Err(TransactError{op: None, error: ApiError::Internal("oversize")})` is not used;
-    /// instead [`Intent::transact`] returns [`Planned`] with `committed = false` and the
-    /// caller falls back.
+    /// The caller has a chunked path (ls-del of a large switch): [`Intent::transact`]
+    /// returns an [`Outcome`] with `committed == false` and no results, and the caller
+    /// falls back to it.
     Fallback,
 }
 

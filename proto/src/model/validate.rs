@@ -214,11 +214,7 @@ pub fn parse_addresses(
         let entry = match words.as_slice() {
             [] => return Err(err("empty entry".into())),
             ["dynamic"] => {
-                if subnet.is_none() {
-                    return Err(err(format!(
-                        "\"dynamic\" needs a subnet on switch {switch:?}"
-                    )));
-                }
+                // On a switch without a subnet `dynamic` allocates a MAC only (as OVN).
                 if out.contains(&AddressEntry::Dynamic) {
                     return Err(err("\"dynamic\" given twice".into()));
                 }
@@ -470,10 +466,15 @@ pub fn validate_chassis(c: &Chassis) -> Result<()> {
 }
 
 /// Parses a stored `dynamic_addresses` value "MAC IP".
-pub fn parse_dynamic(s: &str) -> Option<(String, Ipv4Addr)> {
+/// Parses a stored `dynamic_addresses` value: "MAC IP", or "MAC" alone on a switch without a
+/// subnet.
+pub fn parse_dynamic(s: &str) -> Option<(String, Option<Ipv4Addr>)> {
     let mut w = s.split_whitespace();
     let mac = parse_mac(w.next()?).ok()?;
-    let ip = w.next()?.parse().ok()?;
+    let ip = match w.next() {
+        Some(ip) => Some(ip.parse().ok()?),
+        None => None,
+    };
     Some((mac, ip))
 }
 
@@ -559,9 +560,11 @@ mod tests {
             parse_addresses(&["dynamic".into()], n, "sw").unwrap(),
             vec![AddressEntry::Dynamic]
         );
-        let e = parse_addresses(&["dynamic".into()], None, "sw").unwrap_err();
-        assert_eq!(e.field, "addresses[0]");
-        assert!(e.reason.contains("subnet"));
+        // Without a subnet `dynamic` means a MAC only (as OVN).
+        assert_eq!(
+            parse_addresses(&["dynamic".into()], None, "sw").unwrap(),
+            vec![AddressEntry::Dynamic]
+        );
         let e = parse_addresses(&["zz:00:00:00:00:01 10.0.0.5".into()], n, "sw").unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -668,8 +671,13 @@ mod tests {
     fn dynamic_value() {
         assert_eq!(
             parse_dynamic("0a:00:00:00:00:05 10.0.0.5"),
-            Some(("0a:00:00:00:00:05".into(), Ipv4Addr::new(10, 0, 0, 5)))
+            Some(("0a:00:00:00:00:05".into(), Some(Ipv4Addr::new(10, 0, 0, 5))))
+        );
+        assert_eq!(
+            parse_dynamic("0a:00:00:00:00:05"),
+            Some(("0a:00:00:00:00:05".into(), None))
         );
         assert_eq!(parse_dynamic("junk"), None);
+        assert_eq!(parse_dynamic("0a:00:00:00:00:05 junk"), None);
     }
 }
