@@ -102,21 +102,19 @@ impl IdSpace {
         if let Some(id) = self.get(owner) {
             return Ok((id, false));
         }
-        let mut id = self.hint.max(self.min);
-        let mut wrapped = false;
-        while self.live.contains_key(&id) {
-            if id >= self.max {
-                if wrapped {
-                    return Err(self.exhausted(owner));
-                }
-                wrapped = true;
-                id = self.min;
-            } else {
-                id += 1;
-            }
-        }
-        if self.live.len() as u64 >= u64::from(self.max - self.min) + 1 {
+        let span = u64::from(self.max - self.min) + 1;
+        if self.live.len() as u64 >= span {
             return Err(self.exhausted(owner));
+        }
+        // Some id in range is free: search from the hint, wrapping once.
+        let start = if self.hint < self.min || self.hint > self.max {
+            self.min
+        } else {
+            self.hint
+        };
+        let mut id = start;
+        while self.live.contains_key(&id) {
+            id = if id >= self.max { self.min } else { id + 1 };
         }
         self.by_owner.insert(owner.to_string(), id);
         self.live.insert(id, owner.to_string());
@@ -377,6 +375,60 @@ mod tests {
         assert_eq!(s.owner_of(1), Some("c"));
         // A restored id held by another owner is refused.
         assert!(!s.restore("x", 2));
+    }
+
+    fn view() -> ChassisView {
+        use weft_proto::model::view::ViewDelta;
+        use weft_proto::v1::{PortView, SwitchView};
+        let port = |n: &str, k: u32| PortView {
+            name: n.into(),
+            switch_name: "sw".into(),
+            chassis: "hv1".into(),
+            enabled: true,
+            tunnel_key: k,
+            ..Default::default()
+        };
+        let mut v = ChassisView::new();
+        v.apply(&ViewDelta {
+            revision: 1,
+            snapshot: true,
+            switches: vec![SwitchView {
+                name: "sw".into(),
+                vni: 5,
+                tunnel_key: 5,
+                ..Default::default()
+            }],
+            ports: vec![port("a", 1), port("b", 2)],
+            ..Default::default()
+        })
+        .expect("valid");
+        v
+    }
+
+    #[test]
+    fn sync_assigns_persists_and_survives_a_restart() {
+        let v = view();
+        let vifs: BTreeMap<String, u32> = [("a".to_string(), 1), ("b".to_string(), 2)].into();
+        let mut ids = Ids::default();
+        assert!(ids.sync(&v, "hv1", &vifs).unwrap());
+        let ch = ids.pending().clone();
+        assert_eq!(ch.flush_zones, [1, 2].into());
+        assert_eq!(ch.set.len(), 2 + 4 + 1, "{ch:?}");
+        ids.persisted(&ch);
+        assert!(ids.pending().is_empty());
+        // A restarted agent recovers the same ids and has nothing to write or flush.
+        let (mut again, bad) = Ids::from_external_ids(&ids.to_external_ids());
+        assert!(bad.is_empty());
+        assert!(!again.sync(&v, "hv1", &vifs).unwrap());
+        assert_eq!(again.to_external_ids(), ids.to_external_ids());
+        // a's VIF goes: its zone is released; a new port gets the lowest free zone, flushed.
+        let only_b: BTreeMap<String, u32> = [("b".to_string(), 2)].into();
+        again.sync(&v, "hv1", &only_b).unwrap();
+        assert!(again.pending().remove.contains("ct-zone-a"));
+        again.persisted(&again.pending().clone());
+        again.sync(&v, "hv1", &vifs).unwrap();
+        assert_eq!(again.zone("a"), Some(1));
+        assert_eq!(again.pending().flush_zones, [1].into());
     }
 
     #[test]
