@@ -269,6 +269,23 @@ pub fn ext_flows() -> Vec<Flow> {
     let ip4 = || MatchField::EthType(0x0800);
     let zone13 = CtZone::Field(sub::reg_bits(13, 0, 15));
     vec![
+        // A bit-range move (copy_field with offsets).
+        flow(
+            0,
+            90,
+            0,
+            vec![MatchField::InPort(3)],
+            vec![
+                Action::MoveBits {
+                    src: sub::reg_bits(14, 0, 14),
+                    dst: sub::reg_bits(13, 16, 30),
+                },
+                Action::MoveBits {
+                    src: sub::reg_bits(15, 0, 15),
+                    dst: SubField::bits(nxm::nxm_nx_reg(12), 0, 15),
+                },
+            ],
+        ),
         flow(
             26,
             100,
