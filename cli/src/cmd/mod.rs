@@ -27,6 +27,7 @@ pub mod router_port;
 pub mod show;
 pub mod switch;
 pub mod sync;
+pub mod topology;
 pub mod trace;
 
 /// Table names of the kinds, as ovn-nbctl spells them (the server resolves them
@@ -69,6 +70,7 @@ registry! {
     Chassis(chassis::ChassisCmd),
     Db(db::DbCmd),
     Sync(sync::SyncCmd),
+    Topology(topology::TopologyCmd),
     Trace(trace::TraceCmd),
     Completion(completion::CompletionCmd),
 }
