@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 pkgs=(openvswitch-switch etcd-server protobuf-compiler libprotobuf-dev iproute2 ethtool
       ovn-central ovn-host
-      iputils-ping procps
+      iputils-ping procps librsvg2-bin
       podman containernetworking-plugins runc busybox-static util-linux)
 missing=()
 for p in "${pkgs[@]}"; do

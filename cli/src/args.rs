@@ -122,6 +122,10 @@ pub enum Format {
     Json,
     /// Comma-separated values with a heading line.
     Csv,
+    /// `topology`: an SVG picture.
+    Svg,
+    /// `topology`: a Graphviz graph.
+    Dot,
 }
 
 /// The clap command of [`Cli`], with a note on every command's help about the global

@@ -155,6 +155,11 @@ impl Client {
                 .sync(*req)
                 .await
                 .map(|r| Reply::Sync(r.into_inner())),
+            Call::Trace(req) => self
+                .nb
+                .trace(req.clone())
+                .await
+                .map(|r| Reply::Trace(r.into_inner())),
         };
         r.map_err(|s| self.status(s))
     }

@@ -156,8 +156,8 @@ pub fn render_table(t: &Table, out: &Out, default: Format) -> Result<String, Ren
     Ok(match format {
         Format::List => list(&t, headings, out.bare),
         Format::Csv => csv(&t, headings, out.bare),
-        Format::Table | Format::Json if out.bare => bare_rows(&t),
-        Format::Table | Format::Json => aligned(&t, headings),
+        Format::Table | Format::Json | Format::Svg | Format::Dot if out.bare => bare_rows(&t),
+        Format::Table | Format::Json | Format::Svg | Format::Dot => aligned(&t, headings),
     })
 }
 

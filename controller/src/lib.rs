@@ -19,6 +19,7 @@ pub mod southbound;
 pub mod state;
 pub mod status;
 pub mod store;
+pub mod trace;
 pub mod validate;
 pub mod view;
 

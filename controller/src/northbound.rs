@@ -13,7 +13,8 @@ use weft_proto::v1::{
     ListObjectsRequest, ListPortsReply, ListPortsRequest, ListSwitchesReply, ListSwitchesRequest,
     LogicalSwitch, LogicalSwitchPort, PortReply, Record, SetPortAddressesRequest,
     SetPortEnabledRequest, SetPortSecurityRequest, ShowReply, ShowRequest, SwitchDetail,
-    SwitchReply, SyncRequest, TransactReply, TransactRequest, WaitMode, WriteOptions, WriteReply,
+    SwitchReply, SyncRequest, TraceReply, TraceRequest, TransactReply, TransactRequest, WaitMode,
+    WriteOptions, WriteReply,
 };
 
 use crate::cache::CacheSnapshot;
@@ -187,6 +188,26 @@ impl Northbound for NorthboundService {
                 revision: out.revision,
                 changes: out.changes,
             }))
+        }
+        .instrument(span)
+        .await
+        .map_err(status)
+    }
+
+    async fn trace(&self, request: Request<TraceRequest>) -> Result<Response<TraceReply>, Status> {
+        let req = request.into_inner();
+        let span = tracing::debug_span!("trace", inport = %req.inport);
+        async {
+            validate_name("inport", &req.inport)?;
+            let flow = if req.microflow.trim().is_empty() {
+                Default::default()
+            } else {
+                weft_proto::model::expr::parse_microflow(&req.microflow).map_err(|e| {
+                    ApiError::InvalidArgument(format!("invalid microflow {:?}: {e}", req.microflow))
+                })?
+            };
+            let st = self.intent.read_state().await?;
+            Ok(Response::new(crate::trace::trace(&st, &req.inport, flow)?))
         }
         .instrument(span)
         .await

@@ -27,6 +27,8 @@ pub mod router_port;
 pub mod show;
 pub mod switch;
 pub mod sync;
+pub mod topology;
+pub mod trace;
 
 /// Table names of the kinds, as ovn-nbctl spells them (the server resolves them
 /// case-insensitively; weftctl uses this list for completion and help only).
@@ -68,6 +70,8 @@ registry! {
     Chassis(chassis::ChassisCmd),
     Db(db::DbCmd),
     Sync(sync::SyncCmd),
+    Topology(topology::TopologyCmd),
+    Trace(trace::TraceCmd),
     Completion(completion::CompletionCmd),
 }
 
@@ -185,6 +189,7 @@ pub enum Call {
     ListChassis,
     ListObjects(pb::ListObjectsRequest),
     Sync(pb::SyncRequest),
+    Trace(pb::TraceRequest),
 }
 
 /// The reply to a [`Call`].
@@ -197,6 +202,7 @@ pub enum Reply {
     Chassis(pb::ListChassisReply),
     Objects(pb::ListObjectsReply),
     Sync(pb::WriteReply),
+    Trace(pb::TraceReply),
 }
 
 /// Errors of planning and printing commands.

@@ -16,7 +16,6 @@ use crate::error::ApiError;
 use crate::intent::{delete, insert, set, Intent, Limits};
 use crate::kinds;
 use crate::store::memory::MemoryStore;
-use crate::store::IntentStore;
 
 fn intent() -> Intent {
     Intent::new(Arc::new(MemoryStore::new()), "/t")

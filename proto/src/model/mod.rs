@@ -4,6 +4,7 @@
 //! controller, the agent, weftctl and the CNI plugin. No I/O. Start with
 //! [`validate::parse_addresses`] and [`validate::validate_name`].
 
+pub mod expr;
 pub mod hash;
 pub mod validate;
 pub mod view;

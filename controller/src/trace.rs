@@ -1,0 +1,625 @@
+//! The logical trace (`weftctl trace`, ovn-trace's role): one packet through the intent, stage
+//! by stage as the pipeline runs it (docs/architecture.md's table map), ending in a verdict.
+//! Pure: computed from a [`ClusterState`]; no chassis is asked. Start with [`trace`].
+
+use std::net::Ipv4Addr;
+
+use weft_proto::model::expr::{Microflow, Value};
+use weft_proto::v1::{PortAddress, TraceOutput, TraceReply, TraceStage, TraceVerdict};
+
+use crate::error::{ApiError, ApiResult};
+use crate::kinds;
+use crate::state::ClusterState;
+use crate::validate::parse_mac;
+
+fn stage(stage: &str, detail: impl Into<String>, kind: &str, object: &str) -> TraceStage {
+    TraceStage {
+        stage: stage.into(),
+        detail: detail.into(),
+        kind: kind.into(),
+        object: object.into(),
+    }
+}
+
+fn mac_bytes(s: &str) -> Option<[u8; 6]> {
+    let m = parse_mac(s).ok()?;
+    let mut b = [0u8; 6];
+    for (i, p) in m.split(':').enumerate() {
+        b[i] = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(b)
+}
+
+fn mac_text(m: &[u8; 6]) -> String {
+    Value::Mac(*m).to_string()
+}
+
+/// Whether `ip` is allowed by a port-security entry's IPs ("10.0.0.5" or "10.0.0.0/24"; none
+/// = any).
+fn ip_allowed(entry: &PortAddress, ip: Ipv4Addr) -> bool {
+    entry.ips.is_empty()
+        || entry.ips.iter().any(|a| match a.split_once('/') {
+            Some((net, p)) => match (net.parse::<Ipv4Addr>(), p.parse::<u32>()) {
+                (Ok(net), Ok(p)) if p <= 32 => {
+                    let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+                    u32::from(ip) & mask == u32::from(net) & mask
+                }
+                _ => false,
+            },
+            None => a.parse::<Ipv4Addr>().is_ok_and(|x| x == ip),
+        })
+}
+
+/// Renders a microflow back to OVN syntax.
+pub fn render(m: &Microflow) -> String {
+    let mut parts: Vec<String> = m
+        .fields
+        .iter()
+        .map(|(f, v)| format!("{f} == {v}"))
+        .collect();
+    parts.extend(m.predicates.iter().cloned());
+    parts.join(" && ")
+}
+
+struct Out {
+    stages: Vec<TraceStage>,
+    outputs: Vec<TraceOutput>,
+}
+
+impl Out {
+    fn done(self, verdict: TraceVerdict, summary: String, m: &Microflow, rev: i64) -> TraceReply {
+        TraceReply {
+            stages: self.stages,
+            verdict: verdict as i32,
+            summary,
+            outputs: self.outputs,
+            microflow: render(m),
+            revision: rev,
+        }
+    }
+}
+
+/// Traces `m` entering from `inport`. Errors: an unknown inport (NotFound, naming it), an
+/// inport in the microflow that disagrees (InvalidArgument).
+pub fn trace(state: &ClusterState, inport: &str, mut m: Microflow) -> ApiResult<TraceReply> {
+    match m.get("inport") {
+        Some(Value::Str(p)) if p != inport => {
+            return Err(ApiError::InvalidArgument(format!(
+                "invalid microflow inport \"{p}\": the trace starts at port {inport:?}"
+            )))
+        }
+        Some(Value::Str(_)) => {}
+        _ => m.or_default("inport", Value::Str(inport.to_string())),
+    }
+    let Some(port) = state.ports.get(inport) else {
+        return Err(ApiError::NotFound(format!(
+            "port {inport:?} not found (inport)"
+        )));
+    };
+    let rev = state.revision;
+    let sw_name = port.switch_name.clone();
+    let view = state.resolved.get(inport).cloned().unwrap_or_default();
+    let src_chassis = state
+        .bindings
+        .get(inport)
+        .map(|b| b.chassis.clone())
+        .unwrap_or_default();
+    let mut out = Out {
+        stages: Vec::new(),
+        outputs: Vec::new(),
+    };
+    let sw = state.switches.get(&sw_name);
+    out.stages.push(stage(
+        "ingress",
+        format!(
+            "from port {inport} on switch {sw_name} (datapath key {}), {}",
+            sw.map(|s| s.tunnel_key).unwrap_or(0),
+            if src_chassis.is_empty() {
+                "bound to no chassis".to_string()
+            } else {
+                format!("bound to chassis {src_chassis}")
+            }
+        ),
+        kinds::port::NAME,
+        inport,
+    ));
+    if !port.enabled {
+        out.stages.push(stage(
+            "ingress",
+            "port is disabled: dropped",
+            kinds::port::NAME,
+            inport,
+        ));
+        let s = format!("dropped: port {inport} is disabled");
+        return Ok(out.done(TraceVerdict::TraceDropped, s, &m, rev));
+    }
+    // Fill in what the sender would: its own MAC and IP.
+    if let Some(a) = view.addresses.first() {
+        if let Some(b) = mac_bytes(&a.mac) {
+            m.or_default("eth.src", Value::Mac(b));
+        }
+        let is_ip = m.has("ip4")
+            || m.has("ip")
+            || m.has("tcp")
+            || m.has("udp")
+            || m.has("icmp4")
+            || m.has("icmp")
+            || m.fields.iter().any(|(f, _)| {
+                f.starts_with("ip4.")
+                    || f.starts_with("tcp.")
+                    || f.starts_with("udp.")
+                    || f.starts_with("icmp4.")
+            });
+        if is_ip {
+            if let Some(ip) = a.ips.first().and_then(|i| i.parse::<Ipv4Addr>().ok()) {
+                m.or_default("ip4.src", Value::Ipv4(ip, 32));
+            }
+        }
+    }
+    let eth_src = match m.get("eth.src") {
+        Some(Value::Mac(b)) => *b,
+        _ => return Err(ApiError::InvalidArgument(format!(
+            "invalid microflow: no eth.src given and port {inport} has no address to take it from"
+        ))),
+    };
+    // Port security.
+    if view.port_security.is_empty() {
+        out.stages
+            .push(stage("port-security", "none set on the port", "", ""));
+    } else {
+        let src = mac_text(&eth_src);
+        let Some(entry) = view.port_security.iter().find(|e| e.mac == src) else {
+            out.stages.push(stage(
+                "port-security",
+                format!("eth.src {src} is not in port_security: dropped"),
+                kinds::port::NAME,
+                inport,
+            ));
+            let s = format!("dropped by port security of {inport} (eth.src {src})");
+            return Ok(out.done(TraceVerdict::TraceDropped, s, &m, rev));
+        };
+        if let Some(Value::Ipv4(ip, _)) = m.get("ip4.src") {
+            if !ip_allowed(entry, *ip) {
+                out.stages.push(stage(
+                    "port-security",
+                    format!("ip4.src {ip} is not allowed for {src}: dropped"),
+                    kinds::port::NAME,
+                    inport,
+                ));
+                let s = format!("dropped by port security of {inport} (ip4.src {ip})");
+                return Ok(out.done(TraceVerdict::TraceDropped, s, &m, rev));
+            }
+        }
+        out.stages.push(stage(
+            "port-security",
+            format!("eth.src {src} allowed"),
+            kinds::port::NAME,
+            inport,
+        ));
+    }
+    let ports_on: Vec<String> = state
+        .ports_by_switch
+        .get(&sw_name)
+        .map(|s| s.iter().cloned().collect())
+        .unwrap_or_default();
+    let owner_of_ip = |ip: Ipv4Addr| -> Option<(String, String)> {
+        let ip = ip.to_string();
+        ports_on.iter().find_map(|p| {
+            state
+                .resolved
+                .get(p)?
+                .addresses
+                .iter()
+                .find(|a| a.ips.contains(&ip))
+                .map(|a| (p.clone(), a.mac.clone()))
+        })
+    };
+    // ARP responder.
+    let is_arp = m.has("arp") || m.get("arp.op").is_some();
+    if is_arp {
+        if let (Some(Value::Int(1)), Some(Value::Ipv4(tpa, _))) =
+            (m.get("arp.op"), m.get("arp.tpa"))
+        {
+            if let Some((owner, mac)) = owner_of_ip(*tpa).filter(|(o, _)| o != inport) {
+                out.stages.push(stage(
+                    "arp",
+                    format!("ARP request for {tpa}: the switch answers {tpa} is-at {mac} (port {owner}) out of {inport}"),
+                    kinds::port::NAME,
+                    &owner,
+                ));
+                out.outputs.push(TraceOutput {
+                    port: inport.to_string(),
+                    chassis: src_chassis.clone(),
+                    chassis_alive: state.alive.contains(&src_chassis),
+                    verdict: TraceVerdict::TraceDelivered as i32,
+                });
+                let s = format!("ARP reply to {inport} from the switch's responder");
+                return Ok(out.done(TraceVerdict::TraceDelivered, s, &m, rev));
+            }
+        }
+        out.stages
+            .push(stage("arp", "no responder flow matches: forwarded", "", ""));
+    }
+    out.stages.push(stage(
+        "acl-in",
+        "no ACLs (the ACL stages pass everything)",
+        "",
+        "",
+    ));
+    // L3: resolve eth.dst from ip4.dst on the switch, as the sender's ARP would.
+    if m.get("eth.dst").is_none() {
+        if let Some(Value::Ipv4(dst, _)) = m.get("ip4.dst").cloned() {
+            match owner_of_ip(dst) {
+                Some((owner, mac)) => {
+                    out.stages.push(stage(
+                        "l3",
+                        format!("ip4.dst {dst} is port {owner}'s address: eth.dst {mac}"),
+                        kinds::port::NAME,
+                        &owner,
+                    ));
+                    if let Some(b) = mac_bytes(&mac) {
+                        m.or_default("eth.dst", Value::Mac(b));
+                    }
+                }
+                None => {
+                    let subnet = sw.and_then(crate::validate::stored_subnet);
+                    let on_link = subnet.is_some_and(|n| n.contains(dst));
+                    let routers: Vec<String> = state
+                        .router_lsps_by_switch
+                        .get(&sw_name)
+                        .map(|s| s.iter().cloned().collect())
+                        .unwrap_or_default();
+                    if on_link {
+                        out.stages.push(stage(
+                            "l3",
+                            format!("no port on {sw_name} has {dst}: ARP for it gets no answer"),
+                            kinds::switch::NAME,
+                            &sw_name,
+                        ));
+                        let s = format!("dropped: no port on switch {sw_name} has {dst}");
+                        return Ok(out.done(TraceVerdict::TraceDropped, s, &m, rev));
+                    }
+                    let why = if routers.is_empty() {
+                        format!("{dst} is off switch {sw_name} and no router is attached to it")
+                    } else {
+                        format!(
+                            "{dst} is off switch {sw_name}; it is attached to a router (port {}) but routing is not in the pipeline yet",
+                            routers.join(", ")
+                        )
+                    };
+                    out.stages
+                        .push(stage("l3", why.clone(), kinds::switch::NAME, &sw_name));
+                    return Ok(out.done(
+                        TraceVerdict::TraceNoRoute,
+                        format!("no route: {why}"),
+                        &m,
+                        rev,
+                    ));
+                }
+            }
+        }
+    }
+    let eth_dst = match m.get("eth.dst") {
+        Some(Value::Mac(b)) => *b,
+        _ => {
+            return Err(ApiError::InvalidArgument(
+                "invalid microflow: give eth.dst or ip4.dst (or arp.tpa with arp.op == 1)".into(),
+            ))
+        }
+    };
+    // L2 lookup.
+    let dst_text = mac_text(&eth_dst);
+    let targets: Vec<String> = if eth_dst[0] & 1 == 1 {
+        let t: Vec<String> = ports_on
+            .iter()
+            .filter(|p| p.as_str() != inport)
+            .cloned()
+            .collect();
+        out.stages.push(stage(
+            "l2-lookup",
+            format!(
+                "eth.dst {dst_text} is multicast: flooded to {} other port(s) of {sw_name}",
+                t.len()
+            ),
+            kinds::switch::NAME,
+            &sw_name,
+        ));
+        t
+    } else if let Some(p) = ports_on.iter().find(|p| {
+        state
+            .resolved
+            .get(*p)
+            .is_some_and(|v| v.addresses.iter().any(|a| a.mac == dst_text))
+    }) {
+        out.stages.push(stage(
+            "l2-lookup",
+            format!("eth.dst {dst_text} is port {p}"),
+            kinds::port::NAME,
+            p,
+        ));
+        vec![p.clone()]
+    } else {
+        let unknown: Vec<String> = ports_on
+            .iter()
+            .filter(|p| p.as_str() != inport && state.resolved.get(*p).is_some_and(|v| v.unknown))
+            .cloned()
+            .collect();
+        if unknown.is_empty() {
+            out.stages.push(stage(
+                "l2-lookup",
+                format!("eth.dst {dst_text} is no port of {sw_name} and no port takes unknown addresses: dropped"),
+                kinds::switch::NAME,
+                &sw_name,
+            ));
+            let s = format!("dropped: unknown destination {dst_text} on switch {sw_name}");
+            return Ok(out.done(TraceVerdict::TraceDropped, s, &m, rev));
+        }
+        out.stages.push(stage(
+            "l2-lookup",
+            format!(
+                "eth.dst {dst_text} unknown: to the port(s) with \"unknown\": {}",
+                unknown.join(", ")
+            ),
+            kinds::switch::NAME,
+            &sw_name,
+        ));
+        unknown
+    };
+    out.stages.push(stage(
+        "acl-out",
+        "no ACLs (the ACL stages pass everything)",
+        "",
+        "",
+    ));
+    // Egress, per copy.
+    let mut summaries = Vec::new();
+    for t in &targets {
+        let Some(tp) = state.ports.get(t) else {
+            continue;
+        };
+        let chassis = state
+            .bindings
+            .get(t)
+            .map(|b| b.chassis.clone())
+            .unwrap_or_default();
+        let alive = state.alive.contains(&chassis);
+        let (verdict, detail) = if !tp.enabled {
+            (
+                TraceVerdict::TraceDropped,
+                format!("port {t} is disabled: dropped"),
+            )
+        } else if chassis.is_empty() {
+            (
+                TraceVerdict::TraceNoBinding,
+                format!("port {t} is bound to no chassis: no binding, dropped"),
+            )
+        } else if !alive {
+            (
+                TraceVerdict::TraceChassisDown,
+                format!(
+                    "port {t} is on chassis {chassis}, which is down (its agent is not connected)"
+                ),
+            )
+        } else if chassis == src_chassis {
+            (
+                TraceVerdict::TraceDelivered,
+                format!("delivered to port {t}, local on chassis {chassis}"),
+            )
+        } else {
+            let encap = state
+                .chassis
+                .get(&chassis)
+                .map(|c| {
+                    format!(
+                        "{} to {}",
+                        c.encap_types.first().cloned().unwrap_or_default(),
+                        c.encap_ip
+                    )
+                })
+                .unwrap_or_default();
+            (
+                TraceVerdict::TraceDelivered,
+                format!(
+                    "tunnel {} → {chassis} ({encap}, VNI {}), delivered to port {t}",
+                    if src_chassis.is_empty() {
+                        "?"
+                    } else {
+                        &src_chassis
+                    },
+                    sw.map(|s| s.vni).unwrap_or(0)
+                ),
+            )
+        };
+        out.stages
+            .push(stage("output", detail.clone(), kinds::port::NAME, t));
+        summaries.push((verdict, t.clone(), chassis.clone(), detail));
+        out.outputs.push(TraceOutput {
+            port: t.clone(),
+            chassis,
+            chassis_alive: alive,
+            verdict: verdict as i32,
+        });
+    }
+    let delivered: Vec<&(TraceVerdict, String, String, String)> = summaries
+        .iter()
+        .filter(|s| s.0 == TraceVerdict::TraceDelivered)
+        .collect();
+    let (verdict, summary) = match (summaries.as_slice(), delivered.as_slice()) {
+        ([], _) => (
+            TraceVerdict::TraceDropped,
+            format!("dropped: no other port on switch {sw_name}"),
+        ),
+        ([(v, p, c, d)], _) => (
+            *v,
+            match v {
+                TraceVerdict::TraceDelivered => format!("delivered to {p} on {c}"),
+                TraceVerdict::TraceChassisDown => format!("chassis {c} down (port {p})"),
+                TraceVerdict::TraceNoBinding => format!("no binding for port {p}"),
+                _ => d.clone(),
+            },
+        ),
+        (all, []) => (
+            all[0].0,
+            format!("no copy delivered ({} port(s) tried)", all.len()),
+        ),
+        (all, ok) => (
+            TraceVerdict::TraceDelivered,
+            format!("delivered to {} of {} port(s)", ok.len(), all.len()),
+        ),
+    };
+    Ok(out.done(verdict, summary, &m, rev))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use weft_proto::model::expr::parse_microflow;
+    use weft_proto::v1::{Chassis, LogicalSwitch, LogicalSwitchPort, PortBinding};
+
+    fn state() -> ClusterState {
+        let mut s = ClusterState::default();
+        s.store_switch(
+            "sw",
+            Some(LogicalSwitch {
+                name: "sw".into(),
+                subnet: "10.0.0.0/24".into(),
+                vni: 7,
+                ..Default::default()
+            }),
+            1,
+        );
+        let port = |n: &str, addr: &str, sec: bool| LogicalSwitchPort {
+            name: n.into(),
+            switch_name: "sw".into(),
+            addresses: vec![addr.into()],
+            port_security: if sec { vec![addr.into()] } else { vec![] },
+            enabled: true,
+            ..Default::default()
+        };
+        s.store_port(
+            "p1",
+            Some(port("p1", "0a:00:00:00:00:01 10.0.0.11", true)),
+            1,
+        );
+        s.store_port(
+            "p2",
+            Some(port("p2", "0a:00:00:00:00:02 10.0.0.12", false)),
+            1,
+        );
+        s.store_port(
+            "p3",
+            Some(port("p3", "0a:00:00:00:00:03 10.0.0.13", false)),
+            1,
+        );
+        for (p, c) in [("p1", "hv1"), ("p2", "hv2"), ("p3", "hv3")] {
+            s.bindings.insert(
+                p.into(),
+                PortBinding {
+                    port: p.into(),
+                    chassis: c.into(),
+                    up: true,
+                },
+            );
+        }
+        for c in ["hv1", "hv2", "hv3"] {
+            s.store_chassis(
+                c,
+                Some(Chassis {
+                    name: c.into(),
+                    encap_ip: "192.0.2.1".into(),
+                    encap_types: vec!["geneve".into()],
+                    ..Default::default()
+                }),
+                1,
+            );
+        }
+        s.alive.insert("hv1".into());
+        s.alive.insert("hv2".into());
+        s
+    }
+
+    fn run(st: &ClusterState, flow: &str) -> TraceReply {
+        trace(st, "p1", parse_microflow(flow).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn delivered_across_chassis_names_every_stage() {
+        let r = run(&state(), "ip4.dst == 10.0.0.12 && tcp && tcp.dst == 80");
+        assert_eq!(r.verdict, TraceVerdict::TraceDelivered as i32, "{r:?}");
+        assert_eq!(r.summary, "delivered to p2 on hv2");
+        let stages: Vec<&str> = r.stages.iter().map(|s| s.stage.as_str()).collect();
+        assert_eq!(
+            stages,
+            [
+                "ingress",
+                "port-security",
+                "acl-in",
+                "l3",
+                "l2-lookup",
+                "acl-out",
+                "output"
+            ]
+        );
+        assert!(
+            r.stages.last().unwrap().detail.contains("tunnel hv1 → hv2"),
+            "{r:?}"
+        );
+        assert!(
+            r.microflow.contains("eth.src == 0a:00:00:00:00:01"),
+            "{}",
+            r.microflow
+        );
+        assert!(r.microflow.contains("ip4.src == 10.0.0.11"));
+    }
+
+    #[test]
+    fn verdicts() {
+        let mut st = state();
+        let r = run(&st, "ip4.dst == 10.0.0.13");
+        assert_eq!(r.verdict, TraceVerdict::TraceChassisDown as i32);
+        assert!(r.summary.contains("hv3"), "{}", r.summary);
+        let r = run(
+            &st,
+            "eth.src == 0a:00:00:00:00:99 && eth.dst == 0a:00:00:00:00:02",
+        );
+        assert_eq!(r.verdict, TraceVerdict::TraceDropped as i32);
+        assert!(r.summary.contains("port security of p1"), "{}", r.summary);
+        let r = run(&st, "ip4.src == 10.0.0.99 && ip4.dst == 10.0.0.12");
+        assert!(r.summary.contains("ip4.src 10.0.0.99"), "{}", r.summary);
+        let r = run(&st, "ip4.dst == 10.0.0.50");
+        assert_eq!(r.verdict, TraceVerdict::TraceDropped as i32);
+        let r = run(&st, "ip4.dst == 8.8.8.8");
+        assert_eq!(r.verdict, TraceVerdict::TraceNoRoute as i32);
+        let r = run(&st, "arp && arp.op == 1 && arp.tpa == 10.0.0.12");
+        assert!(r.summary.contains("ARP reply"), "{}", r.summary);
+        let r = run(&st, "eth.dst == ff:ff:ff:ff:ff:ff");
+        assert_eq!(r.outputs.len(), 2);
+        assert_eq!(r.summary, "delivered to 1 of 2 port(s)");
+        st.bindings.remove("p2");
+        let r = run(&st, "ip4.dst == 10.0.0.12");
+        assert_eq!(r.verdict, TraceVerdict::TraceNoBinding as i32);
+        assert_eq!(r.summary, "no binding for port p2");
+        let mut p2 = st.ports["p2"].clone();
+        p2.enabled = false;
+        st.store_port("p2", Some(p2), 2);
+        let r = run(&st, "ip4.dst == 10.0.0.12");
+        assert!(r.summary.contains("p2 is disabled"), "{}", r.summary);
+        let mut p1 = st.ports["p1"].clone();
+        p1.enabled = false;
+        st.store_port("p1", Some(p1), 3);
+        let r = run(&st, "ip4.dst == 10.0.0.12");
+        assert_eq!(r.summary, "dropped: port p1 is disabled");
+    }
+
+    #[test]
+    fn bad_requests_name_what_is_wrong() {
+        let st = state();
+        let e = trace(&st, "ghost", Microflow::default()).unwrap_err();
+        assert!(matches!(e, ApiError::NotFound(ref m) if m.contains("ghost")));
+        let e = trace(&st, "p1", parse_microflow("inport == \"p2\"").unwrap()).unwrap_err();
+        assert!(matches!(e, ApiError::InvalidArgument(ref m) if m.contains("p2")));
+        let e = trace(&st, "p1", parse_microflow("tcp").unwrap()).unwrap_err();
+        assert!(matches!(e, ApiError::InvalidArgument(ref m) if m.contains("eth.dst")));
+    }
+}
