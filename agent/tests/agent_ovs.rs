@@ -334,3 +334,58 @@ fn hand_deleted_flow_is_restored() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn bridge_mappings_create_owned_patch_ports() -> anyhow::Result<()> {
+    let s = setup(30)?;
+    s.ovs.vsctl(&[
+        "add-br",
+        "br-ex",
+        "--",
+        "set",
+        "bridge",
+        "br-ex",
+        "datapath_type=netdev",
+    ])?;
+    let spec = s
+        .agent_spec
+        .clone()
+        .args(["--bridge-mappings", "physnet:br-ex"]);
+    let mut agent = spec.clone().spawn()?;
+    let patch_ok = |ovs: &Ovs| -> bool {
+        let int = ovs
+            .vsctl(&["get", "interface", "patch-br-int-to-br-ex", "options:peer"])
+            .unwrap_or_default();
+        let ext = ovs
+            .vsctl(&["get", "interface", "patch-br-ex-to-br-int", "options:peer"])
+            .unwrap_or_default();
+        int.contains("patch-br-ex-to-br-int") && ext.contains("patch-br-int-to-br-ex")
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), Duration::from_millis(100), || {
+            patch_ok(&s.ovs)
+        }),
+        "no patch ports; agent log:\n{}",
+        weft_testbed::process::log_tail(&s.dir.path().join("agent.log"), 30)
+    );
+    for (port, bridge) in [
+        ("patch-br-int-to-br-ex", "br-int"),
+        ("patch-br-ex-to-br-int", "br-ex"),
+    ] {
+        let ids = s.ovs.vsctl(&["get", "port", port, "external_ids"])?;
+        assert!(
+            ids.contains("weft-owner") && ids.contains("physnet"),
+            "{port}: {ids}"
+        );
+        let on = s.ovs.vsctl(&["port-to-br", port])?;
+        assert_eq!(on.trim(), bridge);
+    }
+    // Idempotent across a restart.
+    let before = s.ovs.vsctl(&["show"])?;
+    agent.kill();
+    let mut agent = spec.spawn()?;
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(s.ovs.vsctl(&["show"])?, before);
+    agent.kill();
+    Ok(())
+}
