@@ -115,6 +115,7 @@ async fn run(store: Arc<dyn IntentStore>, keys: Keys, tx: watch::Sender<Arc<Cach
                 }
             }
             state.revision = state.revision.max(batch.revision);
+            crate::metrics::chassis_lag(state);
             tx.send_replace(Arc::new(CacheSnapshot {
                 connected: true,
                 state: shared.clone(),

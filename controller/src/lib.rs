@@ -13,6 +13,7 @@ pub mod error;
 pub mod intent;
 pub mod ipam;
 pub mod kinds;
+pub mod metrics;
 pub mod northbound;
 pub mod objects;
 pub mod southbound;
@@ -74,6 +75,9 @@ pub struct Config {
     pub etcd_max_txn_ops: usize,
     /// Largest number of ports one CreatePorts call may carry.
     pub max_batch: usize,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (None: not served). A failure to
+    /// bind it is logged, not fatal: the API and the data path do not depend on it.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -88,6 +92,7 @@ impl Default for Config {
             default_wait_timeout: Duration::from_secs(30),
             etcd_max_txn_ops: 128,
             max_batch: 1000,
+            metrics_listen: None,
         }
     }
 }
@@ -117,6 +122,7 @@ pub struct Controller {
     listener: tokio::net::TcpListener,
     local_addr: SocketAddr,
     store: Arc<dyn IntentStore>,
+    metrics: Option<tokio::net::TcpListener>,
 }
 
 impl Controller {
@@ -175,17 +181,34 @@ impl Controller {
                 addr: config.listen,
                 source,
             })?;
+        // The metrics endpoint is not needed to serve: a failure to bind it is logged only.
+        let metrics = match config.metrics_listen {
+            Some(addr) => match weft_obs::bind(addr).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::error!(error = %e, "metrics endpoint not served");
+                    None
+                }
+            },
+            None => None,
+        };
         Ok(Controller {
             config,
             listener,
             local_addr,
             store,
+            metrics,
         })
     }
 
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address `/metrics`, `/healthz` and `/readyz` are served on, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Serves northbound and southbound until `shutdown` completes.
@@ -202,21 +225,70 @@ impl Controller {
         let intent = intent.with_cache(cache.clone());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let nb = NorthboundService::new(intent.clone(), cache.clone(), cfg.default_wait_timeout);
-        let sb = SouthboundService::new(intent, cache, cfg.lease_ttl_secs, stop_rx);
+        let sb = SouthboundService::new(intent, cache.clone(), cfg.lease_ttl_secs, stop_rx.clone());
         tracing::info!(listen = %self.local_addr, store = self.store.kind(), endpoints = ?cfg.etcd_endpoints, prefix = %cfg.prefix, "weft-controller serving");
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        // gRPC health (grpc.health.v1) and /readyz follow the cache: serving once it holds
+        // etcd's state, not serving while etcd is unreachable.
+        let (health, health_svc) = tonic_health::server::health_reporter();
+        let ready = weft_obs::Readiness::new("cache not loaded from etcd yet");
+        let health_task = tokio::spawn(track_health(cache.clone(), health, ready.clone()));
+        let metrics_task = self.metrics.map(|l| {
+            let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            tracing::info!(url = %format!("http://{bound}/metrics"), "serving metrics, /healthz and /readyz");
+            let mut stop = stop_rx.clone();
+            tokio::spawn(weft_obs::serve(l, ready, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }))
+        });
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(weft_proto::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| ControllerError::Config(format!("gRPC reflection: {e}")))?;
         let shutdown = async move {
             shutdown.await;
             tracing::info!("shutting down");
             let _ = stop_tx.send(true);
         };
         let result = tonic::transport::Server::builder()
+            .layer(metrics::MetricsLayer)
             .add_service(NorthboundServer::new(nb).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(SouthboundServer::new(sb).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(health_svc)
+            .add_service(reflection)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         cache_task.abort();
+        health_task.abort();
+        if let Some(t) = metrics_task {
+            t.abort();
+        }
         result.map_err(ControllerError::from)
+    }
+}
+
+/// Keeps the gRPC health service and `/readyz` in step with the cache.
+async fn track_health(
+    mut cache: tokio::sync::watch::Receiver<Arc<cache::CacheSnapshot>>,
+    health: tonic_health::server::HealthReporter,
+    ready: weft_obs::Readiness,
+) {
+    use tonic_health::ServingStatus;
+    let services = ["", "weft.v1.Northbound", "weft.v1.Southbound"];
+    loop {
+        let connected = cache.borrow_and_update().connected;
+        let status = if connected {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        for s in services {
+            health.set_service_status(s, status).await;
+        }
+        ready.set(connected, "etcd unreachable or the cache not caught up");
+        if cache.changed().await.is_err() {
+            return;
+        }
     }
 }
 

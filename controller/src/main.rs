@@ -45,9 +45,26 @@ struct Args {
     #[arg(long, default_value_t = 128, env = "WEFT_ETCD_MAX_TXN_OPS",
           value_parser = clap::value_parser!(u32).range(8..))]
     etcd_max_txn_ops: u32,
+    /// Where /metrics, /healthz and /readyz are served (HTTP), or "off".
+    #[arg(long, default_value = "127.0.0.1:9600", env = "WEFT_METRICS_LISTEN",
+          value_parser = parse_listen)]
+    metrics_listen: Listen,
     /// Largest number of ports one CreatePorts call (lsp-add-batch) may carry.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     max_batch: u32,
+}
+
+/// An HTTP listen address, or off.
+#[derive(Debug, Clone, Copy)]
+struct Listen(Option<SocketAddr>);
+
+fn parse_listen(s: &str) -> Result<Listen, String> {
+    if s == "off" {
+        return Ok(Listen(None));
+    }
+    s.parse()
+        .map(|a| Listen(Some(a)))
+        .map_err(|_| format!("expected ADDRESS:PORT (e.g. 127.0.0.1:9600) or \"off\", got {s:?}"))
 }
 
 async fn shutdown_signal() {
@@ -93,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
         etcd_timeout: Duration::from_millis(args.etcd_timeout_ms),
         etcd_max_txn_ops: args.etcd_max_txn_ops as usize,
         max_batch: args.max_batch as usize,
+        metrics_listen: args.metrics_listen.0,
         ..Config::default()
     };
     weft_controller::run(config, shutdown_signal()).await?;

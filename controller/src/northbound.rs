@@ -93,6 +93,28 @@ impl NorthboundService {
 /// real write that is the write itself, for a no-op write or `Sync` it is the state the
 /// agents were last sent.
 pub async fn wait_hv(
+    cache: watch::Receiver<Arc<CacheSnapshot>>,
+    revision: i64,
+    timeout: Duration,
+) -> ApiResult<()> {
+    let started = std::time::Instant::now();
+    let r = wait_hv_inner(cache, revision, timeout).await;
+    let m = crate::metrics::metrics();
+    let result = match &r {
+        Ok(()) => "ok",
+        Err(ApiError::DeadlineExceeded(_)) => "timeout",
+        Err(_) => "error",
+    };
+    m.waits
+        .get_or_create(&crate::metrics::ResultLabel {
+            result: result.into(),
+        })
+        .inc();
+    m.wait_seconds.observe(started.elapsed().as_secs_f64());
+    r
+}
+
+async fn wait_hv_inner(
     mut cache: watch::Receiver<Arc<CacheSnapshot>>,
     revision: i64,
     timeout: Duration,

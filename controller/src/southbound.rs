@@ -61,6 +61,13 @@ struct StreamTask {
 
 impl StreamTask {
     async fn run(mut self) {
+        let streams = &crate::metrics::metrics().streams;
+        streams.inc();
+        self.run_stream().await;
+        streams.dec();
+    }
+
+    async fn run_stream(&mut self) {
         let mut keepalive =
             tokio::time::interval(Duration::from_millis((self.ttl as u64 * 1000 / 3).max(500)));
         keepalive.tick().await;
@@ -92,10 +99,24 @@ impl StreamTask {
                     }
                     let update = match (vs.as_mut(), st.changes_since(seen)) {
                         // Only what changed since the last update is re-evaluated.
-                        (Some(v), Some(changes)) => v.update(st, &changes, st.revision),
+                        (Some(v), Some(changes)) => {
+                            crate::metrics::metrics()
+                                .views
+                                .get_or_create(&crate::metrics::KindLabel {
+                                    kind: "incremental".into(),
+                                })
+                                .inc();
+                            v.update(st, &changes, st.revision)
+                        }
                         (old, _) => {
                             // First update, or the change log no longer reaches back (cache
                             // reloaded): compute in full.
+                            crate::metrics::metrics()
+                                .views
+                                .get_or_create(&crate::metrics::KindLabel {
+                                    kind: "full".into(),
+                                })
+                                .inc();
                             let new = ViewState::new(st, &self.chassis.name);
                             let u = match old {
                                 None => view::snapshot(new.view(), st.revision),

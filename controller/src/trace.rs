@@ -158,9 +158,11 @@ pub fn trace(state: &ClusterState, inport: &str, mut m: Microflow) -> ApiResult<
     }
     let eth_src = match m.get("eth.src") {
         Some(Value::Mac(b)) => *b,
-        _ => return Err(ApiError::InvalidArgument(format!(
+        _ => {
+            return Err(ApiError::InvalidArgument(format!(
             "invalid microflow: no eth.src given and port {inport} has no address to take it from"
-        ))),
+        )))
+        }
     };
     // Port security.
     if view.port_security.is_empty() {

@@ -13,4 +13,8 @@ pub mod v1 {
 
 pub use v1::*;
 
+/// The encoded `FileDescriptorSet` of `weft.v1`, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/weft_descriptor.bin"));
+
 pub mod model;

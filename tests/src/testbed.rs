@@ -289,6 +289,8 @@ pub struct Controller {
     /// `http://10.a.b.1:PORT`.
     pub url: String,
     pub listen: SocketAddr,
+    /// `http://10.a.b.1:PORT/metrics` (also `/healthz`, `/readyz`).
+    pub metrics_url: String,
     proc: Proc,
 }
 
@@ -484,6 +486,7 @@ impl Testbed {
         let addr = net::addr_in(self.mgmt_net()?, 1);
         let port = crate::process::free_port()?;
         let listen = SocketAddr::from((addr, port));
+        let metrics = SocketAddr::from((addr, crate::process::free_port()?));
         let spec = ProcSpec::new(
             format!("weft-controller {k}"),
             bin,
@@ -492,6 +495,7 @@ impl Testbed {
         .args(["--listen", &listen.to_string(), "--etcd", &etcd])
         .args(["--prefix", ETCD_PREFIX, "--store", "etcd"])
         .args(["--etcd-max-txn-ops", "2048"])
+        .args(["--metrics-listen", &metrics.to_string()])
         .env("RUST_LOG", &self.cfg.log_filter)
         .env("NO_COLOR", "1")
         .env(MARKER_ENV, &self.names.prefix)
@@ -500,6 +504,7 @@ impl Testbed {
         let mut c = Controller {
             url: format!("http://{listen}"),
             listen,
+            metrics_url: format!("http://{metrics}/metrics"),
             proc,
         };
         wait_listening(&mut c.proc, listen)?;
@@ -660,6 +665,13 @@ impl Testbed {
         self.etcd.as_ref()
     }
     /// Controller URLs, in order (controller 1 first).
+    /// The `/metrics` URL of every controller.
+    pub fn controller_metrics_urls(&self) -> Vec<String> {
+        self.controllers
+            .iter()
+            .map(|c| c.metrics_url.clone())
+            .collect()
+    }
     pub fn controller_urls(&self) -> Vec<String> {
         self.controllers.iter().map(|c| c.url.clone()).collect()
     }

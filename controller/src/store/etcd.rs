@@ -88,6 +88,7 @@ impl EtcdStore {
         let client = self.client().await?;
         match tokio::time::timeout(self.config.timeout, f(client)).await {
             Ok(Ok(v)) => {
+                crate::metrics::etcd_call(what, started);
                 let took = started.elapsed();
                 if took >= SLOW_CALL {
                     tracing::warn!(what, took_ms = took.as_millis() as u64, "slow etcd call");

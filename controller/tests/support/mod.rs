@@ -36,12 +36,15 @@ pub fn config(endpoint: &str, prefix: &str) -> Config {
         // The test etcd (weft-testbed) runs with --max-txn-ops 2048.
         etcd_max_txn_ops: 2048,
         max_batch: 1000,
+        metrics_listen: None,
     }
 }
 
 /// A controller running inside the test's runtime.
 pub struct InProc {
     pub addr: SocketAddr,
+    /// Where /metrics is served, when the config asked for it.
+    pub metrics: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     handle: tokio::task::JoinHandle<Result<(), weft_controller::ControllerError>>,
 }
@@ -50,12 +53,14 @@ impl InProc {
     pub async fn start(config: Config) -> InProc {
         let ctl = Controller::bind(config).await.expect("bind controller");
         let addr = ctl.local_addr();
+        let metrics = ctl.metrics_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(ctl.serve(async move {
             let _ = rx.await;
         }));
         InProc {
             addr,
+            metrics,
             stop: Some(tx),
             handle,
         }
