@@ -281,7 +281,8 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     });
     let geneve = tunnels.contains_key(&Encap::Geneve);
     let mut reconciler = Reconciler::new(&config.chassis, tunnels, ids);
-    let (pin_stats, _pin_stats_rx) = watch::channel(crate::pinctrl::Stats::default());
+    let (pin_stats, pin_stats_rx) = watch::channel(crate::pinctrl::Stats::default());
+    let mut pin_logged = crate::pinctrl::Stats::default();
     let mut pinctrl_task: Option<JoinHandle<()>> = None;
 
     let mut vif_watch =
@@ -368,7 +369,22 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
                     Err(e) => debug!(error = %e, "OpenFlow connect failed"),
                 }
             },
-            _ = resync.tick() => full_needed = true,
+            _ = resync.tick() => {
+                full_needed = true;
+                let st = pin_stats_rx.borrow().clone();
+                if st != pin_logged {
+                    info!(
+                        received = st.received,
+                        answered = st.answered,
+                        dropped = st.dropped(),
+                        queue_dropped = st.queue_dropped,
+                        undecodable = st.undecodable,
+                        send_failed = st.send_failed,
+                        "pinctrl counters"
+                    );
+                    pin_logged = st;
+                }
+            }
         }
         // Coalesce whatever else is already queued into the same bundle.
         while let Ok(ev) = sb_rx.try_recv() {

@@ -88,3 +88,39 @@ pub fn gateway_arp(sw: &Switch, ids: &Ids, cookie: u64) -> Vec<Flow> {
         })],
     }]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::Ipv4Prefix;
+
+    /// The address answered here is the default gateway the CNI gives pods.
+    #[test]
+    fn gateway_is_the_one_pods_route_via() {
+        for subnet in [
+            "10.0.0.0/24",
+            "10.20.0.0/16",
+            "192.168.7.0/30",
+            "10.0.0.0/31",
+            "10.0.0.5/32",
+        ] {
+            let p: Ipv4Prefix = subnet.parse().unwrap();
+            let sw = Switch {
+                name: "sw".into(),
+                vni: 1,
+                key: 1,
+                subnet: Some(p),
+                mtu: 0,
+            };
+            assert_eq!(
+                gateway_ip(&sw),
+                crate::cni::spec::gateway_of(subnet),
+                "{subnet}"
+            );
+        }
+        assert_eq!(
+            gateway_mac(Ipv4Addr::new(10, 30, 0, 1)).to_string(),
+            "0a:58:0a:1e:00:01"
+        );
+    }
+}
