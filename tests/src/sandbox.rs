@@ -115,10 +115,12 @@ mod tests {
                 etcd: ProcState {
                     pid: Some(u32::MAX),
                     url: "http://127.0.0.1:1".into(),
+                    ..Default::default()
                 },
                 controllers: vec![ProcState {
                     pid: None,
                     url: "http://10.200.1.1:7600".into(),
+                    ..Default::default()
                 }],
                 hosts: Vec::new(),
                 pods: BTreeMap::new(),

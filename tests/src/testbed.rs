@@ -1009,6 +1009,7 @@ impl Testbed {
             .map(|c| ProcState {
                 pid: c.proc.forget(),
                 url: c.url.clone(),
+                metrics_url: c.metrics_url.clone(),
             })
             .collect();
         let hosts = self
@@ -1041,6 +1042,7 @@ impl Testbed {
             etcd: ProcState {
                 pid: etcd.as_ref().and_then(|e| e.pid),
                 url: etcd.map(|e| e.endpoint).unwrap_or_default(),
+                ..Default::default()
             },
             controllers,
             hosts,
@@ -1082,11 +1084,14 @@ fn wait_listening(proc: &mut Proc, addr: SocketAddr) -> anyhow::Result<()> {
 }
 
 /// A process of a leaked testbed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcState {
     pub pid: Option<u32>,
     /// etcd client URL or controller URL.
     pub url: String,
+    /// The process' `/metrics` URL ("" for etcd, or a state file from before metrics).
+    #[serde(default)]
+    pub metrics_url: String,
 }
 
 /// A host of a leaked testbed.

@@ -345,6 +345,9 @@ fn status(dir: &Path) -> anyhow::Result<ExitCode> {
     println!("etcd        {:<28} {}", tb.etcd.url, alive(tb.etcd.pid));
     for (i, c) in tb.controllers.iter().enumerate() {
         println!("controller{} {:<28} {}", i + 1, c.url, alive(c.pid));
+        if !c.metrics_url.is_empty() {
+            println!("            metrics {}", c.metrics_url);
+        }
     }
     for h in &tb.hosts {
         println!(
