@@ -389,3 +389,90 @@ fn bridge_mappings_create_owned_patch_ports() -> anyhow::Result<()> {
     agent.kill();
     Ok(())
 }
+
+/// A UDP/IPv4 frame 10.0.0.2:1000 → 10.0.0.3:2000 (valid IP checksum, no UDP checksum), hex.
+fn udp_frame_hex() -> String {
+    let mut ip = vec![
+        0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 2, 10, 0, 0, 3,
+    ];
+    let sum: u32 = ip
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let ck = !((sum & 0xffff) + (sum >> 16)) as u16;
+    ip[10..12].copy_from_slice(&ck.to_be_bytes());
+    let mut f = vec![0x0a, 0, 0, 0, 0, 3, 0x0a, 0, 0, 0, 0, 2, 0x08, 0x00];
+    f.extend(ip);
+    f.extend([0x03, 0xe8, 0x07, 0xd0, 0, 8, 0, 0]);
+    f.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn zone_of(ovs: &Ovs, port: &str) -> Option<u32> {
+    let ext = ovs
+        .vsctl(&["get", "bridge", "br-int", "external_ids"])
+        .ok()?;
+    let rest = ext.split(&format!("ct-zone-{port}=")).nth(1)?;
+    rest.trim_start_matches('"')
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_zone_given_to_another_port_is_flushed_first() -> anyhow::Result<()> {
+    let s = setup(30)?;
+    let mut agent = s.agent_spec.spawn()?;
+    bind_one_port(&s)?;
+    let z = zone_of(&s.ovs, "p1").expect("p1 has a zone");
+    // A connection in p1's zone.
+    s.ovs.ofctl(&[
+        "-O",
+        "OpenFlow15",
+        "packet-out",
+        "br-int",
+        &format!(
+            "in_port=controller packet={} actions=ct(commit,zone={z})",
+            udp_frame_hex()
+        ),
+    ])?;
+    let conns = |ovs: &Ovs| {
+        ovs.appctl(&["dpctl/dump-conntrack", &format!("zone={z}")])
+            .unwrap_or_default()
+    };
+    assert!(
+        conns(&s.ovs).contains("udp"),
+        "no conntrack entry in zone {z}: {}",
+        conns(&s.ovs)
+    );
+    // p1's VIF goes, p2's comes: p2 gets the lowest free zone, p1's old one.
+    s.ovs.vsctl(&["del-port", "br-int", "vif1"])?;
+    s.ovs.vsctl(&[
+        "add-port",
+        "br-int",
+        "vif2",
+        "--",
+        "set",
+        "interface",
+        "vif2",
+        "type=internal",
+        "external_ids:iface-id=p2",
+    ])?;
+    assert!(
+        wait_until(Duration::from_secs(15), Duration::from_millis(100), || {
+            zone_of(&s.ovs, "p2") == Some(z) && zone_of(&s.ovs, "p1").is_none()
+        }),
+        "p2 did not get zone {z}: {}",
+        s.ovs.vsctl(&["get", "bridge", "br-int", "external_ids"])?
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
+            !conns(&s.ovs).contains("udp")
+        }),
+        "zone {z} was not flushed before p2 got it: {}",
+        conns(&s.ovs)
+    );
+    agent.kill();
+    Ok(())
+}
