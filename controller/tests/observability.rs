@@ -142,6 +142,34 @@ async fn metrics_health_and_reflection() {
         .sum();
     assert!(waits >= 1.0, "{after:?}");
 
+    // Every controller series the shipped Grafana dashboard queries exists.
+    let (_, raw) = get(maddr, "/metrics").await;
+    let dash = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/weft-dashboard.json"
+    ))
+    .expect("dashboard");
+    let mut names: Vec<&str> = dash
+        .match_indices("weft_controller_")
+        .map(|(i, _)| {
+            let rest = &dash[i..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(names.len() >= 6, "{names:?}");
+    for n in names {
+        let base = n.trim_end_matches("_bucket");
+        assert!(
+            raw.contains(base),
+            "dashboard queries {n}, which /metrics does not have"
+        );
+    }
+
     // grpc.health.v1 and server reflection answer without the .proto files.
     let ch = tonic::transport::Channel::from_shared(ctl.url())
         .unwrap()
