@@ -81,9 +81,10 @@ pub struct GlobalOpts {
     #[arg(long)]
     pub oneline: bool,
 
-    /// Controller gRPC address: HOST, HOST:PORT or http://HOST[:PORT] (port 7600 when
-    /// omitted). Default: $WEFT_CONTROLLER, else http://127.0.0.1:7600.
-    #[arg(long, value_name = "ADDRESS", value_parser = parse_controller)]
+    /// Controller gRPC address(es): HOST, HOST:PORT or http://HOST[:PORT] (port 7600 when
+    /// omitted), comma separated to fail over between replicas (tried in order). Default:
+    /// $WEFT_CONTROLLER, else http://127.0.0.1:7600.
+    #[arg(long, value_name = "ADDRESS[,ADDRESS...]", value_parser = parse_controllers)]
     pub controller: Option<String>,
 }
 
@@ -201,6 +202,13 @@ pub fn parse_controller(s: &str) -> Result<String, String> {
     Ok(format!("http://{host}:{port}"))
 }
 
+/// A comma-separated list of controller addresses, each normalised by [`parse_controller`]
+/// (joined back with commas).
+pub fn parse_controllers(s: &str) -> Result<String, String> {
+    let v: Result<Vec<String>, String> = s.split(',').map(|a| parse_controller(a.trim())).collect();
+    Ok(v?.join(","))
+}
+
 /// The controller to talk to: `--controller`, else `WEFT_CONTROLLER` (`env`, when set and
 /// not blank), else [`DEFAULT_CONTROLLER`].
 pub fn resolve_controller(
@@ -211,7 +219,7 @@ pub fn resolve_controller(
         return Ok(f.to_string());
     }
     match env.map(str::trim).filter(|e| !e.is_empty()) {
-        Some(e) => parse_controller(e).map_err(|reason| ControllerError::Invalid {
+        Some(e) => parse_controllers(e).map_err(|reason| ControllerError::Invalid {
             source_name: CONTROLLER_ENV,
             value: e.to_string(),
             reason,

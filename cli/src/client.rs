@@ -37,23 +37,47 @@ pub struct Client {
 
 impl Client {
     /// Opens the connection.
+    /// Connects to the first controller of `cfg.url` (a comma-separated list) that answers;
+    /// the error names every address tried when none does.
     pub async fn connect(cfg: &ClientConfig) -> Result<Client, CliError> {
-        let connect_err = |reason: String| CliError::Connect {
-            url: cfg.url.clone(),
-            reason,
+        let mut failures = Vec::new();
+        for url in cfg.url.split(',') {
+            let endpoint = match Endpoint::from_shared(url.to_string()) {
+                Ok(e) => e
+                    .connect_timeout(cfg.connect_timeout)
+                    .timeout(cfg.request_timeout),
+                Err(e) => {
+                    failures.push((url.to_string(), root_cause(&e)));
+                    continue;
+                }
+            };
+            match endpoint.connect().await {
+                Ok(channel) => {
+                    let mut cfg = cfg.clone();
+                    cfg.url = url.to_string();
+                    return Ok(Client {
+                        nb: NorthboundClient::new(channel)
+                            .max_decoding_message_size(MAX_REPLY_BYTES),
+                        cfg,
+                    });
+                }
+                Err(e) => failures.push((url.to_string(), root_cause(&e))),
+            }
+        }
+        let (url, reason) = match failures.as_slice() {
+            [(u, r)] => (u.clone(), r.clone()),
+            all => (
+                all.iter()
+                    .map(|(u, _)| u.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                all.iter()
+                    .map(|(u, r)| format!("{u}: {r}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
         };
-        let endpoint = Endpoint::from_shared(cfg.url.clone())
-            .map_err(|e| connect_err(root_cause(&e)))?
-            .connect_timeout(cfg.connect_timeout)
-            .timeout(cfg.request_timeout);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| connect_err(root_cause(&e)))?;
-        Ok(Client {
-            nb: NorthboundClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES),
-            cfg: cfg.clone(),
-        })
+        Err(CliError::Connect { url, reason })
     }
 
     fn status(&self, s: tonic::Status) -> CliError {

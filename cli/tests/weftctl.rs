@@ -514,6 +514,30 @@ fn unreachable_controller_is_one_clear_line() {
     assert!(r.one_error_line(&["show"]).contains(&url), "{r:?}");
 }
 
+/// Several controller addresses: weftctl uses the first that answers; when none does, the
+/// one error line names every address tried.
+#[test]
+fn several_controllers_fail_over() {
+    let d = deployment();
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        free_port().unwrap_or_else(|e| panic!("{e:#}"))
+    );
+    let both = format!("{dead},{}", d.url);
+    let r = Run::from(weftctl_with(&both, &["ls-add", "fo"]).unwrap_or_else(|e| panic!("{e:#}")));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(d.ok(&["ls-list"]).contains("fo"));
+    let dead2 = format!(
+        "http://127.0.0.1:{}",
+        free_port().unwrap_or_else(|e| panic!("{e:#}"))
+    );
+    let none = format!("{dead},{dead2}");
+    let r = Run::from(weftctl_with(&none, &["ls-list"]).unwrap_or_else(|e| panic!("{e:#}")));
+    assert_eq!(r.code, 1, "{r:?}");
+    let line = r.one_error_line(&["ls-list"]);
+    assert!(line.contains(&dead) && line.contains(&dead2), "{line}");
+}
+
 /// A chassis registered over the real southbound API (the test plays the agent): it shows up
 /// in chassis-list and show, its port status reaches lsp-get-up, `--wait=hv` times out while
 /// it has not applied a write, and `sync` returns once it reports the revision.

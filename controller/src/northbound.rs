@@ -72,7 +72,13 @@ impl NorthboundService {
     /// After a write at `revision`, waits as `options` asks.
     async fn wait(&self, revision: i64, options: Option<&WriteOptions>) -> ApiResult<()> {
         let Some(o) = options else { return Ok(()) };
-        if o.wait() != WaitMode::WaitHv {
+        let mode = WaitMode::try_from(o.wait).map_err(|_| {
+            ApiError::InvalidArgument(format!(
+                "invalid options.wait \"{}\": unknown wait mode (WAIT_NONE or WAIT_HV)",
+                o.wait
+            ))
+        })?;
+        if mode != WaitMode::WaitHv {
             return Ok(());
         }
         let timeout = if o.timeout_ms == 0 {

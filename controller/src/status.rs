@@ -299,7 +299,9 @@ impl Intent {
             });
             // The last error, written only when it changed (absent = none).
             // Long errors are cut (never rejected: the report must still record the bindings).
-            let mut last_error = report.last_error.as_str();
+            // Control characters are escaped: the text reaches terminals (chassis-list).
+            let escaped = validate::escape_control_chars(&report.last_error);
+            let mut last_error = escaped.as_str();
             if last_error.len() > validate::MAX_STRING_LEN {
                 let mut end = validate::MAX_STRING_LEN;
                 while !last_error.is_char_boundary(end) {

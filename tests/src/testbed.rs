@@ -166,7 +166,11 @@ impl Default for TestbedConfig {
             hosts: 2,
             controllers: 1,
             agents: true,
-            encap: Encap::Geneve,
+            // WEFT_TEST_ENCAP=vxlan|gre|geneve runs the tests that do not pick one over it.
+            encap: std::env::var("WEFT_TEST_ENCAP")
+                .ok()
+                .and_then(|e| e.parse().ok())
+                .unwrap_or(Encap::Geneve),
             prefix: None,
             dir: None,
             detach: false,

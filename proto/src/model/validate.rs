@@ -19,12 +19,63 @@ pub const MAX_ENTRIES: usize = 64;
 pub const MAX_IPS_PER_ENTRY: usize = 64;
 /// Longest accepted string (an address entry, an other_config value, ...).
 pub const MAX_STRING_LEN: usize = 4096;
-/// Largest number of other_config entries.
-pub const MAX_OTHER_CONFIG: usize = 64;
 /// Largest VNI (24 bits).
 pub const MAX_VNI: u32 = 0x00ff_ffff;
 /// Largest prefix length accepted for a switch subnet (a /30 still has one usable host).
 pub const MAX_SUBNET_PREFIX: u8 = 30;
+/// Shortest prefix length accepted for a switch subnet (a /8 has 16M addresses; anything
+/// larger is a mistake, and `/0` would claim the whole address space).
+pub const MIN_SUBNET_PREFIX: u8 = 8;
+
+/// Why an IPv4 range cannot hold switch ports or tunnel endpoints, if it cannot: "this
+/// network" (0/8), loopback (127/8), link-local (169.254/16), multicast (224/4) and
+/// reserved (240/4, broadcast included).
+pub fn special_ipv4(ip: Ipv4Addr) -> Option<&'static str> {
+    let o = ip.octets();
+    if o[0] == 0 {
+        Some("in 0.0.0.0/8 (\"this network\")")
+    } else if o[0] == 127 {
+        Some("a loopback address (127.0.0.0/8)")
+    } else if o[0] == 169 && o[1] == 254 {
+        Some("link-local (169.254.0.0/16)")
+    } else if (224..240).contains(&o[0]) {
+        Some("a multicast address (224.0.0.0/4)")
+    } else if o[0] >= 240 {
+        Some("reserved (240.0.0.0/4, broadcast included)")
+    } else {
+        None
+    }
+}
+
+/// Refuses control characters (a string that reaches terminals and logs).
+pub fn no_control_chars(field: &str, s: &str) -> Result<()> {
+    match s.chars().find(|c| c.is_control()) {
+        Some(c) => Err(ValidationError::new(
+            field,
+            &s.escape_debug().to_string(),
+            format!("control character {c:?} not allowed"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `s` with every control character replaced by its escape (for text that must be kept,
+/// like an agent's error report).
+pub fn escape_control_chars(s: &str) -> String {
+    if s.chars().any(|c| c.is_control()) {
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_debug().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        s.to_string()
+    }
+}
 /// Encapsulations a chassis may announce.
 pub const ENCAP_TYPES: [&str; 3] = ["geneve", "vxlan", "gre"];
 
@@ -112,6 +163,20 @@ pub fn parse_subnet(field: &str, s: &str) -> Result<Ipv4Network> {
             field,
             s,
             format!("prefix /{prefix} too long (at most /{MAX_SUBNET_PREFIX})"),
+        ));
+    }
+    if prefix < MIN_SUBNET_PREFIX {
+        return Err(ValidationError::new(
+            field,
+            s,
+            format!("prefix /{prefix} too short (at least /{MIN_SUBNET_PREFIX})"),
+        ));
+    }
+    if let Some(why) = special_ipv4(addr) {
+        return Err(ValidationError::new(
+            field,
+            s,
+            format!("the subnet is {why}"),
         ));
     }
     let net = Ipv4Network::new(addr, prefix)
@@ -341,29 +406,7 @@ pub fn validate_switch(sw: &LogicalSwitch) -> Result<Option<Ipv4Network>> {
             "must be 0 (default) or 68..=65535",
         ));
     }
-    if sw.other_config.len() > MAX_OTHER_CONFIG {
-        return Err(ValidationError::new(
-            "switch.other_config",
-            &format!("{} entries", sw.other_config.len()),
-            format!("too many entries (at most {MAX_OTHER_CONFIG})"),
-        ));
-    }
-    for (k, v) in &sw.other_config {
-        if k.is_empty() || k.len() > 256 {
-            return Err(ValidationError::new(
-                "switch.other_config key",
-                k,
-                "must be 1..=256 bytes",
-            ));
-        }
-        if v.len() > MAX_STRING_LEN {
-            return Err(ValidationError::new(
-                format!("switch.other_config[{k}]"),
-                v,
-                format!("longer than {MAX_STRING_LEN} bytes"),
-            ));
-        }
-    }
+    validate_map("switch.other_config", sw.other_config.iter())?;
     Ok(subnet)
 }
 
@@ -416,6 +459,8 @@ pub fn validate_map<'a>(
                 "must be 1..=256 bytes",
             ));
         }
+        no_control_chars(&format!("{field} key"), k)?;
+        no_control_chars(&format!("{field}[{k}]"), v)?;
         if v.len() > MAX_STRING_LEN {
             return Err(ValidationError::new(
                 format!("{field}[{k}]"),
@@ -430,8 +475,25 @@ pub fn validate_map<'a>(
 /// Validates a chassis registration (Subscribe).
 pub fn validate_chassis(c: &Chassis) -> Result<()> {
     validate_name("chassis.name", &c.name)?;
-    parse_ipv4(&c.encap_ip)
+    let ip = parse_ipv4(&c.encap_ip)
         .map_err(|r| ValidationError::new("chassis.encap_ip", &c.encap_ip, r))?;
+    if let Some(why) = special_ipv4(ip) {
+        return Err(ValidationError::new(
+            "chassis.encap_ip",
+            &c.encap_ip,
+            format!("a tunnel endpoint must be a unicast address, not {why}"),
+        ));
+    }
+    if c.encap_types.len() > ENCAP_TYPES.len() {
+        return Err(ValidationError::new(
+            "chassis.encap_types",
+            &format!("{} entries", c.encap_types.len()),
+            format!(
+                "at most {} (each of geneve, vxlan, gre once)",
+                ENCAP_TYPES.len()
+            ),
+        ));
+    }
     if c.encap_types.is_empty() {
         return Err(ValidationError::new(
             "chassis.encap_types",
@@ -445,6 +507,13 @@ pub fn validate_chassis(c: &Chassis) -> Result<()> {
                 format!("chassis.encap_types[{i}]"),
                 t,
                 "unknown encapsulation (geneve, vxlan or gre)",
+            ));
+        }
+        if c.encap_types[..i].contains(t) {
+            return Err(ValidationError::new(
+                format!("chassis.encap_types[{i}]"),
+                t,
+                "given twice",
             ));
         }
     }
@@ -462,6 +531,8 @@ pub fn validate_chassis(c: &Chassis) -> Result<()> {
             "longer than 256 bytes",
         ));
     }
+    no_control_chars("chassis.version", &c.version)?;
+    validate_map("chassis.external_ids", c.external_ids.iter())?;
     Ok(())
 }
 
@@ -503,6 +574,52 @@ mod tests {
             "invalid port.name \"a b\": character ' ' not allowed (use A-Z a-z 0-9 _ . -)"
         );
         assert!(validate_name("n", "é").is_err());
+    }
+
+    #[test]
+    fn special_ranges_and_control_characters_are_refused() {
+        for s in [
+            "0.0.0.0/0",
+            "10.0.0.0/7",
+            "0.0.0.0/8",
+            "127.0.0.0/8",
+            "169.254.0.0/16",
+            "224.0.0.0/24",
+            "239.1.0.0/16",
+            "240.0.0.0/24",
+            "255.255.255.0/24",
+        ] {
+            assert!(parse_subnet("s", s).is_err(), "{s}");
+        }
+        assert!(parse_subnet("s", "10.0.0.0/8").is_ok());
+        let mut c = Chassis {
+            name: "hv1".into(),
+            encap_ip: "192.0.2.1".into(),
+            encap_types: vec!["geneve".into()],
+            ..Default::default()
+        };
+        assert!(validate_chassis(&c).is_ok());
+        for ip in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "127.0.0.1"] {
+            c.encap_ip = ip.into();
+            let e = validate_chassis(&c).unwrap_err();
+            assert_eq!(e.field, "chassis.encap_ip", "{ip}");
+        }
+        c.encap_ip = "192.0.2.1".into();
+        c.encap_types = vec!["geneve".into(), "geneve".into()];
+        assert!(validate_chassis(&c).unwrap_err().reason.contains("twice"));
+        c.encap_types = vec!["gre".into(); 1000];
+        assert!(validate_chassis(&c).is_err());
+        c.encap_types = vec!["vxlan".into()];
+        c.version = "1.0\u{1b}[31m".into();
+        assert!(validate_chassis(&c).unwrap_err().reason.contains("control"));
+        let m: std::collections::HashMap<String, String> =
+            [("k".to_string(), "a\nb".to_string())].into();
+        let e = validate_map("port.external_ids", m.iter()).unwrap_err();
+        assert_eq!(e.field, "port.external_ids[k]");
+        assert_eq!(
+            escape_control_chars("bundle\nfailed\u{7}"),
+            "bundle\\nfailed\\u{7}"
+        );
     }
 
     #[test]
