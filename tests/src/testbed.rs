@@ -1043,6 +1043,7 @@ impl Testbed {
             .drain(..)
             .map(|mut h| {
                 let agent_pid = h.agent.as_mut().and_then(Proc::forget);
+                let metrics_url = h.metrics_url();
                 let db = h.ovs.db_target();
                 let ovs = h.ovs.leak();
                 HostState {
@@ -1051,7 +1052,7 @@ impl Testbed {
                     netns: h.netns,
                     underlay_ip: h.underlay_ip,
                     mgmt_ip: h.mgmt_ip,
-                    metrics_url: h.metrics_url(),
+                    metrics_url,
                     rundir: ovs.rundir,
                     ovsdb: db,
                     ovsdb_pid: ovs.ovsdb_pid,
