@@ -73,6 +73,7 @@ struct Inner {
     rundir: PathBuf,
     started: Instant,
     state: RwLock<Published>,
+    metrics_url: RwLock<String>,
 }
 
 /// Shared between the event loop (writer) and the service (reader).
@@ -87,7 +88,10 @@ pub const SWITCH_KIND: &str = "Logical_Switch";
 pub fn owners_of(r: &Reconciler) -> HashMap<u64, (String, String)> {
     let v = r.view();
     let mut m = HashMap::new();
-    m.insert(Owner::Static.cookie(), ("static".to_string(), String::new()));
+    m.insert(
+        Owner::Static.cookie(),
+        ("static".to_string(), String::new()),
+    );
     for s in v.switches() {
         m.insert(
             Owner::Switch(s.name.clone()).cookie(),
@@ -112,7 +116,15 @@ impl DebugHandle {
             rundir,
             started: Instant::now(),
             state: RwLock::new(Published::default()),
+            metrics_url: RwLock::new(String::new()),
         }))
+    }
+
+    /// Where the agent's `/metrics` is served (reported by Info).
+    pub fn set_metrics_url(&self, url: String) {
+        if let Ok(mut g) = self.0.metrics_url.write() {
+            *g = url;
+        }
     }
 
     /// Publishes the reconciler's state after an apply (`ready`: the switch holds a view).
@@ -242,6 +254,13 @@ impl AgentDebug for Service {
             last_error: p.last_error.clone(),
             ready: p.ready,
             encap_ip: self.h.0.encap_ip.clone(),
+            metrics_url: self
+                .h
+                .0
+                .metrics_url
+                .read()
+                .map(|u| u.clone())
+                .unwrap_or_default(),
             local_ports: p
                 .ports
                 .iter()
@@ -324,7 +343,8 @@ impl AgentDebug for Service {
                 }
             },
         };
-        let flow = ptrace::ovs_flow(&start, &m).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let flow =
+            ptrace::ovs_flow(&start, &m).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let text = self
             .unixctl("ofproto/trace", &[&self.h.0.bridge, &flow])
             .await?;

@@ -18,13 +18,16 @@ use crate::args::WaitArg;
 use crate::format::{Out, RenderError};
 use crate::value::ValueError;
 
+pub mod agent_info;
 pub mod chassis;
 pub mod completion;
 pub mod db;
+pub mod flows;
 pub mod port;
 pub mod router;
 pub mod router_port;
 pub mod show;
+pub mod support_bundle;
 pub mod switch;
 pub mod sync;
 pub mod topology;
@@ -72,6 +75,9 @@ registry! {
     Sync(sync::SyncCmd),
     Topology(topology::TopologyCmd),
     Trace(trace::TraceCmd),
+    Flows(flows::FlowsCmd),
+    AgentInfo(agent_info::AgentInfoCmd),
+    SupportBundle(support_bundle::SupportBundleCmd),
     Completion(completion::CompletionCmd),
 }
 
@@ -190,6 +196,9 @@ pub enum Call {
     ListObjects(pb::ListObjectsRequest),
     Sync(pb::SyncRequest),
     Trace(pb::TraceRequest),
+    Flows(pb::FlowsRequest),
+    AgentInfo(pb::AgentInfoQuery),
+    PhysicalTrace(pb::PhysicalTraceRequest),
 }
 
 /// The reply to a [`Call`].
@@ -203,6 +212,9 @@ pub enum Reply {
     Objects(pb::ListObjectsReply),
     Sync(pb::WriteReply),
     Trace(pb::TraceReply),
+    Flows(pb::FlowsReply),
+    AgentInfo(pb::AgentInfoReply),
+    PhysicalTrace(pb::PhysicalTraceReply),
 }
 
 /// Errors of planning and printing commands.
