@@ -33,9 +33,13 @@ pub enum UnixctlError {
     Command { method: String, message: String },
 }
 
-/// The control socket of ovs-vswitchd in `rundir`: `ovs-vswitchd.PID.ctl`, PID from
-/// `ovs-vswitchd.pid`.
+/// The control socket of ovs-vswitchd in `rundir`: `ovs-vswitchd.ctl` when it was started
+/// with `--unixctl` there, else `ovs-vswitchd.PID.ctl`, PID from `ovs-vswitchd.pid`.
 pub fn vswitchd_socket(rundir: &Path) -> Result<PathBuf, UnixctlError> {
+    let fixed = rundir.join("ovs-vswitchd.ctl");
+    if fixed.exists() {
+        return Ok(fixed);
+    }
     let err = |reason: String| UnixctlError::NoSocket {
         dir: rundir.display().to_string(),
         reason,
@@ -170,6 +174,11 @@ mod tests {
         assert_eq!(
             vswitchd_socket(d.path()).unwrap(),
             d.path().join("ovs-vswitchd.1234.ctl")
+        );
+        std::fs::write(d.path().join("ovs-vswitchd.ctl"), "").unwrap();
+        assert_eq!(
+            vswitchd_socket(d.path()).unwrap(),
+            d.path().join("ovs-vswitchd.ctl")
         );
     }
 }

@@ -84,9 +84,11 @@ pub fn resolve_object(st: &ClusterState, req: &FlowsRequest) -> ApiResult<(u64, 
         k if k == crate::kinds::switch::NAME => {
             (COOKIE_SWITCH, st.switches.contains_key(&req.name))
         }
-        other => return Err(ApiError::InvalidArgument(format!(
+        other => {
+            return Err(ApiError::InvalidArgument(format!(
             "invalid kind {other:?}: only Logical_Switch and Logical_Switch_Port own flows today"
-        ))),
+        )))
+        }
     };
     if !exists {
         return Err(ApiError::NotFound(format!(

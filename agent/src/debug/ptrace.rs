@@ -204,6 +204,24 @@ pub fn parse_trace(text: &str, bridge: &str, tunnel_ports: &[String]) -> Parsed 
                     _ => {}
                 }
             }
+        } else if let Some(rest) = t.strip_prefix("-> NXM_NX_TUN_METADATA0[") {
+            // A move into the option: "-> NXM_NX_TUN_METADATA0[16..30] is now 0x3fda".
+            if let Some((range, val)) = rest.split_once("] is now ") {
+                if let (Some((lo, hi)), Some(v)) = (range.split_once(".."), parse_u64(val)) {
+                    if let (Ok(lo), Ok(hi)) = (lo.parse::<u32>(), hi.parse::<u32>()) {
+                        if lo <= hi && hi < 64 {
+                            let width = hi - lo + 1;
+                            let mask = if width == 64 {
+                                u64::MAX
+                            } else {
+                                ((1u64 << width) - 1) << lo
+                            };
+                            pending.tun_metadata0 =
+                                (pending.tun_metadata0 & !mask) | ((v << lo) & mask);
+                        }
+                    }
+                }
+            }
         } else if let Some(port) = t.strip_prefix("output:") {
             let port = port.trim_matches('"').to_string();
             if tunnel_ports.contains(&port) {
@@ -290,7 +308,10 @@ bridge("br-int")
 70. reg15=0x2,metadata=0x2013, priority 100, cookie 0x2aabbccddeeff00
     set_field:0x2ed6c8->tun_id
     set_field:172.31.0.12->tun_dst
-    set_field:0x50002->tun_metadata0
+    move:NXM_NX_REG14[0..14]->NXM_NX_TUN_METADATA0[16..30]
+     -> NXM_NX_TUN_METADATA0[16..30] is now 0x5
+    move:NXM_NX_REG15[0..15]->NXM_NX_TUN_METADATA0[0..15]
+     -> NXM_NX_TUN_METADATA0[0..15] is now 0x2
     output:1
      -> output to native tunnel
      -> tunneling to 172.31.0.12 via br-underlay

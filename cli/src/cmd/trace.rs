@@ -173,6 +173,7 @@ fn physical_json(r: &pb::PhysicalTraceReply) -> serde_json::Value {
             "flow": p.reply.as_ref().map(|a| a.flow.clone()),
             "delivered_ports": p.reply.as_ref().map(|a| a.delivered_ports.clone()),
             "datapath_actions": p.reply.as_ref().map(|a| a.datapath_actions.clone()),
+            "output": p.reply.as_ref().map(|a| a.output.clone()),
             "tunnels": p.reply.as_ref().map(|a| a.tunnels.iter().map(|t| json!({
                 "encap": t.encap, "tun_id": t.tun_id, "tun_dst": t.tun_dst,
                 "tun_metadata0": t.tun_metadata0,
