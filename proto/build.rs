@@ -4,6 +4,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "weft/v1/types.proto",
         "weft/v1/northbound.proto",
         "weft/v1/southbound.proto",
+        "weft/v1/agent.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

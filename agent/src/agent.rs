@@ -287,6 +287,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
 
     let mut vif_watch =
         vswitch::watch_interfaces(SessionConfig::new(endpoint.clone(), "Open_vSwitch"));
+    let observe = crate::observe::Observe::start(&config).await;
 
     let chassis = Chassis {
         name: config.chassis.clone(),
@@ -300,6 +301,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
         version: env!("CARGO_PKG_VERSION").to_string(),
         applied_revision: 0,
         alive: false,
+        debug_addr: observe.debug_addr.clone(),
         ..Default::default()
     };
     let (sb_tx, mut sb_rx) = mpsc::channel::<SbEvent>(256);
@@ -334,6 +336,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
             ev = vif_watch.next() => match ev {
                 Some(VifEvent::Snapshot(snap)) => {
                     let vifs = vif_map(&snap);
+                    observe.vifs(&snap);
                     debug!(vifs = ?vifs, "local interfaces");
                     reconciler.on_vifs(&vifs);
                 }
@@ -372,6 +375,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
             _ = resync.tick() => {
                 full_needed = true;
                 let st = pin_stats_rx.borrow().clone();
+                observe.resync(&st);
                 if st != pin_logged {
                     info!(
                         received = st.received,
@@ -409,9 +413,12 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
             if reconciler.ready() {
                 let full = full_needed || reconciler.needs_full();
                 let span = info_span!("reconcile", revision = reconciler.view().revision(), full);
+                let started = std::time::Instant::now();
                 let result = apply(chan, &endpoint, &config.bridge, &mut reconciler, full)
                     .instrument(span)
                     .await;
+                crate::metrics::reconcile(full, started);
+                observe.applied(&reconciler);
                 match result {
                     Ok(()) => full_needed = false,
                     Err(e) => {
@@ -444,6 +451,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     if let Some(t) = cni_task {
         let _ = t.await;
     }
+    observe.stop();
     info!("agent stopped; OVS keeps its flows");
 }
 
@@ -533,6 +541,9 @@ async fn apply(
             Some(d) => {
                 if !d.is_empty() {
                     info!(installed = flows.len(), changes = d.len(), "full resync");
+                    if r.status().is_some_and(|s| s.applied_revision > 0) {
+                        crate::metrics::metrics().drift_repairs.inc_by(d.len() as u64);
+                    }
                 }
                 d
             }
@@ -556,7 +567,10 @@ async fn apply(
     }
     let ops = bundle_ops(&d);
     let n = ops.len();
-    match chan.apply_bundle(ops).await {
+    let started = std::time::Instant::now();
+    let res = chan.apply_bundle(ops).await;
+    crate::metrics::bundle(n, started, res.is_ok());
+    match res {
         Ok(()) => {
             debug!(ops = n, "bundle committed");
             r.applied(Ok(()));

@@ -22,6 +22,8 @@ pub enum ConfigError {
     Controller(String),
     #[error("invalid --bridge-mappings: {0}")]
     BridgeMappings(String),
+    #[error("invalid {flag} {value:?}: expected ADDRESS:PORT (e.g. 127.0.0.1:9601) or \"off\"")]
+    Listen { flag: String, value: String },
 }
 
 /// Command-line flags of `weft-agent`.
@@ -80,6 +82,13 @@ pub struct AgentArgs {
     /// Serve the weft-cni plugin on this unix socket (e.g. /var/run/weft/cni.sock); off when unset.
     #[arg(long, env = "WEFT_CNI_SOCKET")]
     pub cni_socket: Option<PathBuf>,
+    /// Where /metrics, /healthz and /readyz are served (HTTP), or "off".
+    #[arg(long, env = "WEFT_METRICS_LISTEN", default_value = "127.0.0.1:9601")]
+    pub metrics_listen: String,
+    /// Where the debug service (weft.v1.AgentDebug: flows, agent-info, physical trace) is
+    /// served, or "off"; advertised to the controller in the chassis record.
+    #[arg(long, env = "WEFT_DEBUG_LISTEN", default_value = "127.0.0.1:7601")]
+    pub debug_listen: String,
 }
 
 /// The validated configuration `run` takes.
@@ -98,6 +107,21 @@ pub struct AgentConfig {
     pub cni_socket: Option<PathBuf>,
     /// `--bridge-mappings`.
     pub bridge_mappings: Vec<crate::physical::BridgeMapping>,
+    /// `--metrics-listen` (None: off).
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `--debug-listen` (None: off).
+    pub debug_listen: Option<std::net::SocketAddr>,
+}
+
+/// An `ADDRESS:PORT` flag value, or "off" (None).
+fn parse_listen(flag: &str, s: &str) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    if s.trim() == "off" {
+        return Ok(None);
+    }
+    s.trim().parse().map(Some).map_err(|_| ConfigError::Listen {
+        flag: flag.to_string(),
+        value: s.to_string(),
+    })
 }
 
 fn valid_name(s: &str) -> bool {
@@ -150,7 +174,11 @@ impl TryFrom<AgentArgs> for AgentConfig {
                 a.bridge
             )));
         }
+        let metrics_listen = parse_listen("--metrics-listen", &a.metrics_listen)?;
+        let debug_listen = parse_listen("--debug-listen", &a.debug_listen)?;
         Ok(AgentConfig {
+            metrics_listen,
+            debug_listen,
             chassis: a.chassis,
             encap_ip: a.encap_ip,
             encaps,
@@ -196,6 +224,10 @@ mod tests {
         assert_eq!(c.controllers.len(), 2);
         assert_eq!(c.bridge, "br-int");
         assert!(c.bridge_mappings.is_empty());
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9601".parse().unwrap()));
+        assert_eq!(c.debug_listen, Some("127.0.0.1:7601".parse().unwrap()));
+        let c = parse(&["--metrics-listen", "off", "--debug-listen", "off"]).unwrap();
+        assert_eq!((c.metrics_listen, c.debug_listen), (None, None));
         let c = parse(&["--bridge-mappings", "physnet:br-ex"]).unwrap();
         assert_eq!(c.bridge_mappings[0].physnet, "physnet");
         let e = parse(&["--bridge-mappings", "br-ex"])
@@ -212,5 +244,9 @@ mod tests {
         assert!(e.contains("--datapath") && e.contains("dpdk"), "{e}");
         let e = parse(&["--ovsdb", "/run/db.sock"]).unwrap_err().to_string();
         assert!(e.contains("--ovsdb"), "{e}");
+        let e = parse(&["--metrics-listen", "9601"]).unwrap_err().to_string();
+        assert!(e.contains("--metrics-listen") && e.contains("\"9601\""), "{e}");
+        let e = parse(&["--debug-listen", "x:y"]).unwrap_err().to_string();
+        assert!(e.contains("--debug-listen") && e.contains("x:y"), "{e}");
     }
 }

@@ -9,8 +9,11 @@
 pub mod agent;
 pub mod cni;
 pub mod config;
+pub mod debug;
 pub mod diff;
 pub mod ids;
+pub mod metrics;
+pub mod observe;
 pub mod physical;
 pub mod pinctrl;
 
@@ -19,4 +22,5 @@ pub use config::{AgentArgs, AgentConfig};
 pub mod pipeline;
 pub mod reconcile;
 pub mod southbound;
+pub mod unixctl;
 pub mod view;

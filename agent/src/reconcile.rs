@@ -83,6 +83,16 @@ impl Reconciler {
         &self.view
     }
 
+    /// The desired state (what the switch holds after a successful apply).
+    pub fn desired(&self) -> Option<&DesiredState> {
+        self.desired.as_ref()
+    }
+
+    /// Tunnel ofports by encapsulation.
+    pub fn tunnels(&self) -> &BTreeMap<Encap, u32> {
+        &self.tunnels
+    }
+
     /// The allocated ids.
     pub fn ids(&self) -> &Ids {
         &self.ids

@@ -9,6 +9,7 @@
 //! - [`northbound`], [`southbound`]: the gRPC services.
 
 pub mod cache;
+pub mod debug;
 pub mod error;
 pub mod intent;
 pub mod ipam;

@@ -266,6 +266,30 @@ impl Northbound for NorthboundService {
         .map_err(status)
     }
 
+    async fn flows(
+        &self,
+        request: Request<weft_proto::v1::FlowsRequest>,
+    ) -> Result<Response<weft_proto::v1::FlowsReply>, Status> {
+        let r = crate::debug::flows(&self.intent, request.into_inner()).await;
+        r.map(Response::new).map_err(status)
+    }
+
+    async fn agent_info(
+        &self,
+        request: Request<weft_proto::v1::AgentInfoQuery>,
+    ) -> Result<Response<weft_proto::v1::AgentInfoReply>, Status> {
+        let r = crate::debug::agent_info(&self.intent, request.into_inner()).await;
+        r.map(Response::new).map_err(status)
+    }
+
+    async fn physical_trace(
+        &self,
+        request: Request<weft_proto::v1::PhysicalTraceRequest>,
+    ) -> Result<Response<weft_proto::v1::PhysicalTraceReply>, Status> {
+        let r = crate::debug::physical_trace(&self.intent, request.into_inner()).await;
+        r.map(Response::new).map_err(status)
+    }
+
     async fn list_objects(
         &self,
         request: Request<ListObjectsRequest>,

@@ -156,6 +156,8 @@ pub struct TestbedConfig {
     pub chassis_timeout: Duration,
     /// Called with a line of progress for each step (sandbox); default none.
     pub progress: Option<fn(&str)>,
+    /// Extra arguments for every agent (e.g. `--resync-interval 600`); default none.
+    pub agent_args: Vec<String>,
 }
 
 impl Default for TestbedConfig {
@@ -176,6 +178,7 @@ impl Default for TestbedConfig {
             log_filter: "info".into(),
             chassis_timeout: Duration::from_secs(60),
             progress: None,
+            agent_args: Vec::new(),
         }
     }
 }
@@ -190,6 +193,11 @@ impl TestbedConfig {
     }
     pub fn controllers(mut self, k: usize) -> Self {
         self.controllers = k;
+        self
+    }
+    /// Adds arguments to every agent's command line.
+    pub fn agent_args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.agent_args.extend(args.into_iter().map(Into::into));
         self
     }
     pub fn agents(mut self, on: bool) -> Self {
@@ -308,11 +316,20 @@ pub struct Host {
     pub netns: String,
     pub underlay_ip: Ipv4Addr,
     pub mgmt_ip: Ipv4Addr,
+    /// Where the agent serves `/metrics`, `/healthz`, `/readyz` (`--metrics-listen`).
+    pub metrics_addr: SocketAddr,
+    /// Where the agent serves `weft.v1.AgentDebug` (`--debug-listen`).
+    pub debug_addr: SocketAddr,
     ovs: Ovs,
     agent: Option<Proc>,
 }
 
 impl Host {
+    /// The agent's `http://MGMT_IP:PORT/metrics` URL (also `/healthz`, `/readyz`).
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.metrics_addr)
+    }
+
     /// The host's OVS.
     pub fn ovs(&self) -> &Ovs {
         &self.ovs
@@ -538,6 +555,8 @@ impl Testbed {
             netns: ns.clone(),
             underlay_ip,
             mgmt_ip,
+            metrics_addr: SocketAddr::from((mgmt_ip, crate::process::free_port()?)),
+            debug_addr: SocketAddr::from((mgmt_ip, crate::process::free_port()?)),
             ovs,
             agent: None,
         };
@@ -633,6 +652,9 @@ impl Testbed {
         .args(["--controller", &urls.join(",")])
         .args(["--ovsdb", &host.ovs.db_target()])
         .args(["--bridge", BR_INT, "--datapath", "netdev"])
+        .args(["--metrics-listen", &host.metrics_addr.to_string()])
+        .args(["--debug-listen", &host.debug_addr.to_string()])
+        .args(self.cfg.agent_args.iter().map(String::as_str))
         .arg("--ovs-rundir")
         .arg(rundir)
         .env("RUST_LOG", &self.cfg.log_filter)
@@ -1021,6 +1043,7 @@ impl Testbed {
             .drain(..)
             .map(|mut h| {
                 let agent_pid = h.agent.as_mut().and_then(Proc::forget);
+                let metrics_url = h.metrics_url();
                 let db = h.ovs.db_target();
                 let ovs = h.ovs.leak();
                 HostState {
@@ -1029,6 +1052,7 @@ impl Testbed {
                     netns: h.netns,
                     underlay_ip: h.underlay_ip,
                     mgmt_ip: h.mgmt_ip,
+                    metrics_url,
                     rundir: ovs.rundir,
                     ovsdb: db,
                     ovsdb_pid: ovs.ovsdb_pid,
@@ -1106,6 +1130,9 @@ pub struct HostState {
     pub netns: String,
     pub underlay_ip: Ipv4Addr,
     pub mgmt_ip: Ipv4Addr,
+    /// The agent's `/metrics` URL ("" in a state file from before agent metrics).
+    #[serde(default)]
+    pub metrics_url: String,
     pub rundir: PathBuf,
     pub ovsdb: String,
     pub ovsdb_pid: Option<u32>,

@@ -209,6 +209,13 @@ impl Handler {
     }
 
     async fn handle(&self, req: &Request) -> Result<Option<Attachment>, CniError> {
+        let started = std::time::Instant::now();
+        let r = self.handle_inner(req).await;
+        crate::metrics::cni(&format!("{:?}", req.command).to_uppercase(), started, r.is_ok());
+        r
+    }
+
+    async fn handle_inner(&self, req: &Request) -> Result<Option<Attachment>, CniError> {
         req.validate()?;
         match req.command {
             Command::Add => self.add(req).await.map(Some),

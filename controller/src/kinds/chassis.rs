@@ -27,6 +27,7 @@ static COLUMNS: &[ColumnDef] = &[
     ColumnDef::ro("alive", ColumnType::Scalar),
     ColumnDef::ro("applied_revision", ColumnType::Scalar),
     ColumnDef::ro("last_error", ColumnType::Scalar),
+    ColumnDef::ro("debug_addr", ColumnType::Scalar),
     EXTERNAL_IDS,
 ];
 
@@ -70,6 +71,7 @@ impl Kind for ChassisKind {
             "encap_types" => ColumnValue::set(&c.encap_types),
             "datapath_type" => ColumnValue::str(&c.datapath_type),
             "version" => ColumnValue::str(&c.version),
+            "debug_addr" => ColumnValue::str(&c.debug_addr),
             "alive" => ColumnValue::bool(state.alive.contains(&c.name)),
             "applied_revision" => {
                 ColumnValue::int(state.applied.get(&c.name).copied().unwrap_or(0))

@@ -359,6 +359,9 @@ fn status(dir: &Path) -> anyhow::Result<ExitCode> {
             alive(h.vswitchd_pid),
             alive(h.ovsdb_pid)
         );
+        if !h.metrics_url.is_empty() {
+            println!("            metrics {}", h.metrics_url);
+        }
     }
     if tb.pods.is_empty() {
         println!("no pods");

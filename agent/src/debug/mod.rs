@@ -1,0 +1,439 @@
+//! The agent's debug service, `weft.v1.AgentDebug` (agent.proto), served on
+//! `--debug-listen`: installed flows with counters ([`ofstats`]), agent-info, and the
+//! physical trace (`ofproto/trace` through OVS's unixctl socket, [`crate::unixctl`], parsed by
+//! [`ptrace`]), each flow annotated with the Weft object its cookie names.
+//!
+//! The event loop publishes what the service needs into a [`DebugHandle`] after each apply
+//! (a few maps, copied under a short lock); the service never touches the loop, the agent's
+//! OpenFlow channel or the reconciler, and every request has a timeout and a size limit.
+//! Start with [`serve`].
+
+pub mod ofstats;
+pub mod ptrace;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tonic::{Request, Response, Status};
+use weft_openflow::render_flow;
+use weft_proto::v1::agent_debug_server::{AgentDebug, AgentDebugServer};
+use weft_proto::v1::{
+    AgentFlowsReply, AgentFlowsRequest, AgentInfo, AgentInfoRequest, AgentTraceReply,
+    AgentTraceRequest, CookieOwner, InstalledFlow, InstalledGroup, TraceHit, TunnelStart,
+};
+
+use crate::pipeline::{Encap, Owner};
+use crate::reconcile::Reconciler;
+
+/// Errors of the debug service.
+#[derive(Debug, thiserror::Error)]
+pub enum DebugError {
+    #[error("cannot serve the debug service on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("debug service: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Longest a unixctl or OpenFlow request of the service may take.
+const OVS_TIMEOUT: Duration = Duration::from_secs(3);
+/// Most flows one Flows reply carries.
+const MAX_FLOWS: usize = 10_000;
+/// Longest ofproto/trace text passed back.
+const MAX_TRACE_TEXT: usize = 64 << 10;
+
+/// What the event loop publishes for the service.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    pub ready: bool,
+    pub applied_revision: i64,
+    pub last_error: String,
+    pub flows: usize,
+    pub groups: usize,
+    pub meters: usize,
+    /// Cookie → (kind, name) of every owner in the view.
+    pub owners: HashMap<u64, (String, String)>,
+    /// Logical port → (interface name, ofport) of local VIFs.
+    pub ports: BTreeMap<String, (String, u32)>,
+    /// Encap → tunnel ofport.
+    pub tunnels: BTreeMap<Encap, u32>,
+}
+
+/// Static facts plus what the loop publishes.
+#[derive(Debug)]
+struct Inner {
+    chassis: String,
+    encap_ip: String,
+    bridge: String,
+    rundir: PathBuf,
+    started: Instant,
+    state: RwLock<Published>,
+}
+
+/// Shared between the event loop (writer) and the service (reader).
+#[derive(Debug, Clone)]
+pub struct DebugHandle(Arc<Inner>);
+
+/// Kind names as ovn-nbctl spells tables.
+pub const PORT_KIND: &str = "Logical_Switch_Port";
+pub const SWITCH_KIND: &str = "Logical_Switch";
+
+/// The cookie → owner map of a reconciler's view (pure).
+pub fn owners_of(r: &Reconciler) -> HashMap<u64, (String, String)> {
+    let v = r.view();
+    let mut m = HashMap::new();
+    m.insert(Owner::Static.cookie(), ("static".to_string(), String::new()));
+    for s in v.switches() {
+        m.insert(
+            Owner::Switch(s.name.clone()).cookie(),
+            (SWITCH_KIND.to_string(), s.name.clone()),
+        );
+    }
+    for p in v.ports() {
+        m.insert(
+            Owner::Port(p.name.clone()).cookie(),
+            (PORT_KIND.to_string(), p.name.clone()),
+        );
+    }
+    m
+}
+
+impl DebugHandle {
+    pub fn new(chassis: &str, encap_ip: &str, bridge: &str, rundir: PathBuf) -> Self {
+        DebugHandle(Arc::new(Inner {
+            chassis: chassis.into(),
+            encap_ip: encap_ip.into(),
+            bridge: bridge.into(),
+            rundir,
+            started: Instant::now(),
+            state: RwLock::new(Published::default()),
+        }))
+    }
+
+    /// Publishes the reconciler's state after an apply (`ready`: the switch holds a view).
+    pub fn publish(&self, r: &Reconciler, ready: bool) {
+        let (flows, groups, meters) = r
+            .desired()
+            .map(|d| (d.flow_count(), d.group_count(), d.meter_count()))
+            .unwrap_or_default();
+        let status = r.status();
+        let owners = owners_of(r);
+        if let Ok(mut s) = self.0.state.write() {
+            s.ready |= ready;
+            s.flows = flows;
+            s.groups = groups;
+            s.meters = meters;
+            if let Some(st) = status {
+                s.applied_revision = st.applied_revision;
+                s.last_error = st.last_error;
+            }
+            s.owners = owners;
+            s.tunnels = r.tunnels().clone();
+        }
+    }
+
+    /// Publishes the local VIFs (logical port → interface name, ofport).
+    pub fn publish_vifs(&self, ports: BTreeMap<String, (String, u32)>) {
+        if let Ok(mut s) = self.0.state.write() {
+            s.ports = ports;
+        }
+    }
+
+    fn snapshot(&self) -> Published {
+        self.0.state.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn mgmt(&self) -> PathBuf {
+        self.0.rundir.join(format!("{}.mgmt", self.0.bridge))
+    }
+}
+
+fn owner(p: &Published, cookie: u64) -> CookieOwner {
+    match p.owners.get(&cookie) {
+        Some((k, n)) => CookieOwner {
+            kind: k.clone(),
+            name: n.clone(),
+        },
+        None => CookieOwner::default(),
+    }
+}
+
+/// The service.
+pub struct Service {
+    h: DebugHandle,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(e.to_string())
+}
+
+impl Service {
+    async fn unixctl(&self, method: &str, params: &[&str]) -> Result<String, Status> {
+        let sock = crate::unixctl::vswitchd_socket(&self.h.0.rundir).map_err(unavailable)?;
+        crate::unixctl::call(&sock, method, params, OVS_TIMEOUT)
+            .await
+            .map_err(|e| match e {
+                crate::unixctl::UnixctlError::Command { .. } => {
+                    Status::invalid_argument(e.to_string())
+                }
+                e => unavailable(e),
+            })
+    }
+}
+
+#[tonic::async_trait]
+impl AgentDebug for Service {
+    async fn flows(
+        &self,
+        request: Request<AgentFlowsRequest>,
+    ) -> Result<Response<AgentFlowsReply>, Status> {
+        let req = request.into_inner();
+        let limit = match req.limit {
+            0 => MAX_FLOWS,
+            n => (n as usize).min(MAX_FLOWS),
+        };
+        let (flows, truncated) = ofstats::dump(&self.h.mgmt(), req.cookie, limit, OVS_TIMEOUT)
+            .await
+            .map_err(unavailable)?;
+        let p = self.h.snapshot();
+        let mut flows: Vec<InstalledFlow> = flows
+            .into_iter()
+            .map(|(f, c)| InstalledFlow {
+                table: u32::from(f.table),
+                priority: u32::from(f.priority),
+                cookie: f.cookie,
+                owner: Some(owner(&p, f.cookie)),
+                text: render_flow(&f),
+                packets: c.packets,
+                bytes: c.bytes,
+                duration_sec: c.duration_sec,
+            })
+            .collect();
+        flows.sort_by(|a, b| {
+            (a.table, std::cmp::Reverse(a.priority), &a.text).cmp(&(
+                b.table,
+                std::cmp::Reverse(b.priority),
+                &b.text,
+            ))
+        });
+        Ok(Response::new(AgentFlowsReply {
+            chassis: self.h.0.chassis.clone(),
+            flows,
+            groups: Vec::<InstalledGroup>::new(),
+            truncated,
+        }))
+    }
+
+    async fn info(&self, _: Request<AgentInfoRequest>) -> Result<Response<AgentInfo>, Status> {
+        let p = self.h.snapshot();
+        let mut info = AgentInfo {
+            chassis: self.h.0.chassis.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_sec: self.h.0.started.elapsed().as_secs(),
+            flows: p.flows as u32,
+            groups: p.groups as u32,
+            meters: p.meters as u32,
+            applied_revision: p.applied_revision,
+            last_error: p.last_error.clone(),
+            ready: p.ready,
+            encap_ip: self.h.0.encap_ip.clone(),
+            local_ports: p
+                .ports
+                .iter()
+                .map(|(lp, (_, ofport))| format!("{lp}={ofport}"))
+                .collect(),
+            ..Default::default()
+        };
+        let mut errors = Vec::new();
+        match self.unixctl("version", &[]).await {
+            Ok(v) => info.ovs_version = v.lines().next().unwrap_or("").trim().to_string(),
+            Err(e) => errors.push(e.message().to_string()),
+        }
+        match self
+            .unixctl("dpif/show-dp-features", &[&self.h.0.bridge])
+            .await
+        {
+            Ok(v) => {
+                info.dp_features = v
+                    .lines()
+                    .map(|l| l.trim().to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            }
+            Err(e) => errors.push(e.message().to_string()),
+        }
+        info.ovs_error = errors.join("; ");
+        Ok(Response::new(info))
+    }
+
+    async fn physical_trace(
+        &self,
+        request: Request<AgentTraceRequest>,
+    ) -> Result<Response<AgentTraceReply>, Status> {
+        let req = request.into_inner();
+        let p = self.h.snapshot();
+        let m = if req.microflow.trim().is_empty() {
+            Default::default()
+        } else {
+            weft_proto::model::expr::parse_microflow(&req.microflow).map_err(|e| {
+                Status::invalid_argument(format!("invalid microflow {:?}: {e}", req.microflow))
+            })?
+        };
+        let start = match (&req.tunnel, req.inport.as_str()) {
+            (Some(t), _) => {
+                let encap: Encap = t.encap.parse().map_err(|_| {
+                    Status::invalid_argument(format!("invalid tunnel.encap {:?}", t.encap))
+                })?;
+                let Some(ofport) = p.tunnels.get(&encap) else {
+                    return Err(Status::failed_precondition(format!(
+                        "chassis {} has no {} tunnel port",
+                        self.h.0.chassis, t.encap
+                    )));
+                };
+                let mut s = format!("in_port={ofport},tun_id={:#x}", t.tun_id);
+                for (k, v) in [("tun_src", &t.tun_src), ("tun_dst", &t.tun_dst)] {
+                    if !v.is_empty() {
+                        let ip: std::net::Ipv4Addr = v.parse().map_err(|_| {
+                            Status::invalid_argument(format!("invalid tunnel.{k} {v:?}"))
+                        })?;
+                        s.push_str(&format!(",{k}={ip}"));
+                    }
+                }
+                if t.tun_metadata0 != 0 {
+                    s.push_str(&format!(",tun_metadata0={:#x}", t.tun_metadata0));
+                }
+                s
+            }
+            (None, "") => {
+                return Err(Status::invalid_argument(
+                    "invalid request: neither inport nor tunnel given",
+                ))
+            }
+            (None, port) => match p.ports.get(port) {
+                Some((_, ofport)) => format!("in_port={ofport}"),
+                None => {
+                    return Err(Status::not_found(format!(
+                        "port {port:?} has no VIF on chassis {} (inport)",
+                        self.h.0.chassis
+                    )))
+                }
+            },
+        };
+        let flow = ptrace::ovs_flow(&start, &m).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let text = self
+            .unixctl("ofproto/trace", &[&self.h.0.bridge, &flow])
+            .await?;
+        let mut tunnel_ports: Vec<String> = Vec::new();
+        let mut tunnel_encap: BTreeMap<String, Encap> = BTreeMap::new();
+        for (e, ofport) in &p.tunnels {
+            for n in [ofport.to_string(), format!("weft-{}", e.as_str())] {
+                tunnel_ports.push(n.clone());
+                tunnel_encap.insert(n, *e);
+            }
+        }
+        let parsed = ptrace::parse_trace(&text, &self.h.0.bridge, &tunnel_ports);
+        let mut port_names = BTreeMap::new();
+        for (lp, (ifname, ofport)) in &p.ports {
+            port_names.insert(ofport.to_string(), lp.clone());
+            port_names.insert(ifname.clone(), lp.clone());
+        }
+        let delivered = ptrace::delivered(&parsed.outputs, &port_names);
+        let outcome = ptrace::outcome(delivered.len(), parsed.tunnels.len(), parsed.controller);
+        let hits = parsed
+            .hits
+            .iter()
+            .map(|h| TraceHit {
+                table: h.table,
+                priority: h.priority,
+                cookie: h.cookie,
+                owner: Some(owner(&p, h.cookie)),
+                r#match: h.matches.clone(),
+                actions: h.actions.clone(),
+            })
+            .collect();
+        let tunnels = parsed
+            .tunnels
+            .iter()
+            .map(|t| TunnelStart {
+                encap: tunnel_encap
+                    .get(&t.port)
+                    .map(|e| e.as_str().to_string())
+                    .unwrap_or_default(),
+                tun_id: t.tun_id,
+                tun_src: self.h.0.encap_ip.clone(),
+                tun_dst: t.tun_dst.clone(),
+                tun_metadata0: t.tun_metadata0,
+            })
+            .collect();
+        let truncated = text.len() > MAX_TRACE_TEXT;
+        let mut output = text;
+        if truncated {
+            let mut cut = MAX_TRACE_TEXT;
+            while !output.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            output.truncate(cut);
+        }
+        Ok(Response::new(AgentTraceReply {
+            chassis: self.h.0.chassis.clone(),
+            flow,
+            hits,
+            datapath_actions: parsed.datapath_actions,
+            outcome,
+            delivered_ports: delivered,
+            tunnels,
+            output,
+            truncated,
+        }))
+    }
+}
+
+/// Binds `addr` for [`serve`].
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, DebugError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| DebugError::Bind { addr, source })
+}
+
+/// Serves `weft.v1.AgentDebug` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    h: DebugHandle,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DebugError> {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tonic::transport::Server::builder()
+        .timeout(Duration::from_secs(10))
+        .concurrency_limit_per_connection(4)
+        .add_service(AgentDebugServer::new(Service { h }).max_decoding_message_size(64 << 10))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_map_to_objects() {
+        let p = Published {
+            owners: [(
+                Owner::Port("p1".into()).cookie(),
+                (PORT_KIND.to_string(), "p1".to_string()),
+            )]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let o = owner(&p, Owner::Port("p1".into()).cookie());
+        assert_eq!((o.kind.as_str(), o.name.as_str()), (PORT_KIND, "p1"));
+        assert_eq!(owner(&p, 42).kind, "");
+    }
+}
