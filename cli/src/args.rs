@@ -45,6 +45,11 @@ pub struct GlobalOpts {
     #[arg(long, value_enum, value_name = "MODE")]
     pub wait: Option<WaitArg>,
 
+    /// With --wait=hv: fail when registered chassis are dead (cannot be waited for) instead
+    /// of skipping them with a warning that names them.
+    #[arg(long)]
+    pub strict: bool,
+
     /// Upper bound in seconds for the wait (and for the whole command).
     #[arg(long, value_name = "SECONDS",
           value_parser = clap::value_parser!(u32).range(1..=86_400))]

@@ -275,6 +275,7 @@ fn merge(acc: &mut GlobalOpts, g: GlobalOpts) -> Result<(), ChainError> {
     acc.bare |= g.bare;
     acc.no_headings |= g.no_headings;
     acc.oneline |= g.oneline;
+    acc.strict |= g.strict;
     Ok(())
 }
 

@@ -33,6 +33,23 @@ pub struct ClientConfig {
 pub struct Client {
     nb: NorthboundClient<Channel>,
     cfg: ClientConfig,
+    /// Chassis the last write's `--wait=hv` skipped because they were dead (the
+    /// controller's `weft-skipped-chassis` reply metadata).
+    pub skipped: Vec<String>,
+}
+
+/// The chassis a reply says its `--wait=hv` skipped.
+fn skipped_of<T>(r: &tonic::Response<T>) -> Vec<String> {
+    r.metadata()
+        .get("weft-skipped-chassis")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Client {
@@ -59,6 +76,7 @@ impl Client {
                         nb: NorthboundClient::new(channel)
                             .max_decoding_message_size(MAX_REPLY_BYTES),
                         cfg,
+                        skipped: Vec::new(),
                     });
                 }
                 Err(e) => failures.push((url.to_string(), root_cause(&e))),
@@ -90,7 +108,10 @@ impl Client {
         req: pb::TransactRequest,
     ) -> Result<pb::TransactReply, CliError> {
         match self.nb.transact(req).await {
-            Ok(r) => Ok(r.into_inner()),
+            Ok(r) => {
+                self.skipped = skipped_of(&r);
+                Ok(r.into_inner())
+            }
             Err(s) => Err(self.status(s)),
         }
     }
@@ -102,18 +123,23 @@ impl Client {
             object: kind.map(object),
             changed: true,
         };
+        let mut skipped = Vec::new();
         let r = match s {
             Sugar::CreateSwitch(r) => self.nb.create_switch(r).await.map(|r| {
+                skipped = skipped_of(&r);
                 let r = r.into_inner();
                 (r.revision, vec![done(r.switch.map(Kind::LogicalSwitch))])
             }),
-            Sugar::DeleteSwitch(r) => self
-                .nb
-                .delete_switch(r)
-                .await
-                .map(|r| (r.into_inner().revision, vec![done(None)])),
-            Sugar::CreatePort(r) => self.nb.create_port(r).await.map(port_result),
+            Sugar::DeleteSwitch(r) => self.nb.delete_switch(r).await.map(|r| {
+                skipped = skipped_of(&r);
+                (r.into_inner().revision, vec![done(None)])
+            }),
+            Sugar::CreatePort(r) => self.nb.create_port(r).await.map(|r| {
+                skipped = skipped_of(&r);
+                port_result(r)
+            }),
             Sugar::CreatePorts(r) => self.nb.create_ports(r).await.map(|r| {
+                skipped = skipped_of(&r);
                 let r = r.into_inner();
                 let ports = r
                     .ports
@@ -122,20 +148,28 @@ impl Client {
                     .collect();
                 (r.revision, ports)
             }),
-            Sugar::DeletePort(r) => self
-                .nb
-                .delete_port(r)
-                .await
-                .map(|r| (r.into_inner().revision, vec![done(None)])),
-            Sugar::SetPortAddresses(r) => self.nb.set_port_addresses(r).await.map(port_result),
-            Sugar::SetPortSecurity(r) => self.nb.set_port_security(r).await.map(port_result),
-            Sugar::SetPortEnabled(r) => self.nb.set_port_enabled(r).await.map(port_result),
-            Sugar::DeleteChassis(r) => self
-                .nb
-                .delete_chassis(r)
-                .await
-                .map(|r| (r.into_inner().revision, vec![done(None)])),
+            Sugar::DeletePort(r) => self.nb.delete_port(r).await.map(|r| {
+                skipped = skipped_of(&r);
+                (r.into_inner().revision, vec![done(None)])
+            }),
+            Sugar::SetPortAddresses(r) => self.nb.set_port_addresses(r).await.map(|r| {
+                skipped = skipped_of(&r);
+                port_result(r)
+            }),
+            Sugar::SetPortSecurity(r) => self.nb.set_port_security(r).await.map(|r| {
+                skipped = skipped_of(&r);
+                port_result(r)
+            }),
+            Sugar::SetPortEnabled(r) => self.nb.set_port_enabled(r).await.map(|r| {
+                skipped = skipped_of(&r);
+                port_result(r)
+            }),
+            Sugar::DeleteChassis(r) => self.nb.delete_chassis(r).await.map(|r| {
+                skipped = skipped_of(&r);
+                (r.into_inner().revision, vec![done(None)])
+            }),
         };
+        self.skipped = skipped;
         r.map_err(|s| self.status(s))
     }
 
@@ -174,11 +208,10 @@ impl Client {
                 .list_objects(req.clone())
                 .await
                 .map(|r| Reply::Objects(r.into_inner())),
-            Call::Sync(req) => self
-                .nb
-                .sync(*req)
-                .await
-                .map(|r| Reply::Sync(r.into_inner())),
+            Call::Sync(req) => self.nb.sync(*req).await.map(|r| {
+                self.skipped = skipped_of(&r);
+                Reply::Sync(r.into_inner())
+            }),
             Call::Trace(req) => self
                 .nb
                 .trace(req.clone())

@@ -63,6 +63,7 @@ pub async fn run(inv: Invocation, env_controller: Option<String>) -> Result<Stri
         }
     }
 
+    warn_skipped(client.as_mut());
     // Every command's output, in order; reads run now, after the commit.
     let mut outputs = Vec::new();
     for (i, step) in steps.iter().enumerate() {
@@ -88,6 +89,7 @@ pub async fn run(inv: Invocation, env_controller: Option<String>) -> Result<Stri
                 for call in &r.calls {
                     replies.push(c.call(call).await?);
                 }
+                warn_skipped(Some(&mut *c));
                 (r.render)(&replies, &out)?
             }
             Step::Local(s) => s.clone(),
@@ -101,6 +103,20 @@ pub fn plan_ctx(g: &GlobalOpts) -> PlanCtx {
     PlanCtx {
         wait: g.wait,
         timeout_ms: g.timeout.map(|s| s.saturating_mul(1000)).unwrap_or(0),
+        strict: g.strict,
+    }
+}
+
+/// Says on stderr which dead chassis the last `--wait=hv` did not wait for (and forgets them).
+fn warn_skipped(client: Option<&mut Client>) {
+    if let Some(c) = client {
+        if !c.skipped.is_empty() {
+            eprintln!(
+                "weftctl: warning: --wait=hv did not wait for dead chassis {} (use --strict to fail instead)",
+                c.skipped.join(", ")
+            );
+            c.skipped.clear();
+        }
     }
 }
 
@@ -155,6 +171,7 @@ pub fn write_call(steps: &[Step], g: &GlobalOpts) -> WriteCall {
             dry_run: g.dry_run,
             wait: ctx.wait_mode(false) as i32,
             timeout_ms: ctx.timeout_ms,
+            strict: ctx.strict,
         }),
         counts,
     )

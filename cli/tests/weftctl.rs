@@ -1336,3 +1336,48 @@ fn completion_scripts_generate() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--wait=hv` and dead chassis: skipped with a warning naming them, or with `--strict` a
+/// failure naming them.
+#[test]
+fn wait_hv_names_dead_chassis_and_strict_fails_on_them() {
+    use weft_proto::v1::southbound_client::SouthboundClient;
+    use weft_proto::v1::{Chassis, SubscribeRequest};
+
+    let d = deployment_with(&["--lease-ttl", "2"]);
+    let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let mut sb = rt
+        .block_on(SouthboundClient::connect(d.url.clone()))
+        .unwrap_or_else(|e| panic!("southbound connect: {e}"));
+    let stream = rt
+        .block_on(sb.subscribe(SubscribeRequest {
+            chassis: Some(Chassis {
+                name: "hv-gone".into(),
+                encap_ip: "192.0.2.7".into(),
+                encap_types: vec!["geneve".into()],
+                ..Default::default()
+            }),
+        }))
+        .unwrap_or_else(|e| panic!("subscribe: {e}"))
+        .into_inner();
+    drop(stream);
+    let dead = wait_until(Duration::from_secs(15), Duration::from_millis(200), || {
+        let v = d.json(&["chassis-list"]);
+        v["chassis"][0]["name"] == "hv-gone" && v["chassis"][0]["alive"] == false
+    });
+    assert!(dead, "hv-gone not dead: {}", d.ok(&["chassis-list"]));
+    let r = d.ctl(&["--wait=hv", "ls-add", "w1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("warning") && r.stderr.contains("hv-gone"),
+        "{r:?}"
+    );
+    let r = d.ctl(&["--wait=hv", "--strict", "ls-add", "w2"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("hv-gone") && r.stderr.contains("strict"),
+        "{r:?}"
+    );
+    let r = d.ctl(&["--wait=hv", "ls-add", "w3", "--", "lsp-add", "w3", "q"]);
+    assert!(r.code == 0 && r.stderr.contains("hv-gone"), "{r:?}");
+}

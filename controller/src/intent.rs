@@ -317,12 +317,7 @@ impl Intent {
             crate::objects::object(object::Kind::LogicalSwitchPort(req)),
             may_exist,
         )];
-        let out = self
-            .transact(&ops, false, Oversize::Refuse)
-            .await
-            .map_err(single)?;
-        let p = port_of(out.results.into_iter().next().and_then(|r| r.object))?;
-        Ok((out.revision, p))
+        self.one_port(&ops).await
     }
 
     /// Creates many ports (on one or several existing switches) in ONE transaction: all or
@@ -440,6 +435,16 @@ impl Intent {
         .into()
     }
 
+    /// Runs single-op `ops` and returns the revision and the port the op left.
+    async fn one_port(&self, ops: &[TxOp]) -> ApiResult<(i64, LogicalSwitchPort)> {
+        let out = self
+            .transact(ops, false, Oversize::Refuse)
+            .await
+            .map_err(single)?;
+        let p = port_of(out.results.into_iter().next().and_then(|r| r.object))?;
+        Ok((out.revision, p))
+    }
+
     /// Deletes a port, its claims and its binding.
     pub async fn delete_port(&self, name: &str, if_exists: bool) -> ApiResult<i64> {
         validate_name("name", name)?;
@@ -460,12 +465,7 @@ impl Intent {
     ) -> ApiResult<(i64, LogicalSwitchPort)> {
         validate_name("port", name)?;
         let ops = [set(kinds::port::NAME, name, column, values)];
-        let out = self
-            .transact(&ops, false, Oversize::Refuse)
-            .await
-            .map_err(single)?;
-        let p = port_of(out.results.into_iter().next().and_then(|r| r.object))?;
-        Ok((out.revision, p))
+        self.one_port(&ops).await
     }
 
     /// Replaces a port's addresses, moving its claims (a kept `dynamic` keeps its address).

@@ -159,6 +159,20 @@ pub fn code_name(code: &str) -> &'static str {
     }
 }
 
+tokio::task_local! {
+    /// Chassis a `--wait=hv` of the current request skipped because they were dead; the
+    /// layer below returns them in the `weft-skipped-chassis` response header.
+    static SKIPPED: std::cell::RefCell<Vec<String>>;
+}
+
+/// Records chassis the current request's wait skipped (no-op outside a request).
+pub fn note_skipped(chassis: &[String]) {
+    let _ = SKIPPED.try_with(|s| s.borrow_mut().extend(chassis.iter().cloned()));
+}
+
+/// The response header naming the chassis a `--wait=hv` skipped.
+pub const SKIPPED_HEADER: &str = "weft-skipped-chassis";
+
 /// The tower layer counting and timing every request by path and status.
 #[derive(Clone, Copy, Default)]
 pub struct MetricsLayer;
@@ -198,7 +212,18 @@ where
         let started = Instant::now();
         let fut = self.inner.call(req);
         Box::pin(async move {
-            let r = fut.await;
+            let (mut r, skipped) = SKIPPED
+                .scope(std::cell::RefCell::new(Vec::new()), async move {
+                    let r = fut.await;
+                    let skipped = SKIPPED.with(|s| s.borrow().clone());
+                    (r, skipped)
+                })
+                .await;
+            if let (Ok(resp), false) = (&mut r, skipped.is_empty()) {
+                if let Ok(v) = http::HeaderValue::from_str(&skipped.join(",")) {
+                    resp.headers_mut().insert(SKIPPED_HEADER, v);
+                }
+            }
             let code = match &r {
                 // Errors are trailers-only responses: the status is in the headers; a
                 // response without it is a success whose status comes in the trailers.

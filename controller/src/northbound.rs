@@ -86,7 +86,30 @@ impl NorthboundService {
         } else {
             Duration::from_millis(u64::from(o.timeout_ms)).min(MAX_WAIT)
         };
-        wait_hv(self.cache.clone(), revision, timeout).await
+        // Dead chassis cannot apply anything: they are skipped, and named (in the reply's
+        // metadata, see crate::metrics::SKIPPED), or, with `strict`, refused.
+        let dead: Vec<String> = {
+            let snap = self.cache.borrow();
+            snap.state
+                .chassis
+                .keys()
+                .filter(|c| !snap.state.alive.contains(*c))
+                .cloned()
+                .collect()
+        };
+        if o.strict && !dead.is_empty() {
+            return Err(ApiError::FailedPrecondition(format!(
+                "--wait=hv --strict: chassis {} not alive (their agents are not connected), so \
+                 the write cannot be confirmed on them",
+                dead.join(", ")
+            )));
+        }
+        wait_hv(self.cache.clone(), revision, timeout).await?;
+        if !dead.is_empty() {
+            tracing::info!(revision, skipped = %dead.join(","), "--wait=hv did not wait for dead chassis");
+            crate::metrics::note_skipped(&dead);
+        }
+        Ok(())
     }
 }
 
@@ -207,6 +230,7 @@ impl Northbound for NorthboundService {
                 let opts = WriteOptions {
                     wait: req.wait,
                     timeout_ms: req.timeout_ms,
+                    strict: req.strict,
                     ..Default::default()
                 };
                 self.wait(out.revision, Some(&opts)).await?;

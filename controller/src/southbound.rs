@@ -48,6 +48,15 @@ impl SouthboundService {
     }
 }
 
+/// How a send on the stream ended.
+enum Sent {
+    Ok,
+    /// The agent went away.
+    Closed,
+    /// The agent stopped reading for longer than the stall limit.
+    Stalled,
+}
+
 /// One open stream's state.
 struct StreamTask {
     intent: Intent,
@@ -129,8 +138,16 @@ impl StreamTask {
                     seen = st.revision;
                     tracing::debug!(revision = update.revision, snapshot = update.snapshot, ports = update.ports.len(), deleted_ports = update.deleted_ports.len(), "sending view update");
                     let update = update.into_update();
-                    if self.tx.send(Ok(update)).await.is_err() {
-                        break;
+                    match self.send_keeping_alive(update, &mut keepalive).await {
+                        Sent::Ok => {}
+                        Sent::Closed => break,
+                        Sent::Stalled => {
+                            tracing::warn!(
+                                stalled_secs = self.stall_limit().as_secs(),
+                                "agent stopped reading its view stream; closing it (the agent resubscribes)"
+                            );
+                            break;
+                        }
                     }
                     sent_rev = Some(st.intent_revision);
                 }
@@ -145,6 +162,33 @@ impl StreamTask {
             ttl = self.ttl,
             "stream closed; chassis lease left to expire unless the agent resubscribes"
         );
+    }
+
+    /// How long an agent may leave its stream unread (the channel and the HTTP/2 window
+    /// full) before the stream is closed: three lease TTLs.
+    fn stall_limit(&self) -> Duration {
+        Duration::from_secs(self.ttl.max(1) as u64 * 3)
+    }
+
+    /// Sends `update`, keeping the lease alive while the send waits (a slow reader is not
+    /// a dead chassis), and gives up after [`StreamTask::stall_limit`].
+    async fn send_keeping_alive(
+        &mut self,
+        update: ViewUpdate,
+        keepalive: &mut tokio::time::Interval,
+    ) -> Sent {
+        let tx = self.tx.clone();
+        let send = tx.send(Ok(update));
+        tokio::pin!(send);
+        let stall = tokio::time::sleep(self.stall_limit());
+        tokio::pin!(stall);
+        loop {
+            tokio::select! {
+                r = &mut send => return if r.is_ok() { Sent::Ok } else { Sent::Closed },
+                _ = keepalive.tick() => self.keep_alive().await,
+                _ = &mut stall => return Sent::Stalled,
+            }
+        }
     }
 
     async fn keep_alive(&mut self) {

@@ -837,3 +837,62 @@ async fn create_binds_in_one_round_from_a_vif_sighting() {
         .is_none());
     ctl.stop().await;
 }
+
+/// An agent that stops reading its stream (HTTP/2 window and the stream's queue full) keeps
+/// its lease while the controller waits to send, so it does not turn dead while connected;
+/// after the stall limit (three TTLs) the controller closes the stream, and only then the
+/// lease runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_stays_alive_then_its_stream_is_closed() {
+    let etcd = start_etcd();
+    let prefix = unique_prefix("stall");
+    let ctl = InProc::start(config(&etcd.endpoint(), &prefix)).await; // lease TTL 3 s
+    let mut c = nb(&ctl.url()).await;
+    // A tiny HTTP/2 window: a few updates fill it.
+    let ch = tonic::transport::Endpoint::from_shared(ctl.url())
+        .unwrap()
+        .initial_stream_window_size(Some(64))
+        .initial_connection_window_size(Some(64))
+        .connect()
+        .await
+        .unwrap();
+    let mut s = SouthboundClient::new(ch);
+    let mut st = s
+        .subscribe(chassis("hv1", "192.0.2.1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let _ = st.message().await.unwrap();
+    let alive = |c: &mut NorthboundClient<tonic::transport::Channel>| {
+        let mut c = c.clone();
+        async move { alive_of(&mut c).await.contains(&("hv1".to_string(), true)) }
+    };
+    assert!(eventually(Duration::from_secs(5), || alive(&mut c)).await);
+    // 150 view-changing writes: every stream gets an update for each; hv1 reads none.
+    for i in 0..150 {
+        c.create_switch(CreateSwitchRequest {
+            switch: Some(LogicalSwitch {
+                name: format!("s{i}"),
+                ..Default::default()
+            }),
+            options: None,
+        })
+        .await
+        .unwrap();
+    }
+    // Well past one TTL the stalled chassis is still alive (the lease is kept while waiting).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        alive(&mut c).await,
+        "a slow reader turned dead while connected"
+    );
+    // After the stall limit (9 s) the stream is closed and, a TTL later, hv1 is dead.
+    let dead = eventually(Duration::from_secs(15), || {
+        let mut c = c.clone();
+        async move { alive_of(&mut c).await.contains(&("hv1".to_string(), false)) }
+    })
+    .await;
+    assert!(dead, "stalled stream never closed");
+    drop(st);
+    ctl.stop().await;
+}

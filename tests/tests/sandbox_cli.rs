@@ -165,3 +165,24 @@ fn missing_prerequisites_are_named_with_the_fix() {
     assert!(err.contains("scripts/setup.sh"), "{err}");
     assert!(!tmp.path().join("sb").join("state.json").exists());
 }
+
+/// `weft-sandbox status | head -0`: a closed stdout ends it quietly, never a panic.
+#[test]
+fn status_into_a_closed_pipe_does_not_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for _ in 0..5 {
+        let mut child = Command::new(SANDBOX)
+            .arg("--dir")
+            .arg(dir.path())
+            .arg("status")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("weft-sandbox runs");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        assert_ne!(out.status.code(), Some(101), "{err}");
+    }
+}

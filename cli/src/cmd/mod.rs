@@ -92,6 +92,8 @@ pub struct PlanCtx {
     pub wait: Option<WaitArg>,
     /// `--timeout` in milliseconds (0 = the controller's default).
     pub timeout_ms: u32,
+    /// `--strict`: dead chassis fail a `--wait=hv` instead of being skipped.
+    pub strict: bool,
 }
 
 impl PlanCtx {
@@ -102,6 +104,7 @@ impl PlanCtx {
             if_exists,
             wait: self.wait_mode(false) as i32,
             timeout_ms: self.timeout_ms,
+            strict: self.strict,
         }
     }
 

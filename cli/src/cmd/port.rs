@@ -442,6 +442,7 @@ mod tests {
                 pb::WaitMode::WaitNone
             } as i32,
             timeout_ms: 0,
+            ..Default::default()
         })
     }
 
@@ -469,6 +470,7 @@ mod tests {
         let ctx = PlanCtx {
             wait: Some(WaitArg::Hv),
             timeout_ms: 0,
+            ..Default::default()
         };
         let Step::Write(w) = step_with(
             &[

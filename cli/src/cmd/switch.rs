@@ -176,6 +176,7 @@ mod tests {
         let ctx = PlanCtx {
             wait: Some(WaitArg::Hv),
             timeout_ms: 5000,
+            ..Default::default()
         };
         let Step::Write(w) = step_with(
             &[
@@ -207,6 +208,7 @@ mod tests {
                     if_exists: false,
                     wait: pb::WaitMode::WaitHv as i32,
                     timeout_ms: 5000,
+                    ..Default::default()
                 }),
             }))
         );

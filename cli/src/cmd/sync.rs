@@ -26,6 +26,7 @@ impl Noun for SyncCmd {
                 options: Some(pb::WriteOptions {
                     wait: ctx.wait_mode(true) as i32,
                     timeout_ms: ctx.timeout_ms,
+                    strict: ctx.strict,
                     ..Default::default()
                 }),
             })],
@@ -66,6 +67,7 @@ mod tests {
         let ctx = PlanCtx {
             wait: Some(WaitArg::None),
             timeout_ms: 7000,
+            ..Default::default()
         };
         let s = sync_req(&["sync", "--revision", "42"], ctx);
         assert_eq!(s.revision, 42);

@@ -12,6 +12,19 @@
 //! State lives in `--dir` (default /tmp/weft-sandbox, or `WEFT_SANDBOX_DIR`). The topology is
 //! described in `weft_testbed::testbed`.
 
+/// `println!` that ends the program quietly when stdout is closed (`weft-sandbox status |
+/// head`) instead of panicking on the broken pipe.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use std::fs::OpenOptions;
@@ -122,9 +135,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let name = name.unwrap_or_else(|| lport.clone());
             let pod = st.testbed.add_pod(&host, &lport, &name)?;
             st.save(&dir)?;
-            println!(
+            out!(
                 "pod {} on host{}: {} {}/{} mtu {} (netns {})",
-                pod.name, pod.host, pod.mac, pod.ip, pod.prefix_len, pod.mtu, pod.netns
+                pod.name,
+                pod.host,
+                pod.mac,
+                pod.ip,
+                pod.prefix_len,
+                pod.mtu,
+                pod.netns
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -133,7 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut st = load_running(&dir)?;
             st.testbed.del_pod(&pod)?;
             st.save(&dir)?;
-            println!("pod {pod} deleted");
+            out!("pod {pod} deleted");
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Exec { pod, cmd } => {
@@ -267,7 +286,7 @@ fn up(dir: &Path, hosts: usize, encap: Encap, controllers: usize) -> anyhow::Res
                 dir.display()
             );
             if let Some(url) = st.controller_url() {
-                println!("export WEFT_CONTROLLER={url}");
+                out!("export WEFT_CONTROLLER={url}");
             }
             return Ok(ExitCode::FAILURE);
         }
@@ -312,7 +331,7 @@ fn up(dir: &Path, hosts: usize, encap: Encap, controllers: usize) -> anyhow::Res
         "next: weftctl ls-add sw0 --subnet 10.0.0.0/24; weftctl lsp-add sw0 p1; \
          weftctl lsp-set-addresses p1 dynamic; weft-sandbox pod-add host1 p1",
     );
-    println!("export WEFT_CONTROLLER={url}");
+    out!("export WEFT_CONTROLLER={url}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -326,12 +345,12 @@ fn alive(pid: Option<u32>) -> &'static str {
 
 fn status(dir: &Path) -> anyhow::Result<ExitCode> {
     let Some(st) = SandboxState::load(dir)? else {
-        println!("no sandbox in {}", dir.display());
+        out!("no sandbox in {}", dir.display());
         return Ok(ExitCode::from(3));
     };
     let tb = &st.testbed;
     let running = !st.live_pids().is_empty();
-    println!(
+    out!(
         "sandbox {} in {}: {} ({} tunnels, pod MTU {})",
         tb.prefix,
         dir.display(),
@@ -340,17 +359,17 @@ fn status(dir: &Path) -> anyhow::Result<ExitCode> {
         tb.pod_mtu
     );
     if let Some(url) = st.controller_url() {
-        println!("WEFT_CONTROLLER={url}");
+        out!("WEFT_CONTROLLER={url}");
     }
-    println!("etcd        {:<28} {}", tb.etcd.url, alive(tb.etcd.pid));
+    out!("etcd        {:<28} {}", tb.etcd.url, alive(tb.etcd.pid));
     for (i, c) in tb.controllers.iter().enumerate() {
-        println!("controller{} {:<28} {}", i + 1, c.url, alive(c.pid));
+        out!("controller{} {:<28} {}", i + 1, c.url, alive(c.pid));
         if !c.metrics_url.is_empty() {
-            println!("            metrics {}", c.metrics_url);
+            out!("            metrics {}", c.metrics_url);
         }
     }
     for h in &tb.hosts {
-        println!(
+        out!(
             "{:<11} underlay {:<15} mgmt {:<15} agent {}, ovs-vswitchd {}, ovsdb-server {}",
             h.name,
             h.underlay_ip,
@@ -360,16 +379,21 @@ fn status(dir: &Path) -> anyhow::Result<ExitCode> {
             alive(h.ovsdb_pid)
         );
         if !h.metrics_url.is_empty() {
-            println!("            metrics {}", h.metrics_url);
+            out!("            metrics {}", h.metrics_url);
         }
     }
     if tb.pods.is_empty() {
-        println!("no pods");
+        out!("no pods");
     }
     for p in tb.pods.values() {
-        println!(
+        out!(
             "pod {:<16} host{} lport {:<16} {} {}/{}",
-            p.name, p.host, p.lport, p.mac, p.ip, p.prefix_len
+            p.name,
+            p.host,
+            p.lport,
+            p.mac,
+            p.ip,
+            p.prefix_len
         );
     }
     Ok(if running {
@@ -421,6 +445,6 @@ fn down(dir: &Path) -> anyhow::Result<ExitCode> {
     net::cleanup_stale(&prefix)?;
     remove_run_files(dir);
     let _ = std::fs::remove_dir(dir); // only if empty
-    println!("sandbox down");
+    out!("sandbox down");
     Ok(ExitCode::SUCCESS)
 }
