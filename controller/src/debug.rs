@@ -346,7 +346,16 @@ pub fn disagreements(logical: &TraceReply, physical: &[PhysicalTracePart]) -> Ve
                 let last = r
                     .hits
                     .last()
-                    .map(|h| format!(" after table {} ({})", h.table, h.r#match))
+                    .map(|h| {
+                        if h.r#match.is_empty() {
+                            format!(
+                                " at table {}'s default flow (no flow there matches)",
+                                h.table
+                            )
+                        } else {
+                            format!(" after table {} ({})", h.table, h.r#match)
+                        }
+                    })
                     .unwrap_or_default();
                 format!("{}{last}", r.outcome)
             })

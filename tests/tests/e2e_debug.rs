@@ -208,7 +208,7 @@ fn physical_trace_flows_and_agent_info() {
     );
     assert!(out.contains("verdict: delivered"), "{out}");
     assert!(
-        out.contains("DISAGREEMENT: logical trace delivers to d2 on host2, but the flows there end in dropped"),
+        out.contains("DISAGREEMENT: logical trace delivers to d2 on host2, but the flows there end in dropped at table 70's default flow"),
         "{out}"
     );
 

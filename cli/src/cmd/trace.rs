@@ -146,14 +146,35 @@ pub fn render_physical(port: &str, r: &pb::PhysicalTraceReply) -> String {
             p.chassis, p.entry
         ));
         s.push_str(&format!("  flow: {}\n", a.flow));
-        for h in &a.hits {
-            s.push_str(&format!(
-                "  {:>3}  priority {:<5} {:<34} {}\n",
-                h.table,
-                h.priority,
-                owner_text(h.owner.as_ref()),
-                h.r#match
-            ));
+        // Runs of table defaults that only pass the packet on are one line.
+        let mut i = 0;
+        while i < a.hits.len() {
+            let h = &a.hits[i];
+            let passes = |h: &pb::TraceHit| {
+                h.owner.as_ref().is_some_and(|o| o.kind == "static")
+                    && h.r#match.is_empty()
+                    && h.actions.len() == 1
+                    && h.actions[0].starts_with("goto_table:")
+            };
+            let mut j = i;
+            while j + 1 < a.hits.len() && passes(&a.hits[j]) && passes(&a.hits[j + 1]) {
+                j += 1;
+            }
+            if j > i {
+                s.push_str(&format!(
+                    "  {:>3}-{}  table defaults (pass)\n",
+                    h.table, a.hits[j].table
+                ));
+            } else {
+                s.push_str(&format!(
+                    "  {:>3}  priority {:<5} {:<34} {}\n",
+                    h.table,
+                    h.priority,
+                    owner_text(h.owner.as_ref()),
+                    h.r#match
+                ));
+            }
+            i = j + 1;
         }
         s.push_str(&format!("  datapath actions: {}\n", a.datapath_actions));
     }
