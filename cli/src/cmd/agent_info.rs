@@ -92,7 +92,7 @@ impl Noun for AgentInfoCmd {
         let AgentInfoCmd::AgentInfo { chassis } = self;
         let req = pb::AgentInfoQuery {
             chassis: chassis.clone().unwrap_or_default(),
-            timeout_ms: ctx.timeout_ms,
+            timeout_ms: ctx.chassis_timeout_ms(),
         };
         Ok(Step::Read(Read {
             calls: vec![Call::AgentInfo(req)],

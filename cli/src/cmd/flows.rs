@@ -127,7 +127,7 @@ pub fn to_json(r: &pb::FlowsReply) -> serde_json::Value {
 impl Noun for FlowsCmd {
     fn plan(&self, ctx: &PlanCtx) -> Result<Step, CmdError> {
         let FlowsCmd::Flows { object, chassis } = self;
-        let req = request(object, chassis.as_deref(), ctx.timeout_ms)?;
+        let req = request(object, chassis.as_deref(), ctx.chassis_timeout_ms())?;
         Ok(Step::Read(Read {
             calls: vec![Call::Flows(req)],
             render: Box::new(|replies, out| {

@@ -108,6 +108,16 @@ impl PlanCtx {
         }
     }
 
+    /// How long the controller gives each chassis' agent (flows, agent-info, trace
+    /// --physical): a third of `--timeout`, so that a physical trace's two hops and the reply
+    /// fit in it; 0 (the controller's default, 3 s) without `--timeout`.
+    pub fn chassis_timeout_ms(&self) -> u32 {
+        match self.timeout_ms {
+            0 => 0,
+            t => (t / 3).max(1),
+        }
+    }
+
     /// The wait mode: `--wait` if given, else `default_hv` (true for `sync`).
     pub fn wait_mode(&self, default_hv: bool) -> pb::WaitMode {
         match (self.wait, default_hv) {

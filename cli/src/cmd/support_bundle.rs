@@ -145,10 +145,10 @@ impl Noun for SupportBundleCmd {
         let mut calls = show_read.calls;
         calls.push(super::Call::AgentInfo(pb::AgentInfoQuery {
             chassis: String::new(),
-            timeout_ms: ctx.timeout_ms,
+            timeout_ms: ctx.chassis_timeout_ms(),
         }));
         calls.push(super::Call::Flows(pb::FlowsRequest {
-            timeout_ms: ctx.timeout_ms,
+            timeout_ms: ctx.chassis_timeout_ms(),
             ..Default::default()
         }));
         let show_render = show_read.render;

@@ -217,7 +217,7 @@ impl Noun for TraceCmd {
             let req = pb::PhysicalTraceRequest {
                 inport: port.clone(),
                 microflow: microflow(self),
-                timeout_ms: ctx.timeout_ms,
+                timeout_ms: ctx.chassis_timeout_ms(),
             };
             return Ok(Step::Read(Read {
                 calls: vec![Call::PhysicalTrace(req)],
