@@ -144,6 +144,7 @@ impl Noun for FlowsCmd {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::cmd::testutil::*;

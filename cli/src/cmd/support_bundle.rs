@@ -189,6 +189,7 @@ impl Noun for SupportBundleCmd {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
