@@ -18,6 +18,7 @@ use crate::args::WaitArg;
 use crate::format::{Out, RenderError};
 use crate::value::ValueError;
 
+pub mod address_set;
 pub mod agent_info;
 pub mod chassis;
 pub mod completion;
@@ -41,6 +42,7 @@ pub const KINDS: &[&str] = &[
     "Chassis",
     "Logical_Router",
     "Logical_Router_Port",
+    "Address_Set",
 ];
 
 /// Declares [`Command`] (every noun's subcommands flattened into one list) and dispatches
@@ -71,6 +73,7 @@ registry! {
     Router(router::RouterCmd),
     RouterPort(router_port::RouterPortCmd),
     Chassis(chassis::ChassisCmd),
+    AddressSet(address_set::AddressSetCmd),
     Db(db::DbCmd),
     Sync(sync::SyncCmd),
     Topology(topology::TopologyCmd),
