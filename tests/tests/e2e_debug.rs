@@ -212,6 +212,26 @@ fn physical_trace_flows_and_agent_info() {
         "{out}"
     );
 
+    // support-bundle: show, agent-info, every chassis' flows (groups too) and metrics.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("bundle");
+    let dir_s = dir.to_str().expect("utf-8 path").to_string();
+    let cm = tb.controller_metrics_urls()[0].clone();
+    let out = ctl(&mut tb, &["support-bundle", &dir_s, "--metrics", &cm]);
+    assert!(out.starts_with("wrote 7 files"), "{out}");
+    let read =
+        |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    assert!(read("show.txt").contains("switch sw"));
+    assert!(read("agent-info.txt").contains("host2 (alive)"));
+    let f1 = read("flows-host1.txt");
+    assert!(
+        f1.contains("n_packets=") && f1.contains("group_id="),
+        "{f1}"
+    );
+    assert!(read("metrics-host2.txt").contains("weft_agent_flows_installed"));
+    assert!(read("metrics-controller1.txt").contains("weft_controller_requests_total"));
+    assert!(tmp.path().join("bundle.tar.gz").exists());
+
     // An unknown chassis or object names itself.
     let e = tb
         .ctl(&["agent-info", "nohost"])

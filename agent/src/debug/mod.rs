@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tonic::{Request, Response, Status};
-use weft_openflow::render_flow;
+use weft_openflow::{render_flow, render_group};
 use weft_proto::v1::agent_debug_server::{AgentDebug, AgentDebugServer};
 use weft_proto::v1::{
     AgentFlowsReply, AgentFlowsRequest, AgentInfo, AgentInfoRequest, AgentTraceReply,
@@ -233,10 +233,24 @@ impl AgentDebug for Service {
                 &b.text,
             ))
         });
+        // Groups carry no cookie: listed only when every flow is asked for.
+        let groups = if req.cookie == 0 {
+            ofstats::dump_groups(&self.h.mgmt(), OVS_TIMEOUT)
+                .await
+                .map_err(unavailable)?
+                .iter()
+                .map(|g| InstalledGroup {
+                    id: g.id,
+                    text: render_group(g),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Response::new(AgentFlowsReply {
             chassis: self.h.0.chassis.clone(),
             flows,
-            groups: Vec::<InstalledGroup>::new(),
+            groups,
             truncated,
         }))
     }

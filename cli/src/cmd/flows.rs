@@ -98,6 +98,9 @@ pub fn render_text(r: &pb::FlowsReply) -> String {
                         f.packets, f.bytes, f.text
                     ));
                 }
+                for g in &rep.groups {
+                    s.push_str(&format!("  {}\n", g.text));
+                }
             }
         }
     }
@@ -119,6 +122,9 @@ pub fn to_json(r: &pb::FlowsReply) -> serde_json::Value {
                 "owner": f.owner.as_ref().map(|o| json!({"kind": o.kind, "name": o.name})),
                 "packets": f.packets, "bytes": f.bytes, "duration_sec": f.duration_sec,
                 "flow": f.text,
+            })).collect::<Vec<_>>()).unwrap_or_default(),
+            "groups": c.reply.as_ref().map(|x| x.groups.iter().map(|g| json!({
+                "id": g.id, "group": g.text,
             })).collect::<Vec<_>>()).unwrap_or_default(),
         })).collect::<Vec<_>>(),
     })
