@@ -20,8 +20,10 @@ pub struct NsId {
 pub struct NsInfo {
     pub id: NsId,
     /// The namespace type from the nsfs name (`net` of `net:[4026532281]`); None when the
-    /// path is not a namespace file at all.
+    /// name does not tell (a bind mount such as `/run/netns/X`) or it is no namespace.
     pub kind: Option<String>,
+    /// On the nsfs device (a namespace file, maybe bind-mounted).
+    pub nsfs: bool,
 }
 
 /// Reads what `path` is: opens it and reads `/proc/self/fd/N`, which names an nsfs file
@@ -36,13 +38,27 @@ pub fn inspect(path: &str) -> std::io::Result<NsInfo> {
         .and_then(|s| s.split_once(":["))
         .filter(|(_, ino)| ino.parse::<u64>().ok() == Some(m.ino()))
         .map(|(k, _)| k.to_string());
+    let nsfs = std::fs::metadata("/proc/self/ns/net").is_ok_and(|own| own.dev() == m.dev());
     Ok(NsInfo {
         id: NsId {
             dev: m.dev(),
             ino: m.ino(),
         },
         kind,
+        nsfs,
     })
+}
+
+/// Whether `nsenter --net=PATH true` can enter `path` as a network namespace (it cannot
+/// enter any other kind); changes nothing.
+async fn enters_as_network_namespace(path: &str) -> bool {
+    tokio::process::Command::new("nsenter")
+        .arg(format!("--net={path}"))
+        .arg("true")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Pure: whether `target` (the namespace at `path`) may be used as a pod's namespace, given
@@ -60,6 +76,9 @@ pub fn check(path: &str, target: &NsInfo, forbidden: &[(&str, NsId)]) -> Result<
                 "is a {other} namespace, not a network namespace"
             )))
         }
+        None if target.nsfs => {
+            return Err(refuse("is a namespace but not a network namespace".into()))
+        }
         None => return Err(refuse("is not a network namespace".into())),
     }
     for (what, id) in forbidden {
@@ -75,8 +94,8 @@ pub fn check(path: &str, target: &NsInfo, forbidden: &[(&str, NsId)]) -> Result<
 /// Checks `path` against the agent's own namespace, the host's (PID 1's) and `host_netns`
 /// (where ovs-vswitchd runs, when configured). A forbidden namespace that cannot be read
 /// (no /proc/1 in a container without the host's PID namespace) is skipped.
-pub fn check_path(path: &str, host_netns: Option<&str>) -> Result<(), CniError> {
-    let target = inspect(path).map_err(|e| CniError::InvalidEnv {
+pub async fn check_path(path: &str, host_netns: Option<&str>) -> Result<(), CniError> {
+    let mut target = inspect(path).map_err(|e| CniError::InvalidEnv {
         var: "CNI_NETNS",
         value: path.to_string(),
         reason: if e.kind() == std::io::ErrorKind::NotFound {
@@ -85,6 +104,9 @@ pub fn check_path(path: &str, host_netns: Option<&str>) -> Result<(), CniError> 
             format!("cannot open: {e}")
         },
     })?;
+    if target.kind.is_none() && target.nsfs && enters_as_network_namespace(path).await {
+        target.kind = Some("net".into());
+    }
     let mut forbidden = Vec::new();
     for (what, p) in [
         ("the agent's own network namespace", Some("/proc/self/ns/net")),
@@ -106,6 +128,7 @@ mod tests {
         NsInfo {
             id: NsId { dev: 4, ino },
             kind: kind.map(str::to_string),
+            nsfs: true,
         }
     }
 
@@ -123,20 +146,27 @@ mod tests {
         assert!(e.to_string().contains("agent's own"), "{e}");
         let e = check("/proc/9/ns/mnt", &info(7, Some("mnt")), &forbidden).unwrap_err();
         assert!(e.to_string().contains("mnt namespace"), "{e}");
-        let e = check("/etc/hostname", &info(8, None), &forbidden).unwrap_err();
-        assert!(e.to_string().contains("not a network namespace"), "{e}");
+        let e = check("/run/netns/m", &info(8, None), &forbidden).unwrap_err();
+        assert!(e.to_string().contains("a namespace but not a network"), "{e}");
+        let mut file = info(9, None);
+        file.nsfs = false;
+        let e = check("/etc/hostname", &file, &forbidden).unwrap_err();
+        assert!(e.to_string().contains("is not a network namespace"), "{e}");
     }
 
-    #[test]
-    fn inspects_real_namespaces() {
+    #[tokio::test]
+    async fn inspects_real_namespaces() {
         let own = inspect("/proc/self/ns/net").expect("own netns");
         assert_eq!(own.kind.as_deref(), Some("net"));
         let mnt = inspect("/proc/self/ns/mnt").expect("own mntns");
         assert_eq!(mnt.kind.as_deref(), Some("mnt"));
         let file = inspect("/proc/self/status").expect("a file");
         assert_eq!(file.kind, None);
-        assert!(check_path("/proc/self/ns/net", None).is_err());
+        assert!(!file.nsfs);
+        assert!(check_path("/proc/self/ns/net", None).await.is_err());
+        assert!(check_path("/proc/self/ns/mnt", None).await.is_err());
         assert!(check_path("/nonexistent/netns", None)
+            .await
             .unwrap_err()
             .to_string()
             .contains("no such network namespace"));

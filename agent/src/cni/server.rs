@@ -237,7 +237,7 @@ impl Handler {
         // Every check before anything changes: the namespace, the port, the switch (the
         // interface name is checked before the namespace is touched, after our leftovers
         // of an earlier ADD of this container are gone).
-        super::netns::check_path(&netns, self.host_ns())?;
+        super::netns::check_path(&netns, self.host_ns()).await?;
         self.check_port_free(req, &port, &host).await?;
         let ls = self.controller.get_switch(&req.switch).await?;
         let Some((_, prefix_len)) = spec::parse_cidr(&ls.subnet) else {
