@@ -84,6 +84,62 @@ impl FromStr for Ipv4Prefix {
     }
 }
 
+/// An IPv6 address with a prefix length; `/128` when written without a prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ipv6Prefix {
+    pub addr: std::net::Ipv6Addr,
+    pub len: u8,
+}
+
+impl Ipv6Prefix {
+    /// The prefix mask (`ffff:ffff:ffff:ffff::` for `/64`).
+    pub fn mask(&self) -> std::net::Ipv6Addr {
+        let bits = if self.len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.len))
+        };
+        std::net::Ipv6Addr::from(bits)
+    }
+
+    /// The address with its host bits cleared.
+    pub fn network(&self) -> std::net::Ipv6Addr {
+        std::net::Ipv6Addr::from(u128::from(self.addr) & u128::from(self.mask()))
+    }
+
+    pub fn is_host(&self) -> bool {
+        self.len == 128
+    }
+}
+
+impl fmt::Display for Ipv6Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+impl FromStr for Ipv6Prefix {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, len) = match s.split_once('/') {
+            Some((a, l)) => {
+                let len: u8 = l
+                    .parse()
+                    .map_err(|_| format!("prefix length {l:?} is not a number"))?;
+                if len > 128 {
+                    return Err(format!("prefix length {len} is larger than 128"));
+                }
+                (a, len)
+            }
+            None => (s, 128),
+        };
+        let addr = addr
+            .parse()
+            .map_err(|_| format!("{addr:?} is not an IPv6 address"))?;
+        Ok(Ipv6Prefix { addr, len })
+    }
+}
+
 /// A logical switch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Switch {
@@ -105,12 +161,15 @@ pub struct Address {
     pub ips: Vec<Ipv4Addr>,
 }
 
-/// One port-security entry: a source MAC and the source IPv4 prefixes allowed with it.
+/// One port-security entry: a source MAC and the source IPv4 and IPv6 prefixes allowed
+/// with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecurityAddress {
     pub mac: Mac,
-    /// Empty = only the MAC is checked.
+    /// IPv4 sources. Both lists empty = only the MAC is checked.
     pub ips: Vec<Ipv4Prefix>,
+    /// IPv6 sources (the MAC's EUI-64 link-local address is allowed besides these).
+    pub ipv6: Vec<Ipv6Prefix>,
 }
 
 /// A logical switch port.
@@ -739,6 +798,26 @@ fn parse_addresses(
     Ok(out)
 }
 
+/// `port_security` entries: each IP is IPv4 or IPv6 (a `:` makes it IPv6), with an
+/// optional prefix length.
+fn parse_security(port: &str, addrs: &[PortAddress]) -> Result<Vec<SecurityAddress>, ViewError> {
+    let mut out = Vec::with_capacity(addrs.len());
+    for (i, a) in addrs.iter().enumerate() {
+        let mac = parse_mac(port, &format!("port_security[{i}].mac"), &a.mac)?;
+        let (mut ips, mut ipv6) = (Vec::new(), Vec::new());
+        for (j, ip) in a.ips.iter().enumerate() {
+            let bad = |e| ViewError::invalid("port", port, format!("port_security[{i}].ips[{j}]"), ip, e);
+            if ip.contains(':') {
+                ipv6.push(ip.parse::<Ipv6Prefix>().map_err(bad)?);
+            } else {
+                ips.push(ip.parse::<Ipv4Prefix>().map_err(bad)?);
+            }
+        }
+        out.push(SecurityAddress { mac, ips, ipv6 });
+    }
+    Ok(out)
+}
+
 fn parse_port(p: &PortView) -> Result<Port, ViewError> {
     if p.switch_name.is_empty() {
         return Err(ViewError::invalid(
@@ -756,10 +835,7 @@ fn parse_port(p: &PortView) -> Result<Port, ViewError> {
             ips: ips.into_iter().map(|ip| ip.addr).collect(),
         })
         .collect();
-    let port_security = parse_addresses(&p.name, "port_security", &p.port_security)?
-        .into_iter()
-        .map(|(mac, ips)| SecurityAddress { mac, ips })
-        .collect();
+    let port_security = parse_security(&p.name, &p.port_security)?;
     if p.tunnel_key == 0 || p.tunnel_key > MAX_PORT_KEY {
         return Err(ViewError::invalid(
             "port",
@@ -1164,5 +1240,33 @@ mod tests {
         let z: Ipv4Prefix = "0.0.0.0/0".parse().expect("valid");
         assert_eq!(z.mask(), Ipv4Addr::UNSPECIFIED);
         assert!("10.1.2.3/x".parse::<Ipv4Prefix>().is_err());
+    }
+
+    #[test]
+    fn ipv6_prefix_parsing_and_security_entries() {
+        let p: Ipv6Prefix = "fd00:1::5/64".parse().expect("valid");
+        assert_eq!(p.network(), "fd00:1::".parse::<std::net::Ipv6Addr>().expect("ip"));
+        assert_eq!(p.mask(), "ffff:ffff:ffff:ffff::".parse::<std::net::Ipv6Addr>().expect("ip"));
+        assert!("fd00::5".parse::<Ipv6Prefix>().expect("valid").is_host());
+        assert!("fd00::5/129".parse::<Ipv6Prefix>().is_err());
+        let sec = parse_security(
+            "p1",
+            &[PortAddress {
+                mac: "0a:00:00:00:00:01".into(),
+                ips: vec!["10.0.0.5".into(), "fd00::5".into(), "fd00:1::/64".into()],
+            }],
+        )
+        .expect("valid");
+        assert_eq!(sec[0].ips, vec!["10.0.0.5".parse::<Ipv4Prefix>().expect("v4")]);
+        assert_eq!(sec[0].ipv6.len(), 2);
+        let e = parse_security(
+            "p1",
+            &[PortAddress {
+                mac: "0a:00:00:00:00:01".into(),
+                ips: vec!["fd00::zz".into()],
+            }],
+        )
+        .expect_err("invalid");
+        assert!(e.to_string().contains("port_security[0].ips[0]"), "{e}");
     }
 }

@@ -163,6 +163,7 @@ fn setup(switch: &str, subnet: &str) -> anyhow::Result<Env> {
         "controller did not come up:\n{}",
         log_tail(&dir.path().join("controller.log"), 30)
     );
+    let chassis = unique("hv");
     let agent = ProcSpec::new(
         "agent",
         PathBuf::from(env!("CARGO_BIN_EXE_weft-agent")),
@@ -170,7 +171,7 @@ fn setup(switch: &str, subnet: &str) -> anyhow::Result<Env> {
     )
     .args([
         "--chassis",
-        &unique("hv"),
+        &chassis,
         "--encap-ip",
         "192.0.2.1",
         "--controller",
@@ -201,6 +202,7 @@ fn setup(switch: &str, subnet: &str) -> anyhow::Result<Env> {
         bridge: "br-int".into(),
         datapath: weft_ovsdb::DatapathType::Netdev,
         host_netns: ovs.netns().map(|n| format!("/run/netns/{n}")),
+        chassis: Some(chassis),
         ..CniServerConfig::defaults()
     })?;
     Ok(Env {
@@ -442,6 +444,94 @@ fn existing_ports_survive_del_and_failed_add_cleans_up() -> anyhow::Result<()> {
             .is_some_and(|m| m.contains("nosuchswitch")),
         "{r}"
     );
+    Ok(())
+}
+
+/// Refused ADDs change nothing: a CNI_NETNS that is the agent's or the host's namespace,
+/// not a network namespace, or no namespace at all; a WEFT_PORT another live container's
+/// VIF uses. No logical port appears, the host's routes and the other pod stay as they were.
+#[test]
+fn unsafe_namespaces_and_ports_in_use_are_refused() -> anyhow::Result<()> {
+    let e = setup("net3", "10.79.0.0/24")?;
+    let c = conf("net3", &e.socket, json!({}));
+    let routes = || {
+        String::from_utf8_lossy(
+            &Command::new("ip")
+                .args(["route", "show"])
+                .output()
+                .expect("ip route")
+                .stdout,
+        )
+        .into_owned()
+    };
+    let host_routes = routes();
+    let before = ports(&e.url, "net3");
+    for (netns, reason) in [
+        // PID 1's namespace: refused as the host's, or (without the right to open
+        // another process's namespace, as in some sandboxes) as one it cannot open.
+        ("/proc/1/ns/net", "network namespace of its own|cannot open"),
+        ("/proc/self/ns/net", "network namespace of its own"),
+        ("/proc/self/ns/mnt", "not a network namespace"),
+        ("/etc/hostname", "not a network namespace"),
+    ] {
+        let (code, r) = cni(&Call {
+            command: "ADD",
+            container: "hostile1",
+            netns: Some(netns),
+            args: "WEFT_PORT=hostile",
+            conf: c.clone(),
+        });
+        assert_eq!(code, 1, "ADD into {netns} was not refused: {r}");
+        assert_eq!(r["code"], json!(4), "{netns}: {r}");
+        let msg = r["msg"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("CNI_NETNS")
+                && msg.contains(netns)
+                && reason.split('|').any(|r| msg.contains(r)),
+            "{netns}: {r}"
+        );
+    }
+    assert_eq!(ports(&e.url, "net3"), before, "a refused ADD created a port");
+    assert_eq!(routes(), host_routes, "a refused ADD changed the host's routes");
+
+    // Pod A takes WEFT_PORT=shared; pod B asking for the same port is refused.
+    let (a, b) = (Netns::new()?, Netns::new()?);
+    let (apath, bpath) = (a.path(), b.path());
+    let call = |command, container, netns| Call {
+        command,
+        container,
+        netns: Some(netns),
+        args: "WEFT_PORT=shared",
+        conf: c.clone(),
+    };
+    let (code, r) = cni(&call("ADD", "sharecontainera", &apath));
+    assert_eq!(code, 0, "ADD A: {r}");
+    let a_addr = a.ip(&["addr", "show", "dev", "eth0"]);
+    let (code, r) = cni(&call("ADD", "sharecontainerb", &bpath));
+    assert_eq!(code, 1, "a second ADD of port shared was not refused: {r}");
+    assert_eq!(r["code"], json!(4), "{r}");
+    let msg = r["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("WEFT_PORT=shared")
+            && msg.contains("already bound")
+            && msg.contains("sharecontainera"),
+        "{r}"
+    );
+    assert!(
+        !b.ip(&["link", "show"]).contains("eth0"),
+        "the refused ADD touched namespace B"
+    );
+    // A is intact: same address, CHECK passes.
+    assert_eq!(a.ip(&["addr", "show", "dev", "eth0"]), a_addr);
+    let (code, r) = cni(&call("CHECK", "sharecontainera", &apath));
+    assert_eq!(code, 0, "CHECK A after the refused ADD: {r}");
+    // Once A is gone, B may take the port.
+    let (code, r) = cni(&call("DEL", "sharecontainera", &apath));
+    assert_eq!(code, 0, "DEL A: {r}");
+    let (code, r) = cni(&call("ADD", "sharecontainerb", &bpath));
+    assert_eq!(code, 0, "ADD B after A's DEL: {r}");
+    let (code, r) = cni(&call("DEL", "sharecontainerb", &bpath));
+    assert_eq!(code, 0, "DEL B: {r}");
     Ok(())
 }
 

@@ -51,7 +51,11 @@ fn snapshot() -> ViewUpdate {
     let mut vm5 = port("vm5", "ls1", "00:00:00:00:01:05", &["10.0.0.15"], "hv1");
     vm5.enabled = false;
     let mut web1 = port("web1", "ls2", "00:00:00:00:02:01", &["10.1.0.11"], "hv1");
-    web1.port_security = vec![addr("00:00:00:00:02:01", &["10.1.0.0/24"])];
+    // IPv4 and IPv6 sources (plus the MAC's link-local address, always allowed).
+    web1.port_security = vec![addr("00:00:00:00:02:01", &["10.1.0.0/24", "fd00:2::11", "fd00:3::/64"])];
+    // A VIF allowed to send router advertisements and DHCP replies: no rogue-server drops.
+    let mut vm2 = port("vm2", "ls1", "00:00:00:00:01:02", &["10.0.0.12"], "hv1");
+    vm2.options.insert("allow-ra-dhcp-server".into(), "true".into());
     web1.unknown = true;
     ViewUpdate {
         revision: 10,
@@ -74,7 +78,7 @@ fn snapshot() -> ViewUpdate {
         ],
         ports: vec![
             vm1,
-            port("vm2", "ls1", "00:00:00:00:01:02", &["10.0.0.12"], "hv1"),
+            vm2,
             port("vm3", "ls1", "00:00:00:00:01:03", &["10.0.0.13"], "hv2"),
             vm4,
             vm5,
@@ -252,6 +256,9 @@ fn adding_a_local_port_changes_only_its_flows_and_the_flood_groups() {
     adds.sort();
     let expected = [
         format!("cookie={c:#x}, priority=100,in_port=6 actions=set_field:0x1->metadata,set_field:0x6->reg14,set_field:0x5->reg13,goto_table:5"),
+        format!("cookie={c:#x}, table=10, priority=110,icmp6,reg14=0x6,metadata=0x1,icmp_type=134 actions=drop"),
+        format!("cookie={c:#x}, table=10, priority=110,udp,reg14=0x6,metadata=0x1,tp_src=67,tp_dst=68 actions=drop"),
+        format!("cookie={c:#x}, table=10, priority=110,udp6,reg14=0x6,metadata=0x1,tp_src=547,tp_dst=546 actions=drop"),
         format!("cookie={c:#x}, table=20, priority=50,arp,metadata=0x1,arp_tpa=10.0.0.16,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:00:00:00:00:01:06->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:00:00:00:00:01:06->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.0.0.16->arp_spa,IN_PORT"),
         format!("cookie={c:#x}, table=20, priority=60,arp,reg14=0x6,metadata=0x1,arp_tpa=10.0.0.16,arp_op=1 actions=goto_table:25"),
         format!("cookie={c:#x}, table=50, priority=50,metadata=0x1,dl_dst=00:00:00:00:01:06 actions=set_field:0x6->reg15,goto_table:58"),

@@ -154,6 +154,9 @@ impl Intent {
     /// already as reported, only the ack (and error) are written and the two range reads of
     /// every binding and port are skipped. That is the common case (an ack after every
     /// applied revision); a stale cache only delays a binding change to the next report.
+    /// Records what `report.chassis` reports: its applied revision (refused beyond etcd's
+    /// current revision: an agent can only apply revisions it was sent, and a forged ack
+    /// would make `--wait=hv` return early), its bindings and sightings, its last error.
     pub async fn report_status(
         &self,
         report: &StatusReport,
@@ -186,7 +189,8 @@ impl Intent {
         }
         for attempt in 0..MAX_ATTEMPTS {
             backoff(attempt).await;
-            let (ch, _) = self.store.get(&self.keys.alive(&report.chassis)).await?;
+            let (ch, etcd_revision) = self.store.get(&self.keys.alive(&report.chassis)).await?;
+            check_applied_revision(report.applied_revision, etcd_revision)?;
             let Some(ch) = ch else {
                 return Err(ApiError::FailedPrecondition(format!(
                     "chassis {:?} is not registered or not alive (no open Subscribe stream)",
@@ -403,12 +407,39 @@ fn bindings_match(state: &ClusterState, report: &StatusReport) -> bool {
             .all(|(port, b)| b.chassis != report.chassis || reported.contains(port.as_str()))
 }
 
+/// Pure: an applied revision must be 0..=`etcd_revision` (etcd's current revision, read in
+/// the same call): an agent only applies revisions the controller sent it.
+fn check_applied_revision(applied: i64, etcd_revision: i64) -> Result<(), ValidationError> {
+    if applied < 0 || applied > etcd_revision {
+        return Err(ValidationError::new(
+            "applied_revision",
+            &applied.to_string(),
+            format!(
+                "must be between 0 and etcd's current revision {etcd_revision} \
+                 (an agent can only apply a revision it was sent)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::state::Sighting;
     use weft_proto::v1::LogicalSwitchPort;
+
+    #[test]
+    fn applied_revision_is_bounded_by_etcd() {
+        assert!(check_applied_revision(0, 10).is_ok());
+        assert!(check_applied_revision(10, 10).is_ok());
+        let e = check_applied_revision(999_999_999, 10).unwrap_err();
+        assert_eq!(e.field, "applied_revision");
+        assert_eq!(e.value, "999999999");
+        assert!(e.reason.contains("current revision 10"), "{}", e.reason);
+        assert!(check_applied_revision(-1, 10).is_err());
+    }
 
     fn report(chassis: &str, ports: &[(&str, bool)]) -> StatusReport {
         StatusReport {

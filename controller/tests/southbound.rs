@@ -896,3 +896,64 @@ async fn a_stalled_reader_stays_alive_then_its_stream_is_closed() {
     drop(st);
     ctl.stop().await;
 }
+
+/// A forged ack (`applied_revision` beyond etcd's current revision) is refused naming the
+/// field and the value, and `--wait=hv` is not fooled: with only a forged ack a write waits
+/// and times out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_applied_revision_is_refused_and_wait_hv_does_not_lie() {
+    let etcd = start_etcd();
+    let prefix = unique_prefix("forged");
+    let ctl = InProc::start(config(&etcd.endpoint(), &prefix)).await;
+    let mut c = nb(&ctl.url()).await;
+    let mut s = sb(&ctl.url()).await;
+    c.create_switch(create_switch("sw", "10.0.0.0/24"))
+        .await
+        .unwrap();
+    let mut st = s
+        .subscribe(chassis("hv1", "192.168.0.1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let u = next(&mut st).await;
+    let forged = |applied: i64| StatusReport {
+        chassis: "hv1".into(),
+        applied_revision: applied,
+        ports: vec![],
+        last_error: String::new(),
+    };
+    let e = s.report_status(forged(999_999_999)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(
+        e.message().contains("applied_revision") && e.message().contains("999999999"),
+        "{}",
+        e.message()
+    );
+    let e = s.report_status(forged(-5)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let list = c
+        .list_chassis(ListChassisRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        list.chassis[0].applied_revision < 999_999_999,
+        "the forged ack was recorded: {:?}",
+        list.chassis[0]
+    );
+    // The real ack of what it was sent is accepted.
+    report(&mut s, "hv1", u.revision, &[]).await;
+    // A write with --wait=hv then waits for hv1, which acks nothing more: it times out.
+    let mut req = create_port("sw", "p1", &["dynamic"]);
+    req.options = Some(WriteOptions {
+        wait: WaitMode::WaitHv as i32,
+        timeout_ms: 700,
+        ..Default::default()
+    });
+    let _ = s.report_status(forged(i64::MAX)).await;
+    let e = c.create_port(req).await.unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+    assert!(e.message().contains("hv1"), "{}", e.message());
+    drop(st);
+    ctl.stop().await;
+}

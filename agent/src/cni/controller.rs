@@ -7,7 +7,8 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 use weft_proto::v1::northbound_client::NorthboundClient;
 use weft_proto::v1::{
-    CreatePortRequest, DeleteRequest, GetRequest, LogicalSwitch, LogicalSwitchPort, WriteOptions,
+    CreatePortRequest, DeleteRequest, GetRequest, ListChassisRequest, LogicalSwitch, LogicalSwitchPort,
+    WriteOptions,
 };
 
 use super::spec::CniError;
@@ -117,6 +118,17 @@ impl Controller {
             CniError::Controller(format!("create port {name:?}: reply without the port"))
         })?;
         Ok((port, true))
+    }
+
+    /// Whether chassis `name` is alive (its agent connected); false for an unknown one.
+    pub async fn chassis_alive(&self, name: &str) -> Result<bool, CniError> {
+        let mut c = self.client().await?;
+        let list = c
+            .list_chassis(ListChassisRequest {})
+            .await
+            .map_err(|s| status("list chassis", &s))?
+            .into_inner();
+        Ok(list.chassis.iter().any(|ch| ch.name == name && ch.alive))
     }
 
     /// Deletes port `name`; a missing port is not an error.

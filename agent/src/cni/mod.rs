@@ -9,6 +9,7 @@
 
 pub mod controller;
 pub mod link;
+pub mod netns;
 pub mod ovs;
 pub mod server;
 pub mod spec;

@@ -154,6 +154,44 @@ pub async fn vif_ids(
     Ok(rows.first().map(|row| row.str_map_col("external_ids")))
 }
 
+/// The Interfaces whose `external_ids:iface-id` is `port`: (name, external_ids).
+pub async fn vifs_with_iface_id(
+    client: &Client,
+    port: &str,
+) -> Result<Vec<(String, BTreeMap<String, String>)>, CniError> {
+    let r = client
+        .transact(
+            DB,
+            vec![ops::select(
+                "Interface",
+                vec![json!([
+                    "external_ids",
+                    "includes",
+                    ["map", [["iface-id", port]]]
+                ])],
+                Some(&["name", "external_ids"]),
+            )],
+        )
+        .await
+        .map_err(err)?;
+    let rows = r
+        .first()
+        .map(selected_rows)
+        .transpose()
+        .map_err(err)?
+        .unwrap_or_default();
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let name = row
+                .get("name")
+                .and_then(|d| d.strings().into_iter().next())
+                .unwrap_or_default();
+            (name, row.str_map_col("external_ids"))
+        })
+        .collect())
+}
+
 /// Removes the Port `name` from its bridge, if it exists and is not the agent's own.
 pub async fn del_vif(client: &Client, name: &str) -> Result<(), CniError> {
     let r = client

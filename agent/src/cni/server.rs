@@ -62,6 +62,9 @@ pub struct CniServerConfig {
     pub host_netns: Option<String>,
     /// Upper bound for handling one request.
     pub request_timeout: Duration,
+    /// This host's chassis name: a port bound to it is not "in use elsewhere". None: every
+    /// live binding counts as another host's.
+    pub chassis: Option<String>,
 }
 
 impl CniServerConfig {
@@ -73,6 +76,7 @@ impl CniServerConfig {
             ovsdb: agent.ovsdb.clone(),
             bridge: agent.bridge.clone(),
             datapath: agent.datapath.parse().unwrap_or(DatapathType::System),
+            chassis: Some(agent.chassis.clone()),
             ..CniServerConfig::defaults()
         }
     }
@@ -88,6 +92,7 @@ impl CniServerConfig {
             default_mtu: 1400,
             host_netns: None,
             request_timeout: Duration::from_secs(60),
+            chassis: None,
         }
     }
 }
@@ -233,6 +238,11 @@ impl Handler {
         let netns = req.netns.clone().unwrap_or_default();
         let port = spec::port_name(&req.container_id, &req.args)?;
         let host = spec::host_ifname(&req.container_id, &req.ifname);
+        // Every check before anything changes: the namespace, the port, the switch (the
+        // interface name is checked before the namespace is touched, after our leftovers
+        // of an earlier ADD of this container are gone).
+        super::netns::check_path(&netns, self.host_ns()).await?;
+        self.check_port_free(req, &port, &host).await?;
         let ls = self.controller.get_switch(&req.switch).await?;
         let Some((_, prefix_len)) = spec::parse_cidr(&ls.subnet) else {
             return Err(CniError::Controller(format!(
@@ -267,6 +277,36 @@ impl Handler {
                 Err(e)
             }
         }
+    }
+
+    /// Refuses a port already bound to another live VIF: an OVS interface of this host with
+    /// its iface-id (other than this container's leftover), or a binding to another chassis
+    /// that is alive.
+    async fn check_port_free(&self, req: &Request, port: &str, host: &str) -> Result<(), CniError> {
+        let client = ovs::connect(&self.cfg.ovsdb).await?;
+        let local = ovs::vifs_with_iface_id(&client, port).await?;
+        let bound = self
+            .controller
+            .get_port(port)
+            .await?
+            .map(|p| p.chassis)
+            .filter(|c| !c.is_empty());
+        let binding = match &bound {
+            Some(c) if Some(c.as_str()) != self.cfg.chassis.as_deref() => {
+                Some((c.as_str(), self.controller.chassis_alive(c).await?))
+            }
+            Some(c) => Some((c.as_str(), true)),
+            None => None,
+        };
+        spec::check_port_free(
+            port,
+            req.args.contains_key(spec::PORT_ARG),
+            &req.container_id,
+            host,
+            &local,
+            binding,
+            self.cfg.chassis.as_deref(),
+        )
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -620,6 +620,53 @@ pub fn port_address(dynamic: &str, addresses: &[String]) -> Option<(String, Ipv4
     parse(dynamic).or_else(|| addresses.iter().find_map(|a| parse(a)))
 }
 
+/// Pure: refuses an ADD whose logical port `port` is already in use by another VIF.
+/// `local` are the OVS interfaces of this host whose `iface-id` is `port` (name, external
+/// ids); the one named `host_ifname` that this container owns is its own leftover (ADD
+/// replaces it). `binding` is the port's binding chassis and whether it is alive; a
+/// binding to another live chassis than `own_chassis` means a VIF there uses the port
+/// (None `own_chassis`: every live binding counts as another host's). `from_arg` says
+/// whether the name came from `WEFT_PORT` (the error then names CNI_ARGS).
+pub fn check_port_free(
+    port: &str,
+    from_arg: bool,
+    container_id: &str,
+    host_ifname: &str,
+    local: &[(String, BTreeMap<String, String>)],
+    binding: Option<(&str, bool)>,
+    own_chassis: Option<&str>,
+) -> Result<(), CniError> {
+    let refuse = |reason: String| {
+        if from_arg {
+            CniError::env("CNI_ARGS", &format!("{PORT_ARG}={port}"), reason)
+        } else {
+            CniError::Datapath(format!("logical port {port:?}: {reason}"))
+        }
+    };
+    for (name, ids) in local {
+        let ours = name == host_ifname && ids.get("weft-cni").map(String::as_str) == Some(container_id);
+        if !ours {
+            let owner = match ids.get("weft-cni") {
+                Some(c) => format!("container {c:?}"),
+                None => "a VIF not created by weft-cni".to_string(),
+            };
+            return Err(refuse(format!(
+                "the port is already bound to OVS interface {name:?} on this host ({owner}); \
+                 one logical port can serve one interface"
+            )));
+        }
+    }
+    if let Some((chassis, alive)) = binding {
+        if alive && Some(chassis) != own_chassis {
+            return Err(refuse(format!(
+                "the port is already bound to a VIF on chassis {chassis:?}, which is alive; \
+                 delete that pod first (or its binding goes when that chassis stops reporting it)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -889,5 +936,43 @@ mod tests {
         assert_eq!(v["code"], json!(11));
         assert_eq!(v["cniVersion"], json!("0.4.0"));
         assert!(v["msg"].as_str().is_some_and(|m| m.contains("/s")));
+    }
+}
+
+#[cfg(test)]
+mod port_free_tests {
+    use super::*;
+
+    fn ids(c: Option<&str>) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert("iface-id".to_string(), "lp".to_string());
+        if let Some(c) = c {
+            m.insert("weft-cni".to_string(), c.to_string());
+        }
+        m
+    }
+
+    #[test]
+    fn a_port_in_use_is_refused() {
+        let own = [("weftabc".to_string(), ids(Some("c1")))];
+        // Own leftovers and a binding to this chassis or a dead one pass.
+        assert!(check_port_free("lp", true, "c1", "weftabc", &own, Some(("hv1", true)), Some("hv1")).is_ok());
+        assert!(check_port_free("lp", true, "c1", "weftabc", &[], Some(("hv2", false)), Some("hv1")).is_ok());
+        assert!(check_port_free("lp", true, "c1", "weftabc", &[], None, None).is_ok());
+        // Another container's interface on this host.
+        let other = [("weftdef".to_string(), ids(Some("c2")))];
+        let e = check_port_free("lp", true, "c1", "weftabc", &other, None, Some("hv1")).unwrap_err();
+        assert_eq!(e.code(), 4);
+        let m = e.to_string();
+        assert!(m.contains("WEFT_PORT=lp") && m.contains("weftdef") && m.contains("\"c2\""), "{m}");
+        // A VIF someone plugged by hand.
+        let hand = [("tap0".to_string(), ids(None))];
+        let e = check_port_free("lp", false, "c1", "weftabc", &hand, None, None).unwrap_err();
+        assert_eq!(e.code(), 101);
+        assert!(e.to_string().contains("not created by weft-cni"), "{e}");
+        // A live binding elsewhere.
+        let e = check_port_free("lp", true, "c1", "weftabc", &[], Some(("hv2", true)), Some("hv1")).unwrap_err();
+        assert!(e.to_string().contains("chassis \"hv2\""), "{e}");
+        assert!(check_port_free("lp", true, "c1", "weftabc", &[], Some(("hv1", true)), None).is_err());
     }
 }

@@ -217,10 +217,62 @@ fn port_security_flows() {
     });
     let port = fx.view.port("a").expect("a");
     assert_eq!(
-        rendered(&port_security::flows(fx.view.switch("ls1").expect("ls1"), port, 0)), ["table=10, priority=90,ip,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,nw_src=10.0.0.1 actions=goto_table:20", "table=10, priority=90,arp,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,arp_spa=10.0.0.1,arp_sha=00:00:00:00:00:01 actions=goto_table:20", "table=10, priority=90,ip,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,nw_src=10.0.1.0/24 actions=goto_table:20", "table=10, priority=90,arp,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,arp_spa=10.0.1.0/24,arp_sha=00:00:00:00:00:01 actions=goto_table:20", "table=10, priority=80,ip,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01 actions=drop", "table=10, priority=80,arp,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01 actions=drop", "table=10, priority=70,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01 actions=goto_table:20", "table=10, priority=90,arp,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:11,arp_sha=00:00:00:00:00:11 actions=goto_table:20", "table=10, priority=80,arp,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:11 actions=drop", "table=10, priority=70,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:11 actions=goto_table:20", "table=10, priority=60,reg14=0x101,metadata=0x105 actions=drop"]);
-    // Without port security: nothing (the table default passes).
+        rendered(&port_security::flows(fx.view.switch("ls1").expect("ls1"), port, 0)), ["table=10, priority=110,icmp6,reg14=0x101,metadata=0x105,icmp_type=134 actions=drop", "table=10, priority=110,udp,reg14=0x101,metadata=0x105,tp_src=67,tp_dst=68 actions=drop", "table=10, priority=110,udp6,reg14=0x101,metadata=0x105,tp_src=547,tp_dst=546 actions=drop", "table=10, priority=100,icmp6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,ipv6_src=fe80::200:ff:fe00:1,icmp_type=135,icmp_code=0,nd_sll=00:00:00:00:00:01 actions=goto_table:20", "table=10, priority=100,icmp6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,ipv6_src=fe80::200:ff:fe00:1,icmp_type=135,icmp_code=0,nd_sll=00:00:00:00:00:00 actions=goto_table:20", "table=10, priority=100,icmp6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,ipv6_src=fe80::200:ff:fe00:1,icmp_type=136,icmp_code=0,nd_target=fe80::200:ff:fe00:1,nd_tll=00:00:00:00:00:01 actions=goto_table:20", "table=10, priority=100,icmp6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,ipv6_src=fe80::200:ff:fe00:1,icmp_type=136,icmp_code=0,nd_target=fe80::200:ff:fe00:1,nd_tll=00:00:00:00:00:00 actions=goto_table:20", "table=10, priority=100,icmp6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,ipv6_src=::,ipv6_dst=ff02::/16,icmp_type=135,icmp_code=0,nd_sll=00:00:00:00:00:00 actions=goto_table:20", "table=10, priority=90,ipv6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,ipv6_src=fe80::200:ff:fe00:1 actions=goto_table:20", "table=10, priority=90,icmp6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,ipv6_src=::,ipv6_dst=ff02::/16,icmp_type=131 actions=goto_table:20", "table=10, priority=90,icmp6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,ipv6_src=::,ipv6_dst=ff02::/16,icmp_type=143 actions=goto_table:20", "table=10, priority=95,icmp6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,icmp_type=135 actions=drop", "table=10, priority=95,icmp6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,icmp_type=136 actions=drop", "table=10, priority=90,ip,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,nw_src=10.0.0.1 actions=goto_table:20", "table=10, priority=90,arp,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,arp_spa=10.0.0.1,arp_sha=00:00:00:00:00:01 actions=goto_table:20", "table=10, priority=90,ip,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,nw_src=10.0.1.0/24 actions=goto_table:20", "table=10, priority=90,arp,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,arp_spa=10.0.1.0/24,arp_sha=00:00:00:00:00:01 actions=goto_table:20", "table=10, priority=90,udp,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:01,nw_src=0.0.0.0,nw_dst=255.255.255.255,tp_src=68,tp_dst=67 actions=goto_table:20", "table=10, priority=100,icmp6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:11,icmp_type=135,icmp_code=0,nd_sll=00:00:00:00:00:11 actions=goto_table:20", "table=10, priority=100,icmp6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:11,icmp_type=136,icmp_code=0,nd_tll=00:00:00:00:00:11 actions=goto_table:20", "table=10, priority=100,icmp6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:11,icmp_type=135,icmp_code=0,nd_sll=00:00:00:00:00:00 actions=goto_table:20", "table=10, priority=100,icmp6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:11,icmp_type=136,icmp_code=0,nd_tll=00:00:00:00:00:00 actions=goto_table:20", "table=10, priority=95,icmp6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:11,icmp_type=135 actions=drop", "table=10, priority=95,icmp6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:11,icmp_type=136 actions=drop", "table=10, priority=90,ip,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:11 actions=goto_table:20", "table=10, priority=90,ipv6,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:11 actions=goto_table:20", "table=10, priority=90,arp,reg14=0x101,metadata=0x105,dl_src=00:00:00:00:00:11,arp_sha=00:00:00:00:00:11 actions=goto_table:20", "table=10, priority=60,reg14=0x101,metadata=0x105 actions=drop"]);
+    // Without port security: only the rogue-server drops of a VIF (the table default
+    // passes the rest).
     let b = fx.view.port("b").expect("b");
-    assert!(port_security::flows(fx.view.switch("ls1").expect("ls1"), b, 0).is_empty());
+    let sw = fx.view.switch("ls1").expect("ls1");
+    assert_eq!(
+        rendered(&port_security::flows(sw, b, 0)),
+        [
+            "table=10, priority=110,icmp6,reg14=0x102,metadata=0x105,icmp_type=134 actions=drop",
+            "table=10, priority=110,udp,reg14=0x102,metadata=0x105,tp_src=67,tp_dst=68 actions=drop",
+            "table=10, priority=110,udp6,reg14=0x102,metadata=0x105,tp_src=547,tp_dst=546 actions=drop"
+        ]
+    );
+}
+
+#[test]
+fn port_security_ipv6_and_allowed_servers() {
+    let mut p = pv("a", "ls1", 1, "hv1");
+    p.port_security = vec![addr(
+        "0a:58:0a:00:00:05",
+        &["10.0.0.5", "fd00::5", "fd00:1::/64"],
+    )];
+    p.options
+        .insert(port_security::OPT_ALLOW_SERVER.into(), "true".into());
+    let mut fx = small();
+    fx.apply(ViewDelta {
+        revision: 2,
+        ports: vec![p],
+        ..Default::default()
+    });
+    let port = fx.view.port("a").expect("a");
+    let flows = rendered(&port_security::flows(fx.view.switch("ls1").expect("ls1"), port, 0));
+    let m = "reg14=0x101,metadata=0x105,dl_src=0a:58:0a:00:00:05";
+    for want in [
+        format!("priority=90,ipv6,{m},ipv6_src=fe80::858:aff:fe00:5 actions=goto_table:20"),
+        format!("priority=90,ipv6,{m},ipv6_src=fd00::5 actions=goto_table:20"),
+        format!("priority=90,ipv6,{m},ipv6_src=fd00:1::/64 actions=goto_table:20"),
+        format!("priority=100,icmp6,{m},ipv6_src=fd00::5,icmp_type=136,icmp_code=0,nd_target=fd00::5,nd_tll=0a:58:0a:00:00:05 actions=goto_table:20"),
+        format!("priority=100,icmp6,{m},ipv6_src=fd00:1::/64,icmp_type=136,icmp_code=0,nd_tll=00:00:00:00:00:00 actions=goto_table:20"),
+        format!("priority=100,icmp6,{m},ipv6_src=fd00:1::/64,icmp_type=135,icmp_code=0,nd_sll=0a:58:0a:00:00:05 actions=goto_table:20"),
+        format!("priority=100,icmp6,{m},ipv6_src=::,ipv6_dst=ff02::/16,icmp_type=135,icmp_code=0,nd_sll=00:00:00:00:00:00 actions=goto_table:20"),
+        format!("priority=95,icmp6,{m},icmp_type=135 actions=drop"),
+        format!("priority=90,ip,{m},nw_src=10.0.0.5 actions=goto_table:20"),
+        "priority=60,reg14=0x101,metadata=0x105 actions=drop".to_string(),
+    ] {
+        assert!(
+            flows.iter().any(|f| f.ends_with(&want)),
+            "missing {want} in {flows:#?}"
+        );
+    }
+    // allow-ra-dhcp-server=true: no rogue-server drops; no other ethertype passes.
+    assert!(!flows.iter().any(|f| f.contains("priority=110")), "{flows:#?}");
+    assert!(
+        !flows.iter().any(|f| f.contains("priority=70")),
+        "no catch-all for other ethertypes: {flows:#?}"
+    );
 }
 
 #[test]
@@ -505,15 +557,15 @@ fn adding_one_port_to_4000_recompiles_only_that_port_and_its_switch() {
     assert!(!r.full);
     let expected: BTreeSet<Owner> = [Owner::Port("new".into()), Owner::Switch("ls1".into())].into();
     assert_eq!(r.owners, expected);
-    // New: classify, ARP (own-request + reply), L2 unicast, output; the two flood groups
-    // change. Nothing else.
+    // New: classify, 3 rogue-server drops (port-sec-in), ARP (own-request + reply), L2
+    // unicast, output; the two flood groups change. Nothing else.
     let diff = crate::diff::diff_delta(&r.delta);
-    assert_eq!(diff.flows.adds.len(), 5, "{:?}", diff.flows.adds);
+    assert_eq!(diff.flows.adds.len(), 8, "{:?}", diff.flows.adds);
     assert!(diff.flows.modifies.is_empty() && diff.flows.deletes.is_empty());
     assert_eq!(diff.groups.modifies.len(), 2);
     assert_eq!(diff.groups.len(), 2);
     assert!(
-        r.delta.flows.len() <= 10,
+        r.delta.flows.len() <= 13,
         "touched {} keys",
         r.delta.flows.len()
     );

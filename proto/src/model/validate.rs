@@ -343,23 +343,39 @@ fn parse_security_entry(field: &str, e: &str) -> Result<PortAddress> {
         if ips.len() >= MAX_IPS_PER_ENTRY {
             return Err(err(format!("more than {MAX_IPS_PER_ENTRY} IPs")));
         }
-        match w.split_once('/') {
-            None => {
-                parse_ipv4(w).map_err(&err)?;
-                ips.push(w.to_string());
-            }
-            Some((ip, prefix)) => {
-                let ip = parse_ipv4(ip).map_err(&err)?;
-                let p: u8 = prefix
-                    .parse()
-                    .ok()
-                    .filter(|p| *p <= 32)
-                    .ok_or_else(|| err(format!("invalid prefix length in {w:?}")))?;
-                ips.push(format!("{ip}/{p}"));
-            }
-        }
+        ips.push(parse_security_ip(w).map_err(&err)?);
     }
     Ok(PortAddress { mac, ips })
+}
+
+/// Parses one source of a `port_security` entry: an IPv4 or IPv6 address, optionally with
+/// a prefix length (at most 32 / 128). Returns it in canonical form: IPv4 as written (or
+/// `IP/len`), IPv6 compressed and lower case (`fd00::5`, `fd00::/64`).
+pub fn parse_security_ip(w: &str) -> std::result::Result<String, String> {
+    let (ip, prefix) = match w.split_once('/') {
+        None => (w, None),
+        Some((ip, p)) => (ip, Some(p)),
+    };
+    let (addr, max) = if ip.contains(':') {
+        let a: std::net::Ipv6Addr = ip
+            .parse()
+            .map_err(|_| format!("invalid IPv6 address {ip:?}"))?;
+        (std::net::IpAddr::V6(a), 128)
+    } else {
+        (std::net::IpAddr::V4(parse_ipv4(ip)?), 32)
+    };
+    match prefix {
+        None if addr.is_ipv4() => Ok(w.to_string()),
+        None => Ok(addr.to_string()),
+        Some(p) => {
+            let len: u8 = p
+                .parse()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| format!("invalid prefix length in {w:?} (at most {max})"))?;
+            Ok(format!("{addr}/{len}"))
+        }
+    }
 }
 
 /// Parses `port_security` entries ("MAC [IP[/prefix]...]").
@@ -739,6 +755,26 @@ mod tests {
         assert_eq!(e.field, "port_security[0]");
         assert!(parse_port_security(&["10.0.0.5".into()]).is_err());
         assert!(parse_port_security(&["".into()]).is_err());
+    }
+
+    #[test]
+    fn port_security_ipv6() {
+        let v = parse_port_security(&[
+            "0a:00:00:00:00:01 10.0.0.5 FD00:0:0::5 fd00:1::/64 10.0.0.0/24".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            v[0].ips,
+            vec!["10.0.0.5", "fd00::5", "fd00:1::/64", "10.0.0.0/24"]
+        );
+        let e = parse_port_security(&["0a:00:00:00:00:01 fd00::5/129".into()]).unwrap_err();
+        assert_eq!(e.field, "port_security[0]");
+        assert!(e.reason.contains("at most 128"), "{}", e.reason);
+        let e = parse_port_security(&["0a:00:00:00:00:01 fd00::zz".into()]).unwrap_err();
+        assert!(e.reason.contains("invalid IPv6 address \"fd00::zz\""), "{}", e.reason);
+        let e = parse_port_security(&["0a:00:00:00:00:01 10.0.0.5/33".into()]).unwrap_err();
+        assert!(e.reason.contains("at most 32"), "{}", e.reason);
+        assert!(parse_port_security(&["0a:00:00:00:00:01 fd00::/x".into()]).is_err());
     }
 
     #[test]
