@@ -542,9 +542,7 @@ async fn apply(
                 if !d.is_empty() {
                     info!(installed = flows.len(), changes = d.len(), "full resync");
                     if r.status().is_some_and(|s| s.applied_revision > 0) {
-                        crate::metrics::metrics()
-                            .drift_repairs
-                            .inc_by(d.len() as u64);
+                        crate::metrics::metrics().drift_repairs.inc_by(d.len() as u64);
                     }
                 }
                 d

@@ -117,10 +117,7 @@ impl Observe {
             .is_some_and(|s| s.applied_revision > 0 && s.last_error.is_empty())
             && r.desired().is_some();
         if snapshot_applied && !self.ready.is_ready() {
-            info!(
-                revision = r.view().revision(),
-                "first view snapshot applied: ready"
-            );
+            info!(revision = r.view().revision(), "first view snapshot applied: ready");
             self.ready.set(true, "");
         }
         self.debug.publish(r, snapshot_applied);
@@ -152,13 +149,7 @@ mod tests {
     #[test]
     fn unspecified_addresses_advertise_the_encap_ip() {
         let ip = "172.31.0.11".parse().unwrap();
-        assert_eq!(
-            advertised("0.0.0.0:7601".parse().unwrap(), ip),
-            "172.31.0.11:7601"
-        );
-        assert_eq!(
-            advertised("10.1.2.3:7601".parse().unwrap(), ip),
-            "10.1.2.3:7601"
-        );
+        assert_eq!(advertised("0.0.0.0:7601".parse().unwrap(), ip), "172.31.0.11:7601");
+        assert_eq!(advertised("10.1.2.3:7601".parse().unwrap(), ip), "10.1.2.3:7601");
     }
 }

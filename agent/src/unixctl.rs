@@ -24,7 +24,10 @@ pub enum UnixctlError {
         source: std::io::Error,
     },
     #[error("unixctl {method}: no answer within {0:?}", .timeout)]
-    Timeout { method: String, timeout: Duration },
+    Timeout {
+        method: String,
+        timeout: Duration,
+    },
     #[error("unixctl {method}: reply larger than {MAX_REPLY} bytes")]
     TooLarge { method: String },
     #[error("unixctl {method}: malformed reply: {reason}")]
@@ -43,13 +46,10 @@ pub fn vswitchd_socket(rundir: &Path) -> Result<PathBuf, UnixctlError> {
     let pidfile = rundir.join("ovs-vswitchd.pid");
     let pid = std::fs::read_to_string(&pidfile)
         .map_err(|e| err(format!("{}: {e}", pidfile.display())))?;
-    let pid: u32 = pid.trim().parse().map_err(|_| {
-        err(format!(
-            "{} holds {:?}, not a pid",
-            pidfile.display(),
-            pid.trim()
-        ))
-    })?;
+    let pid: u32 = pid
+        .trim()
+        .parse()
+        .map_err(|_| err(format!("{} holds {:?}, not a pid", pidfile.display(), pid.trim())))?;
     Ok(rundir.join(format!("ovs-vswitchd.{pid}.ctl")))
 }
 
@@ -153,10 +153,7 @@ mod tests {
             "ovs-vswitchd (Open vSwitch) 3.1.0\n"
         );
         let e = br#"{"id":0,"result":null,"error":"br-x: unknown bridge\n"}"#;
-        let e = parse_reply("ofproto/trace", e)
-            .unwrap()
-            .unwrap_err()
-            .to_string();
+        let e = parse_reply("ofproto/trace", e).unwrap().unwrap_err().to_string();
         assert_eq!(e, "ofproto/trace: br-x: unknown bridge");
         assert!(parse_reply("x", b"{]").unwrap().is_err());
     }

@@ -87,10 +87,7 @@ pub const SWITCH_KIND: &str = "Logical_Switch";
 pub fn owners_of(r: &Reconciler) -> HashMap<u64, (String, String)> {
     let v = r.view();
     let mut m = HashMap::new();
-    m.insert(
-        Owner::Static.cookie(),
-        ("static".to_string(), String::new()),
-    );
+    m.insert(Owner::Static.cookie(), ("static".to_string(), String::new()));
     for s in v.switches() {
         m.insert(
             Owner::Switch(s.name.clone()).cookie(),
@@ -327,8 +324,7 @@ impl AgentDebug for Service {
                 }
             },
         };
-        let flow =
-            ptrace::ovs_flow(&start, &m).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let flow = ptrace::ovs_flow(&start, &m).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let text = self
             .unixctl("ofproto/trace", &[&self.h.0.bridge, &flow])
             .await?;

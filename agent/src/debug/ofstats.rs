@@ -113,13 +113,10 @@ async fn read_msg(s: &mut UnixStream, buf: &mut Vec<u8>) -> Result<Vec<u8>, OfSt
                 return Ok(buf.drain(..n).collect());
             }
         }
-        let n = s
-            .read(&mut chunk)
-            .await
-            .map_err(|source| OfStatsError::Io {
-                socket: "mgmt".into(),
-                source,
-            })?;
+        let n = s.read(&mut chunk).await.map_err(|source| OfStatsError::Io {
+            socket: "mgmt".into(),
+            source,
+        })?;
         if n == 0 {
             return Err(OfStatsError::Codec("connection closed".into()));
         }
@@ -144,14 +141,9 @@ pub async fn dump(
             codec::encode_to_vec(xid, m).map_err(|e| OfStatsError::Codec(e.to_string()))
         };
         let mut s = UnixStream::connect(mgmt).await.map_err(io)?;
-        s.write_all(&enc(
-            1,
-            &Message::Hello {
-                versions: vec![OFP15_VERSION],
-            },
-        )?)
-        .await
-        .map_err(io)?;
+        s.write_all(&enc(1, &Message::Hello { versions: vec![OFP15_VERSION] })?)
+            .await
+            .map_err(io)?;
         let mut req = FlowStatsRequest::all();
         if cookie != 0 {
             req.cookie = cookie;

@@ -235,10 +235,7 @@ pub fn outcome(local: usize, tunnels: usize, controller: bool) -> String {
 /// Maps printed output ports to logical ports: `ports` maps both the ofport number and the
 /// interface name to the logical port.
 pub fn delivered(outputs: &[String], ports: &BTreeMap<String, String>) -> Vec<String> {
-    let mut out: Vec<String> = outputs
-        .iter()
-        .filter_map(|o| ports.get(o).cloned())
-        .collect();
+    let mut out: Vec<String> = outputs.iter().filter_map(|o| ports.get(o).cloned()).collect();
     out.dedup();
     out
 }
@@ -265,10 +262,7 @@ mod tests {
             "icmp,in_port=1,tun_id=0x5,nw_src=10.0.0.2"
         );
         let m = parse_microflow("ip6").unwrap();
-        assert!(ovs_flow("in_port=1", &m)
-            .unwrap_err()
-            .to_string()
-            .contains("\"ip6\""));
+        assert!(ovs_flow("in_port=1", &m).unwrap_err().to_string().contains("\"ip6\""));
         let m = parse_microflow("ip6.dst == ::1").unwrap();
         let e = ovs_flow("in_port=1", &m).unwrap_err().to_string();
         assert!(e.contains("ip6.dst"), "{e}");
@@ -340,9 +334,6 @@ Datapath actions: tnl_push(tnl_port(4789)),2
         let mut ports = BTreeMap::new();
         ports.insert("5".to_string(), "p2".to_string());
         ports.insert("vif-p2".to_string(), "p2".to_string());
-        assert_eq!(
-            delivered(&["vif-p2".into(), "9".into()], &ports),
-            vec!["p2"]
-        );
+        assert_eq!(delivered(&["vif-p2".into(), "9".into()], &ports), vec!["p2"]);
     }
 }
