@@ -352,6 +352,18 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
                 }
                 None => break,
             },
+            // A lost OpenFlow connection (ovs-vswitchd restarted) is noticed at once, not at
+            // the next request: reconnect, then the usual read-back, diff and bundle.
+            _ = async {
+                match &of {
+                    Some(c) => c.closed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                warn!("OpenFlow connection lost; reconnecting");
+                of = None;
+                full_needed = true;
+            },
             _ = of_retry.tick(), if of.is_none() => {
                 match OfChannel::connect(&mgmt).await {
                     Ok(c) => {
@@ -542,7 +554,9 @@ async fn apply(
                 if !d.is_empty() {
                     info!(installed = flows.len(), changes = d.len(), "full resync");
                     if r.status().is_some_and(|s| s.applied_revision > 0) {
-                        crate::metrics::metrics().drift_repairs.inc_by(d.len() as u64);
+                        crate::metrics::metrics()
+                            .drift_repairs
+                            .inc_by(d.len() as u64);
                     }
                 }
                 d

@@ -244,8 +244,13 @@ mod tests {
         assert!(e.contains("--datapath") && e.contains("dpdk"), "{e}");
         let e = parse(&["--ovsdb", "/run/db.sock"]).unwrap_err().to_string();
         assert!(e.contains("--ovsdb"), "{e}");
-        let e = parse(&["--metrics-listen", "9601"]).unwrap_err().to_string();
-        assert!(e.contains("--metrics-listen") && e.contains("\"9601\""), "{e}");
+        let e = parse(&["--metrics-listen", "9601"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--metrics-listen") && e.contains("\"9601\""),
+            "{e}"
+        );
         let e = parse(&["--debug-listen", "x:y"]).unwrap_err().to_string();
         assert!(e.contains("--debug-listen") && e.contains("x:y"), "{e}");
     }

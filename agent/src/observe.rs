@@ -61,7 +61,10 @@ impl Observe {
             match weft_obs::bind(addr).await {
                 Ok(l) => {
                     metrics_addr = l.local_addr().ok();
-                    let bound = metrics_addr.map(|a| a.to_string()).unwrap_or_default();
+                    let bound = metrics_addr
+                        .map(|a| advertised(a, config.encap_ip))
+                        .unwrap_or_default();
+                    debug.set_metrics_url(format!("http://{bound}/metrics"));
                     info!(url = %format!("http://{bound}/metrics"), "serving metrics, /healthz and /readyz");
                     tasks.push(tokio::spawn(weft_obs::serve(
                         l,
@@ -117,7 +120,10 @@ impl Observe {
             .is_some_and(|s| s.applied_revision > 0 && s.last_error.is_empty())
             && r.desired().is_some();
         if snapshot_applied && !self.ready.is_ready() {
-            info!(revision = r.view().revision(), "first view snapshot applied: ready");
+            info!(
+                revision = r.view().revision(),
+                "first view snapshot applied: ready"
+            );
             self.ready.set(true, "");
         }
         self.debug.publish(r, snapshot_applied);
@@ -149,7 +155,13 @@ mod tests {
     #[test]
     fn unspecified_addresses_advertise_the_encap_ip() {
         let ip = "172.31.0.11".parse().unwrap();
-        assert_eq!(advertised("0.0.0.0:7601".parse().unwrap(), ip), "172.31.0.11:7601");
-        assert_eq!(advertised("10.1.2.3:7601".parse().unwrap(), ip), "10.1.2.3:7601");
+        assert_eq!(
+            advertised("0.0.0.0:7601".parse().unwrap(), ip),
+            "172.31.0.11:7601"
+        );
+        assert_eq!(
+            advertised("10.1.2.3:7601".parse().unwrap(), ip),
+            "10.1.2.3:7601"
+        );
     }
 }

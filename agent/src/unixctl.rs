@@ -24,10 +24,7 @@ pub enum UnixctlError {
         source: std::io::Error,
     },
     #[error("unixctl {method}: no answer within {0:?}", .timeout)]
-    Timeout {
-        method: String,
-        timeout: Duration,
-    },
+    Timeout { method: String, timeout: Duration },
     #[error("unixctl {method}: reply larger than {MAX_REPLY} bytes")]
     TooLarge { method: String },
     #[error("unixctl {method}: malformed reply: {reason}")]
@@ -36,9 +33,13 @@ pub enum UnixctlError {
     Command { method: String, message: String },
 }
 
-/// The control socket of ovs-vswitchd in `rundir`: `ovs-vswitchd.PID.ctl`, PID from
-/// `ovs-vswitchd.pid`.
+/// The control socket of ovs-vswitchd in `rundir`: `ovs-vswitchd.ctl` when it was started
+/// with `--unixctl` there, else `ovs-vswitchd.PID.ctl`, PID from `ovs-vswitchd.pid`.
 pub fn vswitchd_socket(rundir: &Path) -> Result<PathBuf, UnixctlError> {
+    let fixed = rundir.join("ovs-vswitchd.ctl");
+    if fixed.exists() {
+        return Ok(fixed);
+    }
     let err = |reason: String| UnixctlError::NoSocket {
         dir: rundir.display().to_string(),
         reason,
@@ -46,10 +47,13 @@ pub fn vswitchd_socket(rundir: &Path) -> Result<PathBuf, UnixctlError> {
     let pidfile = rundir.join("ovs-vswitchd.pid");
     let pid = std::fs::read_to_string(&pidfile)
         .map_err(|e| err(format!("{}: {e}", pidfile.display())))?;
-    let pid: u32 = pid
-        .trim()
-        .parse()
-        .map_err(|_| err(format!("{} holds {:?}, not a pid", pidfile.display(), pid.trim())))?;
+    let pid: u32 = pid.trim().parse().map_err(|_| {
+        err(format!(
+            "{} holds {:?}, not a pid",
+            pidfile.display(),
+            pid.trim()
+        ))
+    })?;
     Ok(rundir.join(format!("ovs-vswitchd.{pid}.ctl")))
 }
 
@@ -153,7 +157,10 @@ mod tests {
             "ovs-vswitchd (Open vSwitch) 3.1.0\n"
         );
         let e = br#"{"id":0,"result":null,"error":"br-x: unknown bridge\n"}"#;
-        let e = parse_reply("ofproto/trace", e).unwrap().unwrap_err().to_string();
+        let e = parse_reply("ofproto/trace", e)
+            .unwrap()
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "ofproto/trace: br-x: unknown bridge");
         assert!(parse_reply("x", b"{]").unwrap().is_err());
     }
@@ -167,6 +174,11 @@ mod tests {
         assert_eq!(
             vswitchd_socket(d.path()).unwrap(),
             d.path().join("ovs-vswitchd.1234.ctl")
+        );
+        std::fs::write(d.path().join("ovs-vswitchd.ctl"), "").unwrap();
+        assert_eq!(
+            vswitchd_socket(d.path()).unwrap(),
+            d.path().join("ovs-vswitchd.ctl")
         );
     }
 }

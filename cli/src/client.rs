@@ -217,6 +217,21 @@ impl Client {
                 .trace(req.clone())
                 .await
                 .map(|r| Reply::Trace(r.into_inner())),
+            Call::Flows(req) => self
+                .nb
+                .flows(req.clone())
+                .await
+                .map(|r| Reply::Flows(r.into_inner())),
+            Call::AgentInfo(req) => self
+                .nb
+                .agent_info(req.clone())
+                .await
+                .map(|r| Reply::AgentInfo(r.into_inner())),
+            Call::PhysicalTrace(req) => self
+                .nb
+                .physical_trace(req.clone())
+                .await
+                .map(|r| Reply::PhysicalTrace(r.into_inner())),
         };
         r.map_err(|s| self.status(s))
     }

@@ -80,6 +80,24 @@ pub enum Object {
     Chassis(Chassis),
     LogicalRouter(Router),
     LogicalRouterPort(RouterPort),
+    AddressSet(AddressSet),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressSet {
+    pub name: String,
+    pub addresses: Vec<String>,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+impl From<&pb::AddressSet> for AddressSet {
+    fn from(a: &pb::AddressSet) -> Self {
+        AddressSet {
+            name: a.name.clone(),
+            addresses: a.addresses.clone(),
+            external_ids: sorted(&a.external_ids),
+        }
+    }
 }
 
 /// One OpResult of a Transact.
@@ -289,6 +307,7 @@ impl Object {
             Kind::Chassis(c) => Object::Chassis(c.into()),
             Kind::LogicalRouter(r) => Object::LogicalRouter(r.into()),
             Kind::LogicalRouterPort(p) => Object::LogicalRouterPort(p.into()),
+            Kind::AddressSet(a) => Object::AddressSet(a.into()),
         })
     }
 }

@@ -1381,3 +1381,31 @@ fn wait_hv_names_dead_chassis_and_strict_fails_on_them() {
     let r = d.ctl(&["--wait=hv", "ls-add", "w3", "--", "lsp-add", "w3", "q"]);
     assert!(r.code == 0 && r.stderr.contains("hv-gone"), "{r:?}");
 }
+
+/// Address sets: the as-* commands and the generic database commands on `Address_Set`.
+#[test]
+fn address_sets_round_trip() {
+    let d = deployment();
+    d.ok(&["as-add", "web", "10.0.0.5", "10.0.1.7/24"]);
+    assert!(d.ok(&["as-list"]).contains("10.0.0.5,10.0.1.0/24"));
+    d.ok(&["as-add-addresses", "web", "fd00::1"]);
+    d.ok(&["as-remove-addresses", "web", "10.0.0.5"]);
+    let got = d.ok(&["get", "Address_Set", "web", "addresses"]);
+    assert!(
+        got.contains("10.0.1.0/24") && got.contains("fd00::1") && !got.contains("10.0.0.5"),
+        "{got}"
+    );
+    d.ok(&["set", "address_set", "web", "external_ids:owner=acl"]);
+    assert_eq!(
+        d.ok(&["get", "Address_Set", "web", "external_ids:owner"])
+            .trim(),
+        "acl"
+    );
+    let err = d.fails(&["as-add", "bad", "10.0.0.300"]);
+    assert!(
+        err.contains("addresses[0]") && err.contains("10.0.0.300"),
+        "{err}"
+    );
+    d.ok(&["destroy", "Address_Set", "web"]);
+    assert!(!d.ok(&["as-list"]).contains("web"));
+}

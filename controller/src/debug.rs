@@ -32,7 +32,9 @@ const MAX_HOPS: usize = 8;
 /// Errors reaching one agent (reported in that chassis' entry, not as the RPC's status).
 #[derive(Debug, thiserror::Error)]
 pub enum DebugError {
-    #[error("chassis {0} has no debug address (its agent runs without --debug-listen, or is older)")]
+    #[error(
+        "chassis {0} has no debug address (its agent runs without --debug-listen, or is older)"
+    )]
     NoAddress(String),
     #[error("chassis {chassis}: did not answer within {ms} ms")]
     Timeout { chassis: String, ms: u128 },
@@ -59,11 +61,7 @@ pub fn cookie(kind_byte: u8, name: &str) -> u64 {
 /// Resolves FlowsRequest's object to (cookie, kind, name).
 pub fn resolve_object(st: &ClusterState, req: &FlowsRequest) -> ApiResult<(u64, String, String)> {
     if req.kind.is_empty() && req.name.is_empty() {
-        if req.cookie == 0 {
-            return Err(ApiError::InvalidArgument(
-                "invalid object: give kind and name, a port name, or a cookie".into(),
-            ));
-        }
+        // A cookie, or (0) every flow.
         return Ok((req.cookie, String::new(), String::new()));
     }
     validate_name("name", &req.name)?;
@@ -88,12 +86,15 @@ pub fn resolve_object(st: &ClusterState, req: &FlowsRequest) -> ApiResult<(u64, 
         }
         other => {
             return Err(ApiError::InvalidArgument(format!(
-                "invalid kind {other:?}: only Logical_Switch and Logical_Switch_Port own flows today"
-            )))
+            "invalid kind {other:?}: only Logical_Switch and Logical_Switch_Port own flows today"
+        )))
         }
     };
     if !exists {
-        return Err(ApiError::NotFound(format!("{kind} {:?} not found", req.name)));
+        return Err(ApiError::NotFound(format!(
+            "{kind} {:?} not found",
+            req.name
+        )));
     }
     Ok((cookie(byte, &req.name), kind.to_string(), req.name.clone()))
 }
@@ -116,7 +117,9 @@ fn targets(st: &ClusterState, chassis: &str) -> ApiResult<Vec<(String, String)>>
     }
     match st.chassis.get(chassis) {
         Some(c) => Ok(vec![(c.name.clone(), c.debug_addr.clone())]),
-        None => Err(ApiError::NotFound(format!("chassis {chassis:?} not found (chassis)"))),
+        None => Err(ApiError::NotFound(format!(
+            "chassis {chassis:?} not found (chassis)"
+        ))),
     }
 }
 
@@ -163,24 +166,26 @@ pub async fn flows(intent: &Intent, req: FlowsRequest) -> ApiResult<FlowsReply> 
     let st = intent.read_state().await?;
     let (cookie, kind, name) = resolve_object(&st, &req)?;
     let timeout = timeout_of(req.timeout_ms);
-    let asks = targets(&st, &req.chassis)?.into_iter().map(|(c, addr)| async move {
-        let r = ask(&c, &addr, timeout, |mut cl| async move {
-            cl.flows(AgentFlowsRequest { cookie, limit: 0 }).await
-        })
-        .await;
-        match r {
-            Ok(reply) => ChassisFlows {
-                chassis: c,
-                reply: Some(reply),
-                error: String::new(),
-            },
-            Err(e) => ChassisFlows {
-                chassis: c,
-                reply: None,
-                error: e.to_string(),
-            },
-        }
-    });
+    let asks = targets(&st, &req.chassis)?
+        .into_iter()
+        .map(|(c, addr)| async move {
+            let r = ask(&c, &addr, timeout, |mut cl| async move {
+                cl.flows(AgentFlowsRequest { cookie, limit: 0 }).await
+            })
+            .await;
+            match r {
+                Ok(reply) => ChassisFlows {
+                    chassis: c,
+                    reply: Some(reply),
+                    error: String::new(),
+                },
+                Err(e) => ChassisFlows {
+                    chassis: c,
+                    reply: None,
+                    error: e.to_string(),
+                },
+            }
+        });
     let chassis = futures::future::join_all(asks).await;
     Ok(FlowsReply {
         cookie,
@@ -241,7 +246,11 @@ pub async fn physical_trace(
         .map(|b| b.chassis.clone())
         .unwrap_or_default();
     if !src.is_empty() {
-        let addr = st.chassis.get(&src).map(|c| c.debug_addr.clone()).unwrap_or_default();
+        let addr = st
+            .chassis
+            .get(&src)
+            .map(|c| c.debug_addr.clone())
+            .unwrap_or_default();
         let areq = AgentTraceRequest {
             inport: req.inport.clone(),
             tunnel: None,
@@ -255,7 +264,11 @@ pub async fn physical_trace(
             .unwrap_or_default();
         physical.push(first);
         let hops = tunnels.into_iter().take(MAX_HOPS).map(|t| {
-            let dst = st.chassis.values().find(|c| c.encap_ip == t.tun_dst).cloned();
+            let dst = st
+                .chassis
+                .values()
+                .find(|c| c.encap_ip == t.tun_dst)
+                .cloned();
             let microflow = logical.microflow.clone();
             let src = src.clone();
             async move {
@@ -333,7 +346,16 @@ pub fn disagreements(logical: &TraceReply, physical: &[PhysicalTracePart]) -> Ve
                 let last = r
                     .hits
                     .last()
-                    .map(|h| format!(" after table {} ({})", h.table, h.r#match))
+                    .map(|h| {
+                        if h.r#match.is_empty() {
+                            format!(
+                                " at table {}'s default flow (no flow there matches)",
+                                h.table
+                            )
+                        } else {
+                            format!(" after table {} ({})", h.table, h.r#match)
+                        }
+                    })
                     .unwrap_or_default();
                 format!("{}{last}", r.outcome)
             })
@@ -399,7 +421,10 @@ mod tests {
     fn cookie_matches_the_agents_layout() {
         let c = cookie(COOKIE_PORT, "p1");
         assert_eq!(c >> 56, 0x02);
-        assert_eq!(c & 0x00ff_ffff_ffff_ffff, fnv1a64(b"p1") & 0x00ff_ffff_ffff_ffff);
+        assert_eq!(
+            c & 0x00ff_ffff_ffff_ffff,
+            fnv1a64(b"p1") & 0x00ff_ffff_ffff_ffff
+        );
         assert_ne!(cookie(COOKIE_SWITCH, "p1"), c);
     }
 
@@ -438,12 +463,21 @@ mod tests {
     #[test]
     fn agreement_and_disagreement() {
         let l = logical_delivered();
-        let ok = [part("host1", "tunnelled", &[]), part("host2", "delivered", &["p2"])];
+        let ok = [
+            part("host1", "tunnelled", &[]),
+            part("host2", "delivered", &["p2"]),
+        ];
         assert!(disagreements(&l, &ok).is_empty());
-        let stale = [part("host1", "tunnelled", &[]), part("host2", "dropped", &[])];
+        let stale = [
+            part("host1", "tunnelled", &[]),
+            part("host2", "dropped", &[]),
+        ];
         let d = disagreements(&l, &stale);
         assert_eq!(d.len(), 1);
-        assert!(d[0].contains("p2 on host2") && d[0].contains("dropped after table 0"), "{d:?}");
+        assert!(
+            d[0].contains("p2 on host2") && d[0].contains("dropped after table 0"),
+            "{d:?}"
+        );
         let short = [part("host1", "dropped", &[])];
         assert!(disagreements(&l, &short)[0].contains("never reaches host2"));
         // No answer at all: nothing to compare.

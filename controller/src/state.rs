@@ -154,6 +154,8 @@ pub enum Changed {
     Router(String),
     /// A router port record.
     RouterPort(String),
+    /// An object of a kind kept in [`ClusterState::objects`] (kind, name).
+    Object(&'static str, String),
 }
 
 /// What a key change touched.
@@ -222,6 +224,9 @@ pub struct ClusterState {
     pub router_port_links: BTreeMap<String, BTreeSet<String>>,
     /// Switch ports of type "router" by switch (what a view follows to reach routers).
     pub router_lsps_by_switch: BTreeMap<String, BTreeSet<String>>,
+    /// Objects of kinds without a map of their own, by kind name, then object name (what a
+    /// new kind uses until it needs an index; see `kinds::generic_methods!`).
+    pub objects: BTreeMap<&'static str, BTreeMap<String, weft_proto::v1::Object>>,
     /// Port names by switch name (kept in step with `ports`).
     pub ports_by_switch: BTreeMap<String, BTreeSet<String>>,
     /// The latest view-relevant changes, oldest first, with their revisions (at most
@@ -523,6 +528,33 @@ impl ClusterState {
         };
         if changed {
             self.log_change(rev, Changed::RouterPort(name.to_string()));
+        }
+    }
+
+    /// Keeps [`ClusterState::objects`] and the change log in step (kinds without a map of
+    /// their own).
+    pub fn store_object(
+        &mut self,
+        kind: &'static str,
+        name: &str,
+        obj: Option<weft_proto::v1::Object>,
+        rev: i64,
+    ) {
+        let mut m = self.objects.get(kind).cloned().unwrap_or_default();
+        let changed = match obj {
+            Some(o) => {
+                m.insert(name.to_string(), o);
+                true
+            }
+            None => m.remove(name).is_some(),
+        };
+        if m.is_empty() {
+            self.objects.remove(kind);
+        } else {
+            self.objects.insert(kind, m);
+        }
+        if changed {
+            self.log_change(rev, Changed::Object(kind, name.to_string()));
         }
     }
 

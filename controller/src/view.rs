@@ -516,6 +516,8 @@ impl ViewState {
                 Changed::RouterPort(p) => {
                     router_ports.insert(p.clone());
                 }
+                // Kinds no view carries yet.
+                Changed::Object(..) => {}
             }
         }
         let mut t = Touched::default();

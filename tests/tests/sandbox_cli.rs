@@ -123,6 +123,12 @@ fn sandbox_lifecycle() {
         st_text.contains("running") && st_text.contains("second"),
         "{st_text}"
     );
+    // Every daemon's metrics URL: the controller's and each host's agent's.
+    let metrics = st_text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("metrics http://") && l.ends_with("/metrics"))
+        .count();
+    assert_eq!(metrics, 3, "{st_text}");
 
     let del = sandbox(&dir, &["pod-del", "second"]);
     assert!(del.status.success(), "{}", text(&del));

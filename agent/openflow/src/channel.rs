@@ -206,6 +206,8 @@ struct Shared {
     pending: Mutex<HashMap<u32, Pending>>,
     ranges: Mutex<HashMap<u64, XidRange>>,
     closed: AtomicBool,
+    /// Woken when `closed` turns true.
+    closed_notify: tokio::sync::Notify,
     next_xid: AtomicU32,
 }
 
@@ -303,6 +305,7 @@ impl OfChannel {
             pending: Mutex::new(HashMap::new()),
             ranges: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            closed_notify: tokio::sync::Notify::new(),
             next_xid: AtomicU32::new(1),
         });
         let (tx, rx) = mpsc::channel::<Vec<u8>>(64);
@@ -324,6 +327,18 @@ impl OfChannel {
     /// Whether the connection has been lost.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Completes when the connection is lost (at once if it already is), so a caller notices
+    /// a restarted switch without waiting for its next request.
+    pub async fn closed(&self) {
+        loop {
+            let notified = self.shared.closed_notify.notified();
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     async fn send(&self, bytes: Vec<u8>) -> Result<(), OfError> {
@@ -931,6 +946,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>, sha
         }
     }
     shared.closed.store(true, Ordering::Release);
+    shared.closed_notify.notify_waiters();
     let _ = wr.shutdown().await;
 }
 
@@ -955,6 +971,7 @@ async fn read_loop(
         dispatch(&frame, &shared, &tx);
     }
     shared.closed.store(true, Ordering::Release);
+    shared.closed_notify.notify_waiters();
     // Fail everything still waiting: dropping the senders makes each waiter see Disconnected.
     shared.lock_pending().clear();
 }

@@ -211,7 +211,11 @@ impl Handler {
     async fn handle(&self, req: &Request) -> Result<Option<Attachment>, CniError> {
         let started = std::time::Instant::now();
         let r = self.handle_inner(req).await;
-        crate::metrics::cni(&format!("{:?}", req.command).to_uppercase(), started, r.is_ok());
+        crate::metrics::cni(
+            &format!("{:?}", req.command).to_uppercase(),
+            started,
+            r.is_ok(),
+        );
         r
     }
 

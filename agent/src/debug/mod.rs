@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tonic::{Request, Response, Status};
-use weft_openflow::render_flow;
+use weft_openflow::{render_flow, render_group};
 use weft_proto::v1::agent_debug_server::{AgentDebug, AgentDebugServer};
 use weft_proto::v1::{
     AgentFlowsReply, AgentFlowsRequest, AgentInfo, AgentInfoRequest, AgentTraceReply,
@@ -73,6 +73,7 @@ struct Inner {
     rundir: PathBuf,
     started: Instant,
     state: RwLock<Published>,
+    metrics_url: RwLock<String>,
 }
 
 /// Shared between the event loop (writer) and the service (reader).
@@ -87,7 +88,10 @@ pub const SWITCH_KIND: &str = "Logical_Switch";
 pub fn owners_of(r: &Reconciler) -> HashMap<u64, (String, String)> {
     let v = r.view();
     let mut m = HashMap::new();
-    m.insert(Owner::Static.cookie(), ("static".to_string(), String::new()));
+    m.insert(
+        Owner::Static.cookie(),
+        ("static".to_string(), String::new()),
+    );
     for s in v.switches() {
         m.insert(
             Owner::Switch(s.name.clone()).cookie(),
@@ -112,7 +116,15 @@ impl DebugHandle {
             rundir,
             started: Instant::now(),
             state: RwLock::new(Published::default()),
+            metrics_url: RwLock::new(String::new()),
         }))
+    }
+
+    /// Where the agent's `/metrics` is served (reported by Info).
+    pub fn set_metrics_url(&self, url: String) {
+        if let Ok(mut g) = self.0.metrics_url.write() {
+            *g = url;
+        }
     }
 
     /// Publishes the reconciler's state after an apply (`ready`: the switch holds a view).
@@ -221,10 +233,24 @@ impl AgentDebug for Service {
                 &b.text,
             ))
         });
+        // Groups carry no cookie: listed only when every flow is asked for.
+        let groups = if req.cookie == 0 {
+            ofstats::dump_groups(&self.h.mgmt(), OVS_TIMEOUT)
+                .await
+                .map_err(unavailable)?
+                .iter()
+                .map(|g| InstalledGroup {
+                    id: g.id,
+                    text: render_group(g),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Response::new(AgentFlowsReply {
             chassis: self.h.0.chassis.clone(),
             flows,
-            groups: Vec::<InstalledGroup>::new(),
+            groups,
             truncated,
         }))
     }
@@ -242,6 +268,13 @@ impl AgentDebug for Service {
             last_error: p.last_error.clone(),
             ready: p.ready,
             encap_ip: self.h.0.encap_ip.clone(),
+            metrics_url: self
+                .h
+                .0
+                .metrics_url
+                .read()
+                .map(|u| u.clone())
+                .unwrap_or_default(),
             local_ports: p
                 .ports
                 .iter()
@@ -324,7 +357,8 @@ impl AgentDebug for Service {
                 }
             },
         };
-        let flow = ptrace::ovs_flow(&start, &m).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let flow =
+            ptrace::ovs_flow(&start, &m).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let text = self
             .unixctl("ofproto/trace", &[&self.h.0.bridge, &flow])
             .await?;

@@ -12,7 +12,7 @@ use weft_openflow::codec::{
     self, FlowStatsRequest, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
     OFP15_VERSION,
 };
-use weft_openflow::flow::Flow;
+use weft_openflow::flow::{Flow, Group};
 
 /// Errors reading flow statistics.
 #[derive(Debug, thiserror::Error)]
@@ -113,10 +113,13 @@ async fn read_msg(s: &mut UnixStream, buf: &mut Vec<u8>) -> Result<Vec<u8>, OfSt
                 return Ok(buf.drain(..n).collect());
             }
         }
-        let n = s.read(&mut chunk).await.map_err(|source| OfStatsError::Io {
-            socket: "mgmt".into(),
-            source,
-        })?;
+        let n = s
+            .read(&mut chunk)
+            .await
+            .map_err(|source| OfStatsError::Io {
+                socket: "mgmt".into(),
+                source,
+            })?;
         if n == 0 {
             return Err(OfStatsError::Codec("connection closed".into()));
         }
@@ -124,14 +127,16 @@ async fn read_msg(s: &mut UnixStream, buf: &mut Vec<u8>) -> Result<Vec<u8>, OfSt
     }
 }
 
-/// The flows (with counters) whose cookie is `cookie` (every flow for 0), at most `limit`;
-/// true when there were more.
-pub async fn dump(
+/// Most reply bytes one request may bring back.
+const MAX_REPLY_BYTES: usize = 64 << 20;
+
+/// Sends one multipart request over a fresh connection and returns every reply part with its
+/// raw message bytes.
+async fn parts(
     mgmt: &Path,
-    cookie: u64,
-    limit: usize,
+    body: MultipartRequestBody,
     timeout: Duration,
-) -> Result<(Vec<(Flow, Counters)>, bool), OfStatsError> {
+) -> Result<Vec<(Vec<u8>, MultipartReplyBody)>, OfStatsError> {
     let work = async {
         let io = |source| OfStatsError::Io {
             socket: mgmt.display().to_string(),
@@ -141,29 +146,32 @@ pub async fn dump(
             codec::encode_to_vec(xid, m).map_err(|e| OfStatsError::Codec(e.to_string()))
         };
         let mut s = UnixStream::connect(mgmt).await.map_err(io)?;
-        s.write_all(&enc(1, &Message::Hello { versions: vec![OFP15_VERSION] })?)
-            .await
-            .map_err(io)?;
-        let mut req = FlowStatsRequest::all();
-        if cookie != 0 {
-            req.cookie = cookie;
-            req.cookie_mask = u64::MAX;
-        }
+        s.write_all(&enc(
+            1,
+            &Message::Hello {
+                versions: vec![OFP15_VERSION],
+            },
+        )?)
+        .await
+        .map_err(io)?;
         let xid = 2;
         s.write_all(&enc(
             xid,
-            &Message::MultipartRequest(MultipartRequest {
-                flags: 0,
-                body: MultipartRequestBody::FlowDesc(req),
-            }),
+            &Message::MultipartRequest(MultipartRequest { flags: 0, body }),
         )?)
         .await
         .map_err(io)?;
         let mut buf = Vec::new();
         let mut out = Vec::new();
-        let mut truncated = false;
+        let mut total = 0usize;
         loop {
             let raw = read_msg(&mut s, &mut buf).await?;
+            total += raw.len();
+            if total > MAX_REPLY_BYTES {
+                return Err(OfStatsError::Codec(format!(
+                    "reply larger than {MAX_REPLY_BYTES} bytes"
+                )));
+            }
             let (h, msg) = match codec::decode(&raw) {
                 Ok(x) => x,
                 Err(_) => continue, // a message this codec does not know: not ours
@@ -179,18 +187,9 @@ pub async fn dump(
                 }
                 Message::MultipartReply(rep) if h.xid == xid => {
                     let more = rep.more();
-                    if let MultipartReplyBody::FlowDesc(flows) = rep.body {
-                        let cs = counters(&raw);
-                        for (i, f) in flows.into_iter().enumerate() {
-                            if out.len() >= limit {
-                                truncated = true;
-                                break;
-                            }
-                            out.push((f, cs.get(i).copied().unwrap_or_default()));
-                        }
-                    }
+                    out.push((raw, rep.body));
                     if !more {
-                        return Ok((out, truncated));
+                        return Ok(out);
                     }
                 }
                 _ => {}
@@ -200,6 +199,50 @@ pub async fn dump(
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| OfStatsError::Timeout(timeout))?
+}
+
+/// The flows (with counters) whose cookie is `cookie` (every flow for 0), at most `limit`;
+/// true when there were more.
+pub async fn dump(
+    mgmt: &Path,
+    cookie: u64,
+    limit: usize,
+    timeout: Duration,
+) -> Result<(Vec<(Flow, Counters)>, bool), OfStatsError> {
+    let mut req = FlowStatsRequest::all();
+    if cookie != 0 {
+        req.cookie = cookie;
+        req.cookie_mask = u64::MAX;
+    }
+    let mut out = Vec::new();
+    let mut truncated = false;
+    for (raw, body) in parts(mgmt, MultipartRequestBody::FlowDesc(req), timeout).await? {
+        if let MultipartReplyBody::FlowDesc(flows) = body {
+            let cs = counters(&raw);
+            for (i, f) in flows.into_iter().enumerate() {
+                if out.len() >= limit {
+                    truncated = true;
+                    break;
+                }
+                out.push((f, cs.get(i).copied().unwrap_or_default()));
+            }
+        }
+    }
+    Ok((out, truncated))
+}
+
+/// Every group.
+pub async fn dump_groups(mgmt: &Path, timeout: Duration) -> Result<Vec<Group>, OfStatsError> {
+    let body = MultipartRequestBody::GroupDesc {
+        group_id: codec::OFPG_ALL,
+    };
+    let mut out = Vec::new();
+    for (_, b) in parts(mgmt, body, timeout).await? {
+        if let MultipartReplyBody::GroupDesc(g) = b {
+            out.extend(g);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

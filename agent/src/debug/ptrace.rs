@@ -204,6 +204,24 @@ pub fn parse_trace(text: &str, bridge: &str, tunnel_ports: &[String]) -> Parsed 
                     _ => {}
                 }
             }
+        } else if let Some(rest) = t.strip_prefix("-> NXM_NX_TUN_METADATA0[") {
+            // A move into the option: "-> NXM_NX_TUN_METADATA0[16..30] is now 0x3fda".
+            if let Some((range, val)) = rest.split_once("] is now ") {
+                if let (Some((lo, hi)), Some(v)) = (range.split_once(".."), parse_u64(val)) {
+                    if let (Ok(lo), Ok(hi)) = (lo.parse::<u32>(), hi.parse::<u32>()) {
+                        if lo <= hi && hi < 64 {
+                            let width = hi - lo + 1;
+                            let mask = if width == 64 {
+                                u64::MAX
+                            } else {
+                                ((1u64 << width) - 1) << lo
+                            };
+                            pending.tun_metadata0 =
+                                (pending.tun_metadata0 & !mask) | ((v << lo) & mask);
+                        }
+                    }
+                }
+            }
         } else if let Some(port) = t.strip_prefix("output:") {
             let port = port.trim_matches('"').to_string();
             if tunnel_ports.contains(&port) {
@@ -235,7 +253,10 @@ pub fn outcome(local: usize, tunnels: usize, controller: bool) -> String {
 /// Maps printed output ports to logical ports: `ports` maps both the ofport number and the
 /// interface name to the logical port.
 pub fn delivered(outputs: &[String], ports: &BTreeMap<String, String>) -> Vec<String> {
-    let mut out: Vec<String> = outputs.iter().filter_map(|o| ports.get(o).cloned()).collect();
+    let mut out: Vec<String> = outputs
+        .iter()
+        .filter_map(|o| ports.get(o).cloned())
+        .collect();
     out.dedup();
     out
 }
@@ -262,7 +283,10 @@ mod tests {
             "icmp,in_port=1,tun_id=0x5,nw_src=10.0.0.2"
         );
         let m = parse_microflow("ip6").unwrap();
-        assert!(ovs_flow("in_port=1", &m).unwrap_err().to_string().contains("\"ip6\""));
+        assert!(ovs_flow("in_port=1", &m)
+            .unwrap_err()
+            .to_string()
+            .contains("\"ip6\""));
         let m = parse_microflow("ip6.dst == ::1").unwrap();
         let e = ovs_flow("in_port=1", &m).unwrap_err().to_string();
         assert!(e.contains("ip6.dst"), "{e}");
@@ -284,7 +308,10 @@ bridge("br-int")
 70. reg15=0x2,metadata=0x2013, priority 100, cookie 0x2aabbccddeeff00
     set_field:0x2ed6c8->tun_id
     set_field:172.31.0.12->tun_dst
-    set_field:0x50002->tun_metadata0
+    move:NXM_NX_REG14[0..14]->NXM_NX_TUN_METADATA0[16..30]
+     -> NXM_NX_TUN_METADATA0[16..30] is now 0x5
+    move:NXM_NX_REG15[0..15]->NXM_NX_TUN_METADATA0[0..15]
+     -> NXM_NX_TUN_METADATA0[0..15] is now 0x2
     output:1
      -> output to native tunnel
      -> tunneling to 172.31.0.12 via br-underlay
@@ -334,6 +361,9 @@ Datapath actions: tnl_push(tnl_port(4789)),2
         let mut ports = BTreeMap::new();
         ports.insert("5".to_string(), "p2".to_string());
         ports.insert("vif-p2".to_string(), "p2".to_string());
-        assert_eq!(delivered(&["vif-p2".into(), "9".into()], &ports), vec!["p2"]);
+        assert_eq!(
+            delivered(&["vif-p2".into(), "9".into()], &ports),
+            vec!["p2"]
+        );
     }
 }

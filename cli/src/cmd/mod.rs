@@ -18,13 +18,17 @@ use crate::args::WaitArg;
 use crate::format::{Out, RenderError};
 use crate::value::ValueError;
 
+pub mod address_set;
+pub mod agent_info;
 pub mod chassis;
 pub mod completion;
 pub mod db;
+pub mod flows;
 pub mod port;
 pub mod router;
 pub mod router_port;
 pub mod show;
+pub mod support_bundle;
 pub mod switch;
 pub mod sync;
 pub mod topology;
@@ -38,6 +42,7 @@ pub const KINDS: &[&str] = &[
     "Chassis",
     "Logical_Router",
     "Logical_Router_Port",
+    "Address_Set",
 ];
 
 /// Declares [`Command`] (every noun's subcommands flattened into one list) and dispatches
@@ -68,10 +73,14 @@ registry! {
     Router(router::RouterCmd),
     RouterPort(router_port::RouterPortCmd),
     Chassis(chassis::ChassisCmd),
+    AddressSet(address_set::AddressSetCmd),
     Db(db::DbCmd),
     Sync(sync::SyncCmd),
     Topology(topology::TopologyCmd),
     Trace(trace::TraceCmd),
+    Flows(flows::FlowsCmd),
+    AgentInfo(agent_info::AgentInfoCmd),
+    SupportBundle(support_bundle::SupportBundleCmd),
     Completion(completion::CompletionCmd),
 }
 
@@ -99,6 +108,16 @@ impl PlanCtx {
             wait: self.wait_mode(false) as i32,
             timeout_ms: self.timeout_ms,
             strict: self.strict,
+        }
+    }
+
+    /// How long the controller gives each chassis' agent (flows, agent-info, trace
+    /// --physical): a third of `--timeout`, so that a physical trace's two hops and the reply
+    /// fit in it; 0 (the controller's default, 3 s) without `--timeout`.
+    pub fn chassis_timeout_ms(&self) -> u32 {
+        match self.timeout_ms {
+            0 => 0,
+            t => (t / 3).max(1),
         }
     }
 
@@ -193,6 +212,9 @@ pub enum Call {
     ListObjects(pb::ListObjectsRequest),
     Sync(pb::SyncRequest),
     Trace(pb::TraceRequest),
+    Flows(pb::FlowsRequest),
+    AgentInfo(pb::AgentInfoQuery),
+    PhysicalTrace(pb::PhysicalTraceRequest),
 }
 
 /// The reply to a [`Call`].
@@ -206,6 +228,9 @@ pub enum Reply {
     Objects(pb::ListObjectsReply),
     Sync(pb::WriteReply),
     Trace(pb::TraceReply),
+    Flows(pb::FlowsReply),
+    AgentInfo(pb::AgentInfoReply),
+    PhysicalTrace(pb::PhysicalTraceReply),
 }
 
 /// Errors of planning and printing commands.

@@ -23,10 +23,9 @@ macro_rules! object_accessors {
 }
 pub(crate) use object_accessors;
 
-/// The [`Kind`] methods that only wrap and unwrap a kind's message and reach its map in the
-/// cached state (`$field`, kept by `ClusterState::$store`).
-macro_rules! message_methods {
-    ($variant:ident, $msg:ty, $get:ident, $field:ident, $store:ident) => {
+/// The [`Kind`] methods that only wrap and unwrap a kind's message.
+macro_rules! codec_methods {
+    ($variant:ident, $msg:ty, $get:ident) => {
         fn is(&self, obj: &Object) -> bool {
             $get(obj).is_some()
         }
@@ -38,6 +37,15 @@ macro_rules! message_methods {
                 <$msg as prost::Message>::decode(bytes)?,
             )))
         }
+    };
+}
+pub(crate) use codec_methods;
+
+/// The [`Kind`] methods of a kind with its own map in the cached state (`$field`, kept by
+/// `ClusterState::$store`, for kinds the views and indexes read).
+macro_rules! message_methods {
+    ($variant:ident, $msg:ty, $get:ident, $field:ident, $store:ident) => {
+        super::codec_methods!($variant, $msg, $get);
         fn load(&self, state: &ClusterState, name: &str) -> Option<Object> {
             state
                 .$field
@@ -58,6 +66,33 @@ macro_rules! message_methods {
 }
 pub(crate) use message_methods;
 
+/// The [`Kind`] methods of a kind kept in the state's generic `objects` map: a new kind
+/// needs no edit of `state.rs` until something has to index it.
+macro_rules! generic_methods {
+    ($variant:ident, $msg:ty, $get:ident) => {
+        super::codec_methods!($variant, $msg, $get);
+        fn load(&self, state: &ClusterState, name: &str) -> Option<Object> {
+            state
+                .objects
+                .get(self.name())
+                .and_then(|m| m.get(name))
+                .cloned()
+        }
+        fn names(&self, state: &ClusterState) -> Vec<String> {
+            state
+                .objects
+                .get(self.name())
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default()
+        }
+        fn store(&self, state: &mut ClusterState, name: &str, obj: Option<Object>, revision: i64) {
+            state.store_object(self.name(), name, obj, revision);
+        }
+    };
+}
+pub(crate) use generic_methods;
+
+pub mod address_set;
 pub mod chassis;
 pub mod port;
 pub mod router;
@@ -78,6 +113,7 @@ pub static ALL: &[&dyn Kind] = &[
     &chassis::ChassisKind,
     &router::RouterKind,
     &router_port::RouterPortKind,
+    &address_set::AddressSetKind,
 ];
 
 /// The `external_ids` column every kind has.

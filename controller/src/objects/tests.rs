@@ -160,6 +160,67 @@ async fn dynamic_without_a_subnet_is_a_mac_only() {
     );
 }
 
+/// A kind kept in the generic object map: addresses normalised and checked, set semantics.
+#[tokio::test]
+async fn address_sets_normalise_and_validate() {
+    let i = intent();
+    let a = |addrs: &[&str]| {
+        super::object(object::Kind::AddressSet(weft_proto::v1::AddressSet {
+            name: if addrs.len() == 1 { "bad" } else { "web" }.into(),
+            addresses: addrs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }))
+    };
+    let out = run(
+        &i,
+        &[insert(
+            a(&["10.0.0.5/32", "10.0.1.7/24", "fd00::1", "10.0.0.5"]),
+            false,
+        )],
+    )
+    .await;
+    let Some(object::Kind::AddressSet(s)) = out.results[0].object.clone().and_then(|o| o.kind)
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(s.addresses, ["10.0.0.5", "10.0.1.0/24", "fd00::1"]);
+    let e = i
+        .transact(
+            &[insert(a(&["10.0.0.300"]), false)],
+            false,
+            Oversize::Refuse,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.error.to_string().contains("addresses[0]"), "{e:?}");
+    run(
+        &i,
+        &[update(
+            "as",
+            "web",
+            Action::Add,
+            "addresses",
+            "",
+            &["10.9.9.9"],
+        )],
+    )
+    .await;
+    let st = i.load().await.unwrap();
+    let k = super::by_name("Address_Set").unwrap();
+    let v = k
+        .get_column(&k.load(&st, "web").unwrap(), "addresses", &st)
+        .unwrap();
+    assert_eq!(
+        v,
+        super::ColumnValue::Set(vec![
+            "10.0.0.5".into(),
+            "10.0.1.0/24".into(),
+            "fd00::1".into(),
+            "10.9.9.9".into()
+        ])
+    );
+}
+
 #[tokio::test]
 async fn a_bad_op_anywhere_changes_nothing() {
     let i = intent();
@@ -399,6 +460,14 @@ fn sample(kind: &str) -> Option<Vec<Op>> {
             insert(lr("xr"), false),
             insert(lrp("xr", "x", "0a:00:00:00:02:01", "10.6.0.1/24"), false),
         ],
+        kinds::address_set::NAME => vec![insert(
+            super::object(object::Kind::AddressSet(weft_proto::v1::AddressSet {
+                name: "x".into(),
+                addresses: vec!["10.0.0.5".into()],
+                ..Default::default()
+            })),
+            false,
+        )],
         // Registered by its agent, not created.
         kinds::chassis::NAME => vec![],
         _ => return None,
