@@ -7,8 +7,14 @@
 //! the view is left exactly as it was. The returned [`ViewChange`] lists the objects whose
 //! value actually changed, so the pipeline compiler can recompile only those.
 //!
-//! The view also keeps two indexes (ports by switch, ports by chassis) so that the compiler
-//! can find the ports affected by a switch or chassis change without scanning every port.
+//! The view also keeps indexes (ports by switch, ports by chassis, router ports by router,
+//! router-type switch ports by switch and by the router port they attach) so that the
+//! compiler can find the objects affected by a change without scanning every port.
+//!
+//! Routers and router ports (see [`Router`], [`RouterPort`]) are validated together with
+//! the rest of an update: datapath keys unique across switches and routers, router port
+//! keys unique per router, unicast MACs, networks in CIDR form, every router port on a
+//! router of the view. Deleting a router deletes its ports.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -17,7 +23,9 @@ use std::str::FromStr;
 
 use weft_openflow::flow::Mac;
 use weft_proto::model::view::ViewDelta;
-use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView};
+use weft_proto::v1::{
+    PortAddress, PortView, RemoteChassis, RouterPortView, RouterView, SwitchView,
+};
 
 use crate::pipeline::Encap;
 
@@ -201,6 +209,40 @@ pub enum PortKind {
     Router,
 }
 
+/// A logical router.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Router {
+    pub name: String,
+    /// Logical datapath key (OpenFlow `metadata`), 1..=[`MAX_DATAPATH_KEY`]; unique among
+    /// the switches and routers of the view.
+    pub key: u32,
+    pub enabled: bool,
+}
+
+/// A logical router port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouterPort {
+    pub name: String,
+    pub router: String,
+    /// Unicast.
+    pub mac: Mac,
+    /// The port's addresses with their prefix lengths (`10.31.0.1/24`).
+    pub networks: Vec<Ipv4Prefix>,
+    /// The peer router port, if any (router-to-router links).
+    pub peer: Option<String>,
+    /// Logical port key (reg14/reg15 on the router datapath), 1..=[`MAX_PORT_KEY`]; unique
+    /// within its router.
+    pub key: u32,
+    pub enabled: bool,
+}
+
+impl Ipv4Prefix {
+    /// True when `ip` is inside this prefix.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & u32::from(self.mask()) == u32::from(self.network())
+    }
+}
+
 /// A remote chassis: a tunnel endpoint other ports live on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chassis {
@@ -216,7 +258,7 @@ pub enum ViewError {
     /// One field of one object is invalid.
     #[error("invalid {kind} {name:?}: {field} = {value:?}: {reason}")]
     Invalid {
-        /// "switch", "port" or "chassis".
+        /// "switch", "port", "chassis", "router" or "router port".
         kind: &'static str,
         name: String,
         /// The field, e.g. "vni" or "addresses[1].mac".
@@ -260,12 +302,18 @@ pub struct ViewChange {
     pub switches: BTreeSet<String>,
     pub ports: BTreeSet<String>,
     pub chassis: BTreeSet<String>,
+    pub routers: BTreeSet<String>,
+    pub router_ports: BTreeSet<String>,
 }
 
 impl ViewChange {
     /// No object changed.
     pub fn is_empty(&self) -> bool {
-        self.switches.is_empty() && self.ports.is_empty() && self.chassis.is_empty()
+        self.switches.is_empty()
+            && self.ports.is_empty()
+            && self.chassis.is_empty()
+            && self.routers.is_empty()
+            && self.router_ports.is_empty()
     }
 
     /// Marks a port as changed (for example because its VIF appeared or its ofport changed).
@@ -280,6 +328,8 @@ impl ViewChange {
         self.switches.extend(other.switches);
         self.ports.extend(other.ports);
         self.chassis.extend(other.chassis);
+        self.routers.extend(other.routers);
+        self.router_ports.extend(other.router_ports);
     }
 }
 
@@ -299,6 +349,21 @@ pub struct ChassisView {
     key_index: BTreeMap<u32, String>,
     /// (switch, port key) → port.
     port_key_index: BTreeMap<(String, u32), String>,
+    routers: BTreeMap<String, Router>,
+    router_ports: BTreeMap<String, RouterPort>,
+    router_ports_by_router: BTreeMap<String, BTreeSet<String>>,
+    /// Router port name (`options:router-port`) → the router-type switch ports naming it.
+    router_lsps: BTreeMap<String, BTreeSet<String>>,
+    /// Switch → its router-type ports.
+    router_lsps_by_switch: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// The routers and router ports an update leads to, validated, and what changed.
+struct RouterPart {
+    routers: BTreeMap<String, Router>,
+    router_ports: BTreeMap<String, RouterPort>,
+    changed_routers: BTreeSet<String>,
+    changed_router_ports: BTreeSet<String>,
 }
 
 impl ChassisView {
@@ -352,6 +417,58 @@ impl ChassisView {
             .filter_map(|p| self.ports.get(p))
     }
 
+    pub fn router(&self, name: &str) -> Option<&Router> {
+        self.routers.get(name)
+    }
+
+    /// Every router, by name.
+    pub fn routers(&self) -> impl Iterator<Item = &Router> {
+        self.routers.values()
+    }
+
+    pub fn router_port(&self, name: &str) -> Option<&RouterPort> {
+        self.router_ports.get(name)
+    }
+
+    /// Every router port, by name.
+    pub fn router_ports(&self) -> impl Iterator<Item = &RouterPort> {
+        self.router_ports.values()
+    }
+
+    /// The ports of one router, by name.
+    pub fn router_ports_of<'a>(
+        &'a self,
+        router: &str,
+    ) -> impl Iterator<Item = &'a RouterPort> + 'a {
+        self.router_ports_by_router
+            .get(router)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| self.router_ports.get(p))
+    }
+
+    /// The router-type switch port attaching router port `lrp` to a switch (the first by
+    /// name when several name it).
+    pub fn attached_lsp(&self, lrp: &str) -> Option<&Port> {
+        self.router_lsps
+            .get(lrp)
+            .into_iter()
+            .flatten()
+            .find_map(|p| self.ports.get(p))
+    }
+
+    /// The router-type ports of one switch, by name.
+    pub fn router_lsps_of_switch<'a>(
+        &'a self,
+        switch: &str,
+    ) -> impl Iterator<Item = &'a Port> + 'a {
+        self.router_lsps_by_switch
+            .get(switch)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| self.ports.get(p))
+    }
+
     /// Applies a snapshot or a delta. All-or-nothing: on error the view is unchanged.
     ///
     /// A snapshot ignores the `deleted_*` lists. A delta upserts switches, chassis and ports,
@@ -368,11 +485,121 @@ impl ChassisView {
         let switches = parse_unique(&update.switches, "switch", |s| &s.name, parse_switch)?;
         let chassis = parse_unique(&update.chassis, "chassis", |c| &c.name, parse_chassis)?;
         let ports = parse_unique(&update.ports, "port", |p| &p.name, parse_port)?;
-        if update.snapshot {
-            self.apply_snapshot(update.revision, switches, ports, chassis)
+        let routers = parse_unique(&update.routers, "router", |r| &r.name, parse_router)?;
+        let router_ports = parse_unique(
+            &update.router_ports,
+            "router port",
+            |p| &p.name,
+            parse_router_port,
+        )?;
+        let part = self.router_part(update, &switches, routers, router_ports)?;
+        let mut change = if update.snapshot {
+            self.apply_snapshot(update.revision, switches, ports, chassis)?
         } else {
-            self.apply_delta(update, switches, ports, chassis)
+            self.apply_delta(update, switches, ports, chassis)?
+        };
+        change.routers = part.changed_routers;
+        change.router_ports = part.changed_router_ports;
+        self.routers = part.routers;
+        self.router_ports = part.router_ports;
+        self.router_ports_by_router.clear();
+        for p in self.router_ports.values() {
+            self.router_ports_by_router
+                .entry(p.router.clone())
+                .or_default()
+                .insert(p.name.clone());
         }
+        Ok(change)
+    }
+
+    /// The routers and router ports after `update`, validated against the switches it leads
+    /// to (datapath keys are shared). Routers are few: this rebuilds their maps.
+    fn router_part(
+        &self,
+        update: &ViewDelta,
+        switches: &BTreeMap<String, Switch>,
+        routers: BTreeMap<String, Router>,
+        router_ports: BTreeMap<String, RouterPort>,
+    ) -> Result<RouterPart, ViewError> {
+        let (next_routers, next_ports) = if update.snapshot {
+            (routers, router_ports)
+        } else {
+            let mut r = self.routers.clone();
+            r.extend(routers);
+            for name in &update.deleted_routers {
+                r.remove(name);
+            }
+            let mut p = self.router_ports.clone();
+            for name in &update.deleted_router_ports {
+                p.remove(name);
+            }
+            // Cascade: the ports of a deleted router go with it (upserted ones are rejected
+            // below).
+            p.retain(|_, rp| r.contains_key(&rp.router));
+            p.extend(router_ports);
+            (r, p)
+        };
+        // Datapath keys of the switches after the update.
+        let mut switch_keys: BTreeMap<u32, &str> = BTreeMap::new();
+        if !update.snapshot {
+            let deleted: BTreeSet<&str> =
+                update.deleted_switches.iter().map(String::as_str).collect();
+            for s in self.switches.values() {
+                if !deleted.contains(s.name.as_str()) && !switches.contains_key(&s.name) {
+                    switch_keys.insert(s.key, &s.name);
+                }
+            }
+        }
+        for s in switches.values() {
+            switch_keys.insert(s.key, &s.name);
+        }
+        let mut router_keys: BTreeMap<u32, &str> = BTreeMap::new();
+        for r in next_routers.values() {
+            let conflict = switch_keys
+                .get(&r.key)
+                .map(|s| format!("already used by switch {s:?}"))
+                .or_else(|| {
+                    router_keys
+                        .insert(r.key, &r.name)
+                        .map(|o| format!("already used by router {o:?}"))
+                });
+            if let Some(reason) = conflict {
+                return Err(ViewError::invalid(
+                    "router",
+                    &r.name,
+                    "tunnel_key",
+                    r.key.to_string(),
+                    reason,
+                ));
+            }
+        }
+        let mut port_keys: BTreeMap<(&str, u32), &str> = BTreeMap::new();
+        for p in next_ports.values() {
+            if !next_routers.contains_key(&p.router) {
+                return Err(ViewError::invalid(
+                    "router port",
+                    &p.name,
+                    "router",
+                    &p.router,
+                    "no such router in the view after this update",
+                ));
+            }
+            if let Some(o) = port_keys.insert((p.router.as_str(), p.key), &p.name) {
+                return Err(ViewError::invalid(
+                    "router port",
+                    &p.name,
+                    "tunnel_key",
+                    p.key.to_string(),
+                    format!("already used by router port {o:?} on router {:?}", p.router),
+                ));
+            }
+        }
+        Ok(RouterPart {
+            changed_routers: changed_keys(&self.routers, &next_routers),
+            changed_router_ports: changed_keys(&self.router_ports, &next_ports),
+            routers: next_routers,
+            router_ports: next_ports,
+        })
     }
 
     fn apply_snapshot(
@@ -407,6 +634,7 @@ impl ChassisView {
             switches: changed_keys(&self.switches, &switches),
             ports: changed_keys(&self.ports, &ports),
             chassis: changed_keys(&self.chassis, &chassis),
+            ..ViewChange::default()
         };
         let mut next = ChassisView {
             revision,
@@ -418,6 +646,11 @@ impl ChassisView {
             vni_index,
             key_index,
             port_key_index: BTreeMap::new(),
+            routers: BTreeMap::new(),
+            router_ports: BTreeMap::new(),
+            router_ports_by_router: BTreeMap::new(),
+            router_lsps: BTreeMap::new(),
+            router_lsps_by_switch: BTreeMap::new(),
         };
         for p in ports.into_values() {
             next.insert_port(p);
@@ -561,6 +794,16 @@ impl ChassisView {
     }
 
     fn insert_port(&mut self, p: Port) {
+        if let Some(lrp) = router_port_option(&p) {
+            self.router_lsps
+                .entry(lrp.to_string())
+                .or_default()
+                .insert(p.name.clone());
+            self.router_lsps_by_switch
+                .entry(p.switch.clone())
+                .or_default()
+                .insert(p.name.clone());
+        }
         self.port_key_index
             .insert((p.switch.clone(), p.key), p.name.clone());
         self.ports_by_switch
@@ -583,11 +826,23 @@ impl ChassisView {
             self.port_key_index.remove(&k);
         }
         remove_from_index(&mut self.ports_by_switch, &p.switch, name);
+        if let Some(lrp) = router_port_option(&p) {
+            remove_from_index(&mut self.router_lsps, lrp, name);
+            remove_from_index(&mut self.router_lsps_by_switch, &p.switch, name);
+        }
         if let Some(c) = &p.chassis {
             remove_from_index(&mut self.ports_by_chassis, c, name);
         }
         Some(p)
     }
+}
+
+/// The router port a router-type switch port attaches (`options:router-port`).
+pub fn router_port_option(p: &Port) -> Option<&str> {
+    (p.kind == PortKind::Router)
+        .then(|| p.options.get("router-port").map(String::as_str))
+        .flatten()
+        .filter(|s| !s.is_empty())
 }
 
 fn remove_from_index(index: &mut BTreeMap<String, BTreeSet<String>>, key: &str, name: &str) {
@@ -759,6 +1014,68 @@ fn parse_chassis(c: &RemoteChassis) -> Result<Chassis, ViewError> {
         name: c.name.clone(),
         encap_ip,
         encap_types,
+    })
+}
+
+fn parse_router(r: &RouterView) -> Result<Router, ViewError> {
+    if r.tunnel_key == 0 || r.tunnel_key > MAX_DATAPATH_KEY {
+        return Err(ViewError::invalid(
+            "router",
+            &r.name,
+            "tunnel_key",
+            r.tunnel_key.to_string(),
+            format!("must be in 1..={MAX_DATAPATH_KEY}"),
+        ));
+    }
+    Ok(Router {
+        name: r.name.clone(),
+        key: r.tunnel_key,
+        enabled: r.enabled,
+    })
+}
+
+fn parse_router_port(p: &RouterPortView) -> Result<RouterPort, ViewError> {
+    let bad = |field: &str, value: &str, reason: String| {
+        ViewError::invalid("router port", &p.name, field, value, reason)
+    };
+    if p.router.is_empty() {
+        return Err(bad("router", "", "must not be empty".into()));
+    }
+    let mac: Mac = p
+        .mac
+        .parse()
+        .map_err(|_| bad("mac", &p.mac, "not a MAC address".into()))?;
+    if mac.is_multicast() {
+        return Err(bad(
+            "mac",
+            &p.mac,
+            "a router port MAC must be unicast".into(),
+        ));
+    }
+    let mut networks = Vec::with_capacity(p.networks.len());
+    for (i, n) in p.networks.iter().enumerate() {
+        let field = format!("networks[{i}]");
+        let prefix: Ipv4Prefix = n.parse().map_err(|e| bad(&field, n, e))?;
+        if !n.contains('/') {
+            return Err(bad(&field, n, "must be in CIDR form a.b.c.d/len".into()));
+        }
+        networks.push(prefix);
+    }
+    if p.tunnel_key == 0 || p.tunnel_key > MAX_PORT_KEY {
+        return Err(bad(
+            "tunnel_key",
+            &p.tunnel_key.to_string(),
+            format!("must be in 1..={MAX_PORT_KEY}"),
+        ));
+    }
+    Ok(RouterPort {
+        name: p.name.clone(),
+        router: p.router.clone(),
+        mac,
+        networks,
+        peer: (!p.peer.is_empty()).then(|| p.peer.clone()),
+        key: p.tunnel_key,
+        enabled: p.enabled,
     })
 }
 
@@ -1228,6 +1545,148 @@ mod tests {
         let mut s = snapshot(9);
         s.switches.pop();
         rejected(s, "switch_name = \"ls2\"");
+    }
+
+    fn router(name: &str, key: u32) -> RouterView {
+        RouterView {
+            name: name.into(),
+            tunnel_key: key,
+            enabled: true,
+        }
+    }
+
+    fn rport(name: &str, router: &str, mac: &str, net: &str, key: u32) -> RouterPortView {
+        RouterPortView {
+            name: name.into(),
+            router: router.into(),
+            mac: mac.into(),
+            networks: vec![net.into()],
+            tunnel_key: key,
+            enabled: true,
+            ..Default::default()
+        }
+    }
+
+    fn routed_snapshot() -> ViewDelta {
+        let mut s = snapshot(5);
+        s.routers = vec![router("lr1", 500)];
+        s.router_ports = vec![
+            rport("lr1-ls1", "lr1", "0a:00:00:00:00:01", "10.0.0.254/24", 1),
+            rport("lr1-ls2", "lr1", "0a:00:00:00:00:02", "10.1.0.1/24", 2),
+        ];
+        let mut lsp = port("ls1-lr1", "ls1", "00:00:00:00:00:aa", "10.0.0.250", "");
+        lsp.addresses.clear();
+        lsp.r#type = "router".into();
+        lsp.options = [("router-port".to_string(), "lr1-ls1".to_string())].into();
+        s.ports.push(lsp);
+        s
+    }
+
+    #[test]
+    fn routers_and_router_ports_are_parsed_indexed_and_cascade() {
+        let mut v = ChassisView::new();
+        let c = v.apply(&routed_snapshot()).expect("valid");
+        assert_eq!(c.routers, set(&["lr1"]));
+        assert_eq!(c.router_ports, set(&["lr1-ls1", "lr1-ls2"]));
+        let rp = v.router_port("lr1-ls1").expect("rp");
+        assert_eq!(rp.networks[0].to_string(), "10.0.0.254/24");
+        assert!(rp.networks[0].contains(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(v.router_ports_of("lr1").count(), 2);
+        assert_eq!(
+            v.attached_lsp("lr1-ls1").map(|p| p.name.as_str()),
+            Some("ls1-lr1")
+        );
+        assert_eq!(v.router_lsps_of_switch("ls1").count(), 1);
+        // Deleting the router takes its ports.
+        let c = v
+            .apply(&ViewDelta {
+                revision: 6,
+                deleted_routers: vec!["lr1".into()],
+                ..Default::default()
+            })
+            .expect("valid");
+        assert_eq!(c.router_ports, set(&["lr1-ls1", "lr1-ls2"]));
+        assert_eq!(v.router_ports().count(), 0);
+        // Deleting the router-type port drops the index entry.
+        v.apply(&ViewDelta {
+            revision: 7,
+            deleted_ports: vec!["ls1-lr1".into()],
+            ..Default::default()
+        })
+        .expect("valid");
+        assert!(v.attached_lsp("lr1-ls1").is_none());
+        assert_eq!(v.router_lsps_of_switch("ls1").count(), 0);
+    }
+
+    #[test]
+    fn invalid_routers_reject_the_whole_update() {
+        let bad = |f: &dyn Fn(&mut ViewDelta), needle: &str| {
+            let mut u = routed_snapshot();
+            f(&mut u);
+            let mut v = view();
+            let before = format!("{v:?}");
+            let msg = v.apply(&u).expect_err("must be rejected").to_string();
+            assert!(msg.contains(needle), "{msg:?} does not mention {needle:?}");
+            assert_eq!(format!("{v:?}"), before);
+        };
+        bad(&|u| u.routers[0].tunnel_key = 0, "tunnel_key = \"0\"");
+        bad(
+            &|u| u.routers[0].tunnel_key = 100,
+            "already used by switch \"ls1\"",
+        );
+        bad(
+            &|u| u.routers.push(router("lr2", 500)),
+            "already used by router \"lr1\"",
+        );
+        bad(
+            &|u| u.router_ports[0].mac = "01:00:00:00:00:01".into(),
+            "unicast",
+        );
+        bad(&|u| u.router_ports[0].mac = "zz".into(), "mac = \"zz\"");
+        bad(
+            &|u| u.router_ports[0].networks[0] = "10.0.0.1".into(),
+            "CIDR",
+        );
+        bad(
+            &|u| u.router_ports[0].networks[0] = "10.0.0.1/33".into(),
+            "networks[0]",
+        );
+        bad(
+            &|u| u.router_ports[1].tunnel_key = 1,
+            "already used by router port \"lr1-ls1\"",
+        );
+        bad(
+            &|u| u.router_ports[1].tunnel_key = 40000,
+            "must be in 1..=32767",
+        );
+        bad(
+            &|u| u.router_ports[1].router = "nosuch".into(),
+            "router = \"nosuch\"",
+        );
+        // A delta: a port on a router deleted in the same delta, a switch taking a router's key.
+        let mut v = ChassisView::new();
+        v.apply(&routed_snapshot()).expect("valid");
+        let before = format!("{v:?}");
+        let d = ViewDelta {
+            revision: 6,
+            router_ports: vec![rport("lr1-x", "lr1", "0a:00:00:00:00:09", "10.9.0.1/24", 9)],
+            deleted_routers: vec!["lr1".into()],
+            ..Default::default()
+        };
+        assert!(v.apply(&d).is_err());
+        let mut s = sw("ls9", 9);
+        s.tunnel_key = 500;
+        let d = ViewDelta {
+            revision: 6,
+            switches: vec![s],
+            ..Default::default()
+        };
+        assert!(v
+            .apply(&d)
+            .unwrap_err()
+            .to_string()
+            .contains("already used by switch \"ls9\""));
+        assert_eq!(format!("{v:?}"), before);
     }
 
     #[test]

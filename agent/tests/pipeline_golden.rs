@@ -4,6 +4,9 @@
 //! meters in `tests/golden/pipeline.txt`, rendered as `ovs-ofctl -O OpenFlow15 --no-stats
 //! dump-flows` / `dump-groups` / `dump-meters` print them.
 //!
+//! A second view (`tests/golden/routing.txt`): two subnets on one router, pods on this
+//! chassis and on a remote one, renders the routing stages (l3-entry .. lr-exit).
+//!
 //! The file is sorted: flows by table, priority (highest first), then text; then groups by
 //! id. To regenerate after an intended change: `WEFT_UPDATE_GOLDEN=1 cargo test -p weft-agent
 //! --test pipeline_golden`, then review the diff of the .txt file line by line.
@@ -18,7 +21,9 @@ use weft_agent::view::ChassisView;
 use weft_openflow::meter::render_meter;
 use weft_openflow::render::{render_flow, render_group};
 use weft_proto::model::view::ViewDelta as ViewUpdate;
-use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView};
+use weft_proto::v1::{
+    PortAddress, PortView, RemoteChassis, RouterPortView, RouterView, SwitchView,
+};
 
 fn addr(mac: &str, ips: &[&str]) -> PortAddress {
     PortAddress {
@@ -280,4 +285,81 @@ fn adding_a_local_port_changes_only_its_flows_and_the_flood_groups() {
     );
     assert_eq!(full.len(), d.len());
     assert_eq!(full.flows.adds.len(), expected.len());
+}
+
+/// Two switches (10.31.0.0/24, 10.32.0.0/24) attached to router lr1 through router-type
+/// ports; pods on this chassis (hv1) and on hv2 over Geneve.
+fn routed_snapshot() -> ViewUpdate {
+    let lsp = |name: &str, switch: &str, lrp: &str| PortView {
+        name: name.into(),
+        switch_name: switch.into(),
+        r#type: "router".into(),
+        options: [("router-port".to_string(), lrp.to_string())].into(),
+        enabled: true,
+        tunnel_key: 1,
+        ..Default::default()
+    };
+    let lrp = |name: &str, mac: &str, net: &str, key: u32| RouterPortView {
+        name: name.into(),
+        router: "lr1".into(),
+        mac: mac.into(),
+        networks: vec![net.into()],
+        peer: String::new(),
+        tunnel_key: key,
+        enabled: true,
+    };
+    let sw = |name: &str, vni: u32, subnet: &str| SwitchView {
+        name: name.into(),
+        vni,
+        subnet: subnet.into(),
+        mtu: 1400,
+        tunnel_key: vni,
+    };
+    ViewUpdate {
+        revision: 10,
+        snapshot: true,
+        switches: vec![sw("ls1", 31, "10.31.0.0/24"), sw("ls2", 32, "10.32.0.0/24")],
+        ports: vec![
+            lsp("ls1-lr1", "ls1", "lr1-ls1"),
+            lsp("ls2-lr1", "ls2", "lr1-ls2"),
+            port("pa", "ls1", "00:00:00:00:01:0a", &["10.31.0.10"], "hv1"),
+            port("pb", "ls2", "00:00:00:00:02:0b", &["10.32.0.11"], "hv2"),
+            port("pc", "ls2", "00:00:00:00:02:0c", &["10.32.0.12"], "hv1"),
+        ],
+        chassis: vec![RemoteChassis {
+            name: "hv2".into(),
+            encap_ip: "192.168.0.2".into(),
+            encap_types: vec!["geneve".into()],
+        }],
+        routers: vec![RouterView {
+            name: "lr1".into(),
+            tunnel_key: 100,
+            enabled: true,
+        }],
+        router_ports: vec![
+            lrp("lr1-ls1", "0a:00:00:00:01:01", "10.31.0.1/24", 1),
+            lrp("lr1-ls2", "0a:00:00:00:02:01", "10.32.0.1/24", 2),
+        ],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn routed_view_compiles_to_the_expected_flows() {
+    let mut view = ChassisView::new();
+    view.apply(&routed_snapshot())
+        .expect("the routed view is valid");
+    let mut fx = Fixture {
+        ids: Ids::default(),
+        view,
+        vifs: [("pa", 1), ("pc", 3)]
+            .into_iter()
+            .map(|(n, o)| (n.to_string(), o))
+            .collect(),
+        tunnels: [(Encap::Geneve, 10)].into(),
+    };
+    fx.sync();
+    let desired = compile_all(&fx.input());
+    check_golden("routing.txt", &render_state(&desired));
+    assert_eq!(desired.conflicting_flow_keys().count(), 0);
 }

@@ -1,6 +1,13 @@
 //! The logical trace (`weftctl trace`, ovn-trace's role): one packet through the intent, stage
 //! by stage as the pipeline runs it (docs/architecture.md's table map), ending in a verdict.
 //! Pure: computed from a [`ClusterState`]; no chassis is asked. Start with [`trace`].
+//!
+//! An IPv4 destination off the input switch goes through the router attached to it (a
+//! switch port of type "router"), as the agents' distributed router does: the router port's
+//! own addresses answer ping (other traffic to them is dropped), connected networks are
+//! routed longest prefix first (TTL decremented, eth.src = the output router port's MAC,
+//! eth.dst = the address owner on the destination switch), and the packet continues on the
+//! destination switch to its output port.
 
 use std::net::Ipv4Addr;
 
@@ -11,6 +18,116 @@ use crate::error::{ApiError, ApiResult};
 use crate::kinds;
 use crate::state::ClusterState;
 use crate::validate::parse_mac;
+
+/// One routing decision (connected routes only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hop {
+    router: String,
+    /// The router port the packet enters by.
+    in_lrp: String,
+    /// The router port it leaves by, with the matching network.
+    out_lrp: String,
+    network: String,
+    out_mac: String,
+    /// The destination switch and the router-type port on it.
+    out_switch: String,
+    out_lsp: String,
+}
+
+/// What the router attached to `sw` does with a packet to `dst`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Routing {
+    Forward(Hop),
+    /// `dst` is an address of router port `lrp` of `router` (entered by `in_lrp`).
+    Own {
+        router: String,
+        lrp: String,
+    },
+    /// Why not.
+    NoRoute(String),
+}
+
+fn networks(lrp: &weft_proto::v1::LogicalRouterPort) -> Vec<ipnetwork::Ipv4Network> {
+    lrp.networks.iter().filter_map(|n| n.parse().ok()).collect()
+}
+
+/// The first enabled switch-side router port of `sw` whose router port and router are
+/// enabled, then the connected route to `dst` on that router.
+fn route(state: &ClusterState, sw: &str, dst: Ipv4Addr) -> Routing {
+    let lsps: Vec<&String> = state
+        .router_lsps_by_switch
+        .get(sw)
+        .map(|s| s.iter().collect())
+        .unwrap_or_default();
+    if lsps.is_empty() {
+        return Routing::NoRoute(format!(
+            "{dst} is off switch {sw} and no router is attached to it"
+        ));
+    }
+    let attached = lsps.iter().find_map(|lsp| {
+        let p = state.ports.get(*lsp).filter(|p| p.enabled)?;
+        let lrp = state
+            .router_ports
+            .get(p.options.get("router-port")?)
+            .filter(|l| l.enabled)?;
+        let r = state.routers.get(&lrp.router).filter(|r| r.enabled)?;
+        Some((lrp, r))
+    });
+    let Some((in_lrp, router)) = attached else {
+        return Routing::NoRoute(format!(
+            "{dst} is off switch {sw}; its router port(s) {} lead to no enabled router port and router",
+            lsps.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    };
+    let ports: Vec<&weft_proto::v1::LogicalRouterPort> = state
+        .router_ports_by_router
+        .get(&router.name)
+        .into_iter()
+        .flatten()
+        .filter_map(|n| state.router_ports.get(n))
+        .filter(|p| p.enabled)
+        .collect();
+    for p in &ports {
+        if networks(p).iter().any(|n| n.ip() == dst) {
+            return Routing::Own {
+                router: router.name.clone(),
+                lrp: p.name.clone(),
+            };
+        }
+    }
+    let best = ports
+        .iter()
+        .flat_map(|p| networks(p).into_iter().map(move |n| (*p, n)))
+        .filter(|(_, n)| n.contains(dst))
+        .max_by_key(|(_, n)| n.prefix());
+    let Some((out, net)) = best else {
+        return Routing::NoRoute(format!(
+            "router {} has no route to {dst} (connected networks only)",
+            router.name
+        ));
+    };
+    let link = state
+        .router_port_links
+        .get(&out.name)
+        .into_iter()
+        .flatten()
+        .find_map(|lsp| state.ports.get(lsp).filter(|p| p.enabled));
+    let Some(link) = link else {
+        return Routing::NoRoute(format!(
+            "router {} routes {dst} out of port {}, which is attached to no switch",
+            router.name, out.name
+        ));
+    };
+    Routing::Forward(Hop {
+        router: router.name.clone(),
+        in_lrp: in_lrp.name.clone(),
+        out_lrp: out.name.clone(),
+        network: format!("{}/{}", net.network(), net.prefix()),
+        out_mac: out.mac.clone(),
+        out_switch: link.switch_name.clone(),
+        out_lsp: link.name.clone(),
+    })
+}
 
 fn stage(stage: &str, detail: impl Into<String>, kind: &str, object: &str) -> TraceStage {
     TraceStage {
@@ -97,7 +214,7 @@ pub fn trace(state: &ClusterState, inport: &str, mut m: Microflow) -> ApiResult<
         )));
     };
     let rev = state.revision;
-    let sw_name = port.switch_name.clone();
+    let mut sw_name = port.switch_name.clone();
     let view = state.resolved.get(inport).cloned().unwrap_or_default();
     let src_chassis = state
         .bindings
@@ -108,7 +225,7 @@ pub fn trace(state: &ClusterState, inport: &str, mut m: Microflow) -> ApiResult<
         stages: Vec::new(),
         outputs: Vec::new(),
     };
-    let sw = state.switches.get(&sw_name);
+    let mut sw = state.switches.get(&sw_name);
     out.stages.push(stage(
         "ingress",
         format!(
@@ -199,12 +316,15 @@ pub fn trace(state: &ClusterState, inport: &str, mut m: Microflow) -> ApiResult<
             inport,
         ));
     }
-    let ports_on: Vec<String> = state
-        .ports_by_switch
-        .get(&sw_name)
-        .map(|s| s.iter().cloned().collect())
-        .unwrap_or_default();
-    let owner_of_ip = |ip: Ipv4Addr| -> Option<(String, String)> {
+    let ports_of = |sw: &str| -> Vec<String> {
+        state
+            .ports_by_switch
+            .get(sw)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    };
+    let mut ports_on: Vec<String> = ports_of(&sw_name);
+    let owner_of_ip_on = |ports_on: &[String], ip: Ipv4Addr| -> Option<(String, String)> {
         let ip = ip.to_string();
         ports_on.iter().find_map(|p| {
             state
@@ -216,6 +336,7 @@ pub fn trace(state: &ClusterState, inport: &str, mut m: Microflow) -> ApiResult<
                 .map(|a| (p.clone(), a.mac.clone()))
         })
     };
+    let owner_of_ip = |ip: Ipv4Addr| owner_of_ip_on(&ports_on, ip);
     // ARP responder.
     let is_arp = m.has("arp") || m.get("arp.op").is_some();
     if is_arp {
@@ -266,11 +387,6 @@ pub fn trace(state: &ClusterState, inport: &str, mut m: Microflow) -> ApiResult<
                 None => {
                     let subnet = sw.and_then(crate::validate::stored_subnet);
                     let on_link = subnet.is_some_and(|n| n.contains(dst));
-                    let routers: Vec<String> = state
-                        .router_lsps_by_switch
-                        .get(&sw_name)
-                        .map(|s| s.iter().cloned().collect())
-                        .unwrap_or_default();
                     if on_link {
                         out.stages.push(stage(
                             "l3",
@@ -281,22 +397,127 @@ pub fn trace(state: &ClusterState, inport: &str, mut m: Microflow) -> ApiResult<
                         let s = format!("dropped: no port on switch {sw_name} has {dst}");
                         return Ok(out.done(TraceVerdict::TraceDropped, s, &m, rev));
                     }
-                    let why = if routers.is_empty() {
-                        format!("{dst} is off switch {sw_name} and no router is attached to it")
-                    } else {
-                        format!(
-                            "{dst} is off switch {sw_name}; it is attached to a router (port {}) but routing is not in the pipeline yet",
-                            routers.join(", ")
-                        )
+                    let hop = match route(state, &sw_name, dst) {
+                        Routing::NoRoute(why) => {
+                            out.stages.push(stage(
+                                "l3",
+                                why.clone(),
+                                kinds::switch::NAME,
+                                &sw_name,
+                            ));
+                            return Ok(out.done(
+                                TraceVerdict::TraceNoRoute,
+                                format!("no route: {why}"),
+                                &m,
+                                rev,
+                            ));
+                        }
+                        Routing::Own { router, lrp } => {
+                            let echo = m.has("icmp4") || m.has("icmp");
+                            let detail = if echo {
+                                format!("ip4.dst {dst} is router port {lrp}'s address: router {router} answers the echo out of {inport}")
+                            } else {
+                                format!("ip4.dst {dst} is router port {lrp}'s address: router {router} answers only ARP and ping, dropped")
+                            };
+                            out.stages.push(stage(
+                                "lr-input",
+                                detail.clone(),
+                                kinds::router_port::NAME,
+                                &lrp,
+                            ));
+                            if echo {
+                                out.outputs.push(TraceOutput {
+                                    port: inport.to_string(),
+                                    chassis: src_chassis.clone(),
+                                    chassis_alive: state.alive.contains(&src_chassis),
+                                    verdict: TraceVerdict::TraceDelivered as i32,
+                                });
+                                let s =
+                                    format!("echo reply to {inport} from router {router} ({lrp})");
+                                return Ok(out.done(TraceVerdict::TraceDelivered, s, &m, rev));
+                            }
+                            let s = format!("dropped by router {router}: {dst} is its own address");
+                            return Ok(out.done(TraceVerdict::TraceDropped, s, &m, rev));
+                        }
+                        Routing::Forward(hop) => hop,
                     };
-                    out.stages
-                        .push(stage("l3", why.clone(), kinds::switch::NAME, &sw_name));
-                    return Ok(out.done(
-                        TraceVerdict::TraceNoRoute,
-                        format!("no route: {why}"),
-                        &m,
-                        rev,
+                    out.stages.push(stage(
+                        "l3-entry",
+                        format!(
+                            "{dst} is off switch {sw_name}: to router {} by port {}",
+                            hop.router, hop.in_lrp
+                        ),
+                        kinds::router::NAME,
+                        &hop.router,
                     ));
+                    if let Some(Value::Int(ttl)) = m.get("ip.ttl") {
+                        if *ttl <= 1 {
+                            out.stages.push(stage(
+                                "lr-route",
+                                format!("ip.ttl {ttl}: expires at router {}, dropped", hop.router),
+                                kinds::router::NAME,
+                                &hop.router,
+                            ));
+                            let s = format!("dropped: TTL expired at router {}", hop.router);
+                            return Ok(out.done(TraceVerdict::TraceDropped, s, &m, rev));
+                        }
+                    }
+                    out.stages.push(stage(
+                        "lr-route",
+                        format!(
+                            "connected route {} out of router port {} (ttl - 1, eth.src {})",
+                            hop.network, hop.out_lrp, hop.out_mac
+                        ),
+                        kinds::router_port::NAME,
+                        &hop.out_lrp,
+                    ));
+                    if let Some(b) = mac_bytes(&hop.out_mac) {
+                        m.fields.retain(|(f, _)| f != "eth.src");
+                        m.fields.push(("eth.src".into(), Value::Mac(b)));
+                    }
+                    if let Some(Value::Int(ttl)) = m.get("ip.ttl").cloned() {
+                        m.fields.retain(|(f, _)| f != "ip.ttl");
+                        m.fields.push(("ip.ttl".into(), Value::Int(ttl - 1)));
+                    }
+                    let dst_ports = ports_of(&hop.out_switch);
+                    let Some((owner, mac)) = owner_of_ip_on(&dst_ports, dst) else {
+                        let detail = format!(
+                            "no port on switch {} has {dst}: next hop unknown, dropped",
+                            hop.out_switch
+                        );
+                        out.stages.push(stage(
+                            "lr-neigh",
+                            detail,
+                            kinds::switch::NAME,
+                            &hop.out_switch,
+                        ));
+                        let s = format!(
+                            "dropped: router {} knows no MAC for {dst} on switch {}",
+                            hop.router, hop.out_switch
+                        );
+                        return Ok(out.done(TraceVerdict::TraceDropped, s, &m, rev));
+                    };
+                    out.stages.push(stage(
+                        "lr-neigh",
+                        format!("next hop {dst} is port {owner}: eth.dst {mac}"),
+                        kinds::port::NAME,
+                        &owner,
+                    ));
+                    if let Some(b) = mac_bytes(&mac) {
+                        m.or_default("eth.dst", Value::Mac(b));
+                    }
+                    out.stages.push(stage(
+                        "lr-exit",
+                        format!(
+                            "into switch {} from its router port {}",
+                            hop.out_switch, hop.out_lsp
+                        ),
+                        kinds::switch::NAME,
+                        &hop.out_switch,
+                    ));
+                    sw_name = hop.out_switch.clone();
+                    sw = state.switches.get(&sw_name);
+                    ports_on = dst_ports;
                 }
             }
         }
@@ -612,6 +833,187 @@ mod tests {
         st.store_port("p1", Some(p1), 3);
         let r = run(&st, "ip4.dst == 10.0.0.12");
         assert_eq!(r.summary, "dropped: port p1 is disabled");
+    }
+
+    /// `state()` plus router lr: port lr-sw 10.0.0.1/24 on sw, port lr-sw2 10.1.0.1/24 on
+    /// sw2 (10.1.0.0/24) where q1 (10.1.0.21) lives on hv2.
+    fn routed() -> ClusterState {
+        use weft_proto::v1::{LogicalRouter, LogicalRouterPort};
+        let mut s = state();
+        s.store_switch(
+            "sw2",
+            Some(LogicalSwitch {
+                name: "sw2".into(),
+                subnet: "10.1.0.0/24".into(),
+                vni: 8,
+                ..Default::default()
+            }),
+            2,
+        );
+        s.store_router(
+            "lr",
+            Some(LogicalRouter {
+                name: "lr".into(),
+                enabled: true,
+                tunnel_key: 9,
+                ..Default::default()
+            }),
+            2,
+        );
+        for (lrp, mac, net, sw) in [
+            ("lr-sw", "0a:00:00:00:01:01", "10.0.0.1/24", "sw"),
+            ("lr-sw2", "0a:00:00:00:02:01", "10.1.0.1/24", "sw2"),
+        ] {
+            s.store_router_port(
+                lrp,
+                Some(LogicalRouterPort {
+                    name: lrp.into(),
+                    router: "lr".into(),
+                    mac: mac.into(),
+                    networks: vec![net.into()],
+                    enabled: true,
+                    ..Default::default()
+                }),
+                2,
+            );
+            let lsp = format!("{sw}-lr");
+            s.store_port(
+                &lsp,
+                Some(LogicalSwitchPort {
+                    name: lsp.clone(),
+                    switch_name: sw.into(),
+                    r#type: "router".into(),
+                    addresses: vec!["router".into()],
+                    options: [("router-port".to_string(), lrp.to_string())].into(),
+                    enabled: true,
+                    ..Default::default()
+                }),
+                2,
+            );
+        }
+        s.store_port(
+            "q1",
+            Some(LogicalSwitchPort {
+                name: "q1".into(),
+                switch_name: "sw2".into(),
+                addresses: vec!["0a:00:00:00:00:21 10.1.0.21".into()],
+                enabled: true,
+                ..Default::default()
+            }),
+            2,
+        );
+        s.bindings.insert(
+            "q1".into(),
+            PortBinding {
+                port: "q1".into(),
+                chassis: "hv2".into(),
+                up: true,
+            },
+        );
+        s
+    }
+
+    #[test]
+    fn off_switch_destinations_are_routed_through_the_attached_router() {
+        let st = routed();
+        let r = run(&st, "ip4.dst == 10.1.0.21 && icmp4 && ip.ttl == 64");
+        assert_eq!(r.verdict, TraceVerdict::TraceDelivered as i32, "{r:#?}");
+        assert_eq!(r.summary, "delivered to q1 on hv2");
+        let stages: Vec<&str> = r.stages.iter().map(|s| s.stage.as_str()).collect();
+        assert_eq!(
+            stages,
+            [
+                "ingress",
+                "port-security",
+                "acl-in",
+                "l3-entry",
+                "lr-route",
+                "lr-neigh",
+                "lr-exit",
+                "l2-lookup",
+                "acl-out",
+                "output"
+            ]
+        );
+        let detail = |st: &str| {
+            r.stages
+                .iter()
+                .find(|s| s.stage == st)
+                .map(|s| (s.detail.clone(), s.object.clone()))
+                .unwrap()
+        };
+        assert_eq!(detail("l3-entry").1, "lr");
+        assert!(detail("l3-entry").0.contains("by port lr-sw"));
+        assert_eq!(detail("lr-route").1, "lr-sw2");
+        assert!(
+            detail("lr-route").0.contains("10.1.0.0/24"),
+            "{:?}",
+            detail("lr-route")
+        );
+        assert_eq!(detail("lr-neigh").1, "q1");
+        // The egress runs on the destination switch: its VNI on the tunnel.
+        assert!(
+            detail("output").0.contains("VNI 8"),
+            "{:?}",
+            detail("output")
+        );
+        assert!(r.microflow.contains("ip.ttl == 63"), "{}", r.microflow);
+        assert!(
+            r.microflow.contains("eth.src == 0a:00:00:00:02:01"),
+            "{}",
+            r.microflow
+        );
+        assert!(
+            r.microflow.contains("eth.dst == 0a:00:00:00:00:21"),
+            "{}",
+            r.microflow
+        );
+    }
+
+    #[test]
+    fn routing_verdicts() {
+        let mut st = routed();
+        // The router's own addresses answer ping, nothing else.
+        let r = run(&st, "ip4.dst == 10.1.0.1 && icmp4");
+        assert_eq!(r.verdict, TraceVerdict::TraceDelivered as i32, "{r:#?}");
+        assert!(
+            r.summary.contains("echo reply to p1 from router lr"),
+            "{}",
+            r.summary
+        );
+        let r = run(&st, "ip4.dst == 10.0.0.1 && tcp");
+        assert_eq!(r.verdict, TraceVerdict::TraceDropped as i32);
+        // TTL 1 expires at the router.
+        let r = run(&st, "ip4.dst == 10.1.0.21 && ip.ttl == 1");
+        assert_eq!(r.verdict, TraceVerdict::TraceDropped as i32);
+        assert!(
+            r.summary.contains("TTL expired at router lr"),
+            "{}",
+            r.summary
+        );
+        // A connected network but no port with that address: unknown next hop.
+        let r = run(&st, "ip4.dst == 10.1.0.99");
+        assert_eq!(r.verdict, TraceVerdict::TraceDropped as i32);
+        assert!(
+            r.summary.contains("knows no MAC for 10.1.0.99"),
+            "{}",
+            r.summary
+        );
+        // Off every connected network: no route, naming the router.
+        let r = run(&st, "ip4.dst == 8.8.8.8");
+        assert_eq!(r.verdict, TraceVerdict::TraceNoRoute as i32);
+        assert!(
+            r.summary.contains("router lr has no route"),
+            "{}",
+            r.summary
+        );
+        // A disabled router routes nothing.
+        let mut lr = st.routers["lr"].clone();
+        lr.enabled = false;
+        st.store_router("lr", Some(lr), 3);
+        let r = run(&st, "ip4.dst == 10.1.0.21");
+        assert_eq!(r.verdict, TraceVerdict::TraceNoRoute as i32);
+        assert!(r.summary.contains("no enabled router"), "{}", r.summary);
     }
 
     #[test]

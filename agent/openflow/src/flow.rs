@@ -578,6 +578,8 @@ pub enum SetField {
     NdTll(Mac),
     Icmpv6Type(u8),
     Icmpv6Code(u8),
+    /// ICMPv4 type (`set_field:0->icmp_type`; OVS updates the checksum).
+    IcmpType(u8),
     /// `tun_metadata<index>`. Unmasked values are canonical without leading zero bytes
     /// (`[5]`, not `[0, 0, 0, 5]`): that is how OVS reports them back.
     TunMetadata {

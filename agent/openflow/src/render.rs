@@ -762,6 +762,7 @@ fn render_set_field(sf: &SetField) -> String {
         SetField::NdSll(m) => (m.to_string(), "nd_sll".to_string()),
         SetField::NdTll(m) => (m.to_string(), "nd_tll".to_string()),
         SetField::Icmpv6Type(t) => (t.to_string(), "icmpv6_type".to_string()),
+        SetField::IcmpType(t) => (t.to_string(), "icmp_type".to_string()),
         SetField::Icmpv6Code(c) => (c.to_string(), "icmpv6_code".to_string()),
         SetField::TunMetadata { index, value, mask } => (
             match mask {

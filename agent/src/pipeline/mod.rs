@@ -24,9 +24,19 @@
 //!  30 acl-in       -   31 acl-in-act -   32 qos-in -        |
 //!  33 lb-affinity  -   34 lb-vip -   35 lb-learn -          |
 //!  36 lb-dnat      -   37 lb-hairpin -   38 commit-in -     |
-//!  40 l3-entry     (default -> 50: no router yet)           |
-//!  41 lr-input  42 lr-ct  43 lr-dnat  44 lr-route           |
-//!  45 lr-policy  46 lr-neigh  47 lr-snat  48 lr-exit  (-)   |
+//!  40 l3-entry     dl_dst=router port MAC -> metadata=LR,   |
+//!                  reg14=LRP -> 41; default -> 50           |
+//!  41 lr-input     ARP/ping for router IPs -> reply; other  |
+//!                  to router IPs -> drop; ip -> next        |
+//!  42 lr-ct  -  43 lr-dnat  -                               |
+//!  44 lr-route     connected nets, longest prefix first:    |
+//!                  dec_ttl, reg0=ip4.dst, reg1=LRP IP,      |
+//!                  eth_src=LRP MAC, reg15=LRP               |
+//!  45 lr-policy -                                           |
+//!  46 lr-neigh     reg15,reg0 -> eth_dst (view bindings);   |
+//!                  unknown -> drop                          |
+//!  47 lr-snat -                                             |
+//!  48 lr-exit      reg15=LRP -> metadata=LS, reg14=LSP -> 50|
 //!          v                                              v
 //!  50 l2-lookup    dl_dst=port MAC -> reg15=PORT -> 58; multicast -> FLOOD group
 //!                  (FLOOD_LOCAL when FROM_TUNNEL); unknown -> UNKNOWN(_LOCAL) or drop
@@ -47,24 +57,27 @@
 //!   [`crate::physical::KEY_MULTICAST`] 0x8000 = "flood on the receiver");
 //! - `reg13[0..15]` = conntrack zone of the input port ([`crate::ids`]);
 //! - `reg10` = flags; bit 0 ([`reg::FLAG_FROM_TUNNEL`]) = came in on a tunnel;
-//! - reserved for the features to come: reg0/reg1 next hop and router source IP, reg2/reg4
+//! - `reg0` / `reg1` on a router datapath = next hop IPv4 / router source IP ([`l3`]);
+//! - reserved for the features to come: reg2/reg4
 //!   LB original port / VIP, reg3 rule id, reg8 ACL verdict bits, reg11/reg12 router zones.
 //! - `ct_mark` bits (reserved): 0 blocked, 1 natted, 2 skip-snat, 3 force-snat, 4 hairpin;
 //!   `ct_label[0..31]` from-lport rule id, `ct_label[32..63]` to-lport rule id.
 //!
 //! Cookies name the owner of a flow (see [`Owner::cookie`]): the high byte is the kind
-//! (`0x01` switch, `0x02` port, `0xff` static; `0x03` was the tunnel kind), the low 56 bits
+//! (`0x01` switch, `0x02` port, `0x04` router, `0x05` router port, `0xff` static; `0x03`
+//! was the tunnel kind), the low 56 bits
 //! the FNV-1a 64-bit hash of the owner's name, truncated to 56 bits.
 //!
 //! Group and meter ids come from [`crate::ids::Ids`] (per owner, persisted in OVSDB).
 //!
 //! Each feature is a file returning flows (and groups, meters): [`classify`],
-//! [`port_security`], [`arp`], [`l2`], [`crate::physical`] (dispatch, output, tunnels),
+//! [`port_security`], [`arp`], [`l3`] (routing), [`l2`], [`crate::physical`] (dispatch, output, tunnels),
 //! [`punt`] (controller actions and their meters), [`framework`] (the defaults).
 pub mod arp;
 pub mod classify;
 pub mod framework;
 pub mod l2;
+pub mod l3;
 pub mod port_security;
 pub mod punt;
 mod state;
@@ -151,12 +164,19 @@ pub enum Owner {
     /// Per-port flows: classification, port security, ARP responder, L2 unicast, dispatch,
     /// output.
     Port(String),
+    /// Per-router flows: the router datapath's defaults ([`l3::router_flows`]).
+    Router(String),
+    /// Per-router-port flows: entry, ARP/ping, routes, neighbours, exit
+    /// ([`l3::router_port_flows`]).
+    RouterPort(String),
 }
 
 /// Cookie kinds (the cookie's high byte).
 pub mod cookie_kind {
     pub const SWITCH: u8 = 0x01;
     pub const PORT: u8 = 0x02;
+    pub const ROUTER: u8 = 0x04;
+    pub const ROUTER_PORT: u8 = 0x05;
     pub const STATIC: u8 = 0xff;
 }
 
@@ -167,6 +187,8 @@ impl Owner {
             Owner::Static => (cookie_kind::STATIC, ""),
             Owner::Switch(n) => (cookie_kind::SWITCH, n.as_str()),
             Owner::Port(n) => (cookie_kind::PORT, n.as_str()),
+            Owner::Router(n) => (cookie_kind::ROUTER, n.as_str()),
+            Owner::RouterPort(n) => (cookie_kind::ROUTER_PORT, n.as_str()),
         };
         (u64::from(kind) << 56) | (fnv1a64(name.as_bytes()) & 0x00ff_ffff_ffff_ffff)
     }
@@ -280,7 +302,9 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
                 let mut flows = crate::physical::tunnel_ingress(sw, input.tunnels, cookie);
                 let (l2_flows, groups) = l2::flood(input, sw, cookie);
                 flows.extend(l2_flows);
-                flows.extend(punt::gateway_arp(sw, input.ids, cookie));
+                if !l3::gateway_owned_by_router(input.view, sw) {
+                    flows.extend(punt::gateway_arp(sw, input.ids, cookie));
+                }
                 Compiled {
                     flows,
                     groups,
@@ -291,6 +315,14 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
         },
         Owner::Port(name) => Compiled {
             flows: port_flows(input, name, cookie),
+            ..Compiled::default()
+        },
+        Owner::Router(name) => Compiled {
+            flows: l3::router_flows(input.view.router(name), cookie),
+            ..Compiled::default()
+        },
+        Owner::RouterPort(name) => Compiled {
+            flows: l3::router_port_flows(input.view, name, cookie),
             ..Compiled::default()
         },
     }
@@ -345,6 +377,13 @@ fn all_owners(input: &CompileInput) -> BTreeSet<Owner> {
     owners.insert(Owner::Static);
     owners.extend(input.view.switches().map(|s| Owner::Switch(s.name.clone())));
     owners.extend(input.view.ports().map(|p| Owner::Port(p.name.clone())));
+    owners.extend(input.view.routers().map(|r| Owner::Router(r.name.clone())));
+    owners.extend(
+        input
+            .view
+            .router_ports()
+            .map(|p| Owner::RouterPort(p.name.clone())),
+    );
     owners
 }
 
@@ -372,7 +411,13 @@ pub struct Recompiled {
 /// The owners a change affects:
 /// - a switch: the switch and every port on it (its keys are in every port's flows);
 /// - a port: the port, the switch it was compiled into and the switch it is on now;
-/// - a chassis: every port bound to it and their switches (tun_dst, flood buckets).
+/// - a chassis: every port bound to it and their switches (tun_dst, flood buckets);
+/// - a switch or port also touches the router ports attached to the switch(es) (entry, exit
+///   and neighbour flows) and, for a router-type port, the router port it attaches (now and
+///   when last compiled);
+/// - a router: the router and its ports; a router port: every port of its router (ping
+///   replies list all of the router's IPs, now and when last compiled) and the switch it
+///   attaches (gateway ARP).
 pub fn affected_owners(
     state: &DesiredState,
     input: &CompileInput,
@@ -401,6 +446,67 @@ pub fn affected_owners(
         for p in input.view.ports_on_chassis(c) {
             owners.insert(Owner::Port(p.name.clone()));
             owners.insert(Owner::Switch(p.switch.clone()));
+        }
+    }
+    // Routing: the router ports attached to every switch touched so far.
+    let switches: Vec<String> = owners
+        .iter()
+        .filter_map(|o| match o {
+            Owner::Switch(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    for s in &switches {
+        for lsp in input.view.router_lsps_of_switch(s) {
+            if let Some(lrp) = crate::view::router_port_option(lsp) {
+                owners.insert(Owner::RouterPort(lrp.to_string()));
+            }
+        }
+    }
+    for p in &change.ports {
+        if let Some(lrp) = input.view.port(p).and_then(crate::view::router_port_option) {
+            owners.insert(Owner::RouterPort(lrp.to_string()));
+        }
+        if let Some(lrp) = state.compiled_router_port_of_lsp(p) {
+            owners.insert(Owner::RouterPort(lrp.to_string()));
+        }
+    }
+    let mut routers: BTreeSet<String> = change.routers.clone();
+    for rp in &change.router_ports {
+        owners.insert(Owner::RouterPort(rp.clone()));
+        if let Some(r) = input.view.router_port(rp) {
+            routers.insert(r.router.clone());
+        }
+        if let Some(r) = state.compiled_router_of(rp) {
+            routers.insert(r.to_string());
+        }
+    }
+    for r in &routers {
+        owners.insert(Owner::Router(r.clone()));
+        owners.extend(
+            input
+                .view
+                .router_ports_of(r)
+                .map(|p| Owner::RouterPort(p.name.clone())),
+        );
+    }
+    for rp in state.compiled_ports_of_routers(&routers) {
+        owners.insert(Owner::RouterPort(rp));
+    }
+    // The switches those router ports attach (now and when last compiled): gateway ARP.
+    let rps: Vec<String> = owners
+        .iter()
+        .filter_map(|o| match o {
+            Owner::RouterPort(rp) => Some(rp.clone()),
+            _ => None,
+        })
+        .collect();
+    for rp in &rps {
+        if let Some(lsp) = input.view.attached_lsp(rp) {
+            owners.insert(Owner::Switch(lsp.switch.clone()));
+        }
+        if let Some(s) = state.compiled_lsp_switch_of(rp) {
+            owners.insert(Owner::Switch(s.to_string()));
         }
     }
     owners

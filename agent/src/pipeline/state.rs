@@ -4,7 +4,7 @@
 //! Two owners may claim the same flow key (or group id), e.g. two ports with the same MAC on
 //! one switch during a controller-side mistake. The switch can hold only one, so each key
 //! keeps a list of claims and the effective flow is the claim of the smallest [`Owner`]
-//! (`Static < Switch < Port`, then by name). When that owner goes away, the next
+//! (`Static < Switch < Port < Router < RouterPort`, then by name). When that owner goes away, the next
 //! claim becomes effective: nothing is lost and the result does not depend on the order of
 //! updates.
 
@@ -61,6 +61,15 @@ pub struct DesiredState {
     meters: Map<u32, Claims<Meter>>,
     /// The switch each port's flows were compiled for (to recompile it when the port leaves).
     port_switch: Map<String, String>,
+    /// What each router port's flows were compiled for: its router, and the router-type
+    /// switch port attaching it with that port's switch.
+    router_port_inputs: BTreeMap<String, RouterPortInputs>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct RouterPortInputs {
+    router: Option<String>,
+    lsp: Option<(String, String)>,
 }
 
 impl DesiredState {
@@ -166,6 +175,40 @@ impl DesiredState {
         self.port_switch.get(port).map(String::as_str)
     }
 
+    /// The router port whose flows were last compiled with router-type switch port `lsp`.
+    pub fn compiled_router_port_of_lsp(&self, lsp: &str) -> Option<&str> {
+        self.router_port_inputs
+            .iter()
+            .find(|(_, i)| i.lsp.as_ref().is_some_and(|(l, _)| l == lsp))
+            .map(|(rp, _)| rp.as_str())
+    }
+
+    /// The router a router port's flows were last compiled for.
+    pub fn compiled_router_of(&self, rp: &str) -> Option<&str> {
+        self.router_port_inputs.get(rp)?.router.as_deref()
+    }
+
+    /// The switch a router port was attached to when its flows were last compiled.
+    pub fn compiled_lsp_switch_of(&self, rp: &str) -> Option<&str> {
+        self.router_port_inputs
+            .get(rp)?
+            .lsp
+            .as_ref()
+            .map(|(_, s)| s.as_str())
+    }
+
+    /// The router ports last compiled for any of `routers`.
+    pub fn compiled_ports_of_routers(
+        &self,
+        routers: &std::collections::BTreeSet<String>,
+    ) -> Vec<String> {
+        self.router_port_inputs
+            .iter()
+            .filter(|(_, i)| i.router.as_ref().is_some_and(|r| routers.contains(r)))
+            .map(|(rp, _)| rp.clone())
+            .collect()
+    }
+
     /// Replaces everything `owner` claims with `flows` and `groups` (first wins for duplicate
     /// keys within the owner). Records effective "before" values in `delta` when given.
     pub(super) fn set_owner(
@@ -188,6 +231,20 @@ impl DesiredState {
                 None => {
                     self.port_switch.remove(name);
                 }
+            }
+        }
+        if let Owner::RouterPort(name) = &owner {
+            let inputs = RouterPortInputs {
+                router: input.view.router_port(name).map(|p| p.router.clone()),
+                lsp: input
+                    .view
+                    .attached_lsp(name)
+                    .map(|l| (l.name.clone(), l.switch.clone())),
+            };
+            if inputs == RouterPortInputs::default() {
+                self.router_port_inputs.remove(name);
+            } else {
+                self.router_port_inputs.insert(name.clone(), inputs);
             }
         }
         let old = self.owners.remove(&owner).unwrap_or_default();

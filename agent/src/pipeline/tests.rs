@@ -670,3 +670,262 @@ fn recompile_tracks_switch_chassis_and_port_changes() {
     let r = recompile(&mut d, &fx.input(), &ViewChange::default());
     assert!(r.owners.is_empty() && r.delta.is_noop());
 }
+
+// ---- Routing (l3.rs) ----
+
+use weft_proto::v1::{RouterPortView, RouterView};
+
+fn rv(name: &str, key: u32) -> RouterView {
+    RouterView {
+        name: name.into(),
+        tunnel_key: key,
+        enabled: true,
+    }
+}
+
+fn rpv(name: &str, router: &str, mac: &str, net: &str, key: u32) -> RouterPortView {
+    RouterPortView {
+        name: name.into(),
+        router: router.into(),
+        mac: mac.into(),
+        networks: vec![net.into()],
+        peer: String::new(),
+        tunnel_key: key,
+        enabled: true,
+    }
+}
+
+/// The switch end of router port `lrp`.
+fn router_lsp(name: &str, switch: &str, lrp: &str, key: u32) -> PortView {
+    PortView {
+        name: name.into(),
+        switch_name: switch.into(),
+        r#type: "router".into(),
+        options: [("router-port".to_string(), lrp.to_string())].into(),
+        enabled: true,
+        tunnel_key: key,
+        ..Default::default()
+    }
+}
+
+fn subnet_switch(name: &str, vni: u32, subnet: &str) -> SwitchView {
+    SwitchView {
+        subnet: subnet.into(),
+        ..sv(name, vni)
+    }
+}
+
+fn vif(name: &str, switch: &str, mac: &str, ip: &str, key: u32, chassis: &str) -> PortView {
+    PortView {
+        name: name.into(),
+        switch_name: switch.into(),
+        addresses: vec![addr(mac, &[ip])],
+        chassis: chassis.into(),
+        enabled: true,
+        tunnel_key: key,
+        ..Default::default()
+    }
+}
+
+/// Two switches (10.31.0.0/24 key 0x101, 10.32.0.0/24 key 0x102) on router lr1 (key 0x200).
+fn routed() -> Fx {
+    Fx::new(
+        ViewDelta {
+            revision: 1,
+            snapshot: true,
+            switches: vec![
+                subnet_switch("ls1", 1, "10.31.0.0/24"),
+                subnet_switch("ls2", 2, "10.32.0.0/24"),
+            ],
+            ports: vec![
+                vif("a", "ls1", "00:00:00:00:01:0a", "10.31.0.10", 10, "hv1"),
+                vif("b", "ls2", "00:00:00:00:02:0b", "10.32.0.11", 11, "hv2"),
+                router_lsp("ls1-lr1", "ls1", "lr1-ls1", 1),
+                router_lsp("ls2-lr1", "ls2", "lr1-ls2", 1),
+            ],
+            chassis: vec![cv("hv2", "192.168.0.2", &["geneve"])],
+            routers: vec![rv("lr1", 0x200)],
+            router_ports: vec![
+                rpv("lr1-ls1", "lr1", "0a:00:00:00:01:01", "10.31.0.1/24", 1),
+                rpv("lr1-ls2", "lr1", "0a:00:00:00:02:01", "10.32.0.1/24", 2),
+            ],
+            ..Default::default()
+        },
+        &[("a", 1)],
+    )
+}
+
+fn owner_rendered(d: &DesiredState, o: &Owner) -> Vec<String> {
+    let mut v: Vec<String> = d.owner_flows(o).into_iter().map(render_flow).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn router_port_flows_enter_route_resolve_and_exit() {
+    let fx = routed();
+    let d = compile_all(&fx.input());
+    let o = Owner::RouterPort("lr1-ls2".into());
+    let c = o.cookie();
+    assert_eq!(c >> 56, u64::from(cookie_kind::ROUTER_PORT));
+    let flows = owner_rendered(&d, &o);
+    let want = [
+        // Switch side: ARP for the router IP (= the gateway) and entry into the router.
+        format!("cookie={c:#x}, table=20, priority=50,arp,metadata=0x102,arp_tpa=10.32.0.1,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:0a:00:00:00:02:01->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:0a:00:00:00:02:01->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.32.0.1->arp_spa,IN_PORT"),
+        format!("cookie={c:#x}, table=40, priority=100,metadata=0x102,dl_dst=0a:00:00:00:02:01 actions=set_field:0x200->metadata,set_field:0x2->reg14,set_field:0->reg15,goto_table:41"),
+        // Connected route, /24.
+        format!("cookie={c:#x}, table=44, priority=340,ip,metadata=0x200,nw_dst=10.32.0.0/24 actions=dec_ttl,move:NXM_OF_IP_DST[]->NXM_NX_REG0[],set_field:0xa200001->reg1,set_field:0a:00:00:00:02:01->eth_src,set_field:0x2->reg15,goto_table:45"),
+        // Next hop b.
+        format!("cookie={c:#x}, table=46, priority=100,reg0=0xa20000b,reg15=0x2,metadata=0x200 actions=set_field:00:00:00:00:02:0b->eth_dst,goto_table:47"),
+        // Exit into ls2 as its router port, at l2-lookup.
+        format!("cookie={c:#x}, table=48, priority=100,reg15=0x2,metadata=0x200 actions=set_field:0x102->metadata,set_field:0x1->reg14,set_field:0->reg15,goto_table:50"),
+    ];
+    for w in &want {
+        assert!(flows.contains(w), "missing {w}\nin {flows:#?}");
+    }
+    // Ping to either router IP arriving on this port is answered; ARP only for its own.
+    let echo: Vec<_> = flows.iter().filter(|f| f.contains("icmp_type=8")).collect();
+    assert_eq!(echo.len(), 2, "{echo:#?}");
+    assert!(echo.iter().any(|f| f.contains("nw_dst=10.31.0.1") && f.contains("reg14=0x2")
+        && f.ends_with("actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:0a:00:00:00:02:01->eth_src,move:NXM_OF_IP_SRC[]->NXM_OF_IP_DST[],set_field:10.31.0.1->ip_src,set_field:0->icmp_type,IN_PORT")));
+    assert!(flows.iter().any(
+        |f| f.contains("table=41, priority=80,ip,metadata=0x200,nw_dst=10.32.0.1 actions=drop")
+    ));
+    // The router's own defaults.
+    let r = owner_rendered(&d, &Owner::Router("lr1".into()));
+    assert_eq!(r.len(), 4, "{r:#?}");
+    assert!(r
+        .iter()
+        .any(|f| f.contains("table=41, priority=50,ip,metadata=0x200 actions=goto_table:42")));
+    // The router answers the gateway: no pinctrl punt on either switch.
+    let all = sorted_state(&d);
+    assert!(!all.iter().any(|f| f.contains("controller(")), "{all:#?}");
+    assert_eq!(d.conflicting_flow_keys().count(), 0);
+}
+
+#[test]
+fn longer_prefixes_route_first_and_disabled_routers_have_no_flows() {
+    assert!(l3::route_priority(32) > l3::route_priority(24));
+    assert!(l3::route_priority(24) > l3::route_priority(16));
+    let mut fx = routed();
+    let mut d = compile_all(&fx.input());
+    let mut off = rv("lr1", 0x200);
+    off.enabled = false;
+    let change = fx.apply(ViewDelta {
+        revision: 2,
+        routers: vec![off],
+        ..Default::default()
+    });
+    recompile(&mut d, &fx.input(), &change);
+    assert_consistent(&fx, &d);
+    let all = sorted_state(&d);
+    assert!(!all.iter().any(|f| f.contains("0x200")), "{all:#?}");
+    // The switch gateway punt comes back when no router answers for it.
+    assert!(all.iter().any(|f| f.contains("controller(")));
+}
+
+/// Incremental recompiles track router, router port and switch port changes exactly.
+#[test]
+fn recompile_tracks_router_changes() {
+    let mut fx = routed();
+    let mut d = compile_all(&fx.input());
+    let steps: Vec<ViewDelta> = vec![
+        // A new pod on ls2 gets a neighbour binding.
+        ViewDelta {
+            ports: vec![vif(
+                "c",
+                "ls2",
+                "00:00:00:00:02:0c",
+                "10.32.0.12",
+                12,
+                "hv1",
+            )],
+            ..Default::default()
+        },
+        // Its address changes.
+        ViewDelta {
+            ports: vec![vif(
+                "c",
+                "ls2",
+                "00:00:00:00:02:0d",
+                "10.32.0.13",
+                12,
+                "hv1",
+            )],
+            ..Default::default()
+        },
+        // The router port's network and MAC change.
+        ViewDelta {
+            router_ports: vec![rpv(
+                "lr1-ls2",
+                "lr1",
+                "0a:00:00:00:02:02",
+                "10.32.0.254/16",
+                2,
+            )],
+            ..Default::default()
+        },
+        // A third switch and router port.
+        ViewDelta {
+            switches: vec![subnet_switch("ls3", 3, "10.33.0.0/24")],
+            ports: vec![
+                router_lsp("ls3-lr1", "ls3", "lr1-ls3", 1),
+                vif("e", "ls3", "00:00:00:00:03:0e", "10.33.0.14", 14, "hv2"),
+            ],
+            router_ports: vec![rpv(
+                "lr1-ls3",
+                "lr1",
+                "0a:00:00:00:03:01",
+                "10.33.0.1/24",
+                3,
+            )],
+            ..Default::default()
+        },
+        // The router-type port is re-pointed at nothing, then deleted.
+        ViewDelta {
+            ports: vec![router_lsp("ls3-lr1", "ls3", "nosuch", 1)],
+            ..Default::default()
+        },
+        ViewDelta {
+            deleted_ports: vec!["ls3-lr1".into()],
+            ..Default::default()
+        },
+        // A router port is deleted.
+        ViewDelta {
+            deleted_router_ports: vec!["lr1-ls3".into()],
+            ..Default::default()
+        },
+        // A pod leaves.
+        ViewDelta {
+            deleted_ports: vec!["b".into()],
+            ..Default::default()
+        },
+        // The router's key changes.
+        ViewDelta {
+            routers: vec![rv("lr1", 0x300)],
+            ..Default::default()
+        },
+        // The switch's key changes.
+        ViewDelta {
+            switches: vec![SwitchView {
+                tunnel_key: 0x150,
+                ..subnet_switch("ls1", 1, "10.31.0.0/24")
+            }],
+            ..Default::default()
+        },
+        // The router goes, with its ports.
+        ViewDelta {
+            deleted_routers: vec!["lr1".into()],
+            ..Default::default()
+        },
+    ];
+    for (i, mut step) in steps.into_iter().enumerate() {
+        step.revision = 2 + i as i64;
+        let change = fx.apply(step);
+        recompile(&mut d, &fx.input(), &change);
+        assert_consistent(&fx, &d);
+    }
+    assert!(d
+        .owners()
+        .all(|o| !matches!(o, Owner::Router(_) | Owner::RouterPort(_))));
+}

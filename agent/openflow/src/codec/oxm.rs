@@ -858,6 +858,7 @@ pub fn encode_set_field_tlv(out: &mut Vec<u8>, sf: &SetField) -> Result<(), Code
         SetField::NdSll(m) => put_tlv(out, B, OFPXMT_IPV6_ND_SLL, &m.0, None),
         SetField::NdTll(m) => put_tlv(out, B, OFPXMT_IPV6_ND_TLL, &m.0, None),
         SetField::Icmpv6Type(t) => put_tlv(out, B, OFPXMT_ICMPV6_TYPE, &[*t], None),
+        SetField::IcmpType(t) => put_tlv(out, B, OFPXMT_ICMPV4_TYPE, &[*t], None),
         SetField::Icmpv6Code(c) => put_tlv(out, B, OFPXMT_ICMPV6_CODE, &[*c], None),
         SetField::TunMetadata { index, value, mask } => encode_field(
             out,
@@ -958,6 +959,7 @@ pub fn decode_set_field_tlv(h: &OxmHeader, payload: &[u8]) -> Option<SetField> {
         MatchField::NdSll(m) => SetField::NdSll(*m),
         MatchField::NdTll(m) => SetField::NdTll(*m),
         MatchField::Icmpv6Type(t) => SetField::Icmpv6Type(*t),
+        MatchField::IcmpType(t) => SetField::IcmpType(*t),
         MatchField::Icmpv6Code(c) => SetField::Icmpv6Code(*c),
         MatchField::EthSrc { value, mask: None } => SetField::EthSrc(*value),
         MatchField::EthDst { value, mask: None } => SetField::EthDst(*value),

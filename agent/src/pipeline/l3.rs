@@ -1,0 +1,374 @@
+//! Stages l3-entry .. lr-exit (tables 40–48): distributed logical routing between the
+//! switches attached to a router, on the chassis where the packet enters (as OVN does). Only
+//! connected networks are routed in this slice (no static routes, NAT or neighbour learning).
+//!
+//! A router-type switch port (`options:router-port=LRP`, addresses `router`) stands for the
+//! router port's MAC on its switch. Per router port (owner = the router port), when it, its
+//! router and the attaching switch port are enabled:
+//! - arp-nd (switch datapath), priority 50: ARP requests for the router port's IPs (and for
+//!   the switch's gateway address when a network of the port contains it) are answered with
+//!   the router port's MAC (the pinctrl gateway punt is then not installed for the switch);
+//! - l3-entry, priority 100: `metadata=SWITCH, dl_dst=LRP MAC` → `metadata=ROUTER,
+//!   reg14=LRP, reg15=0`, goto lr-input;
+//! - lr-input, priority 90 with `reg14=LRP`: ARP requests for the port's IPs → reply from
+//!   its MAC, out the input port; ICMP echo requests to any IP of the router → echo reply
+//!   (MACs and IPs swapped, `icmp_type=0`), out the input port; priority 80: any other IPv4
+//!   packet to the port's IPs → drop;
+//! - lr-route, priority [`route_priority`] (longer prefixes first): `ip, nw_dst=NETWORK` →
+//!   `dec_ttl` (a packet whose TTL expires is dropped), `reg0 = ip4.dst` (next hop),
+//!   `reg1 = port IP`, `eth_src = LRP MAC`, `reg15 = LRP`, goto the next stage;
+//! - lr-neigh, priority 100: `reg15=LRP, reg0=IP` → `eth_dst = MAC` for every address of a
+//!   port of the attached switch inside one of the port's networks (static bindings from
+//!   the view; dynamic addresses are resolved there);
+//! - lr-exit, priority 100: `reg15=LRP` → `metadata=SWITCH, reg14=the router-type switch
+//!   port, reg15=0`, goto l2-lookup: the destination switch's pipeline delivers locally or
+//!   tunnels (only that switch tunnels).
+//!
+//! Per router (owner = the router), when enabled: lr-input priority 50 `ip` → next, priority
+//! 1 → drop (ARP replies, anything not IPv4); lr-route and lr-neigh priority 1 → drop (no
+//! route, unknown next hop).
+//!
+//! Every jump is a `goto_table` forward: routing costs no recirculation.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use weft_openflow::codec::nxm;
+use weft_openflow::flow::{ports, Action, Field, Flow, Match, MatchField, SetField, SubField};
+
+use super::{arp, l2, punt, reg, Stage};
+use crate::view::{router_port_option, ChassisView, PortKind, Router, RouterPort, Switch};
+
+pub const PRIO_ENTRY: u16 = 100;
+pub const PRIO_INPUT_REPLY: u16 = 90;
+pub const PRIO_INPUT_OWN_IP: u16 = 80;
+pub const PRIO_INPUT_IP: u16 = 50;
+pub const PRIO_MISS: u16 = 1;
+pub const PRIO_NEIGH: u16 = 100;
+pub const PRIO_EXIT: u16 = 100;
+
+/// Register holding the next hop IPv4 (OVN's reg0).
+pub const REG_NEXT_HOP: u8 = 0;
+/// Register holding the router source IPv4 (OVN's reg1).
+pub const REG_SOURCE_IP: u8 = 1;
+
+const ETH_TYPE_IP: u16 = 0x0800;
+const IP_PROTO_ICMP: u8 = 1;
+const ICMP_ECHO_REQUEST: u8 = 8;
+const ICMP_ECHO_REPLY: u8 = 0;
+
+/// Priority of a connected route: longer prefixes win (`100 + 10 * len`).
+pub fn route_priority(len: u8) -> u16 {
+    100 + 10 * u16::from(len)
+}
+
+fn md(key: u32) -> MatchField {
+    MatchField::Metadata {
+        value: u64::from(key),
+        mask: None,
+    }
+}
+
+fn reg_is(index: u8, value: u32) -> MatchField {
+    MatchField::Reg {
+        index,
+        value,
+        mask: None,
+    }
+}
+
+fn set_reg(index: u8, value: u32) -> Action {
+    Action::SetField(SetField::Reg { index, value })
+}
+
+fn ipv4() -> MatchField {
+    MatchField::EthType(ETH_TYPE_IP)
+}
+
+fn ip_dst(ip: Ipv4Addr, mask: Option<Ipv4Addr>) -> MatchField {
+    MatchField::Ipv4Dst { value: ip, mask }
+}
+
+fn whole(header: u32) -> SubField {
+    SubField {
+        header,
+        ofs: 0,
+        n_bits: 32,
+    }
+}
+
+fn flow(stage: Stage, priority: u16, cookie: u64, matches: Match, actions: Vec<Action>) -> Flow {
+    Flow {
+        table: stage.table(),
+        priority,
+        cookie,
+        matches,
+        actions,
+    }
+}
+
+/// The router's own flows (see the module docs); none when it is disabled or absent.
+pub fn router_flows(router: Option<&Router>, cookie: u64) -> Vec<Flow> {
+    let Some(r) = router.filter(|r| r.enabled) else {
+        return Vec::new();
+    };
+    vec![
+        flow(
+            Stage::LrInput,
+            PRIO_INPUT_IP,
+            cookie,
+            Match::from_fields([md(r.key), ipv4()]),
+            vec![Stage::LrInput.goto_next()],
+        ),
+        flow(
+            Stage::LrInput,
+            PRIO_MISS,
+            cookie,
+            Match::from_fields([md(r.key)]),
+            Vec::new(),
+        ),
+        flow(
+            Stage::LrRoute,
+            PRIO_MISS,
+            cookie,
+            Match::from_fields([md(r.key)]),
+            Vec::new(),
+        ),
+        flow(
+            Stage::LrNeigh,
+            PRIO_MISS,
+            cookie,
+            Match::from_fields([md(r.key)]),
+            Vec::new(),
+        ),
+    ]
+}
+
+/// Where a router port attaches: its switch and the router-type switch port there.
+#[derive(Clone, Copy, Debug)]
+pub struct Attachment<'a> {
+    pub switch: &'a Switch,
+    /// Key of the router-type switch port (reg14 when entering the switch).
+    pub lsp_key: u32,
+}
+
+/// The enabled attachment of `lrp` in the view.
+pub fn attachment<'a>(view: &'a ChassisView, lrp: &str) -> Option<Attachment<'a>> {
+    let lsp = view.attached_lsp(lrp)?;
+    if !lsp.enabled || lsp.kind != PortKind::Router {
+        return None;
+    }
+    Some(Attachment {
+        switch: view.switch(&lsp.switch)?,
+        lsp_key: lsp.key,
+    })
+}
+
+/// The addresses `lrp` answers ARP for on its switch: its own IPs, and the switch's gateway
+/// address when one of its networks contains it.
+pub fn switch_arp_ips(sw: &Switch, lrp: &RouterPort) -> Vec<Ipv4Addr> {
+    let mut ips: Vec<Ipv4Addr> = lrp.networks.iter().map(|n| n.addr).collect();
+    if let Some(gw) = punt::gateway_ip(sw) {
+        let in_subnet = sw.subnet.is_some_and(|s| s.contains(gw));
+        if in_subnet && lrp.networks.iter().any(|n| n.contains(gw)) && !ips.contains(&gw) {
+            ips.push(gw);
+        }
+    }
+    ips
+}
+
+/// True when an enabled router port attached to `sw` answers ARP for the switch's gateway
+/// address (the pinctrl gateway punt is then left out).
+pub fn gateway_owned_by_router(view: &ChassisView, sw: &Switch) -> bool {
+    let Some(gw) = punt::gateway_ip(sw) else {
+        return false;
+    };
+    view.router_lsps_of_switch(&sw.name).any(|lsp| {
+        router_port_option(lsp)
+            .and_then(|n| view.router_port(n))
+            .filter(|lrp| live(view, lrp) && attachment(view, &lrp.name).is_some())
+            .is_some_and(|lrp| switch_arp_ips(sw, lrp).contains(&gw))
+    })
+}
+
+/// The port and its router are enabled.
+fn live(view: &ChassisView, lrp: &RouterPort) -> bool {
+    lrp.enabled && view.router(&lrp.router).is_some_and(|r| r.enabled)
+}
+
+/// Every flow owned by router port `name` (see the module docs).
+pub fn router_port_flows(view: &ChassisView, name: &str, cookie: u64) -> Vec<Flow> {
+    let Some(lrp) = view.router_port(name) else {
+        return Vec::new();
+    };
+    let Some(router) = view.router(&lrp.router).filter(|_| live(view, lrp)) else {
+        return Vec::new();
+    };
+    let rk = router.key;
+    let mut flows = Vec::new();
+
+    // lr-input: ARP for the port's IPs, ping to any IP of the router, drop the rest.
+    for n in &lrp.networks {
+        let m = Match::from_fields([
+            md(rk),
+            reg_is(reg::INPORT, lrp.key),
+            MatchField::EthType(0x0806),
+            MatchField::ArpOp(1),
+            MatchField::ArpTpa {
+                value: n.addr,
+                mask: None,
+            },
+        ]);
+        flows.push(flow(
+            Stage::LrInput,
+            PRIO_INPUT_REPLY,
+            cookie,
+            m,
+            arp::reply_actions(lrp.mac, n.addr),
+        ));
+        flows.push(flow(
+            Stage::LrInput,
+            PRIO_INPUT_OWN_IP,
+            cookie,
+            Match::from_fields([md(rk), ipv4(), ip_dst(n.addr, None)]),
+            Vec::new(),
+        ));
+    }
+    for other in view.router_ports_of(&lrp.router).filter(|p| p.enabled) {
+        for n in &other.networks {
+            flows.push(flow(
+                Stage::LrInput,
+                PRIO_INPUT_REPLY,
+                cookie,
+                Match::from_fields([
+                    md(rk),
+                    reg_is(reg::INPORT, lrp.key),
+                    ipv4(),
+                    MatchField::IpProto(IP_PROTO_ICMP),
+                    ip_dst(n.addr, None),
+                    MatchField::IcmpType(ICMP_ECHO_REQUEST),
+                    MatchField::IcmpCode(0),
+                ]),
+                echo_reply_actions(lrp, n.addr),
+            ));
+        }
+    }
+
+    let Some(att) = attachment(view, name) else {
+        return flows;
+    };
+    let sw = att.switch;
+
+    // arp-nd on the switch.
+    for ip in switch_arp_ips(sw, lrp) {
+        flows.push(flow(
+            Stage::ArpNd,
+            arp::PRIO_REPLY,
+            cookie,
+            arp::request_for(sw, ip),
+            arp::reply_actions(lrp.mac, ip),
+        ));
+    }
+    // l3-entry.
+    flows.push(flow(
+        Stage::L3Entry,
+        PRIO_ENTRY,
+        cookie,
+        Match::from_fields([
+            l2::metadata(sw),
+            MatchField::EthDst {
+                value: lrp.mac,
+                mask: None,
+            },
+        ]),
+        vec![
+            Action::SetField(SetField::Metadata(u64::from(rk))),
+            set_reg(reg::INPORT, lrp.key),
+            set_reg(reg::OUTPORT, 0),
+            Stage::LrInput.goto(),
+        ],
+    ));
+    // lr-route: connected networks.
+    for n in &lrp.networks {
+        flows.push(flow(
+            Stage::LrRoute,
+            route_priority(n.len),
+            cookie,
+            Match::from_fields([md(rk), ipv4(), ip_dst(n.network(), Some(n.mask()))]),
+            vec![
+                Action::DecTtl,
+                Action::MoveBits {
+                    src: whole(nxm::NXM_OF_IP_DST),
+                    dst: whole(nxm::nxm_nx_reg(REG_NEXT_HOP)),
+                },
+                set_reg(REG_SOURCE_IP, u32::from(n.addr)),
+                Action::SetField(SetField::EthSrc(lrp.mac)),
+                set_reg(reg::OUTPORT, lrp.key),
+                Stage::LrRoute.goto_next(),
+            ],
+        ));
+    }
+    // lr-neigh: static bindings from the attached switch's ports.
+    let mut bindings: BTreeMap<Ipv4Addr, weft_openflow::flow::Mac> = BTreeMap::new();
+    for p in view.ports_of_switch(&sw.name) {
+        if p.kind != PortKind::Vif {
+            continue;
+        }
+        for a in &p.addresses {
+            for ip in &a.ips {
+                if lrp.networks.iter().any(|n| n.contains(*ip)) {
+                    bindings.entry(*ip).or_insert(a.mac);
+                }
+            }
+        }
+    }
+    for (ip, mac) in bindings {
+        flows.push(flow(
+            Stage::LrNeigh,
+            PRIO_NEIGH,
+            cookie,
+            Match::from_fields([
+                md(rk),
+                reg_is(reg::OUTPORT, lrp.key),
+                reg_is(REG_NEXT_HOP, u32::from(ip)),
+            ]),
+            vec![
+                Action::SetField(SetField::EthDst(mac)),
+                Stage::LrNeigh.goto_next(),
+            ],
+        ));
+    }
+    // lr-exit: into the attached switch, at l2-lookup.
+    flows.push(flow(
+        Stage::LrExit,
+        PRIO_EXIT,
+        cookie,
+        Match::from_fields([md(rk), reg_is(reg::OUTPORT, lrp.key)]),
+        vec![
+            Action::SetField(SetField::Metadata(u64::from(sw.key))),
+            set_reg(reg::INPORT, att.lsp_key),
+            set_reg(reg::OUTPORT, 0),
+            Stage::L2Lookup.goto(),
+        ],
+    ));
+    flows
+}
+
+/// An ICMP echo request to `ip` (an address of the router) arriving on `inport` becomes the
+/// reply, sent back out the input port.
+fn echo_reply_actions(inport: &RouterPort, ip: Ipv4Addr) -> Vec<Action> {
+    vec![
+        Action::Move {
+            src: Field::EthSrc,
+            dst: Field::EthDst,
+        },
+        Action::SetField(SetField::EthSrc(inport.mac)),
+        Action::MoveBits {
+            src: whole(nxm::NXM_OF_IP_SRC),
+            dst: whole(nxm::NXM_OF_IP_DST),
+        },
+        Action::SetField(SetField::Ipv4Src(ip)),
+        Action::SetField(SetField::IcmpType(ICMP_ECHO_REPLY)),
+        Action::Output(ports::IN_PORT),
+    ]
+}
