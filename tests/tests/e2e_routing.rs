@@ -6,6 +6,9 @@
 
 mod common;
 use common::*;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 use weft_testbed::pod::Pod;
 use weft_testbed::testbed::{Encap, Testbed, TestbedConfig};
 
@@ -75,9 +78,29 @@ fn ping_with_ttl(from: &Pod, ip: &str, ttl: u8) -> bool {
     weft_testbed::pod::parse_ping(&stdout).is_some_and(|r| r.any())
 }
 
+/// `weft_agent_drift_repairs_total` of the agent listening on `addr`.
+fn drift_repairs(addr: SocketAddr) -> f64 {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("metrics");
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("response");
+    out.lines()
+        .find_map(|l| l.strip_prefix("weft_agent_drift_repairs_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no weft_agent_drift_repairs_total in {out}"))
+}
+
 fn routing_over(encap: Encap) {
     let name = format!("routing_over_{encap}");
-    let cfg = TestbedConfig::new().hosts(3).controllers(1).encap(encap);
+    // A short resync: the routing flows read back from OVS must equal what the agent
+    // compiled (else every resync would "repair" them).
+    let cfg = TestbedConfig::new()
+        .hosts(3)
+        .controllers(1)
+        .encap(encap)
+        .agent_args(["--resync-interval", "2"]);
     if !ready(&name, &cfg) {
         return;
     }
@@ -210,6 +233,14 @@ fn routing_over(encap: Encap) {
     }
     let after: Vec<u64> = b.iter().map(|p| p.icmp_in_echos().expect("snmp")).collect();
     assert_eq!(before, after, "lr2's pod reached lr1's pods");
+
+    // Several resyncs later, no agent has repaired anything: OVS reports the router flows
+    // back exactly as compiled.
+    std::thread::sleep(Duration::from_secs(5));
+    for h in 1..=3 {
+        let addr = tb.host(h).expect("host").metrics_addr;
+        assert_eq!(drift_repairs(addr), 0.0, "host{h} repaired drift");
+    }
 }
 
 #[test]

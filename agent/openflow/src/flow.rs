@@ -518,6 +518,9 @@ impl Match {
 pub enum Field {
     EthSrc,
     EthDst,
+    /// IPv4 source / destination address (`NXM_OF_IP_SRC` / `NXM_OF_IP_DST`).
+    Ipv4Src,
+    Ipv4Dst,
     ArpSha,
     ArpTha,
     ArpSpa,

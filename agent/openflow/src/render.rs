@@ -782,7 +782,13 @@ fn render_set_field(sf: &SetField) -> String {
 pub fn field_width(f: Field) -> u16 {
     match f {
         Field::EthSrc | Field::EthDst | Field::ArpSha | Field::ArpTha => 48,
-        Field::ArpSpa | Field::ArpTpa | Field::Reg(_) | Field::TunDst | Field::InPort => 32,
+        Field::ArpSpa
+        | Field::ArpTpa
+        | Field::Ipv4Src
+        | Field::Ipv4Dst
+        | Field::Reg(_)
+        | Field::TunDst
+        | Field::InPort => 32,
         Field::Metadata | Field::TunId => 64,
     }
 }
@@ -792,6 +798,8 @@ pub fn field_nxm_name(f: Field) -> String {
     match f {
         Field::EthSrc => "NXM_OF_ETH_SRC".into(),
         Field::EthDst => "NXM_OF_ETH_DST".into(),
+        Field::Ipv4Src => "NXM_OF_IP_SRC".into(),
+        Field::Ipv4Dst => "NXM_OF_IP_DST".into(),
         Field::ArpSha => "NXM_NX_ARP_SHA".into(),
         Field::ArpTha => "NXM_NX_ARP_THA".into(),
         Field::ArpSpa => "NXM_OF_ARP_SPA".into(),

@@ -33,8 +33,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use weft_openflow::codec::nxm;
-use weft_openflow::flow::{ports, Action, Field, Flow, Match, MatchField, SetField, SubField};
+use weft_openflow::flow::{ports, Action, Field, Flow, Match, MatchField, SetField};
 
 use super::{arp, l2, punt, reg, Stage};
 use crate::view::{router_port_option, ChassisView, PortKind, Router, RouterPort, Switch};
@@ -87,14 +86,6 @@ fn ipv4() -> MatchField {
 
 fn ip_dst(ip: Ipv4Addr, mask: Option<Ipv4Addr>) -> MatchField {
     MatchField::Ipv4Dst { value: ip, mask }
-}
-
-fn whole(header: u32) -> SubField {
-    SubField {
-        header,
-        ofs: 0,
-        n_bits: 32,
-    }
 }
 
 fn flow(stage: Stage, priority: u16, cookie: u64, matches: Match, actions: Vec<Action>) -> Flow {
@@ -297,9 +288,9 @@ pub fn router_port_flows(view: &ChassisView, name: &str, cookie: u64) -> Vec<Flo
             Match::from_fields([md(rk), ipv4(), ip_dst(n.network(), Some(n.mask()))]),
             vec![
                 Action::DecTtl,
-                Action::MoveBits {
-                    src: whole(nxm::NXM_OF_IP_DST),
-                    dst: whole(nxm::nxm_nx_reg(REG_NEXT_HOP)),
+                Action::Move {
+                    src: Field::Ipv4Dst,
+                    dst: Field::Reg(REG_NEXT_HOP),
                 },
                 set_reg(REG_SOURCE_IP, u32::from(n.addr)),
                 Action::SetField(SetField::EthSrc(lrp.mac)),
@@ -363,9 +354,9 @@ fn echo_reply_actions(inport: &RouterPort, ip: Ipv4Addr) -> Vec<Action> {
             dst: Field::EthDst,
         },
         Action::SetField(SetField::EthSrc(inport.mac)),
-        Action::MoveBits {
-            src: whole(nxm::NXM_OF_IP_SRC),
-            dst: whole(nxm::NXM_OF_IP_DST),
+        Action::Move {
+            src: Field::Ipv4Src,
+            dst: Field::Ipv4Dst,
         },
         Action::SetField(SetField::Ipv4Src(ip)),
         Action::SetField(SetField::IcmpType(ICMP_ECHO_REPLY)),

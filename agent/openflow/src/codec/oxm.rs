@@ -990,6 +990,8 @@ pub fn field_header(f: Field) -> Result<u32, CodecError> {
     Ok(match f {
         Field::EthSrc => oxm_header(B, OFPXMT_ETH_SRC, false, 6),
         Field::EthDst => oxm_header(B, OFPXMT_ETH_DST, false, 6),
+        Field::Ipv4Src => oxm_header(B, OFPXMT_IPV4_SRC, false, 4),
+        Field::Ipv4Dst => oxm_header(B, OFPXMT_IPV4_DST, false, 4),
         Field::ArpSha => oxm_header(B, OFPXMT_ARP_SHA, false, 6),
         Field::ArpTha => oxm_header(B, OFPXMT_ARP_THA, false, 6),
         Field::ArpSpa => oxm_header(B, OFPXMT_ARP_SPA, false, 4),
@@ -1018,6 +1020,8 @@ pub fn header_field(h: u32) -> Option<Field> {
         (OFPXMC_NXM_0, NXM_OF_ETH_DST, 6) | (OFPXMC_OPENFLOW_BASIC, OFPXMT_ETH_DST, 6) => {
             Field::EthDst
         }
+        (OFPXMC_NXM_0, 7, 4) | (OFPXMC_OPENFLOW_BASIC, OFPXMT_IPV4_SRC, 4) => Field::Ipv4Src,
+        (OFPXMC_NXM_0, 8, 4) | (OFPXMC_OPENFLOW_BASIC, OFPXMT_IPV4_DST, 4) => Field::Ipv4Dst,
         (OFPXMC_NXM_1, NXM_NX_ARP_SHA, 6) | (OFPXMC_OPENFLOW_BASIC, OFPXMT_ARP_SHA, 6) => {
             Field::ArpSha
         }
