@@ -287,7 +287,8 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
 
     let mut vif_watch =
         vswitch::watch_interfaces(SessionConfig::new(endpoint.clone(), "Open_vSwitch"));
-    let observe = crate::observe::Observe::start(&config).await;
+    let mut observe = crate::observe::Observe::start(&config).await;
+    observe.watch_pinctrl(pin_stats_rx.clone());
 
     let chassis = Chassis {
         name: config.chassis.clone(),

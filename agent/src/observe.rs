@@ -132,10 +132,21 @@ impl Observe {
         }
     }
 
-    /// A periodic resync tick, with pinctrl's counters.
-    pub fn resync(&self, pin: &Stats) {
+    /// A periodic resync tick (pinctrl's counters are exported as they change, see
+    /// [`Observe::watch_pinctrl`]).
+    pub fn resync(&self, _pin: &Stats) {
         crate::metrics::metrics().resyncs.inc();
-        crate::metrics::packet_ins(pin);
+    }
+
+    /// Exports pinctrl's counters whenever they change (at most every 100 ms).
+    pub fn watch_pinctrl(&mut self, mut rx: watch::Receiver<Stats>) {
+        self.tasks.push(tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let now = rx.borrow_and_update().clone();
+                crate::metrics::packet_ins(&now);
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }));
     }
 
     /// Stops both endpoints.

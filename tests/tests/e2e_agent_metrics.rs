@@ -79,7 +79,7 @@ fn agent_metrics_and_readiness() {
 
     switch(&mut tb, "sw", "10.23.0.0/24");
     dyn_port(&mut tb, "sw", "m1");
-    let _p = pod(&mut tb, 1, "m1");
+    let p = pod(&mut tb, 1, "m1");
     sync(&mut tb);
     // The port's flows follow its VIF, which the agent may see after the sync returned.
     let f0 = v(&m0, "weft_agent_flows_installed{}");
@@ -108,6 +108,13 @@ fn agent_metrics_and_readiness() {
         )
     );
     assert!(v(&m1, "weft_agent_bundle_duration_seconds{}") > 0.0);
+
+    // A gateway ARP answered by pinctrl counts as a handled packet-in.
+    let handled = "weft_agent_packet_ins_total{handler=gateway-arp,result=handled}";
+    wait_for(20, "a handled gateway-arp packet-in", || {
+        let _ = p.ping("10.23.0.1", 1);
+        v(&scrape(addr), handled) > 0.0
+    });
 
     // Without a controller a restarted agent gets no snapshot: not ready, with the reason.
     tb.stop_controller(1).expect("stop controller");

@@ -175,10 +175,27 @@ pub fn parse_trace(text: &str, bridge: &str, tunnel_ports: &[String]) -> Parsed 
     let mut in_bridge = false;
     let mut pending = TunnelOut::default();
     let want = format!("bridge(\"{bridge}\")");
+    // A bridge the packet passes to (an underlay bridge after a tunnel push) is nested at
+    // its indentation; lines indented less are ours again.
+    let mut skip_from: Option<usize> = None;
     for line in text.lines() {
         let t = line.trim();
+        let indent = line.len() - line.trim_start().len();
+        if let Some(k) = skip_from {
+            if t.is_empty() || indent >= k {
+                if !t.starts_with("Datapath actions:") {
+                    continue;
+                }
+            } else {
+                skip_from = None;
+            }
+        }
         if t.starts_with("bridge(\"") {
-            in_bridge = t == want;
+            if indent == 0 {
+                in_bridge = t == want;
+            } else if t != want {
+                skip_from = Some(indent);
+            }
             continue;
         }
         if let Some(a) = t.strip_prefix("Datapath actions:") {
@@ -231,6 +248,13 @@ pub fn parse_trace(text: &str, bridge: &str, tunnel_ports: &[String]) -> Parsed 
                 });
             }
             p.outputs.push(port);
+        } else if t.ends_with("skipping output to input port") {
+            // OVS does not send a packet back where it came from (a flood's own bucket).
+            if let Some(port) = p.outputs.pop() {
+                if p.tunnels.last().is_some_and(|t| t.port == port) {
+                    p.tunnels.pop();
+                }
+            }
         } else if t.starts_with("controller(") || t.starts_with("CONTROLLER:") {
             p.controller = true;
         }
@@ -349,6 +373,14 @@ Datapath actions: tnl_push(tnl_port(4789)),2
         );
         assert_eq!(p.datapath_actions, "tnl_push(tnl_port(4789)),2");
         assert_eq!(outcome(0, p.tunnels.len(), p.controller), "tunnelled");
+    }
+
+    #[test]
+    fn output_to_the_input_port_is_skipped() {
+        let t = "bridge(\"br-int\")\n----\n 0. in_port=2, priority 100, cookie 0x2\n    group:1\n    bucket 0\n            output:2\n             >> skipping output to input port\n    bucket 1\n            output:1\n\n        bridge(\"br-phy\")\n        ----\n         0. priority 0\n            output:7\n    bucket 2\n            output:3\n\nDatapath actions: 3\n";
+        let p = parse_trace(t, "br-int", &[]);
+        assert_eq!(p.outputs, vec!["1", "3"]);
+        assert_eq!(p.hits.len(), 1);
     }
 
     #[test]
