@@ -149,6 +149,22 @@ fn routing_over(encap: Encap) {
         64,
         "the router replies with TTL 64"
     );
+    // The gateway's ARP was answered by the router port (its MAC), not by pinctrl's
+    // 0a:58:... responder.
+    let neigh = a[0]
+        .exec(&["ip", "neigh", "show", "10.31.0.1"])
+        .expect("ip neigh");
+    assert!(
+        neigh.contains("0a:00:00:1f:00:01"),
+        "a1's gateway entry: {neigh:?}"
+    );
+    let neigh = b[2]
+        .exec(&["ip", "neigh", "show", "10.32.0.1"])
+        .expect("ip neigh");
+    assert!(
+        neigh.contains("0a:00:00:20:00:01"),
+        "b3's gateway entry: {neigh:?}"
+    );
 
     // TTL: one router hop takes one off (64 → 63 on arrival, 63 seen on the reply too).
     // a1 (host1) → b3 (host3): b3's reply crosses the router once as well.
