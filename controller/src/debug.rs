@@ -28,6 +28,17 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(3000);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most tunnel hops a physical trace follows.
 const MAX_HOPS: usize = 8;
+/// Most agents asked at once.
+const MAX_CONCURRENT: usize = 64;
+
+/// Runs `asks` with at most [`MAX_CONCURRENT`] in flight, results in order.
+async fn fan_out<T, F: Future<Output = T>>(asks: impl Iterator<Item = F>) -> Vec<T> {
+    use futures::StreamExt;
+    futures::stream::iter(asks)
+        .buffered(MAX_CONCURRENT)
+        .collect()
+        .await
+}
 
 /// Errors reaching one agent (reported in that chassis' entry, not as the RPC's status).
 #[derive(Debug, thiserror::Error)]
@@ -186,7 +197,7 @@ pub async fn flows(intent: &Intent, req: FlowsRequest) -> ApiResult<FlowsReply> 
                 },
             }
         });
-    let chassis = futures::future::join_all(asks).await;
+    let chassis = fan_out(asks).await;
     Ok(FlowsReply {
         cookie,
         kind,
@@ -219,7 +230,7 @@ pub async fn agent_info(intent: &Intent, req: AgentInfoQuery) -> ApiResult<Agent
         }
     });
     Ok(AgentInfoReply {
-        chassis: futures::future::join_all(asks).await,
+        chassis: fan_out(asks).await,
     })
 }
 

@@ -441,10 +441,23 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DebugError> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    tonic::transport::Server::builder()
+    // Reflection, so grpcurl works against an agent without the .proto files.
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(weft_proto::FILE_DESCRIPTOR_SET)
+        .build_v1();
+    let mut server = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(10))
-        .concurrency_limit_per_connection(4)
-        .add_service(AgentDebugServer::new(Service { h }).max_decoding_message_size(64 << 10))
+        .concurrency_limit_per_connection(4);
+    let router = server
+        .add_service(AgentDebugServer::new(Service { h }).max_decoding_message_size(64 << 10));
+    let router = match reflection {
+        Ok(r) => router.add_service(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "debug service without gRPC reflection");
+            router
+        }
+    };
+    router
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())

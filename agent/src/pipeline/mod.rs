@@ -17,7 +17,10 @@
 //!                  Geneve: tun_id=VNI -> metadata=DP, FROM_TUNNEL, reg14/reg15 <- option;
 //!                          out key 0x8000 (flood) -> 50, port key -> 60
 //!   5 punt         -                                       |
-//!  10 port-sec-in  allowed eth_src (+ nw_src, arp_spa/sha)  |
+//! 10 port-sec-in  VIF: RA, DHCP replies -> drop unless      |
+//!                 allow-ra-dhcp-server; port_security:      |
+//!                 allowed eth_src + ip/ipv6/arp src, ND     |
+//!                 sll/tll, EUI-64 LL, DAD; rest -> drop    |
 //!  20 arp-nd       ARP for a port IP -> reply; for the      |
 //!                  gateway -> controller(meter) (pinctrl)   |
 //!  25 pre-ct-in    -   26 ct-in  -   27 ct-state-in -       |
