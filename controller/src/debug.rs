@@ -265,7 +265,8 @@ pub async fn physical_trace(
         let areq = AgentTraceRequest {
             inport: req.inport.clone(),
             tunnel: None,
-            microflow: logical.microflow.clone(),
+            // As the packet enters (a routed one still addressed to the router port).
+            microflow: logical.ingress_microflow.clone(),
         };
         let first = trace_part(&src, &addr, format!("port {}", req.inport), areq, timeout).await;
         let tunnels = first

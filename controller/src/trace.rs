@@ -181,6 +181,8 @@ pub fn render(m: &Microflow) -> String {
 struct Out {
     stages: Vec<TraceStage>,
     outputs: Vec<TraceOutput>,
+    /// The packet as it entered, when a router rewrote it later.
+    ingress: Option<String>,
 }
 
 impl Out {
@@ -192,6 +194,7 @@ impl Out {
             outputs: self.outputs,
             microflow: render(m),
             revision: rev,
+            ingress_microflow: self.ingress.unwrap_or_else(|| render(m)),
         }
     }
 }
@@ -224,6 +227,7 @@ pub fn trace(state: &ClusterState, inport: &str, mut m: Microflow) -> ApiResult<
     let mut out = Out {
         stages: Vec::new(),
         outputs: Vec::new(),
+        ingress: None,
     };
     let mut sw = state.switches.get(&sw_name);
     out.stages.push(stage(
@@ -441,6 +445,16 @@ pub fn trace(state: &ClusterState, inport: &str, mut m: Microflow) -> ApiResult<
                         }
                         Routing::Forward(hop) => hop,
                     };
+                    // The packet as it enters: addressed to the router port's MAC.
+                    let mut entering = m.clone();
+                    if let Some(b) = state
+                        .router_ports
+                        .get(&hop.in_lrp)
+                        .and_then(|p| mac_bytes(&p.mac))
+                    {
+                        entering.or_default("eth.dst", Value::Mac(b));
+                    }
+                    out.ingress = Some(render(&entering));
                     out.stages.push(stage(
                         "l3-entry",
                         format!(

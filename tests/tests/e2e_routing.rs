@@ -196,6 +196,15 @@ fn routing_over(encap: Encap) {
         63,
         "a1 → b3 reply TTL"
     );
+    // The logical trace names the router and the route taken; the physical trace runs the
+    // router's flows on the source chassis and names their owners.
+    let to = b[2].ip.to_string();
+    let t = ctl(&mut tb, &["trace", "a1", "--to", &to, "--icmp"]);
+    assert!(t.contains("lr-route") && t.contains("lr1"), "no route in:\n{t}");
+    assert!(t.contains("verdict: delivered (delivered to b3 on host3)"), "{t}");
+    let p = ctl(&mut tb, &["trace", "--physical", "a1", "--to", &to, "--icmp"]);
+    assert!(p.contains("Logical_Router"), "router flows not named in:\n{p}");
+    assert!(!p.contains("DISAGREEMENT"), "{p}");
     // On the same switch nothing decrements.
     assert_eq!(
         reply_ttl(&b[0], &b[1].ip.to_string()),

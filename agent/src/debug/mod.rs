@@ -83,6 +83,8 @@ pub struct DebugHandle(Arc<Inner>);
 /// Kind names as ovn-nbctl spells tables.
 pub const PORT_KIND: &str = "Logical_Switch_Port";
 pub const SWITCH_KIND: &str = "Logical_Switch";
+pub const ROUTER_KIND: &str = "Logical_Router";
+pub const ROUTER_PORT_KIND: &str = "Logical_Router_Port";
 
 /// The cookie → owner map of a reconciler's view (pure).
 pub fn owners_of(r: &Reconciler) -> HashMap<u64, (String, String)> {
@@ -102,6 +104,18 @@ pub fn owners_of(r: &Reconciler) -> HashMap<u64, (String, String)> {
         m.insert(
             Owner::Port(p.name.clone()).cookie(),
             (PORT_KIND.to_string(), p.name.clone()),
+        );
+    }
+    for r in v.routers() {
+        m.insert(
+            Owner::Router(r.name.clone()).cookie(),
+            (ROUTER_KIND.to_string(), r.name.clone()),
+        );
+    }
+    for p in v.router_ports() {
+        m.insert(
+            Owner::RouterPort(p.name.clone()).cookie(),
+            (ROUTER_PORT_KIND.to_string(), p.name.clone()),
         );
     }
     m

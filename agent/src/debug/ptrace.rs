@@ -77,7 +77,8 @@ fn protocol(m: &Microflow) -> Result<Option<&'static str>, PtraceError> {
 /// packet enters).
 pub fn ovs_flow(start: &str, m: &Microflow) -> Result<String, PtraceError> {
     let mut parts: Vec<String> = Vec::new();
-    if let Some(p) = protocol(m)? {
+    let proto = protocol(m)?;
+    if let Some(p) = proto {
         parts.push(p.to_string());
     }
     parts.push(start.to_string());
@@ -102,6 +103,11 @@ pub fn ovs_flow(start: &str, m: &Microflow) -> Result<String, PtraceError> {
             }
         };
         parts.push(format!("{ovs}={text}"));
+    }
+    // ofproto/trace's IP TTL defaults to 0, which a router's dec_ttl turns into an
+    // invalid-TTL punt; a real sender starts at 64.
+    if matches!(proto, Some("ip" | "tcp" | "udp" | "icmp")) && m.get("ip.ttl").is_none() {
+        parts.push("nw_ttl=64".to_string());
     }
     Ok(parts.join(","))
 }
@@ -299,12 +305,15 @@ mod tests {
         .unwrap();
         assert_eq!(
             ovs_flow("in_port=3", &m).unwrap(),
-            "tcp,in_port=3,dl_src=0a:00:00:00:00:01,nw_dst=10.0.0.5,tp_dst=80"
+            "tcp,in_port=3,dl_src=0a:00:00:00:00:01,nw_dst=10.0.0.5,tp_dst=80,nw_ttl=64"
         );
+        // A given TTL is kept; without one a sender's 64 (ofproto/trace would use 0).
+        let m = parse_microflow("ip4 && ip.ttl == 2 && ip4.dst == 10.0.0.5").unwrap();
+        assert_eq!(ovs_flow("in_port=3", &m).unwrap(), "ip,in_port=3,nw_ttl=2,nw_dst=10.0.0.5");
         let m = parse_microflow("ip4 && icmp4 && ip4.src == 10.0.0.2").unwrap();
         assert_eq!(
             ovs_flow("in_port=1,tun_id=0x5", &m).unwrap(),
-            "icmp,in_port=1,tun_id=0x5,nw_src=10.0.0.2"
+            "icmp,in_port=1,tun_id=0x5,nw_src=10.0.0.2,nw_ttl=64"
         );
         let m = parse_microflow("ip6").unwrap();
         assert!(ovs_flow("in_port=1", &m)
