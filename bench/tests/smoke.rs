@@ -36,7 +36,9 @@ fn pipeline_smoke_counts_are_sane() -> anyhow::Result<()> {
         assert_eq!(a.base_ports, 40);
         assert_eq!(a.total.samples.len(), 3);
         assert!(a.max_flow_mods > 0, "{a:?}");
-        assert!(a.max_flow_mods < 20, "{a:?}");
+        // One port's own flows (port security for IPv4 and IPv6, ND, the RA/DHCP-server
+        // drops, classify, output) and its switch's: bounded, not growing with the switch.
+        assert!(a.max_flow_mods < 40, "{a:?}");
         assert_eq!(a.max_bundles, 1, "{a:?}");
         assert!(a.matches_full_diff, "{a:?}");
         // The port and its switch, nothing else.
