@@ -35,6 +35,8 @@ use crate::southbound::{run_subscription, Backoff, SbEvent, StatusReporter};
 pub enum AgentError {
     #[error("invalid --ovsdb endpoint {endpoint:?}: {reason}")]
     OvsdbEndpoint { endpoint: String, reason: String },
+    #[error("TLS: {0}")]
+    Tls(#[from] weft_proto::tls::TlsError),
 }
 
 fn ovsdb_encap(e: Encap) -> vswitch::Encap {
@@ -240,6 +242,15 @@ pub async fn run(
                 endpoint: config.ovsdb.clone(),
                 reason: e.to_string(),
             })?;
+    crate::southbound::set_transport(config.transport.clone())?;
+    match &config.transport {
+        weft_proto::tls::Transport::Tls(f) => {
+            info!(ca = %f.ca.display(), "TLS on: the controllers are checked against the CA, this chassis presents its certificate")
+        }
+        weft_proto::tls::Transport::Insecure => {
+            warn!("INSECURE: talking to the controllers in plain text (--insecure): no encryption, no chassis identity")
+        }
+    }
     let span = info_span!("agent", chassis = %config.chassis);
     run_loop(config, endpoint, shutdown).instrument(span).await;
     Ok(())

@@ -20,6 +20,8 @@ pub enum ConfigError {
     Ovsdb(String),
     #[error("invalid --controller: {0}")]
     Controller(String),
+    #[error("{0}")]
+    Tls(String),
     #[error("invalid --bridge-mappings: {0}")]
     BridgeMappings(String),
     #[error("invalid {flag} {value:?}: expected ADDRESS:PORT (e.g. 127.0.0.1:9601) or \"off\"")]
@@ -89,6 +91,26 @@ pub struct AgentArgs {
     /// served, or "off"; advertised to the controller in the chassis record.
     #[arg(long, env = "WEFT_DEBUG_LISTEN", default_value = "127.0.0.1:7601")]
     pub debug_listen: String,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS flags (docs/security.md): TLS is on unless `--insecure`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsArgs {
+    /// CA certificate (PEM) the controller's certificate is checked against.
+    #[arg(long, env = "WEFT_CA")]
+    pub ca: Option<PathBuf>,
+    /// This chassis' certificate (PEM, role agent, CN = the chassis name, SAN DNS = the
+    /// chassis name); also serves the debug service.
+    #[arg(long, env = "WEFT_CERT")]
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "WEFT_KEY")]
+    pub key: Option<PathBuf>,
+    /// Talk to the controllers in plain text (development only; logged).
+    #[arg(long, env = "WEFT_INSECURE")]
+    pub insecure: bool,
 }
 
 /// The validated configuration `run` takes.
@@ -111,6 +133,8 @@ pub struct AgentConfig {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `--debug-listen` (None: off).
     pub debug_listen: Option<std::net::SocketAddr>,
+    /// `--ca/--cert/--key` or `--insecure`.
+    pub transport: weft_proto::tls::Transport,
 }
 
 /// An `ADDRESS:PORT` flag value, or "off" (None).
@@ -176,7 +200,18 @@ impl TryFrom<AgentArgs> for AgentConfig {
         }
         let metrics_listen = parse_listen("--metrics-listen", &a.metrics_listen)?;
         let debug_listen = parse_listen("--debug-listen", &a.debug_listen)?;
+        let t = a.tls;
+        let transport = weft_proto::tls::Transport::from_flags(t.insecure, t.ca, t.cert, t.key)
+            .map_err(ConfigError::Tls)?;
+        if let weft_proto::tls::Transport::Tls(f) = &transport {
+            if f.cert.is_none() {
+                return Err(ConfigError::Tls(
+                    "an agent needs --cert and --key (its chassis certificate)".into(),
+                ));
+            }
+        }
         Ok(AgentConfig {
+            transport,
             metrics_listen,
             debug_listen,
             chassis: a.chassis,
@@ -206,6 +241,7 @@ mod tests {
             "host1",
             "--encap-ip",
             "172.31.0.1",
+            "--insecure",
         ];
         argv.extend_from_slice(extra);
         AgentConfig::try_from(AgentArgs::parse_from(argv))

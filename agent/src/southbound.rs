@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
-use tonic::transport::{Channel, Endpoint};
+use std::sync::OnceLock;
+
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use weft_proto::tls::{url_for, TlsError, Transport};
 use tracing::{info, info_span, warn, Instrument};
 use weft_proto::v1::southbound_client::SouthboundClient;
 use weft_proto::v1::{Chassis, StatusReport, SubscribeRequest, ViewUpdate};
@@ -58,8 +61,38 @@ impl Default for Backoff {
     }
 }
 
+/// The process' gRPC transport (set once by [`set_transport`] from `--ca/--cert/--key` or
+/// `--insecure`), with the client TLS config built from it.
+static TRANSPORT: OnceLock<(Transport, Option<ClientTlsConfig>)> = OnceLock::new();
+
+/// Sets how this agent talks to the controllers (its Southbound stream, status reports and
+/// the CNI front end's northbound calls): once, at start-up; later calls are ignored.
+pub fn set_transport(t: Transport) -> Result<(), TlsError> {
+    let tls = match &t {
+        Transport::Tls(f) => Some(f.client_config()?),
+        Transport::Insecure => None,
+    };
+    let _ = TRANSPORT.set((t, tls));
+    Ok(())
+}
+
+/// The transport set by [`set_transport`] (plain text when never set: in-process tests).
+pub fn transport() -> &'static Transport {
+    static INSECURE: Transport = Transport::Insecure;
+    TRANSPORT.get().map(|(t, _)| t).unwrap_or(&INSECURE)
+}
+
+/// `url` as an [`Endpoint`] under this process' transport (TLS unless `--insecure`).
+pub fn secure_endpoint(url: &str) -> Result<Endpoint, tonic::transport::Error> {
+    let e = Endpoint::from_shared(url_for(url, transport()))?;
+    match TRANSPORT.get().and_then(|(_, tls)| tls.clone()) {
+        Some(tls) => e.tls_config(tls),
+        None => Ok(e),
+    }
+}
+
 fn endpoint(url: &str) -> Result<Endpoint, SouthboundError> {
-    Endpoint::from_shared(url.to_string())
+    secure_endpoint(url)
         .map(|e| {
             e.connect_timeout(Duration::from_secs(2))
                 .http2_keep_alive_interval(Duration::from_secs(2))

@@ -91,6 +91,27 @@ pub struct GlobalOpts {
     /// $WEFT_CONTROLLER, else http://127.0.0.1:7600.
     #[arg(long, value_name = "ADDRESS[,ADDRESS...]", value_parser = parse_controllers)]
     pub controller: Option<String>,
+
+    /// CA certificate (PEM) the controller's certificate is checked against. TLS is on
+    /// unless --insecure. Default: $WEFT_CA.
+    #[arg(long, value_name = "FILE", env = "WEFT_CA", hide_env = true)]
+    pub ca: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM; role admin or reader) proving who you are. Default: $WEFT_CERT.
+    #[arg(long, value_name = "FILE", env = "WEFT_CERT", hide_env = true)]
+    pub cert: Option<std::path::PathBuf>,
+
+    /// The client certificate's private key (PEM). Default: $WEFT_KEY.
+    #[arg(long, value_name = "FILE", env = "WEFT_KEY", hide_env = true)]
+    pub key: Option<std::path::PathBuf>,
+
+    /// Bearer token (instead of a client certificate). Default: $WEFT_TOKEN.
+    #[arg(long, value_name = "TOKEN", env = "WEFT_TOKEN", hide_env = true, hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Talk to the controller in plain text (development only). Default: $WEFT_INSECURE.
+    #[arg(long, env = "WEFT_INSECURE", hide_env = true)]
+    pub insecure: bool,
 }
 
 /// `--wait` values.
@@ -159,8 +180,9 @@ pub enum ControllerError {
 }
 
 /// Normalises a controller address: `HOST`, `HOST:PORT`, `http://HOST[:PORT]` → an
-/// `http://HOST:PORT` URL (port [`DEFAULT_PORT`] when omitted). Other schemes are refused
-/// (TLS is not built in).
+/// `http://HOST:PORT` URL (port [`DEFAULT_PORT`] when omitted); `https://` is accepted as a
+/// synonym. The scheme does not choose TLS: `--insecure` does (TLS is on by default, and
+/// the address is then dialled as `https://`). Other schemes are refused.
 pub fn parse_controller(s: &str) -> Result<String, String> {
     let s = s.trim();
     if s.is_empty() {
@@ -175,10 +197,10 @@ pub fn parse_controller(s: &str) -> Result<String, String> {
         .parse()
         .map_err(|e| format!("invalid controller address {s:?}: {e}"))?;
     match uri.scheme_str() {
-        Some("http") => {}
+        Some("http") | Some("https") => {}
         Some(other) => {
             return Err(format!(
-                "invalid controller address {s:?}: scheme {other:?} is not supported (use http://)"
+                "invalid controller address {s:?}: scheme {other:?} is not supported (use http:// or https://)"
             ))
         }
         None => return Err(format!("invalid controller address {s:?}")),
@@ -266,8 +288,9 @@ mod tests {
         assert_eq!(ok("[::1]"), "http://[::1]:7600");
         assert_eq!(ok("[::1]:9000"), "http://[::1]:9000");
         assert_eq!(ok(" 127.0.0.1 "), "http://127.0.0.1:7600");
-        let https = parse_controller("https://x:1").expect_err("https rejected");
-        assert!(https.contains("\"https\""), "{https}");
+        assert_eq!(parse_controller("https://x:1").unwrap(), "http://x:1");
+        let ftp = parse_controller("ftp://x:1").expect_err("ftp rejected");
+        assert!(ftp.contains("\"ftp\""), "{ftp}");
         assert!(parse_controller("").is_err());
         assert!(parse_controller("http://").is_err());
         assert!(parse_controller("http://exa mple:1").is_err());
@@ -296,10 +319,10 @@ mod tests {
             resolve_controller(None, None).as_deref(),
             Ok(DEFAULT_CONTROLLER)
         );
-        let e = resolve_controller(None, Some("https://b")).expect_err("refused");
+        let e = resolve_controller(None, Some("ftp://b")).expect_err("refused");
         assert!(
             e.to_string()
-                .starts_with("invalid WEFT_CONTROLLER \"https://b\""),
+                .starts_with("invalid WEFT_CONTROLLER \"ftp://b\""),
             "{e}"
         );
     }

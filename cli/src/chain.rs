@@ -271,6 +271,11 @@ fn merge(acc: &mut GlobalOpts, g: GlobalOpts) -> Result<(), ChainError> {
     one(&mut acc.format, g.format, "--format")?;
     one(&mut acc.columns, g.columns, "--columns")?;
     one(&mut acc.controller, g.controller, "--controller")?;
+    one(&mut acc.ca, g.ca, "--ca")?;
+    one(&mut acc.cert, g.cert, "--cert")?;
+    one(&mut acc.key, g.key, "--key")?;
+    one(&mut acc.token, g.token, "--token")?;
+    acc.insecure |= g.insecure;
     acc.dry_run |= g.dry_run;
     acc.bare |= g.bare;
     acc.no_headings |= g.no_headings;

@@ -27,11 +27,30 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Bound for each call (including any server-side wait).
     pub request_timeout: Duration,
+    /// TLS (the default) or plain text.
+    pub transport: weft_proto::tls::Transport,
+    /// Bearer token sent with every call, when given.
+    pub token: Option<String>,
 }
+
+/// Adds `authorization: Bearer TOKEN` to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+type Nb = NorthboundClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>;
 
 /// A connected northbound client.
 pub struct Client {
-    nb: NorthboundClient<Channel>,
+    nb: Nb,
     cfg: ClientConfig,
     /// Chassis the last write's `--wait=hv` skipped because they were dead (the
     /// controller's `weft-skipped-chassis` reply metadata).
@@ -58,8 +77,23 @@ impl Client {
     /// the error names every address tried when none does.
     pub async fn connect(cfg: &ClientConfig) -> Result<Client, CliError> {
         let mut failures = Vec::new();
+        let tls = match &cfg.transport {
+            weft_proto::tls::Transport::Tls(f) => {
+                Some(f.client_config().map_err(|e| CliError::Tls(e.to_string()))?)
+            }
+            weft_proto::tls::Transport::Insecure => None,
+        };
+        let bearer = match &cfg.token {
+            Some(t) => Some(
+                format!("Bearer {t}")
+                    .parse()
+                    .map_err(|_| CliError::Tls("--token holds characters a header cannot carry".into()))?,
+            ),
+            None => None,
+        };
         for url in cfg.url.split(',') {
-            let endpoint = match Endpoint::from_shared(url.to_string()) {
+            let dial = weft_proto::tls::url_for(url, &cfg.transport);
+            let endpoint = match Endpoint::from_shared(dial) {
                 Ok(e) => e
                     .connect_timeout(cfg.connect_timeout)
                     .timeout(cfg.request_timeout),
@@ -68,12 +102,22 @@ impl Client {
                     continue;
                 }
             };
+            let endpoint = match &tls {
+                Some(t) => match endpoint.tls_config(t.clone()) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        failures.push((url.to_string(), root_cause(&e)));
+                        continue;
+                    }
+                },
+                None => endpoint,
+            };
             match endpoint.connect().await {
                 Ok(channel) => {
                     let mut cfg = cfg.clone();
                     cfg.url = url.to_string();
                     return Ok(Client {
-                        nb: NorthboundClient::new(channel)
+                        nb: NorthboundClient::with_interceptor(channel, Bearer(bearer.clone()))
                             .max_decoding_message_size(MAX_REPLY_BYTES),
                         cfg,
                         skipped: Vec::new(),

@@ -37,13 +37,16 @@ pub enum CliError {
     /// The reply lacks a field the contract says is always set.
     #[error("malformed reply from controller: {0}")]
     MalformedReply(&'static str),
+    /// TLS flags or files unusable (`--ca/--cert/--key/--token/--insecure`).
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl CliError {
     /// Process exit status for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) | CliError::Controller(_) => 2,
+            CliError::Usage(_) | CliError::Controller(_) | CliError::Tls(_) => 2,
             CliError::Cmd(e) => e.exit_code(),
             _ => 1,
         }

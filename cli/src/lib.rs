@@ -10,6 +10,7 @@
 //! `weftctl: <line>` and exits 1 (2 for usage errors).
 
 pub mod args;
+pub mod cert;
 pub mod chain;
 pub mod client;
 pub mod cmd;

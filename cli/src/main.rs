@@ -10,6 +10,21 @@ use weftctl::error::{one_line, CliError};
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    // `weftctl cert ...` is a local tool with its own grammar (no controller involved).
+    if args.first().is_some_and(|a| a == "cert") {
+        use clap::Parser;
+        let cli = weftctl::cert::CertCli::parse_from(std::env::args_os().skip(1));
+        return match weftctl::cert::run(cli) {
+            Ok(out) => {
+                let _ = std::io::stdout().lock().write_all(out.as_bytes());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("weftctl cert: {}", one_line(&e.to_string()));
+                ExitCode::FAILURE
+            }
+        };
+    }
     let inv = match chain::parse(&args) {
         Ok(inv) => inv,
         // Help, version (exit 0) and clap's usage errors (exit 2), in clap's format.

@@ -33,7 +33,16 @@ pub async fn run(inv: Invocation, env_controller: Option<String>) -> Result<Stri
 
     let mut client = None;
     if steps.iter().any(|s| !matches!(s, Step::Local(_))) {
+        let transport = weft_proto::tls::Transport::from_flags(
+            g.insecure,
+            g.ca.clone(),
+            g.cert.clone(),
+            g.key.clone(),
+        )
+        .map_err(CliError::Tls)?;
         let cfg = ClientConfig {
+            transport,
+            token: g.token.clone(),
             url: resolve_controller(g.controller.as_deref(), env_controller.as_deref())?,
             connect_timeout: CONNECT_TIMEOUT,
             request_timeout: client_deadline(g),

@@ -134,6 +134,17 @@ fn targets(st: &ClusterState, chassis: &str) -> ApiResult<Vec<(String, String)>>
     }
 }
 
+/// How the controller dials agents' debug services under TLS (set once by the binary): the
+/// CA, and the controller's certificate as the client identity. The agent's certificate is
+/// checked for the chassis name (its SAN DNS name), whatever address the record gives.
+static AGENT_TLS: std::sync::OnceLock<tonic::transport::ClientTlsConfig> =
+    std::sync::OnceLock::new();
+
+/// Dial agents' debug services with TLS (`weft-controller` without `--insecure`).
+pub fn set_agent_tls(tls: tonic::transport::ClientTlsConfig) {
+    let _ = AGENT_TLS.set(tls);
+}
+
 /// Runs `f` against one chassis' agent within `timeout` (connect included).
 async fn ask<T, F, Fut>(chassis: &str, addr: &str, timeout: Duration, f: F) -> Result<T, DebugError>
 where
@@ -149,10 +160,17 @@ where
         reason,
     };
     let work = async {
-        let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        let tls = AGENT_TLS.get();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut ep = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
             .map_err(|e| unreachable(e.to_string()))?
             .connect_timeout(timeout)
             .timeout(timeout);
+        if let Some(tls) = tls {
+            ep = ep
+                .tls_config(tls.clone().domain_name(chassis))
+                .map_err(|e| unreachable(e.to_string()))?;
+        }
         let ch = ep.connect().await.map_err(|e| unreachable(e.to_string()))?;
         let client = AgentDebugClient::new(ch).max_decoding_message_size(16 << 20);
         f(client)

@@ -8,6 +8,7 @@
 //! - [`cache`]: in-memory copy of the prefix, fed by an etcd watch;
 //! - [`northbound`], [`southbound`]: the gRPC services.
 
+pub mod auth;
 pub mod cache;
 pub mod debug;
 pub mod error;
@@ -98,6 +99,30 @@ impl Default for Config {
     }
 }
 
+/// Who may connect and how: the gRPC transport, the authorization policy and etcd's TLS.
+/// The default (what [`Controller::bind`] uses) is plain text with every call allowed, for
+/// in-process tests; the `weft-controller` binary defaults to TLS and refuses to start
+/// without certificates unless `--insecure` is given.
+#[derive(Clone)]
+pub struct Security {
+    /// TLS (server certificate, client CA) or plain text.
+    pub transport: weft_proto::tls::Transport,
+    /// Who may call what.
+    pub policy: auth::Policy,
+    /// TLS to etcd.
+    pub etcd_tls: Option<weft_proto::tls::TlsFiles>,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            transport: weft_proto::tls::Transport::Insecure,
+            policy: auth::Policy::open(),
+            etcd_tls: None,
+        }
+    }
+}
+
 /// Failures that stop the controller.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -115,6 +140,9 @@ pub enum ControllerError {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
+    /// TLS material could not be loaded.
+    #[error("{0}")]
+    Tls(#[from] weft_proto::tls::TlsError),
 }
 
 /// A bound, not yet serving controller.
@@ -124,11 +152,18 @@ pub struct Controller {
     local_addr: SocketAddr,
     store: Arc<dyn IntentStore>,
     metrics: Option<tokio::net::TcpListener>,
+    security: Security,
 }
 
 impl Controller {
-    /// Binds the listen address and creates the store (without contacting etcd).
+    /// Binds the listen address and creates the store (without contacting etcd); plain
+    /// text, every call allowed (see [`Security`]).
     pub async fn bind(config: Config) -> Result<Self, ControllerError> {
+        Self::bind_secure(config, Security::default()).await
+    }
+
+    /// Like [`Controller::bind`] with TLS, authorization and etcd TLS as `security` says.
+    pub async fn bind_secure(config: Config, security: Security) -> Result<Self, ControllerError> {
         if config.lease_ttl_secs < 2 {
             return Err(ControllerError::Config(format!(
                 "lease TTL {} s is too short (at least 2)",
@@ -156,13 +191,19 @@ impl Controller {
             StoreKind::Etcd => Arc::new(EtcdStore::new(EtcdConfig {
                 endpoints: config.etcd_endpoints.clone(),
                 timeout: config.etcd_timeout,
+                tls: match &security.etcd_tls {
+                    Some(f) => Some(f.client_config()?),
+                    None => None,
+                },
             })),
             StoreKind::Memory => {
                 tracing::warn!("running on the in-memory store: NOTHING IS PERSISTED, state is lost on exit and not shared with other replicas");
                 Arc::new(MemoryStore::new())
             }
         };
-        Self::bind_with_store(config, store).await
+        let mut c = Self::bind_with_store(config, store).await?;
+        c.security = security;
+        Ok(c)
     }
 
     /// Like [`Controller::bind`] with a caller-provided store.
@@ -199,7 +240,15 @@ impl Controller {
             local_addr,
             store,
             metrics,
+            security: Security::default(),
         })
+    }
+
+    /// Replaces the transport and policy (for [`Controller::bind_with_store`] callers; etcd
+    /// TLS applies only through [`Controller::bind_secure`]).
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
     }
 
     /// The address actually bound.
@@ -251,8 +300,22 @@ impl Controller {
             tracing::info!("shutting down");
             let _ = stop_tx.send(true);
         };
-        let result = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        match &self.security.transport {
+            weft_proto::tls::Transport::Tls(files) => {
+                builder = builder.tls_config(files.server_config()?)?;
+                tracing::info!(ca = %files.ca.display(), "TLS on: clients are checked against the CA");
+            }
+            weft_proto::tls::Transport::Insecure => {
+                tracing::warn!("INSECURE: serving gRPC in plain text (--insecure): no encryption, no certificate identities");
+            }
+        }
+        if !self.security.policy.is_enforced() {
+            tracing::warn!("INSECURE: no authentication: every caller may read and write everything and speak for any chassis");
+        }
+        let result = builder
             .layer(metrics::MetricsLayer)
+            .layer(auth::AuthLayer::new(self.security.policy.clone()))
             .add_service(NorthboundServer::new(nb).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(SouthboundServer::new(sb).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(health_svc)

@@ -2,10 +2,13 @@
 //! SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use weft_controller::{Config, StoreKind};
+use weft_controller::auth::Policy;
+use weft_controller::{Config, Security, StoreKind};
+use weft_proto::tls::{TlsFiles, Transport};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum StoreArg {
@@ -52,6 +55,36 @@ struct Args {
     /// Largest number of ports one CreatePorts call (lsp-add-batch) may carry.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     max_batch: u32,
+    /// CA certificate (PEM) client certificates are checked against (TLS is on by default).
+    #[arg(long, env = "WEFT_CA")]
+    ca: Option<PathBuf>,
+    /// This controller's certificate (PEM, role controller; its SANs must cover the
+    /// addresses clients dial).
+    #[arg(long, env = "WEFT_CERT")]
+    cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "WEFT_KEY")]
+    key: Option<PathBuf>,
+    /// Serve plain text: no TLS, no certificate identities (development only; logged).
+    #[arg(long, env = "WEFT_INSECURE")]
+    insecure: bool,
+    /// Bearer tokens, one `ROLE NAME TOKEN` line each (`weftctl cert token`); re-read when
+    /// it changes. With --insecure and no tokens, every call is allowed.
+    #[arg(long, env = "WEFT_TOKENS")]
+    tokens: Option<PathBuf>,
+    /// Revoked certificate serial numbers (hex, one per line; `weftctl cert show`); re-read
+    /// when it changes.
+    #[arg(long, env = "WEFT_REVOKED")]
+    revoked: Option<PathBuf>,
+    /// CA certificate etcd's server certificate is checked against (TLS to etcd).
+    #[arg(long, env = "WEFT_ETCD_CA")]
+    etcd_ca: Option<PathBuf>,
+    /// Client certificate for etcd (with --etcd-key).
+    #[arg(long, env = "WEFT_ETCD_CERT")]
+    etcd_cert: Option<PathBuf>,
+    /// Client key for etcd.
+    #[arg(long, env = "WEFT_ETCD_KEY")]
+    etcd_key: Option<PathBuf>,
 }
 
 /// An HTTP listen address, or off.
@@ -65,6 +98,36 @@ fn parse_listen(s: &str) -> Result<Listen, String> {
     s.parse()
         .map(|a| Listen(Some(a)))
         .map_err(|_| format!("expected ADDRESS:PORT (e.g. 127.0.0.1:9600) or \"off\", got {s:?}"))
+}
+
+/// The transport, policy and etcd TLS the flags ask for.
+fn security(a: &Args) -> Result<Security, String> {
+    let transport = Transport::from_flags(a.insecure, a.ca.clone(), a.cert.clone(), a.key.clone())?;
+    if let Transport::Tls(f) = &transport {
+        if f.cert.is_none() {
+            return Err("a controller needs --cert and --key (its server certificate)".into());
+        }
+    }
+    let policy = if transport.is_tls() || a.tokens.is_some() {
+        Policy::enforced(a.tokens.clone(), a.revoked.clone()).map_err(|e| e.to_string())?
+    } else {
+        Policy::open()
+    };
+    let etcd_tls = match (&a.etcd_ca, &a.etcd_cert, &a.etcd_key) {
+        (None, None, None) => None,
+        (Some(ca), cert, key) if cert.is_some() == key.is_some() => Some(TlsFiles {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (None, ..) => return Err("--etcd-cert/--etcd-key need --etcd-ca".into()),
+        _ => return Err("--etcd-cert and --etcd-key go together".into()),
+    };
+    Ok(Security {
+        transport,
+        policy,
+        etcd_tls,
+    })
 }
 
 async fn shutdown_signal() {
@@ -98,6 +161,13 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let security = match security(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("weft-controller: {e}");
+            std::process::exit(2);
+        }
+    };
     let config = Config {
         listen: args.listen,
         etcd_endpoints: args.etcd,
@@ -113,6 +183,12 @@ async fn main() -> anyhow::Result<()> {
         metrics_listen: args.metrics_listen.0,
         ..Config::default()
     };
-    weft_controller::run(config, shutdown_signal()).await?;
+    if let Transport::Tls(f) = &security.transport {
+        weft_controller::debug::set_agent_tls(f.client_config()?);
+    }
+    weft_controller::Controller::bind_secure(config, security)
+        .await?
+        .serve(shutdown_signal())
+        .await?;
     Ok(())
 }

@@ -215,6 +215,26 @@ impl StreamTask {
     }
 }
 
+/// A chassis speaks only for itself: the caller's certificate (or agent token) must name the
+/// chassis the request is about. No caller (the open policy of `--insecure` without
+/// tokens): anything goes.
+fn speaks_for(
+    caller: Option<&weft_proto::model::identity::Identity>,
+    rpc: &str,
+    chassis: &str,
+) -> Result<(), Status> {
+    match caller {
+        Some(id) if id.name != chassis => {
+            tracing::warn!(caller = %id, claimed = %chassis, rpc, "refused: a chassis may only speak for itself");
+            Err(Status::permission_denied(format!(
+                "{rpc} for chassis {chassis:?} refused: the caller is {id}, which may only speak for chassis {:?}",
+                id.name
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[tonic::async_trait]
 impl Southbound for SouthboundService {
     type SubscribeStream = ReceiverStream<Result<ViewUpdate, Status>>;
@@ -223,7 +243,9 @@ impl Southbound for SouthboundService {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let caller = crate::auth::caller(&request).cloned();
         let chassis = request.into_inner().chassis.unwrap_or_default();
+        speaks_for(caller.as_ref(), "Subscribe", &chassis.name)?;
         let span = tracing::info_span!("subscribe", chassis = %chassis.name);
         let (task, rx) = async {
             validate_chassis(&chassis).map_err(ApiError::from)?;
@@ -269,7 +291,9 @@ impl Southbound for SouthboundService {
         &self,
         request: Request<StatusReport>,
     ) -> Result<Response<StatusReply>, Status> {
+        let caller = crate::auth::caller(&request).cloned();
         let report = request.into_inner();
+        speaks_for(caller.as_ref(), "ReportStatus", &report.chassis)?;
         let span = tracing::debug_span!("report_status", chassis = %report.chassis, applied = report.applied_revision);
         async {
             let cached = {

@@ -18,3 +18,4 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/weft_descriptor.bin"));
 
 pub mod model;
+pub mod tls;

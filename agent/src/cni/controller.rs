@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::Code;
 use weft_proto::v1::northbound_client::NorthboundClient;
 use weft_proto::v1::{
@@ -32,7 +32,7 @@ impl Controller {
     async fn client(&self) -> Result<NorthboundClient<Channel>, CniError> {
         let mut errors = Vec::new();
         for url in &self.endpoints {
-            let ep = match Endpoint::from_shared(url.clone()) {
+            let ep = match crate::southbound::secure_endpoint(url) {
                 Ok(e) => e
                     .connect_timeout(Duration::from_secs(2))
                     .timeout(self.timeout)

@@ -38,6 +38,33 @@ pub enum DebugError {
     },
     #[error("debug service: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("debug service TLS: {0}")]
+    Tls(#[from] weft_proto::tls::TlsError),
+}
+
+/// Under TLS only a controller (or an admin) certificate may use the debug service: it
+/// shows flows and runs traces on this host.
+#[allow(clippy::result_large_err)]
+fn debug_caller(req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    use weft_proto::model::identity::{cert_identity, Role};
+    if !crate::southbound::transport().is_tls() {
+        return Ok(req);
+    }
+    let certs = req.peer_certs();
+    let Some(der) = certs.as_ref().and_then(|c| c.first()) else {
+        return Err(tonic::Status::unauthenticated(
+            "the agent debug service needs a controller or admin client certificate",
+        ));
+    };
+    match cert_identity(der.as_ref()) {
+        Ok(id) if matches!(id.role, Role::Controller | Role::Admin) => Ok(req),
+        Ok(id) => Err(tonic::Status::permission_denied(format!(
+            "the agent debug service needs role controller or admin; {id} does not have it"
+        ))),
+        Err(e) => Err(tonic::Status::unauthenticated(format!(
+            "client certificate not usable: {e}"
+        ))),
+    }
 }
 
 /// Longest a unixctl or OpenFlow request of the service may take.
@@ -462,8 +489,13 @@ pub async fn serve(
     let mut server = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(10))
         .concurrency_limit_per_connection(4);
-    let router = server
-        .add_service(AgentDebugServer::new(Service { h }).max_decoding_message_size(64 << 10));
+    if let weft_proto::tls::Transport::Tls(f) = crate::southbound::transport() {
+        server = server.tls_config(f.server_config()?)?;
+    }
+    let router = server.add_service(tonic::service::interceptor::InterceptedService::new(
+        AgentDebugServer::new(Service { h }).max_decoding_message_size(64 << 10),
+        debug_caller,
+    ));
     let router = match reflection {
         Ok(r) => router.add_service(r),
         Err(e) => {

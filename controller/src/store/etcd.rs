@@ -24,6 +24,9 @@ pub struct EtcdConfig {
     pub endpoints: Vec<String>,
     /// Upper bound for one etcd call (and for connecting).
     pub timeout: Duration,
+    /// TLS to etcd (CA, client certificate): `--etcd-ca/--etcd-cert/--etcd-key`. The
+    /// endpoints are then dialled as `https://`.
+    pub tls: Option<etcd_client::TlsOptions>,
 }
 
 /// The etcd-backed store.
@@ -54,7 +57,21 @@ impl EtcdStore {
             .with_connect_timeout(self.config.timeout)
             .with_timeout(self.config.timeout)
             .with_keep_alive(Duration::from_secs(2), self.config.timeout);
-        let fut = Client::connect(self.config.endpoints.clone(), Some(opts));
+        let (opts, endpoints) = match &self.config.tls {
+            Some(tls) => (
+                opts.with_tls(tls.clone()),
+                self.config
+                    .endpoints
+                    .iter()
+                    .map(|e| match e.strip_prefix("http://") {
+                        Some(rest) => format!("https://{rest}"),
+                        None => e.clone(),
+                    })
+                    .collect(),
+            ),
+            None => (opts, self.config.endpoints.clone()),
+        };
+        let fut = Client::connect(endpoints, Some(opts));
         let client = tokio::time::timeout(self.config.timeout, fut)
             .await
             .map_err(|_| {
