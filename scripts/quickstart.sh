@@ -10,10 +10,12 @@ bin=target/debug
 dir=${WEFT_SANDBOX_DIR:-/tmp/weft-sandbox}
 "$bin/weft-sandbox" down --dir "$dir" >/dev/null 2>&1 || true
 echo "== bringing up 3 simulated hosts"
-ctl_line=$("$bin/weft-sandbox" up --hosts 3 --encap geneve --dir "$dir" | grep -E '^export WEFT_CONTROLLER=' | tail -n1)
-[ -n "$ctl_line" ] || { echo "quickstart: weft-sandbox up did not print WEFT_CONTROLLER" >&2; exit 1; }
-eval "$ctl_line"
-echo "   $ctl_line"
+# TLS is on: the sandbox makes a CA in $dir/pki and prints the controller address and an
+# admin credential (WEFT_CA, WEFT_CERT, WEFT_KEY) as export lines.
+exports=$("$bin/weft-sandbox" up --hosts 3 --encap geneve --dir "$dir" | grep -E '^export WEFT_[A-Z_]+=')
+echo "$exports" | grep -q '^export WEFT_CONTROLLER=' || { echo "quickstart: weft-sandbox up did not print WEFT_CONTROLLER" >&2; exit 1; }
+eval "$exports"
+echo "$exports" | sed 's/^/   /'
 weftctl="$bin/weftctl"
 
 echo "== creating switch sw0 with ports p1 and p2"
@@ -35,5 +37,5 @@ echo "== ping p1 (host1) -> p2 (host2) at $p2_ip"
 echo "== weftctl show"
 "$weftctl" show
 echo
-echo "Sandbox is up. Try: export WEFT_CONTROLLER=$WEFT_CONTROLLER; $weftctl show"
+echo "Sandbox is up (TLS). Try: eval \"\$($bin/weft-sandbox env --dir $dir)\"; $weftctl show"
 echo "Remove it with: $bin/weft-sandbox down --dir $dir"

@@ -13,7 +13,8 @@
 //! - a revoked certificate (its serial in `--revoked`) or an unknown token: `Unauthenticated`.
 //!
 //! The token and revocation files are re-read when they change (checked at most once a
-//! second), so revoking needs no restart. [`Policy::open`] (plain text without tokens, the
+//! second), so issuing a token or revoking needs no restart; a file that does not exist
+//! (yet) holds nothing. [`Policy::open`] (plain text without tokens, the
 //! library default for in-process tests) lets everything through.
 
 use std::collections::{HashMap, HashSet};
@@ -149,11 +150,18 @@ impl Policy {
         if let Some(path) = &self.tokens {
             let m = mtime(path);
             if force || m != l.tokens_mtime {
-                let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read {
-                    what: "--tokens",
-                    path: path.clone(),
-                    source,
-                })?;
+                let text = match std::fs::read_to_string(path) {
+                    Ok(t) => t,
+                    // A token file not created yet holds no token (it is read once it appears).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                    Err(source) => {
+                        return Err(AuthError::Read {
+                            what: "--tokens",
+                            path: path.clone(),
+                            source,
+                        })
+                    }
+                };
                 let mut tokens = HashMap::new();
                 for (i, line) in text.lines().enumerate() {
                     let e = parse_token_line(i + 1, line).map_err(|source| AuthError::Tokens {

@@ -21,6 +21,10 @@ pub struct EtcdConfig {
     pub detach: bool,
     /// Extra environment variables for the etcd process.
     pub env: Vec<(String, String)>,
+    /// Serve clients over TLS with this server certificate, and require client
+    /// certificates signed by its CA (`--client-cert-auth`). `/health` is then read from a
+    /// plain-text metrics listener on loopback.
+    pub tls: Option<crate::pki::Credential>,
 }
 
 /// A running (or stopped) etcd. Drop kills it and removes its temp dir.
@@ -28,6 +32,9 @@ pub struct EtcdConfig {
 pub struct Etcd {
     proc: Proc,
     client_port: u16,
+    /// Where `/health` is served (the client port unless TLS).
+    health_port: u16,
+    tls: bool,
     data_dir: PathBuf,
     // Dropped last (field order): removes data dir and log.
     dir: WorkDir,
@@ -74,7 +81,8 @@ impl Etcd {
         let client_port = free_port()?;
         let peer_port = free_port()?;
         let data_dir = dir.path().join("data");
-        let client = format!("http://127.0.0.1:{client_port}");
+        let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{client_port}");
         let peer = format!("http://127.0.0.1:{peer_port}");
         let name = "weft-test";
         let spec = ProcSpec::new("etcd", etcd, dir.path().join("etcd.log"))
@@ -92,11 +100,31 @@ impl Etcd {
             .args(["--max-txn-ops", "2048"])
             .args(["--logger", "zap", "--log-outputs", "stderr"])
             .detach(cfg.detach);
+        let mut health_port = client_port;
+        let spec = match &cfg.tls {
+            Some(t) => {
+                health_port = free_port()?;
+                spec.arg("--cert-file")
+                    .arg(&t.cert)
+                    .arg("--key-file")
+                    .arg(&t.key)
+                    .arg("--trusted-ca-file")
+                    .arg(&t.ca)
+                    .arg("--client-cert-auth")
+                    .args([
+                        "--listen-metrics-urls",
+                        &format!("http://127.0.0.1:{health_port}"),
+                    ])
+            }
+            None => spec,
+        };
         let spec = cfg.env.iter().fold(spec, |s, (k, v)| s.env(k, v));
         let proc = spec.spawn()?;
         let mut e = Etcd {
             proc,
             client_port,
+            health_port,
+            tls: cfg.tls.is_some(),
             data_dir,
             dir,
         };
@@ -105,7 +133,7 @@ impl Etcd {
     }
 
     fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let port = self.client_port;
+        let port = self.health_port;
         let mut exited = false;
         let ok = wait_until(READY_TIMEOUT, Duration::from_millis(50), || {
             if !self.proc.is_running() {
@@ -129,9 +157,15 @@ impl Etcd {
         Ok(())
     }
 
-    /// `http://127.0.0.1:PORT`, the client URL.
+    /// `http://127.0.0.1:PORT`, the client URL (`https://` with TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
+    }
+
+    /// Whether etcd serves TLS (and requires client certificates).
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// Client port.

@@ -14,6 +14,7 @@
 pub mod etcd;
 pub mod net;
 pub mod ovs;
+pub mod pki;
 pub mod pod;
 pub mod process;
 pub mod sandbox;

@@ -77,6 +77,23 @@ impl SandboxState {
     pub fn controller_url(&self) -> Option<&str> {
         self.testbed.controllers.first().map(|c| c.url.as_str())
     }
+
+    /// `export NAME=VALUE` lines a shell evaluates to use this sandbox with weftctl: the
+    /// controller and the admin credential (TLS), or `WEFT_INSECURE=1`.
+    pub fn exports(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .controller_url()
+            .map(|u| format!("export WEFT_CONTROLLER={u}"))
+            .into_iter()
+            .collect();
+        v.extend(
+            self.testbed
+                .weftctl_env()
+                .into_iter()
+                .map(|(k, val)| format!("export {k}={val}")),
+        );
+        v
+    }
 }
 
 /// The run prefix for a sandbox directory: `ws` + 6 base-36 characters of a stable hash of

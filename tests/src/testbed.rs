@@ -56,6 +56,7 @@
 use crate::etcd::{Etcd, EtcdConfig};
 use crate::net::{self, ip, ip_n, netns_add, netns_del, tx_offload_off, Names, MARKER_ENV};
 use crate::ovs::{Ovs, OvsConfig};
+use crate::pki::Pki;
 use crate::pod::{create_pod, delete_pod, Pod, PodSpec};
 use crate::process::{wait_until, Proc, ProcSpec, WorkDir};
 use crate::weftctl::{PortAddress, Weftctl};
@@ -158,6 +159,10 @@ pub struct TestbedConfig {
     pub progress: Option<fn(&str)>,
     /// Extra arguments for every agent (e.g. `--resync-interval 600`); default none.
     pub agent_args: Vec<String>,
+    /// Plain text everywhere (`--insecure`). Default false: a CA is made in `DIR/pki`, etcd
+    /// serves TLS with client certificates, the controllers serve TLS and authorize by
+    /// certificate, every agent presents its chassis certificate, weftctl an admin one.
+    pub insecure: bool,
 }
 
 impl Default for TestbedConfig {
@@ -179,6 +184,7 @@ impl Default for TestbedConfig {
             chassis_timeout: Duration::from_secs(60),
             progress: None,
             agent_args: Vec::new(),
+            insecure: false,
         }
     }
 }
@@ -226,6 +232,11 @@ impl TestbedConfig {
     }
     pub fn log_filter(mut self, f: impl Into<String>) -> Self {
         self.log_filter = f.into();
+        self
+    }
+    /// Plain text everywhere (see [`TestbedConfig::insecure`]).
+    pub fn insecure(mut self, on: bool) -> Self {
+        self.insecure = on;
         self
     }
 
@@ -375,6 +386,8 @@ pub struct Testbed {
     hosts: Vec<Host>,
     pods: BTreeMap<String, Pod>,
     leaked: bool,
+    /// The run's CA (None with [`TestbedConfig::insecure`]).
+    pki: Option<Pki>,
 }
 
 impl Testbed {
@@ -417,6 +430,7 @@ impl Testbed {
             hosts: Vec::new(),
             pods: BTreeMap::new(),
             leaked: false,
+            pki: None,
         };
         // On error, `tb` is dropped here and tears down what was built.
         tb.build()?;
@@ -434,14 +448,30 @@ impl Testbed {
     }
 
     fn build(&mut self) -> anyhow::Result<()> {
+        let etcd_tls = if self.cfg.insecure {
+            None
+        } else {
+            self.progress("creating the CA and etcd's certificate (TLS)");
+            let pki = Pki::create(&self.dir.path().join("pki"))?;
+            let etcd = pki.issue("etcd", "controller", &["127.0.0.1", "localhost"])?;
+            pki.issue("admin", "admin", &[])?;
+            self.pki = Some(pki);
+            Some(etcd)
+        };
         self.progress("starting etcd");
         self.etcd = Some(Etcd::start_with(EtcdConfig {
             dir: Some(self.dir.path().join("etcd")),
             detach: self.cfg.detach,
             env: self.marker(),
+            tls: etcd_tls,
         })?);
         self.progress("creating the fabric and management network");
         self.build_fabric()?;
+        if let Some(pki) = &self.pki {
+            // One server certificate for every replica: they share the management address.
+            let ip = net::addr_in(self.mgmt_net()?, 1).to_string();
+            pki.issue("controller", "controller", &[ip.as_str(), "127.0.0.1", "localhost"])?;
+        }
         for k in 1..=self.cfg.controllers {
             self.progress(&format!(
                 "starting weft-controller {k}/{}",
@@ -517,11 +547,13 @@ impl Testbed {
         .args(["--prefix", ETCD_PREFIX, "--store", "etcd"])
         .args(["--etcd-max-txn-ops", "2048"])
         .args(["--metrics-listen", &metrics.to_string()])
+        .args(self.controller_security_args()?)
         .env("RUST_LOG", &self.cfg.log_filter)
         .env("NO_COLOR", "1")
         .env(MARKER_ENV, &self.names.prefix)
         .detach(self.cfg.detach);
         let proc = spec.spawn()?;
+        crate::pki::register_url(&format!("http://{listen}"), self.weftctl_env());
         let mut c = Controller {
             url: format!("http://{listen}"),
             listen,
@@ -654,6 +686,12 @@ impl Testbed {
         .args(["--bridge", BR_INT, "--datapath", "netdev"])
         .args(["--metrics-listen", &host.metrics_addr.to_string()])
         .args(["--debug-listen", &host.debug_addr.to_string()])
+        .args(match &self.pki {
+            Some(pki) => pki
+                .issue(&host.name, "agent", &[host.name.as_str()])?
+                .args(),
+            None => vec!["--insecure".to_string()],
+        })
         .args(self.cfg.agent_args.iter().map(String::as_str))
         .arg("--ovs-rundir")
         .arg(rundir)
@@ -662,6 +700,46 @@ impl Testbed {
         .env(MARKER_ENV, &self.names.prefix)
         .netns(Some(host.netns.clone()))
         .detach(self.cfg.detach))
+    }
+
+    /// The controller's TLS, authorization and etcd TLS flags.
+    fn controller_security_args(&self) -> anyhow::Result<Vec<String>> {
+        let Some(pki) = &self.pki else {
+            return Ok(vec!["--insecure".into()]);
+        };
+        let c = pki.files("controller");
+        let e = pki.files("controller");
+        let mut v = c.args();
+        v.extend([
+            "--etcd-ca".into(),
+            e.ca.display().to_string(),
+            "--etcd-cert".into(),
+            e.cert.display().to_string(),
+            "--etcd-key".into(),
+            e.key.display().to_string(),
+            "--revoked".into(),
+            pki.dir().join("revoked").display().to_string(),
+        ]);
+        // Read when it appears or changes: a test adds tokens with `Pki::token_line`.
+        v.extend([
+            "--tokens".into(),
+            pki.dir().join("tokens").display().to_string(),
+        ]);
+        Ok(v)
+    }
+
+    /// The environment weftctl needs for this testbed's controllers (the admin certificate,
+    /// or `WEFT_INSECURE=1`).
+    pub fn weftctl_env(&self) -> Vec<(String, String)> {
+        match &self.pki {
+            Some(pki) => pki.files("admin").env(),
+            None => vec![("WEFT_INSECURE".into(), "1".into())],
+        }
+    }
+
+    /// The run's CA, to issue more credentials (None when insecure).
+    pub fn pki(&self) -> Option<&Pki> {
+        self.pki.as_ref()
     }
 
     // ----- accessors -----
@@ -1155,6 +1233,19 @@ pub struct LeakedTestbed {
 }
 
 impl LeakedTestbed {
+    /// The environment weftctl needs for this testbed (its admin certificate when it has a
+    /// CA in `DIR/pki`, else `WEFT_INSECURE=1`).
+    pub fn weftctl_env(&self) -> Vec<(String, String)> {
+        let pki = self.dir.join("pki");
+        if pki.join("admin.pem").exists() {
+            Pki::create(&pki)
+                .map(|p| p.files("admin").env())
+                .unwrap_or_default()
+        } else {
+            vec![("WEFT_INSECURE".into(), "1".into())]
+        }
+    }
+
     /// All recorded PIDs.
     pub fn pids(&self) -> Vec<u32> {
         let mut v: Vec<u32> = self
@@ -1192,7 +1283,9 @@ impl LeakedTestbed {
             .find(|c| c.pid.is_some_and(crate::process::pid_alive))
             .map(|c| c.url.clone())
             .context("no controller of this sandbox is running")?;
-        let address = Weftctl::new(crate::find_bin("weftctl")?, url).port_address(lport)?;
+        let address = Weftctl::new(crate::find_bin("weftctl")?, url)
+            .with_env(self.weftctl_env())
+            .port_address(lport)?;
         let h = self.host(host_key)?;
         let names = Names::new(&self.prefix)?;
         let spec = PodSpec {

@@ -1,18 +1,22 @@
 //! Running `weftctl` against a testbed's controller, and reading a logical port's addresses
 //! (MAC, IP, prefix length, gateway) from its `-o json show` output.
 
-use crate::process::run;
+use crate::process::run_env;
 use anyhow::{bail, Context};
 use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 /// `weftctl --controller URL ...` (runs in the root namespace; the controller's management
-/// address is local there).
+/// address is local there). `env` carries the credential: by default the one the testbed
+/// registered for the URL ([`crate::pki::env_for`]: its admin certificate), else plain text.
 #[derive(Debug, Clone)]
 pub struct Weftctl {
     pub bin: PathBuf,
     pub controller: String,
+    /// Environment for every run (`WEFT_CA`/`WEFT_CERT`/`WEFT_KEY`, `WEFT_TOKEN`,
+    /// `WEFT_INSECURE`).
+    pub env: Vec<(String, String)>,
 }
 
 /// The addresses a pod takes from its logical port.
@@ -27,10 +31,31 @@ pub struct PortAddress {
 
 impl Weftctl {
     pub fn new(bin: PathBuf, controller: impl Into<String>) -> Self {
+        let controller = controller.into();
         Weftctl {
             bin,
-            controller: controller.into(),
+            env: crate::pki::env_for(&controller),
+            controller,
         }
+    }
+
+    /// The same weftctl with another credential's environment (only these variables).
+    pub fn with_env(mut self, env: Vec<(String, String)>) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// The same weftctl authenticating with certificate `cred`.
+    pub fn with_credential(self, cred: &crate::pki::Credential) -> Self {
+        self.with_env(cred.env())
+    }
+
+    /// The same weftctl authenticating with bearer `token` (checking the server with `ca`).
+    pub fn with_token(self, ca: &std::path::Path, token: &str) -> Self {
+        self.with_env(vec![
+            ("WEFT_CA".into(), ca.display().to_string()),
+            ("WEFT_TOKEN".into(), token.to_string()),
+        ])
     }
 
     /// Run `weftctl --controller URL ARGS`; stdout on success.
@@ -42,7 +67,12 @@ impl Weftctl {
         let ctl = format!("--controller={}", self.controller);
         let mut full = vec![ctl.as_str()];
         full.extend_from_slice(args);
-        run(bin, &full)
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        run_env(bin, &full, &env)
     }
 
     /// Run with `-o json` and parse the output.

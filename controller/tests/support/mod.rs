@@ -52,6 +52,11 @@ pub struct InProc {
 impl InProc {
     pub async fn start(config: Config) -> InProc {
         let ctl = Controller::bind(config).await.expect("bind controller");
+        Self::start_bound(ctl)
+    }
+
+    /// Serves an already bound controller (e.g. [`Controller::bind_secure`]).
+    pub fn start_bound(ctl: Controller) -> InProc {
         let addr = ctl.local_addr();
         let metrics = ctl.metrics_addr();
         let (tx, rx) = oneshot::channel::<()>();

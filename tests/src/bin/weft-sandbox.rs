@@ -51,7 +51,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Start etcd, controllers and hosts; prints `export WEFT_CONTROLLER=...`.
+    /// Start etcd, controllers and hosts (TLS with a fresh CA in DIR/pki); prints the
+    /// `export WEFT_CONTROLLER=... WEFT_CA=... WEFT_CERT=... WEFT_KEY=...` lines for weftctl.
     Up {
         /// Number of hosts (host1..hostN).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
@@ -62,6 +63,9 @@ enum Cmd {
         /// Number of controller replicas.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=9))]
         controllers: u16,
+        /// Plain text everywhere (no CA, no TLS, no authorization): development only.
+        #[arg(long)]
+        insecure: bool,
     },
     /// Create a pod on HOST (host1 or 1) bound to logical port LPORT.
     PodAdd {
@@ -81,6 +85,8 @@ enum Cmd {
     },
     /// Show what is running.
     Status,
+    /// Print the `export WEFT_...=` lines weftctl needs (`eval "$(weft-sandbox env)"`).
+    Env,
     /// Stop everything and delete namespaces, links and files.
     Down,
 }
@@ -128,7 +134,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             hosts,
             encap,
             controllers,
-        } => up(&dir, usize::from(hosts), encap, usize::from(controllers)),
+            insecure,
+        } => up(
+            &dir,
+            usize::from(hosts),
+            encap,
+            usize::from(controllers),
+            insecure,
+        ),
         Cmd::PodAdd { host, lport, name } => {
             require_root()?;
             let mut st = load_running(&dir)?;
@@ -174,6 +187,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Cmd::Status => status(&dir),
+        Cmd::Env => {
+            let Some(st) = SandboxState::load(&dir)? else {
+                eprintln!("weft-sandbox: no sandbox in {}", dir.display());
+                return Ok(ExitCode::from(3));
+            };
+            for line in st.exports() {
+                out!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Down => {
             require_root()?;
             down(&dir)
@@ -246,8 +269,15 @@ impl Drop for UpLock {
     }
 }
 
-fn up(dir: &Path, hosts: usize, encap: Encap, controllers: usize) -> anyhow::Result<ExitCode> {
+fn up(
+    dir: &Path,
+    hosts: usize,
+    encap: Encap,
+    controllers: usize,
+    insecure: bool,
+) -> anyhow::Result<ExitCode> {
     let cfg = TestbedConfig::new()
+        .insecure(insecure)
         .hosts(hosts)
         .controllers(controllers)
         .encap(encap)
@@ -285,8 +315,8 @@ fn up(dir: &Path, hosts: usize, encap: Encap, controllers: usize) -> anyhow::Res
                 "Use it, or stop it first with `weft-sandbox down --dir {}`.",
                 dir.display()
             );
-            if let Some(url) = st.controller_url() {
-                out!("export WEFT_CONTROLLER={url}");
+            for line in st.exports() {
+                out!("{line}");
             }
             return Ok(ExitCode::FAILURE);
         }
@@ -316,7 +346,6 @@ fn up(dir: &Path, hosts: usize, encap: Encap, controllers: usize) -> anyhow::Res
         st.testbed.teardown();
         return Err(e);
     }
-    let url = st.controller_url().unwrap_or_default().to_string();
     progress(&format!(
         "sandbox is up: hosts {}; logs in {}",
         st.testbed
@@ -331,7 +360,9 @@ fn up(dir: &Path, hosts: usize, encap: Encap, controllers: usize) -> anyhow::Res
         "next: weftctl ls-add sw0 --subnet 10.0.0.0/24; weftctl lsp-add sw0 p1; \
          weftctl lsp-set-addresses p1 dynamic; weft-sandbox pod-add host1 p1",
     );
-    out!("export WEFT_CONTROLLER={url}");
+    for line in st.exports() {
+        out!("{line}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -358,8 +389,8 @@ fn status(dir: &Path) -> anyhow::Result<ExitCode> {
         tb.encap,
         tb.pod_mtu
     );
-    if let Some(url) = st.controller_url() {
-        out!("WEFT_CONTROLLER={url}");
+    for line in st.exports() {
+        out!("{}", line.trim_start_matches("export "));
     }
     out!("etcd        {:<28} {}", tb.etcd.url, alive(tb.etcd.pid));
     for (i, c) in tb.controllers.iter().enumerate() {
@@ -410,6 +441,7 @@ fn remove_run_files(dir: &Path) {
     for e in rd.filter_map(|e| e.ok()) {
         let name = e.file_name().to_string_lossy().into_owned();
         let ours = name == "etcd"
+            || name == "pki"
             || name == "state.json"
             || name == "state.json.tmp"
             || name.starts_with("controller") && name.ends_with(".log")
