@@ -109,7 +109,8 @@ pub struct TlsArgs {
     #[arg(long, env = "WEFT_KEY")]
     pub key: Option<PathBuf>,
     /// Talk to the controllers in plain text (development only; logged).
-    #[arg(long, env = "WEFT_INSECURE")]
+    #[arg(long, env = "WEFT_INSECURE", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub insecure: bool,
 }
 

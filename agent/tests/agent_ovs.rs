@@ -25,6 +25,7 @@ struct Setup {
 
 fn weftctl(url: &str, args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new(weft_testbed::find_bin("weftctl")?)
+        .env("WEFT_INSECURE", "1")
         .arg("--controller")
         .arg(url)
         .args(args)
@@ -47,6 +48,7 @@ fn setup(resync_secs: u32) -> anyhow::Result<Setup> {
         weft_testbed::find_bin("weft-controller")?,
         dir.path().join("controller.log"),
     )
+    .env("WEFT_INSECURE", "1")
     .args([
         "--listen",
         &format!("127.0.0.1:{port}"),
@@ -65,6 +67,7 @@ fn setup(resync_secs: u32) -> anyhow::Result<Setup> {
         PathBuf::from(env!("CARGO_BIN_EXE_weft-agent")),
         dir.path().join("agent.log"),
     )
+    .env("WEFT_INSECURE", "1")
     .args([
         "--chassis",
         "hv1",

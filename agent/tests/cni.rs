@@ -32,6 +32,7 @@ fn unique(prefix: &str) -> String {
 
 fn weftctl(url: &str, args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new(weft_testbed::find_bin("weftctl")?)
+        .env("WEFT_INSECURE", "1")
         .arg("--controller")
         .arg(url)
         .args(args)
@@ -147,6 +148,7 @@ fn setup(switch: &str, subnet: &str) -> anyhow::Result<Env> {
         weft_testbed::find_bin("weft-controller")?,
         dir.path().join("controller.log"),
     )
+    .env("WEFT_INSECURE", "1")
     .args([
         "--listen",
         &format!("127.0.0.1:{port}"),
@@ -169,6 +171,7 @@ fn setup(switch: &str, subnet: &str) -> anyhow::Result<Env> {
         PathBuf::from(env!("CARGO_BIN_EXE_weft-agent")),
         dir.path().join("agent.log"),
     )
+    .env("WEFT_INSECURE", "1")
     .args([
         "--chassis",
         &chassis,
@@ -855,6 +858,7 @@ fn agent_binary_serves_cni() -> anyhow::Result<()> {
         weft_testbed::find_bin("weft-controller")?,
         dir.path().join("controller.log"),
     )
+    .env("WEFT_INSECURE", "1")
     .args([
         "--listen",
         &format!("127.0.0.1:{port}"),
@@ -877,6 +881,7 @@ fn agent_binary_serves_cni() -> anyhow::Result<()> {
         PathBuf::from(env!("CARGO_BIN_EXE_weft-agent")),
         dir.path().join("agent.log"),
     )
+    .env("WEFT_INSECURE", "1")
     .args([
         "--chassis",
         &unique("hv"),

@@ -110,7 +110,8 @@ pub struct GlobalOpts {
     pub token: Option<String>,
 
     /// Talk to the controller in plain text (development only). Default: $WEFT_INSECURE.
-    #[arg(long, env = "WEFT_INSECURE", hide_env = true)]
+    #[arg(long, env = "WEFT_INSECURE", hide_env = true, action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub insecure: bool,
 }
 

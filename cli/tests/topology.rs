@@ -38,7 +38,7 @@ impl Deployment {
             .args(["--listen", &listen])
             .args(["--etcd", &etcd.endpoint()])
             .args(["--prefix", "/weft"])
-            .args(["--store", "etcd"])
+            .args(["--store", "etcd", "--insecure"])
             .args(extra.iter().copied());
         let mut controller = spec.spawn()?;
         let url = format!("http://{listen}");
@@ -78,6 +78,7 @@ impl Deployment {
 
 fn weftctl(url: &str, args: &[&str]) -> anyhow::Result<Output> {
     Command::new(env!("CARGO_BIN_EXE_weftctl"))
+            .env("WEFT_INSECURE", "1")
         .env_remove("WEFT_CONTROLLER")
         .arg("--controller")
         .arg(url)

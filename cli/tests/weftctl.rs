@@ -40,7 +40,7 @@ impl Deployment {
             .args(["--listen", &listen])
             .args(["--etcd", &etcd.endpoint()])
             .args(["--prefix", "/weft"])
-            .args(["--store", "etcd"])
+            .args(["--store", "etcd", "--insecure"])
             .args(extra.iter().copied());
         let mut controller = spec.spawn()?;
         let url = format!("http://{listen}");
@@ -156,6 +156,7 @@ fn weftctl_bin() -> PathBuf {
 
 fn weftctl_with(url: &str, args: &[&str]) -> anyhow::Result<Output> {
     Command::new(weftctl_bin())
+            .env("WEFT_INSECURE", "1")
         .env_remove("WEFT_CONTROLLER")
         .arg("--controller")
         .arg(url)
@@ -505,6 +506,7 @@ fn unreachable_controller_is_one_clear_line() {
     );
     // The same through WEFT_CONTROLLER.
     let out = Command::new(weftctl_bin())
+            .env("WEFT_INSECURE", "1")
         .env("WEFT_CONTROLLER", &url)
         .arg("show")
         .output()
@@ -1239,6 +1241,7 @@ fn controller_address_defaults_and_usage_line() {
     // HOST without a port means 7600, from the flag and from WEFT_CONTROLLER.
     let r = Run::from(
         Command::new(weftctl_bin())
+            .env("WEFT_INSECURE", "1")
             .env_remove("WEFT_CONTROLLER")
             .args(["--controller", "127.0.0.9", "ls-list"])
             .output()
@@ -1252,6 +1255,7 @@ fn controller_address_defaults_and_usage_line() {
     );
     let r = Run::from(
         Command::new(weftctl_bin())
+            .env("WEFT_INSECURE", "1")
             .env("WEFT_CONTROLLER", "127.0.0.9")
             .arg("ls-list")
             .output()
@@ -1261,6 +1265,7 @@ fn controller_address_defaults_and_usage_line() {
     // With WEFT_CONTROLLER set, a usage error's usage line does not show --controller.
     let r = Run::from(
         Command::new(weftctl_bin())
+            .env("WEFT_INSECURE", "1")
             .env("WEFT_CONTROLLER", "http://127.0.0.9:1")
             .arg("ls-add")
             .output()
@@ -1276,7 +1281,8 @@ fn controller_address_defaults_and_usage_line() {
     // A bad WEFT_CONTROLLER is a usage error naming it.
     let r = Run::from(
         Command::new(weftctl_bin())
-            .env("WEFT_CONTROLLER", "https://x")
+            .env("WEFT_INSECURE", "1")
+            .env("WEFT_CONTROLLER", "ftp://x")
             .arg("ls-list")
             .output()
             .unwrap_or_else(|e| panic!("{e}")),
@@ -1293,6 +1299,7 @@ fn completion_scripts_generate() {
     for shell in ["bash", "zsh", "fish"] {
         let r = Run::from(
             Command::new(weftctl_bin())
+            .env("WEFT_INSECURE", "1")
                 .env_remove("WEFT_CONTROLLER")
                 .args(["completion", shell])
                 .output()
@@ -1317,6 +1324,7 @@ fn completion_scripts_generate() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let script = dir.path().join("weftctl.bash");
     let out = Command::new(weftctl_bin())
+            .env("WEFT_INSECURE", "1")
         .args(["completion", "bash"])
         .output()
         .unwrap_or_else(|e| panic!("{e}"));

@@ -66,7 +66,8 @@ struct Args {
     #[arg(long, env = "WEFT_KEY")]
     key: Option<PathBuf>,
     /// Serve plain text: no TLS, no certificate identities (development only; logged).
-    #[arg(long, env = "WEFT_INSECURE")]
+    #[arg(long, env = "WEFT_INSECURE", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     insecure: bool,
     /// Bearer tokens, one `ROLE NAME TOKEN` line each (`weftctl cert token`); re-read when
     /// it changes. With --insecure and no tokens, every call is allowed.

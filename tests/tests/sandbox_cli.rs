@@ -61,6 +61,23 @@ fn sandbox_lifecycle() {
         .unwrap_or_else(|| panic!("no WEFT_CONTROLLER line: {}", text(&up)))
         .to_string();
     assert!(String::from_utf8_lossy(&up.stderr).contains("==> starting host2"));
+    // TLS by default: the export lines carry the CA and an admin credential.
+    let exports: Vec<(String, String)> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for k in ["WEFT_CA", "WEFT_CERT", "WEFT_KEY"] {
+        assert!(exports.iter().any(|(n, _)| n == k), "no {k} export: {}", text(&up));
+    }
+    let env = sandbox(&dir, &["env"]);
+    assert!(env.status.success(), "{}", text(&env));
+    assert!(
+        String::from_utf8_lossy(&env.stdout).contains("export WEFT_CA="),
+        "{}",
+        text(&env)
+    );
 
     // A second `up` on the same dir refuses and points at the running one.
     let again = sandbox(&dir, &["up", "--hosts", "2"]);
@@ -72,12 +89,21 @@ fn sandbox_lifecycle() {
     let ctl = |args: &[&str]| {
         let o = Command::new(&weftctl)
             .env("WEFT_CONTROLLER", &url)
+            .envs(exports.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(args)
             .output()
             .expect("weftctl runs");
         assert!(o.status.success(), "weftctl {args:?}: {}", text(&o));
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
+    // Without the credential weftctl refuses to talk plain text, and says what to give.
+    let bare = Command::new(&weftctl)
+        .env("WEFT_CONTROLLER", &url)
+        .args(["ls-list"])
+        .output()
+        .expect("weftctl runs");
+    assert!(!bare.status.success());
+    assert!(text(&bare).contains("--ca"), "{}", text(&bare));
     ctl(&["ls-add", "sw0", "--subnet", "10.0.0.0/24"]);
     for p in ["p1", "p2"] {
         ctl(&["lsp-add", "sw0", p]);

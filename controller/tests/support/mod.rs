@@ -110,7 +110,7 @@ impl BinCtl {
                 prefix,
             ])
             .args(["--store", "etcd", "--lease-ttl", "3"])
-            .args(["--etcd-max-txn-ops", "2048"])
+            .args(["--etcd-max-txn-ops", "2048", "--insecure"])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .spawn()
