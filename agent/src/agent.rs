@@ -80,9 +80,18 @@ pub fn bundle_ops(d: &Diff) -> Vec<BundleOp> {
 }
 
 /// What bridge setup found: the tunnel ports and br-int's `external_ids` (the persisted ids).
-struct BridgeSetup {
-    tunnels: BTreeMap<Encap, u32>,
-    external_ids: BTreeMap<String, String>,
+pub(crate) struct BridgeSetup {
+    pub(crate) tunnels: BTreeMap<Encap, u32>,
+    pub(crate) external_ids: BTreeMap<String, String>,
+}
+
+/// Puts back the OVSDB state the agent owns (bridge settings, tunnel ports, patch ports):
+/// the same idempotent calls as start-up, used by [`crate::drift`] after a change.
+pub(crate) async fn ensure_owned_state(
+    config: &AgentConfig,
+    endpoint: &Endpoint,
+) -> Result<BridgeSetup, String> {
+    try_setup_bridge(config, endpoint).await
 }
 
 /// Sets up br-int, the tunnel ports and the bridge-mapping patch ports, retrying until it
@@ -117,7 +126,7 @@ async fn try_setup_bridge(
         .await
         .map_err(|e| format!("ensuring bridge {}: {e}", config.bridge))?;
     if state.created || !state.fixed.is_empty() {
-        info!(bridge = %config.bridge, created = state.created, fixed = ?state.fixed, "bridge ready");
+        info!(bridge = %config.bridge, created = state.created, fixed = ?state.fixed, "bridge ready (drift repaired where fixed is not empty)");
     }
     let encaps: Vec<vswitch::Encap> = config.encaps.iter().copied().map(ovsdb_encap).collect();
     let tunnels =
@@ -291,6 +300,8 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
         })
     });
     let geneve = tunnels.contains_key(&Encap::Geneve);
+    let (drift_tx, mut drift_rx) = mpsc::channel::<crate::drift::Repaired>(4);
+    let drift_task = crate::drift::spawn(config.clone(), endpoint.clone(), tunnels.clone(), drift_tx);
     let mut reconciler = Reconciler::new(&config.chassis, tunnels, ids);
     let (pin_stats, pin_stats_rx) = watch::channel(crate::pinctrl::Stats::default());
     let mut pin_logged = crate::pinctrl::Stats::default();
@@ -355,6 +366,12 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
                 Some(VifEvent::Disconnected { reason }) => warn!(%reason, "OVSDB disconnected"),
                 Some(_) => {}
                 None => { error!("interface watch ended"); break }
+            },
+            // OVSDB drift was checked (and repaired): OVS may have dropped flows meanwhile
+            // (a fail_mode change flushes them), so read back, diff and bundle.
+            Some(r) = drift_rx.recv() => {
+                reconciler.set_tunnels(r.tunnels);
+                full_needed = true;
             },
             ev = sb_rx.recv() => match ev {
                 Some(SbEvent::Connected { endpoint }) => info!(%endpoint, "controller stream open"),
@@ -468,6 +485,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     }
     sub_task.abort();
     reporter.abort();
+    drift_task.abort();
     if let Some(t) = pinctrl_task {
         t.abort();
     }

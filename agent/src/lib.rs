@@ -11,6 +11,7 @@ pub mod cni;
 pub mod config;
 pub mod debug;
 pub mod diff;
+pub mod drift;
 pub mod ids;
 pub mod metrics;
 pub mod observe;

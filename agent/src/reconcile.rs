@@ -93,6 +93,17 @@ impl Reconciler {
         &self.tunnels
     }
 
+    /// New tunnel ofports (a tunnel port was re-created after drift): everything is
+    /// compiled again on the next full diff. Returns whether anything changed.
+    pub fn set_tunnels(&mut self, tunnels: BTreeMap<Encap, u32>) -> bool {
+        if tunnels == self.tunnels {
+            return false;
+        }
+        self.tunnels = tunnels;
+        self.desired = None;
+        true
+    }
+
     /// The allocated ids.
     pub fn ids(&self) -> &Ids {
         &self.ids

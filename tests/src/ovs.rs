@@ -303,6 +303,34 @@ impl Ovs {
         self.vswitchd.kill();
     }
 
+    /// Kill ovsdb-server (SIGKILL, like a crash). ovs-vswitchd keeps forwarding with the
+    /// flows it has; the database file stays.
+    pub fn stop_ovsdb(&mut self) {
+        self.ovsdb.kill();
+    }
+
+    /// Start ovsdb-server again on the same database file and socket; waits until it answers.
+    pub fn start_ovsdb(&mut self) -> anyhow::Result<()> {
+        self.ovsdb.start()?;
+        let mut last_err = String::new();
+        let ok = wait_until(READY_TIMEOUT, Duration::from_millis(50), || {
+            match self.vsctl_no_wait(&["--timeout=2", "show"]) {
+                Ok(_) => true,
+                Err(e) => {
+                    last_err = e.to_string();
+                    false
+                }
+            }
+        });
+        if !ok {
+            bail!(
+                "ovsdb-server did not answer after a restart (last error: {last_err}); log:\n{}",
+                self.ovsdb.log_tail(10)
+            );
+        }
+        Ok(())
+    }
+
     /// Start ovs-vswitchd (again) and wait until it has applied the current configuration.
     pub fn start_vswitchd(&mut self) -> anyhow::Result<()> {
         self.vswitchd.start()?;

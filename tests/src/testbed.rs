@@ -1045,6 +1045,17 @@ impl Testbed {
         Ok(())
     }
 
+    /// Kill ovsdb-server on host `n` (SIGKILL).
+    pub fn stop_ovsdb(&mut self, n: usize) -> anyhow::Result<()> {
+        self.host_mut(n)?.ovs.stop_ovsdb();
+        Ok(())
+    }
+
+    /// Start ovsdb-server on host `n` again (same database file); waits until it answers.
+    pub fn start_ovsdb(&mut self, n: usize) -> anyhow::Result<()> {
+        self.host_mut(n)?.ovs.start_ovsdb()
+    }
+
     /// Start ovs-vswitchd on host `n` again; waits until it has applied the configuration.
     pub fn start_vswitchd(&mut self, n: usize) -> anyhow::Result<()> {
         self.host_mut(n)?.ovs.start_vswitchd()
