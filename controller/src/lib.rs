@@ -90,7 +90,7 @@ impl Default for Config {
             prefix: "/weft".into(),
             store: StoreKind::Etcd,
             lease_ttl_secs: 10,
-            etcd_timeout: Duration::from_secs(5),
+            etcd_timeout: Duration::from_secs(4),
             default_wait_timeout: Duration::from_secs(30),
             etcd_max_txn_ops: 128,
             max_batch: 1000,

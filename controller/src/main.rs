@@ -40,8 +40,9 @@ struct Args {
     /// Chassis lease TTL in seconds.
     #[arg(long, default_value_t = 10)]
     lease_ttl: i64,
-    /// Timeout for one etcd call, in milliseconds.
-    #[arg(long, default_value_t = 5000)]
+    /// Timeout for one etcd call, in milliseconds: a frozen or partitioned etcd makes API
+    /// calls answer Unavailable after this long (under 5 s).
+    #[arg(long, default_value_t = 4000)]
     etcd_timeout_ms: u64,
     /// Largest etcd transaction the controller builds; must not exceed etcd's --max-txn-ops
     /// (etcd's default is 128). A CreatePorts batch needs about 3 per port with one address.
