@@ -222,6 +222,76 @@ impl Drop for Etcd {
     }
 }
 
+/// A real etcd cluster of several members on loopback (each with its own data dir), for
+/// tests of a member failing. Start with [`EtcdCluster::start`].
+#[derive(Debug)]
+pub struct EtcdCluster {
+    members: Vec<Etcd>,
+}
+
+impl EtcdCluster {
+    /// Starts `n` members that form one cluster and waits until each is healthy.
+    pub fn start(n: usize) -> anyhow::Result<EtcdCluster> {
+        let etcd = which("etcd").context(
+            "`etcd` not found on PATH (run scripts/setup.sh, or apt-get install etcd-server)",
+        )?;
+        let ports: Vec<(u16, u16)> = (0..n)
+            .map(|_| Ok((free_port()?, free_port()?)))
+            .collect::<anyhow::Result<_>>()?;
+        let name = |i: usize| format!("m{i}");
+        let initial: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("{}=http://127.0.0.1:{peer}", name(i)))
+            .collect();
+        let token = format!("weft-{}-{}", std::process::id(), free_port()?);
+        let mut members = Vec::new();
+        for (i, (client_port, peer_port)) in ports.iter().copied().enumerate() {
+            let dir = WorkDir::temp("weft-etcd-")?;
+            let data_dir = dir.path().join("data");
+            let client = format!("http://127.0.0.1:{client_port}");
+            let peer = format!("http://127.0.0.1:{peer_port}");
+            let spec = ProcSpec::new(format!("etcd {}", name(i)), &etcd, dir.path().join("etcd.log"))
+                .args(["--name", &name(i)])
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .args(["--listen-client-urls", &client])
+                .args(["--advertise-client-urls", &client])
+                .args(["--listen-peer-urls", &peer])
+                .args(["--initial-advertise-peer-urls", &peer])
+                .args(["--initial-cluster", &initial.join(",")])
+                .args(["--initial-cluster-state", "new"])
+                .args(["--initial-cluster-token", &token])
+                .args(["--max-txn-ops", "2048"])
+                .args(["--logger", "zap", "--log-outputs", "stderr"]);
+            let proc = spec.spawn()?;
+            members.push(Etcd {
+                proc,
+                client_port,
+                health_port: client_port,
+                tls: false,
+                data_dir,
+                dir,
+            });
+        }
+        // Members become healthy only together (a quorum must form).
+        for m in &mut members {
+            m.wait_ready()?;
+        }
+        Ok(EtcdCluster { members })
+    }
+
+    /// Every member's client URL.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(Etcd::endpoint).collect()
+    }
+
+    /// Member `i` (0-based).
+    pub fn member(&mut self, i: usize) -> Option<&mut Etcd> {
+        self.members.get_mut(i)
+    }
+}
+
 /// GET /health over plain TCP; true when etcd reports `"health":"true"`.
 fn healthy(port: u16) -> bool {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));

@@ -95,40 +95,62 @@ impl EtcdStore {
     }
 
     /// Runs one etcd call with the timeout; on failure drops the client so the next call
-    /// reconnects.
+    /// reconnects. A call that could not even connect (the member it was routed to is down:
+    /// nothing was sent, so even a transaction is safe to repeat) is tried again, once per
+    /// endpoint, within the same timeout, so a cluster that lost a member keeps answering.
     async fn call<T, F, Fut>(&self, what: &str, f: F) -> StoreResult<T>
     where
-        F: FnOnce(Client) -> Fut,
+        F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
         let started = std::time::Instant::now();
-        let client = self.client().await?;
-        match tokio::time::timeout(self.config.timeout, f(client)).await {
-            Ok(Ok(v)) => {
-                crate::metrics::etcd_call(what, started);
-                let took = started.elapsed();
-                if took >= SLOW_CALL {
-                    tracing::warn!(what, took_ms = took.as_millis() as u64, "slow etcd call");
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let attempts = self.config.endpoints.len().max(1) + 1;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let client = self.client().await?;
+            match tokio::time::timeout_at(deadline, f(client)).await {
+                Ok(Ok(v)) => {
+                    crate::metrics::etcd_call(what, started);
+                    let took = started.elapsed();
+                    if took >= SLOW_CALL {
+                        tracing::warn!(what, took_ms = took.as_millis() as u64, "slow etcd call");
+                    }
+                    return Ok(v);
                 }
-                Ok(v)
-            }
-            Ok(Err(e)) => {
-                let err = map_err(what, e);
-                if matches!(err, StoreError::Unavailable(_)) {
+                Ok(Err(e)) if attempt < attempts && not_sent(&e) => {
+                    tracing::debug!(what, attempt, error = %e, "etcd member unreachable; trying another");
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    let err = map_err(what, e);
+                    if matches!(err, StoreError::Unavailable(_)) {
+                        self.reset().await;
+                    }
+                    return Err(err);
+                }
+                Err(_) => {
                     self.reset().await;
+                    return Err(unavailable(format!(
+                        "{what}: no answer from {} within {:?}",
+                        self.config.endpoints.join(","),
+                        self.config.timeout
+                    )));
                 }
-                Err(err)
-            }
-            Err(_) => {
-                self.reset().await;
-                Err(unavailable(format!(
-                    "{what}: no answer from {} within {:?}",
-                    self.config.endpoints.join(","),
-                    self.config.timeout
-                )))
             }
         }
     }
+}
+
+/// Whether a call failed before anything reached etcd (the connection to the member it was
+/// routed to could not be made).
+fn not_sent(e: &etcd_client::Error) -> bool {
+    let text = match e {
+        etcd_client::Error::GRpcStatus(s) => s.message().to_string(),
+        other => other.to_string(),
+    };
+    text.contains("tcp connect error") || text.contains("Connection refused")
 }
 
 /// Calls slower than this are logged: the first thing to look at when writes are slow.
@@ -171,8 +193,9 @@ impl IntentStore for EtcdStore {
     async fn range(&self, prefix: &str) -> StoreResult<RangeResult> {
         let key = prefix.to_string();
         let resp = self
-            .call("range", |mut c| async move {
-                c.get(key, Some(GetOptions::new().with_prefix())).await
+            .call("range", |mut c| {
+                let key = key.clone();
+                async move { c.get(key, Some(GetOptions::new().with_prefix())).await }
             })
             .await?;
         Ok(RangeResult {
@@ -184,7 +207,10 @@ impl IntentStore for EtcdStore {
     async fn get(&self, key: &str) -> StoreResult<(Option<KeyValue>, i64)> {
         let k = key.to_string();
         let resp = self
-            .call("get", |mut c| async move { c.get(k, None).await })
+            .call("get", |mut c| {
+                let k = k.clone();
+                async move { c.get(k, None).await }
+            })
             .await?;
         Ok((
             resp.kvs().first().map(convert_kv),
@@ -215,7 +241,10 @@ impl IntentStore for EtcdStore {
             .collect();
         let t = EtcdTxn::new().when(compares).and_then(ops);
         let resp = self
-            .call("txn", |mut c| async move { c.txn(t).await })
+            .call("txn", |mut c| {
+                let t = t.clone();
+                async move { c.txn(t).await }
+            })
             .await?;
         Ok(TxnResult {
             succeeded: resp.succeeded(),
@@ -226,17 +255,20 @@ impl IntentStore for EtcdStore {
     async fn watch(&self, prefix: &str, start_revision: i64) -> StoreResult<WatchStream> {
         let key = prefix.to_string();
         let stream = self
-            .call("watch", |mut c| async move {
-                c.watch(
-                    key,
-                    Some(
-                        WatchOptions::new()
-                            .with_prefix()
-                            .with_start_revision(start_revision)
-                            .with_progress_notify(),
-                    ),
-                )
-                .await
+            .call("watch", |mut c| {
+                let key = key.clone();
+                async move {
+                    c.watch(
+                        key,
+                        Some(
+                            WatchOptions::new()
+                                .with_prefix()
+                                .with_start_revision(start_revision)
+                                .with_progress_notify(),
+                        ),
+                    )
+                    .await
+                }
             })
             .await?;
         let (sender, responses) = stream.split();
