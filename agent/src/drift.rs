@@ -19,7 +19,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn, Instrument};
-use weft_ovsdb::{Endpoint, MonitorRequest, Row, RowChange, RowExt, Session, SessionConfig, SessionEvent};
+use weft_ovsdb::{
+    Endpoint, MonitorRequest, Row, RowChange, RowExt, Session, SessionConfig, SessionEvent,
+};
 
 use crate::config::AgentConfig;
 use crate::pipeline::Encap;
@@ -55,7 +57,10 @@ pub fn owned_names(config: &AgentConfig) -> Vec<String> {
 /// (`owned`), before or after the change (a deleted row still carries its old name).
 pub fn needs_check(changes: &[RowChange], bridges: &[String], owned: &[String]) -> bool {
     changes.iter().any(|c| {
-        let name = |r: &Option<Row>| r.as_ref().and_then(|r| r.str_col("name").map(str::to_string));
+        let name = |r: &Option<Row>| {
+            r.as_ref()
+                .and_then(|r| r.str_col("name").map(str::to_string))
+        };
         let names = [name(&c.old), name(&c.new)];
         let set = match c.table.as_str() {
             "Bridge" => bridges,
@@ -97,7 +102,10 @@ async fn run(
             ]),
         )
         .monitor("Port", MonitorRequest::columns(["name", "interfaces"]))
-        .monitor("Interface", MonitorRequest::columns(["name", "type", "options"]));
+        .monitor(
+            "Interface",
+            MonitorRequest::columns(["name", "type", "options"]),
+        );
     let (_session, mut events): (Session, _) = Session::start(cfg);
     let mut first = true;
     while let Some(ev) = events.recv().await {
@@ -169,9 +177,17 @@ mod tests {
         let owned = vec!["weft-geneve".to_string()];
         let br = vec!["br-int".to_string()];
         let chk = |c: RowChange| needs_check(&[c], &br, &owned);
-        assert!(chk(change("Bridge", Some(row("br-int")), Some(row("br-int")))));
+        assert!(chk(change(
+            "Bridge",
+            Some(row("br-int")),
+            Some(row("br-int"))
+        )));
         assert!(!chk(change("Bridge", None, Some(row("br-other")))));
-        assert!(chk(change("Port", Some(row("weft-geneve")), Some(row("weft-geneve")))));
+        assert!(chk(change(
+            "Port",
+            Some(row("weft-geneve")),
+            Some(row("weft-geneve"))
+        )));
         // A deleted row still names itself.
         assert!(chk(change("Port", Some(row("weft-geneve")), None)));
         // A pod's VIF appearing or going is not drift.

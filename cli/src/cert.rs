@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use weft_proto::model::identity::{parse_certificate, Role};
 
@@ -43,7 +43,10 @@ pub enum CertError {
 
 /// `weftctl cert` (local CA and credential tools).
 #[derive(Debug, Parser)]
-#[command(name = "weftctl cert", about = "Local CA, certificate and token tools (see docs/security.md)")]
+#[command(
+    name = "weftctl cert",
+    about = "Local CA, certificate and token tools (see docs/security.md)"
+)]
 pub struct CertCli {
     #[command(subcommand)]
     pub cmd: CertCmd,
@@ -199,11 +202,11 @@ pub fn run(cli: CertCli) -> Result<String, CertError> {
             days,
             out,
         } => {
-            let role: Role = role
-                .parse()
-                .map_err(|e: weft_proto::model::identity::IdentityError| {
-                    CertError::Invalid(format!("--role: {e}"))
-                })?;
+            let role: Role =
+                role.parse()
+                    .map_err(|e: weft_proto::model::identity::IdentityError| {
+                        CertError::Invalid(format!("--role: {e}"))
+                    })?;
             if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
                 return Err(CertError::Invalid(format!(
                     "--name {name:?}: 1-64 printable characters"
@@ -211,8 +214,9 @@ pub fn run(cli: CertCli) -> Result<String, CertError> {
             }
             let ca_pem = read(&dir.join("ca.pem"))?;
             let ca_key = KeyPair::from_pem(&read(&dir.join("ca-key.pem"))?)?;
-            let ca_der = pem_der(&ca_pem)
-                .ok_or_else(|| CertError::Invalid(format!("{}/ca.pem is not a PEM certificate", dir.display())))?;
+            let ca_der = pem_der(&ca_pem).ok_or_else(|| {
+                CertError::Invalid(format!("{}/ca.pem is not a PEM certificate", dir.display()))
+            })?;
             let ca_name = parse_certificate(&ca_der)
                 .map_err(|e| CertError::Invalid(format!("{}/ca.pem: {e}", dir.display())))?
                 .common_names
@@ -261,11 +265,11 @@ pub fn run(cli: CertCli) -> Result<String, CertError> {
             ))
         }
         CertCmd::Token { role, name } => {
-            let role: Role = role
-                .parse()
-                .map_err(|e: weft_proto::model::identity::IdentityError| {
-                    CertError::Invalid(format!("--role: {e}"))
-                })?;
+            let role: Role =
+                role.parse()
+                    .map_err(|e: weft_proto::model::identity::IdentityError| {
+                        CertError::Invalid(format!("--role: {e}"))
+                    })?;
             if role == Role::Controller {
                 return Err(CertError::Invalid(
                     "--role controller: tokens are for admin, reader or agent".into(),
@@ -348,7 +352,15 @@ mod tests {
         let e = run(cli(&["init", "--dir", dir])).unwrap_err().to_string();
         assert!(e.contains("already holds a CA"), "{e}");
         let out = run(cli(&[
-            "issue", "--dir", dir, "--name", "host1", "--role", "agent", "--san", "host1,10.0.0.1",
+            "issue",
+            "--dir",
+            dir,
+            "--name",
+            "host1",
+            "--role",
+            "agent",
+            "--san",
+            "host1,10.0.0.1",
         ]))
         .unwrap();
         assert!(out.contains("role agent serial "), "{out}");
@@ -356,9 +368,11 @@ mod tests {
         let id = cert_identity(&der).unwrap();
         assert_eq!((id.name.as_str(), id.role), ("host1", Role::Agent));
         assert_eq!(parse_certificate(&der).unwrap().dns_names, vec!["host1"]);
-        let e = run(cli(&["issue", "--dir", dir, "--name", "x", "--role", "root"]))
-            .unwrap_err()
-            .to_string();
+        let e = run(cli(&[
+            "issue", "--dir", dir, "--name", "x", "--role", "root",
+        ]))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("\"root\""), "{e}");
         let show = run(cli(&["show", d.path().join("host1.pem").to_str().unwrap()])).unwrap();
         assert!(show.contains("name: host1\nrole: agent\n"), "{show}");

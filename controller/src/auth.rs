@@ -128,7 +128,10 @@ impl Policy {
     /// Every call authenticated, by certificate or by a token of `tokens`; certificates
     /// whose serial is listed in `revoked` (one hex serial per line) are refused. Reads both
     /// files now so a bad file stops the start-up.
-    pub fn enforced(tokens: Option<PathBuf>, revoked: Option<PathBuf>) -> Result<Policy, AuthError> {
+    pub fn enforced(
+        tokens: Option<PathBuf>,
+        revoked: Option<PathBuf>,
+    ) -> Result<Policy, AuthError> {
         let p = Policy {
             enforce: true,
             tokens,
@@ -207,7 +210,9 @@ impl Policy {
     /// malformed keeps the last good contents (and is logged).
     fn refresh(&self) -> std::sync::MutexGuard<'_, Loaded> {
         let mut l = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        if l.checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+        if l.checked
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
             l.checked = Some(Instant::now());
             let mut next = Loaded {
                 tokens: l.tokens.clone(),
@@ -218,12 +223,19 @@ impl Policy {
             };
             match self.reload(&mut next, false) {
                 Ok(()) => {
-                    if next.tokens_mtime != l.tokens_mtime || next.revoked_mtime != l.revoked_mtime {
-                        tracing::info!(tokens = next.tokens.len(), revoked = next.revoked.len(), "reloaded the token and revocation files");
+                    if next.tokens_mtime != l.tokens_mtime || next.revoked_mtime != l.revoked_mtime
+                    {
+                        tracing::info!(
+                            tokens = next.tokens.len(),
+                            revoked = next.revoked.len(),
+                            "reloaded the token and revocation files"
+                        );
                     }
                     *l = next;
                 }
-                Err(e) => tracing::error!(error = %e, "keeping the last good token/revocation files"),
+                Err(e) => {
+                    tracing::error!(error = %e, "keeping the last good token/revocation files")
+                }
             }
         }
         l
@@ -246,7 +258,10 @@ impl Policy {
                             if l.revoked.contains(serial) {
                                 return Decision::Deny(
                                     tonic::Code::Unauthenticated,
-                                    format!("certificate of {:?} (serial {serial}) is revoked", id.name),
+                                    format!(
+                                        "certificate of {:?} (serial {serial}) is revoked",
+                                        id.name
+                                    ),
                                 );
                             }
                         }
@@ -296,7 +311,10 @@ impl Policy {
         if !id.role.allows(access) {
             return Decision::Deny(
                 tonic::Code::PermissionDenied,
-                format!("{method} needs role {}; {id} does not have it", access.needs()),
+                format!(
+                    "{method} needs role {}; {id} does not have it",
+                    access.needs()
+                ),
             );
         }
         Decision::Allow(Some(id))
@@ -393,12 +411,24 @@ mod tests {
         assert_eq!(access_of("/weft.v1.Northbound/Show"), Access::Read);
         assert_eq!(access_of("/weft.v1.Northbound/Trace"), Access::Read);
         assert_eq!(access_of("/weft.v1.Northbound/Sync"), Access::Read);
-        assert_eq!(access_of("/weft.v1.Northbound/CreatePort"), Access::PortWrite);
-        assert_eq!(access_of("/weft.v1.Northbound/DeletePort"), Access::PortWrite);
+        assert_eq!(
+            access_of("/weft.v1.Northbound/CreatePort"),
+            Access::PortWrite
+        );
+        assert_eq!(
+            access_of("/weft.v1.Northbound/DeletePort"),
+            Access::PortWrite
+        );
         assert_eq!(access_of("/weft.v1.Northbound/CreateSwitch"), Access::Write);
         assert_eq!(access_of("/weft.v1.Northbound/Transact"), Access::Write);
-        assert_eq!(access_of("/weft.v1.Northbound/DeleteChassis"), Access::Write);
-        assert_eq!(access_of("/weft.v1.Southbound/Subscribe"), Access::Southbound);
+        assert_eq!(
+            access_of("/weft.v1.Northbound/DeleteChassis"),
+            Access::Write
+        );
+        assert_eq!(
+            access_of("/weft.v1.Southbound/Subscribe"),
+            Access::Southbound
+        );
         assert_eq!(access_of("/grpc.health.v1.Health/Check"), Access::Open);
         assert_eq!(access_of("/weft.v2.Other/Get"), Access::Write);
     }
@@ -415,44 +445,70 @@ mod tests {
         let p = Policy::enforced(Some(path.clone()), None).unwrap();
         let d = |m: &str, t: Option<&str>| p.decide(m, None, t);
         match d("/weft.v1.Northbound/ListPorts", None) {
-            Decision::Deny(tonic::Code::Unauthenticated, m) => assert!(m.contains("--token"), "{m}"),
+            Decision::Deny(tonic::Code::Unauthenticated, m) => {
+                assert!(m.contains("--token"), "{m}")
+            }
             o => panic!("{o:?}"),
         }
-        match d("/weft.v1.Northbound/CreateSwitch", Some("Bearer rrrrrrrrrrrrrrrrrrrr")) {
+        match d(
+            "/weft.v1.Northbound/CreateSwitch",
+            Some("Bearer rrrrrrrrrrrrrrrrrrrr"),
+        ) {
             Decision::Deny(tonic::Code::PermissionDenied, m) => {
-                assert!(m.contains("needs role admin") && m.contains("bob (reader, token)"), "{m}")
+                assert!(
+                    m.contains("needs role admin") && m.contains("bob (reader, token)"),
+                    "{m}"
+                )
             }
             o => panic!("{o:?}"),
         }
         assert!(matches!(
-            d("/weft.v1.Northbound/ListPorts", Some("Bearer rrrrrrrrrrrrrrrrrrrr")),
+            d(
+                "/weft.v1.Northbound/ListPorts",
+                Some("Bearer rrrrrrrrrrrrrrrrrrrr")
+            ),
             Decision::Allow(Some(_))
         ));
         assert!(matches!(
-            d("/weft.v1.Northbound/CreateSwitch", Some("Bearer aaaaaaaaaaaaaaaaaaaa")),
+            d(
+                "/weft.v1.Northbound/CreateSwitch",
+                Some("Bearer aaaaaaaaaaaaaaaaaaaa")
+            ),
             Decision::Allow(Some(_))
         ));
         assert!(matches!(
-            d("/weft.v1.Southbound/Subscribe", Some("Bearer aaaaaaaaaaaaaaaaaaaa")),
+            d(
+                "/weft.v1.Southbound/Subscribe",
+                Some("Bearer aaaaaaaaaaaaaaaaaaaa")
+            ),
             Decision::Deny(tonic::Code::PermissionDenied, _)
         ));
         assert!(matches!(
             d("/weft.v1.Northbound/ListPorts", Some("Bearer nope")),
             Decision::Deny(tonic::Code::Unauthenticated, _)
         ));
-        assert!(matches!(d("/grpc.health.v1.Health/Check", None), Decision::Allow(None)));
+        assert!(matches!(
+            d("/grpc.health.v1.Health/Check", None),
+            Decision::Allow(None)
+        ));
         // Revoking bob: remove his line; picked up without a restart.
         std::thread::sleep(Duration::from_millis(1100));
         let mut f = std::fs::File::create(&path).unwrap();
         writeln!(f, "admin alice aaaaaaaaaaaaaaaaaaaa").unwrap();
         drop(f);
         assert!(matches!(
-            d("/weft.v1.Northbound/ListPorts", Some("Bearer rrrrrrrrrrrrrrrrrrrr")),
+            d(
+                "/weft.v1.Northbound/ListPorts",
+                Some("Bearer rrrrrrrrrrrrrrrrrrrr")
+            ),
             Decision::Deny(tonic::Code::Unauthenticated, _)
         ));
         // A malformed file refuses the start-up, naming the line.
         std::fs::write(&path, "admin alice short\n").unwrap();
-        let e = Policy::enforced(Some(path), None).err().unwrap().to_string();
+        let e = Policy::enforced(Some(path), None)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("line 1"), "{e}");
     }
 

@@ -61,9 +61,12 @@ async fn writes_continue_when_one_of_three_etcd_members_dies() {
     let gap = first_ok.expect("writes did not continue with 2 of 3 members");
     assert!(gap < Duration::from_secs(10), "took {gap:?}");
     for i in 1..=10 {
-        nb.create_switch(switch(&format!("after{i}"), &format!("10.{}.0.0/24", 61 + i)))
-            .await
-            .unwrap_or_else(|e| panic!("write {i} with one member down: {e}"));
+        nb.create_switch(switch(
+            &format!("after{i}"),
+            &format!("10.{}.0.0/24", 61 + i),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("write {i} with one member down: {e}"));
     }
     let names: Vec<String> = nb
         .list_switches(ListSwitchesRequest {})

@@ -33,9 +33,16 @@ struct Tls {
 
 fn pki() -> Tls {
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::create(&dir.path().join("pki")).expect("weftctl cert init (build the binaries first)");
-    pki.issue("controller", "controller", &["127.0.0.1"]).unwrap();
-    for (n, r) in [("host1", "agent"), ("host2", "agent"), ("alice", "admin"), ("bob", "reader")] {
+    let pki =
+        Pki::create(&dir.path().join("pki")).expect("weftctl cert init (build the binaries first)");
+    pki.issue("controller", "controller", &["127.0.0.1"])
+        .unwrap();
+    for (n, r) in [
+        ("host1", "agent"),
+        ("host2", "agent"),
+        ("alice", "admin"),
+        ("bob", "reader"),
+    ] {
         pki.issue(n, r, &[n]).unwrap();
     }
     Tls {
@@ -295,7 +302,11 @@ async fn a_chassis_speaks_only_for_itself_and_roles_are_enforced() {
         .await
         .expect_err("token reader cannot write");
     assert_eq!(e.code(), Code::PermissionDenied);
-    assert!(e.message().contains("carol (reader, token)"), "{}", e.message());
+    assert!(
+        e.message().contains("carol (reader, token)"),
+        "{}",
+        e.message()
+    );
     std::fs::write(&t.tokens, "").unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let e = nb_anon
@@ -326,7 +337,10 @@ async fn a_chassis_speaks_only_for_itself_and_roles_are_enforced() {
             .map(|_| ()),
         Err(e) => Err(tonic::Status::unavailable(e.to_string())),
     };
-    assert!(r.is_err(), "a plain-text call was answered by a TLS controller");
+    assert!(
+        r.is_err(),
+        "a plain-text call was answered by a TLS controller"
+    );
 
     // A certificate from another CA is refused at the handshake.
     let other = pki();

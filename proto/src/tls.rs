@@ -116,7 +116,11 @@ impl TlsFiles {
     }
 
     fn ca_cert(&self) -> Result<Certificate, TlsError> {
-        Ok(Certificate::from_pem(read("--ca", &self.ca, "certificate")?))
+        Ok(Certificate::from_pem(read(
+            "--ca",
+            &self.ca,
+            "certificate",
+        )?))
     }
 
     /// The server side: this certificate, and client certificates checked against the CA
@@ -182,10 +186,7 @@ mod tests {
         let t = Transport::from_flags(false, p("ca"), None, None).unwrap();
         assert!(t.is_tls());
         assert_eq!(url_for("http://1.2.3.4:7600", &t), "https://1.2.3.4:7600");
-        assert_eq!(
-            url_for("https://h:1", &Transport::Insecure),
-            "http://h:1"
-        );
+        assert_eq!(url_for("https://h:1", &Transport::Insecure), "http://h:1");
     }
 
     #[test]

@@ -79,14 +79,19 @@ fn hand_made_ovsdb_drift_is_repaired_within_2s() {
             .unwrap_or(false)
     });
     let pinged = time_until(Duration::from_secs(10), || {
-        a.ping_interval(b.ip, 1, 100).map(|r| r.any()).unwrap_or(false)
+        a.ping_interval(b.ip, 1, 100)
+            .map(|r| r.any())
+            .unwrap_or(false)
     });
     println!(
         "tunnel port {tunnel} deleted by hand: back with an ofport after {:?}, ping back after a further {:?}",
         repaired, pinged
     );
     let repaired = repaired.expect("the tunnel port was not re-created");
-    assert!(repaired <= Duration::from_secs(2), "repair took {repaired:?}");
+    assert!(
+        repaired <= Duration::from_secs(2),
+        "repair took {repaired:?}"
+    );
     assert!(pinged.is_some(), "ping did not come back after the repair");
 
     // fail_mode set by hand.
@@ -257,7 +262,10 @@ fn frozen_etcd_loses_no_packets_answers_unavailable_and_recovers_without_restart
     // Nothing was restarted: the same agents and controller, and they follow new writes.
     let pids_after: Vec<Option<u32>> = tb.hosts().iter().map(|h| h.agent_pid()).collect();
     assert_eq!(pids_before, pids_after, "an agent was restarted");
-    assert!(tb.controller_running(1).expect("controller 1"), "the controller exited");
+    assert!(
+        tb.controller_running(1).expect("controller 1"),
+        "the controller exited"
+    );
     let _ = thawed;
     dyn_port(&mut tb, "sw", "f5");
     let c = pod(&mut tb, 2, "f5");

@@ -362,7 +362,9 @@ pub fn parse_token_line(line_no: usize, line: &str) -> Result<Option<TokenEntry>
             parts.len()
         )));
     };
-    let role: Role = role.parse().map_err(|e: IdentityError| err(e.to_string()))?;
+    let role: Role = role
+        .parse()
+        .map_err(|e: IdentityError| err(e.to_string()))?;
     if role == Role::Controller {
         return Err(err("the controller role is for certificates only".into()));
     }
@@ -399,7 +401,10 @@ mod tests {
         v
     }
     fn atv(oid: &[u8], v: &str) -> Vec<u8> {
-        el(0x31, &el(0x30, &[el(0x06, oid), el(0x0c, v.as_bytes())].concat()))
+        el(
+            0x31,
+            &el(0x30, &[el(0x06, oid), el(0x0c, v.as_bytes())].concat()),
+        )
     }
     /// A certificate-shaped DER (unsigned: the parser does not check signatures).
     fn cert(cn: Option<&str>, ou: Option<&str>, dns: &[&str]) -> Vec<u8> {
