@@ -141,6 +141,19 @@ pub async fn run_subscription(
         match result {
             Ok(()) => return,
             Err(e) => {
+                if let SouthboundError::Rpc { status, .. } = &e {
+                    if matches!(
+                        status.code(),
+                        tonic::Code::PermissionDenied | tonic::Code::Unauthenticated
+                    ) {
+                        tracing::error!(
+                            endpoint = %url,
+                            code = ?status.code(),
+                            reason = %status.message(),
+                            "the controller refused this chassis: --chassis must be the CN of --cert (a chassis certificate, role agent, from the same CA)"
+                        );
+                    }
+                }
                 if tx
                     .send(SbEvent::Disconnected {
                         endpoint: url.clone(),
