@@ -52,6 +52,12 @@ fn agent_restart_loses_no_packets() {
             COUNT * INTERVAL_MS / 1000
         );
         let r = ping.wait().expect("ping finishes");
+        println!(
+            "agent {how} under a {} pps ping: {} of {} echoes lost",
+            1000 / INTERVAL_MS,
+            r.lost(),
+            r.transmitted
+        );
         assert_eq!(r.transmitted, COUNT, "{how}: {r:?}");
         assert_eq!(r.lost(), 0, "{how}: lost {} of {COUNT} echoes", r.lost());
     }

@@ -23,9 +23,38 @@ fn vswitchd_restart_recovers_in_seconds() {
     sync(&mut tb);
     assert_ping(&a, &b);
 
+    let flows_before = tb
+        .host(2)
+        .expect("host2")
+        .dump_flows()
+        .expect("dump-flows")
+        .lines()
+        .filter(|l| l.contains("table="))
+        .count();
     tb.stop_vswitchd(2).expect("kill ovs-vswitchd");
     tb.start_vswitchd(2).expect("start ovs-vswitchd");
     let back = Instant::now();
+    // Flows back: polled every 20 ms (the ping below waits up to 2 s per lost echo, so it
+    // alone would measure in 2 s steps).
+    let mut flows_back = None;
+    while back.elapsed() < Duration::from_secs(20) {
+        let n = tb
+            .host(2)
+            .expect("host2")
+            .dump_flows()
+            .map(|f| f.lines().filter(|l| l.contains("table=")).count())
+            .unwrap_or(0);
+        if n >= flows_before {
+            flows_back = Some(back.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "all {flows_before} flows back {flows_back:?} after ovs-vswitchd accepted connections again"
+    );
+    let flows_back = flows_back.expect("the flows never came back");
+    assert!(flows_back <= Duration::from_secs(2), "flows back after {flows_back:?}");
     let mut ok = false;
     while back.elapsed() < Duration::from_secs(20) {
         if a.ping_interval(b.ip, 1, 200)
