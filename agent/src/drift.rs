@@ -151,6 +151,7 @@ async fn run(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use weft_ovsdb::{Atom, Datum};

@@ -336,6 +336,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use weft_proto::model::identity::cert_identity;

@@ -168,6 +168,7 @@ pub fn url_for(url: &str, transport: &Transport) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -139,8 +139,11 @@ impl Pki {
     }
 }
 
-fn registry() -> &'static Mutex<HashMap<String, Vec<(String, String)>>> {
-    static R: OnceLock<Mutex<HashMap<String, Vec<(String, String)>>>> = OnceLock::new();
+/// Controller URL → the environment weftctl needs for it.
+type Registry = Mutex<HashMap<String, Vec<(String, String)>>>;
+
+fn registry() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
     R.get_or_init(Mutex::default)
 }
 

@@ -381,6 +381,7 @@ pub fn parse_token_line(line_no: usize, line: &str) -> Result<Option<TokenEntry>
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
