@@ -139,9 +139,31 @@ pub fn run(cfg: &CompareConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
         .enable_all()
         .build()
         .context("tokio runtime")?;
+    // The testbed runs TLS: dial with its CA and admin certificate.
+    let tls = match tb.pki() {
+        Some(pki) => {
+            let admin = pki.files("admin");
+            Some(
+                weft_proto::tls::TlsFiles {
+                    ca: admin.ca,
+                    cert: Some(admin.cert),
+                    key: Some(admin.key),
+                }
+                .client_config()?,
+            )
+        }
+        None => None,
+    };
     let mut client: Client = rt.block_on(async {
-        let ch = Endpoint::from_shared(url.clone())?
-            .connect_timeout(Duration::from_secs(10))
+        let mut ep = Endpoint::from_shared(match &tls {
+            Some(_) => url.replacen("http://", "https://", 1),
+            None => url.clone(),
+        })?
+        .connect_timeout(Duration::from_secs(10));
+        if let Some(tls) = tls {
+            ep = ep.tls_config(tls)?;
+        }
+        let ch = ep
             .connect()
             .await
             .with_context(|| format!("connecting to {url}"))?;
