@@ -28,7 +28,8 @@ pub const CONTROLLER_ENV: &str = "WEFT_CONTROLLER";
     after_help = "Commands joined with `--` run as ONE transaction (all or nothing); the output \
                   is then one line per command. Global options may also be written after the \
                   command. Exit status: 0 on success, 1 when the controller rejects the request \
-                  or cannot be reached, 2 on a usage error."
+                  or cannot be reached, 2 on a usage error. Certificates and tokens: `weftctl cert \
+                  init|issue|token|show` (local; see docs/security.md)."
 )]
 pub struct Cli {
     #[command(flatten)]

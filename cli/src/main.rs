@@ -13,7 +13,9 @@ fn main() -> ExitCode {
     // `weftctl cert ...` is a local tool with its own grammar (no controller involved).
     if args.first().is_some_and(|a| a == "cert") {
         use clap::Parser;
-        let cli = weftctl::cert::CertCli::parse_from(std::env::args_os().skip(1));
+        let argv = std::iter::once(std::ffi::OsString::from("weftctl cert"))
+            .chain(std::env::args_os().skip(2));
+        let cli = weftctl::cert::CertCli::parse_from(argv);
         return match weftctl::cert::run(cli) {
             Ok(out) => {
                 let _ = std::io::stdout().lock().write_all(out.as_bytes());
