@@ -348,7 +348,9 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
 
     let mgmt = config.ovs_rundir.join(format!("{}.mgmt", config.bridge));
     let mut of: Option<Arc<OfChannel>> = None;
-    let mut of_retry = tokio::time::interval(Duration::from_millis(500));
+    // Retry quickly: a restarted ovs-vswitchd gets its flows back within ~100 ms of listening.
+    let mut of_retry = tokio::time::interval(Duration::from_millis(100));
+    of_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut resync = tokio::time::interval(config.resync_interval);
     resync.tick().await;
     let mut full_needed = true;
