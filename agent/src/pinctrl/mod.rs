@@ -10,7 +10,10 @@
 //! with an unknown opcode, bad handler arguments, a truncated packet or one too short for
 //! its headers. [`Stats`] has a counter for each.
 //!
-//! Handlers now: [`Op::ArpGateway`], the subnet gateway's ARP responder.
+//! Handlers now: [`Op::ArpGateway`], the subnet gateway's ARP responder;
+//! [`Op::IcmpTimeExceeded`], a router port's ICMP time exceeded ([`icmp`]).
+
+pub mod icmp;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -21,7 +24,7 @@ use weft_openflow::channel::OfChannel;
 use weft_openflow::codec::{PacketIn, PacketOut};
 use weft_openflow::flow::{ports, Action, Mac, Match, MatchField};
 
-use crate::pipeline::punt::OP_ARP_GATEWAY;
+use crate::pipeline::punt::{OP_ARP_GATEWAY, OP_ICMP_TIME_EXCEEDED};
 
 /// Why a packet-in was dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,12 +49,14 @@ pub enum PinctrlError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     ArpGateway,
+    IcmpTimeExceeded,
 }
 
 impl Op {
     pub fn from_code(c: u32) -> Option<Op> {
         match c {
             OP_ARP_GATEWAY => Some(Op::ArpGateway),
+            OP_ICMP_TIME_EXCEEDED => Some(Op::IcmpTimeExceeded),
             _ => None,
         }
     }
@@ -151,6 +156,7 @@ fn route(pin: &PacketIn) -> Result<Answer, PinctrlError> {
     let args = &pin.userdata[4..];
     match op {
         Op::ArpGateway => arp_gateway(pin, args),
+        Op::IcmpTimeExceeded => icmp::handle_time_exceeded(pin, args),
     }
 }
 

@@ -13,9 +13,12 @@
 //! - lr-input, priority 90 with `reg14=LRP`: ARP requests for the port's IPs → reply from
 //!   its MAC, out the input port; ICMP echo requests to any IP of the router → echo reply
 //!   (MACs and IPs swapped, `icmp_type=0`), out the input port; priority 80: any other IPv4
-//!   packet to the port's IPs → drop;
+//!   packet to the port's IPs → drop; priority 70: an IPv4 packet with `nw_ttl` 0 or 1 (it
+//!   would expire here) → `controller(userdata=ICMP time exceeded from the port's first IP
+//!   and MAC)` ([`crate::pinctrl::icmp`] answers with an ICMP time exceeded out the input
+//!   port, as OVN's `icmp4 { icmp4.type = 11; ... }`), so `traceroute` names the port;
 //! - lr-route, priority [`route_priority`] (longer prefixes first): `ip, nw_dst=NETWORK` →
-//!   `dec_ttl` (a packet whose TTL expires is dropped), `reg0 = ip4.dst` (next hop),
+//!   `dec_ttl` (cannot expire: lr-input took TTL 0 and 1), `reg0 = ip4.dst` (next hop),
 //!   `reg1 = port IP`, `eth_src = LRP MAC`, `reg15 = LRP`, goto the next stage;
 //! - lr-neigh, priority 100: `reg15=LRP, reg0=IP` → `eth_dst = MAC` for every address of a
 //!   port of the attached switch inside one of the port's networks (static bindings from
@@ -36,11 +39,14 @@ use std::net::Ipv4Addr;
 use weft_openflow::flow::{ports, Action, Field, Flow, Match, MatchField, SetField};
 
 use super::{arp, l2, punt, reg, Stage};
+use crate::ids::Ids;
 use crate::view::{router_port_option, ChassisView, PortKind, Router, RouterPort, Switch};
 
 pub const PRIO_ENTRY: u16 = 100;
 pub const PRIO_INPUT_REPLY: u16 = 90;
 pub const PRIO_INPUT_OWN_IP: u16 = 80;
+/// Below the router's own addresses: a ping to the router with TTL 1 is answered.
+pub const PRIO_INPUT_TTL: u16 = 70;
 pub const PRIO_INPUT_IP: u16 = 50;
 pub const PRIO_MISS: u16 = 1;
 pub const PRIO_NEIGH: u16 = 100;
@@ -188,7 +194,7 @@ fn live(view: &ChassisView, lrp: &RouterPort) -> bool {
 }
 
 /// Every flow owned by router port `name` (see the module docs).
-pub fn router_port_flows(view: &ChassisView, name: &str, cookie: u64) -> Vec<Flow> {
+pub fn router_port_flows(view: &ChassisView, ids: &Ids, name: &str, cookie: u64) -> Vec<Flow> {
     let Some(lrp) = view.router_port(name) else {
         return Vec::new();
     };
@@ -224,6 +230,25 @@ pub fn router_port_flows(view: &ChassisView, name: &str, cookie: u64) -> Vec<Flo
             Match::from_fields([md(rk), ipv4(), ip_dst(n.addr, None)]),
             Vec::new(),
         ));
+    }
+    // TTL about to expire: ICMP time exceeded from the input port's first address.
+    if let Some(n) = lrp.networks.first() {
+        if let Some(punt) = punt::icmp_time_exceeded(ids, n.addr, lrp.mac) {
+            for ttl in [0, 1] {
+                flows.push(flow(
+                    Stage::LrInput,
+                    PRIO_INPUT_TTL,
+                    cookie,
+                    Match::from_fields([
+                        md(rk),
+                        reg_is(reg::INPORT, lrp.key),
+                        ipv4(),
+                        MatchField::NwTtl(ttl),
+                    ]),
+                    vec![punt.clone()],
+                ));
+            }
+        }
     }
     for other in view.router_ports_of(&lrp.router).filter(|p| p.enabled) {
         for n in &other.networks {

@@ -30,7 +30,8 @@
 //!  40 l3-entry     dl_dst=router port MAC -> metadata=LR,   |
 //!                  reg14=LRP -> 41; default -> 50           |
 //!  41 lr-input     ARP/ping for router IPs -> reply; other  |
-//!                  to router IPs -> drop; ip -> next        |
+//!                  to router IPs -> drop; TTL 0/1 ->        |
+//!                  controller (time exceeded); ip -> next   |
 //!  42 lr-ct  -  43 lr-dnat  -                               |
 //!  44 lr-route     connected nets, longest prefix first:    |
 //!                  dec_ttl, reg0=ip4.dst, reg1=LRP IP,      |
@@ -325,7 +326,7 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
             ..Compiled::default()
         },
         Owner::RouterPort(name) => Compiled {
-            flows: l3::router_port_flows(input.view, name, cookie),
+            flows: l3::router_port_flows(input.view, input.ids, name, cookie),
             ..Compiled::default()
         },
     }

@@ -804,9 +804,23 @@ fn router_port_flows_enter_route_resolve_and_exit() {
     assert!(r
         .iter()
         .any(|f| f.contains("table=41, priority=50,ip,metadata=0x200 actions=goto_table:42")));
-    // The router answers the gateway: no pinctrl punt on either switch.
+    // TTL 0 and 1 arriving on this port are punted for an ICMP time exceeded from its
+    // address (10.32.0.1 = 0a.20.00.01) and MAC, metered; below the router's own addresses.
+    let ttl: Vec<_> = flows.iter().filter(|f| f.contains("nw_ttl=")).collect();
+    assert_eq!(ttl.len(), 2, "{ttl:#?}");
+    for t in [0, 1] {
+        assert!(ttl.iter().any(|f| f.contains(&format!(
+            "table=41, priority=70,ip,reg14=0x2,metadata=0x200,nw_ttl={t} actions=controller(userdata=00.00.00.02.0a.20.00.01.0a.00.00.00.02.01,meter_id="
+        ))), "{ttl:#?}");
+    }
+    // The router answers the gateway: no pinctrl gateway punt on either switch (the only
+    // punts are the time-exceeded ones).
     let all = sorted_state(&d);
-    assert!(!all.iter().any(|f| f.contains("controller(")), "{all:#?}");
+    assert!(
+        !all.iter()
+            .any(|f| f.contains("controller(") && !f.contains("nw_ttl=")),
+        "{all:#?}"
+    );
     assert_eq!(d.conflicting_flow_keys().count(), 0);
 }
 
