@@ -35,7 +35,9 @@
 //!  42 lr-ct  -  43 lr-dnat  -                               |
 //!  44 lr-route     connected nets, longest prefix first:    |
 //!                  dec_ttl, reg0=ip4.dst, reg1=LRP IP,      |
-//!                  eth_src=LRP MAC, reg15=LRP               |
+//!                  eth_src=LRP MAC, reg15=LRP; static       |
+//!                  routes: reg0=next hop; ECMP: select      |
+//!                  group (hash), buckets resubmit(,45)      |
 //!  45 lr-policy -                                           |
 //!  46 lr-neigh     reg15,reg0 -> eth_dst (view bindings);   |
 //!                  unknown -> drop                          |
@@ -75,7 +77,7 @@
 //! Group and meter ids come from [`crate::ids::Ids`] (per owner, persisted in OVSDB).
 //!
 //! Each feature is a file returning flows (and groups, meters): [`classify`],
-//! [`port_security`], [`arp`], [`l3`] (routing), [`l2`], [`crate::physical`] (dispatch, output, tunnels),
+//! [`port_security`], [`arp`], [`l3`] (routing), [`static_routes`], [`l2`], [`crate::physical`] (dispatch, output, tunnels),
 //! [`punt`] (controller actions and their meters), [`framework`] (the defaults).
 pub mod arp;
 pub mod classify;
@@ -85,6 +87,7 @@ pub mod l3;
 pub mod port_security;
 pub mod punt;
 mod state;
+pub mod static_routes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -321,10 +324,21 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
             flows: port_flows(input, name, cookie),
             ..Compiled::default()
         },
-        Owner::Router(name) => Compiled {
-            flows: l3::router_flows(input.view.router(name), cookie),
-            ..Compiled::default()
-        },
+        Owner::Router(name) => {
+            let router = input.view.router(name);
+            let mut flows = l3::router_flows(router, cookie);
+            let mut groups = Vec::new();
+            if let Some(r) = router {
+                let (f, g) = static_routes::flows(input.view, input.ids, r, cookie);
+                flows.extend(f);
+                groups = g;
+            }
+            Compiled {
+                flows,
+                groups,
+                meters: Vec::new(),
+            }
+        }
         Owner::RouterPort(name) => Compiled {
             flows: l3::router_port_flows(input.view, input.ids, name, cookie),
             ..Compiled::default()

@@ -687,6 +687,7 @@ fn rv(name: &str, key: u32) -> RouterView {
         name: name.into(),
         tunnel_key: key,
         enabled: true,
+        static_routes: Vec::new(),
     }
 }
 
@@ -974,4 +975,135 @@ fn routing_flows_roundtrip_through_the_codec() {
     let bytes = encode_to_vec(1, &msg).expect("encode");
     let (_, back) = decode(&bytes).expect("decode");
     assert_eq!(back, msg);
+}
+
+// ---- Static routes (static_routes.rs) ----
+
+fn route(
+    prefix: &str,
+    nexthop: &str,
+    port: &str,
+    policy: &str,
+) -> weft_proto::v1::LogicalRouterStaticRoute {
+    weft_proto::v1::LogicalRouterStaticRoute {
+        ip_prefix: prefix.into(),
+        nexthop: nexthop.into(),
+        output_port: port.into(),
+        policy: policy.into(),
+    }
+}
+
+fn routed_with(routes: Vec<weft_proto::v1::LogicalRouterStaticRoute>) -> RouterView {
+    RouterView {
+        static_routes: routes,
+        ..rv("lr1", 0x200)
+    }
+}
+
+#[test]
+fn static_routes_pick_their_port_and_ecmp_hashes_over_next_hops() {
+    let mut fx = routed();
+    let mut d = compile_all(&fx.input());
+    let change = fx.apply(ViewDelta {
+        revision: 2,
+        routers: vec![routed_with(vec![
+            // One next hop, port inferred from the next hop's network (lr1-ls2).
+            route("10.99.0.0/16", "10.32.0.11", "", ""),
+            // ECMP across a pod on each switch.
+            route("10.98.0.0/16", "10.32.0.11", "", ""),
+            route("10.98.0.0/16", "10.31.0.10", "", ""),
+            // Source routing, explicit port.
+            route("10.31.0.0/24", "10.32.0.11", "lr1-ls2", "src-ip"),
+            // A default route, and one whose next hop no port reaches (left out).
+            route("0.0.0.0/0", "10.31.0.10", "", ""),
+            route("10.97.0.0/16", "192.0.2.1", "", ""),
+        ])],
+        ..Default::default()
+    });
+    fx.sync();
+    let r = recompile(&mut d, &fx.input(), &change);
+    assert!(r.owners.contains(&Owner::Router("lr1".into())));
+    assert_consistent(&fx, &d);
+    let o = Owner::Router("lr1".into());
+    let c = o.cookie();
+    let flows = owner_rendered(&d, &o);
+    let g = fx
+        .ids
+        .ecmp_group(
+            "lr1",
+            weft_proto::model::route::Policy::DstIp,
+            "10.98.0.0/16".parse().unwrap(),
+        )
+        .expect("an ECMP group id");
+    let want = [
+        format!("cookie={c:#x}, table=44, priority=259,ip,metadata=0x200,nw_dst=10.99.0.0/16 actions=dec_ttl,set_field:0xa20000b->reg0,set_field:0xa200001->reg1,set_field:0a:00:00:00:02:01->eth_src,set_field:0x2->reg15,goto_table:45"),
+        format!("cookie={c:#x}, table=44, priority=259,ip,metadata=0x200,nw_dst=10.98.0.0/16 actions=dec_ttl,group:{g}"),
+        format!("cookie={c:#x}, table=44, priority=338,ip,metadata=0x200,nw_src=10.31.0.0/24 actions=dec_ttl,set_field:0xa20000b->reg0,set_field:0xa200001->reg1,set_field:0a:00:00:00:02:01->eth_src,set_field:0x2->reg15,goto_table:45"),
+        format!("cookie={c:#x}, table=44, priority=99,ip,metadata=0x200 actions=dec_ttl,set_field:0xa1f000a->reg0,set_field:0xa1f0001->reg1,set_field:0a:00:00:00:01:01->eth_src,set_field:0x1->reg15,goto_table:45"),
+    ];
+    for w in &want {
+        assert!(flows.contains(w), "missing {w}\nin {flows:#?}");
+    }
+    assert!(!flows.iter().any(|f| f.contains("10.97.0.0")), "{flows:#?}");
+    // Longer prefixes first; connected before static before src-ip at one length.
+    assert!(
+        super::l3::route_priority(24)
+            > super::static_routes::static_priority(24, weft_proto::model::route::Policy::DstIp)
+    );
+    assert!(
+        super::static_routes::static_priority(24, weft_proto::model::route::Policy::DstIp)
+            > super::static_routes::static_priority(24, weft_proto::model::route::Policy::SrcIp)
+    );
+    assert!(
+        super::static_routes::static_priority(25, weft_proto::model::route::Policy::SrcIp)
+            > super::l3::route_priority(24)
+    );
+    let groups: Vec<String> = d.groups().map(render_group).collect();
+    let want_group = format!("group_id={g},type=select,selection_method=hash,fields(ip_src,ip_dst,nw_proto,tp_src,tp_dst),bucket=bucket_id:0,actions=set_field:0xa20000b->reg0,set_field:0xa200001->reg1,set_field:0a:00:00:00:02:01->eth_src,set_field:0x2->reg15,resubmit(,45),bucket=bucket_id:1,actions=set_field:0xa1f000a->reg0,set_field:0xa1f0001->reg1,set_field:0a:00:00:00:01:01->eth_src,set_field:0x1->reg15,resubmit(,45)");
+    assert!(groups.contains(&want_group), "{groups:#?}");
+
+    // A router port change re-resolves the routes (the router is recompiled).
+    let change = fx.apply(ViewDelta {
+        revision: 3,
+        router_ports: vec![rpv(
+            "lr1-ls2",
+            "lr1",
+            "0a:00:00:00:02:99",
+            "10.32.0.1/24",
+            2,
+        )],
+        ..Default::default()
+    });
+    fx.sync();
+    let r = recompile(&mut d, &fx.input(), &change);
+    assert!(r.owners.contains(&Owner::Router("lr1".into())));
+    assert_consistent(&fx, &d);
+    // One ECMP next hop removed: the group goes, its id is released.
+    let change = fx.apply(ViewDelta {
+        revision: 4,
+        routers: vec![routed_with(vec![route(
+            "10.98.0.0/16",
+            "10.32.0.11",
+            "",
+            "",
+        )])],
+        ..Default::default()
+    });
+    fx.sync();
+    recompile(&mut d, &fx.input(), &change);
+    assert_consistent(&fx, &d);
+    assert_eq!(
+        d.groups()
+            .filter(|g| g.id == g.id && matches!(g.kind, weft_openflow::flow::GroupType::Select(_)))
+            .count(),
+        0
+    );
+    assert!(fx
+        .ids
+        .ecmp_group(
+            "lr1",
+            weft_proto::model::route::Policy::DstIp,
+            "10.98.0.0/16".parse().unwrap()
+        )
+        .is_none());
 }

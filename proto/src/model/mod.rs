@@ -6,6 +6,7 @@
 
 pub mod expr;
 pub mod hash;
+pub mod route;
 pub mod validate;
 pub mod view;
 

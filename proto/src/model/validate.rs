@@ -771,7 +771,11 @@ mod tests {
         assert_eq!(e.field, "port_security[0]");
         assert!(e.reason.contains("at most 128"), "{}", e.reason);
         let e = parse_port_security(&["0a:00:00:00:00:01 fd00::zz".into()]).unwrap_err();
-        assert!(e.reason.contains("invalid IPv6 address \"fd00::zz\""), "{}", e.reason);
+        assert!(
+            e.reason.contains("invalid IPv6 address \"fd00::zz\""),
+            "{}",
+            e.reason
+        );
         let e = parse_port_security(&["0a:00:00:00:00:01 10.0.0.5/33".into()]).unwrap_err();
         assert!(e.reason.contains("at most 32"), "{}", e.reason);
         assert!(parse_port_security(&["0a:00:00:00:00:01 fd00::/x".into()]).is_err());
