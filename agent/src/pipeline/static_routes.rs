@@ -34,8 +34,11 @@ use super::{l3, reg, Stage};
 use crate::ids::Ids;
 use crate::view::{ChassisView, Router, RouterPort};
 
-/// What an ECMP group hashes on (the 5-tuple; absent fields hash as zero).
-pub const HASH_FIELDS: [&str; 5] = ["ip_src", "ip_dst", "nw_proto", "tp_src", "tp_dst"];
+/// What an ECMP group hashes on: addresses and TCP/UDP ports (OVS hashes a field only
+/// when the packet has it).
+pub const HASH_FIELDS: [&str; 6] = [
+    "ip_src", "ip_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst",
+];
 
 /// Priority of a static route: below a connected route of the same length
 /// ([`l3::route_priority`]), dst-ip before src-ip.

@@ -1059,7 +1059,7 @@ fn static_routes_pick_their_port_and_ecmp_hashes_over_next_hops() {
             > super::l3::route_priority(24)
     );
     let groups: Vec<String> = d.groups().map(render_group).collect();
-    let want_group = format!("group_id={g},type=select,selection_method=hash,fields(ip_src,ip_dst,nw_proto,tp_src,tp_dst),bucket=bucket_id:0,actions=set_field:0xa20000b->reg0,set_field:0xa200001->reg1,set_field:0a:00:00:00:02:01->eth_src,set_field:0x2->reg15,resubmit(,45),bucket=bucket_id:1,actions=set_field:0xa1f000a->reg0,set_field:0xa1f0001->reg1,set_field:0a:00:00:00:01:01->eth_src,set_field:0x1->reg15,resubmit(,45)");
+    let want_group = format!("group_id={g},type=select,selection_method=hash,fields(ip_src,ip_dst,tcp_src,tcp_dst,udp_src,udp_dst),bucket=bucket_id:0,actions=set_field:0xa20000b->reg0,set_field:0xa200001->reg1,set_field:0a:00:00:00:02:01->eth_src,set_field:0x2->reg15,resubmit(,45),bucket=bucket_id:1,actions=set_field:0xa1f000a->reg0,set_field:0xa1f0001->reg1,set_field:0a:00:00:00:01:01->eth_src,set_field:0x1->reg15,resubmit(,45)");
     assert!(groups.contains(&want_group), "{groups:#?}");
 
     // A router port change re-resolves the routes (the router is recompiled).

@@ -1,0 +1,261 @@
+//! End-to-end: static routes through a distributed router, over real OVS on three hosts.
+//! Two pods on ls2 stand for routers of networks behind them (addresses on their loopback,
+//! forwarding off): a static route sends a prefix to one of them, a longer prefix wins over
+//! a shorter one, ECMP spreads destinations over both next hops (and keeps one flow on one
+//! of them), a src-ip route routes by source, a route deleted stops routing, and refused
+//! routes change nothing (the revision stays the same).
+
+mod common;
+use common::*;
+use serde_json::Value;
+use weft_testbed::pod::Pod;
+use weft_testbed::testbed::{Testbed, TestbedConfig};
+
+fn attach(tb: &mut Testbed, r: &str, sw: &str, subnet: &str, mac: &str) {
+    switch(tb, sw, subnet);
+    let lrp = format!("{r}-{sw}");
+    let lsp = format!("{sw}-{r}");
+    ctl(
+        tb,
+        &["lrp-add", r, &lrp, mac, &subnet.replace(".0/24", ".1/24")],
+    );
+    ctl(
+        tb,
+        &[
+            "lsp-add",
+            sw,
+            &lsp,
+            "--",
+            "lsp-set-type",
+            &lsp,
+            "router",
+            "--",
+            "lsp-set-addresses",
+            &lsp,
+            "router",
+            "--",
+            "lsp-set-options",
+            &lsp,
+            &format!("router-port={lrp}"),
+        ],
+    );
+}
+
+fn lo_addr(p: &Pod, ip: &str) {
+    p.exec(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "lo"])
+        .unwrap_or_else(|e| panic!("{}: ip addr add {ip}: {e:#}", p.name));
+}
+
+fn pings(from: &Pod, ip: &str) -> bool {
+    from.ping(ip, 2).expect("ping runs").any()
+}
+
+/// The revision `lr-route-list -f json` reads at.
+fn revision(tb: &mut Testbed) -> i64 {
+    let v: Value =
+        serde_json::from_str(&ctl(tb, &["-f", "json", "lr-route-list", "lr1"])).expect("json");
+    v["revision"].as_i64().expect("revision")
+}
+
+#[test]
+fn static_routes_lpm_ecmp_and_policy() {
+    let name = "static_routes_lpm_ecmp_and_policy";
+    let cfg = TestbedConfig::new().hosts(3).controllers(1);
+    if !ready(name, &cfg) {
+        return;
+    }
+    let mut tb = start(cfg);
+    ctl(&mut tb, &["lr-add", "lr1"]);
+    attach(&mut tb, "lr1", "ls1", "10.41.0.0/24", "0a:00:00:29:00:01");
+    attach(&mut tb, "lr1", "ls2", "10.42.0.0/24", "0a:00:00:2a:00:01");
+    for (sw, p) in [("ls1", "a1"), ("ls1", "a2"), ("ls2", "n1"), ("ls2", "n2")] {
+        dyn_port(&mut tb, sw, p);
+    }
+    let a1 = pod(&mut tb, 1, "a1");
+    let a2 = pod(&mut tb, 2, "a2");
+    let n1 = pod(&mut tb, 2, "n1");
+    let n2 = pod(&mut tb, 3, "n2");
+    sync(&mut tb);
+    for n in [&n1, &n2] {
+        n.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=0"])
+            .expect("sysctl");
+    }
+    lo_addr(&n1, "192.168.77.1");
+    lo_addr(&n2, "192.168.77.2");
+    for i in 1..=16 {
+        lo_addr(&n1, &format!("192.168.78.{i}"));
+        lo_addr(&n2, &format!("192.168.78.{i}"));
+    }
+    lo_addr(&n1, "192.168.79.1");
+    let n1_ip = n1.ip.to_string();
+    let n2_ip = n2.ip.to_string();
+
+    // No route yet: the router drops it.
+    assert!(!pings(&a1, "192.168.77.1"), "routed without a route");
+
+    // A /24 to n1: both ls1 pods (host1 and host2) reach n1's address behind it.
+    ctl(
+        &mut tb,
+        &[
+            "--wait=hv",
+            "lr-route-add",
+            "lr1",
+            "192.168.77.0/24",
+            &n1_ip,
+        ],
+    );
+    assert!(pings(&a1, "192.168.77.1"), "a1 → 192.168.77.1 via n1");
+    assert!(pings(&a2, "192.168.77.1"), "a2 → 192.168.77.1 via n1");
+    // .2 goes to n1 as well, which does not forward it.
+    assert!(!pings(&a1, "192.168.77.2"), "n1 forwarded .2");
+    // Longest prefix wins: a /32 to n2.
+    ctl(
+        &mut tb,
+        &[
+            "--wait=hv",
+            "lr-route-add",
+            "lr1",
+            "192.168.77.2/32",
+            &n2_ip,
+        ],
+    );
+    assert!(pings(&a1, "192.168.77.2"), "a1 → 192.168.77.2 via n2 (/32)");
+    assert!(pings(&a1, "192.168.77.1"), "the /24 still routes .1 to n1");
+
+    // ECMP: 192.168.78.0/24 over n1 and n2. Sixteen destinations spread over both; one
+    // destination's pings all take one next hop.
+    ctl(&mut tb, &["lr-route-add", "lr1", "192.168.78.0/24", &n1_ip]);
+    let e = tb
+        .ctl(&["lr-route-add", "lr1", "192.168.78.0/24", &n2_ip])
+        .expect_err("a second next hop needs --ecmp");
+    assert!(format!("{e:#}").contains("duplicate prefix"), "{e:#}");
+    ctl(
+        &mut tb,
+        &[
+            "--wait=hv",
+            "lr-route-add",
+            "--ecmp",
+            "lr1",
+            "192.168.78.0/24",
+            &n2_ip,
+        ],
+    );
+    let list = ctl(&mut tb, &["lr-route-list", "lr1"]);
+    println!("{list}");
+    assert!(
+        list.contains(&format!("192.168.78.0/24 {:>25} dst-ip ecmp", n1_ip))
+            && list.contains(&format!("192.168.78.0/24 {:>25} dst-ip ecmp", n2_ip)),
+        "{list}"
+    );
+    let echos = |p: &Pod| p.icmp_in_echos().expect("snmp");
+    let (b1, b2) = (echos(&n1), echos(&n2));
+    let mut answered = 0;
+    for i in 1..=16 {
+        if a1.ping(format!("192.168.78.{i}"), 1).expect("ping").any() {
+            answered += 1;
+        }
+    }
+    let (d1, d2) = (echos(&n1) - b1, echos(&n2) - b2);
+    println!("ECMP: 16 destinations, n1 got {d1} echos, n2 got {d2}");
+    assert_eq!(answered, 16, "every ECMP destination answers");
+    assert_eq!(d1 + d2, 16, "each echo reached one next hop");
+    assert!(d1 > 0 && d2 > 0, "ECMP used one next hop only: {d1}/{d2}");
+    let (b1, b2) = (echos(&n1), echos(&n2));
+    assert!(a1
+        .ping_interval("192.168.78.1", 5, 200)
+        .expect("ping")
+        .all());
+    let (d1, d2) = (echos(&n1) - b1, echos(&n2) - b2);
+    assert!(
+        (d1, d2) == (5, 0) || (d1, d2) == (0, 5),
+        "one flow split: {d1}/{d2}"
+    );
+
+    // Source routing: everything from ls1 with no better route goes to n1.
+    assert!(!pings(&a1, "192.168.79.1"));
+    ctl(
+        &mut tb,
+        &[
+            "--wait=hv",
+            "lr-route-add",
+            "--policy=src-ip",
+            "lr1",
+            "10.41.0.0/24",
+            &n1_ip,
+        ],
+    );
+    assert!(pings(&a1, "192.168.79.1"), "src-ip route to n1");
+    // Connected routes still win at the same length: ls1 → ls2 direct.
+    assert_ping(&a1, &n2);
+
+    // Refused routes change nothing.
+    let before = revision(&mut tb);
+    for (args, needle) in [
+        (
+            vec!["lr-route-add", "lr1", "10.50.0.0/16", "172.16.0.1"],
+            "nexthop \"172.16.0.1\"",
+        ),
+        (
+            vec![
+                "lr-route-add",
+                "lr1",
+                "10.50.0.0/16",
+                "172.16.0.1",
+                "nosuch",
+            ],
+            "output_port \"nosuch\"",
+        ),
+        (
+            vec!["lr-route-add", "--ecmp", "lr1", "192.168.78.0/24", &n2_ip],
+            "duplicate nexthop",
+        ),
+        (
+            vec!["lr-route-del", "lr1", "10.51.0.0/16"],
+            "no matching route",
+        ),
+        (
+            vec!["lr-route-add", "nosuch", "10.50.0.0/16", &n1_ip],
+            "nosuch",
+        ),
+    ] {
+        let e = tb.ctl(&args).expect_err("refused");
+        assert!(format!("{e:#}").contains(needle), "{args:?}: {e:#}");
+    }
+    assert_eq!(
+        revision(&mut tb),
+        before,
+        "a refused route changed the database"
+    );
+
+    // Deleting the /32 sends .2 back to n1 (which drops it); --if-exists of a missing one is
+    // fine.
+    ctl(
+        &mut tb,
+        &["--wait=hv", "lr-route-del", "lr1", "192.168.77.2/32"],
+    );
+    assert!(!pings(&a1, "192.168.77.2"), "the deleted /32 still routes");
+    ctl(
+        &mut tb,
+        &["lr-route-del", "--if-exists", "lr1", "192.168.77.2/32"],
+    );
+    // One ECMP next hop removed: all of the prefix goes to n2.
+    ctl(
+        &mut tb,
+        &[
+            "--wait=hv",
+            "lr-route-del",
+            "lr1",
+            "192.168.78.0/24",
+            &n1_ip,
+        ],
+    );
+    let b1 = echos(&n1);
+    for i in 1..=4 {
+        assert!(pings(&a1, &format!("192.168.78.{i}")));
+    }
+    assert_eq!(echos(&n1), b1, "n1 still gets ECMP traffic");
+    // Everything.
+    ctl(&mut tb, &["--wait=hv", "lr-route-del", "lr1"]);
+    assert_eq!(ctl(&mut tb, &["lr-route-list", "lr1"]), "");
+    assert!(!pings(&a1, "192.168.77.1"));
+}
