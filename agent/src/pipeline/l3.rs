@@ -62,9 +62,10 @@ const IP_PROTO_ICMP: u8 = 1;
 const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMP_ECHO_REPLY: u8 = 0;
 
-/// Priority of a connected route: longer prefixes win (`100 + 10 * len`).
+/// Priority of a connected route: longer prefixes win (`100 + 10 * len`, the shared
+/// model's [`weft_proto::model::route::connected_priority`]).
 pub fn route_priority(len: u8) -> u16 {
-    100 + 10 * u16::from(len)
+    weft_proto::model::route::connected_priority(len)
 }
 
 fn md(key: u32) -> MatchField {

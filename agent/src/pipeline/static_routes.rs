@@ -41,13 +41,10 @@ pub const HASH_FIELDS: [&str; 6] = [
 ];
 
 /// Priority of a static route: below a connected route of the same length
-/// ([`l3::route_priority`]), dst-ip before src-ip.
+/// ([`l3::route_priority`]), dst-ip before src-ip
+/// ([`weft_proto::model::route::static_priority`]).
 pub fn static_priority(len: u8, policy: Policy) -> u16 {
-    l3::route_priority(len)
-        - match policy {
-            Policy::DstIp => 1,
-            Policy::SrcIp => 2,
-        }
+    weft_proto::model::route::static_priority(len, policy)
 }
 
 /// The routes of `router` grouped by destination (policy, prefix), in stored order.

@@ -17,6 +17,22 @@ use crate::v1::LogicalRouterStaticRoute;
 
 type Result<T> = std::result::Result<T, ValidationError>;
 
+/// The lr-route priority of a connected route of prefix length `len`: longer prefixes
+/// first (`100 + 10 * len`).
+pub fn connected_priority(len: u8) -> u16 {
+    100 + 10 * u16::from(len)
+}
+
+/// The lr-route priority of a static route: below a connected route of the same length,
+/// dst-ip before src-ip (OVN's order).
+pub fn static_priority(len: u8, policy: Policy) -> u16 {
+    connected_priority(len)
+        - match policy {
+            Policy::DstIp => 1,
+            Policy::SrcIp => 2,
+        }
+}
+
 /// Most static routes one router may have.
 pub const MAX_ROUTES: usize = 4096;
 
