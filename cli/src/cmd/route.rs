@@ -318,6 +318,18 @@ mod tests {
             col(&w).1,
             ["--ecmp --may-exist --policy=src-ip 10.9.0.0/16 10.0.0.5 lr1-p"]
         );
+        // Options before the command, as ovn-nbctl writes them.
+        let w2 = write(&[
+            "--ecmp",
+            "--may-exist",
+            "--policy=src-ip",
+            "lr-route-add",
+            "lr1",
+            "10.9.0.0/16",
+            "10.0.0.5",
+            "lr1-p",
+        ]);
+        assert_eq!(col(&w2), col(&w));
         let w = write(&["lr-route-del", "lr1"]);
         assert_eq!(
             col(&w),
