@@ -259,3 +259,76 @@ fn static_routes_lpm_ecmp_and_policy() {
     assert_eq!(ctl(&mut tb, &["lr-route-list", "lr1"]), "");
     assert!(!pings(&a1, "192.168.77.1"));
 }
+
+/// Restarting the source host's agent (gracefully, then SIGKILL + start) while a pod pings
+/// across the router, through an ECMP static route (the select group) and to a connected
+/// network, loses no echo: routing flows, the ECMP group and the ICMP meter are read back
+/// and kept, never flushed.
+#[test]
+fn agent_restart_keeps_routed_and_ecmp_traffic() {
+    const COUNT: u32 = 1000;
+    const INTERVAL_MS: u32 = 20;
+    let name = "agent_restart_keeps_routed_and_ecmp_traffic";
+    let cfg = TestbedConfig::new().hosts(3).controllers(1);
+    if !ready(name, &cfg) {
+        return;
+    }
+    let mut tb = start(cfg);
+    ctl(&mut tb, &["lr-add", "lr1"]);
+    attach(&mut tb, "lr1", "ls1", "10.43.0.0/24", "0a:00:00:2b:00:01");
+    attach(&mut tb, "lr1", "ls2", "10.44.0.0/24", "0a:00:00:2c:00:01");
+    for (sw, p) in [("ls1", "a1"), ("ls2", "n1"), ("ls2", "n2")] {
+        dyn_port(&mut tb, sw, p);
+    }
+    let a1 = pod(&mut tb, 1, "a1");
+    let n1 = pod(&mut tb, 2, "n1");
+    let n2 = pod(&mut tb, 3, "n2");
+    sync(&mut tb);
+    lo_addr(&n1, "192.168.88.1");
+    lo_addr(&n2, "192.168.88.1");
+    ctl(
+        &mut tb,
+        &["lr-route-add", "lr1", "192.168.88.0/24", &n1.ip.to_string()],
+    );
+    ctl(
+        &mut tb,
+        &[
+            "--wait=hv",
+            "lr-route-add",
+            "--ecmp",
+            "lr1",
+            "192.168.88.0/24",
+            &n2.ip.to_string(),
+        ],
+    );
+    assert!(pings(&a1, "192.168.88.1"), "ECMP destination answers");
+    assert_ping(&a1, &n2);
+    for (how, graceful) in [("graceful restart", true), ("SIGKILL + start", false)] {
+        let mut ecmp = a1
+            .ping_background("192.168.88.1", COUNT, INTERVAL_MS)
+            .expect("ping starts");
+        let mut direct = a1
+            .ping_background(n2.ip, COUNT, INTERVAL_MS)
+            .expect("ping starts");
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        if graceful {
+            tb.restart_agent(1).expect("restart agent on host1");
+        } else {
+            tb.kill_agent(1).expect("kill agent");
+            tb.start_agent(1).expect("start agent");
+            tb.wait_chassis_alive(&["host1".to_string()], std::time::Duration::from_secs(30))
+                .expect("host1 back");
+        }
+        sync(&mut tb);
+        assert!(
+            ecmp.is_running() && direct.is_running(),
+            "{how}: restart + sync outlasted the ping window; the test proves nothing"
+        );
+        for (what, p) in [("ECMP route", ecmp), ("connected route", direct)] {
+            let r = p.wait().expect("ping finishes");
+            println!("{how}, {what}: {r:?}");
+            assert_eq!(r.transmitted, COUNT, "{how} {what}: {r:?}");
+            assert_eq!(r.lost(), 0, "{how} {what}: lost {} of {COUNT}", r.lost());
+        }
+    }
+}
