@@ -392,6 +392,11 @@ impl ChassisView {
         self.chassis.get(name)
     }
 
+    /// Every remote chassis, by name.
+    pub fn all_chassis(&self) -> impl Iterator<Item = &Chassis> {
+        self.chassis.values()
+    }
+
     /// Every switch, by name.
     pub fn switches(&self) -> impl Iterator<Item = &Switch> {
         self.switches.values()

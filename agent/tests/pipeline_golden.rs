@@ -159,6 +159,7 @@ impl Fixture {
             vifs: &self.vifs,
             tunnels: &self.tunnels,
             ids: &self.ids,
+            neighbours: &weft_agent::pinctrl::neigh::NO_NEIGHBOURS,
         }
     }
 }

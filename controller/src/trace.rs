@@ -573,7 +573,8 @@ pub fn trace(state: &ClusterState, inport: &str, mut m: Microflow) -> ApiResult<
                     let nh = hop.nexthop;
                     let Some((owner, mac)) = owner_of_ip_on(&dst_ports, nh) else {
                         let detail = format!(
-                            "no port on switch {} has {nh}: next hop unknown, dropped",
+                            "no port on switch {} has {nh}: unless the chassis has learned it by \
+                             ARP, the router sends an ARP request for it and drops the packet",
                             hop.out_switch
                         );
                         out.stages.push(stage(

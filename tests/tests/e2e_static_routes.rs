@@ -188,6 +188,48 @@ fn static_routes_lpm_ecmp_and_policy() {
     // Connected routes still win at the same length: ls1 → ls2 direct.
     assert_ping(&a1, &n2);
 
+    // A next hop no logical port declares: n2's second address 10.42.0.200 (on its eth0,
+    // not in the view). The router ARPs for it from the chassis that routes (host1 for a1,
+    // host2 for a2), the first packets being dropped meanwhile; n2's reply (on host3) is
+    // learned there and flooded to every chassis of ls2, which learn it too.
+    n2.exec(&["ip", "addr", "add", "10.42.0.200/24", "dev", "eth0"])
+        .expect("second address");
+    lo_addr(&n2, "192.168.90.1");
+    ctl(
+        &mut tb,
+        &[
+            "--wait=hv",
+            "lr-route-add",
+            "lr1",
+            "192.168.90.0/24",
+            "10.42.0.200",
+        ],
+    );
+    for (who, p) in [("a1 (host1)", &a1), ("a2 (host2)", &a2)] {
+        let mut ok = false;
+        for _ in 0..20 {
+            if p.ping("192.168.90.1", 1).expect("ping").any() {
+                ok = true;
+                break;
+            }
+        }
+        if !ok {
+            for h in 1..=3 {
+                let f = tb.host(h).expect("host").dump_flows().unwrap_or_default();
+                let rel: Vec<&str> = f
+                    .lines()
+                    .filter(|l| {
+                        l.contains("table=46") || l.contains("arp_op=2") || l.contains("table=41")
+                    })
+                    .collect();
+                eprintln!("host{h}:\n{}", rel.join("\n"));
+            }
+        }
+        assert!(ok, "{who}: the ARP-resolved next hop never answered");
+        let r = p.ping("192.168.90.1", 5).expect("ping");
+        assert!(r.all(), "{who}: once resolved every echo crosses: {r:?}");
+    }
+
     // Refused routes change nothing.
     let before = revision(&mut tb);
     for (args, needle) in [

@@ -39,8 +39,9 @@
 //!                  routes: reg0=next hop; ECMP: select      |
 //!                  group (hash), buckets resubmit(,45)      |
 //!  45 lr-policy -                                           |
-//!  46 lr-neigh     reg15,reg0 -> eth_dst (view bindings);   |
-//!                  unknown -> drop                          |
+//!  46 lr-neigh     reg15,reg0 -> eth_dst (view bindings,    |
+//!                  then learned ones); unknown ->           |
+//!                  controller (ARP request), drop           |
 //!  47 lr-snat -                                             |
 //!  48 lr-exit      reg15=LRP -> metadata=LS, reg14=LSP -> 50|
 //!          v                                              v
@@ -233,6 +234,8 @@ pub struct CompileInput<'a> {
     pub tunnels: &'a BTreeMap<Encap, u32>,
     /// Zones, group and meter ids.
     pub ids: &'a Ids,
+    /// Next-hop bindings learned by ARP ([`crate::pinctrl::neigh`]).
+    pub neighbours: &'a crate::pinctrl::neigh::Neighbours,
 }
 
 /// How to reach a remote chassis.
@@ -329,6 +332,7 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
             let mut flows = l3::router_flows(router, cookie);
             let mut groups = Vec::new();
             if let Some(r) = router {
+                flows.extend(l3::arp_reply_flood(input, r, cookie));
                 let (f, g) = static_routes::flows(input.view, input.ids, r, cookie);
                 flows.extend(f);
                 groups = g;
@@ -340,7 +344,7 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
             }
         }
         Owner::RouterPort(name) => Compiled {
-            flows: l3::router_port_flows(input.view, input.ids, name, cookie),
+            flows: l3::router_port_flows(input.view, input.ids, input.neighbours, name, cookie),
             ..Compiled::default()
         },
     }
@@ -435,7 +439,8 @@ pub struct Recompiled {
 ///   when last compiled);
 /// - a router: the router and its ports; a router port: every port of its router (ping
 ///   replies list all of the router's IPs, now and when last compiled) and the switch it
-///   attaches (gateway ARP).
+///   attaches (gateway ARP); a chassis: every router (ARP reply floods to every chassis);
+///   every router port touched touches its router (the flood of replies to it).
 pub fn affected_owners(
     state: &DesiredState,
     input: &CompileInput,
@@ -466,6 +471,11 @@ pub fn affected_owners(
             owners.insert(Owner::Switch(p.switch.clone()));
         }
     }
+    // A chassis change re-targets every router's ARP reply flood (l3::arp_reply_flood).
+    let mut routers: BTreeSet<String> = change.routers.clone();
+    if !change.chassis.is_empty() {
+        routers.extend(input.view.routers().map(|r| r.name.clone()));
+    }
     // Routing: the router ports attached to every switch touched so far.
     let switches: Vec<String> = owners
         .iter()
@@ -489,7 +499,6 @@ pub fn affected_owners(
             owners.insert(Owner::RouterPort(lrp.to_string()));
         }
     }
-    let mut routers: BTreeSet<String> = change.routers.clone();
     for rp in &change.router_ports {
         owners.insert(Owner::RouterPort(rp.clone()));
         if let Some(r) = input.view.router_port(rp) {
@@ -522,6 +531,13 @@ pub fn affected_owners(
     for rp in &rps {
         if let Some(lsp) = input.view.attached_lsp(rp) {
             owners.insert(Owner::Switch(lsp.switch.clone()));
+        }
+        // Its router floods ARP replies to it (l3::arp_reply_flood).
+        if let Some(r) = input.view.router_port(rp) {
+            owners.insert(Owner::Router(r.router.clone()));
+        }
+        if let Some(r) = state.compiled_router_of(rp) {
+            owners.insert(Owner::Router(r.to_string()));
         }
         if let Some(s) = state.compiled_lsp_switch_of(rp) {
             owners.insert(Owner::Switch(s.to_string()));

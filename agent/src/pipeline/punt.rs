@@ -30,6 +30,13 @@ pub const METER_ARP: &str = "pinctrl-arp";
 pub const OP_ICMP_TIME_EXCEEDED: u32 = 2;
 /// The meter of the router's ICMP error handlers (name in [`crate::ids::METERS`]).
 pub const METER_ICMP: &str = "pinctrl-icmp";
+/// Opcode of the next-hop ARP request ([`crate::pinctrl::neigh`]); arguments: the router
+/// port's MAC (6), its switch's datapath key (4), the router-type switch port's key (4).
+pub const OP_ARP_RESOLVE: u32 = 3;
+/// Opcode of the ARP reply learner; arguments: router key (4), router port key (4).
+pub const OP_ARP_LEARN: u32 = 4;
+/// The meter of both neighbour handlers.
+pub const METER_NEIGH: &str = "pinctrl-neigh";
 /// Packets per second each handler's meter lets through to the controller.
 pub const METER_RATE_PPS: u32 = 100;
 /// Below the per-port responders (50): a port that owns the address answers itself.
@@ -60,7 +67,7 @@ pub fn arp_gateway_userdata(ip: Ipv4Addr, mac: Mac) -> Vec<u8> {
 
 /// Every handler's meter (installed before the flows that use them).
 pub fn meters(ids: &Ids) -> Vec<Meter> {
-    [METER_ARP, METER_ICMP]
+    [METER_ARP, METER_ICMP, METER_NEIGH]
         .iter()
         .filter_map(|m| ids.meter(m))
         .map(|id| Meter {
@@ -75,6 +82,18 @@ pub fn meters(ids: &Ids) -> Vec<Meter> {
             }],
         })
         .collect()
+}
+
+/// `controller(userdata=OP meter=pinctrl-neigh)` for a neighbour handler (none without the
+/// meter).
+pub fn neigh(ids: &Ids, userdata: Vec<u8>) -> Option<Action> {
+    let meter = ids.meter(METER_NEIGH)?;
+    Some(Action::Controller(Controller {
+        max_len: u16::MAX,
+        userdata,
+        meter_id: Some(meter),
+        ..Controller::default()
+    }))
 }
 
 /// The userdata of an ICMP time-exceeded punt from router port `ip`/`mac`.

@@ -93,6 +93,7 @@ impl Fx {
             vifs: &self.vifs,
             tunnels: &self.tunnels,
             ids: &self.ids,
+            neighbours: &crate::pinctrl::neigh::NO_NEIGHBOURS,
         }
     }
 
@@ -801,7 +802,11 @@ fn router_port_flows_enter_route_resolve_and_exit() {
     ));
     // The router's own defaults.
     let r = owner_rendered(&d, &Owner::Router("lr1".into()));
-    assert_eq!(r.len(), 4, "{r:#?}");
+    assert_eq!(r.len(), 6, "{r:#?}");
+    // ARP replies to each port from a local port go to every other chassis (hv2), then into
+    // the router here.
+    assert!(r.iter().any(|f| f.contains("table=20, priority=115,arp,reg10=0/0x1,metadata=0x102,dl_dst=0a:00:00:00:02:01,arp_op=2 actions=set_field:0x8000->reg15,set_field:0x2->tun_id,set_field:192.168.0.2->tun_dst,")
+        && f.ends_with("output:100,goto_table:40")), "{r:#?}");
     assert!(r
         .iter()
         .any(|f| f.contains("table=41, priority=50,ip,metadata=0x200 actions=goto_table:42")));
@@ -819,9 +824,17 @@ fn router_port_flows_enter_route_resolve_and_exit() {
     let all = sorted_state(&d);
     assert!(
         !all.iter()
-            .any(|f| f.contains("controller(") && !f.contains("nw_ttl=")),
+            .any(|f| f.contains("controller(userdata=00.00.00.01")),
         "{all:#?}"
     );
+    // lr-neigh miss: ARP for the next hop from lr1-ls2 (MAC, ls2 key 0x102, ls2-lr1 key 1);
+    // ARP replies to the port are learned (router 0x200, port 2).
+    assert!(flows.iter().any(|f| f.contains(
+        "table=46, priority=10,reg15=0x2,metadata=0x200 actions=controller(userdata=00.00.00.03.0a.00.00.00.02.01.00.00.01.02.00.00.00.01,meter_id="
+    )), "{flows:#?}");
+    assert!(flows.iter().any(|f| f.contains(
+        "table=41, priority=90,arp,reg14=0x2,metadata=0x200,arp_op=2 actions=controller(userdata=00.00.00.04.00.00.02.00.00.00.00.02,meter_id="
+    )), "{flows:#?}");
     assert_eq!(d.conflicting_flow_keys().count(), 0);
 }
 
@@ -1106,4 +1119,38 @@ fn static_routes_pick_their_port_and_ecmp_hashes_over_next_hops() {
             "10.98.0.0/16".parse().unwrap()
         )
         .is_none());
+}
+
+#[test]
+fn learned_neighbours_are_lr_neigh_flows_below_the_views() {
+    use crate::pinctrl::neigh::{Learned, Neighbours};
+    let fx = routed();
+    let mut n = Neighbours::new();
+    let now = std::time::Instant::now();
+    for (ip, mac) in [([10, 32, 0, 200], 0xc8), ([10, 32, 0, 11], 0xee)] {
+        n.learn(
+            &Learned {
+                router_key: 0x200,
+                lrp_key: 2,
+                ip: std::net::Ipv4Addr::from(ip),
+                mac: weft_openflow::flow::Mac([0x0a, 0, 0, 0, 9, mac]),
+            },
+            now,
+        );
+    }
+    let input = CompileInput {
+        neighbours: &n,
+        ..fx.input()
+    };
+    let d = compile_all(&input);
+    let o = Owner::RouterPort("lr1-ls2".into());
+    let c = o.cookie();
+    let flows = owner_rendered(&d, &o);
+    assert!(flows.contains(&format!("cookie={c:#x}, table=46, priority=90,reg0=0xa2000c8,reg15=0x2,metadata=0x200 actions=set_field:0a:00:00:00:09:c8->eth_dst,goto_table:47")), "{flows:#?}");
+    // b's address is the view's (00:00:00:00:02:0b): a learned MAC never overrides it.
+    assert!(
+        !flows.iter().any(|f| f.contains("0a:00:00:00:09:ee")),
+        "{flows:#?}"
+    );
+    assert_eq!(d.conflicting_flow_keys().count(), 0);
 }
