@@ -267,6 +267,15 @@ impl Reconciler {
         if !self.sync_ids(&vifs) {
             return None;
         }
+        if self.desired.is_none() && self.neighbours.is_empty() {
+            // First compile (agent start): carry on with the bindings the switch still has.
+            let n = self
+                .neighbours
+                .recover(installed.flows, std::time::Instant::now());
+            if n > 0 {
+                tracing::info!(bindings = n, "neighbour bindings recovered from the switch");
+            }
+        }
         let desired = match self.desired.take() {
             Some(mut desired) => {
                 let change = std::mem::take(&mut self.pending);

@@ -305,7 +305,7 @@ fn static_routes_lpm_ecmp_and_policy() {
 /// Restarting the source host's agent (gracefully, then SIGKILL + start) while a pod pings
 /// across the router, through an ECMP static route (the select group) and to a connected
 /// network, loses no echo: routing flows, the ECMP group and the ICMP meter are read back
-/// and kept, never flushed.
+/// and kept, never flushed, and a binding learned by ARP is recovered from the switch.
 #[test]
 fn agent_restart_keeps_routed_and_ecmp_traffic() {
     const COUNT: u32 = 1000;
@@ -345,12 +345,33 @@ fn agent_restart_keeps_routed_and_ecmp_traffic() {
     );
     assert!(pings(&a1, "192.168.88.1"), "ECMP destination answers");
     assert_ping(&a1, &n2);
+    // And a next hop resolved by ARP (n2's undeclared second address): its learned binding
+    // must survive the restart (recovered from the switch's flows).
+    n2.exec(&["ip", "addr", "add", "10.44.0.200/24", "dev", "eth0"])
+        .expect("second address");
+    lo_addr(&n2, "192.168.89.1");
+    ctl(
+        &mut tb,
+        &[
+            "--wait=hv",
+            "lr-route-add",
+            "lr1",
+            "192.168.89.0/24",
+            "10.44.0.200",
+        ],
+    );
+    wait_for(20, "the ARP-resolved next hop answers", || {
+        a1.ping("192.168.89.1", 1).expect("ping").any()
+    });
     for (how, graceful) in [("graceful restart", true), ("SIGKILL + start", false)] {
         let mut ecmp = a1
             .ping_background("192.168.88.1", COUNT, INTERVAL_MS)
             .expect("ping starts");
         let mut direct = a1
             .ping_background(n2.ip, COUNT, INTERVAL_MS)
+            .expect("ping starts");
+        let mut resolved = a1
+            .ping_background("192.168.89.1", COUNT, INTERVAL_MS)
             .expect("ping starts");
         std::thread::sleep(std::time::Duration::from_secs(1));
         if graceful {
@@ -363,10 +384,14 @@ fn agent_restart_keeps_routed_and_ecmp_traffic() {
         }
         sync(&mut tb);
         assert!(
-            ecmp.is_running() && direct.is_running(),
+            ecmp.is_running() && direct.is_running() && resolved.is_running(),
             "{how}: restart + sync outlasted the ping window; the test proves nothing"
         );
-        for (what, p) in [("ECMP route", ecmp), ("connected route", direct)] {
+        for (what, p) in [
+            ("ECMP route", ecmp),
+            ("connected route", direct),
+            ("ARP-resolved next hop", resolved),
+        ] {
             let r = p.wait().expect("ping finishes");
             println!("{how}, {what}: {r:?}");
             assert_eq!(r.transmitted, COUNT, "{how} {what}: {r:?}");

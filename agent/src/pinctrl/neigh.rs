@@ -19,9 +19,9 @@
 //! controller as OVN's southbound `MAC_Binding` table is: no southbound traffic per ARP, and a
 //! chassis that never routes there never holds the entry. They live [`NEIGH_TTL`] after the
 //! last reply (then the next packet resolves again) and at most [`NEIGH_CAP`] are kept (the
-//! oldest goes first). They are not persisted: a restarted agent resolves again (its flows
-//! stay installed until then, as every flow does across a restart, and the reconcile after
-//! the restart removes them until the next packet re-learns).
+//! oldest goes first). They are not persisted apart from the flows themselves: a restarted
+//! agent recovers them from the learned lr-neigh flows it reads back ([`Neighbours::recover`],
+//! before its first compile), so traffic to them goes on across the restart.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -209,6 +209,55 @@ impl Neighbours {
             self.map.remove(&k);
         }
         ports
+    }
+
+    /// Bindings recovered from the learned lr-neigh flows a switch holds (after an agent
+    /// restart: the flows stayed installed, so the bindings carry on with a fresh TTL instead
+    /// of being removed by the first reconcile and learned again).
+    pub fn recover(&mut self, flows: &[weft_openflow::flow::Flow], now: Instant) -> usize {
+        let mut n = 0;
+        for f in flows {
+            if f.table != Stage::LrNeigh.table()
+                || f.priority != crate::pipeline::l3::PRIO_NEIGH_LEARNED
+            {
+                continue;
+            }
+            let (mut rk, mut pk, mut ip) = (None, None, None);
+            for m in f.matches.fields() {
+                match m {
+                    MatchField::Metadata { value, mask: None } => rk = u32::try_from(*value).ok(),
+                    MatchField::Reg {
+                        index,
+                        value,
+                        mask: None,
+                    } if *index == reg::OUTPORT => pk = Some(*value),
+                    MatchField::Reg {
+                        index,
+                        value,
+                        mask: None,
+                    } if *index == crate::pipeline::l3::REG_NEXT_HOP => {
+                        ip = Some(Ipv4Addr::from(*value))
+                    }
+                    _ => {}
+                }
+            }
+            let mac = f.actions.iter().find_map(|a| match a {
+                Action::SetField(SetField::EthDst(m)) => Some(*m),
+                _ => None,
+            });
+            if let (Some(router_key), Some(lrp_key), Some(ip), Some(mac)) = (rk, pk, ip, mac) {
+                let l = Learned {
+                    router_key,
+                    lrp_key,
+                    ip,
+                    mac,
+                };
+                if self.learn(&l, now).0 {
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 
     /// The bindings of router port `lrp_key` of router `router_key`.

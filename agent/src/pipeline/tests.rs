@@ -1154,3 +1154,35 @@ fn learned_neighbours_are_lr_neigh_flows_below_the_views() {
     );
     assert_eq!(d.conflicting_flow_keys().count(), 0);
 }
+
+#[test]
+fn learned_neighbours_are_recovered_from_their_flows() {
+    use crate::pinctrl::neigh::{Learned, Neighbours};
+    let fx = routed();
+    let mut n = Neighbours::new();
+    let now = std::time::Instant::now();
+    let l = Learned {
+        router_key: 0x200,
+        lrp_key: 2,
+        ip: std::net::Ipv4Addr::new(10, 32, 0, 200),
+        mac: weft_openflow::flow::Mac([0x0a, 0, 0, 0, 9, 0xc8]),
+    };
+    n.learn(&l, now);
+    let d = compile_all(&CompileInput {
+        neighbours: &n,
+        ..fx.input()
+    });
+    let flows: Vec<weft_openflow::flow::Flow> = d.flows().cloned().collect();
+    let mut again = Neighbours::new();
+    assert_eq!(again.recover(&flows, now), 1);
+    assert_eq!(
+        again.of_port(0x200, 2).collect::<Vec<_>>(),
+        vec![(l.ip, l.mac)]
+    );
+    // The same compile from the recovered bindings: nothing for the restarted agent to change.
+    let d2 = compile_all(&CompileInput {
+        neighbours: &again,
+        ..fx.input()
+    });
+    assert_eq!(sorted_state(&d), sorted_state(&d2));
+}
