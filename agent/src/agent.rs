@@ -306,6 +306,11 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
         applied_revision: 0,
         alive: false,
         debug_addr: observe.debug_addr.clone(),
+        bridge_mappings: config
+            .bridge_mappings
+            .iter()
+            .map(|m| (m.physnet.clone(), m.bridge.clone()))
+            .collect(),
         ..Default::default()
     };
     let (sb_tx, mut sb_rx) = mpsc::channel::<SbEvent>(256);
