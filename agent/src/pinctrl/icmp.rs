@@ -168,6 +168,7 @@ pub fn handle_time_exceeded(pin: &PacketIn, args: &[u8]) -> Result<Answer, Pinct
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

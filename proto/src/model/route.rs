@@ -406,6 +406,7 @@ pub fn apply_del(routes: &mut Vec<StaticRoute>, del: &RouteDel, field: &str) -> 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
