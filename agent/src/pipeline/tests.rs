@@ -1186,3 +1186,70 @@ fn learned_neighbours_are_recovered_from_their_flows() {
     });
     assert_eq!(sorted_state(&d), sorted_state(&d2));
 }
+
+#[test]
+fn recompile_tracks_chassis_and_attachments_for_router_owned_flows() {
+    let mut fx = routed();
+    let mut d = compile_all(&fx.input());
+    // A third chassis joins with a pod on ls1: the router's ARP reply floods reach it.
+    let change = fx.apply(ViewDelta {
+        revision: 2,
+        chassis: vec![cv("hv3", "192.168.0.3", &["vxlan"])],
+        ports: vec![vif(
+            "c3",
+            "ls1",
+            "00:00:00:00:01:33",
+            "10.31.0.33",
+            33,
+            "hv3",
+        )],
+        ..Default::default()
+    });
+    fx.sync();
+    let r = recompile(&mut d, &fx.input(), &change);
+    assert!(
+        r.owners.contains(&Owner::Router("lr1".into())),
+        "{:?}",
+        r.owners
+    );
+    assert_consistent(&fx, &d);
+    let rf = owner_rendered(&d, &Owner::Router("lr1".into()));
+    assert!(
+        rf.iter()
+            .any(|f| f.contains("table=20") && f.contains("192.168.0.3")),
+        "{rf:#?}"
+    );
+    // ls2's router-type port goes away: its flood flow goes with it.
+    let change = fx.apply(ViewDelta {
+        revision: 3,
+        deleted_ports: vec!["ls2-lr1".into()],
+        ..Default::default()
+    });
+    fx.sync();
+    let r = recompile(&mut d, &fx.input(), &change);
+    assert!(
+        r.owners.contains(&Owner::Router("lr1".into())),
+        "{:?}",
+        r.owners
+    );
+    assert_consistent(&fx, &d);
+    // And it comes back.
+    let change = fx.apply(ViewDelta {
+        revision: 4,
+        ports: vec![router_lsp("ls2-lr1", "ls2", "lr1-ls2", 1)],
+        ..Default::default()
+    });
+    fx.sync();
+    recompile(&mut d, &fx.input(), &change);
+    assert_consistent(&fx, &d);
+    // The chassis leaves.
+    let change = fx.apply(ViewDelta {
+        revision: 5,
+        deleted_ports: vec!["c3".into()],
+        deleted_chassis: vec!["hv3".into()],
+        ..Default::default()
+    });
+    fx.sync();
+    recompile(&mut d, &fx.input(), &change);
+    assert_consistent(&fx, &d);
+}
