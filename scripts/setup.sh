@@ -8,7 +8,8 @@ pkgs=(openvswitch-switch etcd-server protobuf-compiler libprotobuf-dev iproute2 
       ovn-central ovn-host
       iputils-ping procps librsvg2-bin
       podman containernetworking-plugins runc busybox-static util-linux
-      python3)  # python3: the rogue-RA sender of tests/tests/e2e_port_security_v6.rs
+      python3     # python3: the rogue-RA sender of tests/tests/e2e_port_security_v6.rs
+      traceroute) # traceroute: tests/tests/e2e_routing.rs
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -182,6 +182,7 @@ async fn setup_channel(
     chan: &Arc<OfChannel>,
     geneve: bool,
     stats: &watch::Sender<crate::pinctrl::Stats>,
+    learned: &mpsc::Sender<crate::pinctrl::neigh::Learned>,
 ) -> Result<JoinHandle<()>, String> {
     if geneve {
         ensure_tlv(chan).await?;
@@ -194,7 +195,8 @@ async fn setup_channel(
         .ok_or_else(|| "packet-ins already taken".to_string())?;
     let stats = stats.clone();
     Ok(tokio::spawn(
-        crate::pinctrl::run(chan.clone(), rx, stats).instrument(info_span!("pinctrl")),
+        crate::pinctrl::run(chan.clone(), rx, stats, learned.clone())
+            .instrument(info_span!("pinctrl")),
     ))
 }
 
@@ -306,6 +308,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     let (pin_stats, pin_stats_rx) = watch::channel(crate::pinctrl::Stats::default());
     let mut pin_logged = crate::pinctrl::Stats::default();
     let mut pinctrl_task: Option<JoinHandle<()>> = None;
+    let (learned_tx, mut learned_rx) = mpsc::channel::<crate::pinctrl::neigh::Learned>(256);
 
     let mut vif_watch =
         vswitch::watch_interfaces(SessionConfig::new(endpoint.clone(), "Open_vSwitch"));
@@ -325,6 +328,11 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
         applied_revision: 0,
         alive: false,
         debug_addr: observe.debug_addr.clone(),
+        bridge_mappings: config
+            .bridge_mappings
+            .iter()
+            .map(|m| (m.physnet.clone(), m.bridge.clone()))
+            .collect(),
         ..Default::default()
     };
     let (sb_tx, mut sb_rx) = mpsc::channel::<SbEvent>(256);
@@ -399,7 +407,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
                 match OfChannel::connect(&mgmt).await {
                     Ok(c) => {
                         let c = Arc::new(c);
-                        match setup_channel(&c, geneve, &pin_stats).await {
+                        match setup_channel(&c, geneve, &pin_stats, &learned_tx).await {
                             Ok(task) => {
                                 info!(socket = %mgmt.display(), "OpenFlow connected");
                                 if let Some(old) = pinctrl_task.replace(task) { old.abort(); }
@@ -415,8 +423,14 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
                     Err(e) => debug!(error = %e, "OpenFlow connect failed"),
                 }
             },
+            Some(l) = learned_rx.recv() => {
+                if reconciler.learn(&l, std::time::Instant::now()) {
+                    debug!(ip = %l.ip, mac = %l.mac, "neighbour learned");
+                }
+            },
             _ = resync.tick() => {
                 full_needed = true;
+                reconciler.expire_neighbours(std::time::Instant::now());
                 let st = pin_stats_rx.borrow().clone();
                 observe.resync(&st);
                 if st != pin_logged {

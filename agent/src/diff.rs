@@ -357,6 +357,7 @@ mod tests {
                 vifs: &self.vifs,
                 tunnels: &self.tunnels,
                 ids: &self.ids,
+                neighbours: &crate::pinctrl::neigh::NO_NEIGHBOURS,
             }
         }
     }

@@ -7,6 +7,7 @@
 //! |--------|---------------|------------------------------|---------------------------|
 //! | zone   | 1..=65535     | `ct-zone-<port>`             | one per local port        |
 //! | group  | 1..=0xfffffeff| `weft-group-<kind>-<switch>` | 4 per switch ([`GroupKind`]) |
+//! |        |               | `weft-group-ecmp-<router>-<policy>-<prefix>` | one per ECMP route |
 //! | meter  | 1..=65535     | `weft-meter-<name>`          | one per pinctrl handler   |
 //!
 //! The allocator never hands out an id that is live (assigned to another owner), takes the
@@ -17,7 +18,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::pipeline::GroupKind;
+use ipnetwork::Ipv4Network;
+use weft_proto::model::route::Policy;
+
+use crate::pipeline::{static_routes, GroupKind};
 use crate::view::ChassisView;
 
 /// `external_ids` key prefixes.
@@ -188,8 +192,13 @@ fn group_owner(kind: GroupKind, switch: &str) -> String {
     format!("{}-{switch}", kind_name(kind))
 }
 
+/// The group owner of an ECMP route (a router's policy and prefix with several next hops).
+fn ecmp_owner(router: &str, policy: Policy, prefix: Ipv4Network) -> String {
+    format!("ecmp-{router}-{policy}-{prefix}")
+}
+
 /// The pinctrl meters the pipeline installs (one per handler).
-pub const METERS: &[&str] = &["pinctrl-arp"];
+pub const METERS: &[&str] = &["pinctrl-arp", "pinctrl-icmp", "pinctrl-neigh"];
 
 /// Every id the pipeline uses. See the module docs.
 #[derive(Clone, Debug)]
@@ -245,12 +254,18 @@ impl Ids {
         self.groups.get(&group_owner(kind, switch))
     }
 
+    /// The select group of `router`'s ECMP route for `policy`/`prefix`.
+    pub fn ecmp_group(&self, router: &str, policy: Policy, prefix: Ipv4Network) -> Option<u32> {
+        self.groups.get(&ecmp_owner(router, policy, prefix))
+    }
+
     pub fn meter(&self, name: &str) -> Option<u32> {
         self.meters.get(name)
     }
 
     /// Brings the assignments in line with the view: a zone for every port bound to
-    /// `chassis` with a VIF (`vifs`), four group ids per switch, one meter per handler;
+    /// `chassis` with a VIF (`vifs`), four group ids per switch, one per ECMP route, one
+    /// meter per handler;
     /// everything else is released. Returns true when anything changed.
     pub fn sync(
         &mut self,
@@ -281,10 +296,15 @@ impl Ids {
                 ch.flush_zones.insert(z as u16);
             }
         }
-        let want: BTreeSet<String> = view
+        let mut want: BTreeSet<String> = view
             .switches()
             .flat_map(|s| KINDS.iter().map(|k| group_owner(*k, &s.name)))
             .collect();
+        for r in view.routers() {
+            for (policy, prefix) in static_routes::ecmp_destinations(r) {
+                want.insert(ecmp_owner(&r.name, policy, prefix));
+            }
+        }
         let stale: Vec<String> = self
             .groups
             .iter()
@@ -413,7 +433,7 @@ mod tests {
         assert!(ids.sync(&v, "hv1", &vifs).unwrap());
         let ch = ids.pending().clone();
         assert_eq!(ch.flush_zones, [1, 2].into());
-        assert_eq!(ch.set.len(), 2 + 4 + 1, "{ch:?}");
+        assert_eq!(ch.set.len(), 2 + 4 + METERS.len(), "{ch:?}");
         ids.persisted(&ch);
         assert!(ids.pending().is_empty());
         // A restarted agent recovers the same ids and has nothing to write or flush.

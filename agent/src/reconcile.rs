@@ -18,6 +18,7 @@ use weft_proto::v1::{PortBinding, StatusReport};
 
 use crate::diff::{diff, diff_delta, Diff, Installed};
 use crate::ids::{IdChanges, Ids};
+use crate::pinctrl::neigh::{Learned, Neighbours};
 use crate::pipeline::{compile_all, recompile, CompileInput, DesiredState, Encap};
 use crate::view::{ChassisView, ViewChange, ViewError};
 
@@ -54,6 +55,8 @@ pub struct Reconciler {
     /// Revision of the view the switch holds (after the last successful apply).
     applied_revision: i64,
     last_error: String,
+    /// Next-hop bindings learned by ARP on this chassis.
+    neighbours: Neighbours,
 }
 
 impl Reconciler {
@@ -71,7 +74,53 @@ impl Reconciler {
             pending: ViewChange::default(),
             applied_revision: 0,
             last_error: String::new(),
+            neighbours: Neighbours::new(),
         }
+    }
+
+    /// The learned next-hop bindings.
+    pub fn neighbours(&self) -> &Neighbours {
+        &self.neighbours
+    }
+
+    /// The router port of router key `rk` with key `pk`, by name.
+    fn router_port_by_keys(&self, rk: u32, pk: u32) -> Option<&crate::view::RouterPort> {
+        let r = self.view.routers().find(|r| r.key == rk)?;
+        self.view.router_ports_of(&r.name).find(|p| p.key == pk)
+    }
+
+    /// A binding pinctrl learned: kept when its router port is in the view and the address
+    /// is on one of the port's networks; the port is marked for recompile when its flows
+    /// change. False when refused or unchanged.
+    pub fn learn(&mut self, l: &Learned, now: std::time::Instant) -> bool {
+        let Some(p) = self.router_port_by_keys(l.router_key, l.lrp_key) else {
+            return false;
+        };
+        if !p.networks.iter().any(|n| n.contains(l.ip)) {
+            return false;
+        }
+        let name = p.name.clone();
+        let (changed, evicted) = self.neighbours.learn(l, now);
+        if let Some((rk, pk)) = evicted {
+            if let Some(e) = self.router_port_by_keys(rk, pk).map(|p| p.name.clone()) {
+                self.pending.router_ports.insert(e);
+            }
+        }
+        if changed {
+            self.pending.router_ports.insert(name);
+        }
+        changed
+    }
+
+    /// Drops expired bindings (their ports are marked for recompile); true when any went.
+    pub fn expire_neighbours(&mut self, now: std::time::Instant) -> bool {
+        let gone = self.neighbours.expire(now);
+        for (rk, pk) in &gone {
+            if let Some(n) = self.router_port_by_keys(*rk, *pk).map(|p| p.name.clone()) {
+                self.pending.router_ports.insert(n);
+            }
+        }
+        !gone.is_empty()
     }
 
     /// True once a snapshot and the VIF listing are in: only then may the switch be touched.
@@ -182,6 +231,7 @@ impl Reconciler {
             vifs,
             tunnels: &self.tunnels,
             ids: &self.ids,
+            neighbours: &self.neighbours,
         }
     }
 
@@ -227,6 +277,15 @@ impl Reconciler {
         let vifs = self.vifs.clone().unwrap_or_default();
         if !self.sync_ids(&vifs) {
             return None;
+        }
+        if self.desired.is_none() && self.neighbours.is_empty() {
+            // First compile (agent start): carry on with the bindings the switch still has.
+            let n = self
+                .neighbours
+                .recover(installed.flows, std::time::Instant::now());
+            if n > 0 {
+                tracing::info!(bindings = n, "neighbour bindings recovered from the switch");
+            }
         }
         let desired = match self.desired.take() {
             Some(mut desired) => {

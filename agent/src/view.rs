@@ -22,6 +22,7 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use weft_openflow::flow::Mac;
+use weft_proto::model::route::StaticRoute;
 use weft_proto::model::view::ViewDelta;
 use weft_proto::v1::{
     PortAddress, PortView, RemoteChassis, RouterPortView, RouterView, SwitchView,
@@ -217,6 +218,8 @@ pub struct Router {
     /// the switches and routers of the view.
     pub key: u32,
     pub enabled: bool,
+    /// Static routes, as stored (parsed by the shared model).
+    pub routes: Vec<StaticRoute>,
 }
 
 /// A logical router port.
@@ -387,6 +390,11 @@ impl ChassisView {
     /// A remote chassis by name.
     pub fn chassis(&self, name: &str) -> Option<&Chassis> {
         self.chassis.get(name)
+    }
+
+    /// Every remote chassis, by name.
+    pub fn all_chassis(&self) -> impl Iterator<Item = &Chassis> {
+        self.chassis.values()
     }
 
     /// Every switch, by name.
@@ -1027,10 +1035,18 @@ fn parse_router(r: &RouterView) -> Result<Router, ViewError> {
             format!("must be in 1..={MAX_DATAPATH_KEY}"),
         ));
     }
+    let mut routes = Vec::with_capacity(r.static_routes.len());
+    for (i, m) in r.static_routes.iter().enumerate() {
+        let field = format!("static_routes[{i}]");
+        let route = StaticRoute::from_message(&field, m)
+            .map_err(|e| ViewError::invalid("router", &r.name, e.field, e.value, e.reason))?;
+        routes.push(route);
+    }
     Ok(Router {
         name: r.name.clone(),
         key: r.tunnel_key,
         enabled: r.enabled,
+        routes,
     })
 }
 
@@ -1123,7 +1139,8 @@ fn parse_security(port: &str, addrs: &[PortAddress]) -> Result<Vec<SecurityAddre
         let mac = parse_mac(port, &format!("port_security[{i}].mac"), &a.mac)?;
         let (mut ips, mut ipv6) = (Vec::new(), Vec::new());
         for (j, ip) in a.ips.iter().enumerate() {
-            let bad = |e| ViewError::invalid("port", port, format!("port_security[{i}].ips[{j}]"), ip, e);
+            let bad =
+                |e| ViewError::invalid("port", port, format!("port_security[{i}].ips[{j}]"), ip, e);
             if ip.contains(':') {
                 ipv6.push(ip.parse::<Ipv6Prefix>().map_err(bad)?);
             } else {
@@ -1552,6 +1569,7 @@ mod tests {
             name: name.into(),
             tunnel_key: key,
             enabled: true,
+            static_routes: Vec::new(),
         }
     }
 
@@ -1704,8 +1722,16 @@ mod tests {
     #[test]
     fn ipv6_prefix_parsing_and_security_entries() {
         let p: Ipv6Prefix = "fd00:1::5/64".parse().expect("valid");
-        assert_eq!(p.network(), "fd00:1::".parse::<std::net::Ipv6Addr>().expect("ip"));
-        assert_eq!(p.mask(), "ffff:ffff:ffff:ffff::".parse::<std::net::Ipv6Addr>().expect("ip"));
+        assert_eq!(
+            p.network(),
+            "fd00:1::".parse::<std::net::Ipv6Addr>().expect("ip")
+        );
+        assert_eq!(
+            p.mask(),
+            "ffff:ffff:ffff:ffff::"
+                .parse::<std::net::Ipv6Addr>()
+                .expect("ip")
+        );
         assert!("fd00::5".parse::<Ipv6Prefix>().expect("valid").is_host());
         assert!("fd00::5/129".parse::<Ipv6Prefix>().is_err());
         let sec = parse_security(
@@ -1716,7 +1742,10 @@ mod tests {
             }],
         )
         .expect("valid");
-        assert_eq!(sec[0].ips, vec!["10.0.0.5".parse::<Ipv4Prefix>().expect("v4")]);
+        assert_eq!(
+            sec[0].ips,
+            vec!["10.0.0.5".parse::<Ipv4Prefix>().expect("v4")]
+        );
         assert_eq!(sec[0].ipv6.len(), 2);
         let e = parse_security(
             "p1",

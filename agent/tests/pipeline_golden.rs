@@ -57,10 +57,14 @@ fn snapshot() -> ViewUpdate {
     vm5.enabled = false;
     let mut web1 = port("web1", "ls2", "00:00:00:00:02:01", &["10.1.0.11"], "hv1");
     // IPv4 and IPv6 sources (plus the MAC's link-local address, always allowed).
-    web1.port_security = vec![addr("00:00:00:00:02:01", &["10.1.0.0/24", "fd00:2::11", "fd00:3::/64"])];
+    web1.port_security = vec![addr(
+        "00:00:00:00:02:01",
+        &["10.1.0.0/24", "fd00:2::11", "fd00:3::/64"],
+    )];
     // A VIF allowed to send router advertisements and DHCP replies: no rogue-server drops.
     let mut vm2 = port("vm2", "ls1", "00:00:00:00:01:02", &["10.0.0.12"], "hv1");
-    vm2.options.insert("allow-ra-dhcp-server".into(), "true".into());
+    vm2.options
+        .insert("allow-ra-dhcp-server".into(), "true".into());
     web1.unknown = true;
     ViewUpdate {
         revision: 10,
@@ -155,6 +159,7 @@ impl Fixture {
             vifs: &self.vifs,
             tunnels: &self.tunnels,
             ids: &self.ids,
+            neighbours: &weft_agent::pinctrl::neigh::NO_NEIGHBOURS,
         }
     }
 }
@@ -335,6 +340,7 @@ fn routed_snapshot() -> ViewUpdate {
             name: "lr1".into(),
             tunnel_key: 100,
             enabled: true,
+            static_routes: Vec::new(),
         }],
         router_ports: vec![
             lrp("lr1-ls1", "0a:00:00:00:01:01", "10.31.0.1/24", 1),

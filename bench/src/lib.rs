@@ -386,6 +386,7 @@ pub fn run_pipeline(cfg: &PipelineConfig) -> Result<PipelineReport, BenchError> 
             vifs: &topo.vifs,
             tunnels: &topo.tunnels,
             ids: &ids,
+            neighbours: &weft_agent::pinctrl::neigh::NO_NEIGHBOURS,
         };
         let t = Instant::now();
         let desired = compile_all(&input);
@@ -464,6 +465,7 @@ fn run_adds(cfg: &PipelineConfig, kind: AddKind) -> Result<AddReport, BenchError
         vifs: &topo.vifs,
         tunnels: &topo.tunnels,
         ids: &ids,
+        neighbours: &weft_agent::pinctrl::neigh::NO_NEIGHBOURS,
     });
     let mut report = AddReport {
         kind,
@@ -522,6 +524,7 @@ fn run_adds(cfg: &PipelineConfig, kind: AddKind) -> Result<AddReport, BenchError
             vifs: &topo.vifs,
             tunnels: &topo.tunnels,
             ids: &ids,
+            neighbours: &weft_agent::pinctrl::neigh::NO_NEIGHBOURS,
         };
         let recompiled = recompile(&mut desired, &input, &change);
         let compiled = Instant::now();

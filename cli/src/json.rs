@@ -47,6 +47,9 @@ pub struct Chassis {
     pub alive: bool,
     pub last_error: String,
     pub external_ids: BTreeMap<String, String>,
+    /// Provider network → bridge (`--bridge-mappings`).
+    #[serde(default)]
+    pub bridge_mappings: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,6 +268,7 @@ impl From<&pb::Chassis> for Chassis {
             alive: c.alive,
             last_error: c.last_error.clone(),
             external_ids: sorted(&c.external_ids),
+            bridge_mappings: sorted(&c.bridge_mappings),
         }
     }
 }

@@ -777,7 +777,18 @@ fn chain_is_one_transaction_with_one_line_per_command() {
     // The read runs after the commit and sees it.
     assert_eq!(names(&docs[3], "switches"), ["a", "b"]);
 
-    // Reads in a chain print their output on their line (`\n` between entries).
+    // Reads in a chain print their output on their line (`\n` between entries). (A
+    // router-type port's router-port must exist.)
+    d.ok(&[
+        "lr-add",
+        "rq",
+        "--",
+        "lrp-add",
+        "rq",
+        "lrp1",
+        "0a:00:00:00:0f:01",
+        "10.99.0.1/24",
+    ]);
     let lines = d.lines(&[
         "lsp-set-options",
         "q1",

@@ -4,10 +4,11 @@
 //!
 //! An IPv4 destination off the input switch goes through the router attached to it (a
 //! switch port of type "router"), as the agents' distributed router does: the router port's
-//! own addresses answer ping (other traffic to them is dropped), connected networks are
-//! routed longest prefix first (TTL decremented, eth.src = the output router port's MAC,
-//! eth.dst = the address owner on the destination switch), and the packet continues on the
-//! destination switch to its output port.
+//! own addresses answer ping (other traffic to them is dropped), connected networks and
+//! static routes are routed by the agents' lr-route priorities (longest prefix first; TTL
+//! decremented, eth.src = the output router port's MAC, eth.dst = the owner of the next hop
+//! on the destination switch: the destination itself, or a static route's next hop), and the
+//! packet continues on the destination switch to its output port.
 
 use std::net::Ipv4Addr;
 
@@ -19,15 +20,19 @@ use crate::kinds;
 use crate::state::ClusterState;
 use crate::validate::parse_mac;
 
-/// One routing decision (connected routes only).
+/// One routing decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Hop {
     router: String,
     /// The router port the packet enters by.
     in_lrp: String,
-    /// The router port it leaves by, with the matching network.
+    /// The router port it leaves by.
     out_lrp: String,
-    network: String,
+    /// The route taken, as the lr-route stage says it ("connected route 10.1.0.0/24").
+    via: String,
+    /// The address whose MAC lr-neigh looks up (the destination, or a static route's next
+    /// hop).
+    nexthop: Ipv4Addr,
     out_mac: String,
     /// The destination switch and the router-type port on it.
     out_switch: String,
@@ -52,8 +57,11 @@ fn networks(lrp: &weft_proto::v1::LogicalRouterPort) -> Vec<ipnetwork::Ipv4Netwo
 }
 
 /// The first enabled switch-side router port of `sw` whose router port and router are
-/// enabled, then the connected route to `dst` on that router.
-fn route(state: &ClusterState, sw: &str, dst: Ipv4Addr) -> Routing {
+/// enabled, then the best route to `dst` (from `src`) on that router: the highest lr-route
+/// priority among its connected networks and static routes, as the agents order them
+/// ([`weft_proto::model::route`]); of ECMP next hops the first is traced.
+fn route(state: &ClusterState, sw: &str, dst: Ipv4Addr, src: Option<Ipv4Addr>) -> Routing {
+    use weft_proto::model::route::{connected_priority, static_priority, Policy, StaticRoute};
     let lsps: Vec<&String> = state
         .router_lsps_by_switch
         .get(sw)
@@ -95,16 +103,75 @@ fn route(state: &ClusterState, sw: &str, dst: Ipv4Addr) -> Routing {
             };
         }
     }
-    let best = ports
+    // (priority, output port, next hop, description)
+    let mut candidates: Vec<(u16, &weft_proto::v1::LogicalRouterPort, Ipv4Addr, String)> =
+        Vec::new();
+    for p in &ports {
+        for n in networks(p).into_iter().filter(|n| n.contains(dst)) {
+            candidates.push((
+                connected_priority(n.prefix()),
+                *p,
+                dst,
+                format!("connected route {}/{}", n.network(), n.prefix()),
+            ));
+        }
+    }
+    let routes: Vec<StaticRoute> = router
+        .static_routes
         .iter()
-        .flat_map(|p| networks(p).into_iter().map(move |n| (*p, n)))
-        .filter(|(_, n)| n.contains(dst))
-        .max_by_key(|(_, n)| n.prefix());
-    let Some((out, net)) = best else {
-        return Routing::NoRoute(format!(
-            "router {} has no route to {dst} (connected networks only)",
-            router.name
+        .filter_map(|m| StaticRoute::from_message("static_routes", m).ok())
+        .collect();
+    for r in &routes {
+        let hit = match r.policy {
+            Policy::DstIp => r.prefix.contains(dst),
+            Policy::SrcIp => src.is_some_and(|s| r.prefix.contains(s)),
+        };
+        if !hit {
+            continue;
+        }
+        let out = match &r.output_port {
+            Some(name) => ports.iter().find(|p| &p.name == name).copied(),
+            None => ports
+                .iter()
+                .filter_map(|p| {
+                    networks(p)
+                        .iter()
+                        .filter(|n| n.contains(r.nexthop))
+                        .map(|n| n.prefix())
+                        .max()
+                        .map(|l| (l, *p))
+                })
+                .max_by_key(|(l, _)| *l)
+                .map(|(_, p)| p),
+        };
+        let Some(out) = out else {
+            continue;
+        };
+        let hops = routes.iter().filter(|x| x.same_destination(r)).count();
+        let ecmp = if hops > 1 {
+            format!(" (ECMP: one of {hops} next hops by flow hash; traced via the first)")
+        } else {
+            String::new()
+        };
+        candidates.push((
+            static_priority(r.prefix.prefix(), r.policy),
+            out,
+            r.nexthop,
+            format!(
+                "static route {} {} via {}{ecmp}",
+                r.policy, r.prefix, r.nexthop
+            ),
         ));
+    }
+    // The highest priority; the first of equals (ECMP: the first next hop).
+    let best = candidates
+        .into_iter()
+        .fold(None, |b: Option<(u16, _, _, _)>, c| match b {
+            Some(b) if b.0 >= c.0 => Some(b),
+            _ => Some(c),
+        });
+    let Some((_, out, nexthop, via)) = best else {
+        return Routing::NoRoute(format!("router {} has no route to {dst}", router.name));
     };
     let link = state
         .router_port_links
@@ -122,7 +189,8 @@ fn route(state: &ClusterState, sw: &str, dst: Ipv4Addr) -> Routing {
         router: router.name.clone(),
         in_lrp: in_lrp.name.clone(),
         out_lrp: out.name.clone(),
-        network: format!("{}/{}", net.network(), net.prefix()),
+        via,
+        nexthop,
         out_mac: out.mac.clone(),
         out_switch: link.switch_name.clone(),
         out_lsp: link.name.clone(),
@@ -401,7 +469,11 @@ pub fn trace(state: &ClusterState, inport: &str, mut m: Microflow) -> ApiResult<
                         let s = format!("dropped: no port on switch {sw_name} has {dst}");
                         return Ok(out.done(TraceVerdict::TraceDropped, s, &m, rev));
                     }
-                    let hop = match route(state, &sw_name, dst) {
+                    let src_ip = match m.get("ip4.src") {
+                        Some(Value::Ipv4(ip, _)) => Some(*ip),
+                        _ => None,
+                    };
+                    let hop = match route(state, &sw_name, dst, src_ip) {
                         Routing::NoRoute(why) => {
                             out.stages.push(stage(
                                 "l3",
@@ -468,7 +540,11 @@ pub fn trace(state: &ClusterState, inport: &str, mut m: Microflow) -> ApiResult<
                         if *ttl <= 1 {
                             out.stages.push(stage(
                                 "lr-route",
-                                format!("ip.ttl {ttl}: expires at router {}, dropped", hop.router),
+                                format!(
+                                    "ip.ttl {ttl}: expires at router {}, dropped; ICMP time \
+                                     exceeded from {} to the sender",
+                                    hop.router, hop.in_lrp
+                                ),
                                 kinds::router::NAME,
                                 &hop.router,
                             ));
@@ -479,8 +555,8 @@ pub fn trace(state: &ClusterState, inport: &str, mut m: Microflow) -> ApiResult<
                     out.stages.push(stage(
                         "lr-route",
                         format!(
-                            "connected route {} out of router port {} (ttl - 1, eth.src {})",
-                            hop.network, hop.out_lrp, hop.out_mac
+                            "{} out of router port {} (ttl - 1, eth.src {})",
+                            hop.via, hop.out_lrp, hop.out_mac
                         ),
                         kinds::router_port::NAME,
                         &hop.out_lrp,
@@ -494,9 +570,11 @@ pub fn trace(state: &ClusterState, inport: &str, mut m: Microflow) -> ApiResult<
                         m.fields.push(("ip.ttl".into(), Value::Int(ttl - 1)));
                     }
                     let dst_ports = ports_of(&hop.out_switch);
-                    let Some((owner, mac)) = owner_of_ip_on(&dst_ports, dst) else {
+                    let nh = hop.nexthop;
+                    let Some((owner, mac)) = owner_of_ip_on(&dst_ports, nh) else {
                         let detail = format!(
-                            "no port on switch {} has {dst}: next hop unknown, dropped",
+                            "no port on switch {} has {nh}: unless the chassis has learned it by \
+                             ARP, the router sends an ARP request for it and drops the packet",
                             hop.out_switch
                         );
                         out.stages.push(stage(
@@ -506,14 +584,14 @@ pub fn trace(state: &ClusterState, inport: &str, mut m: Microflow) -> ApiResult<
                             &hop.out_switch,
                         ));
                         let s = format!(
-                            "dropped: router {} knows no MAC for {dst} on switch {}",
+                            "dropped: router {} knows no MAC for {nh} on switch {}",
                             hop.router, hop.out_switch
                         );
                         return Ok(out.done(TraceVerdict::TraceDropped, s, &m, rev));
                     };
                     out.stages.push(stage(
                         "lr-neigh",
-                        format!("next hop {dst} is port {owner}: eth.dst {mac}"),
+                        format!("next hop {nh} is port {owner}: eth.dst {mac}"),
                         kinds::port::NAME,
                         &owner,
                     ));
@@ -981,6 +1059,77 @@ mod tests {
             r.microflow.contains("eth.dst == 0a:00:00:00:00:21"),
             "{}",
             r.microflow
+        );
+    }
+
+    #[test]
+    fn static_routes_are_traced_with_the_agents_priorities() {
+        use weft_proto::v1::LogicalRouterStaticRoute;
+        let mut st = routed();
+        let mut lr = st.routers["lr"].clone();
+        let r = |p: &str, n: &str, policy: &str| LogicalRouterStaticRoute {
+            ip_prefix: p.into(),
+            nexthop: n.into(),
+            policy: policy.into(),
+            ..Default::default()
+        };
+        lr.static_routes = vec![
+            r("192.168.0.0/16", "10.1.0.21", ""),
+            r("192.168.5.0/24", "10.1.0.99", ""),
+            r("172.16.0.0/12", "10.1.0.21", ""),
+            r("172.16.0.0/12", "10.1.0.22", ""),
+            r("10.0.0.0/8", "10.1.0.21", "src-ip"),
+        ];
+        st.store_router("lr", Some(lr), 3);
+        let stage_of = |r: &TraceReply, name: &str| {
+            r.stages
+                .iter()
+                .find(|s| s.stage == name)
+                .map(|s| s.detail.clone())
+                .unwrap_or_default()
+        };
+        // A /16 via q1: delivered to q1 (the next hop), not to the destination.
+        let t = run(&st, "ip4.dst == 192.168.1.1 && icmp4");
+        assert_eq!(t.summary, "delivered to q1 on hv2", "{t:#?}");
+        assert!(
+            stage_of(&t, "lr-route").starts_with(
+                "static route dst-ip 192.168.0.0/16 via 10.1.0.21 out of router port lr-sw2"
+            ),
+            "{t:#?}"
+        );
+        assert!(stage_of(&t, "lr-neigh").contains("next hop 10.1.0.21 is port q1"));
+        // The /24 wins; its next hop has no port: dropped at lr-neigh, naming it.
+        let t = run(&st, "ip4.dst == 192.168.5.1 && icmp4");
+        assert_eq!(t.verdict, TraceVerdict::TraceDropped as i32, "{t:#?}");
+        assert!(
+            t.summary.contains("knows no MAC for 10.1.0.99"),
+            "{}",
+            t.summary
+        );
+        // ECMP: the first next hop, saying so.
+        let t = run(&st, "ip4.dst == 172.16.9.9 && icmp4");
+        assert!(
+            stage_of(&t, "lr-route").contains("ECMP: one of 2 next hops"),
+            "{t:#?}"
+        );
+        // src-ip (a /8: below the dst-ip /16, longest prefix first across policies, as OVN):
+        // p1 (10.0.0.11) to an address with no dst route goes to q1; a connected
+        // destination still wins.
+        let t = run(&st, "ip4.dst == 8.8.8.8 && icmp4");
+        assert!(
+            stage_of(&t, "lr-route").starts_with("static route src-ip 10.0.0.0/8"),
+            "{t:#?}"
+        );
+        let t = run(&st, "ip4.dst == 10.1.0.21 && icmp4");
+        assert!(
+            stage_of(&t, "lr-route").starts_with("connected route 10.1.0.0/24"),
+            "{t:#?}"
+        );
+        // An expiring TTL: the router says it sends time exceeded.
+        let t = run(&st, "ip4.dst == 192.168.1.1 && icmp4 && ip.ttl == 1");
+        assert!(
+            stage_of(&t, "lr-route").contains("ICMP time exceeded from lr-sw"),
+            "{t:#?}"
         );
     }
 

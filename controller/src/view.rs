@@ -100,6 +100,7 @@ fn router_view(r: &LogicalRouter) -> RouterView {
         name: r.name.clone(),
         tunnel_key: r.tunnel_key,
         enabled: r.enabled,
+        static_routes: r.static_routes.clone(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! End-to-end: distributed logical routing between switches. Two switches with different
 //! subnets on one router whose ports are the subnets' gateways (.1); pods on both switches
 //! on three hosts ping each other across hosts through the router, the TTL drops by one,
-//! the router port IPs answer ping, and a second router with the same (overlapping)
+//! the router port IPs answer ping, an expiring TTL gets an ICMP time exceeded from the
+//! router port (`traceroute` names it), and a second router with the same (overlapping)
 //! subnets stays isolated from the first. Run over Geneve and over VXLAN.
 
 mod common;
@@ -78,6 +79,27 @@ fn ping_with_ttl(from: &Pod, ip: &str, ttl: u8) -> bool {
     weft_testbed::pod::parse_ping(&stdout).is_some_and(|r| r.any())
 }
 
+/// The hops `traceroute -n` from `from` to `ip` reports (one probe per hop, `*` for none).
+fn traceroute(from: &Pod, ip: &str, icmp: bool) -> Vec<String> {
+    let mut args = vec!["traceroute", "-n", "-q", "1", "-w", "2", "-m", "4"];
+    if icmp {
+        args.push("-I");
+    }
+    args.push(ip);
+    let out = from
+        .exec(&args)
+        .unwrap_or_else(|e| panic!("{} traceroute {ip}: {e:#}", from.name));
+    println!(
+        "{} traceroute{} {ip}:\n{out}",
+        from.name,
+        if icmp { " -I" } else { "" }
+    );
+    out.lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .collect()
+}
+
 /// `weft_agent_drift_repairs_total` of the agent listening on `addr`.
 fn drift_repairs(addr: SocketAddr) -> f64 {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("metrics");
@@ -101,7 +123,15 @@ fn routing_over(encap: Encap) {
         .controllers(1)
         .encap(encap)
         .agent_args(["--resync-interval", "2"]);
-    if !ready(&name, &cfg) {
+    if !ready(&name, &cfg)
+        || !weft_testbed::skip::require_tools(
+            &name,
+            &[(
+                "traceroute",
+                "apt-get install traceroute (scripts/setup.sh)",
+            )],
+        )
+    {
         return;
     }
     let mut tb = start(cfg);
@@ -200,10 +230,22 @@ fn routing_over(encap: Encap) {
     // router's flows on the source chassis and names their owners.
     let to = b[2].ip.to_string();
     let t = ctl(&mut tb, &["trace", "a1", "--to", &to, "--icmp"]);
-    assert!(t.contains("lr-route") && t.contains("lr1"), "no route in:\n{t}");
-    assert!(t.contains("verdict: delivered (delivered to b3 on host3)"), "{t}");
-    let p = ctl(&mut tb, &["trace", "--physical", "a1", "--to", &to, "--icmp"]);
-    assert!(p.contains("Logical_Router"), "router flows not named in:\n{p}");
+    assert!(
+        t.contains("lr-route") && t.contains("lr1"),
+        "no route in:\n{t}"
+    );
+    assert!(
+        t.contains("verdict: delivered (delivered to b3 on host3)"),
+        "{t}"
+    );
+    let p = ctl(
+        &mut tb,
+        &["trace", "--physical", "a1", "--to", &to, "--icmp"],
+    );
+    assert!(
+        p.contains("Logical_Router"),
+        "router flows not named in:\n{p}"
+    );
     assert!(!p.contains("DISAGREEMENT"), "{p}");
     // On the same switch nothing decrements.
     assert_eq!(
@@ -211,15 +253,49 @@ fn routing_over(encap: Encap) {
         64,
         "b1 → b2 reply TTL"
     );
-    // A packet sent with TTL 1 dies at the router; with TTL 2 it arrives.
+    // A packet sent with TTL 1 dies at the router, which says so (ICMP time exceeded from
+    // the input port's address); with TTL 2 it arrives.
     assert!(
         !ping_with_ttl(&a[0], &b[1].ip.to_string(), 1),
         "TTL 1 crossed the router"
+    );
+    let out = a[0]
+        .exec_output(&[
+            "ping",
+            "-n",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-t",
+            "1",
+            &b[1].ip.to_string(),
+        ])
+        .expect("ping runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("From 10.31.0.1") && text.contains("Time to live exceeded"),
+        "no time exceeded from the router port in {text:?}"
     );
     assert!(
         ping_with_ttl(&a[0], &b[1].ip.to_string(), 2),
         "TTL 2 did not cross the router"
     );
+    // traceroute (UDP probes, and ICMP echo probes with -I) names the router port facing
+    // the sender as hop 1 and the destination as hop 2: a1 (host1) → b3 (host3), b2 → a2.
+    for (from, to, hop1) in [(&a[0], &b[2], "10.31.0.1"), (&b[1], &a[1], "10.32.0.1")] {
+        for icmp in [false, true] {
+            let hops = traceroute(from, &to.ip.to_string(), icmp);
+            assert_eq!(
+                hops,
+                vec![hop1.to_string(), to.ip.to_string()],
+                "traceroute{} {} → {}",
+                if icmp { " -I" } else { "" },
+                from.name,
+                to.name
+            );
+        }
+    }
 
     // Isolation: lr1's and lr2's pods share addresses but never reach each other. c1
     // (ls3, 10.31.0.x on lr2) pings the addresses of lr1's ls2 pods: only lr2's own ls4

@@ -138,6 +138,8 @@ pub enum MatchField {
         mask: Option<Ipv4Addr>,
     },
     IpProto(u8),
+    /// IPv4 TTL / IPv6 hop limit (`nw_ttl`, NXM_NX_IP_TTL).
+    NwTtl(u8),
     /// Conjunctive match id (`conj_id=N`), set by `conjunction(N,k/n)` actions.
     ConjId(u32),
     /// Connection tracking state bits ([`ct_state`]), optionally masked: `ct_state=+trk-new`.
@@ -420,6 +422,7 @@ impl MatchField {
             MatchField::EthSrc { .. } => (60, 0),
             MatchField::EthDst { .. } => (61, 0),
             MatchField::IpProto(_) => (70, 0),
+            MatchField::NwTtl(_) => (71, 0),
             MatchField::Ipv4Src { .. } => (80, 0),
             MatchField::Ipv4Dst { .. } => (81, 0),
             MatchField::ArpOp(_) => (90, 0),

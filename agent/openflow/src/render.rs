@@ -272,6 +272,7 @@ pub fn render_match(priority: u16, fields: &[MatchField]) -> String {
                 }
             }
             MatchField::ArpOp(op) => format!("arp_op={op}"),
+            MatchField::NwTtl(t) => format!("nw_ttl={t}"),
             MatchField::ArpSha(m) => format!("arp_sha={m}"),
             MatchField::ArpTha(m) => format!("arp_tha={m}"),
             MatchField::Other(raw) => format!("other={}", hex_bytes(raw)),
@@ -401,6 +402,7 @@ fn print_rank(f: &MatchField) -> u16 {
         MatchField::Ipv4Src { .. } | MatchField::ArpSpa { .. } | MatchField::Ipv6Src { .. } => 280,
         MatchField::Ipv4Dst { .. } | MatchField::ArpTpa { .. } | MatchField::Ipv6Dst { .. } => 281,
         MatchField::IpProto(_) | MatchField::ArpOp(_) => 282,
+        MatchField::NwTtl(_) => 285,
         MatchField::ArpSha(_) => 290,
         MatchField::ArpTha(_) => 291,
         MatchField::IcmpType(_) | MatchField::Icmpv6Type(_) => 300,

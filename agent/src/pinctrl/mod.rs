@@ -10,7 +10,12 @@
 //! with an unknown opcode, bad handler arguments, a truncated packet or one too short for
 //! its headers. [`Stats`] has a counter for each.
 //!
-//! Handlers now: [`Op::ArpGateway`], the subnet gateway's ARP responder.
+//! Handlers now: [`Op::ArpGateway`], the subnet gateway's ARP responder;
+//! [`Op::IcmpTimeExceeded`], a router port's ICMP time exceeded ([`icmp`]);
+//! [`Op::ArpResolve`] and [`Op::ArpLearn`], next-hop neighbour resolution ([`neigh`]).
+
+pub mod icmp;
+pub mod neigh;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -21,7 +26,7 @@ use weft_openflow::channel::OfChannel;
 use weft_openflow::codec::{PacketIn, PacketOut};
 use weft_openflow::flow::{ports, Action, Mac, Match, MatchField};
 
-use crate::pipeline::punt::OP_ARP_GATEWAY;
+use crate::pipeline::punt::{OP_ARP_GATEWAY, OP_ARP_LEARN, OP_ARP_RESOLVE, OP_ICMP_TIME_EXCEEDED};
 
 /// Why a packet-in was dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,12 +51,18 @@ pub enum PinctrlError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     ArpGateway,
+    IcmpTimeExceeded,
+    ArpResolve,
+    ArpLearn,
 }
 
 impl Op {
     pub fn from_code(c: u32) -> Option<Op> {
         match c {
             OP_ARP_GATEWAY => Some(Op::ArpGateway),
+            OP_ICMP_TIME_EXCEEDED => Some(Op::IcmpTimeExceeded),
+            OP_ARP_RESOLVE => Some(Op::ArpResolve),
+            OP_ARP_LEARN => Some(Op::ArpLearn),
             _ => None,
         }
     }
@@ -63,6 +74,8 @@ pub enum Answer {
     PacketOut(PacketOut),
     /// Continue the paused packet (`controller(pause)`).
     Resume(PacketIn),
+    /// A neighbour binding for the agent (nothing is sent to the switch).
+    Learn(neigh::Learned),
 }
 
 /// Counters of the dispatcher.
@@ -151,6 +164,9 @@ fn route(pin: &PacketIn) -> Result<Answer, PinctrlError> {
     let args = &pin.userdata[4..];
     match op {
         Op::ArpGateway => arp_gateway(pin, args),
+        Op::IcmpTimeExceeded => icmp::handle_time_exceeded(pin, args),
+        Op::ArpResolve => neigh::handle_resolve(pin, args),
+        Op::ArpLearn => neigh::handle_learn(pin, args),
     }
 }
 
@@ -273,11 +289,13 @@ fn arp_gateway(pin: &PacketIn, args: &[u8]) -> Result<Answer, PinctrlError> {
 }
 
 /// Runs the dispatcher over a channel's packet-ins until the channel closes; `stats`
-/// receives the counters after every packet.
+/// receives the counters after every packet, `learned` the neighbour bindings (dropped when
+/// the agent is behind: the next reply brings them again).
 pub async fn run(
     chan: Arc<OfChannel>,
     mut rx: mpsc::Receiver<PacketIn>,
     stats: watch::Sender<Stats>,
+    learned: mpsc::Sender<neigh::Learned>,
 ) {
     let mut d = Dispatcher::new();
     while let Some(pin) = rx.recv().await {
@@ -286,6 +304,11 @@ pub async fn run(
                 if let Err(e) = chan.packet_out(po).await {
                     d.stats.send_failed += 1;
                     warn!(error = %e, "pinctrl: packet-out failed");
+                }
+            }
+            Ok(Answer::Learn(l)) => {
+                if learned.try_send(l).is_err() {
+                    d.stats.send_failed += 1;
                 }
             }
             Ok(Answer::Resume(p)) => {

@@ -1,6 +1,6 @@
 //! Stages l3-entry .. lr-exit (tables 40–48): distributed logical routing between the
-//! switches attached to a router, on the chassis where the packet enters (as OVN does). Only
-//! connected networks are routed in this slice (no static routes, NAT or neighbour learning).
+//! switches attached to a router, on the chassis where the packet enters (as OVN does).
+//! Connected networks here; static routes in [`super::static_routes`]; no NAT yet.
 //!
 //! A router-type switch port (`options:router-port=LRP`, addresses `router`) stands for the
 //! router port's MAC on its switch. Per router port (owner = the router port), when it, its
@@ -13,13 +13,25 @@
 //! - lr-input, priority 90 with `reg14=LRP`: ARP requests for the port's IPs → reply from
 //!   its MAC, out the input port; ICMP echo requests to any IP of the router → echo reply
 //!   (MACs and IPs swapped, `icmp_type=0`), out the input port; priority 80: any other IPv4
-//!   packet to the port's IPs → drop;
+//!   packet to the port's IPs → drop; priority 70: an IPv4 packet with `nw_ttl` 0 or 1 (it
+//!   would expire here) → `controller(userdata=ICMP time exceeded from the port's first IP
+//!   and MAC)` ([`crate::pinctrl::icmp`] answers with an ICMP time exceeded out the input
+//!   port, as OVN's `icmp4 { icmp4.type = 11; ... }`), so `traceroute` names the port;
 //! - lr-route, priority [`route_priority`] (longer prefixes first): `ip, nw_dst=NETWORK` →
-//!   `dec_ttl` (a packet whose TTL expires is dropped), `reg0 = ip4.dst` (next hop),
+//!   `dec_ttl` (cannot expire: lr-input took TTL 0 and 1), `reg0 = ip4.dst` (next hop),
 //!   `reg1 = port IP`, `eth_src = LRP MAC`, `reg15 = LRP`, goto the next stage;
 //! - lr-neigh, priority 100: `reg15=LRP, reg0=IP` → `eth_dst = MAC` for every address of a
 //!   port of the attached switch inside one of the port's networks (static bindings from
-//!   the view; dynamic addresses are resolved there);
+//!   the view; dynamic addresses are resolved there); priority [`PRIO_NEIGH_LEARNED`]: the
+//!   bindings this chassis learned by ARP ([`crate::pinctrl::neigh`]); priority
+//!   [`PRIO_NEIGH_MISS`] `reg15=LRP` → `controller(ARP request for reg0 from reg1)`, the
+//!   packet is dropped; lr-input priority 90 `arp, arp_op=2, reg14=LRP` → `controller(learn)`;
+//!   an ARP reply to the port's MAC from a local port is also sent to every other chassis
+//!   of the view on the port's switch ([`arp_reply_flood`], owned by the router: arp-nd,
+//!   priority [`PRIO_ARP_REPLY_FLOOD`], one tunnel output per chassis, then l3-entry), and
+//!   one from a tunnel goes straight into the router (l2-lookup, same priority,
+//!   `resubmit(,41)`), so every
+//!   chassis that routes through the port learns the binding;
 //! - lr-exit, priority 100: `reg15=LRP` → `metadata=SWITCH, reg14=the router-type switch
 //!   port, reg15=0`, goto l2-lookup: the destination switch's pipeline delivers locally or
 //!   tunnels (only that switch tunnels).
@@ -36,14 +48,25 @@ use std::net::Ipv4Addr;
 use weft_openflow::flow::{ports, Action, Field, Flow, Match, MatchField, SetField};
 
 use super::{arp, l2, punt, reg, Stage};
+use crate::ids::Ids;
+use crate::pinctrl::neigh::{self, Neighbours};
 use crate::view::{router_port_option, ChassisView, PortKind, Router, RouterPort, Switch};
 
 pub const PRIO_ENTRY: u16 = 100;
 pub const PRIO_INPUT_REPLY: u16 = 90;
 pub const PRIO_INPUT_OWN_IP: u16 = 80;
+/// Below the router's own addresses: a ping to the router with TTL 1 is answered.
+pub const PRIO_INPUT_TTL: u16 = 70;
 pub const PRIO_INPUT_IP: u16 = 50;
 pub const PRIO_MISS: u16 = 1;
 pub const PRIO_NEIGH: u16 = 100;
+/// A binding learned by ARP ([`crate::pinctrl::neigh`]): below the view's.
+pub const PRIO_NEIGH_LEARNED: u16 = 90;
+/// lr-neigh miss on a port: ARP for the next hop (above the router's drop).
+pub const PRIO_NEIGH_MISS: u16 = 10;
+/// arp-nd / l2-lookup: an ARP reply to a router port (flooded to the switch's chassis from
+/// a local port, into the router from a tunnel); above the ARP responders and multicast.
+pub const PRIO_ARP_REPLY_FLOOD: u16 = 115;
 pub const PRIO_EXIT: u16 = 100;
 
 /// Register holding the next hop IPv4 (OVN's reg0).
@@ -56,9 +79,10 @@ const IP_PROTO_ICMP: u8 = 1;
 const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMP_ECHO_REPLY: u8 = 0;
 
-/// Priority of a connected route: longer prefixes win (`100 + 10 * len`).
+/// Priority of a connected route: longer prefixes win (`100 + 10 * len`, the shared
+/// model's [`weft_proto::model::route::connected_priority`]).
 pub fn route_priority(len: u8) -> u16 {
-    100 + 10 * u16::from(len)
+    weft_proto::model::route::connected_priority(len)
 }
 
 fn md(key: u32) -> MatchField {
@@ -188,7 +212,13 @@ fn live(view: &ChassisView, lrp: &RouterPort) -> bool {
 }
 
 /// Every flow owned by router port `name` (see the module docs).
-pub fn router_port_flows(view: &ChassisView, name: &str, cookie: u64) -> Vec<Flow> {
+pub fn router_port_flows(
+    view: &ChassisView,
+    ids: &Ids,
+    neighbours: &Neighbours,
+    name: &str,
+    cookie: u64,
+) -> Vec<Flow> {
     let Some(lrp) = view.router_port(name) else {
         return Vec::new();
     };
@@ -224,6 +254,25 @@ pub fn router_port_flows(view: &ChassisView, name: &str, cookie: u64) -> Vec<Flo
             Match::from_fields([md(rk), ipv4(), ip_dst(n.addr, None)]),
             Vec::new(),
         ));
+    }
+    // TTL about to expire: ICMP time exceeded from the input port's first address.
+    if let Some(n) = lrp.networks.first() {
+        if let Some(punt) = punt::icmp_time_exceeded(ids, n.addr, lrp.mac) {
+            for ttl in [0, 1] {
+                flows.push(flow(
+                    Stage::LrInput,
+                    PRIO_INPUT_TTL,
+                    cookie,
+                    Match::from_fields([
+                        md(rk),
+                        reg_is(reg::INPORT, lrp.key),
+                        ipv4(),
+                        MatchField::NwTtl(ttl),
+                    ]),
+                    vec![punt.clone()],
+                ));
+            }
+        }
     }
     for other in view.router_ports_of(&lrp.router).filter(|p| p.enabled) {
         for n in &other.networks {
@@ -313,7 +362,7 @@ pub fn router_port_flows(view: &ChassisView, name: &str, cookie: u64) -> Vec<Flo
             }
         }
     }
-    for (ip, mac) in bindings {
+    for (&ip, &mac) in &bindings {
         flows.push(flow(
             Stage::LrNeigh,
             PRIO_NEIGH,
@@ -329,6 +378,77 @@ pub fn router_port_flows(view: &ChassisView, name: &str, cookie: u64) -> Vec<Flo
             ],
         ));
     }
+    // lr-neigh: bindings learned by ARP on this chassis, then the miss: ARP for it.
+    for (ip, mac) in neighbours.of_port(rk, lrp.key) {
+        if bindings.contains_key(&ip) {
+            continue;
+        }
+        flows.push(flow(
+            Stage::LrNeigh,
+            PRIO_NEIGH_LEARNED,
+            cookie,
+            Match::from_fields([
+                md(rk),
+                reg_is(reg::OUTPORT, lrp.key),
+                reg_is(REG_NEXT_HOP, u32::from(ip)),
+            ]),
+            vec![
+                Action::SetField(SetField::EthDst(mac)),
+                Stage::LrNeigh.goto_next(),
+            ],
+        ));
+    }
+    let resolve = neigh::resolve_userdata(punt::OP_ARP_RESOLVE, lrp.mac, sw.key, att.lsp_key);
+    if let Some(a) = punt::neigh(ids, resolve) {
+        flows.push(flow(
+            Stage::LrNeigh,
+            PRIO_NEIGH_MISS,
+            cookie,
+            Match::from_fields([md(rk), reg_is(reg::OUTPORT, lrp.key)]),
+            vec![a],
+        ));
+    }
+    // An ARP reply to this port from a local port is learned here and flooded to the
+    // switch's other chassis, which learn it too (routing runs on every source chassis, and
+    // the reply to one chassis' request comes in on the replier's): the data-plane
+    // counterpart of OVN's shared MAC_Binding.
+    let from_tunnel = |set: bool| MatchField::Reg {
+        index: reg::FLAGS,
+        value: if set { reg::FLAG_FROM_TUNNEL } else { 0 },
+        mask: Some(reg::FLAG_FROM_TUNNEL),
+    };
+    let reply_to_lrp = |set: bool| arp_reply_to(sw, lrp, from_tunnel(set));
+    flows.push(flow(
+        Stage::L2Lookup,
+        PRIO_ARP_REPLY_FLOOD,
+        cookie,
+        reply_to_lrp(true),
+        vec![
+            Action::SetField(SetField::Metadata(u64::from(rk))),
+            set_reg(reg::INPORT, lrp.key),
+            set_reg(reg::OUTPORT, 0),
+            // Back to an earlier table: a resubmit (goto_table only goes forward).
+            Action::Resubmit {
+                table: Stage::LrInput.table(),
+            },
+        ],
+    ));
+    // lr-input: ARP replies to this port are learned.
+    let learn = neigh::learn_userdata(punt::OP_ARP_LEARN, rk, lrp.key);
+    if let Some(a) = punt::neigh(ids, learn) {
+        flows.push(flow(
+            Stage::LrInput,
+            PRIO_INPUT_REPLY,
+            cookie,
+            Match::from_fields([
+                md(rk),
+                reg_is(reg::INPORT, lrp.key),
+                MatchField::EthType(0x0806),
+                MatchField::ArpOp(2),
+            ]),
+            vec![a],
+        ));
+    }
     // lr-exit: into the attached switch, at l2-lookup.
     flows.push(flow(
         Stage::LrExit,
@@ -342,6 +462,63 @@ pub fn router_port_flows(view: &ChassisView, name: &str, cookie: u64) -> Vec<Flo
             Stage::L2Lookup.goto(),
         ],
     ));
+    flows
+}
+
+/// ARP replies to `lrp`'s MAC on its switch `sw`, with the from-tunnel flag `flag`.
+fn arp_reply_to(sw: &Switch, lrp: &RouterPort, flag: MatchField) -> Match {
+    Match::from_fields([
+        l2::metadata(sw),
+        flag,
+        MatchField::EthType(0x0806),
+        MatchField::ArpOp(2),
+        MatchField::EthDst {
+            value: lrp.mac,
+            mask: None,
+        },
+    ])
+}
+
+/// Owned by the router (recompiled when the view's chassis change): per attached port, an
+/// ARP reply to the port from a local port is sent to every other chassis of the view (each
+/// may route through the router and have asked) as a flood on the port's switch, then
+/// learned here (l3-entry → lr-input). Arp-nd, priority [`PRIO_ARP_REPLY_FLOOD`].
+pub fn arp_reply_flood(input: &super::CompileInput, router: &Router, cookie: u64) -> Vec<Flow> {
+    if !router.enabled {
+        return Vec::new();
+    }
+    let targets: Vec<super::TunnelTarget> = input
+        .view
+        .all_chassis()
+        .filter_map(|c| input.tunnel_to(c))
+        .collect();
+    let mut flows = Vec::new();
+    for lrp in input
+        .view
+        .router_ports_of(&router.name)
+        .filter(|p| p.enabled)
+    {
+        let Some(att) = attachment(input.view, &lrp.name) else {
+            continue;
+        };
+        let local = MatchField::Reg {
+            index: reg::FLAGS,
+            value: 0,
+            mask: Some(reg::FLAG_FROM_TUNNEL),
+        };
+        let mut actions = Vec::new();
+        for t in &targets {
+            actions.extend(crate::physical::flood_bucket(att.switch, t));
+        }
+        actions.push(Stage::L3Entry.goto());
+        flows.push(flow(
+            Stage::ArpNd,
+            PRIO_ARP_REPLY_FLOOD,
+            cookie,
+            arp_reply_to(att.switch, lrp, local),
+            actions,
+        ));
+    }
     flows
 }
 

@@ -30,14 +30,18 @@
 //!  40 l3-entry     dl_dst=router port MAC -> metadata=LR,   |
 //!                  reg14=LRP -> 41; default -> 50           |
 //!  41 lr-input     ARP/ping for router IPs -> reply; other  |
-//!                  to router IPs -> drop; ip -> next        |
+//!                  to router IPs -> drop; TTL 0/1 ->        |
+//!                  controller (time exceeded); ip -> next   |
 //!  42 lr-ct  -  43 lr-dnat  -                               |
 //!  44 lr-route     connected nets, longest prefix first:    |
 //!                  dec_ttl, reg0=ip4.dst, reg1=LRP IP,      |
-//!                  eth_src=LRP MAC, reg15=LRP               |
+//!                  eth_src=LRP MAC, reg15=LRP; static       |
+//!                  routes: reg0=next hop; ECMP: select      |
+//!                  group (hash), buckets resubmit(,45)      |
 //!  45 lr-policy -                                           |
-//!  46 lr-neigh     reg15,reg0 -> eth_dst (view bindings);   |
-//!                  unknown -> drop                          |
+//!  46 lr-neigh     reg15,reg0 -> eth_dst (view bindings,    |
+//!                  then learned ones); unknown ->           |
+//!                  controller (ARP request), drop           |
 //!  47 lr-snat -                                             |
 //!  48 lr-exit      reg15=LRP -> metadata=LS, reg14=LSP -> 50|
 //!          v                                              v
@@ -74,7 +78,7 @@
 //! Group and meter ids come from [`crate::ids::Ids`] (per owner, persisted in OVSDB).
 //!
 //! Each feature is a file returning flows (and groups, meters): [`classify`],
-//! [`port_security`], [`arp`], [`l3`] (routing), [`l2`], [`crate::physical`] (dispatch, output, tunnels),
+//! [`port_security`], [`arp`], [`l3`] (routing), [`static_routes`], [`l2`], [`crate::physical`] (dispatch, output, tunnels),
 //! [`punt`] (controller actions and their meters), [`framework`] (the defaults).
 pub mod arp;
 pub mod classify;
@@ -84,6 +88,7 @@ pub mod l3;
 pub mod port_security;
 pub mod punt;
 mod state;
+pub mod static_routes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -229,6 +234,8 @@ pub struct CompileInput<'a> {
     pub tunnels: &'a BTreeMap<Encap, u32>,
     /// Zones, group and meter ids.
     pub ids: &'a Ids,
+    /// Next-hop bindings learned by ARP ([`crate::pinctrl::neigh`]).
+    pub neighbours: &'a crate::pinctrl::neigh::Neighbours,
 }
 
 /// How to reach a remote chassis.
@@ -320,12 +327,24 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
             flows: port_flows(input, name, cookie),
             ..Compiled::default()
         },
-        Owner::Router(name) => Compiled {
-            flows: l3::router_flows(input.view.router(name), cookie),
-            ..Compiled::default()
-        },
+        Owner::Router(name) => {
+            let router = input.view.router(name);
+            let mut flows = l3::router_flows(router, cookie);
+            let mut groups = Vec::new();
+            if let Some(r) = router {
+                flows.extend(l3::arp_reply_flood(input, r, cookie));
+                let (f, g) = static_routes::flows(input.view, input.ids, r, cookie);
+                flows.extend(f);
+                groups = g;
+            }
+            Compiled {
+                flows,
+                groups,
+                meters: Vec::new(),
+            }
+        }
         Owner::RouterPort(name) => Compiled {
-            flows: l3::router_port_flows(input.view, name, cookie),
+            flows: l3::router_port_flows(input.view, input.ids, input.neighbours, name, cookie),
             ..Compiled::default()
         },
     }
@@ -420,7 +439,8 @@ pub struct Recompiled {
 ///   when last compiled);
 /// - a router: the router and its ports; a router port: every port of its router (ping
 ///   replies list all of the router's IPs, now and when last compiled) and the switch it
-///   attaches (gateway ARP).
+///   attaches (gateway ARP); a chassis: every router (ARP reply floods to every chassis);
+///   every router port touched touches its router (the flood of replies to it).
 pub fn affected_owners(
     state: &DesiredState,
     input: &CompileInput,
@@ -451,6 +471,11 @@ pub fn affected_owners(
             owners.insert(Owner::Switch(p.switch.clone()));
         }
     }
+    // A chassis change re-targets every router's ARP reply flood (l3::arp_reply_flood).
+    let mut routers: BTreeSet<String> = change.routers.clone();
+    if !change.chassis.is_empty() {
+        routers.extend(input.view.routers().map(|r| r.name.clone()));
+    }
     // Routing: the router ports attached to every switch touched so far.
     let switches: Vec<String> = owners
         .iter()
@@ -474,7 +499,6 @@ pub fn affected_owners(
             owners.insert(Owner::RouterPort(lrp.to_string()));
         }
     }
-    let mut routers: BTreeSet<String> = change.routers.clone();
     for rp in &change.router_ports {
         owners.insert(Owner::RouterPort(rp.clone()));
         if let Some(r) = input.view.router_port(rp) {
@@ -507,6 +531,13 @@ pub fn affected_owners(
     for rp in &rps {
         if let Some(lsp) = input.view.attached_lsp(rp) {
             owners.insert(Owner::Switch(lsp.switch.clone()));
+        }
+        // Its router floods ARP replies to it (l3::arp_reply_flood).
+        if let Some(r) = input.view.router_port(rp) {
+            owners.insert(Owner::Router(r.router.clone()));
+        }
+        if let Some(r) = state.compiled_router_of(rp) {
+            owners.insert(Owner::Router(r.to_string()));
         }
         if let Some(s) = state.compiled_lsp_switch_of(rp) {
             owners.insert(Owner::Switch(s.to_string()));

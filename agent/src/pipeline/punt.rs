@@ -6,7 +6,8 @@
 //! Userdata: 4 bytes big-endian opcode ([`OP_ARP_GATEWAY`], ...), then the handler's
 //! arguments, so handlers are stateless.
 //!
-//! Handlers now: the subnet gateway's ARP responder. A switch with a subnet answers ARP
+//! Handlers now: the subnet gateway's ARP responder ([`OP_ARP_GATEWAY`]) and the router's
+//! ICMP time-exceeded sender ([`OP_ICMP_TIME_EXCEEDED`], [`icmp_time_exceeded`]). A switch with a subnet answers ARP
 //! requests for its gateway address (the first host, `weft_proto::model::validate::gateway`)
 //! from MAC [`gateway_mac`] (`0a:58:` + the IPv4 address, as Kubernetes CNIs do), unless a
 //! port's own responder (a flow of higher priority) answers for that address.
@@ -24,6 +25,18 @@ use crate::view::Switch;
 pub const OP_ARP_GATEWAY: u32 = 1;
 /// The meter of the gateway ARP handler (name in [`crate::ids::METERS`]).
 pub const METER_ARP: &str = "pinctrl-arp";
+/// Opcode of the ICMP time-exceeded handler; arguments: the router port's IPv4 (4 bytes,
+/// the error's source) and MAC (6 bytes).
+pub const OP_ICMP_TIME_EXCEEDED: u32 = 2;
+/// The meter of the router's ICMP error handlers (name in [`crate::ids::METERS`]).
+pub const METER_ICMP: &str = "pinctrl-icmp";
+/// Opcode of the next-hop ARP request ([`crate::pinctrl::neigh`]); arguments: the router
+/// port's MAC (6), its switch's datapath key (4), the router-type switch port's key (4).
+pub const OP_ARP_RESOLVE: u32 = 3;
+/// Opcode of the ARP reply learner; arguments: router key (4), router port key (4).
+pub const OP_ARP_LEARN: u32 = 4;
+/// The meter of both neighbour handlers.
+pub const METER_NEIGH: &str = "pinctrl-neigh";
 /// Packets per second each handler's meter lets through to the controller.
 pub const METER_RATE_PPS: u32 = 100;
 /// Below the per-port responders (50): a port that owns the address answers itself.
@@ -54,7 +67,9 @@ pub fn arp_gateway_userdata(ip: Ipv4Addr, mac: Mac) -> Vec<u8> {
 
 /// Every handler's meter (installed before the flows that use them).
 pub fn meters(ids: &Ids) -> Vec<Meter> {
-    ids.meter(METER_ARP)
+    [METER_ARP, METER_ICMP, METER_NEIGH]
+        .iter()
+        .filter_map(|m| ids.meter(m))
         .map(|id| Meter {
             id,
             unit: MeterUnit::Pktps,
@@ -66,8 +81,39 @@ pub fn meters(ids: &Ids) -> Vec<Meter> {
                 burst_size: 0,
             }],
         })
-        .into_iter()
         .collect()
+}
+
+/// `controller(userdata=OP meter=pinctrl-neigh)` for a neighbour handler (none without the
+/// meter).
+pub fn neigh(ids: &Ids, userdata: Vec<u8>) -> Option<Action> {
+    let meter = ids.meter(METER_NEIGH)?;
+    Some(Action::Controller(Controller {
+        max_len: u16::MAX,
+        userdata,
+        meter_id: Some(meter),
+        ..Controller::default()
+    }))
+}
+
+/// The userdata of an ICMP time-exceeded punt from router port `ip`/`mac`.
+pub fn icmp_time_exceeded_userdata(ip: Ipv4Addr, mac: Mac) -> Vec<u8> {
+    let mut u = OP_ICMP_TIME_EXCEEDED.to_be_bytes().to_vec();
+    u.extend_from_slice(&ip.octets());
+    u.extend_from_slice(&mac.0);
+    u
+}
+
+/// The controller action that sends an ICMP time exceeded from router port `ip`/`mac` for
+/// the packet (none without the meter).
+pub fn icmp_time_exceeded(ids: &Ids, ip: Ipv4Addr, mac: Mac) -> Option<Action> {
+    let meter = ids.meter(METER_ICMP)?;
+    Some(Action::Controller(Controller {
+        max_len: u16::MAX,
+        userdata: icmp_time_exceeded_userdata(ip, mac),
+        meter_id: Some(meter),
+        ..Controller::default()
+    }))
 }
 
 /// The switch's gateway ARP punt (none without a subnet or a meter).

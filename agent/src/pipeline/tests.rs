@@ -93,6 +93,7 @@ impl Fx {
             vifs: &self.vifs,
             tunnels: &self.tunnels,
             ids: &self.ids,
+            neighbours: &crate::pinctrl::neigh::NO_NEIGHBOURS,
         }
     }
 
@@ -687,6 +688,7 @@ fn rv(name: &str, key: u32) -> RouterView {
         name: name.into(),
         tunnel_key: key,
         enabled: true,
+        static_routes: Vec::new(),
     }
 }
 
@@ -800,13 +802,39 @@ fn router_port_flows_enter_route_resolve_and_exit() {
     ));
     // The router's own defaults.
     let r = owner_rendered(&d, &Owner::Router("lr1".into()));
-    assert_eq!(r.len(), 4, "{r:#?}");
+    assert_eq!(r.len(), 6, "{r:#?}");
+    // ARP replies to each port from a local port go to every other chassis (hv2), then into
+    // the router here.
+    assert!(r.iter().any(|f| f.contains("table=20, priority=115,arp,reg10=0/0x1,metadata=0x102,dl_dst=0a:00:00:00:02:01,arp_op=2 actions=set_field:0x8000->reg15,set_field:0x2->tun_id,set_field:192.168.0.2->tun_dst,")
+        && f.ends_with("output:100,goto_table:40")), "{r:#?}");
     assert!(r
         .iter()
         .any(|f| f.contains("table=41, priority=50,ip,metadata=0x200 actions=goto_table:42")));
-    // The router answers the gateway: no pinctrl punt on either switch.
+    // TTL 0 and 1 arriving on this port are punted for an ICMP time exceeded from its
+    // address (10.32.0.1 = 0a.20.00.01) and MAC, metered; below the router's own addresses.
+    let ttl: Vec<_> = flows.iter().filter(|f| f.contains("nw_ttl=")).collect();
+    assert_eq!(ttl.len(), 2, "{ttl:#?}");
+    for t in [0, 1] {
+        assert!(ttl.iter().any(|f| f.contains(&format!(
+            "table=41, priority=70,ip,reg14=0x2,metadata=0x200,nw_ttl={t} actions=controller(userdata=00.00.00.02.0a.20.00.01.0a.00.00.00.02.01,meter_id="
+        ))), "{ttl:#?}");
+    }
+    // The router answers the gateway: no pinctrl gateway punt on either switch (the only
+    // punts are the time-exceeded ones).
     let all = sorted_state(&d);
-    assert!(!all.iter().any(|f| f.contains("controller(")), "{all:#?}");
+    assert!(
+        !all.iter()
+            .any(|f| f.contains("controller(userdata=00.00.00.01")),
+        "{all:#?}"
+    );
+    // lr-neigh miss: ARP for the next hop from lr1-ls2 (MAC, ls2 key 0x102, ls2-lr1 key 1);
+    // ARP replies to the port are learned (router 0x200, port 2).
+    assert!(flows.iter().any(|f| f.contains(
+        "table=46, priority=10,reg15=0x2,metadata=0x200 actions=controller(userdata=00.00.00.03.0a.00.00.00.02.01.00.00.01.02.00.00.00.01,meter_id="
+    )), "{flows:#?}");
+    assert!(flows.iter().any(|f| f.contains(
+        "table=41, priority=90,arp,reg14=0x2,metadata=0x200,arp_op=2 actions=controller(userdata=00.00.00.04.00.00.02.00.00.00.00.02,meter_id="
+    )), "{flows:#?}");
     assert_eq!(d.conflicting_flow_keys().count(), 0);
 }
 
@@ -960,4 +988,268 @@ fn routing_flows_roundtrip_through_the_codec() {
     let bytes = encode_to_vec(1, &msg).expect("encode");
     let (_, back) = decode(&bytes).expect("decode");
     assert_eq!(back, msg);
+}
+
+// ---- Static routes (static_routes.rs) ----
+
+fn route(
+    prefix: &str,
+    nexthop: &str,
+    port: &str,
+    policy: &str,
+) -> weft_proto::v1::LogicalRouterStaticRoute {
+    weft_proto::v1::LogicalRouterStaticRoute {
+        ip_prefix: prefix.into(),
+        nexthop: nexthop.into(),
+        output_port: port.into(),
+        policy: policy.into(),
+    }
+}
+
+fn routed_with(routes: Vec<weft_proto::v1::LogicalRouterStaticRoute>) -> RouterView {
+    RouterView {
+        static_routes: routes,
+        ..rv("lr1", 0x200)
+    }
+}
+
+#[test]
+fn static_routes_pick_their_port_and_ecmp_hashes_over_next_hops() {
+    let mut fx = routed();
+    let mut d = compile_all(&fx.input());
+    let change = fx.apply(ViewDelta {
+        revision: 2,
+        routers: vec![routed_with(vec![
+            // One next hop, port inferred from the next hop's network (lr1-ls2).
+            route("10.99.0.0/16", "10.32.0.11", "", ""),
+            // ECMP across a pod on each switch.
+            route("10.98.0.0/16", "10.32.0.11", "", ""),
+            route("10.98.0.0/16", "10.31.0.10", "", ""),
+            // Source routing, explicit port.
+            route("10.31.0.0/24", "10.32.0.11", "lr1-ls2", "src-ip"),
+            // A default route, and one whose next hop no port reaches (left out).
+            route("0.0.0.0/0", "10.31.0.10", "", ""),
+            route("10.97.0.0/16", "192.0.2.1", "", ""),
+        ])],
+        ..Default::default()
+    });
+    fx.sync();
+    let r = recompile(&mut d, &fx.input(), &change);
+    assert!(r.owners.contains(&Owner::Router("lr1".into())));
+    assert_consistent(&fx, &d);
+    let o = Owner::Router("lr1".into());
+    let c = o.cookie();
+    let flows = owner_rendered(&d, &o);
+    let g = fx
+        .ids
+        .ecmp_group(
+            "lr1",
+            weft_proto::model::route::Policy::DstIp,
+            "10.98.0.0/16".parse().unwrap(),
+        )
+        .expect("an ECMP group id");
+    let want = [
+        format!("cookie={c:#x}, table=44, priority=259,ip,metadata=0x200,nw_dst=10.99.0.0/16 actions=dec_ttl,set_field:0xa20000b->reg0,set_field:0xa200001->reg1,set_field:0a:00:00:00:02:01->eth_src,set_field:0x2->reg15,goto_table:45"),
+        format!("cookie={c:#x}, table=44, priority=259,ip,metadata=0x200,nw_dst=10.98.0.0/16 actions=dec_ttl,group:{g}"),
+        format!("cookie={c:#x}, table=44, priority=338,ip,metadata=0x200,nw_src=10.31.0.0/24 actions=dec_ttl,set_field:0xa20000b->reg0,set_field:0xa200001->reg1,set_field:0a:00:00:00:02:01->eth_src,set_field:0x2->reg15,goto_table:45"),
+        format!("cookie={c:#x}, table=44, priority=99,ip,metadata=0x200 actions=dec_ttl,set_field:0xa1f000a->reg0,set_field:0xa1f0001->reg1,set_field:0a:00:00:00:01:01->eth_src,set_field:0x1->reg15,goto_table:45"),
+    ];
+    for w in &want {
+        assert!(flows.contains(w), "missing {w}\nin {flows:#?}");
+    }
+    assert!(!flows.iter().any(|f| f.contains("10.97.0.0")), "{flows:#?}");
+    // Longer prefixes first; connected before static before src-ip at one length.
+    assert!(
+        super::l3::route_priority(24)
+            > super::static_routes::static_priority(24, weft_proto::model::route::Policy::DstIp)
+    );
+    assert!(
+        super::static_routes::static_priority(24, weft_proto::model::route::Policy::DstIp)
+            > super::static_routes::static_priority(24, weft_proto::model::route::Policy::SrcIp)
+    );
+    assert!(
+        super::static_routes::static_priority(25, weft_proto::model::route::Policy::SrcIp)
+            > super::l3::route_priority(24)
+    );
+    let groups: Vec<String> = d.groups().map(render_group).collect();
+    let want_group = format!("group_id={g},type=select,selection_method=hash,fields(ip_src,ip_dst,tcp_src,tcp_dst,udp_src,udp_dst),bucket=bucket_id:0,actions=set_field:0xa20000b->reg0,set_field:0xa200001->reg1,set_field:0a:00:00:00:02:01->eth_src,set_field:0x2->reg15,resubmit(,45),bucket=bucket_id:1,actions=set_field:0xa1f000a->reg0,set_field:0xa1f0001->reg1,set_field:0a:00:00:00:01:01->eth_src,set_field:0x1->reg15,resubmit(,45)");
+    assert!(groups.contains(&want_group), "{groups:#?}");
+
+    // A router port change re-resolves the routes (the router is recompiled).
+    let change = fx.apply(ViewDelta {
+        revision: 3,
+        router_ports: vec![rpv(
+            "lr1-ls2",
+            "lr1",
+            "0a:00:00:00:02:99",
+            "10.32.0.1/24",
+            2,
+        )],
+        ..Default::default()
+    });
+    fx.sync();
+    let r = recompile(&mut d, &fx.input(), &change);
+    assert!(r.owners.contains(&Owner::Router("lr1".into())));
+    assert_consistent(&fx, &d);
+    // One ECMP next hop removed: the group goes, its id is released.
+    let change = fx.apply(ViewDelta {
+        revision: 4,
+        routers: vec![routed_with(vec![route(
+            "10.98.0.0/16",
+            "10.32.0.11",
+            "",
+            "",
+        )])],
+        ..Default::default()
+    });
+    fx.sync();
+    recompile(&mut d, &fx.input(), &change);
+    assert_consistent(&fx, &d);
+    assert_eq!(
+        d.groups()
+            .filter(|g| g.id == g.id && matches!(g.kind, weft_openflow::flow::GroupType::Select(_)))
+            .count(),
+        0
+    );
+    assert!(fx
+        .ids
+        .ecmp_group(
+            "lr1",
+            weft_proto::model::route::Policy::DstIp,
+            "10.98.0.0/16".parse().unwrap()
+        )
+        .is_none());
+}
+
+#[test]
+fn learned_neighbours_are_lr_neigh_flows_below_the_views() {
+    use crate::pinctrl::neigh::{Learned, Neighbours};
+    let fx = routed();
+    let mut n = Neighbours::new();
+    let now = std::time::Instant::now();
+    for (ip, mac) in [([10, 32, 0, 200], 0xc8), ([10, 32, 0, 11], 0xee)] {
+        n.learn(
+            &Learned {
+                router_key: 0x200,
+                lrp_key: 2,
+                ip: std::net::Ipv4Addr::from(ip),
+                mac: weft_openflow::flow::Mac([0x0a, 0, 0, 0, 9, mac]),
+            },
+            now,
+        );
+    }
+    let input = CompileInput {
+        neighbours: &n,
+        ..fx.input()
+    };
+    let d = compile_all(&input);
+    let o = Owner::RouterPort("lr1-ls2".into());
+    let c = o.cookie();
+    let flows = owner_rendered(&d, &o);
+    assert!(flows.contains(&format!("cookie={c:#x}, table=46, priority=90,reg0=0xa2000c8,reg15=0x2,metadata=0x200 actions=set_field:0a:00:00:00:09:c8->eth_dst,goto_table:47")), "{flows:#?}");
+    // b's address is the view's (00:00:00:00:02:0b): a learned MAC never overrides it.
+    assert!(
+        !flows.iter().any(|f| f.contains("0a:00:00:00:09:ee")),
+        "{flows:#?}"
+    );
+    assert_eq!(d.conflicting_flow_keys().count(), 0);
+}
+
+#[test]
+fn learned_neighbours_are_recovered_from_their_flows() {
+    use crate::pinctrl::neigh::{Learned, Neighbours};
+    let fx = routed();
+    let mut n = Neighbours::new();
+    let now = std::time::Instant::now();
+    let l = Learned {
+        router_key: 0x200,
+        lrp_key: 2,
+        ip: std::net::Ipv4Addr::new(10, 32, 0, 200),
+        mac: weft_openflow::flow::Mac([0x0a, 0, 0, 0, 9, 0xc8]),
+    };
+    n.learn(&l, now);
+    let d = compile_all(&CompileInput {
+        neighbours: &n,
+        ..fx.input()
+    });
+    let flows: Vec<weft_openflow::flow::Flow> = d.flows().cloned().collect();
+    let mut again = Neighbours::new();
+    assert_eq!(again.recover(&flows, now), 1);
+    assert_eq!(
+        again.of_port(0x200, 2).collect::<Vec<_>>(),
+        vec![(l.ip, l.mac)]
+    );
+    // The same compile from the recovered bindings: nothing for the restarted agent to change.
+    let d2 = compile_all(&CompileInput {
+        neighbours: &again,
+        ..fx.input()
+    });
+    assert_eq!(sorted_state(&d), sorted_state(&d2));
+}
+
+#[test]
+fn recompile_tracks_chassis_and_attachments_for_router_owned_flows() {
+    let mut fx = routed();
+    let mut d = compile_all(&fx.input());
+    // A third chassis joins with a pod on ls1: the router's ARP reply floods reach it.
+    let change = fx.apply(ViewDelta {
+        revision: 2,
+        chassis: vec![cv("hv3", "192.168.0.3", &["vxlan"])],
+        ports: vec![vif(
+            "c3",
+            "ls1",
+            "00:00:00:00:01:33",
+            "10.31.0.33",
+            33,
+            "hv3",
+        )],
+        ..Default::default()
+    });
+    fx.sync();
+    let r = recompile(&mut d, &fx.input(), &change);
+    assert!(
+        r.owners.contains(&Owner::Router("lr1".into())),
+        "{:?}",
+        r.owners
+    );
+    assert_consistent(&fx, &d);
+    let rf = owner_rendered(&d, &Owner::Router("lr1".into()));
+    assert!(
+        rf.iter()
+            .any(|f| f.contains("table=20") && f.contains("192.168.0.3")),
+        "{rf:#?}"
+    );
+    // ls2's router-type port goes away: its flood flow goes with it.
+    let change = fx.apply(ViewDelta {
+        revision: 3,
+        deleted_ports: vec!["ls2-lr1".into()],
+        ..Default::default()
+    });
+    fx.sync();
+    let r = recompile(&mut d, &fx.input(), &change);
+    assert!(
+        r.owners.contains(&Owner::Router("lr1".into())),
+        "{:?}",
+        r.owners
+    );
+    assert_consistent(&fx, &d);
+    // And it comes back.
+    let change = fx.apply(ViewDelta {
+        revision: 4,
+        ports: vec![router_lsp("ls2-lr1", "ls2", "lr1-ls2", 1)],
+        ..Default::default()
+    });
+    fx.sync();
+    recompile(&mut d, &fx.input(), &change);
+    assert_consistent(&fx, &d);
+    // The chassis leaves.
+    let change = fx.apply(ViewDelta {
+        revision: 5,
+        deleted_ports: vec!["c3".into()],
+        deleted_chassis: vec!["hv3".into()],
+        ..Default::default()
+    });
+    fx.sync();
+    recompile(&mut d, &fx.input(), &change);
+    assert_consistent(&fx, &d);
 }

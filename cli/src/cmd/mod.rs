@@ -25,6 +25,7 @@ pub mod completion;
 pub mod db;
 pub mod flows;
 pub mod port;
+pub mod route;
 pub mod router;
 pub mod router_port;
 pub mod show;
@@ -82,6 +83,7 @@ registry! {
     AgentInfo(agent_info::AgentInfoCmd),
     SupportBundle(support_bundle::SupportBundleCmd),
     Completion(completion::CompletionCmd),
+    Route(route::RouteCmd),
 }
 
 /// A noun's commands.

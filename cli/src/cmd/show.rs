@@ -1,5 +1,5 @@
-//! `show [SWITCH]`: the tree of switches and their ports, routers and their ports (from
-//! ListObjects), then the chassis.
+//! `show [SWITCH]`: the tree of switches and their ports, routers with their ports and static
+//! routes (from ListObjects), then the chassis.
 
 use clap::Subcommand;
 use weft_proto::v1 as pb;
@@ -51,6 +51,10 @@ impl Noun for ShowCmd {
                                 })
                                 .collect::<Vec<_>>(),
                         )?;
+                        for (i, (r, _)) in routers.iter().enumerate() {
+                            v["routers"][i]["routes"] =
+                                serde_json::to_value(super::route::sorted_routes(r))?;
+                        }
                     }
                     return Ok(json_text(&v, out)?);
                 }
@@ -107,6 +111,18 @@ fn router_block(r: &pb::LogicalRouter, ports: &[pb::LogicalRouterPort]) -> Strin
         if !p.peer.is_empty() {
             out.push_str(&format!("        peer: {}\n", p.peer));
         }
+    }
+    // Static routes, longest prefix first (as lr-route-list).
+    for rt in super::route::sorted_routes(r) {
+        let mut line = format!("    route {} via {} {}", rt.prefix, rt.nexthop, rt.policy);
+        if !rt.output_port.is_empty() {
+            line.push_str(&format!(" port {}", rt.output_port));
+        }
+        if rt.ecmp {
+            line.push_str(" ecmp");
+        }
+        out.push_str(&line);
+        out.push('\n');
     }
     out
 }
@@ -350,6 +366,12 @@ mod tests {
                     Kind::LogicalRouter(pb::LogicalRouter {
                         name: "r1".into(),
                         enabled: true,
+                        static_routes: vec![pb::LogicalRouterStaticRoute {
+                            ip_prefix: "0.0.0.0/0".into(),
+                            nexthop: "10.0.0.254".into(),
+                            output_port: "lrp1".into(),
+                            ..Default::default()
+                        }],
                         ..Default::default()
                     }),
                 ],
@@ -373,6 +395,7 @@ router r1
         mac: \"0a:00:00:00:01:01\"
         networks: [\"10.1.0.1/24\", \"fd00::1/64\"]
         peer: lrp9
+    route 0.0.0.0/0 via 10.0.0.254 dst-ip port lrp1
 router r2 (disabled)
 chassis host1 (10.1.0.1, geneve) alive applied=3
 "
@@ -380,6 +403,7 @@ chassis host1 (10.1.0.1, geneve) alive applied=3
         let v = json(&render_read(&r, &replies, &out(true)));
         assert_eq!(v["routers"][0]["router"]["name"], "r1");
         assert_eq!(v["routers"][0]["ports"][1]["peer"], "lrp9");
+        assert_eq!(v["routers"][0]["routes"][0]["nexthop"], "10.0.0.254");
     }
 
     #[test]

@@ -28,6 +28,7 @@ static COLUMNS: &[ColumnDef] = &[
     ColumnDef::ro("applied_revision", ColumnType::Scalar),
     ColumnDef::ro("last_error", ColumnType::Scalar),
     ColumnDef::ro("debug_addr", ColumnType::Scalar),
+    ColumnDef::ro("bridge_mappings", ColumnType::Map),
     EXTERNAL_IDS,
 ];
 
@@ -72,6 +73,7 @@ impl Kind for ChassisKind {
             "datapath_type" => ColumnValue::str(&c.datapath_type),
             "version" => ColumnValue::str(&c.version),
             "debug_addr" => ColumnValue::str(&c.debug_addr),
+            "bridge_mappings" => ColumnValue::map(&c.bridge_mappings),
             "alive" => ColumnValue::bool(state.alive.contains(&c.name)),
             "applied_revision" => {
                 ColumnValue::int(state.applied.get(&c.name).copied().unwrap_or(0))

@@ -102,6 +102,70 @@ pub fn claims_of(p: &LogicalSwitchPort) -> (Vec<String>, Vec<String>) {
     (ips, macs)
 }
 
+/// The router port a router-type port attaches (`options:router-port`).
+fn router_link(p: &LogicalSwitchPort) -> Option<&str> {
+    (p.r#type == "router")
+        .then(|| p.options.get("router-port").map(String::as_str))
+        .flatten()
+}
+
+/// A router-type port's `router-port` must name an existing router port that no other
+/// switch port attaches and that is not peered with another router port.
+fn check_router_link(p: &LogicalSwitchPort, plan: &mut Plan) -> ApiResult<()> {
+    let Some(rp) = router_link(p) else {
+        return Ok(());
+    };
+    let field = "port.options:router-port";
+    let Some(lrp) = super::router_port::get(plan, rp) else {
+        return Err(ValidationError::new(field, rp, "no such router port").into());
+    };
+    if !lrp.peer.is_empty() {
+        return Err(ValidationError::new(
+            field,
+            rp,
+            format!(
+                "router port {rp:?} is already peered with router port {:?}",
+                lrp.peer
+            ),
+        )
+        .into());
+    }
+    let mut attached: std::collections::BTreeSet<String> = plan
+        .base()
+        .router_port_links
+        .get(rp)
+        .map(|s| s.iter().cloned().collect())
+        .unwrap_or_default();
+    for (n, o) in plan.overlay_of(&PortKind) {
+        match o.as_ref().and_then(lsp).and_then(router_link) {
+            Some(x) if x == rp => {
+                attached.insert(n);
+            }
+            _ => {
+                attached.remove(&n);
+            }
+        }
+    }
+    attached.remove(&p.name);
+    if let Some(other) = attached.iter().next() {
+        let other = other.clone();
+        // The index may be stale for a port this plan has not read: confirm.
+        let still = plan
+            .get(&PortKind, &other)
+            .and_then(|o| lsp(&o).and_then(router_link).map(|x| x == rp))
+            .unwrap_or(false);
+        if still {
+            return Err(ValidationError::new(
+                field,
+                rp,
+                format!("router port {rp:?} is already attached by switch port {other:?}"),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Validates the port's own fields (no state).
 fn validate_fields(p: &LogicalSwitchPort) -> ApiResult<Vec<PortAddress>> {
     validate_name("port.name", &p.name)?;
@@ -371,6 +435,8 @@ impl Kind for PortKind {
     fn insert(&self, obj: &mut Object, plan: &mut Plan) -> ApiResult<()> {
         let p = lsp_mut(obj).ok_or_else(|| ApiError::Internal("not a port".into()))?;
         let security = validate_fields(p)?;
+        check_router_link(p, plan)?;
+        let p = lsp_mut(obj).ok_or_else(|| ApiError::Internal("not a port".into()))?;
         p.port_security = security.iter().map(security_string).collect();
         p.up = false;
         p.chassis.clear();
@@ -415,6 +481,10 @@ impl Kind for PortKind {
         let old = lsp(old).ok_or_else(|| ApiError::Internal("not a port".into()))?;
         let p = lsp_mut(new).ok_or_else(|| ApiError::Internal("not a port".into()))?;
         let security = validate_fields(p)?;
+        if router_link(p) != router_link(old) {
+            check_router_link(p, plan)?;
+        }
+        let p = lsp_mut(new).ok_or_else(|| ApiError::Internal("not a port".into()))?;
         p.port_security = security.iter().map(security_string).collect();
         if p.addresses != old.addresses {
             claim_addresses(p, Some(old), plan)?;

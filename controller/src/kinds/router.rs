@@ -1,9 +1,13 @@
-//! `Logical_Router`: a router datapath. Its ports cascade (lr-del deletes them). Routing
-//! itself comes with the routers issue; the object exists so views follow switch → router →
-//! switch reachability already.
+//! `Logical_Router`: a router datapath. Its ports cascade (lr-del deletes them, as
+//! ovn-nbctl's lr-del does). Its static routes live in the router (`static_routes`, OVN's
+//! Logical_Router_Static_Route rows): `lr-route-add` and `lr-route-del` are add/remove ops
+//! on that column with ovn-nbctl's semantics ([`weft_proto::model::route`]), and a new
+//! route's next hop must be on a network of one of the router's ports unless it names its
+//! output port, which must be a port of this router.
 
 use prost::Message;
-use weft_proto::v1::{object, ColumnType, LogicalRouter, Object};
+use weft_proto::model::route::{apply_add, apply_del, RouteAdd, RouteDel, StaticRoute};
+use weft_proto::v1::{column_op::Action, object, ColumnOp, ColumnType, LogicalRouter, Object};
 
 use super::switch::{allocate_datapath_key, datapath_claim};
 use super::{check_map, not_settable, set_map, EXTERNAL_IDS};
@@ -25,6 +29,7 @@ static COLUMNS: &[ColumnDef] = &[
     EXTERNAL_IDS,
     ColumnDef::ro("tunnel_key", ColumnType::Scalar),
     ColumnDef::ro("ports", ColumnType::Set),
+    ColumnDef::rw("static_routes", ColumnType::Set),
 ];
 
 super::object_accessors!(LogicalRouter, LogicalRouter, lr, lr_mut);
@@ -32,7 +37,75 @@ super::object_accessors!(LogicalRouter, LogicalRouter, lr, lr_mut);
 fn check(r: &LogicalRouter) -> Result<(), ValidationError> {
     validate_name("router.name", &r.name)?;
     check_map("router.options", &r.options)?;
-    check_map("router.external_ids", &r.external_ids)
+    check_map("router.external_ids", &r.external_ids)?;
+    routes(r)?;
+    Ok(())
+}
+
+/// The router's parsed static routes.
+fn routes(r: &LogicalRouter) -> Result<Vec<StaticRoute>, ValidationError> {
+    r.static_routes
+        .iter()
+        .enumerate()
+        .map(|(i, m)| StaticRoute::from_message(&format!("static_routes[{i}]"), m))
+        .collect()
+}
+
+fn route_texts(r: &LogicalRouter) -> Vec<String> {
+    routes(r)
+        .map(|rs| rs.iter().map(StaticRoute::to_text).collect())
+        .unwrap_or_default()
+}
+
+/// Each route `r` has that `old` had not: its output port must be a port of the router, and
+/// without one its next hop must be on a network of a port of the router.
+fn check_new_routes(r: &LogicalRouter, old: &[StaticRoute], plan: &mut Plan) -> ApiResult<()> {
+    let new: Vec<(usize, StaticRoute)> = routes(r)?
+        .into_iter()
+        .enumerate()
+        .filter(|(_, x)| !old.contains(x))
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let ports = super::router_port::ports_of_router(plan, &r.name);
+    for (i, route) in new {
+        let field = format!("static_routes[{i}]");
+        match &route.output_port {
+            Some(p) => {
+                if !ports.iter().any(|x| &x.name == p) {
+                    return Err(ValidationError::new(
+                        format!("{field}.output_port"),
+                        p,
+                        format!("no router port of that name on router {:?}", r.name),
+                    )
+                    .into());
+                }
+            }
+            None => {
+                let on_net = ports.iter().any(|p| {
+                    p.networks.iter().any(|n| {
+                        n.parse::<ipnetwork::IpNetwork>()
+                            .is_ok_and(|n| n.contains(route.nexthop.into()))
+                    })
+                });
+                if !on_net {
+                    return Err(ValidationError::new(
+                        format!("{field}.nexthop"),
+                        &route.nexthop.to_string(),
+                        format!(
+                            "the next hop of route {} is on no network of router {:?}; \
+                             give the output port",
+                            route.to_text(),
+                            r.name
+                        ),
+                    )
+                    .into());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Kind for RouterKind {
@@ -60,6 +133,7 @@ impl Kind for RouterKind {
             "options" => ColumnValue::map(&r.options),
             "external_ids" => ColumnValue::map(&r.external_ids),
             "tunnel_key" => ColumnValue::int(r.tunnel_key),
+            "static_routes" => ColumnValue::Set(route_texts(r)),
             "ports" => ColumnValue::Set(
                 state
                     .router_ports_by_router
@@ -83,14 +157,53 @@ impl Kind for RouterKind {
             "enabled" => r.enabled = v.into_bool(column)?,
             "options" => set_map(&mut r.options, column, v)?,
             "external_ids" => set_map(&mut r.external_ids, column, v)?,
+            "static_routes" => {
+                let mut out = Vec::new();
+                for (i, t) in v.into_set(column)?.iter().enumerate() {
+                    let route = StaticRoute::parse_text(&format!("static_routes[{i}]"), t)?;
+                    if !out.contains(&route) {
+                        out.push(route);
+                    }
+                }
+                r.static_routes = out.iter().map(StaticRoute::to_message).collect();
+            }
             _ => return Err(not_settable(NAME, column)),
         }
         Ok(())
+    }
+    fn apply_op(
+        &self,
+        obj: &Object,
+        column: &str,
+        op: &ColumnOp,
+    ) -> Option<Result<ColumnValue, ValidationError>> {
+        if column != "static_routes" {
+            return None;
+        }
+        let action = Action::try_from(op.action).ok()?;
+        if !matches!(action, Action::Add | Action::Remove) {
+            return None;
+        }
+        let r = lr(obj)?;
+        Some((|| {
+            let mut rs = routes(r)?;
+            for v in &op.values {
+                match action {
+                    Action::Add => apply_add(&mut rs, &RouteAdd::parse_text(column, v)?, column)?,
+                    _ => apply_del(&mut rs, &RouteDel::parse_text(column, v)?, column)?,
+                }
+            }
+            Ok(ColumnValue::Set(
+                rs.iter().map(StaticRoute::to_text).collect(),
+            ))
+        })())
     }
     fn insert(&self, obj: &mut Object, plan: &mut Plan) -> ApiResult<()> {
         let r = lr_mut(obj).ok_or_else(|| ApiError::Internal("not a router".into()))?;
         check(r)?;
         r.enabled = true;
+        let mine = r.clone();
+        check_new_routes(&mine, &[], plan)?;
         let name = r.name.clone();
         let key = allocate_datapath_key(plan, &format!("router:{name}"))?;
         if let Some(r) = lr_mut(obj) {
@@ -98,8 +211,12 @@ impl Kind for RouterKind {
         }
         Ok(())
     }
-    fn update(&self, _old: &Object, new: &mut Object, _plan: &mut Plan) -> ApiResult<()> {
-        check(lr(new).ok_or_else(|| ApiError::Internal("not a router".into()))?)?;
+    fn update(&self, old: &Object, new: &mut Object, plan: &mut Plan) -> ApiResult<()> {
+        let r = lr(new).ok_or_else(|| ApiError::Internal("not a router".into()))?;
+        check(r)?;
+        let old_routes = lr(old).map(routes).transpose()?.unwrap_or_default();
+        let mine = r.clone();
+        check_new_routes(&mine, &old_routes, plan)?;
         Ok(())
     }
     fn delete(&self, obj: &Object, plan: &mut Plan) -> ApiResult<()> {
@@ -111,3 +228,7 @@ impl Kind for RouterKind {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "router_tests.rs"]
+mod tests;

@@ -2,6 +2,8 @@
 //! to it the OVN way: a `Logical_Switch_Port` of type `router` with
 //! `options:router-port=<this port>` (views follow that link).
 
+use std::collections::BTreeSet;
+
 use ipnetwork::IpNetwork;
 use prost::Message;
 use weft_proto::v1::{object, ColumnType, LogicalRouterPort, Object};
@@ -37,6 +39,76 @@ pub fn key_claim(router: &str, key: u32) -> String {
 }
 
 super::object_accessors!(LogicalRouterPort, LogicalRouterPort, lrp, lrp_mut);
+
+/// The ports of `router` as the plan sees them (the transaction depends on each one read).
+pub fn ports_of_router(plan: &mut Plan, router: &str) -> Vec<LogicalRouterPort> {
+    let mut names: BTreeSet<String> = plan
+        .base()
+        .router_ports_by_router
+        .get(router)
+        .map(|s| s.iter().cloned().collect())
+        .unwrap_or_default();
+    for (n, o) in plan.overlay_of(&RouterPortKind) {
+        match o.as_ref().and_then(lrp) {
+            Some(p) if p.router == router => {
+                names.insert(n);
+            }
+            _ => {
+                names.remove(&n);
+            }
+        }
+    }
+    names
+        .iter()
+        .filter_map(|n| plan.get(&RouterPortKind, n))
+        .filter_map(|o| lrp(&o).cloned())
+        .filter(|p| p.router == router)
+        .collect()
+}
+
+/// The router port named `name`, as the plan sees it.
+pub fn get(plan: &mut Plan, name: &str) -> Option<LogicalRouterPort> {
+    plan.get(&RouterPortKind, name)
+        .and_then(|o| lrp(&o).cloned())
+}
+
+/// True when two networks share an address.
+fn overlaps(a: &IpNetwork, b: &IpNetwork) -> bool {
+    match (a, b) {
+        (IpNetwork::V4(a), IpNetwork::V4(b)) => a.contains(b.network()) || b.contains(a.network()),
+        (IpNetwork::V6(a), IpNetwork::V6(b)) => a.contains(b.network()) || b.contains(a.network()),
+        _ => false,
+    }
+}
+
+/// A network of `p` that overlaps a network of another port of its router is refused
+/// (routing to it would be ambiguous).
+fn check_overlaps(p: &LogicalRouterPort, plan: &mut Plan) -> Result<(), ValidationError> {
+    let others: Vec<LogicalRouterPort> = ports_of_router(plan, &p.router)
+        .into_iter()
+        .filter(|o| o.name != p.name)
+        .collect();
+    for (i, n) in p.networks.iter().enumerate() {
+        let Ok(net) = n.parse::<IpNetwork>() else {
+            continue;
+        };
+        for o in &others {
+            for on in &o.networks {
+                if on.parse::<IpNetwork>().is_ok_and(|x| overlaps(&net, &x)) {
+                    return Err(ValidationError::new(
+                        format!("router_port.networks[{i}]"),
+                        n,
+                        format!(
+                            "overlaps network {on} of router port {:?} on router {:?}",
+                            o.name, p.router
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Validates and normalizes a router port's fields.
 fn check(p: &mut LogicalRouterPort) -> Result<(), ValidationError> {
@@ -155,6 +227,9 @@ impl Kind for RouterPortKind {
         let p = lrp_mut(obj).ok_or_else(|| ApiError::Internal("not a router port".into()))?;
         check(p)?;
         p.enabled = true;
+        let mine = p.clone();
+        check_overlaps(&mine, plan)?;
+        let p = lrp_mut(obj).ok_or_else(|| ApiError::Internal("not a router port".into()))?;
         let router = p.router.clone();
         let name = p.name.clone();
         let key = ipam::pick_key(
@@ -171,8 +246,13 @@ impl Kind for RouterPortKind {
         p.tunnel_key = key;
         Ok(())
     }
-    fn update(&self, _old: &Object, new: &mut Object, _plan: &mut Plan) -> ApiResult<()> {
-        check(lrp_mut(new).ok_or_else(|| ApiError::Internal("not a router port".into()))?)?;
+    fn update(&self, old: &Object, new: &mut Object, plan: &mut Plan) -> ApiResult<()> {
+        let p = lrp_mut(new).ok_or_else(|| ApiError::Internal("not a router port".into()))?;
+        check(p)?;
+        let mine = p.clone();
+        if lrp(old).map(|o| &o.networks) != Some(&mine.networks) {
+            check_overlaps(&mine, plan)?;
+        }
         Ok(())
     }
     fn delete(&self, obj: &Object, plan: &mut Plan) -> ApiResult<()> {

@@ -125,6 +125,17 @@ pub trait Kind: Send + Sync + 'static {
         column: &str,
         value: ColumnValue,
     ) -> Result<(), ValidationError>;
+    /// A column whose add/remove ops have the kind's own semantics (a router's
+    /// `static_routes`: `lr-route-add --ecmp`, `lr-route-del PREFIX`): the column's new
+    /// value, or `None` for the generic set/map semantics of [`column::apply`].
+    fn apply_op(
+        &self,
+        _obj: &Object,
+        _column: &str,
+        _op: &weft_proto::v1::ColumnOp,
+    ) -> Option<Result<ColumnValue, ValidationError>> {
+        None
+    }
     /// References this object holds.
     fn refs(&self, _obj: &Object) -> Vec<Ref> {
         Vec::new()

@@ -341,7 +341,10 @@ impl<'a> Plan<'a> {
             let current = kind
                 .get_column(&new, def.name, self.base)
                 .ok_or_else(|| ApiError::Internal(format!("column {} has no value", def.name)))?;
-            let value = column::apply(&def, current.clone(), op)?;
+            let value = match kind.apply_op(&new, def.name, op) {
+                Some(v) => v?,
+                None => column::apply(&def, current.clone(), op)?,
+            };
             if def.immutable && value != current {
                 let action = Action::try_from(op.action).unwrap_or(Action::Set);
                 return Err(ValidationError::new(

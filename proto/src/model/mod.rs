@@ -7,6 +7,7 @@
 pub mod expr;
 pub mod hash;
 pub mod identity;
+pub mod route;
 pub mod validate;
 pub mod view;
 

@@ -491,6 +491,19 @@ pub fn validate_map<'a>(
 /// Validates a chassis registration (Subscribe).
 pub fn validate_chassis(c: &Chassis) -> Result<()> {
     validate_name("chassis.name", &c.name)?;
+    let mut bridges: Vec<&String> = Vec::new();
+    for (physnet, bridge) in &c.bridge_mappings {
+        validate_name("chassis.bridge_mappings", physnet)?;
+        validate_name(&format!("chassis.bridge_mappings:{physnet}"), bridge)?;
+        if bridges.contains(&bridge) {
+            return Err(ValidationError::new(
+                format!("chassis.bridge_mappings:{physnet}"),
+                bridge,
+                "bridge mapped twice",
+            ));
+        }
+        bridges.push(bridge);
+    }
     let ip = parse_ipv4(&c.encap_ip)
         .map_err(|r| ValidationError::new("chassis.encap_ip", &c.encap_ip, r))?;
     if let Some(why) = special_ipv4(ip) {
@@ -771,7 +784,11 @@ mod tests {
         assert_eq!(e.field, "port_security[0]");
         assert!(e.reason.contains("at most 128"), "{}", e.reason);
         let e = parse_port_security(&["0a:00:00:00:00:01 fd00::zz".into()]).unwrap_err();
-        assert!(e.reason.contains("invalid IPv6 address \"fd00::zz\""), "{}", e.reason);
+        assert!(
+            e.reason.contains("invalid IPv6 address \"fd00::zz\""),
+            "{}",
+            e.reason
+        );
         let e = parse_port_security(&["0a:00:00:00:00:01 10.0.0.5/33".into()]).unwrap_err();
         assert!(e.reason.contains("at most 32"), "{}", e.reason);
         assert!(parse_port_security(&["0a:00:00:00:00:01 fd00::/x".into()]).is_err());
@@ -816,6 +833,18 @@ mod tests {
             "chassis.encap_types[1]"
         );
         c.encap_types.pop();
+        // Bridge mappings: names as elsewhere, one bridge per provider network.
+        c.bridge_mappings = [("physnet".to_string(), "br-ex".to_string())].into();
+        assert!(validate_chassis(&c).is_ok());
+        c.bridge_mappings.insert("other".into(), "br-ex".into());
+        let e = validate_chassis(&c).unwrap_err();
+        assert!(e.reason.contains("mapped twice"), "{e}");
+        c.bridge_mappings = [("bad name".to_string(), "br-ex".to_string())].into();
+        assert_eq!(
+            validate_chassis(&c).unwrap_err().field,
+            "chassis.bridge_mappings"
+        );
+        c.bridge_mappings.clear();
         c.encap_ip = "x".into();
         assert_eq!(validate_chassis(&c).unwrap_err().field, "chassis.encap_ip");
     }

@@ -83,6 +83,8 @@ const NXM_NX_ND_TARGET: u8 = 23;
 const NXM_NX_ND_SLL: u8 = 24;
 const NXM_NX_ND_TLL: u8 = 25;
 pub const NXM_NX_CONJ_ID: u8 = 37;
+/// `nw_ttl`.
+pub const NXM_NX_IP_TTL: u8 = 29;
 /// `tun_metadata0` is field 40; `tun_metadataN` is 40 + N (N < 64).
 pub const NXM_NX_TUN_METADATA0: u8 = 40;
 /// Number of `tun_metadata` fields.
@@ -229,6 +231,7 @@ pub fn encode_field(out: &mut Vec<u8>, f: &MatchField) -> Result<(), CodecError>
             mask.map(|m| m.octets()).as_ref().map(|m| &m[..]),
         ),
         MatchField::IpProto(p) => put_tlv(out, B, OFPXMT_IP_PROTO, &[*p], None),
+        MatchField::NwTtl(t) => put_tlv(out, NX, NXM_NX_IP_TTL, &[*t], None),
         MatchField::ConjId(id) => put_tlv(out, NX, NXM_NX_CONJ_ID, &id.to_be_bytes(), None),
         MatchField::CtState { value, mask } => put_tlv(
             out,
@@ -358,6 +361,7 @@ fn encode_rank(f: &MatchField) -> u16 {
         F::Ipv4Dst { .. } => 11,
         F::Ipv6Src { .. } => 12,
         F::Ipv6Dst { .. } => 13,
+        F::NwTtl(_) => 13,
         F::IpProto(_) => 14,
         F::TcpSrc { .. } => 15,
         F::TcpDst { .. } => 16,
@@ -553,6 +557,13 @@ fn decode_known(h: &OxmHeader, payload: &[u8]) -> Option<Vec<MatchField>> {
                 return None;
             }
             one(F::IpProto(v[0]))
+        }
+        (OFPXMC_NXM_1, NXM_NX_IP_TTL) => {
+            let (v, m) = split(h, payload, 1)?;
+            if m.is_some() {
+                return None;
+            }
+            one(F::NwTtl(v[0]))
         }
         (OFPXMC_OPENFLOW_BASIC, OFPXMT_IPV4_SRC) | (OFPXMC_NXM_0, NXM_OF_IP_SRC) => {
             let (v, m) = split(h, payload, 4)?;

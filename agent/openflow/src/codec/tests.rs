@@ -185,6 +185,7 @@ pub(crate) fn sample_flows() -> Vec<Flow> {
             vec![
                 MatchField::EthType(0x0800),
                 MatchField::IpProto(6),
+                MatchField::NwTtl(1),
                 MatchField::Ipv4Src {
                     value: ip("10.0.0.0"),
                     mask: Some(ip("255.255.255.0")),
