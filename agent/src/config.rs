@@ -82,6 +82,11 @@ pub struct AgentArgs {
     /// Serve the weft-cni plugin on this unix socket (e.g. /var/run/weft/cni.sock); off when unset.
     #[arg(long, env = "WEFT_CNI_SOCKET")]
     pub cni_socket: Option<PathBuf>,
+    /// Seconds a CNI ADD waits, after plumbing the pod, for its flows to be installed on this
+    /// host and every other live chassis (port up, then `--wait=hv`); past it ADD fails and
+    /// undoes what it did.
+    #[arg(long, env = "WEFT_CNI_READY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub cni_ready_timeout: u64,
     /// Where /metrics, /healthz and /readyz are served (HTTP), or "off".
     #[arg(long, env = "WEFT_METRICS_LISTEN", default_value = "127.0.0.1:9601")]
     pub metrics_listen: String,
@@ -105,6 +110,8 @@ pub struct AgentConfig {
     pub resync_interval: Duration,
     /// Where to serve CNI requests (`crate::cni`); None: no CNI server.
     pub cni_socket: Option<PathBuf>,
+    /// `--cni-ready-timeout`.
+    pub cni_ready_timeout: Duration,
     /// `--bridge-mappings`.
     pub bridge_mappings: Vec<crate::physical::BridgeMapping>,
     /// `--metrics-listen` (None: off).
@@ -189,6 +196,7 @@ impl TryFrom<AgentArgs> for AgentConfig {
             ovs_rundir: a.ovs_rundir,
             resync_interval: Duration::from_secs(a.resync_interval.max(1)),
             cni_socket: a.cni_socket,
+            cni_ready_timeout: Duration::from_secs(a.cni_ready_timeout),
             bridge_mappings,
         })
     }

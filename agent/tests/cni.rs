@@ -349,17 +349,57 @@ fn add_check_del_with_real_plugin() -> anyhow::Result<()> {
     assert_eq!(owner.trim().trim_matches('"'), container);
     let dynamic = weftctl(&e.url, &["show"])?;
     assert!(dynamic.contains(&mac), "{dynamic}");
-    assert!(
-        wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
-            weftctl(&e.url, &["lsp-get-up", &lport]).is_ok_and(|o| o.trim() == "up")
-        }),
-        "{lport} never came up; agent log:\n{}",
-        log_tail(&e.dir.path().join("agent.log"), 30)
+    // ADD returned only once the port was up (its flows installed).
+    assert_eq!(weftctl(&e.url, &["lsp-get-up", &lport])?.trim(), "up");
+
+    // A second ADD for the same container and interface: the same port and address.
+    let added = r.clone();
+    let (code, again) = cni(&call("ADD"));
+    assert_eq!(code, 0, "repeated ADD: {again}");
+    assert_eq!(
+        again["ips"], added["ips"],
+        "repeated ADD changed the address"
+    );
+    assert_eq!(again["interfaces"], added["interfaces"]);
+    assert_eq!(
+        ports(&e.url, "pods")
+            .iter()
+            .filter(|l| l.contains(&lport))
+            .count(),
+        1
     );
 
-    // CHECK passes and prints nothing.
-    let (code, r) = cni(&call("CHECK"));
+    // CHECK with the ADD result as prevResult passes and prints nothing.
+    let check = |prev: Value| {
+        let mut c = call("CHECK");
+        c.conf["prevResult"] = prev;
+        cni(&c)
+    };
+    let (code, r) = check(added.clone());
     assert_eq!((code, &r), (0, &Value::Null), "CHECK: {r}");
+    // A prevResult that disagrees with the interface fails (102); none at all is refused (7).
+    let mut wrong = added.clone();
+    wrong["ips"][0]["address"] = json!("10.77.0.250/24");
+    let (code, r) = check(wrong);
+    assert_eq!((code, r["code"].clone()), (1, json!(102)), "{r}");
+    assert!(
+        r["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("10.77.0.250/24")
+            || r["msg"].as_str().unwrap_or_default().contains(&addr),
+        "{r}"
+    );
+    let mut wrong = added.clone();
+    wrong["interfaces"][1]["mac"] = json!("0a:00:00:00:99:99");
+    let (code, r) = check(wrong);
+    assert_eq!((code, r["code"].clone()), (1, json!(102)), "{r}");
+    let (code, r) = cni(&call("CHECK"));
+    assert_eq!((code, r["code"].clone()), (1, json!(7)), "{r}");
+    assert!(
+        r["msg"].as_str().unwrap_or_default().contains("prevResult"),
+        "{r}"
+    );
 
     // DEL removes everything; a second DEL (as CRI sends) is a no-op.
     for round in 0..2 {
@@ -370,7 +410,9 @@ fn add_check_del_with_real_plugin() -> anyhow::Result<()> {
     assert!(e.ovs.vsctl(&["get", "interface", &host, "name"]).is_err());
     assert!(!ports(&e.url, "pods").iter().any(|l| l.contains(&lport)));
     // CHECK after DEL fails with a CNI error.
-    let (code, r) = cni(&call("CHECK"));
+    let mut c_after = call("CHECK");
+    c_after.conf["prevResult"] = added.clone();
+    let (code, r) = cni(&c_after);
     assert_eq!(code, 1, "{r}");
     assert_eq!(r["code"], json!(102));
 
@@ -491,8 +533,16 @@ fn unsafe_namespaces_and_ports_in_use_are_refused() -> anyhow::Result<()> {
             "{netns}: {r}"
         );
     }
-    assert_eq!(ports(&e.url, "net3"), before, "a refused ADD created a port");
-    assert_eq!(routes(), host_routes, "a refused ADD changed the host's routes");
+    assert_eq!(
+        ports(&e.url, "net3"),
+        before,
+        "a refused ADD created a port"
+    );
+    assert_eq!(
+        routes(),
+        host_routes,
+        "a refused ADD changed the host's routes"
+    );
 
     // Pod A takes WEFT_PORT=shared; pod B asking for the same port is refused.
     let (a, b) = (Netns::new()?, Netns::new()?);
@@ -504,8 +554,8 @@ fn unsafe_namespaces_and_ports_in_use_are_refused() -> anyhow::Result<()> {
         args: "WEFT_PORT=shared",
         conf: c.clone(),
     };
-    let (code, r) = cni(&call("ADD", "sharecontainera", &apath));
-    assert_eq!(code, 0, "ADD A: {r}");
+    let (code, a_result) = cni(&call("ADD", "sharecontainera", &apath));
+    assert_eq!(code, 0, "ADD A: {a_result}");
     let a_addr = a.ip(&["addr", "show", "dev", "eth0"]);
     let (code, r) = cni(&call("ADD", "sharecontainerb", &bpath));
     assert_eq!(code, 1, "a second ADD of port shared was not refused: {r}");
@@ -523,7 +573,9 @@ fn unsafe_namespaces_and_ports_in_use_are_refused() -> anyhow::Result<()> {
     );
     // A is intact: same address, CHECK passes.
     assert_eq!(a.ip(&["addr", "show", "dev", "eth0"]), a_addr);
-    let (code, r) = cni(&call("CHECK", "sharecontainera", &apath));
+    let mut check_a = call("CHECK", "sharecontainera", &apath);
+    check_a.conf["prevResult"] = a_result.clone();
+    let (code, r) = cni(&check_a);
     assert_eq!(code, 0, "CHECK A after the refused ADD: {r}");
     // Once A is gone, B may take the port.
     let (code, r) = cni(&call("DEL", "sharecontainera", &apath));

@@ -77,7 +77,8 @@ impl Readiness {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
-    fn reason(&self) -> String {
+    /// Why it is not ready (the last reason given).
+    pub fn reason(&self) -> String {
         self.reason.lock().map(|g| g.clone()).unwrap_or_default()
     }
 }

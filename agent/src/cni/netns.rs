@@ -109,8 +109,14 @@ pub async fn check_path(path: &str, host_netns: Option<&str>) -> Result<(), CniE
     }
     let mut forbidden = Vec::new();
     for (what, p) in [
-        ("the agent's own network namespace", Some("/proc/self/ns/net")),
-        ("the host's network namespace (PID 1's)", Some("/proc/1/ns/net")),
+        (
+            "the agent's own network namespace",
+            Some("/proc/self/ns/net"),
+        ),
+        (
+            "the host's network namespace (PID 1's)",
+            Some("/proc/1/ns/net"),
+        ),
         ("the network namespace ovs-vswitchd runs in", host_netns),
     ] {
         if let Some(info) = p.and_then(|p| inspect(p).ok()) {
@@ -147,7 +153,10 @@ mod tests {
         let e = check("/proc/9/ns/mnt", &info(7, Some("mnt")), &forbidden).unwrap_err();
         assert!(e.to_string().contains("mnt namespace"), "{e}");
         let e = check("/run/netns/m", &info(8, None), &forbidden).unwrap_err();
-        assert!(e.to_string().contains("a namespace but not a network"), "{e}");
+        assert!(
+            e.to_string().contains("a namespace but not a network"),
+            "{e}"
+        );
         let mut file = info(9, None);
         file.nsfs = false;
         let e = check("/etc/hostname", &file, &forbidden).unwrap_err();
