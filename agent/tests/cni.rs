@@ -993,3 +993,252 @@ fn agent_binary_serves_cni() -> anyhow::Result<()> {
     assert!(!ports(&url, "wired").iter().any(|l| l.contains(&lport)));
     Ok(())
 }
+
+/// Static addresses through the real plugin: `IP=`/`MAC=` in CNI_ARGS and
+/// `runtimeConfig.ips`/`mac`; a malformed, outside-the-subnet or taken address is refused
+/// with the right code and leaves nothing behind; `dns` from the config is in the result; bad
+/// `portMappings` entries are refused before anything changes.
+#[test]
+fn static_addresses_and_bad_requests() -> anyhow::Result<()> {
+    let e = setup("statics", "10.81.0.0/24")?;
+    let c = conf(
+        "statics",
+        &e.socket,
+        json!({"dns": {"nameservers": ["10.81.0.53"], "search": ["example.test"]}}),
+    );
+    let (a, b) = (Netns::new()?, Netns::new()?);
+    let (apath, bpath) = (a.path(), b.path());
+    let call = |command, container, netns, args| Call {
+        command,
+        container,
+        netns: Some(netns),
+        args,
+        conf: c.clone(),
+    };
+    // IP= and MAC= from CNI_ARGS (podman --ip / --mac-address).
+    let (code, r) = cni(&call(
+        "ADD",
+        "statica",
+        &apath,
+        "IgnoreUnknown=1;IP=10.81.0.50;MAC=0a:58:11:22:33:44",
+    ));
+    assert_eq!(code, 0, "ADD with IP=/MAC=: {r}");
+    assert_eq!(r["ips"][0]["address"], json!("10.81.0.50/24"));
+    assert_eq!(r["interfaces"][1]["mac"], json!("0a:58:11:22:33:44"));
+    assert_eq!(
+        r["dns"],
+        json!({"nameservers": ["10.81.0.53"], "search": ["example.test"]})
+    );
+    let link = a.ip(&["addr", "show", "dev", "eth0"]);
+    assert!(
+        link.contains("inet 10.81.0.50/24") && link.contains("0a:58:11:22:33:44"),
+        "{link}"
+    );
+    // Repeating it is the same attachment.
+    let (code, again) = cni(&call(
+        "ADD",
+        "statica",
+        &apath,
+        "IgnoreUnknown=1;IP=10.81.0.50;MAC=0a:58:11:22:33:44",
+    ));
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["ips"], r["ips"]);
+
+    let snapshot = |e: &Env| -> anyhow::Result<(Vec<String>, String)> {
+        Ok((
+            ports(&e.url, "statics"),
+            e.ovs.vsctl(&["--columns=name", "list", "interface"])?,
+        ))
+    };
+    let before = snapshot(&e)?;
+    let refused = |args: &str, extra: Value, want: u64, words: &[&str]| -> anyhow::Result<()> {
+        let mut cl = Call {
+            command: "ADD",
+            container: "staticb",
+            netns: Some(&bpath),
+            args,
+            conf: c.clone(),
+        };
+        if let (Some(o), Some(x)) = (cl.conf.as_object_mut(), extra.as_object()) {
+            for (k, v) in x {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        let (code, r) = cni(&cl);
+        assert_eq!(
+            (code, r["code"].clone()),
+            (1, json!(want)),
+            "{args} {extra}: {r}"
+        );
+        let msg = r["msg"].as_str().unwrap_or_default();
+        for w in words {
+            assert!(msg.contains(w), "{args} {extra}: {w:?} not in {msg}");
+        }
+        assert_eq!(
+            snapshot(&e)?,
+            before,
+            "{args} {extra} left something behind"
+        );
+        assert!(
+            !b.ip(&["link", "show"]).contains("eth0"),
+            "{args}: namespace B touched"
+        );
+        Ok(())
+    };
+    refused(
+        "IP=10.81.0.300",
+        json!({}),
+        4,
+        &["CNI_ARGS", "IP=10.81.0.300"],
+    )?;
+    refused(
+        "IP=10.99.0.5",
+        json!({}),
+        4,
+        &["IP=10.99.0.5", "outside subnet"],
+    )?;
+    refused("IP=10.81.0.1", json!({}), 4, &["gateway"])?;
+    refused(
+        "IP=10.81.0.50",
+        json!({}),
+        104,
+        &["10.81.0.50", "taken by logical port"],
+    )?;
+    refused(
+        "MAC=0a:58:11:22:33:44",
+        json!({}),
+        104,
+        &["0a:58:11:22:33:44", "taken"],
+    )?;
+    refused(
+        "MAC=01:00:5e:00:00:01",
+        json!({}),
+        4,
+        &["MAC=01:00:5e:00:00:01", "multicast"],
+    )?;
+    refused(
+        "",
+        json!({"runtimeConfig": {"ips": ["10.99.0.5/24"]}}),
+        7,
+        &["runtimeConfig.ips", "outside subnet"],
+    )?;
+    refused(
+        "",
+        json!({"runtimeConfig": {"ips": "10.81.0.5"}}),
+        7,
+        &["runtimeConfig.ips"],
+    )?;
+    refused(
+        "",
+        json!({"runtimeConfig": {"mac": 5}}),
+        7,
+        &["runtimeConfig.mac"],
+    )?;
+    refused(
+        "",
+        json!({"runtimeConfig": {"portMappings": [{"hostPort": 0, "containerPort": 80}]}}),
+        7,
+        &["portMappings", "hostPort"],
+    )?;
+    refused(
+        "",
+        json!({"runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "icmp"}]}}),
+        7,
+        &["protocol"],
+    )?;
+    refused(
+        "",
+        json!({"dns": {"nameservers": ["not-an-ip"]}}),
+        7,
+        &["dns", "nameservers"],
+    )?;
+
+    // runtimeConfig.ips (the ips capability) without a MAC: the MAC is derived from the IP.
+    let mut cl = call("ADD", "staticb", &bpath, "");
+    cl.conf["runtimeConfig"] = json!({"ips": ["10.81.0.60/24"]});
+    let (code, r) = cni(&cl);
+    assert_eq!(code, 0, "ADD with runtimeConfig.ips: {r}");
+    assert_eq!(r["ips"][0]["address"], json!("10.81.0.60/24"));
+    assert_eq!(r["interfaces"][1]["mac"], json!("0a:58:0a:51:00:3c"));
+    // A MAC alone: the IP is allocated, the port gets that MAC.
+    let cn = Netns::new()?;
+    let cpath = cn.path();
+    let (code, r) = cni(&call("ADD", "staticc", &cpath, "MAC=0a:58:00:00:77:77"));
+    assert_eq!(code, 0, "ADD with MAC= alone: {r}");
+    assert_eq!(r["interfaces"][1]["mac"], json!("0a:58:00:00:77:77"));
+    assert!(cn
+        .ip(&["link", "show", "eth0"])
+        .contains("0a:58:00:00:77:77"));
+    for (cid, p) in [
+        ("statica", &apath),
+        ("staticb", &bpath),
+        ("staticc", &cpath),
+    ] {
+        let (code, r) = cni(&call("DEL", cid, p, ""));
+        assert_eq!(code, 0, "DEL {cid}: {r}");
+    }
+    assert!(
+        !ports(&e.url, "statics")
+            .iter()
+            .any(|l| l.starts_with("cni-")),
+        "{:?}",
+        ports(&e.url, "statics")
+    );
+    Ok(())
+}
+
+/// podman 4.3's `--ip` and `--mac-address` reach the port through the real plugin.
+#[test]
+fn podman_ip_and_mac_address() -> anyhow::Result<()> {
+    let how = "apt-get install -y podman containernetworking-plugins runc busybox-static, \
+               or run scripts/setup.sh";
+    let mut missing = weft_testbed::skip::missing_tools(&[("podman", how), ("runc", how)]);
+    if !Path::new("/bin/busybox").is_file() {
+        missing.push(format!("/bin/busybox not found ({how})"));
+    }
+    if !weft_testbed::skip::require("podman_ip_and_mac_address", &missing) {
+        return Ok(());
+    }
+    let e = setup("podnet", "10.79.0.0/24")?;
+    let state = e.dir.path().join("podman");
+    let podman = Podman::new(&state, &e.socket)?;
+    podman.import_busybox()?;
+    let out = podman.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "weftnet",
+        "--ip",
+        "10.79.0.50",
+        "--mac-address",
+        "0a:58:0a:4f:00:99",
+        "localhost/busybox",
+        "sh",
+        "-c",
+        "ip addr show dev eth0",
+    ])?;
+    assert!(out.contains("inet 10.79.0.50/24"), "{out}");
+    assert!(out.contains("link/ether 0a:58:0a:4f:00:99"), "{out}");
+    // An address outside the switch's subnet is refused naming it, and nothing is left.
+    let out = Command::new("podman")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "weftnet",
+            "--ip",
+            "10.99.0.50",
+            "localhost/busybox",
+            "true",
+        ])
+        .envs(podman.env.iter().map(|(k, v)| (k, v)))
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "podman --ip outside the subnet succeeded"
+    );
+    assert!(err.contains("10.99.0.50"), "{err}");
+    assert!(!ports(&e.url, "podnet").iter().any(|l| l.contains("cni-")));
+    Ok(())
+}
