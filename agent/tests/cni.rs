@@ -815,15 +815,13 @@ impl Podman {
             env!("CARGO_BIN_EXE_weft-cni"),
             state.join("cni-bin/weft-cni"),
         )?;
-        let conflist = json!({
-            "cniVersion": "1.0.0",
-            "name": "weftnet",
-            "plugins": [{
-                "type": "weft-cni",
-                "switch": "podnet",
-                "agentSocket": agent_socket.display().to_string(),
-            }],
-        });
+        // The shipped conflist (weft-cni, then the standard portmap plugin), pointed at this
+        // test's switch and agent.
+        let mut conflist: Value =
+            serde_json::from_str(include_str!("../../deploy/cni/10-weft.conflist"))?;
+        conflist["name"] = json!("weftnet");
+        conflist["plugins"][0]["switch"] = json!("podnet");
+        conflist["plugins"][0]["agentSocket"] = json!(agent_socket.display().to_string());
         std::fs::write(
             state.join("cni.d/weftnet.conflist"),
             serde_json::to_vec_pretty(&conflist)?,
@@ -1240,5 +1238,71 @@ fn podman_ip_and_mac_address() -> anyhow::Result<()> {
     );
     assert!(err.contains("10.99.0.50"), "{err}");
     assert!(!ports(&e.url, "podnet").iter().any(|l| l.contains("cni-")));
+    Ok(())
+}
+
+/// `podman run -p HOST:CONTAINER` through the shipped conflist: the chained standard `portmap`
+/// plugin gets the `portMappings` capability and installs its DNAT rule to the address
+/// weft-cni gave the pod, and removes it with the container. (Reaching the mapped port from
+/// the host needs host→pod routing, the management port of the routing work.)
+#[test]
+fn podman_publish_goes_to_portmap() -> anyhow::Result<()> {
+    let how =
+        "apt-get install -y podman containernetworking-plugins runc busybox-static iptables, \
+               or run scripts/setup.sh";
+    let mut missing =
+        weft_testbed::skip::missing_tools(&[("podman", how), ("runc", how), ("iptables", how)]);
+    if !Path::new("/bin/busybox").is_file() {
+        missing.push(format!("/bin/busybox not found ({how})"));
+    }
+    if !Path::new("/usr/lib/cni/portmap").is_file() {
+        missing.push(format!("/usr/lib/cni/portmap not found ({how})"));
+    }
+    if !weft_testbed::skip::require("podman_publish_goes_to_portmap", &missing) {
+        return Ok(());
+    }
+    let e = setup("podnet", "10.79.0.0/24")?;
+    let state = e.dir.path().join("podman");
+    let podman = Podman::new(&state, &e.socket)?;
+    podman.import_busybox()?;
+    let host_port = 20000 + (std::process::id() % 20000);
+    let name = unique("pm");
+    let publish = format!("{host_port}:80");
+    podman.run(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "weftnet",
+        "-p",
+        &publish,
+        "--ip",
+        "10.79.0.77",
+        "localhost/busybox",
+        "sleep",
+        "60",
+    ])?;
+    let nat = || {
+        Command::new("iptables")
+            .args(["-w", "-t", "nat", "-S"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let rules = nat();
+    let dnat = rules
+        .lines()
+        .find(|l| l.contains(&format!("--dport {host_port}")) && l.contains("10.79.0.77:80"));
+    assert!(
+        dnat.is_some(),
+        "no portmap DNAT to 10.79.0.77:80 for {host_port}:\n{rules}"
+    );
+    podman.run(&["rm", "-f", &name])?;
+    let rules = nat();
+    assert!(
+        !rules.contains("10.79.0.77:80"),
+        "portmap rule left after the container went:\n{rules}"
+    );
     Ok(())
 }
