@@ -8,7 +8,7 @@ pkgs=(openvswitch-switch etcd-server protobuf-compiler libprotobuf-dev iproute2 
       ovn-central ovn-host
       iputils-ping procps librsvg2-bin
       podman containernetworking-plugins runc busybox-static util-linux
-      python3)  # python3: the rogue-RA sender of tests/tests/e2e_port_security_v6.rs
+      python3 python3-venv iptables)  # python3: the rogue-RA sender of tests/tests/e2e_port_security_v6.rs
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,6 +27,15 @@ fi
 for svc in openvswitch-switch ovn-central ovn-host etcd; do
   service "$svc" stop >/dev/null 2>&1 || true
 done
+
+# kubernetes-validate (PyPI) checks deploy/kubernetes/ against the Kubernetes 1.30 schemas
+# (tests/tests/deploy_manifests.rs); its schemas ship inside the package, so it runs offline.
+venv=${WEFT_VENV:-/opt/weft-venv}
+if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+  echo "setup: installing kubernetes-validate into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q kubernetes-validate
+fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -64,16 +64,16 @@ pub struct AgentArgs {
     )]
     pub ovsdb: String,
     /// Integration bridge the agent owns.
-    #[arg(long, default_value = "br-int")]
+    #[arg(long, env = "WEFT_BRIDGE", default_value = "br-int")]
     pub bridge: String,
     /// OVS datapath type of the integration bridge.
-    #[arg(long, default_value = "system")]
+    #[arg(long, env = "WEFT_DATAPATH", default_value = "system")]
     pub datapath: String,
     /// OVS run directory, where BRIDGE.mgmt (the OpenFlow socket) lives.
     #[arg(long, env = "OVS_RUNDIR", default_value = "/var/run/openvswitch")]
     pub ovs_rundir: PathBuf,
     /// Seconds between full resyncs (read back all flows, repair drift).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, env = "WEFT_RESYNC_INTERVAL", default_value_t = 30)]
     pub resync_interval: u64,
     /// Provider networks: PHYSNET:BRIDGE pairs, comma separated (OVN's ovn-bridge-mappings);
     /// each gets a patch port pair between the integration bridge and BRIDGE.

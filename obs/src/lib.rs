@@ -4,6 +4,8 @@
 //! most one small request per connection with a timeout and never touches the data path.
 //! Start with [`serve`].
 
+pub mod logging;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
