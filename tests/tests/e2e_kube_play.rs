@@ -1,0 +1,406 @@
+//! The agent DaemonSet of `deploy/kubernetes/30-agent.yaml`, as written, runs under
+//! `podman kube play` from the image `scripts/build-image.sh` builds, on two simulated hosts
+//! (each `podman kube play` runs inside the host's network namespace: `hostNetwork: true` is
+//! that namespace). The pod spec is extracted from the DaemonSet's template, not kept as a
+//! second copy; only what a real node provides differently here is substituted: the host
+//! paths of each simulated host (its OVS run directory, /var/run/weft, /opt/cni/bin,
+//! /etc/cni/net.d), the values Kubernetes fills in (node name, host IP, the controller
+//! Service's address) and the datapath (the simulated hosts' OVS is userspace).
+//!
+//! The agents come up from the image (the init containers check OVS and install weft-cni,
+//! portmap and the conflist), register their chassis, and then pods created by podman (CNI
+//! backend) on each simulated host through the installed plugin and conflist ping each other
+//! across hosts, the first ping included.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use weft_testbed::process::wait_until;
+use weft_testbed::testbed::{Testbed, TestbedConfig};
+
+const IMAGE: &str = "localhost/weft:latest";
+const MANIFEST: &str = include_str!("../../deploy/kubernetes/30-agent.yaml");
+
+fn indent(l: &str) -> usize {
+    l.len() - l.trim_start().len()
+}
+
+/// The document of `yaml` (split on `---`) whose `kind` is `kind`.
+fn document<'a>(yaml: &'a str, kind: &str) -> &'a str {
+    yaml.split("\n---\n")
+        .find(|d| d.lines().any(|l| l == format!("kind: {kind}")))
+        .unwrap_or_else(|| panic!("no {kind} in 30-agent.yaml"))
+}
+
+/// Pure: a Pod named `name` whose spec is the DaemonSet's `spec.template.spec`, verbatim.
+fn pod_from_daemonset(daemonset: &str, name: &str) -> String {
+    let lines: Vec<&str> = daemonset.lines().collect();
+    let t = lines
+        .iter()
+        .position(|l| *l == "  template:")
+        .expect("spec.template");
+    let s = t + lines[t..]
+        .iter()
+        .position(|l| *l == "    spec:")
+        .expect("spec.template.spec");
+    let mut out = format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels:\n    app: weft-agent\nspec:\n");
+    for l in &lines[s + 1..] {
+        if !l.trim().is_empty() && indent(l) < 6 {
+            break;
+        }
+        out.push_str(l.get(4..).unwrap_or(""));
+        out.push('\n');
+    }
+    out
+}
+
+/// Pure: sets env variable `name` to `value` wherever it is defined (replacing `value:` or a
+/// `valueFrom:` block).
+fn set_env(yaml: &str, name: &str, value: &str) -> String {
+    let lines: Vec<&str> = yaml.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut found = false;
+    while i < lines.len() {
+        let l = lines[i];
+        out.push(l.to_string());
+        if l.trim() == format!("- name: {name}") {
+            found = true;
+            let k = indent(l);
+            i += 1;
+            while i < lines.len() && !lines[i].trim().is_empty() && indent(lines[i]) > k {
+                i += 1;
+            }
+            out.push(format!("{}value: \"{value}\"", " ".repeat(k + 2)));
+            continue;
+        }
+        i += 1;
+    }
+    assert!(found, "env {name} not in the pod spec");
+    out.join("\n") + "\n"
+}
+
+/// Pure: replaces the hostPath `from` by `to`.
+fn set_host_path(yaml: &str, from: &str, to: &Path) -> String {
+    let want = format!("path: {from}");
+    let mut found = false;
+    let s: Vec<String> = yaml
+        .lines()
+        .map(|l| {
+            if l.trim() == want {
+                found = true;
+                format!("{}path: {}", " ".repeat(indent(l)), to.display())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert!(found, "hostPath {from} not in the pod spec");
+    s.join("\n") + "\n"
+}
+
+fn podman(envs: &[(&str, String)], args: &[&str], netns: Option<&str>) -> (bool, String) {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "podman"]);
+            c
+        }
+        None => Command::new("podman"),
+    };
+    let out = cmd
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("run podman");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// What `podman kube play` created; removed on drop.
+struct Played(Vec<String>);
+
+impl Drop for Played {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = podman(&[], &["pod", "rm", "-f", "-t", "2", p], None);
+        }
+    }
+}
+
+struct Paths {
+    weft_run: PathBuf,
+    cni_bin: PathBuf,
+    cni_conf: PathBuf,
+}
+
+fn host_paths(tb: &Testbed, n: usize) -> Paths {
+    let base = tb.dir().join(format!("h{n}-node"));
+    let p = Paths {
+        weft_run: base.join("run-weft"),
+        cni_bin: base.join("opt-cni-bin"),
+        cni_conf: base.join("etc-cni-net.d"),
+    };
+    for d in [&p.weft_run, &p.cni_bin, &p.cni_conf] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    p
+}
+
+#[test]
+fn daemonset_pod_spec_runs_under_podman_kube_play() {
+    let cfg = TestbedConfig::new().hosts(2).agents(false);
+    if !ready("daemonset_pod_spec_runs_under_podman_kube_play", &cfg) {
+        return;
+    }
+    let how = "apt-get install -y podman busybox-static, then scripts/build-image.sh";
+    let mut missing = weft_testbed::skip::missing_tools(&[("podman", how)]);
+    if missing.is_empty() && !podman(&[], &["image", "exists", IMAGE], None).0 {
+        missing.push(format!("image {IMAGE} not built (scripts/build-image.sh)"));
+    }
+    if !Path::new("/bin/busybox").is_file() {
+        missing.push(format!("/bin/busybox not found ({how})"));
+    }
+    if !weft_testbed::skip::require("daemonset_pod_spec_runs_under_podman_kube_play", &missing) {
+        return;
+    }
+    let mut tb = start(cfg);
+    switch(&mut tb, "pods", "10.90.0.0/16");
+    let controller = tb.controller_url(1).expect("controller url");
+    let configmap = tb.dir().join("weft-cni-config.yaml");
+    std::fs::write(&configmap, document(MANIFEST, "ConfigMap")).expect("write configmap");
+    let daemonset = document(MANIFEST, "DaemonSet");
+    let mut played = Played(Vec::new());
+    let mut paths = Vec::new();
+    for n in 1..=2 {
+        let h = tb.host(n).expect("host");
+        let name = format!("weft-agent-{}-h{n}", tb.prefix());
+        let p = host_paths(&tb, n);
+        let mut y = pod_from_daemonset(daemonset, &name);
+        y = set_env(&y, "WEFT_CHASSIS", &h.name);
+        y = set_env(&y, "WEFT_ENCAP_IP", &h.underlay_ip.to_string());
+        y = set_env(&y, "WEFT_CONTROLLER", &controller);
+        y = set_env(&y, "WEFT_DATAPATH", "netdev");
+        y = set_host_path(&y, "/var/run/openvswitch", h.ovs().rundir());
+        y = set_host_path(&y, "/var/run/weft", &p.weft_run);
+        y = set_host_path(&y, "/opt/cni/bin", &p.cni_bin);
+        y = set_host_path(&y, "/etc/cni/net.d", &p.cni_conf);
+        let file = tb.dir().join(format!("{name}.yaml"));
+        std::fs::write(&file, &y).expect("write pod yaml");
+        played.0.push(name.clone());
+        let (ok, out) = podman(
+            &[],
+            &[
+                "kube",
+                "play",
+                "--configmap",
+                &configmap.display().to_string(),
+                &file.display().to_string(),
+            ],
+            Some(&h.netns),
+        );
+        assert!(
+            ok,
+            "podman kube play on host{n}:\n{out}\n--- pod spec:\n{y}"
+        );
+        paths.push(p);
+    }
+    // The agents register their chassis.
+    let logs = |n: usize| {
+        podman(
+            &[],
+            &[
+                "logs",
+                "--tail",
+                "30",
+                &format!("{}-agent", played.0[n - 1]),
+            ],
+            None,
+        )
+        .1
+    };
+    if let Err(e) =
+        tb.wait_chassis_alive(&["host1".into(), "host2".into()], Duration::from_secs(60))
+    {
+        panic!(
+            "agents from the image did not register: {e:#}\nhost1:\n{}\nhost2:\n{}",
+            logs(1),
+            logs(2)
+        );
+    }
+    // The init containers installed the plugin, portmap and the conflist.
+    for p in &paths {
+        for f in ["weft-cni", "portmap"] {
+            assert!(
+                p.cni_bin.join(f).is_file(),
+                "{f} not installed in {}",
+                p.cni_bin.display()
+            );
+        }
+        assert!(p.cni_conf.join("10-weft.conflist").is_file());
+        assert!(
+            wait_until(Duration::from_secs(20), Duration::from_millis(100), || p
+                .weft_run
+                .join("cni.sock")
+                .exists()),
+            "the agent never opened its CNI socket"
+        );
+    }
+
+    // Pods through the installed plugin and conflist, created by podman on each host. The
+    // simulated hosts share one filesystem, so each host's conflist is pointed at its own
+    // agent's socket (on a real node /var/run/weft/cni.sock is the host's).
+    let busybox = tb.dir().join("busybox-root");
+    std::fs::create_dir_all(busybox.join("bin")).expect("mkdir");
+    std::fs::copy("/bin/busybox", busybox.join("bin/busybox")).expect("busybox");
+    for a in ["sh", "ip", "ping", "sleep", "cat"] {
+        std::os::unix::fs::symlink("busybox", busybox.join("bin").join(a)).expect("symlink");
+    }
+    let state = tb.dir().join("podman");
+    let s = state.display().to_string();
+    std::fs::create_dir_all(state.join("tmp")).expect("mkdir");
+    std::fs::write(
+        state.join("storage.conf"),
+        format!("[storage]\ndriver = \"overlay\"\ngraphroot = \"{s}/storage\"\nrunroot = \"{s}/runroot\"\n"),
+    )
+    .expect("storage.conf");
+    let mut envs_of = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        let conflist = p.cni_conf.join("10-weft.conflist");
+        let mut c: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&conflist).expect("conflist"))
+                .expect("JSON");
+        c["plugins"][0]["agentSocket"] =
+            serde_json::json!(p.weft_run.join("cni.sock").display().to_string());
+        std::fs::write(&conflist, serde_json::to_vec_pretty(&c).expect("json")).expect("write");
+        let conf = state.join(format!("containers-h{}.conf", i + 1));
+        std::fs::write(
+            &conf,
+            format!(
+                "[containers]\nnetns = \"bridge\"\nlog_driver = \"k8s-file\"\n\n[network]\n\
+                 network_backend = \"cni\"\ncni_plugin_dirs = [\"{}\"]\n\
+                 network_config_dir = \"{}\"\n\n[engine]\ncgroup_manager = \"cgroupfs\"\n\
+                 events_logger = \"file\"\nevents_logfile_path = \"{s}/events.log\"\n\
+                 runtime = \"runc\"\ntmp_dir = \"{s}/tmp\"\n",
+                p.cni_bin.display(),
+                p.cni_conf.display()
+            ),
+        )
+        .expect("containers.conf");
+        envs_of.push(vec![
+            ("CONTAINERS_CONF", conf.display().to_string()),
+            (
+                "CONTAINERS_STORAGE_CONF",
+                state.join("storage.conf").display().to_string(),
+            ),
+        ]);
+    }
+    let tar = tb.dir().join("busybox.tar");
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&busybox)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar")
+        .success());
+    let (ok, out) = podman(
+        &envs_of[0],
+        &["import", &tar.display().to_string(), "localhost/busybox"],
+        None,
+    );
+    assert!(ok, "{out}");
+    let ns_of = |n: usize| tb.host(n).expect("host").netns.clone();
+    let (ok, out) = podman(
+        &envs_of[1],
+        &[
+            "run",
+            "-d",
+            "--name",
+            "target",
+            "--network",
+            "weft",
+            "localhost/busybox",
+            "sleep",
+            "120",
+        ],
+        Some(&ns_of(2)),
+    );
+    let cleanup = |envs: &[(&str, String)]| {
+        let _ = podman(envs, &["rm", "-a", "-f", "-t", "0"], None);
+    };
+    if !ok {
+        cleanup(&envs_of[1]);
+        panic!("podman run on host2:\n{out}\nagent:\n{}", logs(2));
+    }
+    let (ok, out) = podman(
+        &envs_of[1],
+        &["exec", "target", "ip", "-4", "-o", "addr", "show", "eth0"],
+        None,
+    );
+    let target_ip = out
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(ok && target_ip.starts_with("10.90."), "{out}");
+    let (ok, out) = podman(
+        &envs_of[0],
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "weft",
+            "localhost/busybox",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            &target_ip,
+        ],
+        Some(&ns_of(1)),
+    );
+    cleanup(&envs_of[1]);
+    cleanup(&envs_of[0]);
+    assert!(
+        ok,
+        "first ping from a pod on host1 to {target_ip} on host2:\n{out}\nagent host1:\n{}",
+        logs(1)
+    );
+    assert!(out.contains("1 packets received"), "{out}");
+}
+
+#[test]
+fn pod_spec_extraction() {
+    let ds = document(MANIFEST, "DaemonSet");
+    let pod = pod_from_daemonset(ds, "x");
+    assert!(pod.starts_with("apiVersion: v1\nkind: Pod\n"), "{pod}");
+    assert!(pod.contains("\n  hostNetwork: true\n"), "{pod}");
+    assert!(pod.contains("\n  initContainers:\n"), "{pod}");
+    assert!(pod.contains("\n    - name: agent\n"), "{pod}");
+    assert!(!pod.contains("updateStrategy"), "{pod}");
+    let p = set_env(&pod, "WEFT_CHASSIS", "host1");
+    let next = p
+        .lines()
+        .skip_while(|l| l.trim() != "- name: WEFT_CHASSIS")
+        .nth(1)
+        .unwrap_or_default();
+    assert_eq!(next.trim(), "value: \"host1\"", "{p}");
+    assert!(!p.contains("spec.nodeName"));
+    let p = set_host_path(&p, "/var/run/weft", Path::new("/tmp/x"));
+    assert!(p.contains("path: /tmp/x\n") && p.contains("mountPath: /var/run/weft\n"));
+}
