@@ -34,20 +34,24 @@ bins=(weft-controller weft-agent weft-cni weftctl)
 work=$(mktemp -d /tmp/weft-image.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 root=$work/rootfs
-mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/lib/cni,usr/local/bin,etc,tmp,var/run,var/lib,usr/share/weft}
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/lib/cni,usr/local/bin,etc,tmp,run,var/lib,usr/share/weft}
+# /var/run is /run, as on Debian: the manifests mount /var/run/netns, /var/run/weft and
+# /var/run/openvswitch, and CNI_NETNS paths say /run/netns/....
+ln -s ../run "$root/var/run"
 chmod 1777 "$root/tmp"
 copy() { mkdir -p "$root$(dirname "$1")"; cp -L "$1" "$root$1"; }
 for t in "${tools[@]}"; do copy "$t"; done
 # Shared libraries of the tools and of our binaries (their closure, as ldd lists it).
 for f in "${tools[@]}" "${bins[@]/#/$target/$profile/}"; do
-  ldd "$f" 2>/dev/null | awk '/=>/ {print $3} /^\t\/lib/ {print $1}' | while read -r lib; do
-    [ -n "$lib" ] && [ -e "$lib" ] && copy "$lib"
-  done
+  { ldd "$f" 2>/dev/null || true; } | awk '/=>/ {print $3} /^\t\/lib/ {print $1}' |
+    while read -r lib; do
+      if [ -n "$lib" ] && [ -e "$lib" ]; then copy "$lib"; fi
+    done
 done
 # busybox applets (sh, cp, mv, test, ...) except the tools we ship for real.
 for a in $(/bin/busybox --list); do
   case "$a" in ip|ethtool|nsenter) continue ;; esac
-  [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"
+  if [ ! -e "$root/bin/$a" ]; then ln -s busybox "$root/bin/$a"; fi
 done
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\n' > "$root/etc/group"

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 pkgs=(openvswitch-switch etcd-server protobuf-compiler libprotobuf-dev iproute2 ethtool
       ovn-central ovn-host
       iputils-ping procps librsvg2-bin
-      podman containernetworking-plugins runc busybox-static util-linux
+      podman containernetworking-plugins runc busybox-static util-linux catatonit
       python3 python3-venv iptables)  # python3: the rogue-RA sender of tests/tests/e2e_port_security_v6.rs
 missing=()
 for p in "${pkgs[@]}"; do

@@ -40,7 +40,7 @@ fn the_daemonset_sets_only_variables_the_agent_reads() {
     let env_block = agent
         .split("\n          env:\n")
         .nth(1)
-        .and_then(|s| s.split("\n          ports:").next())
+        .and_then(|s| s.split("\n          resources:").next())
         .expect("env of the agent container");
     for line in env_block.lines() {
         let Some(name) = line.trim().strip_prefix("- name: ") else {

@@ -1,6 +1,6 @@
 //! The agent DaemonSet of `deploy/kubernetes/30-agent.yaml`, as written, runs under
 //! `podman kube play` from the image `scripts/build-image.sh` builds, on two simulated hosts
-//! (each `podman kube play` runs inside the host's network namespace: `hostNetwork: true` is
+//! (each `podman kube play` runs in the host's network namespace, via `nsenter --net`: `hostNetwork: true` is
 //! that namespace). The pod spec is extracted from the DaemonSet's template, not kept as a
 //! second copy; only what a real node provides differently here is substituted: the host
 //! paths of each simulated host (its OVS run directory, /var/run/weft, /opt/cni/bin,
@@ -47,7 +47,13 @@ fn pod_from_daemonset(daemonset: &str, name: &str) -> String {
         .iter()
         .position(|l| *l == "    spec:")
         .expect("spec.template.spec");
-    let mut out = format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels:\n    app: weft-agent\nspec:\n");
+    // podman 4.3 removes a finished "once" init container while it still counts it as running
+    // and fails the play; "always" keeps it (the only podman-specific line; Kubernetes ignores
+    // the annotation).
+    let mut out = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels:\n    app: weft-agent\n  \
+         annotations:\n    io.podman.annotations.init.container.type: always\nspec:\n"
+    );
     for l in &lines[s + 1..] {
         if !l.trim().is_empty() && indent(l) < 6 {
             break;
@@ -105,9 +111,10 @@ fn set_host_path(yaml: &str, from: &str, to: &Path) -> String {
 
 fn podman(envs: &[(&str, String)], args: &[&str], netns: Option<&str>) -> (bool, String) {
     let mut cmd = match netns {
+        // nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroup tree podman needs.
         Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, "podman"]);
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{ns}")).arg("podman");
             c
         }
         None => Command::new("podman"),
@@ -127,15 +134,27 @@ fn podman(envs: &[(&str, String)], args: &[&str], netns: Option<&str>) -> (bool,
     )
 }
 
-/// What `podman kube play` created; removed on drop.
-struct Played(Vec<String>);
+/// What `podman kube play` created (with the environment it ran with); removed on drop.
+struct Played(Vec<String>, Vec<(&'static str, String)>);
 
 impl Drop for Played {
     fn drop(&mut self) {
         for p in &self.0 {
-            let _ = podman(&[], &["pod", "rm", "-f", "-t", "2", p], None);
+            let _ = podman(&self.1, &["pod", "rm", "-f", "-t", "2", p], None);
         }
     }
+}
+
+/// containers.conf lines every podman of this test needs on these machines (rlimits a
+/// container may not raise here; cgroupfs; events to a file).
+fn base_conf(state: &str) -> String {
+    format!(
+        "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
+         log_driver = \"k8s-file\"\n"
+    ) + &format!(
+        "\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+         events_logfile_path = \"{state}/events.log\"\nruntime = \"runc\"\n"
+    )
 }
 
 struct Paths {
@@ -180,7 +199,10 @@ fn daemonset_pod_spec_runs_under_podman_kube_play() {
     let configmap = tb.dir().join("weft-cni-config.yaml");
     std::fs::write(&configmap, document(MANIFEST, "ConfigMap")).expect("write configmap");
     let daemonset = document(MANIFEST, "DaemonSet");
-    let mut played = Played(Vec::new());
+    let kube_conf = tb.dir().join("kube-containers.conf");
+    std::fs::write(&kube_conf, base_conf(&tb.dir().display().to_string())).expect("conf");
+    let kube_env = vec![("CONTAINERS_CONF", kube_conf.display().to_string())];
+    let mut played = Played(Vec::new(), kube_env.clone());
     let mut paths = Vec::new();
     for n in 1..=2 {
         let h = tb.host(n).expect("host");
@@ -199,7 +221,7 @@ fn daemonset_pod_spec_runs_under_podman_kube_play() {
         std::fs::write(&file, &y).expect("write pod yaml");
         played.0.push(name.clone());
         let (ok, out) = podman(
-            &[],
+            &kube_env,
             &[
                 "kube",
                 "play",
@@ -258,8 +280,9 @@ fn daemonset_pod_spec_runs_under_podman_kube_play() {
     }
 
     // Pods through the installed plugin and conflist, created by podman on each host. The
-    // simulated hosts share one filesystem, so each host's conflist is pointed at its own
-    // agent's socket (on a real node /var/run/weft/cni.sock is the host's).
+    // simulated hosts share one filesystem, so podman on each host reads a copy of the installed
+    // conflist pointed at its own agent's socket (on a real node /var/run/weft/cni.sock is the
+    // host's).
     let busybox = tb.dir().join("busybox-root");
     std::fs::create_dir_all(busybox.join("bin")).expect("mkdir");
     std::fs::copy("/bin/busybox", busybox.join("bin/busybox")).expect("busybox");
@@ -276,24 +299,33 @@ fn daemonset_pod_spec_runs_under_podman_kube_play() {
     .expect("storage.conf");
     let mut envs_of = Vec::new();
     for (i, p) in paths.iter().enumerate() {
-        let conflist = p.cni_conf.join("10-weft.conflist");
+        // podman reads a copy of the installed conflist, pointed at this host's socket (the
+        // installed file stays as install-cni wrote it).
+        let installed = p.cni_conf.join("10-weft.conflist");
         let mut c: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&conflist).expect("conflist"))
+            serde_json::from_str(&std::fs::read_to_string(&installed).expect("conflist"))
                 .expect("JSON");
         c["plugins"][0]["agentSocket"] =
             serde_json::json!(p.weft_run.join("cni.sock").display().to_string());
-        std::fs::write(&conflist, serde_json::to_vec_pretty(&c).expect("json")).expect("write");
+        let net_dir = state.join(format!("net.d-h{}", i + 1));
+        std::fs::create_dir_all(&net_dir).expect("mkdir");
+        std::fs::write(
+            net_dir.join("10-weft.conflist"),
+            serde_json::to_vec_pretty(&c).expect("json"),
+        )
+        .expect("write");
         let conf = state.join(format!("containers-h{}.conf", i + 1));
         std::fs::write(
             &conf,
             format!(
-                "[containers]\nnetns = \"bridge\"\nlog_driver = \"k8s-file\"\n\n[network]\n\
+                "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
+                 netns = \"bridge\"\nlog_driver = \"k8s-file\"\n\n[network]\n\
                  network_backend = \"cni\"\ncni_plugin_dirs = [\"{}\"]\n\
                  network_config_dir = \"{}\"\n\n[engine]\ncgroup_manager = \"cgroupfs\"\n\
                  events_logger = \"file\"\nevents_logfile_path = \"{s}/events.log\"\n\
                  runtime = \"runc\"\ntmp_dir = \"{s}/tmp\"\n",
                 p.cni_bin.display(),
-                p.cni_conf.display()
+                net_dir.display()
             ),
         )
         .expect("containers.conf");
@@ -342,7 +374,11 @@ fn daemonset_pod_spec_runs_under_podman_kube_play() {
     };
     if !ok {
         cleanup(&envs_of[1]);
-        panic!("podman run on host2:\n{out}\nagent:\n{}", logs(2));
+        panic!(
+            "podman run on host2:\n{out}\nconflist:\n{}\nagent:\n{}",
+            std::fs::read_to_string(state.join("net.d-h2/10-weft.conflist")).unwrap_or_default(),
+            logs(2)
+        );
     }
     let (ok, out) = podman(
         &envs_of[1],

@@ -411,7 +411,7 @@ impl Handler {
     }
 
     async fn add(&self, req: &Request) -> Result<Attachment, CniError> {
-        let netns = req.netns.clone().unwrap_or_default();
+        let netns = super::netns::resolve(req.netns.as_deref().unwrap_or_default());
         let port = spec::port_name(&req.container_id, &req.args)?;
         let host = spec::host_ifname(&req.container_id, &req.ifname);
         let _port_lock = self.locks.lock(&format!("p/{port}")).await;
@@ -699,7 +699,7 @@ impl Handler {
             prefix_len,
             gateway,
             mtu,
-            sandbox: netns.to_string(),
+            sandbox: req.netns.clone().unwrap_or_default(),
         })
     }
 
@@ -735,7 +735,7 @@ impl Handler {
     }
 
     async fn check(&self, req: &Request) -> Result<Attachment, CniError> {
-        let netns = req.netns.clone().unwrap_or_default();
+        let netns = super::netns::resolve(req.netns.as_deref().unwrap_or_default());
         let host = spec::host_ifname(&req.container_id, &req.ifname);
         let fail = |m: String| CniError::CheckFailed(m);
         let client = ovs::connect(&self.cfg.ovsdb).await?;
@@ -790,7 +790,7 @@ impl Handler {
             prefix_len,
             gateway,
             mtu: info.mtu.unwrap_or(0),
-            sandbox: netns,
+            sandbox: req.netns.clone().unwrap_or_default(),
         })
     }
 }
