@@ -152,13 +152,13 @@ impl Drop for Played {
 /// containers.conf lines every podman of this test needs on these machines (rlimits a
 /// container may not raise here; cgroupfs; events to a file).
 fn base_conf(state: &str) -> String {
-    format!(
-        "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
-         log_driver = \"k8s-file\"\n"
-    ) + &format!(
-        "\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+    "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
+     log_driver = \"k8s-file\"\n"
+        .to_string()
+        + &format!(
+            "\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
          events_logfile_path = \"{state}/events.log\"\nruntime = \"runc\"\n"
-    )
+        )
 }
 
 struct Paths {

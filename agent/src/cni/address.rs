@@ -299,29 +299,34 @@ mod tests {
 
     #[test]
     fn malformed_requests_name_their_source() {
-        let e = parse(&args("IP=10.0.0.300"), None).unwrap_err();
+        let e = parse(&args("IP=10.0.0.300"), None).expect_err("refused");
         assert_eq!(e.code(), 4);
         assert!(
             e.to_string().contains("CNI_ARGS") && e.to_string().contains("IP=10.0.0.300"),
             "{e}"
         );
-        let e = parse(&args("IP=10.0.0.5,10.0.0.6"), None).unwrap_err();
+        let e = parse(&args("IP=10.0.0.5,10.0.0.6"), None).expect_err("refused");
         assert!(e.to_string().contains("more than one"), "{e}");
-        let e = parse(&args("IP=fd00::5"), None).unwrap_err();
+        let e = parse(&args("IP=fd00::5"), None).expect_err("refused");
         assert!(e.to_string().contains("IPv6"), "{e}");
-        let e = parse(&args("MAC=01:00:00:00:00:01"), None).unwrap_err();
+        let e = parse(&args("MAC=01:00:00:00:00:01"), None).expect_err("refused");
         assert_eq!(e.code(), 4);
         assert!(e.to_string().contains("multicast"), "{e}");
-        let e = parse(&args(""), Some(&json!({"ips": "10.0.0.5"}))).unwrap_err();
+        let e = parse(&args(""), Some(&json!({"ips": "10.0.0.5"}))).expect_err("refused");
         assert_eq!(e.code(), 7);
         assert!(e.to_string().contains("runtimeConfig.ips"), "{e}");
-        let e = parse(&args(""), Some(&json!({"ips": [5]}))).unwrap_err();
+        let e = parse(&args(""), Some(&json!({"ips": [5]}))).expect_err("refused");
         assert_eq!(e.code(), 7);
-        let e = parse(&args(""), Some(&json!({"mac": "zz"}))).unwrap_err();
+        let e = parse(&args(""), Some(&json!({"mac": "zz"}))).expect_err("refused");
         assert!(e.to_string().contains("runtimeConfig.mac"), "{e}");
-        let e = parse(&args(""), Some(&json!({"ips": ["10.0.0.5/40"]}))).unwrap_err();
+        let e = parse(&args(""), Some(&json!({"ips": ["10.0.0.5/40"]}))).expect_err("refused");
         assert_eq!(e.code(), 7);
-        assert_eq!(parse(&args(""), Some(&json!([]))).unwrap_err().code(), 7);
+        assert_eq!(
+            parse(&args(""), Some(&json!([])))
+                .expect_err("refused")
+                .code(),
+            7
+        );
     }
 
     #[test]
@@ -331,8 +336,8 @@ mod tests {
             from,
         };
         assert!(check_in_subnet(&ip([10, 0, 0, 50], Source::CniArgs), "10.0.0.0/24", "s").is_ok());
-        let e =
-            check_in_subnet(&ip([10, 9, 0, 50], Source::CniArgs), "10.0.0.0/24", "s").unwrap_err();
+        let e = check_in_subnet(&ip([10, 9, 0, 50], Source::CniArgs), "10.0.0.0/24", "s")
+            .expect_err("refused");
         assert_eq!(e.code(), 4);
         assert!(e.to_string().contains("outside subnet"), "{e}");
         let e = check_in_subnet(
@@ -340,7 +345,7 @@ mod tests {
             "10.0.0.0/24",
             "s",
         )
-        .unwrap_err();
+        .expect_err("refused");
         assert_eq!(e.code(), 7);
         assert!(e.to_string().contains("gateway"), "{e}");
         assert!(

@@ -764,7 +764,7 @@ pub fn check_prev_result(prev: &Value, a: &Attachment) -> Result<(), CniError> {
             && ip
                 .get("interface")
                 .and_then(Value::as_u64)
-                .map_or(true, |n| n as usize == idx)
+                .is_none_or(|n| n as usize == idx)
     });
     if !found {
         return Err(CniError::CheckFailed(format!(
@@ -1156,7 +1156,7 @@ mod tests {
         check_prev_result(&r, &attachment()).expect("own result passes");
         let mut moved = attachment();
         moved.ip = Ipv4Addr::new(10, 0, 0, 9);
-        let e = check_prev_result(&r, &moved).unwrap_err();
+        let e = check_prev_result(&r, &moved).expect_err("moved");
         assert_eq!(e.code(), 102);
         assert!(
             e.to_string().contains("10.0.0.5/24") || e.to_string().contains("10.0.0.9/24"),
@@ -1164,10 +1164,13 @@ mod tests {
         );
         let mut remac = attachment();
         remac.mac = "0a:00:00:00:00:99".into();
-        assert_eq!(check_prev_result(&r, &remac).unwrap_err().code(), 102);
+        assert_eq!(
+            check_prev_result(&r, &remac).expect_err("remac").code(),
+            102
+        );
         assert_eq!(
             check_prev_result(&json!({"ips": []}), &attachment())
-                .unwrap_err()
+                .expect_err("malformed")
                 .code(),
             7
         );
