@@ -2,7 +2,7 @@
 # Builds the Weft image (weft-controller, weft-agent, weft-cni, weftctl, plus etcd and the
 # standard portmap plugin) without any registry: a base root filesystem made from the files of
 # this Debian machine's packages (busybox-static, iproute2, ethtool, util-linux's nsenter,
-# etcd-server, containernetworking-plugins, and the shared libraries they and our binaries
+# etcd-server, containernetworking-plugins' portmap and loopback, and the shared libraries they and our binaries
 # link), `podman import`ed as localhost/weft-base, then `podman build --pull=never` with
 # deploy/Containerfile. .containerignore keeps target/ out of the build context.
 #
@@ -22,7 +22,7 @@ case "$profile" in
   *) echo "build-image: WEFT_IMAGE_PROFILE must be release or debug, not $profile" >&2; exit 2 ;;
 esac
 command -v podman >/dev/null || { echo "build-image: podman not found (apt-get install podman)" >&2; exit 1; }
-tools=(/bin/busybox /bin/ip /sbin/ethtool /usr/bin/nsenter /usr/bin/etcd /usr/lib/cni/portmap)
+tools=(/bin/busybox /bin/ip /sbin/ethtool /usr/bin/nsenter /usr/bin/etcd /usr/lib/cni/portmap /usr/lib/cni/loopback)
 for t in "${tools[@]}"; do
   [ -x "$t" ] || { echo "build-image: $t missing (scripts/setup.sh installs busybox-static iproute2 ethtool util-linux etcd-server containernetworking-plugins)" >&2; exit 1; }
 done
