@@ -55,6 +55,8 @@ for a in $(/bin/busybox --list); do
 done
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\n' > "$root/etc/group"
+# Replace, not pile up: the previous build of these tags goes first (no dangling images).
+podman rmi -f "$image" "$base" >/dev/null 2>&1 || true
 echo "build-image: podman import -> $base"
 tar -C "$root" -c . | podman import --change 'CMD ["/bin/sh"]' - "$base" >/dev/null
 

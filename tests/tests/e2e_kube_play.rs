@@ -148,6 +148,8 @@ impl Drop for Played {
         for p in &self.0 {
             let _ = podman(&self.1, &["pod", "rm", "-f", "-t", "2", p], None);
         }
+        // The ConfigMap volume kube play made.
+        let _ = podman(&self.1, &["volume", "rm", "-f", "weft-cni-config"], None);
     }
 }
 
