@@ -22,7 +22,14 @@ issue() { # stem role san
 svc=weft-controller.weft-system.svc,weft-controller.weft-system.svc.cluster.local
 etcd_dns=weft-etcd-0.weft-etcd.weft-system.svc,weft-etcd-0.weft-etcd.weft-system.svc.cluster.local
 issue etcd controller "$etcd_dns,127.0.0.1${extra:+,$extra}"
-issue controller controller "$svc,127.0.0.1${extra:+,$extra}"
+# The agents and the bootstrap Job dial the controller at its Service's ClusterIP
+# (WEFT_CONTROLLER_SERVICE_HOST: no cluster DNS needed), so that address is in its certificate:
+# the Service is created here first if it does not exist (20-controller.yaml then updates it).
+kubectl get namespace "$ns" >/dev/null 2>&1 || kubectl create namespace "$ns"
+kubectl -n "$ns" get service weft-controller >/dev/null 2>&1 ||
+  kubectl -n "$ns" create service clusterip weft-controller --tcp=7600:7600
+cip=$(kubectl -n "$ns" get service weft-controller -o jsonpath='{.spec.clusterIP}')
+issue controller controller "$svc,127.0.0.1${cip:+,$cip}${extra:+,$extra}"
 issue admin admin ""
 agent_files=(--from-file=ca.pem="$dir/ca.pem")
 for node in $(kubectl get nodes -o jsonpath='{.items[*].metadata.name}'); do

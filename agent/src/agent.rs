@@ -288,19 +288,6 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
         meters = ids.meters.len(),
         "id allocations recovered"
     );
-    // The CNI server starts once br-int exists, and stops with the loop.
-    let (cni_stop, cni_stopped) = tokio::sync::oneshot::channel::<()>();
-    let cni_task = config.cni_socket.clone().map(|socket| {
-        let cfg = crate::cni::CniServerConfig::from_agent(socket, &config);
-        tokio::spawn(async move {
-            let stopped = async {
-                let _ = cni_stopped.await;
-            };
-            if let Err(e) = crate::cni::serve(cfg, stopped).await {
-                error!(error = %e, "CNI server failed");
-            }
-        })
-    });
     let geneve = tunnels.contains_key(&Encap::Geneve);
     let (drift_tx, mut drift_rx) = mpsc::channel::<crate::drift::Repaired>(4);
     let drift_task = crate::drift::spawn(config.clone(), endpoint.clone(), tunnels.clone(), drift_tx);
@@ -313,6 +300,20 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     let mut vif_watch =
         vswitch::watch_interfaces(SessionConfig::new(endpoint.clone(), "Open_vSwitch"));
     let mut observe = crate::observe::Observe::start(&config).await;
+    // The CNI server starts once br-int exists, and stops with the loop.
+    let (cni_stop, cni_stopped) = tokio::sync::oneshot::channel::<()>();
+    let cni_task = config.cni_socket.clone().map(|socket| {
+        let mut cfg = crate::cni::CniServerConfig::from_agent(socket, &config);
+        cfg.readiness = Some(crate::cni::server::ReadyHandle(observe.readiness()));
+        tokio::spawn(async move {
+            let stopped = async {
+                let _ = cni_stopped.await;
+            };
+            if let Err(e) = crate::cni::serve(cfg, stopped).await {
+                error!(error = %e, "CNI server failed");
+            }
+        })
+    });
     observe.watch_pinctrl(pin_stats_rx.clone());
 
     let chassis = Chassis {

@@ -66,16 +66,16 @@ pub struct AgentArgs {
     )]
     pub ovsdb: String,
     /// Integration bridge the agent owns.
-    #[arg(long, default_value = "br-int")]
+    #[arg(long, env = "WEFT_BRIDGE", default_value = "br-int")]
     pub bridge: String,
     /// OVS datapath type of the integration bridge.
-    #[arg(long, default_value = "system")]
+    #[arg(long, env = "WEFT_DATAPATH", default_value = "system")]
     pub datapath: String,
     /// OVS run directory, where BRIDGE.mgmt (the OpenFlow socket) lives.
     #[arg(long, env = "OVS_RUNDIR", default_value = "/var/run/openvswitch")]
     pub ovs_rundir: PathBuf,
     /// Seconds between full resyncs (read back all flows, repair drift).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, env = "WEFT_RESYNC_INTERVAL", default_value_t = 30)]
     pub resync_interval: u64,
     /// Provider networks: PHYSNET:BRIDGE pairs, comma separated (OVN's ovn-bridge-mappings);
     /// each gets a patch port pair between the integration bridge and BRIDGE.
@@ -84,6 +84,11 @@ pub struct AgentArgs {
     /// Serve the weft-cni plugin on this unix socket (e.g. /var/run/weft/cni.sock); off when unset.
     #[arg(long, env = "WEFT_CNI_SOCKET")]
     pub cni_socket: Option<PathBuf>,
+    /// Seconds a CNI ADD waits, after plumbing the pod, for its flows to be installed on this
+    /// host and every other live chassis (port up, then `--wait=hv`); past it ADD fails and
+    /// undoes what it did.
+    #[arg(long, env = "WEFT_CNI_READY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub cni_ready_timeout: u64,
     /// Where /metrics, /healthz and /readyz are served (HTTP), or "off".
     #[arg(long, env = "WEFT_METRICS_LISTEN", default_value = "127.0.0.1:9601")]
     pub metrics_listen: String,
@@ -128,6 +133,8 @@ pub struct AgentConfig {
     pub resync_interval: Duration,
     /// Where to serve CNI requests (`crate::cni`); None: no CNI server.
     pub cni_socket: Option<PathBuf>,
+    /// `--cni-ready-timeout`.
+    pub cni_ready_timeout: Duration,
     /// `--bridge-mappings`.
     pub bridge_mappings: Vec<crate::physical::BridgeMapping>,
     /// `--metrics-listen` (None: off).
@@ -225,6 +232,7 @@ impl TryFrom<AgentArgs> for AgentConfig {
             ovs_rundir: a.ovs_rundir,
             resync_interval: Duration::from_secs(a.resync_interval.max(1)),
             cni_socket: a.cni_socket,
+            cni_ready_timeout: Duration::from_secs(a.cni_ready_timeout),
             bridge_mappings,
         })
     }

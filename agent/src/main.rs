@@ -4,12 +4,7 @@ use weft_agent::{AgentArgs, AgentConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    weft_obs::logging::init();
     let config = match AgentConfig::try_from(AgentArgs::parse()) {
         Ok(c) => c,
         Err(e) => {

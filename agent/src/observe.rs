@@ -104,6 +104,11 @@ impl Observe {
         }
     }
 
+    /// The readiness `/readyz` serves (the CNI server's STATUS reads it).
+    pub fn readiness(&self) -> weft_obs::Readiness {
+        self.ready.clone()
+    }
+
     /// A new VIF listing.
     pub fn vifs(&self, snapshot: &BTreeMap<String, Vif>) {
         let ports = snapshot

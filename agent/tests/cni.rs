@@ -352,17 +352,57 @@ fn add_check_del_with_real_plugin() -> anyhow::Result<()> {
     assert_eq!(owner.trim().trim_matches('"'), container);
     let dynamic = weftctl(&e.url, &["show"])?;
     assert!(dynamic.contains(&mac), "{dynamic}");
-    assert!(
-        wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
-            weftctl(&e.url, &["lsp-get-up", &lport]).is_ok_and(|o| o.trim() == "up")
-        }),
-        "{lport} never came up; agent log:\n{}",
-        log_tail(&e.dir.path().join("agent.log"), 30)
+    // ADD returned only once the port was up (its flows installed).
+    assert_eq!(weftctl(&e.url, &["lsp-get-up", &lport])?.trim(), "up");
+
+    // A second ADD for the same container and interface: the same port and address.
+    let added = r.clone();
+    let (code, again) = cni(&call("ADD"));
+    assert_eq!(code, 0, "repeated ADD: {again}");
+    assert_eq!(
+        again["ips"], added["ips"],
+        "repeated ADD changed the address"
+    );
+    assert_eq!(again["interfaces"], added["interfaces"]);
+    assert_eq!(
+        ports(&e.url, "pods")
+            .iter()
+            .filter(|l| l.contains(&lport))
+            .count(),
+        1
     );
 
-    // CHECK passes and prints nothing.
-    let (code, r) = cni(&call("CHECK"));
+    // CHECK with the ADD result as prevResult passes and prints nothing.
+    let check = |prev: Value| {
+        let mut c = call("CHECK");
+        c.conf["prevResult"] = prev;
+        cni(&c)
+    };
+    let (code, r) = check(added.clone());
     assert_eq!((code, &r), (0, &Value::Null), "CHECK: {r}");
+    // A prevResult that disagrees with the interface fails (102); none at all is refused (7).
+    let mut wrong = added.clone();
+    wrong["ips"][0]["address"] = json!("10.77.0.250/24");
+    let (code, r) = check(wrong);
+    assert_eq!((code, r["code"].clone()), (1, json!(102)), "{r}");
+    assert!(
+        r["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("10.77.0.250/24")
+            || r["msg"].as_str().unwrap_or_default().contains(&addr),
+        "{r}"
+    );
+    let mut wrong = added.clone();
+    wrong["interfaces"][1]["mac"] = json!("0a:00:00:00:99:99");
+    let (code, r) = check(wrong);
+    assert_eq!((code, r["code"].clone()), (1, json!(102)), "{r}");
+    let (code, r) = cni(&call("CHECK"));
+    assert_eq!((code, r["code"].clone()), (1, json!(7)), "{r}");
+    assert!(
+        r["msg"].as_str().unwrap_or_default().contains("prevResult"),
+        "{r}"
+    );
 
     // DEL removes everything; a second DEL (as CRI sends) is a no-op.
     for round in 0..2 {
@@ -373,7 +413,9 @@ fn add_check_del_with_real_plugin() -> anyhow::Result<()> {
     assert!(e.ovs.vsctl(&["get", "interface", &host, "name"]).is_err());
     assert!(!ports(&e.url, "pods").iter().any(|l| l.contains(&lport)));
     // CHECK after DEL fails with a CNI error.
-    let (code, r) = cni(&call("CHECK"));
+    let mut c_after = call("CHECK");
+    c_after.conf["prevResult"] = added.clone();
+    let (code, r) = cni(&c_after);
     assert_eq!(code, 1, "{r}");
     assert_eq!(r["code"], json!(102));
 
@@ -494,8 +536,16 @@ fn unsafe_namespaces_and_ports_in_use_are_refused() -> anyhow::Result<()> {
             "{netns}: {r}"
         );
     }
-    assert_eq!(ports(&e.url, "net3"), before, "a refused ADD created a port");
-    assert_eq!(routes(), host_routes, "a refused ADD changed the host's routes");
+    assert_eq!(
+        ports(&e.url, "net3"),
+        before,
+        "a refused ADD created a port"
+    );
+    assert_eq!(
+        routes(),
+        host_routes,
+        "a refused ADD changed the host's routes"
+    );
 
     // Pod A takes WEFT_PORT=shared; pod B asking for the same port is refused.
     let (a, b) = (Netns::new()?, Netns::new()?);
@@ -507,8 +557,8 @@ fn unsafe_namespaces_and_ports_in_use_are_refused() -> anyhow::Result<()> {
         args: "WEFT_PORT=shared",
         conf: c.clone(),
     };
-    let (code, r) = cni(&call("ADD", "sharecontainera", &apath));
-    assert_eq!(code, 0, "ADD A: {r}");
+    let (code, a_result) = cni(&call("ADD", "sharecontainera", &apath));
+    assert_eq!(code, 0, "ADD A: {a_result}");
     let a_addr = a.ip(&["addr", "show", "dev", "eth0"]);
     let (code, r) = cni(&call("ADD", "sharecontainerb", &bpath));
     assert_eq!(code, 1, "a second ADD of port shared was not refused: {r}");
@@ -526,7 +576,9 @@ fn unsafe_namespaces_and_ports_in_use_are_refused() -> anyhow::Result<()> {
     );
     // A is intact: same address, CHECK passes.
     assert_eq!(a.ip(&["addr", "show", "dev", "eth0"]), a_addr);
-    let (code, r) = cni(&call("CHECK", "sharecontainera", &apath));
+    let mut check_a = call("CHECK", "sharecontainera", &apath);
+    check_a.conf["prevResult"] = a_result.clone();
+    let (code, r) = cni(&check_a);
     assert_eq!(code, 0, "CHECK A after the refused ADD: {r}");
     // Once A is gone, B may take the port.
     let (code, r) = cni(&call("DEL", "sharecontainera", &apath));
@@ -766,15 +818,13 @@ impl Podman {
             env!("CARGO_BIN_EXE_weft-cni"),
             state.join("cni-bin/weft-cni"),
         )?;
-        let conflist = json!({
-            "cniVersion": "1.0.0",
-            "name": "weftnet",
-            "plugins": [{
-                "type": "weft-cni",
-                "switch": "podnet",
-                "agentSocket": agent_socket.display().to_string(),
-            }],
-        });
+        // The shipped conflist (weft-cni, then the standard portmap plugin), pointed at this
+        // test's switch and agent.
+        let mut conflist: Value =
+            serde_json::from_str(include_str!("../../deploy/cni/10-weft.conflist"))?;
+        conflist["name"] = json!("weftnet");
+        conflist["plugins"][0]["switch"] = json!("podnet");
+        conflist["plugins"][0]["agentSocket"] = json!(agent_socket.display().to_string());
         std::fs::write(
             state.join("cni.d/weftnet.conflist"),
             serde_json::to_vec_pretty(&conflist)?,
@@ -944,5 +994,320 @@ fn agent_binary_serves_cni() -> anyhow::Result<()> {
     assert_eq!(code, 0, "DEL: {r}");
     assert!(!Path::new("/sys/class/net").join(&host).exists());
     assert!(!ports(&url, "wired").iter().any(|l| l.contains(&lport)));
+    Ok(())
+}
+
+/// Static addresses through the real plugin: `IP=`/`MAC=` in CNI_ARGS and
+/// `runtimeConfig.ips`/`mac`; a malformed, outside-the-subnet or taken address is refused
+/// with the right code and leaves nothing behind; `dns` from the config is in the result; bad
+/// `portMappings` entries are refused before anything changes.
+#[test]
+fn static_addresses_and_bad_requests() -> anyhow::Result<()> {
+    let e = setup("statics", "10.81.0.0/24")?;
+    let c = conf(
+        "statics",
+        &e.socket,
+        json!({"dns": {"nameservers": ["10.81.0.53"], "search": ["example.test"]}}),
+    );
+    let (a, b) = (Netns::new()?, Netns::new()?);
+    let (apath, bpath) = (a.path(), b.path());
+    let call = |command, container, netns, args| Call {
+        command,
+        container,
+        netns: Some(netns),
+        args,
+        conf: c.clone(),
+    };
+    // IP= and MAC= from CNI_ARGS (podman --ip / --mac-address).
+    let (code, r) = cni(&call(
+        "ADD",
+        "statica",
+        &apath,
+        "IgnoreUnknown=1;IP=10.81.0.50;MAC=0a:58:11:22:33:44",
+    ));
+    assert_eq!(code, 0, "ADD with IP=/MAC=: {r}");
+    assert_eq!(r["ips"][0]["address"], json!("10.81.0.50/24"));
+    assert_eq!(r["interfaces"][1]["mac"], json!("0a:58:11:22:33:44"));
+    assert_eq!(
+        r["dns"],
+        json!({"nameservers": ["10.81.0.53"], "search": ["example.test"]})
+    );
+    let link = a.ip(&["addr", "show", "dev", "eth0"]);
+    assert!(
+        link.contains("inet 10.81.0.50/24") && link.contains("0a:58:11:22:33:44"),
+        "{link}"
+    );
+    // Repeating it is the same attachment.
+    let (code, again) = cni(&call(
+        "ADD",
+        "statica",
+        &apath,
+        "IgnoreUnknown=1;IP=10.81.0.50;MAC=0a:58:11:22:33:44",
+    ));
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["ips"], r["ips"]);
+
+    let snapshot = |e: &Env| -> anyhow::Result<(Vec<String>, String)> {
+        Ok((
+            ports(&e.url, "statics"),
+            e.ovs.vsctl(&["--columns=name", "list", "interface"])?,
+        ))
+    };
+    let before = snapshot(&e)?;
+    let refused = |args: &str, extra: Value, want: u64, words: &[&str]| -> anyhow::Result<()> {
+        let mut cl = Call {
+            command: "ADD",
+            container: "staticb",
+            netns: Some(&bpath),
+            args,
+            conf: c.clone(),
+        };
+        if let (Some(o), Some(x)) = (cl.conf.as_object_mut(), extra.as_object()) {
+            for (k, v) in x {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        let (code, r) = cni(&cl);
+        assert_eq!(
+            (code, r["code"].clone()),
+            (1, json!(want)),
+            "{args} {extra}: {r}"
+        );
+        let msg = r["msg"].as_str().unwrap_or_default();
+        for w in words {
+            assert!(msg.contains(w), "{args} {extra}: {w:?} not in {msg}");
+        }
+        assert_eq!(
+            snapshot(&e)?,
+            before,
+            "{args} {extra} left something behind"
+        );
+        assert!(
+            !b.ip(&["link", "show"]).contains("eth0"),
+            "{args}: namespace B touched"
+        );
+        Ok(())
+    };
+    refused(
+        "IP=10.81.0.300",
+        json!({}),
+        4,
+        &["CNI_ARGS", "IP=10.81.0.300"],
+    )?;
+    refused(
+        "IP=10.99.0.5",
+        json!({}),
+        4,
+        &["IP=10.99.0.5", "outside subnet"],
+    )?;
+    refused("IP=10.81.0.1", json!({}), 4, &["gateway"])?;
+    refused(
+        "IP=10.81.0.50",
+        json!({}),
+        104,
+        &["10.81.0.50", "taken by logical port"],
+    )?;
+    refused(
+        "MAC=0a:58:11:22:33:44",
+        json!({}),
+        104,
+        &["0a:58:11:22:33:44", "taken"],
+    )?;
+    refused(
+        "MAC=01:00:5e:00:00:01",
+        json!({}),
+        4,
+        &["MAC=01:00:5e:00:00:01", "multicast"],
+    )?;
+    refused(
+        "",
+        json!({"runtimeConfig": {"ips": ["10.99.0.5/24"]}}),
+        7,
+        &["runtimeConfig.ips", "outside subnet"],
+    )?;
+    refused(
+        "",
+        json!({"runtimeConfig": {"ips": "10.81.0.5"}}),
+        7,
+        &["runtimeConfig.ips"],
+    )?;
+    refused(
+        "",
+        json!({"runtimeConfig": {"mac": 5}}),
+        7,
+        &["runtimeConfig.mac"],
+    )?;
+    refused(
+        "",
+        json!({"runtimeConfig": {"portMappings": [{"hostPort": 0, "containerPort": 80}]}}),
+        7,
+        &["portMappings", "hostPort"],
+    )?;
+    refused(
+        "",
+        json!({"runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "icmp"}]}}),
+        7,
+        &["protocol"],
+    )?;
+    refused(
+        "",
+        json!({"dns": {"nameservers": ["not-an-ip"]}}),
+        7,
+        &["dns", "nameservers"],
+    )?;
+
+    // runtimeConfig.ips (the ips capability) without a MAC: the MAC is derived from the IP.
+    let mut cl = call("ADD", "staticb", &bpath, "");
+    cl.conf["runtimeConfig"] = json!({"ips": ["10.81.0.60/24"]});
+    let (code, r) = cni(&cl);
+    assert_eq!(code, 0, "ADD with runtimeConfig.ips: {r}");
+    assert_eq!(r["ips"][0]["address"], json!("10.81.0.60/24"));
+    assert_eq!(r["interfaces"][1]["mac"], json!("0a:58:0a:51:00:3c"));
+    // A MAC alone: the IP is allocated, the port gets that MAC.
+    let cn = Netns::new()?;
+    let cpath = cn.path();
+    let (code, r) = cni(&call("ADD", "staticc", &cpath, "MAC=0a:58:00:00:77:77"));
+    assert_eq!(code, 0, "ADD with MAC= alone: {r}");
+    assert_eq!(r["interfaces"][1]["mac"], json!("0a:58:00:00:77:77"));
+    assert!(cn
+        .ip(&["link", "show", "eth0"])
+        .contains("0a:58:00:00:77:77"));
+    for (cid, p) in [
+        ("statica", &apath),
+        ("staticb", &bpath),
+        ("staticc", &cpath),
+    ] {
+        let (code, r) = cni(&call("DEL", cid, p, ""));
+        assert_eq!(code, 0, "DEL {cid}: {r}");
+    }
+    assert!(
+        !ports(&e.url, "statics")
+            .iter()
+            .any(|l| l.starts_with("cni-")),
+        "{:?}",
+        ports(&e.url, "statics")
+    );
+    Ok(())
+}
+
+/// podman 4.3's `--ip` and `--mac-address` reach the port through the real plugin.
+#[test]
+fn podman_ip_and_mac_address() -> anyhow::Result<()> {
+    let how = "apt-get install -y podman containernetworking-plugins runc busybox-static, \
+               or run scripts/setup.sh";
+    let mut missing = weft_testbed::skip::missing_tools(&[("podman", how), ("runc", how)]);
+    if !Path::new("/bin/busybox").is_file() {
+        missing.push(format!("/bin/busybox not found ({how})"));
+    }
+    if !weft_testbed::skip::require("podman_ip_and_mac_address", &missing) {
+        return Ok(());
+    }
+    let e = setup("podnet", "10.79.0.0/24")?;
+    let state = e.dir.path().join("podman");
+    let podman = Podman::new(&state, &e.socket)?;
+    podman.import_busybox()?;
+    let out = podman.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "weftnet",
+        "--ip",
+        "10.79.0.50",
+        "--mac-address",
+        "0a:58:0a:4f:00:99",
+        "localhost/busybox",
+        "sh",
+        "-c",
+        "ip addr show dev eth0",
+    ])?;
+    assert!(out.contains("inet 10.79.0.50/24"), "{out}");
+    assert!(out.contains("link/ether 0a:58:0a:4f:00:99"), "{out}");
+    // An address outside the switch's subnet is refused naming it, and nothing is left.
+    let out = Command::new("podman")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "weftnet",
+            "--ip",
+            "10.99.0.50",
+            "localhost/busybox",
+            "true",
+        ])
+        .envs(podman.env.iter().map(|(k, v)| (k, v)))
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "podman --ip outside the subnet succeeded"
+    );
+    assert!(err.contains("10.99.0.50"), "{err}");
+    assert!(!ports(&e.url, "podnet").iter().any(|l| l.contains("cni-")));
+    Ok(())
+}
+
+/// `podman run -p HOST:CONTAINER` through the shipped conflist: the chained standard `portmap`
+/// plugin gets the `portMappings` capability and installs its DNAT rule to the address
+/// weft-cni gave the pod, and removes it with the container. (Reaching the mapped port from
+/// the host needs host→pod routing, the management port of the routing work.)
+#[test]
+fn podman_publish_goes_to_portmap() -> anyhow::Result<()> {
+    let how =
+        "apt-get install -y podman containernetworking-plugins runc busybox-static iptables, \
+               or run scripts/setup.sh";
+    let mut missing =
+        weft_testbed::skip::missing_tools(&[("podman", how), ("runc", how), ("iptables", how)]);
+    if !Path::new("/bin/busybox").is_file() {
+        missing.push(format!("/bin/busybox not found ({how})"));
+    }
+    if !Path::new("/usr/lib/cni/portmap").is_file() {
+        missing.push(format!("/usr/lib/cni/portmap not found ({how})"));
+    }
+    if !weft_testbed::skip::require("podman_publish_goes_to_portmap", &missing) {
+        return Ok(());
+    }
+    let e = setup("podnet", "10.79.0.0/24")?;
+    let state = e.dir.path().join("podman");
+    let podman = Podman::new(&state, &e.socket)?;
+    podman.import_busybox()?;
+    let host_port = 20000 + (std::process::id() % 20000);
+    let name = unique("pm");
+    let publish = format!("{host_port}:80");
+    podman.run(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "weftnet",
+        "-p",
+        &publish,
+        "--ip",
+        "10.79.0.77",
+        "localhost/busybox",
+        "sleep",
+        "60",
+    ])?;
+    let nat = || {
+        Command::new("iptables")
+            .args(["-w", "-t", "nat", "-S"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let rules = nat();
+    let dnat = rules
+        .lines()
+        .find(|l| l.contains(&format!("--dport {host_port}")) && l.contains("10.79.0.77:80"));
+    assert!(
+        dnat.is_some(),
+        "no portmap DNAT to 10.79.0.77:80 for {host_port}:\n{rules}"
+    );
+    podman.run(&["rm", "-f", &name])?;
+    let rules = nat();
+    assert!(
+        !rules.contains("10.79.0.77:80"),
+        "portmap rule left after the container went:\n{rules}"
+    );
     Ok(())
 }

@@ -4,6 +4,8 @@
 //! most one small request per connection with a timeout and never touches the data path.
 //! Start with [`serve`].
 
+pub mod logging;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -77,7 +79,8 @@ impl Readiness {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
-    fn reason(&self) -> String {
+    /// Why it is not ready (the last reason given).
+    pub fn reason(&self) -> String {
         self.reason.lock().map(|g| g.clone()).unwrap_or_default()
     }
 }

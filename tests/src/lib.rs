@@ -11,6 +11,7 @@
 //! Every process is started by the harness, tracked by PID, and killed on drop, so several
 //! instances can run side by side in one test process.
 
+pub mod cri;
 pub mod etcd;
 pub mod net;
 pub mod ovs;

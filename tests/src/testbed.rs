@@ -163,6 +163,9 @@ pub struct TestbedConfig {
     /// serves TLS with client certificates, the controllers serve TLS and authorize by
     /// certificate, every agent presents its chassis certificate, weftctl an admin one.
     pub insecure: bool,
+    /// Every agent serves CNI (`--cni-socket DIR/hN/cni.sock`, see [`Host::cni_socket`]), so
+    /// the real `weft-cni` plugin can be driven against any host. Default false.
+    pub cni: bool,
 }
 
 impl Default for TestbedConfig {
@@ -185,6 +188,7 @@ impl Default for TestbedConfig {
             progress: None,
             agent_args: Vec::new(),
             insecure: false,
+            cni: false,
         }
     }
 }
@@ -204,6 +208,11 @@ impl TestbedConfig {
     /// Adds arguments to every agent's command line.
     pub fn agent_args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
         self.agent_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+    /// Agents serve CNI on `DIR/hN/cni.sock`.
+    pub fn cni(mut self, on: bool) -> Self {
+        self.cni = on;
         self
     }
     pub fn agents(mut self, on: bool) -> Self {
@@ -331,6 +340,8 @@ pub struct Host {
     pub metrics_addr: SocketAddr,
     /// Where the agent serves `weft.v1.AgentDebug` (`--debug-listen`).
     pub debug_addr: SocketAddr,
+    /// Where the agent serves CNI ([`TestbedConfig::cni`]): `DIR/hN/cni.sock`.
+    pub cni_socket: Option<PathBuf>,
     ovs: Ovs,
     agent: Option<Proc>,
 }
@@ -591,6 +602,10 @@ impl Testbed {
             debug_addr: SocketAddr::from((mgmt_ip, crate::process::free_port()?)),
             ovs,
             agent: None,
+            cni_socket: self
+                .cfg
+                .cni
+                .then(|| self.dir.path().join(format!("h{n}")).join("cni.sock")),
         };
         // Push first so that teardown covers it if a later step fails.
         self.hosts.push(host_entry);
@@ -695,6 +710,11 @@ impl Testbed {
         .args(self.cfg.agent_args.iter().map(String::as_str))
         .arg("--ovs-rundir")
         .arg(rundir)
+        .args(
+            host.cni_socket
+                .iter()
+                .flat_map(|s| ["--cni-socket".into(), s.display().to_string()]),
+        )
         .env("RUST_LOG", &self.cfg.log_filter)
         .env("NO_COLOR", "1")
         .env(MARKER_ENV, &self.names.prefix)
@@ -1147,6 +1167,7 @@ impl Testbed {
                     ovsdb_pid: ovs.ovsdb_pid,
                     vswitchd_pid: ovs.vswitchd_pid,
                     agent_pid,
+                    cni_socket: h.cni_socket,
                 }
             })
             .collect();
@@ -1227,6 +1248,9 @@ pub struct HostState {
     pub ovsdb_pid: Option<u32>,
     pub vswitchd_pid: Option<u32>,
     pub agent_pid: Option<u32>,
+    /// Where the host's agent serves CNI (None: it does not, or a state file from before).
+    #[serde(default)]
+    pub cni_socket: Option<PathBuf>,
 }
 
 /// Everything needed to find, use and tear down a testbed after [`Testbed::leak`]
@@ -1294,9 +1318,8 @@ impl LeakedTestbed {
             .find(|c| c.pid.is_some_and(crate::process::pid_alive))
             .map(|c| c.url.clone())
             .context("no controller of this sandbox is running")?;
-        let address = Weftctl::new(crate::find_bin("weftctl")?, url)
-            .with_env(self.weftctl_env())
-            .port_address(lport)?;
+        let ctl = Weftctl::new(crate::find_bin("weftctl")?, url).with_env(self.weftctl_env());
+        let address = ctl.port_address(lport)?;
         let h = self.host(host_key)?;
         let names = Names::new(&self.prefix)?;
         let spec = PodSpec {
@@ -1313,6 +1336,15 @@ impl LeakedTestbed {
         };
         let pod = create_pod(&spec)?;
         self.pods.insert(name.to_string(), pod.clone());
+        // As weft-cni's ADD does: return once the port is up on its host (its flows are
+        // installed there); `weftctl --wait=hv sync` then covers every other host.
+        let up = wait_until(Duration::from_secs(30), Duration::from_millis(25), || {
+            ctl.run(&["lsp-get-up", lport])
+                .is_ok_and(|o| o.trim() == "up")
+        });
+        if !up {
+            bail!("pod {name} created, but logical port {lport} did not come up within 30 s (is it enabled? weftctl lsp-get-enabled {lport})");
+        }
         Ok(pod)
     }
 

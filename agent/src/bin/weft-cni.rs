@@ -1,6 +1,6 @@
-//! `weft-cni`: the CNI plugin (spec 1.0.0; 0.3.x and 0.4.0 configurations accepted). It reads
+//! `weft-cni`: the CNI plugin (spec 1.1.0; 0.3.x, 0.4.0 and 1.0.0 configurations accepted). It reads
 //! the `CNI_*` environment and the network configuration on stdin, forwards ADD/DEL/CHECK to
-//! the local weft-agent over its unix socket (`agentSocket`, default
+//! (and STATUS/GC) to the local weft-agent over its unix socket (`agentSocket`, default
 //! `/var/run/weft/cni.sock`) and prints the CNI result, or a CNI error object with exit
 //! status 1. VERSION is answered locally. See `docs/cni.md`.
 //!
@@ -22,11 +22,11 @@ use weft_agent::cni::spec::{
 const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
 const USAGE: &str = "\
-weft-cni: the Weft CNI plugin (CNI spec 1.0.0; 0.3.x and 0.4.0 configurations accepted)
+weft-cni: the Weft CNI plugin (CNI spec 1.1.0; 0.3.x, 0.4.0 and 1.0.0 configurations accepted)
 
-A container runtime runs it with CNI_COMMAND (ADD, DEL, CHECK or VERSION), CNI_CONTAINERID,
+A container runtime runs it with CNI_COMMAND (ADD, DEL, CHECK, STATUS, GC or VERSION), CNI_CONTAINERID,
 CNI_NETNS, CNI_IFNAME and CNI_ARGS in the environment and the network configuration on stdin.
-ADD, DEL and CHECK go to the local weft-agent over its unix socket (the configuration's
+ADD, DEL, CHECK, STATUS and GC go to the local weft-agent over its unix socket (the configuration's
 `agentSocket`, default /var/run/weft/cni.sock); the result, or a CNI error object with exit
 status 1, goes to stdout. See docs/cni.md.
 
@@ -88,26 +88,62 @@ fn main() {
 }
 
 fn run(stdin: &[u8], version: &str) -> Result<Option<Value>, ErrorReply> {
-    let env = spec::parse_env(|k| std::env::var(k).ok()).map_err(|e| ErrorReply::from(&e))?;
+    let err = |e: CniError| ErrorReply::from(&e);
+    let env = spec::parse_env(|k| std::env::var(k).ok()).map_err(err)?;
     if env.command == Command::Version {
         return Ok(Some(spec::version_result(version)));
     }
-    let conf = spec::parse_netconf(stdin).map_err(|e| ErrorReply::from(&e))?;
+    let conf = spec::parse_netconf(stdin).map_err(err)?;
     if env.command == Command::Check && conf.cni_version.starts_with("0.3.") {
-        return Err(ErrorReply::from(&CniError::IncompatibleVersion(format!(
+        return Err(err(CniError::IncompatibleVersion(format!(
             "{} (CHECK needs 0.4.0 or later)",
             conf.cni_version
         ))));
     }
-    let req = Request::new(&env, &conf);
-    match call_agent(&conf, &req)? {
-        Reply::Error(e) => Err(e),
-        Reply::Ok(Some(a)) if env.command == Command::Add => {
-            Ok(Some(spec::build_result(&conf.cni_version, &a)))
+    if matches!(env.command, Command::Status | Command::Gc) && conf.cni_version != "1.1.0" {
+        return Err(err(CniError::IncompatibleVersion(format!(
+            "{} ({} needs 1.1.0)",
+            conf.cni_version, env.command
+        ))));
+    }
+    if env.command == Command::Gc && conf.valid_attachments.is_none() {
+        return Err(err(CniError::InvalidConfig {
+            field: spec::VALID_ATTACHMENTS_KEY,
+            value: "null".into(),
+            reason: "required for GC (the attachments to keep; [] keeps none)".into(),
+        }));
+    }
+    if env.command == Command::Check && conf.prev_result.is_none() {
+        return Err(err(CniError::InvalidConfig {
+            field: "prevResult",
+            value: "null".into(),
+            reason: "required for CHECK (the result ADD returned)".into(),
+        }));
+    }
+    let req = Request::new(&env, &conf).map_err(err)?;
+    let reply = match call_agent(&conf, &req) {
+        // STATUS: an agent that is not there cannot serve ADDs (code 50).
+        Err(e) if env.command == Command::Status && e.code == 11 => {
+            return Err(err(CniError::NotReady(e.msg)));
         }
-        Reply::Ok(None) if env.command == Command::Add => Err(ErrorReply::from(
-            &CniError::Protocol("ADD succeeded without an attachment".into()),
-        )),
+        r => r?,
+    };
+    match reply {
+        Reply::Error(e) => Err(e),
+        Reply::Ok(Some(a)) if env.command == Command::Add => Ok(Some(spec::build_result(
+            &conf.cni_version,
+            &a,
+            conf.dns.as_ref(),
+        ))),
+        Reply::Ok(None) if env.command == Command::Add => Err(err(CniError::Protocol(
+            "ADD succeeded without an attachment".into(),
+        ))),
+        Reply::Ok(Some(a)) if env.command == Command::Check => {
+            if let Some(prev) = &conf.prev_result {
+                spec::check_prev_result(prev, &a).map_err(err)?;
+            }
+            Ok(None)
+        }
         Reply::Ok(_) => Ok(None),
     }
 }

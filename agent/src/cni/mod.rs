@@ -7,6 +7,7 @@
 //! JSON), then [`server::serve`]. Adapters: [`link`] (`ip`/`ethtool` via `nsenter`),
 //! [`ovs`] (OVSDB rows of the VIF), [`controller`] (northbound gRPC). See `docs/cni.md`.
 
+pub mod address;
 pub mod controller;
 pub mod link;
 pub mod netns;

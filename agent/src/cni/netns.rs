@@ -49,6 +49,28 @@ pub fn inspect(path: &str) -> std::io::Result<NsInfo> {
     })
 }
 
+/// Pure: where to open `path` from: itself when it exists here, else the same path in PID 1's
+/// mount namespace (`/proc/1/root/PATH`) when that exists. An agent in a pod with the host's
+/// PID namespace then finds a namespace the runtime bind-mounted after the agent started even
+/// when the mount did not propagate into the agent's container (`mountPropagation:
+/// HostToContainer` ignored, as by `podman kube play`).
+pub fn resolve_with(path: &str, exists: impl Fn(&str) -> bool) -> String {
+    if path.is_empty() || exists(path) {
+        return path.to_string();
+    }
+    let via_init = format!("/proc/1/root{path}");
+    if path.starts_with('/') && exists(&via_init) {
+        via_init
+    } else {
+        path.to_string()
+    }
+}
+
+/// [`resolve_with`] on this machine.
+pub fn resolve(path: &str) -> String {
+    resolve_with(path, |p| std::path::Path::new(p).exists())
+}
+
 /// Whether `nsenter --net=PATH true` can enter `path` as a network namespace (it cannot
 /// enter any other kind); changes nothing.
 async fn enters_as_network_namespace(path: &str) -> bool {
@@ -109,8 +131,14 @@ pub async fn check_path(path: &str, host_netns: Option<&str>) -> Result<(), CniE
     }
     let mut forbidden = Vec::new();
     for (what, p) in [
-        ("the agent's own network namespace", Some("/proc/self/ns/net")),
-        ("the host's network namespace (PID 1's)", Some("/proc/1/ns/net")),
+        (
+            "the agent's own network namespace",
+            Some("/proc/self/ns/net"),
+        ),
+        (
+            "the host's network namespace (PID 1's)",
+            Some("/proc/1/ns/net"),
+        ),
         ("the network namespace ovs-vswitchd runs in", host_netns),
     ] {
         if let Some(info) = p.and_then(|p| inspect(p).ok()) {
@@ -147,11 +175,27 @@ mod tests {
         let e = check("/proc/9/ns/mnt", &info(7, Some("mnt")), &forbidden).unwrap_err();
         assert!(e.to_string().contains("mnt namespace"), "{e}");
         let e = check("/run/netns/m", &info(8, None), &forbidden).unwrap_err();
-        assert!(e.to_string().contains("a namespace but not a network"), "{e}");
+        assert!(
+            e.to_string().contains("a namespace but not a network"),
+            "{e}"
+        );
         let mut file = info(9, None);
         file.nsfs = false;
         let e = check("/etc/hostname", &file, &forbidden).unwrap_err();
         assert!(e.to_string().contains("is not a network namespace"), "{e}");
+    }
+
+    #[test]
+    fn resolves_through_pid1_when_not_visible_here() {
+        let here = |p: &str| p == "/run/netns/a";
+        assert_eq!(resolve_with("/run/netns/a", here), "/run/netns/a");
+        let init = |p: &str| p == "/proc/1/root/run/netns/b";
+        assert_eq!(
+            resolve_with("/run/netns/b", init),
+            "/proc/1/root/run/netns/b"
+        );
+        assert_eq!(resolve_with("/run/netns/c", |_| false), "/run/netns/c");
+        assert_eq!(resolve_with("", |_| true), "");
     }
 
     #[tokio::test]

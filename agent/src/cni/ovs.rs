@@ -21,6 +21,10 @@ pub const CNI_KEY: &str = "weft-cni";
 pub const LPORT_KEY: &str = "weft-cni-lport";
 /// Value of [`LPORT_KEY`] for a logical port ADD created.
 pub const LPORT_CREATED: &str = "created";
+/// `external_ids` key on the Interface: the CNI network name (GC removes only its own).
+pub const NETWORK_KEY: &str = "weft-cni-network";
+/// `external_ids` key on the Interface: `CNI_IFNAME` in the container.
+pub const IFNAME_KEY: &str = "weft-cni-ifname";
 
 fn err(e: impl std::fmt::Display) -> CniError {
     CniError::Datapath(format!("OVSDB: {e}"))
@@ -188,6 +192,42 @@ pub async fn vifs_with_iface_id(
                 .and_then(|d| d.strings().into_iter().next())
                 .unwrap_or_default();
             (name, row.str_map_col("external_ids"))
+        })
+        .collect())
+}
+
+/// Every Interface marked by weft-cni ([`CNI_KEY`]): (name, external_ids).
+pub async fn cni_vifs(
+    client: &Client,
+) -> Result<Vec<(String, BTreeMap<String, String>)>, CniError> {
+    let r = client
+        .transact(
+            DB,
+            vec![ops::select(
+                "Interface",
+                vec![],
+                Some(&["name", "external_ids"]),
+            )],
+        )
+        .await
+        .map_err(err)?;
+    let rows = r
+        .first()
+        .map(selected_rows)
+        .transpose()
+        .map_err(err)?
+        .unwrap_or_default();
+    Ok(rows
+        .iter()
+        .filter_map(|row| {
+            let ids = row.str_map_col("external_ids");
+            ids.contains_key(CNI_KEY).then(|| {
+                let name = row
+                    .get("name")
+                    .and_then(|d| d.strings().into_iter().next())
+                    .unwrap_or_default();
+                (name, ids)
+            })
         })
         .collect())
 }

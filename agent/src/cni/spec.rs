@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// CNI spec versions the plugin accepts in a network configuration and answers with.
-pub const SUPPORTED_VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0"];
+pub const SUPPORTED_VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+/// The network configuration key (CNI 1.1.0) that lists the attachments GC must keep.
+pub const VALID_ATTACHMENTS_KEY: &str = "cni.dev/valid-attachments";
 /// The version used for errors when the configuration's own cannot be read.
 pub const DEFAULT_VERSION: &str = "1.0.0";
 /// Where the agent serves CNI requests unless `agentSocket` says otherwise.
@@ -26,7 +28,7 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CniError {
     /// Code 1.
-    #[error("incompatible CNI version {0:?} (supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0)")]
+    #[error("incompatible CNI version {0:?} (supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0)")]
     IncompatibleVersion(String),
     /// Code 4.
     #[error("invalid environment variable {var}={value:?}: {reason}")]
@@ -48,6 +50,13 @@ pub enum CniError {
     /// Code 11: the agent is not there (yet); the runtime may retry.
     #[error("weft-agent unreachable at {socket}: {reason}")]
     AgentUnreachable { socket: String, reason: String },
+    /// Code 11 as well: ADD plumbed the pod but its flows were not installed on every live
+    /// chassis in time (undone; the runtime may retry).
+    #[error("pod not ready: {0}")]
+    Timeout(String),
+    /// Code 50 (STATUS): the agent cannot serve ADD now.
+    #[error("weft-agent not ready: {0}")]
+    NotReady(String),
     /// Code 100: the controller refused or could not be reached.
     #[error("controller: {0}")]
     Controller(String),
@@ -60,6 +69,9 @@ pub enum CniError {
     /// Code 103: the agent broke the wire protocol.
     #[error("bad reply from weft-agent: {0}")]
     Protocol(String),
+    /// Code 104: the requested static address is held by another port.
+    #[error("requested address in use: {0}")]
+    AddressInUse(String),
 }
 
 impl CniError {
@@ -70,11 +82,13 @@ impl CniError {
             CniError::InvalidEnv { .. } => 4,
             CniError::Decode(_) => 6,
             CniError::InvalidConfig { .. } => 7,
-            CniError::AgentUnreachable { .. } => 11,
+            CniError::AgentUnreachable { .. } | CniError::Timeout(_) => 11,
+            CniError::NotReady(_) => 50,
             CniError::Controller(_) => 100,
             CniError::Datapath(_) => 101,
             CniError::CheckFailed(_) => 102,
             CniError::Protocol(_) => 103,
+            CniError::AddressInUse(_) => 104,
         }
     }
 
@@ -86,7 +100,11 @@ impl CniError {
         }
     }
 
-    fn config(field: &'static str, value: &Value, reason: impl Into<String>) -> CniError {
+    pub(crate) fn config(
+        field: &'static str,
+        value: &Value,
+        reason: impl Into<String>,
+    ) -> CniError {
         let mut v = value.to_string();
         if v.len() > 80 {
             v.truncate(80);
@@ -137,6 +155,18 @@ pub enum Command {
     Del,
     Check,
     Version,
+    /// CNI 1.1.0: is the plugin (the agent) ready for ADDs.
+    Status,
+    /// CNI 1.1.0: remove attachments not in `cni.dev/valid-attachments`.
+    Gc,
+}
+
+impl Command {
+    /// Commands that concern the network, not one container: no `CNI_CONTAINERID`,
+    /// `CNI_NETNS` or `CNI_IFNAME`.
+    pub fn is_network_wide(self) -> bool {
+        matches!(self, Command::Version | Command::Status | Command::Gc)
+    }
 }
 
 impl FromStr for Command {
@@ -147,10 +177,12 @@ impl FromStr for Command {
             "DEL" => Ok(Command::Del),
             "CHECK" => Ok(Command::Check),
             "VERSION" => Ok(Command::Version),
+            "STATUS" => Ok(Command::Status),
+            "GC" => Ok(Command::Gc),
             _ => Err(CniError::env(
                 "CNI_COMMAND",
                 s,
-                "expected ADD, DEL, CHECK or VERSION",
+                "expected ADD, DEL, CHECK, STATUS, GC or VERSION",
             )),
         }
     }
@@ -163,6 +195,8 @@ impl fmt::Display for Command {
             Command::Del => "DEL",
             Command::Check => "CHECK",
             Command::Version => "VERSION",
+            Command::Status => "STATUS",
+            Command::Gc => "GC",
         })
     }
 }
@@ -231,7 +265,7 @@ pub fn parse_env(get: impl Fn(&str) -> Option<String>) -> Result<CniEnv, CniErro
         return Err(CniError::env("CNI_COMMAND", "", "not set"));
     }
     let command: Command = raw.parse()?;
-    if command == Command::Version {
+    if command.is_network_wide() {
         return Ok(CniEnv {
             command,
             container_id: String::new(),
@@ -303,6 +337,127 @@ pub struct NetConf {
     pub agent_socket: PathBuf,
     /// Pod interface MTU (`mtu`); when absent the switch's MTU, then the agent's default.
     pub mtu: Option<u32>,
+    /// `dns` (nameservers, domain, search, options), copied into the ADD result.
+    pub dns: Option<Value>,
+    /// `runtimeConfig` as the runtime passed it (`ips`, `mac`, `portMappings` are checked).
+    pub runtime_config: Option<Value>,
+    /// `prevResult` (CHECK compares it with the attachment; chained plugins' input).
+    pub prev_result: Option<Value>,
+    /// `cni.dev/valid-attachments` (GC): the attachments to keep.
+    pub valid_attachments: Option<Vec<AttachmentId>>,
+}
+
+/// One attachment a runtime still uses (`cni.dev/valid-attachments` entries).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AttachmentId {
+    pub container_id: String,
+    pub ifname: String,
+}
+
+/// Checks `dns`: an object with optional `nameservers` (IP strings), `domain` (string),
+/// `search` and `options` (string arrays).
+fn parse_dns(v: &Value) -> Result<Value, CniError> {
+    let Some(o) = v.as_object() else {
+        return Err(CniError::config("dns", v, "expected an object"));
+    };
+    for (k, x) in o {
+        let ok = match k.as_str() {
+            "nameservers" => x.as_array().is_some_and(|a| {
+                a.iter().all(|n| {
+                    n.as_str()
+                        .is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok())
+                })
+            }),
+            "domain" => x.is_string(),
+            "search" | "options" => x.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+            _ => {
+                return Err(CniError::config(
+                    "dns",
+                    v,
+                    format!("unknown key {k:?} (expected nameservers, domain, search, options)"),
+                ))
+            }
+        };
+        if !ok {
+            return Err(CniError::config(
+                "dns",
+                v,
+                format!(
+                    "{k:?} must be {}",
+                    match k.as_str() {
+                        "nameservers" => "an array of IP address strings",
+                        "domain" => "a string",
+                        _ => "an array of strings",
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(v.clone())
+}
+
+/// Checks `runtimeConfig.portMappings` (the `portMappings` capability, served by the chained
+/// `portmap` plugin): each entry `{hostPort, containerPort, protocol?, hostIP?}` with ports
+/// 1-65535 and protocol tcp, udp or sctp. A bad entry fails ADD before anything changes.
+pub fn check_port_mappings(v: &Value) -> Result<(), CniError> {
+    let field = "runtimeConfig.portMappings";
+    let Some(list) = v.as_array() else {
+        return Err(CniError::config(field, v, "expected an array"));
+    };
+    for (i, m) in list.iter().enumerate() {
+        let bad = |reason: String| CniError::config(field, m, format!("entry {i}: {reason}"));
+        let Some(o) = m.as_object() else {
+            return Err(bad("expected an object".into()));
+        };
+        for k in ["hostPort", "containerPort"] {
+            match o.get(k).and_then(Value::as_u64) {
+                Some(1..=65535) => {}
+                _ => return Err(bad(format!("{k} must be an integer from 1 to 65535"))),
+            }
+        }
+        match o.get("protocol") {
+            None => {}
+            Some(Value::String(p))
+                if ["tcp", "udp", "sctp"].contains(&p.to_ascii_lowercase().as_str()) => {}
+            Some(p) => return Err(bad(format!("protocol {p} is not tcp, udp or sctp"))),
+        }
+        match o.get("hostIP") {
+            None => {}
+            Some(Value::String(s)) if s.is_empty() || s.parse::<std::net::IpAddr>().is_ok() => {}
+            Some(h) => return Err(bad(format!("hostIP {h} is not an IP address"))),
+        }
+    }
+    Ok(())
+}
+
+/// Parses `cni.dev/valid-attachments`: an array of `{"containerID", "ifname"}` objects.
+fn parse_valid_attachments(v: &Value) -> Result<Vec<AttachmentId>, CniError> {
+    let field = VALID_ATTACHMENTS_KEY;
+    let Some(list) = v.as_array() else {
+        return Err(CniError::config(
+            field,
+            v,
+            "expected an array of {\"containerID\", \"ifname\"} objects",
+        ));
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for (i, a) in list.iter().enumerate() {
+        let s = |k: &str| a.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+        match (s("containerID"), s("ifname")) {
+            (Some(c), Some(n)) if valid_ifname(n) => out.push(AttachmentId {
+                container_id: c.to_string(),
+                ifname: n.to_string(),
+            }),
+            _ => {
+                return Err(CniError::config(
+                    field,
+                    a,
+                    format!("entry {i}: expected {{\"containerID\": non-empty string, \"ifname\": interface name}}"),
+                ))
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The `cniVersion` of a configuration, if it can be read at all (for error replies).
@@ -375,12 +530,45 @@ pub fn parse_netconf(bytes: &[u8]) -> Result<NetConf, CniError> {
             }
         },
     };
+    let dns = match field("dns") {
+        Value::Null => None,
+        d => Some(parse_dns(d)?),
+    };
+    let runtime_config = match field("runtimeConfig") {
+        Value::Null => None,
+        rc @ Value::Object(o) => {
+            if let Some(pm) = o.get("portMappings") {
+                check_port_mappings(pm)?;
+            }
+            Some(rc.clone())
+        }
+        other => {
+            return Err(CniError::config(
+                "runtimeConfig",
+                other,
+                "expected an object",
+            ))
+        }
+    };
+    let prev_result = match field("prevResult") {
+        Value::Null => None,
+        p @ Value::Object(_) => Some(p.clone()),
+        other => return Err(CniError::config("prevResult", other, "expected an object")),
+    };
+    let valid_attachments = match field(VALID_ATTACHMENTS_KEY) {
+        Value::Null => None,
+        v => Some(parse_valid_attachments(v)?),
+    };
     Ok(NetConf {
         cni_version,
         name,
         switch,
         agent_socket,
         mtu,
+        dns,
+        runtime_config,
+        prev_result,
+        valid_attachments,
     })
 }
 
@@ -400,11 +588,23 @@ pub struct Request {
     pub switch: String,
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// ADD: the static address asked for (`IP=`/`MAC=`, `runtimeConfig.ips`/`mac`).
+    #[serde(default)]
+    pub address: super::address::AddressRequest,
+    /// GC: the attachments to keep.
+    #[serde(default)]
+    pub valid_attachments: Vec<AttachmentId>,
 }
 
 impl Request {
-    pub fn new(env: &CniEnv, conf: &NetConf) -> Request {
-        Request {
+    /// The request for `env` and `conf`; fails on a malformed address request.
+    pub fn new(env: &CniEnv, conf: &NetConf) -> Result<Request, CniError> {
+        let address = if env.command == Command::Add {
+            super::address::parse(&env.args, conf.runtime_config.as_ref())?
+        } else {
+            Default::default()
+        };
+        Ok(Request {
             command: env.command,
             container_id: env.container_id.clone(),
             netns: env.netns.clone(),
@@ -413,7 +613,9 @@ impl Request {
             network: conf.name.clone(),
             switch: conf.switch.clone(),
             mtu: conf.mtu,
-        }
+            address,
+            valid_attachments: conf.valid_attachments.clone().unwrap_or_default(),
+        })
     }
 
     /// Checks a request that arrived on the socket as strictly as the plugin checks its input.
@@ -426,6 +628,19 @@ impl Request {
             env.insert("CNI_NETNS", n.clone());
         }
         parse_env(|k| env.get(k).cloned())?;
+        if let Some(m) = &self.address.mac {
+            weft_proto::model::parse_mac(&m.value)
+                .map_err(|reason| super::address::refuse(m.from, "MAC", &m.value, reason))?;
+        }
+        for a in &self.valid_attachments {
+            if a.container_id.is_empty() || !valid_ifname(&a.ifname) {
+                return Err(CniError::config(
+                    "cni.dev/valid-attachments",
+                    &json!({"containerID": a.container_id, "ifname": a.ifname}),
+                    "expected a container id and an interface name",
+                ));
+            }
+        }
         if !valid_object_name(&self.switch) {
             return Err(CniError::config(
                 "switch",
@@ -477,8 +692,9 @@ pub enum Reply {
     Error(ErrorReply),
 }
 
-/// The CNI success result for `version` (0.3.x/0.4.0 add `"version": "4"` to each IP).
-pub fn build_result(version: &str, a: &Attachment) -> Value {
+/// The CNI success result for `version` (0.3.x/0.4.0 add `"version": "4"` to each IP), with
+/// `dns` from the network configuration (empty when it has none).
+pub fn build_result(version: &str, a: &Attachment, dns: Option<&Value>) -> Value {
     let mut host = json!({"name": a.host_ifname});
     if let Some(m) = &a.host_mac {
         host["mac"] = json!(m);
@@ -490,7 +706,7 @@ pub fn build_result(version: &str, a: &Attachment) -> Value {
     if let Some(gw) = a.gateway {
         ip["gateway"] = json!(gw.to_string());
     }
-    if version != "1.0.0" {
+    if version.starts_with("0.") {
         ip["version"] = json!("4");
     }
     let routes: Vec<Value> = a
@@ -503,8 +719,60 @@ pub fn build_result(version: &str, a: &Attachment) -> Value {
         "interfaces": [host, {"name": a.ifname, "mac": a.mac, "sandbox": a.sandbox}],
         "ips": [ip],
         "routes": routes,
-        "dns": {},
+        "dns": dns.cloned().unwrap_or_else(|| json!({})),
     })
+}
+
+/// Pure: CHECK's comparison of the configuration's `prevResult` (what ADD returned, as the
+/// runtime cached it) with the attachment as it is now: the container interface (by name,
+/// with its sandbox) must be listed with the same MAC, and an `ips` entry on it must carry the
+/// attachment's address. Code 7 for a malformed `prevResult`, 102 for a mismatch.
+pub fn check_prev_result(prev: &Value, a: &Attachment) -> Result<(), CniError> {
+    let malformed = |reason: &str| CniError::config("prevResult", prev, reason.to_string());
+    let ifaces = prev
+        .get("interfaces")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed("has no \"interfaces\" array"))?;
+    let ips = prev
+        .get("ips")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed("has no \"ips\" array"))?;
+    let idx = ifaces
+        .iter()
+        .position(|i| {
+            i.get("name").and_then(Value::as_str) == Some(a.ifname.as_str())
+                && i.get("sandbox")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty())
+        })
+        .ok_or_else(|| {
+            CniError::CheckFailed(format!(
+                "prevResult lists no interface {:?} in a sandbox",
+                a.ifname
+            ))
+        })?;
+    let mac = ifaces[idx].get("mac").and_then(Value::as_str).unwrap_or("");
+    if !mac.eq_ignore_ascii_case(&a.mac) {
+        return Err(CniError::CheckFailed(format!(
+            "prevResult gives {} MAC {mac:?}, the interface has {}",
+            a.ifname, a.mac
+        )));
+    }
+    let want = format!("{}/{}", a.ip, a.prefix_len);
+    let found = ips.iter().any(|ip| {
+        ip.get("address").and_then(Value::as_str) == Some(want.as_str())
+            && ip
+                .get("interface")
+                .and_then(Value::as_u64)
+                .is_none_or(|n| n as usize == idx)
+    });
+    if !found {
+        return Err(CniError::CheckFailed(format!(
+            "prevResult has no address {want} on {} (the interface has it)",
+            a.ifname
+        )));
+    }
+    Ok(())
 }
 
 /// The VERSION answer.
@@ -644,7 +912,8 @@ pub fn check_port_free(
         }
     };
     for (name, ids) in local {
-        let ours = name == host_ifname && ids.get("weft-cni").map(String::as_str) == Some(container_id);
+        let ours =
+            name == host_ifname && ids.get("weft-cni").map(String::as_str) == Some(container_id);
         if !ours {
             let owner = match ids.get("weft-cni") {
                 Some(c) => format!("container {c:?}"),
@@ -861,7 +1130,7 @@ mod tests {
 
     #[test]
     fn results_per_version() {
-        let r = build_result("1.0.0", &attachment());
+        let r = build_result("1.0.0", &attachment(), None);
         assert_eq!(
             r,
             json!({
@@ -875,14 +1144,39 @@ mod tests {
                 "dns": {}
             })
         );
-        let r = build_result("0.4.0", &attachment());
+        let r = build_result("0.4.0", &attachment(), None);
         assert_eq!(r["ips"][0]["version"], json!("4"));
         let mut a = attachment();
         a.gateway = None;
-        assert_eq!(build_result("1.0.0", &a)["routes"], json!([]));
+        assert_eq!(build_result("1.0.0", &a, None)["routes"], json!([]));
+        let dns = json!({"nameservers": ["10.96.0.10"], "search": ["svc.cluster.local"]});
+        let r = build_result("1.1.0", &attachment(), Some(&dns));
+        assert_eq!(r["dns"], dns);
+        assert!(r["ips"][0].get("version").is_none());
+        check_prev_result(&r, &attachment()).expect("own result passes");
+        let mut moved = attachment();
+        moved.ip = Ipv4Addr::new(10, 0, 0, 9);
+        let e = check_prev_result(&r, &moved).expect_err("moved");
+        assert_eq!(e.code(), 102);
+        assert!(
+            e.to_string().contains("10.0.0.5/24") || e.to_string().contains("10.0.0.9/24"),
+            "{e}"
+        );
+        let mut remac = attachment();
+        remac.mac = "0a:00:00:00:00:99".into();
+        assert_eq!(
+            check_prev_result(&r, &remac).expect_err("remac").code(),
+            102
+        );
+        assert_eq!(
+            check_prev_result(&json!({"ips": []}), &attachment())
+                .expect_err("malformed")
+                .code(),
+            7
+        );
         assert_eq!(
             version_result("0.4.0")["supportedVersions"],
-            json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0"])
+            json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
         );
     }
 
@@ -904,7 +1198,7 @@ mod tests {
             br#"{"cniVersion":"1.0.0","name":"weft","type":"weft-cni","switch":"pods"}"#,
         )
         .expect("conf");
-        let req = Request::new(&env, &conf);
+        let req = Request::new(&env, &conf).expect("request");
         req.validate().expect("valid");
         let mut bad = req.clone();
         bad.ifname = "x/y".into();
@@ -956,23 +1250,56 @@ mod port_free_tests {
     fn a_port_in_use_is_refused() {
         let own = [("weftabc".to_string(), ids(Some("c1")))];
         // Own leftovers and a binding to this chassis or a dead one pass.
-        assert!(check_port_free("lp", true, "c1", "weftabc", &own, Some(("hv1", true)), Some("hv1")).is_ok());
-        assert!(check_port_free("lp", true, "c1", "weftabc", &[], Some(("hv2", false)), Some("hv1")).is_ok());
+        assert!(check_port_free(
+            "lp",
+            true,
+            "c1",
+            "weftabc",
+            &own,
+            Some(("hv1", true)),
+            Some("hv1")
+        )
+        .is_ok());
+        assert!(check_port_free(
+            "lp",
+            true,
+            "c1",
+            "weftabc",
+            &[],
+            Some(("hv2", false)),
+            Some("hv1")
+        )
+        .is_ok());
         assert!(check_port_free("lp", true, "c1", "weftabc", &[], None, None).is_ok());
         // Another container's interface on this host.
         let other = [("weftdef".to_string(), ids(Some("c2")))];
-        let e = check_port_free("lp", true, "c1", "weftabc", &other, None, Some("hv1")).unwrap_err();
+        let e =
+            check_port_free("lp", true, "c1", "weftabc", &other, None, Some("hv1")).unwrap_err();
         assert_eq!(e.code(), 4);
         let m = e.to_string();
-        assert!(m.contains("WEFT_PORT=lp") && m.contains("weftdef") && m.contains("\"c2\""), "{m}");
+        assert!(
+            m.contains("WEFT_PORT=lp") && m.contains("weftdef") && m.contains("\"c2\""),
+            "{m}"
+        );
         // A VIF someone plugged by hand.
         let hand = [("tap0".to_string(), ids(None))];
         let e = check_port_free("lp", false, "c1", "weftabc", &hand, None, None).unwrap_err();
         assert_eq!(e.code(), 101);
         assert!(e.to_string().contains("not created by weft-cni"), "{e}");
         // A live binding elsewhere.
-        let e = check_port_free("lp", true, "c1", "weftabc", &[], Some(("hv2", true)), Some("hv1")).unwrap_err();
+        let e = check_port_free(
+            "lp",
+            true,
+            "c1",
+            "weftabc",
+            &[],
+            Some(("hv2", true)),
+            Some("hv1"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("chassis \"hv2\""), "{e}");
-        assert!(check_port_free("lp", true, "c1", "weftabc", &[], Some(("hv1", true)), None).is_err());
+        assert!(
+            check_port_free("lp", true, "c1", "weftabc", &[], Some(("hv1", true)), None).is_err()
+        );
     }
 }

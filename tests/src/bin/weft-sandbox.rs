@@ -3,14 +3,15 @@
 //!
 //! ```text
 //! weft-sandbox up [--hosts N] [--encap vxlan|geneve|gre] [--controllers K] [--dir DIR]
-//! weft-sandbox pod-add HOST LPORT [--name POD]
+//! weft-sandbox pod-add HOST LPORT [--name POD]   (returns once the port is up)
 //! weft-sandbox pod-del POD
 //! weft-sandbox exec POD -- CMD [ARGS...]
 //! weft-sandbox status
 //! weft-sandbox down
 //! ```
 //! State lives in `--dir` (default /tmp/weft-sandbox, or `WEFT_SANDBOX_DIR`). The topology is
-//! described in `weft_testbed::testbed`.
+//! described in `weft_testbed::testbed`. Every agent serves CNI on `DIR/hN/cni.sock` (listed
+//! by `status`), so the real `weft-cni` plugin can be driven against any host (docs/cni.md).
 
 /// `println!` that ends the program quietly when stdout is closed (`weft-sandbox status |
 /// head`) instead of panicking on the broken pipe.
@@ -282,6 +283,7 @@ fn up(
         .controllers(controllers)
         .encap(encap)
         .agents(true)
+        .cni(true)
         .detach(true)
         .prefix(prefix_for_dir(dir))
         .dir(dir)
@@ -411,6 +413,9 @@ fn status(dir: &Path) -> anyhow::Result<ExitCode> {
         );
         if !h.metrics_url.is_empty() {
             out!("            metrics {}", h.metrics_url);
+        }
+        if let Some(s) = &h.cni_socket {
+            out!("            cni {} (agentSocket for weft-cni)", s.display());
         }
     }
     if tb.pods.is_empty() {
