@@ -96,6 +96,34 @@ fn set_env(yaml: &str, name: &str, value: &str) -> String {
     out.join("\n") + "\n"
 }
 
+/// Pure: replaces the volume of Secret `secret` (a `secret:` block with `secretName:` and
+/// more keys) by the hostPath `to`.
+fn secret_to_host_path(yaml: &str, secret: &str, to: &Path) -> String {
+    let lines: Vec<&str> = yaml.lines().collect();
+    let mut out = Vec::new();
+    let mut found = false;
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i];
+        let next = lines.get(i + 1).map(|n| n.trim()).unwrap_or_default();
+        if l.trim() == "secret:" && next == format!("secretName: {secret}") {
+            found = true;
+            let ind = indent(l);
+            out.push(format!("{}hostPath:", " ".repeat(ind)));
+            out.push(format!("{}path: {}", " ".repeat(ind + 2), to.display()));
+            i += 1;
+            while i < lines.len() && indent(lines[i]) > ind && !lines[i].trim().is_empty() {
+                i += 1;
+            }
+            continue;
+        }
+        out.push(l.to_string());
+        i += 1;
+    }
+    assert!(found, "Secret volume {secret} not in the pod spec");
+    out.join("\n") + "\n"
+}
+
 /// Pure: replaces the hostPath `from` by `to`.
 fn set_host_path(yaml: &str, from: &str, to: &Path) -> String {
     let want = format!("path: {from}");
@@ -243,6 +271,16 @@ fn daemonset_pod_spec_runs_under_podman_kube_play() {
         y = set_host_path(&y, "/var/run/weft", &p.weft_run);
         y = set_host_path(&y, "/opt/cni/bin", &p.cni_bin);
         y = set_host_path(&y, "/etc/cni/net.d", &p.cni_conf);
+        // The weft-agents Secret (scripts/k8s-pki.sh) is the testbed's PKI directory here: the
+        // same file names (ca.pem, NODE.pem, NODE-key.pem), as a host path.
+        let pki = tb.pki().expect("the testbed runs TLS");
+        pki.issue(&h.name, "agent", &[h.name.as_str()])
+            .expect("issue the chassis certificate");
+        let pki = pki.dir().to_path_buf();
+        y = secret_to_host_path(&y, "weft-agents", &pki);
+        // podman 4.3 does not expand `$(WEFT_CHASSIS)` in later env values as Kubernetes does.
+        y = set_env(&y, "WEFT_CERT", &format!("/etc/weft/pki/{}.pem", h.name));
+        y = set_env(&y, "WEFT_KEY", &format!("/etc/weft/pki/{}-key.pem", h.name));
         let file = tb.dir().join(format!("{name}.yaml"));
         std::fs::write(&file, &y).expect("write pod yaml");
         played.0.push(name.clone());
@@ -397,6 +435,15 @@ fn pod_spec_extraction() {
     assert!(pod.contains("\n    - name: agent\n"), "{pod}");
     assert!(!pod.contains("updateStrategy"), "{pod}");
     let p = set_env(&pod, "WEFT_CHASSIS", "host1");
+    let h = secret_to_host_path(&p, "weft-agents", Path::new("/tmp/pki"));
+    let lines: Vec<&str> = h.lines().map(str::trim).collect();
+    assert!(
+        lines
+            .windows(2)
+            .any(|w| w == ["hostPath:", "path: /tmp/pki"]),
+        "{h}"
+    );
+    assert!(!h.contains("secretName: weft-agents"), "{h}");
     let next = p
         .lines()
         .skip_while(|l| l.trim() != "- name: WEFT_CHASSIS")
