@@ -4,8 +4,10 @@
 //! controller, the agent, weftctl and the CNI plugin. No I/O. Start with
 //! [`validate::parse_addresses`] and [`validate::validate_name`].
 
+pub mod acl;
 pub mod expr;
 pub mod hash;
+pub mod match_dnf;
 pub mod validate;
 pub mod view;
 
