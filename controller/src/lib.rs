@@ -79,6 +79,9 @@ pub struct Config {
     /// Where `/metrics`, `/healthz` and `/readyz` are served (None: not served). A failure to
     /// bind it is logged, not fatal: the API and the data path do not depend on it.
     pub metrics_listen: Option<SocketAddr>,
+    /// Largest number of flows one ACL's match may compile to; a larger one is refused
+    /// with the number it would need.
+    pub acl_max_flows: usize,
 }
 
 impl Default for Config {
@@ -94,6 +97,7 @@ impl Default for Config {
             etcd_max_txn_ops: 128,
             max_batch: 1000,
             metrics_listen: None,
+            acl_max_flows: weft_proto::model::acl::DEFAULT_MAX_FLOWS,
         }
     }
 }
@@ -221,6 +225,7 @@ impl Controller {
         let intent = Intent::new(self.store.clone(), &cfg.prefix).with_limits(Limits {
             max_txn_ops: cfg.etcd_max_txn_ops,
             max_batch: cfg.max_batch,
+            acl_max_flows: cfg.acl_max_flows,
         });
         let (cache, cache_task) = cache::spawn(self.store.clone(), intent.keys().clone());
         let intent = intent.with_cache(cache.clone());
