@@ -19,6 +19,15 @@ pub const MAX_PRIORITY: u32 = 32767;
 /// Default for the largest number of flows one ACL may compile to.
 pub const DEFAULT_MAX_FLOWS: usize = 10_000;
 
+/// The cookie kind (high byte) of an ACL's flows on the agents.
+pub const COOKIE_KIND: u8 = 0x06;
+
+/// The cookie of an ACL's flows: `0x06 << 56 | fnv1a64(key)` in the low 56 bits (as every
+/// owner's cookie), so flow stats can be summed per ACL.
+pub fn acl_cookie(key: &str) -> u64 {
+    (u64::from(COOKIE_KIND) << 56) | (fnv1a64(key.as_bytes()) & 0x00ff_ffff_ffff_ffff)
+}
+
 /// Where an ACL runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Direction {
