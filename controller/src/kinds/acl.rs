@@ -59,12 +59,12 @@ pub struct PlanResolver<'p, 'a>(pub &'p Plan<'a>);
 
 impl Resolver for PlanResolver<'_, '_> {
     fn address_set(&self, name: &str) -> Option<Vec<String>> {
-        if let Some(o) = self.0.peek(&super::address_set::AddressSetKind, name) {
-            if let Some(object::Kind::AddressSet(a)) = o.kind {
-                return Some(a.addresses);
-            }
-        }
-        let (pg, v4) = implied_port_group(name)?;
+        let Some((pg, v4)) = implied_port_group(name) else {
+            return match self.0.peek(&super::address_set::AddressSetKind, name)?.kind {
+                Some(object::Kind::AddressSet(a)) => Some(a.addresses),
+                _ => None,
+            };
+        };
         let ports = self.port_group(pg)?;
         let mut out = Vec::new();
         for p in ports {
@@ -256,8 +256,8 @@ impl Kind for AclKind {
         if let Ok(e) = weft_proto::model::expr::parse(&a.r#match) {
             let (sets, groups) = references(&e);
             for s in sets {
-                // An implied PG_ip4 set refers to the port group; a real set of that name
-                // wins (as the resolver does), but both are recorded as restricting.
+                // An implied PG_ip4 set refers to the port group (address set names ending
+                // in _ip4/_ip6 are reserved for these).
                 if let Some((pg, _)) = implied_port_group(&s) {
                     if pg != a.port_group {
                         out.push(Ref {
@@ -267,6 +267,7 @@ impl Kind for AclKind {
                             on_delete: OnDelete::Restrict,
                         });
                     }
+                    continue;
                 }
                 out.push(Ref {
                     kind: super::address_set::NAME,
