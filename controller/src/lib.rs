@@ -24,6 +24,7 @@ pub mod store;
 pub mod trace;
 pub mod validate;
 pub mod view;
+pub mod view_acl;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use weft_proto::v1::{
-    LogicalRouter, LogicalRouterPort, LogicalSwitchPort, PortAddress, PortView, RemoteChassis,
-    RouterPortView, RouterView, SwitchView,
+    AclView, AddressSetView, LogicalRouter, LogicalRouterPort, LogicalSwitchPort, PortAddress,
+    PortGroupView, PortView, RemoteChassis, RouterPortView, RouterView, SwitchView,
 };
 
 use crate::state::{Changed, ClusterState};
@@ -34,6 +34,12 @@ pub struct View {
     pub routers: BTreeMap<String, RouterView>,
     /// Ports of those routers by name.
     pub router_ports: BTreeMap<String, RouterPortView>,
+    /// ACLs by key (see [`crate::view_acl`]).
+    pub acls: BTreeMap<String, AclView>,
+    /// Port groups the ACLs are on or name.
+    pub port_groups: BTreeMap<String, PortGroupView>,
+    /// Address sets the ACLs name.
+    pub address_sets: BTreeMap<String, AddressSetView>,
 }
 
 /// The datapaths a chassis needs, starting from the switches it has ports on (`local`):
@@ -220,6 +226,10 @@ pub fn compute(state: &ClusterState, chassis: &str) -> View {
             }
         }
     }
+    let (acls, pgs, sets) = crate::view_acl::acl_part(state, &view.switches, &view.ports);
+    view.acls = acls;
+    view.port_groups = pgs;
+    view.address_sets = sets;
     view
 }
 
@@ -315,6 +325,10 @@ impl ViewState {
                 );
             }
         }
+        let (acls, pgs, sets) = crate::view_acl::acl_part(state, &vs.view.switches, &vs.view.ports);
+        vs.view.acls = acls;
+        vs.view.port_groups = pgs;
+        vs.view.address_sets = sets;
         vs
     }
 
@@ -499,6 +513,7 @@ impl ViewState {
         let mut chassis: BTreeSet<String> = BTreeSet::new();
         let mut routers: BTreeSet<String> = BTreeSet::new();
         let mut router_ports: BTreeSet<String> = BTreeSet::new();
+        let mut acl_objects = false;
         for c in changes {
             match c {
                 Changed::Switch(s) => {
@@ -516,8 +531,11 @@ impl ViewState {
                 Changed::RouterPort(p) => {
                     router_ports.insert(p.clone());
                 }
-                // Kinds no view carries yet.
-                Changed::Object(..) => {}
+                Changed::Object(k, _) => {
+                    if crate::view_acl::is_acl_kind(k) {
+                        acl_objects = true;
+                    }
+                }
             }
         }
         let mut t = Touched::default();
@@ -578,6 +596,7 @@ impl ViewState {
                 self.remove_port(p, &mut t);
             }
         }
+        let view_changed = !t.switches.is_empty() || !t.ports.is_empty() || !ports.is_empty();
         // Remote chassis: referenced by a port in the view and registered.
         chassis.extend(t.chassis.iter().cloned());
         let mut d = Delta {
@@ -627,6 +646,20 @@ impl ViewState {
                 None => {}
             }
         }
+        // The ACL part: recomputed when ACLs, port groups or address sets changed, or when
+        // switches or ports changed while there are ACLs (port group addresses, which
+        // switches are in the view); the diff sends only what differs (an address set change:
+        // that set).
+        if acl_objects || (view_changed && crate::view_acl::has_acls(state)) {
+            let (acls, pgs, sets) =
+                crate::view_acl::acl_part(state, &self.view.switches, &self.view.ports);
+            (d.acls, d.deleted_acls) = diff_map(&self.view.acls, &acls);
+            (d.port_groups, d.deleted_port_groups) = diff_map(&self.view.port_groups, &pgs);
+            (d.address_sets, d.deleted_address_sets) = diff_map(&self.view.address_sets, &sets);
+            self.view.acls = acls;
+            self.view.port_groups = pgs;
+            self.view.address_sets = sets;
+        }
         for (r, old) in t.routers {
             match self.view.routers.get(&r) {
                 Some(new) if old.as_ref() != Some(new) => d.routers.push(new.clone()),
@@ -657,6 +690,9 @@ pub fn snapshot(view: &View, revision: i64) -> Delta {
         chassis: view.chassis.values().cloned().collect(),
         routers: view.routers.values().cloned().collect(),
         router_ports: view.router_ports.values().cloned().collect(),
+        acls: view.acls.values().cloned().collect(),
+        port_groups: view.port_groups.values().cloned().collect(),
+        address_sets: view.address_sets.values().cloned().collect(),
         ..Default::default()
     }
 }
@@ -685,7 +721,16 @@ pub fn delta(old: &View, new: &View, revision: i64) -> Delta {
     let (chassis, deleted_chassis) = diff_map(&old.chassis, &new.chassis);
     let (routers, deleted_routers) = diff_map(&old.routers, &new.routers);
     let (router_ports, deleted_router_ports) = diff_map(&old.router_ports, &new.router_ports);
+    let (acls, deleted_acls) = diff_map(&old.acls, &new.acls);
+    let (port_groups, deleted_port_groups) = diff_map(&old.port_groups, &new.port_groups);
+    let (address_sets, deleted_address_sets) = diff_map(&old.address_sets, &new.address_sets);
     Delta {
+        acls,
+        deleted_acls,
+        port_groups,
+        deleted_port_groups,
+        address_sets,
+        deleted_address_sets,
         routers,
         deleted_routers,
         router_ports,
@@ -744,6 +789,24 @@ pub fn apply_delta(view: &mut View, u: &Delta) {
     }
     for n in &u.deleted_router_ports {
         view.router_ports.remove(n);
+    }
+    for a in &u.acls {
+        view.acls.insert(a.key.clone(), a.clone());
+    }
+    for g in &u.port_groups {
+        view.port_groups.insert(g.name.clone(), g.clone());
+    }
+    for a in &u.address_sets {
+        view.address_sets.insert(a.name.clone(), a.clone());
+    }
+    for n in &u.deleted_acls {
+        view.acls.remove(n);
+    }
+    for n in &u.deleted_port_groups {
+        view.port_groups.remove(n);
+    }
+    for n in &u.deleted_address_sets {
+        view.address_sets.remove(n);
     }
 }
 
