@@ -189,7 +189,7 @@ fn group_owner(kind: GroupKind, switch: &str) -> String {
 }
 
 /// The pinctrl meters the pipeline installs (one per handler).
-pub const METERS: &[&str] = &["pinctrl-arp"];
+pub const METERS: &[&str] = &["pinctrl-arp", "pinctrl-acl-log", "pinctrl-acl-reject"];
 
 /// Every id the pipeline uses. See the module docs.
 #[derive(Clone, Debug)]
@@ -413,7 +413,7 @@ mod tests {
         assert!(ids.sync(&v, "hv1", &vifs).unwrap());
         let ch = ids.pending().clone();
         assert_eq!(ch.flush_zones, [1, 2].into());
-        assert_eq!(ch.set.len(), 2 + 4 + 1, "{ch:?}");
+        assert_eq!(ch.set.len(), 2 + 4 + METERS.len(), "{ch:?}");
         ids.persisted(&ch);
         assert!(ids.pending().is_empty());
         // A restarted agent recovers the same ids and has nothing to write or flush.

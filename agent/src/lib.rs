@@ -24,3 +24,4 @@ pub mod reconcile;
 pub mod southbound;
 pub mod unixctl;
 pub mod view;
+pub mod view_acl;

@@ -304,6 +304,13 @@ pub struct ViewChange {
     pub chassis: BTreeSet<String>,
     pub routers: BTreeSet<String>,
     pub router_ports: BTreeSet<String>,
+    /// ACLs (by key), port groups and address sets that changed.
+    pub acls: BTreeSet<String>,
+    pub port_groups: BTreeSet<String>,
+    pub address_sets: BTreeSet<String>,
+    /// Switches that became or stopped being stateful (an ACL other than allow-stateless
+    /// applies to one of their ports).
+    pub stateful_switches: BTreeSet<String>,
 }
 
 impl ViewChange {
@@ -314,6 +321,10 @@ impl ViewChange {
             && self.chassis.is_empty()
             && self.routers.is_empty()
             && self.router_ports.is_empty()
+            && self.acls.is_empty()
+            && self.port_groups.is_empty()
+            && self.address_sets.is_empty()
+            && self.stateful_switches.is_empty()
     }
 
     /// Marks a port as changed (for example because its VIF appeared or its ofport changed).
@@ -330,6 +341,10 @@ impl ViewChange {
         self.chassis.extend(other.chassis);
         self.routers.extend(other.routers);
         self.router_ports.extend(other.router_ports);
+        self.acls.extend(other.acls);
+        self.port_groups.extend(other.port_groups);
+        self.address_sets.extend(other.address_sets);
+        self.stateful_switches.extend(other.stateful_switches);
     }
 }
 
@@ -356,6 +371,10 @@ pub struct ChassisView {
     router_lsps: BTreeMap<String, BTreeSet<String>>,
     /// Switch → its router-type ports.
     router_lsps_by_switch: BTreeMap<String, BTreeSet<String>>,
+    /// ACLs, port groups and address sets ([`crate::view_acl`]).
+    acl: crate::view_acl::AclPart,
+    /// Switches an ACL other than allow-stateless applies to (conntrack runs there).
+    stateful: BTreeSet<String>,
 }
 
 /// The routers and router ports an update leads to, validated, and what changed.
@@ -469,6 +488,42 @@ impl ChassisView {
             .filter_map(|p| self.ports.get(p))
     }
 
+    /// The ACL part: ACLs, port groups, address sets.
+    pub fn acl(&self) -> &crate::view_acl::AclPart {
+        &self.acl
+    }
+
+    /// Whether conntrack runs on `switch` (an ACL other than allow-stateless applies to it).
+    pub fn is_stateful(&self, switch: &str) -> bool {
+        self.stateful.contains(switch)
+    }
+
+    fn compute_stateful(&self) -> BTreeSet<String> {
+        use weft_proto::model::acl::Entity;
+        let mut out = BTreeSet::new();
+        for a in self.acl.acls().filter(|a| a.verdict.is_stateful()) {
+            match &a.entity {
+                Entity::Switch(s) => {
+                    out.insert(s.clone());
+                }
+                Entity::PortGroup(g) => {
+                    for p in self
+                        .acl
+                        .port_group(g)
+                        .into_iter()
+                        .flat_map(|g| g.ports.iter())
+                    {
+                        if let Some(p) = self.ports.get(p) {
+                            out.insert(p.switch.clone());
+                        }
+                    }
+                }
+            }
+        }
+        out.retain(|s| self.switches.contains_key(s));
+        out
+    }
+
     /// Applies a snapshot or a delta. All-or-nothing: on error the view is unchanged.
     ///
     /// A snapshot ignores the `deleted_*` lists. A delta upserts switches, chassis and ports,
@@ -493,11 +548,24 @@ impl ChassisView {
             parse_router_port,
         )?;
         let part = self.router_part(update, &switches, routers, router_ports)?;
+        let acl_next = self.acl.next(update)?;
         let mut change = if update.snapshot {
             self.apply_snapshot(update.revision, switches, ports, chassis)?
         } else {
             self.apply_delta(update, switches, ports, chassis)?
         };
+        if let Some((acl, ac)) = acl_next {
+            self.acl = acl;
+            change.acls = ac.acls;
+            change.port_groups = ac.port_groups;
+            change.address_sets = ac.address_sets;
+        }
+        let stateful = self.compute_stateful();
+        change.stateful_switches = stateful
+            .symmetric_difference(&self.stateful)
+            .cloned()
+            .collect();
+        self.stateful = stateful;
         change.routers = part.changed_routers;
         change.router_ports = part.changed_router_ports;
         self.routers = part.routers;
@@ -651,6 +719,8 @@ impl ChassisView {
             router_ports_by_router: BTreeMap::new(),
             router_lsps: BTreeMap::new(),
             router_lsps_by_switch: BTreeMap::new(),
+            acl: std::mem::take(&mut self.acl),
+            stateful: std::mem::take(&mut self.stateful),
         };
         for p in ports.into_values() {
             next.insert_port(p);
@@ -1123,7 +1193,8 @@ fn parse_security(port: &str, addrs: &[PortAddress]) -> Result<Vec<SecurityAddre
         let mac = parse_mac(port, &format!("port_security[{i}].mac"), &a.mac)?;
         let (mut ips, mut ipv6) = (Vec::new(), Vec::new());
         for (j, ip) in a.ips.iter().enumerate() {
-            let bad = |e| ViewError::invalid("port", port, format!("port_security[{i}].ips[{j}]"), ip, e);
+            let bad =
+                |e| ViewError::invalid("port", port, format!("port_security[{i}].ips[{j}]"), ip, e);
             if ip.contains(':') {
                 ipv6.push(ip.parse::<Ipv6Prefix>().map_err(bad)?);
             } else {
@@ -1704,8 +1775,16 @@ mod tests {
     #[test]
     fn ipv6_prefix_parsing_and_security_entries() {
         let p: Ipv6Prefix = "fd00:1::5/64".parse().expect("valid");
-        assert_eq!(p.network(), "fd00:1::".parse::<std::net::Ipv6Addr>().expect("ip"));
-        assert_eq!(p.mask(), "ffff:ffff:ffff:ffff::".parse::<std::net::Ipv6Addr>().expect("ip"));
+        assert_eq!(
+            p.network(),
+            "fd00:1::".parse::<std::net::Ipv6Addr>().expect("ip")
+        );
+        assert_eq!(
+            p.mask(),
+            "ffff:ffff:ffff:ffff::"
+                .parse::<std::net::Ipv6Addr>()
+                .expect("ip")
+        );
         assert!("fd00::5".parse::<Ipv6Prefix>().expect("valid").is_host());
         assert!("fd00::5/129".parse::<Ipv6Prefix>().is_err());
         let sec = parse_security(
@@ -1716,7 +1795,10 @@ mod tests {
             }],
         )
         .expect("valid");
-        assert_eq!(sec[0].ips, vec!["10.0.0.5".parse::<Ipv4Prefix>().expect("v4")]);
+        assert_eq!(
+            sec[0].ips,
+            vec!["10.0.0.5".parse::<Ipv4Prefix>().expect("v4")]
+        );
         assert_eq!(sec[0].ipv6.len(), 2);
         let e = parse_security(
             "p1",

@@ -76,6 +76,8 @@
 //! Each feature is a file returning flows (and groups, meters): [`classify`],
 //! [`port_security`], [`arp`], [`l3`] (routing), [`l2`], [`crate::physical`] (dispatch, output, tunnels),
 //! [`punt`] (controller actions and their meters), [`framework`] (the defaults).
+pub mod acl;
+pub mod acl_match;
 pub mod arp;
 pub mod classify;
 pub mod framework;
@@ -172,6 +174,8 @@ pub enum Owner {
     /// Per-router-port flows: entry, ARP/ping, routes, neighbours, exit
     /// ([`l3::router_port_flows`]).
     RouterPort(String),
+    /// One ACL's flows, by key ([`acl::acl_flows`]).
+    Acl(String),
 }
 
 /// Cookie kinds (the cookie's high byte).
@@ -180,6 +184,7 @@ pub mod cookie_kind {
     pub const PORT: u8 = 0x02;
     pub const ROUTER: u8 = 0x04;
     pub const ROUTER_PORT: u8 = 0x05;
+    pub const ACL: u8 = weft_proto::model::acl::COOKIE_KIND;
     pub const STATIC: u8 = 0xff;
 }
 
@@ -192,6 +197,7 @@ impl Owner {
             Owner::Port(n) => (cookie_kind::PORT, n.as_str()),
             Owner::Router(n) => (cookie_kind::ROUTER, n.as_str()),
             Owner::RouterPort(n) => (cookie_kind::ROUTER_PORT, n.as_str()),
+            Owner::Acl(n) => (cookie_kind::ACL, n.as_str()),
         };
         (u64::from(kind) << 56) | (fnv1a64(name.as_bytes()) & 0x00ff_ffff_ffff_ffff)
     }
@@ -308,6 +314,7 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
                 if !l3::gateway_owned_by_router(input.view, sw) {
                     flows.extend(punt::gateway_arp(sw, input.ids, cookie));
                 }
+                flows.extend(acl::switch_flows(input, sw, cookie));
                 Compiled {
                     flows,
                     groups,
@@ -326,6 +333,13 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
         },
         Owner::RouterPort(name) => Compiled {
             flows: l3::router_port_flows(input.view, name, cookie),
+            ..Compiled::default()
+        },
+        Owner::Acl(key) => Compiled {
+            flows: acl::acl_flows(input, key).unwrap_or_else(|e| {
+                tracing::warn!(acl = %key, error = %e, "ACL not installed");
+                Vec::new()
+            }),
             ..Compiled::default()
         },
     }
@@ -357,6 +371,7 @@ fn port_flows(input: &CompileInput, name: &str, cookie: u64) -> Vec<Flow> {
         let zone = input.ids.zone(&port.name).unwrap_or(0);
         flows.push(classify::vif(sw, port, ofport, zone, cookie));
         flows.extend(port_security::flows(sw, port, cookie));
+        flows.extend(acl::port_flows(input, sw, port, cookie));
     }
     flows.extend(arp::responder(sw, port, local_ofport.is_some(), cookie));
     match location {
@@ -387,6 +402,7 @@ fn all_owners(input: &CompileInput) -> BTreeSet<Owner> {
             .router_ports()
             .map(|p| Owner::RouterPort(p.name.clone())),
     );
+    owners.extend(input.view.acl().acls().map(|a| Owner::Acl(a.key.clone())));
     owners
 }
 
@@ -427,6 +443,7 @@ pub fn affected_owners(
     change: &ViewChange,
 ) -> BTreeSet<Owner> {
     let mut owners = BTreeSet::new();
+    acl_owners(input, change, &mut owners);
     for s in &change.switches {
         owners.insert(Owner::Switch(s.clone()));
         owners.extend(
@@ -513,6 +530,38 @@ pub fn affected_owners(
         }
     }
     owners
+}
+
+/// ACLs: a changed ACL; the ACLs naming a changed address set or port group, or a changed
+/// port (directly or through a group); the ACLs of a changed switch and of its ports; a
+/// switch that became or stopped being stateful with its ports (conntrack flows).
+fn acl_owners(input: &CompileInput, change: &ViewChange, owners: &mut BTreeSet<Owner>) {
+    let acl = input.view.acl();
+    owners.extend(change.acls.iter().map(|k| Owner::Acl(k.clone())));
+    for s in &change.address_sets {
+        owners.extend(acl.using_set(s).map(|k| Owner::Acl(k.clone())));
+    }
+    for g in &change.port_groups {
+        owners.extend(acl.using_group(g).map(|k| Owner::Acl(k.clone())));
+    }
+    for p in &change.ports {
+        owners.extend(acl.using_port(p).into_iter().map(Owner::Acl));
+    }
+    for s in &change.switches {
+        owners.extend(acl.on_switch(s).map(|k| Owner::Acl(k.clone())));
+        for p in input.view.ports_of_switch(s) {
+            owners.extend(acl.using_port(&p.name).into_iter().map(Owner::Acl));
+        }
+    }
+    for s in &change.stateful_switches {
+        owners.insert(Owner::Switch(s.clone()));
+        owners.extend(
+            input
+                .view
+                .ports_of_switch(s)
+                .map(|p| Owner::Port(p.name.clone())),
+        );
+    }
 }
 
 /// Brings `state` up to date with `input` after `change`, recompiling only the affected

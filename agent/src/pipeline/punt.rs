@@ -24,6 +24,14 @@ use crate::view::Switch;
 pub const OP_ARP_GATEWAY: u32 = 1;
 /// The meter of the gateway ARP handler (name in [`crate::ids::METERS`]).
 pub const METER_ARP: &str = "pinctrl-arp";
+/// Opcode of the ACL reject handler; arguments: direction (1 byte), ACL cookie (8 bytes).
+pub const OP_ACL_REJECT: u32 = 2;
+/// Opcode of the ACL log handler; arguments: direction, verdict (1 byte each), ACL cookie.
+pub const OP_ACL_LOG: u32 = 3;
+/// The meter of ACL logging (copies of packets to the agent).
+pub const METER_ACL_LOG: &str = "pinctrl-acl-log";
+/// The meter of ACL rejects.
+pub const METER_ACL_REJECT: &str = "pinctrl-acl-reject";
 /// Packets per second each handler's meter lets through to the controller.
 pub const METER_RATE_PPS: u32 = 100;
 /// Below the per-port responders (50): a port that owns the address answers itself.
@@ -54,7 +62,9 @@ pub fn arp_gateway_userdata(ip: Ipv4Addr, mac: Mac) -> Vec<u8> {
 
 /// Every handler's meter (installed before the flows that use them).
 pub fn meters(ids: &Ids) -> Vec<Meter> {
-    ids.meter(METER_ARP)
+    crate::ids::METERS
+        .iter()
+        .filter_map(|name| ids.meter(name))
         .map(|id| Meter {
             id,
             unit: MeterUnit::Pktps,
@@ -66,7 +76,6 @@ pub fn meters(ids: &Ids) -> Vec<Meter> {
                 burst_size: 0,
             }],
         })
-        .into_iter()
         .collect()
 }
 

@@ -689,9 +689,42 @@ fn dnf(n: N, limit: usize) -> Result<Dnf, DnfError> {
     })
 }
 
-/// The DNF of a match, `limit` bounding the work (conjuncts and alternatives).
+/// Fields other fields need in the same OpenFlow match (prerequisites): a conjunct is split
+/// per alternative of these, so every flow, `conjunction` clauses included, carries them.
+const SPLIT: [Field; 2] = [Field::EthType, Field::IpProto];
+
+fn split(d: Dnf, limit: usize) -> Result<Dnf, DnfError> {
+    let mut out = Vec::with_capacity(d.len());
+    for c in d {
+        let mut parts = vec![c];
+        for f in SPLIT {
+            let mut next = Vec::new();
+            for p in parts {
+                match p.get(&f) {
+                    Some(alts) if alts.len() > 1 => {
+                        for a in alts {
+                            let mut q = p.clone();
+                            q.insert(f, vec![a.clone()]);
+                            next.push(q);
+                        }
+                    }
+                    _ => next.push(p),
+                }
+            }
+            parts = next;
+        }
+        out.extend(parts);
+        if out.len() > limit {
+            return Err(DnfError::TooMany(out.len()));
+        }
+    }
+    Ok(out)
+}
+
+/// The DNF of a match, `limit` bounding the work (conjuncts and alternatives). Conjuncts
+/// have one `eth.type` and one `ip.proto` at most (see [`SPLIT`]).
 pub fn expand(e: &Expr, r: &dyn Resolver, limit: usize) -> Result<Dnf, DnfError> {
-    dnf(lower(e, false, r)?, limit)
+    split(dnf(lower(e, false, r)?, limit)?, limit)
 }
 
 /// The DNF of an ACL: its match, and for a port group its ports as `inport` (from-lport)
@@ -721,7 +754,7 @@ pub fn acl_dnf(
                 field,
                 ports.into_iter().map(Alt::Port).collect(),
             )])];
-            and(d, ports, limit)
+            split(and(d, ports, limit)?, limit)
         }
     }
 }
@@ -822,9 +855,9 @@ mod tests {
     #[test]
     fn prerequisites_and_sets() {
         let d = x("tcp.dst == 80");
-        assert_eq!(d.len(), 1);
+        assert_eq!(d.len(), 2, "ip means v4 or v6: one conjunct each");
         let c = &d[0];
-        assert_eq!(c[&Field::EthType].len(), 2, "ip means v4 or v6");
+        assert_eq!(c[&Field::EthType].len(), 1);
         assert_eq!(c[&Field::IpProto], vec![bits(Field::IpProto, 6)]);
         let d = x("ip4 && tcp.dst == {80, 443}");
         assert_eq!(d[0][&Field::EthType], vec![bits(Field::EthType, 0x800)]);
@@ -850,11 +883,13 @@ mod tests {
     #[test]
     fn negation_and_ranges() {
         let d = x("tcp.dst != 80");
-        assert_eq!(d.len(), 1);
+        assert_eq!(d.len(), 2);
         assert_eq!(d[0][&Field::TcpDst].len(), 16, "one alternative per bit");
         let d = x("!tcp");
-        // not IP at all, or IP with another protocol
-        assert_eq!(d.len(), 2);
+        // not IP at all (every eth.type but the two, bit by bit), or IP with another
+        // protocol: both are there.
+        assert!(d.iter().any(|c| c.contains_key(&Field::IpProto)));
+        assert!(d.iter().any(|c| !c.contains_key(&Field::IpProto)));
         let d = x("tcp.dst >= 1024 && tcp.dst < 2048");
         assert_eq!(
             d[0][&Field::TcpDst],
