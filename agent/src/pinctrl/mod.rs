@@ -10,7 +10,10 @@
 //! with an unknown opcode, bad handler arguments, a truncated packet or one too short for
 //! its headers. [`Stats`] has a counter for each.
 //!
-//! Handlers now: [`Op::ArpGateway`], the subnet gateway's ARP responder.
+//! Handlers now: [`Op::ArpGateway`], the subnet gateway's ARP responder; [`Op::AclReject`]
+//! and [`Op::AclLog`], the ACL verdicts that need the agent ([`acl`]).
+
+pub mod acl;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -21,7 +24,7 @@ use weft_openflow::channel::OfChannel;
 use weft_openflow::codec::{PacketIn, PacketOut};
 use weft_openflow::flow::{ports, Action, Mac, Match, MatchField};
 
-use crate::pipeline::punt::OP_ARP_GATEWAY;
+use crate::pipeline::punt::{OP_ACL_LOG, OP_ACL_REJECT, OP_ARP_GATEWAY};
 
 /// Why a packet-in was dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,12 +49,16 @@ pub enum PinctrlError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     ArpGateway,
+    AclReject,
+    AclLog,
 }
 
 impl Op {
     pub fn from_code(c: u32) -> Option<Op> {
         match c {
             OP_ARP_GATEWAY => Some(Op::ArpGateway),
+            OP_ACL_REJECT => Some(Op::AclReject),
+            OP_ACL_LOG => Some(Op::AclLog),
             _ => None,
         }
     }
@@ -63,6 +70,8 @@ pub enum Answer {
     PacketOut(PacketOut),
     /// Continue the paused packet (`controller(pause)`).
     Resume(PacketIn),
+    /// Nothing to send: an ACL log record to write.
+    Logged(acl::LogRecord),
 }
 
 /// Counters of the dispatcher.
@@ -78,6 +87,9 @@ pub struct Stats {
     pub ignored: u64,
     /// Answers the switch refused or that could not be sent.
     pub send_failed: u64,
+    /// ACL rejects answered and ACL log records written (hits of `--log` ACLs).
+    pub acl_rejected: u64,
+    pub acl_logged: u64,
     /// Packet-ins dropped by the channel's bounded queue, and undecodable ones.
     pub queue_dropped: u64,
     pub undecodable: u64,
@@ -122,6 +134,10 @@ impl Dispatcher {
         self.stats.received += 1;
         let r = route(pin);
         match &r {
+            Ok(Answer::Logged(_)) => self.stats.acl_logged += 1,
+            Ok(_) if pin.userdata.get(..4) == Some(&OP_ACL_REJECT.to_be_bytes()[..]) => {
+                self.stats.acl_rejected += 1
+            }
             Ok(_) => self.stats.answered += 1,
             Err(e) => self.stats.count(e),
         }
@@ -151,6 +167,8 @@ fn route(pin: &PacketIn) -> Result<Answer, PinctrlError> {
     let args = &pin.userdata[4..];
     match op {
         Op::ArpGateway => arp_gateway(pin, args),
+        Op::AclReject => acl::reject(pin, args, in_port(pin)).map(Answer::PacketOut),
+        Op::AclLog => acl::log(pin, args, in_port(pin)).map(Answer::Logged),
     }
 }
 
@@ -293,6 +311,9 @@ pub async fn run(
                     d.stats.send_failed += 1;
                     warn!(error = %e, "pinctrl: resume failed");
                 }
+            }
+            Ok(Answer::Logged(rec)) => {
+                tracing::info!(target: "weft_agent::acl", hits = d.stats.acl_logged, "acl_log {rec}");
             }
             Err(e) => debug!(error = %e, table = pin.table_id, "pinctrl: packet-in dropped"),
         }

@@ -231,12 +231,22 @@ pub fn cookie(key: &str) -> u64 {
 }
 
 /// Userdata of a log punt: opcode, direction (0 from-lport, 1 to-lport), verdict code, the
-/// ACL's cookie (8 bytes, to find its name in the view).
+/// ACL's cookie (8 bytes), then severity, name and key, each one length byte + text.
 pub fn log_userdata(acl: &Acl) -> Vec<u8> {
     let mut u = punt::OP_ACL_LOG.to_be_bytes().to_vec();
     u.push(u8::from(acl.direction == Direction::ToLport));
     u.push(verdict_code(acl.verdict));
     u.extend_from_slice(&cookie(&acl.key).to_be_bytes());
+    let severity = if acl.severity.is_empty() {
+        "info"
+    } else {
+        acl.severity.as_str()
+    };
+    for s in [severity, acl.name.as_str(), acl.key.as_str()] {
+        let b = &s.as_bytes()[..s.len().min(255)];
+        u.push(b.len() as u8);
+        u.extend_from_slice(b);
+    }
     u
 }
 

@@ -23,10 +23,18 @@
 //!                 sll/tll, EUI-64 LL, DAD; rest -> drop    |
 //!  20 arp-nd       ARP for a port IP -> reply; for the      |
 //!                  gateway -> controller(meter) (pinctrl)   |
-//!  25 pre-ct-in    -   26 ct-in  -   27 ct-state-in -       |
-//!  30 acl-in       -   31 acl-in-act -   32 qos-in -        |
+//!  25 pre-ct-in    -                                        |
+//!  26 ct-in        stateful switch (acl): ip ->             |
+//!                  ct(zone=reg13, table=27)                 |
+//!  27 ct-state-in  -                                        |
+//!  30 acl-in       stateful: ct.inv -> drop; est+rpl or rel |
+//!                  -> reg8[1]=1 (no commit), 32; from-lport |
+//!                  ACLs at 1000+prio (acl, acl_match)       |
+//!  31 acl-in-act -   32 qos-in -                            |
 //!  33 lb-affinity  -   34 lb-vip -   35 lb-learn -          |
-//!  36 lb-dnat      -   37 lb-hairpin -   38 commit-in -     |
+//!  36 lb-dnat      -   37 lb-hairpin -                      |
+//!  38 commit-in    stateful: ip, reg8[1]=0 ->               |
+//!                  ct(commit, zone=reg13)                   |
 //!  40 l3-entry     dl_dst=router port MAC -> metadata=LR,   |
 //!                  reg14=LRP -> 41; default -> 50           |
 //!  41 lr-input     ARP/ping for router IPs -> reply; other  |
@@ -45,8 +53,10 @@
 //!                  (FLOOD_LOCAL when FROM_TUNNEL); unknown -> UNKNOWN(_LOCAL) or drop
 //!  58 dispatch     reg15=remote port -> 70 (egress runs on its chassis); else -> 60
 //!          v                                              |
-//!  60 pre-ct-out   -   61 ct-out -   62 acl-out -   63 acl-out-act -
-//!  64 qos-out      -   66 commit-out -   68 port-sec-out -
+//!  60 pre-ct-out   stateful: reg15=local port -> reg13=its zone, reg8[1]=0
+//!  61 ct-out       stateful: ip -> ct(zone=reg13, table=62)
+//!  62 acl-out      as acl-in, with the to-lport ACLs   63 acl-out-act -
+//!  64 qos-out      -   66 commit-out (as commit-in)   68 port-sec-out -
 //!          v
 //!  70 output       local: metadata=DP,reg15=PORT -> output:VIF
 //!                  remote: not FROM_TUNNEL -> tun_id=VNI, tun_dst, Geneve option, output:tun
@@ -62,7 +72,9 @@
 //! - `reg10` = flags; bit 0 ([`reg::FLAG_FROM_TUNNEL`]) = came in on a tunnel;
 //! - `reg0` / `reg1` on a router datapath = next hop IPv4 / router source IP ([`l3`]);
 //! - reserved for the features to come: reg2/reg4
-//!   LB original port / VIP, reg3 rule id, reg8 ACL verdict bits, reg11/reg12 router zones.
+//!   LB original port / VIP, reg3 rule id, reg11/reg12 router zones.
+//! - `reg8` ACL bits ([`acl`]): bit 1 = do not commit (replies, related, allow-stateless);
+//!   `reg13` is reloaded with the output port's zone at pre-ct-out on stateful switches.
 //! - `ct_mark` bits (reserved): 0 blocked, 1 natted, 2 skip-snat, 3 force-snat, 4 hairpin;
 //!   `ct_label[0..31]` from-lport rule id, `ct_label[32..63]` to-lport rule id.
 //!
