@@ -4,7 +4,8 @@
 //! ports (on the switch, or on a port group with a port on it). On a stateful switch
 //! ([`switch_flows`], owner: the switch):
 //! - 26 ct-in: `metadata=DP, ip|ipv6` → `ct(table=27, zone=reg13)`: the input port's zone,
-//!   loaded at classify (1 recirculation);
+//!   loaded at classify (1 recirculation); IPv6 neighbour discovery and MLD ([`ND_TYPES`])
+//!   skip conntrack (priority 110) and the ACLs (65535), as in OVN;
 //! - 30 acl-in and 62 acl-out, priority 65535: `ct_state=+inv+trk` → drop;
 //!   `+est+rpl+trk` (replies of committed connections) and `-new+rel+trk` (related, e.g.
 //!   ICMP errors) → skip the ACLs (`reg8[1]=1`: no commit) to the stage after acl-*-act;
@@ -51,6 +52,11 @@ pub const PRIO_ACL_BASE: u16 = 1000;
 pub const PRIO_CT: u16 = 65535;
 /// ct-in, ct-out, commit and pre-ct-out flows.
 pub const PRIO_STAGE: u16 = 100;
+/// Neighbour discovery and MLD bypass conntrack (above [`PRIO_STAGE`]).
+pub const PRIO_ND: u16 = 110;
+/// ICMPv6 types never tracked nor filtered, as in OVN: MLD query/report/done (130-132),
+/// RS, RA, NS, NA (133-136), MLDv2 report (143).
+pub const ND_TYPES: [u8; 8] = [130, 131, 132, 133, 134, 135, 136, 143];
 /// Largest number of flows one ACL may compile to here (the controller refuses larger ones
 /// at write time with `--acl-max-flows`; this bounds what a changed set may grow it to).
 pub const MAX_FLOWS: usize = 100_000;
@@ -147,6 +153,38 @@ pub fn switch_flows(input: &CompileInput, sw: &Switch, cookie: u64) -> Vec<Flow>
                     }),
                     stage.goto_next(),
                 ],
+            ));
+        }
+    }
+    // Neighbour discovery and MLD: no conntrack (it would call them invalid), no ACL.
+    for t in ND_TYPES {
+        let nd = || {
+            vec![
+                md(sw),
+                MatchField::EthType(ETH_IP6),
+                MatchField::IpProto(58),
+                MatchField::Icmpv6Type(t),
+            ]
+        };
+        for stage in [Stage::CtIn, Stage::CtOut] {
+            out.push(flow(
+                stage,
+                PRIO_ND,
+                cookie,
+                nd(),
+                vec![no_commit(), stage.goto_next()],
+            ));
+        }
+        for (stage, skip_to) in [
+            (Stage::AclIn, Stage::AclInAct.next()),
+            (Stage::AclOut, Stage::AclOutAct.next()),
+        ] {
+            out.push(flow(
+                stage,
+                PRIO_CT,
+                cookie,
+                nd(),
+                vec![no_commit(), Action::GotoTable(skip_to)],
             ));
         }
     }
@@ -591,6 +629,9 @@ mod tests {
         );
         assert!(has("table=62", "+inv+trk"), "{f:#?}");
         assert!(has("table=30", "+est+rpl"), "{f:#?}");
+        // Neighbour discovery skips conntrack and the ACLs.
+        assert!(has("table=26", "icmp_type=135"), "{f:#?}");
+        assert!(has("table=62", "icmp_type=136"), "{f:#?}");
         let w1 = fx.view.port("w1").unwrap().clone();
         let p: Vec<String> = port_flows(&fx.input(), &sw, &w1, 9)
             .iter()
