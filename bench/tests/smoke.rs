@@ -24,8 +24,11 @@ fn pipeline_smoke_counts_are_sane() -> anyhow::Result<()> {
     // exist only with `unknown` ports, and there are none).
     assert!(r.flows > 50, "{} flows", r.flows);
     assert_eq!(r.groups, 4 * 2);
-    // ... plus the one pinctrl meter.
-    assert_eq!(r.diff_empty_ops, r.flows + r.groups + 1);
+    // ... plus the pinctrl meters (gateway ARP, ACL log, ACL reject).
+    assert_eq!(
+        r.diff_empty_ops,
+        r.flows + r.groups + weft_agent::ids::METERS.len()
+    );
     assert_eq!(r.diff_identical_ops, 0);
     assert!(r.full_bundle_bytes > 16 * r.diff_empty_ops);
     for t in [&r.compile, &r.diff_empty, &r.diff_identical, &r.view_apply] {
