@@ -432,7 +432,14 @@ pub fn acl_flows(input: &CompileInput, key: &str) -> Result<Vec<Flow>, acl_match
         // The group's ports are a dimension of the match (with their metadata).
         Entity::PortGroup(_) => vec![Vec::new()],
     };
-    let lowered = acl_match::lower(input.view, &acl.entity, acl.direction, &acl.expr, MAX_FLOWS)?;
+    let lowered = acl_match::lower(
+        input.view,
+        input.chassis,
+        &acl.entity,
+        acl.direction,
+        &acl.expr,
+        MAX_FLOWS,
+    )?;
     let priority = PRIO_ACL_BASE + acl.priority as u16;
     let actions = verdict_actions(input, acl, stage);
     let cookie = cookie(key);
@@ -525,7 +532,8 @@ mod tests {
                 ],
                 port_groups: vec![PortGroupView {
                     name: "web".into(),
-                    ports: vec!["w1".into()],
+                    // c1 is on hv2: a to-lport ACL of the group needs no flow for it here.
+                    ports: vec!["w1".into(), "c1".into()],
                     ip4: vec!["10.0.0.11".into()],
                     ..Default::default()
                 }],

@@ -5,8 +5,10 @@
 //! - a field's alternatives become `MatchField`s (masked where OpenFlow allows a mask; a
 //!   masked value of a field OpenFlow cannot mask, like `ip_proto`, becomes one match per
 //!   value, at most 256);
-//! - `inport`/`outport` alternatives become `metadata=DP,reg14|reg15=KEY` of ports in the view
-//!   (ports elsewhere can never be the packet's port here);
+//! - `inport`/`outport` alternatives become `metadata=DP,reg14|reg15=KEY` of ports in the view;
+//!   the port a stage runs for (`inport` in from-lport, `outport` in to-lport ACLs) is always
+//!   local there, so those alternatives keep only this chassis' ports (as ovn-controller does
+//!   for port groups): a group of 400 ports costs a chassis its own 100;
 //! - a conjunct with several multi-valued dimensions becomes `conjunction(ID,k/n)` flows, one
 //!   per alternative, and one `conj_id=ID` flow with the verdict, when that is fewer flows
 //!   than the cross product ([`match_dnf::conjunct_flows`]).
@@ -97,10 +99,18 @@ fn opt<T>(m: Masked, field: Field, f: impl Fn(u128) -> T) -> Option<T> {
     (m.mask != full(field)).then(|| f(m.mask))
 }
 
+/// Where an ACL is lowered: the chassis and the field of the stage's own (local) port.
+#[derive(Clone, Copy, Debug)]
+pub struct Place<'a> {
+    pub chassis: &'a str,
+    pub local_field: Field,
+}
+
 /// The OpenFlow form of one alternative (several for unmaskable fields; none for a port not
-/// in the view).
+/// in the view, or not local when it is the stage's own port).
 fn lower_alt(
     view: &ChassisView,
+    place: Place,
     field: Field,
     alt: &Alt,
 ) -> Result<Vec<Vec<MatchField>>, LowerError> {
@@ -109,6 +119,9 @@ fn lower_alt(
             let Some(p) = view.port(name) else {
                 return Ok(Vec::new());
             };
+            if field == place.local_field && p.chassis.as_deref() != Some(place.chassis) {
+                return Ok(Vec::new());
+            }
             let Some(sw) = view.switch(&p.switch) else {
                 return Ok(Vec::new());
             };
@@ -211,13 +224,13 @@ fn lower_alt(
     }
 }
 
-fn lower_conj(view: &ChassisView, c: &Conj) -> Result<Option<Lowered>, LowerError> {
+fn lower_conj(view: &ChassisView, place: Place, c: &Conj) -> Result<Option<Lowered>, LowerError> {
     let mut common = Vec::new();
     let mut dims = Vec::new();
     for (field, alts) in c {
         let mut lowered: Vec<Vec<MatchField>> = Vec::new();
         for a in alts {
-            lowered.extend(lower_alt(view, *field, a)?);
+            lowered.extend(lower_alt(view, place, *field, a)?);
         }
         match lowered.len() {
             0 => return Ok(None),
@@ -246,15 +259,23 @@ fn lower_conj(view: &ChassisView, c: &Conj) -> Result<Option<Lowered>, LowerErro
 /// The lowered conjuncts of an ACL as the view resolves it.
 pub fn lower(
     view: &ChassisView,
+    chassis: &str,
     entity: &Entity,
     direction: Direction,
     expr: &Expr,
     limit: usize,
 ) -> Result<Vec<Lowered>, LowerError> {
     let dnf = match_dnf::acl_dnf(entity, direction, expr, &ViewResolver(view), limit)?;
+    let place = Place {
+        chassis,
+        local_field: match direction {
+            Direction::FromLport => Field::InPort,
+            Direction::ToLport => Field::OutPort,
+        },
+    };
     let mut out = Vec::new();
     for c in &dnf {
-        if let Some(l) = lower_conj(view, c)? {
+        if let Some(l) = lower_conj(view, place, c)? {
             out.push(l);
         }
     }
