@@ -965,7 +965,7 @@ mod tests {
         let switches = ["a", "b", "c"];
         // The sequences must exercise reachability: some view gets a router, and some view a
         // switch it has no port on (reached through a router).
-        let (mut reached_router, mut reached_far) = (false, false);
+        let (mut reached_router, mut reached_far, mut reached_acl) = (false, false, false);
         for seed in 0..40u64 {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut st = ClusterState::default();
@@ -983,7 +983,72 @@ mod tests {
                     let ch = chassis[rng.random_range(0..chassis.len())];
                     let router = format!("r{}", rng.random_range(0..3));
                     let rport = format!("rp{}", rng.random_range(0..6));
-                    match rng.random_range(0..14) {
+                    match rng.random_range(0..18) {
+                        // ACLs, port groups, address sets (the ACL part of the view).
+                        14 => {
+                            use weft_proto::model::acl::{acl_key, Direction, Entity};
+                            let on_pg = rng.random_bool(0.5);
+                            let pg = format!("g{}", rng.random_range(0..3));
+                            let entity = if on_pg {
+                                Entity::PortGroup(pg.clone())
+                            } else {
+                                Entity::Switch(sw.into())
+                            };
+                            let m = match rng.random_range(0..3) {
+                                0 => format!("ip4.src == $s{}", rng.random_range(0..3)),
+                                1 => format!("outport == @g{} && ip", rng.random_range(0..3)),
+                                _ => format!("ip4.src == $g{}_ip4", rng.random_range(0..3)),
+                            };
+                            let prio = rng.random_range(0..3);
+                            let key = acl_key(&entity, Direction::ToLport, prio, &m);
+                            let rel = format!("{}nb/acls/{key}", k.root());
+                            if rng.random_bool(0.75) {
+                                let a = weft_proto::v1::Acl {
+                                    key,
+                                    switch: if on_pg { String::new() } else { sw.into() },
+                                    port_group: if on_pg { pg } else { String::new() },
+                                    direction: "to-lport".into(),
+                                    priority: prio,
+                                    r#match: m,
+                                    action: "drop".into(),
+                                    ..Default::default()
+                                };
+                                st.apply_put(&k, &rel, &a.encode_to_vec(), rev);
+                            } else {
+                                st.apply_delete(&k, &rel, rev);
+                            }
+                        }
+                        15 => {
+                            let g = format!("g{}", rng.random_range(0..3));
+                            let rel = format!("{}nb/port_groups/{g}", k.root());
+                            if rng.random_bool(0.8) {
+                                let ports = (0..rng.random_range(0..4))
+                                    .map(|_| format!("p{}", rng.random_range(0..12)))
+                                    .collect();
+                                let v = weft_proto::v1::PortGroup {
+                                    name: g,
+                                    ports,
+                                    ..Default::default()
+                                };
+                                st.apply_put(&k, &rel, &v.encode_to_vec(), rev);
+                            } else {
+                                st.apply_delete(&k, &rel, rev);
+                            }
+                        }
+                        16 => {
+                            let n = format!("s{}", rng.random_range(0..3));
+                            let rel = format!("{}nb/address_sets/{n}", k.root());
+                            if rng.random_bool(0.8) {
+                                let v = weft_proto::v1::AddressSet {
+                                    name: n,
+                                    addresses: vec![format!("10.9.0.{}", rng.random_range(1..9))],
+                                    ..Default::default()
+                                };
+                                st.apply_put(&k, &rel, &v.encode_to_vec(), rev);
+                            } else {
+                                st.apply_delete(&k, &rel, rev);
+                            }
+                        }
                         0 => {
                             let v = LogicalSwitch {
                                 name: sw.into(),
@@ -1100,6 +1165,11 @@ mod tests {
                     assert_eq!(applied, full);
                 }
                 reached_router |= streams.iter().any(|(vs, _)| !vs.view().routers.is_empty());
+                reached_acl |= streams.iter().any(|(vs, _)| {
+                    vs.view().acls.values().any(|a| !a.port_group.is_empty())
+                        && !vs.view().address_sets.is_empty()
+                        && vs.view().port_groups.values().any(|g| !g.ip4.is_empty())
+                });
                 reached_far |= streams
                     .iter()
                     .any(|(vs, _)| vs.view().switches.keys().any(|s| !vs.local.contains_key(s)));
@@ -1113,6 +1183,7 @@ mod tests {
             reached_router && reached_far,
             "router reachability never exercised"
         );
+        assert!(reached_acl, "the ACL part was never exercised");
     }
 
     #[test]
