@@ -180,9 +180,30 @@ fn acl_web_port_group_over_vxlan() {
     web_over(Encap::Vxlan);
 }
 
+/// `weft_agent_drift_repairs_total` of the agent listening on `addr`.
+fn drift_repairs(addr: std::net::SocketAddr) -> f64 {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("metrics");
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("response");
+    out.lines()
+        .find_map(|l| l.strip_prefix("weft_agent_drift_repairs_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no weft_agent_drift_repairs_total in {out}"))
+}
+
 #[test]
 fn acl_reject_refuses_tcp_at_once_and_udp_gets_unreachable() {
-    let cfg = TestbedConfig::new().hosts(3).controllers(1);
+    // A short resync: every ACL flow read back from OVS (conntrack, conjunctions, tcp_flags,
+    // sctp, controller actions) must equal what the agent compiled.
+    let cfg = TestbedConfig::new()
+        .hosts(3)
+        .controllers(1)
+        .agent_args(["--resync-interval", "2"]);
     if !ready(
         "acl_reject_refuses_tcp_at_once_and_udp_gets_unreachable",
         &cfg,
@@ -191,7 +212,7 @@ fn acl_reject_refuses_tcp_at_once_and_udp_gets_unreachable() {
     }
     let mut tb = start(cfg);
     let (web1, client, other) = topology(&mut tb, "10.42.0.0/24");
-    let _s = serve(&web1, &[22, 53, 80, 23]);
+    let _s = serve(&web1, &[22, 53, 80, 23, 81]);
     ctl(&mut tb, &["pg-add", "web", "web1"]);
     ctl(&mut tb, &["pg-add", "clients", "client"]);
     acl(
@@ -216,6 +237,29 @@ fn acl_reject_refuses_tcp_at_once_and_udp_gets_unreachable() {
             "reject",
         ],
     );
+    // tcp.flags: only a bare SYN to 81 is rejected; sctp: installed and read back.
+    acl(
+        &mut tb,
+        &[
+            "--type=port-group",
+            "web",
+            "to-lport",
+            "1200",
+            "outport == @web && tcp.flags == 0x002 && tcp.dst == 81",
+            "reject",
+        ],
+    );
+    acl(
+        &mut tb,
+        &[
+            "--type=port-group",
+            "web",
+            "to-lport",
+            "1200",
+            "outport == @web && sctp.dst == {36412, 36422}",
+            "drop",
+        ],
+    );
     sync(&mut tb);
     // to-lport (on host1, the answer crosses the tunnel back to host2).
     let (w, ms) = probe(&client, "tcp", web1.ip, 22, 5000);
@@ -238,6 +282,14 @@ fn acl_reject_refuses_tcp_at_once_and_udp_gets_unreachable() {
     assert_eq!(tcp(&other, web1.ip, 23), "open");
     let (w, _) = probe(&other, "udp", web1.ip, 22, 2000);
     assert_eq!(w, "reply");
+    let (w, _) = probe(&client, "tcp", web1.ip, 81, 5000);
+    assert_eq!(w, "refused", "a SYN to 81 matches tcp.flags == 0x002");
+    // Several resyncs later, no agent repaired anything.
+    std::thread::sleep(Duration::from_secs(5));
+    for h in 1..=3 {
+        let addr = tb.host(h).expect("host").metrics_addr;
+        assert_eq!(drift_repairs(addr), 0.0, "host{h} repaired drift");
+    }
 }
 
 #[test]

@@ -196,6 +196,18 @@ fn lower_alt(
             value: m.value as u16,
             mask: opt(m, field, |x| x as u16),
         }),
+        Field::SctpSrc => one(MatchField::SctpSrc {
+            value: m.value as u16,
+            mask: opt(m, field, |x| x as u16),
+        }),
+        Field::SctpDst => one(MatchField::SctpDst {
+            value: m.value as u16,
+            mask: opt(m, field, |x| x as u16),
+        }),
+        Field::TcpFlags => one(MatchField::TcpFlags {
+            value: m.value as u16,
+            mask: opt(m, field, |x| x as u16),
+        }),
         Field::ArpOp => each(&|v| MatchField::ArpOp(v as u16)),
         Field::ArpSpa => one(MatchField::ArpSpa {
             value: Ipv4Addr::from(m.value as u32),

@@ -41,6 +41,10 @@ pub enum Field {
     TcpDst,
     UdpSrc,
     UdpDst,
+    SctpSrc,
+    SctpDst,
+    /// 12 bits.
+    TcpFlags,
     ArpOp,
     ArpSpa,
     ArpTpa,
@@ -82,6 +86,9 @@ impl Field {
             "tcp.dst" => Field::TcpDst,
             "udp.src" => Field::UdpSrc,
             "udp.dst" => Field::UdpDst,
+            "sctp.src" => Field::SctpSrc,
+            "sctp.dst" => Field::SctpDst,
+            "tcp.flags" => Field::TcpFlags,
             "arp.op" => Field::ArpOp,
             "arp.spa" => Field::ArpSpa,
             "arp.tpa" => Field::ArpTpa,
@@ -98,6 +105,8 @@ impl Field {
             Field::EthSrc | Field::EthDst | Field::ArpSha | Field::ArpTha => 48,
             Field::EthType | Field::ArpOp => 16,
             Field::TcpSrc | Field::TcpDst | Field::UdpSrc | Field::UdpDst => 16,
+            Field::SctpSrc | Field::SctpDst => 16,
+            Field::TcpFlags => 12,
             Field::IpProto
             | Field::Icmp4Type
             | Field::Icmp4Code
@@ -228,7 +237,8 @@ fn prerequisite(f: Field) -> Option<N> {
         Field::IpProto => ip(),
         Field::Icmp4Type | Field::Icmp4Code => proto(eth_types(&[0x0800]), 1),
         Field::Icmp6Type | Field::Icmp6Code => proto(eth_types(&[0x86dd]), 58),
-        Field::TcpSrc | Field::TcpDst => proto(ip(), 6),
+        Field::TcpSrc | Field::TcpDst | Field::TcpFlags => proto(ip(), 6),
+        Field::SctpSrc | Field::SctpDst => proto(ip(), 132),
         Field::UdpSrc | Field::UdpDst => proto(ip(), 17),
         Field::ArpOp | Field::ArpSpa | Field::ArpTpa | Field::ArpSha | Field::ArpTha => {
             eth_types(&[0x0806])
@@ -283,6 +293,7 @@ fn predicate(p: &str, neg: bool) -> Result<N, DnfError> {
         "arp" => positive(eth_types(&[0x0806])),
         "tcp" => positive(proto(ip(), 6)),
         "udp" => positive(proto(ip(), 17)),
+        "sctp" => positive(proto(ip(), 132)),
         "icmp4" => positive(proto(eth_types(&[0x0800]), 1)),
         "icmp6" => positive(proto(eth_types(&[0x86dd]), 58)),
         "icmp" => positive(N::Or(vec![
@@ -905,6 +916,13 @@ mod tests {
             ))]
         );
         assert!(x("tcp.dst < 0").is_empty());
+        let d = x("tcp.flags == 0x002 && sctp.dst == 5");
+        assert!(d.is_empty(), "tcp and sctp at once");
+        let d = x("ip4 && tcp.flags == 0x12");
+        assert_eq!(d[0][&Field::TcpFlags], vec![bits(Field::TcpFlags, 0x12)]);
+        assert_eq!(d[0][&Field::IpProto], vec![bits(Field::IpProto, 6)]);
+        let d = x("ip4 && sctp && sctp.dst == {36412, 36422}");
+        assert_eq!(d[0][&Field::SctpDst].len(), 2);
     }
 
     #[test]
