@@ -10,7 +10,7 @@ mod support;
 
 use support::*;
 use tonic::Code;
-use weft_proto::model::acl::{acl_key, Direction, Entity};
+use weft_proto::model::acl::{acl_key, Entity};
 use weft_proto::v1::*;
 
 fn obj(k: object::Kind) -> Object {

@@ -23,8 +23,18 @@ use weft_testbed::testbed::{Encap, Testbed, TestbedConfig};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_weft-acl-probe");
 
+/// A probe server, killed and reaped when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `weft-acl-probe serve PORTS` in `pod`, waiting until the first port listens.
-fn serve(pod: &Pod, ports: &[u16]) -> Child {
+fn serve(pod: &Pod, ports: &[u16]) -> Server {
     let mut argv = vec![PROBE, "serve"];
     let ps: Vec<String> = ports.iter().map(u16::to_string).collect();
     argv.extend(ps.iter().map(String::as_str));
@@ -35,7 +45,7 @@ fn serve(pod: &Pod, ports: &[u16]) -> Child {
             .map(|t| t.contains(&hex))
             .unwrap_or(false)
     });
-    child
+    Server(child)
 }
 
 /// `weft-acl-probe tcp|udp` from `pod`: (outcome word, elapsed ms).

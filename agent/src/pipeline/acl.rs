@@ -358,6 +358,7 @@ fn conj_id(key: &str, n: usize) -> u32 {
     ((h >> 32) as u32 ^ h as u32) | 1
 }
 
+#[allow(clippy::too_many_arguments)]
 fn emit(
     out: &mut Vec<Flow>,
     l: &Lowered,
