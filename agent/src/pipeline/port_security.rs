@@ -145,12 +145,7 @@ fn server_drops(inport: &Match, cookie: u64) -> Vec<Flow> {
     vec![
         flow(PRIO_DROP_SERVER, cookie, icmp6(inport, ICMPV6_RA), false),
         flow(PRIO_DROP_SERVER, cookie, udp(ETH_TYPE_IP, 67, 68), false),
-        flow(
-            PRIO_DROP_SERVER,
-            cookie,
-            udp(ETH_TYPE_IPV6, 547, 546),
-            false,
-        ),
+        flow(PRIO_DROP_SERVER, cookie, udp(ETH_TYPE_IPV6, 547, 546), false),
     ]
 }
 
@@ -227,18 +222,8 @@ fn entry_flows(inport: &Match, entry: &SecurityAddress, cookie: u64, out: &mut V
             ));
         }
     }
-    out.push(flow(
-        PRIO_DROP_ND,
-        cookie,
-        icmp6(&from_mac, ICMPV6_NS),
-        false,
-    ));
-    out.push(flow(
-        PRIO_DROP_ND,
-        cookie,
-        icmp6(&from_mac, ICMPV6_NA),
-        false,
-    ));
+    out.push(flow(PRIO_DROP_ND, cookie, icmp6(&from_mac, ICMPV6_NS), false));
+    out.push(flow(PRIO_DROP_ND, cookie, icmp6(&from_mac, ICMPV6_NA), false));
 
     if entry.ips.is_empty() && entry.ipv6.is_empty() {
         out.push(allow(PRIO_ALLOW_L3, ip));
