@@ -198,7 +198,13 @@ fn ecmp_owner(router: &str, policy: Policy, prefix: Ipv4Network) -> String {
 }
 
 /// The pinctrl meters the pipeline installs (one per handler).
-pub const METERS: &[&str] = &["pinctrl-arp", "pinctrl-icmp", "pinctrl-neigh"];
+pub const METERS: &[&str] = &[
+    "pinctrl-arp",
+    "pinctrl-icmp",
+    "pinctrl-neigh",
+    "pinctrl-acl-log",
+    "pinctrl-acl-reject",
+];
 
 /// Every id the pipeline uses. See the module docs.
 #[derive(Clone, Debug)]

@@ -25,3 +25,4 @@ pub mod reconcile;
 pub mod southbound;
 pub mod unixctl;
 pub mod view;
+pub mod view_acl;

@@ -175,10 +175,16 @@ fn dropped(s: &Stats) -> u64 {
 
 /// How much each packet-in series grew from `seen` to `now` (pure). A dispatcher restart
 /// (counters back below what was seen) counts `now` whole.
-pub fn packet_in_growth(seen: &Stats, now: &Stats) -> [(&'static str, &'static str, u64); 2] {
+pub fn packet_in_growth(seen: &Stats, now: &Stats) -> [(&'static str, &'static str, u64); 4] {
     let grow = |a: u64, b: u64| if b >= a { b - a } else { b };
     [
         ("gateway-arp", "handled", grow(seen.answered, now.answered)),
+        (
+            "acl-reject",
+            "handled",
+            grow(seen.acl_rejected, now.acl_rejected),
+        ),
+        ("acl-log", "handled", grow(seen.acl_logged, now.acl_logged)),
         ("none", "dropped", grow(dropped(seen), dropped(now))),
     ]
 }

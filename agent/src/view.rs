@@ -307,6 +307,13 @@ pub struct ViewChange {
     pub chassis: BTreeSet<String>,
     pub routers: BTreeSet<String>,
     pub router_ports: BTreeSet<String>,
+    /// ACLs (by key), port groups and address sets that changed.
+    pub acls: BTreeSet<String>,
+    pub port_groups: BTreeSet<String>,
+    pub address_sets: BTreeSet<String>,
+    /// Switches that became or stopped being stateful (an ACL other than allow-stateless
+    /// applies to one of their ports).
+    pub stateful_switches: BTreeSet<String>,
 }
 
 impl ViewChange {
@@ -317,6 +324,10 @@ impl ViewChange {
             && self.chassis.is_empty()
             && self.routers.is_empty()
             && self.router_ports.is_empty()
+            && self.acls.is_empty()
+            && self.port_groups.is_empty()
+            && self.address_sets.is_empty()
+            && self.stateful_switches.is_empty()
     }
 
     /// Marks a port as changed (for example because its VIF appeared or its ofport changed).
@@ -333,6 +344,10 @@ impl ViewChange {
         self.chassis.extend(other.chassis);
         self.routers.extend(other.routers);
         self.router_ports.extend(other.router_ports);
+        self.acls.extend(other.acls);
+        self.port_groups.extend(other.port_groups);
+        self.address_sets.extend(other.address_sets);
+        self.stateful_switches.extend(other.stateful_switches);
     }
 }
 
@@ -359,6 +374,10 @@ pub struct ChassisView {
     router_lsps: BTreeMap<String, BTreeSet<String>>,
     /// Switch → its router-type ports.
     router_lsps_by_switch: BTreeMap<String, BTreeSet<String>>,
+    /// ACLs, port groups and address sets ([`crate::view_acl`]).
+    acl: crate::view_acl::AclPart,
+    /// Switches an ACL other than allow-stateless applies to (conntrack runs there).
+    stateful: BTreeSet<String>,
 }
 
 /// The routers and router ports an update leads to, validated, and what changed.
@@ -477,6 +496,42 @@ impl ChassisView {
             .filter_map(|p| self.ports.get(p))
     }
 
+    /// The ACL part: ACLs, port groups, address sets.
+    pub fn acl(&self) -> &crate::view_acl::AclPart {
+        &self.acl
+    }
+
+    /// Whether conntrack runs on `switch` (an ACL other than allow-stateless applies to it).
+    pub fn is_stateful(&self, switch: &str) -> bool {
+        self.stateful.contains(switch)
+    }
+
+    fn compute_stateful(&self) -> BTreeSet<String> {
+        use weft_proto::model::acl::Entity;
+        let mut out = BTreeSet::new();
+        for a in self.acl.acls().filter(|a| a.verdict.is_stateful()) {
+            match &a.entity {
+                Entity::Switch(s) => {
+                    out.insert(s.clone());
+                }
+                Entity::PortGroup(g) => {
+                    for p in self
+                        .acl
+                        .port_group(g)
+                        .into_iter()
+                        .flat_map(|g| g.ports.iter())
+                    {
+                        if let Some(p) = self.ports.get(p) {
+                            out.insert(p.switch.clone());
+                        }
+                    }
+                }
+            }
+        }
+        out.retain(|s| self.switches.contains_key(s));
+        out
+    }
+
     /// Applies a snapshot or a delta. All-or-nothing: on error the view is unchanged.
     ///
     /// A snapshot ignores the `deleted_*` lists. A delta upserts switches, chassis and ports,
@@ -501,11 +556,24 @@ impl ChassisView {
             parse_router_port,
         )?;
         let part = self.router_part(update, &switches, routers, router_ports)?;
+        let acl_next = self.acl.next(update)?;
         let mut change = if update.snapshot {
             self.apply_snapshot(update.revision, switches, ports, chassis)?
         } else {
             self.apply_delta(update, switches, ports, chassis)?
         };
+        if let Some((acl, ac)) = acl_next {
+            self.acl = acl;
+            change.acls = ac.acls;
+            change.port_groups = ac.port_groups;
+            change.address_sets = ac.address_sets;
+        }
+        let stateful = self.compute_stateful();
+        change.stateful_switches = stateful
+            .symmetric_difference(&self.stateful)
+            .cloned()
+            .collect();
+        self.stateful = stateful;
         change.routers = part.changed_routers;
         change.router_ports = part.changed_router_ports;
         self.routers = part.routers;
@@ -659,6 +727,8 @@ impl ChassisView {
             router_ports_by_router: BTreeMap::new(),
             router_lsps: BTreeMap::new(),
             router_lsps_by_switch: BTreeMap::new(),
+            acl: std::mem::take(&mut self.acl),
+            stateful: std::mem::take(&mut self.stateful),
         };
         for p in ports.into_values() {
             next.insert_port(p);

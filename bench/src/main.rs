@@ -62,6 +62,24 @@ struct CompareArgs {
     /// Also write the tables into this Markdown file (replacing this size's earlier section).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// Run the ACL phase with this many ACLs after the ports (0: none).
+    #[arg(long, default_value_t = 0)]
+    acls: usize,
+    /// Port groups of the ACL phase.
+    #[arg(long, default_value_t = 10)]
+    acl_groups: usize,
+    /// Address sets of the ACL phase.
+    #[arg(long, default_value_t = 10)]
+    acl_sets: usize,
+    /// Addresses per set.
+    #[arg(long, default_value_t = 1000)]
+    acl_set_size: usize,
+    /// Every n-th ACL matches an address set (the others only a port).
+    #[arg(long, default_value_t = 10)]
+    acl_set_every: usize,
+    /// Timed address-set changes.
+    #[arg(long, default_value_t = 10)]
+    acl_set_changes: usize,
 }
 
 #[derive(Args, Debug)]
@@ -195,6 +213,15 @@ fn main() -> anyhow::Result<()> {
                 single_adds: a.single_adds,
                 batch: a.batch,
                 timeout: Duration::from_secs(a.timeout_secs),
+                acl: (a.acls > 0).then(|| compare::acl::AclScale {
+                    acls: a.acls,
+                    groups: a.acl_groups,
+                    sets: a.acl_sets,
+                    set_size: a.acl_set_size,
+                    set_every: a.acl_set_every,
+                    set_changes: a.acl_set_changes,
+                    ..compare::acl::AclScale::default()
+                }),
                 ..CompareConfig::default()
             };
             let start = std::time::Instant::now();

@@ -24,7 +24,8 @@ fn pipeline_smoke_counts_are_sane() -> anyhow::Result<()> {
     // exist only with `unknown` ports, and there are none).
     assert!(r.flows > 50, "{} flows", r.flows);
     assert_eq!(r.groups, 4 * 2);
-    // ... plus the pinctrl meters (gateway ARP, ICMP errors, neighbour resolution).
+    // ... plus the pinctrl meters (gateway ARP, ICMP errors, neighbour resolution, ACL log,
+    // ACL reject).
     assert_eq!(
         r.diff_empty_ops,
         r.flows + r.groups + weft_agent::ids::METERS.len()

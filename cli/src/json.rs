@@ -84,6 +84,64 @@ pub enum Object {
     LogicalRouter(Router),
     LogicalRouterPort(RouterPort),
     AddressSet(AddressSet),
+    Acl(Acl),
+    PortGroup(PortGroup),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acl {
+    pub key: String,
+    pub switch: String,
+    pub port_group: String,
+    pub direction: String,
+    pub priority: u32,
+    pub r#match: String,
+    pub action: String,
+    pub log: bool,
+    pub name: String,
+    pub severity: String,
+    pub meter: String,
+    pub label: u32,
+    pub options: BTreeMap<String, String>,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+impl From<&pb::Acl> for Acl {
+    fn from(a: &pb::Acl) -> Self {
+        Acl {
+            key: a.key.clone(),
+            switch: a.switch.clone(),
+            port_group: a.port_group.clone(),
+            direction: a.direction.clone(),
+            priority: a.priority,
+            r#match: a.r#match.clone(),
+            action: a.action.clone(),
+            log: a.log,
+            name: a.name.clone(),
+            severity: a.severity.clone(),
+            meter: a.meter.clone(),
+            label: a.label,
+            options: sorted(&a.options),
+            external_ids: sorted(&a.external_ids),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortGroup {
+    pub name: String,
+    pub ports: Vec<String>,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+impl From<&pb::PortGroup> for PortGroup {
+    fn from(g: &pb::PortGroup) -> Self {
+        PortGroup {
+            name: g.name.clone(),
+            ports: g.ports.clone(),
+            external_ids: sorted(&g.external_ids),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -312,6 +370,8 @@ impl Object {
             Kind::LogicalRouter(r) => Object::LogicalRouter(r.into()),
             Kind::LogicalRouterPort(p) => Object::LogicalRouterPort(p.into()),
             Kind::AddressSet(a) => Object::AddressSet(a.into()),
+            Kind::Acl(a) => Object::Acl(a.into()),
+            Kind::PortGroup(g) => Object::PortGroup(g.into()),
         })
     }
 }

@@ -39,6 +39,8 @@ pub struct Limits {
     pub max_txn_ops: usize,
     /// Largest number of ports one `CreatePorts` call may carry.
     pub max_batch: usize,
+    /// Largest number of flows one ACL's match may compile to (`--acl-max-flows`).
+    pub acl_max_flows: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +48,7 @@ impl Default for Limits {
         Limits {
             max_txn_ops: 128,
             max_batch: 1000,
+            acl_max_flows: weft_proto::model::acl::DEFAULT_MAX_FLOWS,
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod store;
 pub mod trace;
 pub mod validate;
 pub mod view;
+pub mod view_acl;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -80,6 +81,9 @@ pub struct Config {
     /// Where `/metrics`, `/healthz` and `/readyz` are served (None: not served). A failure to
     /// bind it is logged, not fatal: the API and the data path do not depend on it.
     pub metrics_listen: Option<SocketAddr>,
+    /// Largest number of flows one ACL's match may compile to; a larger one is refused
+    /// with the number it would need.
+    pub acl_max_flows: usize,
 }
 
 impl Default for Config {
@@ -95,6 +99,7 @@ impl Default for Config {
             etcd_max_txn_ops: 128,
             max_batch: 1000,
             metrics_listen: None,
+            acl_max_flows: weft_proto::model::acl::DEFAULT_MAX_FLOWS,
         }
     }
 }
@@ -270,6 +275,7 @@ impl Controller {
         let intent = Intent::new(self.store.clone(), &cfg.prefix).with_limits(Limits {
             max_txn_ops: cfg.etcd_max_txn_ops,
             max_batch: cfg.max_batch,
+            acl_max_flows: cfg.acl_max_flows,
         });
         let (cache, cache_task) = cache::spawn(self.store.clone(), intent.keys().clone());
         let intent = intent.with_cache(cache.clone());

@@ -87,6 +87,11 @@ struct Args {
     /// Client key for etcd.
     #[arg(long, env = "WEFT_ETCD_KEY")]
     etcd_key: Option<PathBuf>,
+    /// Largest number of flows one ACL's match may compile to (address sets and port groups
+    /// expanded); a larger one is refused with the number it would need.
+    #[arg(long, default_value_t = 10_000, env = "WEFT_ACL_MAX_FLOWS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    acl_max_flows: u32,
 }
 
 /// An HTTP listen address, or off.
@@ -177,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
         etcd_timeout: Duration::from_millis(args.etcd_timeout_ms),
         etcd_max_txn_ops: args.etcd_max_txn_ops as usize,
         max_batch: args.max_batch as usize,
+        acl_max_flows: args.acl_max_flows as usize,
         metrics_listen: args.metrics_listen.0,
         ..Config::default()
     };

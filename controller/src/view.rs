@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use weft_proto::v1::{
-    LogicalRouter, LogicalRouterPort, LogicalSwitchPort, PortAddress, PortView, RemoteChassis,
-    RouterPortView, RouterView, SwitchView,
+    AclView, AddressSetView, LogicalRouter, LogicalRouterPort, LogicalSwitchPort, PortAddress,
+    PortGroupView, PortView, RemoteChassis, RouterPortView, RouterView, SwitchView,
 };
 
 use crate::state::{Changed, ClusterState};
@@ -34,6 +34,12 @@ pub struct View {
     pub routers: BTreeMap<String, RouterView>,
     /// Ports of those routers by name.
     pub router_ports: BTreeMap<String, RouterPortView>,
+    /// ACLs by key (see [`crate::view_acl`]).
+    pub acls: BTreeMap<String, AclView>,
+    /// Port groups the ACLs are on or name.
+    pub port_groups: BTreeMap<String, PortGroupView>,
+    /// Address sets the ACLs name.
+    pub address_sets: BTreeMap<String, AddressSetView>,
 }
 
 /// The datapaths a chassis needs, starting from the switches it has ports on (`local`):
@@ -221,6 +227,10 @@ pub fn compute(state: &ClusterState, chassis: &str) -> View {
             }
         }
     }
+    let (acls, pgs, sets) = crate::view_acl::acl_part(state, &view.switches, &view.ports);
+    view.acls = acls;
+    view.port_groups = pgs;
+    view.address_sets = sets;
     view
 }
 
@@ -316,6 +326,10 @@ impl ViewState {
                 );
             }
         }
+        let (acls, pgs, sets) = crate::view_acl::acl_part(state, &vs.view.switches, &vs.view.ports);
+        vs.view.acls = acls;
+        vs.view.port_groups = pgs;
+        vs.view.address_sets = sets;
         vs
     }
 
@@ -500,6 +514,7 @@ impl ViewState {
         let mut chassis: BTreeSet<String> = BTreeSet::new();
         let mut routers: BTreeSet<String> = BTreeSet::new();
         let mut router_ports: BTreeSet<String> = BTreeSet::new();
+        let mut acl_objects = false;
         for c in changes {
             match c {
                 Changed::Switch(s) => {
@@ -517,8 +532,11 @@ impl ViewState {
                 Changed::RouterPort(p) => {
                     router_ports.insert(p.clone());
                 }
-                // Kinds no view carries yet.
-                Changed::Object(..) => {}
+                Changed::Object(k, _) => {
+                    if crate::view_acl::is_acl_kind(k) {
+                        acl_objects = true;
+                    }
+                }
             }
         }
         let mut t = Touched::default();
@@ -579,6 +597,7 @@ impl ViewState {
                 self.remove_port(p, &mut t);
             }
         }
+        let view_changed = !t.switches.is_empty() || !t.ports.is_empty() || !ports.is_empty();
         // Remote chassis: referenced by a port in the view and registered.
         chassis.extend(t.chassis.iter().cloned());
         let mut d = Delta {
@@ -628,6 +647,20 @@ impl ViewState {
                 None => {}
             }
         }
+        // The ACL part: recomputed when ACLs, port groups or address sets changed, or when
+        // switches or ports changed while there are ACLs (port group addresses, which
+        // switches are in the view); the diff sends only what differs (an address set change:
+        // that set).
+        if acl_objects || (view_changed && crate::view_acl::has_acls(state)) {
+            let (acls, pgs, sets) =
+                crate::view_acl::acl_part(state, &self.view.switches, &self.view.ports);
+            (d.acls, d.deleted_acls) = diff_map(&self.view.acls, &acls);
+            (d.port_groups, d.deleted_port_groups) = diff_map(&self.view.port_groups, &pgs);
+            (d.address_sets, d.deleted_address_sets) = diff_map(&self.view.address_sets, &sets);
+            self.view.acls = acls;
+            self.view.port_groups = pgs;
+            self.view.address_sets = sets;
+        }
         for (r, old) in t.routers {
             match self.view.routers.get(&r) {
                 Some(new) if old.as_ref() != Some(new) => d.routers.push(new.clone()),
@@ -658,6 +691,9 @@ pub fn snapshot(view: &View, revision: i64) -> Delta {
         chassis: view.chassis.values().cloned().collect(),
         routers: view.routers.values().cloned().collect(),
         router_ports: view.router_ports.values().cloned().collect(),
+        acls: view.acls.values().cloned().collect(),
+        port_groups: view.port_groups.values().cloned().collect(),
+        address_sets: view.address_sets.values().cloned().collect(),
         ..Default::default()
     }
 }
@@ -686,7 +722,16 @@ pub fn delta(old: &View, new: &View, revision: i64) -> Delta {
     let (chassis, deleted_chassis) = diff_map(&old.chassis, &new.chassis);
     let (routers, deleted_routers) = diff_map(&old.routers, &new.routers);
     let (router_ports, deleted_router_ports) = diff_map(&old.router_ports, &new.router_ports);
+    let (acls, deleted_acls) = diff_map(&old.acls, &new.acls);
+    let (port_groups, deleted_port_groups) = diff_map(&old.port_groups, &new.port_groups);
+    let (address_sets, deleted_address_sets) = diff_map(&old.address_sets, &new.address_sets);
     Delta {
+        acls,
+        deleted_acls,
+        port_groups,
+        deleted_port_groups,
+        address_sets,
+        deleted_address_sets,
         routers,
         deleted_routers,
         router_ports,
@@ -699,7 +744,6 @@ pub fn delta(old: &View, new: &View, revision: i64) -> Delta {
         deleted_ports,
         chassis,
         deleted_chassis,
-        ..Default::default()
     }
 }
 
@@ -745,6 +789,24 @@ pub fn apply_delta(view: &mut View, u: &Delta) {
     }
     for n in &u.deleted_router_ports {
         view.router_ports.remove(n);
+    }
+    for a in &u.acls {
+        view.acls.insert(a.key.clone(), a.clone());
+    }
+    for g in &u.port_groups {
+        view.port_groups.insert(g.name.clone(), g.clone());
+    }
+    for a in &u.address_sets {
+        view.address_sets.insert(a.name.clone(), a.clone());
+    }
+    for n in &u.deleted_acls {
+        view.acls.remove(n);
+    }
+    for n in &u.deleted_port_groups {
+        view.port_groups.remove(n);
+    }
+    for n in &u.deleted_address_sets {
+        view.address_sets.remove(n);
     }
 }
 
@@ -903,7 +965,7 @@ mod tests {
         let switches = ["a", "b", "c"];
         // The sequences must exercise reachability: some view gets a router, and some view a
         // switch it has no port on (reached through a router).
-        let (mut reached_router, mut reached_far) = (false, false);
+        let (mut reached_router, mut reached_far, mut reached_acl) = (false, false, false);
         for seed in 0..40u64 {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut st = ClusterState::default();
@@ -921,7 +983,72 @@ mod tests {
                     let ch = chassis[rng.random_range(0..chassis.len())];
                     let router = format!("r{}", rng.random_range(0..3));
                     let rport = format!("rp{}", rng.random_range(0..6));
-                    match rng.random_range(0..14) {
+                    match rng.random_range(0..18) {
+                        // ACLs, port groups, address sets (the ACL part of the view).
+                        14 => {
+                            use weft_proto::model::acl::{acl_key, Direction, Entity};
+                            let on_pg = rng.random_bool(0.5);
+                            let pg = format!("g{}", rng.random_range(0..3));
+                            let entity = if on_pg {
+                                Entity::PortGroup(pg.clone())
+                            } else {
+                                Entity::Switch(sw.into())
+                            };
+                            let m = match rng.random_range(0..3) {
+                                0 => format!("ip4.src == $s{}", rng.random_range(0..3)),
+                                1 => format!("outport == @g{} && ip", rng.random_range(0..3)),
+                                _ => format!("ip4.src == $g{}_ip4", rng.random_range(0..3)),
+                            };
+                            let prio = rng.random_range(0..3);
+                            let key = acl_key(&entity, Direction::ToLport, prio, &m);
+                            let rel = format!("{}nb/acls/{key}", k.root());
+                            if rng.random_bool(0.75) {
+                                let a = weft_proto::v1::Acl {
+                                    key,
+                                    switch: if on_pg { String::new() } else { sw.into() },
+                                    port_group: if on_pg { pg } else { String::new() },
+                                    direction: "to-lport".into(),
+                                    priority: prio,
+                                    r#match: m,
+                                    action: "drop".into(),
+                                    ..Default::default()
+                                };
+                                st.apply_put(&k, &rel, &a.encode_to_vec(), rev);
+                            } else {
+                                st.apply_delete(&k, &rel, rev);
+                            }
+                        }
+                        15 => {
+                            let g = format!("g{}", rng.random_range(0..3));
+                            let rel = format!("{}nb/port_groups/{g}", k.root());
+                            if rng.random_bool(0.8) {
+                                let ports = (0..rng.random_range(0..4))
+                                    .map(|_| format!("p{}", rng.random_range(0..12)))
+                                    .collect();
+                                let v = weft_proto::v1::PortGroup {
+                                    name: g,
+                                    ports,
+                                    ..Default::default()
+                                };
+                                st.apply_put(&k, &rel, &v.encode_to_vec(), rev);
+                            } else {
+                                st.apply_delete(&k, &rel, rev);
+                            }
+                        }
+                        16 => {
+                            let n = format!("s{}", rng.random_range(0..3));
+                            let rel = format!("{}nb/address_sets/{n}", k.root());
+                            if rng.random_bool(0.8) {
+                                let v = weft_proto::v1::AddressSet {
+                                    name: n,
+                                    addresses: vec![format!("10.9.0.{}", rng.random_range(1..9))],
+                                    ..Default::default()
+                                };
+                                st.apply_put(&k, &rel, &v.encode_to_vec(), rev);
+                            } else {
+                                st.apply_delete(&k, &rel, rev);
+                            }
+                        }
                         0 => {
                             let v = LogicalSwitch {
                                 name: sw.into(),
@@ -1038,6 +1165,11 @@ mod tests {
                     assert_eq!(applied, full);
                 }
                 reached_router |= streams.iter().any(|(vs, _)| !vs.view().routers.is_empty());
+                reached_acl |= streams.iter().any(|(vs, _)| {
+                    vs.view().acls.values().any(|a| !a.port_group.is_empty())
+                        && !vs.view().address_sets.is_empty()
+                        && vs.view().port_groups.values().any(|g| !g.ip4.is_empty())
+                });
                 reached_far |= streams
                     .iter()
                     .any(|(vs, _)| vs.view().switches.keys().any(|s| !vs.local.contains_key(s)));
@@ -1051,6 +1183,7 @@ mod tests {
             reached_router && reached_far,
             "router reachability never exercised"
         );
+        assert!(reached_acl, "the ACL part was never exercised");
     }
 
     #[test]

@@ -213,6 +213,20 @@ pub enum MatchField {
         value: u16,
         mask: Option<u16>,
     },
+    SctpSrc {
+        value: u16,
+        mask: Option<u16>,
+    },
+    SctpDst {
+        value: u16,
+        mask: Option<u16>,
+    },
+    /// TCP flags (12 bits; OpenFlow 1.5 `OXM_OF_TCP_FLAGS`). A mask covering all 12 bits is
+    /// an exact match.
+    TcpFlags {
+        value: u16,
+        mask: Option<u16>,
+    },
     /// Geneve option mapped to `tun_metadata<index>` by the switch's TLV table (see
     /// [`crate::codec::TlvTableMod`]). `value` has the mapped option's length in bytes.
     TunMetadata {
@@ -334,6 +348,19 @@ impl MatchField {
                 let (value, mask) = mask_n(value, mask, u16::MAX, 0)?;
                 MatchField::UdpSrc { value, mask }
             }
+            MatchField::SctpSrc { value, mask } => {
+                let (value, mask) = mask_n(value, mask, u16::MAX, 0)?;
+                MatchField::SctpSrc { value, mask }
+            }
+            MatchField::SctpDst { value, mask } => {
+                let (value, mask) = mask_n(value, mask, u16::MAX, 0)?;
+                MatchField::SctpDst { value, mask }
+            }
+            MatchField::TcpFlags { value, mask } => {
+                let mask = mask.map(|m| m & 0x0fff);
+                let (value, mask) = mask_n(value & 0x0fff, mask, 0x0fff, 0)?;
+                MatchField::TcpFlags { value, mask }
+            }
             MatchField::UdpDst { value, mask } => {
                 let (value, mask) = mask_n(value, mask, u16::MAX, 0)?;
                 MatchField::UdpDst { value, mask }
@@ -454,6 +481,9 @@ impl MatchField {
             MatchField::TcpDst { .. } => (111, 0),
             MatchField::UdpSrc { .. } => (112, 0),
             MatchField::UdpDst { .. } => (113, 0),
+            MatchField::TcpFlags { .. } => (114, 0),
+            MatchField::SctpSrc { .. } => (115, 0),
+            MatchField::SctpDst { .. } => (116, 0),
             MatchField::Other(_) => (1000, 0),
         }
     }

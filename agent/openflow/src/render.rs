@@ -226,6 +226,16 @@ pub fn render_match(priority: u16, fields: &[MatchField]) -> String {
             MatchField::TcpDst { value, mask } | MatchField::UdpDst { value, mask } => {
                 format!("tp_dst={}", be16_masked(*value, *mask))
             }
+            MatchField::SctpSrc { value, mask } => {
+                format!("tp_src={}", be16_masked(*value, *mask))
+            }
+            MatchField::SctpDst { value, mask } => {
+                format!("tp_dst={}", be16_masked(*value, *mask))
+            }
+            MatchField::TcpFlags { value, mask } => match mask {
+                None => format!("tcp_flags={value:#05x}"),
+                Some(m) => format!("tcp_flags={value:#05x}/{m:#05x}"),
+            },
             MatchField::Reg { index, value, mask } => {
                 format!(
                     "reg{index}={}",
@@ -412,6 +422,9 @@ fn print_rank(f: &MatchField) -> u16 {
         MatchField::NdTll(_) => 304,
         MatchField::TcpSrc { .. } | MatchField::UdpSrc { .. } => 310,
         MatchField::TcpDst { .. } | MatchField::UdpDst { .. } => 311,
+        MatchField::SctpSrc { .. } => 312,
+        MatchField::SctpDst { .. } => 313,
+        MatchField::TcpFlags { .. } => 314,
         MatchField::Other(_) => 1000,
     }
 }

@@ -145,6 +145,12 @@ pub fn owners_of(r: &Reconciler) -> HashMap<u64, (String, String)> {
             (ROUTER_PORT_KIND.to_string(), p.name.clone()),
         );
     }
+    for a in v.acl().acls() {
+        m.insert(
+            Owner::Acl(a.key.clone()).cookie(),
+            ("ACL".to_string(), a.key.clone()),
+        );
+    }
     m
 }
 

@@ -12,8 +12,10 @@
 //!
 //! Handlers now: [`Op::ArpGateway`], the subnet gateway's ARP responder;
 //! [`Op::IcmpTimeExceeded`], a router port's ICMP time exceeded ([`icmp`]);
-//! [`Op::ArpResolve`] and [`Op::ArpLearn`], next-hop neighbour resolution ([`neigh`]).
+//! [`Op::ArpResolve`] and [`Op::ArpLearn`], next-hop neighbour resolution ([`neigh`]);
+//! [`Op::AclReject`] and [`Op::AclLog`], the ACL verdicts that need the agent ([`acl`]).
 
+pub mod acl;
 pub mod icmp;
 pub mod neigh;
 
@@ -26,7 +28,9 @@ use weft_openflow::channel::OfChannel;
 use weft_openflow::codec::{PacketIn, PacketOut};
 use weft_openflow::flow::{ports, Action, Mac, Match, MatchField};
 
-use crate::pipeline::punt::{OP_ARP_GATEWAY, OP_ARP_LEARN, OP_ARP_RESOLVE, OP_ICMP_TIME_EXCEEDED};
+use crate::pipeline::punt::{
+    OP_ACL_LOG, OP_ACL_REJECT, OP_ARP_GATEWAY, OP_ARP_LEARN, OP_ARP_RESOLVE, OP_ICMP_TIME_EXCEEDED,
+};
 
 /// Why a packet-in was dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,6 +58,8 @@ pub enum Op {
     IcmpTimeExceeded,
     ArpResolve,
     ArpLearn,
+    AclReject,
+    AclLog,
 }
 
 impl Op {
@@ -63,6 +69,8 @@ impl Op {
             OP_ICMP_TIME_EXCEEDED => Some(Op::IcmpTimeExceeded),
             OP_ARP_RESOLVE => Some(Op::ArpResolve),
             OP_ARP_LEARN => Some(Op::ArpLearn),
+            OP_ACL_REJECT => Some(Op::AclReject),
+            OP_ACL_LOG => Some(Op::AclLog),
             _ => None,
         }
     }
@@ -76,6 +84,8 @@ pub enum Answer {
     Resume(PacketIn),
     /// A neighbour binding for the agent (nothing is sent to the switch).
     Learn(neigh::Learned),
+    /// Nothing to send: an ACL log record to write.
+    Logged(acl::LogRecord),
 }
 
 /// Counters of the dispatcher.
@@ -91,6 +101,9 @@ pub struct Stats {
     pub ignored: u64,
     /// Answers the switch refused or that could not be sent.
     pub send_failed: u64,
+    /// ACL rejects answered and ACL log records written (hits of `--log` ACLs).
+    pub acl_rejected: u64,
+    pub acl_logged: u64,
     /// Packet-ins dropped by the channel's bounded queue, and undecodable ones.
     pub queue_dropped: u64,
     pub undecodable: u64,
@@ -135,6 +148,10 @@ impl Dispatcher {
         self.stats.received += 1;
         let r = route(pin);
         match &r {
+            Ok(Answer::Logged(_)) => self.stats.acl_logged += 1,
+            Ok(_) if pin.userdata.get(..4) == Some(&OP_ACL_REJECT.to_be_bytes()[..]) => {
+                self.stats.acl_rejected += 1
+            }
             Ok(_) => self.stats.answered += 1,
             Err(e) => self.stats.count(e),
         }
@@ -167,6 +184,8 @@ fn route(pin: &PacketIn) -> Result<Answer, PinctrlError> {
         Op::IcmpTimeExceeded => icmp::handle_time_exceeded(pin, args),
         Op::ArpResolve => neigh::handle_resolve(pin, args),
         Op::ArpLearn => neigh::handle_learn(pin, args),
+        Op::AclReject => acl::reject(pin, args, in_port(pin)).map(Answer::PacketOut),
+        Op::AclLog => acl::log(pin, args, in_port(pin)).map(Answer::Logged),
     }
 }
 
@@ -316,6 +335,9 @@ pub async fn run(
                     d.stats.send_failed += 1;
                     warn!(error = %e, "pinctrl: resume failed");
                 }
+            }
+            Ok(Answer::Logged(rec)) => {
+                tracing::info!(target: "weft_agent::acl", hits = d.stats.acl_logged, "acl_log {rec}");
             }
             Err(e) => debug!(error = %e, table = pin.table_id, "pinctrl: packet-in dropped"),
         }

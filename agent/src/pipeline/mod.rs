@@ -23,10 +23,18 @@
 //!                 sll/tll, EUI-64 LL, DAD; rest -> drop    |
 //!  20 arp-nd       ARP for a port IP -> reply; for the      |
 //!                  gateway -> controller(meter) (pinctrl)   |
-//!  25 pre-ct-in    -   26 ct-in  -   27 ct-state-in -       |
-//!  30 acl-in       -   31 acl-in-act -   32 qos-in -        |
+//!  25 pre-ct-in    -                                        |
+//!  26 ct-in        stateful switch (acl): ip ->             |
+//!                  ct(zone=reg13, table=27)                 |
+//!  27 ct-state-in  -                                        |
+//!  30 acl-in       stateful: ct.inv -> drop; est+rpl or rel |
+//!                  -> reg8[1]=1 (no commit), 32; from-lport |
+//!                  ACLs at 1000+prio (acl, acl_match)       |
+//!  31 acl-in-act -   32 qos-in -                            |
 //!  33 lb-affinity  -   34 lb-vip -   35 lb-learn -          |
-//!  36 lb-dnat      -   37 lb-hairpin -   38 commit-in -     |
+//!  36 lb-dnat      -   37 lb-hairpin -                      |
+//!  38 commit-in    stateful: ip, reg8[1]=0 ->               |
+//!                  ct(commit, zone=reg13)                   |
 //!  40 l3-entry     dl_dst=router port MAC -> metadata=LR,   |
 //!                  reg14=LRP -> 41; default -> 50           |
 //!  41 lr-input     ARP/ping for router IPs -> reply; other  |
@@ -49,8 +57,10 @@
 //!                  (FLOOD_LOCAL when FROM_TUNNEL); unknown -> UNKNOWN(_LOCAL) or drop
 //!  58 dispatch     reg15=remote port -> 70 (egress runs on its chassis); else -> 60
 //!          v                                              |
-//!  60 pre-ct-out   -   61 ct-out -   62 acl-out -   63 acl-out-act -
-//!  64 qos-out      -   66 commit-out -   68 port-sec-out -
+//!  60 pre-ct-out   stateful: reg15=local port -> reg13=its zone, reg8[1]=0
+//!  61 ct-out       stateful: ip -> ct(zone=reg13, table=62)
+//!  62 acl-out      as acl-in, with the to-lport ACLs   63 acl-out-act -
+//!  64 qos-out      -   66 commit-out (as commit-in)   68 port-sec-out -
 //!          v
 //!  70 output       local: metadata=DP,reg15=PORT -> output:VIF
 //!                  remote: not FROM_TUNNEL -> tun_id=VNI, tun_dst, Geneve option, output:tun
@@ -66,7 +76,9 @@
 //! - `reg10` = flags; bit 0 ([`reg::FLAG_FROM_TUNNEL`]) = came in on a tunnel;
 //! - `reg0` / `reg1` on a router datapath = next hop IPv4 / router source IP ([`l3`]);
 //! - reserved for the features to come: reg2/reg4
-//!   LB original port / VIP, reg3 rule id, reg8 ACL verdict bits, reg11/reg12 router zones.
+//!   LB original port / VIP, reg3 rule id, reg11/reg12 router zones.
+//! - `reg8` ACL bits ([`acl`]): bit 1 = do not commit (replies, related, allow-stateless);
+//!   `reg13` is reloaded with the output port's zone at pre-ct-out on stateful switches.
 //! - `ct_mark` bits (reserved): 0 blocked, 1 natted, 2 skip-snat, 3 force-snat, 4 hairpin;
 //!   `ct_label[0..31]` from-lport rule id, `ct_label[32..63]` to-lport rule id.
 //!
@@ -80,6 +92,8 @@
 //! Each feature is a file returning flows (and groups, meters): [`classify`],
 //! [`port_security`], [`arp`], [`l3`] (routing), [`static_routes`], [`l2`], [`crate::physical`] (dispatch, output, tunnels),
 //! [`punt`] (controller actions and their meters), [`framework`] (the defaults).
+pub mod acl;
+pub mod acl_match;
 pub mod arp;
 pub mod classify;
 pub mod framework;
@@ -177,6 +191,8 @@ pub enum Owner {
     /// Per-router-port flows: entry, ARP/ping, routes, neighbours, exit
     /// ([`l3::router_port_flows`]).
     RouterPort(String),
+    /// One ACL's flows, by key ([`acl::acl_flows`]).
+    Acl(String),
 }
 
 /// Cookie kinds (the cookie's high byte).
@@ -185,6 +201,7 @@ pub mod cookie_kind {
     pub const PORT: u8 = 0x02;
     pub const ROUTER: u8 = 0x04;
     pub const ROUTER_PORT: u8 = 0x05;
+    pub const ACL: u8 = weft_proto::model::acl::COOKIE_KIND;
     pub const STATIC: u8 = 0xff;
 }
 
@@ -197,6 +214,7 @@ impl Owner {
             Owner::Port(n) => (cookie_kind::PORT, n.as_str()),
             Owner::Router(n) => (cookie_kind::ROUTER, n.as_str()),
             Owner::RouterPort(n) => (cookie_kind::ROUTER_PORT, n.as_str()),
+            Owner::Acl(n) => (cookie_kind::ACL, n.as_str()),
         };
         (u64::from(kind) << 56) | (fnv1a64(name.as_bytes()) & 0x00ff_ffff_ffff_ffff)
     }
@@ -315,6 +333,7 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
                 if !l3::gateway_owned_by_router(input.view, sw) {
                     flows.extend(punt::gateway_arp(sw, input.ids, cookie));
                 }
+                flows.extend(acl::switch_flows(input, sw, cookie));
                 Compiled {
                     flows,
                     groups,
@@ -347,6 +366,13 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
             flows: l3::router_port_flows(input.view, input.ids, input.neighbours, name, cookie),
             ..Compiled::default()
         },
+        Owner::Acl(key) => Compiled {
+            flows: acl::acl_flows(input, key).unwrap_or_else(|e| {
+                tracing::warn!(acl = %key, error = %e, "ACL not installed");
+                Vec::new()
+            }),
+            ..Compiled::default()
+        },
     }
 }
 
@@ -376,6 +402,7 @@ fn port_flows(input: &CompileInput, name: &str, cookie: u64) -> Vec<Flow> {
         let zone = input.ids.zone(&port.name).unwrap_or(0);
         flows.push(classify::vif(sw, port, ofport, zone, cookie));
         flows.extend(port_security::flows(sw, port, cookie));
+        flows.extend(acl::port_flows(input, sw, port, cookie));
     }
     flows.extend(arp::responder(sw, port, local_ofport.is_some(), cookie));
     match location {
@@ -406,6 +433,7 @@ fn all_owners(input: &CompileInput) -> BTreeSet<Owner> {
             .router_ports()
             .map(|p| Owner::RouterPort(p.name.clone())),
     );
+    owners.extend(input.view.acl().acls().map(|a| Owner::Acl(a.key.clone())));
     owners
 }
 
@@ -447,6 +475,7 @@ pub fn affected_owners(
     change: &ViewChange,
 ) -> BTreeSet<Owner> {
     let mut owners = BTreeSet::new();
+    acl_owners(input, change, &mut owners);
     for s in &change.switches {
         owners.insert(Owner::Switch(s.clone()));
         owners.extend(
@@ -544,6 +573,38 @@ pub fn affected_owners(
         }
     }
     owners
+}
+
+/// ACLs: a changed ACL; the ACLs naming a changed address set or port group, or a changed
+/// port (directly or through a group); the ACLs of a changed switch and of its ports; a
+/// switch that became or stopped being stateful with its ports (conntrack flows).
+fn acl_owners(input: &CompileInput, change: &ViewChange, owners: &mut BTreeSet<Owner>) {
+    let acl = input.view.acl();
+    owners.extend(change.acls.iter().map(|k| Owner::Acl(k.clone())));
+    for s in &change.address_sets {
+        owners.extend(acl.using_set(s).map(|k| Owner::Acl(k.clone())));
+    }
+    for g in &change.port_groups {
+        owners.extend(acl.using_group(g).map(|k| Owner::Acl(k.clone())));
+    }
+    for p in &change.ports {
+        owners.extend(acl.using_port(p).into_iter().map(Owner::Acl));
+    }
+    for s in &change.switches {
+        owners.extend(acl.on_switch(s).map(|k| Owner::Acl(k.clone())));
+        for p in input.view.ports_of_switch(s) {
+            owners.extend(acl.using_port(&p.name).into_iter().map(Owner::Acl));
+        }
+    }
+    for s in &change.stateful_switches {
+        owners.insert(Owner::Switch(s.clone()));
+        owners.extend(
+            input
+                .view
+                .ports_of_switch(s)
+                .map(|p| Owner::Port(p.name.clone())),
+        );
+    }
 }
 
 /// Brings `state` up to date with `input` after `change`, recompiling only the affected

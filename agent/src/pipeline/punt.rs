@@ -37,6 +37,14 @@ pub const OP_ARP_RESOLVE: u32 = 3;
 pub const OP_ARP_LEARN: u32 = 4;
 /// The meter of both neighbour handlers.
 pub const METER_NEIGH: &str = "pinctrl-neigh";
+/// Opcode of the ACL reject handler; arguments: direction (1 byte), ACL cookie (8 bytes).
+pub const OP_ACL_REJECT: u32 = 5;
+/// Opcode of the ACL log handler; arguments: direction, verdict (1 byte each), ACL cookie.
+pub const OP_ACL_LOG: u32 = 6;
+/// The meter of ACL logging (copies of packets to the agent).
+pub const METER_ACL_LOG: &str = "pinctrl-acl-log";
+/// The meter of ACL rejects.
+pub const METER_ACL_REJECT: &str = "pinctrl-acl-reject";
 /// Packets per second each handler's meter lets through to the controller.
 pub const METER_RATE_PPS: u32 = 100;
 /// Below the per-port responders (50): a port that owns the address answers itself.
@@ -67,9 +75,9 @@ pub fn arp_gateway_userdata(ip: Ipv4Addr, mac: Mac) -> Vec<u8> {
 
 /// Every handler's meter (installed before the flows that use them).
 pub fn meters(ids: &Ids) -> Vec<Meter> {
-    [METER_ARP, METER_ICMP, METER_NEIGH]
+    crate::ids::METERS
         .iter()
-        .filter_map(|m| ids.meter(m))
+        .filter_map(|name| ids.meter(name))
         .map(|id| Meter {
             id,
             unit: MeterUnit::Pktps,

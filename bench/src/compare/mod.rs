@@ -22,6 +22,7 @@
 //! [`render_markdown`] turns a [`CompareReport`] into the tables of `docs/benchmarks.md`;
 //! [`write_section`] replaces (or appends) one size's section of that file.
 
+pub mod acl;
 pub mod ovn;
 pub mod procstat;
 pub mod weft;
@@ -91,6 +92,8 @@ pub struct CompareConfig {
     pub poll: Duration,
     /// Upper bound for convergence and for each wait.
     pub timeout: Duration,
+    /// The ACL phase after the ports ([`acl`]), when asked for.
+    pub acl: Option<acl::AclScale>,
 }
 
 impl Default for CompareConfig {
@@ -104,6 +107,7 @@ impl Default for CompareConfig {
             batch: 100,
             poll: Duration::from_millis(100),
             timeout: Duration::from_secs(600),
+            acl: None,
         }
     }
 }
@@ -264,6 +268,8 @@ pub struct SystemReport {
     /// (host name, flows on br-int), after the single adds.
     pub flows_per_host: Vec<(String, u64)>,
     pub processes: Vec<ProcUsage>,
+    /// The ACL phase, when it ran.
+    pub acl: Option<acl::AclReport>,
 }
 
 impl SystemReport {
@@ -461,6 +467,9 @@ pub fn render_markdown(r: &CompareReport) -> String {
         Some(&|s| s.cpu_total_s()),
     );
     out.push('\n');
+    if cols.iter().any(|c| c.acl.is_some()) {
+        render_acl(&mut out, &cols, both.is_some());
+    }
     let _ = writeln!(
         out,
         "| system | process | RSS | CPU during run | CPU since start |"
@@ -482,12 +491,118 @@ pub fn render_markdown(r: &CompareReport) -> String {
     out
 }
 
+/// The ACL phase's table.
+fn render_acl(out: &mut String, cols: &[&SystemReport], both: bool) {
+    let acl = |c: &SystemReport| c.acl.clone();
+    let Some(first) = cols.iter().find_map(|c| acl(c)) else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "ACL phase: {} ACLs over {} port groups, {} address sets of {} addresses.\n",
+        first.acls, first.groups, first.sets, first.set_size
+    );
+    let mut header = String::from("| ACL metric |");
+    let mut rule = String::from("|---|");
+    for c in cols {
+        let _ = write!(header, " {} |", c.system);
+        rule.push_str("---|");
+    }
+    if both {
+        header.push_str(" Weft / OVN |");
+        rule.push_str("---|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+    type Cell = dyn Fn(&acl::AclReport) -> (String, f64);
+    let rows: Vec<(&str, Box<Cell>)> = vec![
+        (
+            "write calls (groups, sets, ACL batches)",
+            Box::new(|a| (a.calls.to_string(), 0.0)),
+        ),
+        (
+            "**ACL convergence**: first write → `--wait=hv sync`",
+            Box::new(|a| {
+                (
+                    format!("**{}**", secs(a.convergence)),
+                    a.convergence.as_secs_f64(),
+                )
+            }),
+        ),
+        (
+            "… first write → last write answered",
+            Box::new(|a| (secs(a.write_time), a.write_time.as_secs_f64())),
+        ),
+        (
+            "OpenFlow flows per host after the ACLs (min–max)",
+            Box::new(|a| {
+                let it = a.flows_per_host.iter().map(|(_, f)| *f);
+                let (lo, hi) = (it.clone().min().unwrap_or(0), it.max().unwrap_or(0));
+                (
+                    if lo == hi {
+                        lo.to_string()
+                    } else {
+                        format!("{lo}–{hi}")
+                    },
+                    hi as f64,
+                )
+            }),
+        ),
+        (
+            "**one address-set change** (`--wait=hv`, every host), median",
+            Box::new(|a| {
+                (
+                    format!("**{}**", secs(a.set_change.median())),
+                    a.set_change.median().as_secs_f64(),
+                )
+            }),
+        ),
+        (
+            "one address-set change, p99",
+            Box::new(|a| (secs(a.set_change.p99()), a.set_change.p99().as_secs_f64())),
+        ),
+        (
+            "one address-set change, samples",
+            Box::new(|a| (a.set_change.samples.len().to_string(), 0.0)),
+        ),
+    ];
+    for (name, f) in rows {
+        let _ = write!(out, "| {name} |");
+        let mut vals = Vec::new();
+        for c in cols {
+            match acl(c) {
+                Some(a) => {
+                    let (t, v) = f(&a);
+                    let _ = write!(out, " {t} |");
+                    vals.push(v);
+                }
+                None => {
+                    let _ = write!(out, " |");
+                    vals.push(0.0);
+                }
+            }
+        }
+        if both {
+            let r = if vals.len() == 2 {
+                ratio(vals[0], vals[1])
+            } else {
+                String::new()
+            };
+            let _ = write!(out, " {r} |");
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+}
+
 /// Markers around one size's section in a Markdown file.
 pub fn section_markers(cfg: &CompareConfig) -> (String, String) {
-    let key = format!(
+    let mut key = format!(
         "N={} S={} P={}",
         cfg.hosts, cfg.switches, cfg.ports_per_host
     );
+    if let Some(a) = &cfg.acl {
+        key.push_str(&format!(" ACLs={}", a.acls));
+    }
     (
         format!("<!-- weft-bench compare {key} begin -->"),
         format!("<!-- weft-bench compare {key} end -->"),
@@ -721,6 +836,7 @@ mod tests {
                 cpu_run_s: 0.5,
                 cpu_total_s: 1.0,
             }],
+            acl: None,
         };
         let r = CompareReport {
             config: small(),

@@ -303,6 +303,10 @@ fn measure(
     c.check_alive()?;
     let processes = usage(&procs, &cpu0);
     let flows = flows_per_host(tb)?;
+    let acl = match &cfg.acl {
+        Some(s) => Some(acl_phase(cfg, s, tb, c, &timeout, progress)?),
+        None => None,
+    };
     Ok(SystemReport {
         system: System::Ovn,
         create_path: format!(
@@ -318,6 +322,65 @@ fn measure(
         single_adds: single,
         flows_per_host: flows,
         processes,
+        acl,
+    })
+}
+
+/// The ACL phase (see [`super::acl`]).
+fn acl_phase(
+    cfg: &CompareConfig,
+    s: &super::acl::AclScale,
+    tb: &Testbed,
+    c: &mut Central,
+    timeout: &str,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<super::acl::AclReport> {
+    let p = super::acl::plan(cfg, s);
+    progress(&format!(
+        "ovn: ACL phase: {} groups, {} sets of {}, {} ACLs",
+        p.groups.len(),
+        p.sets.len(),
+        s.set_size,
+        p.acls.len()
+    ));
+    let calls = super::acl::ovn_nbctl_calls(&p, s.batch);
+    let t0 = Instant::now();
+    for args in &calls {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        c.nbctl(&refs)?;
+    }
+    let write_time = t0.elapsed();
+    c.nbctl(&["--wait=hv", timeout, "sync"])?;
+    let convergence = t0.elapsed();
+    progress(&format!("ovn: ACLs converged in {convergence:?}"));
+    c.check_alive()?;
+    let flows_per_host = flows_per_host(tb)?;
+    let mut set_change = Timing::default();
+    for n in 0..s.set_changes {
+        let set = format!("as{}", n % p.sets.len().max(1));
+        let addr = format!("\"{}\"", super::acl::change_address(n));
+        let t = Instant::now();
+        c.nbctl(&[
+            "--wait=hv",
+            timeout,
+            "add",
+            "Address_Set",
+            &set,
+            "addresses",
+            &addr,
+        ])?;
+        set_change.push(t.elapsed());
+    }
+    Ok(super::acl::AclReport {
+        acls: p.acls.len(),
+        groups: p.groups.len(),
+        sets: p.sets.len(),
+        set_size: s.set_size,
+        calls: calls.len(),
+        write_time,
+        convergence,
+        flows_per_host,
+        set_change,
     })
 }
 

@@ -9,8 +9,9 @@ use tokio::runtime::Runtime;
 use tonic::transport::{Channel, Endpoint};
 use weft_proto::v1::northbound_client::NorthboundClient;
 use weft_proto::v1::{
-    CreatePortRequest, CreatePortsRequest, CreateSwitchRequest, ListPortsRequest, LogicalSwitch,
-    LogicalSwitchPort, SyncRequest, WaitMode, WriteOptions,
+    column_op, object, op, Acl, AddressSet, ColumnOp, CreatePortRequest, CreatePortsRequest,
+    CreateSwitchRequest, InsertOp, ListPortsRequest, LogicalSwitch, LogicalSwitchPort, Object, Op,
+    PortGroup, SyncRequest, TransactRequest, UpdateOp, WaitMode, WriteOptions,
 };
 use weft_testbed::net::marked_pids;
 use weft_testbed::testbed::{Encap, TestbedConfig};
@@ -251,6 +252,10 @@ pub fn run(cfg: &CompareConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
     }
     let processes = usage(&procs, &cpu0);
     let flows = flows_per_host(&tb)?;
+    let acl = match &cfg.acl {
+        Some(s) => Some(rt.block_on(acl_phase(&mut client, cfg, s, &tb, progress))?),
+        None => None,
+    };
     let create_path = match path {
         Some(CreatePath::Batch) => format!("CreatePorts, {} per call", cfg.batch),
         _ => format!("{} concurrent CreatePort per batch", cfg.batch),
@@ -267,5 +272,144 @@ pub fn run(cfg: &CompareConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
         single_adds: single,
         flows_per_host: flows,
         processes,
+        acl,
+    })
+}
+
+fn insert(k: object::Kind) -> Op {
+    Op {
+        op: Some(op::Op::Insert(InsertOp {
+            object: Some(Object { kind: Some(k) }),
+            may_exist: false,
+        })),
+    }
+}
+
+async fn transact(
+    client: &mut Client,
+    ops: Vec<Op>,
+    wait: bool,
+    t: Duration,
+) -> anyhow::Result<()> {
+    client
+        .transact(TransactRequest {
+            ops,
+            wait: if wait {
+                WaitMode::WaitHv
+            } else {
+                WaitMode::WaitNone
+            } as i32,
+            timeout_ms: u32::try_from(t.as_millis()).unwrap_or(u32::MAX),
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("Transact: {s}"))?;
+    Ok(())
+}
+
+/// The ACL phase (see [`super::acl`]).
+async fn acl_phase(
+    client: &mut Client,
+    cfg: &CompareConfig,
+    s: &super::acl::AclScale,
+    tb: &weft_testbed::testbed::Testbed,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<super::acl::AclReport> {
+    let p = super::acl::plan(cfg, s);
+    progress(&format!(
+        "weft: ACL phase: {} groups, {} sets of {}, {} ACLs",
+        p.groups.len(),
+        p.sets.len(),
+        s.set_size,
+        p.acls.len()
+    ));
+    let t0 = Instant::now();
+    let mut calls = 0;
+    for (g, ports) in &p.groups {
+        transact(
+            client,
+            vec![insert(object::Kind::PortGroup(PortGroup {
+                name: g.clone(),
+                ports: ports.clone(),
+                ..Default::default()
+            }))],
+            false,
+            cfg.timeout,
+        )
+        .await?;
+        calls += 1;
+    }
+    for (name, addrs) in &p.sets {
+        transact(
+            client,
+            vec![insert(object::Kind::AddressSet(AddressSet {
+                name: name.clone(),
+                addresses: addrs.clone(),
+                ..Default::default()
+            }))],
+            false,
+            cfg.timeout,
+        )
+        .await?;
+        calls += 1;
+    }
+    for chunk in p.acls.chunks(s.batch.max(1)) {
+        let ops = chunk
+            .iter()
+            .map(|a| {
+                insert(object::Kind::Acl(Acl {
+                    port_group: a.group.clone(),
+                    direction: "to-lport".into(),
+                    priority: a.priority,
+                    r#match: a.matches.clone(),
+                    action: "allow-related".into(),
+                    ..Default::default()
+                }))
+            })
+            .collect();
+        transact(client, ops, false, cfg.timeout).await?;
+        calls += 1;
+    }
+    let write_time = t0.elapsed();
+    client
+        .sync(SyncRequest {
+            revision: 0,
+            options: wait_hv(cfg.timeout),
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("Sync --wait=hv: {e}"))?;
+    let convergence = t0.elapsed();
+    progress(&format!("weft: ACLs converged in {convergence:?}"));
+    let flows_per_host = flows_per_host(tb)?;
+    let mut set_change = Timing::default();
+    for n in 0..s.set_changes {
+        let set = format!("as{}", n % p.sets.len().max(1));
+        let op = Op {
+            op: Some(op::Op::Update(UpdateOp {
+                kind: "Address_Set".into(),
+                name: set,
+                columns: vec![ColumnOp {
+                    action: column_op::Action::Add as i32,
+                    column: "addresses".into(),
+                    key: String::new(),
+                    values: vec![super::acl::change_address(n)],
+                }],
+                if_exists: false,
+            })),
+        };
+        let t = Instant::now();
+        transact(client, vec![op], true, cfg.timeout).await?;
+        set_change.push(t.elapsed());
+    }
+    Ok(super::acl::AclReport {
+        acls: p.acls.len(),
+        groups: p.groups.len(),
+        sets: p.sets.len(),
+        set_size: s.set_size,
+        calls,
+        write_time,
+        convergence,
+        flows_per_host,
+        set_change,
     })
 }

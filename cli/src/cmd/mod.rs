@@ -18,6 +18,7 @@ use crate::args::WaitArg;
 use crate::format::{Out, RenderError};
 use crate::value::ValueError;
 
+pub mod acl;
 pub mod address_set;
 pub mod agent_info;
 pub mod chassis;
@@ -25,6 +26,7 @@ pub mod completion;
 pub mod db;
 pub mod flows;
 pub mod port;
+pub mod port_group;
 pub mod route;
 pub mod router;
 pub mod router_port;
@@ -44,6 +46,8 @@ pub const KINDS: &[&str] = &[
     "Logical_Router",
     "Logical_Router_Port",
     "Address_Set",
+    "Port_Group",
+    "ACL",
 ];
 
 /// Declares [`Command`] (every noun's subcommands flattened into one list) and dispatches
@@ -75,6 +79,8 @@ registry! {
     RouterPort(router_port::RouterPortCmd),
     Chassis(chassis::ChassisCmd),
     AddressSet(address_set::AddressSetCmd),
+    PortGroup(port_group::PortGroupCmd),
+    Acl(acl::AclCmd),
     Db(db::DbCmd),
     Sync(sync::SyncCmd),
     Topology(topology::TopologyCmd),

@@ -31,6 +31,13 @@ super::object_accessors!(AddressSet, AddressSet, aset, aset_mut);
 /// Validates and normalizes the addresses (canonical text, duplicates dropped).
 fn check(a: &mut AddressSet) -> Result<(), ValidationError> {
     validate_name("address_set.name", &a.name)?;
+    if weft_proto::model::acl::implied_port_group(&a.name).is_some() {
+        return Err(ValidationError::new(
+            "address_set.name",
+            &a.name,
+            "names ending in _ip4 or _ip6 are the address sets port groups imply",
+        ));
+    }
     if a.addresses.len() > MAX_ADDRESSES {
         return Err(ValidationError::new(
             "address_set.addresses",

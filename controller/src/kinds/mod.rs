@@ -92,9 +92,11 @@ macro_rules! generic_methods {
 }
 pub(crate) use generic_methods;
 
+pub mod acl;
 pub mod address_set;
 pub mod chassis;
 pub mod port;
+pub mod port_group;
 pub mod router;
 pub mod router_port;
 pub mod switch;
@@ -114,6 +116,8 @@ pub static ALL: &[&dyn Kind] = &[
     &router::RouterKind,
     &router_port::RouterPortKind,
     &address_set::AddressSetKind,
+    &port_group::PortGroupKind,
+    &acl::AclKind,
 ];
 
 /// The `external_ids` column every kind has.

@@ -154,6 +154,12 @@ pub trait Kind: Send + Sync + 'static {
             })
             .collect()
     }
+    /// For a delete of `name`: the names it stands for when it is a pattern the kind knows
+    /// (ACLs: `ls:SWITCH:` = every ACL of the switch, `ls:SWITCH:DIRECTION:` = those of one
+    /// direction), else None (a plain name).
+    fn expand_delete(&self, _plan: &Plan, _name: &str) -> ApiResult<Option<Vec<String>>> {
+        Ok(None)
+    }
     /// With `may_exist`, whether an existing object counts as the one asked for (a port must
     /// be on the same switch).
     fn may_exist_matches(&self, _existing: &Object, _new: &Object) -> bool {

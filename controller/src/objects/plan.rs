@@ -52,6 +52,7 @@ pub struct Plan<'a> {
     prefix_deletes: BTreeSet<String>,
     /// Largest store transaction (compares or ops).
     max_ops: usize,
+    acl_max_flows: usize,
 }
 
 /// Relative key of an object.
@@ -71,6 +72,7 @@ impl<'a> Plan<'a> {
             writes: BTreeMap::new(),
             prefix_deletes: BTreeSet::new(),
             max_ops: usize::MAX,
+            acl_max_flows: weft_proto::model::acl::DEFAULT_MAX_FLOWS,
         }
     }
 
@@ -78,6 +80,17 @@ impl<'a> Plan<'a> {
     pub fn with_max_ops(mut self, max_ops: usize) -> Self {
         self.max_ops = max_ops;
         self
+    }
+
+    /// The same plan with this ACL flow limit (`--acl-max-flows`).
+    pub fn with_acl_max_flows(mut self, n: usize) -> Self {
+        self.acl_max_flows = n;
+        self
+    }
+
+    /// The largest number of flows one ACL may compile to.
+    pub fn acl_max_flows(&self) -> usize {
+        self.acl_max_flows
     }
 
     /// Whether `n` more compares and ops still fit (optional work, like binding a port from
@@ -380,6 +393,16 @@ impl<'a> Plan<'a> {
     /// fail, naming them.
     pub fn delete(&mut self, kind_name: &str, name: &str, if_exists: bool) -> ApiResult<Planned> {
         let kind = kind_or_err("kind", kind_name)?;
+        if let Some(names) = kind.expand_delete(self, name)? {
+            for n in &names {
+                self.depend(&object_key(kind, n));
+                self.delete_object(kind, n, 0)?;
+            }
+            return Ok(Planned {
+                object: None,
+                changed: !names.is_empty(),
+            });
+        }
         if self.get(kind, name).is_none() {
             if if_exists {
                 return Ok(Planned {

@@ -423,6 +423,7 @@ async fn oversize_transactions_are_refused_or_chunked() {
     let i = intent().with_limits(Limits {
         max_txn_ops: 32,
         max_batch: 1000,
+        ..Limits::default()
     });
     run(&i, &[insert(ls("big", "10.1.0.0/16"), false)]).await;
     for b in 0..10 {
@@ -468,10 +469,50 @@ fn sample(kind: &str) -> Option<Vec<Op>> {
             })),
             false,
         )],
+        kinds::port_group::NAME => vec![
+            insert(ls("x", "10.5.0.0/24"), false),
+            insert(lsp("x", "xp", &[]), false),
+            insert(
+                super::object(object::Kind::PortGroup(weft_proto::v1::PortGroup {
+                    name: "x".into(),
+                    ports: vec!["xp".into()],
+                    ..Default::default()
+                })),
+                false,
+            ),
+        ],
+        kinds::acl::NAME => vec![
+            insert(ls("xs", "10.5.0.0/24"), false),
+            insert(
+                super::object(object::Kind::Acl(weft_proto::v1::Acl {
+                    switch: "xs".into(),
+                    direction: "to-lport".into(),
+                    priority: 100,
+                    r#match: "tcp.dst == 80".into(),
+                    action: "allow".into(),
+                    ..Default::default()
+                })),
+                false,
+            ),
+        ],
         // Registered by its agent, not created.
         kinds::chassis::NAME => vec![],
         _ => return None,
     })
+}
+
+/// The name the sample of `kind` has ("x", or an ACL's derived key).
+fn sample_name(kind: &str) -> String {
+    if kind == kinds::acl::NAME {
+        weft_proto::model::acl::acl_key(
+            &weft_proto::model::acl::Entity::Switch("xs".into()),
+            weft_proto::model::acl::Direction::ToLport,
+            100,
+            "tcp.dst == 80",
+        )
+    } else {
+        "x".into()
+    }
 }
 
 #[tokio::test]
@@ -493,11 +534,13 @@ async fn external_ids_and_columns_round_trip_on_every_kind() {
         }
         // Case-insensitive kind names.
         let k = kind.name().to_ascii_lowercase();
+        let x = sample_name(kind.name());
+        let x = x.as_str();
         run(
             &i,
             &[update(
                 &k,
-                "x",
+                x,
                 Action::Set,
                 "external_ids",
                 "owner",
@@ -509,7 +552,7 @@ async fn external_ids_and_columns_round_trip_on_every_kind() {
             &i,
             &[update(
                 &k,
-                "x",
+                x,
                 Action::Add,
                 "external_ids",
                 "",
@@ -519,11 +562,11 @@ async fn external_ids_and_columns_round_trip_on_every_kind() {
         .await;
         run(
             &i,
-            &[update(&k, "x", Action::Remove, "external_ids", "", &["a"])],
+            &[update(&k, x, Action::Remove, "external_ids", "", &["a"])],
         )
         .await;
         let st = i.load().await.unwrap();
-        let obj = kind.load(&st, "x").unwrap();
+        let obj = kind.load(&st, x).unwrap();
         let v = kind.get_column(&obj, "external_ids", &st).unwrap();
         let super::ColumnValue::Map(m) = v else {
             panic!("{v:?}")
@@ -548,21 +591,17 @@ async fn external_ids_and_columns_round_trip_on_every_kind() {
         }
         let e = i
             .transact(
-                &[update(&k, "x", Action::Set, "bogus", "", &["1"])],
+                &[update(&k, x, Action::Set, "bogus", "", &["1"])],
                 false,
                 Oversize::Refuse,
             )
             .await
             .unwrap_err();
         assert!(e.error.to_string().contains("bogus"), "{e:?}");
-        run(
-            &i,
-            &[update(&k, "x", Action::Clear, "external_ids", "", &[])],
-        )
-        .await;
+        run(&i, &[update(&k, x, Action::Clear, "external_ids", "", &[])]).await;
         if kind.name() != kinds::chassis::NAME {
-            run(&i, &[delete(&k, "x", false)]).await;
-            assert!(kind.load(&i.load().await.unwrap(), "x").is_none());
+            run(&i, &[delete(&k, x, false)]).await;
+            assert!(kind.load(&i.load().await.unwrap(), x).is_none());
         }
     }
 }

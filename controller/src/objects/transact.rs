@@ -127,7 +127,9 @@ impl Intent {
                 None => self.read_state().await?,
                 Some(rev) => self.state_at_least(rev).await?,
             };
-            let mut plan = Plan::new(&base, self.keys()).with_max_ops(max);
+            let mut plan = Plan::new(&base, self.keys())
+                .with_max_ops(max)
+                .with_acl_max_flows(self.limits().acl_max_flows);
             let mut results = Vec::with_capacity(ops.len());
             for (i, o) in ops.iter().enumerate() {
                 let r =

@@ -37,6 +37,7 @@ pub fn config(endpoint: &str, prefix: &str) -> Config {
         etcd_max_txn_ops: 2048,
         max_batch: 1000,
         metrics_listen: None,
+        ..Config::default()
     }
 }
 

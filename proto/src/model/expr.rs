@@ -56,6 +56,7 @@ pub const FIELDS: &[(&str, FieldType)] = &[
     ("arp.tha", FieldType::Mac),
     ("tcp.src", FieldType::Int(16)),
     ("tcp.dst", FieldType::Int(16)),
+    ("tcp.flags", FieldType::Int(12)),
     ("udp.src", FieldType::Int(16)),
     ("udp.dst", FieldType::Int(16)),
     ("sctp.src", FieldType::Int(16)),

@@ -4,9 +4,11 @@
 //! controller, the agent, weftctl and the CNI plugin. No I/O. Start with
 //! [`validate::parse_addresses`] and [`validate::validate_name`].
 
+pub mod acl;
 pub mod expr;
 pub mod hash;
 pub mod identity;
+pub mod match_dnf;
 pub mod route;
 pub mod validate;
 pub mod view;

@@ -3,8 +3,8 @@
 //! (`ViewUpdate`: objects of any kind, deletions by kind and name).
 
 use crate::v1::{
-    view_object::Kind as K, ObjectKey, PortView, RemoteChassis, RouterPortView, RouterView,
-    SwitchView, ViewObject, ViewUpdate,
+    view_object::Kind as K, AclView, AddressSetView, ObjectKey, PortGroupView, PortView,
+    RemoteChassis, RouterPortView, RouterView, SwitchView, ViewObject, ViewUpdate,
 };
 
 /// Kind names on the wire, as ovn-nbctl spells the tables.
@@ -19,6 +19,12 @@ pub mod kinds {
     pub const ROUTER: &str = "Logical_Router";
     /// Router ports.
     pub const ROUTER_PORT: &str = "Logical_Router_Port";
+    /// ACLs (named by key).
+    pub const ACL: &str = "ACL";
+    /// Port groups.
+    pub const PORT_GROUP: &str = "Port_Group";
+    /// Address sets.
+    pub const ADDRESS_SET: &str = "Address_Set";
 }
 
 /// A view change, by kind.
@@ -48,6 +54,18 @@ pub struct ViewDelta {
     pub router_ports: Vec<RouterPortView>,
     /// Router ports removed.
     pub deleted_router_ports: Vec<String>,
+    /// ACLs added or changed.
+    pub acls: Vec<AclView>,
+    /// ACLs removed (by key).
+    pub deleted_acls: Vec<String>,
+    /// Port groups added or changed.
+    pub port_groups: Vec<PortGroupView>,
+    /// Port groups removed.
+    pub deleted_port_groups: Vec<String>,
+    /// Address sets added or changed.
+    pub address_sets: Vec<AddressSetView>,
+    /// Address sets removed.
+    pub deleted_address_sets: Vec<String>,
 }
 
 /// A `ViewUpdate` the agent cannot take.
@@ -78,8 +96,14 @@ impl ViewDelta {
         upserts.extend(self.router_ports.into_iter().map(|p| obj(K::RouterPort(p))));
         upserts.extend(self.ports.into_iter().map(|p| obj(K::Port(p))));
         upserts.extend(self.chassis.into_iter().map(|c| obj(K::Chassis(c))));
+        upserts.extend(self.address_sets.into_iter().map(|a| obj(K::AddressSet(a))));
+        upserts.extend(self.port_groups.into_iter().map(|g| obj(K::PortGroup(g))));
+        upserts.extend(self.acls.into_iter().map(|a| obj(K::Acl(a))));
         let mut deleted = Vec::new();
         let del = |kind: &'static str, v: Vec<String>| v.into_iter().map(move |n| key(kind, n));
+        deleted.extend(del(kinds::ACL, self.deleted_acls));
+        deleted.extend(del(kinds::PORT_GROUP, self.deleted_port_groups));
+        deleted.extend(del(kinds::ADDRESS_SET, self.deleted_address_sets));
         deleted.extend(del(kinds::PORT, self.deleted_ports));
         deleted.extend(del(kinds::ROUTER_PORT, self.deleted_router_ports));
         deleted.extend(del(kinds::SWITCH, self.deleted_switches));
@@ -108,6 +132,9 @@ impl ViewDelta {
                 Some(K::Chassis(c)) => d.chassis.push(c.clone()),
                 Some(K::Router(r)) => d.routers.push(r.clone()),
                 Some(K::RouterPort(p)) => d.router_ports.push(p.clone()),
+                Some(K::Acl(a)) => d.acls.push(a.clone()),
+                Some(K::PortGroup(g)) => d.port_groups.push(g.clone()),
+                Some(K::AddressSet(a)) => d.address_sets.push(a.clone()),
                 None => return Err(ViewFormError::EmptyObject(i)),
             }
         }
@@ -118,6 +145,9 @@ impl ViewDelta {
                 kinds::CHASSIS => &mut d.deleted_chassis,
                 kinds::ROUTER => &mut d.deleted_routers,
                 kinds::ROUTER_PORT => &mut d.deleted_router_ports,
+                kinds::ACL => &mut d.deleted_acls,
+                kinds::PORT_GROUP => &mut d.deleted_port_groups,
+                kinds::ADDRESS_SET => &mut d.deleted_address_sets,
                 other => return Err(ViewFormError::UnknownKind(i, other.to_string())),
             };
             list.push(k.name.clone());
@@ -137,6 +167,12 @@ impl ViewDelta {
             && self.deleted_routers.is_empty()
             && self.router_ports.is_empty()
             && self.deleted_router_ports.is_empty()
+            && self.acls.is_empty()
+            && self.deleted_acls.is_empty()
+            && self.port_groups.is_empty()
+            && self.deleted_port_groups.is_empty()
+            && self.address_sets.is_empty()
+            && self.deleted_address_sets.is_empty()
     }
 }
 
@@ -160,6 +196,11 @@ mod tests {
                 ..Default::default()
             }],
             deleted_chassis: vec!["hv".into()],
+            acls: vec![AclView {
+                key: "ls:ls:to-lport:1:0".into(),
+                ..Default::default()
+            }],
+            deleted_address_sets: vec!["as".into()],
             ..Default::default()
         };
         let u = d.clone().into_update();

@@ -40,6 +40,10 @@ pub const OFPXMT_TCP_SRC: u8 = 13;
 pub const OFPXMT_TCP_DST: u8 = 14;
 pub const OFPXMT_UDP_SRC: u8 = 15;
 pub const OFPXMT_UDP_DST: u8 = 16;
+pub const OFPXMT_SCTP_SRC: u8 = 17;
+pub const OFPXMT_SCTP_DST: u8 = 18;
+/// OpenFlow 1.5.
+pub const OFPXMT_TCP_FLAGS: u8 = 42;
 pub const OFPXMT_ICMPV4_TYPE: u8 = 19;
 pub const OFPXMT_ICMPV4_CODE: u8 = 20;
 pub const OFPXMT_IPV6_SRC: u8 = 26;
@@ -287,6 +291,9 @@ pub fn encode_field(out: &mut Vec<u8>, f: &MatchField) -> Result<(), CodecError>
         MatchField::TcpDst { value, mask } => put_u16m(out, B, OFPXMT_TCP_DST, *value, mask),
         MatchField::UdpSrc { value, mask } => put_u16m(out, B, OFPXMT_UDP_SRC, *value, mask),
         MatchField::UdpDst { value, mask } => put_u16m(out, B, OFPXMT_UDP_DST, *value, mask),
+        MatchField::SctpSrc { value, mask } => put_u16m(out, B, OFPXMT_SCTP_SRC, *value, mask),
+        MatchField::SctpDst { value, mask } => put_u16m(out, B, OFPXMT_SCTP_DST, *value, mask),
+        MatchField::TcpFlags { value, mask } => put_u16m(out, B, OFPXMT_TCP_FLAGS, *value, mask),
         MatchField::TunMetadata { index, value, mask } => {
             check_tun_metadata(*index, value, mask.as_deref())?;
             put_tlv(
@@ -367,6 +374,9 @@ fn encode_rank(f: &MatchField) -> u16 {
         F::TcpDst { .. } => 16,
         F::UdpSrc { .. } => 17,
         F::UdpDst { .. } => 18,
+        F::SctpSrc { .. } => 26,
+        F::SctpDst { .. } => 27,
+        F::TcpFlags { .. } => 28,
         F::IcmpType(_) => 19,
         F::IcmpCode(_) => 20,
         F::Icmpv6Type(_) => 21,
@@ -764,6 +774,18 @@ fn decode_known(h: &OxmHeader, payload: &[u8]) -> Option<Vec<MatchField>> {
         (OFPXMC_OPENFLOW_BASIC, OFPXMT_UDP_DST) | (OFPXMC_NXM_0, NXM_OF_UDP_DST) => {
             let (value, mask) = u16m(h, payload)?;
             one(F::UdpDst { value, mask })
+        }
+        (OFPXMC_OPENFLOW_BASIC, OFPXMT_SCTP_SRC) => {
+            let (value, mask) = u16m(h, payload)?;
+            one(F::SctpSrc { value, mask })
+        }
+        (OFPXMC_OPENFLOW_BASIC, OFPXMT_SCTP_DST) => {
+            let (value, mask) = u16m(h, payload)?;
+            one(F::SctpDst { value, mask })
+        }
+        (OFPXMC_OPENFLOW_BASIC, OFPXMT_TCP_FLAGS) => {
+            let (value, mask) = u16m(h, payload)?;
+            one(F::TcpFlags { value, mask })
         }
         (OFPXMC_NXM_1, f)
             if (NXM_NX_TUN_METADATA0..NXM_NX_TUN_METADATA0 + N_TUN_METADATA).contains(&f) =>

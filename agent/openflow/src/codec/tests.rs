@@ -1173,3 +1173,58 @@ fn packet_in_and_extension_decoders_never_panic() {
     let empty = hex("0604001000000001000023200000001e");
     assert!(decode(&empty).is_err());
 }
+
+#[test]
+fn sctp_ports_and_tcp_flags_roundtrip() {
+    for fields in [
+        vec![
+            MatchField::EthType(0x0800),
+            MatchField::IpProto(6),
+            MatchField::TcpFlags {
+                value: 0x002,
+                mask: Some(0x012),
+            },
+        ],
+        vec![
+            MatchField::EthType(0x0800),
+            MatchField::IpProto(6),
+            // All 12 bits: an exact match.
+            MatchField::TcpFlags {
+                value: 0x012,
+                mask: Some(0x0fff),
+            },
+        ],
+        vec![
+            MatchField::EthType(0x86dd),
+            MatchField::IpProto(132),
+            MatchField::SctpSrc {
+                value: 36412,
+                mask: None,
+            },
+            MatchField::SctpDst {
+                value: 0x400,
+                mask: Some(0xfc00),
+            },
+        ],
+    ] {
+        let flow = Flow {
+            table: 62,
+            priority: 2000,
+            cookie: 6,
+            matches: Match::from_fields(fields),
+            actions: vec![],
+        };
+        roundtrip(Message::FlowMod(FlowMod::add(flow)));
+    }
+    let m = Match::from_fields([MatchField::TcpFlags {
+        value: 0x012,
+        mask: Some(0x0fff),
+    }]);
+    assert_eq!(
+        m.fields(),
+        &[MatchField::TcpFlags {
+            value: 0x012,
+            mask: None
+        }]
+    );
+}
