@@ -81,6 +81,28 @@ pub enum Object {
     LogicalRouter(Router),
     LogicalRouterPort(RouterPort),
     AddressSet(AddressSet),
+    LoadBalancer(LoadBalancer),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadBalancer {
+    pub name: String,
+    pub vips: BTreeMap<String, String>,
+    pub protocol: String,
+    pub options: BTreeMap<String, String>,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+impl From<&pb::LoadBalancer> for LoadBalancer {
+    fn from(l: &pb::LoadBalancer) -> Self {
+        LoadBalancer {
+            name: l.name.clone(),
+            vips: sorted(&l.vips),
+            protocol: l.protocol.clone(),
+            options: sorted(&l.options),
+            external_ids: sorted(&l.external_ids),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,6 +330,7 @@ impl Object {
             Kind::LogicalRouter(r) => Object::LogicalRouter(r.into()),
             Kind::LogicalRouterPort(p) => Object::LogicalRouterPort(p.into()),
             Kind::AddressSet(a) => Object::AddressSet(a.into()),
+            Kind::LoadBalancer(l) => Object::LoadBalancer(l.into()),
         })
     }
 }

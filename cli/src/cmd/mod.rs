@@ -24,6 +24,7 @@ pub mod chassis;
 pub mod completion;
 pub mod db;
 pub mod flows;
+pub mod load_balancer;
 pub mod port;
 pub mod router;
 pub mod router_port;
@@ -43,6 +44,7 @@ pub const KINDS: &[&str] = &[
     "Logical_Router",
     "Logical_Router_Port",
     "Address_Set",
+    "Load_Balancer",
 ];
 
 /// Declares [`Command`] (every noun's subcommands flattened into one list) and dispatches
@@ -74,6 +76,7 @@ registry! {
     RouterPort(router_port::RouterPortCmd),
     Chassis(chassis::ChassisCmd),
     AddressSet(address_set::AddressSetCmd),
+    LoadBalancer(load_balancer::LoadBalancerCmd),
     Db(db::DbCmd),
     Sync(sync::SyncCmd),
     Topology(topology::TopologyCmd),

@@ -94,6 +94,7 @@ pub(crate) use generic_methods;
 
 pub mod address_set;
 pub mod chassis;
+pub mod load_balancer;
 pub mod port;
 pub mod router;
 pub mod router_port;
@@ -114,6 +115,7 @@ pub static ALL: &[&dyn Kind] = &[
     &router::RouterKind,
     &router_port::RouterPortKind,
     &address_set::AddressSetKind,
+    &load_balancer::LoadBalancerKind,
 ];
 
 /// The `external_ids` column every kind has.

@@ -7,6 +7,7 @@
 pub mod expr;
 pub mod hash;
 pub mod identity;
+pub mod load_balancer;
 pub mod validate;
 pub mod view;
 
