@@ -72,6 +72,7 @@ fn snapshot() -> ViewUpdate {
                 subnet: "10.0.0.0/24".into(),
                 mtu: 1500,
                 tunnel_key: 1,
+                load_balancer: vec![],
             },
             SwitchView {
                 name: "ls2".into(),
@@ -79,6 +80,7 @@ fn snapshot() -> ViewUpdate {
                 subnet: "10.1.0.0/24".into(),
                 mtu: 1500,
                 tunnel_key: 2,
+                load_balancer: vec![],
             },
         ],
         ports: vec![
@@ -314,6 +316,7 @@ fn routed_snapshot() -> ViewUpdate {
         subnet: subnet.into(),
         mtu: 1400,
         tunnel_key: vni,
+        load_balancer: vec![],
     };
     ViewUpdate {
         revision: 10,

@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use weft_proto::v1::{
-    LogicalRouter, LogicalRouterPort, LogicalSwitchPort, PortAddress, PortView, RemoteChassis,
-    RouterPortView, RouterView, SwitchView,
+    object, LoadBalancerView, LogicalRouter, LogicalRouterPort, LogicalSwitchPort, PortAddress,
+    PortView, RemoteChassis, RouterPortView, RouterView, SwitchView,
 };
 
 use crate::state::{Changed, ClusterState};
@@ -34,6 +34,25 @@ pub struct View {
     pub routers: BTreeMap<String, RouterView>,
     /// Ports of those routers by name.
     pub router_ports: BTreeMap<String, RouterPortView>,
+    /// Load balancers named by the view's switches (`load_balancer`), by name.
+    pub load_balancers: BTreeMap<String, LoadBalancerView>,
+}
+
+/// The view of load balancer `name` in `state`, `None` when there is none.
+fn load_balancer_view(state: &ClusterState, name: &str) -> Option<LoadBalancerView> {
+    let o = state
+        .objects
+        .get(crate::kinds::load_balancer::NAME)?
+        .get(name)?;
+    match &o.kind {
+        Some(object::Kind::LoadBalancer(l)) => Some(LoadBalancerView {
+            name: l.name.clone(),
+            protocol: l.protocol.clone(),
+            vips: l.vips.clone(),
+            options: l.options.clone(),
+        }),
+        _ => None,
+    }
 }
 
 /// The datapaths a chassis needs, starting from the switches it has ports on (`local`):
@@ -184,6 +203,13 @@ pub fn compute(state: &ClusterState, chassis: &str) -> View {
             view.switches.insert(sw.name.clone(), switch_view(sw));
         }
     }
+    for sw in view.switches.values() {
+        for lb in &sw.load_balancer {
+            if let Some(v) = load_balancer_view(state, lb) {
+                view.load_balancers.insert(lb.clone(), v);
+            }
+        }
+    }
     for r in &dp_routers {
         if let Some(lr) = state.routers.get(r) {
             view.routers.insert(r.clone(), router_view(lr));
@@ -243,6 +269,9 @@ pub struct ViewState {
     dp_switches: BTreeSet<String>,
     /// Routers in the view.
     dp_routers: BTreeSet<String>,
+    /// The view's switches that name each load balancer (an LB is in the view while some
+    /// switch of the view names it).
+    lb_users: HashMap<String, BTreeSet<String>>,
 }
 
 /// Old values of what an update touched, to build its delta.
@@ -253,6 +282,7 @@ struct Touched {
     chassis: BTreeSet<String>,
     routers: BTreeMap<String, Option<RouterView>>,
     router_ports: BTreeMap<String, Option<RouterPortView>>,
+    load_balancers: BTreeMap<String, Option<LoadBalancerView>>,
 }
 
 fn switch_view(sw: &weft_proto::v1::LogicalSwitch) -> SwitchView {
@@ -262,6 +292,7 @@ fn switch_view(sw: &weft_proto::v1::LogicalSwitch) -> SwitchView {
         subnet: sw.subnet.clone(),
         mtu: sw.mtu,
         tunnel_key: sw.tunnel_key,
+        load_balancer: sw.load_balancer.clone(),
     }
 }
 
@@ -285,6 +316,7 @@ impl ViewState {
             remote: HashMap::new(),
             dp_switches: BTreeSet::new(),
             dp_routers: BTreeSet::new(),
+            lb_users: HashMap::new(),
         };
         for (name, b) in state.bindings.iter() {
             if b.chassis == chassis {
@@ -303,6 +335,7 @@ impl ViewState {
         for r in &dpr {
             vs.sync_router(state, r, &mut t);
         }
+        vs.sync_load_balancers(state, &t, &BTreeSet::new(), &mut BTreeMap::new());
         for c in vs.remote.keys() {
             if let Some(rc) = state.chassis.get(c) {
                 vs.view.chassis.insert(
@@ -321,6 +354,60 @@ impl ViewState {
     /// The current view.
     pub fn view(&self) -> &View {
         &self.view
+    }
+
+    /// Keeps the view's load balancers in step: `t.switches` are the switches this update
+    /// touched (with their old views), `changed` the LBs whose records changed. Costs those
+    /// switches' LB lists and the changed LBs, never a scan.
+    fn sync_load_balancers(
+        &mut self,
+        state: &ClusterState,
+        t: &Touched,
+        changed: &BTreeSet<String>,
+        out: &mut BTreeMap<String, Option<LoadBalancerView>>,
+    ) {
+        let mut candidates: BTreeSet<String> = changed.clone();
+        for (s, old) in &t.switches {
+            for lb in old.iter().flat_map(|o| o.load_balancer.iter()) {
+                if let Some(users) = self.lb_users.get_mut(lb) {
+                    users.remove(s);
+                    if users.is_empty() {
+                        self.lb_users.remove(lb);
+                    }
+                }
+                candidates.insert(lb.clone());
+            }
+            for lb in self
+                .view
+                .switches
+                .get(s)
+                .map(|v| v.load_balancer.iter())
+                .into_iter()
+                .flatten()
+            {
+                self.lb_users
+                    .entry(lb.clone())
+                    .or_default()
+                    .insert(s.clone());
+                candidates.insert(lb.clone());
+            }
+        }
+        for lb in candidates {
+            let want = if self.lb_users.contains_key(&lb) {
+                load_balancer_view(state, &lb)
+            } else {
+                None
+            };
+            let had = self.view.load_balancers.get(&lb).cloned();
+            if want == had {
+                continue;
+            }
+            out.entry(lb.clone()).or_insert(had);
+            match want {
+                Some(v) => self.view.load_balancers.insert(lb, v),
+                None => self.view.load_balancers.remove(&lb),
+            };
+        }
     }
 
     fn bind(&mut self, port: &str, switch: &str) {
@@ -499,6 +586,7 @@ impl ViewState {
         let mut chassis: BTreeSet<String> = BTreeSet::new();
         let mut routers: BTreeSet<String> = BTreeSet::new();
         let mut router_ports: BTreeSet<String> = BTreeSet::new();
+        let mut load_balancers: BTreeSet<String> = BTreeSet::new();
         for c in changes {
             match c {
                 Changed::Switch(s) => {
@@ -515,6 +603,9 @@ impl ViewState {
                 }
                 Changed::RouterPort(p) => {
                     router_ports.insert(p.clone());
+                }
+                Changed::Object(kind, name) if *kind == crate::kinds::load_balancer::NAME => {
+                    load_balancers.insert(name.clone());
                 }
                 // Kinds no view carries yet.
                 Changed::Object(..) => {}
@@ -578,6 +669,9 @@ impl ViewState {
                 self.remove_port(p, &mut t);
             }
         }
+        let mut lbs = BTreeMap::new();
+        self.sync_load_balancers(state, &t, &load_balancers, &mut lbs);
+        t.load_balancers = lbs;
         // Remote chassis: referenced by a port in the view and registered.
         chassis.extend(t.chassis.iter().cloned());
         let mut d = Delta {
@@ -643,6 +737,14 @@ impl ViewState {
                 None => {}
             }
         }
+        for (l, old) in t.load_balancers {
+            match self.view.load_balancers.get(&l) {
+                Some(new) if old.as_ref() != Some(new) => d.load_balancers.push(new.clone()),
+                Some(_) => {}
+                None if old.is_some() => d.deleted_load_balancers.push(l),
+                None => {}
+            }
+        }
         d
     }
 }
@@ -657,6 +759,7 @@ pub fn snapshot(view: &View, revision: i64) -> Delta {
         chassis: view.chassis.values().cloned().collect(),
         routers: view.routers.values().cloned().collect(),
         router_ports: view.router_ports.values().cloned().collect(),
+        load_balancers: view.load_balancers.values().cloned().collect(),
         ..Default::default()
     }
 }
@@ -685,7 +788,11 @@ pub fn delta(old: &View, new: &View, revision: i64) -> Delta {
     let (chassis, deleted_chassis) = diff_map(&old.chassis, &new.chassis);
     let (routers, deleted_routers) = diff_map(&old.routers, &new.routers);
     let (router_ports, deleted_router_ports) = diff_map(&old.router_ports, &new.router_ports);
+    let (load_balancers, deleted_load_balancers) =
+        diff_map(&old.load_balancers, &new.load_balancers);
     Delta {
+        load_balancers,
+        deleted_load_balancers,
         routers,
         deleted_routers,
         router_ports,
@@ -744,6 +851,12 @@ pub fn apply_delta(view: &mut View, u: &Delta) {
     }
     for n in &u.deleted_router_ports {
         view.router_ports.remove(n);
+    }
+    for l in &u.load_balancers {
+        view.load_balancers.insert(l.name.clone(), l.clone());
+    }
+    for n in &u.deleted_load_balancers {
+        view.load_balancers.remove(n);
     }
 }
 
@@ -903,6 +1016,7 @@ mod tests {
         // The sequences must exercise reachability: some view gets a router, and some view a
         // switch it has no port on (reached through a router).
         let (mut reached_router, mut reached_far) = (false, false);
+        let mut reached_lb = false;
         for seed in 0..40u64 {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut st = ClusterState::default();
@@ -920,14 +1034,20 @@ mod tests {
                     let ch = chassis[rng.random_range(0..chassis.len())];
                     let router = format!("r{}", rng.random_range(0..3));
                     let rport = format!("rp{}", rng.random_range(0..6));
-                    match rng.random_range(0..14) {
+                    let lb = format!("lb{}", rng.random_range(0..3));
+                    match rng.random_range(0..17) {
                         0 => {
-                            let v = LogicalSwitch {
+                            let mut v = LogicalSwitch {
                                 name: sw.into(),
                                 vni: rng.random_range(1..4),
                                 subnet: "10.0.0.0/24".into(),
                                 ..Default::default()
                             };
+                            for lb in ["lb0", "lb1", "lb2"] {
+                                if rng.random_bool(0.4) {
+                                    v.load_balancer.push(lb.into());
+                                }
+                            }
                             st.apply_put(&k, &k.switch(sw), &v.encode_to_vec(), rev);
                         }
                         1 => {
@@ -1004,6 +1124,24 @@ mod tests {
                             let key = format!("{}nb/router_ports/{rport}", k.root());
                             st.apply_delete(&k, &key, rev);
                         }
+                        15 => {
+                            let l = weft_proto::v1::LoadBalancer {
+                                name: lb.clone(),
+                                protocol: "tcp".into(),
+                                vips: [(
+                                    "10.96.0.10:80".to_string(),
+                                    format!("10.0.0.{}:80", rng.random_range(2..9)),
+                                )]
+                                .into(),
+                                ..Default::default()
+                            };
+                            let key = format!("{}nb/load_balancers/{lb}", k.root());
+                            st.apply_put(&k, &key, &l.encode_to_vec(), rev);
+                        }
+                        16 => {
+                            let key = format!("{}nb/load_balancers/{lb}", k.root());
+                            st.apply_delete(&k, &key, rev);
+                        }
                         _ => {
                             if rng.random_bool(0.7) {
                                 let c = Chassis {
@@ -1037,6 +1175,9 @@ mod tests {
                     assert_eq!(applied, full);
                 }
                 reached_router |= streams.iter().any(|(vs, _)| !vs.view().routers.is_empty());
+                reached_lb |= streams
+                    .iter()
+                    .any(|(vs, _)| !vs.view().load_balancers.is_empty());
                 reached_far |= streams
                     .iter()
                     .any(|(vs, _)| vs.view().switches.keys().any(|s| !vs.local.contains_key(s)));
@@ -1050,6 +1191,7 @@ mod tests {
             reached_router && reached_far,
             "router reachability never exercised"
         );
+        assert!(reached_lb, "no view ever carried a load balancer");
     }
 
     #[test]

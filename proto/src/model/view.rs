@@ -3,8 +3,8 @@
 //! (`ViewUpdate`: objects of any kind, deletions by kind and name).
 
 use crate::v1::{
-    view_object::Kind as K, ObjectKey, PortView, RemoteChassis, RouterPortView, RouterView,
-    SwitchView, ViewObject, ViewUpdate,
+    view_object::Kind as K, LoadBalancerView, ObjectKey, PortView, RemoteChassis, RouterPortView,
+    RouterView, SwitchView, ViewObject, ViewUpdate,
 };
 
 /// Kind names on the wire, as ovn-nbctl spells the tables.
@@ -19,6 +19,8 @@ pub mod kinds {
     pub const ROUTER: &str = "Logical_Router";
     /// Router ports.
     pub const ROUTER_PORT: &str = "Logical_Router_Port";
+    /// Load balancers.
+    pub const LOAD_BALANCER: &str = "Load_Balancer";
 }
 
 /// A view change, by kind.
@@ -48,6 +50,10 @@ pub struct ViewDelta {
     pub router_ports: Vec<RouterPortView>,
     /// Router ports removed.
     pub deleted_router_ports: Vec<String>,
+    /// Load balancers added or changed.
+    pub load_balancers: Vec<LoadBalancerView>,
+    /// Load balancers removed.
+    pub deleted_load_balancers: Vec<String>,
 }
 
 /// A `ViewUpdate` the agent cannot take.
@@ -78,6 +84,11 @@ impl ViewDelta {
         upserts.extend(self.router_ports.into_iter().map(|p| obj(K::RouterPort(p))));
         upserts.extend(self.ports.into_iter().map(|p| obj(K::Port(p))));
         upserts.extend(self.chassis.into_iter().map(|c| obj(K::Chassis(c))));
+        upserts.extend(
+            self.load_balancers
+                .into_iter()
+                .map(|l| obj(K::LoadBalancer(l))),
+        );
         let mut deleted = Vec::new();
         let del = |kind: &'static str, v: Vec<String>| v.into_iter().map(move |n| key(kind, n));
         deleted.extend(del(kinds::PORT, self.deleted_ports));
@@ -85,6 +96,7 @@ impl ViewDelta {
         deleted.extend(del(kinds::SWITCH, self.deleted_switches));
         deleted.extend(del(kinds::ROUTER, self.deleted_routers));
         deleted.extend(del(kinds::CHASSIS, self.deleted_chassis));
+        deleted.extend(del(kinds::LOAD_BALANCER, self.deleted_load_balancers));
         ViewUpdate {
             revision: self.revision,
             snapshot: self.snapshot,
@@ -108,6 +120,7 @@ impl ViewDelta {
                 Some(K::Chassis(c)) => d.chassis.push(c.clone()),
                 Some(K::Router(r)) => d.routers.push(r.clone()),
                 Some(K::RouterPort(p)) => d.router_ports.push(p.clone()),
+                Some(K::LoadBalancer(l)) => d.load_balancers.push(l.clone()),
                 None => return Err(ViewFormError::EmptyObject(i)),
             }
         }
@@ -118,6 +131,7 @@ impl ViewDelta {
                 kinds::CHASSIS => &mut d.deleted_chassis,
                 kinds::ROUTER => &mut d.deleted_routers,
                 kinds::ROUTER_PORT => &mut d.deleted_router_ports,
+                kinds::LOAD_BALANCER => &mut d.deleted_load_balancers,
                 other => return Err(ViewFormError::UnknownKind(i, other.to_string())),
             };
             list.push(k.name.clone());
@@ -137,6 +151,8 @@ impl ViewDelta {
             && self.deleted_routers.is_empty()
             && self.router_ports.is_empty()
             && self.deleted_router_ports.is_empty()
+            && self.load_balancers.is_empty()
+            && self.deleted_load_balancers.is_empty()
     }
 }
 
@@ -160,6 +176,11 @@ mod tests {
                 ..Default::default()
             }],
             deleted_chassis: vec!["hv".into()],
+            load_balancers: vec![LoadBalancerView {
+                name: "lb".into(),
+                ..Default::default()
+            }],
+            deleted_load_balancers: vec!["lb2".into()],
             ..Default::default()
         };
         let u = d.clone().into_update();
