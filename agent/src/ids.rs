@@ -188,6 +188,26 @@ fn group_owner(kind: GroupKind, switch: &str) -> String {
     format!("{}-{switch}", kind_name(kind))
 }
 
+/// Owner name of the select group of one VIP of load balancer `lb` on switch `switch`
+/// ([`crate::pipeline::lb`]).
+pub fn lb_group_owner(switch: &str, lb: &str, vip: &str) -> String {
+    format!("lb-{switch}/{lb}/{vip}")
+}
+
+/// The LB select groups the view needs: one per switch, LB of the view it names, and VIP
+/// with at least one backend.
+fn lb_group_owners(view: &ChassisView) -> Vec<String> {
+    let mut out = Vec::new();
+    for sw in view.switches() {
+        for lb in view.load_balancers_of(sw) {
+            for v in lb.rules.vips.iter().filter(|v| !v.backends.is_empty()) {
+                out.push(lb_group_owner(&sw.name, &lb.name, &v.vip.to_string()));
+            }
+        }
+    }
+    out
+}
+
 /// The pinctrl meters the pipeline installs (one per handler).
 pub const METERS: &[&str] = &["pinctrl-arp"];
 
@@ -245,6 +265,11 @@ impl Ids {
         self.groups.get(&group_owner(kind, switch))
     }
 
+    /// The select group of `vip` of load balancer `lb` on `switch`.
+    pub fn lb_group(&self, switch: &str, lb: &str, vip: &str) -> Option<u32> {
+        self.groups.get(&lb_group_owner(switch, lb, vip))
+    }
+
     pub fn meter(&self, name: &str) -> Option<u32> {
         self.meters.get(name)
     }
@@ -284,6 +309,7 @@ impl Ids {
         let want: BTreeSet<String> = view
             .switches()
             .flat_map(|s| KINDS.iter().map(|k| group_owner(*k, &s.name)))
+            .chain(lb_group_owners(view))
             .collect();
         let stale: Vec<String> = self
             .groups

@@ -159,6 +159,16 @@ pub struct Switch {
     pub key: u32,
     pub subnet: Option<Ipv4Prefix>,
     pub mtu: u32,
+    /// Names of the load balancers applied on the switch (sorted; those in the view are in
+    /// [`ChassisView::load_balancer`]).
+    pub load_balancers: Vec<String>,
+}
+
+/// A load balancer of the view, its rules parsed by the shared model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadBalancer {
+    pub name: String,
+    pub rules: weft_proto::model::load_balancer::LoadBalancerRules,
 }
 
 /// One resolved port address: a MAC and the IPv4 addresses that go with it.
@@ -304,6 +314,7 @@ pub struct ViewChange {
     pub chassis: BTreeSet<String>,
     pub routers: BTreeSet<String>,
     pub router_ports: BTreeSet<String>,
+    pub load_balancers: BTreeSet<String>,
 }
 
 impl ViewChange {
@@ -314,6 +325,7 @@ impl ViewChange {
             && self.chassis.is_empty()
             && self.routers.is_empty()
             && self.router_ports.is_empty()
+            && self.load_balancers.is_empty()
     }
 
     /// Marks a port as changed (for example because its VIF appeared or its ofport changed).
@@ -330,6 +342,7 @@ impl ViewChange {
         self.chassis.extend(other.chassis);
         self.routers.extend(other.routers);
         self.router_ports.extend(other.router_ports);
+        self.load_balancers.extend(other.load_balancers);
     }
 }
 
@@ -356,6 +369,7 @@ pub struct ChassisView {
     router_lsps: BTreeMap<String, BTreeSet<String>>,
     /// Switch → its router-type ports.
     router_lsps_by_switch: BTreeMap<String, BTreeSet<String>>,
+    load_balancers: BTreeMap<String, LoadBalancer>,
 }
 
 /// The routers and router ports an update leads to, validated, and what changed.
@@ -374,6 +388,21 @@ impl ChassisView {
     /// The revision of the last applied update (0 before the first).
     pub fn revision(&self) -> i64 {
         self.revision
+    }
+
+    /// A load balancer of the view.
+    pub fn load_balancer(&self, name: &str) -> Option<&LoadBalancer> {
+        self.load_balancers.get(name)
+    }
+
+    /// The load balancers of switch `sw` that are in the view, in name order.
+    pub fn load_balancers_of<'a>(
+        &'a self,
+        sw: &'a Switch,
+    ) -> impl Iterator<Item = &'a LoadBalancer> + 'a {
+        sw.load_balancers
+            .iter()
+            .filter_map(|n| self.load_balancers.get(n))
     }
 
     pub fn switch(&self, name: &str) -> Option<&Switch> {
@@ -493,11 +522,29 @@ impl ChassisView {
             parse_router_port,
         )?;
         let part = self.router_part(update, &switches, routers, router_ports)?;
+        let lbs = parse_unique(
+            &update.load_balancers,
+            "load balancer",
+            |l| &l.name,
+            parse_load_balancer,
+        )?;
+        let next_lbs = if update.snapshot {
+            lbs
+        } else {
+            let mut m = self.load_balancers.clone();
+            for name in &update.deleted_load_balancers {
+                m.remove(name);
+            }
+            m.extend(lbs);
+            m
+        };
         let mut change = if update.snapshot {
             self.apply_snapshot(update.revision, switches, ports, chassis)?
         } else {
             self.apply_delta(update, switches, ports, chassis)?
         };
+        change.load_balancers = changed_keys(&self.load_balancers, &next_lbs);
+        self.load_balancers = next_lbs;
         change.routers = part.changed_routers;
         change.router_ports = part.changed_router_ports;
         self.routers = part.routers;
@@ -651,6 +698,8 @@ impl ChassisView {
             router_ports_by_router: BTreeMap::new(),
             router_lsps: BTreeMap::new(),
             router_lsps_by_switch: BTreeMap::new(),
+            // Replaced by `apply` (which compares with the old ones).
+            load_balancers: std::mem::take(&mut self.load_balancers),
         };
         for p in ports.into_values() {
             next.insert_port(p);
@@ -982,6 +1031,19 @@ fn parse_switch(s: &SwitchView) -> Result<Switch, ViewError> {
         key: s.tunnel_key,
         subnet,
         mtu: s.mtu,
+        load_balancers: s.load_balancer.clone(),
+    })
+}
+
+fn parse_load_balancer(l: &weft_proto::v1::LoadBalancerView) -> Result<LoadBalancer, ViewError> {
+    let rules =
+        weft_proto::model::load_balancer::validate_load_balancer(&l.vips, &l.protocol, &l.options)
+            .map_err(|e| {
+                ViewError::invalid("load balancer", &l.name, e.field, e.value, e.reason)
+            })?;
+    Ok(LoadBalancer {
+        name: l.name.clone(),
+        rules,
     })
 }
 
@@ -1123,7 +1185,8 @@ fn parse_security(port: &str, addrs: &[PortAddress]) -> Result<Vec<SecurityAddre
         let mac = parse_mac(port, &format!("port_security[{i}].mac"), &a.mac)?;
         let (mut ips, mut ipv6) = (Vec::new(), Vec::new());
         for (j, ip) in a.ips.iter().enumerate() {
-            let bad = |e| ViewError::invalid("port", port, format!("port_security[{i}].ips[{j}]"), ip, e);
+            let bad =
+                |e| ViewError::invalid("port", port, format!("port_security[{i}].ips[{j}]"), ip, e);
             if ip.contains(':') {
                 ipv6.push(ip.parse::<Ipv6Prefix>().map_err(bad)?);
             } else {
@@ -1704,8 +1767,16 @@ mod tests {
     #[test]
     fn ipv6_prefix_parsing_and_security_entries() {
         let p: Ipv6Prefix = "fd00:1::5/64".parse().expect("valid");
-        assert_eq!(p.network(), "fd00:1::".parse::<std::net::Ipv6Addr>().expect("ip"));
-        assert_eq!(p.mask(), "ffff:ffff:ffff:ffff::".parse::<std::net::Ipv6Addr>().expect("ip"));
+        assert_eq!(
+            p.network(),
+            "fd00:1::".parse::<std::net::Ipv6Addr>().expect("ip")
+        );
+        assert_eq!(
+            p.mask(),
+            "ffff:ffff:ffff:ffff::"
+                .parse::<std::net::Ipv6Addr>()
+                .expect("ip")
+        );
         assert!("fd00::5".parse::<Ipv6Prefix>().expect("valid").is_host());
         assert!("fd00::5/129".parse::<Ipv6Prefix>().is_err());
         let sec = parse_security(
@@ -1716,7 +1787,10 @@ mod tests {
             }],
         )
         .expect("valid");
-        assert_eq!(sec[0].ips, vec!["10.0.0.5".parse::<Ipv4Prefix>().expect("v4")]);
+        assert_eq!(
+            sec[0].ips,
+            vec!["10.0.0.5".parse::<Ipv4Prefix>().expect("v4")]
+        );
         assert_eq!(sec[0].ipv6.len(), 2);
         let e = parse_security(
             "p1",

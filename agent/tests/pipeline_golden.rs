@@ -7,6 +7,9 @@
 //! A second view (`tests/golden/routing.txt`): two subnets on one router, pods on this
 //! chassis and on a remote one, renders the routing stages (l3-entry .. lr-exit).
 //!
+//! A third (`tests/golden/lb.txt`): a switch with TCP, UDP, IPv6 and backend-less load
+//! balancers renders lb-vip, lb-dnat, lb-out and the hash select groups.
+//!
 //! The file is sorted: flows by table, priority (highest first), then text; then groups by
 //! id. To regenerate after an intended change: `WEFT_UPDATE_GOLDEN=1 cargo test -p weft-agent
 //! --test pipeline_golden`, then review the diff of the .txt file line by line.
@@ -57,10 +60,14 @@ fn snapshot() -> ViewUpdate {
     vm5.enabled = false;
     let mut web1 = port("web1", "ls2", "00:00:00:00:02:01", &["10.1.0.11"], "hv1");
     // IPv4 and IPv6 sources (plus the MAC's link-local address, always allowed).
-    web1.port_security = vec![addr("00:00:00:00:02:01", &["10.1.0.0/24", "fd00:2::11", "fd00:3::/64"])];
+    web1.port_security = vec![addr(
+        "00:00:00:00:02:01",
+        &["10.1.0.0/24", "fd00:2::11", "fd00:3::/64"],
+    )];
     // A VIF allowed to send router advertisements and DHCP replies: no rogue-server drops.
     let mut vm2 = port("vm2", "ls1", "00:00:00:00:01:02", &["10.0.0.12"], "hv1");
-    vm2.options.insert("allow-ra-dhcp-server".into(), "true".into());
+    vm2.options
+        .insert("allow-ra-dhcp-server".into(), "true".into());
     web1.unknown = true;
     ViewUpdate {
         revision: 10,
@@ -365,4 +372,147 @@ fn routed_view_compiles_to_the_expected_flows() {
     let desired = compile_all(&fx.input());
     check_golden("routing.txt", &render_state(&desired));
     assert_eq!(desired.conflicting_flow_keys().count(), 0);
+}
+
+fn lb_view(vips: &[(&str, &str, &str, &str)]) -> weft_proto::v1::LoadBalancerView {
+    // (name, protocol, vip, backends): one VIP per entry, all entries one LB.
+    weft_proto::v1::LoadBalancerView {
+        name: vips[0].0.into(),
+        protocol: vips[0].1.into(),
+        vips: vips
+            .iter()
+            .map(|(_, _, v, b)| (v.to_string(), b.to_string()))
+            .collect(),
+        options: Default::default(),
+    }
+}
+
+/// A switch with four load balancers (TCP with two backends, UDP, IPv6, a port-less VIP
+/// without backends), a local client and backend and a remote backend.
+fn lb_snapshot() -> ViewUpdate {
+    ViewUpdate {
+        revision: 10,
+        snapshot: true,
+        switches: vec![SwitchView {
+            name: "ls1".into(),
+            vni: 41,
+            subnet: "10.41.0.0/24".into(),
+            mtu: 1400,
+            tunnel_key: 41,
+            load_balancer: vec!["dns".into(), "empty".into(), "web".into(), "web6".into()],
+        }],
+        ports: vec![
+            port("client", "ls1", "00:00:00:00:04:0a", &["10.41.0.10"], "hv1"),
+            port("be1", "ls1", "00:00:00:00:04:0b", &["10.41.0.11"], "hv1"),
+            port("be2", "ls1", "00:00:00:00:04:0c", &["10.41.0.12"], "hv2"),
+        ],
+        chassis: vec![RemoteChassis {
+            name: "hv2".into(),
+            encap_ip: "192.168.0.2".into(),
+            encap_types: vec!["geneve".into()],
+        }],
+        load_balancers: vec![
+            lb_view(&[(
+                "web",
+                "tcp",
+                "10.96.0.10:80",
+                "10.41.0.11:8080,10.41.0.12:8080",
+            )]),
+            lb_view(&[("dns", "udp", "10.96.0.53:53", "10.41.0.12:53")]),
+            lb_view(&[("web6", "tcp", "[fd00::10]:80", "[fd00::11]:80")]),
+            lb_view(&[("empty", "", "10.96.0.99", "")]),
+        ],
+        ..Default::default()
+    }
+}
+
+fn lb_fixture() -> Fixture {
+    let mut view = ChassisView::new();
+    view.apply(&lb_snapshot()).expect("the LB view is valid");
+    let mut fx = Fixture {
+        ids: Ids::default(),
+        view,
+        vifs: [("client", 1), ("be1", 2)]
+            .into_iter()
+            .map(|(n, o)| (n.to_string(), o))
+            .collect(),
+        tunnels: [(Encap::Geneve, 10)].into(),
+    };
+    fx.sync();
+    fx
+}
+
+#[test]
+fn load_balancer_view_compiles_to_the_expected_flows_and_groups() {
+    let fx = lb_fixture();
+    let desired = compile_all(&fx.input());
+    let text = render_state(&desired);
+    check_golden("lb.txt", &text);
+    assert_eq!(desired.conflicting_flow_keys().count(), 0);
+    // Only new connections reach the select group; hash selection, no dp_hash.
+    for line in text
+        .lines()
+        .filter(|l| l.contains("actions=group:") && !l.contains("table=50,"))
+    {
+        assert!(
+            line.contains("table=36") && line.contains("ct_state=+new+trk"),
+            "{line}"
+        );
+    }
+    let groups: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("group_id=") && l.contains("type=select"))
+        .collect();
+    assert_eq!(
+        groups.len(),
+        3,
+        "web, dns, web6 (empty has no backend): {text}"
+    );
+    for g in &groups {
+        assert!(
+            g.contains("selection_method=hash") && !g.contains("dp_hash"),
+            "{g}"
+        );
+    }
+}
+
+/// Changing a VIP's backends recompiles only the switch, rewrites only its group, and the
+/// result is what a full compile gives. Established connections are untouched by design:
+/// the group is only consulted by `+new` packets.
+#[test]
+fn changing_backends_rewrites_only_the_group() {
+    let mut fx = lb_fixture();
+    let mut desired = compile_all(&fx.input());
+    let before_flows: Vec<String> = desired.flows().map(render_flow).collect();
+    let change = fx
+        .view
+        .apply(&ViewUpdate {
+            revision: 11,
+            load_balancers: vec![lb_view(&[(
+                "web",
+                "tcp",
+                "10.96.0.10:80",
+                "10.41.0.11:8080",
+            )])],
+            ..Default::default()
+        })
+        .expect("valid delta");
+    assert_eq!(change.load_balancers.len(), 1);
+    fx.sync();
+    let r = recompile(&mut desired, &fx.input(), &change);
+    assert_eq!(
+        r.owners.into_iter().collect::<Vec<_>>(),
+        [Owner::Switch("ls1".into())]
+    );
+    let after_flows: Vec<String> = desired.flows().map(render_flow).collect();
+    assert_eq!(before_flows, after_flows, "flows unchanged");
+    assert_eq!(
+        render_state(&desired),
+        render_state(&compile_all(&fx.input()))
+    );
+    let d = diff_delta(&r.delta);
+    assert!(
+        format!("{d:?}").contains("10.41.0.11"),
+        "the group is rewritten: {d:?}"
+    );
 }
