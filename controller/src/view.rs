@@ -805,7 +805,6 @@ pub fn delta(old: &View, new: &View, revision: i64) -> Delta {
         deleted_ports,
         chassis,
         deleted_chassis,
-        ..Default::default()
     }
 }
 

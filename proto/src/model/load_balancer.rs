@@ -251,7 +251,7 @@ pub fn validate_load_balancer(
         }
         rules.push(r);
     }
-    rules.sort_by(|a, b| a.vip.cmp(&b.vip));
+    rules.sort_by_key(|r| r.vip);
     for k in options.keys() {
         if !OPTIONS.contains(&k.as_str()) {
             return Err(ValidationError::new(
@@ -282,6 +282,7 @@ pub fn canonical_vips(rules: &LoadBalancerRules) -> HashMap<String, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
