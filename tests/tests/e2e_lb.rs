@@ -2,7 +2,8 @@
 //! router port; a TCP VIP (10.96.0.10:80) over backends on the two other hosts: a client
 //! connects many times and reaches both backends, every connection completing (counts per
 //! backend printed); an established connection keeps working when its backend is removed
-//! from the VIP; a UDP VIP answers from both backends too.
+//! from the VIP, when the client chassis' agent restarts and when a backend is added; a UDP
+//! VIP answers from both backends too.
 //!
 //! The servers and the client are small Python programs (python3 is a prerequisite of this
 //! test, like ping for the others).
@@ -242,6 +243,23 @@ fn switch_load_balancer_across_hosts() {
     let c = run_client(&client, "tcp", "80", 20);
     println!("after removing {first}: {c:?}");
     assert_eq!(c.get(other.lport.as_str()).copied(), Some(20), "{c:?}");
+
+    // The established connection also survives the client chassis' agent restarting (no
+    // flow flush, zones kept) and a backend being added back.
+    tb.restart_agent(1).expect("restart agent on host1");
+    sync(&mut tb);
+    assert_eq!(ask(), first, "after the agent restart");
+    ctl(
+        &mut tb,
+        &["lb-add", "--may-exist", "web", "10.96.0.10:80", &backends],
+    );
+    sync(&mut tb);
+    for i in 0..3 {
+        assert_eq!(ask(), first, "answer {i} after a backend was added");
+    }
+    let c = run_client(&client, "tcp", "80", 40);
+    println!("after adding {first} back: {c:?}");
+    assert!(c.len() == 2 && c.get("failed").is_none(), "{c:?}");
     drop(stdin);
     let _ = long.kill();
     let _ = long.wait();
