@@ -194,6 +194,12 @@ pub fn lb_group_owner(switch: &str, lb: &str, vip: &str) -> String {
     format!("lb-{switch}/{lb}/{vip}")
 }
 
+/// Owner name of a switch's hairpin SNAT zone ([`crate::pipeline::lb`]); `/` is in no port
+/// name, so it never collides with a port's zone.
+pub fn hairpin_zone_owner(switch: &str) -> String {
+    format!("lb-hairpin/{switch}")
+}
+
 /// The LB select groups the view needs: one per switch, LB of the view it names, and VIP
 /// with at least one backend.
 fn lb_group_owners(view: &ChassisView) -> Vec<String> {
@@ -265,6 +271,13 @@ impl Ids {
         self.groups.get(&group_owner(kind, switch))
     }
 
+    /// The hairpin SNAT zone of `switch` (switches that apply a load balancer).
+    pub fn hairpin_zone(&self, switch: &str) -> Option<u16> {
+        self.zones
+            .get(&hairpin_zone_owner(switch))
+            .map(|z| z as u16)
+    }
+
     /// The select group of `vip` of load balancer `lb` on `switch`.
     pub fn lb_group(&self, switch: &str, lb: &str, vip: &str) -> Option<u32> {
         self.groups.get(&lb_group_owner(switch, lb, vip))
@@ -284,15 +297,21 @@ impl Ids {
         vifs: &BTreeMap<String, u32>,
     ) -> Result<bool, IdError> {
         let mut ch = IdChanges::default();
-        let local: BTreeSet<&str> = view
+        let mut local: BTreeSet<String> = view
             .ports_on_chassis(chassis)
             .filter(|p| vifs.contains_key(&p.name))
-            .map(|p| p.name.as_str())
+            .map(|p| p.name.clone())
             .collect();
+        // One hairpin SNAT zone per switch that applies a load balancer of the view.
+        local.extend(
+            view.switches()
+                .filter(|s| view.load_balancers_of(s).next().is_some())
+                .map(|s| hairpin_zone_owner(&s.name)),
+        );
         let stale: Vec<String> = self
             .zones
             .iter()
-            .filter(|(o, _)| !local.contains(o))
+            .filter(|(o, _)| !local.contains(*o))
             .map(|(o, _)| o.to_string())
             .collect();
         for o in stale {

@@ -3,7 +3,8 @@
 //! connects many times and reaches both backends, every connection completing (counts per
 //! backend printed); an established connection keeps working when its backend is removed
 //! from the VIP, when the client chassis' agent restarts and when a backend is added; a UDP
-//! VIP answers from both backends too.
+//! VIP answers from both backends too; each backend reaches the VIP, landing on itself too
+//! (hairpin).
 //!
 //! The servers and the client are small Python programs (python3 is a prerequisite of this
 //! test, like ping for the others).
@@ -205,6 +206,19 @@ fn switch_load_balancer_across_hosts() {
         u.get("failed").copied().unwrap_or(0) <= 3,
         "UDP mostly answered: {u:?}"
     );
+
+    // Hairpin: each backend reaches the VIP, landing on itself too (SNATed to the VIP, so
+    // its reply comes back through the LB).
+    for b in [&be1, &be2] {
+        let h = run_client(b, "tcp", "80", 40);
+        println!("hairpin from {}: {h:?}", b.lport);
+        assert_eq!(h.get("failed"), None, "hairpin connections complete: {h:?}");
+        assert!(
+            h.get(b.lport.as_str()).copied().unwrap_or(0) > 0 && h.len() == 2,
+            "{} reaches both backends, itself included: {h:?}",
+            b.lport
+        );
+    }
 
     // An established connection survives its backend leaving the VIP.
     let mut long = std::process::Command::new("ip")

@@ -20,6 +20,11 @@
 //! backend's reply back into the VIP's. Packets already tracked on this pass (the DNATed
 //! request when client and backend share a chassis, or a to-lport ACL's ct-out) skip it.
 //!
+//! Hairpin (a backend connecting to its own VIP, see [`hairpin_flows`]): SNATed to the VIP
+//! in the switch's hairpin zone ([`crate::ids::Ids::hairpin_zone`]) so the backend's reply
+//! comes back through the LB; the output stage sends a packet going back out the VIF it
+//! came from with `IN_PORT`.
+//!
 //! Recirculations: a new connection 2 (lookup, commit), an established one 1, a reply 1 on
 //! the client's chassis. Order relative to the ACL stages: ct-in (26) before lb-vip, the
 //! from-lport ACL verdict (30-31) before lb-dnat, ct-out (61) before lb-out; see
@@ -43,6 +48,10 @@ use crate::view::{LoadBalancer, Port, Switch};
 pub const PRIO_VIP_PORT: u16 = 120;
 /// Priority of a port-less VIP.
 pub const PRIO_VIP: u16 = 110;
+/// Priority of the hairpin flows (above the VIP lookups they must win over).
+pub const PRIO_HAIRPIN: u16 = 130;
+/// Priority of the output stage's hairpin flow (above the port's `output:VIF`).
+pub const PRIO_HAIRPIN_OUTPUT: u16 = 110;
 /// Priority of the lb-out reply lookup.
 pub const PRIO_OUT: u16 = 100;
 
@@ -140,6 +149,169 @@ fn bucket(backend: &Endpoint) -> Vec<Action> {
     })]
 }
 
+/// The match of traffic from `backend` (its address and, for a VIP with a port, its
+/// protocol and source port) plus `dst`.
+fn from_backend(sw: &Switch, backend: &Endpoint, protocol: &str, dst: IpAddr) -> Vec<MatchField> {
+    let mut m = vec![metadata(sw)];
+    match (backend.ip, dst) {
+        (IpAddr::V4(b), IpAddr::V4(d)) => {
+            m.push(MatchField::EthType(ETH_IP));
+            m.push(MatchField::Ipv4Src {
+                value: b,
+                mask: None,
+            });
+            m.push(MatchField::Ipv4Dst {
+                value: d,
+                mask: None,
+            });
+        }
+        (IpAddr::V6(b), IpAddr::V6(d)) => {
+            m.push(MatchField::EthType(ETH_IPV6));
+            m.push(MatchField::Ipv6Src {
+                value: b,
+                mask: None,
+            });
+            m.push(MatchField::Ipv6Dst {
+                value: d,
+                mask: None,
+            });
+        }
+        _ => {}
+    }
+    if let Some(port) = backend.port {
+        let proto = ip_proto(protocol);
+        m.push(MatchField::IpProto(proto));
+        m.push(if proto == PROTO_UDP {
+            MatchField::UdpSrc {
+                value: port,
+                mask: None,
+            }
+        } else {
+            MatchField::TcpSrc {
+                value: port,
+                mask: None,
+            }
+        });
+    }
+    m
+}
+
+/// Hairpin (a backend connecting to its own VIP) for `backend` of `vip`, SNATed to the VIP
+/// in the switch's hairpin zone `hz` so that the reply comes back through the LB:
+/// - lb-hairpin, request (`+trk-rpl`, source = destination = the backend, to its port) →
+///   `ct(commit,zone=hz,nat(src=VIP),table=commit-in)`;
+/// - lb-vip, the backend's reply to the VIP (`-trk`, from its port) → `ct(zone=hz,nat,
+///   table=lb-learn)` (un-SNAT), then lb-hairpin, `+rpl+trk,ct_zone=hz` →
+///   `ct(zone=reg13,nat,table=commit-in)` (un-DNAT: the source is the VIP again).
+fn hairpin_flows(
+    sw: &Switch,
+    vip: &Endpoint,
+    backend: &Endpoint,
+    protocol: &str,
+    hz: u16,
+    cookie: u64,
+    flows: &mut Vec<Flow>,
+) {
+    if backend.ip.is_ipv4() != vip.ip.is_ipv4()
+        || (backend.port.is_some() && ip_proto(protocol) == PROTO_SCTP)
+    {
+        return;
+    }
+    // Request: from the backend to itself (after DNAT), to the backend's port.
+    let mut req = vec![metadata(sw)];
+    let mut reply_match = from_backend(sw, backend, protocol, backend.ip);
+    match backend.ip {
+        IpAddr::V4(b) => {
+            req.push(MatchField::EthType(ETH_IP));
+            req.push(MatchField::Ipv4Src {
+                value: b,
+                mask: None,
+            });
+            req.push(MatchField::Ipv4Dst {
+                value: b,
+                mask: None,
+            });
+        }
+        IpAddr::V6(b) => {
+            req.push(MatchField::EthType(ETH_IPV6));
+            req.push(MatchField::Ipv6Src {
+                value: b,
+                mask: None,
+            });
+            req.push(MatchField::Ipv6Dst {
+                value: b,
+                mask: None,
+            });
+        }
+    }
+    if let Some(port) = backend.port {
+        let proto = ip_proto(protocol);
+        req.push(MatchField::IpProto(proto));
+        req.push(if proto == PROTO_UDP {
+            MatchField::UdpDst {
+                value: port,
+                mask: None,
+            }
+        } else {
+            MatchField::TcpDst {
+                value: port,
+                mask: None,
+            }
+        });
+    }
+    req.push(ct_state(ct_state::TRK, ct_state::TRK | ct_state::RPL));
+    flows.push(Flow {
+        table: Stage::LbHairpin.table(),
+        priority: PRIO_HAIRPIN,
+        cookie,
+        matches: Match::from_fields(req),
+        actions: vec![Action::Ct(Ct {
+            commit: true,
+            table: Some(Stage::LbHairpin.next()),
+            zone: CtZone::Imm(hz),
+            nat: Some(Nat {
+                kind: Some(NatKind::Src),
+                addr_min: Some(vip.ip),
+                ..Nat::default()
+            }),
+            ..Ct::default()
+        })],
+    });
+    // Reply, un-SNAT: from the backend's port to the VIP.
+    let mut un_snat = from_backend(sw, backend, protocol, vip.ip);
+    un_snat.push(ct_state(0, ct_state::TRK));
+    flows.push(Flow {
+        table: Stage::LbVip.table(),
+        priority: PRIO_HAIRPIN,
+        cookie,
+        matches: Match::from_fields(un_snat),
+        actions: vec![Action::Ct(Ct {
+            table: Some(Stage::LbVip.next()),
+            zone: CtZone::Imm(hz),
+            nat: Some(Nat::default()),
+            ..Ct::default()
+        })],
+    });
+    // Reply, un-DNAT in the client's (= the backend port's) zone.
+    reply_match.push(MatchField::CtZone(hz));
+    reply_match.push(ct_state(
+        ct_state::TRK | ct_state::RPL,
+        ct_state::TRK | ct_state::RPL,
+    ));
+    flows.push(Flow {
+        table: Stage::LbHairpin.table(),
+        priority: PRIO_HAIRPIN,
+        cookie,
+        matches: Match::from_fields(reply_match),
+        actions: vec![Action::Ct(Ct {
+            table: Some(Stage::LbHairpin.next()),
+            zone: zone_reg(),
+            nat: Some(Nat::default()),
+            ..Ct::default()
+        })],
+    });
+}
+
 /// The flows and group of one VIP of `lb` on `sw`.
 fn vip_flows(
     input: &CompileInput,
@@ -178,6 +350,11 @@ fn vip_flows(
         ct_state::NEW | ct_state::TRK,
         ct_state::NEW | ct_state::TRK,
     ));
+    if let Some(hz) = input.ids.hairpin_zone(&sw.name) {
+        for b in &rule.backends {
+            hairpin_flows(sw, &rule.vip, b, protocol, hz, cookie, flows);
+        }
+    }
     let vip = rule.vip.to_string();
     let actions = match input.ids.lb_group(&sw.name, &lb.name, &vip) {
         Some(id) if !rule.backends.is_empty() => {
@@ -216,34 +393,50 @@ pub fn switch_flows(input: &CompileInput, sw: &Switch, cookie: u64) -> (Vec<Flow
     (flows, groups)
 }
 
-/// The lb-out flows of local port `port` (zone `zone`) on `sw`: replies un-DNATed in the
-/// port's zone. None when the switch names no load balancer.
-pub fn port_out_flows(sw: &Switch, port: &Port, zone: u16, cookie: u64) -> Vec<Flow> {
+/// The lb-out flows of local port `port` (zone `zone`, VIF `ofport`) on `sw`: replies
+/// un-DNATed in the port's zone, and in output a hairpinned packet (one that goes back to
+/// the VIF it came from) sent with `IN_PORT` (OpenFlow drops `output:N` to the input port).
+/// None when the switch names no load balancer.
+pub fn port_out_flows(sw: &Switch, port: &Port, zone: u16, ofport: u32, cookie: u64) -> Vec<Flow> {
     if sw.load_balancers.is_empty() {
         return Vec::new();
     }
-    [ETH_IP, ETH_IPV6]
-        .into_iter()
-        .map(|eth| Flow {
-            table: Stage::LbOut.table(),
-            priority: PRIO_OUT,
-            cookie,
-            matches: Match::from_fields([
-                metadata(sw),
-                MatchField::Reg {
-                    index: reg::OUTPORT,
-                    value: port.key,
-                    mask: None,
-                },
-                MatchField::EthType(eth),
-                ct_state(0, ct_state::TRK),
-            ]),
-            actions: vec![Action::Ct(Ct {
-                table: Some(Stage::LbOut.next()),
-                zone: CtZone::Imm(zone),
-                nat: Some(Nat::default()),
-                ..Ct::default()
-            })],
-        })
-        .collect()
+    let hairpin_out = Flow {
+        table: Stage::Output.table(),
+        priority: PRIO_HAIRPIN_OUTPUT,
+        cookie,
+        matches: Match::from_fields([
+            metadata(sw),
+            MatchField::Reg {
+                index: reg::OUTPORT,
+                value: port.key,
+                mask: None,
+            },
+            MatchField::InPort(ofport),
+        ]),
+        actions: vec![Action::Output(weft_openflow::flow::ports::IN_PORT)],
+    };
+    let mut flows = vec![hairpin_out];
+    flows.extend([ETH_IP, ETH_IPV6].into_iter().map(|eth| Flow {
+        table: Stage::LbOut.table(),
+        priority: PRIO_OUT,
+        cookie,
+        matches: Match::from_fields([
+            metadata(sw),
+            MatchField::Reg {
+                index: reg::OUTPORT,
+                value: port.key,
+                mask: None,
+            },
+            MatchField::EthType(eth),
+            ct_state(0, ct_state::TRK),
+        ]),
+        actions: vec![Action::Ct(Ct {
+            table: Some(Stage::LbOut.next()),
+            zone: CtZone::Imm(zone),
+            nat: Some(Nat::default()),
+            ..Ct::default()
+        })],
+    }));
+    flows
 }

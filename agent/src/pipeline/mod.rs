@@ -32,7 +32,9 @@
 //!  36 lb-dnat      VIP, +new+trk -> group (hash select):    |
 //!                  ct(commit,zone=reg13,nat(dst=EP),->37);  |
 //!                  no backend -> drop                       |
-//!  37 lb-hairpin -   38 commit-in -                         |
+//!  37 lb-hairpin   backend to itself via its VIP: SNAT to   |
+//!                  the VIP (hairpin zone); replies un-DNAT  |
+//!  38 commit-in -                                           |
 //!  40 l3-entry     dl_dst=router port MAC -> metadata=LR,   |
 //!                  reg14=LRP -> 41; default -> 50           |
 //!  41 lr-input     ARP/ping for router IPs -> reply; other  |
@@ -56,7 +58,8 @@
 //!  65 lb-out       switch with LBs: reg15=local port, -trk -> ct(zone=ZONE(port),nat,->66)
 //!  66 commit-out -   68 port-sec-out -
 //!          v
-//!  70 output       local: metadata=DP,reg15=PORT -> output:VIF
+//!  70 output       local: metadata=DP,reg15=PORT -> output:VIF (LB switch: from the
+//!                  VIF itself, hairpin -> IN_PORT)
 //!                  remote: not FROM_TUNNEL -> tun_id=VNI, tun_dst, Geneve option, output:tun
 //!                  anything else -> drop (a tunnelled packet is never re-tunnelled)
 //!  90 mac-binding  (empty: resubmit lookups)   91 learned-hairpin (empty)
@@ -369,7 +372,7 @@ fn port_flows(input: &CompileInput, name: &str, cookie: u64) -> Vec<Flow> {
         let zone = input.ids.zone(&port.name).unwrap_or(0);
         flows.push(classify::vif(sw, port, ofport, zone, cookie));
         flows.extend(port_security::flows(sw, port, cookie));
-        flows.extend(lb::port_out_flows(sw, port, zone, cookie));
+        flows.extend(lb::port_out_flows(sw, port, zone, ofport, cookie));
     }
     flows.extend(arp::responder(sw, port, local_ofport.is_some(), cookie));
     match location {
