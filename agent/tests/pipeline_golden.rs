@@ -513,7 +513,11 @@ fn changing_backends_rewrites_only_the_group() {
         [Owner::Switch("ls1".into())]
     );
     assert_eq!(before_flows, kept(&desired), "other flows unchanged");
-    assert_eq!(desired.flows().count(), before_all - 3, "its three hairpin flows go");
+    assert_eq!(
+        desired.flows().count(),
+        before_all - 3,
+        "its three hairpin flows go"
+    );
     assert_eq!(
         render_state(&desired),
         render_state(&compile_all(&fx.input()))
@@ -523,4 +527,29 @@ fn changing_backends_rewrites_only_the_group() {
         format!("{d:?}").contains("10.41.0.11"),
         "the group is rewritten: {d:?}"
     );
+}
+
+/// A load balancer the shared rules refuse is rejected with the view update, naming it; the
+/// view is unchanged.
+#[test]
+fn a_bad_load_balancer_in_the_view_is_rejected() {
+    let mut fx = lb_fixture();
+    let err = fx
+        .view
+        .apply(&ViewUpdate {
+            revision: 11,
+            load_balancers: vec![lb_view(&[("web", "tcp", "10.96.0.10:0", "10.41.0.11")])],
+            ..Default::default()
+        })
+        .expect_err("port 0 is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("load balancer") && text.contains("web") && text.contains("10.96.0.10:0"),
+        "{text}"
+    );
+    assert!(fx
+        .view
+        .load_balancer("web")
+        .is_some_and(|l| l.rules.vips[0].backends.len() == 2));
+    fx.sync();
 }
