@@ -136,7 +136,12 @@ fn setup(tb: &mut Testbed) {
 
 #[test]
 fn switch_load_balancer_across_hosts() {
-    let cfg = TestbedConfig::new().hosts(3).controllers(1);
+    // A short resync: the LB flows and select groups read back from OVS must equal what the
+    // agent compiled (else every resync would "repair" them).
+    let cfg = TestbedConfig::new()
+        .hosts(3)
+        .controllers(1)
+        .agent_args(["--resync-interval", "2"]);
     if !ready("switch_load_balancer_across_hosts", &cfg) {
         return;
     }
@@ -281,4 +286,27 @@ fn switch_load_balancer_across_hosts() {
         let _ = s.kill();
         let _ = s.wait();
     }
+    // No resync found a difference (host 1: since its restart).
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    for h in 1..=3 {
+        let addr = tb.host(h).expect("host").metrics_addr;
+        assert_eq!(drift_repairs(addr), 0.0, "host{h} repaired drift");
+    }
+}
+
+/// `weft_agent_drift_repairs_total` of the agent listening on `addr`.
+fn drift_repairs(addr: std::net::SocketAddr) -> f64 {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
+        .expect("metrics");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("response");
+    out.lines()
+        .find_map(|l| l.strip_prefix("weft_agent_drift_repairs_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no weft_agent_drift_repairs_total in {out}"))
 }
