@@ -197,6 +197,32 @@ fn ecmp_owner(router: &str, policy: Policy, prefix: Ipv4Network) -> String {
     format!("ecmp-{router}-{policy}-{prefix}")
 }
 
+/// Owner name of the select group of one VIP of load balancer `lb` on switch `switch`
+/// ([`crate::pipeline::lb`]).
+pub fn lb_group_owner(switch: &str, lb: &str, vip: &str) -> String {
+    format!("lb-{switch}/{lb}/{vip}")
+}
+
+/// Owner name of a switch's hairpin SNAT zone ([`crate::pipeline::lb`]); `/` is in no port
+/// name, so it never collides with a port's zone.
+pub fn hairpin_zone_owner(switch: &str) -> String {
+    format!("lb-hairpin/{switch}")
+}
+
+/// The LB select groups the view needs: one per switch, LB of the view it names, and VIP
+/// with at least one backend.
+fn lb_group_owners(view: &ChassisView) -> Vec<String> {
+    let mut out = Vec::new();
+    for sw in view.switches() {
+        for lb in view.load_balancers_of(sw) {
+            for v in lb.rules.vips.iter().filter(|v| !v.backends.is_empty()) {
+                out.push(lb_group_owner(&sw.name, &lb.name, &v.vip.to_string()));
+            }
+        }
+    }
+    out
+}
+
 /// The pinctrl meters the pipeline installs (one per handler).
 pub const METERS: &[&str] = &[
     "pinctrl-arp",
@@ -265,6 +291,18 @@ impl Ids {
         self.groups.get(&ecmp_owner(router, policy, prefix))
     }
 
+    /// The hairpin SNAT zone of `switch` (switches that apply a load balancer).
+    pub fn hairpin_zone(&self, switch: &str) -> Option<u16> {
+        self.zones
+            .get(&hairpin_zone_owner(switch))
+            .map(|z| z as u16)
+    }
+
+    /// The select group of `vip` of load balancer `lb` on `switch`.
+    pub fn lb_group(&self, switch: &str, lb: &str, vip: &str) -> Option<u32> {
+        self.groups.get(&lb_group_owner(switch, lb, vip))
+    }
+
     pub fn meter(&self, name: &str) -> Option<u32> {
         self.meters.get(name)
     }
@@ -280,15 +318,21 @@ impl Ids {
         vifs: &BTreeMap<String, u32>,
     ) -> Result<bool, IdError> {
         let mut ch = IdChanges::default();
-        let local: BTreeSet<&str> = view
+        let mut local: BTreeSet<String> = view
             .ports_on_chassis(chassis)
             .filter(|p| vifs.contains_key(&p.name))
-            .map(|p| p.name.as_str())
+            .map(|p| p.name.clone())
             .collect();
+        // One hairpin SNAT zone per switch that applies a load balancer of the view.
+        local.extend(
+            view.switches()
+                .filter(|s| view.load_balancers_of(s).next().is_some())
+                .map(|s| hairpin_zone_owner(&s.name)),
+        );
         let stale: Vec<String> = self
             .zones
             .iter()
-            .filter(|(o, _)| !local.contains(o))
+            .filter(|(o, _)| !local.contains(*o))
             .map(|(o, _)| o.to_string())
             .collect();
         for o in stale {
@@ -305,6 +349,7 @@ impl Ids {
         let mut want: BTreeSet<String> = view
             .switches()
             .flat_map(|s| KINDS.iter().map(|k| group_owner(*k, &s.name)))
+            .chain(lb_group_owners(view))
             .collect();
         for r in view.routers() {
             for (policy, prefix) in static_routes::ecmp_destinations(r) {

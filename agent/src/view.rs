@@ -160,6 +160,16 @@ pub struct Switch {
     pub key: u32,
     pub subnet: Option<Ipv4Prefix>,
     pub mtu: u32,
+    /// Names of the load balancers applied on the switch (sorted; those in the view are in
+    /// [`ChassisView::load_balancer`]).
+    pub load_balancers: Vec<String>,
+}
+
+/// A load balancer of the view, its rules parsed by the shared model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadBalancer {
+    pub name: String,
+    pub rules: weft_proto::model::load_balancer::LoadBalancerRules,
 }
 
 /// One resolved port address: a MAC and the IPv4 addresses that go with it.
@@ -314,6 +324,7 @@ pub struct ViewChange {
     /// Switches that became or stopped being stateful (an ACL other than allow-stateless
     /// applies to one of their ports).
     pub stateful_switches: BTreeSet<String>,
+    pub load_balancers: BTreeSet<String>,
 }
 
 impl ViewChange {
@@ -328,6 +339,7 @@ impl ViewChange {
             && self.port_groups.is_empty()
             && self.address_sets.is_empty()
             && self.stateful_switches.is_empty()
+            && self.load_balancers.is_empty()
     }
 
     /// Marks a port as changed (for example because its VIF appeared or its ofport changed).
@@ -348,6 +360,7 @@ impl ViewChange {
         self.port_groups.extend(other.port_groups);
         self.address_sets.extend(other.address_sets);
         self.stateful_switches.extend(other.stateful_switches);
+        self.load_balancers.extend(other.load_balancers);
     }
 }
 
@@ -378,6 +391,7 @@ pub struct ChassisView {
     acl: crate::view_acl::AclPart,
     /// Switches an ACL other than allow-stateless applies to (conntrack runs there).
     stateful: BTreeSet<String>,
+    load_balancers: BTreeMap<String, LoadBalancer>,
 }
 
 /// The routers and router ports an update leads to, validated, and what changed.
@@ -396,6 +410,21 @@ impl ChassisView {
     /// The revision of the last applied update (0 before the first).
     pub fn revision(&self) -> i64 {
         self.revision
+    }
+
+    /// A load balancer of the view.
+    pub fn load_balancer(&self, name: &str) -> Option<&LoadBalancer> {
+        self.load_balancers.get(name)
+    }
+
+    /// The load balancers of switch `sw` that are in the view, in name order.
+    pub fn load_balancers_of<'a>(
+        &'a self,
+        sw: &'a Switch,
+    ) -> impl Iterator<Item = &'a LoadBalancer> + 'a {
+        sw.load_balancers
+            .iter()
+            .filter_map(|n| self.load_balancers.get(n))
     }
 
     pub fn switch(&self, name: &str) -> Option<&Switch> {
@@ -557,6 +586,22 @@ impl ChassisView {
         )?;
         let part = self.router_part(update, &switches, routers, router_ports)?;
         let acl_next = self.acl.next(update)?;
+        let lbs = parse_unique(
+            &update.load_balancers,
+            "load balancer",
+            |l| &l.name,
+            parse_load_balancer,
+        )?;
+        let next_lbs = if update.snapshot {
+            lbs
+        } else {
+            let mut m = self.load_balancers.clone();
+            for name in &update.deleted_load_balancers {
+                m.remove(name);
+            }
+            m.extend(lbs);
+            m
+        };
         let mut change = if update.snapshot {
             self.apply_snapshot(update.revision, switches, ports, chassis)?
         } else {
@@ -574,6 +619,8 @@ impl ChassisView {
             .cloned()
             .collect();
         self.stateful = stateful;
+        change.load_balancers = changed_keys(&self.load_balancers, &next_lbs);
+        self.load_balancers = next_lbs;
         change.routers = part.changed_routers;
         change.router_ports = part.changed_router_ports;
         self.routers = part.routers;
@@ -729,6 +776,8 @@ impl ChassisView {
             router_lsps_by_switch: BTreeMap::new(),
             acl: std::mem::take(&mut self.acl),
             stateful: std::mem::take(&mut self.stateful),
+            // Replaced by `apply` (which compares with the old ones).
+            load_balancers: std::mem::take(&mut self.load_balancers),
         };
         for p in ports.into_values() {
             next.insert_port(p);
@@ -1060,6 +1109,19 @@ fn parse_switch(s: &SwitchView) -> Result<Switch, ViewError> {
         key: s.tunnel_key,
         subnet,
         mtu: s.mtu,
+        load_balancers: s.load_balancer.clone(),
+    })
+}
+
+fn parse_load_balancer(l: &weft_proto::v1::LoadBalancerView) -> Result<LoadBalancer, ViewError> {
+    let rules =
+        weft_proto::model::load_balancer::validate_load_balancer(&l.vips, &l.protocol, &l.options)
+            .map_err(|e| {
+                ViewError::invalid("load balancer", &l.name, e.field, e.value, e.reason)
+            })?;
+    Ok(LoadBalancer {
+        name: l.name.clone(),
+        rules,
     })
 }
 

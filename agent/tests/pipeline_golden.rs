@@ -7,6 +7,9 @@
 //! A second view (`tests/golden/routing.txt`): two subnets on one router, pods on this
 //! chassis and on a remote one, renders the routing stages (l3-entry .. lr-exit).
 //!
+//! A third (`tests/golden/lb.txt`): a switch with TCP, UDP, IPv6 and backend-less load
+//! balancers renders lb-vip, lb-dnat, lb-out and the hash select groups.
+//!
 //! The file is sorted: flows by table, priority (highest first), then text; then groups by
 //! id. To regenerate after an intended change: `WEFT_UPDATE_GOLDEN=1 cargo test -p weft-agent
 //! --test pipeline_golden`, then review the diff of the .txt file line by line.
@@ -76,6 +79,7 @@ fn snapshot() -> ViewUpdate {
                 subnet: "10.0.0.0/24".into(),
                 mtu: 1500,
                 tunnel_key: 1,
+                load_balancer: vec![],
             },
             SwitchView {
                 name: "ls2".into(),
@@ -83,6 +87,7 @@ fn snapshot() -> ViewUpdate {
                 subnet: "10.1.0.0/24".into(),
                 mtu: 1500,
                 tunnel_key: 2,
+                load_balancer: vec![],
             },
         ],
         ports: vec![
@@ -319,6 +324,7 @@ fn routed_snapshot() -> ViewUpdate {
         subnet: subnet.into(),
         mtu: 1400,
         tunnel_key: vni,
+        load_balancer: vec![],
     };
     ViewUpdate {
         revision: 10,
@@ -368,4 +374,184 @@ fn routed_view_compiles_to_the_expected_flows() {
     let desired = compile_all(&fx.input());
     check_golden("routing.txt", &render_state(&desired));
     assert_eq!(desired.conflicting_flow_keys().count(), 0);
+}
+
+fn lb_view(vips: &[(&str, &str, &str, &str)]) -> weft_proto::v1::LoadBalancerView {
+    // (name, protocol, vip, backends): one VIP per entry, all entries one LB.
+    weft_proto::v1::LoadBalancerView {
+        name: vips[0].0.into(),
+        protocol: vips[0].1.into(),
+        vips: vips
+            .iter()
+            .map(|(_, _, v, b)| (v.to_string(), b.to_string()))
+            .collect(),
+        options: Default::default(),
+    }
+}
+
+/// A switch with four load balancers (TCP with two backends, UDP, IPv6, a port-less VIP
+/// without backends), a local client and backend and a remote backend.
+fn lb_snapshot() -> ViewUpdate {
+    ViewUpdate {
+        revision: 10,
+        snapshot: true,
+        switches: vec![SwitchView {
+            name: "ls1".into(),
+            vni: 41,
+            subnet: "10.41.0.0/24".into(),
+            mtu: 1400,
+            tunnel_key: 41,
+            load_balancer: vec!["dns".into(), "empty".into(), "web".into(), "web6".into()],
+        }],
+        ports: vec![
+            port("client", "ls1", "00:00:00:00:04:0a", &["10.41.0.10"], "hv1"),
+            port("be1", "ls1", "00:00:00:00:04:0b", &["10.41.0.11"], "hv1"),
+            port("be2", "ls1", "00:00:00:00:04:0c", &["10.41.0.12"], "hv2"),
+        ],
+        chassis: vec![RemoteChassis {
+            name: "hv2".into(),
+            encap_ip: "192.168.0.2".into(),
+            encap_types: vec!["geneve".into()],
+        }],
+        load_balancers: vec![
+            lb_view(&[(
+                "web",
+                "tcp",
+                "10.96.0.10:80",
+                "10.41.0.11:8080,10.41.0.12:8080",
+            )]),
+            lb_view(&[("dns", "udp", "10.96.0.53:53", "10.41.0.12:53")]),
+            lb_view(&[("web6", "tcp", "[fd00::10]:80", "[fd00::11]:80")]),
+            lb_view(&[("empty", "", "10.96.0.99", "")]),
+        ],
+        ..Default::default()
+    }
+}
+
+fn lb_fixture() -> Fixture {
+    let mut view = ChassisView::new();
+    view.apply(&lb_snapshot()).expect("the LB view is valid");
+    let mut fx = Fixture {
+        ids: Ids::default(),
+        view,
+        vifs: [("client", 1), ("be1", 2)]
+            .into_iter()
+            .map(|(n, o)| (n.to_string(), o))
+            .collect(),
+        tunnels: [(Encap::Geneve, 10)].into(),
+    };
+    fx.sync();
+    fx
+}
+
+#[test]
+fn load_balancer_view_compiles_to_the_expected_flows_and_groups() {
+    let fx = lb_fixture();
+    let desired = compile_all(&fx.input());
+    let text = render_state(&desired);
+    check_golden("lb.txt", &text);
+    assert_eq!(desired.conflicting_flow_keys().count(), 0);
+    // Only new connections reach the select group; hash selection, no dp_hash.
+    for line in text
+        .lines()
+        .filter(|l| l.contains("actions=group:") && !l.contains("table=50,"))
+    {
+        assert!(
+            line.contains("table=36") && line.contains("ct_state=+new+trk"),
+            "{line}"
+        );
+    }
+    let groups: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("group_id=") && l.contains("type=select"))
+        .collect();
+    assert_eq!(
+        groups.len(),
+        3,
+        "web, dns, web6 (empty has no backend): {text}"
+    );
+    for g in &groups {
+        assert!(
+            g.contains("selection_method=hash") && !g.contains("dp_hash"),
+            "{g}"
+        );
+    }
+}
+
+/// Changing a VIP's backends recompiles only the switch, rewrites its group and the removed
+/// backend's hairpin flows only, and the result is what a full compile gives. Established connections are untouched by design:
+/// the group is only consulted by `+new` packets.
+#[test]
+fn changing_backends_rewrites_only_the_group() {
+    let mut fx = lb_fixture();
+    let mut desired = compile_all(&fx.input());
+    // Flows other than the hairpin flows of the backend that goes (10.41.0.12:8080).
+    let kept = |d: &DesiredState| -> Vec<String> {
+        d.flows()
+            .map(render_flow)
+            .filter(|f| !(f.contains("10.41.0.12") && f.contains("8080")))
+            .collect()
+    };
+    let before_flows = kept(&desired);
+    let before_all = desired.flows().count();
+    let change = fx
+        .view
+        .apply(&ViewUpdate {
+            revision: 11,
+            load_balancers: vec![lb_view(&[(
+                "web",
+                "tcp",
+                "10.96.0.10:80",
+                "10.41.0.11:8080",
+            )])],
+            ..Default::default()
+        })
+        .expect("valid delta");
+    assert_eq!(change.load_balancers.len(), 1);
+    fx.sync();
+    let r = recompile(&mut desired, &fx.input(), &change);
+    assert_eq!(
+        r.owners.into_iter().collect::<Vec<_>>(),
+        [Owner::Switch("ls1".into())]
+    );
+    assert_eq!(before_flows, kept(&desired), "other flows unchanged");
+    assert_eq!(
+        desired.flows().count(),
+        before_all - 3,
+        "its three hairpin flows go"
+    );
+    assert_eq!(
+        render_state(&desired),
+        render_state(&compile_all(&fx.input()))
+    );
+    let d = diff_delta(&r.delta);
+    assert!(
+        format!("{d:?}").contains("10.41.0.11"),
+        "the group is rewritten: {d:?}"
+    );
+}
+
+/// A load balancer the shared rules refuse is rejected with the view update, naming it; the
+/// view is unchanged.
+#[test]
+fn a_bad_load_balancer_in_the_view_is_rejected() {
+    let mut fx = lb_fixture();
+    let err = fx
+        .view
+        .apply(&ViewUpdate {
+            revision: 11,
+            load_balancers: vec![lb_view(&[("web", "tcp", "10.96.0.10:0", "10.41.0.11")])],
+            ..Default::default()
+        })
+        .expect_err("port 0 is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("load balancer") && text.contains("web") && text.contains("10.96.0.10:0"),
+        "{text}"
+    );
+    assert!(fx
+        .view
+        .load_balancer("web")
+        .is_some_and(|l| l.rules.vips[0].backends.len() == 2));
+    fx.sync();
 }

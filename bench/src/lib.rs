@@ -228,6 +228,7 @@ pub fn topology(cfg: &TopologyConfig) -> Result<Topology, BenchError> {
             subnet: format!("10.{}.0.0/16", s + 1),
             mtu: 1442,
             tunnel_key: s as u32 + 1,
+            load_balancer: Vec::new(),
         })
         .collect();
     let chassis = (1..cfg.chassis)

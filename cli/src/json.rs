@@ -86,6 +86,28 @@ pub enum Object {
     AddressSet(AddressSet),
     Acl(Acl),
     PortGroup(PortGroup),
+    LoadBalancer(LoadBalancer),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadBalancer {
+    pub name: String,
+    pub vips: BTreeMap<String, String>,
+    pub protocol: String,
+    pub options: BTreeMap<String, String>,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+impl From<&pb::LoadBalancer> for LoadBalancer {
+    fn from(l: &pb::LoadBalancer) -> Self {
+        LoadBalancer {
+            name: l.name.clone(),
+            vips: sorted(&l.vips),
+            protocol: l.protocol.clone(),
+            options: sorted(&l.options),
+            external_ids: sorted(&l.external_ids),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -372,6 +394,7 @@ impl Object {
             Kind::AddressSet(a) => Object::AddressSet(a.into()),
             Kind::Acl(a) => Object::Acl(a.into()),
             Kind::PortGroup(g) => Object::PortGroup(g.into()),
+            Kind::LoadBalancer(l) => Object::LoadBalancer(l.into()),
         })
     }
 }

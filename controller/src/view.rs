@@ -11,8 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use weft_proto::v1::{
-    AclView, AddressSetView, LogicalRouter, LogicalRouterPort, LogicalSwitchPort, PortAddress,
-    PortGroupView, PortView, RemoteChassis, RouterPortView, RouterView, SwitchView,
+    object, AclView, AddressSetView, LoadBalancerView, LogicalRouter, LogicalRouterPort,
+    LogicalSwitchPort, PortAddress, PortGroupView, PortView, RemoteChassis, RouterPortView,
+    RouterView, SwitchView,
 };
 
 use crate::state::{Changed, ClusterState};
@@ -40,6 +41,25 @@ pub struct View {
     pub port_groups: BTreeMap<String, PortGroupView>,
     /// Address sets the ACLs name.
     pub address_sets: BTreeMap<String, AddressSetView>,
+    /// Load balancers named by the view's switches (`load_balancer`), by name.
+    pub load_balancers: BTreeMap<String, LoadBalancerView>,
+}
+
+/// The view of load balancer `name` in `state`, `None` when there is none.
+fn load_balancer_view(state: &ClusterState, name: &str) -> Option<LoadBalancerView> {
+    let o = state
+        .objects
+        .get(crate::kinds::load_balancer::NAME)?
+        .get(name)?;
+    match &o.kind {
+        Some(object::Kind::LoadBalancer(l)) => Some(LoadBalancerView {
+            name: l.name.clone(),
+            protocol: l.protocol.clone(),
+            vips: l.vips.clone(),
+            options: l.options.clone(),
+        }),
+        _ => None,
+    }
 }
 
 /// The datapaths a chassis needs, starting from the switches it has ports on (`local`):
@@ -191,6 +211,13 @@ pub fn compute(state: &ClusterState, chassis: &str) -> View {
             view.switches.insert(sw.name.clone(), switch_view(sw));
         }
     }
+    for sw in view.switches.values() {
+        for lb in &sw.load_balancer {
+            if let Some(v) = load_balancer_view(state, lb) {
+                view.load_balancers.insert(lb.clone(), v);
+            }
+        }
+    }
     for r in &dp_routers {
         if let Some(lr) = state.routers.get(r) {
             view.routers.insert(r.clone(), router_view(lr));
@@ -254,6 +281,9 @@ pub struct ViewState {
     dp_switches: BTreeSet<String>,
     /// Routers in the view.
     dp_routers: BTreeSet<String>,
+    /// The view's switches that name each load balancer (an LB is in the view while some
+    /// switch of the view names it).
+    lb_users: HashMap<String, BTreeSet<String>>,
 }
 
 /// Old values of what an update touched, to build its delta.
@@ -264,6 +294,7 @@ struct Touched {
     chassis: BTreeSet<String>,
     routers: BTreeMap<String, Option<RouterView>>,
     router_ports: BTreeMap<String, Option<RouterPortView>>,
+    load_balancers: BTreeMap<String, Option<LoadBalancerView>>,
 }
 
 fn switch_view(sw: &weft_proto::v1::LogicalSwitch) -> SwitchView {
@@ -273,6 +304,7 @@ fn switch_view(sw: &weft_proto::v1::LogicalSwitch) -> SwitchView {
         subnet: sw.subnet.clone(),
         mtu: sw.mtu,
         tunnel_key: sw.tunnel_key,
+        load_balancer: sw.load_balancer.clone(),
     }
 }
 
@@ -296,6 +328,7 @@ impl ViewState {
             remote: HashMap::new(),
             dp_switches: BTreeSet::new(),
             dp_routers: BTreeSet::new(),
+            lb_users: HashMap::new(),
         };
         for (name, b) in state.bindings.iter() {
             if b.chassis == chassis {
@@ -314,6 +347,7 @@ impl ViewState {
         for r in &dpr {
             vs.sync_router(state, r, &mut t);
         }
+        vs.sync_load_balancers(state, &t, &BTreeSet::new(), &mut BTreeMap::new());
         for c in vs.remote.keys() {
             if let Some(rc) = state.chassis.get(c) {
                 vs.view.chassis.insert(
@@ -336,6 +370,60 @@ impl ViewState {
     /// The current view.
     pub fn view(&self) -> &View {
         &self.view
+    }
+
+    /// Keeps the view's load balancers in step: `t.switches` are the switches this update
+    /// touched (with their old views), `changed` the LBs whose records changed. Costs those
+    /// switches' LB lists and the changed LBs, never a scan.
+    fn sync_load_balancers(
+        &mut self,
+        state: &ClusterState,
+        t: &Touched,
+        changed: &BTreeSet<String>,
+        out: &mut BTreeMap<String, Option<LoadBalancerView>>,
+    ) {
+        let mut candidates: BTreeSet<String> = changed.clone();
+        for (s, old) in &t.switches {
+            for lb in old.iter().flat_map(|o| o.load_balancer.iter()) {
+                if let Some(users) = self.lb_users.get_mut(lb) {
+                    users.remove(s);
+                    if users.is_empty() {
+                        self.lb_users.remove(lb);
+                    }
+                }
+                candidates.insert(lb.clone());
+            }
+            for lb in self
+                .view
+                .switches
+                .get(s)
+                .map(|v| v.load_balancer.iter())
+                .into_iter()
+                .flatten()
+            {
+                self.lb_users
+                    .entry(lb.clone())
+                    .or_default()
+                    .insert(s.clone());
+                candidates.insert(lb.clone());
+            }
+        }
+        for lb in candidates {
+            let want = if self.lb_users.contains_key(&lb) {
+                load_balancer_view(state, &lb)
+            } else {
+                None
+            };
+            let had = self.view.load_balancers.get(&lb).cloned();
+            if want == had {
+                continue;
+            }
+            out.entry(lb.clone()).or_insert(had);
+            match want {
+                Some(v) => self.view.load_balancers.insert(lb, v),
+                None => self.view.load_balancers.remove(&lb),
+            };
+        }
     }
 
     fn bind(&mut self, port: &str, switch: &str) {
@@ -515,6 +603,7 @@ impl ViewState {
         let mut routers: BTreeSet<String> = BTreeSet::new();
         let mut router_ports: BTreeSet<String> = BTreeSet::new();
         let mut acl_objects = false;
+        let mut load_balancers: BTreeSet<String> = BTreeSet::new();
         for c in changes {
             match c {
                 Changed::Switch(s) => {
@@ -531,6 +620,9 @@ impl ViewState {
                 }
                 Changed::RouterPort(p) => {
                     router_ports.insert(p.clone());
+                }
+                Changed::Object(kind, name) if *kind == crate::kinds::load_balancer::NAME => {
+                    load_balancers.insert(name.clone());
                 }
                 Changed::Object(k, _) => {
                     if crate::view_acl::is_acl_kind(k) {
@@ -597,6 +689,9 @@ impl ViewState {
                 self.remove_port(p, &mut t);
             }
         }
+        let mut lbs = BTreeMap::new();
+        self.sync_load_balancers(state, &t, &load_balancers, &mut lbs);
+        t.load_balancers = lbs;
         let view_changed = !t.switches.is_empty() || !t.ports.is_empty() || !ports.is_empty();
         // Remote chassis: referenced by a port in the view and registered.
         chassis.extend(t.chassis.iter().cloned());
@@ -677,6 +772,14 @@ impl ViewState {
                 None => {}
             }
         }
+        for (l, old) in t.load_balancers {
+            match self.view.load_balancers.get(&l) {
+                Some(new) if old.as_ref() != Some(new) => d.load_balancers.push(new.clone()),
+                Some(_) => {}
+                None if old.is_some() => d.deleted_load_balancers.push(l),
+                None => {}
+            }
+        }
         d
     }
 }
@@ -694,6 +797,7 @@ pub fn snapshot(view: &View, revision: i64) -> Delta {
         acls: view.acls.values().cloned().collect(),
         port_groups: view.port_groups.values().cloned().collect(),
         address_sets: view.address_sets.values().cloned().collect(),
+        load_balancers: view.load_balancers.values().cloned().collect(),
         ..Default::default()
     }
 }
@@ -732,6 +836,11 @@ pub fn delta(old: &View, new: &View, revision: i64) -> Delta {
         deleted_port_groups,
         address_sets,
         deleted_address_sets,
+    let (load_balancers, deleted_load_balancers) =
+        diff_map(&old.load_balancers, &new.load_balancers);
+    Delta {
+        load_balancers,
+        deleted_load_balancers,
         routers,
         deleted_routers,
         router_ports,
@@ -807,6 +916,11 @@ pub fn apply_delta(view: &mut View, u: &Delta) {
     }
     for n in &u.deleted_address_sets {
         view.address_sets.remove(n);
+    for l in &u.load_balancers {
+        view.load_balancers.insert(l.name.clone(), l.clone());
+    }
+    for n in &u.deleted_load_balancers {
+        view.load_balancers.remove(n);
     }
 }
 
@@ -966,6 +1080,7 @@ mod tests {
         // The sequences must exercise reachability: some view gets a router, and some view a
         // switch it has no port on (reached through a router).
         let (mut reached_router, mut reached_far, mut reached_acl) = (false, false, false);
+        let mut reached_lb = false;
         for seed in 0..40u64 {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut st = ClusterState::default();
@@ -983,7 +1098,8 @@ mod tests {
                     let ch = chassis[rng.random_range(0..chassis.len())];
                     let router = format!("r{}", rng.random_range(0..3));
                     let rport = format!("rp{}", rng.random_range(0..6));
-                    match rng.random_range(0..18) {
+                    let lb = format!("lb{}", rng.random_range(0..3));
+                    match rng.random_range(0..20) {
                         // ACLs, port groups, address sets (the ACL part of the view).
                         14 => {
                             use weft_proto::model::acl::{acl_key, Direction, Entity};
@@ -1050,12 +1166,17 @@ mod tests {
                             }
                         }
                         0 => {
-                            let v = LogicalSwitch {
+                            let mut v = LogicalSwitch {
                                 name: sw.into(),
                                 vni: rng.random_range(1..4),
                                 subnet: "10.0.0.0/24".into(),
                                 ..Default::default()
                             };
+                            for lb in ["lb0", "lb1", "lb2"] {
+                                if rng.random_bool(0.4) {
+                                    v.load_balancer.push(lb.into());
+                                }
+                            }
                             st.apply_put(&k, &k.switch(sw), &v.encode_to_vec(), rev);
                         }
                         1 => {
@@ -1132,6 +1253,24 @@ mod tests {
                             let key = format!("{}nb/router_ports/{rport}", k.root());
                             st.apply_delete(&k, &key, rev);
                         }
+                        17 => {
+                            let l = weft_proto::v1::LoadBalancer {
+                                name: lb.clone(),
+                                protocol: "tcp".into(),
+                                vips: [(
+                                    "10.96.0.10:80".to_string(),
+                                    format!("10.0.0.{}:80", rng.random_range(2..9)),
+                                )]
+                                .into(),
+                                ..Default::default()
+                            };
+                            let key = format!("{}nb/load_balancers/{lb}", k.root());
+                            st.apply_put(&k, &key, &l.encode_to_vec(), rev);
+                        }
+                        18 => {
+                            let key = format!("{}nb/load_balancers/{lb}", k.root());
+                            st.apply_delete(&k, &key, rev);
+                        }
                         _ => {
                             if rng.random_bool(0.7) {
                                 let c = Chassis {
@@ -1170,6 +1309,9 @@ mod tests {
                         && !vs.view().address_sets.is_empty()
                         && vs.view().port_groups.values().any(|g| !g.ip4.is_empty())
                 });
+                reached_lb |= streams
+                    .iter()
+                    .any(|(vs, _)| !vs.view().load_balancers.is_empty());
                 reached_far |= streams
                     .iter()
                     .any(|(vs, _)| vs.view().switches.keys().any(|s| !vs.local.contains_key(s)));
@@ -1184,6 +1326,7 @@ mod tests {
             "router reachability never exercised"
         );
         assert!(reached_acl, "the ACL part was never exercised");
+        assert!(reached_lb, "no view ever carried a load balancer");
     }
 
     #[test]

@@ -33,7 +33,7 @@
 //! `ct_mark`. A new allow admits new connections; existing ones are unaffected.
 
 use weft_openflow::flow::{
-    Action, Controller, Ct, CtZone, Flow, Match, MatchField, SetField, SubField,
+    Action, Controller, Ct, CtZone, Flow, Match, MatchField, Nat, SetField, SubField,
 };
 use weft_proto::model::acl::{Direction, Entity, Verdict, COOKIE_KIND};
 
@@ -125,9 +125,13 @@ pub fn switch_flows(input: &CompileInput, sw: &Switch, cookie: u64) -> Vec<Flow>
                 PRIO_STAGE,
                 cookie,
                 ip(),
+                // `nat`: a connection a load balancer DNATed ([`super::lb`]) gets its
+                // translation here, so lb-vip and lb-out (which look up only untracked
+                // packets) add no recirculation on stateful switches.
                 vec![Action::Ct(Ct {
                     table: Some(next.table()),
                     zone: zone_field(),
+                    nat: Some(Nat::default()),
                     ..Ct::default()
                 })],
             ));
@@ -622,11 +626,11 @@ mod tests {
             .collect();
         let has = |t: &str, needle: &str| f.iter().any(|l| l.contains(t) && l.contains(needle));
         assert!(
-            has("table=26", "ct(table=27,zone=NXM_NX_REG13[0..15])"),
+            has("table=26", "ct(table=27,zone=NXM_NX_REG13[0..15],nat)"),
             "{f:#?}"
         );
         assert!(
-            has("table=61", "ct(table=62,zone=NXM_NX_REG13[0..15])"),
+            has("table=61", "ct(table=62,zone=NXM_NX_REG13[0..15],nat)"),
             "{f:#?}"
         );
         assert!(

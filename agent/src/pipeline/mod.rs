@@ -25,14 +25,21 @@
 //!                  gateway -> controller(meter) (pinctrl)   |
 //!  25 pre-ct-in    -                                        |
 //!  26 ct-in        stateful switch (acl): ip ->             |
-//!                  ct(zone=reg13, table=27)                 |
+//!                  ct(zone=reg13, nat, table=27)            |
 //!  27 ct-state-in  -                                        |
 //!  30 acl-in       stateful: ct.inv -> drop; est+rpl or rel |
 //!                  -> reg8[1]=1 (no commit), 32; from-lport |
 //!                  ACLs at 1000+prio (acl, acl_match)       |
 //!  31 acl-in-act -   32 qos-in -                            |
-//!  33 lb-affinity  -   34 lb-vip -   35 lb-learn -          |
-//!  36 lb-dnat      -   37 lb-hairpin -                      |
+//!  33 lb-affinity  -                                       |
+//!  34 lb-vip       VIP, ct_state=-trk -> ct(zone=reg13,nat, |
+//!                  table=35): established get their DNAT    |
+//!  35 lb-learn     -                                        |
+//!  36 lb-dnat      VIP, +new+trk -> group (hash select):    |
+//!                  ct(commit,zone=reg13,nat(dst=EP),->37);  |
+//!                  no backend -> drop                       |
+//!  37 lb-hairpin   backend to itself via its VIP: SNAT to   |
+//!                  the VIP (hairpin zone); replies un-DNAT  |
 //!  38 commit-in    stateful: ip, reg8[1]=0 ->               |
 //!                  ct(commit, zone=reg13)                   |
 //!  40 l3-entry     dl_dst=router port MAC -> metadata=LR,   |
@@ -58,11 +65,14 @@
 //!  58 dispatch     reg15=remote port -> 70 (egress runs on its chassis); else -> 60
 //!          v                                              |
 //!  60 pre-ct-out   stateful: reg15=local port -> reg13=its zone, reg8[1]=0
-//!  61 ct-out       stateful: ip -> ct(zone=reg13, table=62)
+//!  61 ct-out       stateful: ip -> ct(zone=reg13, nat, table=62)
 //!  62 acl-out      as acl-in, with the to-lport ACLs   63 acl-out-act -
-//!  64 qos-out      -   66 commit-out (as commit-in)   68 port-sec-out -
+//!  64 qos-out      -
+//!  65 lb-out       switch with LBs: reg15=local port, -trk -> ct(zone=ZONE(port),nat,->66)
+//!  66 commit-out (as commit-in)   68 port-sec-out -
 //!          v
-//!  70 output       local: metadata=DP,reg15=PORT -> output:VIF
+//!  70 output       local: metadata=DP,reg15=PORT -> output:VIF (LB switch: from the
+//!                  VIF itself, hairpin -> IN_PORT)
 //!                  remote: not FROM_TUNNEL -> tun_id=VNI, tun_dst, Geneve option, output:tun
 //!                  anything else -> drop (a tunnelled packet is never re-tunnelled)
 //!  90 mac-binding  (empty: resubmit lookups)   91 learned-hairpin (empty)
@@ -90,7 +100,7 @@
 //! Group and meter ids come from [`crate::ids::Ids`] (per owner, persisted in OVSDB).
 //!
 //! Each feature is a file returning flows (and groups, meters): [`classify`],
-//! [`port_security`], [`arp`], [`l3`] (routing), [`static_routes`], [`l2`], [`crate::physical`] (dispatch, output, tunnels),
+//! [`port_security`], [`arp`], [`lb`] (switch load balancers), [`l3`] (routing), [`static_routes`], [`l2`], [`crate::physical`] (dispatch, output, tunnels),
 //! [`punt`] (controller actions and their meters), [`framework`] (the defaults).
 pub mod acl;
 pub mod acl_match;
@@ -99,6 +109,7 @@ pub mod classify;
 pub mod framework;
 pub mod l2;
 pub mod l3;
+pub mod lb;
 pub mod port_security;
 pub mod punt;
 mod state;
@@ -328,8 +339,11 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
         Owner::Switch(name) => match input.view.switch(name) {
             Some(sw) => {
                 let mut flows = crate::physical::tunnel_ingress(sw, input.tunnels, cookie);
-                let (l2_flows, groups) = l2::flood(input, sw, cookie);
+                let (l2_flows, mut groups) = l2::flood(input, sw, cookie);
                 flows.extend(l2_flows);
+                let (lb_flows, lb_groups) = lb::switch_flows(input, sw, cookie);
+                flows.extend(lb_flows);
+                groups.extend(lb_groups);
                 if !l3::gateway_owned_by_router(input.view, sw) {
                     flows.extend(punt::gateway_arp(sw, input.ids, cookie));
                 }
@@ -403,6 +417,7 @@ fn port_flows(input: &CompileInput, name: &str, cookie: u64) -> Vec<Flow> {
         flows.push(classify::vif(sw, port, ofport, zone, cookie));
         flows.extend(port_security::flows(sw, port, cookie));
         flows.extend(acl::port_flows(input, sw, port, cookie));
+        flows.extend(lb::port_out_flows(sw, port, zone, ofport, cookie));
     }
     flows.extend(arp::responder(sw, port, local_ofport.is_some(), cookie));
     match location {
@@ -492,6 +507,18 @@ pub fn affected_owners(
         }
         if let Some(now) = input.view.port(p) {
             owners.insert(Owner::Switch(now.switch.clone()));
+        }
+    }
+    // A load balancer: the switches that name it (their lb flows and groups).
+    if !change.load_balancers.is_empty() {
+        for sw in input.view.switches() {
+            if sw
+                .load_balancers
+                .iter()
+                .any(|l| change.load_balancers.contains(l))
+            {
+                owners.insert(Owner::Switch(sw.name.clone()));
+            }
         }
     }
     for c in &change.chassis {

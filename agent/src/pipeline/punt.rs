@@ -165,6 +165,7 @@ mod tests {
                 key: 1,
                 subnet: Some(p),
                 mtu: 0,
+                load_balancers: vec![],
             };
             assert_eq!(
                 gateway_ip(&sw),

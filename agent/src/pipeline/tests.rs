@@ -465,7 +465,8 @@ fn defaults_cover_every_stage() {
             "table=61, priority=0 actions=goto_table:62",
             "table=62, priority=0 actions=goto_table:63",
             "table=63, priority=0 actions=goto_table:64",
-            "table=64, priority=0 actions=goto_table:66",
+            "table=64, priority=0 actions=goto_table:65",
+            "table=65, priority=0 actions=goto_table:66",
             "table=66, priority=0 actions=goto_table:68",
             "table=68, priority=0 actions=goto_table:70",
             "table=70, priority=0 actions=drop"

@@ -25,6 +25,7 @@ pub mod chassis;
 pub mod completion;
 pub mod db;
 pub mod flows;
+pub mod load_balancer;
 pub mod port;
 pub mod port_group;
 pub mod route;
@@ -48,6 +49,7 @@ pub const KINDS: &[&str] = &[
     "Address_Set",
     "Port_Group",
     "ACL",
+    "Load_Balancer",
 ];
 
 /// Declares [`Command`] (every noun's subcommands flattened into one list) and dispatches
@@ -81,6 +83,7 @@ registry! {
     AddressSet(address_set::AddressSetCmd),
     PortGroup(port_group::PortGroupCmd),
     Acl(acl::AclCmd),
+    LoadBalancer(load_balancer::LoadBalancerCmd),
     Db(db::DbCmd),
     Sync(sync::SyncCmd),
     Topology(topology::TopologyCmd),

@@ -95,6 +95,7 @@ pub(crate) use generic_methods;
 pub mod acl;
 pub mod address_set;
 pub mod chassis;
+pub mod load_balancer;
 pub mod port;
 pub mod port_group;
 pub mod router;
@@ -118,6 +119,7 @@ pub static ALL: &[&dyn Kind] = &[
     &address_set::AddressSetKind,
     &port_group::PortGroupKind,
     &acl::AclKind,
+    &load_balancer::LoadBalancerKind,
 ];
 
 /// The `external_ids` column every kind has.

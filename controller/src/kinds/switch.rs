@@ -9,7 +9,7 @@ use weft_proto::v1::{object, ColumnType, LogicalSwitch, Object};
 use super::{check_map, not_settable, set_map, EXTERNAL_IDS};
 use crate::error::{ApiError, ApiResult};
 use crate::ipam;
-use crate::objects::{object as wrap, ColumnDef, ColumnValue, Kind, Plan};
+use crate::objects::{object as wrap, ColumnDef, ColumnValue, Kind, OnDelete, Plan, Ref};
 use crate::state::ClusterState;
 use crate::validate::{self, ValidationError, MAX_VNI};
 
@@ -28,6 +28,7 @@ static COLUMNS: &[ColumnDef] = &[
     EXTERNAL_IDS,
     ColumnDef::ro("tunnel_key", ColumnType::Scalar),
     ColumnDef::ro("ports", ColumnType::Set),
+    ColumnDef::rw("load_balancer", ColumnType::Set),
 ];
 
 /// Claim of a VNI.
@@ -71,7 +72,17 @@ fn validate_common(s: &LogicalSwitch) -> Result<(), ValidationError> {
         ));
     }
     check_map("switch.other_config", &s.other_config)?;
-    check_map("switch.external_ids", &s.external_ids)
+    check_map("switch.external_ids", &s.external_ids)?;
+    for (i, lb) in s.load_balancer.iter().enumerate() {
+        validate::validate_name(&format!("switch.load_balancer[{i}]"), lb)?;
+    }
+    Ok(())
+}
+
+/// Sorted, without duplicates: the stored form of the `load_balancer` column.
+fn normalize_lbs(s: &mut LogicalSwitch) {
+    s.load_balancer.sort();
+    s.load_balancer.dedup();
 }
 
 impl Kind for SwitchKind {
@@ -101,6 +112,7 @@ impl Kind for SwitchKind {
             "other_config" => ColumnValue::map(&s.other_config),
             "external_ids" => ColumnValue::map(&s.external_ids),
             "tunnel_key" => ColumnValue::int(s.tunnel_key),
+            "load_balancer" => ColumnValue::set(&s.load_balancer),
             "ports" => ColumnValue::Set(
                 state
                     .ports_by_switch
@@ -126,6 +138,7 @@ impl Kind for SwitchKind {
             "mtu" => s.mtu = v.into_u32(column)?,
             "other_config" => set_map(&mut s.other_config, column, v)?,
             "external_ids" => set_map(&mut s.external_ids, column, v)?,
+            "load_balancer" => s.load_balancer = v.into_set(column)?,
             _ => return Err(not_settable(NAME, column)),
         }
         Ok(())
@@ -134,6 +147,7 @@ impl Kind for SwitchKind {
         let s = sw_mut(obj).ok_or_else(|| ApiError::Internal("not a switch".into()))?;
         let subnet = validate::validate_switch(s)?;
         validate_common(s)?;
+        normalize_lbs(s);
         s.subnet = subnet.map(|n| n.to_string()).unwrap_or_default();
         let name = s.name.clone();
         if s.vni != 0 {
@@ -175,9 +189,32 @@ impl Kind for SwitchKind {
         Ok(())
     }
     fn update(&self, _old: &Object, new: &mut Object, _plan: &mut Plan) -> ApiResult<()> {
-        let s = sw(new).ok_or_else(|| ApiError::Internal("not a switch".into()))?;
+        let s = sw_mut(new).ok_or_else(|| ApiError::Internal("not a switch".into()))?;
         validate_common(s)?;
+        normalize_lbs(s);
         Ok(())
+    }
+    fn refs(&self, obj: &Object) -> Vec<Ref> {
+        sw(obj)
+            .map(|s| {
+                s.load_balancer
+                    .iter()
+                    .map(|lb| Ref {
+                        kind: super::load_balancer::NAME,
+                        name: lb.clone(),
+                        column: "load_balancer",
+                        on_delete: OnDelete::Unlink,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    fn unlink(&self, obj: &mut Object, target_kind: &str, target: &str) {
+        if let Some(s) = sw_mut(obj) {
+            if target_kind == super::load_balancer::NAME {
+                s.load_balancer.retain(|lb| lb != target);
+            }
+        }
     }
     fn delete(&self, obj: &Object, plan: &mut Plan) -> ApiResult<()> {
         let s = sw(obj).ok_or_else(|| ApiError::Internal("not a switch".into()))?;

@@ -75,6 +75,9 @@ pub enum OnDelete {
     Restrict,
     /// The referrer is deleted with the target (a switch's ports).
     Cascade,
+    /// The reference is removed from the referrer, which stays (OVSDB's weak references: a
+    /// switch's `load_balancer` entry when the LB is deleted). See [`Kind::unlink`].
+    Unlink,
 }
 
 /// A reference from one object to another.
@@ -160,6 +163,8 @@ pub trait Kind: Send + Sync + 'static {
     fn expand_delete(&self, _plan: &Plan, _name: &str) -> ApiResult<Option<Vec<String>>> {
         Ok(None)
     }
+    /// Removes the reference to `target_kind`/`target` from `obj` (for [`OnDelete::Unlink`]).
+    fn unlink(&self, _obj: &mut Object, _target_kind: &str, _target: &str) {}
     /// With `may_exist`, whether an existing object counts as the one asked for (a port must
     /// be on the same switch).
     fn may_exist_matches(&self, _existing: &Object, _new: &Object) -> bool {

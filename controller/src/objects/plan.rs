@@ -447,6 +447,11 @@ impl<'a> Plan<'a> {
                             x.column
                         )));
                     }
+                    Some(x) if x.on_delete == OnDelete::Unlink => {
+                        let mut ro = ro;
+                        other.unlink(&mut ro, kind.name(), name);
+                        self.put(*other, ro);
+                    }
                     Some(_) => self.delete_object(*other, &r, depth + 1)?,
                     None => {}
                 }

@@ -495,6 +495,14 @@ fn sample(kind: &str) -> Option<Vec<Op>> {
                 false,
             ),
         ],
+        kinds::load_balancer::NAME => vec![insert(
+            super::object(object::Kind::LoadBalancer(weft_proto::v1::LoadBalancer {
+                name: "x".into(),
+                vips: [("10.96.0.10:80".to_string(), "10.0.0.5:80".to_string())].into(),
+                ..Default::default()
+            })),
+            false,
+        )],
         // Registered by its agent, not created.
         kinds::chassis::NAME => vec![],
         _ => return None,

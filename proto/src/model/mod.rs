@@ -8,6 +8,7 @@ pub mod acl;
 pub mod expr;
 pub mod hash;
 pub mod identity;
+pub mod load_balancer;
 pub mod match_dnf;
 pub mod route;
 pub mod validate;

@@ -3,8 +3,8 @@
 //! (`ViewUpdate`: objects of any kind, deletions by kind and name).
 
 use crate::v1::{
-    view_object::Kind as K, AclView, AddressSetView, ObjectKey, PortGroupView, PortView,
-    RemoteChassis, RouterPortView, RouterView, SwitchView, ViewObject, ViewUpdate,
+    view_object::Kind as K, AclView, AddressSetView, LoadBalancerView, ObjectKey, PortGroupView,
+    PortView, RemoteChassis, RouterPortView, RouterView, SwitchView, ViewObject, ViewUpdate,
 };
 
 /// Kind names on the wire, as ovn-nbctl spells the tables.
@@ -25,6 +25,8 @@ pub mod kinds {
     pub const PORT_GROUP: &str = "Port_Group";
     /// Address sets.
     pub const ADDRESS_SET: &str = "Address_Set";
+    /// Load balancers.
+    pub const LOAD_BALANCER: &str = "Load_Balancer";
 }
 
 /// A view change, by kind.
@@ -66,6 +68,10 @@ pub struct ViewDelta {
     pub address_sets: Vec<AddressSetView>,
     /// Address sets removed.
     pub deleted_address_sets: Vec<String>,
+    /// Load balancers added or changed.
+    pub load_balancers: Vec<LoadBalancerView>,
+    /// Load balancers removed.
+    pub deleted_load_balancers: Vec<String>,
 }
 
 /// A `ViewUpdate` the agent cannot take.
@@ -99,6 +105,11 @@ impl ViewDelta {
         upserts.extend(self.address_sets.into_iter().map(|a| obj(K::AddressSet(a))));
         upserts.extend(self.port_groups.into_iter().map(|g| obj(K::PortGroup(g))));
         upserts.extend(self.acls.into_iter().map(|a| obj(K::Acl(a))));
+        upserts.extend(
+            self.load_balancers
+                .into_iter()
+                .map(|l| obj(K::LoadBalancer(l))),
+        );
         let mut deleted = Vec::new();
         let del = |kind: &'static str, v: Vec<String>| v.into_iter().map(move |n| key(kind, n));
         deleted.extend(del(kinds::ACL, self.deleted_acls));
@@ -109,6 +120,7 @@ impl ViewDelta {
         deleted.extend(del(kinds::SWITCH, self.deleted_switches));
         deleted.extend(del(kinds::ROUTER, self.deleted_routers));
         deleted.extend(del(kinds::CHASSIS, self.deleted_chassis));
+        deleted.extend(del(kinds::LOAD_BALANCER, self.deleted_load_balancers));
         ViewUpdate {
             revision: self.revision,
             snapshot: self.snapshot,
@@ -135,6 +147,7 @@ impl ViewDelta {
                 Some(K::Acl(a)) => d.acls.push(a.clone()),
                 Some(K::PortGroup(g)) => d.port_groups.push(g.clone()),
                 Some(K::AddressSet(a)) => d.address_sets.push(a.clone()),
+                Some(K::LoadBalancer(l)) => d.load_balancers.push(l.clone()),
                 None => return Err(ViewFormError::EmptyObject(i)),
             }
         }
@@ -148,6 +161,7 @@ impl ViewDelta {
                 kinds::ACL => &mut d.deleted_acls,
                 kinds::PORT_GROUP => &mut d.deleted_port_groups,
                 kinds::ADDRESS_SET => &mut d.deleted_address_sets,
+                kinds::LOAD_BALANCER => &mut d.deleted_load_balancers,
                 other => return Err(ViewFormError::UnknownKind(i, other.to_string())),
             };
             list.push(k.name.clone());
@@ -173,6 +187,8 @@ impl ViewDelta {
             && self.deleted_port_groups.is_empty()
             && self.address_sets.is_empty()
             && self.deleted_address_sets.is_empty()
+            && self.load_balancers.is_empty()
+            && self.deleted_load_balancers.is_empty()
     }
 }
 
@@ -201,6 +217,11 @@ mod tests {
                 ..Default::default()
             }],
             deleted_address_sets: vec!["as".into()],
+            load_balancers: vec![LoadBalancerView {
+                name: "lb".into(),
+                ..Default::default()
+            }],
+            deleted_load_balancers: vec!["lb2".into()],
             ..Default::default()
         };
         let u = d.clone().into_update();

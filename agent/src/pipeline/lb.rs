@@ -1,0 +1,442 @@
+//! Switch load balancers (stages lb-vip 34, lb-dnat 36, lb-out 65): a new connection to a
+//! VIP picks a backend in a `selection_method=hash` select group and is DNATed by conntrack
+//! in the client port's zone (`reg13`); replies are un-DNATed on the client's chassis, in the
+//! same zone, on their way out to the client. Established connections keep their backend
+//! whatever the group says now: only `+new` packets reach the group.
+//!
+//! Per switch (owner = the switch), for each VIP of each load balancer the switch names
+//! (rules parsed by [`weft_proto::model::load_balancer`]); priority [`PRIO_VIP_PORT`] for a
+//! VIP with a port (`ip,nw_dst=VIP,tcp,tp_dst=PORT`), [`PRIO_VIP`] for a port-less one
+//! (`ip,nw_dst=VIP`):
+//! - lb-vip, `ct_state=-trk` → `ct(zone=reg13,nat,table=lb-learn)`: the conntrack lookup that
+//!   applies an established connection's DNAT (skipped when an earlier stage, ct-in, already
+//!   tracked the packet: then it costs no recirculation);
+//! - lb-dnat, `ct_state=+new+trk` → `group:G`, one bucket per backend:
+//!   `ct(commit,zone=reg13,nat(dst=BACKEND),table=lb-hairpin)`; a VIP without backends
+//!   drops new connections.
+//!
+//! Per local port of a switch that names a load balancer (owner = the port), lb-out:
+//! `reg15=PORT,ct_state=-trk,ip` → `ct(zone=ZONE(port),nat,table=commit-out)`, which turns a
+//! backend's reply back into the VIP's. Packets already tracked on this pass (the DNATed
+//! request when client and backend share a chassis, or a to-lport ACL's ct-out) skip it.
+//!
+//! Hairpin (a backend connecting to its own VIP, see [`hairpin_flows`]): SNATed to the VIP
+//! in the switch's hairpin zone ([`crate::ids::Ids::hairpin_zone`]) so the backend's reply
+//! comes back through the LB; the output stage sends a packet going back out the VIF it
+//! came from with `IN_PORT`.
+//!
+//! Recirculations: a new connection 2 (lookup, commit), an established one 1, a reply 1 on
+//! the client's chassis. Order relative to the ACL stages: ct-in (26) before lb-vip, the
+//! from-lport ACL verdict (30-31) before lb-dnat, ct-out (61) before lb-out; see
+//! docs/architecture.md, "Recirculation budget". SCTP VIPs with a port get no flows yet (the
+//! OpenFlow layer has no SCTP port match).
+
+use std::net::IpAddr;
+
+use weft_openflow::codec::nxm::nxm_nx_reg;
+use weft_openflow::flow::{
+    ct_state, Action, Ct, CtZone, Flow, Group, GroupType, Match, MatchField, Nat, NatKind,
+    SelectGroup, SubField,
+};
+use weft_proto::model::load_balancer::{Endpoint, VipRule};
+
+use super::l2::metadata;
+use super::{reg, CompileInput, Stage};
+use crate::view::{LoadBalancer, Port, Switch};
+
+/// Priority of a VIP with a port.
+pub const PRIO_VIP_PORT: u16 = 120;
+/// Priority of a port-less VIP.
+pub const PRIO_VIP: u16 = 110;
+/// Priority of the hairpin flows (above the VIP lookups they must win over).
+pub const PRIO_HAIRPIN: u16 = 130;
+/// Priority of the output stage's hairpin flow (above the port's `output:VIF`).
+pub const PRIO_HAIRPIN_OUTPUT: u16 = 110;
+/// Priority of the lb-out reply lookup.
+pub const PRIO_OUT: u16 = 100;
+
+const ETH_IP: u16 = 0x0800;
+const ETH_IPV6: u16 = 0x86dd;
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+const PROTO_SCTP: u8 = 132;
+
+/// The zone register as a ct zone: `NXM_NX_REG13[0..15]`.
+fn zone_reg() -> CtZone {
+    CtZone::Field(SubField::bits(nxm_nx_reg(reg::ZONE), 0, 15))
+}
+
+fn ip_proto(protocol: &str) -> u8 {
+    match protocol {
+        "udp" => PROTO_UDP,
+        "sctp" => PROTO_SCTP,
+        _ => PROTO_TCP,
+    }
+}
+
+/// The match of traffic to `vip` (`None`: not expressible, an SCTP port).
+fn vip_match(sw: &Switch, vip: &Endpoint, protocol: &str) -> Option<Vec<MatchField>> {
+    let mut m = vec![metadata(sw)];
+    match vip.ip {
+        IpAddr::V4(a) => {
+            m.push(MatchField::EthType(ETH_IP));
+            m.push(MatchField::Ipv4Dst {
+                value: a,
+                mask: None,
+            });
+        }
+        IpAddr::V6(a) => {
+            m.push(MatchField::EthType(ETH_IPV6));
+            m.push(MatchField::Ipv6Dst {
+                value: a,
+                mask: None,
+            });
+        }
+    }
+    if let Some(port) = vip.port {
+        let proto = ip_proto(protocol);
+        m.push(MatchField::IpProto(proto));
+        m.push(match proto {
+            PROTO_TCP => MatchField::TcpDst {
+                value: port,
+                mask: None,
+            },
+            PROTO_UDP => MatchField::UdpDst {
+                value: port,
+                mask: None,
+            },
+            _ => return None,
+        });
+    }
+    Some(m)
+}
+
+fn ct_state(value: u8, mask: u8) -> MatchField {
+    MatchField::CtState {
+        value,
+        mask: Some(mask),
+    }
+}
+
+/// The fields the select group hashes (the connection's 5-tuple, as OVS names them).
+fn hash_fields(vip: &Endpoint, protocol: &str) -> Vec<String> {
+    let (src, dst) = match vip.ip {
+        IpAddr::V4(_) => ("ip_src", "ip_dst"),
+        IpAddr::V6(_) => ("ipv6_src", "ipv6_dst"),
+    };
+    let mut f = vec![src.to_string(), dst.to_string()];
+    if vip.port.is_some() {
+        let p = if protocol == "udp" { "udp" } else { "tcp" };
+        f.push(format!("{p}_src"));
+        f.push(format!("{p}_dst"));
+    }
+    f
+}
+
+/// One backend's bucket: commit the connection with its DNAT, in the client port's zone.
+fn bucket(backend: &Endpoint) -> Vec<Action> {
+    vec![Action::Ct(Ct {
+        commit: true,
+        table: Some(Stage::LbDnat.next()),
+        zone: zone_reg(),
+        nat: Some(Nat {
+            kind: Some(NatKind::Dst),
+            addr_min: Some(backend.ip),
+            port_min: backend.port,
+            ..Nat::default()
+        }),
+        ..Ct::default()
+    })]
+}
+
+/// The match of traffic from `backend` (its address and, for a VIP with a port, its
+/// protocol and source port) plus `dst`.
+fn from_backend(sw: &Switch, backend: &Endpoint, protocol: &str, dst: IpAddr) -> Vec<MatchField> {
+    let mut m = vec![metadata(sw)];
+    match (backend.ip, dst) {
+        (IpAddr::V4(b), IpAddr::V4(d)) => {
+            m.push(MatchField::EthType(ETH_IP));
+            m.push(MatchField::Ipv4Src {
+                value: b,
+                mask: None,
+            });
+            m.push(MatchField::Ipv4Dst {
+                value: d,
+                mask: None,
+            });
+        }
+        (IpAddr::V6(b), IpAddr::V6(d)) => {
+            m.push(MatchField::EthType(ETH_IPV6));
+            m.push(MatchField::Ipv6Src {
+                value: b,
+                mask: None,
+            });
+            m.push(MatchField::Ipv6Dst {
+                value: d,
+                mask: None,
+            });
+        }
+        _ => {}
+    }
+    if let Some(port) = backend.port {
+        let proto = ip_proto(protocol);
+        m.push(MatchField::IpProto(proto));
+        m.push(if proto == PROTO_UDP {
+            MatchField::UdpSrc {
+                value: port,
+                mask: None,
+            }
+        } else {
+            MatchField::TcpSrc {
+                value: port,
+                mask: None,
+            }
+        });
+    }
+    m
+}
+
+/// Hairpin (a backend connecting to its own VIP) for `backend` of `vip`, SNATed to the VIP
+/// in the switch's hairpin zone `hz` so that the reply comes back through the LB:
+/// - lb-hairpin, request (`+trk-rpl`, source = destination = the backend, to its port) →
+///   `ct(commit,zone=hz,nat(src=VIP),table=commit-in)`;
+/// - lb-vip, the backend's reply to the VIP (`-trk`, from its port) → `ct(zone=hz,nat,
+///   table=lb-learn)` (un-SNAT), then lb-hairpin, `+rpl+trk,ct_zone=hz` →
+///   `ct(zone=reg13,nat,table=commit-in)` (un-DNAT: the source is the VIP again).
+fn hairpin_flows(
+    sw: &Switch,
+    vip: &Endpoint,
+    backend: &Endpoint,
+    protocol: &str,
+    hz: u16,
+    cookie: u64,
+    flows: &mut Vec<Flow>,
+) {
+    if backend.ip.is_ipv4() != vip.ip.is_ipv4()
+        || (backend.port.is_some() && ip_proto(protocol) == PROTO_SCTP)
+    {
+        return;
+    }
+    // Request: from the backend to itself (after DNAT), to the backend's port.
+    let mut req = vec![metadata(sw)];
+    let mut reply_match = from_backend(sw, backend, protocol, backend.ip);
+    match backend.ip {
+        IpAddr::V4(b) => {
+            req.push(MatchField::EthType(ETH_IP));
+            req.push(MatchField::Ipv4Src {
+                value: b,
+                mask: None,
+            });
+            req.push(MatchField::Ipv4Dst {
+                value: b,
+                mask: None,
+            });
+        }
+        IpAddr::V6(b) => {
+            req.push(MatchField::EthType(ETH_IPV6));
+            req.push(MatchField::Ipv6Src {
+                value: b,
+                mask: None,
+            });
+            req.push(MatchField::Ipv6Dst {
+                value: b,
+                mask: None,
+            });
+        }
+    }
+    if let Some(port) = backend.port {
+        let proto = ip_proto(protocol);
+        req.push(MatchField::IpProto(proto));
+        req.push(if proto == PROTO_UDP {
+            MatchField::UdpDst {
+                value: port,
+                mask: None,
+            }
+        } else {
+            MatchField::TcpDst {
+                value: port,
+                mask: None,
+            }
+        });
+    }
+    req.push(ct_state(ct_state::TRK, ct_state::TRK | ct_state::RPL));
+    flows.push(Flow {
+        table: Stage::LbHairpin.table(),
+        priority: PRIO_HAIRPIN,
+        cookie,
+        matches: Match::from_fields(req),
+        actions: vec![Action::Ct(Ct {
+            commit: true,
+            table: Some(Stage::LbHairpin.next()),
+            zone: CtZone::Imm(hz),
+            nat: Some(Nat {
+                kind: Some(NatKind::Src),
+                addr_min: Some(vip.ip),
+                ..Nat::default()
+            }),
+            ..Ct::default()
+        })],
+    });
+    // Reply, un-SNAT: from the backend's port to the VIP.
+    let mut un_snat = from_backend(sw, backend, protocol, vip.ip);
+    un_snat.push(ct_state(0, ct_state::TRK));
+    flows.push(Flow {
+        table: Stage::LbVip.table(),
+        priority: PRIO_HAIRPIN,
+        cookie,
+        matches: Match::from_fields(un_snat),
+        actions: vec![Action::Ct(Ct {
+            table: Some(Stage::LbVip.next()),
+            zone: CtZone::Imm(hz),
+            nat: Some(Nat::default()),
+            ..Ct::default()
+        })],
+    });
+    // Reply, un-DNAT in the client's (= the backend port's) zone.
+    reply_match.push(MatchField::CtZone(hz));
+    reply_match.push(ct_state(
+        ct_state::TRK | ct_state::RPL,
+        ct_state::TRK | ct_state::RPL,
+    ));
+    flows.push(Flow {
+        table: Stage::LbHairpin.table(),
+        priority: PRIO_HAIRPIN,
+        cookie,
+        matches: Match::from_fields(reply_match),
+        actions: vec![Action::Ct(Ct {
+            table: Some(Stage::LbHairpin.next()),
+            zone: zone_reg(),
+            nat: Some(Nat::default()),
+            ..Ct::default()
+        })],
+    });
+}
+
+/// The flows and group of one VIP of `lb` on `sw`.
+fn vip_flows(
+    input: &CompileInput,
+    sw: &Switch,
+    lb: &LoadBalancer,
+    rule: &VipRule,
+    cookie: u64,
+    flows: &mut Vec<Flow>,
+    groups: &mut Vec<Group>,
+) {
+    let protocol = lb.rules.protocol;
+    let Some(m) = vip_match(sw, &rule.vip, protocol) else {
+        return;
+    };
+    let priority = if rule.vip.port.is_some() {
+        PRIO_VIP_PORT
+    } else {
+        PRIO_VIP
+    };
+    let mut lookup = m.clone();
+    lookup.push(ct_state(0, ct_state::TRK));
+    flows.push(Flow {
+        table: Stage::LbVip.table(),
+        priority,
+        cookie,
+        matches: Match::from_fields(lookup),
+        actions: vec![Action::Ct(Ct {
+            table: Some(Stage::LbVip.next()),
+            zone: zone_reg(),
+            nat: Some(Nat::default()),
+            ..Ct::default()
+        })],
+    });
+    let mut new = m;
+    new.push(ct_state(
+        ct_state::NEW | ct_state::TRK,
+        ct_state::NEW | ct_state::TRK,
+    ));
+    if let Some(hz) = input.ids.hairpin_zone(&sw.name) {
+        for b in &rule.backends {
+            hairpin_flows(sw, &rule.vip, b, protocol, hz, cookie, flows);
+        }
+    }
+    let vip = rule.vip.to_string();
+    let actions = match input.ids.lb_group(&sw.name, &lb.name, &vip) {
+        Some(id) if !rule.backends.is_empty() => {
+            groups.push(Group {
+                id,
+                kind: GroupType::Select(SelectGroup {
+                    hash_fields: hash_fields(&rule.vip, protocol),
+                    ..SelectGroup::default()
+                }),
+                buckets: rule.backends.iter().map(bucket).collect(),
+            });
+            vec![Action::Group(id)]
+        }
+        // No backend (or no group id yet): new connections are dropped.
+        _ => Vec::new(),
+    };
+    flows.push(Flow {
+        table: Stage::LbDnat.table(),
+        priority,
+        cookie,
+        matches: Match::from_fields(new),
+        actions,
+    });
+}
+
+/// The lb-vip and lb-dnat flows and the select groups of every load balancer `sw` names
+/// (owner: the switch).
+pub fn switch_flows(input: &CompileInput, sw: &Switch, cookie: u64) -> (Vec<Flow>, Vec<Group>) {
+    let mut flows = Vec::new();
+    let mut groups = Vec::new();
+    for lb in input.view.load_balancers_of(sw) {
+        for rule in &lb.rules.vips {
+            vip_flows(input, sw, lb, rule, cookie, &mut flows, &mut groups);
+        }
+    }
+    (flows, groups)
+}
+
+/// The lb-out flows of local port `port` (zone `zone`, VIF `ofport`) on `sw`: replies
+/// un-DNATed in the port's zone, and in output a hairpinned packet (one that goes back to
+/// the VIF it came from) sent with `IN_PORT` (OpenFlow drops `output:N` to the input port).
+/// None when the switch names no load balancer.
+pub fn port_out_flows(sw: &Switch, port: &Port, zone: u16, ofport: u32, cookie: u64) -> Vec<Flow> {
+    if sw.load_balancers.is_empty() {
+        return Vec::new();
+    }
+    let hairpin_out = Flow {
+        table: Stage::Output.table(),
+        priority: PRIO_HAIRPIN_OUTPUT,
+        cookie,
+        matches: Match::from_fields([
+            metadata(sw),
+            MatchField::Reg {
+                index: reg::OUTPORT,
+                value: port.key,
+                mask: None,
+            },
+            MatchField::InPort(ofport),
+        ]),
+        actions: vec![Action::Output(weft_openflow::flow::ports::IN_PORT)],
+    };
+    let mut flows = vec![hairpin_out];
+    flows.extend([ETH_IP, ETH_IPV6].into_iter().map(|eth| Flow {
+        table: Stage::LbOut.table(),
+        priority: PRIO_OUT,
+        cookie,
+        matches: Match::from_fields([
+            metadata(sw),
+            MatchField::Reg {
+                index: reg::OUTPORT,
+                value: port.key,
+                mask: None,
+            },
+            MatchField::EthType(eth),
+            ct_state(0, ct_state::TRK),
+        ]),
+        actions: vec![Action::Ct(Ct {
+            table: Some(Stage::LbOut.next()),
+            zone: CtZone::Imm(zone),
+            nat: Some(Nat::default()),
+            ..Ct::default()
+        })],
+    }));
+    flows
+}

@@ -1,0 +1,375 @@
+//! Load balancers (OVN's `Load_Balancer`): `lb-add`, `lb-del`, `lb-list`, and attaching them
+//! to switches with `ls-lb-add`, `ls-lb-del`, `ls-lb-list` (the switch's `load_balancer`
+//! column). VIPs and backends are checked and spelled canonically with the shared model
+//! (`weft_proto::model::load_balancer`) before they are sent; the controller checks again.
+//! Options: `set Load_Balancer LB options:affinity_timeout=S options:reject=true`.
+
+use clap::Subcommand;
+use serde_json::json;
+use weft_proto::model::load_balancer::{parse_endpoint, parse_protocol, parse_vip_rule};
+use weft_proto::v1 as pb;
+
+use super::db::{list_request, records_of};
+use super::{
+    column_op, delete, insert, render_revision, update, CmdError, Noun, PlanCtx, Read, Reply, Step,
+    Write,
+};
+use crate::args::Format;
+use crate::format::{json_text, render_table, Cell, Out, Table};
+
+pub const KIND: &str = "Load_Balancer";
+const SWITCH: &str = "Logical_Switch";
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum LoadBalancerCmd {
+    /// Create load balancer LB with VIP[:PORT] spread over backends IP[:PORT][,...]
+    /// (protocol tcp, udp or sctp; tcp by default). With --may-exist, add or replace the VIP
+    /// on an existing LB.
+    LbAdd {
+        /// Load balancer name.
+        lb: String,
+        /// The VIP, IP or IP:PORT ([IPv6]:PORT).
+        vip: String,
+        /// Backends, IP[:PORT][,IP[:PORT]...].
+        backends: String,
+        /// tcp, udp or sctp.
+        protocol: Option<String>,
+        /// An existing LB gets the VIP added (or its backends replaced).
+        #[arg(long)]
+        may_exist: bool,
+    },
+    /// Delete load balancer LB, or only its VIP.
+    LbDel {
+        /// Load balancer name.
+        lb: String,
+        /// Only this VIP.
+        vip: Option<String>,
+        /// A missing LB is not an error.
+        #[arg(long)]
+        if_exists: bool,
+    },
+    /// List load balancers (or one) with their VIPs.
+    LbList {
+        /// Only this LB.
+        lb: Option<String>,
+    },
+    /// Apply load balancer LB to switch SWITCH.
+    LsLbAdd {
+        /// Switch name.
+        switch: String,
+        /// Load balancer name.
+        lb: String,
+        /// LB already on the switch is not an error (it never is; accepted for ovn-nbctl).
+        #[arg(long)]
+        may_exist: bool,
+    },
+    /// Remove load balancer LB (or every LB) from switch SWITCH.
+    LsLbDel {
+        /// Switch name.
+        switch: String,
+        /// Load balancer name.
+        lb: Option<String>,
+        /// LB not on the switch is not an error (it never is; accepted for ovn-nbctl).
+        #[arg(long)]
+        if_exists: bool,
+    },
+    /// List the load balancers of switch SWITCH.
+    LsLbList {
+        /// Switch name.
+        switch: String,
+    },
+}
+
+fn usage(command: &'static str, e: weft_proto::model::ValidationError) -> CmdError {
+    CmdError::Usage {
+        command,
+        reason: e.to_string(),
+    }
+}
+
+impl Noun for LoadBalancerCmd {
+    fn plan(&self, _ctx: &PlanCtx) -> Result<Step, CmdError> {
+        let write = |ops: Vec<pb::Op>| {
+            Step::Write(Box::new(Write {
+                ops,
+                sugar: None,
+                render: Box::new(render_revision),
+            }))
+        };
+        Ok(match self {
+            LoadBalancerCmd::LbAdd {
+                lb,
+                vip,
+                backends,
+                protocol,
+                may_exist,
+            } => {
+                let rule = parse_vip_rule("vip", vip, backends).map_err(|e| usage("lb-add", e))?;
+                let proto = parse_protocol("protocol", protocol.as_deref().unwrap_or(""))
+                    .map_err(|e| usage("lb-add", e))?;
+                let vip = rule.vip.to_string();
+                let b: Vec<String> = rule.backends.iter().map(|e| e.to_string()).collect();
+                let b = b.join(",");
+                if *may_exist {
+                    write(vec![
+                        insert(
+                            pb::object::Kind::LoadBalancer(pb::LoadBalancer {
+                                name: lb.clone(),
+                                protocol: proto.to_string(),
+                                ..Default::default()
+                            }),
+                            true,
+                        ),
+                        update(
+                            KIND,
+                            lb,
+                            vec![column_op(
+                                pb::column_op::Action::Set,
+                                "vips",
+                                Some(&vip),
+                                vec![b],
+                            )],
+                            false,
+                        ),
+                    ])
+                } else {
+                    write(vec![insert(
+                        pb::object::Kind::LoadBalancer(pb::LoadBalancer {
+                            name: lb.clone(),
+                            vips: [(vip, b)].into(),
+                            protocol: proto.to_string(),
+                            ..Default::default()
+                        }),
+                        false,
+                    )])
+                }
+            }
+            LoadBalancerCmd::LbDel { lb, vip, if_exists } => match vip {
+                None => write(vec![delete(KIND, lb, *if_exists)]),
+                Some(v) => {
+                    let v = parse_endpoint("vip", v)
+                        .map_err(|e| usage("lb-del", e))?
+                        .to_string();
+                    write(vec![update(
+                        KIND,
+                        lb,
+                        vec![column_op(
+                            pb::column_op::Action::Remove,
+                            "vips",
+                            None,
+                            vec![v],
+                        )],
+                        *if_exists,
+                    )])
+                }
+            },
+            LoadBalancerCmd::LbList { lb } => Step::Read(Read {
+                calls: vec![list_request(KIND, &lb.iter().cloned().collect::<Vec<_>>())],
+                render: Box::new(render_list),
+            }),
+            LoadBalancerCmd::LsLbAdd { switch, lb, .. } => write(vec![update(
+                SWITCH,
+                switch,
+                vec![column_op(
+                    pb::column_op::Action::Add,
+                    "load_balancer",
+                    None,
+                    vec![lb.clone()],
+                )],
+                false,
+            )]),
+            LoadBalancerCmd::LsLbDel { switch, lb, .. } => {
+                let op = match lb {
+                    Some(lb) => column_op(
+                        pb::column_op::Action::Remove,
+                        "load_balancer",
+                        None,
+                        vec![lb.clone()],
+                    ),
+                    None => column_op(pb::column_op::Action::Clear, "load_balancer", None, vec![]),
+                };
+                write(vec![update(SWITCH, switch, vec![op], false)])
+            }
+            LoadBalancerCmd::LsLbList { switch } => Step::Read(Read {
+                calls: vec![
+                    list_request(SWITCH, std::slice::from_ref(switch)),
+                    list_request(KIND, &[]),
+                ],
+                render: Box::new(render_switch_list),
+            }),
+        })
+    }
+}
+
+fn lbs(replies: &[Reply], i: usize) -> Result<(Vec<pb::LoadBalancer>, i64), CmdError> {
+    let reply = records_of(replies, i)?;
+    let mut out = Vec::new();
+    for rec in &reply.records {
+        match rec.object.as_ref().and_then(|o| o.kind.as_ref()) {
+            Some(pb::object::Kind::LoadBalancer(l)) => out.push(l.clone()),
+            _ => {
+                return Err(CmdError::MalformedReply(
+                    "lb-list: a record is not a load balancer",
+                ))
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((out, reply.revision))
+}
+
+/// The table ovn-nbctl's lb-list prints (without UUIDs): one row per VIP.
+fn table(lbs: &[pb::LoadBalancer], out: &Out, revision: i64) -> Result<String, CmdError> {
+    if out.json() {
+        let v: Vec<_> = lbs
+            .iter()
+            .map(|l| serde_json::to_value(crate::json::LoadBalancer::from(l)).unwrap_or_default())
+            .collect();
+        return Ok(json_text(
+            &json!({"load_balancers": v, "revision": revision}),
+            out,
+        )?);
+    }
+    let mut t = Table::new(&["LB", "PROTO", "VIP", "IPs"]);
+    for l in lbs {
+        let mut vips: Vec<(&String, &String)> = l.vips.iter().collect();
+        vips.sort();
+        if vips.is_empty() {
+            t.rows.push(vec![
+                Cell::text(&l.name),
+                Cell::text(&l.protocol),
+                Cell::text(""),
+                Cell::text(""),
+            ]);
+        }
+        for (v, b) in vips {
+            t.rows.push(vec![
+                Cell::text(&l.name),
+                Cell::text(&l.protocol),
+                Cell::text(v),
+                Cell::text(b),
+            ]);
+        }
+    }
+    Ok(render_table(&t, out, Format::Table)?)
+}
+
+fn render_list(replies: &[Reply], out: &Out) -> Result<String, CmdError> {
+    let (lbs, revision) = lbs(replies, 0)?;
+    table(&lbs, out, revision)
+}
+
+fn render_switch_list(replies: &[Reply], out: &Out) -> Result<String, CmdError> {
+    let sw = records_of(replies, 0)?;
+    let names: Vec<String> = match sw
+        .records
+        .first()
+        .and_then(|r| r.object.as_ref())
+        .and_then(|o| o.kind.as_ref())
+    {
+        Some(pb::object::Kind::LogicalSwitch(s)) => s.load_balancer.clone(),
+        _ => {
+            return Err(CmdError::MalformedReply(
+                "ls-lb-list: the switch is not in the reply",
+            ))
+        }
+    };
+    let (all, revision) = lbs(replies, 1)?;
+    let mine: Vec<pb::LoadBalancer> = all
+        .into_iter()
+        .filter(|l| names.contains(&l.name))
+        .collect();
+    table(&mine, out, revision)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::testutil::*;
+
+    #[test]
+    fn commands_become_ops() {
+        let w = write(&[
+            "lb-add",
+            "web",
+            "10.96.0.10:080",
+            "10.0.0.5:80, 10.0.0.6:80",
+            "UDP",
+        ]);
+        let Some(pb::op::Op::Insert(i)) = &w.ops[0].op else {
+            panic!()
+        };
+        let Some(pb::object::Kind::LoadBalancer(l)) =
+            i.object.as_ref().and_then(|o| o.kind.clone())
+        else {
+            panic!()
+        };
+        assert_eq!(l.vips["10.96.0.10:80"], "10.0.0.5:80,10.0.0.6:80");
+        assert_eq!((l.protocol.as_str(), i.may_exist), ("udp", false));
+        let w = write(&[
+            "lb-add",
+            "--may-exist",
+            "web",
+            "[fd00::10]:80",
+            "[fd00::5]:80",
+        ]);
+        assert_eq!(w.ops.len(), 2);
+        let Some(pb::op::Op::Update(u)) = &w.ops[1].op else {
+            panic!()
+        };
+        assert_eq!(
+            (u.columns[0].key.as_str(), u.columns[0].values[0].as_str()),
+            ("[fd00::10]:80", "[fd00::5]:80")
+        );
+        let w = write(&["lb-del", "web", "10.96.0.10:80"]);
+        let Some(pb::op::Op::Update(u)) = &w.ops[0].op else {
+            panic!()
+        };
+        assert_eq!(u.columns[0].action, pb::column_op::Action::Remove as i32);
+        let w = write(&["ls-lb-add", "ls1", "web"]);
+        let Some(pb::op::Op::Update(u)) = &w.ops[0].op else {
+            panic!()
+        };
+        assert_eq!(
+            (u.kind.as_str(), u.columns[0].column.as_str()),
+            (SWITCH, "load_balancer")
+        );
+        let w = write(&["ls-lb-del", "ls1"]);
+        let Some(pb::op::Op::Update(u)) = &w.ops[0].op else {
+            panic!()
+        };
+        assert_eq!(u.columns[0].action, pb::column_op::Action::Clear as i32);
+        assert_eq!(read(&["ls-lb-list", "ls1"]).calls.len(), 2);
+        assert_eq!(read(&["lb-list"]).calls.len(), 1);
+    }
+
+    #[test]
+    fn bad_input_is_a_usage_error_naming_the_value() {
+        for (args, value) in [
+            (
+                &["lb-add", "web", "10.96.0.300:80", "10.0.0.5"][..],
+                "10.96.0.300:80",
+            ),
+            (
+                &["lb-add", "web", "10.96.0.10:0", "10.0.0.5"][..],
+                "10.96.0.10:0",
+            ),
+            (
+                &["lb-add", "web", "10.96.0.10:80", "10.0.0.5,[fd00::1]"][..],
+                "fd00::1",
+            ),
+            (
+                &["lb-add", "web", "10.96.0.10:80", "10.0.0.5", "icmp"][..],
+                "icmp",
+            ),
+            (
+                &["lb-add", "web", "10.96.0.10", "10.0.0.5:80"][..],
+                "10.0.0.5:80",
+            ),
+        ] {
+            let e = plan_err(args);
+            assert!(matches!(e, CmdError::Usage { .. }), "{args:?}: {e}");
+            assert!(e.to_string().contains(value), "{args:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! End-to-end: switch load balancers. Pods on three hosts on one switch whose gateway is a
+//! router port; a TCP VIP (10.96.0.10:80) over backends on the two other hosts: a client
+//! connects many times and reaches both backends, every connection completing (counts per
+//! backend printed); an established connection keeps working when its backend is removed
+//! from the VIP, when the client chassis' agent restarts and when a backend is added; a UDP
+//! VIP answers from both backends too; each backend reaches the VIP, landing on itself too
+//! (hairpin).
+//!
+//! The servers and the client are small Python programs (python3 is a prerequisite of this
+//! test, like ping for the others).
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use weft_testbed::pod::Pod;
+use weft_testbed::testbed::{Testbed, TestbedConfig};
+
+/// Backend server `NAME TCP_PORT UDP_PORT`: answers every line of every TCP connection, and
+/// every UDP datagram, with NAME.
+const SERVER: &str = r#"
+import socket, sys, threading
+name, tport, uport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def conn(c):
+    f = c.makefile("rb")
+    for line in f:
+        c.sendall((name + "\n").encode())
+    c.close()
+def tcp():
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", tport)); s.listen(128)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=conn, args=(c,), daemon=True).start()
+def udp():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", uport))
+    while True:
+        d, a = u.recvfrom(2048); u.sendto(name.encode(), a)
+threading.Thread(target=udp, daemon=True).start()
+tcp()
+"#;
+
+/// Client: N short connections (or datagrams) to VIP:PORT; prints `NAME COUNT` lines and
+/// `failed COUNT`.
+const CLIENT: &str = r#"
+import socket, sys, collections
+proto, vip, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+c = collections.Counter()
+for i in range(n):
+    try:
+        if proto == "tcp":
+            s = socket.create_connection((vip, port), timeout=3)
+            s.sendall(b"hi\n")
+            r = s.makefile("rb").readline().decode().strip()
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+            s.sendto(b"hi", (vip, port)); r = s.recv(2048).decode().strip()
+        s.close()
+        c[r if r else "failed"] += 1
+    except Exception as e:
+        c["failed"] += 1
+for k, v in sorted(c.items()):
+    print(k, v)
+"#;
+
+/// A long-lived client: connects, then for every line on stdin sends one and prints the
+/// answer (or "ERR ...").
+const LONG_CLIENT: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+f = s.makefile("rb")
+for line in sys.stdin:
+    try:
+        s.sendall(b"x\n"); r = f.readline().decode().strip()
+        print(r if r else "ERR eof", flush=True)
+    except Exception as e:
+        print("ERR", e, flush=True)
+"#;
+
+fn counts(out: &str) -> BTreeMap<String, u32> {
+    out.lines()
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+fn run_client(client: &Pod, proto: &str, port: &str, n: u32) -> BTreeMap<String, u32> {
+    let n = n.to_string();
+    let out = client
+        .exec_output(&["python3", "-c", CLIENT, proto, "10.96.0.10", port, &n])
+        .expect("client runs");
+    assert!(
+        out.status.success(),
+        "client: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    counts(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn setup(tb: &mut Testbed) {
+    ctl(tb, &["lr-add", "lr1"]);
+    switch(tb, "sw0", "10.50.0.0/24");
+    ctl(
+        tb,
+        &[
+            "lrp-add",
+            "lr1",
+            "lr1-sw0",
+            "0a:00:00:00:50:01",
+            "10.50.0.1/24",
+        ],
+    );
+    ctl(
+        tb,
+        &[
+            "lsp-add",
+            "sw0",
+            "sw0-lr1",
+            "--",
+            "lsp-set-type",
+            "sw0-lr1",
+            "router",
+            "--",
+            "lsp-set-addresses",
+            "sw0-lr1",
+            "router",
+            "--",
+            "lsp-set-options",
+            "sw0-lr1",
+            "router-port=lr1-sw0",
+        ],
+    );
+}
+
+#[test]
+fn switch_load_balancer_across_hosts() {
+    // A short resync: the LB flows and select groups read back from OVS must equal what the
+    // agent compiled (else every resync would "repair" them).
+    let cfg = TestbedConfig::new()
+        .hosts(3)
+        .controllers(1)
+        .agent_args(["--resync-interval", "2"]);
+    if !ready("switch_load_balancer_across_hosts", &cfg) {
+        return;
+    }
+    let mut tb = start(cfg);
+    setup(&mut tb);
+    for p in ["client", "be1", "be2"] {
+        dyn_port(&mut tb, "sw0", p);
+    }
+    let client = pod(&mut tb, 1, "client");
+    let be1 = pod(&mut tb, 2, "be1");
+    let be2 = pod(&mut tb, 3, "be2");
+    sync(&mut tb);
+    assert_ping(&client, &be1);
+    assert_ping(&client, &be2);
+    let mut servers = Vec::new();
+    for b in [&be1, &be2] {
+        servers.push(
+            b.spawn(&["python3", "-c", SERVER, &b.lport, "8080", "5353"])
+                .expect("server starts"),
+        );
+        wait_for(10, "server to listen", || {
+            b.exec(&["cat", "/proc/net/tcp"])
+                .map(|t| t.contains(":1F90 ")) // 8080
+                .unwrap_or(false)
+        });
+    }
+    let backends = format!("{}:8080,{}:8080", be1.ip, be2.ip);
+    ctl(&mut tb, &["lb-add", "web", "10.96.0.10:80", &backends]);
+    ctl(
+        &mut tb,
+        &[
+            "lb-add",
+            "dns",
+            "10.96.0.10:53",
+            &format!("{}:5353,{}:5353", be1.ip, be2.ip),
+            "udp",
+        ],
+    );
+    ctl(&mut tb, &["ls-lb-add", "sw0", "web"]);
+    ctl(&mut tb, &["ls-lb-add", "sw0", "dns"]);
+    let listed = ctl(&mut tb, &["ls-lb-list", "sw0"]);
+    assert!(
+        listed.contains("10.96.0.10:80") && listed.contains("udp"),
+        "{listed}"
+    );
+    sync(&mut tb);
+
+    // TCP: many short connections reach both backends, and all complete.
+    let n = 100;
+    let c = run_client(&client, "tcp", "80", n);
+    println!("tcp VIP 10.96.0.10:80, {n} connections: {c:?}");
+    assert_eq!(c.get("failed"), None, "every connection completes: {c:?}");
+    assert!(
+        c.get("be1").copied().unwrap_or(0) > 0 && c.get("be2").copied().unwrap_or(0) > 0,
+        "both backends reached: {c:?}"
+    );
+    assert_eq!(c.values().sum::<u32>(), n);
+
+    // UDP VIP.
+    let u = run_client(&client, "udp", "53", 60);
+    println!("udp VIP 10.96.0.10:53, 60 datagrams: {u:?}");
+    assert!(
+        u.get("be1").copied().unwrap_or(0) > 0 && u.get("be2").copied().unwrap_or(0) > 0,
+        "both UDP backends reached: {u:?}"
+    );
+    assert!(
+        u.get("failed").copied().unwrap_or(0) <= 3,
+        "UDP mostly answered: {u:?}"
+    );
+
+    // Hairpin: each backend reaches the VIP, landing on itself too (SNATed to the VIP, so
+    // its reply comes back through the LB).
+    for b in [&be1, &be2] {
+        let h = run_client(b, "tcp", "80", 40);
+        println!("hairpin from {}: {h:?}", b.lport);
+        assert_eq!(h.get("failed"), None, "hairpin connections complete: {h:?}");
+        assert!(
+            h.get(b.lport.as_str()).copied().unwrap_or(0) > 0 && h.len() == 2,
+            "{} reaches both backends, itself included: {h:?}",
+            b.lport
+        );
+    }
+
+    // An established connection survives its backend leaving the VIP.
+    let mut long = std::process::Command::new("ip")
+        .args(["netns", "exec", &client.netns, "python3", "-c", LONG_CLIENT])
+        .args(["10.96.0.10", "80"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("long client starts");
+    let mut stdin = long.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(long.stdout.take().expect("stdout")).lines();
+    let mut ask = || {
+        writeln!(stdin, "x").expect("write");
+        stdin.flush().expect("flush");
+        lines.next().expect("a line").expect("read")
+    };
+    let first = ask();
+    assert!(first == "be1" || first == "be2", "first answer {first:?}");
+    let other = if first == "be1" { &be2 } else { &be1 };
+    ctl(
+        &mut tb,
+        &[
+            "lb-add",
+            "--may-exist",
+            "web",
+            "10.96.0.10:80",
+            &format!("{}:8080", other.ip),
+        ],
+    );
+    sync(&mut tb);
+    for i in 0..5 {
+        let a = ask();
+        assert_eq!(a, first, "answer {i} after the backend change");
+    }
+    // New connections now all land on the remaining backend.
+    let c = run_client(&client, "tcp", "80", 20);
+    println!("after removing {first}: {c:?}");
+    assert_eq!(c.get(other.lport.as_str()).copied(), Some(20), "{c:?}");
+
+    // The established connection also survives the client chassis' agent restarting (no
+    // flow flush, zones kept) and a backend being added back.
+    tb.restart_agent(1).expect("restart agent on host1");
+    sync(&mut tb);
+    assert_eq!(ask(), first, "after the agent restart");
+    ctl(
+        &mut tb,
+        &["lb-add", "--may-exist", "web", "10.96.0.10:80", &backends],
+    );
+    sync(&mut tb);
+    for i in 0..3 {
+        assert_eq!(ask(), first, "answer {i} after a backend was added");
+    }
+    let c = run_client(&client, "tcp", "80", 40);
+    println!("after adding {first} back: {c:?}");
+    assert!(c.len() == 2 && !c.contains_key("failed"), "{c:?}");
+    drop(stdin);
+    let _ = long.kill();
+    let _ = long.wait();
+    for mut s in servers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    // No resync found a difference (host 1: since its restart).
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    for h in 1..=3 {
+        let addr = tb.host(h).expect("host").metrics_addr;
+        assert_eq!(drift_repairs(addr), 0.0, "host{h} repaired drift");
+    }
+}
+
+/// `weft_agent_drift_repairs_total` of the agent listening on `addr`.
+fn drift_repairs(addr: std::net::SocketAddr) -> f64 {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
+        .expect("metrics");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("response");
+    out.lines()
+        .find_map(|l| l.strip_prefix("weft_agent_drift_repairs_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no weft_agent_drift_repairs_total in {out}"))
+}
