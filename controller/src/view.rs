@@ -829,6 +829,8 @@ pub fn delta(old: &View, new: &View, revision: i64) -> Delta {
     let (acls, deleted_acls) = diff_map(&old.acls, &new.acls);
     let (port_groups, deleted_port_groups) = diff_map(&old.port_groups, &new.port_groups);
     let (address_sets, deleted_address_sets) = diff_map(&old.address_sets, &new.address_sets);
+    let (load_balancers, deleted_load_balancers) =
+        diff_map(&old.load_balancers, &new.load_balancers);
     Delta {
         acls,
         deleted_acls,
@@ -836,9 +838,6 @@ pub fn delta(old: &View, new: &View, revision: i64) -> Delta {
         deleted_port_groups,
         address_sets,
         deleted_address_sets,
-    let (load_balancers, deleted_load_balancers) =
-        diff_map(&old.load_balancers, &new.load_balancers);
-    Delta {
         load_balancers,
         deleted_load_balancers,
         routers,
@@ -916,6 +915,7 @@ pub fn apply_delta(view: &mut View, u: &Delta) {
     }
     for n in &u.deleted_address_sets {
         view.address_sets.remove(n);
+    }
     for l in &u.load_balancers {
         view.load_balancers.insert(l.name.clone(), l.clone());
     }
