@@ -310,3 +310,79 @@ fn drift_repairs(addr: std::net::SocketAddr) -> f64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no weft_agent_drift_repairs_total in {out}"))
 }
+
+/// A load balancer on a switch that stateful ACLs also make conntrack every packet: the ACL
+/// stages look connections up with `nat`, so LB-DNATed connections keep their translation
+/// through ct-in and ct-out, the to-lport ACLs see the backend address and port, and the
+/// replies come back un-DNATed.
+#[test]
+fn switch_load_balancer_behind_stateful_acls() {
+    let cfg = TestbedConfig::new().hosts(3).controllers(1);
+    if !ready("switch_load_balancer_behind_stateful_acls", &cfg) {
+        return;
+    }
+    let mut tb = start(cfg);
+    setup(&mut tb);
+    for p in ["client", "be1", "be2"] {
+        dyn_port(&mut tb, "sw0", p);
+    }
+    let client = pod(&mut tb, 1, "client");
+    let be1 = pod(&mut tb, 2, "be1");
+    let be2 = pod(&mut tb, 3, "be2");
+    sync(&mut tb);
+    assert_ping(&client, &be1);
+    let mut servers = Vec::new();
+    for b in [&be1, &be2] {
+        servers.push(
+            b.spawn(&["python3", "-c", SERVER, &b.lport, "8080", "5353"])
+                .expect("server starts"),
+        );
+        wait_for(10, "server to listen", || {
+            b.exec(&["cat", "/proc/net/tcp"])
+                .map(|t| t.contains(":1F90 ")) // 8080
+                .unwrap_or(false)
+        });
+    }
+    let backends = format!("{}:8080,{}:8080", be1.ip, be2.ip);
+    ctl(&mut tb, &["lb-add", "web", "10.96.0.10:80", &backends]);
+    ctl(&mut tb, &["ls-lb-add", "sw0", "web"]);
+    ctl(&mut tb, &["pg-add", "be", "be1", "be2"]);
+    ctl(
+        &mut tb,
+        &[
+            "acl-add",
+            "--type=port-group",
+            "be",
+            "to-lport",
+            "1000",
+            "outport == @be && tcp.dst == 8080",
+            "allow-related",
+        ],
+    );
+    ctl(
+        &mut tb,
+        &[
+            "acl-add",
+            "--type=port-group",
+            "be",
+            "to-lport",
+            "900",
+            "outport == @be && ip4",
+            "drop",
+        ],
+    );
+    sync(&mut tb);
+    // The ACLs are in force: ICMP to a backend is dropped ...
+    assert_no_ping(&client, be1.ip);
+    // ... and TCP through the VIP (to 8080 after DNAT) reaches both backends, every
+    // connection completing, replies un-DNATed.
+    let n = 60;
+    let c = run_client(&client, "tcp", "80", n);
+    println!("tcp VIP behind stateful ACLs, {n} connections: {c:?}");
+    assert_eq!(c.get("failed"), None, "every connection completes: {c:?}");
+    assert!(
+        c.get("be1").copied().unwrap_or(0) > 0 && c.get("be2").copied().unwrap_or(0) > 0,
+        "both backends reached: {c:?}"
+    );
+    drop(servers);
+}
