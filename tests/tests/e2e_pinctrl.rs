@@ -59,12 +59,13 @@ fn pod_arp_for_gateway_is_answered_by_pinctrl() {
         .ovs()
         .ofctl(&["-O", "OpenFlow15", "meter-stats", "br-int"])
         .expect("meter-stats");
+    // Summed over every meter: the reply lists them in no particular order.
     let seen: u64 = meters
         .split("packet_in_count:")
-        .nth(1)
-        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+        .skip(1)
+        .filter_map(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .filter_map(|s| s.parse::<u64>().ok())
+        .sum();
     assert!(seen > 0, "the pinctrl meter saw no packets:\n{meters}");
     tb.cleanup();
 }
