@@ -290,7 +290,8 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     );
     let geneve = tunnels.contains_key(&Encap::Geneve);
     let (drift_tx, mut drift_rx) = mpsc::channel::<crate::drift::Repaired>(4);
-    let drift_task = crate::drift::spawn(config.clone(), endpoint.clone(), tunnels.clone(), drift_tx);
+    let drift_task =
+        crate::drift::spawn(config.clone(), endpoint.clone(), tunnels.clone(), drift_tx);
     let mut reconciler = Reconciler::new(&config.chassis, tunnels, ids);
     let (pin_stats, pin_stats_rx) = watch::channel(crate::pinctrl::Stats::default());
     let mut pin_logged = crate::pinctrl::Stats::default();

@@ -7,13 +7,13 @@
 
 use std::time::Duration;
 
+use std::sync::OnceLock;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
-use std::sync::OnceLock;
 
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
-use weft_proto::tls::{url_for, TlsError, Transport};
 use tracing::{info, info_span, warn, Instrument};
+use weft_proto::tls::{url_for, TlsError, Transport};
 use weft_proto::v1::southbound_client::SouthboundClient;
 use weft_proto::v1::{Chassis, StatusReport, SubscribeRequest, ViewUpdate};
 

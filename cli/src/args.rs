@@ -107,7 +107,13 @@ pub struct GlobalOpts {
     pub key: Option<std::path::PathBuf>,
 
     /// Bearer token (instead of a client certificate). Default: $WEFT_TOKEN.
-    #[arg(long, value_name = "TOKEN", env = "WEFT_TOKEN", hide_env = true, hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "WEFT_TOKEN",
+        hide_env = true,
+        hide_env_values = true
+    )]
     pub token: Option<String>,
 
     /// Talk to the controller in plain text (development only). Default: $WEFT_INSECURE.

@@ -78,17 +78,16 @@ impl Client {
     pub async fn connect(cfg: &ClientConfig) -> Result<Client, CliError> {
         let mut failures = Vec::new();
         let tls = match &cfg.transport {
-            weft_proto::tls::Transport::Tls(f) => {
-                Some(f.client_config().map_err(|e| CliError::Tls(e.to_string()))?)
-            }
+            weft_proto::tls::Transport::Tls(f) => Some(
+                f.client_config()
+                    .map_err(|e| CliError::Tls(e.to_string()))?,
+            ),
             weft_proto::tls::Transport::Insecure => None,
         };
         let bearer = match &cfg.token {
-            Some(t) => Some(
-                format!("Bearer {t}")
-                    .parse()
-                    .map_err(|_| CliError::Tls("--token holds characters a header cannot carry".into()))?,
-            ),
+            Some(t) => Some(format!("Bearer {t}").parse().map_err(|_| {
+                CliError::Tls("--token holds characters a header cannot carry".into())
+            })?),
             None => None,
         };
         for url in cfg.url.split(',') {

@@ -78,7 +78,7 @@ impl Deployment {
 
 fn weftctl(url: &str, args: &[&str]) -> anyhow::Result<Output> {
     Command::new(env!("CARGO_BIN_EXE_weftctl"))
-            .env("WEFT_INSECURE", "1")
+        .env("WEFT_INSECURE", "1")
         .env_remove("WEFT_CONTROLLER")
         .arg("--controller")
         .arg(url)

@@ -156,7 +156,7 @@ fn weftctl_bin() -> PathBuf {
 
 fn weftctl_with(url: &str, args: &[&str]) -> anyhow::Result<Output> {
     Command::new(weftctl_bin())
-            .env("WEFT_INSECURE", "1")
+        .env("WEFT_INSECURE", "1")
         .env_remove("WEFT_CONTROLLER")
         .arg("--controller")
         .arg(url)
@@ -508,7 +508,7 @@ fn unreachable_controller_is_one_clear_line() {
     );
     // The same through WEFT_CONTROLLER.
     let out = Command::new(weftctl_bin())
-            .env("WEFT_INSECURE", "1")
+        .env("WEFT_INSECURE", "1")
         .env("WEFT_CONTROLLER", &url)
         .arg("show")
         .output()
@@ -1312,7 +1312,7 @@ fn completion_scripts_generate() {
     for shell in ["bash", "zsh", "fish"] {
         let r = Run::from(
             Command::new(weftctl_bin())
-            .env("WEFT_INSECURE", "1")
+                .env("WEFT_INSECURE", "1")
                 .env_remove("WEFT_CONTROLLER")
                 .args(["completion", shell])
                 .output()
@@ -1337,7 +1337,7 @@ fn completion_scripts_generate() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let script = dir.path().join("weftctl.bash");
     let out = Command::new(weftctl_bin())
-            .env("WEFT_INSECURE", "1")
+        .env("WEFT_INSECURE", "1")
         .args(["completion", "bash"])
         .output()
         .unwrap_or_else(|e| panic!("{e}"));

@@ -160,7 +160,10 @@ async fn every_rpc_round_trips() {
     c.set_port_addresses(SetPortAddressesRequest {
         port: "p2".into(),
         // any free address: p1's dynamic one is random
-        addresses: vec![format!("0a:00:00:00:00:11 10.0.0.{}", if last == 11 { 12 } else { 11 })],
+        addresses: vec![format!(
+            "0a:00:00:00:00:11 10.0.0.{}",
+            if last == 11 { 12 } else { 11 }
+        )],
         options: None,
     })
     .await

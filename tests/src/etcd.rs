@@ -251,19 +251,23 @@ impl EtcdCluster {
             let data_dir = dir.path().join("data");
             let client = format!("http://127.0.0.1:{client_port}");
             let peer = format!("http://127.0.0.1:{peer_port}");
-            let spec = ProcSpec::new(format!("etcd {}", name(i)), &etcd, dir.path().join("etcd.log"))
-                .args(["--name", &name(i)])
-                .arg("--data-dir")
-                .arg(&data_dir)
-                .args(["--listen-client-urls", &client])
-                .args(["--advertise-client-urls", &client])
-                .args(["--listen-peer-urls", &peer])
-                .args(["--initial-advertise-peer-urls", &peer])
-                .args(["--initial-cluster", &initial.join(",")])
-                .args(["--initial-cluster-state", "new"])
-                .args(["--initial-cluster-token", &token])
-                .args(["--max-txn-ops", "2048"])
-                .args(["--logger", "zap", "--log-outputs", "stderr"]);
+            let spec = ProcSpec::new(
+                format!("etcd {}", name(i)),
+                &etcd,
+                dir.path().join("etcd.log"),
+            )
+            .args(["--name", &name(i)])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &initial.join(",")])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--initial-cluster-token", &token])
+            .args(["--max-txn-ops", "2048"])
+            .args(["--logger", "zap", "--log-outputs", "stderr"]);
             let proc = spec.spawn()?;
             members.push(Etcd {
                 proc,

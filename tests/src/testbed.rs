@@ -481,7 +481,11 @@ impl Testbed {
         if let Some(pki) = &self.pki {
             // One server certificate for every replica: they share the management address.
             let ip = net::addr_in(self.mgmt_net()?, 1).to_string();
-            pki.issue("controller", "controller", &[ip.as_str(), "127.0.0.1", "localhost"])?;
+            pki.issue(
+                "controller",
+                "controller",
+                &[ip.as_str(), "127.0.0.1", "localhost"],
+            )?;
         }
         for k in 1..=self.cfg.controllers {
             self.progress(&format!(

@@ -54,7 +54,10 @@ fn vswitchd_restart_recovers_in_seconds() {
         "all {flows_before} flows back {flows_back:?} after ovs-vswitchd accepted connections again"
     );
     let flows_back = flows_back.expect("the flows never came back");
-    assert!(flows_back <= Duration::from_secs(2), "flows back after {flows_back:?}");
+    assert!(
+        flows_back <= Duration::from_secs(2),
+        "flows back after {flows_back:?}"
+    );
     let mut ok = false;
     while back.elapsed() < Duration::from_secs(20) {
         if a.ping_interval(b.ip, 1, 200)

@@ -16,7 +16,9 @@ fn link_local(p: &Pod) -> String {
     let mut found = String::new();
     wait_for(10, &format!("a link-local address on {}", p.name), || {
         let out = p
-            .exec(&["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"])
+            .exec(&[
+                "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link",
+            ])
             .unwrap_or_default();
         if out.contains("tentative") {
             return false;
@@ -75,7 +77,10 @@ for _ in range(3):
 #[test]
 fn forged_ipv6_and_rogue_ra_are_dropped_link_local_works() {
     let cfg = TestbedConfig::new().hosts(2).controllers(1);
-    if !ready("forged_ipv6_and_rogue_ra_are_dropped_link_local_works", &cfg) {
+    if !ready(
+        "forged_ipv6_and_rogue_ra_are_dropped_link_local_works",
+        &cfg,
+    ) {
         return;
     }
     let mut tb = start(cfg);
@@ -89,7 +94,11 @@ fn forged_ipv6_and_rogue_ra_are_dropped_link_local_works() {
         if secured {
             ctl(
                 &mut tb,
-                &["lsp-set-port-security", p, &format!("{mac} {ip} fd00:46::30")],
+                &[
+                    "lsp-set-port-security",
+                    p,
+                    &format!("{mac} {ip} fd00:46::30"),
+                ],
             );
         }
     }
@@ -102,10 +111,28 @@ fn forged_ipv6_and_rogue_ra_are_dropped_link_local_works() {
             .expect("accept_ra");
     }
     victim
-        .exec(&["ip", "-6", "addr", "add", "fd00:46::10/64", "dev", "eth0", "nodad"])
+        .exec(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:46::10/64",
+            "dev",
+            "eth0",
+            "nodad",
+        ])
         .expect("victim v6 address");
-    good.exec(&["ip", "-6", "addr", "add", "fd00:46::30/64", "dev", "eth0", "nodad"])
-        .expect("good v6 address");
+    good.exec(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        "fd00:46::30/64",
+        "dev",
+        "eth0",
+        "nodad",
+    ])
+    .expect("good v6 address");
     let (evil_ll, victim_ll) = (link_local(&evil), link_local(&victim));
     let _ = link_local(&good);
 
@@ -113,28 +140,65 @@ fn forged_ipv6_and_rogue_ra_are_dropped_link_local_works() {
     let r = evil
         .ping(format!("{victim_ll}%eth0"), 3)
         .expect("link-local ping runs");
-    assert!(r.any(), "evil's link-local ping to {victim_ll} failed: {r:?}");
+    assert!(
+        r.any(),
+        "evil's link-local ping to {victim_ll} failed: {r:?}"
+    );
     // The allowed pod's IPv4 and IPv6 traffic flows.
     assert_ping(&good, &victim);
     let r = good.ping("fd00:46::10", 3).expect("ping6 runs");
-    assert!(r.any(), "good's IPv6 ping from an allowed address failed: {r:?}");
+    assert!(
+        r.any(),
+        "good's IPv6 ping from an allowed address failed: {r:?}"
+    );
 
     // Forged IPv6 source (not in evil's port security): dropped.
-    evil.exec(&["ip", "-6", "addr", "add", "fd00:46::99/64", "dev", "eth0", "nodad"])
-        .expect("forged v6 address");
     evil.exec(&[
-        "ip", "-6", "neigh", "replace", "fd00:46::10", "lladdr", &victim.mac, "dev", "eth0",
-        "nud", "permanent",
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        "fd00:46::99/64",
+        "dev",
+        "eth0",
+        "nodad",
+    ])
+    .expect("forged v6 address");
+    evil.exec(&[
+        "ip",
+        "-6",
+        "neigh",
+        "replace",
+        "fd00:46::10",
+        "lladdr",
+        &victim.mac,
+        "dev",
+        "eth0",
+        "nud",
+        "permanent",
     ])
     .expect("static neighbour");
     let before = snmp6(&victim, "Icmp6InEchos");
     let r = evil
         .exec_output(&[
-            "ping", "-6", "-n", "-c", "3", "-i", "0.2", "-W", "1", "-I", "fd00:46::99",
+            "ping",
+            "-6",
+            "-n",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "-I",
+            "fd00:46::99",
             "fd00:46::10",
         ])
         .expect("ping runs");
-    assert!(!r.status.success(), "the forged-source IPv6 ping was answered");
+    assert!(
+        !r.status.success(),
+        "the forged-source IPv6 ping was answered"
+    );
     assert_eq!(
         snmp6(&victim, "Icmp6InEchos"),
         before,
@@ -156,7 +220,15 @@ fn forged_ipv6_and_rogue_ra_are_dropped_link_local_works() {
     assert!(!routes.contains(&evil_ll), "rogue default route: {routes}");
 
     // With options:allow-ra-dhcp-server=true the same RA passes (the drop was the filter).
-    ctl(&mut tb, &["set", "Logical_Switch_Port", "evil", "options:allow-ra-dhcp-server=true"]);
+    ctl(
+        &mut tb,
+        &[
+            "set",
+            "Logical_Switch_Port",
+            "evil",
+            "options:allow-ra-dhcp-server=true",
+        ],
+    );
     sync(&mut tb);
     send_rogue_ra(&evil, &evil_ll);
     wait_for(5, "the allowed RA to reach the victim", || {

@@ -69,7 +69,11 @@ fn sandbox_lifecycle() {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     for k in ["WEFT_CA", "WEFT_CERT", "WEFT_KEY"] {
-        assert!(exports.iter().any(|(n, _)| n == k), "no {k} export: {}", text(&up));
+        assert!(
+            exports.iter().any(|(n, _)| n == k),
+            "no {k} export: {}",
+            text(&up)
+        );
     }
     let env = sandbox(&dir, &["env"]);
     assert!(env.status.success(), "{}", text(&env));

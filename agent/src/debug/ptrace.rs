@@ -309,7 +309,10 @@ mod tests {
         );
         // A given TTL is kept; without one a sender's 64 (ofproto/trace would use 0).
         let m = parse_microflow("ip4 && ip.ttl == 2 && ip4.dst == 10.0.0.5").unwrap();
-        assert_eq!(ovs_flow("in_port=3", &m).unwrap(), "ip,in_port=3,nw_ttl=2,nw_dst=10.0.0.5");
+        assert_eq!(
+            ovs_flow("in_port=3", &m).unwrap(),
+            "ip,in_port=3,nw_ttl=2,nw_dst=10.0.0.5"
+        );
         let m = parse_microflow("ip4 && icmp4 && ip4.src == 10.0.0.2").unwrap();
         assert_eq!(
             ovs_flow("in_port=1,tun_id=0x5", &m).unwrap(),
