@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::json;
 use weft_proto::v1 as pb;
 
-use super::db::{list_request, records_of};
+use super::db::list_request;
 use super::{
     column_op, delete, insert, quiet_text, render_revision, update, CmdError, Noun, Outcome,
     PlanCtx, Read, Reply, Step, Write,
@@ -120,19 +120,15 @@ impl Noun for AddressSetCmd {
 }
 
 fn sets(replies: &[Reply]) -> Result<(Vec<pb::AddressSet>, i64), CmdError> {
-    let reply = records_of(replies, 0)?;
-    let mut out = Vec::new();
-    for rec in &reply.records {
-        match rec.object.as_ref().and_then(|o| o.kind.as_ref()) {
-            Some(pb::object::Kind::AddressSet(a)) => out.push(a.clone()),
-            _ => {
-                return Err(CmdError::MalformedReply(
-                    "as-list: a record is not an address set",
-                ))
-            }
-        }
-    }
-    Ok((out, reply.revision))
+    super::db::objects_of(
+        replies,
+        0,
+        |k| match k {
+            pb::object::Kind::AddressSet(a) => Some(a),
+            _ => None,
+        },
+        "as-list: a record is not an address set",
+    )
 }
 
 /// as-add: nothing, or the set as JSON.

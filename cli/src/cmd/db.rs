@@ -324,6 +324,30 @@ pub fn records_of(replies: &[Reply], i: usize) -> Result<&pb::ListObjectsReply, 
     }
 }
 
+/// The objects of reply `i`'s records as one kind's messages (`pick` unwraps the kind), with
+/// the reply's revision; a record of any other kind makes the reply malformed (`what`).
+pub fn objects_of<T: Clone>(
+    replies: &[Reply],
+    i: usize,
+    pick: impl Fn(&pb::object::Kind) -> Option<&T>,
+    what: &'static str,
+) -> Result<(Vec<T>, i64), CmdError> {
+    let reply = records_of(replies, i)?;
+    let out = reply
+        .records
+        .iter()
+        .map(|rec| {
+            rec.object
+                .as_ref()
+                .and_then(|o| o.kind.as_ref())
+                .and_then(&pick)
+                .cloned()
+                .ok_or(CmdError::MalformedReply(what))
+        })
+        .collect::<Result<Vec<T>, CmdError>>()?;
+    Ok((out, reply.revision))
+}
+
 /// A record's column by name.
 pub fn column<'a>(rec: &'a pb::Record, name: &str) -> Option<&'a pb::Column> {
     rec.columns.iter().find(|c| c.name == name)

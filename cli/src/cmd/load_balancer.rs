@@ -202,20 +202,17 @@ impl Noun for LoadBalancerCmd {
 }
 
 fn lbs(replies: &[Reply], i: usize) -> Result<(Vec<pb::LoadBalancer>, i64), CmdError> {
-    let reply = records_of(replies, i)?;
-    let mut out = Vec::new();
-    for rec in &reply.records {
-        match rec.object.as_ref().and_then(|o| o.kind.as_ref()) {
-            Some(pb::object::Kind::LoadBalancer(l)) => out.push(l.clone()),
-            _ => {
-                return Err(CmdError::MalformedReply(
-                    "lb-list: a record is not a load balancer",
-                ))
-            }
-        }
-    }
+    let (mut out, revision) = super::db::objects_of(
+        replies,
+        i,
+        |k| match k {
+            pb::object::Kind::LoadBalancer(l) => Some(l),
+            _ => None,
+        },
+        "lb-list: a record is not a load balancer",
+    )?;
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok((out, reply.revision))
+    Ok((out, revision))
 }
 
 /// The table ovn-nbctl's lb-list prints (without UUIDs): one row per VIP.

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use serde_json::json;
 use weft_proto::v1 as pb;
 
-use super::db::{list_request, records_of};
+use super::db::list_request;
 use super::{
     column_op, delete, insert, quiet_text, render_revision, update, CmdError, Noun, Outcome,
     PlanCtx, Read, Reply, Step, Write,
@@ -96,19 +96,15 @@ impl Noun for PortGroupCmd {
 }
 
 fn groups(replies: &[Reply]) -> Result<(Vec<pb::PortGroup>, i64), CmdError> {
-    let reply = records_of(replies, 0)?;
-    let mut out = Vec::new();
-    for rec in &reply.records {
-        match rec.object.as_ref().and_then(|o| o.kind.as_ref()) {
-            Some(pb::object::Kind::PortGroup(g)) => out.push(g.clone()),
-            _ => {
-                return Err(CmdError::MalformedReply(
-                    "pg-list: a record is not a port group",
-                ))
-            }
-        }
-    }
-    Ok((out, reply.revision))
+    super::db::objects_of(
+        replies,
+        0,
+        |k| match k {
+            pb::object::Kind::PortGroup(g) => Some(g),
+            _ => None,
+        },
+        "pg-list: a record is not a port group",
+    )
 }
 
 fn render_added(o: &Outcome<'_>, out: &Out) -> Result<String, CmdError> {
