@@ -96,6 +96,7 @@ fn web_acls(tb: &mut Testbed) {
             "1000",
             "outport == @web && tcp.dst == 80",
             "allow-related",
+            "--label=4660",
         ],
     );
     acl(
@@ -165,6 +166,19 @@ fn web_over(encap: Encap) {
             hits(&mut tb, &["--type=port-group", "web"], m) > 0
         });
     }
+    // `--label=4660` (0x1234) is on the connections the allow-related ACL committed, in
+    // ct_label.label (bits 96..127), as ovn-nbctl's --label does.
+    let ct = tb
+        .host(1)
+        .expect("host1")
+        .ovs()
+        .appctl(&["dpctl/dump-conntrack"])
+        .expect("dump-conntrack");
+    assert!(
+        ct.lines()
+            .any(|l| l.contains("dport=80") && l.contains("labels=0x1234000000000000000000000000")),
+        "no labelled connection to port 80 in host1's conntrack:\n{ct}"
+    );
     // The ACL flows run in table 62 (acl-out) on host1, in web1's zone.
     let flows = tb.host(1).expect("host1").dump_flows().expect("flows");
     assert!(

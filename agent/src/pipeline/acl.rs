@@ -32,6 +32,7 @@
 //! at once (replies still pass until conntrack forgets the connection); nothing is marked in
 //! `ct_mark`. A new allow admits new connections; existing ones are unaffected.
 
+use weft_openflow::codec::nxm::{nxm_nx_reg, NXM_NX_CT_LABEL};
 use weft_openflow::flow::{
     Action, Controller, Ct, CtZone, Flow, Match, MatchField, Nat, SetField, SubField,
 };
@@ -46,6 +47,13 @@ use crate::view_acl::Acl;
 pub const REG_ACL: u8 = 8;
 /// In [`REG_ACL`]: do not commit (replies, related, allow-stateless).
 pub const BIT_NO_COMMIT: u32 = 0x2;
+/// In [`REG_ACL`]: the allowing ACL has a `--label`, loaded into [`REG_LABEL`]; the commit
+/// stage writes it to the connection's `ct_label.label` (OVN's `ct_label[96..127]`).
+pub const BIT_LABEL: u32 = 0x4;
+/// Register of an allowing ACL's label (OVN's reg3).
+pub const REG_LABEL: u8 = 3;
+/// The label's bits in `ct_label` (OVN's `ct_label.label`).
+pub const CT_LABEL_OFS: u16 = 96;
 /// ACL priorities are offset by this (OVN's), below the conntrack rules.
 pub const PRIO_ACL_BASE: u16 = 1000;
 /// The conntrack rules of acl-in/acl-out.
@@ -144,6 +152,7 @@ pub fn switch_flows(input: &CompileInput, sw: &Switch, cookie: u64) -> Vec<Flow>
                 mask: Some(BIT_NO_COMMIT),
             });
             m.push(ct_state(cs::TRK, cs::TRK));
+            let mut labelled = m.clone();
             out.push(flow(
                 stage,
                 PRIO_STAGE,
@@ -153,6 +162,33 @@ pub fn switch_flows(input: &CompileInput, sw: &Switch, cookie: u64) -> Vec<Flow>
                     Action::Ct(Ct {
                         commit: true,
                         zone: zone_field(),
+                        ..Ct::default()
+                    }),
+                    stage.goto_next(),
+                ],
+            ));
+            // A labelled ACL allowed it: the same commit, writing the label.
+            for f in &mut labelled {
+                if let MatchField::Reg { index, value, mask } = f {
+                    if *index == REG_ACL {
+                        *value = BIT_LABEL;
+                        *mask = Some(BIT_NO_COMMIT | BIT_LABEL);
+                    }
+                }
+            }
+            out.push(flow(
+                stage,
+                PRIO_STAGE + 1,
+                cookie,
+                labelled,
+                vec![
+                    Action::Ct(Ct {
+                        commit: true,
+                        zone: zone_field(),
+                        exec: vec![Action::MoveBits {
+                            src: SubField::whole(nxm_nx_reg(REG_LABEL)),
+                            dst: SubField::bits(NXM_NX_CT_LABEL, CT_LABEL_OFS, CT_LABEL_OFS + 31),
+                        }],
                         ..Ct::default()
                     }),
                     stage.goto_next(),
@@ -336,7 +372,20 @@ fn verdict_actions(input: &CompileInput, acl: &Acl, stage: Stage) -> Vec<Action>
         }
     }
     match acl.verdict {
-        Verdict::Allow | Verdict::AllowRelated => a.push(stage.goto_next()),
+        Verdict::Allow | Verdict::AllowRelated => {
+            if acl.label != 0 {
+                a.push(Action::SetField(SetField::Reg {
+                    index: REG_LABEL,
+                    value: acl.label,
+                }));
+                a.push(Action::SetField(SetField::RegMasked {
+                    index: REG_ACL,
+                    value: BIT_LABEL,
+                    mask: BIT_LABEL,
+                }));
+            }
+            a.push(stage.goto_next())
+        }
         Verdict::AllowStateless => {
             a.push(no_commit());
             a.push(stage.goto_next());
@@ -666,6 +715,48 @@ mod tests {
         )]);
         assert!(!fx2.view.is_stateful("ls1"));
         assert!(switch_flows(&fx2.input(), &sw, 9).is_empty());
+    }
+
+    #[test]
+    fn a_labelled_acl_writes_its_label_to_ct_label_at_commit() {
+        let mut a = av(
+            "pg:web:to-lport:1000:7",
+            "to-lport",
+            1000,
+            "tcp",
+            "allow-related",
+        );
+        a.label = 0x1234;
+        let fx = Fx::new(vec![a]);
+        let f = fx.flows_of("pg:web:to-lport:1000:7");
+        assert!(!f.is_empty());
+        for l in &f {
+            assert!(
+                l.contains("set_field:0x1234->reg3") && l.contains("set_field:0x4/0x4->reg8"),
+                "{l}"
+            );
+        }
+        let sw = fx.view.switch("ls1").unwrap().clone();
+        let c: Vec<String> = switch_flows(&fx.input(), &sw, 9)
+            .iter()
+            .map(render_flow)
+            .filter(|l| l.contains("table=66") && l.contains("priority=101"))
+            .collect();
+        // IPv4 and IPv6, each: reg8 says labelled and committed.
+        assert_eq!(c.len(), 2, "{c:#?}");
+        for l in &c {
+            assert!(l.contains("reg8=0x4/0x6"), "{l}");
+            assert!(
+                l.contains("exec(move:NXM_NX_REG3[]->NXM_NX_CT_LABEL[96..127])"),
+                "{l}"
+            );
+        }
+        // An unlabelled ACL loads nothing.
+        let g = Fx::new(web());
+        assert!(g
+            .flows_of("pg:web:to-lport:1000:1")
+            .iter()
+            .all(|l| !l.contains("reg3")));
     }
 
     #[test]

@@ -86,11 +86,13 @@
 //! - `reg10` = flags; bit 0 ([`reg::FLAG_FROM_TUNNEL`]) = came in on a tunnel;
 //! - `reg0` / `reg1` on a router datapath = next hop IPv4 / router source IP ([`l3`]);
 //! - reserved for the features to come: reg2/reg4
-//!   LB original port / VIP, reg3 rule id, reg11/reg12 router zones.
-//! - `reg8` ACL bits ([`acl`]): bit 1 = do not commit (replies, related, allow-stateless);
+//!   LB original port / VIP, reg11/reg12 router zones.
+//! - `reg3` = an allowing ACL's `--label` ([`acl`]).
+//! - `reg8` ACL bits ([`acl`]): bit 1 = do not commit (replies, related, allow-stateless),
+//!   bit 2 = labelled (commit writes reg3 to `ct_label[96..127]`);
 //!   `reg13` is reloaded with the output port's zone at pre-ct-out on stateful switches.
 //! - `ct_mark` bits (reserved): 0 blocked, 1 natted, 2 skip-snat, 3 force-snat, 4 hairpin;
-//!   `ct_label[0..31]` from-lport rule id, `ct_label[32..63]` to-lport rule id.
+//!   `ct_label[96..127]` = the ACL label (OVN's `ct_label.label`).
 //!
 //! Cookies name the owner of a flow (see [`Owner::cookie`]): the high byte is the kind
 //! (`0x01` switch, `0x02` port, `0x04` router, `0x05` router port, `0xff` static; `0x03`
