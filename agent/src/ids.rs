@@ -223,6 +223,18 @@ fn lb_group_owners(view: &ChassisView) -> Vec<String> {
     out
 }
 
+/// Owner name of the meter a logged ACL's `--meter` gives its log packets: one per named
+/// meter, shared by the ACLs using it on this chassis, or one per ACL for a `fair` meter
+/// (OVN's semantics). `/` is in no meter name, so it never collides with [`METERS`].
+pub fn acl_meter_owner(acl: &crate::view_acl::Acl) -> Option<String> {
+    let m = acl.meter.as_ref().filter(|_| acl.log)?;
+    Some(if m.fair {
+        format!("acl-meter/{}/{}", m.name, acl.key)
+    } else {
+        format!("acl-meter/{}", m.name)
+    })
+}
+
 /// The pinctrl meters the pipeline installs (one per handler).
 pub const METERS: &[&str] = &[
     "pinctrl-arp",
@@ -372,17 +384,22 @@ impl Ids {
                 ch.set.insert(format!("{GROUP_PREFIX}{o}"), id.to_string());
             }
         }
+        let want: BTreeSet<String> = METERS
+            .iter()
+            .map(|m| m.to_string())
+            .chain(view.acl().acls().filter_map(acl_meter_owner))
+            .collect();
         let stale: Vec<String> = self
             .meters
             .iter()
-            .filter(|(o, _)| !METERS.contains(o))
+            .filter(|(o, _)| !want.contains(*o))
             .map(|(o, _)| o.to_string())
             .collect();
         for o in stale {
             self.meters.release(&o);
             ch.remove.insert(format!("{METER_PREFIX}{o}"));
         }
-        for m in METERS {
+        for m in &want {
             let (id, new) = self.meters.assign(m)?;
             if new {
                 ch.set.insert(format!("{METER_PREFIX}{m}"), id.to_string());

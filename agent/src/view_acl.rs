@@ -14,8 +14,9 @@ use weft_proto::model::acl::{
     Direction, Entity, Verdict,
 };
 use weft_proto::model::expr::{Expr, Value};
+use weft_proto::model::meter::{validate_meter, MeterUnit};
 use weft_proto::model::view::ViewDelta;
-use weft_proto::v1::{AclView, AddressSetView, PortGroupView};
+use weft_proto::v1::{AclView, AddressSetView, MeterView, PortGroupView};
 
 use crate::view::ViewError;
 
@@ -33,12 +34,43 @@ pub struct Acl {
     pub name: String,
     pub severity: String,
     pub label: u32,
+    /// The `--meter` for its log packets, resolved by the controller (none: the agent's
+    /// own log meter).
+    pub meter: Option<AclMeter>,
     /// Address sets the match names (not the implied ones).
     pub sets: BTreeSet<String>,
     /// Port groups the ACL is on or names (`@PG`, `$PG_ip4`).
     pub groups: BTreeSet<String>,
     /// Ports the match names by name (`inport == "p1"`).
     pub ports: BTreeSet<String>,
+}
+
+/// A named meter as an ACL uses it (validated with [`weft_proto::model::meter`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AclMeter {
+    pub name: String,
+    pub unit: MeterUnit,
+    pub rate: u32,
+    pub burst: u32,
+    pub fair: bool,
+}
+
+fn parse_meter(key: &str, m: &MeterView) -> Result<AclMeter, ViewError> {
+    let mut pb = weft_proto::v1::Meter {
+        name: m.name.clone(),
+        unit: m.unit.clone(),
+        rate: m.rate,
+        burst: m.burst,
+        ..Default::default()
+    };
+    let unit = validate_meter(&mut pb).map_err(|e| invalid(key, "meter", e))?;
+    Ok(AclMeter {
+        name: m.name.clone(),
+        unit,
+        rate: m.rate,
+        burst: m.burst,
+        fair: m.fair,
+    })
 }
 
 /// A port group: its ports and the addresses of all of them (the implied sets).
@@ -139,6 +171,11 @@ pub fn parse_acl(a: &AclView) -> Result<Acl, ViewError> {
         name: a.name.clone(),
         severity: a.severity.clone(),
         label: a.label,
+        meter: a
+            .meter
+            .as_ref()
+            .map(|m| parse_meter(&a.key, m))
+            .transpose()?,
         sets,
         groups,
         ports,

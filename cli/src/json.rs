@@ -87,6 +87,32 @@ pub enum Object {
     Acl(Acl),
     PortGroup(PortGroup),
     LoadBalancer(LoadBalancer),
+    Meter(Meter),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meter {
+    pub name: String,
+    pub action: String,
+    pub unit: String,
+    pub rate: u32,
+    pub burst: u32,
+    pub fair: bool,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+impl From<&pb::Meter> for Meter {
+    fn from(m: &pb::Meter) -> Self {
+        Meter {
+            name: m.name.clone(),
+            action: m.action.clone(),
+            unit: m.unit.clone(),
+            rate: m.rate,
+            burst: m.burst,
+            fair: m.fair,
+            external_ids: sorted(&m.external_ids),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -395,6 +421,7 @@ impl Object {
             Kind::Acl(a) => Object::Acl(a.into()),
             Kind::PortGroup(g) => Object::PortGroup(g.into()),
             Kind::LoadBalancer(l) => Object::LoadBalancer(l.into()),
+            Kind::Meter(m) => Object::Meter(m.into()),
         })
     }
 }

@@ -12,7 +12,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use weft_proto::model::acl::{implied_port_group, references};
-use weft_proto::v1::{object, AclView, AddressSetView, PortGroupView, PortView, SwitchView};
+use weft_proto::v1::{
+    object, AclView, AddressSetView, MeterView, PortGroupView, PortView, SwitchView,
+};
 
 use crate::state::ClusterState;
 
@@ -21,6 +23,7 @@ pub fn is_acl_kind(kind: &str) -> bool {
     kind == crate::kinds::acl::NAME
         || kind == crate::kinds::port_group::NAME
         || kind == crate::kinds::address_set::NAME
+        || kind == crate::kinds::meter::NAME
 }
 
 /// Whether any ACL exists.
@@ -31,7 +34,30 @@ pub fn has_acls(state: &ClusterState) -> bool {
         .is_some_and(|m| !m.is_empty())
 }
 
-fn acl_view(a: &weft_proto::v1::Acl) -> AclView {
+/// An ACL's `--meter`, resolved: none without one or when no such meter exists (then the
+/// agent's own log meter applies, as OVN's ovn-controller does).
+fn meter_view(state: &ClusterState, name: &str) -> Option<MeterView> {
+    if name.is_empty() {
+        return None;
+    }
+    match &state
+        .objects
+        .get(crate::kinds::meter::NAME)?
+        .get(name)?
+        .kind
+    {
+        Some(object::Kind::Meter(m)) => Some(MeterView {
+            name: m.name.clone(),
+            unit: m.unit.clone(),
+            rate: m.rate,
+            burst: m.burst,
+            fair: m.fair,
+        }),
+        _ => None,
+    }
+}
+
+fn acl_view(state: &ClusterState, a: &weft_proto::v1::Acl) -> AclView {
     AclView {
         key: a.key.clone(),
         switch: a.switch.clone(),
@@ -44,6 +70,7 @@ fn acl_view(a: &weft_proto::v1::Acl) -> AclView {
         name: a.name.clone(),
         severity: a.severity.clone(),
         label: a.label,
+        meter: meter_view(state, &a.meter),
     }
 }
 
@@ -131,7 +158,7 @@ pub fn acl_part(
                 }
                 want_groups.extend(g);
             }
-            acls.insert(key.clone(), acl_view(a));
+            acls.insert(key.clone(), acl_view(state, a));
         }
     }
     for g in want_groups {

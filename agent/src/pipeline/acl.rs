@@ -36,7 +36,9 @@ use weft_openflow::codec::nxm::{nxm_nx_reg, NXM_NX_CT_LABEL};
 use weft_openflow::flow::{
     Action, Controller, Ct, CtZone, Flow, Match, MatchField, Nat, SetField, SubField,
 };
+use weft_openflow::meter::{BandType, Meter, MeterBand};
 use weft_proto::model::acl::{Direction, Entity, Verdict, COOKIE_KIND};
+use weft_proto::model::meter::MeterUnit;
 
 use super::acl_match::{self, Lowered};
 use super::{punt, reg, CompileInput, Stage};
@@ -362,7 +364,9 @@ pub fn verdict_of(code: u8) -> Option<Verdict> {
 fn verdict_actions(input: &CompileInput, acl: &Acl, stage: Stage) -> Vec<Action> {
     let mut a = Vec::new();
     if acl.log {
-        if let Some(m) = input.ids.meter(punt::METER_ACL_LOG) {
+        // The ACL's `--meter` when it has one (and it exists), else the agent's log meter.
+        let named = crate::ids::acl_meter_owner(acl).and_then(|o| input.ids.meter(&o));
+        if let Some(m) = named.or_else(|| input.ids.meter(punt::METER_ACL_LOG)) {
             a.push(Action::Controller(Controller {
                 max_len: 256,
                 userdata: log_userdata(acl),
@@ -470,6 +474,35 @@ fn emit(
 
 /// The flows of one ACL (empty when it is not in the view or cannot compile here; the
 /// reason is returned with the flows that could be built, none).
+/// The meter of a logged ACL's `--meter` (empty without one): every ACL sharing a named
+/// meter claims the same meter id with the same bands.
+pub fn acl_meters(input: &CompileInput, key: &str) -> Vec<Meter> {
+    let Some(acl) = input.view.acl().acl(key) else {
+        return Vec::new();
+    };
+    let (Some(m), Some(id)) = (
+        acl.meter.as_ref(),
+        crate::ids::acl_meter_owner(acl).and_then(|o| input.ids.meter(&o)),
+    ) else {
+        return Vec::new();
+    };
+    let unit = match m.unit {
+        MeterUnit::Kbps => weft_openflow::meter::MeterUnit::Kbps,
+        MeterUnit::Pktps => weft_openflow::meter::MeterUnit::Pktps,
+    };
+    vec![Meter {
+        id,
+        unit,
+        burst: m.burst > 0,
+        stats: true,
+        bands: vec![MeterBand {
+            kind: BandType::Drop,
+            rate: m.rate,
+            burst_size: m.burst,
+        }],
+    }]
+}
+
 pub fn acl_flows(input: &CompileInput, key: &str) -> Result<Vec<Flow>, acl_match::LowerError> {
     let Some(acl) = input.view.acl().acl(key) else {
         return Ok(Vec::new());
@@ -715,6 +748,64 @@ mod tests {
         )]);
         assert!(!fx2.view.is_stateful("ls1"));
         assert!(switch_flows(&fx2.input(), &sw, 9).is_empty());
+    }
+
+    #[test]
+    fn a_logged_acl_with_a_meter_uses_it_and_shares_it_unless_fair() {
+        let metered = |key: &str, fair: bool| {
+            let mut a = av(key, "to-lport", 1000, "tcp", "allow-related");
+            a.log = true;
+            a.meter = Some(weft_proto::v1::MeterView {
+                name: "slow".into(),
+                unit: "pktps".into(),
+                rate: 2,
+                burst: 1,
+                fair,
+            });
+            a
+        };
+        let mut plain = av("pg:web:to-lport:1000:9", "to-lport", 1000, "udp", "allow");
+        plain.log = true;
+        let fx = Fx::new(vec![
+            metered("pg:web:to-lport:1000:7", false),
+            metered("pg:web:to-lport:1000:8", false),
+            plain,
+        ]);
+        let id = fx
+            .ids
+            .meter("acl-meter/slow")
+            .expect("the named meter has an id");
+        let default = fx.ids.meter(punt::METER_ACL_LOG).unwrap();
+        assert_ne!(id, default);
+        for key in ["pg:web:to-lport:1000:7", "pg:web:to-lport:1000:8"] {
+            let f = fx.flows_of(key);
+            assert!(
+                f.iter().all(|l| l.contains(&format!("meter_id={id}"))),
+                "{f:#?}"
+            );
+            let m = acl_meters(&fx.input(), key);
+            assert_eq!(m.len(), 1);
+            assert_eq!(
+                (m[0].id, m[0].bands[0].rate, m[0].bands[0].burst_size),
+                (id, 2, 1)
+            );
+            assert_eq!(m[0].unit, weft_openflow::meter::MeterUnit::Pktps);
+        }
+        // Without --meter: the agent's log meter, and no meter of its own.
+        let f = fx.flows_of("pg:web:to-lport:1000:9");
+        assert!(
+            f.iter().all(|l| l.contains(&format!("meter_id={default}"))),
+            "{f:#?}"
+        );
+        assert!(acl_meters(&fx.input(), "pg:web:to-lport:1000:9").is_empty());
+        // fair: one meter per ACL.
+        let fx = Fx::new(vec![
+            metered("pg:web:to-lport:1000:7", true),
+            metered("pg:web:to-lport:1000:8", true),
+        ]);
+        let a = acl_meters(&fx.input(), "pg:web:to-lport:1000:7");
+        let b = acl_meters(&fx.input(), "pg:web:to-lport:1000:8");
+        assert_ne!(a[0].id, b[0].id);
     }
 
     #[test]

@@ -387,6 +387,7 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
                 tracing::warn!(acl = %key, error = %e, "ACL not installed");
                 Vec::new()
             }),
+            meters: acl::acl_meters(input, key),
             ..Compiled::default()
         },
     }

@@ -26,6 +26,7 @@ pub mod completion;
 pub mod db;
 pub mod flows;
 pub mod load_balancer;
+pub mod meter;
 pub mod port;
 pub mod port_group;
 pub mod route;
@@ -84,6 +85,7 @@ registry! {
     PortGroup(port_group::PortGroupCmd),
     Acl(acl::AclCmd),
     LoadBalancer(load_balancer::LoadBalancerCmd),
+    Meter(meter::MeterCmd),
     Db(db::DbCmd),
     Sync(sync::SyncCmd),
     Topology(topology::TopologyCmd),

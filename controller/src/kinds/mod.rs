@@ -96,6 +96,7 @@ pub mod acl;
 pub mod address_set;
 pub mod chassis;
 pub mod load_balancer;
+pub mod meter;
 pub mod port;
 pub mod port_group;
 pub mod router;
@@ -120,6 +121,7 @@ pub static ALL: &[&dyn Kind] = &[
     &port_group::PortGroupKind,
     &acl::AclKind,
     &load_balancer::LoadBalancerKind,
+    &meter::MeterKind,
 ];
 
 /// The `external_ids` column every kind has.
