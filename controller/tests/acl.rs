@@ -60,6 +60,16 @@ fn acl(switch: &str, pg: &str, dir: &str, prio: u32, m: &str, verdict: &str) -> 
     })
 }
 
+fn meter(name: &str, action: &str, rate: u32, unit: &str) -> object::Kind {
+    object::Kind::Meter(weft_proto::v1::Meter {
+        name: name.into(),
+        action: action.into(),
+        rate,
+        unit: unit.into(),
+        ..Default::default()
+    })
+}
+
 fn tx(ops: Vec<Op>) -> TransactRequest {
     TransactRequest {
         ops,
@@ -248,6 +258,28 @@ async fn acl_bad_input_is_refused_naming_field_and_value_and_changes_nothing() {
             vec!["ghost", "port_group.ports[1]"],
         ),
         (del("Address_Set", "nosuch"), Code::NotFound, vec!["nosuch"]),
+        // Meters (meter-add NAME ACTION RATE UNIT [BURST]).
+        (
+            ins(meter("m1", "drop", 10, "pps"), false),
+            Code::InvalidArgument,
+            vec!["meter.unit", "pps"],
+        ),
+        (
+            ins(meter("m1", "drop", 0, "pktps"), false),
+            Code::InvalidArgument,
+            vec!["meter.rate", "0"],
+        ),
+        (
+            ins(meter("m1", "remark", 10, "kbps"), false),
+            Code::InvalidArgument,
+            vec!["meter.action", "remark"],
+        ),
+        (
+            ins(meter("m 1", "drop", 10, "kbps"), false),
+            Code::InvalidArgument,
+            vec!["meter.name", "m 1"],
+        ),
+        (del("Meter", "nosuch"), Code::NotFound, vec!["nosuch"]),
     ];
     for (i, (op, code, needles)) in cases.into_iter().enumerate() {
         let e = c.transact(tx(vec![op])).await.expect_err("must fail");

@@ -132,7 +132,7 @@ mod tests {
     fn commands_become_ops() {
         let w = write(&["meter-add", "m1", "drop", "10", "pktps", "5", "--fair"]);
         let Some(pb::op::Op::Insert(i)) = &w.ops[0].op else {
-            panic!("{w:?}")
+            panic!("{:?}", w.ops)
         };
         let Some(pb::object::Kind::Meter(m)) = i.object.as_ref().and_then(|o| o.kind.as_ref())
         else {

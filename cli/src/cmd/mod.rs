@@ -51,6 +51,7 @@ pub const KINDS: &[&str] = &[
     "Port_Group",
     "ACL",
     "Load_Balancer",
+    "Meter",
 ];
 
 /// Declares [`Command`] (every noun's subcommands flattened into one list) and dispatches

@@ -503,6 +503,15 @@ fn sample(kind: &str) -> Option<Vec<Op>> {
             })),
             false,
         )],
+        kinds::meter::NAME => vec![insert(
+            super::object(object::Kind::Meter(weft_proto::v1::Meter {
+                name: "x".into(),
+                unit: "pktps".into(),
+                rate: 10,
+                ..Default::default()
+            })),
+            false,
+        )],
         // Registered by its agent, not created.
         kinds::chassis::NAME => vec![],
         _ => return None,
