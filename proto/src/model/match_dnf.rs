@@ -576,21 +576,27 @@ fn lower(e: &Expr, neg: bool, r: &dyn Resolver) -> Result<N, DnfError> {
     })
 }
 
-/// Removes duplicates and alternatives another one covers.
+/// Removes duplicates and alternatives another one covers. Linear in the alternatives
+/// times the number of distinct masks (one for a set of host addresses): `m` is covered
+/// by some `o` with a strictly smaller mask exactly when `m.value & o.mask` is one of the
+/// values under that mask (an equal mask covers only an equal value, a duplicate).
 fn simplify(mut alts: Vec<Alt>) -> Vec<Alt> {
     alts.sort();
     alts.dedup();
-    let bits: Vec<Masked> = alts
-        .iter()
-        .filter_map(|a| match a {
-            Alt::Bits(m) => Some(*m),
-            Alt::Port(_) => None,
-        })
-        .collect();
-    alts.retain(|a| match a {
-        Alt::Bits(m) => !bits.iter().any(|o| o != m && m.within(o)),
-        Alt::Port(_) => true,
-    });
+    let mut by_mask: BTreeMap<u128, std::collections::HashSet<u128>> = BTreeMap::new();
+    for a in &alts {
+        if let Alt::Bits(m) = a {
+            by_mask.entry(m.mask).or_default().insert(m.value);
+        }
+    }
+    if by_mask.len() > 1 {
+        alts.retain(|a| match a {
+            Alt::Bits(m) => !by_mask.iter().any(|(mask, values)| {
+                *mask != m.mask && mask & m.mask == *mask && values.contains(&(m.value & mask))
+            }),
+            Alt::Port(_) => true,
+        });
+    }
     alts
 }
 
@@ -845,6 +851,50 @@ mod tests {
     }
     fn x(s: &str) -> Dnf {
         expand(&parse(s).unwrap(), &r(), 100_000).unwrap()
+    }
+
+    #[test]
+    fn simplify_drops_covered_alternatives_as_the_pairwise_rule_did() {
+        let net = |v: u128, len: u32| {
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (32 - len) & 0xffff_ffff
+            };
+            Alt::Bits(Masked::new(v, mask))
+        };
+        // Pseudo-random mixes of /8../32 prefixes, duplicates and ports: same result as
+        // the quadratic definition (every alternative another one covers is dropped).
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..50 {
+            let mut alts = Vec::new();
+            for _ in 0..40 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let len = [8, 16, 24, 30, 32][(x % 5) as usize];
+                alts.push(net(u128::from((x >> 8) as u32 & 0x0a0f_0f0f), len));
+            }
+            alts.push(Alt::Port("p1".into()));
+            let want = {
+                let mut a = alts.clone();
+                a.sort();
+                a.dedup();
+                let bits: Vec<Masked> = a
+                    .iter()
+                    .filter_map(|a| match a {
+                        Alt::Bits(m) => Some(*m),
+                        Alt::Port(_) => None,
+                    })
+                    .collect();
+                a.retain(|a| match a {
+                    Alt::Bits(m) => !bits.iter().any(|o| o != m && m.within(o)),
+                    Alt::Port(_) => true,
+                });
+                a
+            };
+            assert_eq!(simplify(alts), want);
+        }
     }
 
     #[test]
