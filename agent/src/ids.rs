@@ -384,15 +384,17 @@ impl Ids {
                 ch.set.insert(format!("{GROUP_PREFIX}{o}"), id.to_string());
             }
         }
-        let want: BTreeSet<String> = METERS
+        // The handlers' meters first, in their order (stable ids), then the ACLs' meters.
+        let acl_meters: BTreeSet<String> = view.acl().acls().filter_map(acl_meter_owner).collect();
+        let want: Vec<String> = METERS
             .iter()
             .map(|m| m.to_string())
-            .chain(view.acl().acls().filter_map(acl_meter_owner))
+            .chain(acl_meters)
             .collect();
         let stale: Vec<String> = self
             .meters
             .iter()
-            .filter(|(o, _)| !want.contains(*o))
+            .filter(|(o, _)| !want.iter().any(|w| w == *o))
             .map(|(o, _)| o.to_string())
             .collect();
         for o in stale {
