@@ -159,6 +159,11 @@ fn start_central(tb: &Testbed) -> anyhow::Result<Central> {
             "external_ids:ovn-encap-type=geneve",
             &format!("external_ids:ovn-encap-ip={}", h.underlay_ip),
             "external_ids:ovn-bridge-datapath-type=netdev",
+            // Inactivity probes off (as large OVN deployments run them): a long
+            // recompute must not cost the OpenFlow or SB connection, and a full recompute
+            // after the reconnect (seen at the ACL scale with the defaults).
+            "external_ids:ovn-openflow-probe-interval=0",
+            "external_ids:ovn-remote-probe-interval=0",
         ])?;
         let hdir = dir.join(&h.name);
         std::fs::create_dir_all(&hdir)?;
