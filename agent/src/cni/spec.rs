@@ -118,6 +118,25 @@ impl CniError {
     }
 }
 
+impl From<crate::plug::PlugError> for CniError {
+    fn from(e: crate::plug::PlugError) -> CniError {
+        use crate::plug::PlugError as P;
+        match e {
+            P::Controller(m) => CniError::Controller(m),
+            P::NoSwitch(name) => CniError::Controller(format!(
+                "logical switch {name:?} (network config field \"switch\") does not exist; create it with `weftctl ls-add {name} --subnet CIDR`"
+            )),
+            P::Datapath(m) => CniError::Datapath(m),
+            P::Timeout(m) => CniError::Timeout(m),
+            P::Netns { path, reason } => CniError::InvalidEnv {
+                var: "CNI_NETNS",
+                value: path,
+                reason,
+            },
+        }
+    }
+}
+
 /// The error JSON the plugin prints (`{"cniVersion","code","msg","details"}`) and the agent
 /// sends back on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
