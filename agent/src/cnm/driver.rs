@@ -91,12 +91,40 @@ struct EndpointState {
     bindings: Vec<Binding>,
 }
 
+/// An address this host's IPAM released recently (its port is gone; others may take it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Released {
+    switch: String,
+    ip: Ipv4Addr,
+    mac: String,
+    /// Seconds since the epoch.
+    at: u64,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
     #[serde(default)]
     networks: BTreeMap<String, NetworkState>,
     #[serde(default)]
     endpoints: BTreeMap<String, EndpointState>,
+    /// Newest last; a dynamic request prefers these (see [`REUSE_WITHIN`]).
+    #[serde(default)]
+    released: Vec<Released>,
+}
+
+/// How long a released address is preferred for this host's next dynamic request: long
+/// enough for a dockerd restart (live-restore off releases every endpoint, then the
+/// restarted containers ask again), so a container that is alone in restarting gets its
+/// address back. Docker sends nothing that says which container asks.
+const REUSE_WITHIN: Duration = Duration::from_secs(300);
+/// At most this many released addresses are remembered.
+const REUSE_MAX: usize = 64;
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 struct Driver {
@@ -381,8 +409,8 @@ impl Driver {
                 wire::PoolId::parse(r.get("PoolID").and_then(Value::as_str).unwrap_or_default())?;
                 Ok(json!({}))
             }
-            RequestAddress => self.request_address(wire::decode(body)?).await,
-            ReleaseAddress => self.release_address(wire::decode(body)?).await,
+            RequestAddress => self.request_address(wire::decode(body)?, st).await,
+            ReleaseAddress => self.release_address(wire::decode(body)?, st).await,
         }
     }
 
@@ -737,7 +765,11 @@ impl Driver {
         Ok(json!({"PoolID": id.encode(), "Pool": subnet.to_string(), "Data": {}}))
     }
 
-    async fn request_address(&self, req: wire::AddressRequest) -> Result<Value, CnmError> {
+    async fn request_address(
+        &self,
+        req: wire::AddressRequest,
+        st: &mut State,
+    ) -> Result<Value, CnmError> {
         let ask = wire::check_address_request(&req)?;
         let prefix = ask.pool.subnet.prefix();
         let ls = self.pool_switch(&ask.pool).await?;
@@ -791,15 +823,6 @@ impl Driver {
                 )));
             }
         }
-        let addresses = match ask.ip {
-            Some(ip) => vec![format!(
-                "{} {ip}",
-                ask.mac
-                    .clone()
-                    .unwrap_or_else(|| crate::cni::address::mac_for_requested_ip(ip))
-            )],
-            None => vec!["dynamic".into()],
-        };
         let seed = (u128::from(self.seq.fetch_add(1, Ordering::Relaxed)) << 64)
             | u128::from(
                 std::time::SystemTime::now()
@@ -810,6 +833,64 @@ impl Driver {
         let name = wire::reservation_name(&self.cfg.chassis, seed);
         let mut ext = std::collections::HashMap::new();
         ext.insert(RESERVED_BY.to_string(), self.cfg.chassis.clone());
+        if ask.ip.is_none() {
+            // Prefer an address this host released recently (a restarted container's).
+            let cutoff = now_secs().saturating_sub(REUSE_WITHIN.as_secs());
+            st.released.retain(|r| r.at >= cutoff);
+            let cands: Vec<Released> = st
+                .released
+                .iter()
+                .rev()
+                .filter(|r| r.switch == ls.name && Some(r.ip) != gw)
+                .cloned()
+                .collect();
+            let ports = if cands.is_empty() {
+                Vec::new()
+            } else {
+                self.plug.controller.list_ports(&ls.name).await?
+            };
+            for r in cands {
+                let mac = ask.mac.clone().unwrap_or_else(|| r.mac.clone());
+                let taken = ports.iter().any(|p| {
+                    weft_addr(p).is_some_and(|(m, ip)| ip == r.ip || m.eq_ignore_ascii_case(&mac))
+                });
+                if taken {
+                    continue;
+                }
+                let created = self
+                    .plug
+                    .controller
+                    .create_port(LogicalSwitchPort {
+                        name: name.clone(),
+                        switch_name: ls.name.clone(),
+                        addresses: vec![format!("{mac} {}", r.ip)],
+                        enabled: true,
+                        external_ids: ext.clone(),
+                        ..Default::default()
+                    })
+                    .await;
+                match created {
+                    Ok(_) => {
+                        st.released
+                            .retain(|x| !(x.switch == r.switch && x.ip == r.ip));
+                        info!(port = %name, ip = %r.ip, switch = %ls.name, "Docker IPAM reserved a recently released address again");
+                        return Ok(json!({"Address": format!("{}/{prefix}", r.ip), "Data": {}}));
+                    }
+                    Err(e) => {
+                        warn!(ip = %r.ip, error = %e, "could not take back a released address");
+                    }
+                }
+            }
+        }
+        let addresses = match ask.ip {
+            Some(ip) => vec![format!(
+                "{} {ip}",
+                ask.mac
+                    .clone()
+                    .unwrap_or_else(|| crate::cni::address::mac_for_requested_ip(ip))
+            )],
+            None => vec!["dynamic".into()],
+        };
         let p = self
             .plug
             .controller
@@ -839,7 +920,11 @@ impl Driver {
         Ok(json!({"Address": format!("{ip}/{prefix}"), "Data": {}}))
     }
 
-    async fn release_address(&self, req: wire::AddressRequest) -> Result<Value, CnmError> {
+    async fn release_address(
+        &self,
+        req: wire::AddressRequest,
+        st: &mut State,
+    ) -> Result<Value, CnmError> {
         let pool = wire::PoolId::parse(&req.pool_id)?;
         let Some(ip) = wire::parse_ip_in("Address", &req.address, &pool.subnet)? else {
             return Err(CnmError::field("Address", "", "missing"));
@@ -852,6 +937,17 @@ impl Driver {
             if p.external_ids.get(RESERVED_BY) == Some(&self.cfg.chassis) {
                 self.plug.controller.delete_port(&p.name).await?;
                 info!(port = %p.name, ip = %ip, "Docker IPAM released an address");
+                if let Some((mac, _)) = weft_addr(p) {
+                    st.released.retain(|r| !(r.switch == ls.name && r.ip == ip));
+                    st.released.push(Released {
+                        switch: ls.name.clone(),
+                        ip,
+                        mac,
+                        at: now_secs(),
+                    });
+                    let over = st.released.len().saturating_sub(REUSE_MAX);
+                    st.released.drain(..over);
+                }
             }
         }
         Ok(json!({}))
