@@ -359,3 +359,392 @@ fn docker_containers_on_two_hosts() {
     let log = agent_log(&tb, 1);
     assert!(!log.contains("panicked"), "agent 1 panicked:\n{log}");
 }
+
+/// One raw request on the plugin socket: (HTTP status, JSON body).
+fn raw(sock: &Path, request: &[u8]) -> (u16, Value) {
+    let mut s = UnixStream::connect(sock).expect("plugin socket");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let _ = s.write_all(request);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |b| b.1);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn post(method: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST /{method} HTTP/1.1\r\nHost: plugin\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The ports of `sw` with their addresses (`weftctl show`'s port and address lines).
+fn show_switch(tb: &mut Testbed, sw: &str) -> String {
+    let all = ctl(tb, &["show"]);
+    let mut on = false;
+    let mut out = Vec::new();
+    for l in all.lines() {
+        if l.starts_with("switch ") {
+            on = l.starts_with(&format!("switch {sw} "));
+        } else if l.starts_with("chassis ") || l.starts_with("router ") {
+            on = false;
+        }
+        if on {
+            out.push(l.split(" (up on").next().unwrap_or(l).to_string());
+        }
+    }
+    out.join("\n")
+}
+
+/// Bad input from Docker (driver and IPAM options, subnets, addresses, port bindings) and
+/// from anything else on the plugin socket (malformed JSON, unknown methods, oversize bodies)
+/// gets an error naming the field and value, and changes nothing in Weft. Then one agent,
+/// both runtimes: a podman (CNI) container and a docker container on the same switch of
+/// host1 ping each other and a container on host2.
+#[test]
+fn bad_input_and_both_runtimes() {
+    let cfg = TestbedConfig::new().hosts(2).docker(true).cni(true);
+    if !docker_ready("bad_input_and_both_runtimes", &cfg)
+        || !weft_testbed::skip::require_tools(
+            "bad_input_and_both_runtimes",
+            &[(
+                "podman",
+                "apt-get install podman containernetworking-plugins runc",
+            )],
+        )
+    {
+        return;
+    }
+    let mut tb = start(cfg);
+    switch(&mut tb, "blue", SUBNET);
+    ctl(&mut tb, &["lsp-add", "blue", "held"]);
+    ctl(
+        &mut tb,
+        &["lsp-set-addresses", "held", "0a:58:0a:42:00:63 10.66.0.99"],
+    );
+    let d1 = tb.start_dockerd(1).expect("dockerd host1");
+    let d2 = tb.start_dockerd(2).expect("dockerd host2");
+    let sock = d1.plugins.join("weft.sock");
+    let before = show_switch(&mut tb, "blue");
+    let switches = ctl(&mut tb, &["ls-list"]);
+
+    // The plugin socket survives garbage and answers each with an error.
+    let (st, b) = raw(&sock, &post("NetworkDriver.CreateNetwork", "{not json"));
+    assert_eq!(st, 400, "{b}");
+    assert!(
+        b["Err"]
+            .as_str()
+            .is_some_and(|m| m.contains("malformed JSON")),
+        "{b}"
+    );
+    let (st, b) = raw(&sock, &post("NetworkDriver.Teleport", "{}"));
+    assert_eq!(st, 404, "{b}");
+    assert!(
+        b["Err"].as_str().is_some_and(|m| m.contains("Teleport")),
+        "{b}"
+    );
+    let (st, b) = raw(
+        &sock,
+        b"POST /Plugin.Activate HTTP/1.1\r\nContent-Length: 50000000\r\n\r\n",
+    );
+    assert_eq!(st, 413, "{b}");
+    assert!(
+        b["Err"].as_str().is_some_and(|m| m.contains("50000000")),
+        "{b}"
+    );
+    let (st, b) = raw(&sock, b"\x00\x01garbage\r\n\r\n");
+    assert_eq!(st, 400, "{b}");
+    let (st, b) = raw(&sock, &post("Plugin.Activate", ""));
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["Implements"], json!(["NetworkDriver", "IpamDriver"]));
+    let (st, b) = raw(
+        &sock,
+        &post(
+            "IpamDriver.RequestAddress",
+            r#"{"PoolID":"weft/10.66.0.0/24","Address":"10.66.1.7"}"#,
+        ),
+    );
+    assert_eq!(st, 200);
+    assert!(
+        b["Error"]
+            .as_str()
+            .is_some_and(|m| m.contains("10.66.1.7") && m.contains("outside")),
+        "{b}"
+    );
+
+    // docker network create with bad options: refused, nothing created.
+    let cases: &[(&str, &[&str])] = &[
+        ("-o weft.swtich=blue", &["weft.swtich"]),
+        (
+            "-o weft.switch=nosuch",
+            &["nosuch", "no such Weft logical switch"],
+        ),
+        (
+            "-o weft.switch=blue --subnet 10.99.0.0/24",
+            &["10.99.0.0/24", "10.66.0.0/24", "blue"],
+        ),
+        ("--ipam-opt color=red -o weft.switch=blue", &["color"]),
+        (
+            "--ip-range 10.66.0.0/25 -o weft.switch=blue",
+            &["--ip-range", "10.66.0.0/25"],
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["network", "create", "-d", "weft", "--ipam-driver", "weft"];
+        if !extra.contains("--subnet") {
+            args.extend(["--subnet", SUBNET]);
+        }
+        args.extend(extra.split_whitespace());
+        args.push("bad");
+        let err = refused(&d1, &args);
+        println!("docker network create {extra}: {}", err.trim());
+        for w in *want {
+            assert!(
+                err.contains(w),
+                "`{extra}`: error does not name {w:?}: {err}"
+            );
+        }
+        assert!(refused(&d1, &["network", "inspect", "bad"]).contains("No such network"));
+    }
+    assert_eq!(
+        ctl(&mut tb, &["ls-list"]),
+        switches,
+        "a refused network create changed switches"
+    );
+    assert_eq!(
+        show_switch(&mut tb, "blue"),
+        before,
+        "a refused network create changed blue"
+    );
+
+    create_blue(&d1);
+    create_blue(&d2);
+    // An address taken by another Weft port, or outside the pool.
+    let err = refused(
+        &d1,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "x1",
+            "--network",
+            "blue",
+            "--ip",
+            "10.66.0.99",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    println!("docker run --ip 10.66.0.99 (held): {}", err.trim());
+    assert!(err.contains("10.66.0.99") && err.contains("held"), "{err}");
+    let err = refused(
+        &d1,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "x2",
+            "--network",
+            "blue",
+            "--ip",
+            "10.77.0.5",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    println!("docker run --ip 10.77.0.5 (outside): {}", err.trim());
+    assert!(err.contains("10.77.0.5"), "{err}");
+    assert_eq!(
+        show_switch(&mut tb, "blue"),
+        before,
+        "a refused docker run left a port behind"
+    );
+
+    // A host port bound twice on one host: the second is refused (bindings are recorded,
+    // not realised: Weft has no router port mapping yet).
+    dk(
+        &d1,
+        "run -d --name web1 --network blue -p 8080:80 busybox sleep 3600",
+    );
+    let err = refused(
+        &d1,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web2",
+            "--network",
+            "blue",
+            "-p",
+            "8080:81",
+            "busybox",
+            "sleep",
+            "3600",
+        ],
+    );
+    println!("second -p 8080: {}", err.trim());
+    assert!(
+        err.contains("8080") && err.contains("already bound"),
+        "{err}"
+    );
+    dk(
+        &d1,
+        "run -d --name web3 --network blue -p 8081:80 busybox sleep 3600",
+    );
+    dk(&d1, "rm -f web1 web2 web3");
+    assert_eq!(
+        show_switch(&mut tb, "blue"),
+        before,
+        "containers removed, ports left"
+    );
+
+    // One agent, both runtimes, on blue: podman (weft-cni) and docker on host1, docker on host2.
+    let podman = Podman::new(
+        &tb.dir().join("podman"),
+        tb.host(1)
+            .expect("h1")
+            .cni_socket
+            .as_deref()
+            .expect("cni socket"),
+    );
+    podman.import_busybox();
+    let out = podman.run(&[
+        "run",
+        "-d",
+        "--name",
+        "pod1",
+        "--network",
+        "weftnet",
+        "localhost/busybox",
+        "sleep",
+        "3600",
+    ]);
+    let _ = out;
+    let pod_ip = podman.run(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.weftnet.IPAddress}}",
+        "pod1",
+    ]);
+    dk(&d1, "run -d --name dock1 --network blue busybox sleep 3600");
+    dk(&d2, "run -d --name dock2 --network blue busybox sleep 3600");
+    let dock1 = ip_on(&d1, "dock1", "blue");
+    let dock2 = ip_on(&d2, "dock2", "blue");
+    println!(
+        "podman pod1 {pod_ip} and docker dock1 {dock1} on host1, docker dock2 {dock2} on host2"
+    );
+    assert_ping(&d1, "dock1", &pod_ip);
+    assert_ping(&d2, "dock2", &pod_ip);
+    assert_ping(&d2, "dock2", &dock1);
+    let ok =
+        (0..3).any(|_| podman.try_run(&["exec", "pod1", "ping", "-c", "1", "-W", "2", &dock1]));
+    assert!(ok, "podman pod1 cannot ping docker dock1");
+    let ok =
+        (0..3).any(|_| podman.try_run(&["exec", "pod1", "ping", "-c", "1", "-W", "2", &dock2]));
+    assert!(ok, "podman pod1 cannot ping docker dock2 on host2");
+    podman.run(&["rm", "-f", "pod1"]);
+}
+
+/// podman 4.3 with its CNI backend and the shipped conflist pointed at `blue` and an agent.
+struct Podman {
+    state: std::path::PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Podman {
+    fn new(state: &Path, agent_socket: &Path) -> Podman {
+        for d in ["cni-bin", "cni.d", "tmp", "rootfs/bin"] {
+            std::fs::create_dir_all(state.join(d)).expect("podman dirs");
+        }
+        let s = state.display().to_string();
+        std::fs::write(
+            state.join("containers.conf"),
+            format!(
+                "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
+                 netns = \"bridge\"\nlog_driver = \"k8s-file\"\n\n[network]\n\
+                 network_backend = \"cni\"\ncni_plugin_dirs = [\"{s}/cni-bin\", \"/usr/lib/cni\"]\n\
+                 network_config_dir = \"{s}/cni.d\"\n\n[engine]\ncgroup_manager = \"cgroupfs\"\n\
+                 events_logger = \"file\"\nevents_logfile_path = \"{s}/events.log\"\n\
+                 runtime = \"runc\"\ntmp_dir = \"{s}/tmp\"\n"
+            ),
+        )
+        .expect("containers.conf");
+        std::fs::write(
+            state.join("storage.conf"),
+            format!("[storage]\ndriver = \"overlay\"\ngraphroot = \"{s}/storage\"\nrunroot = \"{s}/runroot\"\n"),
+        )
+        .expect("storage.conf");
+        let cni = weft_testbed::find_bin("weft-cni").expect("weft-cni built");
+        std::fs::copy(cni, state.join("cni-bin/weft-cni")).expect("copy weft-cni");
+        let mut conflist: Value =
+            serde_json::from_str(include_str!("../../deploy/cni/10-weft.conflist"))
+                .expect("conflist");
+        conflist["name"] = json!("weftnet");
+        conflist["plugins"][0]["switch"] = json!("blue");
+        conflist["plugins"][0]["agentSocket"] = json!(agent_socket.display().to_string());
+        std::fs::write(state.join("cni.d/weftnet.conflist"), conflist.to_string())
+            .expect("conflist");
+        Podman {
+            state: state.to_path_buf(),
+            env: vec![
+                ("CONTAINERS_CONF".into(), format!("{s}/containers.conf")),
+                (
+                    "CONTAINERS_STORAGE_CONF".into(),
+                    format!("{s}/storage.conf"),
+                ),
+            ],
+        }
+    }
+
+    fn output(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("podman")
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("podman runs")
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let o = self.output(args);
+        assert!(
+            o.status.success(),
+            "podman {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    fn try_run(&self, args: &[&str]) -> bool {
+        self.output(args).status.success()
+    }
+
+    fn import_busybox(&self) {
+        let tar = docker::busybox_tar(&self.state).expect("busybox tar");
+        self.run(&[
+            "import",
+            "--change",
+            "CMD [\"/bin/sh\"]",
+            &tar.display().to_string(),
+            "localhost/busybox",
+        ]);
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.output(&["rm", "-af", "-t", "0"]);
+        let _ = self.output(&["system", "reset", "--force"]);
+    }
+}
