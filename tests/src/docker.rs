@@ -99,7 +99,7 @@ impl Dockerd {
             "mount --bind {plugins} /run/docker/plugins && exec {DOCKERD} --config-file {conf} \
              --data-root {root}/data --exec-root {root}/exec --pidfile {root}/dockerd.pid \
              -H unix://{root}/docker.sock --iptables=false --ip6tables=false --bridge=none \
-             --ip-forward=false --storage-driver=vfs --live-restore=false --shutdown-timeout=2",
+             --storage-driver=vfs --live-restore=false --shutdown-timeout=2",
             plugins = plugins.display(),
             conf = conf.display(),
             root = root.display(),
