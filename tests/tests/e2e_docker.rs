@@ -259,16 +259,71 @@ fn docker_containers_on_two_hosts() {
     assert_ping(&d1, "a1", "a2");
 
     // `network connect` / `disconnect` on a running container: lone starts on green and
-    // joins blue. `--gateway` shows in `docker network inspect`.
+    // joins blue. green is attached to router lr0 (router port 10.67.0.254/24), so its
+    // gateway is the router port's address, for IPAM (`--gateway`, which `docker network
+    // inspect` shows) and for Join (the default route).
     switch(&mut tb, "green", "10.67.0.0/24");
-    dk(&d1, "network create -d weft --ipam-driver weft --subnet 10.67.0.0/24 --gateway 10.67.0.1 -o weft.switch=green green");
+    ctl(&mut tb, &["lr-add", "lr0"]);
+    ctl(
+        &mut tb,
+        &[
+            "lrp-add",
+            "lr0",
+            "lrp-green",
+            "0a:00:00:00:67:fe",
+            "10.67.0.254/24",
+        ],
+    );
+    ctl(&mut tb, &["lsp-add", "green", "green-lr0"]);
+    ctl(&mut tb, &["lsp-set-type", "green-lr0", "router"]);
+    ctl(
+        &mut tb,
+        &["lsp-set-options", "green-lr0", "router-port=lrp-green"],
+    );
+    // The router port's address is claimed on the switch, so IPAM never hands it out.
+    ctl(
+        &mut tb,
+        &[
+            "lsp-set-addresses",
+            "green-lr0",
+            "0a:00:00:00:67:fe 10.67.0.254",
+        ],
+    );
+    let err = refused(
+        &d1,
+        &[
+            "network",
+            "create",
+            "-d",
+            "weft",
+            "--ipam-driver",
+            "weft",
+            "--subnet",
+            "10.67.0.0/24",
+            "--gateway",
+            "10.67.0.1",
+            "-o",
+            "weft.switch=green",
+            "green",
+        ],
+    );
+    assert!(
+        err.contains("10.67.0.254"),
+        "--gateway other than the router port's: {err}"
+    );
+    dk(&d1, "network create -d weft --ipam-driver weft --subnet 10.67.0.0/24 --gateway 10.67.0.254 -o weft.switch=green green");
     let f = "{{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}}";
     let inspect = must(&d1, &["network", "inspect", "green", "-f", f]);
     assert_eq!(
-        inspect, "10.67.0.0/24 10.67.0.1",
+        inspect, "10.67.0.0/24 10.67.0.254",
         "docker network inspect green"
     );
     dk(&d1, "run -d --name lone --network green busybox sleep 3600");
+    let routes = dk(&d1, "exec lone ip route");
+    assert!(
+        routes.contains("default via 10.67.0.254"),
+        "lone routes (router gateway): {routes}"
+    );
     assert!(!pings(&d1, "lone", &b1), "lone reaches blue before connect");
     let before = ports_of(&mut tb, "blue").len();
     dk(&d1, "network connect blue lone");
@@ -609,7 +664,34 @@ fn bad_input_and_both_runtimes() {
         "containers removed, ports left"
     );
 
-    // One agent, both runtimes, on blue: podman (weft-cni) and docker on host1, docker on host2.
+    // One agent, both runtimes, on blue: podman (weft-cni) and docker on host1, docker on
+    // host2. blue is attached to a router first: both runtimes get the router port's
+    // address as their default gateway.
+    ctl(&mut tb, &["lr-add", "lr1"]);
+    ctl(
+        &mut tb,
+        &[
+            "lrp-add",
+            "lr1",
+            "lrp-blue",
+            "0a:00:00:00:66:fe",
+            "10.66.0.254/24",
+        ],
+    );
+    ctl(&mut tb, &["lsp-add", "blue", "blue-lr1"]);
+    ctl(&mut tb, &["lsp-set-type", "blue-lr1", "router"]);
+    ctl(
+        &mut tb,
+        &["lsp-set-options", "blue-lr1", "router-port=lrp-blue"],
+    );
+    ctl(
+        &mut tb,
+        &[
+            "lsp-set-addresses",
+            "blue-lr1",
+            "0a:00:00:00:66:fe 10.66.0.254",
+        ],
+    );
     let podman = Podman::new(
         &tb.dir().join("podman"),
         tb.host(1)
@@ -643,6 +725,16 @@ fn bad_input_and_both_runtimes() {
     let dock2 = ip_on(&d2, "dock2", "blue");
     println!(
         "podman pod1 {pod_ip} and docker dock1 {dock1} on host1, docker dock2 {dock2} on host2"
+    );
+    let routes = podman.run(&["exec", "pod1", "ip", "route"]);
+    assert!(
+        routes.contains("default via 10.66.0.254"),
+        "podman pod1 routes: {routes}"
+    );
+    let routes = dk(&d1, "exec dock1 ip route");
+    assert!(
+        routes.contains("default via 10.66.0.254"),
+        "docker dock1 routes: {routes}"
     );
     assert_ping(&d1, "dock1", &pod_ip);
     assert_ping(&d2, "dock2", &pod_ip);
