@@ -840,3 +840,145 @@ impl Drop for Podman {
         let _ = self.output(&["system", "reset", "--force"]);
     }
 }
+
+/// docs/docker.md's walk-through with the real `weft-sandbox` binary: `up --hosts 2
+/// --docker`, the same network on both hosts, a container on each pinging the other,
+/// `status` listing the dockerds, and `down` stopping them and leaving nothing behind.
+#[test]
+fn sandbox_up_docker_as_documented() {
+    let cfg = TestbedConfig::new().docker(true);
+    if !docker_ready("sandbox_up_docker_as_documented", &cfg) {
+        return;
+    }
+    let sandbox_bin = env!("CARGO_BIN_EXE_weft-sandbox");
+    let tmp = tempfile::Builder::new()
+        .prefix("wsdk-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let dir = tmp.path().join("sb");
+    let sb = |args: &[&str]| {
+        let o = std::process::Command::new(sandbox_bin)
+            .arg("--dir")
+            .arg(&dir)
+            .args(args)
+            .output()
+            .expect("weft-sandbox runs");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    struct Down<'a>(&'a dyn Fn(&[&str]) -> (bool, String, String));
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["down"]);
+        }
+    }
+    let _down = Down(&sb);
+    let t = Instant::now();
+    let (ok, out, err) = sb(&["up", "--hosts", "2", "--docker"]);
+    assert!(ok, "up --docker: {out}\n{err}");
+    println!("weft-sandbox up --hosts 2 --docker took {:?}", t.elapsed());
+    assert!(err.contains("starting dockerd on host2"), "{err}");
+    let exports: Vec<(String, String)> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let weftctl = weft_testbed::find_bin("weftctl").expect("weftctl");
+    let o = std::process::Command::new(&weftctl)
+        .envs(exports.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .args(["ls-add", "blue", "--subnet", SUBNET])
+        .output()
+        .expect("weftctl");
+    assert!(o.status.success(), "weftctl ls-add: {o:?}");
+    for h in ["host1", "host2"] {
+        let (ok, out, err) = sb(&[
+            "docker",
+            h,
+            "--",
+            "network",
+            "create",
+            "-d",
+            "weft",
+            "--ipam-driver",
+            "weft",
+            "--subnet",
+            SUBNET,
+            "-o",
+            "weft.switch=blue",
+            "blue",
+        ]);
+        assert!(ok, "network create on {h}: {out}\n{err}");
+    }
+    let run = |h: &str, name: &str| {
+        let (ok, out, err) = sb(&[
+            "docker",
+            h,
+            "--",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "blue",
+            "busybox",
+            "sleep",
+            "3600",
+        ]);
+        assert!(ok, "docker run {name} on {h}: {out}\n{err}");
+    };
+    run("host1", "a1");
+    run("host2", "b1");
+    let (_, b1, _) = sb(&[
+        "docker",
+        "host2",
+        "--",
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.blue.IPAddress}}",
+        "b1",
+    ]);
+    assert!(b1.starts_with("10.66.0."), "b1's address: {b1:?}");
+    // The first packet between two fresh hosts may go to the tunnel endpoint's ARP.
+    let ok = (0..3).any(|_| {
+        sb(&[
+            "docker", "host1", "--", "exec", "a1", "ping", "-c", "1", "-W", "2", &b1,
+        ])
+        .0
+    });
+    assert!(ok, "a1 on host1 cannot ping b1 {b1} on host2");
+    let (_, status, _) = sb(&["status"]);
+    assert_eq!(status.matches("dockerd ").count(), 2, "status: {status}");
+    assert!(
+        status.contains("(running; weft-sandbox docker host1"),
+        "status: {status}"
+    );
+    let (ok, _, err) = sb(&["docker", "host3", "--", "ps"]);
+    assert!(
+        !ok && err.contains("host3"),
+        "docker on a host without dockerd: {err}"
+    );
+
+    let pids: Vec<u32> = std::fs::read_to_string(dir.join("state.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .and_then(|v| v["docker"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|d| d["pid"].as_u64().map(|p| p as u32))
+        .collect();
+    assert_eq!(pids.len(), 2, "two dockerd pids in the state file");
+    let (ok, out, err) = sb(&["down"]);
+    assert!(ok, "down: {out}\n{err}");
+    assert!(err.contains("stopping dockerd on host1"), "{err}");
+    for p in pids {
+        assert!(
+            !weft_testbed::process::pid_alive(p),
+            "dockerd {p} still runs after down"
+        );
+    }
+    assert!(!dir.exists(), "down left {}", dir.display());
+}
