@@ -869,7 +869,8 @@ fn sandbox_up_docker_as_documented() {
             String::from_utf8_lossy(&o.stderr).into_owned(),
         )
     };
-    struct Down<'a>(&'a dyn Fn(&[&str]) -> (bool, String, String));
+    type Sb<'a> = &'a dyn Fn(&[&str]) -> (bool, String, String);
+    struct Down<'a>(Sb<'a>);
     impl Drop for Down<'_> {
         fn drop(&mut self) {
             let _ = (self.0)(&["down"]);
