@@ -109,13 +109,9 @@ fn ping_counts(out: &str) -> (u32, u32) {
 }
 
 fn ports_of(tb: &mut Testbed, sw: &str) -> Vec<String> {
-    ctl(tb, &["lsp-list", sw])
-        .lines()
-        .filter_map(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .map(|s| s.trim_matches(['(', ')']).to_string())
-        })
+    ctl(tb, &["--bare", "--columns=name", "lsp-list", sw])
+        .split_whitespace()
+        .map(str::to_string)
         .collect()
 }
 
@@ -552,6 +548,16 @@ fn bad_input_and_both_runtimes() {
             "--ip-range 10.66.0.0/25 -o weft.switch=blue",
             &["--ip-range", "10.66.0.0/25"],
         ),
+        // Without -o weft.switch the driver would create a switch, which the agent's
+        // certificate (role agent) may not.
+        (
+            "",
+            &[
+                "PermissionDenied",
+                "weftctl ls-add dk-10.66.0.0-24",
+                "weft.switch",
+            ],
+        ),
     ];
     for (extra, want) in cases {
         let mut args = vec!["network", "create", "-d", "weft", "--ipam-driver", "weft"];
@@ -982,4 +988,46 @@ fn sandbox_up_docker_as_documented() {
         );
     }
     assert!(!dir.exists(), "down left {}", dir.display());
+}
+
+/// Without `-o weft.switch` a Docker network gets the switch named after its subnet,
+/// created by the first Docker host (here without TLS, where agents may create switches)
+/// and shared by every host that creates a network with that subnet. `docker network rm`
+/// deletes it only once no port of any host is left on it.
+#[test]
+fn switch_from_subnet_shared_and_deleted_last() {
+    let cfg = TestbedConfig::new().hosts(2).docker(true).insecure(true);
+    if !docker_ready("switch_from_subnet_shared_and_deleted_last", &cfg) {
+        return;
+    }
+    let mut tb = start(cfg);
+    let d1 = tb.start_dockerd(1).expect("dockerd host1");
+    let d2 = tb.start_dockerd(2).expect("dockerd host2");
+    for d in [&d1, &d2] {
+        dk(
+            d,
+            "network create -d weft --ipam-driver weft --subnet 10.68.0.0/24 red",
+        );
+    }
+    let sw = "dk-10.68.0.0-24";
+    assert!(ctl(&mut tb, &["ls-list"]).contains(sw), "no switch {sw}");
+    dk(&d1, "run -d --name r1 --network red busybox sleep 3600");
+    dk(&d2, "run -d --name r2 --network red busybox sleep 3600");
+    let r2 = ip_on(&d2, "r2", "red");
+    assert_ping(&d1, "r1", &r2);
+    // host1 leaves: host2's container still uses the switch, so it stays.
+    dk(&d1, "rm -f r1");
+    dk(&d1, "network rm red");
+    assert!(
+        ctl(&mut tb, &["ls-list"]).contains(sw),
+        "{sw} deleted while host2 uses it"
+    );
+    assert_eq!(ports_of(&mut tb, sw).len(), 1, "host2's port");
+    // host2 leaves last: the switch goes.
+    dk(&d2, "rm -f r2");
+    dk(&d2, "network rm red");
+    assert!(
+        !ctl(&mut tb, &["ls-list"]).contains(sw),
+        "{sw} left after the last network rm"
+    );
 }
