@@ -194,7 +194,11 @@ fn bind(path: &Path) -> Result<UnixListener, CnmError> {
         }
         Err(_) => {}
     }
-    UnixListener::bind(path).map_err(err)
+    let l = UnixListener::bind(path).map_err(err)?;
+    // Only root (dockerd) may drive the plugin.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    Ok(l)
 }
 
 fn load_state(path: &Path) -> Result<State, CnmError> {
