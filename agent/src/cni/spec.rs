@@ -878,8 +878,8 @@ pub fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
 
 /// The gateway of a subnet: its first host address (none for /31 and /32).
 pub fn gateway_of(subnet: &str) -> Option<Ipv4Addr> {
-    let (net, len) = parse_cidr(subnet)?;
-    (len <= 30).then(|| Ipv4Addr::from(u32::from(net) + 1))
+    let net: ipnetwork::Ipv4Network = subnet.trim().parse().ok()?;
+    crate::plug::gateway::first_host(&net)
 }
 
 /// A MAC address `xx:xx:xx:xx:xx:xx` (any case), unicast.
