@@ -9,7 +9,8 @@ pkgs=(openvswitch-switch etcd-server protobuf-compiler libprotobuf-dev iproute2 
       iputils-ping procps librsvg2-bin
       podman containernetworking-plugins runc busybox-static util-linux catatonit containerd
       python3 python3-venv iptables  # python3: the rogue-RA sender of tests/tests/e2e_port_security_v6.rs
-      traceroute) # traceroute: tests/tests/e2e_routing.rs
+      traceroute # traceroute: tests/tests/e2e_routing.rs
+      docker.io) # docker.io: dockerd for tests/tests/e2e_docker.rs and `weft-sandbox up --docker`
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,7 +26,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 # Debian's packages may start a system-wide OVS/OVN/etcd; Weft's tests and sandbox run their own.
-for svc in openvswitch-switch ovn-central ovn-host etcd containerd; do
+for svc in openvswitch-switch ovn-central ovn-host etcd containerd docker; do
   service "$svc" stop >/dev/null 2>&1 || true
 done
 

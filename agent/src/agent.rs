@@ -315,6 +315,18 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
             }
         })
     });
+    let (cnm_stop, cnm_stopped) = tokio::sync::oneshot::channel::<()>();
+    let cnm_task = config.docker_plugin_socket.clone().map(|socket| {
+        let cfg = crate::cnm::CnmConfig::from_agent(socket, config.docker_state.clone(), &config);
+        tokio::spawn(async move {
+            let stopped = async {
+                let _ = cnm_stopped.await;
+            };
+            if let Err(e) = crate::cnm::serve(cfg, stopped).await {
+                error!(error = %e, "Docker plugin failed");
+            }
+        })
+    });
     observe.watch_pinctrl(pin_stats_rx.clone());
 
     let chassis = Chassis {
@@ -508,6 +520,10 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
         t.abort();
     }
     let _ = cni_stop.send(());
+    let _ = cnm_stop.send(());
+    if let Some(t) = cnm_task {
+        let _ = t.await;
+    }
     if let Some(t) = cni_task {
         let _ = t.await;
     }

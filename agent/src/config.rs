@@ -84,6 +84,17 @@ pub struct AgentArgs {
     /// Serve the weft-cni plugin on this unix socket (e.g. /var/run/weft/cni.sock); off when unset.
     #[arg(long, env = "WEFT_CNI_SOCKET")]
     pub cni_socket: Option<PathBuf>,
+    /// Serve Docker's remote network and IPAM driver `weft` on this unix socket (Docker finds
+    /// it as /run/docker/plugins/weft.sock); off when unset.
+    #[arg(long, env = "WEFT_DOCKER_PLUGIN_SOCKET")]
+    pub docker_plugin_socket: Option<PathBuf>,
+    /// The Docker driver's state file (networks and endpoints of this host).
+    #[arg(
+        long,
+        env = "WEFT_DOCKER_STATE",
+        default_value = "/var/lib/weft/docker-driver.json"
+    )]
+    pub docker_state: PathBuf,
     /// Seconds a CNI ADD waits, after plumbing the pod, for its flows to be installed on this
     /// host and every other live chassis (port up, then `--wait=hv`); past it ADD fails and
     /// undoes what it did.
@@ -133,8 +144,12 @@ pub struct AgentConfig {
     pub resync_interval: Duration,
     /// Where to serve CNI requests (`crate::cni`); None: no CNI server.
     pub cni_socket: Option<PathBuf>,
-    /// `--cni-ready-timeout`.
+    /// `--cni-ready-timeout` (also how long a Docker Join waits for flows).
     pub cni_ready_timeout: Duration,
+    /// Where to serve the Docker plugin (`crate::cnm`); None: not served.
+    pub docker_plugin_socket: Option<PathBuf>,
+    /// `--docker-state`.
+    pub docker_state: PathBuf,
     /// `--bridge-mappings`.
     pub bridge_mappings: Vec<crate::physical::BridgeMapping>,
     /// `--metrics-listen` (None: off).
@@ -233,6 +248,8 @@ impl TryFrom<AgentArgs> for AgentConfig {
             resync_interval: Duration::from_secs(a.resync_interval.max(1)),
             cni_socket: a.cni_socket,
             cni_ready_timeout: Duration::from_secs(a.cni_ready_timeout),
+            docker_plugin_socket: a.docker_plugin_socket,
+            docker_state: a.docker_state,
             bridge_mappings,
         })
     }

@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod cni;
+pub mod cnm;
 pub mod config;
 pub mod debug;
 pub mod diff;
@@ -21,6 +22,7 @@ pub mod pinctrl;
 pub use agent::{run, AgentError};
 pub use config::{AgentArgs, AgentConfig};
 pub mod pipeline;
+pub mod plug;
 pub mod reconcile;
 pub mod southbound;
 pub mod unixctl;

@@ -12,6 +12,7 @@
 //! instances can run side by side in one test process.
 
 pub mod cri;
+pub mod docker;
 pub mod etcd;
 pub mod net;
 pub mod ovs;

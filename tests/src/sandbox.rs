@@ -20,6 +20,19 @@ pub struct SandboxState {
     /// Format version of this file.
     pub version: u32,
     pub testbed: LeakedTestbed,
+    /// The hosts' dockerds (`up --docker`); empty otherwise.
+    #[serde(default)]
+    pub docker: Vec<DockerState>,
+}
+
+/// One host's dockerd started by `up --docker`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerState {
+    /// Host index (1-based).
+    pub host: usize,
+    pub pid: Option<u32>,
+    /// The daemon's API socket (`docker -H unix://SOCKET`).
+    pub socket: PathBuf,
 }
 
 impl SandboxState {
@@ -69,6 +82,7 @@ impl SandboxState {
         self.testbed
             .pids()
             .into_iter()
+            .chain(self.docker.iter().filter_map(|d| d.pid))
             .filter(|&p| crate::process::pid_alive(p))
             .collect()
     }
@@ -142,6 +156,7 @@ mod tests {
                 hosts: Vec::new(),
                 pods: BTreeMap::new(),
             },
+            docker: Vec::new(),
         }
     }
 

@@ -166,6 +166,10 @@ pub struct TestbedConfig {
     /// Every agent serves CNI (`--cni-socket DIR/hN/cni.sock`, see [`Host::cni_socket`]), so
     /// the real `weft-cni` plugin can be driven against any host. Default false.
     pub cni: bool,
+    /// Every agent serves the Docker plugin (`--docker-plugin-socket DIR/hN/plugins/weft.sock`,
+    /// see [`crate::docker`]), so a dockerd started with [`Testbed::start_dockerd`] finds it.
+    /// Default false.
+    pub docker: bool,
 }
 
 impl Default for TestbedConfig {
@@ -189,6 +193,7 @@ impl Default for TestbedConfig {
             agent_args: Vec::new(),
             insecure: false,
             cni: false,
+            docker: false,
         }
     }
 }
@@ -213,6 +218,11 @@ impl TestbedConfig {
     /// Agents serve CNI on `DIR/hN/cni.sock`.
     pub fn cni(mut self, on: bool) -> Self {
         self.cni = on;
+        self
+    }
+    /// See [`TestbedConfig::docker`].
+    pub fn docker(mut self, on: bool) -> Self {
+        self.docker = on;
         self
     }
     pub fn agents(mut self, on: bool) -> Self {
@@ -719,11 +729,38 @@ impl Testbed {
                 .iter()
                 .flat_map(|s| ["--cni-socket".into(), s.display().to_string()]),
         )
+        .args(self.docker_agent_args(n))
         .env("RUST_LOG", &self.cfg.log_filter)
         .env("NO_COLOR", "1")
         .env(MARKER_ENV, &self.names.prefix)
         .netns(Some(host.netns.clone()))
         .detach(self.cfg.detach))
+    }
+
+    /// `--docker-plugin-socket`/`--docker-state` for host `n` when [`TestbedConfig::docker`].
+    fn docker_agent_args(&self, n: usize) -> Vec<String> {
+        if self.cfg.docker {
+            crate::docker::agent_args(self.dir.path(), n)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Starts a real dockerd on host `n` that uses the host's Weft plugin (needs
+    /// [`TestbedConfig::docker`]); see [`crate::docker`].
+    pub fn start_dockerd(&self, n: usize) -> anyhow::Result<crate::docker::Dockerd> {
+        anyhow::ensure!(
+            self.cfg.docker,
+            "the testbed was not configured with .docker(true)"
+        );
+        let h = self.host(n)?;
+        crate::docker::Dockerd::start(
+            self.dir.path(),
+            n,
+            &h.netns,
+            &self.names.prefix,
+            self.cfg.detach,
+        )
     }
 
     /// The controller's TLS, authorization and etcd TLS flags.

@@ -4,14 +4,11 @@
 //! integration bridge with `external_ids:iface-id`.
 //!
 //! Where to start: [`spec`] (pure: CNI env/config parsing, wire messages, naming, result
-//! JSON), then [`server::serve`]. Adapters: [`link`] (`ip`/`ethtool` via `nsenter`),
-//! [`ovs`] (OVSDB rows of the VIF), [`controller`] (northbound gRPC). See `docs/cni.md`.
+//! JSON), then [`server::serve`]. The plumbing steps shared with the Docker driver
+//! (northbound calls, veth, OVSDB rows, waiting for flows, undo) are in [`crate::plug`].
+//! See `docs/cni.md`.
 
 pub mod address;
-pub mod controller;
-pub mod link;
-pub mod netns;
-pub mod ovs;
 pub mod server;
 pub mod spec;
 

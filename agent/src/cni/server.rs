@@ -31,10 +31,10 @@ use tracing::{info, warn};
 use weft_ovsdb::DatapathType;
 
 use super::address::{self, AddressRequest, Source};
-use super::controller::Controller;
-use super::link::{self, ContainerSide};
-use super::ovs::{self, CNI_KEY, IFNAME_KEY, LPORT_CREATED, LPORT_KEY, NETWORK_KEY};
 use super::spec::{self, Attachment, CniError, Command, ErrorReply, Reply, Request};
+use crate::plug::link::{self, ContainerSide};
+use crate::plug::ovs::{self, CNI_KEY, IFNAME_KEY, LPORT_CREATED, LPORT_KEY, NETWORK_KEY};
+use crate::plug::{Controller, Plumber};
 use weft_proto::v1::LogicalSwitchPort;
 
 /// Errors that stop the server.
@@ -132,9 +132,9 @@ fn requested_where(req: &Request) -> String {
 
 /// A controller refusal of a static address (another port took it between our check and the
 /// write) as code 104.
-fn requested_conflict(req: &Request, e: CniError) -> CniError {
+fn requested_conflict(req: &Request, e: impl Into<CniError>) -> CniError {
     let static_asked = req.address.ip.is_some() || req.address.mac.is_some();
-    match e {
+    match e.into() {
         CniError::Controller(m)
             if static_asked
                 && (m.contains("AlreadyExists")
@@ -277,16 +277,30 @@ impl Drop for KeyGuard<'_> {
 
 struct Handler {
     cfg: CniServerConfig,
-    controller: Controller,
+    plug: Plumber,
     locks: Locks,
+}
+
+impl CniServerConfig {
+    /// The shared plumbing steps configured as this server is.
+    pub fn plumber(&self) -> Plumber {
+        Plumber {
+            controller: Controller::new(self.controllers.clone(), self.request_timeout),
+            ovsdb: self.ovsdb.clone(),
+            bridge: self.bridge.clone(),
+            datapath: self.datapath,
+            host_netns: self.host_netns.clone(),
+            chassis: self.chassis.clone(),
+            ready_timeout: self.ready_timeout,
+        }
+    }
 }
 
 impl Handler {
     fn new(cfg: CniServerConfig) -> Handler {
-        let controller = Controller::new(cfg.controllers.clone(), cfg.request_timeout);
         Handler {
+            plug: cfg.plumber(),
             cfg,
-            controller,
             locks: Locks::default(),
         }
     }
@@ -411,15 +425,15 @@ impl Handler {
     }
 
     async fn add(&self, req: &Request) -> Result<Attachment, CniError> {
-        let netns = super::netns::resolve(req.netns.as_deref().unwrap_or_default());
+        let netns = crate::plug::netns::resolve(req.netns.as_deref().unwrap_or_default());
         let port = spec::port_name(&req.container_id, &req.args)?;
         let host = spec::host_ifname(&req.container_id, &req.ifname);
         let _port_lock = self.locks.lock(&format!("p/{port}")).await;
         // Every check before anything changes: the namespace, the port, the switch, the
         // requested address.
-        super::netns::check_path(&netns, self.host_ns()).await?;
+        crate::plug::netns::check_path(&netns, self.host_ns()).await?;
         self.check_port_free(req, &port, &host).await?;
-        let ls = self.controller.get_switch(&req.switch).await?;
+        let ls = self.plug.controller.get_switch(&req.switch).await?;
         let Some((_, prefix_len)) = spec::parse_cidr(&ls.subnet) else {
             return Err(CniError::Controller(format!(
                 "logical switch {:?} has no IPv4 subnet ({:?}); pods need one for dynamic addresses",
@@ -429,7 +443,7 @@ impl Handler {
         if let Some(ip) = &req.address.ip {
             address::check_in_subnet(ip, &ls.subnet, &req.switch)?;
         }
-        let gateway = spec::gateway_of(&ls.subnet);
+        let gateway = self.plug.gateway(&ls).await?;
         // A second ADD for the same container and interface: the same port and address. If
         // everything is still in place it is returned as is; otherwise the local plumbing is
         // redone on the same logical port.
@@ -438,9 +452,7 @@ impl Handler {
             if p.port == port {
                 if let Ok(a) = self.check(req).await {
                     if self.address_matches(req, &a) {
-                        self.controller
-                            .wait_ready(&port, self.cfg.chassis.as_deref(), self.cfg.ready_timeout)
-                            .await?;
+                        self.plug.wait_ready(&port).await?;
                         info!(container = %req.container_id, port = %port, ip = %a.ip, "CNI ADD repeated: attachment unchanged");
                         return Ok(a);
                     }
@@ -450,7 +462,7 @@ impl Handler {
         let prior_created = prior.as_ref().is_some_and(|p| p.created && p.port == port);
         self.teardown_local(req, &host, prior.as_ref().is_some_and(|p| p.port != port))
             .await?;
-        let existing = self.controller.get_port(&port).await?;
+        let existing = self.plug.controller.get_port(&port).await?;
         let (lport, created_now) = match &existing {
             Some(p) => {
                 if p.switch_name != req.switch {
@@ -464,7 +476,8 @@ impl Handler {
             None => {
                 self.check_address_free(req, &port).await?;
                 let addresses = initial_addresses(&req.address);
-                self.controller
+                self.plug
+                    .controller
                     .ensure_port(&port, &req.switch, addresses)
                     .await
                     .map_err(|e| requested_conflict(req, e))?
@@ -478,9 +491,7 @@ impl Handler {
                     req, &netns, &port, &host, &lport, created, prefix_len, gateway, &ls,
                 )
                 .await?;
-            self.controller
-                .wait_ready(&port, self.cfg.chassis.as_deref(), self.cfg.ready_timeout)
-                .await?;
+            self.plug.wait_ready(&port).await?;
             Ok::<_, CniError>(a)
         }
         .await;
@@ -490,14 +501,8 @@ impl Handler {
                 Ok(a)
             }
             Err(e) => {
-                if let Ok(c) = ovs::connect(&self.cfg.ovsdb).await {
-                    let _ = ovs::del_vif(&c, &host).await;
-                }
-                let _ = link::delete_link(self.host_ns(), &host).await;
-                if created {
-                    if let Err(de) = self.controller.delete_port(&port).await {
-                        warn!(port = %port, error = %de, "could not delete the logical port after a failed ADD");
-                    }
+                if let Err(de) = self.plug.undo(&host, &port, created).await {
+                    warn!(port = %port, error = %de, "could not undo everything after a failed ADD");
                 }
                 Err(e)
             }
@@ -521,7 +526,7 @@ impl Handler {
         if ip.is_none() && mac.is_none() {
             return Ok(());
         }
-        let ports = self.controller.port_addresses(&req.switch).await?;
+        let ports = self.plug.controller.port_addresses(&req.switch).await?;
         if let Some((holder, what)) = address::holder(&ports, port, ip, mac) {
             return Err(CniError::AddressInUse(format!(
                 "{what} (asked for in {}) is taken by logical port {holder:?} on switch {:?}",
@@ -549,7 +554,8 @@ impl Handler {
                 if want_ip.is_none() && want_mac.as_deref().is_some_and(|m| m != mac) =>
             {
                 let entry = format!("{} {ip}", want_mac.unwrap_or_default());
-                self.controller
+                self.plug
+                    .controller
                     .set_port_addresses(port, vec![entry])
                     .await
                     .map_err(|e| requested_conflict(req, e))
@@ -602,7 +608,7 @@ impl Handler {
             }
             ovs::del_vif(&client, host).await?;
         }
-        link::delete_link(self.host_ns(), host).await
+        Ok(link::delete_link(self.host_ns(), host).await?)
     }
     /// Refuses a port already bound to another live VIF: an OVS interface of this host with
     /// its iface-id (other than this container's leftover), or a binding to another chassis
@@ -611,6 +617,7 @@ impl Handler {
         let client = ovs::connect(&self.cfg.ovsdb).await?;
         let local = ovs::vifs_with_iface_id(&client, port).await?;
         let bound = self
+            .plug
             .controller
             .get_port(port)
             .await?
@@ -618,7 +625,7 @@ impl Handler {
             .filter(|c| !c.is_empty());
         let binding = match &bound {
             Some(c) if Some(c.as_str()) != self.cfg.chassis.as_deref() => {
-                Some((c.as_str(), self.controller.chassis_alive(c).await?))
+                Some((c.as_str(), self.plug.controller.chassis_alive(c).await?))
             }
             Some(c) => Some((c.as_str(), true)),
             None => None,
@@ -658,22 +665,6 @@ impl Handler {
             .or((ls.mtu != 0).then_some(ls.mtu))
             .unwrap_or(self.cfg.default_mtu);
         let temp = spec::temp_ifname(&req.container_id, &req.ifname);
-        link::create_veth(
-            self.host_ns(),
-            host,
-            &ContainerSide {
-                netns,
-                temp_ifname: &temp,
-                ifname: &req.ifname,
-                mac: &mac,
-                ip,
-                prefix_len,
-                gateway,
-                mtu,
-                tx_offload_off: self.cfg.datapath == DatapathType::Netdev,
-            },
-        )
-        .await?;
         let mut ids = BTreeMap::new();
         ids.insert("iface-id".to_string(), port.to_string());
         ids.insert("attached-mac".to_string(), mac.clone());
@@ -683,8 +674,23 @@ impl Handler {
         if created {
             ids.insert(LPORT_KEY.to_string(), LPORT_CREATED.to_string());
         }
-        let client = ovs::connect(&self.cfg.ovsdb).await?;
-        ovs::add_vif(&client, &self.cfg.bridge, host, &ids).await?;
+        self.plug
+            .attach_into_netns(
+                host,
+                &ContainerSide {
+                    netns,
+                    temp_ifname: &temp,
+                    ifname: &req.ifname,
+                    mac: &mac,
+                    ip,
+                    prefix_len,
+                    gateway,
+                    mtu,
+                    tx_offload_off: self.plug.tx_offload_off(),
+                },
+                &ids,
+            )
+            .await?;
         let host_mac = link::link_info(self.host_ns(), host)
             .await
             .ok()
@@ -716,7 +722,7 @@ impl Handler {
             Some(ids) if ids.get(CNI_KEY).map(String::as_str) == Some(container_id) => {
                 if ids.get(LPORT_KEY).map(String::as_str) == Some(LPORT_CREATED) {
                     if let Some(p) = ids.get("iface-id") {
-                        self.controller.delete_port(p).await?;
+                        self.plug.controller.delete_port(p).await?;
                         info!(port = %p, "deleted logical port");
                     }
                 }
@@ -735,7 +741,7 @@ impl Handler {
     }
 
     async fn check(&self, req: &Request) -> Result<Attachment, CniError> {
-        let netns = super::netns::resolve(req.netns.as_deref().unwrap_or_default());
+        let netns = crate::plug::netns::resolve(req.netns.as_deref().unwrap_or_default());
         let host = spec::host_ifname(&req.container_id, &req.ifname);
         let fail = |m: String| CniError::CheckFailed(m);
         let client = ovs::connect(&self.cfg.ovsdb).await?;
@@ -752,14 +758,15 @@ impl Handler {
             .cloned()
             .ok_or_else(|| fail(format!("OVS interface {host:?} has no iface-id")))?;
         let lport = self
+            .plug
             .controller
             .get_port(&port)
             .await?
             .ok_or_else(|| fail(format!("logical port {port:?} no longer exists")))?;
         let (mac, ip) = spec::port_address(&lport.dynamic_addresses, &lport.addresses)
             .ok_or_else(|| fail(format!("logical port {port:?} has no address")))?;
-        let ls = self.controller.get_switch(&lport.switch_name).await?;
-        let gateway = spec::gateway_of(&ls.subnet);
+        let ls = self.plug.controller.get_switch(&lport.switch_name).await?;
+        let gateway = self.plug.gateway(&ls).await?;
         let host_info = link::link_info(self.host_ns(), &host)
             .await
             .map_err(|e| fail(format!("host interface {host}: {e}")))?;

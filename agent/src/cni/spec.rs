@@ -118,6 +118,25 @@ impl CniError {
     }
 }
 
+impl From<crate::plug::PlugError> for CniError {
+    fn from(e: crate::plug::PlugError) -> CniError {
+        use crate::plug::PlugError as P;
+        match e {
+            P::Controller(m) => CniError::Controller(m),
+            P::NoSwitch(name) => CniError::Controller(format!(
+                "logical switch {name:?} (network config field \"switch\") does not exist; create it with `weftctl ls-add {name} --subnet CIDR`"
+            )),
+            P::Datapath(m) => CniError::Datapath(m),
+            P::Timeout(m) => CniError::Timeout(m),
+            P::Netns { path, reason } => CniError::InvalidEnv {
+                var: "CNI_NETNS",
+                value: path,
+                reason,
+            },
+        }
+    }
+}
+
 /// The error JSON the plugin prints (`{"cniVersion","code","msg","details"}`) and the agent
 /// sends back on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -859,8 +878,8 @@ pub fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
 
 /// The gateway of a subnet: its first host address (none for /31 and /32).
 pub fn gateway_of(subnet: &str) -> Option<Ipv4Addr> {
-    let (net, len) = parse_cidr(subnet)?;
-    (len <= 30).then(|| Ipv4Addr::from(u32::from(net) + 1))
+    let net: ipnetwork::Ipv4Network = subnet.trim().parse().ok()?;
+    crate::plug::gateway::first_host(&net)
 }
 
 /// A MAC address `xx:xx:xx:xx:xx:xx` (any case), unicast.

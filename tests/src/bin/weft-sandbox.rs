@@ -6,12 +6,15 @@
 //! weft-sandbox pod-add HOST LPORT [--name POD]   (returns once the port is up)
 //! weft-sandbox pod-del POD
 //! weft-sandbox exec POD -- CMD [ARGS...]
+//! weft-sandbox docker HOST -- ARGS...            (with `up --docker`: the docker CLI on HOST)
 //! weft-sandbox status
 //! weft-sandbox down
 //! ```
 //! State lives in `--dir` (default /tmp/weft-sandbox, or `WEFT_SANDBOX_DIR`). The topology is
 //! described in `weft_testbed::testbed`. Every agent serves CNI on `DIR/hN/cni.sock` (listed
 //! by `status`), so the real `weft-cni` plugin can be driven against any host (docs/cni.md).
+//! `up --docker` also starts a real dockerd per host using that host's agent as network and
+//! IPAM driver `weft` (docs/docker.md).
 
 /// `println!` that ends the program quietly when stdout is closed (`weft-sandbox status |
 /// head`) instead of panicking on the broken pipe.
@@ -33,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use weft_testbed::net;
 use weft_testbed::process::pid_alive;
-use weft_testbed::sandbox::{prefix_for_dir, SandboxState, DEFAULT_DIR, LOCK_FILE};
+use weft_testbed::sandbox::{prefix_for_dir, DockerState, SandboxState, DEFAULT_DIR, LOCK_FILE};
 use weft_testbed::testbed::{missing_prerequisites, Encap, TestbedConfig};
 
 #[derive(Debug, Parser)]
@@ -67,6 +70,16 @@ enum Cmd {
         /// Plain text everywhere (no CA, no TLS, no authorization): development only.
         #[arg(long)]
         insecure: bool,
+        /// Also start a real dockerd on every host, with the Weft network and IPAM driver
+        /// `weft` (served by the host's agent) and a `busybox` image (docs/docker.md).
+        #[arg(long)]
+        docker: bool,
+    },
+    /// Run the docker CLI against HOST's dockerd (host1 or 1; needs `up --docker`).
+    Docker {
+        host: String,
+        #[arg(last = true, required = true, value_name = "ARGS")]
+        args: Vec<String>,
     },
     /// Create a pod on HOST (host1 or 1) bound to logical port LPORT.
     PodAdd {
@@ -136,13 +149,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             encap,
             controllers,
             insecure,
+            docker,
         } => up(
             &dir,
             usize::from(hosts),
             encap,
             usize::from(controllers),
             insecure,
+            docker,
         ),
+        Cmd::Docker { host, args } => {
+            require_root()?;
+            docker_cli(&dir, &host, &args)
+        }
         Cmd::PodAdd { host, lport, name } => {
             require_root()?;
             let mut st = load_running(&dir)?;
@@ -276,9 +295,11 @@ fn up(
     encap: Encap,
     controllers: usize,
     insecure: bool,
+    docker: bool,
 ) -> anyhow::Result<ExitCode> {
     let cfg = TestbedConfig::new()
         .insecure(insecure)
+        .docker(docker)
         .hosts(hosts)
         .controllers(controllers)
         .encap(encap)
@@ -288,7 +309,10 @@ fn up(
         .prefix(prefix_for_dir(dir))
         .dir(dir)
         .progress(progress);
-    let missing = missing_prerequisites(&cfg);
+    let mut missing = missing_prerequisites(&cfg);
+    if docker {
+        missing.extend(weft_testbed::docker::missing());
+    }
     if !missing.is_empty() {
         eprintln!("weft-sandbox: missing prerequisites:");
         for m in &missing {
@@ -339,12 +363,34 @@ fn up(
             dir.display()
         )
     })?;
+    let mut dockers = Vec::new();
+    if docker {
+        for n in 1..=hosts {
+            progress(&format!("starting dockerd on host{n}"));
+            match tb.start_dockerd(n) {
+                Ok(d) => {
+                    let socket = d.socket();
+                    dockers.push(DockerState {
+                        host: n,
+                        pid: d.leak(),
+                        socket,
+                    });
+                }
+                Err(e) => {
+                    stop_dockers(&dockers);
+                    return Err(e.context(format!("starting dockerd on host{n}")));
+                }
+            }
+        }
+    }
     let leaked = tb.leak();
     let st = SandboxState {
         version: SandboxState::VERSION,
         testbed: leaked,
+        docker: dockers,
     };
     if let Err(e) = st.save(dir) {
+        stop_dockers(&st.docker);
         st.testbed.teardown();
         return Err(e);
     }
@@ -362,6 +408,12 @@ fn up(
         "next: weftctl ls-add sw0 --subnet 10.0.0.0/24; weftctl lsp-add sw0 p1; \
          weftctl lsp-set-addresses p1 dynamic; weft-sandbox pod-add host1 p1",
     );
+    if docker {
+        progress(
+            "docker: weftctl ls-add blue --subnet 10.66.0.0/24; weft-sandbox docker host1 -- \
+             network create -d weft --ipam-driver weft --subnet 10.66.0.0/24 -o weft.switch=blue blue",
+        );
+    }
     for line in st.exports() {
         out!("{line}");
     }
@@ -417,6 +469,14 @@ fn status(dir: &Path) -> anyhow::Result<ExitCode> {
         if let Some(s) = &h.cni_socket {
             out!("            cni {} (agentSocket for weft-cni)", s.display());
         }
+        if let Some(d) = st.docker.iter().find(|d| d.host == h.index) {
+            out!(
+                "            dockerd {} ({}; weft-sandbox docker {} -- ...)",
+                d.socket.display(),
+                alive(d.pid),
+                h.name
+            );
+        }
     }
     if tb.pods.is_empty() {
         out!("no pods");
@@ -449,6 +509,7 @@ fn remove_run_files(dir: &Path) {
             || name == "pki"
             || name == "state.json"
             || name == "state.json.tmp"
+            || name == "busybox.tar"
             || name.starts_with("controller") && name.ends_with(".log")
             || (name.starts_with('h') && name[1..].parse::<u32>().is_ok());
         if ours {
@@ -471,6 +532,7 @@ fn down(dir: &Path) -> anyhow::Result<ExitCode> {
                 st.testbed.prefix,
                 dir.display()
             ));
+            stop_dockers(&st.docker);
             st.testbed.teardown();
         }
         Ok(None) => progress(&format!(
@@ -484,4 +546,57 @@ fn down(dir: &Path) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_dir(dir); // only if empty
     out!("sandbox down");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Removes every container of each dockerd, then stops it (before the agents go).
+fn stop_dockers(dockers: &[DockerState]) {
+    for d in dockers {
+        let Some(pid) = d.pid.filter(|p| pid_alive(*p)) else {
+            continue;
+        };
+        progress(&format!("stopping dockerd on host{}", d.host));
+        if let Ok(o) = weft_testbed::docker::cli(&d.socket, &["ps", "-aq"]) {
+            let ids: Vec<String> = String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids.iter().map(String::as_str));
+                let _ = weft_testbed::docker::cli(&d.socket, &args);
+            }
+        }
+        weft_testbed::docker::stop_pid(pid);
+    }
+}
+
+/// `weft-sandbox docker HOST -- ARGS`: the docker CLI against that host's dockerd.
+fn docker_cli(dir: &Path, host: &str, args: &[String]) -> anyhow::Result<ExitCode> {
+    let st = load_running(dir)?;
+    let n: usize = host
+        .strip_prefix("host")
+        .unwrap_or(host)
+        .parse()
+        .with_context(|| format!("HOST {host:?}: expected host1..hostN or 1..N"))?;
+    let Some(d) = st.docker.iter().find(|d| d.host == n) else {
+        bail!(
+            "host{n} has no dockerd (start the sandbox with `weft-sandbox up --docker`; hosts with one: {})",
+            st.docker
+                .iter()
+                .map(|d| format!("host{}", d.host))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    let status = std::process::Command::new(weft_testbed::docker::DOCKER_CLI)
+        .arg("-H")
+        .arg(format!("unix://{}", d.socket.display()))
+        .args(args)
+        .status()
+        .with_context(|| format!("running {}", weft_testbed::docker::DOCKER_CLI))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
 }

@@ -1,5 +1,6 @@
-//! Linux links for CNI: the veth pair, the container side configured inside the container's
-//! network namespace (`nsenter --net=PATH ip ...`), checksum offload off for the userspace
+//! Linux links for CNI and CNM: the veth pair, for CNI with the container side configured
+//! inside the container's network namespace, for Docker with both ends here (Docker moves and
+//! configures the peer itself); the namespace commands run as (`nsenter --net=PATH ip ...`), checksum offload off for the userspace
 //! datapath. Everything runs `ip`/`ethtool` as child processes; failures carry their stderr.
 
 use std::net::Ipv4Addr;
@@ -8,19 +9,19 @@ use std::path::Path;
 use serde_json::Value;
 use tokio::process::Command;
 
-use super::spec::CniError;
+use super::PlugError;
 
-async fn run(program: &str, args: &[&str]) -> Result<String, CniError> {
+async fn run(program: &str, args: &[&str]) -> Result<String, PlugError> {
     let out = Command::new(program)
         .args(args)
         .kill_on_drop(true)
         .output()
         .await
-        .map_err(|e| CniError::Datapath(format!("cannot run {program}: {e}")))?;
+        .map_err(|e| PlugError::Datapath(format!("cannot run {program}: {e}")))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(CniError::Datapath(format!(
+        Err(PlugError::Datapath(format!(
             "{program} {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
@@ -29,12 +30,12 @@ async fn run(program: &str, args: &[&str]) -> Result<String, CniError> {
 }
 
 /// `ip ARGS` in our own namespace.
-async fn ip(args: &[&str]) -> Result<String, CniError> {
+async fn ip(args: &[&str]) -> Result<String, PlugError> {
     run("ip", args).await
 }
 
 /// `PROGRAM ARGS` inside the namespace at `netns`.
-async fn run_in(netns: &str, program: &str, args: &[&str]) -> Result<String, CniError> {
+async fn run_in(netns: &str, program: &str, args: &[&str]) -> Result<String, PlugError> {
     let net = format!("--net={netns}");
     let mut full = vec![net.as_str(), program];
     full.extend_from_slice(args);
@@ -42,15 +43,15 @@ async fn run_in(netns: &str, program: &str, args: &[&str]) -> Result<String, Cni
 }
 
 /// `ip ARGS` in the namespace at `ns`, or in ours when None.
-async fn ip_at(ns: Option<&str>, args: &[&str]) -> Result<String, CniError> {
+async fn ip_at(ns: Option<&str>, args: &[&str]) -> Result<String, PlugError> {
     match ns {
         None => ip(args).await,
         Some(n) => run_in(n, "ip", args).await,
     }
 }
 
-fn is_missing(e: &CniError) -> bool {
-    matches!(e, CniError::Datapath(m) if m.contains("Cannot find device") || m.contains("does not exist"))
+fn is_missing(e: &PlugError) -> bool {
+    matches!(e, PlugError::Datapath(m) if m.contains("Cannot find device") || m.contains("does not exist"))
 }
 
 /// The container side as ADD wants it.
@@ -76,11 +77,10 @@ pub async fn create_veth(
     host_ns: Option<&str>,
     host: &str,
     c: &ContainerSide<'_>,
-) -> Result<(), CniError> {
+) -> Result<(), PlugError> {
     if !Path::new(c.netns).exists() {
-        return Err(CniError::InvalidEnv {
-            var: "CNI_NETNS",
-            value: c.netns.to_string(),
+        return Err(PlugError::Netns {
+            path: c.netns.to_string(),
             reason: "no such network namespace".into(),
         });
     }
@@ -88,7 +88,7 @@ pub async fn create_veth(
         .await
         .is_ok()
     {
-        return Err(CniError::Datapath(format!(
+        return Err(PlugError::Datapath(format!(
             "interface {} already exists in {}",
             c.ifname, c.netns
         )));
@@ -158,9 +158,42 @@ pub async fn create_veth(
     Ok(())
 }
 
+/// Creates the veth `host`/`peer`, both in the namespace at `host_ns` (ours when None), the
+/// peer with `mac` and left down for the runtime to move into its sandbox; tx checksum
+/// offload off on both ends when asked (the setting moves with the peer). Does not clean up
+/// on failure (the caller deletes `host`).
+pub async fn create_pair(
+    host_ns: Option<&str>,
+    host: &str,
+    peer: &str,
+    mac: &str,
+    mtu: u32,
+    tx_offload_off: bool,
+) -> Result<(), PlugError> {
+    let mtu = mtu.to_string();
+    ip_at(
+        host_ns,
+        &[
+            "link", "add", host, "mtu", &mtu, "type", "veth", "peer", "name", peer, "mtu", &mtu,
+        ],
+    )
+    .await?;
+    ip_at(host_ns, &["link", "set", "dev", peer, "address", mac]).await?;
+    if tx_offload_off {
+        for dev in [host, peer] {
+            match host_ns {
+                None => run("ethtool", &["-K", dev, "tx", "off"]).await?,
+                Some(n) => run_in(n, "ethtool", &["-K", dev, "tx", "off"]).await?,
+            };
+        }
+    }
+    ip_at(host_ns, &["link", "set", "dev", host, "up"]).await?;
+    Ok(())
+}
+
 /// Deletes a link in the namespace at `ns` (ours when None), and so its veth peer; a
 /// missing link is not an error.
-pub async fn delete_link(ns: Option<&str>, name: &str) -> Result<(), CniError> {
+pub async fn delete_link(ns: Option<&str>, name: &str) -> Result<(), PlugError> {
     match ip_at(ns, &["link", "del", "dev", name]).await {
         Ok(_) => Ok(()),
         Err(e) if is_missing(&e) => Ok(()),
@@ -211,18 +244,18 @@ pub fn parse_ip_addr_json(out: &str) -> Option<LinkInfo> {
 }
 
 /// The link `name` in our namespace (`netns` None) or in the namespace at `netns`.
-pub async fn link_info(netns: Option<&str>, name: &str) -> Result<LinkInfo, CniError> {
+pub async fn link_info(netns: Option<&str>, name: &str) -> Result<LinkInfo, PlugError> {
     let args = ["-j", "addr", "show", "dev", name];
     let out = ip_at(netns, &args).await?;
     parse_ip_addr_json(&out)
-        .ok_or_else(|| CniError::Datapath(format!("cannot parse `ip -j addr show dev {name}`")))
+        .ok_or_else(|| PlugError::Datapath(format!("cannot parse `ip -j addr show dev {name}`")))
 }
 
 /// Whether the namespace at `netns` has a default route via `gw`.
-pub async fn has_default_route(netns: &str, gw: Ipv4Addr) -> Result<bool, CniError> {
+pub async fn has_default_route(netns: &str, gw: Ipv4Addr) -> Result<bool, PlugError> {
     let out = run_in(netns, "ip", &["-j", "route", "show", "default"]).await?;
     let v: Value = serde_json::from_str(&out)
-        .map_err(|e| CniError::Datapath(format!("cannot parse `ip -j route`: {e}")))?;
+        .map_err(|e| PlugError::Datapath(format!("cannot parse `ip -j route`: {e}")))?;
     let gw = gw.to_string();
     Ok(v.as_array().is_some_and(|rs| {
         rs.iter()

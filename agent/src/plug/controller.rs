@@ -1,4 +1,5 @@
-//! The northbound calls CNI needs: read the switch, create (or find) the logical port, give
+//! The northbound calls CNI and CNM need: read (create, delete) the switch and the routers it
+//! is attached to, create (or find) the logical port, give
 //! it a static address, delete it, and wait until its flows are in everywhere (`up`, then
 //! `Sync` with `--wait=hv`). Each call tries the configured controller endpoints in order;
 //! the connection is kept and shared by concurrent requests (dropped when it fails).
@@ -10,11 +11,12 @@ use tonic::transport::Channel;
 use tonic::Code;
 use weft_proto::v1::northbound_client::NorthboundClient;
 use weft_proto::v1::{
-    CreatePortRequest, DeleteRequest, GetRequest, ListChassisRequest, ListPortsRequest,
-    LogicalSwitch, LogicalSwitchPort, SetPortAddressesRequest, SyncRequest, WaitMode, WriteOptions,
+    object, CreatePortRequest, CreateSwitchRequest, DeleteRequest, GetRequest, ListChassisRequest,
+    ListObjectsRequest, ListPortsRequest, ListSwitchesRequest, LogicalSwitch, LogicalSwitchPort,
+    SetPortAddressesRequest, SyncRequest, WaitMode, WriteOptions,
 };
 
-use super::spec::CniError;
+use super::PlugError;
 
 /// Northbound access to any of `endpoints`.
 #[derive(Debug)]
@@ -24,8 +26,8 @@ pub struct Controller {
     channel: Mutex<Option<Channel>>,
 }
 
-fn status(what: &str, s: &tonic::Status) -> CniError {
-    CniError::Controller(format!("{what}: {:?}: {}", s.code(), s.message()))
+fn status(what: &str, s: &tonic::Status) -> PlugError {
+    PlugError::Controller(format!("{what}: {:?}: {}", s.code(), s.message()))
 }
 
 /// How often [`Controller::wait_ready`] reads the port while waiting for it to come up.
@@ -52,7 +54,7 @@ impl Controller {
         }
     }
 
-    async fn client(&self) -> Result<NorthboundClient<Channel>, CniError> {
+    async fn client(&self) -> Result<NorthboundClient<Channel>, PlugError> {
         if let Some(ch) = self.channel.lock().ok().and_then(|g| g.clone()) {
             return Ok(NorthboundClient::new(ch));
         }
@@ -78,7 +80,7 @@ impl Controller {
                 Err(e) => errors.push(format!("{url}: {e}")),
             }
         }
-        Err(CniError::Controller(format!(
+        Err(PlugError::Controller(format!(
             "no controller reachable ({})",
             if errors.is_empty() {
                 "no endpoint configured".to_string()
@@ -89,7 +91,7 @@ impl Controller {
     }
 
     /// The switch `name`.
-    pub async fn get_switch(&self, name: &str) -> Result<LogicalSwitch, CniError> {
+    pub async fn get_switch(&self, name: &str) -> Result<LogicalSwitch, PlugError> {
         let mut c = self.client().await?;
         let r = c.get_switch(GetRequest { name: name.into() }).await;
         if let Err(s) = &r {
@@ -97,15 +99,13 @@ impl Controller {
         }
         match r {
             Ok(r) => Ok(r.into_inner()),
-            Err(s) if s.code() == Code::NotFound => Err(CniError::Controller(format!(
-                "logical switch {name:?} (network config field \"switch\") does not exist; create it with `weftctl ls-add {name} --subnet CIDR`"
-            ))),
+            Err(s) if s.code() == Code::NotFound => Err(PlugError::NoSwitch(name.to_string())),
             Err(s) => Err(status(&format!("get switch {name:?}"), &s)),
         }
     }
 
     /// The port `name`, None if it does not exist.
-    pub async fn get_port(&self, name: &str) -> Result<Option<LogicalSwitchPort>, CniError> {
+    pub async fn get_port(&self, name: &str) -> Result<Option<LogicalSwitchPort>, PlugError> {
         let mut c = self.client().await?;
         let r = c.get_port(GetRequest { name: name.into() }).await;
         if let Err(s) = &r {
@@ -126,10 +126,10 @@ impl Controller {
         name: &str,
         switch: &str,
         addresses: Vec<String>,
-    ) -> Result<(LogicalSwitchPort, bool), CniError> {
+    ) -> Result<(LogicalSwitchPort, bool), PlugError> {
         if let Some(p) = self.get_port(name).await? {
             if p.switch_name != switch {
-                return Err(CniError::Controller(format!(
+                return Err(PlugError::Controller(format!(
                     "logical port {name:?} already exists on switch {:?}, not {switch:?}",
                     p.switch_name
                 )));
@@ -159,13 +159,138 @@ impl Controller {
             })?
             .into_inner();
         let port = reply.port.ok_or_else(|| {
-            CniError::Controller(format!("create port {name:?}: reply without the port"))
+            PlugError::Controller(format!("create port {name:?}: reply without the port"))
         })?;
         Ok((port, true))
     }
 
+    /// Every switch.
+    pub async fn list_switches(&self) -> Result<Vec<LogicalSwitch>, PlugError> {
+        let mut c = self.client().await?;
+        let r = c.list_switches(ListSwitchesRequest {}).await.map_err(|s| {
+            self.failed(&s);
+            status("list switches", &s)
+        })?;
+        Ok(r.into_inner().switches)
+    }
+
+    /// Creates switch `ls` (may exist: an existing one of that name is returned as is).
+    pub async fn create_switch(&self, ls: LogicalSwitch) -> Result<LogicalSwitch, PlugError> {
+        let name = ls.name.clone();
+        let mut c = self.client().await?;
+        let r = c
+            .create_switch(CreateSwitchRequest {
+                switch: Some(ls),
+                options: Some(WriteOptions {
+                    may_exist: true,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .map_err(|s| {
+                self.failed(&s);
+                status(&format!("create switch {name:?}"), &s)
+            })?;
+        r.into_inner().switch.ok_or_else(|| {
+            PlugError::Controller(format!("create switch {name:?}: reply without the switch"))
+        })
+    }
+
+    /// Deletes switch `name`; a missing one is not an error.
+    pub async fn delete_switch(&self, name: &str) -> Result<(), PlugError> {
+        let mut c = self.client().await?;
+        c.delete_switch(DeleteRequest {
+            name: name.into(),
+            options: Some(WriteOptions {
+                if_exists: true,
+                ..Default::default()
+            }),
+        })
+        .await
+        .map_err(|s| status(&format!("delete switch {name:?}"), &s))?;
+        Ok(())
+    }
+
+    /// The ports of `switch`, as stored.
+    pub async fn list_ports(&self, switch: &str) -> Result<Vec<LogicalSwitchPort>, PlugError> {
+        let mut c = self.client().await?;
+        let list = c
+            .list_ports(ListPortsRequest {
+                switch_name: switch.into(),
+            })
+            .await
+            .map_err(|s| {
+                self.failed(&s);
+                status(&format!("list ports of {switch:?}"), &s)
+            })?
+            .into_inner();
+        Ok(list.ports)
+    }
+
+    /// Creates port `port` as given (static addresses, external_ids); fails if it exists.
+    pub async fn create_port(
+        &self,
+        port: LogicalSwitchPort,
+    ) -> Result<LogicalSwitchPort, PlugError> {
+        let name = port.name.clone();
+        let mut c = self.client().await?;
+        let reply = c
+            .create_port(CreatePortRequest {
+                port: Some(port),
+                options: None,
+            })
+            .await
+            .map_err(|s| {
+                self.failed(&s);
+                status(&format!("create port {name:?}"), &s)
+            })?
+            .into_inner();
+        reply.port.ok_or_else(|| {
+            PlugError::Controller(format!("create port {name:?}: reply without the port"))
+        })
+    }
+
+    /// The networks ("IP/LEN") of the router ports `switch` is attached to through its
+    /// `router`-type ports (`options:router-port`), in port order.
+    pub async fn router_networks(&self, switch: &str) -> Result<Vec<String>, PlugError> {
+        let lrps: Vec<String> = self
+            .list_ports(switch)
+            .await?
+            .into_iter()
+            .filter(|p| p.r#type == "router")
+            .filter_map(|p| p.options.get("router-port").cloned())
+            .collect();
+        if lrps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.client().await?;
+        let mut out = Vec::new();
+        for lrp in lrps {
+            let r = c
+                .list_objects(ListObjectsRequest {
+                    kind: "Logical_Router_Port".into(),
+                    names: vec![lrp.clone()],
+                })
+                .await;
+            let reply = match r {
+                Ok(r) => r.into_inner(),
+                Err(s) if s.code() == Code::NotFound => continue,
+                Err(s) => {
+                    self.failed(&s);
+                    return Err(status(&format!("get router port {lrp:?}"), &s));
+                }
+            };
+            for rec in reply.records {
+                if let Some(object::Kind::LogicalRouterPort(p)) = rec.object.and_then(|o| o.kind) {
+                    out.extend(p.networks);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether chassis `name` is alive (its agent connected); false for an unknown one.
-    pub async fn chassis_alive(&self, name: &str) -> Result<bool, CniError> {
+    pub async fn chassis_alive(&self, name: &str) -> Result<bool, PlugError> {
         let mut c = self.client().await?;
         let list = c
             .list_chassis(ListChassisRequest {})
@@ -180,7 +305,7 @@ impl Controller {
         &self,
         name: &str,
         addresses: Vec<String>,
-    ) -> Result<LogicalSwitchPort, CniError> {
+    ) -> Result<LogicalSwitchPort, PlugError> {
         let mut c = self.client().await?;
         let reply = c
             .set_port_addresses(SetPortAddressesRequest {
@@ -195,7 +320,7 @@ impl Controller {
             })?
             .into_inner();
         reply.port.ok_or_else(|| {
-            CniError::Controller(format!("set addresses of {name:?}: reply without the port"))
+            PlugError::Controller(format!("set addresses of {name:?}: reply without the port"))
         })
     }
 
@@ -203,7 +328,7 @@ impl Controller {
     pub async fn port_addresses(
         &self,
         switch: &str,
-    ) -> Result<Vec<(String, Vec<String>)>, CniError> {
+    ) -> Result<Vec<(String, Vec<String>)>, PlugError> {
         let mut c = self.client().await?;
         let list = c
             .list_ports(ListPortsRequest {
@@ -236,7 +361,7 @@ impl Controller {
         name: &str,
         chassis: Option<&str>,
         timeout: Duration,
-    ) -> Result<(), CniError> {
+    ) -> Result<(), PlugError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last: String;
         loop {
@@ -260,7 +385,7 @@ impl Controller {
                 Err(e) => last = e.to_string(),
             }
             if tokio::time::Instant::now() + UP_POLL >= deadline {
-                return Err(CniError::Timeout(format!(
+                return Err(PlugError::Timeout(format!(
                     "logical port {name:?} not up on {} within {} ms (last seen: {last})",
                     chassis.unwrap_or("its chassis"),
                     timeout.as_millis()
@@ -283,7 +408,7 @@ impl Controller {
         .map_err(|s| {
             self.failed(&s);
             if s.code() == Code::DeadlineExceeded {
-                CniError::Timeout(format!(
+                PlugError::Timeout(format!(
                     "logical port {name:?} is up here, but not every live chassis installed its flows within {} ms: {}",
                     timeout.as_millis(),
                     s.message()
@@ -296,7 +421,7 @@ impl Controller {
     }
 
     /// Deletes port `name`; a missing port is not an error.
-    pub async fn delete_port(&self, name: &str) -> Result<(), CniError> {
+    pub async fn delete_port(&self, name: &str) -> Result<(), PlugError> {
         let mut c = self.client().await?;
         c.delete_port(DeleteRequest {
             name: name.into(),

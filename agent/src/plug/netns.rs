@@ -6,7 +6,7 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 
-use super::spec::CniError;
+use super::PlugError;
 
 /// A namespace's identity: the device and inode of its nsfs file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,10 +85,9 @@ async fn enters_as_network_namespace(path: &str) -> bool {
 
 /// Pure: whether `target` (the namespace at `path`) may be used as a pod's namespace, given
 /// the namespaces that may not (`(what it is, its identity)`).
-pub fn check(path: &str, target: &NsInfo, forbidden: &[(&str, NsId)]) -> Result<(), CniError> {
-    let refuse = |reason: String| CniError::InvalidEnv {
-        var: "CNI_NETNS",
-        value: path.to_string(),
+pub fn check(path: &str, target: &NsInfo, forbidden: &[(&str, NsId)]) -> Result<(), PlugError> {
+    let refuse = |reason: String| PlugError::Netns {
+        path: path.to_string(),
         reason,
     };
     match target.kind.as_deref() {
@@ -116,10 +115,9 @@ pub fn check(path: &str, target: &NsInfo, forbidden: &[(&str, NsId)]) -> Result<
 /// Checks `path` against the agent's own namespace, the host's (PID 1's) and `host_netns`
 /// (where ovs-vswitchd runs, when configured). A forbidden namespace that cannot be read
 /// (no /proc/1 in a container without the host's PID namespace) is skipped.
-pub async fn check_path(path: &str, host_netns: Option<&str>) -> Result<(), CniError> {
-    let mut target = inspect(path).map_err(|e| CniError::InvalidEnv {
-        var: "CNI_NETNS",
-        value: path.to_string(),
+pub async fn check_path(path: &str, host_netns: Option<&str>) -> Result<(), PlugError> {
+    let mut target = inspect(path).map_err(|e| PlugError::Netns {
+        path: path.to_string(),
         reason: if e.kind() == std::io::ErrorKind::NotFound {
             "no such network namespace".into()
         } else {
@@ -167,8 +165,8 @@ mod tests {
         let forbidden = [("the host's", host), ("the agent's own", own)];
         assert!(check("/run/netns/p", &info(3, Some("net")), &forbidden).is_ok());
         let e = check("/proc/1/ns/net", &info(1, Some("net")), &forbidden).unwrap_err();
-        assert_eq!(e.code(), 4);
-        assert!(e.to_string().contains("CNI_NETNS"), "{e}");
+        assert!(matches!(e, PlugError::Netns { .. }), "{e}");
+        assert!(e.to_string().contains("/proc/1/ns/net"), "{e}");
         assert!(e.to_string().contains("the host's"), "{e}");
         let e = check("/x", &info(2, Some("net")), &forbidden).unwrap_err();
         assert!(e.to_string().contains("agent's own"), "{e}");

@@ -1,4 +1,4 @@
-//! The OVSDB side of a CNI attachment: the Port + Interface of the host veth on the
+//! The OVSDB side of a CNI or CNM attachment: the Port + Interface of the host veth on the
 //! integration bridge, with `external_ids:iface-id=<logical port>` (how the agent binds VIFs)
 //! and our marks: [`CNI_KEY`] = the container id (the row is ours; DEL removes only such
 //! rows) and [`LPORT_KEY`] = `created` when ADD created the logical port (DEL deletes only
@@ -13,10 +13,17 @@ use weft_ovsdb::ops::{self, eq, selected_rows};
 use weft_ovsdb::vswitch::{DB, OWNER_KEY};
 use weft_ovsdb::{Client, ClientConfig, Endpoint, Row, RowExt, Uuid};
 
-use super::spec::CniError;
+use super::PlugError;
 
 /// `external_ids` key on the Interface and Port: the container id that owns them.
 pub const CNI_KEY: &str = "weft-cni";
+/// `external_ids` key on the Interface and Port: the Docker endpoint id that owns them.
+pub const CNM_KEY: &str = "weft-cnm";
+/// `external_ids` key on the Interface: the Docker network id of a CNM attachment.
+pub const CNM_NETWORK_KEY: &str = "weft-cnm-network";
+/// The marks that make a row a container's (copied to the Port; [`del_vif`] removes only
+/// rows without the agent's own mark).
+pub const OWNER_KEYS: [&str; 2] = [CNI_KEY, CNM_KEY];
 /// `external_ids` key on the Interface: `created` when ADD created the logical port.
 pub const LPORT_KEY: &str = "weft-cni-lport";
 /// Value of [`LPORT_KEY`] for a logical port ADD created.
@@ -26,12 +33,12 @@ pub const NETWORK_KEY: &str = "weft-cni-network";
 /// `external_ids` key on the Interface: `CNI_IFNAME` in the container.
 pub const IFNAME_KEY: &str = "weft-cni-ifname";
 
-fn err(e: impl std::fmt::Display) -> CniError {
-    CniError::Datapath(format!("OVSDB: {e}"))
+fn err(e: impl std::fmt::Display) -> PlugError {
+    PlugError::Datapath(format!("OVSDB: {e}"))
 }
 
 /// Connects to the OVSDB server at `target` (`unix:PATH` or `tcp:IP:PORT`).
-pub async fn connect(target: &str) -> Result<Client, CniError> {
+pub async fn connect(target: &str) -> Result<Client, PlugError> {
     let ep: Endpoint = target.parse().map_err(err)?;
     let cfg = ClientConfig {
         request_timeout: Some(Duration::from_secs(10)),
@@ -49,8 +56,10 @@ fn uuid_of(row: &Row) -> Option<Uuid> {
 /// guarded so they fail if a Port of that name appeared meanwhile.
 pub fn plan_add_vif(bridge: &Uuid, name: &str, ids: &BTreeMap<String, String>) -> Vec<Value> {
     let mut port_ids = BTreeMap::new();
-    if let Some(c) = ids.get(CNI_KEY) {
-        port_ids.insert(CNI_KEY.to_string(), c.clone());
+    for k in OWNER_KEYS {
+        if let Some(c) = ids.get(k) {
+            port_ids.insert(k.to_string(), c.clone());
+        }
     }
     vec![
         ops::wait(
@@ -80,7 +89,7 @@ pub fn plan_add_vif(bridge: &Uuid, name: &str, ids: &BTreeMap<String, String>) -
             vec![eq("_uuid", bridge.to_json())],
             vec![ops::mutation("ports", "insert", json_named_uuid("port"))],
         ),
-        ops::comment(&format!("weft-cni: add {name}")),
+        ops::comment(&format!("weft-agent: plug {name}")),
     ]
 }
 
@@ -93,7 +102,7 @@ pub fn plan_del_port(port: &Uuid, name: &str) -> Vec<Value> {
             vec![],
             vec![ops::mutation("ports", "delete", port.to_json())],
         ),
-        ops::comment(&format!("weft-cni: delete {name}")),
+        ops::comment(&format!("weft-agent: unplug {name}")),
     ]
 }
 
@@ -103,7 +112,7 @@ pub async fn add_vif(
     bridge: &str,
     name: &str,
     ids: &BTreeMap<String, String>,
-) -> Result<(), CniError> {
+) -> Result<(), PlugError> {
     let reads = client
         .transact(
             DB,
@@ -122,7 +131,7 @@ pub async fn add_vif(
         .map_err(err)?
         .unwrap_or_default();
     let Some(b) = bridges.first().and_then(uuid_of) else {
-        return Err(CniError::Datapath(format!(
+        return Err(PlugError::Datapath(format!(
             "bridge {bridge:?} does not exist (is weft-agent running on this host?)"
         )));
     };
@@ -137,7 +146,7 @@ pub async fn add_vif(
 pub async fn vif_ids(
     client: &Client,
     name: &str,
-) -> Result<Option<BTreeMap<String, String>>, CniError> {
+) -> Result<Option<BTreeMap<String, String>>, PlugError> {
     let r = client
         .transact(
             DB,
@@ -162,7 +171,7 @@ pub async fn vif_ids(
 pub async fn vifs_with_iface_id(
     client: &Client,
     port: &str,
-) -> Result<Vec<(String, BTreeMap<String, String>)>, CniError> {
+) -> Result<Vec<(String, BTreeMap<String, String>)>, PlugError> {
     let r = client
         .transact(
             DB,
@@ -199,7 +208,15 @@ pub async fn vifs_with_iface_id(
 /// Every Interface marked by weft-cni ([`CNI_KEY`]): (name, external_ids).
 pub async fn cni_vifs(
     client: &Client,
-) -> Result<Vec<(String, BTreeMap<String, String>)>, CniError> {
+) -> Result<Vec<(String, BTreeMap<String, String>)>, PlugError> {
+    marked_vifs(client, CNI_KEY).await
+}
+
+/// Every Interface whose `external_ids` has `key`: (name, external_ids).
+pub async fn marked_vifs(
+    client: &Client,
+    key: &str,
+) -> Result<Vec<(String, BTreeMap<String, String>)>, PlugError> {
     let r = client
         .transact(
             DB,
@@ -221,7 +238,7 @@ pub async fn cni_vifs(
         .iter()
         .filter_map(|row| {
             let ids = row.str_map_col("external_ids");
-            ids.contains_key(CNI_KEY).then(|| {
+            ids.contains_key(key).then(|| {
                 let name = row
                     .get("name")
                     .and_then(|d| d.strings().into_iter().next())
@@ -233,7 +250,7 @@ pub async fn cni_vifs(
 }
 
 /// Removes the Port `name` from its bridge, if it exists and is not the agent's own.
-pub async fn del_vif(client: &Client, name: &str) -> Result<(), CniError> {
+pub async fn del_vif(client: &Client, name: &str) -> Result<(), PlugError> {
     let r = client
         .transact(
             DB,
@@ -253,7 +270,7 @@ pub async fn del_vif(client: &Client, name: &str) -> Result<(), CniError> {
         .unwrap_or_default();
     for row in rows {
         if row.str_map_col("external_ids").contains_key(OWNER_KEY) {
-            return Err(CniError::Datapath(format!(
+            return Err(PlugError::Datapath(format!(
                 "port {name:?} belongs to weft-agent, not to a container"
             )));
         }
