@@ -200,11 +200,28 @@ async fn setup_channel(
     ))
 }
 
+/// Provider network → ofport of its patch port on the integration bridge (the interfaces
+/// the bridge mappings created, by name).
+fn localnet_map(
+    config: &AgentConfig,
+    snapshot: &BTreeMap<String, vswitch::Vif>,
+) -> BTreeMap<String, u32> {
+    config
+        .bridge_mappings
+        .iter()
+        .filter_map(|m| {
+            let (int_side, _) = crate::physical::patch_port_names(&config.bridge, &m.bridge);
+            let ofport = snapshot.get(&int_side)?.ofport?;
+            Some((m.physnet.clone(), ofport))
+        })
+        .collect()
+}
+
 /// iface-id → ofport of every local VIF (the first interface with an ofport wins when two
 /// claim the same logical port).
 fn vif_map(snapshot: &BTreeMap<String, vswitch::Vif>) -> BTreeMap<String, Option<u32>> {
     let mut out: BTreeMap<String, Option<u32>> = BTreeMap::new();
-    for vif in snapshot.values() {
+    for vif in snapshot.values().filter(|v| !v.iface_id.is_empty()) {
         let slot = out.entry(vif.iface_id.clone()).or_insert(None);
         if slot.is_none() {
             *slot = vif.ofport;
@@ -373,6 +390,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
                     let vifs = vif_map(&snap);
                     observe.vifs(&snap);
                     debug!(vifs = ?vifs, "local interfaces");
+                    reconciler.set_localnets(localnet_map(&config, &snap));
                     reconciler.on_vifs(&vifs);
                 }
                 Some(VifEvent::Disconnected { reason }) => warn!(%reason, "OVSDB disconnected"),

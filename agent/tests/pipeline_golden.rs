@@ -165,6 +165,7 @@ impl Fixture {
             tunnels: &self.tunnels,
             ids: &self.ids,
             neighbours: &weft_agent::pinctrl::neigh::NO_NEIGHBOURS,
+            localnets: &Default::default(),
         }
     }
 }

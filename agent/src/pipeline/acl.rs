@@ -568,6 +568,7 @@ mod tests {
                 tunnels: &self.tunnels,
                 ids: &self.ids,
                 neighbours: &crate::pinctrl::neigh::NO_NEIGHBOURS,
+                localnets: &Default::default(),
             }
         }
         fn flows_of(&self, key: &str) -> Vec<String> {

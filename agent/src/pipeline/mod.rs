@@ -265,6 +265,9 @@ pub struct CompileInput<'a> {
     pub ids: &'a Ids,
     /// Next-hop bindings learned by ARP ([`crate::pinctrl::neigh`]).
     pub neighbours: &'a crate::pinctrl::neigh::Neighbours,
+    /// Provider network (a localnet port's `network_name`) → ofport of its patch port on
+    /// br-int (from `--bridge-mappings`).
+    pub localnets: &'a BTreeMap<String, u32>,
 }
 
 /// How to reach a remote chassis.
@@ -290,6 +293,12 @@ pub enum Location {
 impl<'a> CompileInput<'a> {
     /// Where `port` lives.
     pub fn locate(&self, port: &Port) -> Location {
+        if port.kind == crate::view::PortKind::Localnet {
+            return match crate::view::localnet_network(port).and_then(|n| self.localnets.get(n)) {
+                Some(ofport) => Location::Local { ofport: *ofport },
+                None => Location::Nowhere,
+            };
+        }
         match port.chassis.as_deref() {
             None => Location::Nowhere,
             Some(c) if c == self.chassis => match self.vifs.get(&port.name) {

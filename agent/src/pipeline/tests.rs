@@ -94,6 +94,7 @@ impl Fx {
             tunnels: &self.tunnels,
             ids: &self.ids,
             neighbours: &crate::pinctrl::neigh::NO_NEIGHBOURS,
+            localnets: &Default::default(),
         }
     }
 
@@ -1141,6 +1142,7 @@ fn learned_neighbours_are_lr_neigh_flows_below_the_views() {
     }
     let input = CompileInput {
         neighbours: &n,
+        localnets: &Default::default(),
         ..fx.input()
     };
     let d = compile_all(&input);
@@ -1171,6 +1173,7 @@ fn learned_neighbours_are_recovered_from_their_flows() {
     n.learn(&l, now);
     let d = compile_all(&CompileInput {
         neighbours: &n,
+        localnets: &Default::default(),
         ..fx.input()
     });
     let flows: Vec<weft_openflow::flow::Flow> = d.flows().cloned().collect();
@@ -1183,6 +1186,7 @@ fn learned_neighbours_are_recovered_from_their_flows() {
     // The same compile from the recovered bindings: nothing for the restarted agent to change.
     let d2 = compile_all(&CompileInput {
         neighbours: &again,
+        localnets: &Default::default(),
         ..fx.input()
     });
     assert_eq!(sorted_state(&d), sorted_state(&d2));

@@ -10,6 +10,7 @@ pub mod hash;
 pub mod identity;
 pub mod load_balancer;
 pub mod match_dnf;
+pub mod nat;
 pub mod route;
 pub mod validate;
 pub mod view;
