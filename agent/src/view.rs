@@ -1680,7 +1680,7 @@ mod tests {
         u.ports[0].tunnel_key = 40000;
         rejected(u, "must be in 1..=32767");
         let mut u = snapshot(5);
-        u.ports[0].r#type = "localnet".into();
+        u.ports[0].r#type = "vtep".into();
         rejected(u, "type");
         // The same port key on another switch is fine.
         let mut u = snapshot(5);
@@ -1747,6 +1747,7 @@ mod tests {
             tunnel_key: key,
             enabled: true,
             static_routes: Vec::new(),
+            ..Default::default()
         }
     }
 

@@ -388,7 +388,7 @@ pub fn run_pipeline(cfg: &PipelineConfig) -> Result<PipelineReport, BenchError> 
             tunnels: &topo.tunnels,
             ids: &ids,
             neighbours: &weft_agent::pinctrl::neigh::NO_NEIGHBOURS,
-            localnets: &Default::default(),
+            localnets: &weft_agent::pipeline::NO_LOCALNETS,
         };
         let t = Instant::now();
         let desired = compile_all(&input);
@@ -468,7 +468,7 @@ fn run_adds(cfg: &PipelineConfig, kind: AddKind) -> Result<AddReport, BenchError
         tunnels: &topo.tunnels,
         ids: &ids,
         neighbours: &weft_agent::pinctrl::neigh::NO_NEIGHBOURS,
-        localnets: &Default::default(),
+        localnets: &weft_agent::pipeline::NO_LOCALNETS,
     });
     let mut report = AddReport {
         kind,
@@ -528,7 +528,7 @@ fn run_adds(cfg: &PipelineConfig, kind: AddKind) -> Result<AddReport, BenchError
             tunnels: &topo.tunnels,
             ids: &ids,
             neighbours: &weft_agent::pinctrl::neigh::NO_NEIGHBOURS,
-            localnets: &Default::default(),
+            localnets: &weft_agent::pipeline::NO_LOCALNETS,
         };
         let recompiled = recompile(&mut desired, &input, &change);
         let compiled = Instant::now();

@@ -94,7 +94,7 @@ impl Fx {
             tunnels: &self.tunnels,
             ids: &self.ids,
             neighbours: &crate::pinctrl::neigh::NO_NEIGHBOURS,
-            localnets: &Default::default(),
+            localnets: &crate::pipeline::NO_LOCALNETS,
         }
     }
 
@@ -691,6 +691,7 @@ fn rv(name: &str, key: u32) -> RouterView {
         tunnel_key: key,
         enabled: true,
         static_routes: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -703,6 +704,7 @@ fn rpv(name: &str, router: &str, mac: &str, net: &str, key: u32) -> RouterPortVi
         peer: String::new(),
         tunnel_key: key,
         enabled: true,
+        ..Default::default()
     }
 }
 
@@ -1142,7 +1144,7 @@ fn learned_neighbours_are_lr_neigh_flows_below_the_views() {
     }
     let input = CompileInput {
         neighbours: &n,
-        localnets: &Default::default(),
+        localnets: &crate::pipeline::NO_LOCALNETS,
         ..fx.input()
     };
     let d = compile_all(&input);
@@ -1173,7 +1175,7 @@ fn learned_neighbours_are_recovered_from_their_flows() {
     n.learn(&l, now);
     let d = compile_all(&CompileInput {
         neighbours: &n,
-        localnets: &Default::default(),
+        localnets: &crate::pipeline::NO_LOCALNETS,
         ..fx.input()
     });
     let flows: Vec<weft_openflow::flow::Flow> = d.flows().cloned().collect();
@@ -1186,7 +1188,7 @@ fn learned_neighbours_are_recovered_from_their_flows() {
     // The same compile from the recovered bindings: nothing for the restarted agent to change.
     let d2 = compile_all(&CompileInput {
         neighbours: &again,
-        localnets: &Default::default(),
+        localnets: &crate::pipeline::NO_LOCALNETS,
         ..fx.input()
     });
     assert_eq!(sorted_state(&d), sorted_state(&d2));
