@@ -78,7 +78,7 @@ pub const UNDERLAY_NET: [u8; 3] = [172, 31, 0];
 pub const EXTERNAL_NET: [u8; 3] = [172, 16, 0];
 /// The outside namespace's address on [`EXTERNAL_NET`].
 pub const OUTSIDE_OCTET: u8 = 254;
-/// A network behind the outside namespace (its `beyond0` has [`BEYOND_IP`]/24): reached
+/// A network behind the outside namespace (its loopback has [`BEYOND_IP`]): reached
 /// through the outside only with a static route.
 pub const BEYOND_NET: [u8; 3] = [198, 51, 100];
 pub const BEYOND_IP: &str = "198.51.100.1";
@@ -585,12 +585,11 @@ impl Testbed {
         ip_n(&out, &["addr", "add", &addr, "dev", "x0"])?;
         ip_n(&out, &["link", "set", "x0", "up"])?;
         tx_offload_off(&out, "x0")?;
-        ip_n(&out, &["link", "add", "beyond0", "type", "dummy"])?;
+        // Behind the outside: an address of its own (on lo, no dummy module needed).
         ip_n(
             &out,
-            &["addr", "add", &format!("{BEYOND_IP}/24"), "dev", "beyond0"],
+            &["addr", "add", &format!("{BEYOND_IP}/32"), "dev", "lo"],
         )?;
-        ip_n(&out, &["link", "set", "beyond0", "up"])?;
         Ok(())
     }
 

@@ -23,7 +23,9 @@
 //! - arp-nd on the gateway port's switch: ARP for an external IP is answered with the
 //!   gateway port's MAC on the gateway chassis (centralized rules), with EXTERNAL_MAC on the
 //!   logical port's chassis (distributed rules); l3-entry, priority 100 on that chassis:
-//!   `dl_dst=EXTERNAL_MAC` → into the router as from G.
+//!   `dl_dst=EXTERNAL_MAC` → into the router as from G; lr-neigh, priority
+//!   [`PRIO_NEIGH_RESOLVE`]: the FIP's traffic to an unknown next hop → ARP request from the
+//!   FIP and EXTERNAL_MAC (pinctrl), so the reply comes back to this chassis.
 //!
 //! Recirculations: two per direction on the chassis that translates (the lookup and the
 //! commit of a new connection, one lookup for later packets): within the userspace
@@ -38,7 +40,8 @@ use weft_openflow::flow::{
 };
 use weft_proto::model::nat::{NatRule, NatType};
 
-use super::{arp, gateway, l2, l3, reg, CompileInput, Location, Stage};
+use super::{arp, gateway, l2, l3, punt, reg, CompileInput, Location, Stage};
+use crate::pinctrl::neigh;
 use crate::view::Router;
 
 /// Zone owner name of router `router`'s NAT conntrack zone (`/` is in no port name).
@@ -53,6 +56,9 @@ pub const PRIO_SNAT: u16 = 100;
 /// Distributed SNAT on the logical port's chassis: above the gateway redirect.
 pub const PRIO_DISTRIBUTED: u16 = 210;
 pub const PRIO_COMMIT_BASE: u16 = 100;
+/// lr-neigh: a distributed FIP's unknown next hop, resolved locally (above the port's
+/// miss, [`super::l3::PRIO_NEIGH_MISS`], below learned bindings).
+pub const PRIO_NEIGH_RESOLVE: u16 = 11;
 pub const PRIO_COMMIT_DEFAULT: u16 = 1;
 
 fn md(key: u32) -> MatchField {
@@ -233,6 +239,38 @@ pub fn flows(input: &CompileInput, router: &Router, cookie: u64) -> Vec<Flow> {
             vec![Action::SetField(SetField::EthSrc(mac))],
             PRIO_DISTRIBUTED,
         );
+    }
+    // lr-neigh, distributed: an unknown next hop of the FIP's traffic is resolved from
+    // here, from the FIP and its MAC (the reply comes back to this chassis), instead of
+    // redirecting to the gateway (OVN resolves distributed NAT traffic the same way).
+    for r in &distributed {
+        let Some(mac) = r.external_mac.as_deref().and_then(|m| m.parse().ok()) else {
+            continue;
+        };
+        let resolve = neigh::resolve_userdata(punt::OP_ARP_RESOLVE, mac, sw.key, att.lsp_key);
+        if let Some(a) = punt::neigh(input.ids, resolve) {
+            out.push(flow(
+                Stage::LrNeigh,
+                PRIO_NEIGH_RESOLVE,
+                cookie,
+                Match::from_fields([
+                    md(rk),
+                    reg_is(reg::OUTPORT, g),
+                    ipv4(),
+                    MatchField::Ipv4Src {
+                        value: r.logical_ip.ip(),
+                        mask: None,
+                    },
+                ]),
+                vec![
+                    Action::SetField(SetField::Reg {
+                        index: l3::REG_SOURCE_IP,
+                        value: u32::from(r.external_ip),
+                    }),
+                    a,
+                ],
+            ));
+        }
     }
     // lr-snat-commit.
     for r in rules.iter().filter(|r| r.kind.is_snat()) {
