@@ -141,6 +141,7 @@ mod tests {
                 }],
                 hosts: Vec::new(),
                 pods: BTreeMap::new(),
+                outside: None,
             },
         }
     }

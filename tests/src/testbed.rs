@@ -1292,6 +1292,7 @@ impl Testbed {
             controllers,
             hosts,
             pods: std::mem::take(&mut self.pods),
+            outside: self.outside_netns(),
         }
     }
 }
@@ -1372,6 +1373,9 @@ pub struct LeakedTestbed {
     pub controllers: Vec<ProcState>,
     pub hosts: Vec<HostState>,
     pub pods: BTreeMap<String, Pod>,
+    /// The outside namespace, when built with `TestbedConfig::external`.
+    #[serde(default)]
+    pub outside: Option<String>,
 }
 
 impl LeakedTestbed {

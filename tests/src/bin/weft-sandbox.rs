@@ -3,15 +3,20 @@
 //!
 //! ```text
 //! weft-sandbox up [--hosts N] [--encap vxlan|geneve|gre] [--controllers K] [--dir DIR]
+//!                  [--external]
 //! weft-sandbox pod-add HOST LPORT [--name POD]   (returns once the port is up)
 //! weft-sandbox pod-del POD
-//! weft-sandbox exec POD -- CMD [ARGS...]
+//! weft-sandbox exec POD|outside -- CMD [ARGS...]
 //! weft-sandbox status
 //! weft-sandbox down
 //! ```
 //! State lives in `--dir` (default /tmp/weft-sandbox, or `WEFT_SANDBOX_DIR`). The topology is
 //! described in `weft_testbed::testbed`. Every agent serves CNI on `DIR/hN/cni.sock` (listed
 //! by `status`), so the real `weft-cni` plugin can be driven against any host (docs/cni.md).
+//! With `--external` an "outside" namespace (172.16.0.254, with 198.51.100.1 behind it) sits
+//! on a provider network that every host's `br-ex` reaches; agents map it as `physnet`
+//! (`--bridge-mappings physnet:br-ex`), for localnet ports, gateway chassis and NAT
+//! (docs/routing.md).
 
 /// `println!` that ends the program quietly when stdout is closed (`weft-sandbox status |
 /// head`) instead of panicking on the broken pipe.
@@ -67,6 +72,10 @@ enum Cmd {
         /// Plain text everywhere (no CA, no TLS, no authorization): development only.
         #[arg(long)]
         insecure: bool,
+        /// Also an "outside" namespace on a provider network every host's br-ex (mapped as
+        /// physnet) reaches; `exec outside -- CMD` runs a command there.
+        #[arg(long)]
+        external: bool,
     },
     /// Create a pod on HOST (host1 or 1) bound to logical port LPORT.
     PodAdd {
@@ -78,7 +87,7 @@ enum Cmd {
     },
     /// Delete a pod.
     PodDel { pod: String },
-    /// Run a command inside a pod's network namespace.
+    /// Run a command inside a pod's network namespace (or the outside namespace: `outside`).
     Exec {
         pod: String,
         #[arg(last = true, required = true, value_name = "CMD")]
@@ -136,12 +145,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             encap,
             controllers,
             insecure,
+            external,
         } => up(
             &dir,
             usize::from(hosts),
             encap,
             usize::from(controllers),
             insecure,
+            external,
         ),
         Cmd::PodAdd { host, lport, name } => {
             require_root()?;
@@ -172,12 +183,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Exec { pod, cmd } => {
             require_root()?;
             let st = load_state(&dir)?;
-            let p = st.testbed.pods.get(&pod).with_context(|| {
-                let names: Vec<&str> = st.testbed.pods.keys().map(String::as_str).collect();
-                format!("no pod {pod:?} (pods: {})", names.join(", "))
-            })?;
+            let netns = match (st.testbed.pods.get(&pod), &st.testbed.outside) {
+                (Some(p), _) => p.netns.clone(),
+                (None, Some(out)) if pod == "outside" => out.clone(),
+                _ => {
+                    let names: Vec<&str> = st.testbed.pods.keys().map(String::as_str).collect();
+                    bail!(
+                        "no pod {pod:?} (pods: {}{})",
+                        names.join(", "),
+                        if st.testbed.outside.is_some() {
+                            "; and outside"
+                        } else {
+                            ""
+                        }
+                    )
+                }
+            };
             let status = std::process::Command::new("ip")
-                .args(["netns", "exec", &p.netns])
+                .args(["netns", "exec", &netns])
                 .args(&cmd)
                 .status()
                 .context("running ip netns exec")?;
@@ -276,9 +299,11 @@ fn up(
     encap: Encap,
     controllers: usize,
     insecure: bool,
+    external: bool,
 ) -> anyhow::Result<ExitCode> {
     let cfg = TestbedConfig::new()
         .insecure(insecure)
+        .external(external)
         .hosts(hosts)
         .controllers(controllers)
         .encap(encap)
@@ -395,6 +420,9 @@ fn status(dir: &Path) -> anyhow::Result<ExitCode> {
         out!("{}", line.trim_start_matches("export "));
     }
     out!("etcd        {:<28} {}", tb.etcd.url, alive(tb.etcd.pid));
+    if let Some(out) = &tb.outside {
+        out!("outside     netns {out}: 172.16.0.254/24 on physnet (br-ex), 198.51.100.1 behind");
+    }
     for (i, c) in tb.controllers.iter().enumerate() {
         out!("controller{} {:<28} {}", i + 1, c.url, alive(c.pid));
         if !c.metrics_url.is_empty() {
