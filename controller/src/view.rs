@@ -1171,6 +1171,7 @@ mod tests {
         // switch it has no port on (reached through a router).
         let (mut reached_router, mut reached_far, mut reached_acl) = (false, false, false);
         let mut reached_lb = false;
+        let (mut reached_gateway, mut reached_localnet) = (false, false);
         for seed in 0..40u64 {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut st = ClusterState::default();
@@ -1189,7 +1190,7 @@ mod tests {
                     let router = format!("r{}", rng.random_range(0..3));
                     let rport = format!("rp{}", rng.random_range(0..6));
                     let lb = format!("lb{}", rng.random_range(0..3));
-                    match rng.random_range(0..20) {
+                    match rng.random_range(0..22) {
                         // ACLs, port groups, address sets (the ACL part of the view).
                         14 => {
                             use weft_proto::model::acl::{acl_key, Direction, Entity};
@@ -1286,10 +1287,14 @@ mod tests {
                                     rng.random_range(2..250u8)
                                 )];
                             }
-                            // Some ports connect their switch to a router port.
+                            // Some ports connect their switch to a router port, some to
+                            // the provider network.
                             if rng.random_bool(0.3) {
                                 p.r#type = "router".into();
                                 p.options.insert("router-port".into(), rport.clone());
+                            } else if rng.random_bool(0.15) {
+                                p.r#type = "localnet".into();
+                                p.options.insert("network_name".into(), "physnet".into());
                             }
                             st.apply_put(&k, &k.port(&port), &p.encode_to_vec(), rev);
                         }
@@ -1334,6 +1339,15 @@ mod tests {
                                 networks: vec!["10.0.0.1/24".into()],
                                 peer,
                                 tunnel_key: rng.random_range(1..5),
+                                gateway_chassis: chassis
+                                    .iter()
+                                    .map(|c| (c, rng.random_bool(0.3), rng.random_range(0..3)))
+                                    .filter(|(_, on, _)| *on)
+                                    .map(|(c, _, priority)| weft_proto::v1::GatewayChassis {
+                                        chassis_name: c.to_string(),
+                                        priority,
+                                    })
+                                    .collect(),
                                 ..Default::default()
                             };
                             let key = format!("{}nb/router_ports/{rport}", k.root());
@@ -1361,14 +1375,25 @@ mod tests {
                             let key = format!("{}nb/load_balancers/{lb}", k.root());
                             st.apply_delete(&k, &key, rev);
                         }
+                        // Liveness: it decides the active gateway chassis.
+                        20 | 21 => {
+                            if rng.random_bool(0.6) {
+                                st.apply_put(&k, &k.alive(ch), b"", rev);
+                            } else {
+                                st.apply_delete(&k, &k.alive(ch), rev);
+                            }
+                        }
                         _ => {
                             if rng.random_bool(0.7) {
-                                let c = Chassis {
+                                let mut c = Chassis {
                                     name: ch.into(),
                                     encap_ip: format!("192.168.0.{}", rng.random_range(1..4)),
                                     encap_types: vec!["geneve".into()],
                                     ..Default::default()
                                 };
+                                if rng.random_bool(0.5) {
+                                    c.bridge_mappings.insert("physnet".into(), "br-ex".into());
+                                }
                                 st.apply_put(&k, &k.chassis(ch), &c.encode_to_vec(), rev);
                             } else {
                                 st.apply_delete(&k, &k.chassis(ch), rev);
@@ -1402,6 +1427,21 @@ mod tests {
                 reached_lb |= streams
                     .iter()
                     .any(|(vs, _)| !vs.view().load_balancers.is_empty());
+                reached_gateway |= streams.iter().any(|(vs, _)| {
+                    vs.view()
+                        .router_ports
+                        .values()
+                        .any(|p| !p.active_gateway.is_empty())
+                });
+                reached_localnet |= streams.iter().any(|(vs, _)| {
+                    vs.view().ports.values().any(|p| p.r#type == "localnet")
+                        && vs.local.values().flatten().any(|p| {
+                            vs.view()
+                                .ports
+                                .get(p)
+                                .is_some_and(|x| x.r#type == "localnet")
+                        })
+                });
                 reached_far |= streams
                     .iter()
                     .any(|(vs, _)| vs.view().switches.keys().any(|s| !vs.local.contains_key(s)));
@@ -1417,6 +1457,14 @@ mod tests {
         );
         assert!(reached_acl, "the ACL part was never exercised");
         assert!(reached_lb, "no view ever carried a load balancer");
+        assert!(
+            reached_gateway,
+            "no view ever had an active gateway chassis"
+        );
+        assert!(
+            reached_localnet,
+            "no switch was ever local through a localnet port"
+        );
     }
 
     #[test]
