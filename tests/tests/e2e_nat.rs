@@ -180,10 +180,31 @@ fn packets(tb: &Testbed, host: usize, needles: &[&str]) -> u64 {
         .sum()
 }
 
+fn drift_repairs(addr: std::net::SocketAddr) -> f64 {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("metrics");
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("response");
+    out.lines()
+        .find_map(|l| l.strip_prefix("weft_agent_drift_repairs_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no weft_agent_drift_repairs_total in {out}"))
+}
+
 #[test]
 fn snat_dnat_floating_ip_and_routes() {
     let name = "snat_dnat_floating_ip_and_routes";
-    let cfg = TestbedConfig::new().hosts(3).controllers(1).external(true);
+    // A short resync: the gateway, NAT and localnet flows read back from OVS must equal
+    // what the agent compiled (else every resync would "repair" them).
+    let cfg = TestbedConfig::new()
+        .hosts(3)
+        .controllers(1)
+        .external(true)
+        .agent_args(["--resync-interval", "2"]);
     if !ready(name, &cfg) {
         return;
     }
@@ -309,6 +330,13 @@ fn snat_dnat_floating_ip_and_routes() {
         shown.contains(&format!("external ip: \"{FIP}\"")),
         "{shown}"
     );
+
+    // Several resyncs later no agent repaired anything.
+    std::thread::sleep(Duration::from_secs(5));
+    for h in 1..=3 {
+        let addr = tb.host(h).expect("host").metrics_addr;
+        assert_eq!(drift_repairs(addr), 0.0, "host{h} repaired drift");
+    }
     tb.cleanup();
 }
 
