@@ -381,6 +381,8 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     let mut resync = tokio::time::interval(config.resync_interval);
     resync.tick().await;
     let mut full_needed = true;
+    // Gateway ports resident here at the last apply (their GARPs were sent).
+    let mut gateways_here = std::collections::BTreeSet::new();
 
     loop {
         tokio::select! {
@@ -497,7 +499,11 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
                 crate::metrics::reconcile(full, started);
                 observe.applied(&reconciler);
                 match result {
-                    Ok(()) => full_needed = false,
+                    Ok(()) => {
+                        full_needed = false;
+                        announce_gateways(chan, &reconciler, &config.chassis, &mut gateways_here)
+                            .await;
+                    }
                     Err(e) => {
                         if matches!(e, OfError::Disconnected | OfError::Io(_)) {
                             of = None;
@@ -592,6 +598,27 @@ async fn persist_ids(
 }
 
 /// One reconcile step: a full diff against what the switch has, or an incremental one.
+/// Sends gratuitous ARPs for the gateway ports that became resident on this chassis since
+/// the last apply ([`crate::pinctrl::garp`]), so the provider network learns the new place
+/// of their MACs at once after a failover.
+async fn announce_gateways(
+    chan: &OfChannel,
+    r: &Reconciler,
+    chassis: &str,
+    here: &mut std::collections::BTreeSet<String>,
+) {
+    let now = crate::pinctrl::garp::resident_gateways(r.view(), chassis);
+    for lrp in now.difference(here) {
+        for po in crate::pinctrl::garp::announcements(r.view(), lrp) {
+            if let Err(e) = chan.packet_out(po).await {
+                warn!(port = %lrp, error = %e, "gratuitous ARP not sent");
+            }
+        }
+        info!(port = %lrp, "gateway port active here; gratuitous ARPs sent");
+    }
+    *here = now;
+}
+
 async fn apply(
     chan: &OfChannel,
     endpoint: &Endpoint,

@@ -363,6 +363,22 @@ fn gateway_restart_and_failover() {
     let (_a1, a2, a3) = topology(&mut tb);
     let r = a2.ping(OUTSIDE, 5).expect("ping runs");
     assert!(r.any(), "a2 cannot reach the outside: {r:?}");
+    // A centralized DNAT to a2: inbound through the active gateway.
+    ctl(
+        &mut tb,
+        &[
+            "--wait=hv",
+            "lr-nat-add",
+            "lr1",
+            "dnat",
+            DNAT_IP,
+            &a2.ip.to_string(),
+        ],
+    );
+    assert!(
+        outside_pings(&tb, DNAT_IP),
+        "the outside cannot ping {DNAT_IP}"
+    );
 
     // Agent restart on the gateway (host1) under SNAT traffic: a ping every 100 ms and an
     // established TCP connection through SNAT.
@@ -446,8 +462,21 @@ fn gateway_restart_and_failover() {
         before - t_kill,
         after - t_kill
     );
-    // The next priority is active now: the outside reaches the FIP (on host3) and a2's TCP
-    // leaves from the SNAT address through host2.
+    // The next priority is active now and announced itself (gratuitous ARPs for the port
+    // and the NAT addresses); the outside reaches the DNAT address through it, the FIP (on
+    // host3) directly, and a2's TCP leaves from the SNAT address through host2.
+    let log = tb
+        .host(2)
+        .expect("host2")
+        .agent_log()
+        .expect("agent log")
+        .to_path_buf();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("gateway port active here; gratuitous ARPs sent"),
+        "host2 sent no GARPs on taking over"
+    );
+    assert!(outside_pings(&tb, DNAT_IP), "DNAT down after the failover");
     assert!(outside_pings(&tb, FIP), "FIP down after the failover");
     let peer = tcp_to_outside(&tb, &a2, 5304);
     assert!(
