@@ -324,13 +324,13 @@ mod tests {
             name: "lr1".into(),
             nat: vec![
                 NatRule::parse_text("n", "snat 172.16.0.10 10.1.0.0/16")
-                    .unwrap()
+                    .expect("rule")
                     .to_message(),
                 NatRule::parse_text(
                     "n",
                     "dnat_and_snat 172.16.0.20 10.1.0.5 p1 0a:00:00:00:00:01",
                 )
-                .unwrap()
+                .expect("rule")
                 .to_message(),
             ],
             ..Default::default()

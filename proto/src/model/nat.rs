@@ -530,7 +530,7 @@ pub fn by_priority(list: &[Gateway]) -> Vec<Gateway> {
 }
 
 /// The active gateway: the alive chassis of the highest priority (ties: the first name).
-pub fn active_gateway<'a>(list: &'a [Gateway], alive: impl Fn(&str) -> bool) -> Option<&'a str> {
+pub fn active_gateway(list: &[Gateway], alive: impl Fn(&str) -> bool) -> Option<&str> {
     list.iter()
         .filter(|g| alive(&g.chassis))
         .min_by(|a, b| b.priority.cmp(&a.priority).then(a.chassis.cmp(&b.chassis)))
