@@ -84,6 +84,7 @@ fn garp(mac: Mac, ip: Ipv4Addr, switch_key: u32, lsp_key: u32) -> PacketOut {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use weft_proto::model::view::ViewDelta;

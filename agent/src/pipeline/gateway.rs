@@ -193,10 +193,12 @@ pub fn flows(input: &CompileInput, router: &Router, lrp: &RouterPort, cookie: u6
 mod tests {
     use super::*;
 
+    // The markers never look like port keys.
+    const _: () = assert!(REDIRECT_RESOLVED > crate::view::MAX_PORT_KEY);
+    const _: () = assert!(REDIRECT_UNRESOLVED > crate::view::MAX_PORT_KEY);
+
     #[test]
-    fn markers_never_look_like_port_keys() {
-        assert!(REDIRECT_RESOLVED > crate::view::MAX_PORT_KEY);
-        assert!(REDIRECT_UNRESOLVED > crate::view::MAX_PORT_KEY);
+    fn markers_sit_above_the_port_key() {
         assert_eq!(option_value(REDIRECT_RESOLVED, 5), 0x8000_0005);
     }
 }

@@ -538,6 +538,7 @@ pub fn active_gateway(list: &[Gateway], alive: impl Fn(&str) -> bool) -> Option<
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
