@@ -200,11 +200,28 @@ async fn setup_channel(
     ))
 }
 
+/// Provider network → ofport of its patch port on the integration bridge (the interfaces
+/// the bridge mappings created, by name).
+fn localnet_map(
+    config: &AgentConfig,
+    snapshot: &BTreeMap<String, vswitch::Vif>,
+) -> BTreeMap<String, u32> {
+    config
+        .bridge_mappings
+        .iter()
+        .filter_map(|m| {
+            let (int_side, _) = crate::physical::patch_port_names(&config.bridge, &m.bridge);
+            let ofport = snapshot.get(&int_side)?.ofport?;
+            Some((m.physnet.clone(), ofport))
+        })
+        .collect()
+}
+
 /// iface-id → ofport of every local VIF (the first interface with an ofport wins when two
 /// claim the same logical port).
 fn vif_map(snapshot: &BTreeMap<String, vswitch::Vif>) -> BTreeMap<String, Option<u32>> {
     let mut out: BTreeMap<String, Option<u32>> = BTreeMap::new();
-    for vif in snapshot.values() {
+    for vif in snapshot.values().filter(|v| !v.iface_id.is_empty()) {
         let slot = out.entry(vif.iface_id.clone()).or_insert(None);
         if slot.is_none() {
             *slot = vif.ofport;
@@ -376,6 +393,8 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     let mut resync = tokio::time::interval(config.resync_interval);
     resync.tick().await;
     let mut full_needed = true;
+    // Gateway ports resident here at the last apply (their GARPs were sent).
+    let mut gateways_here = std::collections::BTreeSet::new();
 
     loop {
         tokio::select! {
@@ -385,6 +404,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
                     let vifs = vif_map(&snap);
                     observe.vifs(&snap);
                     debug!(vifs = ?vifs, "local interfaces");
+                    reconciler.set_localnets(localnet_map(&config, &snap));
                     reconciler.on_vifs(&vifs);
                 }
                 Some(VifEvent::Disconnected { reason }) => warn!(%reason, "OVSDB disconnected"),
@@ -491,7 +511,11 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
                 crate::metrics::reconcile(full, started);
                 observe.applied(&reconciler);
                 match result {
-                    Ok(()) => full_needed = false,
+                    Ok(()) => {
+                        full_needed = false;
+                        announce_gateways(chan, &reconciler, &config.chassis, &mut gateways_here)
+                            .await;
+                    }
                     Err(e) => {
                         if matches!(e, OfError::Disconnected | OfError::Io(_)) {
                             of = None;
@@ -590,6 +614,27 @@ async fn persist_ids(
 }
 
 /// One reconcile step: a full diff against what the switch has, or an incremental one.
+/// Sends gratuitous ARPs for the gateway ports that became resident on this chassis since
+/// the last apply ([`crate::pinctrl::garp`]), so the provider network learns the new place
+/// of their MACs at once after a failover.
+async fn announce_gateways(
+    chan: &OfChannel,
+    r: &Reconciler,
+    chassis: &str,
+    here: &mut std::collections::BTreeSet<String>,
+) {
+    let now = crate::pinctrl::garp::resident_gateways(r.view(), chassis);
+    for lrp in now.difference(here) {
+        for po in crate::pinctrl::garp::announcements(r.view(), lrp) {
+            if let Err(e) = chan.packet_out(po).await {
+                warn!(port = %lrp, error = %e, "gratuitous ARP not sent");
+            }
+        }
+        info!(port = %lrp, "gateway port active here; gratuitous ARPs sent");
+    }
+    *here = now;
+}
+
 async fn apply(
     chan: &OfChannel,
     endpoint: &Endpoint,

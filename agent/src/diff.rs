@@ -358,6 +358,7 @@ mod tests {
                 tunnels: &self.tunnels,
                 ids: &self.ids,
                 neighbours: &crate::pinctrl::neigh::NO_NEIGHBOURS,
+                localnets: &crate::pipeline::NO_LOCALNETS,
             }
         }
     }

@@ -6,6 +6,7 @@
 //! | space  | range         | external_ids key             | owner                     |
 //! |--------|---------------|------------------------------|---------------------------|
 //! | zone   | 1..=65535     | `ct-zone-<port>`             | one per local port        |
+//! |        |               | `ct-zone-lr-nat/<router>`    | one per router with NAT   |
 //! | group  | 1..=0xfffffeff| `weft-group-<kind>-<switch>` | 4 per switch ([`GroupKind`]) |
 //! |        |               | `weft-group-ecmp-<router>-<policy>-<prefix>` | one per ECMP route |
 //! | meter  | 1..=65535     | `weft-meter-<name>`          | one per pinctrl handler   |
@@ -335,6 +336,12 @@ impl Ids {
             .filter(|p| vifs.contains_key(&p.name))
             .map(|p| p.name.clone())
             .collect();
+        // One NAT zone per router with NAT rules ([`crate::pipeline::nat`]).
+        local.extend(
+            view.routers()
+                .filter(|r| !r.nat.is_empty())
+                .map(|r| crate::pipeline::nat::zone_owner(&r.name)),
+        );
         // One hairpin SNAT zone per switch that applies a load balancer of the view.
         local.extend(
             view.switches()

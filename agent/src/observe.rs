@@ -113,6 +113,7 @@ impl Observe {
     pub fn vifs(&self, snapshot: &BTreeMap<String, Vif>) {
         let ports = snapshot
             .values()
+            .filter(|v| !v.iface_id.is_empty())
             .filter_map(|v| Some((v.iface_id.clone(), (v.name.clone(), v.ofport?))))
             .collect();
         self.debug.publish_vifs(ports);

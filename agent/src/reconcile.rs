@@ -57,6 +57,8 @@ pub struct Reconciler {
     last_error: String,
     /// Next-hop bindings learned by ARP on this chassis.
     neighbours: Neighbours,
+    /// Provider network → ofport of its patch port on br-int.
+    localnets: BTreeMap<String, u32>,
 }
 
 impl Reconciler {
@@ -75,7 +77,27 @@ impl Reconciler {
             applied_revision: 0,
             last_error: String::new(),
             neighbours: Neighbours::new(),
+            localnets: BTreeMap::new(),
         }
+    }
+
+    /// New patch port ofports of the bridge mappings (provider network → ofport): the
+    /// localnet ports of the view are recompiled. Returns whether anything changed.
+    pub fn set_localnets(&mut self, localnets: BTreeMap<String, u32>) -> bool {
+        if localnets == self.localnets {
+            return false;
+        }
+        self.localnets = localnets;
+        let names: Vec<String> = self
+            .view
+            .ports()
+            .filter(|p| p.kind == crate::view::PortKind::Localnet)
+            .map(|p| p.name.clone())
+            .collect();
+        for n in names {
+            self.pending.mark_port(n);
+        }
+        true
     }
 
     /// The learned next-hop bindings.
@@ -232,6 +254,7 @@ impl Reconciler {
             tunnels: &self.tunnels,
             ids: &self.ids,
             neighbours: &self.neighbours,
+            localnets: &self.localnets,
         }
     }
 

@@ -218,6 +218,9 @@ pub enum PortKind {
     Vif,
     /// The switch side of a router port (type "router").
     Router,
+    /// The switch's connection to a provider network (type "localnet",
+    /// `options:network_name`); present on every chassis that maps the network.
+    Localnet,
 }
 
 /// A logical router.
@@ -230,6 +233,8 @@ pub struct Router {
     pub enabled: bool,
     /// Static routes, as stored (parsed by the shared model).
     pub routes: Vec<StaticRoute>,
+    /// NAT rules, as stored (parsed by the shared model).
+    pub nat: Vec<weft_proto::model::nat::NatRule>,
 }
 
 /// A logical router port.
@@ -247,6 +252,17 @@ pub struct RouterPort {
     /// within its router.
     pub key: u32,
     pub enabled: bool,
+    /// Gateway chassis (a distributed gateway port when not empty).
+    pub gateway_chassis: Vec<weft_proto::model::nat::Gateway>,
+    /// The active one, computed by the controller from the leases; `None` = none alive.
+    pub active_gateway: Option<String>,
+}
+
+impl RouterPort {
+    /// A distributed gateway port (it has gateway chassis).
+    pub fn is_gateway(&self) -> bool {
+        !self.gateway_chassis.is_empty()
+    }
 }
 
 impl Ipv4Prefix {
@@ -965,6 +981,18 @@ impl ChassisView {
 }
 
 /// The router port a router-type switch port attaches (`options:router-port`).
+/// The provider network of a localnet port (`options:network_name`).
+pub fn localnet_network(p: &Port) -> Option<&str> {
+    (p.kind == PortKind::Localnet)
+        .then(|| {
+            p.options
+                .get(weft_proto::model::LOCALNET_NETWORK_NAME)
+                .map(String::as_str)
+        })
+        .flatten()
+        .filter(|s| !s.is_empty())
+}
+
 pub fn router_port_option(p: &Port) -> Option<&str> {
     (p.kind == PortKind::Router)
         .then(|| p.options.get("router-port").map(String::as_str))
@@ -1174,11 +1202,18 @@ fn parse_router(r: &RouterView) -> Result<Router, ViewError> {
             .map_err(|e| ViewError::invalid("router", &r.name, e.field, e.value, e.reason))?;
         routes.push(route);
     }
+    let mut nat = Vec::with_capacity(r.nat.len());
+    for (i, m) in r.nat.iter().enumerate() {
+        let rule = weft_proto::model::nat::NatRule::from_message(&format!("nat[{i}]"), m)
+            .map_err(|e| ViewError::invalid("router", &r.name, e.field, e.value, e.reason))?;
+        nat.push(rule);
+    }
     Ok(Router {
         name: r.name.clone(),
         key: r.tunnel_key,
         enabled: r.enabled,
         routes,
+        nat,
     })
 }
 
@@ -1216,6 +1251,12 @@ fn parse_router_port(p: &RouterPortView) -> Result<RouterPort, ViewError> {
             format!("must be in 1..={MAX_PORT_KEY}"),
         ));
     }
+    let mut gateway_chassis = Vec::with_capacity(p.gateway_chassis.len());
+    for (i, g) in p.gateway_chassis.iter().enumerate() {
+        let g = weft_proto::model::nat::Gateway::from_message(&format!("gateway_chassis[{i}]"), g)
+            .map_err(|e| bad(&e.field, &e.value, e.reason))?;
+        gateway_chassis.push(g);
+    }
     Ok(RouterPort {
         name: p.name.clone(),
         router: p.router.clone(),
@@ -1224,6 +1265,8 @@ fn parse_router_port(p: &RouterPortView) -> Result<RouterPort, ViewError> {
         peer: (!p.peer.is_empty()).then(|| p.peer.clone()),
         key: p.tunnel_key,
         enabled: p.enabled,
+        gateway_chassis,
+        active_gateway: (!p.active_gateway.is_empty()).then(|| p.active_gateway.clone()),
     })
 }
 
@@ -1314,13 +1357,14 @@ fn parse_port(p: &PortView) -> Result<Port, ViewError> {
     let kind = match p.r#type.as_str() {
         "" => PortKind::Vif,
         "router" => PortKind::Router,
+        "localnet" => PortKind::Localnet,
         other => {
             return Err(ViewError::invalid(
                 "port",
                 &p.name,
                 "type",
                 other,
-                "expected \"\" or \"router\"",
+                "expected \"\", \"router\" or \"localnet\"",
             ))
         }
     };
@@ -1331,7 +1375,8 @@ fn parse_port(p: &PortView) -> Result<Port, ViewError> {
         name: p.name.clone(),
         switch: p.switch_name.clone(),
         addresses,
-        unknown: p.unknown,
+        // A localnet port stands for the whole provider network: unknown MACs are there.
+        unknown: p.unknown || kind == PortKind::Localnet,
         port_security,
         chassis: (!p.chassis.is_empty()).then(|| p.chassis.clone()),
         enabled: p.enabled,
@@ -1635,7 +1680,7 @@ mod tests {
         u.ports[0].tunnel_key = 40000;
         rejected(u, "must be in 1..=32767");
         let mut u = snapshot(5);
-        u.ports[0].r#type = "localnet".into();
+        u.ports[0].r#type = "vtep".into();
         rejected(u, "type");
         // The same port key on another switch is fine.
         let mut u = snapshot(5);
@@ -1702,6 +1747,7 @@ mod tests {
             tunnel_key: key,
             enabled: true,
             static_routes: Vec::new(),
+            ..Default::default()
         }
     }
 

@@ -165,6 +165,7 @@ impl Fixture {
             tunnels: &self.tunnels,
             ids: &self.ids,
             neighbours: &weft_agent::pinctrl::neigh::NO_NEIGHBOURS,
+            localnets: &weft_agent::pipeline::NO_LOCALNETS,
         }
     }
 }
@@ -317,6 +318,7 @@ fn routed_snapshot() -> ViewUpdate {
         peer: String::new(),
         tunnel_key: key,
         enabled: true,
+        ..Default::default()
     };
     let sw = |name: &str, vni: u32, subnet: &str| SwitchView {
         name: name.into(),
@@ -347,6 +349,7 @@ fn routed_snapshot() -> ViewUpdate {
             tunnel_key: 100,
             enabled: true,
             static_routes: Vec::new(),
+            ..Default::default()
         }],
         router_ports: vec![
             lrp("lr1-ls1", "0a:00:00:00:01:01", "10.31.0.1/24", 1),

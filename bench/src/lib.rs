@@ -388,6 +388,7 @@ pub fn run_pipeline(cfg: &PipelineConfig) -> Result<PipelineReport, BenchError> 
             tunnels: &topo.tunnels,
             ids: &ids,
             neighbours: &weft_agent::pinctrl::neigh::NO_NEIGHBOURS,
+            localnets: &weft_agent::pipeline::NO_LOCALNETS,
         };
         let t = Instant::now();
         let desired = compile_all(&input);
@@ -467,6 +468,7 @@ fn run_adds(cfg: &PipelineConfig, kind: AddKind) -> Result<AddReport, BenchError
         tunnels: &topo.tunnels,
         ids: &ids,
         neighbours: &weft_agent::pinctrl::neigh::NO_NEIGHBOURS,
+        localnets: &weft_agent::pipeline::NO_LOCALNETS,
     });
     let mut report = AddReport {
         kind,
@@ -526,6 +528,7 @@ fn run_adds(cfg: &PipelineConfig, kind: AddKind) -> Result<AddReport, BenchError
             tunnels: &topo.tunnels,
             ids: &ids,
             neighbours: &weft_agent::pinctrl::neigh::NO_NEIGHBOURS,
+            localnets: &weft_agent::pipeline::NO_LOCALNETS,
         };
         let recompiled = recompile(&mut desired, &input, &change);
         let compiled = Instant::now();

@@ -296,6 +296,19 @@ impl ClusterState {
         )
     }
 
+    /// The liveness of `chassis` changed: when it is a gateway chassis of a router port, the
+    /// active gateway may change, so views are updated (liveness alone changes no view).
+    fn gateway_liveness(&mut self, chassis: &str, revision: i64) {
+        let is_gateway = self
+            .router_ports
+            .values()
+            .any(|p| p.gateway_chassis.iter().any(|g| g.chassis_name == chassis));
+        if is_gateway {
+            self.log_change(revision, Changed::Chassis(chassis.to_string()));
+            self.intent_revision = self.intent_revision.max(revision);
+        }
+    }
+
     fn log_change(&mut self, revision: i64, c: Changed) {
         self.change_log.push_back((revision, c));
         while self.change_log.len() > CHANGE_LOG_LEN {
@@ -363,6 +376,7 @@ impl ClusterState {
             Change::Status
         } else if let Some(name) = rel.strip_prefix("status/alive/") {
             self.alive.insert(name.to_string());
+            self.gateway_liveness(name, mod_rev);
             Change::Status
         } else if let Some(name) = rel.strip_prefix("status/error/") {
             self.errors.insert(
@@ -417,6 +431,7 @@ impl ClusterState {
             Change::Status
         } else if let Some(name) = rel.strip_prefix("status/alive/") {
             self.alive.remove(name);
+            self.gateway_liveness(name, rev);
             Change::Status
         } else if let Some(name) = rel.strip_prefix("status/error/") {
             self.errors.remove(name);

@@ -127,11 +127,51 @@ fn router_view(r: &LogicalRouter) -> RouterView {
         tunnel_key: r.tunnel_key,
         enabled: r.enabled,
         static_routes: r.static_routes.clone(),
+        nat: r.nat.clone(),
     }
 }
 
-fn router_port_view(p: &LogicalRouterPort) -> RouterPortView {
+/// The active gateway chassis of `p`: the alive one of the highest priority ("" = none).
+fn active_gateway(state: &ClusterState, p: &LogicalRouterPort) -> String {
+    let gs: Vec<weft_proto::model::nat::Gateway> = p
+        .gateway_chassis
+        .iter()
+        .map(|g| weft_proto::model::nat::Gateway {
+            chassis: g.chassis_name.clone(),
+            priority: g.priority,
+        })
+        .collect();
+    weft_proto::model::nat::active_gateway(&gs, |c| state.alive.contains(c))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// True when `p` is a localnet port whose provider network `chassis` maps (its
+/// `bridge_mappings`): the port is present there, and its switch is local.
+pub fn localnet_here(state: &ClusterState, p: &LogicalSwitchPort, chassis: &str) -> bool {
+    p.r#type == "localnet"
+        && p.options
+            .get(weft_proto::model::LOCALNET_NETWORK_NAME)
+            .is_some_and(|n| {
+                state
+                    .chassis
+                    .get(chassis)
+                    .is_some_and(|c| c.bridge_mappings.contains_key(n))
+            })
+}
+
+fn remote_chassis(rc: &weft_proto::v1::Chassis) -> RemoteChassis {
+    RemoteChassis {
+        name: rc.name.clone(),
+        encap_ip: rc.encap_ip.clone(),
+        encap_types: rc.encap_types.clone(),
+    }
+}
+
+fn router_port_view(state: &ClusterState, p: &LogicalRouterPort) -> RouterPortView {
     RouterPortView {
+        gateway_chassis: p.gateway_chassis.clone(),
+        active_gateway: active_gateway(state, p),
         name: p.name.clone(),
         router: p.router.clone(),
         mac: p.mac.clone(),
@@ -200,7 +240,7 @@ pub fn compute(state: &ClusterState, chassis: &str) -> View {
     let local_switches: BTreeSet<&str> = state
         .ports
         .values()
-        .filter(|p| bound_to(&p.name) == chassis)
+        .filter(|p| bound_to(&p.name) == chassis || localnet_here(state, p, chassis))
         .map(|p| p.switch_name.as_str())
         .filter(|s| state.switches.contains_key(*s))
         .collect();
@@ -224,7 +264,8 @@ pub fn compute(state: &ClusterState, chassis: &str) -> View {
         }
         for rp in state.router_ports_by_router.get(r).into_iter().flatten() {
             if let Some(lrp) = state.router_ports.get(rp) {
-                view.router_ports.insert(rp.clone(), router_port_view(lrp));
+                view.router_ports
+                    .insert(rp.clone(), router_port_view(state, lrp));
             }
         }
     }
@@ -251,6 +292,15 @@ pub fn compute(state: &ClusterState, chassis: &str) -> View {
                         encap_types: rc.encap_types.clone(),
                     },
                 );
+            }
+        }
+    }
+    // The active gateway chassis of the router ports: redirected traffic is tunnelled there.
+    for rpv in view.router_ports.values() {
+        let g = &rpv.active_gateway;
+        if !g.is_empty() && g != chassis {
+            if let Some(rc) = state.chassis.get(g) {
+                view.chassis.insert(rc.name.clone(), remote_chassis(rc));
             }
         }
     }
@@ -335,6 +385,11 @@ impl ViewState {
                 if let Some(p) = state.ports.get(name) {
                     vs.bind(name, &p.switch_name);
                 }
+            }
+        }
+        for p in state.ports.values() {
+            if localnet_here(state, p, chassis) {
+                vs.bind(&p.name, &p.switch_name);
             }
         }
         let mut t = Touched::default();
@@ -486,12 +541,25 @@ impl ViewState {
             .router_ports
             .get(rp)
             .filter(|p| self.dp_routers.contains(&p.router))
-            .map(router_port_view);
+            .map(|p| router_port_view(state, p));
         if self.view.router_ports.get(rp) != want.as_ref() {
             let old = match &want {
                 Some(v) => self.view.router_ports.insert(rp.to_string(), v.clone()),
                 None => self.view.router_ports.remove(rp),
             };
+            // The active gateway is a remote chassis of the view while a port names it.
+            let was = old
+                .as_ref()
+                .map(|o| o.active_gateway.clone())
+                .unwrap_or_default();
+            let now = want
+                .as_ref()
+                .map(|o| o.active_gateway.clone())
+                .unwrap_or_default();
+            if was != now {
+                self.count_remote(&was, false, t);
+                self.count_remote(&now, true, t);
+            }
             t.router_ports.entry(rp.to_string()).or_insert(old);
         }
     }
@@ -614,6 +682,28 @@ impl ViewState {
                 }
                 Changed::Chassis(c) => {
                     chassis.insert(c.clone());
+                    // Its liveness may change which gateway chassis is active.
+                    for rp in self.view.router_ports.values() {
+                        if rp.gateway_chassis.iter().any(|g| &g.chassis_name == c) {
+                            router_ports.insert(rp.name.clone());
+                        }
+                    }
+                    // Our own bridge mappings decide which localnet ports are here.
+                    if c == &self.chassis {
+                        ports.extend(
+                            state
+                                .ports
+                                .values()
+                                .filter(|p| p.r#type == "localnet")
+                                .map(|p| p.name.clone()),
+                        );
+                        ports.extend(
+                            self.mine
+                                .keys()
+                                .filter(|p| !state.ports.contains_key(*p))
+                                .cloned(),
+                        );
+                    }
                 }
                 Changed::Router(r) => {
                     routers.insert(r.clone());
@@ -645,7 +735,7 @@ impl ViewState {
                 candidates.insert(sw);
             }
             if let Some(port) = state.ports.get(p) {
-                if bound_to(state, p) == self.chassis {
+                if bound_to(state, p) == self.chassis || localnet_here(state, port, &self.chassis) {
                     self.bind(p, &port.switch_name);
                 }
                 candidates.insert(port.switch_name.clone());
@@ -1081,6 +1171,7 @@ mod tests {
         // switch it has no port on (reached through a router).
         let (mut reached_router, mut reached_far, mut reached_acl) = (false, false, false);
         let mut reached_lb = false;
+        let (mut reached_gateway, mut reached_localnet) = (false, false);
         for seed in 0..40u64 {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut st = ClusterState::default();
@@ -1099,7 +1190,7 @@ mod tests {
                     let router = format!("r{}", rng.random_range(0..3));
                     let rport = format!("rp{}", rng.random_range(0..6));
                     let lb = format!("lb{}", rng.random_range(0..3));
-                    match rng.random_range(0..20) {
+                    match rng.random_range(0..22) {
                         // ACLs, port groups, address sets (the ACL part of the view).
                         14 => {
                             use weft_proto::model::acl::{acl_key, Direction, Entity};
@@ -1196,10 +1287,14 @@ mod tests {
                                     rng.random_range(2..250u8)
                                 )];
                             }
-                            // Some ports connect their switch to a router port.
+                            // Some ports connect their switch to a router port, some to
+                            // the provider network.
                             if rng.random_bool(0.3) {
                                 p.r#type = "router".into();
                                 p.options.insert("router-port".into(), rport.clone());
+                            } else if rng.random_bool(0.15) {
+                                p.r#type = "localnet".into();
+                                p.options.insert("network_name".into(), "physnet".into());
                             }
                             st.apply_put(&k, &k.port(&port), &p.encode_to_vec(), rev);
                         }
@@ -1244,6 +1339,15 @@ mod tests {
                                 networks: vec!["10.0.0.1/24".into()],
                                 peer,
                                 tunnel_key: rng.random_range(1..5),
+                                gateway_chassis: chassis
+                                    .iter()
+                                    .map(|c| (c, rng.random_bool(0.3), rng.random_range(0..3)))
+                                    .filter(|(_, on, _)| *on)
+                                    .map(|(c, _, priority)| weft_proto::v1::GatewayChassis {
+                                        chassis_name: c.to_string(),
+                                        priority,
+                                    })
+                                    .collect(),
                                 ..Default::default()
                             };
                             let key = format!("{}nb/router_ports/{rport}", k.root());
@@ -1271,14 +1375,25 @@ mod tests {
                             let key = format!("{}nb/load_balancers/{lb}", k.root());
                             st.apply_delete(&k, &key, rev);
                         }
+                        // Liveness: it decides the active gateway chassis.
+                        20 | 21 => {
+                            if rng.random_bool(0.6) {
+                                st.apply_put(&k, &k.alive(ch), b"", rev);
+                            } else {
+                                st.apply_delete(&k, &k.alive(ch), rev);
+                            }
+                        }
                         _ => {
                             if rng.random_bool(0.7) {
-                                let c = Chassis {
+                                let mut c = Chassis {
                                     name: ch.into(),
                                     encap_ip: format!("192.168.0.{}", rng.random_range(1..4)),
                                     encap_types: vec!["geneve".into()],
                                     ..Default::default()
                                 };
+                                if rng.random_bool(0.5) {
+                                    c.bridge_mappings.insert("physnet".into(), "br-ex".into());
+                                }
                                 st.apply_put(&k, &k.chassis(ch), &c.encode_to_vec(), rev);
                             } else {
                                 st.apply_delete(&k, &k.chassis(ch), rev);
@@ -1312,6 +1427,21 @@ mod tests {
                 reached_lb |= streams
                     .iter()
                     .any(|(vs, _)| !vs.view().load_balancers.is_empty());
+                reached_gateway |= streams.iter().any(|(vs, _)| {
+                    vs.view()
+                        .router_ports
+                        .values()
+                        .any(|p| !p.active_gateway.is_empty())
+                });
+                reached_localnet |= streams.iter().any(|(vs, _)| {
+                    vs.view().ports.values().any(|p| p.r#type == "localnet")
+                        && vs.local.values().flatten().any(|p| {
+                            vs.view()
+                                .ports
+                                .get(p)
+                                .is_some_and(|x| x.r#type == "localnet")
+                        })
+                });
                 reached_far |= streams
                     .iter()
                     .any(|(vs, _)| vs.view().switches.keys().any(|s| !vs.local.contains_key(s)));
@@ -1327,6 +1457,14 @@ mod tests {
         );
         assert!(reached_acl, "the ACL part was never exercised");
         assert!(reached_lb, "no view ever carried a load balancer");
+        assert!(
+            reached_gateway,
+            "no view ever had an active gateway chassis"
+        );
+        assert!(
+            reached_localnet,
+            "no switch was ever local through a localnet port"
+        );
     }
 
     #[test]

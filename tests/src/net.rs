@@ -72,6 +72,10 @@ impl Names {
     pub fn pod(&self, name: &str) -> String {
         format!("{}-p-{name}", self.prefix)
     }
+    /// The "outside" namespace (`TestbedConfig::external`): the provider network and beyond.
+    pub fn outside(&self) -> String {
+        format!("{}-out", self.prefix)
+    }
     /// Root-namespace end of the management veth.
     pub fn root_link(&self) -> String {
         format!("{}-m", self.prefix)

@@ -155,6 +155,7 @@ mod tests {
                 }],
                 hosts: Vec::new(),
                 pods: BTreeMap::new(),
+                outside: None,
             },
             docker: Vec::new(),
         }

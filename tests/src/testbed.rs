@@ -73,6 +73,18 @@ pub const BR_INT: &str = "br-int";
 pub const BR_PHY: &str = "br-phy";
 /// Underlay subnet (first three octets); host N has `.10+N`.
 pub const UNDERLAY_NET: [u8; 3] = [172, 31, 0];
+/// The provider network of `TestbedConfig::external` (inside the namespaces only): every
+/// host's `br-ex` and the outside namespace, at [`OUTSIDE_OCTET`], are on it.
+pub const EXTERNAL_NET: [u8; 3] = [172, 16, 0];
+/// The outside namespace's address on [`EXTERNAL_NET`].
+pub const OUTSIDE_OCTET: u8 = 254;
+/// A network behind the outside namespace (its loopback has [`BEYOND_IP`]): reached
+/// through the outside only with a static route.
+pub const BEYOND_NET: [u8; 3] = [198, 51, 100];
+pub const BEYOND_IP: &str = "198.51.100.1";
+/// The provider bridge of every host, mapped as [`PHYSNET`].
+pub const BR_EX: &str = "br-ex";
+pub const PHYSNET: &str = "physnet";
 /// Set this environment variable to keep a test run's directory (logs, OVS dbs) after
 /// teardown; processes and namespaces are removed all the same.
 pub const KEEP_ENV: &str = "WEFT_TESTBED_KEEP";
@@ -166,6 +178,9 @@ pub struct TestbedConfig {
     /// Every agent serves CNI (`--cni-socket DIR/hN/cni.sock`, see [`Host::cni_socket`]), so
     /// the real `weft-cni` plugin can be driven against any host. Default false.
     pub cni: bool,
+    /// An "outside" namespace on a provider network that every host's `br-ex` reaches
+    /// (agents get `--bridge-mappings physnet:br-ex`). Default false.
+    pub external: bool,
     /// Every agent serves the Docker plugin (`--docker-plugin-socket DIR/hN/plugins/weft.sock`,
     /// see [`crate::docker`]), so a dockerd started with [`Testbed::start_dockerd`] finds it.
     /// Default false.
@@ -193,6 +208,7 @@ impl Default for TestbedConfig {
             agent_args: Vec::new(),
             insecure: false,
             cni: false,
+            external: false,
             docker: false,
         }
     }
@@ -220,6 +236,9 @@ impl TestbedConfig {
         self.cni = on;
         self
     }
+    /// The outside namespace and every host's provider bridge (see the field).
+    pub fn external(mut self, on: bool) -> Self {
+        self.external = on;
     /// See [`TestbedConfig::docker`].
     pub fn docker(mut self, on: bool) -> Self {
         self.docker = on;
@@ -488,6 +507,10 @@ impl Testbed {
         })?);
         self.progress("creating the fabric and management network");
         self.build_fabric()?;
+        if self.cfg.external {
+            self.progress("creating the outside namespace and the provider network");
+            self.build_outside()?;
+        }
         if let Some(pki) = &self.pki {
             // One server certificate for every replica: they share the management address.
             let ip = net::addr_in(self.mgmt_net()?, 1).to_string();
@@ -549,6 +572,46 @@ impl Testbed {
         ip_n(&fab, &["link", "set", "up0", "master", "brm", "up"])?;
         self.mgmt_net = Some(netp);
         Ok(())
+    }
+
+    /// The provider network (bridge `brx` in the fabric) and the outside namespace on it,
+    /// with [`BEYOND_IP`] behind it.
+    fn build_outside(&mut self) -> anyhow::Result<()> {
+        let fab = self.names.fabric();
+        let out = self.names.outside();
+        ip_n(&fab, &["link", "add", "brx", "type", "bridge"])?;
+        ip_n(&fab, &["link", "set", "brx", "up"])?;
+        netns_add(&out)?;
+        ip_n(
+            &fab,
+            &[
+                "link", "add", "xo", "type", "veth", "peer", "name", "x0", "netns", &out,
+            ],
+        )?;
+        ip_n(&fab, &["link", "set", "xo", "master", "brx", "up"])?;
+        let addr = format!("{}/24", net::addr_in(EXTERNAL_NET, OUTSIDE_OCTET));
+        ip_n(&out, &["addr", "add", &addr, "dev", "x0"])?;
+        ip_n(&out, &["link", "set", "x0", "up"])?;
+        tx_offload_off(&out, "x0")?;
+        // Behind the outside: an address of its own (on lo, no dummy module needed).
+        ip_n(
+            &out,
+            &["addr", "add", &format!("{BEYOND_IP}/32"), "dev", "lo"],
+        )?;
+        Ok(())
+    }
+
+    /// The outside namespace (with [`TestbedConfig::external`]).
+    pub fn outside_netns(&self) -> Option<String> {
+        self.cfg.external.then(|| self.names.outside())
+    }
+
+    /// Runs a command in the outside namespace.
+    pub fn outside_exec(&self, cmd: &[&str]) -> anyhow::Result<String> {
+        let ns = self
+            .outside_netns()
+            .context("the testbed has no outside namespace")?;
+        crate::process::run_in(&ns, cmd[0], &cmd[1..])
     }
 
     fn mgmt_net(&self) -> anyhow::Result<[u8; 3]> {
@@ -687,6 +750,36 @@ impl Testbed {
         )?;
         ip_n(&ns, &["link", "set", "mgmt0", "up"])?;
 
+        if self.cfg.external {
+            // Provider bridge: a veth into the fabric's brx (the provider network). OVS'
+            // default NORMAL flow forwards on it, as on any provider bridge OVN uses.
+            let xn = format!("x{n}");
+            ip_n(
+                &fab,
+                &[
+                    "link", "add", &xn, "type", "veth", "peer", "name", "ex0", "netns", &ns,
+                ],
+            )?;
+            ip_n(&fab, &["link", "set", &xn, "master", "brx", "up"])?;
+            ip_n(&ns, &["link", "set", "ex0", "up"])?;
+            tx_offload_off(&ns, "ex0")?;
+            host.ovs.vsctl(&[
+                "--may-exist",
+                "add-br",
+                BR_EX,
+                "--",
+                "set",
+                "bridge",
+                BR_EX,
+                "datapath_type=netdev",
+                "--",
+                "--may-exist",
+                "add-port",
+                BR_EX,
+                "ex0",
+            ])?;
+        }
+
         if self.cfg.agents {
             let spec = self.agent_spec(n)?;
             let agent = spec.spawn()?;
@@ -722,6 +815,14 @@ impl Testbed {
             None => vec!["--insecure".to_string()],
         })
         .args(self.cfg.agent_args.iter().map(String::as_str))
+        .args(if self.cfg.external {
+            vec![
+                "--bridge-mappings".to_string(),
+                format!("{PHYSNET}:{BR_EX}"),
+            ]
+        } else {
+            Vec::new()
+        })
         .arg("--ovs-rundir")
         .arg(rundir)
         .args(
@@ -1226,6 +1327,7 @@ impl Testbed {
             controllers,
             hosts,
             pods: std::mem::take(&mut self.pods),
+            outside: self.outside_netns(),
         }
     }
 }
@@ -1306,6 +1408,9 @@ pub struct LeakedTestbed {
     pub controllers: Vec<ProcState>,
     pub hosts: Vec<HostState>,
     pub pods: BTreeMap<String, Pod>,
+    /// The outside namespace, when built with `TestbedConfig::external`.
+    #[serde(default)]
+    pub outside: Option<String>,
 }
 
 impl LeakedTestbed {

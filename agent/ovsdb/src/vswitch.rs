@@ -995,15 +995,18 @@ pub struct Vif {
     pub external_ids: BTreeMap<String, String>,
 }
 
-/// Pure: the VIFs among Interface rows, keyed by interface name.
+/// Pure: the VIFs among Interface rows, keyed by interface name; also the bridge-mapping
+/// patch ports (`external_ids:weft-physnet`), with an empty `iface_id`, for their ofports.
 pub fn vifs_from_rows<'a, I: IntoIterator<Item = (&'a Uuid, &'a Row)>>(
     rows: I,
 ) -> BTreeMap<String, Vif> {
     let mut out = BTreeMap::new();
     for (uuid, row) in rows {
         let ext = row.str_map_col("external_ids");
-        let Some(iface_id) = ext.get("iface-id").filter(|s| !s.is_empty()).cloned() else {
-            continue;
+        let iface_id = match ext.get("iface-id").filter(|s| !s.is_empty()) {
+            Some(id) => id.clone(),
+            None if ext.contains_key("weft-physnet") => String::new(),
+            None => continue,
         };
         let Some(name) = row.str_col("name") else {
             continue;

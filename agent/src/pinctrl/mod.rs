@@ -16,6 +16,7 @@
 //! [`Op::AclReject`] and [`Op::AclLog`], the ACL verdicts that need the agent ([`acl`]).
 
 pub mod acl;
+pub mod garp;
 pub mod icmp;
 pub mod neigh;
 

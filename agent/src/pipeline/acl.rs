@@ -650,6 +650,7 @@ mod tests {
                 tunnels: &self.tunnels,
                 ids: &self.ids,
                 neighbours: &crate::pinctrl::neigh::NO_NEIGHBOURS,
+                localnets: &crate::pipeline::NO_LOCALNETS,
             }
         }
         fn flows_of(&self, key: &str) -> Vec<String> {

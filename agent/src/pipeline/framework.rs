@@ -54,6 +54,7 @@ pub enum Stage {
     CommitOut = 66,
     PortSecOut = 68,
     Output = 70,
+    LrSnatCommit = 80,
     MacBinding = 90,
     LearnedHairpin = 91,
 }
@@ -127,6 +128,7 @@ pub const STAGES: &[StageDecl] = &[
     decl(Stage::CommitOut, "commit-out", Next),
     decl(Stage::PortSecOut, "port-sec-out", Next),
     decl(Stage::Output, "output", Drop),
+    decl(Stage::LrSnatCommit, "lr-snat-commit", Empty),
     decl(Stage::MacBinding, "mac-binding", Empty),
     decl(Stage::LearnedHairpin, "learned-hairpin", Empty),
 ];

@@ -1,6 +1,7 @@
 //! Stages l3-entry .. lr-exit (tables 40–48): distributed logical routing between the
 //! switches attached to a router, on the chassis where the packet enters (as OVN does).
-//! Connected networks here; static routes in [`super::static_routes`]; no NAT yet.
+//! Connected networks here; static routes in [`super::static_routes`]; gateway ports in
+//! [`super::gateway`], NAT in [`super::nat`].
 //!
 //! A router-type switch port (`options:router-port=LRP`, addresses `router`) stands for the
 //! router port's MAC on its switch. Per router port (owner = the router port), when it, its
@@ -216,6 +217,7 @@ pub fn router_port_flows(
     view: &ChassisView,
     ids: &Ids,
     neighbours: &Neighbours,
+    chassis: &str,
     name: &str,
     cookie: u64,
 ) -> Vec<Flow> {
@@ -227,6 +229,9 @@ pub fn router_port_flows(
     };
     let rk = router.key;
     let mut flows = Vec::new();
+    // A gateway port off its gateway chassis takes nothing in from its switch and resolves
+    // no next hop ([`super::gateway`] redirects its traffic).
+    let resident = super::gateway::resident(chassis, lrp);
 
     // lr-input: ARP for the port's IPs, ping to any IP of the router, drop the rest.
     for n in &lrp.networks {
@@ -247,13 +252,16 @@ pub fn router_port_flows(
             m,
             arp::reply_actions(lrp.mac, n.addr),
         ));
-        flows.push(flow(
-            Stage::LrInput,
-            PRIO_INPUT_OWN_IP,
-            cookie,
-            Match::from_fields([md(rk), ipv4(), ip_dst(n.addr, None)]),
-            Vec::new(),
-        ));
+        // A NAT external IP that is also the port's address lets translated replies in.
+        if !router.nat.iter().any(|r| r.external_ip == n.addr) {
+            flows.push(flow(
+                Stage::LrInput,
+                PRIO_INPUT_OWN_IP,
+                cookie,
+                Match::from_fields([md(rk), ipv4(), ip_dst(n.addr, None)]),
+                Vec::new(),
+            ));
+        }
     }
     // TTL about to expire: ICMP time exceeded from the input port's first address.
     if let Some(n) = lrp.networks.first() {
@@ -300,7 +308,7 @@ pub fn router_port_flows(
     let sw = att.switch;
 
     // arp-nd on the switch.
-    for ip in switch_arp_ips(sw, lrp) {
+    for ip in switch_arp_ips(sw, lrp).into_iter().filter(|_| resident) {
         flows.push(flow(
             Stage::ArpNd,
             arp::PRIO_REPLY,
@@ -310,24 +318,26 @@ pub fn router_port_flows(
         ));
     }
     // l3-entry.
-    flows.push(flow(
-        Stage::L3Entry,
-        PRIO_ENTRY,
-        cookie,
-        Match::from_fields([
-            l2::metadata(sw),
-            MatchField::EthDst {
-                value: lrp.mac,
-                mask: None,
-            },
-        ]),
-        vec![
-            Action::SetField(SetField::Metadata(u64::from(rk))),
-            set_reg(reg::INPORT, lrp.key),
-            set_reg(reg::OUTPORT, 0),
-            Stage::LrInput.goto(),
-        ],
-    ));
+    flows.extend(resident.then(|| {
+        flow(
+            Stage::L3Entry,
+            PRIO_ENTRY,
+            cookie,
+            Match::from_fields([
+                l2::metadata(sw),
+                MatchField::EthDst {
+                    value: lrp.mac,
+                    mask: None,
+                },
+            ]),
+            vec![
+                Action::SetField(SetField::Metadata(u64::from(rk))),
+                set_reg(reg::INPORT, lrp.key),
+                set_reg(reg::OUTPORT, 0),
+                Stage::LrInput.goto(),
+            ],
+        )
+    }));
     // lr-route: connected networks.
     for n in &lrp.networks {
         flows.push(flow(
@@ -399,7 +409,7 @@ pub fn router_port_flows(
         ));
     }
     let resolve = neigh::resolve_userdata(punt::OP_ARP_RESOLVE, lrp.mac, sw.key, att.lsp_key);
-    if let Some(a) = punt::neigh(ids, resolve) {
+    if let Some(a) = punt::neigh(ids, resolve).filter(|_| resident) {
         flows.push(flow(
             Stage::LrNeigh,
             PRIO_NEIGH_MISS,

@@ -47,7 +47,10 @@
 //!  41 lr-input     ARP/ping for router IPs -> reply; other  |
 //!                  to router IPs -> drop; TTL 0/1 ->        |
 //!                  controller (time exceeded); ip -> next   |
-//!  42 lr-ct  -  43 lr-dnat  -                               |
+//!  42 lr-ct        NAT (gateway / FIP chassis): from the    |
+//!                  gateway port -> ct(zone=router,nat,->43) |
+//!  43 lr-dnat      +new to a dnat external IP ->            |
+//!                  ct(commit,nat(dst=logical),->44) (nat)   |
 //!  44 lr-route     connected nets, longest prefix first:    |
 //!                  dec_ttl, reg0=ip4.dst, reg1=LRP IP,      |
 //!                  eth_src=LRP MAC, reg15=LRP; static       |
@@ -57,7 +60,9 @@
 //!  46 lr-neigh     reg15,reg0 -> eth_dst (view bindings,    |
 //!                  then learned ones); unknown ->           |
 //!                  controller (ARP request), drop           |
-//!  47 lr-snat -                                             |
+//!  47 lr-snat      gateway port off its gateway chassis ->  |
+//!                  Geneve redirect (gateway); on it: to the |
+//!                  gateway port -> ct(zone=router,nat,->80) |
 //!  48 lr-exit      reg15=LRP -> metadata=LS, reg14=LSP -> 50|
 //!          v                                              v
 //!  50 l2-lookup    dl_dst=port MAC -> reg15=PORT -> 58; multicast -> FLOOD group
@@ -75,6 +80,8 @@
 //!                  VIF itself, hairpin -> IN_PORT)
 //!                  remote: not FROM_TUNNEL -> tun_id=VNI, tun_dst, Geneve option, output:tun
 //!                  anything else -> drop (a tunnelled packet is never re-tunnelled)
+//!  80 lr-snat-commit  +new from a snat logical IP -> ct(commit,nat(src=external),->48);
+//!                  else resubmit(,48) (reached only by ct recirculation from lr-snat)
 //!  90 mac-binding  (empty: resubmit lookups)   91 learned-hairpin (empty)
 //! ```
 //!
@@ -86,8 +93,11 @@
 //! - `reg10` = flags; bit 0 ([`reg::FLAG_FROM_TUNNEL`]) = came in on a tunnel;
 //! - `reg0` / `reg1` on a router datapath = next hop IPv4 / router source IP ([`l3`]);
 //! - reserved for the features to come: reg2/reg4
-//!   LB original port / VIP, reg11/reg12 router zones.
+//!   LB original port / VIP, reg11/reg12 router zones (NAT uses one constant zone per
+//!   router, [`nat::zone_owner`]).
 //! - `reg3` = an allowing ACL's `--label` ([`acl`]).
+//! - a Geneve redirect to a gateway chassis carries a marker with bit 15 set in the
+//!   option's input-port bits ([`gateway`]).
 //! - `reg8` ACL bits ([`acl`]): bit 1 = do not commit (replies, related, allow-stateless),
 //!   bit 2 = labelled (commit writes reg3 to `ct_label[96..127]`);
 //!   `reg13` is reloaded with the output port's zone at pre-ct-out on stateful switches.
@@ -102,16 +112,20 @@
 //! Group and meter ids come from [`crate::ids::Ids`] (per owner, persisted in OVSDB).
 //!
 //! Each feature is a file returning flows (and groups, meters): [`classify`],
-//! [`port_security`], [`arp`], [`lb`] (switch load balancers), [`l3`] (routing), [`static_routes`], [`l2`], [`crate::physical`] (dispatch, output, tunnels),
+//! [`port_security`], [`arp`], [`lb`] (switch load balancers), [`l3`] (routing), [`static_routes`],
+//! [`gateway`] (distributed gateway ports), [`nat`], [`l2`], [`crate::physical`] (dispatch,
+//! output, tunnels, localnet ports),
 //! [`punt`] (controller actions and their meters), [`framework`] (the defaults).
 pub mod acl;
 pub mod acl_match;
 pub mod arp;
 pub mod classify;
 pub mod framework;
+pub mod gateway;
 pub mod l2;
 pub mod l3;
 pub mod lb;
+pub mod nat;
 pub mod port_security;
 pub mod punt;
 mod state;
@@ -267,7 +281,13 @@ pub struct CompileInput<'a> {
     pub ids: &'a Ids,
     /// Next-hop bindings learned by ARP ([`crate::pinctrl::neigh`]).
     pub neighbours: &'a crate::pinctrl::neigh::Neighbours,
+    /// Provider network (a localnet port's `network_name`) → ofport of its patch port on
+    /// br-int (from `--bridge-mappings`).
+    pub localnets: &'a BTreeMap<String, u32>,
 }
+
+/// No localnet patch ports (for inputs built without bridge mappings).
+pub static NO_LOCALNETS: BTreeMap<String, u32> = BTreeMap::new();
 
 /// How to reach a remote chassis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -292,6 +312,12 @@ pub enum Location {
 impl<'a> CompileInput<'a> {
     /// Where `port` lives.
     pub fn locate(&self, port: &Port) -> Location {
+        if port.kind == crate::view::PortKind::Localnet {
+            return match crate::view::localnet_network(port).and_then(|n| self.localnets.get(n)) {
+                Some(ofport) => Location::Local { ofport: *ofport },
+                None => Location::Nowhere,
+            };
+        }
         match port.chassis.as_deref() {
             None => Location::Nowhere,
             Some(c) if c == self.chassis => match self.vifs.get(&port.name) {
@@ -371,6 +397,7 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
                 let (f, g) = static_routes::flows(input.view, input.ids, r, cookie);
                 flows.extend(f);
                 groups = g;
+                flows.extend(nat::flows(input, r, cookie));
             }
             Compiled {
                 flows,
@@ -378,10 +405,27 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
                 meters: Vec::new(),
             }
         }
-        Owner::RouterPort(name) => Compiled {
-            flows: l3::router_port_flows(input.view, input.ids, input.neighbours, name, cookie),
-            ..Compiled::default()
-        },
+        Owner::RouterPort(name) => {
+            let mut flows = l3::router_port_flows(
+                input.view,
+                input.ids,
+                input.neighbours,
+                input.chassis,
+                name,
+                cookie,
+            );
+            if let Some(lrp) = input.view.router_port(name) {
+                if let Some(r) = input.view.router(&lrp.router).filter(|r| r.enabled) {
+                    if lrp.enabled {
+                        flows.extend(gateway::flows(input, r, lrp, cookie));
+                    }
+                }
+            }
+            Compiled {
+                flows,
+                ..Compiled::default()
+            }
+        }
         Owner::Acl(key) => Compiled {
             flows: acl::acl_flows(input, key).unwrap_or_else(|e| {
                 tracing::warn!(acl = %key, error = %e, "ACL not installed");

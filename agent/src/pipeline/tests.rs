@@ -94,6 +94,7 @@ impl Fx {
             tunnels: &self.tunnels,
             ids: &self.ids,
             neighbours: &crate::pinctrl::neigh::NO_NEIGHBOURS,
+            localnets: &crate::pipeline::NO_LOCALNETS,
         }
     }
 
@@ -690,6 +691,7 @@ fn rv(name: &str, key: u32) -> RouterView {
         tunnel_key: key,
         enabled: true,
         static_routes: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -702,6 +704,7 @@ fn rpv(name: &str, router: &str, mac: &str, net: &str, key: u32) -> RouterPortVi
         peer: String::new(),
         tunnel_key: key,
         enabled: true,
+        ..Default::default()
     }
 }
 
@@ -1141,6 +1144,7 @@ fn learned_neighbours_are_lr_neigh_flows_below_the_views() {
     }
     let input = CompileInput {
         neighbours: &n,
+        localnets: &crate::pipeline::NO_LOCALNETS,
         ..fx.input()
     };
     let d = compile_all(&input);
@@ -1171,6 +1175,7 @@ fn learned_neighbours_are_recovered_from_their_flows() {
     n.learn(&l, now);
     let d = compile_all(&CompileInput {
         neighbours: &n,
+        localnets: &crate::pipeline::NO_LOCALNETS,
         ..fx.input()
     });
     let flows: Vec<weft_openflow::flow::Flow> = d.flows().cloned().collect();
@@ -1183,6 +1188,7 @@ fn learned_neighbours_are_recovered_from_their_flows() {
     // The same compile from the recovered bindings: nothing for the restarted agent to change.
     let d2 = compile_all(&CompileInput {
         neighbours: &again,
+        localnets: &crate::pipeline::NO_LOCALNETS,
         ..fx.input()
     });
     assert_eq!(sorted_state(&d), sorted_state(&d2));
@@ -1253,4 +1259,270 @@ fn recompile_tracks_chassis_and_attachments_for_router_owned_flows() {
     fx.sync();
     recompile(&mut d, &fx.input(), &change);
     assert_consistent(&fx, &d);
+}
+
+/// `routed()` plus an external switch `ext` (172.16.0.0/24, key 3) with a localnet port on
+/// physnet and router port lr1-ext (key 3) whose gateway chassis are hv1 (20) and hv2 (10),
+/// `active` being the active one; lr1 has `nat` (column text).
+fn gatewayed(active: &str, nat: &[&str]) -> Fx {
+    let mut r = rv("lr1", 0x200);
+    r.nat = nat
+        .iter()
+        .map(|t| {
+            weft_proto::model::nat::NatRule::parse_text("nat", t)
+                .expect("rule")
+                .to_message()
+        })
+        .collect();
+    let mut ext_port = rpv("lr1-ext", "lr1", "0a:00:00:00:10:01", "172.16.0.1/24", 3);
+    ext_port.gateway_chassis = vec![
+        weft_proto::v1::GatewayChassis {
+            chassis_name: "hv1".into(),
+            priority: 20,
+        },
+        weft_proto::v1::GatewayChassis {
+            chassis_name: "hv2".into(),
+            priority: 10,
+        },
+    ];
+    ext_port.active_gateway = active.into();
+    let ln = PortView {
+        name: "ln".into(),
+        switch_name: "ext".into(),
+        r#type: "localnet".into(),
+        options: [("network_name".to_string(), "physnet".to_string())].into(),
+        enabled: true,
+        tunnel_key: 5,
+        ..Default::default()
+    };
+    Fx::new(
+        ViewDelta {
+            revision: 1,
+            snapshot: true,
+            switches: vec![
+                subnet_switch("ls1", 1, "10.31.0.0/24"),
+                subnet_switch("ext", 3, "172.16.0.0/24"),
+            ],
+            ports: vec![
+                vif("a", "ls1", "00:00:00:00:01:0a", "10.31.0.10", 10, "hv1"),
+                router_lsp("ls1-lr1", "ls1", "lr1-ls1", 1),
+                router_lsp("ext-lr1", "ext", "lr1-ext", 1),
+                ln,
+            ],
+            chassis: vec![cv("hv2", "192.168.0.2", &["geneve"])],
+            routers: vec![r],
+            router_ports: vec![
+                rpv("lr1-ls1", "lr1", "0a:00:00:00:01:01", "10.31.0.1/24", 1),
+                ext_port,
+            ],
+            ..Default::default()
+        },
+        &[("a", 1)],
+    )
+}
+
+fn gateway_input<'a>(fx: &'a Fx, localnets: &'a BTreeMap<String, u32>) -> CompileInput<'a> {
+    CompileInput {
+        localnets,
+        ..fx.input()
+    }
+}
+
+#[test]
+fn gateway_port_redirects_off_its_chassis_and_receives_on_it() {
+    let localnets: BTreeMap<String, u32> = [("physnet".to_string(), 7)].into();
+    // Active on hv2: hv1 redirects and takes nothing in.
+    let fx = gatewayed("hv2", &[]);
+    let d = compile_all(&gateway_input(&fx, &localnets));
+    let flows = owner_rendered(&d, &Owner::RouterPort("lr1-ext".into()));
+    let has = |needles: &[&str]| flows.iter().any(|f| needles.iter().all(|n| f.contains(n)));
+    assert!(
+        has(&[
+            "table=47",
+            "priority=200",
+            "reg15=0x3",
+            "set_field:0x8000->reg14",
+            "set_field:192.168.0.2->tun_dst",
+            "NXM_NX_TUN_METADATA0[16..31]",
+            "output:100"
+        ]),
+        "{flows:#?}"
+    );
+    assert!(
+        has(&["table=46", "priority=10", "set_field:0x8001->reg14"]),
+        "{flows:#?}"
+    );
+    assert!(
+        has(&[
+            "table=40",
+            "priority=100",
+            "metadata=0x103",
+            "dl_dst=0a:00:00:00:10:01 actions=drop"
+        ]),
+        "{flows:#?}"
+    );
+    assert!(
+        !has(&["table=20", "arp_tpa=172.16.0.1"]),
+        "ARP answered off the gateway"
+    );
+    assert!(
+        !has(&["table=46", "controller("]),
+        "next hop resolved off the gateway: {flows:#?}"
+    );
+    // The localnet port is on its patch port.
+    let ln = owner_rendered(&d, &Owner::Port("ln".into()));
+    assert!(
+        ln.iter()
+            .any(|f| f.contains("in_port=7") && f.contains("goto_table:5")),
+        "{ln:#?}"
+    );
+    assert!(
+        ln.iter()
+            .any(|f| f.contains("table=70") && f.ends_with("actions=output:7")),
+        "{ln:#?}"
+    );
+
+    // Active on hv1: it receives redirects, answers ARP, resolves next hops.
+    let fx = gatewayed("hv1", &[]);
+    let d = compile_all(&gateway_input(&fx, &localnets));
+    let flows = owner_rendered(&d, &Owner::RouterPort("lr1-ext".into()));
+    let has = |needles: &[&str]| flows.iter().any(|f| needles.iter().all(|n| f.contains(n)));
+    assert!(
+        has(&[
+            "priority=120",
+            "in_port=100",
+            "tun_metadata0=0x80000003",
+            "set_field:0x200->metadata",
+            "goto_table:47"
+        ]),
+        "{flows:#?}"
+    );
+    assert!(
+        has(&["priority=120", "tun_metadata0=0x80010003", "goto_table:44"]),
+        "{flows:#?}"
+    );
+    assert!(has(&["table=20", "arp_tpa=172.16.0.1"]), "{flows:#?}");
+    assert!(
+        !has(&["0x8000->reg14"]),
+        "the gateway redirects: {flows:#?}"
+    );
+}
+
+#[test]
+fn nat_flows_run_on_the_gateway_and_fips_on_their_chassis() {
+    let localnets: BTreeMap<String, u32> = [("physnet".to_string(), 7)].into();
+    let nat = [
+        "snat 172.16.0.10 10.31.0.0/24",
+        "dnat_and_snat 172.16.0.30 10.31.0.10 a 0a:00:00:00:f1:30",
+    ];
+    // hv1 is not the gateway, but a (the FIP's port) is here: only the FIP's flows.
+    let fx = gatewayed("hv2", &nat);
+    let zone = fx.ids.zone(&nat::zone_owner("lr1")).expect("a NAT zone");
+    let d = compile_all(&gateway_input(&fx, &localnets));
+    let flows = owner_rendered(&d, &Owner::Router("lr1".into()));
+    let has = |needles: &[&str]| flows.iter().any(|f| needles.iter().all(|n| f.contains(n)));
+    let z = format!("zone={zone}");
+    assert!(
+        has(&[
+            "table=47",
+            "priority=210",
+            "nw_src=10.31.0.10",
+            "set_field:0a:00:00:00:f1:30->eth_src",
+            "ct(table=80",
+            &z
+        ]),
+        "{flows:#?}"
+    );
+    assert!(
+        has(&[
+            "table=80",
+            "+new+trk",
+            "nw_src=10.31.0.10",
+            "ct(commit,table=48",
+            "nat(src=172.16.0.30)"
+        ]),
+        "{flows:#?}"
+    );
+    assert!(
+        has(&["table=43", "nw_dst=172.16.0.30", "nat(dst=10.31.0.10)"]),
+        "{flows:#?}"
+    );
+    assert!(
+        has(&[
+            "table=20",
+            "arp_tpa=172.16.0.30",
+            "0a:00:00:00:f1:30->arp_sha"
+        ]),
+        "{flows:#?}"
+    );
+    assert!(
+        has(&[
+            "table=40",
+            "dl_dst=0a:00:00:00:f1:30",
+            "set_field:0x3->reg14"
+        ]),
+        "{flows:#?}"
+    );
+    assert!(
+        has(&[
+            "table=46",
+            "priority=11",
+            "nw_src=10.31.0.10",
+            "controller("
+        ]),
+        "{flows:#?}"
+    );
+    assert!(
+        !has(&["nat(src=172.16.0.10)"]),
+        "SNAT off the gateway: {flows:#?}"
+    );
+    assert!(!has(&["table=47", "priority=100"]), "{flows:#?}");
+
+    // On the gateway: everything, ARP for the SNAT address with the port's MAC.
+    let fx = gatewayed("hv1", &nat);
+    let d = compile_all(&gateway_input(&fx, &localnets));
+    let flows = owner_rendered(&d, &Owner::Router("lr1".into()));
+    let has = |needles: &[&str]| flows.iter().any(|f| needles.iter().all(|n| f.contains(n)));
+    assert!(has(&["table=42", "reg14=0x3", "ct(table=43"]), "{flows:#?}");
+    assert!(
+        has(&["table=47", "priority=100", "reg15=0x3", "ct(table=80"]),
+        "{flows:#?}"
+    );
+    assert!(
+        has(&[
+            "table=80",
+            "priority=124",
+            "nw_src=10.31.0.0/24",
+            "nat(src=172.16.0.10)"
+        ]),
+        "{flows:#?}"
+    );
+    assert!(
+        has(&["table=80", "priority=1,", "resubmit(,48)"]),
+        "{flows:#?}"
+    );
+    assert!(
+        has(&[
+            "table=20",
+            "arp_tpa=172.16.0.10",
+            "0a:00:00:00:10:01->arp_sha"
+        ]),
+        "{flows:#?}"
+    );
+    assert!(
+        has(&[
+            "table=43",
+            "priority=90",
+            "nw_dst=172.16.0.10",
+            "actions=drop"
+        ]),
+        "{flows:#?}"
+    );
+    // No NAT rules: no zone, no flows.
+    let fx = gatewayed("hv1", &[]);
+    assert!(fx.ids.zone(&nat::zone_owner("lr1")).is_none());
+    let d = compile_all(&gateway_input(&fx, &localnets));
+    assert!(owner_rendered(&d, &Owner::Router("lr1".into()))
+        .iter()
+        .all(|f| !f.contains("ct(")));
 }

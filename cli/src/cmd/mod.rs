@@ -25,8 +25,10 @@ pub mod chassis;
 pub mod completion;
 pub mod db;
 pub mod flows;
+pub mod gateway_chassis;
 pub mod load_balancer;
 pub mod meter;
+pub mod nat;
 pub mod port;
 pub mod port_group;
 pub mod route;
@@ -96,6 +98,8 @@ registry! {
     SupportBundle(support_bundle::SupportBundleCmd),
     Completion(completion::CompletionCmd),
     Route(route::RouteCmd),
+    Nat(nat::NatCmd),
+    GatewayChassis(gateway_chassis::GatewayChassisCmd),
 }
 
 /// A noun's commands.

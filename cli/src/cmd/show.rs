@@ -51,9 +51,17 @@ impl Noun for ShowCmd {
                                 })
                                 .collect::<Vec<_>>(),
                         )?;
-                        for (i, (r, _)) in routers.iter().enumerate() {
+                        for (i, (r, ports)) in routers.iter().enumerate() {
                             v["routers"][i]["routes"] =
                                 serde_json::to_value(super::route::sorted_routes(r))?;
+                            v["routers"][i]["nat"] =
+                                serde_json::to_value(super::nat::sorted_nat(r))?;
+                            for (j, p) in ports.iter().enumerate() {
+                                v["routers"][i]["ports"][j]["gateway_chassis"] =
+                                    serde_json::to_value(super::gateway_chassis::sorted_gateways(
+                                        p,
+                                    ))?;
+                            }
                         }
                     }
                     return Ok(json_text(&v, out)?);
@@ -111,6 +119,25 @@ fn router_block(r: &pb::LogicalRouter, ports: &[pb::LogicalRouterPort]) -> Strin
         if !p.peer.is_empty() {
             out.push_str(&format!("        peer: {}\n", p.peer));
         }
+        // As ovn-nbctl: highest priority first.
+        let gws = super::gateway_chassis::sorted_gateways(p);
+        if !gws.is_empty() {
+            let names: Vec<String> = gws.iter().map(|g| g.chassis.clone()).collect();
+            out.push_str(&format!("        gateway chassis: [{}]\n", names.join(" ")));
+        }
+    }
+    // NAT rules (as lr-nat-list orders them), in ovn-nbctl's block form.
+    for n in super::nat::sorted_nat(r) {
+        out.push_str(&format!("    nat {} {}\n", n.kind, n.external_ip));
+        out.push_str(&format!("        external ip: \"{}\"\n", n.external_ip));
+        if !n.external_mac.is_empty() {
+            out.push_str(&format!("        external mac: \"{}\"\n", n.external_mac));
+        }
+        out.push_str(&format!("        logical ip: \"{}\"\n", n.logical_ip));
+        if !n.logical_port.is_empty() {
+            out.push_str(&format!("        logical port: \"{}\"\n", n.logical_port));
+        }
+        out.push_str(&format!("        type: \"{}\"\n", n.kind));
     }
     // Static routes, longest prefix first (as lr-route-list).
     for rt in super::route::sorted_routes(r) {

@@ -109,6 +109,56 @@ fn router_link(p: &LogicalSwitchPort) -> Option<&str> {
         .flatten()
 }
 
+/// The switch ports (as the plan sees them) of type `router` attaching router port `rp`.
+fn attaching_ports(plan: &mut Plan, rp: &str) -> Vec<LogicalSwitchPort> {
+    let mut names: std::collections::BTreeSet<String> = plan
+        .base()
+        .router_port_links
+        .get(rp)
+        .map(|s| s.iter().cloned().collect())
+        .unwrap_or_default();
+    for (n, o) in plan.overlay_of(&PortKind) {
+        if o.as_ref().and_then(lsp).and_then(router_link) == Some(rp) {
+            names.insert(n);
+        }
+    }
+    names
+        .iter()
+        .filter_map(|n| plan.get(&PortKind, n))
+        .filter_map(|o| lsp(&o).cloned())
+        .filter(|p| router_link(p) == Some(rp))
+        .collect()
+}
+
+/// The localnet port (as the plan sees it) of the switch that router port `rp` attaches
+/// (through a router-type switch port), if any: the port's path to a provider network.
+pub fn localnet_of_router_port(plan: &mut Plan, rp: &str) -> Option<LogicalSwitchPort> {
+    for att in attaching_ports(plan, rp) {
+        let mut names: std::collections::BTreeSet<String> = plan
+            .base()
+            .ports_by_switch
+            .get(&att.switch_name)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for (n, o) in plan.overlay_of(&PortKind) {
+            if o.as_ref()
+                .and_then(lsp)
+                .is_some_and(|p| p.switch_name == att.switch_name)
+            {
+                names.insert(n);
+            }
+        }
+        for n in names {
+            if let Some(p) = plan.get(&PortKind, &n).and_then(|o| lsp(&o).cloned()) {
+                if p.switch_name == att.switch_name && p.r#type == "localnet" {
+                    return Some(p);
+                }
+            }
+        }
+    }
+    None
+}
+
 /// A router-type port's `router-port` must name an existing router port that no other
 /// switch port attaches and that is not peered with another router port.
 fn check_router_link(p: &LogicalSwitchPort, plan: &mut Plan) -> ApiResult<()> {
@@ -176,6 +226,12 @@ fn validate_fields(p: &LogicalSwitchPort) -> ApiResult<Vec<PortAddress>> {
     if p.r#type == "router" {
         if let Some(rp) = p.options.get("router-port") {
             validate_name("port.options:router-port", rp)?;
+        }
+    }
+    if p.r#type == "localnet" {
+        let key = weft_proto::model::LOCALNET_NETWORK_NAME;
+        if let Some(n) = p.options.get(key) {
+            validate_name(&format!("port.options:{key}"), n)?;
         }
     }
     let security = parse_port_security(&p.port_security)?;

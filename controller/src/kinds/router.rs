@@ -3,9 +3,13 @@
 //! Logical_Router_Static_Route rows): `lr-route-add` and `lr-route-del` are add/remove ops
 //! on that column with ovn-nbctl's semantics ([`weft_proto::model::route`]), and a new
 //! route's next hop must be on a network of one of the router's ports unless it names its
-//! output port, which must be a port of this router.
+//! output port, which must be a port of this router. Its NAT rules live in the router too
+//! (`nat`, OVN's NAT rows): `lr-nat-add` / `lr-nat-del` are add/remove ops on that column
+//! ([`weft_proto::model::nat`]), and a new rule's external IP must be on a network of one of
+//! the router's gateway ports (a port with gateway chassis).
 
 use prost::Message;
+use weft_proto::model::nat::{self, NatAdd, NatDel, NatRule};
 use weft_proto::model::route::{apply_add, apply_del, RouteAdd, RouteDel, StaticRoute};
 use weft_proto::v1::{column_op::Action, object, ColumnOp, ColumnType, LogicalRouter, Object};
 
@@ -30,6 +34,7 @@ static COLUMNS: &[ColumnDef] = &[
     ColumnDef::ro("tunnel_key", ColumnType::Scalar),
     ColumnDef::ro("ports", ColumnType::Set),
     ColumnDef::rw("static_routes", ColumnType::Set),
+    ColumnDef::rw("nat", ColumnType::Set),
 ];
 
 super::object_accessors!(LogicalRouter, LogicalRouter, lr, lr_mut);
@@ -39,6 +44,72 @@ fn check(r: &LogicalRouter) -> Result<(), ValidationError> {
     check_map("router.options", &r.options)?;
     check_map("router.external_ids", &r.external_ids)?;
     routes(r)?;
+    nat_rules(r)?;
+    Ok(())
+}
+
+/// The router's parsed NAT rules.
+fn nat_rules(r: &LogicalRouter) -> Result<Vec<NatRule>, ValidationError> {
+    r.nat
+        .iter()
+        .enumerate()
+        .map(|(i, m)| NatRule::from_message(&format!("nat[{i}]"), m))
+        .collect()
+}
+
+fn nat_texts(r: &LogicalRouter) -> Vec<String> {
+    nat_rules(r)
+        .map(|rs| rs.iter().map(NatRule::to_text).collect())
+        .unwrap_or_default()
+}
+
+/// Each NAT rule `r` has that `old` had not: its external IP must be on a network of a
+/// gateway port of the router (a port with gateway chassis), where it is answered and
+/// translated; no two rules may be the same.
+fn check_new_nat(r: &LogicalRouter, old: &[NatRule], plan: &mut Plan) -> ApiResult<()> {
+    let rules = nat_rules(r)?;
+    for (i, a) in rules.iter().enumerate() {
+        if let Some(j) = rules[..i].iter().position(|b| b == a) {
+            return Err(ValidationError::new(
+                format!("nat[{i}]"),
+                &a.to_text(),
+                format!("the same NAT rule as nat[{j}]"),
+            )
+            .into());
+        }
+    }
+    let new: Vec<(usize, &NatRule)> = rules
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| !old.contains(x))
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let ports = super::router_port::ports_of_router(plan, &r.name);
+    for (i, rule) in new {
+        let on_gateway = ports
+            .iter()
+            .filter(|p| !p.gateway_chassis.is_empty())
+            .any(|p| {
+                p.networks.iter().any(|n| {
+                    n.parse::<ipnetwork::IpNetwork>()
+                        .is_ok_and(|n| n.contains(rule.external_ip.into()))
+                })
+            });
+        if !on_gateway {
+            return Err(ValidationError::new(
+                format!("nat[{i}].external_ip"),
+                &rule.external_ip.to_string(),
+                format!(
+                    "on no network of a gateway port of router {:?} (set one with \
+                     lrp-set-gateway-chassis)",
+                    r.name
+                ),
+            )
+            .into());
+        }
+    }
     Ok(())
 }
 
@@ -134,6 +205,7 @@ impl Kind for RouterKind {
             "external_ids" => ColumnValue::map(&r.external_ids),
             "tunnel_key" => ColumnValue::int(r.tunnel_key),
             "static_routes" => ColumnValue::Set(route_texts(r)),
+            "nat" => ColumnValue::Set(nat_texts(r)),
             "ports" => ColumnValue::Set(
                 state
                     .router_ports_by_router
@@ -167,6 +239,18 @@ impl Kind for RouterKind {
                 }
                 r.static_routes = out.iter().map(StaticRoute::to_message).collect();
             }
+            "nat" => {
+                let mut out = Vec::new();
+                for (i, t) in v.into_set(column)?.iter().enumerate() {
+                    let field = format!("nat[{i}]");
+                    let add = NatAdd {
+                        rule: NatRule::parse_text(&field, t)?,
+                        may_exist: false,
+                    };
+                    nat::apply_add(&mut out, &add, &field)?;
+                }
+                r.nat = out.iter().map(NatRule::to_message).collect();
+            }
             _ => return Err(not_settable(NAME, column)),
         }
         Ok(())
@@ -177,7 +261,7 @@ impl Kind for RouterKind {
         column: &str,
         op: &ColumnOp,
     ) -> Option<Result<ColumnValue, ValidationError>> {
-        if column != "static_routes" {
+        if column != "static_routes" && column != "nat" {
             return None;
         }
         let action = Action::try_from(op.action).ok()?;
@@ -185,6 +269,20 @@ impl Kind for RouterKind {
             return None;
         }
         let r = lr(obj)?;
+        if column == "nat" {
+            return Some((|| {
+                let mut rs = nat_rules(r)?;
+                for v in &op.values {
+                    match action {
+                        Action::Add => {
+                            nat::apply_add(&mut rs, &NatAdd::parse_text(column, v)?, column)?
+                        }
+                        _ => nat::apply_del(&mut rs, &NatDel::parse_text(column, v)?, column)?,
+                    }
+                }
+                Ok(ColumnValue::Set(rs.iter().map(NatRule::to_text).collect()))
+            })());
+        }
         Some((|| {
             let mut rs = routes(r)?;
             for v in &op.values {
@@ -204,6 +302,7 @@ impl Kind for RouterKind {
         r.enabled = true;
         let mine = r.clone();
         check_new_routes(&mine, &[], plan)?;
+        check_new_nat(&mine, &[], plan)?;
         let name = r.name.clone();
         let key = allocate_datapath_key(plan, &format!("router:{name}"))?;
         if let Some(r) = lr_mut(obj) {
@@ -217,6 +316,8 @@ impl Kind for RouterKind {
         let old_routes = lr(old).map(routes).transpose()?.unwrap_or_default();
         let mine = r.clone();
         check_new_routes(&mine, &old_routes, plan)?;
+        let old_nat = lr(old).map(nat_rules).transpose()?.unwrap_or_default();
+        check_new_nat(&mine, &old_nat, plan)?;
         Ok(())
     }
     fn delete(&self, obj: &Object, plan: &mut Plan) -> ApiResult<()> {

@@ -1,12 +1,16 @@
 //! `Logical_Router_Port`: a port of a router, with its MAC and networks. A switch connects
 //! to it the OVN way: a `Logical_Switch_Port` of type `router` with
-//! `options:router-port=<this port>` (views follow that link).
+//! `options:router-port=<this port>` (views follow that link). Its `gateway_chassis`
+//! (`lrp-set-gateway-chassis`, OVN's Gateway_Chassis rows, "CHASSIS PRIORITY" each) make it
+//! a distributed gateway port; setting the first one needs a localnet path: the switch the
+//! port attaches must have a localnet port.
 
 use std::collections::BTreeSet;
 
 use ipnetwork::IpNetwork;
 use prost::Message;
-use weft_proto::v1::{object, ColumnType, LogicalRouterPort, Object};
+use weft_proto::model::nat::{apply_gateway_del, apply_gateway_set, by_priority, Gateway};
+use weft_proto::v1::{column_op::Action, object, ColumnOp, ColumnType, LogicalRouterPort, Object};
 
 use super::{check_map, not_settable, set_map, EXTERNAL_IDS};
 use crate::error::{ApiError, ApiResult};
@@ -31,7 +35,45 @@ static COLUMNS: &[ColumnDef] = &[
     ColumnDef::rw("options", ColumnType::Map),
     EXTERNAL_IDS,
     ColumnDef::ro("tunnel_key", ColumnType::Scalar),
+    ColumnDef::rw("gateway_chassis", ColumnType::Set),
 ];
+
+/// The port's parsed gateway chassis.
+fn gateways(p: &LogicalRouterPort) -> Result<Vec<Gateway>, ValidationError> {
+    p.gateway_chassis
+        .iter()
+        .enumerate()
+        .map(|(i, g)| Gateway::from_message(&format!("router_port.gateway_chassis[{i}]"), g))
+        .collect()
+}
+
+fn gateway_texts(p: &LogicalRouterPort) -> Vec<String> {
+    gateways(p)
+        .map(|g| by_priority(&g).iter().map(Gateway::to_text).collect())
+        .unwrap_or_default()
+}
+
+/// A port that gets gateway chassis must reach a provider network: the switch it attaches
+/// must have a localnet port (else nothing could leave through the gateway).
+fn check_gateway_path(p: &LogicalRouterPort, was_gateway: bool, plan: &mut Plan) -> ApiResult<()> {
+    if p.gateway_chassis.is_empty() || was_gateway {
+        return Ok(());
+    }
+    if super::port::localnet_of_router_port(plan, &p.name).is_none() {
+        let g = &p.gateway_chassis[0];
+        return Err(ValidationError::new(
+            "router_port.gateway_chassis",
+            &g.chassis_name,
+            format!(
+                "router port {:?} has no localnet path: attach it to a switch with a \
+                 localnet port (lsp-set-type PORT localnet) first",
+                p.name
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
 
 /// Claim of a router port key.
 pub fn key_claim(router: &str, key: u32) -> String {
@@ -188,6 +230,7 @@ impl Kind for RouterPortKind {
             "options" => ColumnValue::map(&p.options),
             "external_ids" => ColumnValue::map(&p.external_ids),
             "tunnel_key" => ColumnValue::int(p.tunnel_key),
+            "gateway_chassis" => ColumnValue::Set(gateway_texts(p)),
             _ => return None,
         })
     }
@@ -207,9 +250,46 @@ impl Kind for RouterPortKind {
             "enabled" => p.enabled = v.into_bool(column)?,
             "options" => set_map(&mut p.options, column, v)?,
             "external_ids" => set_map(&mut p.external_ids, column, v)?,
+            "gateway_chassis" => {
+                let mut out = Vec::new();
+                for (i, t) in v.into_set(column)?.iter().enumerate() {
+                    let field = format!("router_port.gateway_chassis[{i}]");
+                    apply_gateway_set(&mut out, Gateway::parse_text(&field, t)?);
+                }
+                p.gateway_chassis = out.iter().map(Gateway::to_message).collect();
+            }
             _ => return Err(not_settable(NAME, column)),
         }
         Ok(())
+    }
+    /// `gateway_chassis` add ("CHASSIS [PRIORITY]": adds or re-prioritizes, as
+    /// `lrp-set-gateway-chassis`) and remove ("CHASSIS": must be there, as
+    /// `lrp-del-gateway-chassis`).
+    fn apply_op(
+        &self,
+        obj: &Object,
+        column: &str,
+        op: &ColumnOp,
+    ) -> Option<Result<ColumnValue, ValidationError>> {
+        if column != "gateway_chassis" {
+            return None;
+        }
+        let action = Action::try_from(op.action).ok()?;
+        if !matches!(action, Action::Add | Action::Remove) {
+            return None;
+        }
+        let p = lrp(obj)?;
+        Some((|| {
+            let mut gs = gateways(p)?;
+            let field = "router_port.gateway_chassis";
+            for v in &op.values {
+                match action {
+                    Action::Add => apply_gateway_set(&mut gs, Gateway::parse_text(field, v)?),
+                    _ => apply_gateway_del(&mut gs, v.trim(), &p.name, field)?,
+                }
+            }
+            Ok(ColumnValue::Set(gs.iter().map(Gateway::to_text).collect()))
+        })())
     }
     fn refs(&self, obj: &Object) -> Vec<Ref> {
         lrp(obj)
@@ -229,6 +309,8 @@ impl Kind for RouterPortKind {
         p.enabled = true;
         let mine = p.clone();
         check_overlaps(&mine, plan)?;
+        gateways(&mine)?;
+        check_gateway_path(&mine, false, plan)?;
         let p = lrp_mut(obj).ok_or_else(|| ApiError::Internal("not a router port".into()))?;
         let router = p.router.clone();
         let name = p.name.clone();
@@ -253,6 +335,9 @@ impl Kind for RouterPortKind {
         if lrp(old).map(|o| &o.networks) != Some(&mine.networks) {
             check_overlaps(&mine, plan)?;
         }
+        gateways(&mine)?;
+        let was_gateway = lrp(old).is_some_and(|o| !o.gateway_chassis.is_empty());
+        check_gateway_path(&mine, was_gateway, plan)?;
         Ok(())
     }
     fn delete(&self, obj: &Object, plan: &mut Plan) -> ApiResult<()> {

@@ -11,6 +11,7 @@ pub mod identity;
 pub mod load_balancer;
 pub mod match_dnf;
 pub mod meter;
+pub mod nat;
 pub mod route;
 pub mod validate;
 pub mod view;

@@ -435,8 +435,13 @@ pub fn stored_subnet(sw: &LogicalSwitch) -> Option<Ipv4Network> {
     }
 }
 
-/// Port types: "" (a VIF) and "router" (the switch end of a router port).
-pub const PORT_TYPES: [&str; 2] = ["", "router"];
+/// Port types: "" (a VIF), "router" (the switch end of a router port) and "localnet" (the
+/// switch's connection to a provider network, `options:network_name=PHYSNET`, present on
+/// every chassis whose bridge mappings have PHYSNET).
+pub const PORT_TYPES: [&str; 3] = ["", "router", "localnet"];
+
+/// The option of a localnet port naming its provider network.
+pub const LOCALNET_NETWORK_NAME: &str = "network_name";
 
 /// Validates a port type.
 pub fn validate_port_type(t: &str) -> Result<()> {
@@ -446,7 +451,7 @@ pub fn validate_port_type(t: &str) -> Result<()> {
         Err(ValidationError::new(
             "port.type",
             t,
-            "unsupported port type (\"\" for a VIF, or \"router\")",
+            "unsupported port type (\"\" for a VIF, \"router\" or \"localnet\")",
         ))
     }
 }

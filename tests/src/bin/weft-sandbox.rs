@@ -3,9 +3,10 @@
 //!
 //! ```text
 //! weft-sandbox up [--hosts N] [--encap vxlan|geneve|gre] [--controllers K] [--dir DIR]
+//!                  [--external]
 //! weft-sandbox pod-add HOST LPORT [--name POD]   (returns once the port is up)
 //! weft-sandbox pod-del POD
-//! weft-sandbox exec POD -- CMD [ARGS...]
+//! weft-sandbox exec POD|outside -- CMD [ARGS...]
 //! weft-sandbox docker HOST -- ARGS...            (with `up --docker`: the docker CLI on HOST)
 //! weft-sandbox status
 //! weft-sandbox down
@@ -15,6 +16,10 @@
 //! by `status`), so the real `weft-cni` plugin can be driven against any host (docs/cni.md).
 //! `up --docker` also starts a real dockerd per host using that host's agent as network and
 //! IPAM driver `weft` (docs/docker.md).
+//! With `--external` an "outside" namespace (172.16.0.254, with 198.51.100.1 behind it) sits
+//! on a provider network that every host's `br-ex` reaches; agents map it as `physnet`
+//! (`--bridge-mappings physnet:br-ex`), for localnet ports, gateway chassis and NAT
+//! (docs/routing.md).
 
 /// `println!` that ends the program quietly when stdout is closed (`weft-sandbox status |
 /// head`) instead of panicking on the broken pipe.
@@ -70,6 +75,10 @@ enum Cmd {
         /// Plain text everywhere (no CA, no TLS, no authorization): development only.
         #[arg(long)]
         insecure: bool,
+        /// Also an "outside" namespace on a provider network every host's br-ex (mapped as
+        /// physnet) reaches; `exec outside -- CMD` runs a command there.
+        #[arg(long)]
+        external: bool,
         /// Also start a real dockerd on every host, with the Weft network and IPAM driver
         /// `weft` (served by the host's agent) and a `busybox` image (docs/docker.md).
         #[arg(long)]
@@ -91,7 +100,7 @@ enum Cmd {
     },
     /// Delete a pod.
     PodDel { pod: String },
-    /// Run a command inside a pod's network namespace.
+    /// Run a command inside a pod's network namespace (or the outside namespace: `outside`).
     Exec {
         pod: String,
         #[arg(last = true, required = true, value_name = "CMD")]
@@ -150,6 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             controllers,
             insecure,
             docker,
+            external,
         } => up(
             &dir,
             usize::from(hosts),
@@ -157,6 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             usize::from(controllers),
             insecure,
             docker,
+            external,
         ),
         Cmd::Docker { host, args } => {
             require_root()?;
@@ -191,12 +202,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Exec { pod, cmd } => {
             require_root()?;
             let st = load_state(&dir)?;
-            let p = st.testbed.pods.get(&pod).with_context(|| {
-                let names: Vec<&str> = st.testbed.pods.keys().map(String::as_str).collect();
-                format!("no pod {pod:?} (pods: {})", names.join(", "))
-            })?;
+            let netns = match (st.testbed.pods.get(&pod), &st.testbed.outside) {
+                (Some(p), _) => p.netns.clone(),
+                (None, Some(out)) if pod == "outside" => out.clone(),
+                _ => {
+                    let names: Vec<&str> = st.testbed.pods.keys().map(String::as_str).collect();
+                    bail!(
+                        "no pod {pod:?} (pods: {}{})",
+                        names.join(", "),
+                        if st.testbed.outside.is_some() {
+                            "; and outside"
+                        } else {
+                            ""
+                        }
+                    )
+                }
+            };
             let status = std::process::Command::new("ip")
-                .args(["netns", "exec", &p.netns])
+                .args(["netns", "exec", &netns])
                 .args(&cmd)
                 .status()
                 .context("running ip netns exec")?;
@@ -296,10 +319,12 @@ fn up(
     controllers: usize,
     insecure: bool,
     docker: bool,
+    external: bool,
 ) -> anyhow::Result<ExitCode> {
     let cfg = TestbedConfig::new()
         .insecure(insecure)
         .docker(docker)
+        .external(external)
         .hosts(hosts)
         .controllers(controllers)
         .encap(encap)
@@ -447,6 +472,9 @@ fn status(dir: &Path) -> anyhow::Result<ExitCode> {
         out!("{}", line.trim_start_matches("export "));
     }
     out!("etcd        {:<28} {}", tb.etcd.url, alive(tb.etcd.pid));
+    if let Some(out) = &tb.outside {
+        out!("outside     netns {out}: 172.16.0.254/24 on physnet (br-ex), 198.51.100.1 behind");
+    }
     for (i, c) in tb.controllers.iter().enumerate() {
         out!("controller{} {:<28} {}", i + 1, c.url, alive(c.pid));
         if !c.metrics_url.is_empty() {
