@@ -239,6 +239,8 @@ impl TestbedConfig {
     /// The outside namespace and every host's provider bridge (see the field).
     pub fn external(mut self, on: bool) -> Self {
         self.external = on;
+        self
+    }
     /// See [`TestbedConfig::docker`].
     pub fn docker(mut self, on: bool) -> Self {
         self.docker = on;
