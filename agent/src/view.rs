@@ -247,6 +247,9 @@ pub struct RouterPort {
     /// within its router.
     pub key: u32,
     pub enabled: bool,
+    /// `options:gateway_mtu`: the MTU of the network behind the port
+    /// ([`crate::pipeline::mtu`]).
+    pub gateway_mtu: Option<u16>,
 }
 
 impl Ipv4Prefix {
@@ -1224,6 +1227,21 @@ fn parse_router_port(p: &RouterPortView) -> Result<RouterPort, ViewError> {
         peer: (!p.peer.is_empty()).then(|| p.peer.clone()),
         key: p.tunnel_key,
         enabled: p.enabled,
+        gateway_mtu: match p.gateway_mtu {
+            0 => None,
+            m => Some(
+                u16::try_from(m)
+                    .ok()
+                    .filter(|m| *m >= weft_proto::model::validate::MIN_GATEWAY_MTU)
+                    .ok_or_else(|| {
+                        bad(
+                            "gateway_mtu",
+                            &m.to_string(),
+                            "must be in 68..=65535 (or 0: none)".into(),
+                        )
+                    })?,
+            ),
+        },
     })
 }
 

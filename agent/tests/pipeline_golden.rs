@@ -317,6 +317,7 @@ fn routed_snapshot() -> ViewUpdate {
         peer: String::new(),
         tunnel_key: key,
         enabled: true,
+        gateway_mtu: 0,
     };
     let sw = |name: &str, vni: u32, subnet: &str| SwitchView {
         name: name.into(),

@@ -58,7 +58,11 @@
 //!                  then learned ones); unknown ->           |
 //!                  controller (ARP request), drop           |
 //!  47 lr-snat -                                             |
-//!  48 lr-exit      reg15=LRP -> metadata=LS, reg14=LSP -> 50|
+//!  48 lr-exit      reg15=LRP -> metadata=LS, reg14=LSP -> 50;|
+//!                  LRP with gateway_mtu: check_pkt_larger   |
+//!                  -> reg9[1], -> 49                        |
+//!  49 lr-mtu       reg9[1]=1 -> controller (ICMP frag       |
+//!                  needed / fragment); else as lr-exit      |
 //!          v                                              v
 //!  50 l2-lookup    dl_dst=port MAC -> reg15=PORT -> 58; multicast -> FLOOD group
 //!                  (FLOOD_LOCAL when FROM_TUNNEL); unknown -> UNKNOWN(_LOCAL) or drop
@@ -85,6 +89,8 @@
 //! - `reg13[0..15]` = conntrack zone of the input port ([`crate::ids`]);
 //! - `reg10` = flags; bit 0 ([`reg::FLAG_FROM_TUNNEL`]) = came in on a tunnel;
 //! - `reg0` / `reg1` on a router datapath = next hop IPv4 / router source IP ([`l3`]);
+//! - `reg9[1]` = the routed packet is longer than its output port's `gateway_mtu` (set at
+//!   lr-exit, read at lr-mtu: [`mtu`]; OVN's REGBIT_PKT_LARGER);
 //! - reserved for the features to come: reg2/reg4
 //!   LB original port / VIP, reg3 rule id, reg11/reg12 router zones.
 //! - `reg8` ACL bits ([`acl`]): bit 1 = do not commit (replies, related, allow-stateless);
@@ -100,7 +106,7 @@
 //! Group and meter ids come from [`crate::ids::Ids`] (per owner, persisted in OVSDB).
 //!
 //! Each feature is a file returning flows (and groups, meters): [`classify`],
-//! [`port_security`], [`arp`], [`lb`] (switch load balancers), [`l3`] (routing), [`static_routes`], [`l2`], [`crate::physical`] (dispatch, output, tunnels),
+//! [`port_security`], [`arp`], [`lb`] (switch load balancers), [`l3`] (routing), [`static_routes`], [`mtu`] (router port MTU), [`l2`], [`crate::physical`] (dispatch, output, tunnels),
 //! [`punt`] (controller actions and their meters), [`framework`] (the defaults).
 pub mod acl;
 pub mod acl_match;
@@ -110,6 +116,7 @@ pub mod framework;
 pub mod l2;
 pub mod l3;
 pub mod lb;
+pub mod mtu;
 pub mod port_security;
 pub mod punt;
 mod state;
@@ -376,10 +383,15 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
                 meters: Vec::new(),
             }
         }
-        Owner::RouterPort(name) => Compiled {
-            flows: l3::router_port_flows(input.view, input.ids, input.neighbours, name, cookie),
-            ..Compiled::default()
-        },
+        Owner::RouterPort(name) => {
+            let mut flows =
+                l3::router_port_flows(input.view, input.ids, input.neighbours, name, cookie);
+            flows.extend(mtu::flows(input.view, input.ids, name, cookie));
+            Compiled {
+                flows,
+                ..Compiled::default()
+            }
+        }
         Owner::Acl(key) => Compiled {
             flows: acl::acl_flows(input, key).unwrap_or_else(|e| {
                 tracing::warn!(acl = %key, error = %e, "ACL not installed");
