@@ -616,6 +616,9 @@ pub fn section_markers(cfg: &CompareConfig) -> (String, String) {
     if let Some(a) = &cfg.acl {
         key.push_str(&format!(" ACLs={}", a.acls));
     }
+    if cfg.topology == Topology::Routed {
+        key.push_str(" routed");
+    }
     (
         format!("<!-- weft-bench compare {key} begin -->"),
         format!("<!-- weft-bench compare {key} end -->"),

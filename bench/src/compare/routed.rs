@@ -151,4 +151,20 @@ mod tests {
         let ops = weft_ops(3);
         assert_eq!(ops.len(), 7);
     }
+
+    #[test]
+    fn routed_runs_have_their_own_section() {
+        let flat = super::super::CompareConfig::default();
+        let routed = super::super::CompareConfig {
+            topology: Topology::Routed,
+            ..flat.clone()
+        };
+        assert_ne!(
+            super::super::section_markers(&flat),
+            super::super::section_markers(&routed)
+        );
+        assert!(super::super::section_markers(&routed)
+            .0
+            .ends_with(" routed begin -->"));
+    }
 }
