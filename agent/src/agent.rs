@@ -345,6 +345,12 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
         })
     });
     observe.watch_pinctrl(pin_stats_rx.clone());
+    // The host management port (br-int exists by now); it runs on its own and is never
+    // removed on exit, so an agent restart does not disturb host↔pod traffic.
+    let mgmt_task = config
+        .mgmt
+        .clone()
+        .map(|m| tokio::spawn(crate::mgmt::run(m, config.clone()).instrument(info_span!("mgmt"))));
 
     let chassis = Chassis {
         name: config.chassis.clone(),
@@ -540,6 +546,9 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     sub_task.abort();
     reporter.abort();
     drift_task.abort();
+    if let Some(t) = mgmt_task {
+        t.abort();
+    }
     if let Some(t) = pinctrl_task {
         t.abort();
     }

@@ -26,6 +26,12 @@ pub enum ConfigError {
     BridgeMappings(String),
     #[error("invalid {flag} {value:?}: expected ADDRESS:PORT (e.g. 127.0.0.1:9601) or \"off\"")]
     Listen { flag: String, value: String },
+    #[error("invalid {flag} {value:?}: {reason}")]
+    Mgmt {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
 }
 
 /// Command-line flags of `weft-agent`.
@@ -107,6 +113,18 @@ pub struct AgentArgs {
     /// served, or "off"; advertised to the controller in the chassis record.
     #[arg(long, env = "WEFT_DEBUG_LISTEN", default_value = "127.0.0.1:7601")]
     pub debug_listen: String,
+    /// Give this host a management port on this logical switch (an OVS internal port in the
+    /// host's namespace bound to the logical port `mgmt-<chassis>`, address from the
+    /// controller), so the host reaches its pods and pods reach the host; off when unset.
+    #[arg(long, env = "WEFT_MGMT_SWITCH")]
+    pub mgmt_switch: Option<String>,
+    /// The cluster's pod subnets, comma separated: the host routes them through the management
+    /// port (via the router port of the management switch). Needs --mgmt-switch.
+    #[arg(long, env = "WEFT_CLUSTER_SUBNETS", value_delimiter = ',')]
+    pub cluster_subnets: Vec<String>,
+    /// Name of the management port's link on the host (at most 15 characters).
+    #[arg(long, env = "WEFT_MGMT_INTERFACE", default_value = crate::mgmt::DEFAULT_INTERFACE)]
+    pub mgmt_interface: String,
     #[command(flatten)]
     pub tls: TlsArgs,
 }
@@ -158,6 +176,77 @@ pub struct AgentConfig {
     pub debug_listen: Option<std::net::SocketAddr>,
     /// `--ca/--cert/--key` or `--insecure`.
     pub transport: weft_proto::tls::Transport,
+    /// `--mgmt-switch`, `--cluster-subnets`, `--mgmt-interface` (None: no management port).
+    pub mgmt: Option<crate::mgmt::MgmtConfig>,
+}
+
+/// Validates the management port flags.
+fn parse_mgmt(a: &AgentArgs) -> Result<Option<crate::mgmt::MgmtConfig>, ConfigError> {
+    let bad = |flag: &'static str, value: &str, reason: String| ConfigError::Mgmt {
+        flag,
+        value: value.to_string(),
+        reason,
+    };
+    let mut subnets = Vec::new();
+    for s in a
+        .cluster_subnets
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        let n: ipnetwork::Ipv4Network = s
+            .parse()
+            .map_err(|e| bad("--cluster-subnets", s, format!("not an IPv4 CIDR: {e}")))?;
+        if n.ip() != n.network() {
+            return Err(bad(
+                "--cluster-subnets",
+                s,
+                format!(
+                    "host bits set (the network is {}/{})",
+                    n.network(),
+                    n.prefix()
+                ),
+            ));
+        }
+        subnets.push(n);
+    }
+    let Some(sw) = a
+        .mgmt_switch
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    else {
+        if !subnets.is_empty() {
+            return Err(bad(
+                "--cluster-subnets",
+                &a.cluster_subnets.join(","),
+                "needs --mgmt-switch (the routes go through the management port)".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    weft_proto::model::validate::validate_name("--mgmt-switch", sw)
+        .map_err(|e| bad("--mgmt-switch", sw, e.reason))?;
+    if crate::mgmt::port_name(&a.chassis).is_none() {
+        return Err(bad(
+            "--chassis",
+            &a.chassis,
+            "too long for the management port name mgmt-<chassis> (63 characters)".into(),
+        ));
+    }
+    let i = a.mgmt_interface.as_str();
+    if i.is_empty() || i.len() > 15 || i.contains(['/', ' ', ':']) || !i.is_ascii() {
+        return Err(bad(
+            "--mgmt-interface",
+            i,
+            "a Linux link name: 1-15 characters, no '/', ':' or spaces".into(),
+        ));
+    }
+    Ok(Some(crate::mgmt::MgmtConfig {
+        switch: sw.to_string(),
+        cluster_subnets: subnets,
+        interface: i.to_string(),
+    }))
 }
 
 /// An `ADDRESS:PORT` flag value, or "off" (None).
@@ -221,6 +310,7 @@ impl TryFrom<AgentArgs> for AgentConfig {
                 a.bridge
             )));
         }
+        let mgmt = parse_mgmt(&a)?;
         let metrics_listen = parse_listen("--metrics-listen", &a.metrics_listen)?;
         let debug_listen = parse_listen("--debug-listen", &a.debug_listen)?;
         let t = a.tls;
@@ -234,6 +324,7 @@ impl TryFrom<AgentArgs> for AgentConfig {
             }
         }
         Ok(AgentConfig {
+            mgmt,
             transport,
             metrics_listen,
             debug_listen,
@@ -296,6 +387,54 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("--bridge-mappings"), "{e}");
+    }
+
+    #[test]
+    fn management_port_flags() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.mgmt, None);
+        let c = parse(&[
+            "--mgmt-switch",
+            "mgmt",
+            "--cluster-subnets",
+            "10.62.0.0/16,10.63.0.0/24",
+        ])
+        .unwrap();
+        let m = c.mgmt.unwrap();
+        assert_eq!(m.switch, "mgmt");
+        assert_eq!(m.interface, "weft-mp0");
+        assert_eq!(m.cluster_subnets.len(), 2);
+        for (args, flag, value) in [
+            (
+                &["--cluster-subnets", "10.62.0.0/16"][..],
+                "--cluster-subnets",
+                "10.62.0.0/16",
+            ),
+            (
+                &["--mgmt-switch", "m", "--cluster-subnets", "10.62.0.0/33"][..],
+                "--cluster-subnets",
+                "10.62.0.0/33",
+            ),
+            (
+                &["--mgmt-switch", "m", "--cluster-subnets", "10.62.0.1/16"][..],
+                "--cluster-subnets",
+                "10.62.0.1/16",
+            ),
+            (&["--mgmt-switch", "a b"][..], "--mgmt-switch", "a b"),
+            (
+                &[
+                    "--mgmt-switch",
+                    "m",
+                    "--mgmt-interface",
+                    "much-too-long-name",
+                ][..],
+                "--mgmt-interface",
+                "much-too-long-name",
+            ),
+        ] {
+            let e = parse(args).unwrap_err().to_string();
+            assert!(e.contains(flag) && e.contains(&format!("{value:?}")), "{e}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Pure core: [`view`] (the chassis view as the agent holds it), [`pipeline`] (view → flows,
 //! with [`physical`] mapping logical ports to ofports and tunnels, and [`ids`] the zones,
 //! group and meter ids), [`diff`] (desired vs installed → one bundle) and the [`pinctrl`]
-//! packet-in dispatcher.
+//! packet-in dispatcher. [`mgmt`] is the host management port (`--mgmt-switch`).
 
 pub mod agent;
 pub mod cni;
@@ -15,6 +15,7 @@ pub mod diff;
 pub mod drift;
 pub mod ids;
 pub mod metrics;
+pub mod mgmt;
 pub mod observe;
 pub mod physical;
 pub mod pinctrl;

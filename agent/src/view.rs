@@ -252,6 +252,9 @@ pub struct RouterPort {
     /// within its router.
     pub key: u32,
     pub enabled: bool,
+    /// `options:gateway_mtu`: the MTU of the network behind the port
+    /// ([`crate::pipeline::mtu`]).
+    pub gateway_mtu: Option<u16>,
     /// Gateway chassis (a distributed gateway port when not empty).
     pub gateway_chassis: Vec<weft_proto::model::nat::Gateway>,
     /// The active one, computed by the controller from the leases; `None` = none alive.
@@ -1267,6 +1270,21 @@ fn parse_router_port(p: &RouterPortView) -> Result<RouterPort, ViewError> {
         enabled: p.enabled,
         gateway_chassis,
         active_gateway: (!p.active_gateway.is_empty()).then(|| p.active_gateway.clone()),
+        gateway_mtu: match p.gateway_mtu {
+            0 => None,
+            m => Some(
+                u16::try_from(m)
+                    .ok()
+                    .filter(|m| *m >= weft_proto::model::validate::MIN_GATEWAY_MTU)
+                    .ok_or_else(|| {
+                        bad(
+                            "gateway_mtu",
+                            &m.to_string(),
+                            "must be in 68..=65535 (or 0: none)".into(),
+                        )
+                    })?,
+            ),
+        },
     })
 }
 

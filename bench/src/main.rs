@@ -5,7 +5,7 @@
 //! [--add-at 4000] [--adds 50]` — build in release mode for meaningful numbers.
 //!
 //! `weft-bench compare --system weft|ovn|both --hosts N --switches S --ports-per-host P
-//! [--single-adds 50] [--out docs/benchmarks.md]` — Weft vs OVN on simulated hosts (root;
+//! [--single-adds 50] [--topology flat|routed] [--out docs/benchmarks.md]` — Weft vs OVN on simulated hosts (root;
 //! set `WEFT_BIN_DIR=target/release` to run release binaries).
 
 use std::time::Duration;
@@ -80,6 +80,15 @@ struct CompareArgs {
     /// Timed address-set changes.
     #[arg(long, default_value_t = 10)]
     acl_set_changes: usize,
+    /// flat: S switches; routed: the S switches on one router (a router port per switch).
+    #[arg(long, value_enum, default_value_t = TopologyArg::Flat)]
+    topology: TopologyArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TopologyArg {
+    Flat,
+    Routed,
 }
 
 #[derive(Args, Debug)]
@@ -222,6 +231,10 @@ fn main() -> anyhow::Result<()> {
                     set_changes: a.acl_set_changes,
                     ..compare::acl::AclScale::default()
                 }),
+                topology: match a.topology {
+                    TopologyArg::Flat => compare::Topology::Flat,
+                    TopologyArg::Routed => compare::Topology::Routed,
+                },
                 ..CompareConfig::default()
             };
             let start = std::time::Instant::now();

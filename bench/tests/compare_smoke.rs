@@ -57,3 +57,39 @@ fn compare_smoke_both_systems_converge_with_sane_counts() -> anyhow::Result<()> 
     assert!(md.contains("| metric | Weft | OVN | Weft / OVN |"), "{md}");
     Ok(())
 }
+
+/// The routed topology (one router on every switch): both systems converge with the router
+/// in place, the router-type ports are not counted as the run's ports, and every host gets
+/// more flows than the same ports without the router.
+#[test]
+fn compare_smoke_routed_topology() -> anyhow::Result<()> {
+    use weft_bench::compare::Topology;
+    let flat = CompareConfig {
+        systems: vec![System::Weft, System::Ovn],
+        hosts: 2,
+        switches: 2,
+        ports_per_host: 3,
+        single_adds: 1,
+        timeout: std::time::Duration::from_secs(60),
+        ..CompareConfig::default()
+    };
+    let routed = CompareConfig {
+        topology: Topology::Routed,
+        ..flat.clone()
+    };
+    let f = run_compare(&flat, &mut |l| eprintln!("{l}"))?;
+    let r = run_compare(&routed, &mut |l| eprintln!("{l}"))?;
+    for s in &r.systems {
+        assert_eq!((s.ports, s.ports_up), (6, 6), "{s:?}");
+        let flat_min = f.get(s.system).expect("flat ran").flows_min_max().0;
+        let (min, _) = s.flows_min_max();
+        assert!(
+            min > flat_min,
+            "{}: routed {min} flows vs flat {flat_min}",
+            s.system
+        );
+    }
+    let md = render_markdown(&r);
+    assert!(md.contains("routed: 1 router, 2 router ports"), "{md}");
+    Ok(())
+}

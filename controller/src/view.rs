@@ -179,6 +179,11 @@ fn router_port_view(state: &ClusterState, p: &LogicalRouterPort) -> RouterPortVi
         peer: p.peer.clone(),
         tunnel_key: p.tunnel_key,
         enabled: p.enabled,
+        // Validated on write; a stored value that no longer parses is no MTU.
+        gateway_mtu: weft_proto::model::validate::gateway_mtu(&p.options)
+            .ok()
+            .flatten()
+            .map_or(0, u32::from),
     }
 }
 

@@ -185,6 +185,20 @@ pub struct TestbedConfig {
     /// see [`crate::docker`]), so a dockerd started with [`Testbed::start_dockerd`] finds it.
     /// Default false.
     pub docker: bool,
+    /// Every agent gets a host management port on this switch (`--mgmt-switch`,
+    /// `--cluster-subnets`); the switch is created with its subnet if missing. Default none.
+    pub mgmt: Option<MgmtSetup>,
+}
+
+/// The management port every agent of a testbed gets ([`TestbedConfig::mgmt`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MgmtSetup {
+    /// The logical switch (`--mgmt-switch`).
+    pub switch: String,
+    /// Its subnet, used when the testbed creates it (`ls-add SWITCH --subnet CIDR`).
+    pub subnet: String,
+    /// `--cluster-subnets` (may be empty).
+    pub cluster_subnets: Vec<String>,
 }
 
 impl Default for TestbedConfig {
@@ -210,6 +224,7 @@ impl Default for TestbedConfig {
             cni: false,
             external: false,
             docker: false,
+            mgmt: None,
         }
     }
 }
@@ -274,6 +289,17 @@ impl TestbedConfig {
         self.log_filter = f.into();
         self
     }
+    /// Every agent gets a management port on `switch` (created with `subnet` if missing) and
+    /// routes for `cluster_subnets` through it.
+    pub fn mgmt(mut self, switch: &str, subnet: &str, cluster_subnets: &[&str]) -> Self {
+        self.mgmt = Some(MgmtSetup {
+            switch: switch.into(),
+            subnet: subnet.into(),
+            cluster_subnets: cluster_subnets.iter().map(|s| s.to_string()).collect(),
+        });
+        self
+    }
+
     /// Plain text everywhere (see [`TestbedConfig::insecure`]).
     pub fn insecure(mut self, on: bool) -> Self {
         self.insecure = on;
@@ -296,6 +322,20 @@ impl TestbedConfig {
         }
         if let Some(p) = &self.prefix {
             net::validate_prefix(p)?;
+        }
+        if let Some(m) = &self.mgmt {
+            if self.controllers == 0 {
+                bail!("mgmt = {:?} needs controllers >= 1", m.switch);
+            }
+            for s in std::iter::once(&m.subnet).chain(&m.cluster_subnets) {
+                let ok = s.split_once('/').is_some_and(|(a, l)| {
+                    a.parse::<std::net::Ipv4Addr>().is_ok()
+                        && l.parse::<u8>().is_ok_and(|l| l <= 32)
+                });
+                if !ok {
+                    bail!("mgmt subnet {s:?}: not an IPv4 CIDR");
+                }
+            }
         }
         Ok(())
     }
@@ -528,6 +568,13 @@ impl Testbed {
                 self.cfg.controllers
             ));
             self.add_controller()?;
+        }
+        if let Some(m) = self.cfg.mgmt.clone() {
+            self.progress(&format!(
+                "creating the management switch {} ({}) unless it exists",
+                m.switch, m.subnet
+            ));
+            self.ctl(&["ls-add", "--may-exist", &m.switch, "--subnet", &m.subnet])?;
         }
         for n in 1..=self.cfg.hosts {
             self.progress(&format!(
@@ -833,6 +880,13 @@ impl Testbed {
                 .flat_map(|s| ["--cni-socket".into(), s.display().to_string()]),
         )
         .args(self.docker_agent_args(n))
+        .args(self.cfg.mgmt.iter().flat_map(|m| {
+            let mut a = vec!["--mgmt-switch".to_string(), m.switch.clone()];
+            if !m.cluster_subnets.is_empty() {
+                a.extend(["--cluster-subnets".to_string(), m.cluster_subnets.join(",")]);
+            }
+            a
+        }))
         .env("RUST_LOG", &self.cfg.log_filter)
         .env("NO_COLOR", "1")
         .env(MARKER_ENV, &self.names.prefix)

@@ -146,6 +146,24 @@ fn manifests_keep_their_promises() {
     let agent =
         std::fs::read_to_string(repo().join("deploy/kubernetes/30-agent.yaml")).expect("agent");
     assert!(agent.contains("WEFT_CONTROLLER_SERVICE_HOST"));
+    // The management port comes from weft-config, whose keys exist.
+    let ns = std::fs::read_to_string(repo().join("deploy/kubernetes/00-namespace.yaml"))
+        .expect("namespace");
+    for (env, key) in [
+        ("WEFT_MGMT_SWITCH", "mgmt-switch"),
+        ("WEFT_CLUSTER_SUBNETS", "cluster-subnets"),
+    ] {
+        let block = agent
+            .split(&format!("- name: {env}\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("30-agent.yaml sets no {env}"));
+        let block: String = block.lines().take(5).collect::<Vec<_>>().join("\n");
+        assert!(
+            block.contains("name: weft-config") && block.contains(&format!("key: {key}")),
+            "{env} from weft-config {key}: {block}"
+        );
+        assert!(ns.contains(&format!("\n  {key}: ")), "weft-config has no {key}");
+    }
     // The ConfigMap's conflist is the shipped file.
     let block: Vec<&str> = agent
         .split("10-weft.conflist: |\n")

@@ -5,7 +5,9 @@
 //! exactly as kubelet would through CRI. One containerd per simulated host runs in that host's
 //! network namespace (`nsenter --net`) with its own root, state and socket under the testbed
 //! directory. The pods then ping each other across hosts (ExecSync in a busybox container),
-//! and removing a sandbox runs CNI DEL (its logical port goes).
+//! and each host reaches a pod's HTTP port on the other host through its management port
+//! (`--mgmt-switch pods`, the kubelet-probe path: busybox httpd in the pod, `curl` from the
+//! host's own namespace), and removing a sandbox runs CNI DEL (its logical port goes).
 //!
 //! Needs containerd and ctr (Debian `containerd`), and python3 with grpcio and grpcio-tools
 //! (`/opt/weft-venv`, both installed by scripts/setup.sh). The harness is
@@ -26,7 +28,13 @@ fn repo() -> PathBuf {
 #[test]
 fn containerd_cri_pods_through_weft_cni_ping_across_hosts() {
     let test = "containerd_cri_pods_through_weft_cni_ping_across_hosts";
-    let cfg = TestbedConfig::new().hosts(2).cni(true);
+    // The agents get a management port on the pods switch (as the DaemonSet's weft-config
+    // says); the testbed creates the switch.
+    let cfg =
+        TestbedConfig::new()
+            .hosts(2)
+            .cni(true)
+            .mgmt("pods", "10.91.0.0/16", &["10.91.0.0/16"]);
     if !ready(test, &cfg) {
         return;
     }
@@ -38,7 +46,6 @@ fn containerd_cri_pods_through_weft_cni_ping_across_hosts() {
         return;
     }
     let mut tb = start(cfg);
-    switch(&mut tb, "pods", "10.91.0.0/16");
     let dir = tb.dir().join("cri");
     let assets = CriAssets::prepare(&dir).expect("CRI stubs and image");
 
@@ -119,6 +126,40 @@ fn containerd_cri_pods_through_weft_cni_ping_across_hosts() {
                 b + 1
             );
         }
+    }
+    // The kubelet-probe path: each host reaches an HTTP server in the pod on the other host
+    // through its management port.
+    for (i, (d, p)) in daemons.iter().zip(&pods).enumerate() {
+        d.exec(
+            p,
+            10,
+            &[
+                "sh",
+                "-c",
+                "mkdir -p /www && echo weft-probe-ok > /www/index.html && httpd -p 8080 -h /www",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("httpd in the pod on host{}: {e:#}", i + 1));
+    }
+    for (n, p) in [(1, &pods[1]), (2, &pods[0])] {
+        let h = tb.host(n).expect("host");
+        let url = format!("http://{}:8080/index.html", p.ip);
+        let mut last = String::new();
+        let ok = weft_testbed::process::wait_until(
+            std::time::Duration::from_secs(30),
+            std::time::Duration::from_millis(500),
+            || match h.exec(&["curl", "-sS", "-m", "2", &url]) {
+                Ok(body) => {
+                    last = body.clone();
+                    body.contains("weft-probe-ok")
+                }
+                Err(e) => {
+                    last = format!("{e:#}");
+                    false
+                }
+            },
+        );
+        assert!(ok, "host{n} -> {url} through weft-mp0: {last}");
     }
     // Removing a sandbox runs CNI DEL: its logical port goes.
     daemons[0].remove(&pods[0]).expect("remove sandbox");

@@ -664,6 +664,9 @@ pub enum Action {
     Controller(Controller),
     /// Add or refresh a flow built from this packet (NXAST_LEARN).
     Learn(Learn),
+    /// `check_pkt_larger(LEN)->DST` (NXAST_CHECK_PKT_LARGER): sets the one bit `dst` to 1
+    /// when the packet (Ethernet header included) is longer than `len` bytes, else to 0.
+    CheckPktLarger { len: u16, dst: SubField },
     /// An action Weft does not model (read back from the switch): raw action bytes.
     Other(Vec<u8>),
 }

@@ -471,6 +471,10 @@ pub fn render_action(a: &Action) -> String {
             n_clauses,
         } => format!("conjunction({id},{clause}/{n_clauses})"),
         Action::Meter(m) => format!("meter:{m}"),
+        Action::CheckPktLarger { len, dst } => format!(
+            "check_pkt_larger({len})->{}",
+            crate::codec::nxm::format_subfield(dst)
+        ),
         Action::Controller(c) => render_controller(c),
         Action::Learn(l) => render_learn(l),
         Action::Other(raw) => format!("other:{}", hex_bytes(raw)),

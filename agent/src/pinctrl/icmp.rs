@@ -101,6 +101,22 @@ pub fn time_exceeded(frame: &[u8], ip: Ipv4Addr, mac: Mac) -> Result<Vec<u8>, Pi
     if h.ttl > 1 {
         return Err(PinctrlError::Ignored("TTL does not expire"));
     }
+    error(frame, ICMP_TIME_EXCEEDED, 0, [0; 4], ip, mac)
+}
+
+/// An ICMP error (`icmp_type`/`code`, `rest` = the 4 header bytes after the checksum) about
+/// the Ethernet frame `frame` (IPv4), from `ip`/`mac`, quoting the datagram: an Ethernet frame
+/// back to the sender (`eth_dst` = the frame's `eth_src`). Refused as RFC 1812 says: about a
+/// non-initial fragment, a non-unicast source or destination, or an ICMP error.
+pub fn error(
+    frame: &[u8],
+    icmp_type: u8,
+    code: u8,
+    rest: [u8; 4],
+    ip: Ipv4Addr,
+    mac: Mac,
+) -> Result<Vec<u8>, PinctrlError> {
+    let h = parse_ipv4(frame)?;
     if h.frag_offset != 0 {
         return Err(PinctrlError::Ignored("not the first fragment"));
     }
@@ -140,7 +156,8 @@ pub fn time_exceeded(frame: &[u8], ip: Ipv4Addr, mac: Mac) -> Result<Vec<u8>, Pi
     let c = checksum(&out[ip_start..ip_start + 20]);
     out[ip_start + 10..ip_start + 12].copy_from_slice(&c.to_be_bytes());
     let icmp_start = out.len();
-    out.extend_from_slice(&[ICMP_TIME_EXCEEDED, 0, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&[icmp_type, code, 0, 0]);
+    out.extend_from_slice(&rest);
     out.extend_from_slice(quoted);
     let c = checksum(&out[icmp_start..]);
     out[icmp_start + 2..icmp_start + 4].copy_from_slice(&c.to_be_bytes());

@@ -13,11 +13,14 @@
 //! Handlers now: [`Op::ArpGateway`], the subnet gateway's ARP responder;
 //! [`Op::IcmpTimeExceeded`], a router port's ICMP time exceeded ([`icmp`]);
 //! [`Op::ArpResolve`] and [`Op::ArpLearn`], next-hop neighbour resolution ([`neigh`]);
-//! [`Op::AclReject`] and [`Op::AclLog`], the ACL verdicts that need the agent ([`acl`]).
+//! [`Op::AclReject`] and [`Op::AclLog`], the ACL verdicts that need the agent ([`acl`]);
+//! [`Op::IcmpFragNeeded`], a router port's MTU: ICMP fragmentation needed or fragments
+//! ([`mtu`]).
 
 pub mod acl;
 pub mod garp;
 pub mod icmp;
+pub mod mtu;
 pub mod neigh;
 
 use std::net::Ipv4Addr;
@@ -30,7 +33,8 @@ use weft_openflow::codec::{PacketIn, PacketOut};
 use weft_openflow::flow::{ports, Action, Mac, Match, MatchField};
 
 use crate::pipeline::punt::{
-    OP_ACL_LOG, OP_ACL_REJECT, OP_ARP_GATEWAY, OP_ARP_LEARN, OP_ARP_RESOLVE, OP_ICMP_TIME_EXCEEDED,
+    OP_ACL_LOG, OP_ACL_REJECT, OP_ARP_GATEWAY, OP_ARP_LEARN, OP_ARP_RESOLVE, OP_ICMP_FRAG_NEEDED,
+    OP_ICMP_TIME_EXCEEDED,
 };
 
 /// Why a packet-in was dropped.
@@ -61,6 +65,7 @@ pub enum Op {
     ArpLearn,
     AclReject,
     AclLog,
+    IcmpFragNeeded,
 }
 
 impl Op {
@@ -72,6 +77,7 @@ impl Op {
             OP_ARP_LEARN => Some(Op::ArpLearn),
             OP_ACL_REJECT => Some(Op::AclReject),
             OP_ACL_LOG => Some(Op::AclLog),
+            OP_ICMP_FRAG_NEEDED => Some(Op::IcmpFragNeeded),
             _ => None,
         }
     }
@@ -81,6 +87,8 @@ impl Op {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
     PacketOut(PacketOut),
+    /// Several packet-outs (fragments), in order.
+    PacketOuts(Vec<PacketOut>),
     /// Continue the paused packet (`controller(pause)`).
     Resume(PacketIn),
     /// A neighbour binding for the agent (nothing is sent to the switch).
@@ -187,6 +195,7 @@ fn route(pin: &PacketIn) -> Result<Answer, PinctrlError> {
         Op::ArpLearn => neigh::handle_learn(pin, args),
         Op::AclReject => acl::reject(pin, args, in_port(pin)).map(Answer::PacketOut),
         Op::AclLog => acl::log(pin, args, in_port(pin)).map(Answer::Logged),
+        Op::IcmpFragNeeded => mtu::handle(pin, args),
     }
 }
 
@@ -324,6 +333,15 @@ pub async fn run(
                 if let Err(e) = chan.packet_out(po).await {
                     d.stats.send_failed += 1;
                     warn!(error = %e, "pinctrl: packet-out failed");
+                }
+            }
+            Ok(Answer::PacketOuts(pos)) => {
+                for po in pos {
+                    if let Err(e) = chan.packet_out(po).await {
+                        d.stats.send_failed += 1;
+                        warn!(error = %e, "pinctrl: packet-out failed");
+                        break;
+                    }
                 }
             }
             Ok(Answer::Learn(l)) => {

@@ -465,14 +465,20 @@ pub fn router_port_flows(
         PRIO_EXIT,
         cookie,
         Match::from_fields([md(rk), reg_is(reg::OUTPORT, lrp.key)]),
-        vec![
-            Action::SetField(SetField::Metadata(u64::from(sw.key))),
-            set_reg(reg::INPORT, att.lsp_key),
-            set_reg(reg::OUTPORT, 0),
-            Stage::L2Lookup.goto(),
-        ],
+        exit_actions(att),
     ));
     flows
+}
+
+/// Out of the router into the attached switch, at l2-lookup (lr-exit's actions; also
+/// [`super::mtu`]'s for packets that fit).
+pub fn exit_actions(att: Attachment<'_>) -> Vec<Action> {
+    vec![
+        Action::SetField(SetField::Metadata(u64::from(att.switch.key))),
+        set_reg(reg::INPORT, att.lsp_key),
+        set_reg(reg::OUTPORT, 0),
+        Stage::L2Lookup.goto(),
+    ]
 }
 
 /// ARP replies to `lrp`'s MAC on its switch `sw`, with the from-tunnel flag `flag`.

@@ -63,7 +63,11 @@
 //!  47 lr-snat      gateway port off its gateway chassis ->  |
 //!                  Geneve redirect (gateway); on it: to the |
 //!                  gateway port -> ct(zone=router,nat,->80) |
-//!  48 lr-exit      reg15=LRP -> metadata=LS, reg14=LSP -> 50|
+//!  48 lr-exit      reg15=LRP -> metadata=LS, reg14=LSP -> 50;|
+//!                  LRP with gateway_mtu: check_pkt_larger   |
+//!                  -> reg9[1], -> 49                        |
+//!  49 lr-mtu       reg9[1]=1 -> controller (ICMP frag       |
+//!                  needed / fragment); else as lr-exit      |
 //!          v                                              v
 //!  50 l2-lookup    dl_dst=port MAC -> reg15=PORT -> 58; multicast -> FLOOD group
 //!                  (FLOOD_LOCAL when FROM_TUNNEL); unknown -> UNKNOWN(_LOCAL) or drop
@@ -92,6 +96,8 @@
 //! - `reg13[0..15]` = conntrack zone of the input port ([`crate::ids`]);
 //! - `reg10` = flags; bit 0 ([`reg::FLAG_FROM_TUNNEL`]) = came in on a tunnel;
 //! - `reg0` / `reg1` on a router datapath = next hop IPv4 / router source IP ([`l3`]);
+//! - `reg9[1]` = the routed packet is longer than its output port's `gateway_mtu` (set at
+//!   lr-exit, read at lr-mtu: [`mtu`]; OVN's REGBIT_PKT_LARGER);
 //! - reserved for the features to come: reg2/reg4
 //!   LB original port / VIP, reg11/reg12 router zones (NAT uses one constant zone per
 //!   router, [`nat::zone_owner`]).
@@ -113,8 +119,8 @@
 //!
 //! Each feature is a file returning flows (and groups, meters): [`classify`],
 //! [`port_security`], [`arp`], [`lb`] (switch load balancers), [`l3`] (routing), [`static_routes`],
-//! [`gateway`] (distributed gateway ports), [`nat`], [`l2`], [`crate::physical`] (dispatch,
-//! output, tunnels, localnet ports),
+//! [`gateway`] (distributed gateway ports), [`nat`], [`mtu`] (router port MTU), [`l2`],
+//! [`crate::physical`] (dispatch, output, tunnels, localnet ports),
 //! [`punt`] (controller actions and their meters), [`framework`] (the defaults).
 pub mod acl;
 pub mod acl_match;
@@ -126,6 +132,7 @@ pub mod l2;
 pub mod l3;
 pub mod lb;
 pub mod nat;
+pub mod mtu;
 pub mod port_security;
 pub mod punt;
 mod state;
@@ -421,6 +428,7 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
                     }
                 }
             }
+            flows.extend(mtu::flows(input.view, input.ids, name, cookie));
             Compiled {
                 flows,
                 ..Compiled::default()

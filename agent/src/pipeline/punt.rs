@@ -45,6 +45,11 @@ pub const OP_ACL_LOG: u32 = 6;
 pub const METER_ACL_LOG: &str = "pinctrl-acl-log";
 /// The meter of ACL rejects.
 pub const METER_ACL_REJECT: &str = "pinctrl-acl-reject";
+/// Opcode of the router port MTU handler ([`crate::pinctrl::mtu`]); arguments in
+/// [`crate::pipeline::mtu::userdata`]: the output port's MTU (2), the input router port's
+/// IPv4 (4) and MAC (6), the router's key (4), the input port's key (4), the output switch's
+/// key (4) and its router-type port's key (4). Metered by [`METER_ICMP`].
+pub const OP_ICMP_FRAG_NEEDED: u32 = 10;
 /// Packets per second each handler's meter lets through to the controller.
 pub const METER_RATE_PPS: u32 = 100;
 /// Below the per-port responders (50): a port that owns the address answers itself.

@@ -459,7 +459,8 @@ fn defaults_cover_every_stage() {
             "table=45, priority=0 actions=goto_table:46",
             "table=46, priority=0 actions=goto_table:47",
             "table=47, priority=0 actions=goto_table:48",
-            "table=48, priority=0 actions=goto_table:50",
+            "table=48, priority=0 actions=goto_table:49",
+        "table=49, priority=0 actions=goto_table:50",
             "table=50, priority=0 actions=drop",
             "table=58, priority=0 actions=goto_table:60",
             "table=60, priority=0 actions=goto_table:61",
@@ -1525,4 +1526,43 @@ fn nat_flows_run_on_the_gateway_and_fips_on_their_chassis() {
     assert!(owner_rendered(&d, &Owner::Router("lr1".into()))
         .iter()
         .all(|f| !f.contains("ct(")));
+#[test]
+fn a_router_port_mtu_checks_lengths_at_exit_and_punts_the_too_big() {
+    let mut fx = routed();
+    let mut rp = rpv("lr1-ls2", "lr1", "0a:00:00:00:02:01", "10.32.0.1/24", 2);
+    rp.gateway_mtu = 1400;
+    fx.apply(ViewDelta {
+        revision: 2,
+        router_ports: vec![rp],
+        ..Default::default()
+    });
+    let d = compile_all(&fx.input());
+    let o = Owner::RouterPort("lr1-ls2".into());
+    let c = o.cookie();
+    let flows = owner_rendered(&d, &o);
+    let want = [
+        format!("cookie={c:#x}, table=48, priority=110,ip,reg15=0x2,metadata=0x200 actions=check_pkt_larger(1414)->NXM_NX_REG9[1],goto_table:49"),
+        format!("cookie={c:#x}, table=49, priority=50,reg15=0x2,metadata=0x200 actions=set_field:0x102->metadata,set_field:0x1->reg14,set_field:0->reg15,goto_table:50"),
+    ];
+    for w in &want {
+        assert!(flows.contains(w), "missing {w}\nin {flows:#?}");
+    }
+    // One punt per input port: from lr1-ls1 (10.31.0.1 = 0a.1f.00.01), MTU 1400 = 05.78,
+    // router 0x200, in key 1, out switch 0x102, out router-type port 1.
+    let punts: Vec<_> = flows
+        .iter()
+        .filter(|f| f.contains("table=49, priority=100"))
+        .collect();
+    assert_eq!(punts.len(), 2, "{punts:#?}");
+    assert!(punts.iter().any(|f| f.contains(
+        "ip,reg9=0x2/0x2,reg14=0x1,reg15=0x2,metadata=0x200 actions=controller(userdata=00.00.00.0a.05.78.0a.1f.00.01.0a.00.00.00.01.01.00.00.02.00.00.00.00.01.00.00.01.02.00.00.00.01,meter_id="
+    )), "{punts:#?}");
+    // The other port has no MTU: its exit is the plain one only.
+    let other = owner_rendered(&d, &Owner::RouterPort("lr1-ls1".into()));
+    assert!(
+        !other
+            .iter()
+            .any(|f| f.contains("table=49") || f.contains("check_pkt_larger")),
+        "{other:#?}"
+    );
 }

@@ -25,7 +25,10 @@
 pub mod acl;
 pub mod ovn;
 pub mod procstat;
+pub mod routed;
 pub mod weft;
+
+pub use routed::Topology;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -94,6 +97,8 @@ pub struct CompareConfig {
     pub timeout: Duration,
     /// The ACL phase after the ports ([`acl`]), when asked for.
     pub acl: Option<acl::AclScale>,
+    /// Flat switches, or switches on one router ([`routed`]).
+    pub topology: Topology,
 }
 
 impl Default for CompareConfig {
@@ -108,6 +113,7 @@ impl Default for CompareConfig {
             poll: Duration::from_millis(100),
             timeout: Duration::from_secs(600),
             acl: None,
+            topology: Topology::Flat,
         }
     }
 }
@@ -312,8 +318,11 @@ pub fn run_compare(
     let mut systems = Vec::new();
     for &s in &cfg.systems {
         progress(&format!(
-            "== {s}: N={} S={} P={}",
-            cfg.hosts, cfg.switches, cfg.ports_per_host
+            "== {s}: N={} S={} P={} ({})",
+            cfg.hosts,
+            cfg.switches,
+            cfg.ports_per_host,
+            cfg.topology.as_str()
         ));
         let r = match s {
             System::Weft => weft::run(cfg, progress),
@@ -355,8 +364,12 @@ fn ratio(weft: f64, ovn: f64) -> String {
 
 /// The heading of one size's section.
 pub fn section_title(cfg: &CompareConfig) -> String {
+    let routed = match cfg.topology {
+        Topology::Flat => String::new(),
+        Topology::Routed => format!(", routed: 1 router, {} router ports", cfg.switches),
+    };
     format!(
-        "N={} hosts, S={} switches, P={} ports per host ({} ports)",
+        "N={} hosts, S={} switches, P={} ports per host ({} ports){routed}",
         cfg.hosts,
         cfg.switches,
         cfg.ports_per_host,
@@ -602,6 +615,9 @@ pub fn section_markers(cfg: &CompareConfig) -> (String, String) {
     );
     if let Some(a) = &cfg.acl {
         key.push_str(&format!(" ACLs={}", a.acls));
+    }
+    if cfg.topology == Topology::Routed {
+        key.push_str(" routed");
     }
     (
         format!("<!-- weft-bench compare {key} begin -->"),

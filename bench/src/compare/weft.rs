@@ -188,12 +188,22 @@ pub fn run(cfg: &CompareConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
         }
         anyhow::Ok(())
     })?;
+    if cfg.topology == super::Topology::Routed {
+        progress("weft: router lr0 on every switch");
+        rt.block_on(transact(
+            &mut client,
+            super::routed::weft_ops(cfg.switches),
+            true,
+            cfg.timeout,
+        ))?;
+    }
     let plan = cfg.plan();
     for h in tb.hosts() {
         let mine: Vec<PlannedPort> = plan.iter().filter(|p| p.host == h.index).cloned().collect();
         bind_vifs(h, &mine, cfg.batch)?;
     }
 
+    let up0 = rt.block_on(count_up(&mut client, cfg.switches))?;
     let procs = processes(tb.prefix());
     let cpu0 = cpu_snapshot(&procs);
     progress(&format!("weft: creating {} ports", plan.len()));
@@ -208,9 +218,10 @@ pub fn run(cfg: &CompareConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
         anyhow::Ok(())
     })?;
     let create_time = t0.elapsed();
-    let ports_up = poll_until(plan.len(), cfg.poll, cfg.timeout, || {
+    // Ports up before the timed part (router-type ports, if they count as up) are not ours.
+    let ports_up = poll_until(plan.len() + up0, cfg.poll, cfg.timeout, || {
         rt.block_on(count_up(&mut client, cfg.switches))
-    })?;
+    })? - up0;
     let up_time = t0.elapsed();
     rt.block_on(client.sync(SyncRequest {
         revision: 0,

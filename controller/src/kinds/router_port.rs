@@ -192,6 +192,7 @@ fn check(p: &mut LogicalRouterPort) -> Result<(), ValidationError> {
         validate_name("router_port.peer", &p.peer)?;
     }
     check_map("router_port.options", &p.options)?;
+    weft_proto::model::validate::gateway_mtu(&p.options)?;
     check_map("router_port.external_ids", &p.external_ids)
 }
 

@@ -257,6 +257,22 @@ async fn bad_router_input_is_refused_and_changes_nothing() {
             "multicast",
         ),
         (
+            vec![Op {
+                op: Some(op::Op::Update(UpdateOp {
+                    kind: "Logical_Router_Port".into(),
+                    name: "lr1-a".into(),
+                    columns: vec![ColumnOp {
+                        action: Action::Set as i32,
+                        column: "options".into(),
+                        key: "gateway_mtu".into(),
+                        values: vec!["67".into()],
+                    }],
+                    if_exists: false,
+                })),
+            }],
+            "router_port.options:gateway_mtu \"67\": expected an MTU in 68..=65535",
+        ),
+        (
             vec![insert(router_lsp("sw", "sw-x", "nosuch"), false)],
             "port.options:router-port \"nosuch\": no such router port",
         ),

@@ -570,6 +570,31 @@ pub fn validate_chassis(c: &Chassis) -> Result<()> {
     Ok(())
 }
 
+/// The router port option that sets the MTU of the network behind the port (OVN's
+/// `options:gateway_mtu`): routed packets leaving by the port that are longer get ICMP
+/// "fragmentation needed" (DF set) or are fragmented.
+pub const GATEWAY_MTU_OPTION: &str = "gateway_mtu";
+/// The smallest MTU an IPv4 link may have (RFC 791).
+pub const MIN_GATEWAY_MTU: u16 = 68;
+
+/// `options:gateway_mtu` of a router port: None when unset, else 68..=65535.
+pub fn gateway_mtu<'a, I>(options: I) -> Result<Option<u16>>
+where
+    I: IntoIterator<Item = (&'a String, &'a String)>,
+{
+    let Some((_, v)) = options.into_iter().find(|(k, _)| *k == GATEWAY_MTU_OPTION) else {
+        return Ok(None);
+    };
+    match v.trim().parse::<u16>() {
+        Ok(m) if m >= MIN_GATEWAY_MTU => Ok(Some(m)),
+        _ => Err(ValidationError::new(
+            "router_port.options:gateway_mtu",
+            v,
+            format!("expected an MTU in {MIN_GATEWAY_MTU}..=65535"),
+        )),
+    }
+}
+
 /// Parses a stored `dynamic_addresses` value "MAC IP".
 /// Parses a stored `dynamic_addresses` value: "MAC IP", or "MAC" alone on a switch without a
 /// subnet.
@@ -587,9 +612,25 @@ pub fn parse_dynamic(s: &str) -> Option<(String, Option<Ipv4Addr>)> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn net(s: &str) -> Ipv4Network {
         parse_subnet("subnet", s).expect("valid subnet")
+    }
+
+    #[test]
+    fn gateway_mtus() {
+        let o = |v: &str| -> BTreeMap<String, String> {
+            [(GATEWAY_MTU_OPTION.to_string(), v.to_string())].into()
+        };
+        assert_eq!(gateway_mtu(&BTreeMap::new()).unwrap(), None);
+        assert_eq!(gateway_mtu(&o("1400")).unwrap(), Some(1400));
+        assert_eq!(gateway_mtu(&o("68")).unwrap(), Some(68));
+        for bad in ["67", "0", "65536", "x", "", "-1"] {
+            let e = gateway_mtu(&o(bad)).unwrap_err();
+            assert_eq!(e.field, "router_port.options:gateway_mtu");
+            assert_eq!(e.value, bad);
+        }
     }
 
     #[test]

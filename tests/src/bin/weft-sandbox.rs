@@ -7,6 +7,7 @@
 //! weft-sandbox pod-add HOST LPORT [--name POD]   (returns once the port is up)
 //! weft-sandbox pod-del POD
 //! weft-sandbox exec POD|outside -- CMD [ARGS...]
+//! weft-sandbox host-exec HOST -- CMD [ARGS...]   (in the host's own namespace)
 //! weft-sandbox docker HOST -- ARGS...            (with `up --docker`: the docker CLI on HOST)
 //! weft-sandbox status
 //! weft-sandbox down
@@ -20,6 +21,9 @@
 //! on a provider network that every host's `br-ex` reaches; agents map it as `physnet`
 //! (`--bridge-mappings physnet:br-ex`), for localnet ports, gateway chassis and NAT
 //! (docs/routing.md).
+//! `up --mgmt-switch SWITCH --mgmt-subnet CIDR [--cluster-subnets CIDR,...]` gives every
+//! host a management port on SWITCH (created with CIDR if missing) and routes for the
+//! cluster subnets through it (docs/routing.md).
 
 /// `println!` that ends the program quietly when stdout is closed (`weft-sandbox status |
 /// head`) instead of panicking on the broken pipe.
@@ -42,7 +46,7 @@ use std::process::ExitCode;
 use weft_testbed::net;
 use weft_testbed::process::pid_alive;
 use weft_testbed::sandbox::{prefix_for_dir, DockerState, SandboxState, DEFAULT_DIR, LOCK_FILE};
-use weft_testbed::testbed::{missing_prerequisites, Encap, TestbedConfig};
+use weft_testbed::testbed::{missing_prerequisites, Encap, MgmtSetup, TestbedConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -75,6 +79,16 @@ enum Cmd {
         /// Plain text everywhere (no CA, no TLS, no authorization): development only.
         #[arg(long)]
         insecure: bool,
+        /// Give every host a management port on this logical switch (agent `--mgmt-switch`).
+        #[arg(long, requires = "mgmt_subnet")]
+        mgmt_switch: Option<String>,
+        /// The management switch's subnet, used to create it when it does not exist.
+        #[arg(long, requires = "mgmt_switch")]
+        mgmt_subnet: Option<String>,
+        /// Cluster subnets the hosts route through their management port (agent
+        /// `--cluster-subnets`), comma separated.
+        #[arg(long, value_delimiter = ',', requires = "mgmt_switch")]
+        cluster_subnets: Vec<String>,
         /// Also an "outside" namespace on a provider network every host's br-ex (mapped as
         /// physnet) reaches; `exec outside -- CMD` runs a command there.
         #[arg(long)]
@@ -103,6 +117,13 @@ enum Cmd {
     /// Run a command inside a pod's network namespace (or the outside namespace: `outside`).
     Exec {
         pod: String,
+        #[arg(last = true, required = true, value_name = "CMD")]
+        cmd: Vec<String>,
+    },
+    /// Run a command in a host's own network namespace (HOST: host1 or 1), where its
+    /// OVS, agent and management port live.
+    HostExec {
+        host: String,
         #[arg(last = true, required = true, value_name = "CMD")]
         cmd: Vec<String>,
     },
@@ -160,6 +181,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             insecure,
             docker,
             external,
+            mgmt_switch,
+            mgmt_subnet,
+            cluster_subnets,
         } => up(
             &dir,
             usize::from(hosts),
@@ -168,10 +192,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             insecure,
             docker,
             external,
+            mgmt_switch
+                .zip(mgmt_subnet)
+                .map(|(switch, subnet)| MgmtSetup {
+                    switch,
+                    subnet,
+                    cluster_subnets,
+                }),
         ),
         Cmd::Docker { host, args } => {
             require_root()?;
             docker_cli(&dir, &host, &args)
+        }
+        Cmd::HostExec { host, cmd } => {
+            require_root()?;
+            let st = load_state(&dir)?;
+            let h = st.testbed.host(&host)?;
+            let status = std::process::Command::new("ip")
+                .args(["netns", "exec", &h.netns])
+                .args(&cmd)
+                .status()
+                .context("running ip netns exec")?;
+            Ok(match status.code() {
+                Some(0) => ExitCode::SUCCESS,
+                Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+                None => ExitCode::FAILURE,
+            })
         }
         Cmd::PodAdd { host, lport, name } => {
             require_root()?;
@@ -320,8 +366,9 @@ fn up(
     insecure: bool,
     docker: bool,
     external: bool,
+    mgmt: Option<MgmtSetup>,
 ) -> anyhow::Result<ExitCode> {
-    let cfg = TestbedConfig::new()
+    let mut cfg = TestbedConfig::new()
         .insecure(insecure)
         .docker(docker)
         .external(external)
@@ -334,6 +381,8 @@ fn up(
         .prefix(prefix_for_dir(dir))
         .dir(dir)
         .progress(progress);
+    cfg.mgmt = mgmt;
+    cfg.validate()?;
     let mut missing = missing_prerequisites(&cfg);
     if docker {
         missing.extend(weft_testbed::docker::missing());
@@ -505,6 +554,15 @@ fn status(dir: &Path) -> anyhow::Result<ExitCode> {
                 h.name
             );
         }
+        // The management port, when the agents have one (`up --mgmt-switch`).
+        let mp = weft_agent_mgmt_interface();
+        if let Ok(a) =
+            weft_testbed::process::run_in(&h.netns, "ip", &["-4", "-o", "addr", "show", "dev", mp])
+        {
+            if let Some(addr) = a.split_whitespace().skip_while(|w| *w != "inet").nth(1) {
+                out!("            management port {mp} {addr}");
+            }
+        }
     }
     if tb.pods.is_empty() {
         out!("no pods");
@@ -525,6 +583,11 @@ fn status(dir: &Path) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(3)
     })
+}
+
+/// The agents' management link name (the agent's default `--mgmt-interface`).
+fn weft_agent_mgmt_interface() -> &'static str {
+    "weft-mp0"
 }
 
 fn remove_run_files(dir: &Path) {

@@ -49,6 +49,7 @@ pub const NXAST_CT: u16 = 35;
 pub const NXAST_NAT: u16 = 36;
 pub const NXAST_CONTROLLER2: u16 = 37;
 pub const NXAST_CT_CLEAR: u16 = 43;
+pub const NXAST_CHECK_PKT_LARGER: u16 = 49;
 
 /// `ct(table=...)` value meaning "do not recirculate".
 const NX_CT_RECIRC_NONE: u8 = 0xff;
@@ -182,6 +183,19 @@ pub fn encode_action(out: &mut Vec<u8>, a: &Action) -> Result<(), CodecError> {
             put_u8(out, clause - 1);
             put_u8(out, *n_clauses);
             put_u32(out, *id);
+        }
+        Action::CheckPktLarger { len, dst } => {
+            if dst.n_bits != 1 {
+                return Err(CodecError::Unencodable {
+                    what: "check_pkt_larger",
+                    value: format!("destination of {} bits (must be 1)", dst.n_bits),
+                });
+            }
+            put_nx_header(out, 24, NXAST_CHECK_PKT_LARGER);
+            put_u16(out, *len);
+            put_u16(out, dst.ofs);
+            put_u32(out, dst.header);
+            put_zeros(out, 6);
         }
         Action::Ct(ct) => encode_ct(out, ct)?,
         Action::Controller(c) => encode_controller(out, c)?,
@@ -608,6 +622,19 @@ fn decode_action(a: &mut Reader<'_>) -> Option<Action> {
                     decode_set_field_tlv(&h, payload).map(Action::SetField)
                 }
                 NXAST_CT_CLEAR => Some(Action::CtClear),
+                NXAST_CHECK_PKT_LARGER => {
+                    let len = a.u16().ok()?;
+                    let ofs = a.u16().ok()?;
+                    let header = a.u32().ok()?;
+                    Some(Action::CheckPktLarger {
+                        len,
+                        dst: SubField {
+                            header,
+                            ofs,
+                            n_bits: 1,
+                        },
+                    })
+                }
                 NXAST_CONJUNCTION => {
                     let clause = a.u8().ok()?;
                     let n_clauses = a.u8().ok()?;

@@ -269,6 +269,23 @@ pub fn ext_flows() -> Vec<Flow> {
     let ip4 = || MatchField::EthType(0x0800);
     let zone13 = CtZone::Field(sub::reg_bits(13, 0, 15));
     vec![
+        // A packet length check into one register bit (router port MTU).
+        flow(
+            48,
+            110,
+            0,
+            vec![MatchField::Metadata {
+                value: 9,
+                mask: None,
+            }],
+            vec![
+                Action::CheckPktLarger {
+                    len: 1414,
+                    dst: sub::reg_bits(10, 2, 2),
+                },
+                Action::GotoTable(49),
+            ],
+        ),
         // A bit-range move (copy_field with offsets).
         flow(
             0,
