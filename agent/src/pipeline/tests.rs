@@ -1526,6 +1526,8 @@ fn nat_flows_run_on_the_gateway_and_fips_on_their_chassis() {
     assert!(owner_rendered(&d, &Owner::Router("lr1".into()))
         .iter()
         .all(|f| !f.contains("ct(")));
+}
+
 #[test]
 fn a_router_port_mtu_checks_lengths_at_exit_and_punts_the_too_big() {
     let mut fx = routed();
