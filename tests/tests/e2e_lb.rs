@@ -386,3 +386,185 @@ fn switch_load_balancer_behind_stateful_acls() {
     );
     drop(servers);
 }
+
+/// Connects once to VIP:PORT over `proto`; prints `refused SECONDS`, `timeout SECONDS`,
+/// `ok NAME SECONDS` or `error ...`.
+const PROBE: &str = r#"
+import socket, sys, time, errno
+proto, vip, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+t = time.monotonic()
+try:
+    if proto == "tcp":
+        s = socket.create_connection((vip, port), timeout=3)
+        s.sendall(b"hi\n"); r = s.makefile("rb").readline().decode().strip()
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+        s.connect((vip, port)); s.send(b"hi"); r = s.recv(2048).decode().strip()
+    print("ok", r, round(time.monotonic() - t, 3))
+except ConnectionRefusedError:
+    print("refused", round(time.monotonic() - t, 3))
+except socket.timeout:
+    print("timeout", round(time.monotonic() - t, 3))
+except Exception as e:
+    print("error", e)
+"#;
+
+fn probe(client: &Pod, proto: &str, vip: &str, port: &str) -> String {
+    let out = client
+        .exec_output(&["python3", "-c", PROBE, proto, vip, port])
+        .expect("probe runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Options and VIP forms: session affinity (`affinity_timeout`: 50 connections from one
+/// client land on one backend, and another client can land elsewhere), `reject=true` (a
+/// VIP without backends refuses TCP at once and answers UDP with an ICMP unreachable; without
+/// it the traffic is dropped), and a port-less VIP (every protocol to the address: TCP to
+/// any port, and ping).
+#[test]
+fn switch_load_balancer_affinity_reject_and_portless_vip() {
+    let cfg = TestbedConfig::new()
+        .hosts(3)
+        .controllers(1)
+        .agent_args(["--resync-interval", "2"]);
+    if !ready(
+        "switch_load_balancer_affinity_reject_and_portless_vip",
+        &cfg,
+    ) {
+        return;
+    }
+    let mut tb = start(cfg);
+    setup(&mut tb);
+    for p in ["client", "client2", "be1", "be2"] {
+        dyn_port(&mut tb, "sw0", p);
+    }
+    let client = pod(&mut tb, 1, "client");
+    let client2 = pod(&mut tb, 1, "client2");
+    let be1 = pod(&mut tb, 2, "be1");
+    let be2 = pod(&mut tb, 3, "be2");
+    sync(&mut tb);
+    assert_ping(&client, &be1);
+    assert_ping(&client, &be2);
+    let mut servers = Vec::new();
+    for b in [&be1, &be2] {
+        servers.push(
+            b.spawn(&["python3", "-c", SERVER, &b.lport, "8080", "5353"])
+                .expect("server starts"),
+        );
+        wait_for(10, "server to listen", || {
+            b.exec(&["cat", "/proc/net/tcp"])
+                .map(|t| t.contains(":1F90 ")) // 8080
+                .unwrap_or(false)
+        });
+    }
+    let backends = format!("{}:8080,{}:8080", be1.ip, be2.ip);
+    ctl(&mut tb, &["lb-add", "web", "10.96.0.10:80", &backends]);
+    ctl(&mut tb, &["ls-lb-add", "sw0", "web"]);
+    sync(&mut tb);
+    // Without affinity, one client's connections spread.
+    let c = run_client(&client, "tcp", "80", 50);
+    println!("no affinity, 50 connections: {c:?}");
+    assert!(c.len() == 2 && !c.contains_key("failed"), "{c:?}");
+
+    // Affinity: every connection of one client lands on one backend.
+    ctl(
+        &mut tb,
+        &["set", "Load_Balancer", "web", "options:affinity_timeout=60"],
+    );
+    sync(&mut tb);
+    let c = run_client(&client, "tcp", "80", 50);
+    println!("affinity_timeout=60, 50 connections from one client: {c:?}");
+    assert_eq!(c.len(), 1, "one backend: {c:?}");
+    assert_eq!(c.values().sum::<u32>(), 50);
+    assert!(!c.contains_key("failed"), "{c:?}");
+    let pinned = c.keys().next().cloned().expect("a backend");
+    // The learned flow survives the periodic resync and an agent restart.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    tb.restart_agent(1).expect("restart agent on host1");
+    sync(&mut tb);
+    let c = run_client(&client, "tcp", "80", 20);
+    println!("after resyncs and an agent restart: {c:?}");
+    assert_eq!(c.get(pinned.as_str()).copied(), Some(20), "{c:?}");
+    // Other clients are pinned on their own.
+    let c2 = run_client(&client2, "tcp", "80", 20);
+    println!("second client: {c2:?}");
+    assert_eq!(c2.len(), 1, "{c2:?}");
+
+    // A VIP without backends: dropped, then with reject=true refused at once.
+    ctl(&mut tb, &["lb-add", "empty", "10.96.0.30:80", ""]);
+    ctl(&mut tb, &["lb-add", "emptyu", "10.96.0.31:53", "", "udp"]);
+    ctl(&mut tb, &["ls-lb-add", "sw0", "empty"]);
+    ctl(&mut tb, &["ls-lb-add", "sw0", "emptyu"]);
+    sync(&mut tb);
+    let p = probe(&client, "tcp", "10.96.0.30", "80");
+    println!("no backend, no reject, tcp: {p}");
+    assert!(p.starts_with("timeout"), "dropped: {p}");
+    ctl(
+        &mut tb,
+        &["set", "Load_Balancer", "empty", "options:reject=true"],
+    );
+    ctl(
+        &mut tb,
+        &["set", "Load_Balancer", "emptyu", "options:reject=true"],
+    );
+    sync(&mut tb);
+    let p = probe(&client, "tcp", "10.96.0.30", "80");
+    println!("no backend, reject=true, tcp: {p}");
+    assert!(p.starts_with("refused"), "TCP refused (RST): {p}");
+    let secs: f64 = p
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(99.0);
+    assert!(secs < 2.0, "refused at once, not after a timeout: {p}");
+    let p = probe(&client, "udp", "10.96.0.31", "53");
+    println!("no backend, reject=true, udp: {p}");
+    assert!(p.starts_with("refused"), "UDP: ICMP port unreachable: {p}");
+
+    // A port-less VIP: every protocol to the address.
+    ctl(
+        &mut tb,
+        &[
+            "lb-add",
+            "any",
+            "10.96.0.40",
+            &format!("{},{}", be1.ip, be2.ip),
+        ],
+    );
+    ctl(&mut tb, &["ls-lb-add", "sw0", "any"]);
+    sync(&mut tb);
+    let out = client
+        .exec_output(&["python3", "-c", CLIENT, "tcp", "10.96.0.40", "8080", "30"])
+        .expect("client runs");
+    let c = counts(&String::from_utf8_lossy(&out.stdout));
+    println!(
+        "port-less VIP 10.96.0.40, tcp 8080 from one client (addresses hashed: one backend): {c:?}"
+    );
+    assert!(
+        !c.contains_key("failed") && c.values().sum::<u32>() == 30,
+        "{c:?}"
+    );
+    let out = client
+        .exec_output(&["python3", "-c", CLIENT, "udp", "10.96.0.40", "5353", "10"])
+        .expect("client runs");
+    let u = counts(&String::from_utf8_lossy(&out.stdout));
+    println!("port-less VIP 10.96.0.40, udp 5353: {u:?}");
+    assert!(u.get("failed").copied().unwrap_or(0) <= 1, "{u:?}");
+    let ping = client
+        .exec_output(&["ping", "-c", "3", "-W", "2", "10.96.0.40"])
+        .expect("ping");
+    assert!(
+        ping.status.success(),
+        "ping the port-less VIP: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    for mut s in servers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    for h in 1..=3 {
+        let addr = tb.host(h).expect("host").metrics_addr;
+        assert_eq!(drift_repairs(addr), 0.0, "host{h} repaired drift");
+    }
+}

@@ -30,14 +30,19 @@
 //!  30 acl-in       stateful: ct.inv -> drop; est+rpl or rel |
 //!                  -> reg8[1]=1 (no commit), 32; from-lport |
 //!                  ACLs at 1000+prio (acl, acl_match)       |
-//!  31 acl-in-act -   32 qos-in -                            |
-//!  33 lb-affinity  -                                       |
+//!  31 acl-in-act -   32 qos-in (-> 34)                      |
+//!  33 lb-affinity  learned flows only (cookie kind LEARNED, |
+//!                  never diffed): client+VIP -> reg2=backend|
+//!                  key; reached by resubmit from 35         |
 //!  34 lb-vip       VIP, ct_state=-trk -> ct(zone=reg13,nat, |
 //!                  table=35): established get their DNAT    |
-//!  35 lb-learn     -                                        |
+//!  35 lb-learn     affinity VIP, +new: reg2=0,resubmit(,33) |
 //!  36 lb-dnat      VIP, +new+trk -> group (hash select):    |
-//!                  ct(commit,zone=reg13,nat(dst=EP),->37);  |
-//!                  no backend -> drop                       |
+//!                  ct(commit,zone=reg13,nat(dst=EP),->37)   |
+//!                  (affinity: bucket reg2=key,resubmit(,36);|
+//!                  reg2=key -> learn(33), ct(commit,..EP)); |
+//!                  no live backend -> drop, or              |
+//!                  reject=true -> controller (ACL reject)   |
 //!  37 lb-hairpin   backend to itself via its VIP: SNAT to   |
 //!                  the VIP (hairpin zone); replies un-DNAT  |
 //!  38 commit-in    stateful: ip, reg8[1]=0 ->               |
@@ -85,8 +90,10 @@
 //! - `reg13[0..15]` = conntrack zone of the input port ([`crate::ids`]);
 //! - `reg10` = flags; bit 0 ([`reg::FLAG_FROM_TUNNEL`]) = came in on a tunnel;
 //! - `reg0` / `reg1` on a router datapath = next hop IPv4 / router source IP ([`l3`]);
-//! - reserved for the features to come: reg2/reg4
-//!   LB original port / VIP, reg3 rule id, reg11/reg12 router zones.
+//! - `reg2` on a switch datapath = the LB session-affinity backend key ([`lb`], lb-learn
+//!   to lb-dnat; 0 = none);
+//! - reserved for the features to come: reg4
+//!   LB original VIP, reg3 rule id, reg11/reg12 router zones.
 //! - `reg8` ACL bits ([`acl`]): bit 1 = do not commit (replies, related, allow-stateless);
 //!   `reg13` is reloaded with the output port's zone at pre-ct-out on stateful switches.
 //! - `ct_mark` bits (reserved): 0 blocked, 1 natted, 2 skip-snat, 3 force-snat, 4 hairpin;
@@ -214,6 +221,10 @@ pub mod cookie_kind {
     pub const ROUTER_PORT: u8 = 0x05;
     pub const ACL: u8 = weft_proto::model::acl::COOKIE_KIND;
     pub const STATIC: u8 = 0xff;
+    /// Flows the datapath learns (`learn` actions: LB session affinity in lb-affinity). The
+    /// agent never installs, modifies or deletes them: the full diff skips installed flows
+    /// of this kind, so resyncs and agent restarts leave them until their timeout.
+    pub const LEARNED: u8 = 0xfe;
 }
 
 impl Owner {
