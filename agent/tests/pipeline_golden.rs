@@ -385,7 +385,7 @@ fn lb_view(vips: &[(&str, &str, &str, &str)]) -> weft_proto::v1::LoadBalancerVie
             .iter()
             .map(|(_, _, v, b)| (v.to_string(), b.to_string()))
             .collect(),
-        options: Default::default(),
+        ..Default::default()
     }
 }
 

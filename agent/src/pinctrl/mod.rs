@@ -13,7 +13,8 @@
 //! Handlers now: [`Op::ArpGateway`], the subnet gateway's ARP responder;
 //! [`Op::IcmpTimeExceeded`], a router port's ICMP time exceeded ([`icmp`]);
 //! [`Op::ArpResolve`] and [`Op::ArpLearn`], next-hop neighbour resolution ([`neigh`]);
-//! [`Op::AclReject`] and [`Op::AclLog`], the ACL verdicts that need the agent ([`acl`]).
+//! [`Op::AclReject`] and [`Op::AclLog`], the ACL verdicts that need the agent ([`acl`]);
+//! [`Op::LbHealth`], answers to load balancer health probes ([`crate::lb_health`]).
 
 pub mod acl;
 pub mod icmp;
@@ -30,6 +31,7 @@ use weft_openflow::flow::{ports, Action, Mac, Match, MatchField};
 
 use crate::pipeline::punt::{
     OP_ACL_LOG, OP_ACL_REJECT, OP_ARP_GATEWAY, OP_ARP_LEARN, OP_ARP_RESOLVE, OP_ICMP_TIME_EXCEEDED,
+    OP_LB_HEALTH,
 };
 
 /// Why a packet-in was dropped.
@@ -60,6 +62,7 @@ pub enum Op {
     ArpLearn,
     AclReject,
     AclLog,
+    LbHealth,
 }
 
 impl Op {
@@ -71,6 +74,7 @@ impl Op {
             OP_ARP_LEARN => Some(Op::ArpLearn),
             OP_ACL_REJECT => Some(Op::AclReject),
             OP_ACL_LOG => Some(Op::AclLog),
+            OP_LB_HEALTH => Some(Op::LbHealth),
             _ => None,
         }
     }
@@ -86,6 +90,8 @@ pub enum Answer {
     Learn(neigh::Learned),
     /// Nothing to send: an ACL log record to write.
     Logged(acl::LogRecord),
+    /// An answer to a load balancer health probe, for [`crate::lb_health`].
+    Health(crate::lb_health::ProbeReply),
 }
 
 /// Counters of the dispatcher.
@@ -186,6 +192,7 @@ fn route(pin: &PacketIn) -> Result<Answer, PinctrlError> {
         Op::ArpLearn => neigh::handle_learn(pin, args),
         Op::AclReject => acl::reject(pin, args, in_port(pin)).map(Answer::PacketOut),
         Op::AclLog => acl::log(pin, args, in_port(pin)).map(Answer::Logged),
+        Op::LbHealth => crate::lb_health::parse_reply(&pin.packet).map(Answer::Health),
     }
 }
 
@@ -315,6 +322,7 @@ pub async fn run(
     mut rx: mpsc::Receiver<PacketIn>,
     stats: watch::Sender<Stats>,
     learned: mpsc::Sender<neigh::Learned>,
+    health: mpsc::Sender<crate::lb_health::ProbeReply>,
 ) {
     let mut d = Dispatcher::new();
     while let Some(pin) = rx.recv().await {
@@ -327,6 +335,11 @@ pub async fn run(
             }
             Ok(Answer::Learn(l)) => {
                 if learned.try_send(l).is_err() {
+                    d.stats.send_failed += 1;
+                }
+            }
+            Ok(Answer::Health(r)) => {
+                if health.try_send(r).is_err() {
                     d.stats.send_failed += 1;
                 }
             }

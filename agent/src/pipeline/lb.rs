@@ -411,6 +411,11 @@ fn vip_flows(
     groups: &mut Vec<Group>,
 ) {
     let protocol = lb.rules.protocol;
+    // Only live backends: those a health check reported offline take no new connection.
+    let rule = &VipRule {
+        vip: rule.vip,
+        backends: lb.live_backends(rule).into_iter().copied().collect(),
+    };
     let Some(m) = vip_match(sw, &rule.vip, protocol) else {
         return;
     };
@@ -569,10 +574,49 @@ fn reject_actions(input: &CompileInput, sw: &Switch, vip: &Endpoint) -> Vec<Acti
     })]
 }
 
-/// The lb-vip and lb-dnat flows and the select groups of every load balancer `sw` names
-/// (owner: the switch).
+/// Priority of the health check answers' punt.
+pub const PRIO_SVC_MONITOR: u16 = 200;
+
+/// On a switch whose LBs have health checks: the punt stage sends whatever a port sends to
+/// the service address ([`weft_proto::model::load_balancer::SVC_MONITOR_IP`]: the answers
+/// to [`crate::lb_health`]'s probes) to pinctrl, before port security and conntrack (the
+/// probes never went through conntrack, so their answers would be invalid there).
+pub fn svc_monitor_flows(input: &CompileInput, sw: &Switch, cookie: u64) -> Vec<Flow> {
+    let checked = input
+        .view
+        .load_balancers_of(sw)
+        .any(|lb| !lb.rules.health_checks.is_empty());
+    let Some(meter) = input.ids.meter(punt::METER_LB_HEALTH) else {
+        return Vec::new();
+    };
+    if !checked {
+        return Vec::new();
+    }
+    vec![Flow {
+        table: Stage::Punt.table(),
+        priority: PRIO_SVC_MONITOR,
+        cookie,
+        matches: Match::from_fields([
+            metadata(sw),
+            MatchField::EthType(ETH_IP),
+            MatchField::Ipv4Dst {
+                value: weft_proto::model::load_balancer::SVC_MONITOR_IP,
+                mask: None,
+            },
+        ]),
+        actions: vec![Action::Controller(Controller {
+            max_len: 256,
+            userdata: punt::OP_LB_HEALTH.to_be_bytes().to_vec(),
+            meter_id: Some(meter),
+            ..Controller::default()
+        })],
+    }]
+}
+
+/// The lb-vip and lb-dnat flows and the select groups of every load balancer `sw` names,
+/// and the health checks' punt (owner: the switch).
 pub fn switch_flows(input: &CompileInput, sw: &Switch, cookie: u64) -> (Vec<Flow>, Vec<Group>) {
-    let mut flows = Vec::new();
+    let mut flows = svc_monitor_flows(input, sw, cookie);
     let mut groups = Vec::new();
     for lb in input.view.load_balancers_of(sw) {
         for rule in &lb.rules.vips {

@@ -16,7 +16,8 @@
 //!                  VXLAN/GRE in_port=tun,tun_id=VNI -> metadata=DP, FROM_TUNNEL -> 50
 //!                  Geneve: tun_id=VNI -> metadata=DP, FROM_TUNNEL, reg14/reg15 <- option;
 //!                          out key 0x8000 (flood) -> 50, port key -> 60
-//!   5 punt         -                                       |
+//!   5 punt         LB health: ip4.dst=svc monitor IP ->     |
+//!                  controller (lb_health answers)           |
 //! 10 port-sec-in  VIF: RA, DHCP replies -> drop unless      |
 //!                 allow-ra-dhcp-server; port_security:      |
 //!                 allowed eth_src + ip/ipv6/arp src, ND     |

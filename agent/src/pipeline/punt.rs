@@ -45,6 +45,11 @@ pub const OP_ACL_LOG: u32 = 6;
 pub const METER_ACL_LOG: &str = "pinctrl-acl-log";
 /// The meter of ACL rejects.
 pub const METER_ACL_REJECT: &str = "pinctrl-acl-reject";
+/// Opcode of the load balancer health check answers ([`crate::lb_health`]); no
+/// arguments. 12..14 are the LB's.
+pub const OP_LB_HEALTH: u32 = 12;
+/// The meter of health check answers.
+pub const METER_LB_HEALTH: &str = "pinctrl-lb-health";
 /// Packets per second each handler's meter lets through to the controller.
 pub const METER_RATE_PPS: u32 = 100;
 /// Below the per-port responders (50): a port that owns the address answers itself.
