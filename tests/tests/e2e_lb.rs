@@ -568,3 +568,163 @@ fn switch_load_balancer_affinity_reject_and_portless_vip() {
         assert_eq!(drift_repairs(addr), 0.0, "host{h} repaired drift");
     }
 }
+
+/// `lb-list --status` rows as (backend, status) for VIP `vip`.
+fn backend_status(tb: &mut Testbed, lb: &str, vip: &str) -> BTreeMap<String, String> {
+    let out = ctl(tb, &["lb-list", "--status", lb]);
+    out.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() == 5 && w[2] == vip).then(|| (w[3].to_string(), w[4].to_string()))
+        })
+        .collect()
+}
+
+/// The scenario: VIP 10.96.0.10:80 over three backend pods on three hosts, 300
+/// short TCP connections from a client pod on each host (counts per backend printed, every
+/// connection completes); then a health check: the server of one backend stops, and within
+/// interval × failure plus propagation no new connection lands there (the measured time is
+/// printed; `lb-list --status` says offline); it restarts and receives connections again.
+#[test]
+fn switch_load_balancer_three_hosts_with_health_checks() {
+    let cfg = TestbedConfig::new().hosts(3).controllers(1);
+    if !ready("switch_load_balancer_three_hosts_with_health_checks", &cfg) {
+        return;
+    }
+    let mut tb = start(cfg);
+    setup(&mut tb);
+    for h in 1..=3 {
+        dyn_port(&mut tb, "sw0", &format!("c{h}"));
+        dyn_port(&mut tb, "sw0", &format!("be{h}"));
+    }
+    let clients: Vec<Pod> = (1..=3).map(|h| pod(&mut tb, h, &format!("c{h}"))).collect();
+    let bes: Vec<Pod> = (1..=3)
+        .map(|h| pod(&mut tb, h, &format!("be{h}")))
+        .collect();
+    sync(&mut tb);
+    assert_ping(&clients[0], &bes[1]);
+    let start_server = |b: &Pod| {
+        let s = b
+            .spawn(&["python3", "-c", SERVER, &b.lport, "8080", "5353"])
+            .expect("server starts");
+        wait_for(10, "server to listen", || {
+            b.exec(&["cat", "/proc/net/tcp"])
+                .map(|t| t.contains(":1F90 ")) // 8080
+                .unwrap_or(false)
+        });
+        s
+    };
+    let mut servers: Vec<std::process::Child> = bes.iter().map(start_server).collect();
+    let backends: Vec<String> = bes.iter().map(|b| format!("{}:8080", b.ip)).collect();
+    ctl(
+        &mut tb,
+        &["lb-add", "web", "10.96.0.10:80", &backends.join(",")],
+    );
+    ctl(&mut tb, &["ls-lb-add", "sw0", "web"]);
+    sync(&mut tb);
+
+    // 300 short connections from a client on each host: every backend reached, all done.
+    let mut total: BTreeMap<String, u32> = BTreeMap::new();
+    for c in &clients {
+        let n = 300;
+        let got = run_client(c, "tcp", "80", n);
+        println!("{} (host{}): {n} connections: {got:?}", c.lport, c.host);
+        assert_eq!(
+            got.get("failed"),
+            None,
+            "every connection completes: {got:?}"
+        );
+        assert_eq!(got.values().sum::<u32>(), n);
+        for (k, v) in got {
+            *total.entry(k).or_default() += v;
+        }
+    }
+    println!("per backend over 900 connections: {total:?}");
+    for b in &bes {
+        assert!(
+            total.get(b.lport.as_str()).copied().unwrap_or(0) > 0,
+            "{} reached: {total:?}",
+            b.lport
+        );
+    }
+
+    // Health check; every backend goes online.
+    let (interval, failure) = (1u32, 2u32);
+    ctl(
+        &mut tb,
+        &[
+            "lb-hc-add",
+            "web",
+            "10.96.0.10:80",
+            &format!("--interval={interval}"),
+            "--timeout=1",
+            &format!("--failure={failure}"),
+        ],
+    );
+    sync(&mut tb);
+    wait_for(30, "every backend online", || {
+        let s = backend_status(&mut tb, "web", "10.96.0.10:80");
+        s.len() == 3 && s.values().all(|v| v == "online")
+    });
+    println!(
+        "status: {:?}",
+        backend_status(&mut tb, "web", "10.96.0.10:80")
+    );
+
+    // Stop be2's server: within the window no new connection lands there (its connections
+    // fail until it is out of the group: the kernel answers RST).
+    let _ = servers[1].kill();
+    let _ = servers[1].wait();
+    let stopped = std::time::Instant::now();
+    let mut gone = None;
+    while stopped.elapsed() < std::time::Duration::from_secs(60) {
+        let c = run_client(&clients[0], "tcp", "80", 20);
+        if !c.contains_key("be2") && !c.contains_key("failed") {
+            gone = Some(stopped.elapsed());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let gone = gone.expect("be2 left the VIP within 60 s");
+    println!(
+        "be2 stopped: no new connection lands there after {:.2} s (interval {interval} s x failure {failure} + timeout + propagation)",
+        gone.as_secs_f64()
+    );
+    let st = backend_status(&mut tb, "web", "10.96.0.10:80");
+    println!("status: {st:?}");
+    assert_eq!(st.get(&backends[1]).map(String::as_str), Some("offline"));
+    // From every host: nothing lands on be2, nothing fails.
+    for c in &clients {
+        let got = run_client(c, "tcp", "80", 60);
+        println!("{} with be2 down: {got:?}", c.lport);
+        assert!(
+            !got.contains_key("be2") && !got.contains_key("failed"),
+            "{got:?}"
+        );
+    }
+
+    // Restart it: it receives connections again.
+    servers[1] = start_server(&bes[1]);
+    let restarted = std::time::Instant::now();
+    let mut back = None;
+    while restarted.elapsed() < std::time::Duration::from_secs(60) {
+        let c = run_client(&clients[2], "tcp", "80", 30);
+        if c.contains_key("be2") {
+            back = Some(restarted.elapsed());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let back = back.expect("be2 back within 60 s");
+    println!(
+        "be2 restarted: receives connections again after {:.2} s",
+        back.as_secs_f64()
+    );
+    let got = run_client(&clients[1], "tcp", "80", 90);
+    println!("c2 after be2 is back: {got:?}");
+    assert!(got.len() == 3 && !got.contains_key("failed"), "{got:?}");
+    for mut s in servers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+}
