@@ -101,35 +101,33 @@ fn run_client(client: &Pod, proto: &str, port: &str, n: u32) -> BTreeMap<String,
 
 fn setup(tb: &mut Testbed) {
     ctl(tb, &["lr-add", "lr1"]);
-    switch(tb, "sw0", "10.50.0.0/24");
-    ctl(
-        tb,
-        &[
-            "lrp-add",
-            "lr1",
-            "lr1-sw0",
-            "0a:00:00:00:50:01",
-            "10.50.0.1/24",
-        ],
-    );
+    attach(tb, "sw0", "10.50.0", "0a:00:00:00:50:01");
+}
+
+/// Switch `sw` with subnet `NET.0/24` on router lr1, whose port there is `NET.1` (`mac`).
+fn attach(tb: &mut Testbed, sw: &str, net: &str, mac: &str) {
+    switch(tb, sw, &format!("{net}.0/24"));
+    let lrp = format!("lr1-{sw}");
+    let lsp = format!("{sw}-lr1");
+    ctl(tb, &["lrp-add", "lr1", &lrp, mac, &format!("{net}.1/24")]);
     ctl(
         tb,
         &[
             "lsp-add",
-            "sw0",
-            "sw0-lr1",
+            sw,
+            &lsp,
             "--",
             "lsp-set-type",
-            "sw0-lr1",
+            &lsp,
             "router",
             "--",
             "lsp-set-addresses",
-            "sw0-lr1",
+            &lsp,
             "router",
             "--",
             "lsp-set-options",
-            "sw0-lr1",
-            "router-port=lr1-sw0",
+            &lsp,
+            &format!("router-port={lrp}"),
         ],
     );
 }
@@ -723,6 +721,111 @@ fn switch_load_balancer_three_hosts_with_health_checks() {
     let got = run_client(&clients[1], "tcp", "80", 90);
     println!("c2 after be2 is back: {got:?}");
     assert!(got.len() == 3 && !got.contains_key("failed"), "{got:?}");
+    for mut s in servers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+}
+
+/// The longest path: a from-lport ACL on the client's switch, the switch LB there, the
+/// router, and a to-lport ACL on the backends' switch (both switches stateful), within the
+/// userspace datapath's recirculation limit: every connection through the VIP completes,
+/// while the ACLs are seen to be in force (ping to a backend and TCP to another port
+/// dropped).
+#[test]
+fn switch_load_balancer_longest_path_acl_lb_router_acl() {
+    let cfg = TestbedConfig::new().hosts(3).controllers(1);
+    if !ready("switch_load_balancer_longest_path_acl_lb_router_acl", &cfg) {
+        return;
+    }
+    let mut tb = start(cfg);
+    setup(&mut tb);
+    attach(&mut tb, "sw1", "10.51.0", "0a:00:00:00:51:01");
+    dyn_port(&mut tb, "sw0", "client");
+    dyn_port(&mut tb, "sw1", "be1");
+    dyn_port(&mut tb, "sw1", "be2");
+    let client = pod(&mut tb, 1, "client");
+    let be1 = pod(&mut tb, 2, "be1");
+    let be2 = pod(&mut tb, 3, "be2");
+    sync(&mut tb);
+    assert_ping(&client, &be1);
+    let mut servers = Vec::new();
+    for b in [&be1, &be2] {
+        servers.push(
+            b.spawn(&["python3", "-c", SERVER, &b.lport, "8080", "5353"])
+                .expect("server starts"),
+        );
+        wait_for(10, "server to listen", || {
+            b.exec(&["cat", "/proc/net/tcp"])
+                .map(|t| t.contains(":1F90 ")) // 8080
+                .unwrap_or(false)
+        });
+    }
+    let backends = format!("{}:8080,{}:8080", be1.ip, be2.ip);
+    ctl(&mut tb, &["lb-add", "web", "10.96.0.10:80", &backends]);
+    ctl(&mut tb, &["ls-lb-add", "sw0", "web"]);
+    ctl(&mut tb, &["pg-add", "be", "be1", "be2"]);
+    for (ty, on, dir, prio, m, verdict) in [
+        (
+            "switch",
+            "sw0",
+            "from-lport",
+            "1000",
+            // Established packets are matched after ct-in's NAT (backend address and
+            // port), so the ACL allows TCP, not only port 80.
+            "inport == \"client\" && tcp",
+            "allow-related",
+        ),
+        (
+            "switch",
+            "sw0",
+            "from-lport",
+            "900",
+            "inport == \"client\" && ip4",
+            "drop",
+        ),
+        (
+            "port-group",
+            "be",
+            "to-lport",
+            "1000",
+            "outport == @be && tcp.dst == 8080",
+            "allow-related",
+        ),
+        (
+            "port-group",
+            "be",
+            "to-lport",
+            "900",
+            "outport == @be && ip4",
+            "drop",
+        ),
+    ] {
+        ctl(
+            &mut tb,
+            &[
+                "acl-add",
+                &format!("--type={ty}"),
+                on,
+                dir,
+                prio,
+                m,
+                verdict,
+            ],
+        );
+    }
+    sync(&mut tb);
+    // The ACLs are in force: ping to a backend is dropped (from-lport), and so is TCP to
+    // the backend's other port.
+    assert_no_ping(&client, be1.ip);
+    let p = probe(&client, "tcp", &be1.ip.to_string(), "5353");
+    assert!(p.starts_with("timeout"), "TCP to another port dropped: {p}");
+    // Through the VIP: from-lport ACL, LB, router, to-lport ACL; all connections complete.
+    let n = 100;
+    let c = run_client(&client, "tcp", "80", n);
+    println!("longest path (ACL, LB, router, ACL), {n} connections: {c:?}");
+    assert_eq!(c.get("failed"), None, "every connection completes: {c:?}");
+    assert!(c.len() == 2, "both backends reached: {c:?}");
     for mut s in servers {
         let _ = s.kill();
         let _ = s.wait();
