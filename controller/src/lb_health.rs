@@ -144,7 +144,112 @@ impl Intent {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use std::sync::Arc;
+
+    use weft_proto::v1::{object, BackendHealth, Object};
+
     use super::*;
+    use crate::intent::insert;
+    use crate::objects::transact::Oversize;
+    use crate::store::memory::MemoryStore;
+
+    async fn dump(i: &Intent) -> Vec<(String, Vec<u8>)> {
+        i.store()
+            .range("/")
+            .await
+            .unwrap()
+            .kvs
+            .into_iter()
+            .map(|kv| (kv.key, kv.value))
+            .collect()
+    }
+
+    fn bh(vip: &str, backend: &str, status: &str) -> BackendHealth {
+        BackendHealth {
+            load_balancer: "web".into(),
+            vip: vip.into(),
+            backend: backend.into(),
+            status: status.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn reports_are_checked_stored_and_shown_in_views() {
+        let i = Intent::new(Arc::new(MemoryStore::new()), "/t");
+        let lb = Object {
+            kind: Some(object::Kind::LoadBalancer(LoadBalancer {
+                name: "web".into(),
+                vips: [(
+                    "10.96.0.10:80".to_string(),
+                    "10.0.0.5:8080,10.0.0.6:8080".to_string(),
+                )]
+                .into(),
+                health_check: [("10.96.0.10:80".to_string(), String::new())].into(),
+                ..Default::default()
+            })),
+        };
+        i.transact(&[insert(lb, false)], false, Oversize::Refuse)
+            .await
+            .unwrap();
+        let report = |b: Vec<BackendHealth>| HealthReport {
+            chassis: "hv1".into(),
+            backends: b,
+        };
+        // Not alive: refused.
+        let e = i
+            .report_health(&report(vec![bh(
+                "10.96.0.10:80",
+                "10.0.0.5:8080",
+                "offline",
+            )]))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("not alive"), "{e}");
+        i.store()
+            .txn(Txn {
+                compares: Vec::new(),
+                ops: vec![Op::put(i.keys().alive("hv1"), Vec::new())],
+            })
+            .await
+            .unwrap();
+        // Malformed entries: refused naming field and value, nothing written.
+        for (b, needle) in [
+            (bh("10.96.0.10:80", "10.0.0.5:8080", "down"), "down"),
+            (
+                bh("10.96.0.300:80", "10.0.0.5:8080", "online"),
+                "10.96.0.300:80",
+            ),
+            (
+                bh("10.96.0.10:080", "10.0.0.5:8080", "online"),
+                "10.96.0.10:80",
+            ),
+        ] {
+            let before = dump(&i).await;
+            let e = i.report_health(&report(vec![b])).await.unwrap_err();
+            assert!(e.to_string().contains(needle), "{e}");
+            assert_eq!(dump(&i).await, before);
+        }
+        // A good report; entries for what the LB does not have are skipped.
+        i.report_health(&report(vec![
+            bh("10.96.0.10:80", "10.0.0.5:8080", "offline"),
+            bh("10.96.0.10:80", "10.0.0.9:8080", "offline"),
+            bh("10.96.0.11:80", "10.0.0.5:8080", "offline"),
+        ]))
+        .await
+        .unwrap();
+        let st = i.load().await.unwrap();
+        let l = match &st.objects[crate::kinds::load_balancer::NAME]["web"].kind {
+            Some(object::Kind::LoadBalancer(l)) => l.clone(),
+            _ => panic!(),
+        };
+        let v = view_status(&st, &l);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v["10.96.0.10:80 10.0.0.5:8080"], "offline");
+        // Without the health check, the view carries no status.
+        let mut l2 = l.clone();
+        l2.health_check.clear();
+        assert!(view_status(&st, &l2).is_empty());
+    }
 
     #[test]
     fn keys_parse() {

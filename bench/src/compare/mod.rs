@@ -23,6 +23,7 @@
 //! [`write_section`] replaces (or appends) one size's section of that file.
 
 pub mod acl;
+pub mod lb;
 pub mod ovn;
 pub mod procstat;
 pub mod weft;
@@ -94,6 +95,8 @@ pub struct CompareConfig {
     pub timeout: Duration,
     /// The ACL phase after the ports ([`acl`]), when asked for.
     pub acl: Option<acl::AclScale>,
+    /// The load balancer phase after the ports (and ACLs) ([`lb`]), when asked for.
+    pub lb: Option<lb::LbScale>,
 }
 
 impl Default for CompareConfig {
@@ -108,6 +111,7 @@ impl Default for CompareConfig {
             poll: Duration::from_millis(100),
             timeout: Duration::from_secs(600),
             acl: None,
+            lb: None,
         }
     }
 }
@@ -270,6 +274,8 @@ pub struct SystemReport {
     pub processes: Vec<ProcUsage>,
     /// The ACL phase, when it ran.
     pub acl: Option<acl::AclReport>,
+    /// The LB phase, when it ran.
+    pub lb: Option<lb::LbReport>,
 }
 
 impl SystemReport {
@@ -470,6 +476,7 @@ pub fn render_markdown(r: &CompareReport) -> String {
     if cols.iter().any(|c| c.acl.is_some()) {
         render_acl(&mut out, &cols, both.is_some());
     }
+    lb::render(&mut out, &cols, both.is_some());
     let _ = writeln!(
         out,
         "| system | process | RSS | CPU during run | CPU since start |"
@@ -602,6 +609,9 @@ pub fn section_markers(cfg: &CompareConfig) -> (String, String) {
     );
     if let Some(a) = &cfg.acl {
         key.push_str(&format!(" ACLs={}", a.acls));
+    }
+    if let Some(l) = &cfg.lb {
+        key.push_str(&format!(" VIPs={}x{}", l.vips, l.backends));
     }
     (
         format!("<!-- weft-bench compare {key} begin -->"),
@@ -837,6 +847,7 @@ mod tests {
                 cpu_total_s: 1.0,
             }],
             acl: None,
+            lb: None,
         };
         let r = CompareReport {
             config: small(),
