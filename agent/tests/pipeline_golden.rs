@@ -512,7 +512,8 @@ fn changing_backends_rewrites_only_the_group() {
     let r = recompile(&mut desired, &fx.input(), &change);
     assert_eq!(
         r.owners.into_iter().collect::<Vec<_>>(),
-        [Owner::Switch("ls1".into())]
+        [Owner::LoadBalancer("ls1/web".into())],
+        "only the changed LB on its switch is recompiled"
     );
     assert_eq!(before_flows, kept(&desired), "other flows unchanged");
     assert_eq!(

@@ -577,19 +577,21 @@ fn reject_actions(input: &CompileInput, sw: &Switch, vip: &Endpoint) -> Vec<Acti
 /// Priority of the health check answers' punt.
 pub const PRIO_SVC_MONITOR: u16 = 200;
 
-/// On a switch whose LBs have health checks: the punt stage sends whatever a port sends to
+/// On a switch with an LB that has health checks: the punt stage sends whatever a port sends to
 /// the service address ([`weft_proto::model::load_balancer::SVC_MONITOR_IP`]: the answers
 /// to [`crate::lb_health`]'s probes) to pinctrl, before port security and conntrack (the
 /// probes never went through conntrack, so their answers would be invalid there).
-pub fn svc_monitor_flows(input: &CompileInput, sw: &Switch, cookie: u64) -> Vec<Flow> {
-    let checked = input
-        .view
-        .load_balancers_of(sw)
-        .any(|lb| !lb.rules.health_checks.is_empty());
+/// Every LB with health checks on the switch emits the same flow (the state keeps one).
+pub fn svc_monitor_flows(
+    input: &CompileInput,
+    sw: &Switch,
+    lb: &LoadBalancer,
+    cookie: u64,
+) -> Vec<Flow> {
     let Some(meter) = input.ids.meter(punt::METER_LB_HEALTH) else {
         return Vec::new();
     };
-    if !checked {
+    if lb.rules.health_checks.is_empty() {
         return Vec::new();
     }
     vec![Flow {
@@ -613,15 +615,18 @@ pub fn svc_monitor_flows(input: &CompileInput, sw: &Switch, cookie: u64) -> Vec<
     }]
 }
 
-/// The lb-vip and lb-dnat flows and the select groups of every load balancer `sw` names,
-/// and the health checks' punt (owner: the switch).
-pub fn switch_flows(input: &CompileInput, sw: &Switch, cookie: u64) -> (Vec<Flow>, Vec<Group>) {
-    let mut flows = svc_monitor_flows(input, sw, cookie);
+/// The lb-vip, lb-learn and lb-dnat flows, the hairpin flows and the select groups of `lb`
+/// on `sw` (owner: [`crate::pipeline::Owner::LoadBalancer`], one per switch and LB).
+pub fn lb_flows(
+    input: &CompileInput,
+    sw: &Switch,
+    lb: &LoadBalancer,
+    cookie: u64,
+) -> (Vec<Flow>, Vec<Group>) {
+    let mut flows = svc_monitor_flows(input, sw, lb, cookie);
     let mut groups = Vec::new();
-    for lb in input.view.load_balancers_of(sw) {
-        for rule in &lb.rules.vips {
-            vip_flows(input, sw, lb, rule, cookie, &mut flows, &mut groups);
-        }
+    for rule in &lb.rules.vips {
+        vip_flows(input, sw, lb, rule, cookie, &mut flows, &mut groups);
     }
     (flows, groups)
 }

@@ -101,7 +101,8 @@
 //!   `ct_label[0..31]` from-lport rule id, `ct_label[32..63]` to-lport rule id.
 //!
 //! Cookies name the owner of a flow (see [`Owner::cookie`]): the high byte is the kind
-//! (`0x01` switch, `0x02` port, `0x04` router, `0x05` router port, `0xff` static; `0x03`
+//! (`0x01` switch, `0x02` port, `0x04` router, `0x05` router port, `0x06` ACL, `0x0c` a load
+//! balancer on a switch, `0xfe` learned by the datapath, `0xff` static; `0x03`
 //! was the tunnel kind), the low 56 bits
 //! the FNV-1a 64-bit hash of the owner's name, truncated to 56 bits.
 //!
@@ -212,6 +213,14 @@ pub enum Owner {
     RouterPort(String),
     /// One ACL's flows, by key ([`acl::acl_flows`]).
     Acl(String),
+    /// One load balancer on one switch, `SWITCH/LB` ([`lb::lb_flows`]): its VIPs' flows
+    /// and select groups, so a backend change recompiles one LB, not the switch's others.
+    LoadBalancer(String),
+}
+
+/// The [`Owner::LoadBalancer`] name of `lb` on switch `sw` (`/` is in no switch name).
+pub fn lb_owner(sw: &str, lb: &str) -> Owner {
+    Owner::LoadBalancer(format!("{sw}/{lb}"))
 }
 
 /// Cookie kinds (the cookie's high byte).
@@ -221,6 +230,7 @@ pub mod cookie_kind {
     pub const ROUTER: u8 = 0x04;
     pub const ROUTER_PORT: u8 = 0x05;
     pub const ACL: u8 = weft_proto::model::acl::COOKIE_KIND;
+    pub const LOAD_BALANCER: u8 = 0x0c;
     pub const STATIC: u8 = 0xff;
     /// Flows the datapath learns (`learn` actions: LB session affinity in lb-affinity). The
     /// agent never installs, modifies or deletes them: the full diff skips installed flows
@@ -238,6 +248,7 @@ impl Owner {
             Owner::Router(n) => (cookie_kind::ROUTER, n.as_str()),
             Owner::RouterPort(n) => (cookie_kind::ROUTER_PORT, n.as_str()),
             Owner::Acl(n) => (cookie_kind::ACL, n.as_str()),
+            Owner::LoadBalancer(n) => (cookie_kind::LOAD_BALANCER, n.as_str()),
         };
         (u64::from(kind) << 56) | (fnv1a64(name.as_bytes()) & 0x00ff_ffff_ffff_ffff)
     }
@@ -351,11 +362,8 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
         Owner::Switch(name) => match input.view.switch(name) {
             Some(sw) => {
                 let mut flows = crate::physical::tunnel_ingress(sw, input.tunnels, cookie);
-                let (l2_flows, mut groups) = l2::flood(input, sw, cookie);
+                let (l2_flows, groups) = l2::flood(input, sw, cookie);
                 flows.extend(l2_flows);
-                let (lb_flows, lb_groups) = lb::switch_flows(input, sw, cookie);
-                flows.extend(lb_flows);
-                groups.extend(lb_groups);
                 if !l3::gateway_owned_by_router(input.view, sw) {
                     flows.extend(punt::gateway_arp(sw, input.ids, cookie));
                 }
@@ -392,6 +400,26 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
             flows: l3::router_port_flows(input.view, input.ids, input.neighbours, name, cookie),
             ..Compiled::default()
         },
+        Owner::LoadBalancer(key) => {
+            let found = key.split_once('/').and_then(|(sw, lb)| {
+                let sw = input.view.switch(sw)?;
+                if !sw.load_balancers.iter().any(|l| l == lb) {
+                    return None;
+                }
+                Some((sw, input.view.load_balancer(lb)?))
+            });
+            match found {
+                Some((sw, lb)) => {
+                    let (flows, groups) = lb::lb_flows(input, sw, lb, cookie);
+                    Compiled {
+                        flows,
+                        groups,
+                        meters: Vec::new(),
+                    }
+                }
+                None => Compiled::default(),
+            }
+        }
         Owner::Acl(key) => Compiled {
             flows: acl::acl_flows(input, key).unwrap_or_else(|e| {
                 tracing::warn!(acl = %key, error = %e, "ACL not installed");
@@ -461,6 +489,9 @@ fn all_owners(input: &CompileInput) -> BTreeSet<Owner> {
             .map(|p| Owner::RouterPort(p.name.clone())),
     );
     owners.extend(input.view.acl().acls().map(|a| Owner::Acl(a.key.clone())));
+    for sw in input.view.switches() {
+        owners.extend(sw.load_balancers.iter().map(|l| lb_owner(&sw.name, l)));
+    }
     owners
 }
 
@@ -521,15 +552,25 @@ pub fn affected_owners(
             owners.insert(Owner::Switch(now.switch.clone()));
         }
     }
-    // A load balancer: the switches that name it (their lb flows and groups).
+    // A load balancer: its (switch, LB) owners, not the switches' other LBs.
     if !change.load_balancers.is_empty() {
         for sw in input.view.switches() {
-            if sw
+            for l in sw
                 .load_balancers
                 .iter()
-                .any(|l| change.load_balancers.contains(l))
+                .filter(|l| change.load_balancers.contains(*l))
             {
-                owners.insert(Owner::Switch(sw.name.clone()));
+                owners.insert(lb_owner(&sw.name, l));
+            }
+        }
+        // Switches that named it when compiled (the LB is gone from the view).
+        for o in state.owners() {
+            if let Owner::LoadBalancer(k) = o {
+                if k.split_once('/')
+                    .is_some_and(|(_, l)| change.load_balancers.contains(l))
+                {
+                    owners.insert(o.clone());
+                }
             }
         }
     }
@@ -552,6 +593,24 @@ pub fn affected_owners(
             _ => None,
         })
         .collect();
+    // A touched switch: its LBs now and as compiled (its load_balancer list may change).
+    let touched: BTreeSet<&String> = switches.iter().collect();
+    if !touched.is_empty() {
+        for o in state.owners() {
+            if let Owner::LoadBalancer(k) = o {
+                if k.split_once('/')
+                    .is_some_and(|(sw, _)| touched.contains(&sw.to_string()))
+                {
+                    owners.insert(o.clone());
+                }
+            }
+        }
+        for s in &switches {
+            if let Some(sw) = input.view.switch(s) {
+                owners.extend(sw.load_balancers.iter().map(|l| lb_owner(s, l)));
+            }
+        }
+    }
     for s in &switches {
         for lsp in input.view.router_lsps_of_switch(s) {
             if let Some(lrp) = crate::view::router_port_option(lsp) {

@@ -287,8 +287,8 @@ pub fn ovn_phase(
         nbctl(&[
             "--wait=hv",
             timeout,
-            "lb-add",
             "--may-exist",
+            "lb-add",
             &name,
             &v,
             &backends,
