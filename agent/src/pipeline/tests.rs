@@ -1371,3 +1371,41 @@ fn lb_affinity_learns_in_lb_affinity_and_pins_backends_in_lb_dnat() {
     assert!(table_lines(&d, Stage::LbLearn.table()).is_empty());
     assert!(d.groups().all(|g| !render_group(g).contains("learn")));
 }
+
+#[test]
+fn lb_health_checks_punt_answers_and_offline_backends_leave_the_group() {
+    let mut l = lb_view(
+        "web",
+        &[("10.96.0.10:80", "10.0.0.1:8080,10.0.0.2:8080")],
+        "tcp",
+        &[],
+    );
+    l.health_check = [("10.96.0.10:80".to_string(), "interval=1".to_string())].into();
+    l.backend_status = [(
+        "10.96.0.10:80 10.0.0.2:8080".to_string(),
+        "offline".to_string(),
+    )]
+    .into();
+    let fx = lb_fx(vec![l.clone()]);
+    let d = compile_all(&fx.input());
+    let punt = table_lines(&d, Stage::Punt.table());
+    assert_eq!(punt.len(), 1, "{punt:#?}");
+    assert!(
+        punt[0].contains("nw_dst=169.254.169.253") && punt[0].contains("userdata=00.00.00.0c"),
+        "{}",
+        punt[0]
+    );
+    let groups: Vec<String> = d.groups().map(render_group).collect();
+    let g = groups.iter().find(|g| g.contains("select")).expect("group");
+    assert!(g.contains("10.0.0.1:8080") && !g.contains("10.0.0.2:8080"), "{g}");
+    // Every backend offline: no group, new connections dropped (or rejected).
+    l.backend_status.insert(
+        "10.96.0.10:80 10.0.0.1:8080".to_string(),
+        "offline".to_string(),
+    );
+    let fx = lb_fx(vec![l]);
+    let d = compile_all(&fx.input());
+    assert!(d.groups().all(|g| !render_group(g).contains("select")));
+    let dnat = table_lines(&d, Stage::LbDnat.table());
+    assert!(dnat.iter().all(|l| l.ends_with("actions=drop")), "{dnat:#?}");
+}
