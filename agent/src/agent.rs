@@ -183,6 +183,7 @@ async fn setup_channel(
     geneve: bool,
     stats: &watch::Sender<crate::pinctrl::Stats>,
     learned: &mpsc::Sender<crate::pinctrl::neigh::Learned>,
+    health: &mpsc::Sender<crate::lb_health::ProbeReply>,
 ) -> Result<JoinHandle<()>, String> {
     if geneve {
         ensure_tlv(chan).await?;
@@ -195,7 +196,7 @@ async fn setup_channel(
         .ok_or_else(|| "packet-ins already taken".to_string())?;
     let stats = stats.clone();
     Ok(tokio::spawn(
-        crate::pinctrl::run(chan.clone(), rx, stats, learned.clone())
+        crate::pinctrl::run(chan.clone(), rx, stats, learned.clone(), health.clone())
             .instrument(info_span!("pinctrl")),
     ))
 }
@@ -314,6 +315,22 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     let mut pin_logged = crate::pinctrl::Stats::default();
     let mut pinctrl_task: Option<JoinHandle<()>> = None;
     let (learned_tx, mut learned_rx) = mpsc::channel::<crate::pinctrl::neigh::Learned>(256);
+    // LB health checks: probes go out on the current OpenFlow channel, answers come from
+    // pinctrl, the targets follow the view and the local VIFs.
+    let (hc_reply_tx, hc_reply_rx) = mpsc::channel::<crate::lb_health::ProbeReply>(1024);
+    let (hc_chan_tx, hc_chan_rx) = watch::channel::<Option<Arc<OfChannel>>>(None);
+    let (hc_targets_tx, hc_targets_rx) =
+        watch::channel::<Vec<crate::lb_health::Target>>(Vec::new());
+    let hc_task = tokio::spawn(
+        crate::lb_health::run(
+            config.chassis.clone(),
+            config.controllers.clone(),
+            hc_chan_rx,
+            hc_targets_rx,
+            hc_reply_rx,
+        )
+        .instrument(info_span!("lb_health")),
+    );
 
     let mut vif_watch =
         vswitch::watch_interfaces(SessionConfig::new(endpoint.clone(), "Open_vSwitch"));
@@ -447,7 +464,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
                 match OfChannel::connect(&mgmt).await {
                     Ok(c) => {
                         let c = Arc::new(c);
-                        match setup_channel(&c, geneve, &pin_stats, &learned_tx).await {
+                        match setup_channel(&c, geneve, &pin_stats, &learned_tx, &hc_reply_tx).await {
                             Ok(task) => {
                                 info!(socket = %mgmt.display(), "OpenFlow connected");
                                 if let Some(old) = pinctrl_task.replace(task) { old.abort(); }
@@ -531,6 +548,28 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
                 }
             }
         }
+        hc_chan_tx.send_if_modified(|cur| {
+            let same = match (cur.as_ref(), of.as_ref()) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                *cur = of.clone();
+            }
+            !same
+        });
+        let targets = match reconciler.vifs() {
+            Some(vifs) => crate::lb_health::targets(reconciler.view(), &config.chassis, vifs),
+            None => Vec::new(),
+        };
+        hc_targets_tx.send_if_modified(|cur| {
+            let changed = *cur != targets;
+            if changed {
+                *cur = targets;
+            }
+            changed
+        });
         let Some(report) = reconciler.status() else {
             continue;
         };
@@ -545,6 +584,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     }
     sub_task.abort();
     reporter.abort();
+    hc_task.abort();
     drift_task.abort();
     if let Some(t) = mgmt_task {
         t.abort();

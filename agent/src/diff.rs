@@ -6,7 +6,9 @@
 //!   resync. Flows are identified by [`Flow::key`] (table, priority, match): a desired key
 //!   that is missing is an add, one installed with other actions or another cookie is a
 //!   modify, and every installed key that is not desired is a delete, whatever its cookie
-//!   (the agent owns br-int, so foreign flows go too). Groups likewise by id.
+//!   (the agent owns br-int, so foreign flows go too), except flows the datapath learned
+//!   ([`cookie_kind::LEARNED`], LB session affinity): those are left to their timeouts.
+//!   Groups likewise by id.
 //! - [`diff_delta`]: the incremental diff after [`crate::pipeline::recompile`], from the
 //!   before/after of the touched keys only; it costs what changed, not what is installed.
 //!
@@ -22,7 +24,7 @@ use std::collections::HashMap;
 use weft_openflow::flow::{Flow, FlowKey, Group};
 use weft_openflow::meter::Meter;
 
-use crate::pipeline::{DesiredDelta, DesiredState};
+use crate::pipeline::{cookie_kind, DesiredDelta, DesiredState, Owner};
 
 /// Flow changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -161,6 +163,9 @@ pub fn diff_flows(installed: &[Flow], desired: &DesiredState) -> FlowDiff {
     let mut out = FlowDiff::default();
     let mut by_key: HashMap<FlowKey, &Flow> = HashMap::with_capacity(installed.len());
     for f in installed {
+        if Owner::cookie_kind(f.cookie) == cookie_kind::LEARNED {
+            continue;
+        }
         by_key.insert(f.key(), f);
     }
     for want in desired.flows() {
@@ -461,6 +466,23 @@ mod tests {
         assert_eq!(d.groups.deletes, vec![999]);
         assert!(d.groups.adds.is_empty());
         assert_eq!(d.len(), 1 + 2 + 1 + 1 + 1 + 2);
+    }
+
+    #[test]
+    fn learned_flows_are_left_alone() {
+        let fx = Fixture::new();
+        let desired = compile_all(&fx.input());
+        let (mut flows, groups, meters) = installed(&desired);
+        // An LB affinity flow the datapath learned: not desired, never deleted.
+        flows.push(Flow {
+            table: crate::pipeline::Stage::LbAffinity.table(),
+            priority: 100,
+            cookie: (u64::from(cookie_kind::LEARNED) << 56) | 7,
+            matches: Match::new().with(MatchField::InPort(42)),
+            actions: vec![],
+        });
+        let snap = (flows, groups, meters);
+        assert!(diff(on(&snap), &desired).is_empty());
     }
 
     #[test]

@@ -216,7 +216,12 @@ fn lb_group_owners(view: &ChassisView) -> Vec<String> {
     let mut out = Vec::new();
     for sw in view.switches() {
         for lb in view.load_balancers_of(sw) {
-            for v in lb.rules.vips.iter().filter(|v| !v.backends.is_empty()) {
+            for v in lb
+                .rules
+                .vips
+                .iter()
+                .filter(|v| !lb.live_backends(v).is_empty())
+            {
                 out.push(lb_group_owner(&sw.name, &lb.name, &v.vip.to_string()));
             }
         }
@@ -243,6 +248,7 @@ pub const METERS: &[&str] = &[
     "pinctrl-neigh",
     "pinctrl-acl-log",
     "pinctrl-acl-reject",
+    "pinctrl-lb-health",
 ];
 
 /// Every id the pipeline uses. See the module docs.

@@ -14,6 +14,7 @@ pub mod debug;
 pub mod diff;
 pub mod drift;
 pub mod ids;
+pub mod lb_health;
 pub mod metrics;
 pub mod mgmt;
 pub mod observe;

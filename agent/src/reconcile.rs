@@ -154,6 +154,11 @@ impl Reconciler {
         &self.view
     }
 
+    /// The local VIFs' ofports by logical port name (None before the first OVSDB snapshot).
+    pub fn vifs(&self) -> Option<&BTreeMap<String, u32>> {
+        self.vifs.as_ref()
+    }
+
     /// The desired state (what the switch holds after a successful apply).
     pub fn desired(&self) -> Option<&DesiredState> {
         self.desired.as_ref()

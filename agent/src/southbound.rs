@@ -15,7 +15,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tracing::{info, info_span, warn, Instrument};
 use weft_proto::tls::{url_for, TlsError, Transport};
 use weft_proto::v1::southbound_client::SouthboundClient;
-use weft_proto::v1::{Chassis, StatusReport, SubscribeRequest, ViewUpdate};
+use weft_proto::v1::{Chassis, HealthReport, StatusReport, SubscribeRequest, ViewUpdate};
 
 /// Errors talking to a controller.
 #[derive(Debug, thiserror::Error)]
@@ -241,6 +241,13 @@ async fn stream_updates(
 }
 
 /// Sends status reports to whichever endpoint answers, starting with the last one that did.
+/// What [`StatusReporter`] sends.
+#[derive(Clone, Copy)]
+enum Report<'a> {
+    Status(&'a StatusReport),
+    Health(&'a HealthReport),
+}
+
 pub struct StatusReporter {
     endpoints: Vec<String>,
     channels: Vec<Option<Channel>>,
@@ -259,6 +266,15 @@ impl StatusReporter {
 
     /// Reports to the preferred endpoint, falling back to the others.
     pub async fn report(&mut self, report: &StatusReport) -> Result<i64, SouthboundError> {
+        self.call(Report::Status(report)).await
+    }
+
+    /// Reports load balancer backend health ([`crate::lb_health`]) the same way.
+    pub async fn report_health(&mut self, report: &HealthReport) -> Result<i64, SouthboundError> {
+        self.call(Report::Health(report)).await
+    }
+
+    async fn call(&mut self, report: Report<'_>) -> Result<i64, SouthboundError> {
         let n = self.endpoints.len();
         if n == 0 {
             return Err(SouthboundError::NoEndpoint);
@@ -276,7 +292,11 @@ impl StatusReporter {
                 }
             };
             let mut client = SouthboundClient::new(channel);
-            match client.report_status(report.clone()).await {
+            let reply = match report {
+                Report::Status(r) => client.report_status(r.clone()).await,
+                Report::Health(r) => client.report_health(r.clone()).await,
+            };
+            match reply {
                 Ok(r) => {
                     self.preferred = i;
                     return Ok(r.into_inner().revision);

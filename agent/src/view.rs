@@ -170,6 +170,20 @@ pub struct Switch {
 pub struct LoadBalancer {
     pub name: String,
     pub rules: weft_proto::model::load_balancer::LoadBalancerRules,
+    /// Backends a health check reported offline
+    /// ([`weft_proto::model::load_balancer::status_key`]s).
+    pub offline: BTreeSet<String>,
+}
+
+impl LoadBalancer {
+    /// The backends of `rule` that take new connections (see
+    /// [`weft_proto::model::load_balancer::LoadBalancerRules::live_backends`]).
+    pub fn live_backends<'a>(
+        &self,
+        rule: &'a weft_proto::model::load_balancer::VipRule,
+    ) -> Vec<&'a weft_proto::model::load_balancer::Endpoint> {
+        self.rules.live_backends(rule, &self.offline)
+    }
 }
 
 /// One resolved port address: a MAC and the IPv4 addresses that go with it.
@@ -434,6 +448,11 @@ impl ChassisView {
     /// A load balancer of the view.
     pub fn load_balancer(&self, name: &str) -> Option<&LoadBalancer> {
         self.load_balancers.get(name)
+    }
+
+    /// Every load balancer of the view, by name.
+    pub fn all_load_balancers(&self) -> impl Iterator<Item = &LoadBalancer> {
+        self.load_balancers.values()
     }
 
     /// The load balancers of switch `sw` that are in the view, in name order.
@@ -1145,14 +1164,23 @@ fn parse_switch(s: &SwitchView) -> Result<Switch, ViewError> {
 }
 
 fn parse_load_balancer(l: &weft_proto::v1::LoadBalancerView) -> Result<LoadBalancer, ViewError> {
-    let rules =
-        weft_proto::model::load_balancer::validate_load_balancer(&l.vips, &l.protocol, &l.options)
-            .map_err(|e| {
-                ViewError::invalid("load balancer", &l.name, e.field, e.value, e.reason)
-            })?;
+    let rules = weft_proto::model::load_balancer::validate_load_balancer(
+        &l.vips,
+        &l.protocol,
+        &l.options,
+        &l.health_check,
+    )
+    .map_err(|e| ViewError::invalid("load balancer", &l.name, e.field, e.value, e.reason))?;
+    let offline = l
+        .backend_status
+        .iter()
+        .filter(|(_, s)| s.as_str() == weft_proto::model::load_balancer::STATUS_OFFLINE)
+        .map(|(k, _)| k.clone())
+        .collect();
     Ok(LoadBalancer {
         name: l.name.clone(),
         rules,
+        offline,
     })
 }
 

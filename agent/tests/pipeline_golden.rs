@@ -388,7 +388,7 @@ fn lb_view(vips: &[(&str, &str, &str, &str)]) -> weft_proto::v1::LoadBalancerVie
             .iter()
             .map(|(_, _, v, b)| (v.to_string(), b.to_string()))
             .collect(),
-        options: Default::default(),
+        ..Default::default()
     }
 }
 
@@ -515,7 +515,8 @@ fn changing_backends_rewrites_only_the_group() {
     let r = recompile(&mut desired, &fx.input(), &change);
     assert_eq!(
         r.owners.into_iter().collect::<Vec<_>>(),
-        [Owner::Switch("ls1".into())]
+        [Owner::LoadBalancer("ls1/web".into())],
+        "only the changed LB on its switch is recompiled"
     );
     assert_eq!(before_flows, kept(&desired), "other flows unchanged");
     assert_eq!(

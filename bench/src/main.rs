@@ -80,6 +80,16 @@ struct CompareArgs {
     /// Timed address-set changes.
     #[arg(long, default_value_t = 10)]
     acl_set_changes: usize,
+    /// Run the load balancer phase with this many VIPs (one LB each, on every switch)
+    /// after the ports (0: none).
+    #[arg(long, default_value_t = 0)]
+    lb_vips: usize,
+    /// Backends per VIP of the LB phase.
+    #[arg(long, default_value_t = 10)]
+    lb_backends: usize,
+    /// Timed backend changes of the LB phase.
+    #[arg(long, default_value_t = 10)]
+    lb_changes: usize,
     /// flat: S switches; routed: the S switches on one router (a router port per switch).
     #[arg(long, value_enum, default_value_t = TopologyArg::Flat)]
     topology: TopologyArg,
@@ -235,6 +245,12 @@ fn main() -> anyhow::Result<()> {
                     TopologyArg::Flat => compare::Topology::Flat,
                     TopologyArg::Routed => compare::Topology::Routed,
                 },
+                lb: (a.lb_vips > 0).then(|| compare::lb::LbScale {
+                    vips: a.lb_vips,
+                    backends: a.lb_backends,
+                    changes: a.lb_changes,
+                    ..compare::lb::LbScale::default()
+                }),
                 ..CompareConfig::default()
             };
             let start = std::time::Instant::now();

@@ -122,6 +122,12 @@ pub struct LoadBalancer {
     pub protocol: String,
     pub options: BTreeMap<String, String>,
     pub external_ids: BTreeMap<String, String>,
+    /// VIP → health check settings.
+    #[serde(default)]
+    pub health_check: BTreeMap<String, String>,
+    /// "VIP BACKEND" → online / offline (reported by the agents).
+    #[serde(default)]
+    pub status: BTreeMap<String, String>,
 }
 
 impl From<&pb::LoadBalancer> for LoadBalancer {
@@ -132,6 +138,8 @@ impl From<&pb::LoadBalancer> for LoadBalancer {
             protocol: l.protocol.clone(),
             options: sorted(&l.options),
             external_ids: sorted(&l.external_ids),
+            health_check: sorted(&l.health_check),
+            status: sorted(&l.status),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod intent;
 pub mod ipam;
 pub mod kinds;
+pub mod lb_health;
 pub mod metrics;
 pub mod northbound;
 pub mod objects;

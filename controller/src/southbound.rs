@@ -14,7 +14,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use weft_proto::v1::southbound_server::Southbound;
-use weft_proto::v1::{Chassis, StatusReply, StatusReport, SubscribeRequest, ViewUpdate};
+use weft_proto::v1::{
+    Chassis, HealthReport, StatusReply, StatusReport, SubscribeRequest, ViewUpdate,
+};
 
 use crate::cache::CacheSnapshot;
 use crate::error::ApiError;
@@ -304,6 +306,23 @@ impl Southbound for SouthboundService {
                 .intent
                 .report_status(&report, cached.as_deref())
                 .await?;
+            Ok(Response::new(StatusReply { revision }))
+        }
+        .instrument(span)
+        .await
+        .map_err(|e: ApiError| Status::from(e))
+    }
+
+    async fn report_health(
+        &self,
+        request: Request<HealthReport>,
+    ) -> Result<Response<StatusReply>, Status> {
+        let caller = crate::auth::caller(&request).cloned();
+        let report = request.into_inner();
+        speaks_for(caller.as_ref(), "ReportHealth", &report.chassis)?;
+        let span = tracing::debug_span!("report_health", chassis = %report.chassis, n = report.backends.len());
+        async {
+            let revision = self.intent.report_health(&report).await?;
             Ok(Response::new(StatusReply { revision }))
         }
         .instrument(span)

@@ -174,7 +174,11 @@ pub enum Change {
 fn bumps_views(rel: &str, change: Change) -> bool {
     match change {
         Change::Intent => true,
-        Change::Status => rel.starts_with("chassis/") || rel.starts_with("status/bindings/"),
+        Change::Status => {
+            rel.starts_with("chassis/")
+                || rel.starts_with("status/bindings/")
+                || rel.starts_with(crate::lb_health::PREFIX)
+        }
         Change::Other => false,
     }
 }
@@ -234,6 +238,9 @@ pub struct ClusterState {
     pub change_log: imbl::Vector<(i64, Changed)>,
     /// Changes at or below this revision are no longer (or were never) in `change_log`.
     pub change_floor: i64,
+    /// Load balancer backend health reported by agents (`status/lb_health/LB/VIP/BACKEND`):
+    /// LB name → `"VIP BACKEND"` → `online` / `offline` (see [`crate::lb_health`]).
+    pub lb_health: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Adds `v` to the set `outer[k]`.
@@ -384,6 +391,17 @@ impl ClusterState {
                 String::from_utf8_lossy(value).into_owned(),
             );
             Change::Status
+        } else if let Some(rest) = rel.strip_prefix(crate::lb_health::PREFIX) {
+            if let Some((lb, k)) = crate::lb_health::parse_key(rest) {
+                let mut m = self.lb_health.get(lb).cloned().unwrap_or_default();
+                m.insert(k, String::from_utf8_lossy(value).into_owned());
+                self.lb_health.insert(lb.to_string(), m);
+                self.log_change(
+                    mod_rev,
+                    Changed::Object(crate::kinds::load_balancer::NAME, lb.to_string()),
+                );
+            }
+            Change::Status
         } else if let Some(name) = rel.strip_prefix("status/sightings/") {
             self.sightings.insert(
                 name.to_string(),
@@ -435,6 +453,22 @@ impl ClusterState {
             Change::Status
         } else if let Some(name) = rel.strip_prefix("status/error/") {
             self.errors.remove(name);
+            Change::Status
+        } else if let Some(rest) = rel.strip_prefix(crate::lb_health::PREFIX) {
+            if let Some((lb, k)) = crate::lb_health::parse_key(rest) {
+                if let Some(mut m) = self.lb_health.get(lb).cloned() {
+                    m.remove(&k);
+                    if m.is_empty() {
+                        self.lb_health.remove(lb);
+                    } else {
+                        self.lb_health.insert(lb.to_string(), m);
+                    }
+                }
+                self.log_change(
+                    rev,
+                    Changed::Object(crate::kinds::load_balancer::NAME, lb.to_string()),
+                );
+            }
             Change::Status
         } else if let Some(name) = rel.strip_prefix("status/sightings/") {
             self.sightings.remove(name);

@@ -57,6 +57,8 @@ fn load_balancer_view(state: &ClusterState, name: &str) -> Option<LoadBalancerVi
             protocol: l.protocol.clone(),
             vips: l.vips.clone(),
             options: l.options.clone(),
+            health_check: l.health_check.clone(),
+            backend_status: crate::lb_health::view_status(state, l),
         }),
         _ => None,
     }

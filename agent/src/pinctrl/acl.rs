@@ -180,7 +180,8 @@ pub fn parse(b: &[u8]) -> Result<Parsed, PinctrlError> {
     Ok(p)
 }
 
-fn sum16(data: &[u8], mut acc: u32) -> u32 {
+/// The ones' complement sum of `data` (16-bit words) added to `acc`.
+pub(crate) fn sum16(data: &[u8], mut acc: u32) -> u32 {
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
         acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
@@ -191,14 +192,16 @@ fn sum16(data: &[u8], mut acc: u32) -> u32 {
     acc
 }
 
-fn fold(mut acc: u32) -> u16 {
+/// A ones' complement sum folded to 16 bits and complemented: the checksum.
+pub(crate) fn fold(mut acc: u32) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
     }
     !(acc as u16)
 }
 
-fn pseudo(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> u32 {
+/// The sum of the IPv4 / IPv6 pseudo header of an L4 checksum.
+pub(crate) fn pseudo(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> u32 {
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             let mut acc = sum16(&s.octets(), 0);

@@ -16,6 +16,7 @@
 //! [`Op::AclReject`] and [`Op::AclLog`], the ACL verdicts that need the agent ([`acl`]);
 //! [`Op::IcmpFragNeeded`], a router port's MTU: ICMP fragmentation needed or fragments
 //! ([`mtu`]).
+//! [`Op::LbHealth`], answers to load balancer health probes ([`crate::lb_health`]).
 
 pub mod acl;
 pub mod garp;
@@ -34,7 +35,7 @@ use weft_openflow::flow::{ports, Action, Mac, Match, MatchField};
 
 use crate::pipeline::punt::{
     OP_ACL_LOG, OP_ACL_REJECT, OP_ARP_GATEWAY, OP_ARP_LEARN, OP_ARP_RESOLVE, OP_ICMP_FRAG_NEEDED,
-    OP_ICMP_TIME_EXCEEDED,
+    OP_ICMP_TIME_EXCEEDED, OP_LB_HEALTH,
 };
 
 /// Why a packet-in was dropped.
@@ -66,6 +67,7 @@ pub enum Op {
     AclReject,
     AclLog,
     IcmpFragNeeded,
+    LbHealth,
 }
 
 impl Op {
@@ -78,6 +80,7 @@ impl Op {
             OP_ACL_REJECT => Some(Op::AclReject),
             OP_ACL_LOG => Some(Op::AclLog),
             OP_ICMP_FRAG_NEEDED => Some(Op::IcmpFragNeeded),
+            OP_LB_HEALTH => Some(Op::LbHealth),
             _ => None,
         }
     }
@@ -95,6 +98,8 @@ pub enum Answer {
     Learn(neigh::Learned),
     /// Nothing to send: an ACL log record to write.
     Logged(acl::LogRecord),
+    /// An answer to a load balancer health probe, for [`crate::lb_health`].
+    Health(crate::lb_health::ProbeReply),
 }
 
 /// Counters of the dispatcher.
@@ -196,6 +201,7 @@ fn route(pin: &PacketIn) -> Result<Answer, PinctrlError> {
         Op::AclReject => acl::reject(pin, args, in_port(pin)).map(Answer::PacketOut),
         Op::AclLog => acl::log(pin, args, in_port(pin)).map(Answer::Logged),
         Op::IcmpFragNeeded => mtu::handle(pin, args),
+        Op::LbHealth => crate::lb_health::parse_reply(&pin.packet).map(Answer::Health),
     }
 }
 
@@ -325,6 +331,7 @@ pub async fn run(
     mut rx: mpsc::Receiver<PacketIn>,
     stats: watch::Sender<Stats>,
     learned: mpsc::Sender<neigh::Learned>,
+    health: mpsc::Sender<crate::lb_health::ProbeReply>,
 ) {
     let mut d = Dispatcher::new();
     while let Some(pin) = rx.recv().await {
@@ -346,6 +353,11 @@ pub async fn run(
             }
             Ok(Answer::Learn(l)) => {
                 if learned.try_send(l).is_err() {
+                    d.stats.send_failed += 1;
+                }
+            }
+            Ok(Answer::Health(r)) => {
+                if health.try_send(r).is_err() {
                     d.stats.send_failed += 1;
                 }
             }

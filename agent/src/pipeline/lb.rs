@@ -33,15 +33,18 @@
 
 use std::net::IpAddr;
 
-use weft_openflow::codec::nxm::nxm_nx_reg;
+use weft_openflow::codec::nxm::{
+    nxm_nx_reg, NXM_NX_IPV6_DST, NXM_NX_IPV6_SRC, NXM_OF_ETH_TYPE, NXM_OF_IP_DST, NXM_OF_IP_PROTO,
+    NXM_OF_IP_SRC, NXM_OF_TCP_DST, NXM_OF_UDP_DST, OXM_OF_METADATA,
+};
 use weft_openflow::flow::{
-    ct_state, Action, Ct, CtZone, Flow, Group, GroupType, Match, MatchField, Nat, NatKind,
-    SelectGroup, SubField,
+    ct_state, Action, Controller, Ct, CtZone, Flow, Group, GroupType, Learn, LearnSpec, Match,
+    MatchField, Nat, NatKind, SelectGroup, SetField, SubField,
 };
 use weft_proto::model::load_balancer::{Endpoint, VipRule};
 
 use super::l2::metadata;
-use super::{reg, CompileInput, Stage};
+use super::{cookie_kind, fnv1a64, punt, reg, CompileInput, Stage};
 use crate::view::{LoadBalancer, Port, Switch};
 
 /// Priority of a VIP with a port.
@@ -54,6 +57,13 @@ pub const PRIO_HAIRPIN: u16 = 130;
 pub const PRIO_HAIRPIN_OUTPUT: u16 = 110;
 /// Priority of the lb-out reply lookup.
 pub const PRIO_OUT: u16 = 100;
+/// Priority of the learned affinity flows in lb-affinity.
+pub const PRIO_LEARNED: u16 = 100;
+/// How far above its VIP's lb-dnat flow a backend's affinity flow is.
+pub const PRIO_AFFINITY_BOOST: u16 = 5;
+/// The register a learned affinity flow loads with the backend's key ([`affinity_key`]);
+/// 0 = no affinity yet.
+pub const REG_AFFINITY: u8 = 2;
 
 const ETH_IP: u16 = 0x0800;
 const ETH_IPV6: u16 = 0x86dd;
@@ -131,6 +141,84 @@ fn hash_fields(vip: &Endpoint, protocol: &str) -> Vec<String> {
         f.push(format!("{p}_dst"));
     }
     f
+}
+
+/// The 32-bit key of `backend` of `vip` that a learned affinity flow loads into
+/// [`REG_AFFINITY`] (never 0): a hash of both, so a key names the same backend whatever
+/// the backend list's order becomes.
+pub fn affinity_key(vip: &Endpoint, backend: &Endpoint) -> u32 {
+    let h = fnv1a64(format!("{vip}>{backend}").as_bytes());
+    ((h >> 32) as u32 ^ h as u32) | 1
+}
+
+/// The cookie of flows the datapath learns for `vip` (kind [`cookie_kind::LEARNED`]).
+pub fn learned_cookie(sw: &Switch, vip: &Endpoint) -> u64 {
+    (u64::from(cookie_kind::LEARNED) << 56)
+        | (fnv1a64(format!("{}/{vip}", sw.name).as_bytes()) & 0x00ff_ffff_ffff_ffff)
+}
+
+/// The `learn` action of one backend of a VIP with session affinity: a flow in lb-affinity
+/// (idle timeout `timeout` seconds) that matches this client and VIP (datapath, source
+/// address, VIP address, protocol and VIP port, taken from the packet before DNAT) and
+/// loads the backend's [`affinity_key`] into [`REG_AFFINITY`].
+fn affinity_learn(
+    sw: &Switch,
+    vip: &Endpoint,
+    backend: &Endpoint,
+    protocol: &str,
+    timeout: u32,
+) -> Action {
+    let whole = SubField::whole;
+    let (eth, src, dst) = match vip.ip {
+        IpAddr::V4(_) => (ETH_IP, NXM_OF_IP_SRC, NXM_OF_IP_DST),
+        IpAddr::V6(_) => (ETH_IPV6, NXM_NX_IPV6_SRC, NXM_NX_IPV6_DST),
+    };
+    let mut specs = vec![
+        LearnSpec::MatchImm {
+            dst: whole(NXM_OF_ETH_TYPE),
+            value: u128::from(eth),
+        },
+        LearnSpec::Match {
+            dst: whole(OXM_OF_METADATA),
+            src: whole(OXM_OF_METADATA),
+        },
+        LearnSpec::Match {
+            dst: whole(src),
+            src: whole(src),
+        },
+        LearnSpec::Match {
+            dst: whole(dst),
+            src: whole(dst),
+        },
+    ];
+    if vip.port.is_some() {
+        let proto = ip_proto(protocol);
+        let port = if proto == PROTO_UDP {
+            NXM_OF_UDP_DST
+        } else {
+            NXM_OF_TCP_DST
+        };
+        specs.push(LearnSpec::MatchImm {
+            dst: whole(NXM_OF_IP_PROTO),
+            value: u128::from(proto),
+        });
+        specs.push(LearnSpec::Match {
+            dst: whole(port),
+            src: whole(port),
+        });
+    }
+    specs.push(LearnSpec::LoadImm {
+        value: u128::from(affinity_key(vip, backend)),
+        dst: SubField::whole(nxm_nx_reg(REG_AFFINITY)),
+    });
+    Action::Learn(Learn {
+        table: Stage::LbAffinity.table(),
+        idle_timeout: u16::try_from(timeout).unwrap_or(u16::MAX),
+        priority: PRIO_LEARNED,
+        cookie: learned_cookie(sw, vip),
+        specs,
+        ..Learn::default()
+    })
 }
 
 /// One backend's bucket: commit the connection with its DNAT, in the client port's zone.
@@ -323,6 +411,11 @@ fn vip_flows(
     groups: &mut Vec<Group>,
 ) {
     let protocol = lb.rules.protocol;
+    // Only live backends: those a health check reported offline take no new connection.
+    let rule = &VipRule {
+        vip: rule.vip,
+        backends: lb.live_backends(rule).into_iter().copied().collect(),
+    };
     let Some(m) = vip_match(sw, &rule.vip, protocol) else {
         return;
     };
@@ -356,6 +449,7 @@ fn vip_flows(
         }
     }
     let vip = rule.vip.to_string();
+    let affinity = lb.rules.affinity_timeout;
     let actions = match input.ids.lb_group(&sw.name, &lb.name, &vip) {
         Some(id) if !rule.backends.is_empty() => {
             groups.push(Group {
@@ -364,13 +458,36 @@ fn vip_flows(
                     hash_fields: hash_fields(&rule.vip, protocol),
                     ..SelectGroup::default()
                 }),
-                buckets: rule.backends.iter().map(bucket).collect(),
+                buckets: rule
+                    .backends
+                    .iter()
+                    .map(|b| match affinity {
+                        // OVS runs a bucket as an action set (no `learn` there): the
+                        // bucket names the backend and its lb-dnat flow learns and commits.
+                        Some(_) => vec![
+                            Action::SetField(SetField::Reg {
+                                index: REG_AFFINITY,
+                                value: affinity_key(&rule.vip, b),
+                            }),
+                            Action::Resubmit {
+                                table: Stage::LbDnat.table(),
+                            },
+                        ],
+                        None => bucket(b),
+                    })
+                    .collect(),
             });
             vec![Action::Group(id)]
         }
-        // No backend (or no group id yet): new connections are dropped.
+        // No backend: rejected (`options:reject=true`: TCP RST, ICMP unreachable, by the
+        // ACL reject handler, as a from-lport reject) or dropped.
+        _ if rule.backends.is_empty() && lb.rules.reject => reject_actions(input, sw, &rule.vip),
+        // No group id yet: new connections are dropped.
         _ => Vec::new(),
     };
+    if let (Some(t), false) = (affinity, rule.backends.is_empty()) {
+        affinity_flows(sw, rule, protocol, t, &new, priority, cookie, flows);
+    }
     flows.push(Flow {
         table: Stage::LbDnat.table(),
         priority,
@@ -380,15 +497,136 @@ fn vip_flows(
     });
 }
 
-/// The lb-vip and lb-dnat flows and the select groups of every load balancer `sw` names
-/// (owner: the switch).
-pub fn switch_flows(input: &CompileInput, sw: &Switch, cookie: u64) -> (Vec<Flow>, Vec<Group>) {
-    let mut flows = Vec::new();
+/// Session affinity of `rule` (its new connections match `new`; `timeout` seconds):
+/// - lb-learn looks the client up in what lb-affinity learned (`reg2=0,
+///   resubmit(,lb-affinity)`: a learned flow loads `reg2` with its backend's
+///   [`affinity_key`]);
+/// - the group's buckets load `reg2` with their backend's key and resubmit to lb-dnat
+///   (OVS executes a bucket as an action set, where `learn` is not allowed);
+/// - lb-dnat, per backend, above the group flow: `reg2=KEY` → `learn(lb-affinity, this
+///   client and VIP → reg2=KEY, idle_timeout), ct(commit,nat(dst=BACKEND))`, for a
+///   connection the group sent there and for one whose client has the backend learned
+///   (which refreshes it).
+///
+/// A learned key whose backend is gone matches nothing: the group picks a new backend, and
+/// that one is learned.
+#[allow(clippy::too_many_arguments)]
+fn affinity_flows(
+    sw: &Switch,
+    rule: &VipRule,
+    protocol: &str,
+    timeout: u32,
+    new: &[MatchField],
+    priority: u16,
+    cookie: u64,
+    flows: &mut Vec<Flow>,
+) {
+    flows.push(Flow {
+        table: Stage::LbLearn.table(),
+        priority,
+        cookie,
+        matches: Match::from_fields(new.to_vec()),
+        actions: vec![
+            Action::SetField(SetField::Reg {
+                index: REG_AFFINITY,
+                value: 0,
+            }),
+            Action::Resubmit {
+                table: Stage::LbAffinity.table(),
+            },
+            Stage::LbLearn.goto_next(),
+        ],
+    });
+    for b in &rule.backends {
+        let mut m = new.to_vec();
+        m.push(MatchField::Reg {
+            index: REG_AFFINITY,
+            value: affinity_key(&rule.vip, b),
+            mask: None,
+        });
+        let mut actions = vec![affinity_learn(sw, &rule.vip, b, protocol, timeout)];
+        actions.extend(bucket(b));
+        flows.push(Flow {
+            table: Stage::LbDnat.table(),
+            priority: priority + PRIO_AFFINITY_BOOST,
+            cookie,
+            matches: Match::from_fields(m),
+            actions,
+        });
+    }
+}
+
+/// `options:reject=true` for a VIP without a live backend: the packet goes to the ACL
+/// reject handler ([`crate::pinctrl::acl::reject`]) as a from-lport reject, answered out of
+/// the VIF it came in on: TCP gets a RST, anything else an ICMP unreachable.
+fn reject_actions(input: &CompileInput, sw: &Switch, vip: &Endpoint) -> Vec<Action> {
+    let Some(m) = input.ids.meter(punt::METER_ACL_REJECT) else {
+        return Vec::new();
+    };
+    let mut userdata = punt::OP_ACL_REJECT.to_be_bytes().to_vec();
+    userdata.push(0);
+    userdata.extend_from_slice(&learned_cookie(sw, vip).to_be_bytes());
+    vec![Action::Controller(Controller {
+        max_len: u16::MAX,
+        userdata,
+        meter_id: Some(m),
+        ..Controller::default()
+    })]
+}
+
+/// Priority of the health check answers' punt.
+pub const PRIO_SVC_MONITOR: u16 = 200;
+
+/// On a switch with an LB that has health checks: the punt stage sends whatever a port sends to
+/// the service address ([`weft_proto::model::load_balancer::SVC_MONITOR_IP`]: the answers
+/// to [`crate::lb_health`]'s probes) to pinctrl, before port security and conntrack (the
+/// probes never went through conntrack, so their answers would be invalid there).
+/// Every LB with health checks on the switch emits the same flow (the state keeps one).
+pub fn svc_monitor_flows(
+    input: &CompileInput,
+    sw: &Switch,
+    lb: &LoadBalancer,
+    cookie: u64,
+) -> Vec<Flow> {
+    let Some(meter) = input.ids.meter(punt::METER_LB_HEALTH) else {
+        return Vec::new();
+    };
+    if lb.rules.health_checks.is_empty() {
+        return Vec::new();
+    }
+    vec![Flow {
+        table: Stage::Punt.table(),
+        priority: PRIO_SVC_MONITOR,
+        cookie,
+        matches: Match::from_fields([
+            metadata(sw),
+            MatchField::EthType(ETH_IP),
+            MatchField::Ipv4Dst {
+                value: weft_proto::model::load_balancer::SVC_MONITOR_IP,
+                mask: None,
+            },
+        ]),
+        actions: vec![Action::Controller(Controller {
+            max_len: 256,
+            userdata: punt::OP_LB_HEALTH.to_be_bytes().to_vec(),
+            meter_id: Some(meter),
+            ..Controller::default()
+        })],
+    }]
+}
+
+/// The lb-vip, lb-learn and lb-dnat flows, the hairpin flows and the select groups of `lb`
+/// on `sw` (owner: [`crate::pipeline::Owner::LoadBalancer`], one per switch and LB).
+pub fn lb_flows(
+    input: &CompileInput,
+    sw: &Switch,
+    lb: &LoadBalancer,
+    cookie: u64,
+) -> (Vec<Flow>, Vec<Group>) {
+    let mut flows = svc_monitor_flows(input, sw, lb, cookie);
     let mut groups = Vec::new();
-    for lb in input.view.load_balancers_of(sw) {
-        for rule in &lb.rules.vips {
-            vip_flows(input, sw, lb, rule, cookie, &mut flows, &mut groups);
-        }
+    for rule in &lb.rules.vips {
+        vip_flows(input, sw, lb, rule, cookie, &mut flows, &mut groups);
     }
     (flows, groups)
 }

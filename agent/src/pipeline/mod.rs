@@ -16,7 +16,8 @@
 //!                  VXLAN/GRE in_port=tun,tun_id=VNI -> metadata=DP, FROM_TUNNEL -> 50
 //!                  Geneve: tun_id=VNI -> metadata=DP, FROM_TUNNEL, reg14/reg15 <- option;
 //!                          out key 0x8000 (flood) -> 50, port key -> 60
-//!   5 punt         -                                       |
+//!   5 punt         LB health: ip4.dst=svc monitor IP ->     |
+//!                  controller (lb_health answers)           |
 //! 10 port-sec-in  VIF: RA, DHCP replies -> drop unless      |
 //!                 allow-ra-dhcp-server; port_security:      |
 //!                 allowed eth_src + ip/ipv6/arp src, ND     |
@@ -30,14 +31,19 @@
 //!  30 acl-in       stateful: ct.inv -> drop; est+rpl or rel |
 //!                  -> reg8[1]=1 (no commit), 32; from-lport |
 //!                  ACLs at 1000+prio (acl, acl_match)       |
-//!  31 acl-in-act -   32 qos-in -                            |
-//!  33 lb-affinity  -                                       |
+//!  31 acl-in-act -   32 qos-in (-> 34)                      |
+//!  33 lb-affinity  learned flows only (cookie kind LEARNED, |
+//!                  never diffed): client+VIP -> reg2=backend|
+//!                  key; reached by resubmit from 35         |
 //!  34 lb-vip       VIP, ct_state=-trk -> ct(zone=reg13,nat, |
 //!                  table=35): established get their DNAT    |
-//!  35 lb-learn     -                                        |
+//!  35 lb-learn     affinity VIP, +new: reg2=0,resubmit(,33) |
 //!  36 lb-dnat      VIP, +new+trk -> group (hash select):    |
-//!                  ct(commit,zone=reg13,nat(dst=EP),->37);  |
-//!                  no backend -> drop                       |
+//!                  ct(commit,zone=reg13,nat(dst=EP),->37)   |
+//!                  (affinity: bucket reg2=key,resubmit(,36);|
+//!                  reg2=key -> learn(33), ct(commit,..EP)); |
+//!                  no live backend -> drop, or              |
+//!                  reject=true -> controller (ACL reject)   |
 //!  37 lb-hairpin   backend to itself via its VIP: SNAT to   |
 //!                  the VIP (hairpin zone); replies un-DNAT  |
 //!  38 commit-in    stateful: ip, reg8[1]=0 ->               |
@@ -98,9 +104,10 @@
 //! - `reg0` / `reg1` on a router datapath = next hop IPv4 / router source IP ([`l3`]);
 //! - `reg9[1]` = the routed packet is longer than its output port's `gateway_mtu` (set at
 //!   lr-exit, read at lr-mtu: [`mtu`]; OVN's REGBIT_PKT_LARGER);
-//! - reserved for the features to come: reg2/reg4
-//!   LB original port / VIP, reg11/reg12 router zones (NAT uses one constant zone per
-//!   router, [`nat::zone_owner`]).
+//! - `reg2` on a switch datapath = the LB session-affinity backend key ([`lb`], lb-learn
+//!   to lb-dnat; 0 = none);
+//! - reserved for the features to come: reg4 LB original VIP, reg11/reg12 router zones
+//!   (NAT uses one constant zone per router, [`nat::zone_owner`]).
 //! - `reg3` = an allowing ACL's `--label` ([`acl`]).
 //! - a Geneve redirect to a gateway chassis carries a marker with bit 15 set in the
 //!   option's input-port bits ([`gateway`]).
@@ -111,7 +118,8 @@
 //!   `ct_label[96..127]` = the ACL label (OVN's `ct_label.label`).
 //!
 //! Cookies name the owner of a flow (see [`Owner::cookie`]): the high byte is the kind
-//! (`0x01` switch, `0x02` port, `0x04` router, `0x05` router port, `0xff` static; `0x03`
+//! (`0x01` switch, `0x02` port, `0x04` router, `0x05` router port, `0x06` ACL, `0x0c` a load
+//! balancer on a switch, `0xfe` learned by the datapath, `0xff` static; `0x03`
 //! was the tunnel kind), the low 56 bits
 //! the FNV-1a 64-bit hash of the owner's name, truncated to 56 bits.
 //!
@@ -227,6 +235,14 @@ pub enum Owner {
     RouterPort(String),
     /// One ACL's flows, by key ([`acl::acl_flows`]).
     Acl(String),
+    /// One load balancer on one switch, `SWITCH/LB` ([`lb::lb_flows`]): its VIPs' flows
+    /// and select groups, so a backend change recompiles one LB, not the switch's others.
+    LoadBalancer(String),
+}
+
+/// The [`Owner::LoadBalancer`] name of `lb` on switch `sw` (`/` is in no switch name).
+pub fn lb_owner(sw: &str, lb: &str) -> Owner {
+    Owner::LoadBalancer(format!("{sw}/{lb}"))
 }
 
 /// Cookie kinds (the cookie's high byte).
@@ -236,7 +252,12 @@ pub mod cookie_kind {
     pub const ROUTER: u8 = 0x04;
     pub const ROUTER_PORT: u8 = 0x05;
     pub const ACL: u8 = weft_proto::model::acl::COOKIE_KIND;
+    pub const LOAD_BALANCER: u8 = 0x0c;
     pub const STATIC: u8 = 0xff;
+    /// Flows the datapath learns (`learn` actions: LB session affinity in lb-affinity). The
+    /// agent never installs, modifies or deletes them: the full diff skips installed flows
+    /// of this kind, so resyncs and agent restarts leave them until their timeout.
+    pub const LEARNED: u8 = 0xfe;
 }
 
 impl Owner {
@@ -249,6 +270,7 @@ impl Owner {
             Owner::Router(n) => (cookie_kind::ROUTER, n.as_str()),
             Owner::RouterPort(n) => (cookie_kind::ROUTER_PORT, n.as_str()),
             Owner::Acl(n) => (cookie_kind::ACL, n.as_str()),
+            Owner::LoadBalancer(n) => (cookie_kind::LOAD_BALANCER, n.as_str()),
         };
         (u64::from(kind) << 56) | (fnv1a64(name.as_bytes()) & 0x00ff_ffff_ffff_ffff)
     }
@@ -374,11 +396,8 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
         Owner::Switch(name) => match input.view.switch(name) {
             Some(sw) => {
                 let mut flows = crate::physical::tunnel_ingress(sw, input.tunnels, cookie);
-                let (l2_flows, mut groups) = l2::flood(input, sw, cookie);
+                let (l2_flows, groups) = l2::flood(input, sw, cookie);
                 flows.extend(l2_flows);
-                let (lb_flows, lb_groups) = lb::switch_flows(input, sw, cookie);
-                flows.extend(lb_flows);
-                groups.extend(lb_groups);
                 if !l3::gateway_owned_by_router(input.view, sw) {
                     flows.extend(punt::gateway_arp(sw, input.ids, cookie));
                 }
@@ -432,6 +451,26 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
             Compiled {
                 flows,
                 ..Compiled::default()
+            }
+        }
+        Owner::LoadBalancer(key) => {
+            let found = key.split_once('/').and_then(|(sw, lb)| {
+                let sw = input.view.switch(sw)?;
+                if !sw.load_balancers.iter().any(|l| l == lb) {
+                    return None;
+                }
+                Some((sw, input.view.load_balancer(lb)?))
+            });
+            match found {
+                Some((sw, lb)) => {
+                    let (flows, groups) = lb::lb_flows(input, sw, lb, cookie);
+                    Compiled {
+                        flows,
+                        groups,
+                        meters: Vec::new(),
+                    }
+                }
+                None => Compiled::default(),
             }
         }
         Owner::Acl(key) => Compiled {
@@ -504,6 +543,9 @@ fn all_owners(input: &CompileInput) -> BTreeSet<Owner> {
             .map(|p| Owner::RouterPort(p.name.clone())),
     );
     owners.extend(input.view.acl().acls().map(|a| Owner::Acl(a.key.clone())));
+    for sw in input.view.switches() {
+        owners.extend(sw.load_balancers.iter().map(|l| lb_owner(&sw.name, l)));
+    }
     owners
 }
 
@@ -564,15 +606,25 @@ pub fn affected_owners(
             owners.insert(Owner::Switch(now.switch.clone()));
         }
     }
-    // A load balancer: the switches that name it (their lb flows and groups).
+    // A load balancer: its (switch, LB) owners, not the switches' other LBs.
     if !change.load_balancers.is_empty() {
         for sw in input.view.switches() {
-            if sw
+            for l in sw
                 .load_balancers
                 .iter()
-                .any(|l| change.load_balancers.contains(l))
+                .filter(|l| change.load_balancers.contains(*l))
             {
-                owners.insert(Owner::Switch(sw.name.clone()));
+                owners.insert(lb_owner(&sw.name, l));
+            }
+        }
+        // Switches that named it when compiled (the LB is gone from the view).
+        for o in state.owners() {
+            if let Owner::LoadBalancer(k) = o {
+                if k.split_once('/')
+                    .is_some_and(|(_, l)| change.load_balancers.contains(l))
+                {
+                    owners.insert(o.clone());
+                }
             }
         }
     }
@@ -595,6 +647,24 @@ pub fn affected_owners(
             _ => None,
         })
         .collect();
+    // A touched switch: its LBs now and as compiled (its load_balancer list may change).
+    let touched: BTreeSet<&String> = switches.iter().collect();
+    if !touched.is_empty() {
+        for o in state.owners() {
+            if let Owner::LoadBalancer(k) = o {
+                if k.split_once('/')
+                    .is_some_and(|(sw, _)| touched.contains(&sw.to_string()))
+                {
+                    owners.insert(o.clone());
+                }
+            }
+        }
+        for s in &switches {
+            if let Some(sw) = input.view.switch(s) {
+                owners.extend(sw.load_balancers.iter().map(|l| lb_owner(s, l)));
+            }
+        }
+    }
     for s in &switches {
         for lsp in input.view.router_lsps_of_switch(s) {
             if let Some(lrp) = crate::view::router_port_option(lsp) {

@@ -50,6 +50,11 @@ pub const METER_ACL_REJECT: &str = "pinctrl-acl-reject";
 /// IPv4 (4) and MAC (6), the router's key (4), the input port's key (4), the output switch's
 /// key (4) and its router-type port's key (4). Metered by [`METER_ICMP`].
 pub const OP_ICMP_FRAG_NEEDED: u32 = 10;
+/// Opcode of the load balancer health check answers ([`crate::lb_health`]); no
+/// arguments. 12..14 are the LB's.
+pub const OP_LB_HEALTH: u32 = 12;
+/// The meter of health check answers.
+pub const METER_LB_HEALTH: &str = "pinctrl-lb-health";
 /// Packets per second each handler's meter lets through to the controller.
 pub const METER_RATE_PPS: u32 = 100;
 /// Below the per-port responders (50): a port that owns the address answers itself.

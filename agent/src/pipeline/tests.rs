@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use weft_openflow::flow::Flow;
 use weft_openflow::render::{render_flow, render_group};
 use weft_proto::model::view::ViewDelta;
-use weft_proto::v1::{PortAddress, PortView, RemoteChassis, SwitchView};
+use weft_proto::v1::{LoadBalancerView, PortAddress, PortView, RemoteChassis, SwitchView};
 
 use super::*;
 use crate::ids::Ids;
@@ -444,8 +444,7 @@ fn defaults_cover_every_stage() {
             "table=27, priority=0 actions=goto_table:30",
             "table=30, priority=0 actions=goto_table:31",
             "table=31, priority=0 actions=goto_table:32",
-            "table=32, priority=0 actions=goto_table:33",
-            "table=33, priority=0 actions=goto_table:34",
+            "table=32, priority=0 actions=goto_table:34",
             "table=34, priority=0 actions=goto_table:35",
             "table=35, priority=0 actions=goto_table:36",
             "table=36, priority=0 actions=goto_table:37",
@@ -1567,4 +1566,160 @@ fn a_router_port_mtu_checks_lengths_at_exit_and_punts_the_too_big() {
             .any(|f| f.contains("table=49") || f.contains("check_pkt_larger")),
         "{other:#?}"
     );
+}
+
+fn lb_view(
+    name: &str,
+    vips: &[(&str, &str)],
+    proto: &str,
+    opts: &[(&str, &str)],
+) -> LoadBalancerView {
+    LoadBalancerView {
+        name: name.into(),
+        protocol: proto.into(),
+        vips: vips
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        options: opts
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn lb_fx(lbs: Vec<LoadBalancerView>) -> Fx {
+    let mut sw = sv("ls1", 5);
+    sw.load_balancer = lbs.iter().map(|l| l.name.clone()).collect();
+    Fx::new(
+        ViewDelta {
+            revision: 1,
+            snapshot: true,
+            switches: vec![sw],
+            ports: vec![pv("a", "ls1", 1, "hv1"), pv("b", "ls1", 2, "hv2")],
+            chassis: vec![cv("hv2", "192.168.0.2", &["geneve"])],
+            load_balancers: lbs,
+            ..Default::default()
+        },
+        &[("a", 1)],
+    )
+}
+
+fn table_lines(d: &DesiredState, table: u8) -> Vec<String> {
+    let mut v: Vec<String> = d
+        .flows()
+        .filter(|f| f.table == table && f.priority > 0)
+        .map(render_flow)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn lb_reject_sends_vips_without_backends_to_the_reject_handler() {
+    let fx = lb_fx(vec![
+        lb_view("r", &[("10.96.0.20:80", "")], "tcp", &[("reject", "true")]),
+        lb_view("d", &[("10.96.0.21:80", "")], "tcp", &[]),
+    ]);
+    let d = compile_all(&fx.input());
+    let dnat = table_lines(&d, Stage::LbDnat.table());
+    let rej: Vec<&String> = dnat.iter().filter(|l| l.contains("10.96.0.20")).collect();
+    let drop: Vec<&String> = dnat.iter().filter(|l| l.contains("10.96.0.21")).collect();
+    assert_eq!(rej.len(), 1, "{dnat:#?}");
+    assert!(rej[0].contains("controller("), "{}", rej[0]);
+    // The ACL reject opcode (5), from-lport (0).
+    assert!(rej[0].contains("userdata=00.00.00.05.00"), "{}", rej[0]);
+    assert!(drop[0].ends_with("actions=drop"), "{}", drop[0]);
+}
+
+#[test]
+fn lb_affinity_learns_in_lb_affinity_and_pins_backends_in_lb_dnat() {
+    let fx = lb_fx(vec![lb_view(
+        "web",
+        &[("10.96.0.10:80", "10.0.0.1:8080,10.0.0.2:8080")],
+        "tcp",
+        &[("affinity_timeout", "60")],
+    )]);
+    let d = compile_all(&fx.input());
+    // lb-affinity holds no desired flow: only what the datapath learns.
+    assert!(table_lines(&d, Stage::LbAffinity.table()).is_empty());
+    let learn = table_lines(&d, Stage::LbLearn.table());
+    assert_eq!(learn.len(), 1, "{learn:#?}");
+    assert!(
+        learn[0].contains("set_field:0->reg2,resubmit(,33),goto_table:36"),
+        "{}",
+        learn[0]
+    );
+    let dnat = table_lines(&d, Stage::LbDnat.table());
+    // The group flow and one pinned flow per backend.
+    assert_eq!(dnat.len(), 3, "{dnat:#?}");
+    let vip: weft_proto::model::load_balancer::Endpoint =
+        weft_proto::model::load_balancer::parse_endpoint("v", "10.96.0.10:80").expect("vip");
+    for b in ["10.0.0.1:8080", "10.0.0.2:8080"] {
+        let be = weft_proto::model::load_balancer::parse_endpoint("b", b).expect("b");
+        let key = lb::affinity_key(&vip, &be);
+        let line = dnat
+            .iter()
+            .find(|l| l.contains(&format!("reg2={key:#x}")))
+            .unwrap_or_else(|| panic!("no pinned flow for {b}: {dnat:#?}"));
+        assert!(line.contains(&format!("nat(dst={})", b)), "{line}");
+        assert!(line.contains("learn(table=33,idle_timeout=60"), "{line}");
+    }
+    let groups: Vec<String> = d.groups().map(render_group).collect();
+    let g = groups
+        .iter()
+        .find(|g| g.contains("select"))
+        .expect("select group");
+    // Buckets name the backend and resubmit (a bucket is an action set: no learn there).
+    assert_eq!(g.matches("resubmit(,36)").count(), 2, "{g}");
+    assert!(!g.contains("learn"), "{g}");
+    // Without the option: no learn, no lb-learn flows.
+    let fx = lb_fx(vec![lb_view(
+        "web",
+        &[("10.96.0.10:80", "10.0.0.1:8080,10.0.0.2:8080")],
+        "tcp",
+        &[],
+    )]);
+    let d = compile_all(&fx.input());
+    assert!(table_lines(&d, Stage::LbLearn.table()).is_empty());
+    assert!(d.groups().all(|g| !render_group(g).contains("learn")));
+}
+
+#[test]
+fn lb_health_checks_punt_answers_and_offline_backends_leave_the_group() {
+    let mut l = lb_view(
+        "web",
+        &[("10.96.0.10:80", "10.0.0.1:8080,10.0.0.2:8080")],
+        "tcp",
+        &[],
+    );
+    l.health_check = [("10.96.0.10:80".to_string(), "interval=1".to_string())].into();
+    l.backend_status = [(
+        "10.96.0.10:80 10.0.0.2:8080".to_string(),
+        "offline".to_string(),
+    )]
+    .into();
+    let fx = lb_fx(vec![l.clone()]);
+    let d = compile_all(&fx.input());
+    let punt = table_lines(&d, Stage::Punt.table());
+    assert_eq!(punt.len(), 1, "{punt:#?}");
+    assert!(
+        punt[0].contains("nw_dst=169.254.169.253") && punt[0].contains("userdata=00.00.00.0c"),
+        "{}",
+        punt[0]
+    );
+    let groups: Vec<String> = d.groups().map(render_group).collect();
+    let g = groups.iter().find(|g| g.contains("select")).expect("group");
+    assert!(g.contains("10.0.0.1:8080") && !g.contains("10.0.0.2:8080"), "{g}");
+    // Every backend offline: no group, new connections dropped (or rejected).
+    l.backend_status.insert(
+        "10.96.0.10:80 10.0.0.1:8080".to_string(),
+        "offline".to_string(),
+    );
+    let fx = lb_fx(vec![l]);
+    let d = compile_all(&fx.input());
+    assert!(d.groups().all(|g| !render_group(g).contains("select")));
+    let dnat = table_lines(&d, Stage::LbDnat.table());
+    assert!(dnat.iter().all(|l| l.ends_with("actions=drop")), "{dnat:#?}");
 }

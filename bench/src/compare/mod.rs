@@ -23,6 +23,7 @@
 //! [`write_section`] replaces (or appends) one size's section of that file.
 
 pub mod acl;
+pub mod lb;
 pub mod ovn;
 pub mod procstat;
 pub mod routed;
@@ -99,6 +100,8 @@ pub struct CompareConfig {
     pub acl: Option<acl::AclScale>,
     /// Flat switches, or switches on one router ([`routed`]).
     pub topology: Topology,
+    /// The load balancer phase after the ports (and ACLs) ([`lb`]), when asked for.
+    pub lb: Option<lb::LbScale>,
 }
 
 impl Default for CompareConfig {
@@ -114,6 +117,7 @@ impl Default for CompareConfig {
             timeout: Duration::from_secs(600),
             acl: None,
             topology: Topology::Flat,
+            lb: None,
         }
     }
 }
@@ -276,6 +280,8 @@ pub struct SystemReport {
     pub processes: Vec<ProcUsage>,
     /// The ACL phase, when it ran.
     pub acl: Option<acl::AclReport>,
+    /// The LB phase, when it ran.
+    pub lb: Option<lb::LbReport>,
 }
 
 impl SystemReport {
@@ -483,6 +489,7 @@ pub fn render_markdown(r: &CompareReport) -> String {
     if cols.iter().any(|c| c.acl.is_some()) {
         render_acl(&mut out, &cols, both.is_some());
     }
+    lb::render(&mut out, &cols, both.is_some());
     let _ = writeln!(
         out,
         "| system | process | RSS | CPU during run | CPU since start |"
@@ -618,6 +625,9 @@ pub fn section_markers(cfg: &CompareConfig) -> (String, String) {
     }
     if cfg.topology == Topology::Routed {
         key.push_str(" routed");
+    }
+    if let Some(l) = &cfg.lb {
+        key.push_str(&format!(" VIPs={}x{}", l.vips, l.backends));
     }
     (
         format!("<!-- weft-bench compare {key} begin -->"),
@@ -853,6 +863,7 @@ mod tests {
                 cpu_total_s: 1.0,
             }],
             acl: None,
+            lb: None,
         };
         let r = CompareReport {
             config: small(),

@@ -320,6 +320,14 @@ fn measure(
         Some(s) => Some(acl_phase(cfg, s, tb, c, &timeout, progress)?),
         None => None,
     };
+    let lb = match &cfg.lb {
+        Some(s) => {
+            let r = super::lb::ovn_phase(cfg, s, tb, &mut |a| c.nbctl(a), &timeout, progress)?;
+            c.check_alive()?;
+            Some(r)
+        }
+        None => None,
+    };
     Ok(SystemReport {
         system: System::Ovn,
         create_path: format!(
@@ -336,6 +344,7 @@ fn measure(
         flows_per_host: flows,
         processes,
         acl,
+        lb,
     })
 }
 

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::Timing;
 
-type Client = NorthboundClient<Channel>;
+pub(super) type Client = NorthboundClient<Channel>;
 
 fn lsp(p: &PlannedPort) -> LogicalSwitchPort {
     LogicalSwitchPort {
@@ -267,6 +267,10 @@ pub fn run(cfg: &CompareConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
         Some(s) => Some(rt.block_on(acl_phase(&mut client, cfg, s, &tb, progress))?),
         None => None,
     };
+    let lb = match &cfg.lb {
+        Some(s) => Some(rt.block_on(super::lb::weft_phase(&mut client, cfg, s, &tb, progress))?),
+        None => None,
+    };
     let create_path = match path {
         Some(CreatePath::Batch) => format!("CreatePorts, {} per call", cfg.batch),
         _ => format!("{} concurrent CreatePort per batch", cfg.batch),
@@ -284,10 +288,11 @@ pub fn run(cfg: &CompareConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
         flows_per_host: flows,
         processes,
         acl,
+        lb,
     })
 }
 
-fn insert(k: object::Kind) -> Op {
+pub(super) fn insert(k: object::Kind) -> Op {
     Op {
         op: Some(op::Op::Insert(InsertOp {
             object: Some(Object { kind: Some(k) }),
@@ -296,7 +301,7 @@ fn insert(k: object::Kind) -> Op {
     }
 }
 
-async fn transact(
+pub(super) async fn transact(
     client: &mut Client,
     ops: Vec<Op>,
     wait: bool,
@@ -315,6 +320,18 @@ async fn transact(
         })
         .await
         .map_err(|s| anyhow::anyhow!("Transact: {s}"))?;
+    Ok(())
+}
+
+/// `Sync` with `--wait=hv` (every chassis applied the current revision).
+pub(super) async fn sync_hv(client: &mut Client, timeout: Duration) -> anyhow::Result<()> {
+    client
+        .sync(SyncRequest {
+            revision: 0,
+            options: wait_hv(timeout),
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("Sync --wait=hv: {e}"))?;
     Ok(())
 }
 

@@ -3,10 +3,15 @@
 //! column). VIPs and backends are checked and spelled canonically with the shared model
 //! (`weft_proto::model::load_balancer`) before they are sent; the controller checks again.
 //! Options: `set Load_Balancer LB options:affinity_timeout=S options:reject=true`.
+//! Health checks: `lb-hc-add LB VIP [--interval=S] [--timeout=S] [--success=N]
+//! [--failure=N]` and `lb-hc-del LB VIP` (the LB's `health_check` column), `lb-list --status`
+//! (each checked backend's state as the agents reported it).
 
 use clap::Subcommand;
 use serde_json::json;
-use weft_proto::model::load_balancer::{parse_endpoint, parse_protocol, parse_vip_rule};
+use weft_proto::model::load_balancer::{
+    parse_endpoint, parse_health_check, parse_protocol, parse_vip_rule, HealthCheck,
+};
 use weft_proto::v1 as pb;
 
 use super::db::{list_request, records_of};
@@ -48,10 +53,42 @@ pub enum LoadBalancerCmd {
         #[arg(long)]
         if_exists: bool,
     },
-    /// List load balancers (or one) with their VIPs.
+    /// List load balancers (or one) with their VIPs; with --status, each checked backend's
+    /// state.
     LbList {
         /// Only this LB.
         lb: Option<String>,
+        /// One row per backend with its health (online, offline, or "-" when unchecked or
+        /// not reported yet).
+        #[arg(long)]
+        status: bool,
+    },
+    /// Check the backends of VIP of load balancer LB (TCP connect or UDP, from the service
+    /// address, by the agent of each backend's chassis); replaces an existing check.
+    LbHcAdd {
+        /// Load balancer name.
+        lb: String,
+        /// One of the LB's VIPs, with a port.
+        vip: String,
+        /// Seconds between probes (default 5).
+        #[arg(long)]
+        interval: Option<u32>,
+        /// Seconds a probe waits for an answer (default 3).
+        #[arg(long)]
+        timeout: Option<u32>,
+        /// Successes in a row that bring a backend online (default 1).
+        #[arg(long)]
+        success: Option<u32>,
+        /// Failures in a row that take it offline (default 3).
+        #[arg(long)]
+        failure: Option<u32>,
+    },
+    /// Remove the health check of VIP of load balancer LB.
+    LbHcDel {
+        /// Load balancer name.
+        lb: String,
+        /// The VIP.
+        vip: String,
     },
     /// Apply load balancer LB to switch SWITCH.
     LsLbAdd {
@@ -163,10 +200,63 @@ impl Noun for LoadBalancerCmd {
                     )])
                 }
             },
-            LoadBalancerCmd::LbList { lb } => Step::Read(Read {
+            LoadBalancerCmd::LbList { lb, status } => Step::Read(Read {
                 calls: vec![list_request(KIND, &lb.iter().cloned().collect::<Vec<_>>())],
-                render: Box::new(render_list),
+                render: if *status {
+                    Box::new(render_status)
+                } else {
+                    Box::new(render_list)
+                },
             }),
+            LoadBalancerCmd::LbHcAdd {
+                lb,
+                vip,
+                interval,
+                timeout,
+                success,
+                failure,
+            } => {
+                let v = parse_endpoint("vip", vip)
+                    .map_err(|e| usage("lb-hc-add", e))?
+                    .to_string();
+                let d = HealthCheck::default();
+                let text = format!(
+                    "interval={},timeout={},success={},failure={}",
+                    interval.unwrap_or(d.interval),
+                    timeout.unwrap_or(d.timeout),
+                    success.unwrap_or(d.success),
+                    failure.unwrap_or(d.failure)
+                );
+                let hc =
+                    parse_health_check("health_check", &text).map_err(|e| usage("lb-hc-add", e))?;
+                write(vec![update(
+                    KIND,
+                    lb,
+                    vec![column_op(
+                        pb::column_op::Action::Set,
+                        "health_check",
+                        Some(&v),
+                        vec![hc.to_string()],
+                    )],
+                    false,
+                )])
+            }
+            LoadBalancerCmd::LbHcDel { lb, vip } => {
+                let v = parse_endpoint("vip", vip)
+                    .map_err(|e| usage("lb-hc-del", e))?
+                    .to_string();
+                write(vec![update(
+                    KIND,
+                    lb,
+                    vec![column_op(
+                        pb::column_op::Action::Remove,
+                        "health_check",
+                        None,
+                        vec![v],
+                    )],
+                    false,
+                )])
+            }
             LoadBalancerCmd::LsLbAdd { switch, lb, .. } => write(vec![update(
                 SWITCH,
                 switch,
@@ -256,6 +346,36 @@ fn render_list(replies: &[Reply], out: &Out) -> Result<String, CmdError> {
     table(&lbs, out, revision)
 }
 
+/// `lb-list --status`: one row per backend, with its health check state.
+fn render_status(replies: &[Reply], out: &Out) -> Result<String, CmdError> {
+    let (lbs, revision) = lbs(replies, 0)?;
+    if out.json() {
+        return table(&lbs, out, revision);
+    }
+    let mut t = Table::new(&["LB", "PROTO", "VIP", "BACKEND", "STATUS"]);
+    for l in &lbs {
+        let mut vips: Vec<(&String, &String)> = l.vips.iter().collect();
+        vips.sort();
+        for (v, backends) in vips {
+            for b in backends.split(',').filter(|b| !b.is_empty()) {
+                let st = l
+                    .status
+                    .get(&format!("{v} {b}"))
+                    .map(String::as_str)
+                    .unwrap_or("-");
+                t.rows.push(vec![
+                    Cell::text(&l.name),
+                    Cell::text(&l.protocol),
+                    Cell::text(v),
+                    Cell::text(b),
+                    Cell::text(st),
+                ]);
+            }
+        }
+    }
+    Ok(render_table(&t, out, Format::Table)?)
+}
+
 fn render_switch_list(replies: &[Reply], out: &Out) -> Result<String, CmdError> {
     let sw = records_of(replies, 0)?;
     let names: Vec<String> = match sw
@@ -338,6 +458,34 @@ mod tests {
         assert_eq!(u.columns[0].action, pb::column_op::Action::Clear as i32);
         assert_eq!(read(&["ls-lb-list", "ls1"]).calls.len(), 2);
         assert_eq!(read(&["lb-list"]).calls.len(), 1);
+        assert_eq!(read(&["lb-list", "--status", "web"]).calls.len(), 1);
+        let w = write(&[
+            "lb-hc-add",
+            "web",
+            "10.96.0.10:080",
+            "--interval=2",
+            "--failure=2",
+        ]);
+        let Some(pb::op::Op::Update(u)) = &w.ops[0].op else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                u.columns[0].column.as_str(),
+                u.columns[0].key.as_str(),
+                u.columns[0].values[0].as_str()
+            ),
+            (
+                "health_check",
+                "10.96.0.10:80",
+                "interval=2,timeout=3,success=1,failure=2"
+            )
+        );
+        let w = write(&["lb-hc-del", "web", "10.96.0.10:80"]);
+        let Some(pb::op::Op::Update(u)) = &w.ops[0].op else {
+            panic!()
+        };
+        assert_eq!(u.columns[0].action, pb::column_op::Action::Remove as i32);
     }
 
     #[test]
@@ -363,6 +511,11 @@ mod tests {
                 &["lb-add", "web", "10.96.0.10", "10.0.0.5:80"][..],
                 "10.0.0.5:80",
             ),
+            (
+                &["lb-hc-add", "web", "10.96.0.10:80", "--interval=0"][..],
+                "0",
+            ),
+            (&["lb-hc-add", "web", "x:80"][..], "x:80"),
         ] {
             let e = plan_err(args);
             assert!(matches!(e, CmdError::Usage { .. }), "{args:?}: {e}");

@@ -1,11 +1,15 @@
 //! `Load_Balancer`: VIPs spread over backends (OVN's), applied on the switches whose
 //! `load_balancer` column names it (`ls-lb-add`). The rules (VIP and backend grammar,
-//! protocols, `options:affinity_timeout` and `options:reject`) are
-//! [`weft_proto::model::load_balancer`]'s; this file stores the canonical form. Kept in the
+//! protocols, `options:affinity_timeout` and `options:reject`, the `health_check` map of
+//! `lb-hc-add`) are [`weft_proto::model::load_balancer`]'s; this file stores the canonical
+//! form. Backend health reported by agents is status, not intent: see
+//! [`crate::lb_health`]. Kept in the
 //! state's generic object map: views look LBs up by name from their switches.
 
 use prost::Message;
-use weft_proto::model::load_balancer::{canonical_vips, validate_load_balancer};
+use weft_proto::model::load_balancer::{
+    canonical_health_checks, canonical_vips, validate_load_balancer,
+};
 use weft_proto::v1::{object, ColumnType, LoadBalancer, Object};
 
 use super::{check_map, not_settable, set_map, EXTERNAL_IDS};
@@ -25,6 +29,8 @@ static COLUMNS: &[ColumnDef] = &[
     ColumnDef::rw("vips", ColumnType::Map),
     ColumnDef::rw("protocol", ColumnType::Scalar),
     ColumnDef::rw("options", ColumnType::Map),
+    ColumnDef::rw("health_check", ColumnType::Map),
+    ColumnDef::ro("status", ColumnType::Map),
     EXTERNAL_IDS,
 ];
 
@@ -33,8 +39,11 @@ super::object_accessors!(LoadBalancer, LoadBalancer, lb, lb_mut);
 /// Validates and normalizes (canonical VIP and backend text, protocol spelled out).
 fn check(l: &mut LoadBalancer) -> Result<(), ValidationError> {
     validate_name("load_balancer.name", &l.name)?;
-    let rules = validate_load_balancer(&l.vips, &l.protocol, &l.options)?;
+    let rules = validate_load_balancer(&l.vips, &l.protocol, &l.options, &l.health_check)?;
     l.vips = canonical_vips(&rules);
+    l.health_check = canonical_health_checks(&rules);
+    // Status is reported by agents and filled in when listed, never stored as intent.
+    l.status.clear();
     l.protocol = rules.protocol.to_string();
     check_map("load_balancer.external_ids", &l.external_ids)
 }
@@ -56,13 +65,17 @@ impl Kind for LoadBalancerKind {
         lb(obj).map(|l| l.encode_to_vec()).unwrap_or_default()
     }
     super::generic_methods!(LoadBalancer, LoadBalancer, lb);
-    fn get_column(&self, obj: &Object, column: &str, _state: &ClusterState) -> Option<ColumnValue> {
+    fn get_column(&self, obj: &Object, column: &str, state: &ClusterState) -> Option<ColumnValue> {
         let l = lb(obj)?;
+        if column == "status" {
+            return Some(ColumnValue::map(&crate::lb_health::view_status(state, l)));
+        }
         Some(match column {
             "name" => ColumnValue::str(&l.name),
             "vips" => ColumnValue::map(&l.vips),
             "protocol" => ColumnValue::str(&l.protocol),
             "options" => ColumnValue::map(&l.options),
+            "health_check" => ColumnValue::map(&l.health_check),
             "external_ids" => ColumnValue::map(&l.external_ids),
             _ => return None,
         })
@@ -80,6 +93,7 @@ impl Kind for LoadBalancerKind {
             "vips" => set_map(&mut l.vips, column, v)?,
             "protocol" => l.protocol = v.into_scalar(column)?,
             "options" => set_map(&mut l.options, column, v)?,
+            "health_check" => set_map(&mut l.health_check, column, v)?,
             "external_ids" => set_map(&mut l.external_ids, column, v)?,
             _ => return Err(not_settable(NAME, column)),
         }
@@ -95,6 +109,12 @@ impl Kind for LoadBalancerKind {
     }
     fn delete(&self, _obj: &Object, _plan: &mut Plan) -> ApiResult<()> {
         Ok(())
+    }
+    fn with_status(&self, mut obj: Object, plan: &Plan) -> Object {
+        if let Some(l) = lb_mut(&mut obj) {
+            l.status = crate::lb_health::view_status(plan.base(), l);
+        }
+        obj
     }
 }
 
@@ -268,6 +288,35 @@ mod tests {
         ] {
             let e = refused(&i, &[upd("lb", "web", Action::Set, "options", k, &[v])]).await;
             assert!(e.contains(k) && e.contains(v), "{e}");
+        }
+        // Health checks: on a VIP the LB has (canonical text stored), else refused.
+        run(
+            &i,
+            &[upd(
+                NAME,
+                "web",
+                Action::Set,
+                "health_check",
+                "10.96.0.10:80",
+                &["failure=2,interval=1"],
+            )],
+        )
+        .await;
+        assert_eq!(
+            get_lb(&i, "web").await.health_check["10.96.0.10:80"],
+            "interval=1,timeout=3,success=1,failure=2"
+        );
+        for (k, v, needle) in [
+            ("10.96.0.99:80", "", "10.96.0.99:80"),
+            ("10.96.0.10:80", "timeout=0", "timeout"),
+            ("10.96.0.10:80", "bogus=1", "bogus"),
+        ] {
+            let e = refused(
+                &i,
+                &[upd(NAME, "web", Action::Set, "health_check", k, &[v])],
+            )
+            .await;
+            assert!(e.contains("health_check") && e.contains(needle), "{e}");
         }
         // Replacing one VIP's backends (lb-add --may-exist).
         run(

@@ -6,8 +6,8 @@
 //! `10.96.0.11`) to a list of backends (`10.0.0.5:8080,10.0.1.5:8080`). Every rule is checked
 //! by [`validate_load_balancer`], which names the field and the value it refuses.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::validate::ValidationError;
 
@@ -28,6 +28,108 @@ pub const MAX_BACKENDS: usize = 1024;
 
 /// `options` keys a load balancer understands.
 pub const OPTIONS: &[&str] = &["affinity_timeout", "reject"];
+
+/// Health check settings: defaults ([`HealthCheck::default`]) and bounds.
+pub const HC_INTERVAL_DEFAULT: u32 = 5;
+pub const HC_TIMEOUT_DEFAULT: u32 = 3;
+pub const HC_SUCCESS_DEFAULT: u32 = 1;
+pub const HC_FAILURE_DEFAULT: u32 = 3;
+/// Largest interval and timeout, seconds.
+pub const HC_MAX_SECONDS: u32 = 3600;
+/// Largest success / failure count.
+pub const HC_MAX_COUNT: u32 = 100;
+
+/// The health checks' service address (OVN's `svc_monitor_mac` and service monitor source
+/// IP): agents send probes from it, straight into the backend's VIF, and the pipeline
+/// punts what comes back to it. A link-local address no pod owns, so a backend's answer
+/// goes to its default gateway, where the switch pipeline catches it before routing.
+pub const SVC_MONITOR_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 253);
+/// The health checks' source MAC (locally administered).
+pub const SVC_MONITOR_MAC: [u8; 6] = [0x0a, 0x58, 0xa9, 0xfe, 0xa9, 0xfd];
+
+/// A backend's reported state.
+pub const STATUS_ONLINE: &str = "online";
+pub const STATUS_OFFLINE: &str = "offline";
+
+/// The key of a backend's state in `LoadBalancerView.backend_status`: `"VIP BACKEND"`.
+pub fn status_key(vip: &Endpoint, backend: &Endpoint) -> String {
+    format!("{vip} {backend}")
+}
+
+/// One VIP's health check (`lb-hc-add LB VIP --interval=S --timeout=S --success=N
+/// --failure=N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Seconds between probes of a backend.
+    pub interval: u32,
+    /// Seconds a probe waits for its answer.
+    pub timeout: u32,
+    /// Consecutive successes that bring a backend online.
+    pub success: u32,
+    /// Consecutive failures that take it offline.
+    pub failure: u32,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            interval: HC_INTERVAL_DEFAULT,
+            timeout: HC_TIMEOUT_DEFAULT,
+            success: HC_SUCCESS_DEFAULT,
+            failure: HC_FAILURE_DEFAULT,
+        }
+    }
+}
+
+impl std::fmt::Display for HealthCheck {
+    /// Canonical text: `interval=5,timeout=3,success=1,failure=3`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "interval={},timeout={},success={},failure={}",
+            self.interval, self.timeout, self.success, self.failure
+        )
+    }
+}
+
+/// Parses `KEY=VALUE[,KEY=VALUE...]` (keys `interval`, `timeout`, `success`, `failure`;
+/// missing ones take the defaults). `field` names it in errors.
+pub fn parse_health_check(field: &str, s: &str) -> Result<HealthCheck> {
+    let mut hc = HealthCheck::default();
+    for kv in s.split(',').map(str::trim).filter(|kv| !kv.is_empty()) {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(ValidationError::new(
+                field,
+                kv,
+                "expected KEY=VALUE (interval, timeout, success, failure)",
+            ));
+        };
+        let (slot, max) = match k.trim() {
+            "interval" => (&mut hc.interval, HC_MAX_SECONDS),
+            "timeout" => (&mut hc.timeout, HC_MAX_SECONDS),
+            "success" => (&mut hc.success, HC_MAX_COUNT),
+            "failure" => (&mut hc.failure, HC_MAX_COUNT),
+            other => {
+                return Err(ValidationError::new(
+                    field,
+                    other,
+                    "unknown health check setting (interval, timeout, success, failure)",
+                ))
+            }
+        };
+        match v.trim().parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => *slot = n,
+            _ => {
+                return Err(ValidationError::new(
+                    format!("{field}.{}", k.trim()),
+                    v,
+                    format!("expected a whole number from 1 to {max}"),
+                ))
+            }
+        }
+    }
+    Ok(hc)
+}
 
 /// An address with an optional L4 port: a VIP or a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -220,14 +322,34 @@ pub struct LoadBalancerRules {
     pub affinity_timeout: Option<u32>,
     /// `options:reject`.
     pub reject: bool,
+    /// Health checks by VIP (each a VIP of `vips`, with a port).
+    pub health_checks: BTreeMap<Endpoint, HealthCheck>,
 }
 
-/// Validates a whole load balancer: every VIP and backend list, the protocol and the options
-/// (unknown option keys are refused, naming them).
+impl LoadBalancerRules {
+    /// `rule`'s backends that can take new connections: all of them, less those a health
+    /// check reported offline (`offline` holds [`status_key`]s) when the VIP has one.
+    pub fn live_backends<'a>(
+        &self,
+        rule: &'a VipRule,
+        offline: &std::collections::BTreeSet<String>,
+    ) -> Vec<&'a Endpoint> {
+        let checked = self.health_checks.contains_key(&rule.vip);
+        rule.backends
+            .iter()
+            .filter(|b| !checked || !offline.contains(&status_key(&rule.vip, b)))
+            .collect()
+    }
+}
+
+/// Validates a whole load balancer: every VIP and backend list, the protocol, the options
+/// (unknown option keys are refused, naming them) and the health checks (each on a VIP the
+/// LB has, with a port).
 pub fn validate_load_balancer(
     vips: &HashMap<String, String>,
     protocol: &str,
     options: &HashMap<String, String>,
+    health_check: &HashMap<String, String>,
 ) -> Result<LoadBalancerRules> {
     let protocol = parse_protocol("load_balancer.protocol", protocol)?;
     if vips.len() > MAX_VIPS {
@@ -261,12 +383,52 @@ pub fn validate_load_balancer(
             ));
         }
     }
+    let mut health_checks = BTreeMap::new();
+    let mut hk: Vec<&String> = health_check.keys().collect();
+    hk.sort();
+    for k in hk {
+        let field = "load_balancer.health_check";
+        let v = parse_endpoint(field, k)?;
+        if !rules.iter().any(|r| r.vip == v) {
+            return Err(ValidationError::new(
+                field,
+                k,
+                "the load balancer has no such VIP",
+            ));
+        }
+        if v.port.is_none() {
+            return Err(ValidationError::new(
+                field,
+                k,
+                "a health check needs a VIP with a port",
+            ));
+        }
+        if protocol == "sctp" {
+            return Err(ValidationError::new(
+                field,
+                k,
+                "health checks are for tcp and udp load balancers",
+            ));
+        }
+        let hc = parse_health_check(&format!("{field}[{k}]"), &health_check[k])?;
+        health_checks.insert(v, hc);
+    }
     Ok(LoadBalancerRules {
         protocol,
         vips: rules,
         affinity_timeout: affinity_timeout(options)?,
         reject: reject(options)?,
+        health_checks,
     })
+}
+
+/// The canonical health check map (VIP and settings in canonical text).
+pub fn canonical_health_checks(rules: &LoadBalancerRules) -> HashMap<String, String> {
+    rules
+        .health_checks
+        .iter()
+        .map(|(v, hc)| (v.to_string(), hc.to_string()))
+        .collect()
 }
 
 /// The canonical VIP map: keys and backend lists in canonical text (what is stored).
@@ -354,12 +516,13 @@ mod tests {
             ]),
             "",
             &m(&[("affinity_timeout", "60"), ("reject", "true")]),
+            &m(&[]),
         )
         .unwrap();
         assert_eq!(r.protocol, "tcp");
         assert_eq!(r.vips[0].vip.to_string(), "10.96.0.9");
         assert_eq!((r.affinity_timeout, r.reject), (Some(60), true));
-        let e = validate_load_balancer(&m(&[]), "icmp", &m(&[])).unwrap_err();
+        let e = validate_load_balancer(&m(&[]), "icmp", &m(&[]), &m(&[])).unwrap_err();
         assert_eq!(
             (e.field.as_str(), e.value.as_str()),
             ("load_balancer.protocol", "icmp")
@@ -369,11 +532,12 @@ mod tests {
             ("affinity_timeout", "43201"),
             ("reject", "yes"),
         ] {
-            let e = validate_load_balancer(&m(&[]), "udp", &m(&[(k, v)])).unwrap_err();
+            let e = validate_load_balancer(&m(&[]), "udp", &m(&[(k, v)]), &m(&[])).unwrap_err();
             assert_eq!(e.value, v);
             assert!(e.field.ends_with(k));
         }
-        let e = validate_load_balancer(&m(&[]), "udp", &m(&[("hairpin", "x")])).unwrap_err();
+        let e =
+            validate_load_balancer(&m(&[]), "udp", &m(&[("hairpin", "x")]), &m(&[])).unwrap_err();
         assert_eq!(e.value, "hairpin");
         let e = validate_load_balancer(
             &m(&[
@@ -382,8 +546,69 @@ mod tests {
             ]),
             "",
             &m(&[]),
+            &m(&[]),
         )
         .unwrap_err();
         assert!(e.field.starts_with("load_balancer.vips"), "{e:?}");
+    }
+
+    #[test]
+    fn health_checks() {
+        let vips = m(&[
+            ("10.96.0.10:80", "10.0.0.5:8080"),
+            ("10.96.0.11", "10.0.0.6"),
+        ]);
+        let r = validate_load_balancer(
+            &vips,
+            "tcp",
+            &m(&[]),
+            &m(&[("10.96.0.10:80", "interval=2, failure=2")]),
+        )
+        .unwrap();
+        let hc = r.health_checks.values().next().unwrap();
+        assert_eq!(hc.to_string(), "interval=2,timeout=3,success=1,failure=2");
+        assert_eq!(parse_health_check("h", &hc.to_string()).unwrap(), *hc);
+        for (k, v, field, value) in [
+            ("10.96.0.12:80", "", "health_check", "10.96.0.12:80"),
+            ("10.96.0.11", "", "health_check", "10.96.0.11"),
+            ("x", "", "health_check", "x"),
+            ("10.96.0.10:80", "interval=0", "interval", "0"),
+            ("10.96.0.10:80", "failure=101", "failure", "101"),
+            ("10.96.0.10:80", "every=3", "health_check", "every"),
+        ] {
+            let e = validate_load_balancer(&vips, "tcp", &m(&[]), &m(&[(k, v)])).unwrap_err();
+            assert!(
+                e.field.contains(field) && e.value == value,
+                "{k} {v}: {e:?}"
+            );
+        }
+        // Offline backends leave the live list only where the VIP is checked.
+        let r = validate_load_balancer(
+            &m(&[
+                ("10.96.0.10:80", "10.0.0.5:80,10.0.0.6:80"),
+                ("10.96.0.9:80", "10.0.0.5:80"),
+            ]),
+            "tcp",
+            &m(&[]),
+            &m(&[("10.96.0.10:80", "")]),
+        )
+        .unwrap();
+        let offline: std::collections::BTreeSet<String> = [
+            "10.96.0.10:80 10.0.0.5:80".to_string(),
+            "10.96.0.9:80 10.0.0.5:80".to_string(),
+        ]
+        .into();
+        let checked = r
+            .vips
+            .iter()
+            .find(|v| v.vip.to_string() == "10.96.0.10:80")
+            .unwrap();
+        let unchecked = r
+            .vips
+            .iter()
+            .find(|v| v.vip.to_string() == "10.96.0.9:80")
+            .unwrap();
+        assert_eq!(r.live_backends(checked, &offline).len(), 1);
+        assert_eq!(r.live_backends(unchecked, &offline).len(), 1);
     }
 }
