@@ -187,6 +187,24 @@ impl Intent {
             }
             reported.insert(b.port.as_str(), b.up);
         }
+        // The usual report: an ack whose bindings and error the cache already shows. It is
+        // held in memory (see crate::acks) and written to etcd in a batch, not read-checked
+        // and written here: no etcd round trip on the --wait=hv path.
+        if let Some(st) = cached {
+            if let Some(alive_rev) = held_ack(st, report) {
+                if self
+                    .acks
+                    .record(&report.chassis, report.applied_revision, alive_rev)
+                {
+                    self.acks.kick(
+                        self.store.clone(),
+                        self.keys.clone(),
+                        self.limits.max_txn_ops,
+                    );
+                }
+                return Ok(st.revision);
+            }
+        }
         for attempt in 0..MAX_ATTEMPTS {
             backoff(attempt).await;
             let (ch, etcd_revision) = self.store.get(&self.keys.alive(&report.chassis)).await?;
@@ -304,15 +322,8 @@ impl Intent {
             // The last error, written only when it changed (absent = none).
             // Long errors are cut (never rejected: the report must still record the bindings).
             // Control characters are escaped: the text reaches terminals (chassis-list).
-            let escaped = validate::escape_control_chars(&report.last_error);
-            let mut last_error = escaped.as_str();
-            if last_error.len() > validate::MAX_STRING_LEN {
-                let mut end = validate::MAX_STRING_LEN;
-                while !last_error.is_char_boundary(end) {
-                    end -= 1;
-                }
-                last_error = &last_error[..end];
-            }
+            let last_error = stored_error(&report.last_error);
+            let last_error = last_error.as_str();
             let error_now = error.as_ref().map(text).unwrap_or_default();
             if error_now != last_error {
                 let key = self.keys.error(&report.chassis);
@@ -367,6 +378,9 @@ impl Intent {
                 revision = r.revision;
             }
             if !lost {
+                // Supersedes an older held ack, so its batched write cannot go after this one.
+                self.acks
+                    .record(&report.chassis, report.applied_revision, ch.mod_revision);
                 tracing::debug!(chassis = %report.chassis, applied = report.applied_revision, bindings = changes.len(), revision, "status recorded");
                 return Ok(revision);
             }
@@ -395,16 +409,59 @@ fn bindings_match(state: &ClusterState, report: &StatusReport) -> bool {
             _ => return false,
         }
     }
-    // This chassis' sightings are all of VIFs it still has, for ports that do not exist.
-    let sightings_current = state.sightings.iter().all(|(port, s)| {
-        s.chassis != report.chassis
-            || (reported.contains(port.as_str()) && !state.ports.contains_key(port))
-    });
+    // This chassis' sightings are all of VIFs it still has, for ports that do not exist
+    // (through the per-chassis indexes: O(this chassis' ports), not O(deployment)).
+    let none = Default::default();
+    let sightings_current = state
+        .sightings_by_chassis
+        .get(&report.chassis)
+        .unwrap_or(&none)
+        .iter()
+        .all(|port| reported.contains(port.as_str()) && !state.ports.contains_key(port));
     sightings_current
         && state
-            .bindings
+            .bindings_by_chassis
+            .get(&report.chassis)
+            .unwrap_or(&none)
             .iter()
-            .all(|(port, b)| b.chassis != report.chassis || reported.contains(port.as_str()))
+            .all(|port| reported.contains(port.as_str()))
+}
+
+/// Pure: the error text as stored: control characters escaped, cut at
+/// `validate::MAX_STRING_LEN` bytes (never rejected: the report must still record the
+/// bindings).
+fn stored_error(reported: &str) -> String {
+    let mut escaped = validate::escape_control_chars(reported);
+    if escaped.len() > validate::MAX_STRING_LEN {
+        let mut end = validate::MAX_STRING_LEN;
+        while !escaped.is_char_boundary(end) {
+            end -= 1;
+        }
+        escaped.truncate(end);
+    }
+    escaped
+}
+
+/// Pure: when `report` needs no etcd write but its ack (the chassis is alive in `state`, the
+/// applied revision is within what `state` has seen, bindings, sightings and the error are
+/// as `state` shows them), the mod_revision of the chassis' alive key to hold the ack under.
+fn held_ack(state: &ClusterState, report: &StatusReport) -> Option<i64> {
+    if !state.alive.contains(&report.chassis)
+        || report.applied_revision < 0
+        || report.applied_revision > state.revision
+    {
+        return None;
+    }
+    let alive_rev = *state
+        .revs
+        .get(&format!("status/alive/{}", report.chassis))?;
+    let error_now = state
+        .errors
+        .get(&report.chassis)
+        .map(String::as_str)
+        .unwrap_or("");
+    (stored_error(&report.last_error) == error_now && bindings_match(state, report))
+        .then_some(alive_rev)
 }
 
 /// Pure: an applied revision must be 0..=`etcd_revision` (etcd's current revision, read in
@@ -457,6 +514,83 @@ mod tests {
         }
     }
 
+    /// Fills the per-chassis indexes the way `apply_put` keeps them.
+    fn index(st: &mut ClusterState) {
+        st.bindings_by_chassis = Default::default();
+        st.sightings_by_chassis = Default::default();
+        for (p, b) in st.bindings.clone() {
+            let mut set = st
+                .bindings_by_chassis
+                .get(&b.chassis)
+                .cloned()
+                .unwrap_or_default();
+            set.insert(p);
+            st.bindings_by_chassis.insert(b.chassis, set);
+        }
+        for (p, s) in st.sightings.clone() {
+            let mut set = st
+                .sightings_by_chassis
+                .get(&s.chassis)
+                .cloned()
+                .unwrap_or_default();
+            set.insert(p);
+            st.sightings_by_chassis.insert(s.chassis, set);
+        }
+    }
+
+    #[test]
+    fn indexes_follow_puts_and_deletes() {
+        let k = crate::state::Keys::new("/w");
+        let mut st = ClusterState::default();
+        let b = |c: &str| {
+            PortBinding {
+                port: "p1".into(),
+                chassis: c.into(),
+                up: true,
+            }
+            .encode_to_vec()
+        };
+        st.apply_put(&k, &k.binding("p1"), &b("hv1"), 2);
+        st.apply_put(&k, &k.binding("p1"), &b("hv2"), 3);
+        assert!(!st.bindings_by_chassis.contains_key("hv1"));
+        assert!(st.bindings_by_chassis["hv2"].contains("p1"));
+        st.apply_delete(&k, &k.binding("p1"), 4);
+        assert!(st.bindings_by_chassis.is_empty());
+        st.apply_put(&k, &k.sighting("v1"), b"hv1", 5);
+        st.apply_put(&k, &k.sighting("v1"), b"hv3", 6);
+        assert_eq!(st.sightings_by_chassis.len(), 1);
+        assert!(st.sightings_by_chassis["hv3"].contains("v1"));
+        st.apply_delete(&k, &k.sighting("v1"), 7);
+        assert!(st.sightings_by_chassis.is_empty());
+    }
+
+    #[test]
+    fn held_ack_only_when_nothing_but_the_ack_changes() {
+        let k = crate::state::Keys::new("/w");
+        let mut st = ClusterState::default();
+        st.apply_put(&k, &k.alive("hv1"), b"", 5);
+        st.apply_put(&k, &k.error("hv1"), b"boom", 6);
+        st.revision = 10;
+        let mut r = report("hv1", &[]);
+        r.applied_revision = 10;
+        assert_eq!(held_ack(&st, &r), None, "the error changes (cleared)");
+        r.last_error = "boom".into();
+        assert_eq!(held_ack(&st, &r), Some(5));
+        r.applied_revision = 11;
+        assert_eq!(held_ack(&st, &r), None, "beyond what the cache has seen");
+        r.applied_revision = 10;
+        let mut other = r.clone();
+        other.chassis = "hv2".into();
+        assert_eq!(held_ack(&st, &other), None, "not alive");
+        let mut vif = r.clone();
+        vif.ports.push(PortBinding {
+            port: "v9".into(),
+            chassis: "hv1".into(),
+            up: false,
+        });
+        assert_eq!(held_ack(&st, &vif), None, "a new sighting to write");
+    }
+
     #[test]
     fn bindings_match_accounts_for_sightings() {
         let mut st = ClusterState::default();
@@ -482,6 +616,7 @@ mod tests {
                 up: true,
             },
         );
+        index(&mut st);
         // hv2: both VIFs sighted, no port, no binding: nothing to write.
         assert!(bindings_match(
             &st,
