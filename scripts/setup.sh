@@ -9,7 +9,8 @@ pkgs=(openvswitch-switch etcd-server protobuf-compiler libprotobuf-dev iproute2 
       iputils-ping procps librsvg2-bin
       podman containernetworking-plugins runc busybox-static util-linux catatonit containerd
       python3 python3-venv iptables  # python3: the rogue-RA sender of tests/tests/e2e_port_security_v6.rs
-      traceroute) # traceroute: tests/tests/e2e_routing.rs
+      traceroute  # traceroute: tests/tests/e2e_routing.rs
+      iperf3)     # iperf3: weft-bench dataplane
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -224,7 +224,12 @@ fn spawn_reporter(
             loop {
                 let report = rx.borrow_and_update().clone();
                 if let Some(report) = report {
-                    if let Err(e) = reporter.report(&report).await {
+                    let started = std::time::Instant::now();
+                    let sent = reporter.report(&report).await;
+                    crate::metrics::metrics()
+                        .report_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    if let Err(e) = sent {
                         debug!(error = %e, "status report failed; will retry");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         continue;
@@ -517,6 +522,15 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
 
 /// Applies one view update; true when it was rejected and a fresh snapshot is needed.
 fn on_view_update(reconciler: &mut Reconciler, u: &weft_proto::v1::ViewUpdate) -> bool {
+    let started = std::time::Instant::now();
+    let r = on_view_update_inner(reconciler, u);
+    crate::metrics::metrics()
+        .view_update_seconds
+        .observe(started.elapsed().as_secs_f64());
+    r
+}
+
+fn on_view_update_inner(reconciler: &mut Reconciler, u: &weft_proto::v1::ViewUpdate) -> bool {
     debug!(
         revision = u.revision,
         snapshot = u.snapshot,
@@ -557,6 +571,21 @@ async fn persist_ids(
     if ch.is_empty() {
         return Ok(());
     }
+    let started = std::time::Instant::now();
+    let res = persist_ids_inner(chan, endpoint, bridge, r, ch).await;
+    crate::metrics::metrics()
+        .persist_ids_seconds
+        .observe(started.elapsed().as_secs_f64());
+    res
+}
+
+async fn persist_ids_inner(
+    chan: &OfChannel,
+    endpoint: &Endpoint,
+    bridge: &str,
+    r: &mut Reconciler,
+    ch: crate::ids::IdChanges,
+) -> Result<(), String> {
     let client = weft_ovsdb::Client::connect(endpoint, Default::default())
         .await
         .map_err(|e| format!("connecting to OVSDB: {e}"))?;
