@@ -218,29 +218,27 @@ impl Intent {
             let (applied, _) = self.store.get(&self.keys.applied(&report.chassis)).await?;
             let (error, _) = self.store.get(&self.keys.error(&report.chassis)).await?;
             let unchanged = attempt == 0 && cached.is_some_and(|st| bindings_match(st, report));
-            let (bindings, ports, sightings) = if unchanged {
-                (
-                    RangeResult::default(),
-                    RangeResult::default(),
-                    RangeResult::default(),
-                )
-            } else {
-                (
-                    self.store.range(&self.keys.bindings()).await?,
-                    self.store.range(&self.keys.ports()).await?,
-                    self.store.range(&self.keys.sightings()).await?,
-                )
+            // What the report is compared with: from the cache on the first attempt (only
+            // the reported ports and this chassis' bindings and sightings: O(this chassis),
+            // the compares catch a stale cache), from etcd ranges on a retry.
+            let known = match (unchanged, cached) {
+                (true, _) => Known::default(),
+                (false, Some(st)) if attempt == 0 => Known::from_state(st, report),
+                _ => Known::from_ranges(
+                    &self.keys,
+                    &self.store.range(&self.keys.bindings()).await?,
+                    &self.store.range(&self.keys.ports()).await?,
+                    &self.store.range(&self.keys.sightings()).await?,
+                )?,
             };
-            let port_names: HashSet<&str> = ports
-                .kvs
-                .iter()
-                .filter_map(|kv| kv.key.strip_prefix(&self.keys.ports()))
-                .collect();
-            let mut current: HashMap<String, (PortBinding, i64)> = HashMap::new();
-            for kv in &bindings.kvs {
-                let b: PortBinding = decode(kv)?;
-                current.insert(b.port.clone(), (b, kv.mod_revision));
-            }
+            let bindings_revision = known.revision;
+            let Known {
+                port_revs,
+                current,
+                seen,
+                ..
+            } = known;
+            let port_names: HashSet<&str> = port_revs.keys().map(String::as_str).collect();
             // With `unchanged` nothing was read (`port_names`, `current` and `seen` are empty):
             // no binding or sighting changes, only the ack and the error below.
             let guard = Compare::ModRevision(ch.key.clone(), ch.mod_revision);
@@ -248,18 +246,11 @@ impl Intent {
             // most --etcd-max-txn-ops (a host with many ports reports more than etcd takes at
             // once), the applied revision last, so an ack never precedes the bindings it covers.
             let mut changes: Vec<(Vec<Compare>, Op)> = Vec::new();
-            let sighting_prefix = self.keys.sightings();
-            let mut seen: HashMap<&str, (String, i64)> = HashMap::new();
-            for kv in &sightings.kvs {
-                if let Some(port) = kv.key.strip_prefix(&sighting_prefix) {
-                    seen.insert(port, (text(kv), kv.mod_revision));
-                }
-            }
             // Sightings: a reported VIF whose port does not exist is recorded (unless another
             // chassis reported it first), so a later create binds it in its own transaction;
             // this chassis' sightings of VIFs it no longer has, or of ports that now exist, go.
             for port in reported.keys().filter(|_| !unchanged) {
-                if port_names.contains(port) || seen.contains_key(port) {
+                if port_names.contains(port) || seen.contains_key(*port) {
                     continue;
                 }
                 let key = self.keys.sighting(port);
@@ -273,7 +264,7 @@ impl Intent {
             }
             for (port, (chassis, rev)) in &seen {
                 if *chassis == report.chassis
-                    && (!reported.contains_key(port) || port_names.contains(port))
+                    && (!reported.contains_key(port.as_str()) || port_names.contains(port.as_str()))
                 {
                     let key = self.keys.sighting(port);
                     changes.push((
@@ -297,8 +288,13 @@ impl Intent {
                     Some((_, rev)) => *rev,
                     None => 0,
                 };
+                // The port must still be the one seen (a stale cache fails the compare).
+                let port_rev = port_revs.get(*port).copied().unwrap_or(0);
                 changes.push((
-                    vec![Compare::ModRevision(key.clone(), cur_rev)],
+                    vec![
+                        Compare::ModRevision(key.clone(), cur_rev),
+                        Compare::ModRevision(self.keys.port(port), port_rev),
+                    ],
                     Op::put(key, want.encode_to_vec()),
                 ));
             }
@@ -338,7 +334,7 @@ impl Intent {
             if changes.is_empty() && ack.is_none() {
                 return Ok(match (unchanged, cached) {
                     (true, Some(st)) => st.revision,
-                    _ => bindings.revision,
+                    _ => bindings_revision,
                 });
             }
             let mut chunks: Vec<Txn> = Vec::new();
@@ -386,6 +382,86 @@ impl Intent {
             }
         }
         Err(contention("report status"))
+    }
+}
+
+/// What a status report is reconciled with: existing ports (with their mod_revision),
+/// bindings and sightings (with theirs).
+#[derive(Debug, Default)]
+struct Known {
+    port_revs: HashMap<String, i64>,
+    current: HashMap<String, (PortBinding, i64)>,
+    seen: HashMap<String, (String, i64)>,
+    /// The store revision this reflects.
+    revision: i64,
+}
+
+impl Known {
+    /// Pure: from the cached state, only what `report` can touch: its ports, and the
+    /// bindings and sightings naming its chassis.
+    fn from_state(st: &ClusterState, report: &StatusReport) -> Known {
+        let mut k = Known {
+            revision: st.revision,
+            ..Known::default()
+        };
+        let rev = |rel: String| st.revs.get(&rel).copied().unwrap_or(0);
+        let none = Default::default();
+        let mine_bound = st.bindings_by_chassis.get(&report.chassis).unwrap_or(&none);
+        let mine_seen = st
+            .sightings_by_chassis
+            .get(&report.chassis)
+            .unwrap_or(&none);
+        let names = report
+            .ports
+            .iter()
+            .map(|b| &b.port)
+            .chain(mine_bound.iter())
+            .chain(mine_seen.iter());
+        for name in names {
+            if st.ports.contains_key(name) {
+                k.port_revs
+                    .insert(name.clone(), rev(format!("nb/ports/{name}")));
+            }
+            if let Some(b) = st.bindings.get(name) {
+                k.current.insert(
+                    name.clone(),
+                    (b.clone(), rev(format!("status/bindings/{name}"))),
+                );
+            }
+            if let Some(s) = st.sightings.get(name) {
+                k.seen
+                    .insert(name.clone(), (s.chassis.clone(), s.mod_revision));
+            }
+        }
+        k
+    }
+
+    /// From full range reads of bindings, ports and sightings.
+    fn from_ranges(
+        keys: &crate::state::Keys,
+        bindings: &RangeResult,
+        ports: &RangeResult,
+        sightings: &RangeResult,
+    ) -> ApiResult<Known> {
+        let mut k = Known {
+            revision: bindings.revision,
+            ..Known::default()
+        };
+        for kv in &ports.kvs {
+            if let Some(name) = kv.key.strip_prefix(&keys.ports()) {
+                k.port_revs.insert(name.to_string(), kv.mod_revision);
+            }
+        }
+        for kv in &bindings.kvs {
+            let b: PortBinding = decode(kv)?;
+            k.current.insert(b.port.clone(), (b, kv.mod_revision));
+        }
+        for kv in &sightings.kvs {
+            if let Some(port) = kv.key.strip_prefix(&keys.sightings()) {
+                k.seen.insert(port.to_string(), (text(kv), kv.mod_revision));
+            }
+        }
+        Ok(k)
     }
 }
 
@@ -562,6 +638,52 @@ mod tests {
         assert!(st.sightings_by_chassis["hv3"].contains("v1"));
         st.apply_delete(&k, &k.sighting("v1"), 7);
         assert!(st.sightings_by_chassis.is_empty());
+    }
+
+    #[test]
+    fn known_from_the_cache_is_only_what_the_report_touches() {
+        let k = crate::state::Keys::new("/w");
+        let mut st = ClusterState::default();
+        let port = |n: &str| {
+            LogicalSwitchPort {
+                name: n.into(),
+                switch_name: "sw".into(),
+                ..Default::default()
+            }
+            .encode_to_vec()
+        };
+        let bind = |p: &str, c: &str| {
+            PortBinding {
+                port: p.into(),
+                chassis: c.into(),
+                up: true,
+            }
+            .encode_to_vec()
+        };
+        st.apply_put(&k, &k.port("p1"), &port("p1"), 2);
+        st.apply_put(&k, &k.port("p2"), &port("p2"), 3);
+        st.apply_put(&k, &k.port("p3"), &port("p3"), 4);
+        st.apply_put(&k, &k.binding("p1"), &bind("p1", "hv1"), 5);
+        st.apply_put(&k, &k.binding("p2"), &bind("p2", "hv1"), 6);
+        st.apply_put(&k, &k.binding("p3"), &bind("p3", "hv2"), 7);
+        st.apply_put(&k, &k.sighting("v1"), b"hv1", 8);
+        st.apply_put(&k, &k.sighting("v2"), b"hv2", 9);
+        st.revision = 9;
+        // hv1 reports p1 and a new VIF v3: p2 (its binding, unreported) and v1 (its
+        // sighting) come along; p3 and v2 (hv2's) do not.
+        let known = Known::from_state(&st, &report("hv1", &[("p1", true), ("v3", false)]));
+        let mut ports: Vec<_> = known.port_revs.iter().collect();
+        ports.sort();
+        assert_eq!(
+            ports,
+            vec![(&"p1".to_string(), &2), (&"p2".to_string(), &3)]
+        );
+        assert_eq!(known.current["p1"].1, 5);
+        assert_eq!(known.current["p2"].1, 6);
+        assert!(!known.current.contains_key("p3"));
+        assert_eq!(known.seen["v1"], ("hv1".to_string(), 8));
+        assert!(!known.seen.contains_key("v2"));
+        assert_eq!(known.revision, 9);
     }
 
     #[test]
