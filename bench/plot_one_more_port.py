@@ -4,7 +4,7 @@
 Reads a CSV with the columns
     system,hosts,ports_per_host,total_ports,median_ms,p99_ms,date
 (one row per `weft-bench compare` run and system, as in docs/one-more-port.csv) and writes an
-SVG line plot (log-scaled x axis, median solid with p99 dashed, one colour per system and host
+SVG line plot (log-scaled axes, median solid with p99 dashed, one colour per system and host
 count). Standard library only.
 
     python3 bench/plot_one_more_port.py docs/one-more-port.csv docs/one-more-port.svg
@@ -42,14 +42,16 @@ def nice_max(v):
 def render(rows, title):
     xs = [r["total_ports"] for r in rows]
     x0, x1 = math.log10(min(xs) / 1.3), math.log10(max(xs) * 1.3)
-    ymax = nice_max(max(max(r["p99_ms"], r["median_ms"]) for r in rows) * 1.05)
+    ys = [v for r in rows for v in (r["p99_ms"], r["median_ms"]) if v > 0]
+    y0 = math.floor(math.log10(min(ys)))
+    y1 = math.ceil(math.log10(max(ys)))
     pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
 
     def px(x):
         return LEFT + (math.log10(x) - x0) / (x1 - x0) * pw
 
     def py(y):
-        return TOP + ph - y / ymax * ph
+        return TOP + ph - (math.log10(max(y, 10 ** y0)) - y0) / (y1 - y0) * ph
 
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
@@ -59,19 +61,23 @@ def render(rows, title):
         f'<line x1="{LEFT}" y1="{TOP + ph}" x2="{LEFT + pw}" y2="{TOP + ph}" stroke="black"/>',
         f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + ph}" stroke="black"/>',
     ]
-    for i in range(6):
-        y = ymax * i / 5
+    yticks = [m * 10 ** e for e in range(y0, y1 + 1) for m in (1, 2, 5) if m * 10 ** e <= 10 ** y1]
+    for y in yticks:
         out.append(f'<line x1="{LEFT}" y1="{py(y):.1f}" x2="{LEFT + pw}" y2="{py(y):.1f}" '
                    f'stroke="#ddd"/>')
         out.append(f'<text x="{LEFT - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:g}</text>')
+    last = None
     for t in sorted(set(xs)):
+        if last is not None and px(t) - px(last) < 30:
+            continue
+        last = t
         out.append(f'<line x1="{px(t):.1f}" y1="{TOP + ph}" x2="{px(t):.1f}" y2="{TOP + ph + 5}" '
                    f'stroke="black"/>')
         out.append(f'<text x="{px(t):.1f}" y="{TOP + ph + 18}" text-anchor="middle">{t:,}</text>')
     out.append(f'<text x="{LEFT + pw / 2}" y="{H - 15}" text-anchor="middle">'
                f'total ports (log scale)</text>')
     out.append(f'<text x="16" y="{TOP + ph / 2}" transform="rotate(-90 16 {TOP + ph / 2})" '
-               f'text-anchor="middle">one more port, --wait=hv (ms)</text>')
+               f'text-anchor="middle">one more port, --wait=hv (ms, log scale)</text>')
     series = {}
     for r in rows:
         series.setdefault((r["system"], r["hosts"]), []).append(r)
