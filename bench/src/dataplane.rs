@@ -264,7 +264,7 @@ fn weft(cfg: &DataplaneConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Result
         .controllers(1)
         .agents(true)
         .encap(Encap::Geneve)
-        .log_filter(&std::env::var("WEFT_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
+        .log_filter(std::env::var("WEFT_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
         .start()?;
     tb.ctl(&["ls-add", "dp0", "--subnet", "10.77.0.0/24"])?;
     for p in ["dp1", "dp2"] {
