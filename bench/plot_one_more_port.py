@@ -14,8 +14,8 @@ import csv
 import math
 import sys
 
-W, H = 760, 440
-LEFT, RIGHT, TOP, BOTTOM = 70, 200, 40, 60
+W, H = 900, 440
+LEFT, RIGHT, TOP, BOTTOM = 70, 300, 40, 60
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
 
 
