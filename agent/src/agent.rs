@@ -242,7 +242,12 @@ fn spawn_reporter(
             loop {
                 let report = rx.borrow_and_update().clone();
                 if let Some(report) = report {
-                    if let Err(e) = reporter.report(&report).await {
+                    let started = std::time::Instant::now();
+                    let sent = reporter.report(&report).await;
+                    crate::metrics::metrics()
+                        .report_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    if let Err(e) = sent {
                         debug!(error = %e, "status report failed; will retry");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         continue;
@@ -418,6 +423,8 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     let mut full_needed = true;
     // Gateway ports resident here at the last apply (their GARPs were sent).
     let mut gateways_here = std::collections::BTreeSet::new();
+    // The OVSDB connection id allocations are written over (see `persist_ids`).
+    let mut ids_db: Option<weft_ovsdb::Client> = None;
 
     loop {
         tokio::select! {
@@ -528,9 +535,16 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
                 let full = full_needed || reconciler.needs_full();
                 let span = info_span!("reconcile", revision = reconciler.view().revision(), full);
                 let started = std::time::Instant::now();
-                let result = apply(chan, &endpoint, &config.bridge, &mut reconciler, full)
-                    .instrument(span)
-                    .await;
+                let result = apply(
+                    chan,
+                    &endpoint,
+                    &mut ids_db,
+                    &config.bridge,
+                    &mut reconciler,
+                    full,
+                )
+                .instrument(span)
+                .await;
                 crate::metrics::reconcile(full, started);
                 observe.applied(&reconciler);
                 match result {
@@ -606,6 +620,15 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
 
 /// Applies one view update; true when it was rejected and a fresh snapshot is needed.
 fn on_view_update(reconciler: &mut Reconciler, u: &weft_proto::v1::ViewUpdate) -> bool {
+    let started = std::time::Instant::now();
+    let r = on_view_update_inner(reconciler, u);
+    crate::metrics::metrics()
+        .view_update_seconds
+        .observe(started.elapsed().as_secs_f64());
+    r
+}
+
+fn on_view_update_inner(reconciler: &mut Reconciler, u: &weft_proto::v1::ViewUpdate) -> bool {
     debug!(
         revision = u.revision,
         snapshot = u.snapshot,
@@ -639,6 +662,7 @@ fn on_view_update(reconciler: &mut Reconciler, u: &weft_proto::v1::ViewUpdate) -
 async fn persist_ids(
     chan: &OfChannel,
     endpoint: &Endpoint,
+    db: &mut Option<weft_ovsdb::Client>,
     bridge: &str,
     r: &mut Reconciler,
 ) -> Result<(), String> {
@@ -646,11 +670,42 @@ async fn persist_ids(
     if ch.is_empty() {
         return Ok(());
     }
-    let client = weft_ovsdb::Client::connect(endpoint, Default::default())
-        .await
-        .map_err(|e| format!("connecting to OVSDB: {e}"))?;
-    let res = vswitch::update_bridge_external_ids(&client, bridge, &ch.set, &ch.remove).await;
-    client.close();
+    let started = std::time::Instant::now();
+    let res = persist_ids_inner(chan, endpoint, db, bridge, r, ch).await;
+    crate::metrics::metrics()
+        .persist_ids_seconds
+        .observe(started.elapsed().as_secs_f64());
+    res
+}
+
+async fn persist_ids_inner(
+    chan: &OfChannel,
+    endpoint: &Endpoint,
+    db: &mut Option<weft_ovsdb::Client>,
+    bridge: &str,
+    r: &mut Reconciler,
+    ch: crate::ids::IdChanges,
+) -> Result<(), String> {
+    // One OVSDB connection kept for id writes (a new local port costs one transaction, not a
+    // connect and a transaction); dropped on any error and made again on the next write.
+    if db.as_ref().is_some_and(|c| c.is_closed()) {
+        *db = None;
+    }
+    if db.is_none() {
+        let c = weft_ovsdb::Client::connect(endpoint, Default::default())
+            .await
+            .map_err(|e| format!("connecting to OVSDB: {e}"))?;
+        *db = Some(c);
+    }
+    let Some(client) = db.as_ref() else {
+        return Err("no OVSDB connection".into());
+    };
+    let res = vswitch::update_bridge_external_ids(client, bridge, &ch.set, &ch.remove).await;
+    if res.is_err() {
+        if let Some(c) = db.take() {
+            c.close();
+        }
+    }
     res.map_err(|e| format!("writing id allocations: {e}"))?;
     for z in &ch.flush_zones {
         chan.ct_flush_zone(*z)
@@ -687,6 +742,7 @@ async fn announce_gateways(
 async fn apply(
     chan: &OfChannel,
     endpoint: &Endpoint,
+    db: &mut Option<weft_ovsdb::Client>,
     bridge: &str,
     r: &mut Reconciler,
     full: bool,
@@ -727,7 +783,7 @@ async fn apply(
             None => return Ok(()),
         }
     };
-    if let Err(e) = persist_ids(chan, endpoint, bridge, r).await {
+    if let Err(e) = persist_ids(chan, endpoint, db, bridge, r).await {
         // Nothing was applied: the flows that would use the new ids wait for the next try.
         error!(error = %e, "id allocations not persisted; not applying");
         r.applied(Err(e));

@@ -9,7 +9,11 @@
 //!   (changes a full diff had to make to a table the agent had already programmed);
 //! - `weft_agent_packet_ins_total{handler,result}` (`handled` or `dropped`; pinctrl's counters);
 //! - `weft_agent_cni_operations_total{command,result}` and
-//!   `weft_agent_cni_operation_duration_seconds{command}`.
+//!   `weft_agent_cni_operation_duration_seconds{command}`;
+//! - stage timings of one change (issue 17): `weft_agent_view_update_seconds` (a view update
+//!   decoded, applied and its owners recompiled), `weft_agent_persist_ids_seconds` (new ids
+//!   written to OVSDB before the bundle that uses them), `weft_agent_report_seconds` (one
+//!   status report RPC, the ack).
 //!
 //! Everything here is a cheap atomic update; nothing waits on the scrape.
 
@@ -81,8 +85,15 @@ pub struct Metrics {
     pub packet_ins: Family<PacketInLabels, Counter>,
     pub cni_ops: Family<CniLabels, Counter>,
     pub cni_seconds: Family<CommandLabel, Histogram, fn() -> Histogram>,
+    pub view_update_seconds: Histogram,
+    pub persist_ids_seconds: Histogram,
+    pub report_seconds: Histogram,
     /// pinctrl counters already exported (they are cumulative per dispatcher).
     pin_seen: Mutex<Stats>,
+}
+
+fn fine() -> Histogram {
+    Histogram::new(exponential_buckets(0.00005, 2.0, 18))
 }
 
 /// The process-wide agent metrics (registered on first use).
@@ -102,6 +113,9 @@ pub fn metrics() -> &'static Metrics {
             packet_ins: Family::default(),
             cni_ops: Family::default(),
             cni_seconds: Family::new_with_constructor(latency),
+            view_update_seconds: fine(),
+            persist_ids_seconds: fine(),
+            report_seconds: fine(),
             pin_seen: Mutex::new(Stats::default()),
         };
         use weft_obs::register as r;
@@ -117,6 +131,9 @@ pub fn metrics() -> &'static Metrics {
         r("weft_agent_packet_ins", "Packet-ins by pinctrl handler, handled or dropped.", m.packet_ins.clone());
         r("weft_agent_cni_operations", "CNI operations by command and result.", m.cni_ops.clone());
         r("weft_agent_cni_operation_duration_seconds", "CNI operation latency.", m.cni_seconds.clone());
+        r("weft_agent_view_update_seconds", "One view update decoded, applied and its owners recompiled.", m.view_update_seconds.clone());
+        r("weft_agent_persist_ids_seconds", "New ids written to OVSDB before the bundle that uses them.", m.persist_ids_seconds.clone());
+        r("weft_agent_report_seconds", "One status report RPC (the ack).", m.report_seconds.clone());
         m
     })
 }

@@ -17,6 +17,7 @@
 //! remote chassis reached over Geneve.
 
 pub mod compare;
+pub mod dataplane;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

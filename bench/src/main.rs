@@ -7,6 +7,9 @@
 //! `weft-bench compare --system weft|ovn|both --hosts N --switches S --ports-per-host P
 //! [--single-adds 50] [--topology flat|routed] [--out docs/benchmarks.md]` — Weft vs OVN on simulated hosts (root;
 //! set `WEFT_BIN_DIR=target/release` to run release binaries).
+//!
+//! `weft-bench dataplane [--system weft|ovn|both] [--no-raw] [--seconds 10] [--streams 1]` —
+//! pod-to-pod iperf3 over Geneve: raw OVS, Weft, OVN (root, iperf3 installed).
 
 use std::time::Duration;
 
@@ -27,6 +30,24 @@ enum Command {
     Pipeline(PipelineArgs),
     /// Weft vs OVN on the same simulated hosts: convergence, one more port, flows, RSS, CPU.
     Compare(CompareArgs),
+    /// Pod-to-pod TCP throughput (iperf3) over Geneve: raw OVS, Weft, OVN (root).
+    Dataplane(DataplaneArgs),
+}
+
+#[derive(Args, Debug)]
+struct DataplaneArgs {
+    /// Which control plane(s) to run after raw OVS.
+    #[arg(long, value_enum, default_value_t = SystemArg::Both)]
+    system: SystemArg,
+    /// Skip the raw OVS run.
+    #[arg(long)]
+    no_raw: bool,
+    /// Seconds per transfer.
+    #[arg(long, default_value_t = 10)]
+    seconds: u32,
+    /// Parallel TCP streams.
+    #[arg(long, default_value_t = 1)]
+    streams: u32,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -262,6 +283,23 @@ fn main() -> anyhow::Result<()> {
                 compare::write_section(out, &report)?;
                 eprintln!("wrote {}", out.display());
             }
+        }
+        Command::Dataplane(a) => {
+            let cfg = weft_bench::dataplane::DataplaneConfig {
+                seconds: a.seconds,
+                streams: a.streams,
+                raw: !a.no_raw,
+                systems: match a.system {
+                    SystemArg::Weft => vec![System::Weft],
+                    SystemArg::Ovn => vec![System::Ovn],
+                    SystemArg::Both => vec![System::Weft, System::Ovn],
+                },
+            };
+            let start = std::time::Instant::now();
+            let rows = weft_bench::dataplane::run_dataplane(&cfg, &mut |line| {
+                eprintln!("[{:>7.1}s] {line}", start.elapsed().as_secs_f64());
+            })?;
+            println!("{}", weft_bench::dataplane::render(&rows, &cfg));
         }
     }
     Ok(())

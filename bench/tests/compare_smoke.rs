@@ -41,7 +41,22 @@ fn compare_smoke_both_systems_converge_with_sane_counts() -> anyhow::Result<()> 
             "weft-controller"
         ]
     );
+    // The stage breakdown: one CreatePort per add, and every add waited for acks.
+    let stage = |prefix: &str| {
+        weft.stages
+            .iter()
+            .find(|r| r.stage.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no stage {prefix:?} in {:?}", weft.stages))
+    };
+    assert_eq!(stage("CreatePort RPC").calls_per_add, 1.0);
+    assert!(stage("… `--wait=hv` part").mean_s > 0.0);
+    assert!(
+        stage("agent: status report RPC").calls_per_add >= 2.0,
+        "{:?}",
+        weft.stages
+    );
     let ovn = report.get(System::Ovn).expect("ovn ran");
+    assert!(ovn.stages.is_empty());
     let roles: Vec<&str> = ovn.processes.iter().map(|p| p.role.as_str()).collect();
     assert_eq!(
         roles,

@@ -84,6 +84,7 @@ async fn run(store: Arc<dyn IntentStore>, keys: Keys, tx: watch::Sender<Arc<Cach
             chassis = state.chassis.len(),
             "cache loaded"
         );
+        crate::metrics::applied_up_to(state.revision);
         let mut shared = Arc::new(state);
         tx.send_replace(Arc::new(CacheSnapshot {
             connected: true,
@@ -115,6 +116,7 @@ async fn run(store: Arc<dyn IntentStore>, keys: Keys, tx: watch::Sender<Arc<Cach
                 }
             }
             state.revision = state.revision.max(batch.revision);
+            crate::metrics::applied_up_to(state.revision);
             crate::metrics::chassis_lag(state);
             tx.send_replace(Arc::new(CacheSnapshot {
                 connected: true,

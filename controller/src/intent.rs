@@ -15,6 +15,7 @@ use weft_proto::v1::{
     Object, Op as TxOp, UpdateOp,
 };
 
+use crate::acks::AckTable;
 use crate::cache::CacheSnapshot;
 use crate::error::{ApiError, ApiResult};
 use crate::kinds;
@@ -62,6 +63,8 @@ pub struct Intent {
     /// The controller's cache, when it runs one: writes plan on it (once it has caught up
     /// with etcd's current revision) instead of ranging etcd.
     cache: Option<watch::Receiver<Arc<CacheSnapshot>>>,
+    /// Applied-revision acks this replica received (see [`crate::acks`]).
+    pub(crate) acks: Arc<AckTable>,
 }
 
 pub(crate) fn decode<M: Message + Default>(kv: &KeyValue) -> ApiResult<M> {
@@ -162,6 +165,7 @@ impl Intent {
             keys: Keys::new(prefix),
             limits: Limits::default(),
             cache: None,
+            acks: Arc::new(AckTable::default()),
         }
     }
 
@@ -186,6 +190,11 @@ impl Intent {
     /// The key layout.
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// The acks this replica holds.
+    pub fn acks(&self) -> &Arc<AckTable> {
+        &self.acks
     }
 
     /// The underlying store.

@@ -8,6 +8,7 @@
 //! - [`cache`]: in-memory copy of the prefix, fed by an etcd watch;
 //! - [`northbound`], [`southbound`]: the gRPC services.
 
+pub mod acks;
 pub mod auth;
 pub mod cache;
 pub mod debug;

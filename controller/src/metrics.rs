@@ -7,9 +7,15 @@
 //! - `weft_controller_streams`: open Subscribe streams;
 //! - `weft_controller_chassis_lag_revisions{chassis}`: how far each live chassis' applied
 //!   revision is behind the latest view-changing one;
-//! - `weft_controller_wait_hv_total{result}` and `weft_controller_wait_hv_duration_seconds`.
+//! - `weft_controller_wait_hv_total{result}` and `weft_controller_wait_hv_duration_seconds`;
+//! - stage timings of the write path (issue 17): `weft_controller_watch_delay_seconds` (a
+//!   successful etcd transaction returned → the cache applied its revision),
+//!   `weft_controller_view_update_seconds` (one stream's view delta computed and encoded),
+//!   `weft_controller_ack_flush_seconds` (one batched write of held acks, see
+//!   [`crate::acks`]).
 
-use std::sync::OnceLock;
+use std::collections::VecDeque;
+use std::sync::{Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -87,6 +93,12 @@ pub struct Metrics {
     pub waits: Family<ResultLabel, Counter>,
     /// `--wait=hv` wait duration.
     pub wait_seconds: Histogram,
+    /// etcd transaction returned → cache applied its revision.
+    pub watch_delay_seconds: Histogram,
+    /// One stream's view update computed and encoded.
+    pub view_update_seconds: Histogram,
+    /// One batched write of held acks.
+    pub ack_flush_seconds: Histogram,
 }
 
 /// The process-wide controller metrics (registered on first use).
@@ -102,6 +114,9 @@ pub fn metrics() -> &'static Metrics {
             lag: Family::default(),
             waits: Family::default(),
             wait_seconds: latency(),
+            watch_delay_seconds: fine(),
+            view_update_seconds: fine(),
+            ack_flush_seconds: fine(),
         };
         weft_obs::register("weft_controller_requests", "gRPC requests by method and status code.", m.requests.clone());
         weft_obs::register("weft_controller_request_duration_seconds", "gRPC request latency.", m.request_seconds.clone());
@@ -111,8 +126,46 @@ pub fn metrics() -> &'static Metrics {
         weft_obs::register("weft_controller_chassis_lag_revisions", "How many revisions a live chassis' applied revision is behind the latest view-changing one.", m.lag.clone());
         weft_obs::register("weft_controller_wait_hv", "--wait=hv waits by result.", m.waits.clone());
         weft_obs::register("weft_controller_wait_hv_duration_seconds", "--wait=hv wait duration.", m.wait_seconds.clone());
+        weft_obs::register("weft_controller_watch_delay_seconds", "A successful etcd transaction returned until the cache applied its revision.", m.watch_delay_seconds.clone());
+        weft_obs::register("weft_controller_view_update_seconds", "One stream's view update computed and encoded.", m.view_update_seconds.clone());
+        weft_obs::register("weft_controller_ack_flush_seconds", "One batched etcd write of the applied-revision acks this replica holds.", m.ack_flush_seconds.clone());
         m
     })
+}
+
+fn fine() -> Histogram {
+    Histogram::new(exponential_buckets(0.00005, 2.0, 18))
+}
+
+/// Transactions this process wrote whose revision the cache has not applied yet (oldest
+/// first, at most [`PENDING_WRITES`]).
+fn pending_writes() -> &'static Mutex<VecDeque<(i64, Instant)>> {
+    static P: OnceLock<Mutex<VecDeque<(i64, Instant)>>> = OnceLock::new();
+    P.get_or_init(|| Mutex::new(VecDeque::new()))
+}
+
+const PENDING_WRITES: usize = 256;
+
+/// A transaction of this process succeeded at `revision` (see [`applied_up_to`]).
+pub fn wrote(revision: i64) {
+    let mut p = pending_writes().lock().unwrap_or_else(|e| e.into_inner());
+    if p.len() >= PENDING_WRITES {
+        p.pop_front();
+    }
+    p.push_back((revision, Instant::now()));
+}
+
+/// The cache applied everything up to `revision`: observes the watch delay of this
+/// process' writes it covers.
+pub fn applied_up_to(revision: i64) {
+    let mut p = pending_writes().lock().unwrap_or_else(|e| e.into_inner());
+    while p.front().is_some_and(|(r, _)| *r <= revision) {
+        if let Some((_, at)) = p.pop_front() {
+            metrics()
+                .watch_delay_seconds
+                .observe(at.elapsed().as_secs_f64());
+        }
+    }
 }
 
 /// Records one etcd call.

@@ -17,6 +17,7 @@ use weft_proto::v1::{
     WriteOptions, WriteReply,
 };
 
+use crate::acks::AckTable;
 use crate::cache::CacheSnapshot;
 use crate::error::{ApiError, ApiResult};
 use crate::intent::Intent;
@@ -104,7 +105,7 @@ impl NorthboundService {
                 dead.join(", ")
             )));
         }
-        wait_hv(self.cache.clone(), revision, timeout).await?;
+        wait_hv(self.cache.clone(), self.intent.acks(), revision, timeout).await?;
         if !dead.is_empty() {
             tracing::info!(revision, skipped = %dead.join(","), "--wait=hv did not wait for dead chassis");
             crate::metrics::note_skipped(&dead);
@@ -121,13 +122,17 @@ impl NorthboundService {
 /// reached `revision`, the target is the latest view-changing revision at or below it; for a
 /// real write that is the write itself, for a no-op write or `Sync` it is the state the
 /// agents were last sent.
+///
+/// A chassis' applied revision is the ack this replica holds for it, or what etcd holds
+/// (acks other replicas received, written in batches; see [`crate::acks`]).
 pub async fn wait_hv(
     cache: watch::Receiver<Arc<CacheSnapshot>>,
+    acks: &AckTable,
     revision: i64,
     timeout: Duration,
 ) -> ApiResult<()> {
     let started = std::time::Instant::now();
-    let r = wait_hv_inner(cache, revision, timeout).await;
+    let r = wait_hv_inner(cache, acks, revision, timeout).await;
     let m = crate::metrics::metrics();
     let result = match &r {
         Ok(()) => "ok",
@@ -145,20 +150,24 @@ pub async fn wait_hv(
 
 async fn wait_hv_inner(
     mut cache: watch::Receiver<Arc<CacheSnapshot>>,
+    acks: &AckTable,
     revision: i64,
     timeout: Duration,
 ) -> ApiResult<()> {
     let deadline = tokio::time::Instant::now() + timeout;
+    let mut acked = acks.subscribe();
     loop {
+        acked.borrow_and_update();
         let lagging: Option<Vec<(String, i64)>> = {
             let snap = cache.borrow_and_update();
-            (snap.connected && snap.state.revision >= revision).then(|| {
-                let target = snap.state.intent_revision.min(revision);
-                snap.state
-                    .chassis_list()
-                    .into_iter()
-                    .filter(|c| c.alive && c.applied_revision < target)
-                    .map(|c| (c.name, c.applied_revision))
+            let st = &snap.state;
+            (snap.connected && st.revision >= revision).then(|| {
+                let target = st.intent_revision.min(revision);
+                st.alive
+                    .iter()
+                    .filter(|c| st.chassis.contains_key(*c))
+                    .map(|c| (c.clone(), acks.applied(st, c)))
+                    .filter(|(_, applied)| *applied < target)
                     .collect()
             })
         };
@@ -167,9 +176,15 @@ async fn wait_hv_inner(
                 return Ok(());
             }
         }
-        match tokio::time::timeout_at(deadline, cache.changed()).await {
-            Ok(Ok(())) => continue,
-            Ok(Err(_)) => return Err(ApiError::Unavailable("controller shutting down".into())),
+        let woke = tokio::time::timeout_at(deadline, async {
+            tokio::select! {
+                r = cache.changed() => r.is_ok(),
+                r = acked.changed() => r.is_ok(),
+            }
+        });
+        match woke.await {
+            Ok(true) => continue,
+            Ok(false) => return Err(ApiError::Unavailable("controller shutting down".into())),
             Err(_) => {
                 let detail = match lagging {
                     Some(l) => l
@@ -536,7 +551,7 @@ impl Northbound for NorthboundService {
         async {
             let st = self.intent.read_state().await?;
             Ok(Response::new(ListChassisReply {
-                chassis: st.chassis_list(),
+                chassis: self.intent.acks().chassis_list(&st),
                 revision: st.revision,
             }))
         }
@@ -576,7 +591,7 @@ impl Northbound for NorthboundService {
                     ports: st.ports_of(&sw.name),
                 })
                 .collect();
-            let chassis: Vec<Chassis> = st.chassis_list();
+            let chassis: Vec<Chassis> = self.intent.acks().chassis_list(&st);
             Ok(Response::new(ShowReply {
                 switches,
                 chassis,

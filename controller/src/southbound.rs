@@ -108,6 +108,7 @@ impl StreamTask {
                     if sent_rev.is_some_and(|rev| st.intent_revision <= rev) {
                         continue;
                     }
+                    let computing = std::time::Instant::now();
                     let update = match (vs.as_mut(), st.changes_since(seen)) {
                         // Only what changed since the last update is re-evaluated.
                         (Some(v), Some(changes)) => {
@@ -140,6 +141,9 @@ impl StreamTask {
                     seen = st.revision;
                     tracing::debug!(revision = update.revision, snapshot = update.snapshot, ports = update.ports.len(), deleted_ports = update.deleted_ports.len(), "sending view update");
                     let update = update.into_update();
+                    crate::metrics::metrics()
+                        .view_update_seconds
+                        .observe(computing.elapsed().as_secs_f64());
                     match self.send_keeping_alive(update, &mut keepalive).await {
                         Sent::Ok => {}
                         Sent::Closed => break,

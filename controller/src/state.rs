@@ -212,6 +212,10 @@ pub struct ClusterState {
     pub applied: BTreeMap<String, i64>,
     /// VIF sightings by port name (ports that did not exist when reported).
     pub sightings: BTreeMap<String, Sighting>,
+    /// Bound port names by chassis (kept in step with `bindings`).
+    pub bindings_by_chassis: BTreeMap<String, BTreeSet<String>>,
+    /// Sighted port names by chassis (kept in step with `sightings`).
+    pub sightings_by_chassis: BTreeMap<String, BTreeSet<String>>,
     /// Every claim (`claims/...` key relative to the root, e.g. `claims/ip/sw/10.0.0.5`) →
     /// its owner: IPs, MACs, VNIs, datapath and port keys.
     pub claims: BTreeMap<String, String>,
@@ -371,7 +375,11 @@ impl ClusterState {
                 Change::Status
             }
         } else if let Some(name) = rel.strip_prefix("status/bindings/") {
-            if let Some(m) = decode(key, value) {
+            if let Some(m) = decode::<PortBinding>(key, value) {
+                if let Some(old) = self.bindings.get(name).map(|b| b.chassis.clone()) {
+                    remove_from_set(&mut self.bindings_by_chassis, &old, name);
+                }
+                add_to_set(&mut self.bindings_by_chassis, &m.chassis, name);
                 self.bindings.insert(name.to_string(), m);
                 self.log_change(mod_rev, Changed::Port(name.to_string()));
             }
@@ -403,10 +411,15 @@ impl ClusterState {
             }
             Change::Status
         } else if let Some(name) = rel.strip_prefix("status/sightings/") {
+            let chassis = String::from_utf8_lossy(value).into_owned();
+            if let Some(old) = self.sightings.get(name).map(|s| s.chassis.clone()) {
+                remove_from_set(&mut self.sightings_by_chassis, &old, name);
+            }
+            add_to_set(&mut self.sightings_by_chassis, &chassis, name);
             self.sightings.insert(
                 name.to_string(),
                 Sighting {
-                    chassis: String::from_utf8_lossy(value).into_owned(),
+                    chassis,
                     mod_revision: mod_rev,
                 },
             );
@@ -440,7 +453,8 @@ impl ClusterState {
                 Change::Status
             }
         } else if let Some(name) = rel.strip_prefix("status/bindings/") {
-            if self.bindings.remove(name).is_some() {
+            if let Some(old) = self.bindings.remove(name) {
+                remove_from_set(&mut self.bindings_by_chassis, &old.chassis, name);
                 self.log_change(rev, Changed::Port(name.to_string()));
             }
             Change::Status
@@ -471,7 +485,9 @@ impl ClusterState {
             }
             Change::Status
         } else if let Some(name) = rel.strip_prefix("status/sightings/") {
-            self.sightings.remove(name);
+            if let Some(old) = self.sightings.remove(name) {
+                remove_from_set(&mut self.sightings_by_chassis, &old.chassis, name);
+            }
             Change::Status
         } else if rel.starts_with("claims/") {
             self.claims.remove(rel);

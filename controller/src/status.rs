@@ -187,6 +187,24 @@ impl Intent {
             }
             reported.insert(b.port.as_str(), b.up);
         }
+        // The usual report: an ack whose bindings and error the cache already shows. It is
+        // held in memory (see crate::acks) and written to etcd in a batch, not read-checked
+        // and written here: no etcd round trip on the --wait=hv path.
+        if let Some(st) = cached {
+            if let Some(alive_rev) = held_ack(st, report) {
+                if self
+                    .acks
+                    .record(&report.chassis, report.applied_revision, alive_rev)
+                {
+                    self.acks.kick(
+                        self.store.clone(),
+                        self.keys.clone(),
+                        self.limits.max_txn_ops,
+                    );
+                }
+                return Ok(st.revision);
+            }
+        }
         for attempt in 0..MAX_ATTEMPTS {
             backoff(attempt).await;
             let (ch, etcd_revision) = self.store.get(&self.keys.alive(&report.chassis)).await?;
@@ -200,29 +218,27 @@ impl Intent {
             let (applied, _) = self.store.get(&self.keys.applied(&report.chassis)).await?;
             let (error, _) = self.store.get(&self.keys.error(&report.chassis)).await?;
             let unchanged = attempt == 0 && cached.is_some_and(|st| bindings_match(st, report));
-            let (bindings, ports, sightings) = if unchanged {
-                (
-                    RangeResult::default(),
-                    RangeResult::default(),
-                    RangeResult::default(),
-                )
-            } else {
-                (
-                    self.store.range(&self.keys.bindings()).await?,
-                    self.store.range(&self.keys.ports()).await?,
-                    self.store.range(&self.keys.sightings()).await?,
-                )
+            // What the report is compared with: from the cache on the first attempt (only
+            // the reported ports and this chassis' bindings and sightings: O(this chassis),
+            // the compares catch a stale cache), from etcd ranges on a retry.
+            let known = match (unchanged, cached) {
+                (true, _) => Known::default(),
+                (false, Some(st)) if attempt == 0 => Known::from_state(st, report),
+                _ => Known::from_ranges(
+                    &self.keys,
+                    &self.store.range(&self.keys.bindings()).await?,
+                    &self.store.range(&self.keys.ports()).await?,
+                    &self.store.range(&self.keys.sightings()).await?,
+                )?,
             };
-            let port_names: HashSet<&str> = ports
-                .kvs
-                .iter()
-                .filter_map(|kv| kv.key.strip_prefix(&self.keys.ports()))
-                .collect();
-            let mut current: HashMap<String, (PortBinding, i64)> = HashMap::new();
-            for kv in &bindings.kvs {
-                let b: PortBinding = decode(kv)?;
-                current.insert(b.port.clone(), (b, kv.mod_revision));
-            }
+            let bindings_revision = known.revision;
+            let Known {
+                port_revs,
+                current,
+                seen,
+                ..
+            } = known;
+            let port_names: HashSet<&str> = port_revs.keys().map(String::as_str).collect();
             // With `unchanged` nothing was read (`port_names`, `current` and `seen` are empty):
             // no binding or sighting changes, only the ack and the error below.
             let guard = Compare::ModRevision(ch.key.clone(), ch.mod_revision);
@@ -230,18 +246,11 @@ impl Intent {
             // most --etcd-max-txn-ops (a host with many ports reports more than etcd takes at
             // once), the applied revision last, so an ack never precedes the bindings it covers.
             let mut changes: Vec<(Vec<Compare>, Op)> = Vec::new();
-            let sighting_prefix = self.keys.sightings();
-            let mut seen: HashMap<&str, (String, i64)> = HashMap::new();
-            for kv in &sightings.kvs {
-                if let Some(port) = kv.key.strip_prefix(&sighting_prefix) {
-                    seen.insert(port, (text(kv), kv.mod_revision));
-                }
-            }
             // Sightings: a reported VIF whose port does not exist is recorded (unless another
             // chassis reported it first), so a later create binds it in its own transaction;
             // this chassis' sightings of VIFs it no longer has, or of ports that now exist, go.
             for port in reported.keys().filter(|_| !unchanged) {
-                if port_names.contains(port) || seen.contains_key(port) {
+                if port_names.contains(port) || seen.contains_key(*port) {
                     continue;
                 }
                 let key = self.keys.sighting(port);
@@ -255,7 +264,7 @@ impl Intent {
             }
             for (port, (chassis, rev)) in &seen {
                 if *chassis == report.chassis
-                    && (!reported.contains_key(port) || port_names.contains(port))
+                    && (!reported.contains_key(port.as_str()) || port_names.contains(port.as_str()))
                 {
                     let key = self.keys.sighting(port);
                     changes.push((
@@ -279,8 +288,13 @@ impl Intent {
                     Some((_, rev)) => *rev,
                     None => 0,
                 };
+                // The port must still be the one seen (a stale cache fails the compare).
+                let port_rev = port_revs.get(*port).copied().unwrap_or(0);
                 changes.push((
-                    vec![Compare::ModRevision(key.clone(), cur_rev)],
+                    vec![
+                        Compare::ModRevision(key.clone(), cur_rev),
+                        Compare::ModRevision(self.keys.port(port), port_rev),
+                    ],
                     Op::put(key, want.encode_to_vec()),
                 ));
             }
@@ -304,15 +318,8 @@ impl Intent {
             // The last error, written only when it changed (absent = none).
             // Long errors are cut (never rejected: the report must still record the bindings).
             // Control characters are escaped: the text reaches terminals (chassis-list).
-            let escaped = validate::escape_control_chars(&report.last_error);
-            let mut last_error = escaped.as_str();
-            if last_error.len() > validate::MAX_STRING_LEN {
-                let mut end = validate::MAX_STRING_LEN;
-                while !last_error.is_char_boundary(end) {
-                    end -= 1;
-                }
-                last_error = &last_error[..end];
-            }
+            let last_error = stored_error(&report.last_error);
+            let last_error = last_error.as_str();
             let error_now = error.as_ref().map(text).unwrap_or_default();
             if error_now != last_error {
                 let key = self.keys.error(&report.chassis);
@@ -327,7 +334,7 @@ impl Intent {
             if changes.is_empty() && ack.is_none() {
                 return Ok(match (unchanged, cached) {
                     (true, Some(st)) => st.revision,
-                    _ => bindings.revision,
+                    _ => bindings_revision,
                 });
             }
             let mut chunks: Vec<Txn> = Vec::new();
@@ -367,11 +374,94 @@ impl Intent {
                 revision = r.revision;
             }
             if !lost {
+                // Supersedes an older held ack, so its batched write cannot go after this one.
+                self.acks
+                    .record(&report.chassis, report.applied_revision, ch.mod_revision);
                 tracing::debug!(chassis = %report.chassis, applied = report.applied_revision, bindings = changes.len(), revision, "status recorded");
                 return Ok(revision);
             }
         }
         Err(contention("report status"))
+    }
+}
+
+/// What a status report is reconciled with: existing ports (with their mod_revision),
+/// bindings and sightings (with theirs).
+#[derive(Debug, Default)]
+struct Known {
+    port_revs: HashMap<String, i64>,
+    current: HashMap<String, (PortBinding, i64)>,
+    seen: HashMap<String, (String, i64)>,
+    /// The store revision this reflects.
+    revision: i64,
+}
+
+impl Known {
+    /// Pure: from the cached state, only what `report` can touch: its ports, and the
+    /// bindings and sightings naming its chassis.
+    fn from_state(st: &ClusterState, report: &StatusReport) -> Known {
+        let mut k = Known {
+            revision: st.revision,
+            ..Known::default()
+        };
+        let rev = |rel: String| st.revs.get(&rel).copied().unwrap_or(0);
+        let none = Default::default();
+        let mine_bound = st.bindings_by_chassis.get(&report.chassis).unwrap_or(&none);
+        let mine_seen = st
+            .sightings_by_chassis
+            .get(&report.chassis)
+            .unwrap_or(&none);
+        let names = report
+            .ports
+            .iter()
+            .map(|b| &b.port)
+            .chain(mine_bound.iter())
+            .chain(mine_seen.iter());
+        for name in names {
+            if st.ports.contains_key(name) {
+                k.port_revs
+                    .insert(name.clone(), rev(format!("nb/ports/{name}")));
+            }
+            if let Some(b) = st.bindings.get(name) {
+                k.current.insert(
+                    name.clone(),
+                    (b.clone(), rev(format!("status/bindings/{name}"))),
+                );
+            }
+            if let Some(s) = st.sightings.get(name) {
+                k.seen
+                    .insert(name.clone(), (s.chassis.clone(), s.mod_revision));
+            }
+        }
+        k
+    }
+
+    /// From full range reads of bindings, ports and sightings.
+    fn from_ranges(
+        keys: &crate::state::Keys,
+        bindings: &RangeResult,
+        ports: &RangeResult,
+        sightings: &RangeResult,
+    ) -> ApiResult<Known> {
+        let mut k = Known {
+            revision: bindings.revision,
+            ..Known::default()
+        };
+        for kv in &ports.kvs {
+            if let Some(name) = kv.key.strip_prefix(&keys.ports()) {
+                k.port_revs.insert(name.to_string(), kv.mod_revision);
+            }
+        }
+        for kv in &bindings.kvs {
+            let b: PortBinding = decode(kv)?;
+            k.current.insert(b.port.clone(), (b, kv.mod_revision));
+        }
+        for kv in &sightings.kvs {
+            if let Some(port) = kv.key.strip_prefix(&keys.sightings()) {
+                k.seen.insert(port.to_string(), (text(kv), kv.mod_revision));
+            }
+        }
+        Ok(k)
     }
 }
 
@@ -395,16 +485,59 @@ fn bindings_match(state: &ClusterState, report: &StatusReport) -> bool {
             _ => return false,
         }
     }
-    // This chassis' sightings are all of VIFs it still has, for ports that do not exist.
-    let sightings_current = state.sightings.iter().all(|(port, s)| {
-        s.chassis != report.chassis
-            || (reported.contains(port.as_str()) && !state.ports.contains_key(port))
-    });
+    // This chassis' sightings are all of VIFs it still has, for ports that do not exist
+    // (through the per-chassis indexes: O(this chassis' ports), not O(deployment)).
+    let none = Default::default();
+    let sightings_current = state
+        .sightings_by_chassis
+        .get(&report.chassis)
+        .unwrap_or(&none)
+        .iter()
+        .all(|port| reported.contains(port.as_str()) && !state.ports.contains_key(port));
     sightings_current
         && state
-            .bindings
+            .bindings_by_chassis
+            .get(&report.chassis)
+            .unwrap_or(&none)
             .iter()
-            .all(|(port, b)| b.chassis != report.chassis || reported.contains(port.as_str()))
+            .all(|port| reported.contains(port.as_str()))
+}
+
+/// Pure: the error text as stored: control characters escaped, cut at
+/// `validate::MAX_STRING_LEN` bytes (never rejected: the report must still record the
+/// bindings).
+fn stored_error(reported: &str) -> String {
+    let mut escaped = validate::escape_control_chars(reported);
+    if escaped.len() > validate::MAX_STRING_LEN {
+        let mut end = validate::MAX_STRING_LEN;
+        while !escaped.is_char_boundary(end) {
+            end -= 1;
+        }
+        escaped.truncate(end);
+    }
+    escaped
+}
+
+/// Pure: when `report` needs no etcd write but its ack (the chassis is alive in `state`, the
+/// applied revision is within what `state` has seen, bindings, sightings and the error are
+/// as `state` shows them), the mod_revision of the chassis' alive key to hold the ack under.
+fn held_ack(state: &ClusterState, report: &StatusReport) -> Option<i64> {
+    if !state.alive.contains(&report.chassis)
+        || report.applied_revision < 0
+        || report.applied_revision > state.revision
+    {
+        return None;
+    }
+    let alive_rev = *state
+        .revs
+        .get(&format!("status/alive/{}", report.chassis))?;
+    let error_now = state
+        .errors
+        .get(&report.chassis)
+        .map(String::as_str)
+        .unwrap_or("");
+    (stored_error(&report.last_error) == error_now && bindings_match(state, report))
+        .then_some(alive_rev)
 }
 
 /// Pure: an applied revision must be 0..=`etcd_revision` (etcd's current revision, read in
@@ -457,6 +590,129 @@ mod tests {
         }
     }
 
+    /// Fills the per-chassis indexes the way `apply_put` keeps them.
+    fn index(st: &mut ClusterState) {
+        st.bindings_by_chassis = Default::default();
+        st.sightings_by_chassis = Default::default();
+        for (p, b) in st.bindings.clone() {
+            let mut set = st
+                .bindings_by_chassis
+                .get(&b.chassis)
+                .cloned()
+                .unwrap_or_default();
+            set.insert(p);
+            st.bindings_by_chassis.insert(b.chassis, set);
+        }
+        for (p, s) in st.sightings.clone() {
+            let mut set = st
+                .sightings_by_chassis
+                .get(&s.chassis)
+                .cloned()
+                .unwrap_or_default();
+            set.insert(p);
+            st.sightings_by_chassis.insert(s.chassis, set);
+        }
+    }
+
+    #[test]
+    fn indexes_follow_puts_and_deletes() {
+        let k = crate::state::Keys::new("/w");
+        let mut st = ClusterState::default();
+        let b = |c: &str| {
+            PortBinding {
+                port: "p1".into(),
+                chassis: c.into(),
+                up: true,
+            }
+            .encode_to_vec()
+        };
+        st.apply_put(&k, &k.binding("p1"), &b("hv1"), 2);
+        st.apply_put(&k, &k.binding("p1"), &b("hv2"), 3);
+        assert!(!st.bindings_by_chassis.contains_key("hv1"));
+        assert!(st.bindings_by_chassis["hv2"].contains("p1"));
+        st.apply_delete(&k, &k.binding("p1"), 4);
+        assert!(st.bindings_by_chassis.is_empty());
+        st.apply_put(&k, &k.sighting("v1"), b"hv1", 5);
+        st.apply_put(&k, &k.sighting("v1"), b"hv3", 6);
+        assert_eq!(st.sightings_by_chassis.len(), 1);
+        assert!(st.sightings_by_chassis["hv3"].contains("v1"));
+        st.apply_delete(&k, &k.sighting("v1"), 7);
+        assert!(st.sightings_by_chassis.is_empty());
+    }
+
+    #[test]
+    fn known_from_the_cache_is_only_what_the_report_touches() {
+        let k = crate::state::Keys::new("/w");
+        let mut st = ClusterState::default();
+        let port = |n: &str| {
+            LogicalSwitchPort {
+                name: n.into(),
+                switch_name: "sw".into(),
+                ..Default::default()
+            }
+            .encode_to_vec()
+        };
+        let bind = |p: &str, c: &str| {
+            PortBinding {
+                port: p.into(),
+                chassis: c.into(),
+                up: true,
+            }
+            .encode_to_vec()
+        };
+        st.apply_put(&k, &k.port("p1"), &port("p1"), 2);
+        st.apply_put(&k, &k.port("p2"), &port("p2"), 3);
+        st.apply_put(&k, &k.port("p3"), &port("p3"), 4);
+        st.apply_put(&k, &k.binding("p1"), &bind("p1", "hv1"), 5);
+        st.apply_put(&k, &k.binding("p2"), &bind("p2", "hv1"), 6);
+        st.apply_put(&k, &k.binding("p3"), &bind("p3", "hv2"), 7);
+        st.apply_put(&k, &k.sighting("v1"), b"hv1", 8);
+        st.apply_put(&k, &k.sighting("v2"), b"hv2", 9);
+        st.revision = 9;
+        // hv1 reports p1 and a new VIF v3: p2 (its binding, unreported) and v1 (its
+        // sighting) come along; p3 and v2 (hv2's) do not.
+        let known = Known::from_state(&st, &report("hv1", &[("p1", true), ("v3", false)]));
+        let mut ports: Vec<_> = known.port_revs.iter().collect();
+        ports.sort();
+        assert_eq!(
+            ports,
+            vec![(&"p1".to_string(), &2), (&"p2".to_string(), &3)]
+        );
+        assert_eq!(known.current["p1"].1, 5);
+        assert_eq!(known.current["p2"].1, 6);
+        assert!(!known.current.contains_key("p3"));
+        assert_eq!(known.seen["v1"], ("hv1".to_string(), 8));
+        assert!(!known.seen.contains_key("v2"));
+        assert_eq!(known.revision, 9);
+    }
+
+    #[test]
+    fn held_ack_only_when_nothing_but_the_ack_changes() {
+        let k = crate::state::Keys::new("/w");
+        let mut st = ClusterState::default();
+        st.apply_put(&k, &k.alive("hv1"), b"", 5);
+        st.apply_put(&k, &k.error("hv1"), b"boom", 6);
+        st.revision = 10;
+        let mut r = report("hv1", &[]);
+        r.applied_revision = 10;
+        assert_eq!(held_ack(&st, &r), None, "the error changes (cleared)");
+        r.last_error = "boom".into();
+        assert_eq!(held_ack(&st, &r), Some(5));
+        r.applied_revision = 11;
+        assert_eq!(held_ack(&st, &r), None, "beyond what the cache has seen");
+        r.applied_revision = 10;
+        let mut other = r.clone();
+        other.chassis = "hv2".into();
+        assert_eq!(held_ack(&st, &other), None, "not alive");
+        let mut vif = r.clone();
+        vif.ports.push(PortBinding {
+            port: "v9".into(),
+            chassis: "hv1".into(),
+            up: false,
+        });
+        assert_eq!(held_ack(&st, &vif), None, "a new sighting to write");
+    }
+
     #[test]
     fn bindings_match_accounts_for_sightings() {
         let mut st = ClusterState::default();
@@ -482,6 +738,7 @@ mod tests {
                 up: true,
             },
         );
+        index(&mut st);
         // hv2: both VIFs sighted, no port, no binding: nothing to write.
         assert!(bindings_match(
             &st,

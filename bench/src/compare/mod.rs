@@ -27,6 +27,7 @@ pub mod lb;
 pub mod ovn;
 pub mod procstat;
 pub mod routed;
+pub mod stages;
 pub mod weft;
 
 pub use routed::Topology;
@@ -275,6 +276,8 @@ pub struct SystemReport {
     pub convergence: Duration,
     /// One more port with `--wait=hv`, each.
     pub single_adds: Timing,
+    /// Where the time of the single adds went ([`stages`]; Weft only).
+    pub stages: Vec<stages::StageRow>,
     /// (host name, flows on br-int), after the single adds.
     pub flows_per_host: Vec<(String, u64)>,
     pub processes: Vec<ProcUsage>,
@@ -486,6 +489,12 @@ pub fn render_markdown(r: &CompareReport) -> String {
         Some(&|s| s.cpu_total_s()),
     );
     out.push('\n');
+    for c in &cols {
+        if !c.stages.is_empty() {
+            out.push_str(&stages::render(&c.stages, c.single_adds.samples.len()));
+            out.push('\n');
+        }
+    }
     if cols.iter().any(|c| c.acl.is_some()) {
         render_acl(&mut out, &cols, both.is_some());
     }
@@ -854,6 +863,7 @@ mod tests {
             single_adds: Timing {
                 samples: vec![Duration::from_millis(5); 3],
             },
+            stages: Vec::new(),
             flows_per_host: vec![("host1".into(), 40), ("host2".into(), 42)],
             processes: vec![ProcUsage {
                 role: "etcd".into(),

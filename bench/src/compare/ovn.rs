@@ -27,7 +27,7 @@ const NB_SCHEMA: &str = "/usr/share/ovn/ovn-nb.ovsschema";
 const SB_SCHEMA: &str = "/usr/share/ovn/ovn-sb.ovsschema";
 
 /// The OVN processes of one run; dropping it kills them (before the testbed goes).
-struct Central {
+pub(crate) struct Central {
     dir: PathBuf,
     /// (role, process), central first, then ovn-controllers by host.
     procs: Vec<(String, Proc)>,
@@ -41,7 +41,7 @@ impl Central {
         format!("unix:{}", self.dir.join("sb.sock").display())
     }
 
-    fn nbctl(&self, args: &[&str]) -> anyhow::Result<String> {
+    pub(crate) fn nbctl(&self, args: &[&str]) -> anyhow::Result<String> {
         let db = self.nb();
         let mut full = vec![db.as_str()];
         full.extend_from_slice(args);
@@ -100,7 +100,7 @@ fn wait_socket(c: &mut Central, sock: &Path, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start_central(tb: &Testbed) -> anyhow::Result<Central> {
+pub(crate) fn start_central(tb: &Testbed) -> anyhow::Result<Central> {
     let dir = tb.dir().join("ovn");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut c = Central {
@@ -341,6 +341,7 @@ fn measure(
         up_time,
         convergence,
         single_adds: single,
+        stages: Vec::new(),
         flows_per_host: flows,
         processes,
         acl,

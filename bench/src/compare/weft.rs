@@ -17,8 +17,8 @@ use weft_testbed::net::marked_pids;
 use weft_testbed::testbed::{Encap, TestbedConfig};
 
 use super::{
-    bind_vifs, cpu_snapshot, flows_per_host, poll_until, procstat, switch_name, switch_subnet,
-    usage, CompareConfig, PlannedPort, System, SystemReport,
+    bind_vifs, cpu_snapshot, flows_per_host, poll_until, procstat, stages, switch_name,
+    switch_subnet, usage, CompareConfig, PlannedPort, System, SystemReport,
 };
 use crate::Timing;
 
@@ -234,6 +234,19 @@ pub fn run(cfg: &CompareConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
         cfg.single_adds
     ));
 
+    let scrape_all = || -> anyhow::Result<(stages::Scrape, Vec<stages::Scrape>)> {
+        let ctl = match tb.controller_metrics_urls().first() {
+            Some(u) => stages::Scrape::get(u)?,
+            None => stages::Scrape::default(),
+        };
+        let agents = tb
+            .hosts()
+            .iter()
+            .map(|h| stages::Scrape::get(&h.metrics_url()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((ctl, agents))
+    };
+    let before = scrape_all();
     let mut single = Timing::default();
     for k in 0..cfg.single_adds {
         let p = cfg.single_port(k);
@@ -261,6 +274,16 @@ pub fn run(cfg: &CompareConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
         }
         single.push(took);
     }
+    let stage_rows = match (before, scrape_all()) {
+        (Ok((c0, a0)), Ok((c1, a1))) => {
+            let agents: Vec<_> = a0.into_iter().zip(a1).collect();
+            stages::breakdown((&c0, &c1), &agents, cfg.single_adds)
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            progress(&format!("weft: no stage breakdown: {e:#}"));
+            Vec::new()
+        }
+    };
     let processes = usage(&procs, &cpu0);
     let flows = flows_per_host(&tb)?;
     let acl = match &cfg.acl {
@@ -285,6 +308,7 @@ pub fn run(cfg: &CompareConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
         up_time,
         convergence,
         single_adds: single,
+        stages: stage_rows,
         flows_per_host: flows,
         processes,
         acl,

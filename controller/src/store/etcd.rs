@@ -246,9 +246,13 @@ impl IntentStore for EtcdStore {
                 async move { c.txn(t).await }
             })
             .await?;
+        let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+        if resp.succeeded() {
+            crate::metrics::wrote(revision);
+        }
         Ok(TxnResult {
             succeeded: resp.succeeded(),
-            revision: resp.header().map(|h| h.revision()).unwrap_or(0),
+            revision,
         })
     }
 
