@@ -162,7 +162,10 @@ fn manifests_keep_their_promises() {
             block.contains("name: weft-config") && block.contains(&format!("key: {key}")),
             "{env} from weft-config {key}: {block}"
         );
-        assert!(ns.contains(&format!("\n  {key}: ")), "weft-config has no {key}");
+        assert!(
+            ns.contains(&format!("\n  {key}: ")),
+            "weft-config has no {key}"
+        );
     }
     // The ConfigMap's conflist is the shipped file.
     let block: Vec<&str> = agent

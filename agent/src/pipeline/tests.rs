@@ -459,7 +459,7 @@ fn defaults_cover_every_stage() {
             "table=46, priority=0 actions=goto_table:47",
             "table=47, priority=0 actions=goto_table:48",
             "table=48, priority=0 actions=goto_table:49",
-        "table=49, priority=0 actions=goto_table:50",
+            "table=49, priority=0 actions=goto_table:50",
             "table=50, priority=0 actions=drop",
             "table=58, priority=0 actions=goto_table:60",
             "table=60, priority=0 actions=goto_table:61",
@@ -1711,7 +1711,10 @@ fn lb_health_checks_punt_answers_and_offline_backends_leave_the_group() {
     );
     let groups: Vec<String> = d.groups().map(render_group).collect();
     let g = groups.iter().find(|g| g.contains("select")).expect("group");
-    assert!(g.contains("10.0.0.1:8080") && !g.contains("10.0.0.2:8080"), "{g}");
+    assert!(
+        g.contains("10.0.0.1:8080") && !g.contains("10.0.0.2:8080"),
+        "{g}"
+    );
     // Every backend offline: no group, new connections dropped (or rejected).
     l.backend_status.insert(
         "10.96.0.10:80 10.0.0.1:8080".to_string(),
@@ -1721,5 +1724,8 @@ fn lb_health_checks_punt_answers_and_offline_backends_leave_the_group() {
     let d = compile_all(&fx.input());
     assert!(d.groups().all(|g| !render_group(g).contains("select")));
     let dnat = table_lines(&d, Stage::LbDnat.table());
-    assert!(dnat.iter().all(|l| l.ends_with("actions=drop")), "{dnat:#?}");
+    assert!(
+        dnat.iter().all(|l| l.ends_with("actions=drop")),
+        "{dnat:#?}"
+    );
 }
