@@ -110,26 +110,7 @@ fn attach(tb: &mut Testbed, sw: &str, net: &str, mac: &str) {
     let lrp = format!("lr1-{sw}");
     let lsp = format!("{sw}-lr1");
     ctl(tb, &["lrp-add", "lr1", &lrp, mac, &format!("{net}.1/24")]);
-    ctl(
-        tb,
-        &[
-            "lsp-add",
-            sw,
-            &lsp,
-            "--",
-            "lsp-set-type",
-            &lsp,
-            "router",
-            "--",
-            "lsp-set-addresses",
-            &lsp,
-            "router",
-            "--",
-            "lsp-set-options",
-            &lsp,
-            &format!("router-port={lrp}"),
-        ],
-    );
+    attach_router_port(tb, sw, &lsp, &lrp);
 }
 
 #[test]

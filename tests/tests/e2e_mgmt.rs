@@ -25,26 +25,7 @@ fn attach(tb: &mut Testbed, r: &str, sw: &str, subnet: &str, mac: &str, exists: 
     let lsp = format!("{sw}-{r}");
     let gw = subnet.replace(".0/24", ".1/24");
     ctl(tb, &["lrp-add", r, &lrp, mac, &gw]);
-    ctl(
-        tb,
-        &[
-            "lsp-add",
-            sw,
-            &lsp,
-            "--",
-            "lsp-set-type",
-            &lsp,
-            "router",
-            "--",
-            "lsp-set-addresses",
-            &lsp,
-            "router",
-            "--",
-            "lsp-set-options",
-            &lsp,
-            &format!("router-port={lrp}"),
-        ],
-    );
+    attach_router_port(tb, sw, &lsp, &lrp);
 }
 
 /// `ping` from host `n`'s own namespace.

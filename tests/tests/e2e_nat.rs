@@ -34,26 +34,7 @@ const FIP_MAC: &str = "0a:00:00:00:f1:03";
 fn attach(tb: &mut Testbed, sw: &str, lrp: &str, mac: &str, net: &str) {
     let lsp = format!("{sw}-lr1");
     ctl(tb, &["lrp-add", "lr1", lrp, mac, net]);
-    ctl(
-        tb,
-        &[
-            "lsp-add",
-            sw,
-            &lsp,
-            "--",
-            "lsp-set-type",
-            &lsp,
-            "router",
-            "--",
-            "lsp-set-addresses",
-            &lsp,
-            "router",
-            "--",
-            "lsp-set-options",
-            &lsp,
-            &format!("router-port={lrp}"),
-        ],
-    );
+    attach_router_port(tb, sw, &lsp, &lrp);
 }
 
 /// lr1, ls1 and the external switch with its localnet port and gateway chassis; pods a1..a3.

@@ -19,26 +19,7 @@ fn attach(tb: &mut Testbed, r: &str, sw: &str, subnet: &str, mac: &str) {
         tb,
         &["lrp-add", r, &lrp, mac, &subnet.replace(".0/24", ".1/24")],
     );
-    ctl(
-        tb,
-        &[
-            "lsp-add",
-            sw,
-            &lsp,
-            "--",
-            "lsp-set-type",
-            &lsp,
-            "router",
-            "--",
-            "lsp-set-addresses",
-            &lsp,
-            "router",
-            "--",
-            "lsp-set-options",
-            &lsp,
-            &format!("router-port={lrp}"),
-        ],
-    );
+    attach_router_port(tb, sw, &lsp, &lrp);
 }
 
 fn lo_addr(p: &Pod, ip: &str) {

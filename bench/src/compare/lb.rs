@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use weft_proto::v1::{column_op, object, op, ColumnOp, LoadBalancer, Op, UpdateOp};
 
-use super::{ratio, secs, CompareConfig, SystemReport};
+use super::{render_phase, CompareConfig, PhaseLabels, PhaseView, SystemReport};
 use crate::Timing;
 
 /// Sizes of the LB phase.
@@ -311,8 +311,7 @@ pub fn ovn_phase(
 /// The LB table of the report (after the ports' and the ACL phase's).
 pub fn render(out: &mut String, cols: &[&SystemReport], both: bool) {
     use std::fmt::Write as _;
-    let get = |c: &SystemReport| c.lb.clone();
-    let Some(first) = cols.iter().find_map(|c| get(c)) else {
+    let Some(first) = cols.iter().find_map(|c| c.lb.as_ref()) else {
         return;
     };
     let _ = writeln!(
@@ -320,93 +319,21 @@ pub fn render(out: &mut String, cols: &[&SystemReport], both: bool) {
         "LB phase: {} VIPs x {} backends, every LB on each of {} switches.\n",
         first.vips, first.backends, first.switches
     );
-    let mut header = String::from("| LB metric |");
-    let mut rule = String::from("|---|");
-    for c in cols {
-        let _ = write!(header, " {} |", c.system);
-        rule.push_str("---|");
-    }
-    if both {
-        header.push_str(" Weft / OVN |");
-        rule.push_str("---|");
-    }
-    let _ = writeln!(out, "{header}\n{rule}");
-    type Cell = dyn Fn(&LbReport) -> (String, f64);
-    let rows: Vec<(&str, Box<Cell>)> = vec![
-        ("write calls", Box::new(|a| (a.calls.to_string(), 0.0))),
-        (
-            "**LB convergence**: first write → `--wait=hv sync`",
-            Box::new(|a| {
-                (
-                    format!("**{}**", secs(a.convergence)),
-                    a.convergence.as_secs_f64(),
-                )
-            }),
-        ),
-        (
-            "… first write → last write answered",
-            Box::new(|a| (secs(a.write_time), a.write_time.as_secs_f64())),
-        ),
-        (
-            "OpenFlow flows per host after the LBs (min–max)",
-            Box::new(|a| {
-                let it = a.flows_per_host.iter().map(|(_, f)| *f);
-                let (lo, hi) = (it.clone().min().unwrap_or(0), it.max().unwrap_or(0));
-                (
-                    if lo == hi {
-                        lo.to_string()
-                    } else {
-                        format!("{lo}–{hi}")
-                    },
-                    hi as f64,
-                )
-            }),
-        ),
-        (
-            "**one backend change** (`--wait=hv`, every host), median",
-            Box::new(|a| {
-                (
-                    format!("**{}**", secs(a.change.median())),
-                    a.change.median().as_secs_f64(),
-                )
-            }),
-        ),
-        (
-            "one backend change, p99",
-            Box::new(|a| (secs(a.change.p99()), a.change.p99().as_secs_f64())),
-        ),
-        (
-            "one backend change, samples",
-            Box::new(|a| (a.change.samples.len().to_string(), 0.0)),
-        ),
-    ];
-    for (name, f) in rows {
-        let _ = write!(out, "| {name} |");
-        let mut vals = Vec::new();
-        for c in cols {
-            match get(c) {
-                Some(a) => {
-                    let (t, v) = f(&a);
-                    let _ = write!(out, " {t} |");
-                    vals.push(v);
-                }
-                None => {
-                    let _ = write!(out, " |");
-                    vals.push(0.0);
-                }
-            }
-        }
-        if both {
-            let r = if vals.len() == 2 {
-                ratio(vals[0], vals[1])
-            } else {
-                String::new()
-            };
-            let _ = write!(out, " {r} |");
-        }
-        out.push('\n');
-    }
-    out.push('\n');
+    let labels = PhaseLabels {
+        what: "LB",
+        calls: "write calls",
+        objects: "the LBs",
+        change: "one backend change",
+    };
+    render_phase(out, cols, both, &labels, |c| {
+        c.lb.as_ref().map(|a| PhaseView {
+            calls: a.calls,
+            write_time: a.write_time,
+            convergence: a.convergence,
+            flows_per_host: &a.flows_per_host,
+            change: &a.change,
+        })
+    });
 }
 
 #[cfg(test)]

@@ -520,18 +520,39 @@ pub fn render_markdown(r: &CompareReport) -> String {
     out
 }
 
-/// The ACL phase's table.
-fn render_acl(out: &mut String, cols: &[&SystemReport], both: bool) {
-    let acl = |c: &SystemReport| c.acl.clone();
-    let Some(first) = cols.iter().find_map(|c| acl(c)) else {
-        return;
-    };
-    let _ = writeln!(
-        out,
-        "ACL phase: {} ACLs over {} port groups, {} address sets of {} addresses.\n",
-        first.acls, first.groups, first.sets, first.set_size
-    );
-    let mut header = String::from("| ACL metric |");
+/// What the ACL and LB phases measure alike, borrowed from one system's report.
+pub struct PhaseView<'r> {
+    /// Write calls made.
+    pub calls: usize,
+    /// First write → last write answered.
+    pub write_time: Duration,
+    /// First write → `--wait=hv sync` returned.
+    pub convergence: Duration,
+    /// (host, flows on br-int) after convergence.
+    pub flows_per_host: &'r [(String, u64)],
+    /// The timed change (`--wait=hv`, each).
+    pub change: &'r Timing,
+}
+
+/// The words of a phase table: "ACL", "write calls (groups, sets, ACL batches)", "the
+/// ACLs", "one address-set change".
+pub struct PhaseLabels<'a> {
+    pub what: &'a str,
+    pub calls: &'a str,
+    pub objects: &'a str,
+    pub change: &'a str,
+}
+
+/// A phase's table (`| ACL metric | Weft | OVN | Weft / OVN |`) over the columns whose
+/// report has that phase (`get`).
+pub fn render_phase(
+    out: &mut String,
+    cols: &[&SystemReport],
+    both: bool,
+    l: &PhaseLabels,
+    get: impl for<'r> Fn(&'r SystemReport) -> Option<PhaseView<'r>>,
+) {
+    let mut header = format!("| {} metric |", l.what);
     let mut rule = String::from("|---|");
     for c in cols {
         let _ = write!(header, " {} |", c.system);
@@ -542,14 +563,14 @@ fn render_acl(out: &mut String, cols: &[&SystemReport], both: bool) {
         rule.push_str("---|");
     }
     let _ = writeln!(out, "{header}\n{rule}");
-    type Cell = dyn Fn(&acl::AclReport) -> (String, f64);
-    let rows: Vec<(&str, Box<Cell>)> = vec![
+    type Cell = dyn Fn(&PhaseView) -> (String, f64);
+    let rows: Vec<(String, Box<Cell>)> = vec![
         (
-            "write calls (groups, sets, ACL batches)",
+            l.calls.to_string(),
             Box::new(|a| (a.calls.to_string(), 0.0)),
         ),
         (
-            "**ACL convergence**: first write → `--wait=hv sync`",
+            format!("**{} convergence**: first write → `--wait=hv sync`", l.what),
             Box::new(|a| {
                 (
                     format!("**{}**", secs(a.convergence)),
@@ -558,11 +579,11 @@ fn render_acl(out: &mut String, cols: &[&SystemReport], both: bool) {
             }),
         ),
         (
-            "… first write → last write answered",
+            "… first write → last write answered".to_string(),
             Box::new(|a| (secs(a.write_time), a.write_time.as_secs_f64())),
         ),
         (
-            "OpenFlow flows per host after the ACLs (min–max)",
+            format!("OpenFlow flows per host after {} (min–max)", l.objects),
             Box::new(|a| {
                 let it = a.flows_per_host.iter().map(|(_, f)| *f);
                 let (lo, hi) = (it.clone().min().unwrap_or(0), it.max().unwrap_or(0));
@@ -577,28 +598,28 @@ fn render_acl(out: &mut String, cols: &[&SystemReport], both: bool) {
             }),
         ),
         (
-            "**one address-set change** (`--wait=hv`, every host), median",
+            format!("**{}** (`--wait=hv`, every host), median", l.change),
             Box::new(|a| {
                 (
-                    format!("**{}**", secs(a.set_change.median())),
-                    a.set_change.median().as_secs_f64(),
+                    format!("**{}**", secs(a.change.median())),
+                    a.change.median().as_secs_f64(),
                 )
             }),
         ),
         (
-            "one address-set change, p99",
-            Box::new(|a| (secs(a.set_change.p99()), a.set_change.p99().as_secs_f64())),
+            format!("{}, p99", l.change),
+            Box::new(|a| (secs(a.change.p99()), a.change.p99().as_secs_f64())),
         ),
         (
-            "one address-set change, samples",
-            Box::new(|a| (a.set_change.samples.len().to_string(), 0.0)),
+            format!("{}, samples", l.change),
+            Box::new(|a| (a.change.samples.len().to_string(), 0.0)),
         ),
     ];
     for (name, f) in rows {
         let _ = write!(out, "| {name} |");
         let mut vals = Vec::new();
         for c in cols {
-            match acl(c) {
+            match get(c) {
                 Some(a) => {
                     let (t, v) = f(&a);
                     let _ = write!(out, " {t} |");
@@ -621,6 +642,33 @@ fn render_acl(out: &mut String, cols: &[&SystemReport], both: bool) {
         out.push('\n');
     }
     out.push('\n');
+}
+
+/// The ACL phase's table.
+fn render_acl(out: &mut String, cols: &[&SystemReport], both: bool) {
+    let Some(first) = cols.iter().find_map(|c| c.acl.as_ref()) else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "ACL phase: {} ACLs over {} port groups, {} address sets of {} addresses.\n",
+        first.acls, first.groups, first.sets, first.set_size
+    );
+    let labels = PhaseLabels {
+        what: "ACL",
+        calls: "write calls (groups, sets, ACL batches)",
+        objects: "the ACLs",
+        change: "one address-set change",
+    };
+    render_phase(out, cols, both, &labels, |c| {
+        c.acl.as_ref().map(|a| PhaseView {
+            calls: a.calls,
+            write_time: a.write_time,
+            convergence: a.convergence,
+            flows_per_host: &a.flows_per_host,
+            change: &a.set_change,
+        })
+    });
 }
 
 /// Markers around one size's section in a Markdown file.

@@ -34,6 +34,33 @@ pub fn switch(tb: &mut Testbed, name: &str, subnet: &str) {
 }
 
 /// `lsp-add SW PORT` + `lsp-set-addresses PORT dynamic`.
+/// Attaches switch `sw` to router port `lrp` the ovn-nbctl way, through a new router-type
+/// port `lsp`: `lsp-add SW LSP -- lsp-set-type LSP router -- lsp-set-addresses LSP router
+/// -- lsp-set-options LSP router-port=LRP`.
+pub fn attach_router_port(tb: &mut Testbed, sw: &str, lsp: &str, lrp: &str) {
+    let opt = format!("router-port={lrp}");
+    ctl(
+        tb,
+        &[
+            "lsp-add",
+            sw,
+            lsp,
+            "--",
+            "lsp-set-type",
+            lsp,
+            "router",
+            "--",
+            "lsp-set-addresses",
+            lsp,
+            "router",
+            "--",
+            "lsp-set-options",
+            lsp,
+            &opt,
+        ],
+    );
+}
+
 pub fn dyn_port(tb: &mut Testbed, sw: &str, port: &str) {
     ctl(tb, &["lsp-add", sw, port]);
     ctl(tb, &["lsp-set-addresses", port, "dynamic"]);
