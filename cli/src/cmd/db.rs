@@ -316,6 +316,30 @@ pub fn list_request(kind: &str, names: &[String]) -> Call {
 }
 
 /// The `i`-th reply, which must be a ListObjects reply.
+/// The record named `name` that `pick` recognises in the `i`-th reply (a ListObjects), and
+/// the reply's revision; NotFound naming `what` when it is not there.
+pub fn named_record<'a, T: 'a>(
+    replies: &'a [Reply],
+    i: usize,
+    what: &'static str,
+    name: &str,
+    pick: impl Fn(&'a pb::object::Kind) -> Option<(&'a str, &'a T)>,
+) -> Result<(&'a T, i64), CmdError> {
+    let reply = records_of(replies, i)?;
+    reply
+        .records
+        .iter()
+        .find_map(|rec| {
+            let (n, t) = pick(rec.object.as_ref()?.kind.as_ref()?)?;
+            (n == name).then_some(t)
+        })
+        .map(|t| (t, reply.revision))
+        .ok_or_else(|| CmdError::NotFound {
+            what,
+            name: name.to_string(),
+        })
+}
+
 pub fn records_of(replies: &[Reply], i: usize) -> Result<&pb::ListObjectsReply, CmdError> {
     match replies.get(i) {
         Some(Reply::Objects(r)) => Ok(r),

@@ -9,7 +9,7 @@ use serde::Serialize;
 use weft_proto::model::nat::{by_priority, Gateway};
 use weft_proto::v1 as pb;
 
-use super::db::{list_request, records_of};
+use super::db::{list_request, named_record};
 use super::{
     column_op, render_revision, update, CmdError, Noun, PlanCtx, Read, Reply, Step, Write,
 };
@@ -116,20 +116,10 @@ pub fn sorted_gateways(p: &pb::LogicalRouterPort) -> Vec<GatewayJson> {
 }
 
 fn render_get(port: &str, replies: &[Reply], out: &Out) -> Result<String, CmdError> {
-    let reply = records_of(replies, 0)?;
-    let p = reply
-        .records
-        .iter()
-        .find_map(
-            |rec| match rec.object.as_ref().and_then(|o| o.kind.as_ref()) {
-                Some(pb::object::Kind::LogicalRouterPort(p)) if p.name == port => Some(p),
-                _ => None,
-            },
-        )
-        .ok_or_else(|| CmdError::NotFound {
-            what: "router port",
-            name: port.to_string(),
-        })?;
+    let (p, _) = named_record(replies, 0, "router port", port, |k| match k {
+        pb::object::Kind::LogicalRouterPort(p) => Some((p.name.as_str(), p)),
+        _ => None,
+    })?;
     let gs = sorted_gateways(p);
     if out.json() {
         return Ok(json_text(&gs, out)?);

@@ -9,7 +9,7 @@ use serde::Serialize;
 use weft_proto::model::nat::{NatAdd, NatDel, NatRule, NatType};
 use weft_proto::v1 as pb;
 
-use super::db::{list_request, records_of};
+use super::db::{list_request, named_record};
 use super::{
     column_op, render_revision, update, CmdError, Noun, PlanCtx, Read, Reply, Step, Write,
 };
@@ -203,27 +203,17 @@ pub fn nat_line(r: &NatJson) -> String {
 }
 
 fn render_list(router: &str, replies: &[Reply], out: &Out) -> Result<String, CmdError> {
-    let reply = records_of(replies, 0)?;
-    let r = reply
-        .records
-        .iter()
-        .find_map(
-            |rec| match rec.object.as_ref().and_then(|o| o.kind.as_ref()) {
-                Some(pb::object::Kind::LogicalRouter(r)) if r.name == router => Some(r),
-                _ => None,
-            },
-        )
-        .ok_or_else(|| CmdError::NotFound {
-            what: "router",
-            name: router.to_string(),
-        })?;
+    let (r, revision) = named_record(replies, 0, "router", router, |k| match k {
+        pb::object::Kind::LogicalRouter(r) => Some((r.name.as_str(), r)),
+        _ => None,
+    })?;
     let nat = sorted_nat(r);
     if out.json() {
         return Ok(json_text(
             &ListNatReply {
                 router: router.to_string(),
                 nat,
-                revision: reply.revision,
+                revision,
             },
             out,
         )?);
