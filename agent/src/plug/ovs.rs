@@ -106,6 +106,24 @@ pub fn plan_del_port(port: &Uuid, name: &str) -> Vec<Value> {
     ]
 }
 
+/// The rows of one `select` on `table` where `conditions` hold, with `columns`.
+async fn select(
+    client: &Client,
+    table: &str,
+    conditions: Vec<Value>,
+    columns: &[&str],
+) -> Result<Vec<Row>, PlugError> {
+    let r = client
+        .transact(DB, vec![ops::select(table, conditions, Some(columns))])
+        .await
+        .map_err(err)?;
+    Ok(r.first()
+        .map(selected_rows)
+        .transpose()
+        .map_err(err)?
+        .unwrap_or_default())
+}
+
 /// Adds the VIF `name` to `bridge` with `ids` as the Interface's `external_ids`.
 pub async fn add_vif(
     client: &Client,
@@ -113,23 +131,13 @@ pub async fn add_vif(
     name: &str,
     ids: &BTreeMap<String, String>,
 ) -> Result<(), PlugError> {
-    let reads = client
-        .transact(
-            DB,
-            vec![ops::select(
-                "Bridge",
-                vec![eq("name", json!(bridge))],
-                Some(&["_uuid"]),
-            )],
-        )
-        .await
-        .map_err(err)?;
-    let bridges = reads
-        .first()
-        .map(selected_rows)
-        .transpose()
-        .map_err(err)?
-        .unwrap_or_default();
+    let bridges = select(
+        client,
+        "Bridge",
+        vec![eq("name", json!(bridge))],
+        &["_uuid"],
+    )
+    .await?;
     let Some(b) = bridges.first().and_then(uuid_of) else {
         return Err(PlugError::Datapath(format!(
             "bridge {bridge:?} does not exist (is weft-agent running on this host?)"
@@ -147,23 +155,13 @@ pub async fn vif_ids(
     client: &Client,
     name: &str,
 ) -> Result<Option<BTreeMap<String, String>>, PlugError> {
-    let r = client
-        .transact(
-            DB,
-            vec![ops::select(
-                "Interface",
-                vec![eq("name", json!(name))],
-                Some(&["external_ids"]),
-            )],
-        )
-        .await
-        .map_err(err)?;
-    let rows = r
-        .first()
-        .map(selected_rows)
-        .transpose()
-        .map_err(err)?
-        .unwrap_or_default();
+    let rows = select(
+        client,
+        "Interface",
+        vec![eq("name", json!(name))],
+        &["external_ids"],
+    )
+    .await?;
     Ok(rows.first().map(|row| row.str_map_col("external_ids")))
 }
 
@@ -172,27 +170,17 @@ pub async fn vifs_with_iface_id(
     client: &Client,
     port: &str,
 ) -> Result<Vec<(String, BTreeMap<String, String>)>, PlugError> {
-    let r = client
-        .transact(
-            DB,
-            vec![ops::select(
-                "Interface",
-                vec![json!([
-                    "external_ids",
-                    "includes",
-                    ["map", [["iface-id", port]]]
-                ])],
-                Some(&["name", "external_ids"]),
-            )],
-        )
-        .await
-        .map_err(err)?;
-    let rows = r
-        .first()
-        .map(selected_rows)
-        .transpose()
-        .map_err(err)?
-        .unwrap_or_default();
+    let rows = select(
+        client,
+        "Interface",
+        vec![json!([
+            "external_ids",
+            "includes",
+            ["map", [["iface-id", port]]]
+        ])],
+        &["name", "external_ids"],
+    )
+    .await?;
     Ok(rows
         .iter()
         .map(|row| {
@@ -217,23 +205,7 @@ pub async fn marked_vifs(
     client: &Client,
     key: &str,
 ) -> Result<Vec<(String, BTreeMap<String, String>)>, PlugError> {
-    let r = client
-        .transact(
-            DB,
-            vec![ops::select(
-                "Interface",
-                vec![],
-                Some(&["name", "external_ids"]),
-            )],
-        )
-        .await
-        .map_err(err)?;
-    let rows = r
-        .first()
-        .map(selected_rows)
-        .transpose()
-        .map_err(err)?
-        .unwrap_or_default();
+    let rows = select(client, "Interface", vec![], &["name", "external_ids"]).await?;
     Ok(rows
         .iter()
         .filter_map(|row| {
@@ -251,23 +223,13 @@ pub async fn marked_vifs(
 
 /// Removes the Port `name` from its bridge, if it exists and is not the agent's own.
 pub async fn del_vif(client: &Client, name: &str) -> Result<(), PlugError> {
-    let r = client
-        .transact(
-            DB,
-            vec![ops::select(
-                "Port",
-                vec![eq("name", json!(name))],
-                Some(&["_uuid", "external_ids"]),
-            )],
-        )
-        .await
-        .map_err(err)?;
-    let rows = r
-        .first()
-        .map(selected_rows)
-        .transpose()
-        .map_err(err)?
-        .unwrap_or_default();
+    let rows = select(
+        client,
+        "Port",
+        vec![eq("name", json!(name))],
+        &["_uuid", "external_ids"],
+    )
+    .await?;
     for row in rows {
         if row.str_map_col("external_ids").contains_key(OWNER_KEY) {
             return Err(PlugError::Datapath(format!(
