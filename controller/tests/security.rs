@@ -143,7 +143,21 @@ async fn a_chassis_speaks_only_for_itself_and_roles_are_enforced() {
     })
     .await
     .expect("host1 reports for itself");
-    let before = dump(&etcd.endpoint(), &prefix).await;
+    // The controller holds the ack and writes it in its next batch: take the snapshot once
+    // it is in etcd, so that only the refused calls below could change it.
+    let mut before = dump(&etcd.endpoint(), &prefix).await;
+    let t0 = std::time::Instant::now();
+    while !before
+        .iter()
+        .any(|(k, _)| k.ends_with("/status/applied/host1"))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "host1's ack never reached etcd: {before:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        before = dump(&etcd.endpoint(), &prefix).await;
+    }
 
     // host2's certificate claiming host1, with another encap IP: refused, nothing changed.
     let mut sb2 = SouthboundClient::new(channel(ctl.addr, &ca, Some(&host2)).await);
