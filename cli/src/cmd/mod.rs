@@ -460,6 +460,18 @@ pub(crate) mod testutil {
         }
     }
 
+    /// The first column op of a write's first op, an update of `kind` `name`: (action,
+    /// values).
+    pub fn first_column(w: &Write, kind: &str, name: &str) -> (i32, Vec<String>) {
+        match &w.ops[0].op {
+            Some(pb::op::Op::Update(u)) => {
+                assert_eq!((u.kind.as_str(), u.name.as_str()), (kind, name));
+                (u.columns[0].action, u.columns[0].values.clone())
+            }
+            other => panic!("not an update: {other:?}"),
+        }
+    }
+
     pub fn write(args: &[&str]) -> Write {
         match step(args) {
             Step::Write(w) => *w,

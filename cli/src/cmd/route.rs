@@ -275,13 +275,7 @@ mod tests {
     use crate::cmd::testutil::*;
 
     fn col(w: &Write) -> (i32, Vec<String>) {
-        match &w.ops[0].op {
-            Some(pb::op::Op::Update(u)) => {
-                assert_eq!((u.kind.as_str(), u.name.as_str()), (KIND, "lr1"));
-                (u.columns[0].action, u.columns[0].values.clone())
-            }
-            other => panic!("not an update: {other:?}"),
-        }
+        first_column(w, KIND, "lr1")
     }
 
     #[test]
