@@ -56,6 +56,70 @@ fn dynamic_batch(switch: &str, tag: &str, n: usize) -> CreatePortsRequest {
     )
 }
 
+/// A dynamic port ahead of static ones in one batch never takes what they ask for: a /29
+/// has 5 allocatable addresses, the static port asks for 4 of them and for the MAC derived
+/// from the fifth, so the dynamic port must get the fifth IP and a random MAC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_allocation_avoids_static_addresses_later_in_the_batch() {
+    let etcd = start_etcd();
+    let prefix = unique_prefix("batch-res");
+    let ctl = InProc::start(config(&etcd.endpoint(), &prefix)).await;
+    let mut c = nb(&ctl.url()).await;
+    c.create_switch(sw("a", "10.0.0.0/29")).await.unwrap();
+    let r = c
+        .create_ports(batch(
+            vec![
+                lsp("a", "dyn", &["dynamic"]),
+                lsp(
+                    "a",
+                    "stat",
+                    &["0a:00:00:00:00:06 10.0.0.2 10.0.0.3 10.0.0.4 10.0.0.5"],
+                ),
+            ],
+            false,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let (mac, ip) = r.ports[0].dynamic_addresses.split_once(' ').unwrap();
+    assert_eq!(ip, "10.0.0.6");
+    assert_ne!(mac, "0a:00:00:00:00:06");
+    assert!(mac.starts_with("0a:"), "{mac}");
+    // The same through the generic transaction path (`lsp-add ... -- lsp-add ...`).
+    c.create_switch(sw("b", "10.0.1.0/29")).await.unwrap();
+    let ins = |p: LogicalSwitchPort| Op {
+        op: Some(op::Op::Insert(InsertOp {
+            object: Some(Object {
+                kind: Some(object::Kind::LogicalSwitchPort(p)),
+            }),
+            may_exist: false,
+        })),
+    };
+    c.transact(TransactRequest {
+        ops: vec![
+            ins(lsp("b", "dyn2", &["dynamic"])),
+            ins(lsp(
+                "b",
+                "stat2",
+                &["0a:00:00:00:01:06 10.0.1.2 10.0.1.3 10.0.1.4 10.0.1.5"],
+            )),
+        ],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let got = c
+        .get_port(GetRequest {
+            name: "dyn2".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(got.dynamic_addresses.ends_with(" 10.0.1.6"), "{got:?}");
+    assert!(!got.dynamic_addresses.starts_with("0a:00:00:00:01:06"), "{got:?}");
+    ctl.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_round_trips() {
     let etcd = start_etcd();

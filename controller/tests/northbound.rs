@@ -159,9 +159,11 @@ async fn every_rpc_round_trips() {
     assert_eq!(r.addresses, ["dynamic", "unknown"]);
     c.set_port_addresses(SetPortAddressesRequest {
         port: "p2".into(),
-        // any free address: p1's dynamic one is random
+        // any free address: p1's dynamic one is random (and so is its derived MAC:
+        // 10.0.0.17 gives 0a:00:00:00:00:11)
         addresses: vec![format!(
-            "0a:00:00:00:00:11 10.0.0.{}",
+            "0a:00:00:00:00:{} 10.0.0.{}",
+            if mac == "0a:00:00:00:00:11" { 12 } else { 11 },
             if last == 11 { 12 } else { 11 }
         )],
         options: None,

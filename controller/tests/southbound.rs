@@ -114,15 +114,17 @@ async fn snapshot_then_deltas_and_status() {
     c.create_switch(create_switch("sw", "10.0.0.0/24"))
         .await
         .unwrap();
+    // p2's static address first: a dynamic p1 created first could draw 10.0.0.22 (and its
+    // derived MAC) itself, and p2 would then be refused as a duplicate.
+    c.create_port(create_port("sw", "p2", &["0a:00:00:00:00:22 10.0.0.22"]))
+        .await
+        .unwrap();
     let p1 = c
         .create_port(create_port("sw", "p1", &["dynamic"]))
         .await
         .unwrap()
         .into_inner();
     let p1_dyn = p1.port.unwrap().dynamic_addresses;
-    c.create_port(create_port("sw", "p2", &["0a:00:00:00:00:22 10.0.0.22"]))
-        .await
-        .unwrap();
 
     let mut hv1 = s
         .subscribe(chassis("hv1", "192.168.0.1"))

@@ -324,7 +324,7 @@ fn claim_addresses(
                     subnet,
                     |ip: Ipv4Addr| {
                         let s = ip.to_string();
-                        ips.contains(&s) || plan.claim_owner(&ip_claim(&switch, &s)).is_some()
+                        ips.contains(&s) || plan.is_claimed_or_reserved(&ip_claim(&switch, &s))
                     },
                     &mut rng,
                 )?;
@@ -333,7 +333,7 @@ fn claim_addresses(
                     ip,
                     |m| {
                         macs.iter().any(|x| x == m)
-                            || plan.claim_owner(&mac_claim(&switch, m)).is_some()
+                            || plan.is_claimed_or_reserved(&mac_claim(&switch, m))
                     },
                     &mut rng,
                 )?;
@@ -345,7 +345,7 @@ fn claim_addresses(
                     &switch,
                     |m| {
                         macs.iter().any(|x| x == m)
-                            || plan.claim_owner(&mac_claim(&switch, m)).is_some()
+                            || plan.is_claimed_or_reserved(&mac_claim(&switch, m))
                     },
                     &mut rng,
                 )?;
@@ -392,6 +392,19 @@ impl Kind for PortKind {
     }
     fn columns(&self) -> &'static [ColumnDef] {
         COLUMNS
+    }
+    fn reserved_claims(&self, obj: &Object) -> Vec<String> {
+        let Some(p) = lsp(obj) else { return Vec::new() };
+        // Unparsable addresses are the insert's own error to report; nothing to reserve.
+        let entries = parse_addresses(&p.addresses, None, &p.switch_name).unwrap_or_default();
+        let mut out = Vec::new();
+        for e in entries {
+            if let AddressEntry::Static { mac, ips } = e {
+                out.push(mac_claim(&p.switch_name, &mac));
+                out.extend(ips.iter().map(|ip| ip_claim(&p.switch_name, &ip.to_string())));
+            }
+        }
+        out
     }
     fn encode(&self, obj: &Object) -> Vec<u8> {
         lsp(obj)

@@ -178,6 +178,12 @@ pub trait Kind: Send + Sync + 'static {
             self.object_name(existing)
         ))
     }
+    /// The claims a new `obj` takes by value (a port's static IPs and MACs). The planner
+    /// reserves those of every insert in a transaction before running it, so a dynamic
+    /// allocation by an earlier op never takes what a later op asks for by name.
+    fn reserved_claims(&self, _obj: &Object) -> Vec<String> {
+        Vec::new()
+    }
     /// Validates and completes a new object (allocations, claims, side keys).
     fn insert(&self, obj: &mut Object, plan: &mut Plan) -> ApiResult<()>;
     /// Validates a changed object against its old form (claims moved, side keys).

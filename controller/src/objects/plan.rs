@@ -44,6 +44,9 @@ pub struct Plan<'a> {
     objects: BTreeMap<(&'static str, String), Option<Object>>,
     /// Claims as the earlier ops left them (relative `claims/...` keys): Some(owner) or None.
     claims: BTreeMap<String, Option<String>>,
+    /// Claims the transaction's inserts take by value ([`Kind::reserved_claims`]): dynamic
+    /// allocation avoids them.
+    reserved: BTreeSet<String>,
     /// Relative key → expected mod_revision (0 = absent).
     compares: BTreeMap<String, i64>,
     /// Relative key → Some(value) to put, None to delete; in key order.
@@ -68,6 +71,7 @@ impl<'a> Plan<'a> {
             keys,
             objects: BTreeMap::new(),
             claims: BTreeMap::new(),
+            reserved: BTreeSet::new(),
             compares: BTreeMap::new(),
             writes: BTreeMap::new(),
             prefix_deletes: BTreeSet::new(),
@@ -206,6 +210,22 @@ impl<'a> Plan<'a> {
             Some(o) => o.clone(),
             None => self.base.claims.get(rel).cloned(),
         }
+    }
+
+    /// Reserves the claims of every insert in `ops` that its kind takes by value, before any
+    /// op runs (see [`Kind::reserved_claims`]).
+    pub fn reserve_inserts<'o>(&mut self, objects: impl IntoIterator<Item = &'o Object>) {
+        for obj in objects {
+            if let Some(kind) = kind_of(obj) {
+                self.reserved.extend(kind.reserved_claims(obj));
+            }
+        }
+    }
+
+    /// Whether a dynamic allocation must avoid `rel`: someone holds it, or an insert in this
+    /// transaction asks for it by value.
+    pub fn is_claimed_or_reserved(&self, rel: &str) -> bool {
+        self.reserved.contains(rel) || self.claim_owner(rel).is_some()
     }
 
     /// Takes a claim for `owner`. Err(current owner) when someone else holds it. A claim

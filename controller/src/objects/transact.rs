@@ -130,6 +130,10 @@ impl Intent {
             let mut plan = Plan::new(&base, self.keys())
                 .with_max_ops(max)
                 .with_acl_max_flows(self.limits().acl_max_flows);
+            plan.reserve_inserts(ops.iter().filter_map(|o| match &o.op {
+                Some(op::Op::Insert(i)) => i.object.as_ref(),
+                _ => None,
+            }));
             let mut results = Vec::with_capacity(ops.len());
             for (i, o) in ops.iter().enumerate() {
                 let r =
