@@ -177,7 +177,13 @@ fn first_ping_after_add_is_never_lost() {
         assert_eq!(code, 0, "ADD {container}: {r}\n{}", agent_log(&tb, 1));
         // The moment ADD returns: one ping, no retry.
         if !ns.ping1(&target_ip) {
-            lost.push(format!("{container} ({})", ip_of(&r)));
+            // Diagnosis only: is it the first packet, or is the pod not reachable at all?
+            let again = if ns.ping1(&target_ip) { "answered" } else { "lost" };
+            lost.push(format!(
+                "{container} ({}, ADD {} ms, a second ping {again})",
+                ip_of(&r),
+                add_ms.last().copied().unwrap_or_default()
+            ));
         }
         pods.push((container, ns));
     }
@@ -188,7 +194,12 @@ fn first_ping_after_add_is_never_lost() {
         add_ms[49],
         lost.len()
     );
-    assert!(lost.is_empty(), "first ping lost from {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "first ping lost from {lost:?}\nhost1:\n{}\nhost2:\n{}",
+        agent_log(&tb, 1),
+        agent_log(&tb, 2)
+    );
     for (c, ns) in &pods {
         let (code, r) = cni("DEL", c, Some(&ns.path()), &conf("1.0.0", &s1, json!({})));
         assert_eq!(code, 0, "DEL {c}: {r}");
