@@ -643,6 +643,7 @@ fn on_view_update_inner(reconciler: &mut Reconciler, u: &weft_proto::v1::ViewUpd
             return true;
         }
     };
+    crate::underlay::on_delta(&u);
     match reconciler.on_update(&u) {
         Ok(()) => false,
         // Deltas queued behind a rejected one; the resubscription is already under way.

@@ -27,6 +27,7 @@ pub mod pipeline;
 pub mod plug;
 pub mod reconcile;
 pub mod southbound;
+pub mod underlay;
 pub mod unixctl;
 pub mod view;
 pub mod view_acl;

@@ -17,7 +17,7 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use weft_testbed::testbed::{Testbed, TestbedConfig};
@@ -175,9 +175,44 @@ fn first_ping_after_add_is_never_lost() {
         );
         add_ms.push(started.elapsed().as_millis());
         assert_eq!(code, 0, "ADD {container}: {r}\n{}", agent_log(&tb, 1));
+        if i == 0 {
+            // The userspace datapath drops a tunnelled packet whose underlay next hop it has
+            // not resolved; the agent warms that cache when host2 enters host1's view.
+            let peer = tb.host(2).unwrap().underlay_ip.to_string();
+            let warm = (0..20).any(|_| {
+                let cache = tb.host(1).unwrap().ovs().appctl(&["tnl/neigh/show"]);
+                let hit = cache.as_deref().is_ok_and(|c| c.contains(&peer));
+                if !hit {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                hit
+            });
+            println!("host1's tunnel neighbour cache has host2 ({peer}) after the first ADD: {warm}");
+        }
         // The moment ADD returns: one ping, no retry.
         if !ns.ping1(&target_ip) {
-            // Diagnosis only: is it the first packet, or is the pod not reachable at all?
+            // Diagnosis only: what the datapaths held for the pod right after the loss, and
+            // whether it is the first packet or the pod is not reachable at all.
+            let ip = ip_of(&r);
+            for h in 1..=2 {
+                let host = tb.host(h).unwrap();
+                let dp = host.ovs().appctl(&["dpctl/dump-flows"]).unwrap_or_default();
+                let neigh = host.ovs().appctl(&["tnl/neigh/show"]).unwrap_or_default();
+                let drops = host.ovs().appctl(&["coverage/show"]).unwrap_or_default();
+                let vlog = std::fs::read_to_string(tb.dir().join(format!("h{h}/ovs-vswitchd.log")))
+                    .unwrap_or_default();
+                let warn: Vec<&str> = vlog
+                    .lines()
+                    .filter(|l| l.contains("|WARN|") || l.contains("|ERR|") || l.contains("unassociated"))
+                    .collect();
+                println!("host{h} vswitchd warnings:\n{}", warn.join("\n"));
+                let mine: Vec<&str> = dp
+                    .lines()
+                    .filter(|l| !l.contains("eth_type(0x0806)"))
+                    .chain(drops.lines().filter(|l| l.contains("drop")))
+                    .collect();
+                println!("host{h} after the lost ping to/from {ip}:\n{}\ntnl/neigh:\n{neigh}", mine.join("\n"));
+            }
             let again = if ns.ping1(&target_ip) { "answered" } else { "lost" };
             lost.push(format!(
                 "{container} ({}, ADD {} ms, a second ping {again})",
