@@ -3,8 +3,9 @@
 //! --ipam-driver weft`) over the plugin socket. Shows containers on two hosts pinging and
 //! talking TCP on one Weft switch, unique addresses across hosts, `--ip`, `network connect`
 //! / `disconnect` on a running container, Docker's embedded DNS, a podman (CNI) container and
-//! a docker container of one agent on one switch, dockerd and agent restarts, and bad input
-//! refused with a clear message and nothing left behind.
+//! a docker container of one agent on one switch, dockerd and agent restarts, a published
+//! port (`-p 8080:80`) answering on the host's own address from another host and from the
+//! host itself, and bad input refused with a clear message and nothing left behind.
 
 mod common;
 
@@ -632,42 +633,34 @@ fn bad_input_and_both_runtimes() {
         "a refused docker run left a port behind"
     );
 
-    // A host port bound twice on one host: the second is refused (bindings are recorded,
-    // not realised: Weft has no router port mapping yet).
-    dk(
-        &d1,
-        "run -d --name web1 --network blue -p 8080:80 busybox sleep 3600",
-    );
+    // Without a management port (none here) a published port cannot be realised: refused,
+    // naming what to configure, and nothing left behind.
     let err = refused(
         &d1,
         &[
             "run",
             "-d",
             "--name",
-            "web2",
+            "web1",
             "--network",
             "blue",
             "-p",
-            "8080:81",
+            "8080:80",
             "busybox",
             "sleep",
             "3600",
         ],
     );
-    println!("second -p 8080: {}", err.trim());
+    println!("-p without a management port: {}", err.trim());
     assert!(
-        err.contains("8080") && err.contains("already bound"),
+        err.contains("8080") && err.contains("--mgmt-switch"),
         "{err}"
     );
-    dk(
-        &d1,
-        "run -d --name web3 --network blue -p 8081:80 busybox sleep 3600",
-    );
-    dk(&d1, "rm -f web1 web2 web3");
+    let _ = d1.docker(&["rm", "-f", "web1"]);
     assert_eq!(
         show_switch(&mut tb, "blue"),
         before,
-        "containers removed, ports left"
+        "a refused -p left a port behind"
     );
 
     // One agent, both runtimes, on blue: podman (weft-cni) and docker on host1, docker on
@@ -1030,4 +1023,216 @@ fn switch_from_subnet_shared_and_deleted_last() {
         !ctl(&mut tb, &["ls-list"]).contains(sw),
         "{sw} left after the last network rm"
     );
+}
+
+/// `busybox wget` of `url` from network namespace `ns`: the body, or None when it fails.
+fn fetch(ns: &str, url: &str) -> Option<String> {
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", ns, "busybox", "wget", "-q", "-T", "3", "-O", "-", url,
+        ])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `n` fetches of `url` from `ns`: how many returned `body`.
+fn fetch_count(ns: &str, url: &str, body: &str, n: u32) -> u32 {
+    (0..n)
+        .filter(|_| fetch(ns, url).is_some_and(|b| b.contains(body)))
+        .count() as u32
+}
+
+const WEB_BODY: &str = "weft-published-ok";
+
+/// `docker run -p 8080:80` on host1, every agent with a management port on blue: the port
+/// answers on host1's own address from host2 and from host1 itself, keeps answering across
+/// an agent restart (the rules are re-derived, not flushed), a second `-p 8080` on the host
+/// is refused, and `docker rm -f` takes the rules away (the port no longer answers).
+#[test]
+fn published_port_answers_on_the_host_address() {
+    let name = "published_port_answers_on_the_host_address";
+    let cfg = TestbedConfig::new()
+        .hosts(2)
+        .docker(true)
+        .mgmt("blue", SUBNET, &[]);
+    if !docker_ready(name, &cfg)
+        || !weft_testbed::skip::require_tools(
+            name,
+            &[
+                ("iptables", "apt-get install iptables"),
+                ("iptables-restore", "apt-get install iptables"),
+            ],
+        )
+    {
+        return;
+    }
+    let mut tb = start(cfg);
+    let d1 = tb.start_dockerd(1).expect("dockerd host1");
+    create_blue(&d1);
+    let (ns1, ns2, addr1, ul1) = {
+        let h1 = tb.host(1).expect("host1");
+        let h2 = tb.host(2).expect("host2");
+        (
+            h1.netns.clone(),
+            h2.netns.clone(),
+            h1.mgmt_ip,
+            h1.underlay_ip,
+        )
+    };
+    wait_for(60, "host1's management port address on blue", || {
+        tb.host(1)
+            .and_then(|h| h.exec(&["ip", "-4", "addr", "show", "dev", "weft-mp0"]))
+            .is_ok_and(|a| a.contains("inet 10.66.0."))
+    });
+    let script = format!(
+        "mkdir -p /www && echo {WEB_BODY} > /www/index.html && exec httpd -f -p 80 -h /www"
+    );
+    let t = Instant::now();
+    must(
+        &d1,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "blue",
+            "-p",
+            "8080:80",
+            "busybox",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    println!("docker run -p 8080:80 web took {:?}", t.elapsed());
+    let web_ip = ip_on(&d1, "web", "blue");
+    let url = format!("http://{addr1}:8080/");
+    let t = Instant::now();
+    wait_for(30, &format!("{url} answering from host1"), || {
+        fetch(&ns1, &url).is_some_and(|b| b.contains(WEB_BODY))
+    });
+    println!("web ({web_ip}) answered on {url} after {:?}", t.elapsed());
+
+    let n = 20;
+    let from2 = fetch_count(&ns2, &url, WEB_BODY, n);
+    let from1 = fetch_count(&ns1, &url, WEB_BODY, n);
+    let ul_url = format!("http://{ul1}:8080/");
+    let from1_ul = fetch_count(&ns1, &ul_url, WEB_BODY, n);
+    println!("{url} from host2: {from2}/{n}; from host1: {from1}/{n}; {ul_url} from host1: {from1_ul}/{n}");
+    assert_eq!(from2, n, "{url} from host2");
+    assert_eq!(from1, n, "{url} from host1");
+    assert_eq!(from1_ul, n, "{ul_url} from host1");
+
+    let rules = |tb: &Testbed| {
+        let h = tb.host(1).expect("host1");
+        let nat = h
+            .exec(&["iptables", "-t", "nat", "-S"])
+            .expect("iptables -t nat -S");
+        let filter = h
+            .exec(&["iptables", "-t", "filter", "-S", "WEFT-PORTMAP"])
+            .expect("iptables -S WEFT-PORTMAP");
+        format!("{nat}\n{filter}")
+    };
+    let before = rules(&tb);
+    println!("host1's NAT rules:\n{before}");
+    assert!(
+        before.contains(&format!("--dport 8080"))
+            && before.contains(&format!("--to-destination {web_ip}:80")),
+        "no DNAT for web: {before}"
+    );
+
+    // The same host port again on host1: refused, nothing left behind.
+    let ports = ports_of(&mut tb, "blue");
+    let err = refused(
+        &d1,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web2",
+            "--network",
+            "blue",
+            "-p",
+            "8080:81",
+            "busybox",
+            "sleep",
+            "3600",
+        ],
+    );
+    println!("second -p 8080: {}", err.trim());
+    assert!(
+        err.contains("8080") && err.contains("already bound"),
+        "{err}"
+    );
+    let _ = d1.docker(&["rm", "-f", "web2"]);
+    assert_eq!(ports_of(&mut tb, "blue"), ports, "refused -p left a port");
+    assert_eq!(rules(&tb), before, "a refused -p changed the rules");
+
+    // An agent restart under a fetch loop from host2: every fetch answers, and the rules
+    // are the same afterwards.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let looper = std::thread::spawn({
+        let (stop, ns2, url) = (stop.clone(), ns2.clone(), url.clone());
+        move || {
+            let (mut ok, mut all) = (0u32, 0u32);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                all += 1;
+                if fetch(&ns2, &url).is_some_and(|b| b.contains(WEB_BODY)) {
+                    ok += 1;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (ok, all)
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let t = Instant::now();
+    tb.restart_agent(1).expect("restart agent 1");
+    println!("agent 1 restarted in {:?}", t.elapsed());
+    // Let the restarted agent re-derive its rules (it does so as it starts serving Docker).
+    let log_has_sync = || {
+        agent_log(&tb, 1)
+            .lines()
+            .any(|l| l.contains("published ports' rules in place") && l.contains("rules=4"))
+    };
+    wait_for(
+        30,
+        "the restarted agent re-deriving its rules",
+        log_has_sync,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, all) = looper.join().expect("fetch loop");
+    println!("fetches from host2 across the agent restart: {ok}/{all} answered");
+    assert!(all >= 5, "the fetch loop hardly ran: {all}");
+    assert_eq!(ok, all, "fetches failed across the agent restart");
+    assert_eq!(rules(&tb), before, "the restart changed the rules");
+    assert_eq!(
+        fetch_count(&ns1, &url, WEB_BODY, 3),
+        3,
+        "from host1 after the restart"
+    );
+
+    // The container goes: so do its rules, and the port no longer answers.
+    dk(&d1, "rm -f web");
+    let after = rules(&tb);
+    println!("host1's NAT rules after docker rm -f web:\n{after}");
+    assert!(
+        !after.contains("--dport 8080") && !after.contains(&web_ip),
+        "rules left after docker rm: {after}"
+    );
+    let gone2 = fetch_count(&ns2, &url, WEB_BODY, 3);
+    let gone1 = fetch_count(&ns1, &url, WEB_BODY, 3);
+    println!("after docker rm -f web: {url} answered {gone2}/3 from host2, {gone1}/3 from host1");
+    assert_eq!(
+        (gone2, gone1),
+        (0, 0),
+        "the removed container's port still answers"
+    );
+    let log = agent_log(&tb, 1);
+    assert!(!log.contains("panicked"), "agent 1 panicked:\n{log}");
 }
