@@ -1025,12 +1025,11 @@ fn switch_from_subnet_shared_and_deleted_last() {
     );
 }
 
-/// `busybox wget` of `url` from network namespace `ns`: the body, or None when it fails.
+/// `curl` of `url` from network namespace `ns` (the machine's static busybox's wget
+/// crashes resolving outside a container): the body, or None when it fails.
 fn fetch(ns: &str, url: &str) -> Option<String> {
     let out = std::process::Command::new("ip")
-        .args([
-            "netns", "exec", ns, "busybox", "wget", "-q", "-T", "3", "-O", "-", url,
-        ])
+        .args(["netns", "exec", ns, "curl", "-sS", "--max-time", "3", url])
         .output()
         .ok()?;
     out.status
@@ -1064,6 +1063,7 @@ fn published_port_answers_on_the_host_address() {
             &[
                 ("iptables", "apt-get install iptables"),
                 ("iptables-restore", "apt-get install iptables"),
+                ("curl", "apt-get install curl"),
             ],
         )
     {
@@ -1112,9 +1112,31 @@ fn published_port_answers_on_the_host_address() {
     let web_ip = ip_on(&d1, "web", "blue");
     let url = format!("http://{addr1}:8080/");
     let t = Instant::now();
-    wait_for(30, &format!("{url} answering from host1"), || {
-        fetch(&ns1, &url).is_some_and(|b| b.contains(WEB_BODY))
-    });
+    let up = weft_testbed::process::wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        || fetch(&ns1, &url).is_some_and(|b| b.contains(WEB_BODY)),
+    );
+    if !up {
+        let h1 = tb.host(1).expect("host1");
+        let sh = |c: &[&str]| h1.exec(c).unwrap_or_else(|e| format!("{e:#}"));
+        let direct = fetch(&ns1, &format!("http://{web_ip}:80/"));
+        let log: String = agent_log(&tb, 1)
+            .lines()
+            .filter(|l| l.contains("port") && (l.contains("WARN") || l.contains("publish")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        panic!(
+            "{url} does not answer from host1\ndirect {web_ip}:80 from host1: {direct:?}\n\
+             nat: {}\nfilter: {}\nroute: {}\nweft-mp0: {}\nping: {}\nps: {}\nagent: {log}",
+            sh(&["iptables", "-t", "nat", "-S"]),
+            sh(&["iptables", "-S"]),
+            sh(&["ip", "route", "get", &web_ip]),
+            sh(&["ip", "-4", "addr", "show", "dev", "weft-mp0"]),
+            sh(&["ping", "-c", "2", "-W", "1", &web_ip]),
+            d1.docker(&["ps", "-a"]).unwrap_or_default(),
+        );
+    }
     println!("web ({web_ip}) answered on {url} after {:?}", t.elapsed());
 
     let n = 20;
