@@ -1162,7 +1162,7 @@ fn published_port_answers_on_the_host_address() {
     let before = rules(&tb);
     println!("host1's NAT rules:\n{before}");
     assert!(
-        before.contains(&format!("--dport 8080"))
+        before.contains("--dport 8080")
             && before.contains(&format!("--to-destination {web_ip}:80")),
         "no DNAT for web: {before}"
     );
@@ -1213,14 +1213,17 @@ fn published_port_answers_on_the_host_address() {
     });
     std::thread::sleep(Duration::from_secs(1));
     let t = Instant::now();
+    let resynced = |tb: &Testbed| {
+        agent_log(tb, 1)
+            .lines()
+            .filter(|l| l.contains("published ports' rules in place") && l.contains("rules=4"))
+            .count()
+    };
+    let resynced_before = resynced(&tb);
     tb.restart_agent(1).expect("restart agent 1");
     println!("agent 1 restarted in {:?}", t.elapsed());
     // Let the restarted agent re-derive its rules (it does so as it starts serving Docker).
-    let log_has_sync = || {
-        agent_log(&tb, 1)
-            .lines()
-            .any(|l| l.contains("published ports' rules in place") && l.contains("rules=4"))
-    };
+    let log_has_sync = || resynced(&tb) > resynced_before;
     wait_for(
         30,
         "the restarted agent re-deriving its rules",
