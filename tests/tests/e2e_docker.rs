@@ -1144,10 +1144,15 @@ fn published_port_answers_on_the_host_address() {
     let from1 = fetch_count(&ns1, &url, WEB_BODY, n);
     let ul_url = format!("http://{ul1}:8080/");
     let from1_ul = fetch_count(&ns1, &ul_url, WEB_BODY, n);
-    println!("{url} from host2: {from2}/{n}; from host1: {from1}/{n}; {ul_url} from host1: {from1_ul}/{n}");
+    let from2_ul = fetch_count(&ns2, &ul_url, WEB_BODY, n);
+    println!(
+        "{url} (management network) from host2: {from2}/{n}; from host1: {from1}/{n}; \
+         {ul_url} (underlay) from host1: {from1_ul}/{n}; from host2: {from2_ul}/{n}"
+    );
     assert_eq!(from2, n, "{url} from host2");
     assert_eq!(from1, n, "{url} from host1");
     assert_eq!(from1_ul, n, "{ul_url} from host1");
+    assert_eq!(from2_ul, n, "{ul_url} from host2");
 
     let rules = |tb: &Testbed| {
         let h = tb.host(1).expect("host1");
@@ -1260,4 +1265,157 @@ fn published_port_answers_on_the_host_address() {
     );
     let log = agent_log(&tb, 1);
     assert!(!log.contains("panicked"), "agent 1 panicked:\n{log}");
+}
+
+/// The published-port walk-through of docs/docker.md with the real `weft-sandbox`: `up
+/// --docker --mgmt-switch blue`, `docker run -p 8080:80` on host1, `curl` of host1's
+/// underlay address from host2 and from host1 (`host-exec`), the DNAT rule, and the rule gone
+/// after `docker rm -f`.
+#[test]
+fn sandbox_published_port_as_documented() {
+    let name = "sandbox_published_port_as_documented";
+    let cfg = TestbedConfig::new().docker(true);
+    if !docker_ready(name, &cfg)
+        || !weft_testbed::skip::require_tools(
+            name,
+            &[
+                ("iptables", "apt-get install iptables"),
+                ("curl", "apt-get install curl"),
+            ],
+        )
+    {
+        return;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("wsdp-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let sb = Sandbox {
+        bin: env!("CARGO_BIN_EXE_weft-sandbox"),
+        dir: tmp.path().join("sb"),
+    };
+    let t = Instant::now();
+    sb.must(&[
+        "up",
+        "--hosts",
+        "2",
+        "--docker",
+        "--mgmt-switch",
+        "blue",
+        "--mgmt-subnet",
+        SUBNET,
+    ]);
+    println!(
+        "weft-sandbox up --docker --mgmt-switch blue took {:?}",
+        t.elapsed()
+    );
+    for h in ["host1", "host2"] {
+        sb.must(&[
+            "docker",
+            h,
+            "--",
+            "network",
+            "create",
+            "-d",
+            "weft",
+            "--ipam-driver",
+            "weft",
+            "--subnet",
+            SUBNET,
+            "-o",
+            "weft.switch=blue",
+            "blue",
+        ]);
+    }
+    sb.must(&[
+        "docker",
+        "host1",
+        "--",
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "blue",
+        "-p",
+        "8080:80",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo hello from web > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    let url = "http://172.31.0.11:8080/";
+    let curl = |h: &str| sb.run(&["host-exec", h, "--", "curl", "-sS", "--max-time", "3", url]);
+    wait_for(30, "web answering on host1's address", || {
+        curl("host1").1 == "hello from web"
+    });
+    for h in ["host2", "host1"] {
+        let (ok, out, err) = curl(h);
+        println!("curl {url} on {h}: {out}");
+        assert!(ok && out == "hello from web", "curl on {h}: {out}\n{err}");
+    }
+    let nat = sb.must(&[
+        "host-exec",
+        "host1",
+        "--",
+        "iptables",
+        "-t",
+        "nat",
+        "-S",
+        "WEFT-PORTMAP",
+    ]);
+    println!("{nat}");
+    assert!(
+        nat.contains("--dport 8080") && nat.contains("-j DNAT --to-destination 10.66.0."),
+        "{nat}"
+    );
+    sb.must(&["docker", "host1", "--", "rm", "-f", "web"]);
+    let nat = sb.must(&[
+        "host-exec",
+        "host1",
+        "--",
+        "iptables",
+        "-t",
+        "nat",
+        "-S",
+        "WEFT-PORTMAP",
+    ]);
+    assert!(!nat.contains("DNAT"), "rules left after docker rm: {nat}");
+    let (ok, out, _) = curl("host2");
+    assert!(!ok, "port 8080 answers after docker rm: {out}");
+}
+
+/// A `weft-sandbox --dir DIR` that is brought down on drop.
+struct Sandbox {
+    bin: &'static str,
+    dir: std::path::PathBuf,
+}
+
+impl Sandbox {
+    /// (success, trimmed stdout, stderr).
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let o = std::process::Command::new(self.bin)
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(args)
+            .output()
+            .expect("weft-sandbox runs");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    fn must(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "weft-sandbox {}: {out}\n{err}", args.join(" "));
+        out
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.run(&["down"]);
+    }
 }
