@@ -727,7 +727,7 @@ impl Driver {
                 portmap::check_reachable(host.as_ref(), iface.as_deref().unwrap_or_default(), ip)
             })
             .await
-            .map_err(|e| CnmError::BadRequest(format!("port mapping task: {e}")))?
+            .map_err(task_failed)?
             .map_err(|e| with_binding(e.into()))?;
         }
         if let Some(e) = st.endpoints.get_mut(id) {
@@ -796,7 +796,7 @@ impl Driver {
             portmap::sync(host.as_ref(), &rules)
         })
         .await
-        .map_err(|e| CnmError::BadRequest(format!("port mapping task: {e}")))?
+        .map_err(task_failed)?
         .map_err(CnmError::from)
     }
 
@@ -1102,6 +1102,14 @@ impl Driver {
         }
         Ok(json!({}))
     }
+}
+
+/// A published-port task that did not finish (it panicked or was cancelled).
+fn task_failed(e: tokio::task::JoinError) -> CnmError {
+    CnmError::Portmap(portmap::PortmapError::Command {
+        command: "published-port rules task".into(),
+        reason: e.to_string(),
+    })
 }
 
 fn unreachable_pool() -> Result<Ipv4Network, CnmError> {

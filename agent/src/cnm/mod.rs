@@ -20,9 +20,9 @@
 //!   the host. Without a management port a `-p` is refused.
 //!
 //! Where to start: [`wire`] (pure: framing, messages, validation), [`portmap`] (pure rule
-//! planning), then [`driver`]. The
-//! driver's own state (network → switch, endpoint → port) is a JSON file, so an agent restart
-//! keeps serving the networks Docker created. See `docs/docker.md`.
+//! planning), then [`driver`]. The driver's own state (network → switch, endpoint → port and
+//! its published ports) is a JSON file, so an agent restart keeps serving the networks Docker
+//! created and re-derives the published ports' rules. See `docs/docker.md`.
 
 pub mod driver;
 pub mod portmap;
