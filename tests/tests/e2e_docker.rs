@@ -3,8 +3,9 @@
 //! --ipam-driver weft`) over the plugin socket. Shows containers on two hosts pinging and
 //! talking TCP on one Weft switch, unique addresses across hosts, `--ip`, `network connect`
 //! / `disconnect` on a running container, Docker's embedded DNS, a podman (CNI) container and
-//! a docker container of one agent on one switch, dockerd and agent restarts, and bad input
-//! refused with a clear message and nothing left behind.
+//! a docker container of one agent on one switch, dockerd and agent restarts, a published
+//! port (`-p 8080:80`) answering on the host's own address from another host and from the
+//! host itself, and bad input refused with a clear message and nothing left behind.
 
 mod common;
 
@@ -632,42 +633,34 @@ fn bad_input_and_both_runtimes() {
         "a refused docker run left a port behind"
     );
 
-    // A host port bound twice on one host: the second is refused (bindings are recorded,
-    // not realised: Weft has no router port mapping yet).
-    dk(
-        &d1,
-        "run -d --name web1 --network blue -p 8080:80 busybox sleep 3600",
-    );
+    // Without a management port (none here) a published port cannot be realised: refused,
+    // naming what to configure, and nothing left behind.
     let err = refused(
         &d1,
         &[
             "run",
             "-d",
             "--name",
-            "web2",
+            "web1",
             "--network",
             "blue",
             "-p",
-            "8080:81",
+            "8080:80",
             "busybox",
             "sleep",
             "3600",
         ],
     );
-    println!("second -p 8080: {}", err.trim());
+    println!("-p without a management port: {}", err.trim());
     assert!(
-        err.contains("8080") && err.contains("already bound"),
+        err.contains("8080") && err.contains("--mgmt-switch"),
         "{err}"
     );
-    dk(
-        &d1,
-        "run -d --name web3 --network blue -p 8081:80 busybox sleep 3600",
-    );
-    dk(&d1, "rm -f web1 web2 web3");
+    let _ = d1.docker(&["rm", "-f", "web1"]);
     assert_eq!(
         show_switch(&mut tb, "blue"),
         before,
-        "containers removed, ports left"
+        "a refused -p left a port behind"
     );
 
     // One agent, both runtimes, on blue: podman (weft-cni) and docker on host1, docker on
@@ -1030,4 +1023,399 @@ fn switch_from_subnet_shared_and_deleted_last() {
         !ctl(&mut tb, &["ls-list"]).contains(sw),
         "{sw} left after the last network rm"
     );
+}
+
+/// `curl` of `url` from network namespace `ns` (the machine's static busybox's wget
+/// crashes resolving outside a container): the body, or None when it fails.
+fn fetch(ns: &str, url: &str) -> Option<String> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "curl", "-sS", "--max-time", "3", url])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `n` fetches of `url` from `ns`: how many returned `body`.
+fn fetch_count(ns: &str, url: &str, body: &str, n: u32) -> u32 {
+    (0..n)
+        .filter(|_| fetch(ns, url).is_some_and(|b| b.contains(body)))
+        .count() as u32
+}
+
+const WEB_BODY: &str = "weft-published-ok";
+
+/// `docker run -p 8080:80` on host1, every agent with a management port on blue: the port
+/// answers on host1's own address from host2 and from host1 itself, keeps answering across
+/// an agent restart (the rules are re-derived, not flushed), a second `-p 8080` on the host
+/// is refused, and `docker rm -f` takes the rules away (the port no longer answers).
+#[test]
+fn published_port_answers_on_the_host_address() {
+    let name = "published_port_answers_on_the_host_address";
+    let cfg = TestbedConfig::new()
+        .hosts(2)
+        .docker(true)
+        .mgmt("blue", SUBNET, &[]);
+    if !docker_ready(name, &cfg)
+        || !weft_testbed::skip::require_tools(
+            name,
+            &[
+                ("iptables", "apt-get install iptables"),
+                ("iptables-restore", "apt-get install iptables"),
+                ("curl", "apt-get install curl"),
+            ],
+        )
+    {
+        return;
+    }
+    let mut tb = start(cfg);
+    let d1 = tb.start_dockerd(1).expect("dockerd host1");
+    create_blue(&d1);
+    let (ns1, ns2, addr1, ul1) = {
+        let h1 = tb.host(1).expect("host1");
+        let h2 = tb.host(2).expect("host2");
+        (
+            h1.netns.clone(),
+            h2.netns.clone(),
+            h1.mgmt_ip,
+            h1.underlay_ip,
+        )
+    };
+    wait_for(60, "host1's management port address on blue", || {
+        tb.host(1)
+            .and_then(|h| h.exec(&["ip", "-4", "addr", "show", "dev", "weft-mp0"]))
+            .is_ok_and(|a| a.contains("inet 10.66.0."))
+    });
+    let script = format!(
+        "mkdir -p /www && echo {WEB_BODY} > /www/index.html && exec httpd -f -p 80 -h /www"
+    );
+    let t = Instant::now();
+    must(
+        &d1,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "blue",
+            "-p",
+            "8080:80",
+            "busybox",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    println!("docker run -p 8080:80 web took {:?}", t.elapsed());
+    let web_ip = ip_on(&d1, "web", "blue");
+    let url = format!("http://{addr1}:8080/");
+    let t = Instant::now();
+    let up = weft_testbed::process::wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        || fetch(&ns1, &url).is_some_and(|b| b.contains(WEB_BODY)),
+    );
+    if !up {
+        let h1 = tb.host(1).expect("host1");
+        let sh = |c: &[&str]| h1.exec(c).unwrap_or_else(|e| format!("{e:#}"));
+        let direct = fetch(&ns1, &format!("http://{web_ip}:80/"));
+        let log: String = agent_log(&tb, 1)
+            .lines()
+            .filter(|l| l.contains("port") && (l.contains("WARN") || l.contains("publish")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        panic!(
+            "{url} does not answer from host1\ndirect {web_ip}:80 from host1: {direct:?}\n\
+             nat: {}\nfilter: {}\nroute: {}\nweft-mp0: {}\nping: {}\nps: {}\nagent: {log}",
+            sh(&["iptables", "-t", "nat", "-S"]),
+            sh(&["iptables", "-S"]),
+            sh(&["ip", "route", "get", &web_ip]),
+            sh(&["ip", "-4", "addr", "show", "dev", "weft-mp0"]),
+            sh(&["ping", "-c", "2", "-W", "1", &web_ip]),
+            d1.docker(&["ps", "-a"]).unwrap_or_default(),
+        );
+    }
+    println!("web ({web_ip}) answered on {url} after {:?}", t.elapsed());
+
+    let n = 20;
+    let from2 = fetch_count(&ns2, &url, WEB_BODY, n);
+    let from1 = fetch_count(&ns1, &url, WEB_BODY, n);
+    let ul_url = format!("http://{ul1}:8080/");
+    let from1_ul = fetch_count(&ns1, &ul_url, WEB_BODY, n);
+    let from2_ul = fetch_count(&ns2, &ul_url, WEB_BODY, n);
+    println!(
+        "{url} (management network) from host2: {from2}/{n}; from host1: {from1}/{n}; \
+         {ul_url} (underlay) from host1: {from1_ul}/{n}; from host2: {from2_ul}/{n}"
+    );
+    assert_eq!(from2, n, "{url} from host2");
+    assert_eq!(from1, n, "{url} from host1");
+    assert_eq!(from1_ul, n, "{ul_url} from host1");
+    assert_eq!(from2_ul, n, "{ul_url} from host2");
+
+    let rules = |tb: &Testbed| {
+        let h = tb.host(1).expect("host1");
+        let nat = h
+            .exec(&["iptables", "-t", "nat", "-S"])
+            .expect("iptables -t nat -S");
+        let filter = h
+            .exec(&["iptables", "-t", "filter", "-S", "WEFT-PORTMAP"])
+            .expect("iptables -S WEFT-PORTMAP");
+        format!("{nat}\n{filter}")
+    };
+    let before = rules(&tb);
+    println!("host1's NAT rules:\n{before}");
+    assert!(
+        before.contains("--dport 8080")
+            && before.contains(&format!("--to-destination {web_ip}:80")),
+        "no DNAT for web: {before}"
+    );
+
+    // The same host port again on host1: refused, nothing left behind.
+    let ports = ports_of(&mut tb, "blue");
+    let err = refused(
+        &d1,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web2",
+            "--network",
+            "blue",
+            "-p",
+            "8080:81",
+            "busybox",
+            "sleep",
+            "3600",
+        ],
+    );
+    println!("second -p 8080: {}", err.trim());
+    assert!(
+        err.contains("8080") && err.contains("already bound"),
+        "{err}"
+    );
+    let _ = d1.docker(&["rm", "-f", "web2"]);
+    assert_eq!(ports_of(&mut tb, "blue"), ports, "refused -p left a port");
+    assert_eq!(rules(&tb), before, "a refused -p changed the rules");
+
+    // An agent restart under a fetch loop from host2: every fetch answers, and the rules
+    // are the same afterwards.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let looper = std::thread::spawn({
+        let (stop, ns2, url) = (stop.clone(), ns2.clone(), url.clone());
+        move || {
+            let (mut ok, mut all) = (0u32, 0u32);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                all += 1;
+                if fetch(&ns2, &url).is_some_and(|b| b.contains(WEB_BODY)) {
+                    ok += 1;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (ok, all)
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let t = Instant::now();
+    let resynced = |tb: &Testbed| {
+        agent_log(tb, 1)
+            .lines()
+            .filter(|l| l.contains("published ports' rules in place") && l.contains("rules=4"))
+            .count()
+    };
+    let resynced_before = resynced(&tb);
+    tb.restart_agent(1).expect("restart agent 1");
+    println!("agent 1 restarted in {:?}", t.elapsed());
+    // Let the restarted agent re-derive its rules (it does so as it starts serving Docker).
+    let log_has_sync = || resynced(&tb) > resynced_before;
+    wait_for(
+        30,
+        "the restarted agent re-deriving its rules",
+        log_has_sync,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, all) = looper.join().expect("fetch loop");
+    println!("fetches from host2 across the agent restart: {ok}/{all} answered");
+    assert!(all >= 5, "the fetch loop hardly ran: {all}");
+    assert_eq!(ok, all, "fetches failed across the agent restart");
+    assert_eq!(rules(&tb), before, "the restart changed the rules");
+    assert_eq!(
+        fetch_count(&ns1, &url, WEB_BODY, 3),
+        3,
+        "from host1 after the restart"
+    );
+
+    // The container goes: so do its rules, and the port no longer answers.
+    dk(&d1, "rm -f web");
+    let after = rules(&tb);
+    println!("host1's NAT rules after docker rm -f web:\n{after}");
+    assert!(
+        !after.contains("--dport 8080") && !after.contains(&web_ip),
+        "rules left after docker rm: {after}"
+    );
+    let gone2 = fetch_count(&ns2, &url, WEB_BODY, 3);
+    let gone1 = fetch_count(&ns1, &url, WEB_BODY, 3);
+    println!("after docker rm -f web: {url} answered {gone2}/3 from host2, {gone1}/3 from host1");
+    assert_eq!(
+        (gone2, gone1),
+        (0, 0),
+        "the removed container's port still answers"
+    );
+    let log = agent_log(&tb, 1);
+    assert!(!log.contains("panicked"), "agent 1 panicked:\n{log}");
+}
+
+/// The published-port walk-through of docs/docker.md with the real `weft-sandbox`: `up
+/// --docker --mgmt-switch blue`, `docker run -p 8080:80` on host1, `curl` of host1's
+/// underlay address from host2 and from host1 (`host-exec`), the DNAT rule, and the rule gone
+/// after `docker rm -f`.
+#[test]
+fn sandbox_published_port_as_documented() {
+    let name = "sandbox_published_port_as_documented";
+    let cfg = TestbedConfig::new().docker(true);
+    if !docker_ready(name, &cfg)
+        || !weft_testbed::skip::require_tools(
+            name,
+            &[
+                ("iptables", "apt-get install iptables"),
+                ("curl", "apt-get install curl"),
+            ],
+        )
+    {
+        return;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("wsdp-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let sb = Sandbox {
+        bin: env!("CARGO_BIN_EXE_weft-sandbox"),
+        dir: tmp.path().join("sb"),
+    };
+    let t = Instant::now();
+    sb.must(&[
+        "up",
+        "--hosts",
+        "2",
+        "--docker",
+        "--mgmt-switch",
+        "blue",
+        "--mgmt-subnet",
+        SUBNET,
+    ]);
+    println!(
+        "weft-sandbox up --docker --mgmt-switch blue took {:?}",
+        t.elapsed()
+    );
+    for h in ["host1", "host2"] {
+        sb.must(&[
+            "docker",
+            h,
+            "--",
+            "network",
+            "create",
+            "-d",
+            "weft",
+            "--ipam-driver",
+            "weft",
+            "--subnet",
+            SUBNET,
+            "-o",
+            "weft.switch=blue",
+            "blue",
+        ]);
+    }
+    sb.must(&[
+        "docker",
+        "host1",
+        "--",
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "blue",
+        "-p",
+        "8080:80",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo hello from web > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    let url = "http://172.31.0.11:8080/";
+    let curl = |h: &str| sb.run(&["host-exec", h, "--", "curl", "-sS", "--max-time", "3", url]);
+    wait_for(30, "web answering on host1's address", || {
+        curl("host1").1 == "hello from web"
+    });
+    for h in ["host2", "host1"] {
+        let (ok, out, err) = curl(h);
+        println!("curl {url} on {h}: {out}");
+        assert!(ok && out == "hello from web", "curl on {h}: {out}\n{err}");
+    }
+    let nat = sb.must(&[
+        "host-exec",
+        "host1",
+        "--",
+        "iptables",
+        "-t",
+        "nat",
+        "-S",
+        "WEFT-PORTMAP",
+    ]);
+    println!("{nat}");
+    assert!(
+        nat.contains("--dport 8080") && nat.contains("-j DNAT --to-destination 10.66.0."),
+        "{nat}"
+    );
+    sb.must(&["docker", "host1", "--", "rm", "-f", "web"]);
+    let nat = sb.must(&[
+        "host-exec",
+        "host1",
+        "--",
+        "iptables",
+        "-t",
+        "nat",
+        "-S",
+        "WEFT-PORTMAP",
+    ]);
+    assert!(!nat.contains("DNAT"), "rules left after docker rm: {nat}");
+    let (ok, out, _) = curl("host2");
+    assert!(!ok, "port 8080 answers after docker rm: {out}");
+}
+
+/// A `weft-sandbox --dir DIR` that is brought down on drop.
+struct Sandbox {
+    bin: &'static str,
+    dir: std::path::PathBuf,
+}
+
+impl Sandbox {
+    /// (success, trimmed stdout, stderr).
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let o = std::process::Command::new(self.bin)
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(args)
+            .output()
+            .expect("weft-sandbox runs");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    fn must(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "weft-sandbox {}: {out}\n{err}", args.join(" "));
+        out
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.run(&["down"]);
+    }
 }

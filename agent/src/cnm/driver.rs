@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use weft_ovsdb::DatapathType;
 use weft_proto::v1::{LogicalSwitch, LogicalSwitchPort};
 
+use super::portmap::{self, HostNet};
 use super::wire::{self, Binding, Method};
 use super::CnmError;
 use crate::plug::ovs::{self, CNM_KEY, CNM_NETWORK_KEY};
@@ -47,6 +48,9 @@ pub struct CnmConfig {
     pub chassis: String,
     pub ready_timeout: Duration,
     pub request_timeout: Duration,
+    /// The host's management port link (`--mgmt-interface` when `--mgmt-switch` is set):
+    /// published ports are SNATed to its address. None: `-p` is refused.
+    pub mgmt_interface: Option<String>,
 }
 
 impl CnmConfig {
@@ -64,6 +68,7 @@ impl CnmConfig {
             chassis: agent.chassis.clone(),
             ready_timeout: agent.cni_ready_timeout,
             request_timeout: Duration::from_secs(90),
+            mgmt_interface: agent.mgmt.as_ref().map(|m| m.interface.clone()),
         }
     }
 }
@@ -132,7 +137,13 @@ struct Driver {
     plug: Plumber,
     state: Mutex<State>,
     seq: AtomicU64,
+    /// Where published ports are realised.
+    host: Arc<dyn HostNet + Send + Sync>,
 }
+
+/// How often the published ports' rules are made true again (after the first time, which is
+/// retried every second until it succeeds: the management port may not have its address yet).
+const PORTMAP_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Serves the plugin socket until `shutdown` completes; removes the socket then.
 pub async fn serve(cfg: CnmConfig, shutdown: impl Future<Output = ()>) -> Result<(), CnmError> {
@@ -154,6 +165,11 @@ pub async fn serve(cfg: CnmConfig, shutdown: impl Future<Output = ()>) -> Result
         plug,
         state: Mutex::new(state),
         seq: AtomicU64::new(0),
+        host: Arc::new(portmap::Iptables),
+    });
+    let resync = tokio::spawn({
+        let d = d.clone();
+        async move { d.portmap_loop().await }
     });
     tokio::pin!(shutdown);
     loop {
@@ -171,6 +187,7 @@ pub async fn serve(cfg: CnmConfig, shutdown: impl Future<Output = ()>) -> Result
             }
         }
     }
+    resync.abort();
     let _ = std::fs::remove_file(&path);
     Ok(())
 }
@@ -370,6 +387,7 @@ impl Driver {
             Leave => {
                 let r: wire::EndpointRef = wire::decode(body)?;
                 let ep = endpoint(st, &r.endpoint_id)?.clone();
+                self.unpublish(&r.endpoint_id, st).await;
                 let (host, _) = wire::veth_names(&r.endpoint_id);
                 self.unplug(&host, &r.endpoint_id).await?;
                 info!(endpoint = %r.endpoint_id, port = %ep.port, "Docker Leave done");
@@ -392,19 +410,12 @@ impl Driver {
                         &other[..other.len().min(12)]
                     )));
                 }
-                if !new.is_empty() {
-                    warn!(endpoint = %r.endpoint_id, bindings = ?new.iter().map(ToString::to_string).collect::<Vec<_>>(), "port bindings recorded; Weft does not realise -p yet (needs router port mapping)");
-                }
-                if let Some(ep) = st.endpoints.get_mut(&r.endpoint_id) {
-                    ep.bindings = new;
-                }
+                self.publish(&r.endpoint_id, new, st).await?;
                 Ok(json!({}))
             }
             RevokeExternalConnectivity => {
                 let r: wire::EndpointRef = wire::decode(body)?;
-                if let Some(ep) = st.endpoints.get_mut(&r.endpoint_id) {
-                    ep.bindings.clear();
-                }
+                self.unpublish(&r.endpoint_id, st).await;
                 Ok(json!({}))
             }
             RequestPool => self.request_pool(wire::decode(body)?).await,
@@ -615,6 +626,7 @@ impl Driver {
         let Some(ep) = st.endpoints.get(&req.endpoint_id).cloned() else {
             return Ok(json!({}));
         };
+        self.unpublish(&req.endpoint_id, st).await;
         let (host, _) = wire::veth_names(&req.endpoint_id);
         self.unplug(&host, &req.endpoint_id).await?;
         if ep.created_port {
@@ -689,6 +701,140 @@ impl Driver {
         }
         crate::plug::link::delete_link(self.plug.host_ns(), host).await?;
         Ok(())
+    }
+
+    // ---- published ports ----
+
+    /// Realises `new` as endpoint `id`'s published ports (replacing its old ones); refused,
+    /// with the old ones kept, when the host cannot realise them.
+    async fn publish(&self, id: &str, new: Vec<Binding>, st: &mut State) -> Result<(), CnmError> {
+        let ep = endpoint(st, id)?.clone();
+        if new.is_empty() && ep.bindings.is_empty() {
+            return Ok(());
+        }
+        let shown = new.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let first = new.first().map(ToString::to_string);
+        let with_binding = |e: CnmError| match (e, &first) {
+            (CnmError::Portmap(p), Some(b)) => CnmError::field("port binding", b, p.to_string()),
+            (e, _) => e,
+        };
+        if !new.is_empty() {
+            let host = self.host.clone();
+            let iface = self.cfg.mgmt_interface.clone();
+            let ip = ep.ip;
+            tokio::task::spawn_blocking(move || {
+                portmap::mgmt_address(host.as_ref(), iface.as_deref())?;
+                portmap::check_reachable(host.as_ref(), iface.as_deref().unwrap_or_default(), ip)
+            })
+            .await
+            .map_err(task_failed)?
+            .map_err(|e| with_binding(e.into()))?;
+        }
+        if let Some(e) = st.endpoints.get_mut(id) {
+            e.bindings = new;
+        }
+        match self.sync_ports(st).await {
+            Ok(s) => {
+                info!(endpoint = %id, ip = %ep.ip, bindings = ?shown, rules = s.rules, hooks_added = s.hooks_added, "published ports realised");
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(e) = st.endpoints.get_mut(id) {
+                    e.bindings = ep.bindings.clone();
+                }
+                if let Err(again) = self.sync_ports(st).await {
+                    warn!(error = %again, "could not restore the published ports' rules");
+                }
+                Err(with_binding(e))
+            }
+        }
+    }
+
+    /// Forgets endpoint `id`'s published ports and removes their rules (a failure is logged
+    /// and left to the periodic resync: Docker's teardown goes on).
+    async fn unpublish(&self, id: &str, st: &mut State) {
+        let Some(ep) = st.endpoints.get_mut(id) else {
+            return;
+        };
+        if ep.bindings.is_empty() {
+            return;
+        }
+        ep.bindings.clear();
+        match self.sync_ports(st).await {
+            Ok(s) => info!(endpoint = %id, rules_left = s.rules, "published ports removed"),
+            Err(e) => {
+                warn!(endpoint = %id, error = %e, "could not remove the published ports' rules yet; retried")
+            }
+        }
+    }
+
+    /// Makes the host's rules those of every endpoint's bindings in `st`.
+    async fn sync_ports(&self, st: &State) -> Result<portmap::Synced, CnmError> {
+        let eps: Vec<(String, Ipv4Addr, Vec<Binding>)> = st
+            .endpoints
+            .iter()
+            .filter(|(_, e)| !e.bindings.is_empty())
+            .map(|(k, e)| (k.clone(), e.ip, e.bindings.clone()))
+            .collect();
+        let host = self.host.clone();
+        let iface = self.cfg.mgmt_interface.clone();
+        tokio::task::spawn_blocking(move || {
+            let rules = if eps.is_empty() {
+                Vec::new()
+            } else {
+                let mgmt = portmap::mgmt_address(host.as_ref(), iface.as_deref())?;
+                let published: Vec<portmap::Published<'_>> = eps
+                    .iter()
+                    .map(|(id, ip, b)| portmap::Published {
+                        endpoint: id,
+                        ip: *ip,
+                        bindings: b,
+                    })
+                    .collect();
+                portmap::plan(&published, mgmt)
+            };
+            portmap::sync(host.as_ref(), &rules)
+        })
+        .await
+        .map_err(task_failed)?
+        .map_err(CnmError::from)
+    }
+
+    /// Re-derives the published ports' rules from the state: at start (an agent restart
+    /// finds its rules in place and replaces them with the same ones), then every
+    /// [`PORTMAP_INTERVAL`].
+    async fn portmap_loop(&self) {
+        let mut last_error = String::new();
+        let mut first = true;
+        loop {
+            let r = {
+                let st = self.state.lock().await;
+                self.sync_ports(&st).await
+            };
+            let pause = match r {
+                Ok(s) => {
+                    if first || !last_error.is_empty() {
+                        info!(
+                            rules = s.rules,
+                            hooks_added = s.hooks_added,
+                            "published ports' rules in place"
+                        );
+                    }
+                    first = false;
+                    last_error.clear();
+                    PORTMAP_INTERVAL
+                }
+                Err(e) => {
+                    let s = e.to_string();
+                    if s != last_error {
+                        warn!(error = %s, "published ports' rules not in place yet; retrying");
+                        last_error = s;
+                    }
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::time::sleep(pause).await;
+        }
     }
 
     // ---- IPAM ----
@@ -956,6 +1102,14 @@ impl Driver {
         }
         Ok(json!({}))
     }
+}
+
+/// A published-port task that did not finish (it panicked or was cancelled).
+fn task_failed(e: tokio::task::JoinError) -> CnmError {
+    CnmError::Portmap(portmap::PortmapError::Command {
+        command: "published-port rules task".into(),
+        reason: e.to_string(),
+    })
 }
 
 fn unreachable_pool() -> Result<Ipv4Network, CnmError> {

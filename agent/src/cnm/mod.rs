@@ -13,14 +13,19 @@
 //! - Join creates the veth here (Docker moves the peer into the sandbox), plugs the host end
 //!   into the integration bridge with `iface-id`, and returns only once the port's flows are
 //!   installed on every live chassis (as CNI ADD does), through [`crate::plug`].
-//! - Port bindings (`-p`) are recorded and checked for conflicts on this host; realising them
-//!   needs router port mapping, which Weft does not have yet.
+//! - Port bindings (`-p`, handed over in ProgramExternalConnectivity) are checked for
+//!   conflicts on this host and realised as NAT rules in the host's network namespace
+//!   ([`portmap`]): DNAT of the host port on the host's own addresses to the container, SNAT
+//!   to the host's management port address (`--mgmt-switch`) so replies come back through
+//!   the host. Without a management port a `-p` is refused.
 //!
-//! Where to start: [`wire`] (pure: framing, messages, validation), then [`driver`]. The
-//! driver's own state (network → switch, endpoint → port) is a JSON file, so an agent restart
-//! keeps serving the networks Docker created. See `docs/docker.md`.
+//! Where to start: [`wire`] (pure: framing, messages, validation), [`portmap`] (pure rule
+//! planning), then [`driver`]. The driver's own state (network → switch, endpoint → port and
+//! its published ports) is a JSON file, so an agent restart keeps serving the networks Docker
+//! created and re-derives the published ports' rules. See `docs/docker.md`.
 
 pub mod driver;
+pub mod portmap;
 pub mod wire;
 
 use std::path::PathBuf;
@@ -55,6 +60,9 @@ pub enum CnmError {
     /// A plumbing step failed (controller, datapath, flows not installed in time).
     #[error(transparent)]
     Plug(#[from] crate::plug::PlugError),
+    /// A published port could not be realised (or needs the management port).
+    #[error(transparent)]
+    Portmap(#[from] portmap::PortmapError),
     /// The driver's state file could not be written.
     #[error("state file {path}: {reason}")]
     State { path: PathBuf, reason: String },
