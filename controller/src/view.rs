@@ -1215,6 +1215,7 @@ mod tests {
         // switch it has no port on (reached through a router).
         let (mut reached_router, mut reached_far, mut reached_acl) = (false, false, false);
         let mut reached_lb = false;
+        let mut reached_router_lb = false;
         let (mut reached_gateway, mut reached_localnet) = (false, false);
         for seed in 0..40u64 {
             let mut rng = StdRng::seed_from_u64(seed);
@@ -1357,12 +1358,18 @@ mod tests {
                             st.apply_delete(&k, &k.binding(&port), rev);
                         }
                         10 => {
-                            let r = LogicalRouter {
+                            let mut r = LogicalRouter {
                                 name: router.clone(),
                                 tunnel_key: rng.random_range(1..5),
                                 enabled: rng.random_bool(0.9),
                                 ..Default::default()
                             };
+                            // Router load balancers (lr-lb-add), some shared with switches.
+                            for lb in ["lb0", "lb1", "lb2"] {
+                                if rng.random_bool(0.3) {
+                                    r.load_balancer.push(lb.into());
+                                }
+                            }
                             let key = format!("{}nb/routers/{router}", k.root());
                             st.apply_put(&k, &key, &r.encode_to_vec(), rev);
                         }
@@ -1471,6 +1478,15 @@ mod tests {
                 reached_lb |= streams
                     .iter()
                     .any(|(vs, _)| !vs.view().load_balancers.is_empty());
+                reached_router_lb |= streams.iter().any(|(vs, _)| {
+                    let v = vs.view();
+                    v.routers.values().any(|r| {
+                        r.load_balancer.iter().any(|l| {
+                            v.load_balancers.contains_key(l)
+                                && !v.switches.values().any(|s| s.load_balancer.contains(l))
+                        })
+                    })
+                });
                 reached_gateway |= streams.iter().any(|(vs, _)| {
                     vs.view()
                         .router_ports
@@ -1501,6 +1517,10 @@ mod tests {
         );
         assert!(reached_acl, "the ACL part was never exercised");
         assert!(reached_lb, "no view ever carried a load balancer");
+        assert!(
+            reached_router_lb,
+            "no view ever carried a load balancer only a router names"
+        );
         assert!(
             reached_gateway,
             "no view ever had an active gateway chassis"
