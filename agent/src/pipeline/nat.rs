@@ -159,7 +159,7 @@ pub fn flows(input: &CompileInput, router: &Router, cookie: u64) -> Vec<Flow> {
         distributed.clone()
     };
     // Router load balancers need the lookups on the gateway chassis, rules or not.
-    if rules.is_empty() && !(central && !router.load_balancers.is_empty()) {
+    if rules.is_empty() && (!central || router.load_balancers.is_empty()) {
         return Vec::new();
     }
     let (rk, g) = (router.key, gw.key);

@@ -197,8 +197,8 @@ fn render_list(router: &str, replies: &[Reply], out: &Out) -> Result<String, Cmd
     let mut t = Table::new(&["EXTERNAL", "LOGICAL", "PROTO"]);
     for m in &maps {
         t.rows.push(vec![
-            Cell::text(&m.external_text()),
-            Cell::text(&m.logical_text()),
+            Cell::text(m.external_text()),
+            Cell::text(m.logical_text()),
             Cell::text(m.protocol),
         ]);
     }
@@ -287,6 +287,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn list_shows_only_the_routers_mappings() {
         let pm = PortMap::parse("lr1", "172.16.0.10:8080", "10.31.0.5:80", "tcp").unwrap();
         let other = PortMap::parse("lr2", "172.16.0.10:8080", "10.31.0.6:80", "tcp").unwrap();

@@ -468,7 +468,7 @@ async fn port_maps_are_checked_by_the_controller() {
     let good = pm_lb("lr1", "172.16.0.10:8080", "10.31.0.5:80", "tcp");
     let name = good.name.clone();
     run(&i, &port_map_ops(good.clone(), "lr1")).await;
-    assert_eq!(router_lbs(&i, "lr1").await, [name.clone()]);
+    assert_eq!(router_lbs(&i, "lr1").await, std::slice::from_ref(&name));
     // The same external IP and port over udp is another mapping.
     run(
         &i,
