@@ -1886,4 +1886,28 @@ fn a_router_lb_backend_change_recompiles_that_lb_only() {
         sorted_state(&d),
         sorted_state(&compile_all(&gateway_input(&fx, &localnets)))
     );
+    // Failover: the gateway moves to hv2; the remaining LB's flows leave hv1.
+    assert!(!owner_rendered(&d, &router_lb_owner("lr1", "web")).is_empty());
+    let mut ext_port = rpv("lr1-ext", "lr1", "0a:00:00:00:10:01", "172.16.0.1/24", 3);
+    ext_port.gateway_chassis = vec![weft_proto::v1::GatewayChassis {
+        chassis_name: "hv2".into(),
+        priority: 10,
+    }];
+    ext_port.active_gateway = "hv2".into();
+    let change = fx.apply(ViewDelta {
+        revision: 5,
+        router_ports: vec![ext_port],
+        ..Default::default()
+    });
+    let rc = recompile(&mut d, &gateway_input(&fx, &localnets), &change);
+    assert!(
+        rc.owners.contains(&router_lb_owner("lr1", "web")),
+        "{:?}",
+        rc.owners
+    );
+    assert!(owner_rendered(&d, &router_lb_owner("lr1", "web")).is_empty());
+    assert_eq!(
+        sorted_state(&d),
+        sorted_state(&compile_all(&gateway_input(&fx, &localnets)))
+    );
 }
