@@ -14,13 +14,16 @@
 //!   `lr-port-map-del` the port is closed again; no agent ever repairs drift (the router
 //!   LB flows and groups read back from OVS equal what was compiled);
 //! - a router LB on the gateway port's own address, 172.16.0.1:80 over b2 and b3 port 8080
-//!   (`lb-add` + `lr-lb-add`): connections from the outside split over both.
+//!   (`lb-add` + `lr-lb-add`): connections from the outside split over both; an
+//!   established connection keeps its backend when that backend leaves the VIP, while new
+//!   ones go to the other.
 //!
 //! python3 is a prerequisite, as for e2e_lb.
 
 mod common;
 use common::*;
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
 use weft_testbed::pod::Pod;
 use weft_testbed::testbed::{Testbed, TestbedConfig};
 
@@ -46,6 +49,20 @@ def serve(port):
 for p in sys.argv[3:]:
     threading.Thread(target=serve, args=(int(p),), daemon=True).start()
 serve(int(sys.argv[2]))
+"#;
+
+/// A long-lived client: connects to IP PORT, then for every line on stdin sends one and
+/// prints the answer (or "ERR ...").
+const LONG_CLIENT: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+f = s.makefile("rb")
+for line in sys.stdin:
+    try:
+        s.sendall(b"x\n"); r = f.readline().decode().strip()
+        print(r if r else "ERR eof", flush=True)
+    except Exception as e:
+        print("ERR", e, flush=True)
 "#;
 
 /// `IP PORT N TIMEOUT`: N short TCP connections; prints `NAME COUNT` lines (`failed COUNT`).
@@ -338,6 +355,54 @@ fn port_mapping_and_router_lb_from_the_outside() {
         "both backends reached: {c:?}"
     );
     assert_eq!(c.values().sum::<u32>(), n);
+    // An established connection keeps its backend when the VIP's backends change.
+    let ns = tb.outside_netns().expect("external testbed");
+    let mut long = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            "python3",
+            "-c",
+            LONG_CLIENT,
+            GW_IP,
+            "80",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("long client starts");
+    let mut stdin = long.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(long.stdout.take().expect("stdout")).lines();
+    let mut ask = || {
+        writeln!(stdin, "x").expect("write");
+        stdin.flush().expect("flush");
+        lines.next().expect("a line").expect("read")
+    };
+    let first = ask();
+    assert!(first == "b2" || first == "b3", "first answer {first:?}");
+    let other = if first == "b2" { &b3 } else { &b2 };
+    let only_other = format!("{}:8080", other.ip);
+    ctl(
+        &mut tb,
+        &["lb-add", "--may-exist", "rweb", &vip, &only_other],
+    );
+    sync(&mut tb);
+    let again = ask();
+    println!("established connection to {vip}: {first}, after its backend left the VIP: {again}");
+    assert_eq!(again, first, "the established connection kept its backend");
+    let c = outside_connect(&tb, GW_IP, 80, 10, "3");
+    assert_eq!(
+        c.get(other.lport.as_str()).copied(),
+        Some(10),
+        "new connections: {c:?}"
+    );
+    drop(ask);
+    let _ = long.kill();
+    let _ = long.wait();
+    ctl(&mut tb, &["lb-add", "--may-exist", "rweb", &vip, &backends]);
+    sync(&mut tb);
+
     // The router still answers ping on that address.
     assert!(
         tb.outside_exec(&["ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", GW_IP])
