@@ -6,9 +6,10 @@
 //! | space  | range         | external_ids key             | owner                     |
 //! |--------|---------------|------------------------------|---------------------------|
 //! | zone   | 1..=65535     | `ct-zone-<port>`             | one per local port        |
-//! |        |               | `ct-zone-lr-nat/<router>`    | one per router with NAT   |
+//! |        |               | `ct-zone-lr-nat/<router>`    | one per router with NAT or LBs |
 //! | group  | 1..=0xfffffeff| `weft-group-<kind>-<switch>` | 4 per switch ([`GroupKind`]) |
 //! |        |               | `weft-group-ecmp-<router>-<policy>-<prefix>` | one per ECMP route |
+//! |        |               | `weft-group-lr-lb-<router>/<lb>/<vip>` | one per router LB VIP |
 //! | meter  | 1..=65535     | `weft-meter-<name>`          | one per pinctrl handler   |
 //!
 //! The allocator never hands out an id that is live (assigned to another owner), takes the
@@ -204,6 +205,12 @@ pub fn lb_group_owner(switch: &str, lb: &str, vip: &str) -> String {
     format!("lb-{switch}/{lb}/{vip}")
 }
 
+/// Owner name of the select group of one VIP of load balancer `lb` on router `router`
+/// ([`crate::pipeline::router_lb`]; `lr-lb-` never begins a switch LB's `lb-` owner).
+pub fn router_lb_group_owner(router: &str, lb: &str, vip: &str) -> String {
+    format!("lr-lb-{router}/{lb}/{vip}")
+}
+
 /// Owner name of a switch's hairpin SNAT zone ([`crate::pipeline::lb`]); `/` is in no port
 /// name, so it never collides with a port's zone.
 pub fn hairpin_zone_owner(switch: &str) -> String {
@@ -223,6 +230,18 @@ fn lb_group_owners(view: &ChassisView) -> Vec<String> {
                 .filter(|v| !lb.live_backends(v).is_empty())
             {
                 out.push(lb_group_owner(&sw.name, &lb.name, &v.vip.to_string()));
+            }
+        }
+    }
+    for r in view.routers() {
+        for lb in view.router_load_balancers(r) {
+            for v in lb
+                .rules
+                .vips
+                .iter()
+                .filter(|v| !lb.live_backends(v).is_empty())
+            {
+                out.push(router_lb_group_owner(&r.name, &lb.name, &v.vip.to_string()));
             }
         }
     }
@@ -317,6 +336,11 @@ impl Ids {
             .map(|z| z as u16)
     }
 
+    /// The select group of `vip` of load balancer `lb` on `router`.
+    pub fn router_lb_group(&self, router: &str, lb: &str, vip: &str) -> Option<u32> {
+        self.groups.get(&router_lb_group_owner(router, lb, vip))
+    }
+
     /// The select group of `vip` of load balancer `lb` on `switch`.
     pub fn lb_group(&self, switch: &str, lb: &str, vip: &str) -> Option<u32> {
         self.groups.get(&lb_group_owner(switch, lb, vip))
@@ -342,10 +366,11 @@ impl Ids {
             .filter(|p| vifs.contains_key(&p.name))
             .map(|p| p.name.clone())
             .collect();
-        // One NAT zone per router with NAT rules ([`crate::pipeline::nat`]).
+        // One NAT zone per router with NAT rules or load balancers ([`crate::pipeline::nat`],
+        // [`crate::pipeline::router_lb`]).
         local.extend(
             view.routers()
-                .filter(|r| !r.nat.is_empty())
+                .filter(|r| crate::pipeline::nat::needs_zone(r))
                 .map(|r| crate::pipeline::nat::zone_owner(&r.name)),
         );
         // One hairpin SNAT zone per switch that applies a load balancer of the view.

@@ -249,6 +249,9 @@ pub struct Router {
     pub routes: Vec<StaticRoute>,
     /// NAT rules, as stored (parsed by the shared model).
     pub nat: Vec<weft_proto::model::nat::NatRule>,
+    /// Names of the load balancers applied on the router (`lr-lb-add`; see
+    /// [`ChassisView::router_load_balancers`]).
+    pub load_balancers: Vec<String>,
 }
 
 /// A logical router port.
@@ -461,6 +464,16 @@ impl ChassisView {
         sw: &'a Switch,
     ) -> impl Iterator<Item = &'a LoadBalancer> + 'a {
         sw.load_balancers
+            .iter()
+            .filter_map(|n| self.load_balancers.get(n))
+    }
+
+    /// The load balancers of router `r` that are in the view, in name order.
+    pub fn router_load_balancers<'a>(
+        &'a self,
+        r: &'a Router,
+    ) -> impl Iterator<Item = &'a LoadBalancer> + 'a {
+        r.load_balancers
             .iter()
             .filter_map(|n| self.load_balancers.get(n))
     }
@@ -1245,6 +1258,7 @@ fn parse_router(r: &RouterView) -> Result<Router, ViewError> {
         enabled: r.enabled,
         routes,
         nat,
+        load_balancers: r.load_balancer.clone(),
     })
 }
 

@@ -41,7 +41,7 @@ pub struct View {
     pub port_groups: BTreeMap<String, PortGroupView>,
     /// Address sets the ACLs name.
     pub address_sets: BTreeMap<String, AddressSetView>,
-    /// Load balancers named by the view's switches (`load_balancer`), by name.
+    /// Load balancers named by the view's switches and routers (`load_balancer`), by name.
     pub load_balancers: BTreeMap<String, LoadBalancerView>,
 }
 
@@ -130,7 +130,13 @@ fn router_view(r: &LogicalRouter) -> RouterView {
         enabled: r.enabled,
         static_routes: r.static_routes.clone(),
         nat: r.nat.clone(),
+        load_balancer: r.load_balancer.clone(),
     }
+}
+
+/// The key of router `r` among an LB's users (beside switch names; `/` is in no name).
+fn router_user(r: &str) -> String {
+    format!("/router/{r}")
 }
 
 /// The active gateway chassis of `p`: the alive one of the highest priority ("" = none).
@@ -268,6 +274,11 @@ pub fn compute(state: &ClusterState, chassis: &str) -> View {
     for r in &dp_routers {
         if let Some(lr) = state.routers.get(r) {
             view.routers.insert(r.clone(), router_view(lr));
+            for lb in &lr.load_balancer {
+                if let Some(v) = load_balancer_view(state, lb) {
+                    view.load_balancers.insert(lb.clone(), v);
+                }
+            }
         }
         for rp in state.router_ports_by_router.get(r).into_iter().flatten() {
             if let Some(lrp) = state.router_ports.get(rp) {
@@ -338,8 +349,8 @@ pub struct ViewState {
     dp_switches: BTreeSet<String>,
     /// Routers in the view.
     dp_routers: BTreeSet<String>,
-    /// The view's switches that name each load balancer (an LB is in the view while some
-    /// switch of the view names it).
+    /// The view's switches (and routers, [`router_user`]) that name each load balancer (an
+    /// LB is in the view while some switch or router of the view names it).
     lb_users: HashMap<String, BTreeSet<String>>,
 }
 
@@ -445,6 +456,32 @@ impl ViewState {
         out: &mut BTreeMap<String, Option<LoadBalancerView>>,
     ) {
         let mut candidates: BTreeSet<String> = changed.clone();
+        for (r, old) in &t.routers {
+            let user = router_user(r);
+            for lb in old.iter().flat_map(|o| o.load_balancer.iter()) {
+                if let Some(users) = self.lb_users.get_mut(lb) {
+                    users.remove(&user);
+                    if users.is_empty() {
+                        self.lb_users.remove(lb);
+                    }
+                }
+                candidates.insert(lb.clone());
+            }
+            for lb in self
+                .view
+                .routers
+                .get(r)
+                .map(|v| v.load_balancer.iter())
+                .into_iter()
+                .flatten()
+            {
+                self.lb_users
+                    .entry(lb.clone())
+                    .or_default()
+                    .insert(user.clone());
+                candidates.insert(lb.clone());
+            }
+        }
         for (s, old) in &t.switches {
             for lb in old.iter().flat_map(|o| o.load_balancer.iter()) {
                 if let Some(users) = self.lb_users.get_mut(lb) {
@@ -1178,6 +1215,7 @@ mod tests {
         // switch it has no port on (reached through a router).
         let (mut reached_router, mut reached_far, mut reached_acl) = (false, false, false);
         let mut reached_lb = false;
+        let mut reached_router_lb = false;
         let (mut reached_gateway, mut reached_localnet) = (false, false);
         for seed in 0..40u64 {
             let mut rng = StdRng::seed_from_u64(seed);
@@ -1320,12 +1358,18 @@ mod tests {
                             st.apply_delete(&k, &k.binding(&port), rev);
                         }
                         10 => {
-                            let r = LogicalRouter {
+                            let mut r = LogicalRouter {
                                 name: router.clone(),
                                 tunnel_key: rng.random_range(1..5),
                                 enabled: rng.random_bool(0.9),
                                 ..Default::default()
                             };
+                            // Router load balancers (lr-lb-add), some shared with switches.
+                            for lb in ["lb0", "lb1", "lb2"] {
+                                if rng.random_bool(0.3) {
+                                    r.load_balancer.push(lb.into());
+                                }
+                            }
                             let key = format!("{}nb/routers/{router}", k.root());
                             st.apply_put(&k, &key, &r.encode_to_vec(), rev);
                         }
@@ -1434,6 +1478,15 @@ mod tests {
                 reached_lb |= streams
                     .iter()
                     .any(|(vs, _)| !vs.view().load_balancers.is_empty());
+                reached_router_lb |= streams.iter().any(|(vs, _)| {
+                    let v = vs.view();
+                    v.routers.values().any(|r| {
+                        r.load_balancer.iter().any(|l| {
+                            v.load_balancers.contains_key(l)
+                                && !v.switches.values().any(|s| s.load_balancer.contains(l))
+                        })
+                    })
+                });
                 reached_gateway |= streams.iter().any(|(vs, _)| {
                     vs.view()
                         .router_ports
@@ -1464,6 +1517,10 @@ mod tests {
         );
         assert!(reached_acl, "the ACL part was never exercised");
         assert!(reached_lb, "no view ever carried a load balancer");
+        assert!(
+            reached_router_lb,
+            "no view ever carried a load balancer only a router names"
+        );
         assert!(
             reached_gateway,
             "no view ever had an active gateway chassis"

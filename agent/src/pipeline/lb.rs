@@ -67,8 +67,8 @@ pub const REG_AFFINITY: u8 = 2;
 
 const ETH_IP: u16 = 0x0800;
 const ETH_IPV6: u16 = 0x86dd;
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
+pub(super) const PROTO_TCP: u8 = 6;
+pub(super) const PROTO_UDP: u8 = 17;
 const PROTO_SCTP: u8 = 132;
 
 /// The zone register as a ct zone: `NXM_NX_REG13[0..15]`.
@@ -76,7 +76,8 @@ fn zone_reg() -> CtZone {
     CtZone::Field(SubField::bits(nxm_nx_reg(reg::ZONE), 0, 15))
 }
 
-fn ip_proto(protocol: &str) -> u8 {
+/// The IP protocol number of an LB protocol (tcp by default).
+pub(super) fn ip_proto(protocol: &str) -> u8 {
     match protocol {
         "udp" => PROTO_UDP,
         "sctp" => PROTO_SCTP,
@@ -129,7 +130,7 @@ fn ct_state(value: u8, mask: u8) -> MatchField {
 }
 
 /// The fields the select group hashes (the connection's 5-tuple, as OVS names them).
-fn hash_fields(vip: &Endpoint, protocol: &str) -> Vec<String> {
+pub(super) fn hash_fields(vip: &Endpoint, protocol: &str) -> Vec<String> {
     let (src, dst) = match vip.ip {
         IpAddr::V4(_) => ("ip_src", "ip_dst"),
         IpAddr::V6(_) => ("ipv6_src", "ipv6_dst"),

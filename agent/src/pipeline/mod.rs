@@ -56,7 +56,10 @@
 //!  42 lr-ct        NAT (gateway / FIP chassis): from the    |
 //!                  gateway port -> ct(zone=router,nat,->43) |
 //!  43 lr-dnat      +new to a dnat external IP ->            |
-//!                  ct(commit,nat(dst=logical),->44) (nat)   |
+//!                  ct(commit,nat(dst=logical),->44) (nat);  |
+//!                  +new to a router LB VIP from the gateway |
+//!                  port -> group (hash select): ct(commit,  |
+//!                  zone=router,nat(dst=EP),->44) (router_lb)|
 //!  44 lr-route     connected nets, longest prefix first:    |
 //!                  dec_ttl, reg0=ip4.dst, reg1=LRP IP,      |
 //!                  eth_src=LRP MAC, reg15=LRP; static       |
@@ -119,7 +122,7 @@
 //!
 //! Cookies name the owner of a flow (see [`Owner::cookie`]): the high byte is the kind
 //! (`0x01` switch, `0x02` port, `0x04` router, `0x05` router port, `0x06` ACL, `0x0c` a load
-//! balancer on a switch, `0xfe` learned by the datapath, `0xff` static; `0x03`
+//! balancer on a switch, `0x0d` a load balancer on a router, `0xfe` learned by the datapath, `0xff` static; `0x03`
 //! was the tunnel kind), the low 56 bits
 //! the FNV-1a 64-bit hash of the owner's name, truncated to 56 bits.
 //!
@@ -127,7 +130,8 @@
 //!
 //! Each feature is a file returning flows (and groups, meters): [`classify`],
 //! [`port_security`], [`arp`], [`lb`] (switch load balancers), [`l3`] (routing), [`static_routes`],
-//! [`gateway`] (distributed gateway ports), [`nat`], [`mtu`] (router port MTU), [`l2`],
+//! [`gateway`] (distributed gateway ports), [`nat`], [`router_lb`] (router load balancers
+//! and port mapping), [`mtu`] (router port MTU), [`l2`],
 //! [`crate::physical`] (dispatch, output, tunnels, localnet ports),
 //! [`punt`] (controller actions and their meters), [`framework`] (the defaults).
 pub mod acl;
@@ -143,6 +147,7 @@ pub mod mtu;
 pub mod nat;
 pub mod port_security;
 pub mod punt;
+pub mod router_lb;
 mod state;
 pub mod static_routes;
 
@@ -238,6 +243,14 @@ pub enum Owner {
     /// One load balancer on one switch, `SWITCH/LB` ([`lb::lb_flows`]): its VIPs' flows
     /// and select groups, so a backend change recompiles one LB, not the switch's others.
     LoadBalancer(String),
+    /// One load balancer on one router, `ROUTER/LB` ([`router_lb::flows`]): its VIPs'
+    /// DNAT flows and select groups on the router's gateway chassis.
+    RouterLoadBalancer(String),
+}
+
+/// The [`Owner::RouterLoadBalancer`] name of `lb` on router `r`.
+pub fn router_lb_owner(r: &str, lb: &str) -> Owner {
+    Owner::RouterLoadBalancer(format!("{r}/{lb}"))
 }
 
 /// The [`Owner::LoadBalancer`] name of `lb` on switch `sw` (`/` is in no switch name).
@@ -253,6 +266,7 @@ pub mod cookie_kind {
     pub const ROUTER_PORT: u8 = 0x05;
     pub const ACL: u8 = weft_proto::model::acl::COOKIE_KIND;
     pub const LOAD_BALANCER: u8 = 0x0c;
+    pub const ROUTER_LOAD_BALANCER: u8 = 0x0d;
     pub const STATIC: u8 = 0xff;
     /// Flows the datapath learns (`learn` actions: LB session affinity in lb-affinity). The
     /// agent never installs, modifies or deletes them: the full diff skips installed flows
@@ -271,6 +285,7 @@ impl Owner {
             Owner::RouterPort(n) => (cookie_kind::ROUTER_PORT, n.as_str()),
             Owner::Acl(n) => (cookie_kind::ACL, n.as_str()),
             Owner::LoadBalancer(n) => (cookie_kind::LOAD_BALANCER, n.as_str()),
+            Owner::RouterLoadBalancer(n) => (cookie_kind::ROUTER_LOAD_BALANCER, n.as_str()),
         };
         (u64::from(kind) << 56) | (fnv1a64(name.as_bytes()) & 0x00ff_ffff_ffff_ffff)
     }
@@ -473,6 +488,26 @@ pub fn compile_owner(input: &CompileInput, owner: &Owner) -> Compiled {
                 None => Compiled::default(),
             }
         }
+        Owner::RouterLoadBalancer(key) => {
+            let found = key.split_once('/').and_then(|(r, lb)| {
+                let r = input.view.router(r)?;
+                if !r.load_balancers.iter().any(|l| l == lb) {
+                    return None;
+                }
+                Some((r, input.view.load_balancer(lb)?))
+            });
+            match found {
+                Some((r, lb)) => {
+                    let (flows, groups) = router_lb::flows(input, r, lb, cookie);
+                    Compiled {
+                        flows,
+                        groups,
+                        meters: Vec::new(),
+                    }
+                }
+                None => Compiled::default(),
+            }
+        }
         Owner::Acl(key) => Compiled {
             flows: acl::acl_flows(input, key).unwrap_or_else(|e| {
                 tracing::warn!(acl = %key, error = %e, "ACL not installed");
@@ -545,6 +580,9 @@ fn all_owners(input: &CompileInput) -> BTreeSet<Owner> {
     owners.extend(input.view.acl().acls().map(|a| Owner::Acl(a.key.clone())));
     for sw in input.view.switches() {
         owners.extend(sw.load_balancers.iter().map(|l| lb_owner(&sw.name, l)));
+    }
+    for r in input.view.routers() {
+        owners.extend(r.load_balancers.iter().map(|l| router_lb_owner(&r.name, l)));
     }
     owners
 }
@@ -724,7 +762,41 @@ pub fn affected_owners(
             owners.insert(Owner::Switch(s.to_string()));
         }
     }
+    router_lb_owners(state, input, change, &mut owners);
     owners
+}
+
+/// Router load balancers: the (router, LB) owners of a changed LB, and those of every router
+/// touched so far (its LB list, gateway port, zone or keys may have changed), now and as
+/// compiled.
+fn router_lb_owners(
+    state: &DesiredState,
+    input: &CompileInput,
+    change: &ViewChange,
+    owners: &mut BTreeSet<Owner>,
+) {
+    let routers: BTreeSet<String> = owners
+        .iter()
+        .filter_map(|o| match o {
+            Owner::Router(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    let wanted = |r: &str, l: &str| routers.contains(r) || change.load_balancers.contains(l);
+    for r in input.view.routers() {
+        for l in &r.load_balancers {
+            if wanted(&r.name, l) {
+                owners.insert(router_lb_owner(&r.name, l));
+            }
+        }
+    }
+    for o in state.owners() {
+        if let Owner::RouterLoadBalancer(k) = o {
+            if k.split_once('/').is_some_and(|(r, l)| wanted(r, l)) {
+                owners.insert(o.clone());
+            }
+        }
+    }
 }
 
 /// ACLs: a changed ACL; the ACLs naming a changed address set or port group, or a changed

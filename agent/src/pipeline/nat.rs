@@ -2,6 +2,10 @@
 //! rules (`lr-nat-add`), with conntrack in one zone per router per chassis
 //! ([`zone_owner`], allocated by [`crate::ids`] and kept across agent restarts).
 //!
+//! A router with load balancers and no NAT rule gets the same lookups (lr-ct, lr-snat,
+//! lr-snat-commit's default) on its gateway chassis: [`super::router_lb`] DNATs VIPs in the
+//! same zone between them.
+//!
 //! Where rules run: every rule on the active gateway chassis of the router's gateway port
 //! ([`super::gateway`], *centralized*); a distributed rule (dnat_and_snat with a logical
 //! port and external MAC) also on the chassis where its logical port is local. The flows,
@@ -43,6 +47,12 @@ use weft_proto::model::nat::{NatRule, NatType};
 use super::{arp, gateway, l2, l3, punt, reg, CompileInput, Location, Stage};
 use crate::pinctrl::neigh;
 use crate::view::Router;
+
+/// Whether `router` needs its NAT zone: it has NAT rules or load balancers
+/// ([`super::router_lb`] DNATs in the same zone, with these stages' lookups).
+pub fn needs_zone(router: &Router) -> bool {
+    !router.nat.is_empty() || !router.load_balancers.is_empty()
+}
 
 /// Zone owner name of router `router`'s NAT conntrack zone (`/` is in no port name).
 pub fn zone_owner(router: &str) -> String {
@@ -119,7 +129,7 @@ fn flow(stage: Stage, priority: u16, cookie: u64, matches: Match, actions: Vec<A
 
 /// The NAT flows of `router` on this chassis (see the module docs).
 pub fn flows(input: &CompileInput, router: &Router, cookie: u64) -> Vec<Flow> {
-    if !router.enabled || router.nat.is_empty() {
+    if !router.enabled || !needs_zone(router) {
         return Vec::new();
     }
     let Some(gw) = gateway::gateway_port(input.view, router) else {
@@ -148,7 +158,8 @@ pub fn flows(input: &CompileInput, router: &Router, cookie: u64) -> Vec<Flow> {
     } else {
         distributed.clone()
     };
-    if rules.is_empty() {
+    // Router load balancers need the lookups on the gateway chassis, rules or not.
+    if rules.is_empty() && (!central || router.load_balancers.is_empty()) {
         return Vec::new();
     }
     let (rk, g) = (router.key, gw.key);

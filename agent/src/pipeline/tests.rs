@@ -1729,3 +1729,185 @@ fn lb_health_checks_punt_answers_and_offline_backends_leave_the_group() {
         "{dnat:#?}"
     );
 }
+
+/// [`gatewayed`] (gateway active on `active`) with router LBs: a port mapping
+/// 172.16.0.10:8080 → 10.31.0.10:80 and `web` on the gateway port's own address,
+/// 172.16.0.1:80 → two backends.
+fn router_lb_fx(active: &str) -> Fx {
+    let mut fx = gatewayed(active, &[]);
+    let mut r = rv("lr1", 0x200);
+    r.load_balancer = vec!["pm".into(), "web".into()];
+    fx.apply(ViewDelta {
+        revision: 2,
+        routers: vec![r],
+        load_balancers: vec![
+            lb_view("pm", &[("172.16.0.10:8080", "10.31.0.10:80")], "tcp", &[]),
+            lb_view(
+                "web",
+                &[("172.16.0.1:80", "10.31.0.10:8080,10.31.0.11:8080")],
+                "tcp",
+                &[],
+            ),
+        ],
+        ..Default::default()
+    });
+    fx
+}
+
+#[test]
+fn router_lb_vips_are_dnated_in_the_router_zone_on_the_gateway_only() {
+    let localnets: BTreeMap<String, u32> = [("physnet".to_string(), 7)].into();
+    let fx = router_lb_fx("hv1");
+    let zone = fx
+        .ids
+        .zone(&nat::zone_owner("lr1"))
+        .expect("an LB router gets its zone");
+    let d = compile_all(&gateway_input(&fx, &localnets));
+    let o = router_lb_owner("lr1", "pm");
+    let c = o.cookie();
+    assert_eq!(c >> 56, u64::from(cookie_kind::ROUTER_LOAD_BALANCER));
+    let g = fx
+        .ids
+        .router_lb_group("lr1", "pm", "172.16.0.10:8080")
+        .expect("a group per VIP");
+    let flows = owner_rendered(&d, &o);
+    assert_eq!(
+        flows,
+        vec![
+            // ARP for the external IP (not a router address): the gateway port's MAC.
+            format!("cookie={c:#x}, table=20, priority=50,arp,metadata=0x103,arp_tpa=172.16.0.10,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:0a:00:00:00:10:01->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:0a:00:00:00:10:01->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:172.16.0.10->arp_spa,IN_PORT"),
+            format!("cookie={c:#x}, table=43, priority=120,ct_state=+new+trk,tcp,reg14=0x3,metadata=0x200,nw_dst=172.16.0.10,tp_dst=8080 actions=group:{g}"),
+        ],
+        "{flows:#?}"
+    );
+    let groups: Vec<String> = d.groups().filter(|x| x.id == g).map(render_group).collect();
+    assert_eq!(
+        groups,
+        vec![format!("group_id={g},type=select,selection_method=hash,fields(ip_src,ip_dst,tcp_src,tcp_dst),bucket=bucket_id:0,actions=ct(commit,table=44,zone={zone},nat(dst=10.31.0.10:80))")]
+    );
+    // A VIP on the router's own address is let through lr-input (above its drop, 80);
+    // two backends, two buckets.
+    let web = owner_rendered(&d, &router_lb_owner("lr1", "web"));
+    let gw = fx
+        .ids
+        .router_lb_group("lr1", "web", "172.16.0.1:80")
+        .expect("group");
+    assert!(web.contains(&format!("cookie={:#x}, table=41, priority=85,tcp,reg14=0x3,metadata=0x200,nw_dst=172.16.0.1,tp_dst=80 actions=goto_table:42", router_lb_owner("lr1", "web").cookie())), "{web:#?}");
+    assert!(
+        !web.iter().any(|f| f.contains("table=20")),
+        "the port answers ARP itself: {web:#?}"
+    );
+    let gw_group: Vec<String> = d
+        .groups()
+        .filter(|x| x.id == gw)
+        .map(render_group)
+        .collect();
+    assert_eq!(gw_group.len(), 1);
+    assert!(
+        gw_group[0].contains("nat(dst=10.31.0.10:8080)")
+            && gw_group[0].contains("nat(dst=10.31.0.11:8080)"),
+        "{gw_group:#?}"
+    );
+    // The router (no NAT rules) has the zone's lookups: in from the gateway port, out to
+    // it (un-DNAT of replies), and lr-snat-commit's pass-through.
+    let r = owner_rendered(&d, &Owner::Router("lr1".into()));
+    let z = format!("zone={zone}");
+    assert!(
+        r.iter().any(|f| f.contains("table=42")
+            && f.contains("reg14=0x3")
+            && f.contains("ct(table=43")
+            && f.contains(&z)),
+        "{r:#?}"
+    );
+    assert!(
+        r.iter().any(|f| f.contains("table=47")
+            && f.contains("reg15=0x3")
+            && f.contains("ct(table=80")
+            && f.contains(&z)),
+        "{r:#?}"
+    );
+    assert!(
+        r.iter()
+            .any(|f| f.contains("table=80") && f.contains("resubmit(,48)")),
+        "{r:#?}"
+    );
+
+    // Off the gateway chassis: no VIP flows, no lookups (replies are redirected to the
+    // gateway, which un-DNATs them).
+    let fx = router_lb_fx("hv2");
+    let d = compile_all(&gateway_input(&fx, &localnets));
+    assert!(owner_rendered(&d, &router_lb_owner("lr1", "pm")).is_empty());
+    assert!(owner_rendered(&d, &Owner::Router("lr1".into()))
+        .iter()
+        .all(|f| !f.contains("ct(")));
+}
+
+#[test]
+fn a_router_lb_backend_change_recompiles_that_lb_only() {
+    let localnets: BTreeMap<String, u32> = [("physnet".to_string(), 7)].into();
+    let mut fx = router_lb_fx("hv1");
+    let mut d = compile_all(&gateway_input(&fx, &localnets));
+    let change = fx.apply(ViewDelta {
+        revision: 3,
+        load_balancers: vec![lb_view(
+            "pm",
+            &[("172.16.0.10:8080", "10.31.0.12:80")],
+            "tcp",
+            &[],
+        )],
+        ..Default::default()
+    });
+    let rc = recompile(&mut d, &gateway_input(&fx, &localnets), &change);
+    assert_eq!(
+        rc.owners,
+        BTreeSet::from([router_lb_owner("lr1", "pm")]),
+        "{:?}",
+        rc.owners
+    );
+    assert_eq!(
+        sorted_state(&d),
+        sorted_state(&compile_all(&gateway_input(&fx, &localnets)))
+    );
+    assert!(d
+        .groups()
+        .any(|g| render_group(g).contains("nat(dst=10.31.0.12:80)")));
+    // Detaching the LB from the router removes its flows and group.
+    let mut r = rv("lr1", 0x200);
+    r.load_balancer = vec!["web".into()];
+    let change = fx.apply(ViewDelta {
+        revision: 4,
+        routers: vec![r],
+        deleted_load_balancers: vec!["pm".into()],
+        ..Default::default()
+    });
+    recompile(&mut d, &gateway_input(&fx, &localnets), &change);
+    assert!(owner_rendered(&d, &router_lb_owner("lr1", "pm")).is_empty());
+    assert_eq!(
+        sorted_state(&d),
+        sorted_state(&compile_all(&gateway_input(&fx, &localnets)))
+    );
+    // Failover: the gateway moves to hv2; the remaining LB's flows leave hv1.
+    assert!(!owner_rendered(&d, &router_lb_owner("lr1", "web")).is_empty());
+    let mut ext_port = rpv("lr1-ext", "lr1", "0a:00:00:00:10:01", "172.16.0.1/24", 3);
+    ext_port.gateway_chassis = vec![weft_proto::v1::GatewayChassis {
+        chassis_name: "hv2".into(),
+        priority: 10,
+    }];
+    ext_port.active_gateway = "hv2".into();
+    let change = fx.apply(ViewDelta {
+        revision: 5,
+        router_ports: vec![ext_port],
+        ..Default::default()
+    });
+    let rc = recompile(&mut d, &gateway_input(&fx, &localnets), &change);
+    assert!(
+        rc.owners.contains(&router_lb_owner("lr1", "web")),
+        "{:?}",
+        rc.owners
+    );
+    assert!(owner_rendered(&d, &router_lb_owner("lr1", "web")).is_empty());
+    assert_eq!(
+        sorted_state(&d),
+        sorted_state(&compile_all(&gateway_input(&fx, &localnets)))
+    );
+}

@@ -1,6 +1,7 @@
 //! Load balancers (OVN's `Load_Balancer`): `lb-add`, `lb-del`, `lb-list`, and attaching them
 //! to switches with `ls-lb-add`, `ls-lb-del`, `ls-lb-list` (the switch's `load_balancer`
-//! column). VIPs and backends are checked and spelled canonically with the shared model
+//! column), and to routers with `lr-lb-add`, `lr-lb-del`, `lr-lb-list` (the router's
+//! `load_balancer` column; the VIPs are DNATed on the router's gateway chassis). VIPs and backends are checked and spelled canonically with the shared model
 //! (`weft_proto::model::load_balancer`) before they are sent; the controller checks again.
 //! Options: `set Load_Balancer LB options:affinity_timeout=S options:reject=true`.
 //! Health checks: `lb-hc-add LB VIP [--interval=S] [--timeout=S] [--success=N]
@@ -24,6 +25,7 @@ use crate::format::{json_text, render_table, Cell, Out, Table};
 
 pub const KIND: &str = "Load_Balancer";
 const SWITCH: &str = "Logical_Switch";
+const ROUTER: &str = "Logical_Router";
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum LoadBalancerCmd {
@@ -115,6 +117,53 @@ pub enum LoadBalancerCmd {
         /// Switch name.
         switch: String,
     },
+    /// Apply load balancer LB to router ROUTER (its VIPs are DNATed on the router's active
+    /// gateway chassis, for traffic entering by the gateway port).
+    LrLbAdd {
+        /// Router name.
+        router: String,
+        /// Load balancer name.
+        lb: String,
+        /// LB already on the router is not an error (it never is; accepted for ovn-nbctl).
+        #[arg(long)]
+        may_exist: bool,
+    },
+    /// Remove load balancer LB (or every LB) from router ROUTER.
+    LrLbDel {
+        /// Router name.
+        router: String,
+        /// Load balancer name.
+        lb: Option<String>,
+        /// LB not on the router is not an error (it never is; accepted for ovn-nbctl).
+        #[arg(long)]
+        if_exists: bool,
+    },
+    /// List the load balancers of router ROUTER.
+    LrLbList {
+        /// Router name.
+        router: String,
+    },
+}
+
+/// The op that adds `lb` to (or with `None` under `remove`, clears) the `load_balancer`
+/// column of `kind` `entity`.
+fn attach_op(kind: &str, entity: &str, lb: Option<&String>, remove: bool) -> pb::Op {
+    let op = match (lb, remove) {
+        (Some(lb), false) => column_op(
+            pb::column_op::Action::Add,
+            "load_balancer",
+            None,
+            vec![lb.clone()],
+        ),
+        (Some(lb), true) => column_op(
+            pb::column_op::Action::Remove,
+            "load_balancer",
+            None,
+            vec![lb.clone()],
+        ),
+        (None, _) => column_op(pb::column_op::Action::Clear, "load_balancer", None, vec![]),
+    };
+    update(kind, entity, vec![op], false)
 }
 
 fn usage(command: &'static str, e: weft_proto::model::ValidationError) -> CmdError {
@@ -257,29 +306,25 @@ impl Noun for LoadBalancerCmd {
                     false,
                 )])
             }
-            LoadBalancerCmd::LsLbAdd { switch, lb, .. } => write(vec![update(
-                SWITCH,
-                switch,
-                vec![column_op(
-                    pb::column_op::Action::Add,
-                    "load_balancer",
-                    None,
-                    vec![lb.clone()],
-                )],
-                false,
-            )]),
-            LoadBalancerCmd::LsLbDel { switch, lb, .. } => {
-                let op = match lb {
-                    Some(lb) => column_op(
-                        pb::column_op::Action::Remove,
-                        "load_balancer",
-                        None,
-                        vec![lb.clone()],
-                    ),
-                    None => column_op(pb::column_op::Action::Clear, "load_balancer", None, vec![]),
-                };
-                write(vec![update(SWITCH, switch, vec![op], false)])
+            LoadBalancerCmd::LsLbAdd { switch, lb, .. } => {
+                write(vec![attach_op(SWITCH, switch, Some(lb), false)])
             }
+            LoadBalancerCmd::LsLbDel { switch, lb, .. } => {
+                write(vec![attach_op(SWITCH, switch, lb.as_ref(), true)])
+            }
+            LoadBalancerCmd::LrLbAdd { router, lb, .. } => {
+                write(vec![attach_op(ROUTER, router, Some(lb), false)])
+            }
+            LoadBalancerCmd::LrLbDel { router, lb, .. } => {
+                write(vec![attach_op(ROUTER, router, lb.as_ref(), true)])
+            }
+            LoadBalancerCmd::LrLbList { router } => Step::Read(Read {
+                calls: vec![
+                    list_request(ROUTER, std::slice::from_ref(router)),
+                    list_request(KIND, &[]),
+                ],
+                render: Box::new(render_router_list),
+            }),
             LoadBalancerCmd::LsLbList { switch } => Step::Read(Read {
                 calls: vec![
                     list_request(SWITCH, std::slice::from_ref(switch)),
@@ -376,6 +421,30 @@ fn render_status(replies: &[Reply], out: &Out) -> Result<String, CmdError> {
     Ok(render_table(&t, out, Format::Table)?)
 }
 
+/// `lr-lb-list ROUTER`: the router's LBs, as `lb-list` prints them.
+fn render_router_list(replies: &[Reply], out: &Out) -> Result<String, CmdError> {
+    let r = records_of(replies, 0)?;
+    let names: Vec<String> = match r
+        .records
+        .first()
+        .and_then(|r| r.object.as_ref())
+        .and_then(|o| o.kind.as_ref())
+    {
+        Some(pb::object::Kind::LogicalRouter(r)) => r.load_balancer.clone(),
+        _ => {
+            return Err(CmdError::MalformedReply(
+                "lr-lb-list: the router is not in the reply",
+            ))
+        }
+    };
+    let (all, revision) = lbs(replies, 1)?;
+    let mine: Vec<pb::LoadBalancer> = all
+        .into_iter()
+        .filter(|l| names.contains(&l.name))
+        .collect();
+    table(&mine, out, revision)
+}
+
 fn render_switch_list(replies: &[Reply], out: &Out) -> Result<String, CmdError> {
     let sw = records_of(replies, 0)?;
     let names: Vec<String> = match sw
@@ -457,6 +526,37 @@ mod tests {
         };
         assert_eq!(u.columns[0].action, pb::column_op::Action::Clear as i32);
         assert_eq!(read(&["ls-lb-list", "ls1"]).calls.len(), 2);
+        let w = write(&["lr-lb-add", "lr1", "web", "--may-exist"]);
+        let Some(pb::op::Op::Update(u)) = &w.ops[0].op else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                u.kind.as_str(),
+                u.name.as_str(),
+                u.columns[0].column.as_str(),
+                u.columns[0].action,
+                u.columns[0].values[0].as_str()
+            ),
+            (
+                ROUTER,
+                "lr1",
+                "load_balancer",
+                pb::column_op::Action::Add as i32,
+                "web"
+            )
+        );
+        let w = write(&["lr-lb-del", "lr1", "web"]);
+        let Some(pb::op::Op::Update(u)) = &w.ops[0].op else {
+            panic!()
+        };
+        assert_eq!(u.columns[0].action, pb::column_op::Action::Remove as i32);
+        let w = write(&["lr-lb-del", "lr1"]);
+        let Some(pb::op::Op::Update(u)) = &w.ops[0].op else {
+            panic!()
+        };
+        assert_eq!(u.columns[0].action, pb::column_op::Action::Clear as i32);
+        assert_eq!(read(&["lr-lb-list", "lr1"]).calls.len(), 2);
         assert_eq!(read(&["lb-list"]).calls.len(), 1);
         assert_eq!(read(&["lb-list", "--status", "web"]).calls.len(), 1);
         let w = write(&[

@@ -31,6 +31,7 @@ pub mod meter;
 pub mod nat;
 pub mod port;
 pub mod port_group;
+pub mod port_map;
 pub mod route;
 pub mod router;
 pub mod router_port;
@@ -99,6 +100,7 @@ registry! {
     Completion(completion::CompletionCmd),
     Route(route::RouteCmd),
     Nat(nat::NatCmd),
+    PortMap(port_map::PortMapCmd),
     GatewayChassis(gateway_chassis::GatewayChassisCmd),
 }
 

@@ -3,13 +3,15 @@
 //! protocols, `options:affinity_timeout` and `options:reject`, the `health_check` map of
 //! `lb-hc-add`) are [`weft_proto::model::load_balancer`]'s; this file stores the canonical
 //! form. Backend health reported by agents is status, not intent: see
-//! [`crate::lb_health`]. Kept in the
-//! state's generic object map: views look LBs up by name from their switches.
+//! [`crate::lb_health`]. A port mapping (`lr-port-map-add`, marked in `external_ids`) must
+//! have the shape [`weft_proto::model::port_map`] gives it. Kept in the
+//! state's generic object map: views look LBs up by name from their switches and routers.
 
 use prost::Message;
 use weft_proto::model::load_balancer::{
     canonical_health_checks, canonical_vips, validate_load_balancer,
 };
+use weft_proto::model::port_map::PortMap;
 use weft_proto::v1::{object, ColumnType, LoadBalancer, Object};
 
 use super::{check_map, not_settable, set_map, EXTERNAL_IDS};
@@ -45,7 +47,11 @@ fn check(l: &mut LoadBalancer) -> Result<(), ValidationError> {
     // Status is reported by agents and filled in when listed, never stored as intent.
     l.status.clear();
     l.protocol = rules.protocol.to_string();
-    check_map("load_balancer.external_ids", &l.external_ids)
+    check_map("load_balancer.external_ids", &l.external_ids)?;
+    if let Some(pm) = PortMap::from_load_balancer(l) {
+        pm?;
+    }
+    Ok(())
 }
 
 impl Kind for LoadBalancerKind {
@@ -109,6 +115,26 @@ impl Kind for LoadBalancerKind {
     }
     fn delete(&self, _obj: &Object, _plan: &mut Plan) -> ApiResult<()> {
         Ok(())
+    }
+    fn already_exists(&self, existing: &Object) -> ApiError {
+        match lb(existing).and_then(PortMap::from_load_balancer) {
+            Some(Ok(pm)) => ApiError::AlreadyExists(
+                ValidationError::new(
+                    "port_map.external",
+                    &format!("{} {}", pm.external_text(), pm.protocol),
+                    format!(
+                        "router {:?} already maps it (to {})",
+                        pm.router,
+                        pm.logical_text()
+                    ),
+                )
+                .to_string(),
+            ),
+            _ => ApiError::AlreadyExists(format!(
+                "load balancer {:?} already exists",
+                lb(existing).map(|l| l.name.as_str()).unwrap_or("")
+            )),
+        }
     }
     fn with_status(&self, mut obj: Object, plan: &Plan) -> Object {
         if let Some(l) = lb_mut(&mut obj) {

@@ -6,17 +6,21 @@
 //! output port, which must be a port of this router. Its NAT rules live in the router too
 //! (`nat`, OVN's NAT rows): `lr-nat-add` / `lr-nat-del` are add/remove ops on that column
 //! ([`weft_proto::model::nat`]), and a new rule's external IP must be on a network of one of
-//! the router's gateway ports (a port with gateway chassis).
+//! the router's gateway ports (a port with gateway chassis). Its load balancers
+//! (`load_balancer`, `lr-lb-add`) are weak references, as a switch's: deleting the LB removes
+//! it from the router. A port mapping LB ([`weft_proto::model::port_map`]) added to it must
+//! belong to this router and have its external IP on a network of a gateway port.
 
 use prost::Message;
 use weft_proto::model::nat::{self, NatAdd, NatDel, NatRule};
+use weft_proto::model::port_map::PortMap;
 use weft_proto::model::route::{apply_add, apply_del, RouteAdd, RouteDel, StaticRoute};
 use weft_proto::v1::{column_op::Action, object, ColumnOp, ColumnType, LogicalRouter, Object};
 
 use super::switch::{allocate_datapath_key, datapath_claim};
 use super::{check_map, not_settable, set_map, EXTERNAL_IDS};
 use crate::error::{ApiError, ApiResult};
-use crate::objects::{object as wrap, ColumnDef, ColumnValue, Kind, Plan};
+use crate::objects::{object as wrap, ColumnDef, ColumnValue, Kind, OnDelete, Plan, Ref};
 use crate::state::ClusterState;
 use crate::validate::{validate_name, ValidationError};
 
@@ -35,6 +39,7 @@ static COLUMNS: &[ColumnDef] = &[
     ColumnDef::ro("ports", ColumnType::Set),
     ColumnDef::rw("static_routes", ColumnType::Set),
     ColumnDef::rw("nat", ColumnType::Set),
+    ColumnDef::rw("load_balancer", ColumnType::Set),
 ];
 
 super::object_accessors!(LogicalRouter, LogicalRouter, lr, lr_mut);
@@ -45,6 +50,64 @@ fn check(r: &LogicalRouter) -> Result<(), ValidationError> {
     check_map("router.external_ids", &r.external_ids)?;
     routes(r)?;
     nat_rules(r)?;
+    for (i, lb) in r.load_balancer.iter().enumerate() {
+        validate_name(&format!("router.load_balancer[{i}]"), lb)?;
+    }
+    Ok(())
+}
+
+/// Sorted, without duplicates: the stored form of the `load_balancer` column.
+fn normalize_lbs(r: &mut LogicalRouter) {
+    r.load_balancer.sort();
+    r.load_balancer.dedup();
+}
+
+/// Each load balancer `r` names that `old` did not: a port mapping must be this router's
+/// and its external IP on a network of one of the router's gateway ports. (A missing LB is
+/// refused by the planner's reference check.)
+fn check_new_lbs(r: &LogicalRouter, old: &[String], plan: &mut Plan) -> ApiResult<()> {
+    let new: Vec<(usize, &String)> = r
+        .load_balancer
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !old.contains(l))
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let lb_kind: &dyn Kind = &super::load_balancer::LoadBalancerKind;
+    let mut gateway_nets: Option<Vec<ipnetwork::Ipv4Network>> = None;
+    for (i, name) in new {
+        let Some(obj) = plan.get(lb_kind, name) else {
+            continue;
+        };
+        let Some(Ok(pm)) = (match &obj.kind {
+            Some(object::Kind::LoadBalancer(l)) => PortMap::from_load_balancer(l),
+            _ => None,
+        }) else {
+            continue;
+        };
+        if pm.router != r.name {
+            return Err(ValidationError::new(
+                format!("load_balancer[{i}]"),
+                name,
+                format!(
+                    "the port mapping belongs to router {:?}, not {:?}",
+                    pm.router, r.name
+                ),
+            )
+            .into());
+        }
+        let nets = gateway_nets.get_or_insert_with(|| {
+            super::router_port::ports_of_router(plan, &r.name)
+                .iter()
+                .filter(|p| !p.gateway_chassis.is_empty())
+                .flat_map(|p| p.networks.iter())
+                .filter_map(|n| n.parse::<ipnetwork::Ipv4Network>().ok())
+                .collect()
+        });
+        pm.check_on_gateway(nets.iter())?;
+    }
     Ok(())
 }
 
@@ -206,6 +269,7 @@ impl Kind for RouterKind {
             "tunnel_key" => ColumnValue::int(r.tunnel_key),
             "static_routes" => ColumnValue::Set(route_texts(r)),
             "nat" => ColumnValue::Set(nat_texts(r)),
+            "load_balancer" => ColumnValue::set(&r.load_balancer),
             "ports" => ColumnValue::Set(
                 state
                     .router_ports_by_router
@@ -251,6 +315,7 @@ impl Kind for RouterKind {
                 }
                 r.nat = out.iter().map(NatRule::to_message).collect();
             }
+            "load_balancer" => r.load_balancer = v.into_set(column)?,
             _ => return Err(not_settable(NAME, column)),
         }
         Ok(())
@@ -299,10 +364,12 @@ impl Kind for RouterKind {
     fn insert(&self, obj: &mut Object, plan: &mut Plan) -> ApiResult<()> {
         let r = lr_mut(obj).ok_or_else(|| ApiError::Internal("not a router".into()))?;
         check(r)?;
+        normalize_lbs(r);
         r.enabled = true;
         let mine = r.clone();
         check_new_routes(&mine, &[], plan)?;
         check_new_nat(&mine, &[], plan)?;
+        check_new_lbs(&mine, &[], plan)?;
         let name = r.name.clone();
         let key = allocate_datapath_key(plan, &format!("router:{name}"))?;
         if let Some(r) = lr_mut(obj) {
@@ -311,14 +378,40 @@ impl Kind for RouterKind {
         Ok(())
     }
     fn update(&self, old: &Object, new: &mut Object, plan: &mut Plan) -> ApiResult<()> {
-        let r = lr(new).ok_or_else(|| ApiError::Internal("not a router".into()))?;
+        let r = lr_mut(new).ok_or_else(|| ApiError::Internal("not a router".into()))?;
         check(r)?;
+        normalize_lbs(r);
+        let r = &*r;
         let old_routes = lr(old).map(routes).transpose()?.unwrap_or_default();
         let mine = r.clone();
         check_new_routes(&mine, &old_routes, plan)?;
         let old_nat = lr(old).map(nat_rules).transpose()?.unwrap_or_default();
         check_new_nat(&mine, &old_nat, plan)?;
+        let old_lbs = lr(old).map(|o| o.load_balancer.clone()).unwrap_or_default();
+        check_new_lbs(&mine, &old_lbs, plan)?;
         Ok(())
+    }
+    fn refs(&self, obj: &Object) -> Vec<Ref> {
+        lr(obj)
+            .map(|r| {
+                r.load_balancer
+                    .iter()
+                    .map(|lb| Ref {
+                        kind: super::load_balancer::NAME,
+                        name: lb.clone(),
+                        column: "load_balancer",
+                        on_delete: OnDelete::Unlink,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    fn unlink(&self, obj: &mut Object, target_kind: &str, target: &str) {
+        if let Some(r) = lr_mut(obj) {
+            if target_kind == super::load_balancer::NAME {
+                r.load_balancer.retain(|lb| lb != target);
+            }
+        }
     }
     fn delete(&self, obj: &Object, plan: &mut Plan) -> ApiResult<()> {
         let r = lr(obj).ok_or_else(|| ApiError::Internal("not a router".into()))?;

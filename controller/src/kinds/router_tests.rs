@@ -302,3 +302,256 @@ async fn bad_router_input_is_refused_and_changes_nothing() {
     )
     .await;
 }
+
+// ---- router load balancers (lr-lb-add) and port mappings (lr-port-map-add) ----
+
+fn lb_column_op(router: &str, action: Action, values: &[&str]) -> Op {
+    Op {
+        op: Some(op::Op::Update(UpdateOp {
+            kind: "Logical_Router".into(),
+            name: router.into(),
+            columns: vec![ColumnOp {
+                action: action as i32,
+                column: "load_balancer".into(),
+                key: String::new(),
+                values: values.iter().map(|s| s.to_string()).collect(),
+            }],
+            if_exists: false,
+        })),
+    }
+}
+
+fn lbo(name: &str, vip: &str, backends: &str) -> Object {
+    obj(object::Kind::LoadBalancer(weft_proto::v1::LoadBalancer {
+        name: name.into(),
+        vips: HashMap::from([(vip.to_string(), backends.to_string())]),
+        ..Default::default()
+    }))
+}
+
+fn pm_lb(router: &str, ext: &str, logical: &str, proto: &str) -> weft_proto::v1::LoadBalancer {
+    weft_proto::model::port_map::PortMap::parse(router, ext, logical, proto)
+        .unwrap()
+        .to_load_balancer()
+}
+
+/// The two ops of `lr-port-map-add`.
+fn port_map_ops(lb: weft_proto::v1::LoadBalancer, router: &str) -> Vec<Op> {
+    let name = lb.name.clone();
+    vec![
+        insert(obj(object::Kind::LoadBalancer(lb)), false),
+        lb_column_op(router, Action::Add, &[&name]),
+    ]
+}
+
+async fn router_lbs(i: &Intent, router: &str) -> Vec<String> {
+    i.load().await.unwrap().routers[router]
+        .load_balancer
+        .clone()
+}
+
+/// lr1 with an internal port (10.31.0.1/24) and a gateway port on 172.16.0.1/24 (gateway
+/// chassis hv1), two LBs.
+async fn gateway_router() -> Intent {
+    let i = Intent::new(Arc::new(MemoryStore::new()), "/t");
+    let mut localnet = router_lsp("ext", "ln-ext", "");
+    if let Some(object::Kind::LogicalSwitchPort(p)) = &mut localnet.kind {
+        p.r#type = "localnet".into();
+        p.addresses = vec!["unknown".into()];
+        p.options = HashMap::from([("network_name".to_string(), "physnet".to_string())]);
+    }
+    run(
+        &i,
+        &[
+            insert(lr("lr1"), false),
+            insert(lr("lr2"), false),
+            insert(
+                lrp("lr1", "lr1-in", "0a:00:00:00:08:01", &["10.31.0.1/24"], ""),
+                false,
+            ),
+            insert(
+                lrp(
+                    "lr1",
+                    "lr1-ext",
+                    "0a:00:00:00:09:01",
+                    &["172.16.0.1/24"],
+                    "",
+                ),
+                false,
+            ),
+            insert(ls("ext"), false),
+            insert(router_lsp("ext", "ext-lr1", "lr1-ext"), false),
+            insert(localnet, false),
+            Op {
+                op: Some(op::Op::Update(UpdateOp {
+                    kind: "Logical_Router_Port".into(),
+                    name: "lr1-ext".into(),
+                    columns: vec![ColumnOp {
+                        action: Action::Add as i32,
+                        column: "gateway_chassis".into(),
+                        key: String::new(),
+                        values: vec!["hv1 10".into()],
+                    }],
+                    if_exists: false,
+                })),
+            },
+            insert(
+                lbo("web", "172.16.0.50:80", "10.31.0.5:80,10.31.0.6:80"),
+                false,
+            ),
+            insert(lbo("dns", "172.16.0.53:53", "10.31.0.7:53"), false),
+        ],
+    )
+    .await;
+    i
+}
+
+#[tokio::test]
+async fn lr_lb_add_del_and_refusals_leave_etcd_unchanged() {
+    let i = gateway_router().await;
+    run(&i, &[lb_column_op("lr1", Action::Add, &["web", "dns"])]).await;
+    assert_eq!(router_lbs(&i, "lr1").await, ["dns", "web"]);
+    // Adding one again is no error and no change (--may-exist).
+    run(&i, &[lb_column_op("lr1", Action::Add, &["web"])]).await;
+    assert_eq!(router_lbs(&i, "lr1").await, ["dns", "web"]);
+    let before = dump(&i).await;
+    for (ops, needles) in [
+        (
+            vec![lb_column_op("lr1", Action::Add, &["nope"])],
+            &["load_balancer", "nope", "not found"][..],
+        ),
+        (
+            vec![lb_column_op("lr9", Action::Add, &["web"])],
+            &["lr9", "not found"][..],
+        ),
+        (
+            vec![lb_column_op("lr1", Action::Add, &["bad/name"])],
+            &["router.load_balancer[", "bad/name"][..],
+        ),
+    ] {
+        let e = i.transact(&ops, false, Oversize::Refuse).await.unwrap_err();
+        let msg = e.clone().with_op_prefix().to_string();
+        for n in needles {
+            assert!(msg.contains(n), "{msg:?} lacks {n:?}");
+        }
+        assert_eq!(dump(&i).await, before, "{msg}");
+    }
+    run(&i, &[lb_column_op("lr1", Action::Remove, &["dns"])]).await;
+    assert_eq!(router_lbs(&i, "lr1").await, ["web"]);
+    // Deleting the LB removes it from the router, which stays.
+    run(&i, &[delete("Load_Balancer", "web", false)]).await;
+    assert!(router_lbs(&i, "lr1").await.is_empty());
+    run(&i, &[lb_column_op("lr1", Action::Add, &["dns"])]).await;
+    run(
+        &i,
+        &[Op {
+            op: Some(op::Op::Update(UpdateOp {
+                kind: "Logical_Router".into(),
+                name: "lr1".into(),
+                columns: vec![ColumnOp {
+                    action: Action::Clear as i32,
+                    column: "load_balancer".into(),
+                    key: String::new(),
+                    values: vec![],
+                }],
+                if_exists: false,
+            })),
+        }],
+    )
+    .await;
+    assert!(router_lbs(&i, "lr1").await.is_empty());
+}
+
+#[tokio::test]
+async fn port_maps_are_checked_by_the_controller() {
+    let i = gateway_router().await;
+    let good = pm_lb("lr1", "172.16.0.10:8080", "10.31.0.5:80", "tcp");
+    let name = good.name.clone();
+    run(&i, &port_map_ops(good.clone(), "lr1")).await;
+    assert_eq!(router_lbs(&i, "lr1").await, std::slice::from_ref(&name));
+    // The same external IP and port over udp is another mapping.
+    run(
+        &i,
+        &port_map_ops(
+            pm_lb("lr1", "172.16.0.10:8080", "10.31.0.5:80", "udp"),
+            "lr1",
+        ),
+    )
+    .await;
+    let before = dump(&i).await;
+    let mut bad_port = good.clone();
+    bad_port.name = "pm-lr1-172.16.0.10-0-tcp".into();
+    bad_port.vips = HashMap::from([("172.16.0.10:0".into(), "10.31.0.5:80".into())]);
+    let mut bad_proto = pm_lb("lr1", "172.16.0.10:9090", "10.31.0.5:80", "tcp");
+    bad_proto.protocol = "sctp".into();
+    let mut two_backends = pm_lb("lr1", "172.16.0.10:9091", "10.31.0.5:80", "tcp");
+    two_backends.vips = HashMap::from([(
+        "172.16.0.10:9091".into(),
+        "10.31.0.5:80,10.31.0.6:80".into(),
+    )]);
+    let cases: Vec<(Vec<Op>, Vec<&str>)> = vec![
+        // An external IP on no gateway port network (10.31.0.0/24 is on a plain port).
+        (
+            port_map_ops(
+                pm_lb("lr1", "192.168.9.9:8080", "10.31.0.5:80", "tcp"),
+                "lr1",
+            ),
+            vec!["port_map.external_ip", "192.168.9.9", "on no gateway port"],
+        ),
+        (
+            port_map_ops(
+                pm_lb("lr1", "10.31.0.99:8080", "10.31.0.5:80", "tcp"),
+                "lr1",
+            ),
+            vec!["port_map.external_ip", "10.31.0.99", "on no gateway port"],
+        ),
+        // lr2 has no gateway port at all.
+        (
+            port_map_ops(
+                pm_lb("lr2", "172.16.0.10:8080", "10.31.0.5:80", "tcp"),
+                "lr2",
+            ),
+            vec!["port_map.external_ip", "172.16.0.10"],
+        ),
+        // A mapping made for another router.
+        (
+            port_map_ops(
+                pm_lb("lr2", "172.16.0.11:8080", "10.31.0.5:80", "tcp"),
+                "lr1",
+            ),
+            vec!["load_balancer[", "belongs to router \"lr2\""],
+        ),
+        // Duplicate: the same external IP, port and protocol.
+        (
+            port_map_ops(
+                pm_lb("lr1", "172.16.0.10:8080", "10.31.0.9:80", "tcp"),
+                "lr1",
+            ),
+            vec![
+                "port_map.external",
+                "172.16.0.10:8080 tcp",
+                "already maps it",
+            ],
+        ),
+        (port_map_ops(bad_port, "lr1"), vec!["172.16.0.10:0"]),
+        (
+            port_map_ops(bad_proto, "lr1"),
+            vec!["port_map.protocol", "sctp"],
+        ),
+        (
+            port_map_ops(two_backends, "lr1"),
+            vec!["port_map.logical", "10.31.0.5:80,10.31.0.6:80"],
+        ),
+    ];
+    for (ops, needles) in cases {
+        let e = i.transact(&ops, false, Oversize::Refuse).await.unwrap_err();
+        let msg = e.clone().with_op_prefix().to_string();
+        for n in &needles {
+            assert!(msg.contains(n), "{msg:?} lacks {n:?}");
+        }
+        assert_eq!(dump(&i).await, before, "{msg}");
+    }
+    // lr-port-map-del: the LB goes, and with it the router's reference.
+    run(&i, &[delete("Load_Balancer", &name, false)]).await;
+    assert_eq!(router_lbs(&i, "lr1").await, ["pm-lr1-172.16.0.10-8080-udp"]);
+}

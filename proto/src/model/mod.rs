@@ -12,6 +12,7 @@ pub mod load_balancer;
 pub mod match_dnf;
 pub mod meter;
 pub mod nat;
+pub mod port_map;
 pub mod route;
 pub mod validate;
 pub mod view;
