@@ -283,6 +283,9 @@ fn main() -> anyhow::Result<()> {
                 compare::write_section(out, &report)?;
                 eprintln!("wrote {}", out.display());
             }
+            if let Some((system, message)) = report.failures.first() {
+                anyhow::bail!("{system} did not finish (the others are reported): {message}");
+            }
         }
         Command::Dataplane(a) => {
             let cfg = weft_bench::dataplane::DataplaneConfig {

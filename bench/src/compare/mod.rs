@@ -309,6 +309,9 @@ impl SystemReport {
 pub struct CompareReport {
     pub config: CompareConfig,
     pub systems: Vec<SystemReport>,
+    /// Systems whose run failed (did not converge in time, a tool failed), with the error:
+    /// the others' results are still reported.
+    pub failures: Vec<(System, String)>,
 }
 
 impl CompareReport {
@@ -325,6 +328,7 @@ pub fn run_compare(
 ) -> Result<CompareReport, CompareError> {
     cfg.validate()?;
     let mut systems = Vec::new();
+    let mut failures = Vec::new();
     for &s in &cfg.systems {
         progress(&format!(
             "== {s}: N={} S={} P={} ({})",
@@ -336,16 +340,25 @@ pub fn run_compare(
         let r = match s {
             System::Weft => weft::run(cfg, progress),
             System::Ovn => ovn::run(cfg, progress),
+        };
+        match r {
+            Ok(r) => systems.push(r),
+            Err(e) => {
+                let message = format!("{e:#}");
+                progress(&format!("{s} failed: {message}"));
+                failures.push((s, message));
+            }
         }
-        .map_err(|e| CompareError::Run {
-            system: s,
-            message: format!("{e:#}"),
-        })?;
-        systems.push(r);
+    }
+    if systems.is_empty() {
+        if let Some((system, message)) = failures.pop() {
+            return Err(CompareError::Run { system, message });
+        }
     }
     Ok(CompareReport {
         config: cfg.clone(),
         systems,
+        failures,
     })
 }
 
@@ -516,6 +529,9 @@ pub fn render_markdown(r: &CompareReport) -> String {
                 p.cpu_total_s
             );
         }
+    }
+    for (system, message) in &r.failures {
+        let _ = writeln!(out, "\n**{system} did not finish:** {message}");
     }
     out
 }
@@ -926,6 +942,7 @@ mod tests {
         let r = CompareReport {
             config: small(),
             systems: vec![sys(System::Weft, 500), sys(System::Ovn, 2000)],
+            failures: Vec::new(),
         };
         let md = render_markdown(&r);
         assert!(md.contains("| metric | Weft | OVN | Weft / OVN |"), "{md}");
@@ -933,6 +950,17 @@ mod tests {
         assert!(md.contains("| 40–42 | 40–42 |"), "{md}");
         assert!(
             md.contains("| OVN | etcd | 2.0 MiB | 0.50 s | 1.00 s |"),
+            "{md}"
+        );
+        let failed = CompareReport {
+            config: small(),
+            systems: vec![sys(System::Weft, 500)],
+            failures: vec![(System::Ovn, "--wait=hv sync timed out after 600 s".into())],
+        };
+        let md = render_markdown(&failed);
+        assert!(md.contains("| metric | Weft |\n"), "{md}");
+        assert!(
+            md.contains("**OVN did not finish:** --wait=hv sync timed out after 600 s"),
             "{md}"
         );
     }
