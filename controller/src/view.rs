@@ -134,6 +134,34 @@ fn router_view(r: &LogicalRouter) -> RouterView {
     }
 }
 
+/// Moves `user` (a switch, or a router as [`router_user`] names it) in `lb_users` from the
+/// LBs it named (`old`) to those it names now (`new`); every LB of either goes to
+/// `candidates`.
+fn move_lb_user<'a>(
+    lb_users: &mut HashMap<String, BTreeSet<String>>,
+    user: &str,
+    old: impl Iterator<Item = &'a String>,
+    new: Option<impl Iterator<Item = &'a String>>,
+    candidates: &mut BTreeSet<String>,
+) {
+    for lb in old {
+        if let Some(users) = lb_users.get_mut(lb) {
+            users.remove(user);
+            if users.is_empty() {
+                lb_users.remove(lb);
+            }
+        }
+        candidates.insert(lb.clone());
+    }
+    for lb in new.into_iter().flatten() {
+        lb_users
+            .entry(lb.clone())
+            .or_default()
+            .insert(user.to_string());
+        candidates.insert(lb.clone());
+    }
+}
+
 /// The key of router `r` among an LB's users (beside switch names; `/` is in no name).
 fn router_user(r: &str) -> String {
     format!("/router/{r}")
@@ -457,55 +485,22 @@ impl ViewState {
     ) {
         let mut candidates: BTreeSet<String> = changed.clone();
         for (r, old) in &t.routers {
-            let user = router_user(r);
-            for lb in old.iter().flat_map(|o| o.load_balancer.iter()) {
-                if let Some(users) = self.lb_users.get_mut(lb) {
-                    users.remove(&user);
-                    if users.is_empty() {
-                        self.lb_users.remove(lb);
-                    }
-                }
-                candidates.insert(lb.clone());
-            }
-            for lb in self
-                .view
-                .routers
-                .get(r)
-                .map(|v| v.load_balancer.iter())
-                .into_iter()
-                .flatten()
-            {
-                self.lb_users
-                    .entry(lb.clone())
-                    .or_default()
-                    .insert(user.clone());
-                candidates.insert(lb.clone());
-            }
+            move_lb_user(
+                &mut self.lb_users,
+                &router_user(r),
+                old.iter().flat_map(|o| o.load_balancer.iter()),
+                self.view.routers.get(r).map(|v| v.load_balancer.iter()),
+                &mut candidates,
+            );
         }
         for (s, old) in &t.switches {
-            for lb in old.iter().flat_map(|o| o.load_balancer.iter()) {
-                if let Some(users) = self.lb_users.get_mut(lb) {
-                    users.remove(s);
-                    if users.is_empty() {
-                        self.lb_users.remove(lb);
-                    }
-                }
-                candidates.insert(lb.clone());
-            }
-            for lb in self
-                .view
-                .switches
-                .get(s)
-                .map(|v| v.load_balancer.iter())
-                .into_iter()
-                .flatten()
-            {
-                self.lb_users
-                    .entry(lb.clone())
-                    .or_default()
-                    .insert(s.clone());
-                candidates.insert(lb.clone());
-            }
+            move_lb_user(
+                &mut self.lb_users,
+                s,
+                old.iter().flat_map(|o| o.load_balancer.iter()),
+                self.view.switches.get(s).map(|v| v.load_balancer.iter()),
+                &mut candidates,
+            );
         }
         for lb in candidates {
             let want = if self.lb_users.contains_key(&lb) {

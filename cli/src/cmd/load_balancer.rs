@@ -423,43 +423,46 @@ fn render_status(replies: &[Reply], out: &Out) -> Result<String, CmdError> {
 
 /// `lr-lb-list ROUTER`: the router's LBs, as `lb-list` prints them.
 fn render_router_list(replies: &[Reply], out: &Out) -> Result<String, CmdError> {
-    let r = records_of(replies, 0)?;
-    let names: Vec<String> = match r
-        .records
-        .first()
-        .and_then(|r| r.object.as_ref())
-        .and_then(|o| o.kind.as_ref())
-    {
-        Some(pb::object::Kind::LogicalRouter(r)) => r.load_balancer.clone(),
-        _ => {
-            return Err(CmdError::MalformedReply(
-                "lr-lb-list: the router is not in the reply",
-            ))
-        }
-    };
-    let (all, revision) = lbs(replies, 1)?;
-    let mine: Vec<pb::LoadBalancer> = all
-        .into_iter()
-        .filter(|l| names.contains(&l.name))
-        .collect();
-    table(&mine, out, revision)
+    render_attached(
+        replies,
+        out,
+        "lr-lb-list: the router is not in the reply",
+        |k| match k {
+            pb::object::Kind::LogicalRouter(r) => Some(r.load_balancer.clone()),
+            _ => None,
+        },
+    )
 }
 
+/// `ls-lb-list SWITCH`: the switch's LBs, as `lb-list` prints them.
 fn render_switch_list(replies: &[Reply], out: &Out) -> Result<String, CmdError> {
-    let sw = records_of(replies, 0)?;
-    let names: Vec<String> = match sw
+    render_attached(
+        replies,
+        out,
+        "ls-lb-list: the switch is not in the reply",
+        |k| match k {
+            pb::object::Kind::LogicalSwitch(s) => Some(s.load_balancer.clone()),
+            _ => None,
+        },
+    )
+}
+
+/// The LBs named by the `load_balancer` column of the object in reply 0 (`names_of`), out
+/// of all LBs in reply 1, as `lb-list` prints them.
+fn render_attached(
+    replies: &[Reply],
+    out: &Out,
+    missing: &'static str,
+    names_of: impl Fn(&pb::object::Kind) -> Option<Vec<String>>,
+) -> Result<String, CmdError> {
+    let r = records_of(replies, 0)?;
+    let names = r
         .records
         .first()
         .and_then(|r| r.object.as_ref())
         .and_then(|o| o.kind.as_ref())
-    {
-        Some(pb::object::Kind::LogicalSwitch(s)) => s.load_balancer.clone(),
-        _ => {
-            return Err(CmdError::MalformedReply(
-                "ls-lb-list: the switch is not in the reply",
-            ))
-        }
-    };
+        .and_then(names_of)
+        .ok_or(CmdError::MalformedReply(missing))?;
     let (all, revision) = lbs(replies, 1)?;
     let mine: Vec<pb::LoadBalancer> = all
         .into_iter()

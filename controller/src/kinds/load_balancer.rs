@@ -38,6 +38,33 @@ static COLUMNS: &[ColumnDef] = &[
 
 super::object_accessors!(LoadBalancer, LoadBalancer, lb, lb_mut);
 
+/// The `load_balancer` column of a switch or router, stored sorted without duplicates.
+pub fn normalize_column(names: &mut Vec<String>) {
+    names.sort();
+    names.dedup();
+}
+
+/// The references of a switch's or router's `load_balancer` column (unlinked when the LB
+/// is deleted).
+pub fn column_refs(names: &[String]) -> Vec<crate::objects::Ref> {
+    names
+        .iter()
+        .map(|lb| crate::objects::Ref {
+            kind: NAME,
+            name: lb.clone(),
+            column: "load_balancer",
+            on_delete: crate::objects::OnDelete::Unlink,
+        })
+        .collect()
+}
+
+/// Drops `target` from a `load_balancer` column when it is a deleted LB.
+pub fn unlink_from_column(names: &mut Vec<String>, target_kind: &str, target: &str) {
+    if target_kind == NAME {
+        names.retain(|lb| lb != target);
+    }
+}
+
 /// Validates and normalizes (canonical VIP and backend text, protocol spelled out).
 fn check(l: &mut LoadBalancer) -> Result<(), ValidationError> {
     validate_name("load_balancer.name", &l.name)?;

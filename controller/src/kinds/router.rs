@@ -20,7 +20,7 @@ use weft_proto::v1::{column_op::Action, object, ColumnOp, ColumnType, LogicalRou
 use super::switch::{allocate_datapath_key, datapath_claim};
 use super::{check_map, not_settable, set_map, EXTERNAL_IDS};
 use crate::error::{ApiError, ApiResult};
-use crate::objects::{object as wrap, ColumnDef, ColumnValue, Kind, OnDelete, Plan, Ref};
+use crate::objects::{object as wrap, ColumnDef, ColumnValue, Kind, Plan, Ref};
 use crate::state::ClusterState;
 use crate::validate::{validate_name, ValidationError};
 
@@ -58,8 +58,7 @@ fn check(r: &LogicalRouter) -> Result<(), ValidationError> {
 
 /// Sorted, without duplicates: the stored form of the `load_balancer` column.
 fn normalize_lbs(r: &mut LogicalRouter) {
-    r.load_balancer.sort();
-    r.load_balancer.dedup();
+    super::load_balancer::normalize_column(&mut r.load_balancer);
 }
 
 /// Each load balancer `r` names that `old` did not: a port mapping must be this router's
@@ -393,24 +392,12 @@ impl Kind for RouterKind {
     }
     fn refs(&self, obj: &Object) -> Vec<Ref> {
         lr(obj)
-            .map(|r| {
-                r.load_balancer
-                    .iter()
-                    .map(|lb| Ref {
-                        kind: super::load_balancer::NAME,
-                        name: lb.clone(),
-                        column: "load_balancer",
-                        on_delete: OnDelete::Unlink,
-                    })
-                    .collect()
-            })
+            .map(|r| super::load_balancer::column_refs(&r.load_balancer))
             .unwrap_or_default()
     }
     fn unlink(&self, obj: &mut Object, target_kind: &str, target: &str) {
         if let Some(r) = lr_mut(obj) {
-            if target_kind == super::load_balancer::NAME {
-                r.load_balancer.retain(|lb| lb != target);
-            }
+            super::load_balancer::unlink_from_column(&mut r.load_balancer, target_kind, target);
         }
     }
     fn delete(&self, obj: &Object, plan: &mut Plan) -> ApiResult<()> {

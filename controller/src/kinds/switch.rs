@@ -9,7 +9,7 @@ use weft_proto::v1::{object, ColumnType, LogicalSwitch, Object};
 use super::{check_map, not_settable, set_map, EXTERNAL_IDS};
 use crate::error::{ApiError, ApiResult};
 use crate::ipam;
-use crate::objects::{object as wrap, ColumnDef, ColumnValue, Kind, OnDelete, Plan, Ref};
+use crate::objects::{object as wrap, ColumnDef, ColumnValue, Kind, Plan, Ref};
 use crate::state::ClusterState;
 use crate::validate::{self, ValidationError, MAX_VNI};
 
@@ -81,8 +81,7 @@ fn validate_common(s: &LogicalSwitch) -> Result<(), ValidationError> {
 
 /// Sorted, without duplicates: the stored form of the `load_balancer` column.
 fn normalize_lbs(s: &mut LogicalSwitch) {
-    s.load_balancer.sort();
-    s.load_balancer.dedup();
+    super::load_balancer::normalize_column(&mut s.load_balancer);
 }
 
 impl Kind for SwitchKind {
@@ -196,24 +195,12 @@ impl Kind for SwitchKind {
     }
     fn refs(&self, obj: &Object) -> Vec<Ref> {
         sw(obj)
-            .map(|s| {
-                s.load_balancer
-                    .iter()
-                    .map(|lb| Ref {
-                        kind: super::load_balancer::NAME,
-                        name: lb.clone(),
-                        column: "load_balancer",
-                        on_delete: OnDelete::Unlink,
-                    })
-                    .collect()
-            })
+            .map(|s| super::load_balancer::column_refs(&s.load_balancer))
             .unwrap_or_default()
     }
     fn unlink(&self, obj: &mut Object, target_kind: &str, target: &str) {
         if let Some(s) = sw_mut(obj) {
-            if target_kind == super::load_balancer::NAME {
-                s.load_balancer.retain(|lb| lb != target);
-            }
+            super::load_balancer::unlink_from_column(&mut s.load_balancer, target_kind, target);
         }
     }
     fn delete(&self, obj: &Object, plan: &mut Plan) -> ApiResult<()> {
