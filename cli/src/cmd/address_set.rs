@@ -8,8 +8,8 @@ use weft_proto::v1 as pb;
 
 use super::db::list_request;
 use super::{
-    column_op, delete, insert, quiet_text, render_revision, update, CmdError, Noun, Outcome,
-    PlanCtx, Read, Reply, Step, Write,
+    column_op, delete, insert, quiet_text, update, CmdError, Noun, Outcome, PlanCtx, Read, Reply,
+    Step, Write,
 };
 use crate::args::Format;
 use crate::format::{json_text, render_table, Cell, Out, Table};
@@ -61,13 +61,7 @@ pub enum AddressSetCmd {
 
 impl Noun for AddressSetCmd {
     fn plan(&self, _ctx: &PlanCtx) -> Result<Step, CmdError> {
-        let write = |ops: Vec<pb::Op>| {
-            Step::Write(Box::new(Write {
-                ops,
-                sugar: None,
-                render: Box::new(render_revision),
-            }))
-        };
+        let write = super::revision_write;
         Ok(match self {
             AddressSetCmd::AsAdd {
                 name,

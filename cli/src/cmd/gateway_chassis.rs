@@ -44,12 +44,7 @@ pub enum GatewayChassisCmd {
     },
 }
 
-fn usage(command: &'static str, e: weft_proto::model::ValidationError) -> CmdError {
-    CmdError::Usage {
-        command,
-        reason: e.to_string(),
-    }
-}
+use super::usage_error as usage;
 
 fn column_write(port: &str, action: pb::column_op::Action, value: String) -> Step {
     Step::Write(Box::new(Write {

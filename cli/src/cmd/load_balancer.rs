@@ -16,10 +16,7 @@ use weft_proto::model::load_balancer::{
 use weft_proto::v1 as pb;
 
 use super::db::{list_request, records_of};
-use super::{
-    column_op, delete, insert, render_revision, update, CmdError, Noun, PlanCtx, Read, Reply, Step,
-    Write,
-};
+use super::{column_op, delete, insert, update, CmdError, Noun, PlanCtx, Read, Reply, Step};
 use crate::args::Format;
 use crate::format::{json_text, render_table, Cell, Out, Table};
 
@@ -166,22 +163,11 @@ fn attach_op(kind: &str, entity: &str, lb: Option<&String>, remove: bool) -> pb:
     update(kind, entity, vec![op], false)
 }
 
-fn usage(command: &'static str, e: weft_proto::model::ValidationError) -> CmdError {
-    CmdError::Usage {
-        command,
-        reason: e.to_string(),
-    }
-}
+use super::usage_error as usage;
 
 impl Noun for LoadBalancerCmd {
     fn plan(&self, _ctx: &PlanCtx) -> Result<Step, CmdError> {
-        let write = |ops: Vec<pb::Op>| {
-            Step::Write(Box::new(Write {
-                ops,
-                sugar: None,
-                render: Box::new(render_revision),
-            }))
-        };
+        let write = super::revision_write;
         Ok(match self {
             LoadBalancerCmd::LbAdd {
                 lb,

@@ -7,7 +7,7 @@ use serde_json::json;
 use weft_proto::v1 as pb;
 
 use super::db::list_request;
-use super::{delete, insert, render_revision, CmdError, Noun, PlanCtx, Read, Reply, Step, Write};
+use super::{delete, insert, CmdError, Noun, PlanCtx, Read, Reply, Step};
 use crate::format::{json_text, Out};
 
 pub const KIND: &str = "Meter";
@@ -44,13 +44,7 @@ pub enum MeterCmd {
 
 impl Noun for MeterCmd {
     fn plan(&self, _ctx: &PlanCtx) -> Result<Step, CmdError> {
-        let write = |ops: Vec<pb::Op>| {
-            Step::Write(Box::new(Write {
-                ops,
-                sugar: None,
-                render: Box::new(render_revision),
-            }))
-        };
+        let write = super::revision_write;
         Ok(match self {
             MeterCmd::MeterAdd {
                 name,

@@ -414,6 +414,23 @@ pub fn render_revision(o: &Outcome<'_>, out: &Out) -> Result<String, CmdError> {
     )?)
 }
 
+/// A plain write of `ops` (no sugar) whose output is the revision only.
+pub fn revision_write(ops: Vec<pb::Op>) -> Step {
+    Step::Write(Box::new(Write {
+        ops,
+        sugar: None,
+        render: Box::new(render_revision),
+    }))
+}
+
+/// `command`'s usage error for an argument the model refused.
+pub fn usage_error(command: &'static str, e: weft_proto::model::ValidationError) -> CmdError {
+    CmdError::Usage {
+        command,
+        reason: e.to_string(),
+    }
+}
+
 /// The one reply a single-call read got.
 pub fn one_reply(replies: &[Reply]) -> Result<&Reply, CmdError> {
     replies

@@ -62,12 +62,7 @@ pub enum NatCmd {
     },
 }
 
-fn usage(command: &'static str, e: weft_proto::model::ValidationError) -> CmdError {
-    CmdError::Usage {
-        command,
-        reason: e.to_string(),
-    }
-}
+use super::usage_error as usage;
 
 fn column_write(router: &str, action: pb::column_op::Action, value: String) -> Step {
     Step::Write(Box::new(Write {

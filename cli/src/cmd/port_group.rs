@@ -9,8 +9,8 @@ use weft_proto::v1 as pb;
 
 use super::db::list_request;
 use super::{
-    column_op, delete, insert, quiet_text, render_revision, update, CmdError, Noun, Outcome,
-    PlanCtx, Read, Reply, Step, Write,
+    column_op, delete, insert, quiet_text, update, CmdError, Noun, Outcome, PlanCtx, Read, Reply,
+    Step, Write,
 };
 use crate::args::Format;
 use crate::format::{json_text, render_table, Cell, Out, Table};
@@ -48,13 +48,7 @@ pub enum PortGroupCmd {
 
 impl Noun for PortGroupCmd {
     fn plan(&self, _ctx: &PlanCtx) -> Result<Step, CmdError> {
-        let write = |ops: Vec<pb::Op>| {
-            Step::Write(Box::new(Write {
-                ops,
-                sugar: None,
-                render: Box::new(render_revision),
-            }))
-        };
+        let write = super::revision_write;
         Ok(match self {
             PortGroupCmd::PgAdd {
                 name,

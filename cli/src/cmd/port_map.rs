@@ -13,10 +13,7 @@ use weft_proto::model::port_map::{self, PortMap};
 use weft_proto::v1 as pb;
 
 use super::db::{list_request, named_record, objects_of};
-use super::{
-    column_op, delete, insert, render_revision, update, CmdError, Noun, PlanCtx, Read, Reply, Step,
-    Write,
-};
+use super::{column_op, delete, insert, update, CmdError, Noun, PlanCtx, Read, Reply, Step};
 use crate::format::{json_text, render_table, Cell, Out, Table};
 
 const ROUTER: &str = super::router::KIND;
@@ -55,22 +52,11 @@ pub enum PortMapCmd {
     },
 }
 
-fn usage(command: &'static str, e: weft_proto::model::ValidationError) -> CmdError {
-    CmdError::Usage {
-        command,
-        reason: e.to_string(),
-    }
-}
+use super::usage_error as usage;
 
 impl Noun for PortMapCmd {
     fn plan(&self, _ctx: &PlanCtx) -> Result<Step, CmdError> {
-        let write = |ops: Vec<pb::Op>| {
-            Step::Write(Box::new(Write {
-                ops,
-                sugar: None,
-                render: Box::new(render_revision),
-            }))
-        };
+        let write = super::revision_write;
         Ok(match self {
             PortMapCmd::LrPortMapAdd {
                 router,

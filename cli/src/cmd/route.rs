@@ -81,12 +81,7 @@ pub enum RouteCmd {
     },
 }
 
-fn usage(command: &'static str, e: weft_proto::model::ValidationError) -> CmdError {
-    CmdError::Usage {
-        command,
-        reason: e.to_string(),
-    }
-}
+use super::usage_error as usage;
 
 impl Noun for RouteCmd {
     fn plan(&self, _ctx: &PlanCtx) -> Result<Step, CmdError> {
