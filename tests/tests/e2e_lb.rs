@@ -63,20 +63,6 @@ for k, v in sorted(c.items()):
     print(k, v)
 "#;
 
-/// A long-lived client: connects, then for every line on stdin sends one and prints the
-/// answer (or "ERR ...").
-const LONG_CLIENT: &str = r#"
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-f = s.makefile("rb")
-for line in sys.stdin:
-    try:
-        s.sendall(b"x\n"); r = f.readline().decode().strip()
-        print(r if r else "ERR eof", flush=True)
-    except Exception as e:
-        print("ERR", e, flush=True)
-"#;
-
 fn counts(out: &str) -> BTreeMap<String, u32> {
     out.lines()
         .filter_map(|l| {

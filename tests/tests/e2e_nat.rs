@@ -44,26 +44,7 @@ fn topology(tb: &mut Testbed) -> (Pod, Pod, Pod) {
     switch(tb, "ext", "172.16.0.0/24");
     attach(tb, "ls1", "lr1-ls1", "0a:00:00:3d:00:01", "10.61.0.1/24");
     attach(tb, "ext", "lr1-ext", "0a:00:00:10:00:01", "172.16.0.1/24");
-    ctl(
-        tb,
-        &[
-            "lsp-add",
-            "ext",
-            "ln-ext",
-            "--",
-            "lsp-set-type",
-            "ln-ext",
-            "localnet",
-            "--",
-            "lsp-set-addresses",
-            "ln-ext",
-            "unknown",
-            "--",
-            "lsp-set-options",
-            "ln-ext",
-            "network_name=physnet",
-        ],
-    );
+    localnet_port(tb, "ext", "ln-ext", "physnet");
     ctl(tb, &["lrp-set-gateway-chassis", "lr1-ext", "host1", "20"]);
     ctl(tb, &["lrp-set-gateway-chassis", "lr1-ext", "host2", "10"]);
     for p in ["a1", "a2", "a3"] {

@@ -51,20 +51,6 @@ for p in sys.argv[3:]:
 serve(int(sys.argv[2]))
 "#;
 
-/// A long-lived client: connects to IP PORT, then for every line on stdin sends one and
-/// prints the answer (or "ERR ...").
-const LONG_CLIENT: &str = r#"
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-f = s.makefile("rb")
-for line in sys.stdin:
-    try:
-        s.sendall(b"x\n"); r = f.readline().decode().strip()
-        print(r if r else "ERR eof", flush=True)
-    except Exception as e:
-        print("ERR", e, flush=True)
-"#;
-
 /// `IP PORT N TIMEOUT`: N short TCP connections; prints `NAME COUNT` lines (`failed COUNT`).
 const CLIENT: &str = r#"
 import socket, sys, collections
@@ -162,26 +148,7 @@ fn topology(tb: &mut Testbed) -> (Pod, Pod) {
         ],
     );
     attach_router_port(tb, "ext", "ext-lr1", "lr1-ext");
-    ctl(
-        tb,
-        &[
-            "lsp-add",
-            "ext",
-            "ln-ext",
-            "--",
-            "lsp-set-type",
-            "ln-ext",
-            "localnet",
-            "--",
-            "lsp-set-addresses",
-            "ln-ext",
-            "unknown",
-            "--",
-            "lsp-set-options",
-            "ln-ext",
-            "network_name=physnet",
-        ],
-    );
+    localnet_port(tb, "ext", "ln-ext", "physnet");
     ctl(tb, &["lrp-set-gateway-chassis", "lr1-ext", "host1", "20"]);
     ctl(tb, &["lr-nat-add", "lr1", "snat", EXT_IP, "10.62.0.0/24"]);
     for p in ["b2", "b3"] {

@@ -61,6 +61,32 @@ pub fn attach_router_port(tb: &mut Testbed, sw: &str, lsp: &str, lrp: &str) {
     );
 }
 
+/// A localnet port `port` on `sw` for provider network `network` (addresses `unknown`), in
+/// one transaction.
+pub fn localnet_port(tb: &mut Testbed, sw: &str, port: &str, network: &str) {
+    let opt = format!("network_name={network}");
+    ctl(
+        tb,
+        &[
+            "lsp-add",
+            sw,
+            port,
+            "--",
+            "lsp-set-type",
+            port,
+            "localnet",
+            "--",
+            "lsp-set-addresses",
+            port,
+            "unknown",
+            "--",
+            "lsp-set-options",
+            port,
+            &opt,
+        ],
+    );
+}
+
 pub fn dyn_port(tb: &mut Testbed, sw: &str, port: &str) {
     ctl(tb, &["lsp-add", sw, port]);
     ctl(tb, &["lsp-set-addresses", port, "dynamic"]);
@@ -185,3 +211,17 @@ pub fn port_chassis(tb: &mut Testbed, port: &str) -> String {
         .unwrap_or("")
         .to_string()
 }
+
+/// A long-lived TCP client (python3): connects to `IP PORT`, then for every line on stdin
+/// sends one and prints the answer (or "ERR ...").
+pub const LONG_CLIENT: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+f = s.makefile("rb")
+for line in sys.stdin:
+    try:
+        s.sendall(b"x\n"); r = f.readline().decode().strip()
+        print(r if r else "ERR eof", flush=True)
+    except Exception as e:
+        print("ERR", e, flush=True)
+"#;
