@@ -9,6 +9,9 @@
 //!   (the agent owns br-int, so foreign flows go too), except flows the datapath learned
 //!   ([`cookie_kind::LEARNED`], LB session affinity): those are left to their timeouts.
 //!   Groups likewise by id.
+//! - [`diff_except`]: the same, leaving alone the keys incremental bundles [`Written`] after
+//!   the read-back started (the periodic resync reads back in the background, so its
+//!   snapshot may predate them).
 //! - [`diff_delta`]: the incremental diff after [`crate::pipeline::recompile`], from the
 //!   before/after of the touched keys only; it costs what changed, not what is installed.
 //!
@@ -19,7 +22,7 @@
 //! `OFPFC_MODIFY_STRICT`, which in OpenFlow 1.1+ leaves the cookie unchanged.
 //! Output order: by table, then priority (highest first), then cookie; ties unspecified.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use weft_openflow::flow::{Flow, FlowKey, Group};
 use weft_openflow::meter::Meter;
@@ -116,6 +119,30 @@ pub struct Diff {
 }
 
 impl Diff {
+    /// Adds `other`'s changes (keys disjoint from this diff's) and keeps the output order.
+    pub fn extend(&mut self, other: Diff) {
+        if other.is_empty() {
+            return;
+        }
+        let Diff {
+            flows,
+            groups,
+            meters,
+        } = other;
+        self.flows.adds.extend(flows.adds);
+        self.flows.modifies.extend(flows.modifies);
+        self.flows.deletes.extend(flows.deletes);
+        self.flows.sort();
+        self.groups.adds.extend(groups.adds);
+        self.groups.modifies.extend(groups.modifies);
+        self.groups.deletes.extend(groups.deletes);
+        self.groups.sort();
+        self.meters.adds.extend(meters.adds);
+        self.meters.modifies.extend(meters.modifies);
+        self.meters.deletes.extend(meters.deletes);
+        self.meters.sort();
+    }
+
     /// Nothing to do.
     pub fn is_empty(&self) -> bool {
         self.flows.is_empty() && self.groups.is_empty() && self.meters.is_empty()
@@ -158,8 +185,40 @@ impl Diff {
     }
 }
 
-/// Full diff of the installed flows against the desired ones.
-pub fn diff_flows(installed: &[Flow], desired: &DesiredState) -> FlowDiff {
+/// Keys a full diff leaves alone: what incremental bundles wrote after the table was read
+/// back (the read-back may predate them, so it is no evidence of drift there; those bundles
+/// committed, so the switch holds the desired value). See [`diff_except`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    pub flows: HashSet<FlowKey>,
+    pub groups: HashSet<u32>,
+    pub meters: HashSet<u32>,
+}
+
+impl Written {
+    /// Adds every key `d` writes.
+    pub fn record(&mut self, d: &Diff) {
+        let f = &d.flows;
+        self.flows
+            .extend(f.adds.iter().chain(&f.modifies).map(Flow::key));
+        self.flows.extend(f.deletes.iter().cloned());
+        let g = &d.groups;
+        self.groups
+            .extend(g.adds.iter().chain(&g.modifies).map(|g| g.id));
+        self.groups.extend(g.deletes.iter().copied());
+        let m = &d.meters;
+        self.meters
+            .extend(m.adds.iter().chain(&m.modifies).map(|m| m.id));
+        self.meters.extend(m.deletes.iter().copied());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty() && self.groups.is_empty() && self.meters.is_empty()
+    }
+}
+
+/// Full diff of the installed flows against the desired ones, leaving `skip` alone.
+pub fn diff_flows(installed: &[Flow], desired: &DesiredState, skip: &HashSet<FlowKey>) -> FlowDiff {
     let mut out = FlowDiff::default();
     let mut by_key: HashMap<FlowKey, &Flow> = HashMap::with_capacity(installed.len());
     for f in installed {
@@ -169,14 +228,20 @@ pub fn diff_flows(installed: &[Flow], desired: &DesiredState) -> FlowDiff {
         by_key.insert(f.key(), f);
     }
     for want in desired.flows() {
-        match by_key.get(&want.key()) {
+        let key = want.key();
+        if skip.contains(&key) {
+            by_key.remove(&key);
+            continue;
+        }
+        match by_key.remove(&key) {
             None => out.adds.push(want.clone()),
-            Some(have) if *have != want => out.modifies.push(want.clone()),
+            Some(have) if have != want => out.modifies.push(want.clone()),
             Some(_) => {}
         }
     }
+    // What is left is installed and not desired.
     for key in by_key.into_keys() {
-        if desired.flow(&key).is_none() {
+        if !skip.contains(&key) {
             out.deletes.push(key);
         }
     }
@@ -184,22 +249,26 @@ pub fn diff_flows(installed: &[Flow], desired: &DesiredState) -> FlowDiff {
     out
 }
 
-/// Full diff of the installed groups against the desired ones.
-pub fn diff_groups(installed: &[Group], desired: &DesiredState) -> GroupDiff {
+/// Full diff of the installed groups against the desired ones, leaving `skip` alone.
+pub fn diff_groups(installed: &[Group], desired: &DesiredState, skip: &HashSet<u32>) -> GroupDiff {
     let mut out = GroupDiff::default();
     let mut by_id: HashMap<u32, &Group> = HashMap::with_capacity(installed.len());
     for g in installed {
         by_id.insert(g.id, g);
     }
     for want in desired.groups() {
-        match by_id.get(&want.id) {
+        if skip.contains(&want.id) {
+            by_id.remove(&want.id);
+            continue;
+        }
+        match by_id.remove(&want.id) {
             None => out.adds.push(want.clone()),
-            Some(have) if *have != want => out.modifies.push(want.clone()),
+            Some(have) if have != want => out.modifies.push(want.clone()),
             Some(_) => {}
         }
     }
     for id in by_id.into_keys() {
-        if desired.group(id).is_none() {
+        if !skip.contains(&id) {
             out.deletes.push(id);
         }
     }
@@ -207,19 +276,23 @@ pub fn diff_groups(installed: &[Group], desired: &DesiredState) -> GroupDiff {
     out
 }
 
-/// Full diff of the installed meters against the desired ones.
-pub fn diff_meters(installed: &[Meter], desired: &DesiredState) -> MeterDiff {
+/// Full diff of the installed meters against the desired ones, leaving `skip` alone.
+pub fn diff_meters(installed: &[Meter], desired: &DesiredState, skip: &HashSet<u32>) -> MeterDiff {
     let mut out = MeterDiff::default();
-    let by_id: HashMap<u32, &Meter> = installed.iter().map(|m| (m.id, m)).collect();
+    let mut by_id: HashMap<u32, &Meter> = installed.iter().map(|m| (m.id, m)).collect();
     for want in desired.meters() {
-        match by_id.get(&want.id) {
+        if skip.contains(&want.id) {
+            by_id.remove(&want.id);
+            continue;
+        }
+        match by_id.remove(&want.id) {
             None => out.adds.push(want.clone()),
-            Some(have) if *have != want => out.modifies.push(want.clone()),
+            Some(have) if have != want => out.modifies.push(want.clone()),
             Some(_) => {}
         }
     }
     for id in by_id.into_keys() {
-        if desired.meter(id).is_none() {
+        if !skip.contains(&id) {
             out.deletes.push(id);
         }
     }
@@ -237,10 +310,17 @@ pub struct Installed<'a> {
 
 /// Full diff of what the switch has against what is desired.
 pub fn diff(installed: Installed, desired: &DesiredState) -> Diff {
+    diff_except(installed, desired, &Written::default())
+}
+
+/// Full diff of what the switch has against what is desired, except the keys in `skip`
+/// (written after `installed` was read back): the periodic resync's diff, which runs while
+/// incremental bundles go on.
+pub fn diff_except(installed: Installed, desired: &DesiredState, skip: &Written) -> Diff {
     Diff {
-        flows: diff_flows(installed.flows, desired),
-        groups: diff_groups(installed.groups, desired),
-        meters: diff_meters(installed.meters, desired),
+        flows: diff_flows(installed.flows, desired, &skip.flows),
+        groups: diff_groups(installed.groups, desired, &skip.groups),
+        meters: diff_meters(installed.meters, desired, &skip.meters),
     }
 }
 
@@ -522,5 +602,36 @@ mod tests {
         let r = recompile(&mut desired, &fx.input(), &change);
         assert!(r.delta.is_noop());
         assert!(diff_delta(&r.delta).is_empty());
+    }
+
+    #[test]
+    fn diff_except_leaves_written_keys_alone() {
+        let f = Fixture::new();
+        let desired = compile_all(&f.input());
+        let all: Vec<Flow> = desired.flows().cloned().collect();
+        assert!(all.len() >= 3);
+        // The read-back lacks one desired flow and holds one that is no longer desired.
+        let missing = all[0].clone();
+        let mut extra = all[1].clone();
+        extra.priority = extra.priority.wrapping_add(7);
+        let mut installed: Vec<Flow> = all[1..].to_vec();
+        installed.push(extra.clone());
+        let i = Installed {
+            flows: &installed,
+            groups: &[],
+            meters: &[],
+        };
+        let plain = diff(i, &desired);
+        assert_eq!(plain.flows.adds, vec![missing.clone()]);
+        assert_eq!(plain.flows.deletes, vec![extra.key()]);
+        let mut w = Written::default();
+        w.flows.insert(missing.key());
+        w.flows.insert(extra.key());
+        let d = diff_except(i, &desired, &w);
+        assert!(d.flows.is_empty(), "{:?}", d.to_sorted_lines());
+        // Recording a diff records its keys.
+        let mut w2 = Written::default();
+        w2.record(&plain);
+        assert_eq!(w2.flows, w.flows);
     }
 }
