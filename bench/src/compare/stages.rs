@@ -349,7 +349,7 @@ mod tests {
             .unwrap();
         assert_eq!(rep.calls_per_add, 2.0, "summed over both agents");
         assert!((rep.per_add_s - 0.04).abs() < 1e-9);
-        assert!(!rows.iter().any(|r| r.stage.contains("full resync")));
+        assert!(!rows.iter().any(|r| r.stage.contains("resync")));
         assert!(render(&rows, 10).contains("| etcd txn"));
     }
 }
