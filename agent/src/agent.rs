@@ -24,7 +24,7 @@ use weft_ovsdb::Endpoint;
 use weft_proto::v1::{Chassis, StatusReport};
 
 use crate::config::AgentConfig;
-use crate::diff::{Diff, Installed};
+use crate::diff::{Diff, Installed, InstalledIndex};
 use crate::ids::Ids;
 use crate::pipeline::Encap;
 use crate::reconcile::{ReconcileError, Reconciler};
@@ -598,7 +598,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
                         info!(
                             cost_ms = cost.as_millis() as u64,
                             read_back_ms = rb.took.as_millis() as u64,
-                            flows = rb.flows.len(),
+                            flows = rb.installed.flow_count(),
                             next_in_s = gap.as_secs(),
                             "periodic resync costs more than a tenth of its interval: spacing them out"
                         );
@@ -824,11 +824,9 @@ impl Step<'_> {
     }
 }
 
-/// A table read back for the periodic resync, and how long that took.
+/// A table read back (and indexed) for the periodic resync, and how long that took.
 pub(crate) struct ReadBack {
-    flows: Vec<weft_openflow::flow::Flow>,
-    groups: Vec<weft_openflow::flow::Group>,
-    meters: Vec<weft_openflow::meter::Meter>,
+    installed: InstalledIndex,
     took: Duration,
 }
 
@@ -852,10 +850,12 @@ async fn read_back_table(mgmt: std::path::PathBuf) -> Result<ReadBack, String> {
         .await
         .map_err(|e| format!("reading meters back: {e}"))?;
     drop(chan);
+    // Indexing is most of a diff's work: it is done here, off the main loop.
+    let installed = tokio::task::spawn_blocking(move || InstalledIndex::new(flows, groups, meters))
+        .await
+        .map_err(|e| format!("indexing the flows read back: {e}"))?;
     Ok(ReadBack {
-        flows,
-        groups,
-        meters,
+        installed,
         took: started.elapsed(),
     })
 }
@@ -950,23 +950,22 @@ async fn apply(
             }
         }
         Step::Resync(rb) => {
-            let installed = Installed {
-                flows: &rb.flows,
-                groups: &rb.groups,
-                meters: &rb.meters,
-            };
+            let installed = &rb.installed;
             match r.resync(installed) {
                 Some((d, repairs)) => {
                     if repairs > 0 {
                         info!(
-                            installed = rb.flows.len(),
+                            installed = rb.installed.flow_count(),
                             repairs, "periodic resync repaired drift"
                         );
                         crate::metrics::metrics()
                             .drift_repairs
                             .inc_by(repairs as u64);
                     } else {
-                        debug!(installed = rb.flows.len(), "periodic resync: no drift");
+                        debug!(
+                            installed = rb.installed.flow_count(),
+                            "periodic resync: no drift"
+                        );
                     }
                     d
                 }

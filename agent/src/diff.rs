@@ -12,6 +12,7 @@
 //! - [`diff_except`]: the same, leaving alone the keys incremental bundles [`Written`] after
 //!   the read-back started (the periodic resync reads back in the background, so its
 //!   snapshot may predate them).
+//!   [`diff_indexed`] is the same diff over an [`InstalledIndex`] built off the main loop.
 //! - [`diff_delta`]: the incremental diff after [`crate::pipeline::recompile`], from the
 //!   before/after of the touched keys only; it costs what changed, not what is installed.
 //!
@@ -298,6 +299,142 @@ pub fn diff_meters(installed: &[Meter], desired: &DesiredState, skip: &HashSet<u
     }
     out.sort();
     out
+}
+
+/// A table read back and indexed by hashes, built off the main loop (the periodic resync's
+/// background task) so that the diff in the main loop, [`diff_indexed`], costs one hash and
+/// one comparison per desired flow, with no allocation for the flows that did not drift.
+#[derive(Clone, Debug, Default)]
+pub struct InstalledIndex {
+    /// The flows read back, learned ones left out (they are never diffed).
+    flows: Vec<Flow>,
+    /// [`flow_hash`] → indexes into `flows`.
+    by_flow: HashMap<u64, Vec<usize>>,
+    /// [`key_hash`] → indexes into `flows`.
+    by_key: HashMap<u64, Vec<usize>>,
+    pub groups: Vec<Group>,
+    pub meters: Vec<Meter>,
+}
+
+/// The hash of a flow's key (table, priority, match), without building a [`FlowKey`].
+fn key_hash(table: u8, priority: u16, matches: &weft_openflow::flow::Match) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    table.hash(&mut h);
+    priority.hash(&mut h);
+    matches.hash(&mut h);
+    h.finish()
+}
+
+/// The hash of a whole flow (what [`Flow`]'s equality compares).
+fn flow_hash(f: &Flow) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    f.hash(&mut h);
+    h.finish()
+}
+
+fn same_key(f: &Flow, table: u8, priority: u16, matches: &weft_openflow::flow::Match) -> bool {
+    f.table == table && f.priority == priority && f.matches == *matches
+}
+
+impl InstalledIndex {
+    /// Indexes what was read back (pure; linear in the table).
+    pub fn new(flows: Vec<Flow>, groups: Vec<Group>, meters: Vec<Meter>) -> Self {
+        let flows: Vec<Flow> = flows
+            .into_iter()
+            .filter(|f| Owner::cookie_kind(f.cookie) != cookie_kind::LEARNED)
+            .collect();
+        let mut by_flow: HashMap<u64, Vec<usize>> = HashMap::with_capacity(flows.len());
+        let mut by_key: HashMap<u64, Vec<usize>> = HashMap::with_capacity(flows.len());
+        for (i, f) in flows.iter().enumerate() {
+            by_flow.entry(flow_hash(f)).or_default().push(i);
+            by_key
+                .entry(key_hash(f.table, f.priority, &f.matches))
+                .or_default()
+                .push(i);
+        }
+        InstalledIndex {
+            flows,
+            by_flow,
+            by_key,
+            groups,
+            meters,
+        }
+    }
+
+    /// Flows read back (learned ones not counted).
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    fn find_key(&self, h: u64, f: &Flow) -> Option<usize> {
+        self.by_key
+            .get(&h)?
+            .iter()
+            .copied()
+            .find(|&i| same_key(&self.flows[i], f.table, f.priority, &f.matches))
+    }
+}
+
+/// The same diff as [`diff_except`] over an [`InstalledIndex`].
+pub fn diff_indexed(ix: &InstalledIndex, desired: &DesiredState, skip: &Written) -> Diff {
+    let mut out = FlowDiff::default();
+    let mut seen = vec![false; ix.flows.len()];
+    // The skipped keys by hash (few: what was written while the read-back ran).
+    let mut skip_by_hash: HashMap<u64, Vec<&FlowKey>> = HashMap::new();
+    for k in &skip.flows {
+        skip_by_hash
+            .entry(key_hash(k.table, k.priority, &k.matches))
+            .or_default()
+            .push(k);
+    }
+    for want in desired.flows() {
+        if !skip_by_hash.is_empty() {
+            let kh = key_hash(want.table, want.priority, &want.matches);
+            let skipped = skip_by_hash.get(&kh).is_some_and(|ks| {
+                ks.iter()
+                    .any(|k| same_key(want, k.table, k.priority, &k.matches))
+            });
+            if skipped {
+                if let Some(i) = ix.find_key(kh, want) {
+                    seen[i] = true;
+                }
+                continue;
+            }
+        }
+        let same = ix
+            .by_flow
+            .get(&flow_hash(want))
+            .and_then(|ids| ids.iter().copied().find(|&i| ix.flows[i] == *want));
+        if let Some(i) = same {
+            seen[i] = true;
+            continue;
+        }
+        let kh = key_hash(want.table, want.priority, &want.matches);
+        match ix.find_key(kh, want) {
+            Some(i) => {
+                seen[i] = true;
+                out.modifies.push(want.clone());
+            }
+            None => out.adds.push(want.clone()),
+        }
+    }
+    for (i, f) in ix.flows.iter().enumerate() {
+        if seen[i] {
+            continue;
+        }
+        let key = f.key();
+        if !skip.flows.contains(&key) {
+            out.deletes.push(key);
+        }
+    }
+    out.sort();
+    Diff {
+        flows: out,
+        groups: diff_groups(&ix.groups, desired, &skip.groups),
+        meters: diff_meters(&ix.meters, desired, &skip.meters),
+    }
 }
 
 /// What the switch reports: flows, groups and meters read back.
@@ -633,5 +770,44 @@ mod tests {
         let mut w2 = Written::default();
         w2.record(&plain);
         assert_eq!(w2.flows, w.flows);
+    }
+
+    #[test]
+    fn diff_indexed_matches_diff_except() {
+        let f = Fixture::new();
+        let desired = compile_all(&f.input());
+        let all: Vec<Flow> = desired.flows().cloned().collect();
+        assert!(all.len() >= 4);
+        // Missing, modified (other actions), foreign and learned flows, and two skipped keys.
+        let mut installed: Vec<Flow> = all[1..].to_vec();
+        installed[0].actions.clear();
+        let mut foreign = all[2].clone();
+        foreign.priority = foreign.priority.wrapping_add(3);
+        installed.push(foreign.clone());
+        let mut learned = all[2].clone();
+        learned.priority = learned.priority.wrapping_add(5);
+        learned.cookie = (u64::from(cookie_kind::LEARNED) << 56) | 7;
+        installed.push(learned);
+        let i = Installed {
+            flows: &installed,
+            groups: &[],
+            meters: &[],
+        };
+        let mut skip = Written::default();
+        for w in [Written::default(), {
+            skip.flows.insert(all[3].key());
+            skip.flows.insert(foreign.key());
+            skip.clone()
+        }] {
+            let ix = InstalledIndex::new(installed.clone(), vec![], vec![]);
+            let want = diff_except(i, &desired, &w);
+            let got = diff_indexed(&ix, &desired, &w);
+            assert_eq!(got.to_sorted_lines(), want.to_sorted_lines());
+            if w.is_empty() {
+                assert_eq!(got.flows.adds.len(), 1);
+                assert_eq!(got.flows.modifies.len(), 1);
+                assert_eq!(got.flows.deletes, vec![foreign.key()], "learned flows stay");
+            }
+        }
     }
 }

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use weft_proto::model::view::ViewDelta;
 use weft_proto::v1::{PortBinding, StatusReport};
 
-use crate::diff::{diff, diff_delta, diff_except, Diff, Installed, Written};
+use crate::diff::{diff, diff_delta, diff_indexed, Diff, Installed, InstalledIndex, Written};
 use crate::ids::{IdChanges, Ids};
 use crate::pinctrl::neigh::{Learned, Neighbours};
 use crate::pipeline::{compile_all, recompile, CompileInput, DesiredState, Encap};
@@ -323,7 +323,7 @@ impl Reconciler {
     /// second part of the pair is the number of repairs. `None` when the read-back is no
     /// longer valid or there is no desired state to check against (then a
     /// [`Reconciler::full`] is due anyway).
-    pub fn resync(&mut self, installed: Installed) -> Option<(Diff, usize)> {
+    pub fn resync(&mut self, installed: &InstalledIndex) -> Option<(Diff, usize)> {
         let mut written = self.since_read_back.take()?;
         if self.desired.is_none() {
             return None;
@@ -331,7 +331,7 @@ impl Reconciler {
         let mut d = self.incremental()?;
         written.record(&d);
         let desired = self.desired.as_ref()?;
-        let repairs = diff_except(installed, desired, &written);
+        let repairs = diff_indexed(installed, desired, &written);
         let n = repairs.len();
         d.extend(repairs);
         Some((d, n))
@@ -487,6 +487,14 @@ mod tests {
         }
     }
 
+    fn index(d: &Diff) -> InstalledIndex {
+        InstalledIndex::new(
+            d.flows.adds.clone(),
+            d.groups.adds.clone(),
+            d.meters.adds.clone(),
+        )
+    }
+
     fn vifs(list: &[(&str, u32)]) -> BTreeMap<String, Option<u32>> {
         list.iter()
             .map(|(k, v)| (k.to_string(), Some(*v)))
@@ -608,7 +616,7 @@ mod tests {
         assert!(!inc.flows.adds.is_empty());
         r.applied(Ok(()));
         // The stale read-back lacks p2's flows: they are not re-added, nothing else drifted.
-        let (d, repairs) = r.resync(inst(&snapshot_of_switch)).unwrap();
+        let (d, repairs) = r.resync(&index(&snapshot_of_switch)).unwrap();
         assert!(d.is_empty(), "{:?}", d.to_sorted_lines());
         assert_eq!(repairs, 0);
         assert!(!r.read_back_valid(), "a read-back is used once");
@@ -620,7 +628,7 @@ mod tests {
         installed.flows.adds.extend(inc.flows.adds.iter().cloned());
         let lost = installed.flows.adds.remove(0);
         r.on_vifs(&vifs(&[("p1", 3)]));
-        let (d, repairs) = r.resync(inst(&installed)).unwrap();
+        let (d, repairs) = r.resync(&index(&installed)).unwrap();
         assert_eq!(repairs, 1, "{:?}", d.to_sorted_lines());
         assert!(d.flows.adds.contains(&lost) || d.flows.modifies.contains(&lost));
         assert!(
@@ -640,10 +648,10 @@ mod tests {
         assert!(r.read_back_valid());
         r.full(inst(&first)).unwrap();
         assert!(!r.read_back_valid());
-        assert!(r.resync(inst(&first)).is_none());
+        assert!(r.resync(&index(&first)).is_none());
         r.read_back_started();
         r.applied(Err("bundle failed".into()));
-        assert!(r.resync(inst(&first)).is_none());
+        assert!(r.resync(&index(&first)).is_none());
     }
 
     #[test]
