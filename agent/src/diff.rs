@@ -309,17 +309,85 @@ pub struct InstalledIndex {
     /// The flows read back, learned ones left out (they are never diffed).
     flows: Vec<Flow>,
     /// [`flow_hash`] → indexes into `flows`.
-    by_flow: HashMap<u64, Vec<usize>>,
+    by_flow: ByHash,
     /// [`key_hash`] → indexes into `flows`.
-    by_key: HashMap<u64, Vec<usize>>,
+    by_key: ByHash,
     pub groups: Vec<Group>,
     pub meters: Vec<Meter>,
 }
 
+/// A fast, deterministic hasher for [`InstalledIndex`] (FxHash's mixing step): the derived
+/// `Hash` of a flow is many small writes, which SipHash makes the bulk of a resync's diff.
+/// Collisions only cost a comparison: every hit is checked with `==`.
+#[derive(Clone, Copy, Default)]
+struct Fx(u64);
+
+impl Fx {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            self.add(u64::from_le_bytes(b));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+}
+
+/// The hashes are already mixed: the index's maps use them as they are.
+#[derive(Clone, Copy, Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i;
+    }
+}
+
+type ByHash = HashMap<u64, Vec<usize>, std::hash::BuildHasherDefault<Prehashed>>;
+
 /// The hash of a flow's key (table, priority, match), without building a [`FlowKey`].
 fn key_hash(table: u8, priority: u16, matches: &weft_openflow::flow::Match) -> u64 {
     use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = Fx::default();
     table.hash(&mut h);
     priority.hash(&mut h);
     matches.hash(&mut h);
@@ -329,7 +397,7 @@ fn key_hash(table: u8, priority: u16, matches: &weft_openflow::flow::Match) -> u
 /// The hash of a whole flow (what [`Flow`]'s equality compares).
 fn flow_hash(f: &Flow) -> u64 {
     use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = Fx::default();
     f.hash(&mut h);
     h.finish()
 }
@@ -345,8 +413,8 @@ impl InstalledIndex {
             .into_iter()
             .filter(|f| Owner::cookie_kind(f.cookie) != cookie_kind::LEARNED)
             .collect();
-        let mut by_flow: HashMap<u64, Vec<usize>> = HashMap::with_capacity(flows.len());
-        let mut by_key: HashMap<u64, Vec<usize>> = HashMap::with_capacity(flows.len());
+        let mut by_flow = ByHash::with_capacity_and_hasher(flows.len(), Default::default());
+        let mut by_key = ByHash::with_capacity_and_hasher(flows.len(), Default::default());
         for (i, f) in flows.iter().enumerate() {
             by_flow.entry(flow_hash(f)).or_default().push(i);
             by_key
@@ -415,7 +483,9 @@ pub fn diff_indexed(ix: &InstalledIndex, desired: &DesiredState, skip: &Written)
         match ix.find_key(kh, want) {
             Some(i) => {
                 seen[i] = true;
-                out.modifies.push(want.clone());
+                if ix.flows[i] != *want {
+                    out.modifies.push(want.clone());
+                }
             }
             None => out.adds.push(want.clone()),
         }
