@@ -325,9 +325,7 @@ impl Reconciler {
     /// [`Reconciler::full`] is due anyway).
     pub fn resync(&mut self, installed: &InstalledIndex) -> Option<(Diff, usize)> {
         let mut written = self.since_read_back.take()?;
-        if self.desired.is_none() {
-            return None;
-        }
+        self.desired.as_ref()?;
         let mut d = self.incremental()?;
         written.record(&d);
         let desired = self.desired.as_ref()?;
