@@ -24,7 +24,7 @@ use weft_ovsdb::Endpoint;
 use weft_proto::v1::{Chassis, StatusReport};
 
 use crate::config::AgentConfig;
-use crate::diff::{Diff, Installed};
+use crate::diff::{Diff, Installed, InstalledIndex};
 use crate::ids::Ids;
 use crate::pipeline::Encap;
 use crate::reconcile::{ReconcileError, Reconciler};
@@ -419,8 +419,13 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     let mut of_retry = tokio::time::interval(Duration::from_millis(100));
     of_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut resync = tokio::time::interval(config.resync_interval);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     resync.tick().await;
     let mut full_needed = true;
+    // The periodic drift check: a read-back in the background, then a diff (see `resync`).
+    let mut read_back_task: Option<JoinHandle<Result<ReadBack, String>>> = None;
+    let mut read_back: Option<ReadBack> = None;
+    let mut pacing = ResyncPacing::new(config.resync_interval, std::time::Instant::now());
     // Gateway ports resident here at the last apply (their GARPs were sent).
     let mut gateways_here = std::collections::BTreeSet::new();
     // The OVSDB connection id allocations are written over (see `persist_ids`).
@@ -487,13 +492,46 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
                     Err(e) => debug!(error = %e, "OpenFlow connect failed"),
                 }
             },
+            done = async {
+                match read_back_task.as_mut() {
+                    Some(t) => t.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                read_back_task = None;
+                match done {
+                    Ok(Ok(rb)) => {
+                        crate::metrics::observe_reconcile("read_back", rb.took);
+                        read_back = Some(rb);
+                    }
+                    Ok(Err(e)) => {
+                        warn!(error = %e, "periodic read-back failed; next one at the next interval");
+                        pacing.done(std::time::Instant::now(), std::time::Duration::ZERO);
+                    }
+                    Err(e) => warn!(error = %e, "periodic read-back task ended"),
+                }
+            },
             Some(l) = learned_rx.recv() => {
                 if reconciler.learn(&l, std::time::Instant::now()) {
                     debug!(ip = %l.ip, mac = %l.mac, "neighbour learned");
                 }
             },
             _ = resync.tick() => {
-                full_needed = true;
+                let now = std::time::Instant::now();
+                if read_back_task.is_none()
+                    && read_back.is_none()
+                    && pacing.due(now)
+                    && of.is_some()
+                    && !full_needed
+                    && reconciler.desired().is_some()
+                {
+                    // No bundle is in flight here: the read-back sees every bundle so far, and
+                    // what the next ones write is recorded from now on.
+                    reconciler.read_back_started();
+                    read_back_task = Some(tokio::spawn(
+                        read_back_table(mgmt.clone()).instrument(info_span!("read_back")),
+                    ));
+                }
                 reconciler.expire_neighbours(std::time::Instant::now());
                 let st = pin_stats_rx.borrow().clone();
                 observe.resync(&st);
@@ -533,7 +571,14 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
         if let Some(chan) = &of {
             if reconciler.ready() {
                 let full = full_needed || reconciler.needs_full();
-                let span = info_span!("reconcile", revision = reconciler.view().revision(), full);
+                let rb = read_back.take();
+                let step = match &rb {
+                    _ if full => Step::Full,
+                    Some(rb) => Step::Resync(rb),
+                    None => Step::Incremental,
+                };
+                let kind = step.kind();
+                let span = info_span!("reconcile", revision = reconciler.view().revision(), kind);
                 let started = std::time::Instant::now();
                 let result = apply(
                     chan,
@@ -541,11 +586,27 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
                     &mut ids_db,
                     &config.bridge,
                     &mut reconciler,
-                    full,
+                    step,
                 )
                 .instrument(span)
                 .await;
-                crate::metrics::reconcile(full, started);
+                crate::metrics::observe_reconcile(kind, started.elapsed());
+                if let Some(rb) = &rb {
+                    let cost = rb.took + started.elapsed();
+                    let now = std::time::Instant::now();
+                    if let Some(gap) = pacing.done(now, cost) {
+                        info!(
+                            cost_ms = cost.as_millis() as u64,
+                            read_back_ms = rb.took.as_millis() as u64,
+                            flows = rb.installed.flow_count(),
+                            next_in_s = gap.as_secs(),
+                            "periodic resync costs more than a tenth of its interval: spacing them out"
+                        );
+                    }
+                } else if full {
+                    // A full diff just checked everything: the next periodic one can wait.
+                    pacing.done(std::time::Instant::now(), started.elapsed());
+                }
                 observe.applied(&reconciler);
                 match result {
                     Ok(()) => {
@@ -599,6 +660,9 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     sub_task.abort();
     reporter.abort();
     hc_task.abort();
+    if let Some(t) = read_back_task {
+        t.abort();
+    }
     drift_task.abort();
     if let Some(t) = mgmt_task {
         t.abort();
@@ -740,49 +804,183 @@ async fn announce_gateways(
     *here = now;
 }
 
+/// What one reconcile step diffs.
+enum Step<'a> {
+    /// Against a table read back now (start, reconnect, drift repair, failed bundle).
+    Full,
+    /// The changes since the last step only.
+    Incremental,
+    /// The changes since the last step, and a drift check against a table read back in the
+    /// background ([`read_back_table`]).
+    Resync(&'a ReadBack),
+}
+
+impl Step<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Step::Full => "full",
+            Step::Incremental => "incremental",
+            Step::Resync(_) => "resync",
+        }
+    }
+}
+
+/// A table read back (and indexed) for the periodic resync, and how long that took.
+pub(crate) struct ReadBack {
+    installed: InstalledIndex,
+    took: Duration,
+}
+
+/// Reads the table back over an OpenFlow connection of its own, so that the bundles of the
+/// main connection do not queue behind a large dump (and the main loop goes on meanwhile).
+async fn read_back_table(mgmt: std::path::PathBuf) -> Result<ReadBack, String> {
+    let started = std::time::Instant::now();
+    let chan = OfChannel::connect(&mgmt)
+        .await
+        .map_err(|e| format!("connecting to {}: {e}", mgmt.display()))?;
+    let flows = chan
+        .dump_flows()
+        .await
+        .map_err(|e| format!("reading flows back: {e}"))?;
+    let groups = chan
+        .dump_groups()
+        .await
+        .map_err(|e| format!("reading groups back: {e}"))?;
+    let meters = chan
+        .dump_meters()
+        .await
+        .map_err(|e| format!("reading meters back: {e}"))?;
+    drop(chan);
+    // Indexing is most of a diff's work: it is done here, off the main loop.
+    let installed = tokio::task::spawn_blocking(move || InstalledIndex::new(flows, groups, meters))
+        .await
+        .map_err(|e| format!("indexing the flows read back: {e}"))?;
+    Ok(ReadBack {
+        installed,
+        took: started.elapsed(),
+    })
+}
+
+/// When the next periodic resync may start: every `interval`, but never sooner than
+/// [`ResyncPacing::COST_FACTOR`] times what the last one cost after it ended, so that a
+/// large table's drift check takes a bounded share of the agent's and the switch's time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResyncPacing {
+    interval: Duration,
+    gap: Duration,
+    next: std::time::Instant,
+}
+
+impl ResyncPacing {
+    /// A resync costs at most one part in this many of the time between two.
+    pub const COST_FACTOR: u32 = 10;
+
+    pub fn new(interval: Duration, now: std::time::Instant) -> Self {
+        Self {
+            interval,
+            gap: interval,
+            next: now + interval,
+        }
+    }
+
+    /// Whether a resync may start at `now` (a tenth of the interval early is on time: the
+    /// caller checks on a timer of that interval).
+    pub fn due(&self, now: std::time::Instant) -> bool {
+        now + self.interval / 10 >= self.next
+    }
+
+    /// The gap after a resync that cost `cost`.
+    pub fn gap_for(interval: Duration, cost: Duration) -> Duration {
+        interval.max(cost.saturating_mul(Self::COST_FACTOR))
+    }
+
+    /// A resync (or a full diff) that cost `cost` ended at `now`: the next one is due `gap`
+    /// after this one started. Returns the gap when it is longer than the interval (worth a
+    /// log line).
+    pub fn done(&mut self, now: std::time::Instant, cost: Duration) -> Option<Duration> {
+        let gap = Self::gap_for(self.interval, cost);
+        self.gap = gap;
+        self.next = now.checked_sub(cost).unwrap_or(now) + gap;
+        (gap > self.interval).then_some(gap)
+    }
+
+    /// The gap now in force.
+    pub fn gap(&self) -> Duration {
+        self.gap
+    }
+}
+
 async fn apply(
     chan: &OfChannel,
     endpoint: &Endpoint,
     db: &mut Option<weft_ovsdb::Client>,
     bridge: &str,
     r: &mut Reconciler,
-    full: bool,
+    step: Step<'_>,
 ) -> Result<(), OfError> {
-    let d = if full {
-        let flows = chan.dump_flows().await;
-        let groups = chan.dump_groups().await;
-        let meters = chan.dump_meters().await;
-        let (flows, groups, meters) = match (flows, groups, meters) {
-            (Ok(f), Ok(g), Ok(m)) => (f, g, m),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-                r.set_error(format!("reading flows back: {e}"));
-                return Err(e);
+    let d = match step {
+        Step::Full => {
+            let flows = chan.dump_flows().await;
+            let groups = chan.dump_groups().await;
+            let meters = chan.dump_meters().await;
+            let (flows, groups, meters) = match (flows, groups, meters) {
+                (Ok(f), Ok(g), Ok(m)) => (f, g, m),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                    r.set_error(format!("reading flows back: {e}"));
+                    return Err(e);
+                }
+            };
+            let installed = Installed {
+                flows: &flows,
+                groups: &groups,
+                meters: &meters,
+            };
+            match r.full(installed) {
+                Some(d) => {
+                    if !d.is_empty() {
+                        info!(installed = flows.len(), changes = d.len(), "full resync");
+                        if r.status().is_some_and(|s| s.applied_revision > 0) {
+                            crate::metrics::metrics()
+                                .drift_repairs
+                                .inc_by(d.len() as u64);
+                        }
+                    }
+                    d
+                }
+                None => return Ok(()),
             }
-        };
-        let installed = Installed {
-            flows: &flows,
-            groups: &groups,
-            meters: &meters,
-        };
-        match r.full(installed) {
-            Some(d) => {
-                if !d.is_empty() {
-                    info!(installed = flows.len(), changes = d.len(), "full resync");
-                    if r.status().is_some_and(|s| s.applied_revision > 0) {
+        }
+        Step::Resync(rb) => {
+            let installed = &rb.installed;
+            match r.resync(installed) {
+                Some((d, repairs)) => {
+                    if repairs > 0 {
+                        info!(
+                            installed = rb.installed.flow_count(),
+                            repairs, "periodic resync repaired drift"
+                        );
                         crate::metrics::metrics()
                             .drift_repairs
-                            .inc_by(d.len() as u64);
+                            .inc_by(repairs as u64);
+                    } else {
+                        debug!(
+                            installed = rb.installed.flow_count(),
+                            "periodic resync: no drift"
+                        );
                     }
+                    d
                 }
-                d
+                // The read-back is stale (a full diff or a failed bundle came in between).
+                None => match r.incremental() {
+                    Some(d) => d,
+                    None => return Ok(()),
+                },
             }
-            None => return Ok(()),
         }
-    } else {
-        match r.incremental() {
+        Step::Incremental => match r.incremental() {
             Some(d) => d,
             None => return Ok(()),
-        }
+        },
     };
     if let Err(e) = persist_ids(chan, endpoint, db, bridge, r).await {
         // Nothing was applied: the flows that would use the new ids wait for the next try.
@@ -810,5 +1008,64 @@ async fn apply(
             r.applied(Err(e.to_string()));
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn resync_pacing_keeps_the_interval_for_cheap_resyncs() {
+        let t0 = Instant::now();
+        let i = Duration::from_secs(30);
+        let mut p = ResyncPacing::new(i, t0);
+        assert!(!p.due(t0));
+        assert!(p.due(t0 + i));
+        // A 100 ms resync started on the tick at 30 s: the next tick (60 s) is due.
+        let end = t0 + i + Duration::from_millis(100);
+        assert_eq!(p.done(end, Duration::from_millis(100)), None);
+        assert_eq!(p.gap(), i);
+        assert!(!p.due(t0 + Duration::from_secs(45)));
+        assert!(p.due(t0 + Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn resync_pacing_spaces_out_expensive_resyncs() {
+        let t0 = Instant::now();
+        let i = Duration::from_secs(30);
+        let mut p = ResyncPacing::new(i, t0);
+        // A 26 s resync (128k flows, debug build, loaded machine) started at 30 s.
+        let cost = Duration::from_secs(26);
+        let end = t0 + i + cost;
+        assert_eq!(p.done(end, cost), Some(Duration::from_secs(260)));
+        assert!(!p.due(t0 + Duration::from_secs(60)));
+        assert!(!p.due(t0 + Duration::from_secs(240)));
+        assert!(p.due(t0 + Duration::from_secs(290)));
+        // It got cheap again: back to the interval.
+        let end2 = t0 + Duration::from_secs(291);
+        assert_eq!(p.done(end2, Duration::from_secs(1)), None);
+        assert!(p.due(t0 + Duration::from_secs(320)));
+        assert_eq!(ResyncPacing::gap_for(i, Duration::ZERO), i);
+    }
+
+    #[test]
+    fn bundle_ops_order_groups_around_flows() {
+        let mut d = Diff::default();
+        d.groups.adds.push(weft_openflow::flow::Group {
+            id: 7,
+            kind: weft_openflow::flow::GroupType::All,
+            buckets: vec![],
+        });
+        d.groups.deletes.push(8);
+        d.flows.deletes.push(weft_openflow::flow::FlowKey {
+            table: 1,
+            priority: 2,
+            matches: weft_openflow::flow::Match::from_fields([]),
+        });
+        let ops = bundle_ops(&d);
+        assert!(matches!(ops.first(), Some(BundleOp::GroupAdd(_))));
+        assert!(matches!(ops.last(), Some(BundleOp::GroupDelete(8))));
     }
 }

@@ -9,6 +9,10 @@
 //!   (the agent owns br-int, so foreign flows go too), except flows the datapath learned
 //!   ([`cookie_kind::LEARNED`], LB session affinity): those are left to their timeouts.
 //!   Groups likewise by id.
+//! - [`diff_except`]: the same, leaving alone the keys incremental bundles [`Written`] after
+//!   the read-back started (the periodic resync reads back in the background, so its
+//!   snapshot may predate them).
+//!   [`diff_indexed`] is the same diff over an [`InstalledIndex`] built off the main loop.
 //! - [`diff_delta`]: the incremental diff after [`crate::pipeline::recompile`], from the
 //!   before/after of the touched keys only; it costs what changed, not what is installed.
 //!
@@ -19,7 +23,7 @@
 //! `OFPFC_MODIFY_STRICT`, which in OpenFlow 1.1+ leaves the cookie unchanged.
 //! Output order: by table, then priority (highest first), then cookie; ties unspecified.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use weft_openflow::flow::{Flow, FlowKey, Group};
 use weft_openflow::meter::Meter;
@@ -116,6 +120,30 @@ pub struct Diff {
 }
 
 impl Diff {
+    /// Adds `other`'s changes (keys disjoint from this diff's) and keeps the output order.
+    pub fn extend(&mut self, other: Diff) {
+        if other.is_empty() {
+            return;
+        }
+        let Diff {
+            flows,
+            groups,
+            meters,
+        } = other;
+        self.flows.adds.extend(flows.adds);
+        self.flows.modifies.extend(flows.modifies);
+        self.flows.deletes.extend(flows.deletes);
+        self.flows.sort();
+        self.groups.adds.extend(groups.adds);
+        self.groups.modifies.extend(groups.modifies);
+        self.groups.deletes.extend(groups.deletes);
+        self.groups.sort();
+        self.meters.adds.extend(meters.adds);
+        self.meters.modifies.extend(meters.modifies);
+        self.meters.deletes.extend(meters.deletes);
+        self.meters.sort();
+    }
+
     /// Nothing to do.
     pub fn is_empty(&self) -> bool {
         self.flows.is_empty() && self.groups.is_empty() && self.meters.is_empty()
@@ -158,8 +186,40 @@ impl Diff {
     }
 }
 
-/// Full diff of the installed flows against the desired ones.
-pub fn diff_flows(installed: &[Flow], desired: &DesiredState) -> FlowDiff {
+/// Keys a full diff leaves alone: what incremental bundles wrote after the table was read
+/// back (the read-back may predate them, so it is no evidence of drift there; those bundles
+/// committed, so the switch holds the desired value). See [`diff_except`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    pub flows: HashSet<FlowKey>,
+    pub groups: HashSet<u32>,
+    pub meters: HashSet<u32>,
+}
+
+impl Written {
+    /// Adds every key `d` writes.
+    pub fn record(&mut self, d: &Diff) {
+        let f = &d.flows;
+        self.flows
+            .extend(f.adds.iter().chain(&f.modifies).map(Flow::key));
+        self.flows.extend(f.deletes.iter().cloned());
+        let g = &d.groups;
+        self.groups
+            .extend(g.adds.iter().chain(&g.modifies).map(|g| g.id));
+        self.groups.extend(g.deletes.iter().copied());
+        let m = &d.meters;
+        self.meters
+            .extend(m.adds.iter().chain(&m.modifies).map(|m| m.id));
+        self.meters.extend(m.deletes.iter().copied());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty() && self.groups.is_empty() && self.meters.is_empty()
+    }
+}
+
+/// Full diff of the installed flows against the desired ones, leaving `skip` alone.
+pub fn diff_flows(installed: &[Flow], desired: &DesiredState, skip: &HashSet<FlowKey>) -> FlowDiff {
     let mut out = FlowDiff::default();
     let mut by_key: HashMap<FlowKey, &Flow> = HashMap::with_capacity(installed.len());
     for f in installed {
@@ -169,14 +229,20 @@ pub fn diff_flows(installed: &[Flow], desired: &DesiredState) -> FlowDiff {
         by_key.insert(f.key(), f);
     }
     for want in desired.flows() {
-        match by_key.get(&want.key()) {
+        let key = want.key();
+        if skip.contains(&key) {
+            by_key.remove(&key);
+            continue;
+        }
+        match by_key.remove(&key) {
             None => out.adds.push(want.clone()),
-            Some(have) if *have != want => out.modifies.push(want.clone()),
+            Some(have) if have != want => out.modifies.push(want.clone()),
             Some(_) => {}
         }
     }
+    // What is left is installed and not desired.
     for key in by_key.into_keys() {
-        if desired.flow(&key).is_none() {
+        if !skip.contains(&key) {
             out.deletes.push(key);
         }
     }
@@ -184,22 +250,26 @@ pub fn diff_flows(installed: &[Flow], desired: &DesiredState) -> FlowDiff {
     out
 }
 
-/// Full diff of the installed groups against the desired ones.
-pub fn diff_groups(installed: &[Group], desired: &DesiredState) -> GroupDiff {
+/// Full diff of the installed groups against the desired ones, leaving `skip` alone.
+pub fn diff_groups(installed: &[Group], desired: &DesiredState, skip: &HashSet<u32>) -> GroupDiff {
     let mut out = GroupDiff::default();
     let mut by_id: HashMap<u32, &Group> = HashMap::with_capacity(installed.len());
     for g in installed {
         by_id.insert(g.id, g);
     }
     for want in desired.groups() {
-        match by_id.get(&want.id) {
+        if skip.contains(&want.id) {
+            by_id.remove(&want.id);
+            continue;
+        }
+        match by_id.remove(&want.id) {
             None => out.adds.push(want.clone()),
-            Some(have) if *have != want => out.modifies.push(want.clone()),
+            Some(have) if have != want => out.modifies.push(want.clone()),
             Some(_) => {}
         }
     }
     for id in by_id.into_keys() {
-        if desired.group(id).is_none() {
+        if !skip.contains(&id) {
             out.deletes.push(id);
         }
     }
@@ -207,24 +277,234 @@ pub fn diff_groups(installed: &[Group], desired: &DesiredState) -> GroupDiff {
     out
 }
 
-/// Full diff of the installed meters against the desired ones.
-pub fn diff_meters(installed: &[Meter], desired: &DesiredState) -> MeterDiff {
+/// Full diff of the installed meters against the desired ones, leaving `skip` alone.
+pub fn diff_meters(installed: &[Meter], desired: &DesiredState, skip: &HashSet<u32>) -> MeterDiff {
     let mut out = MeterDiff::default();
-    let by_id: HashMap<u32, &Meter> = installed.iter().map(|m| (m.id, m)).collect();
+    let mut by_id: HashMap<u32, &Meter> = installed.iter().map(|m| (m.id, m)).collect();
     for want in desired.meters() {
-        match by_id.get(&want.id) {
+        if skip.contains(&want.id) {
+            by_id.remove(&want.id);
+            continue;
+        }
+        match by_id.remove(&want.id) {
             None => out.adds.push(want.clone()),
-            Some(have) if *have != want => out.modifies.push(want.clone()),
+            Some(have) if have != want => out.modifies.push(want.clone()),
             Some(_) => {}
         }
     }
     for id in by_id.into_keys() {
-        if desired.meter(id).is_none() {
+        if !skip.contains(&id) {
             out.deletes.push(id);
         }
     }
     out.sort();
     out
+}
+
+/// A table read back and indexed by hashes, built off the main loop (the periodic resync's
+/// background task) so that the diff in the main loop, [`diff_indexed`], costs one hash and
+/// one comparison per desired flow, with no allocation for the flows that did not drift.
+#[derive(Clone, Debug, Default)]
+pub struct InstalledIndex {
+    /// The flows read back, learned ones left out (they are never diffed).
+    flows: Vec<Flow>,
+    /// [`flow_hash`] → indexes into `flows`.
+    by_flow: ByHash,
+    /// [`key_hash`] → indexes into `flows`.
+    by_key: ByHash,
+    pub groups: Vec<Group>,
+    pub meters: Vec<Meter>,
+}
+
+/// A fast, deterministic hasher for [`InstalledIndex`] (FxHash's mixing step): the derived
+/// `Hash` of a flow is many small writes, which SipHash makes the bulk of a resync's diff.
+/// Collisions only cost a comparison: every hit is checked with `==`.
+#[derive(Clone, Copy, Default)]
+struct Fx(u64);
+
+impl Fx {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            self.add(u64::from_le_bytes(b));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+}
+
+/// The hashes are already mixed: the index's maps use them as they are.
+#[derive(Clone, Copy, Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i;
+    }
+}
+
+type ByHash = HashMap<u64, Vec<usize>, std::hash::BuildHasherDefault<Prehashed>>;
+
+/// The hash of a flow's key (table, priority, match), without building a [`FlowKey`].
+fn key_hash(table: u8, priority: u16, matches: &weft_openflow::flow::Match) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = Fx::default();
+    table.hash(&mut h);
+    priority.hash(&mut h);
+    matches.hash(&mut h);
+    h.finish()
+}
+
+/// The hash of a whole flow (what [`Flow`]'s equality compares).
+fn flow_hash(f: &Flow) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = Fx::default();
+    f.hash(&mut h);
+    h.finish()
+}
+
+fn same_key(f: &Flow, table: u8, priority: u16, matches: &weft_openflow::flow::Match) -> bool {
+    f.table == table && f.priority == priority && f.matches == *matches
+}
+
+impl InstalledIndex {
+    /// Indexes what was read back (pure; linear in the table).
+    pub fn new(flows: Vec<Flow>, groups: Vec<Group>, meters: Vec<Meter>) -> Self {
+        let flows: Vec<Flow> = flows
+            .into_iter()
+            .filter(|f| Owner::cookie_kind(f.cookie) != cookie_kind::LEARNED)
+            .collect();
+        let mut by_flow = ByHash::with_capacity_and_hasher(flows.len(), Default::default());
+        let mut by_key = ByHash::with_capacity_and_hasher(flows.len(), Default::default());
+        for (i, f) in flows.iter().enumerate() {
+            by_flow.entry(flow_hash(f)).or_default().push(i);
+            by_key
+                .entry(key_hash(f.table, f.priority, &f.matches))
+                .or_default()
+                .push(i);
+        }
+        InstalledIndex {
+            flows,
+            by_flow,
+            by_key,
+            groups,
+            meters,
+        }
+    }
+
+    /// Flows read back (learned ones not counted).
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    fn find_key(&self, h: u64, f: &Flow) -> Option<usize> {
+        self.by_key
+            .get(&h)?
+            .iter()
+            .copied()
+            .find(|&i| same_key(&self.flows[i], f.table, f.priority, &f.matches))
+    }
+}
+
+/// The same diff as [`diff_except`] over an [`InstalledIndex`].
+pub fn diff_indexed(ix: &InstalledIndex, desired: &DesiredState, skip: &Written) -> Diff {
+    let mut out = FlowDiff::default();
+    let mut seen = vec![false; ix.flows.len()];
+    // The skipped keys by hash (few: what was written while the read-back ran).
+    let mut skip_by_hash: HashMap<u64, Vec<&FlowKey>> = HashMap::new();
+    for k in &skip.flows {
+        skip_by_hash
+            .entry(key_hash(k.table, k.priority, &k.matches))
+            .or_default()
+            .push(k);
+    }
+    for want in desired.flows() {
+        if !skip_by_hash.is_empty() {
+            let kh = key_hash(want.table, want.priority, &want.matches);
+            let skipped = skip_by_hash.get(&kh).is_some_and(|ks| {
+                ks.iter()
+                    .any(|k| same_key(want, k.table, k.priority, &k.matches))
+            });
+            if skipped {
+                if let Some(i) = ix.find_key(kh, want) {
+                    seen[i] = true;
+                }
+                continue;
+            }
+        }
+        let same = ix
+            .by_flow
+            .get(&flow_hash(want))
+            .and_then(|ids| ids.iter().copied().find(|&i| ix.flows[i] == *want));
+        if let Some(i) = same {
+            seen[i] = true;
+            continue;
+        }
+        let kh = key_hash(want.table, want.priority, &want.matches);
+        match ix.find_key(kh, want) {
+            Some(i) => {
+                seen[i] = true;
+                if ix.flows[i] != *want {
+                    out.modifies.push(want.clone());
+                }
+            }
+            None => out.adds.push(want.clone()),
+        }
+    }
+    for (i, f) in ix.flows.iter().enumerate() {
+        if seen[i] {
+            continue;
+        }
+        let key = f.key();
+        if !skip.flows.contains(&key) {
+            out.deletes.push(key);
+        }
+    }
+    out.sort();
+    Diff {
+        flows: out,
+        groups: diff_groups(&ix.groups, desired, &skip.groups),
+        meters: diff_meters(&ix.meters, desired, &skip.meters),
+    }
 }
 
 /// What the switch reports: flows, groups and meters read back.
@@ -237,10 +517,17 @@ pub struct Installed<'a> {
 
 /// Full diff of what the switch has against what is desired.
 pub fn diff(installed: Installed, desired: &DesiredState) -> Diff {
+    diff_except(installed, desired, &Written::default())
+}
+
+/// Full diff of what the switch has against what is desired, except the keys in `skip`
+/// (written after `installed` was read back): the periodic resync's diff, which runs while
+/// incremental bundles go on.
+pub fn diff_except(installed: Installed, desired: &DesiredState, skip: &Written) -> Diff {
     Diff {
-        flows: diff_flows(installed.flows, desired),
-        groups: diff_groups(installed.groups, desired),
-        meters: diff_meters(installed.meters, desired),
+        flows: diff_flows(installed.flows, desired, &skip.flows),
+        groups: diff_groups(installed.groups, desired, &skip.groups),
+        meters: diff_meters(installed.meters, desired, &skip.meters),
     }
 }
 
@@ -522,5 +809,75 @@ mod tests {
         let r = recompile(&mut desired, &fx.input(), &change);
         assert!(r.delta.is_noop());
         assert!(diff_delta(&r.delta).is_empty());
+    }
+
+    #[test]
+    fn diff_except_leaves_written_keys_alone() {
+        let f = Fixture::new();
+        let desired = compile_all(&f.input());
+        let all: Vec<Flow> = desired.flows().cloned().collect();
+        assert!(all.len() >= 3);
+        // The read-back lacks one desired flow and holds one that is no longer desired.
+        let missing = all[0].clone();
+        let mut extra = all[1].clone();
+        extra.priority = extra.priority.wrapping_add(7);
+        let mut installed: Vec<Flow> = all[1..].to_vec();
+        installed.push(extra.clone());
+        let i = Installed {
+            flows: &installed,
+            groups: &[],
+            meters: &[],
+        };
+        let plain = diff(i, &desired);
+        assert_eq!(plain.flows.adds, vec![missing.clone()]);
+        assert_eq!(plain.flows.deletes, vec![extra.key()]);
+        let mut w = Written::default();
+        w.flows.insert(missing.key());
+        w.flows.insert(extra.key());
+        let d = diff_except(i, &desired, &w);
+        assert!(d.flows.is_empty(), "{:?}", d.to_sorted_lines());
+        // Recording a diff records its keys.
+        let mut w2 = Written::default();
+        w2.record(&plain);
+        assert_eq!(w2.flows, w.flows);
+    }
+
+    #[test]
+    fn diff_indexed_matches_diff_except() {
+        let f = Fixture::new();
+        let desired = compile_all(&f.input());
+        let all: Vec<Flow> = desired.flows().cloned().collect();
+        assert!(all.len() >= 4);
+        // Missing, modified (other actions), foreign and learned flows, and two skipped keys.
+        let mut installed: Vec<Flow> = all[1..].to_vec();
+        installed[0].actions.clear();
+        let mut foreign = all[2].clone();
+        foreign.priority = foreign.priority.wrapping_add(3);
+        installed.push(foreign.clone());
+        let mut learned = all[2].clone();
+        learned.priority = learned.priority.wrapping_add(5);
+        learned.cookie = (u64::from(cookie_kind::LEARNED) << 56) | 7;
+        installed.push(learned);
+        let i = Installed {
+            flows: &installed,
+            groups: &[],
+            meters: &[],
+        };
+        let mut skip = Written::default();
+        for w in [Written::default(), {
+            skip.flows.insert(all[3].key());
+            skip.flows.insert(foreign.key());
+            skip.clone()
+        }] {
+            let ix = InstalledIndex::new(installed.clone(), vec![], vec![]);
+            let want = diff_except(i, &desired, &w);
+            let got = diff_indexed(&ix, &desired, &w);
+            assert_eq!(got.to_sorted_lines(), want.to_sorted_lines());
+            if w.is_empty() {
+                assert_eq!(got.flows.adds.len(), 1);
+                assert_eq!(got.flows.modifies.len(), 1);
+                assert_eq!(got.flows.deletes, vec![foreign.key()], "learned flows stay");
+            }
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! The agent's Prometheus metrics, served by [`weft_obs`] on `--metrics-listen` with
 //! `/healthz` and `/readyz`. Series:
 //! - `weft_agent_reconcile_duration_seconds{kind}`: one reconcile step (`full` reads the
-//!   table back and diffs, `incremental` recompiles the changed owners), bundle included;
+//!   table back and diffs, `incremental` recompiles the changed owners, `resync` is the
+//!   periodic drift check's diff in the main loop), bundle included; `read_back` is the
+//!   periodic drift check's table read-back, in the background;
 //! - `weft_agent_bundle_duration_seconds`, `weft_agent_bundle_ops` (size histogram) and
 //!   `weft_agent_bundles_total{result}`;
 //! - `weft_agent_flows_installed`, `weft_agent_groups_installed`, `weft_agent_meters_installed`;
@@ -154,10 +156,16 @@ pub fn bundle(ops: usize, started: Instant, ok: bool) {
 /// Records one reconcile step.
 pub fn reconcile(full: bool, started: Instant) {
     let kind = if full { "full" } else { "incremental" };
+    observe_reconcile(kind, started.elapsed());
+}
+
+/// Records one reconcile step of kind `kind`: `full`, `incremental`, `resync` (the periodic
+/// drift check's diff and bundle in the main loop) or `read_back` (its background read-back).
+pub fn observe_reconcile(kind: &str, took: std::time::Duration) {
     metrics()
         .reconcile_seconds
         .get_or_create(&KindLabel { kind: kind.into() })
-        .observe(started.elapsed().as_secs_f64());
+        .observe(took.as_secs_f64());
 }
 
 /// What is installed now.

@@ -6,7 +6,12 @@
 //! - [`Reconciler::incremental`]: after a view delta or a VIF change, recompile only the
 //!   affected owners and diff their before/after. Cost scales with the change.
 //! - [`Reconciler::full`]: against flows read back from the switch (start, OpenFlow
-//!   reconnect, periodic resync, after a failed bundle). Never a flush: only the difference.
+//!   reconnect, OVSDB drift repair, after a failed bundle). Never a flush: only the difference.
+//! - [`Reconciler::resync`]: the periodic drift check. The table is read back in the
+//!   background ([`Reconciler::read_back_started`]) while incremental diffs go on; every key
+//!   they write from then on is [`Written`], and the resync's full diff leaves those keys
+//!   alone (the read-back may predate them). A failed bundle or a full diff meanwhile makes
+//!   the read-back useless ([`Reconciler::read_back_valid`]).
 //!
 //! Nothing is compiled before the first snapshot *and* the first VIF listing have arrived, so
 //! a restarted agent never replaces a working table with one built from an empty view.
@@ -16,7 +21,7 @@ use std::collections::BTreeMap;
 use weft_proto::model::view::ViewDelta;
 use weft_proto::v1::{PortBinding, StatusReport};
 
-use crate::diff::{diff, diff_delta, Diff, Installed};
+use crate::diff::{diff, diff_delta, diff_indexed, Diff, Installed, InstalledIndex, Written};
 use crate::ids::{IdChanges, Ids};
 use crate::pinctrl::neigh::{Learned, Neighbours};
 use crate::pipeline::{compile_all, recompile, CompileInput, DesiredState, Encap};
@@ -59,6 +64,8 @@ pub struct Reconciler {
     neighbours: Neighbours,
     /// Provider network → ofport of its patch port on br-int.
     localnets: BTreeMap<String, u32>,
+    /// While a background read-back is in flight: the keys diffs handed out since it began.
+    since_read_back: Option<Written>,
 }
 
 impl Reconciler {
@@ -78,6 +85,7 @@ impl Reconciler {
             last_error: String::new(),
             neighbours: Neighbours::new(),
             localnets: BTreeMap::new(),
+            since_read_back: None,
         }
     }
 
@@ -290,7 +298,41 @@ impl Reconciler {
         let change = std::mem::take(&mut self.pending);
         let recompiled = recompile(&mut desired, &self.input(&vifs), &change);
         self.desired = Some(desired);
-        Some(diff_delta(&recompiled.delta))
+        let d = diff_delta(&recompiled.delta);
+        if let Some(w) = self.since_read_back.as_mut() {
+            w.record(&d);
+        }
+        Some(d)
+    }
+
+    /// A background read-back of the switch's table starts now (no bundle is in flight):
+    /// from here on the keys of every diff handed out are recorded for [`Reconciler::resync`].
+    pub fn read_back_started(&mut self) {
+        self.since_read_back = Some(Written::default());
+    }
+
+    /// False once the read-back under way can no longer be used (a full diff or a failed
+    /// bundle came in between, or none was started).
+    pub fn read_back_valid(&self) -> bool {
+        self.since_read_back.is_some()
+    }
+
+    /// The periodic resync, with a table read back since [`Reconciler::read_back_started`]:
+    /// the pending changes (as in [`Reconciler::incremental`]) plus the repairs of any drift,
+    /// i.e. a full diff that leaves alone the keys written since the read-back began. The
+    /// second part of the pair is the number of repairs. `None` when the read-back is no
+    /// longer valid or there is no desired state to check against (then a
+    /// [`Reconciler::full`] is due anyway).
+    pub fn resync(&mut self, installed: &InstalledIndex) -> Option<(Diff, usize)> {
+        let mut written = self.since_read_back.take()?;
+        self.desired.as_ref()?;
+        let mut d = self.incremental()?;
+        written.record(&d);
+        let desired = self.desired.as_ref()?;
+        let repairs = diff_indexed(installed, desired, &written);
+        let n = repairs.len();
+        d.extend(repairs);
+        Some((d, n))
     }
 
     /// Diffs the desired state against what the switch reports. The desired state does not
@@ -328,6 +370,8 @@ impl Reconciler {
         };
         let d = diff(installed, &desired);
         self.desired = Some(desired);
+        // A table read back before this diff is older than what it is about to write.
+        self.since_read_back = None;
         Some(d)
     }
 
@@ -346,6 +390,7 @@ impl Reconciler {
             Err(e) => {
                 // The switch kept its previous table; force a full diff next time.
                 self.desired = None;
+                self.since_read_back = None;
                 self.last_error = e;
             }
         }
@@ -438,6 +483,14 @@ mod tests {
             groups: &d.groups.adds,
             meters: &d.meters.adds,
         }
+    }
+
+    fn index(d: &Diff) -> InstalledIndex {
+        InstalledIndex::new(
+            d.flows.adds.clone(),
+            d.groups.adds.clone(),
+            d.meters.adds.clone(),
+        )
     }
 
     fn vifs(list: &[(&str, u32)]) -> BTreeMap<String, Option<u32>> {
@@ -542,6 +595,61 @@ mod tests {
         let expected = fresh.full(inst(&installed)).unwrap();
         assert_eq!(d.to_sorted_lines(), expected.to_sorted_lines());
         assert!(d.flows.adds.contains(&lost) || d.flows.modifies.contains(&lost));
+    }
+
+    #[test]
+    fn background_resync_skips_what_was_written_after_the_read_back() {
+        let mut r = Reconciler::new("h1", BTreeMap::new(), Ids::default());
+        r.on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")]))
+            .unwrap();
+        r.on_vifs(&vifs(&[("p1", 3)]));
+        let first = r.full(NONE).unwrap();
+        r.applied(Ok(()));
+        // The read-back starts; it sees the table as the first full diff left it.
+        r.read_back_started();
+        let snapshot_of_switch = first.clone();
+        // Meanwhile p2 comes up: an incremental bundle adds its flows.
+        r.on_vifs(&vifs(&[("p1", 3), ("p2", 4)]));
+        let inc = r.incremental().unwrap();
+        assert!(!inc.flows.adds.is_empty());
+        r.applied(Ok(()));
+        // The stale read-back lacks p2's flows: they are not re-added, nothing else drifted.
+        let (d, repairs) = r.resync(&index(&snapshot_of_switch)).unwrap();
+        assert!(d.is_empty(), "{:?}", d.to_sorted_lines());
+        assert_eq!(repairs, 0);
+        assert!(!r.read_back_valid(), "a read-back is used once");
+
+        // Real drift (a flow deleted by hand) is repaired; the changes pending at the
+        // resync go in the same diff.
+        r.read_back_started();
+        let mut installed = first.clone();
+        installed.flows.adds.extend(inc.flows.adds.iter().cloned());
+        let lost = installed.flows.adds.remove(0);
+        r.on_vifs(&vifs(&[("p1", 3)]));
+        let (d, repairs) = r.resync(&index(&installed)).unwrap();
+        assert_eq!(repairs, 1, "{:?}", d.to_sorted_lines());
+        assert!(d.flows.adds.contains(&lost) || d.flows.modifies.contains(&lost));
+        assert!(
+            !d.flows.deletes.is_empty(),
+            "p2's flows go (pending change)"
+        );
+    }
+
+    #[test]
+    fn a_full_diff_or_failed_bundle_invalidates_the_read_back() {
+        let mut r = Reconciler::new("h1", BTreeMap::new(), Ids::default());
+        r.on_update(&snapshot(5, &[("p1", "h1")])).unwrap();
+        r.on_vifs(&vifs(&[("p1", 3)]));
+        let first = r.full(NONE).unwrap();
+        r.applied(Ok(()));
+        r.read_back_started();
+        assert!(r.read_back_valid());
+        r.full(inst(&first)).unwrap();
+        assert!(!r.read_back_valid());
+        assert!(r.resync(&index(&first)).is_none());
+        r.read_back_started();
+        r.applied(Err("bundle failed".into()));
+        assert!(r.resync(&index(&first)).is_none());
     }
 
     #[test]

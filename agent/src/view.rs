@@ -643,15 +643,12 @@ impl ChassisView {
             |l| &l.name,
             parse_load_balancer,
         )?;
-        let next_lbs = if update.snapshot {
-            lbs
+        // A delta's LB changes cost the LBs it names, not every LB in the view (no copy of
+        // the map: it is changed only once the rest of the update is accepted).
+        let lb_changes = if update.snapshot {
+            changed_keys(&self.load_balancers, &lbs)
         } else {
-            let mut m = self.load_balancers.clone();
-            for name in &update.deleted_load_balancers {
-                m.remove(name);
-            }
-            m.extend(lbs);
-            m
+            changed_lbs(&self.load_balancers, &update.deleted_load_balancers, &lbs)
         };
         let mut change = if update.snapshot {
             self.apply_snapshot(update.revision, switches, ports, chassis)?
@@ -670,8 +667,15 @@ impl ChassisView {
             .cloned()
             .collect();
         self.stateful = stateful;
-        change.load_balancers = changed_keys(&self.load_balancers, &next_lbs);
-        self.load_balancers = next_lbs;
+        change.load_balancers = lb_changes;
+        if update.snapshot {
+            self.load_balancers = lbs;
+        } else {
+            for name in &update.deleted_load_balancers {
+                self.load_balancers.remove(name);
+            }
+            self.load_balancers.extend(lbs);
+        }
         change.routers = part.changed_routers;
         change.router_ports = part.changed_router_ports;
         self.routers = part.routers;
@@ -1042,6 +1046,26 @@ fn remove_from_index(index: &mut BTreeMap<String, BTreeSet<String>>, key: &str, 
             index.remove(key);
         }
     }
+}
+
+/// The names whose value a delta changes: `deleted` (then `upserts`) applied to `old`.
+fn changed_lbs<V: PartialEq>(
+    old: &BTreeMap<String, V>,
+    deleted: &[String],
+    upserts: &BTreeMap<String, V>,
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for name in deleted {
+        if old.contains_key(name) && !upserts.contains_key(name) {
+            out.insert(name.clone());
+        }
+    }
+    for (name, v) in upserts {
+        if old.get(name) != Some(v) {
+            out.insert(name.clone());
+        }
+    }
+    out
 }
 
 fn changed_keys<V: PartialEq>(
@@ -1994,5 +2018,55 @@ mod tests {
         )
         .expect_err("invalid");
         assert!(e.to_string().contains("port_security[0].ips[0]"), "{e}");
+    }
+
+    fn lb(name: &str, backends: &str) -> weft_proto::v1::LoadBalancerView {
+        weft_proto::v1::LoadBalancerView {
+            name: name.into(),
+            vips: [("10.96.0.1:80".to_string(), backends.to_string())].into(),
+            protocol: "tcp".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn lb_deltas_report_only_the_lbs_they_change() {
+        let mut v = view();
+        let mut s = snapshot(6);
+        s.load_balancers = vec![lb("a", "10.1.0.1:8080"), lb("b", "10.1.0.2:8080")];
+        let c = v.apply(&s).unwrap();
+        assert_eq!(c.load_balancers, set(&["a", "b"]));
+        // A backend change of a; b sent again unchanged; c deleted though never there.
+        let d = ViewDelta {
+            revision: 7,
+            load_balancers: vec![lb("a", "10.1.0.9:8080"), lb("b", "10.1.0.2:8080")],
+            deleted_load_balancers: vec!["c".into()],
+            ..Default::default()
+        };
+        let c = v.apply(&d).unwrap();
+        assert_eq!(c.load_balancers, set(&["a"]));
+        assert_eq!(v.all_load_balancers().count(), 2);
+        // Deleted and upserted in one delta: kept, with the new value.
+        let d = ViewDelta {
+            revision: 8,
+            load_balancers: vec![lb("b", "10.1.0.3:8080")],
+            deleted_load_balancers: vec!["b".into(), "a".into()],
+            ..Default::default()
+        };
+        let c = v.apply(&d).unwrap();
+        assert_eq!(c.load_balancers, set(&["a", "b"]));
+        assert!(v.load_balancer("a").is_none());
+        let b = v.load_balancer("b").unwrap();
+        assert_eq!(b.rules.vips[0].backends[0].to_string(), "10.1.0.3:8080");
+        // A rejected delta changes no LB.
+        let mut bad = ViewDelta {
+            revision: 9,
+            load_balancers: vec![lb("b", "10.1.0.4:8080")],
+            ..Default::default()
+        };
+        bad.ports = vec![port("p9", "nowhere", "zz", "10.0.0.9", "hv1")];
+        assert!(v.apply(&bad).is_err());
+        let b = v.load_balancer("b").unwrap();
+        assert_eq!(b.rules.vips[0].backends[0].to_string(), "10.1.0.3:8080");
     }
 }

@@ -348,6 +348,11 @@ pub struct PipelineReport {
     /// Full `diff::diff` against a switch that already holds the desired table.
     pub diff_identical: Timing,
     pub diff_identical_ops: usize,
+    /// The periodic resync's split of the same diff: indexing the read-back (background
+    /// task) and `diff::diff_indexed` (the agent's main loop).
+    pub index_installed: Timing,
+    pub diff_indexed: Timing,
+    pub diff_indexed_ops: usize,
     pub add_local: AddReport,
     pub add_remote: AddReport,
 }
@@ -377,6 +382,9 @@ pub fn run_pipeline(cfg: &PipelineConfig) -> Result<PipelineReport, BenchError> 
     let mut diff_empty = Timing::default();
     let mut encode_full = Timing::default();
     let mut diff_identical = Timing::default();
+    let mut index_installed = Timing::default();
+    let mut diff_indexed = Timing::default();
+    let mut diff_indexed_ops = 0;
     let (mut flows, mut groups, mut diff_empty_ops, mut full_bundle_bytes, mut diff_identical_ops) =
         (0, 0, 0, 0, 0);
     for _ in 0..cfg.iters {
@@ -421,6 +429,18 @@ pub fn run_pipeline(cfg: &PipelineConfig) -> Result<PipelineReport, BenchError> 
         );
         diff_identical.push(t.elapsed());
         diff_identical_ops = d.len();
+
+        let t = Instant::now();
+        let ix = weft_agent::diff::InstalledIndex::new(
+            installed_flows,
+            installed_groups,
+            installed_meters,
+        );
+        index_installed.push(t.elapsed());
+        let t = Instant::now();
+        let d = weft_agent::diff::diff_indexed(&ix, &desired, &Default::default());
+        diff_indexed.push(t.elapsed());
+        diff_indexed_ops = d.len();
     }
 
     let add_local = run_adds(cfg, AddKind::Local)?;
@@ -439,6 +459,9 @@ pub fn run_pipeline(cfg: &PipelineConfig) -> Result<PipelineReport, BenchError> 
         encode_full,
         diff_identical,
         diff_identical_ops,
+        index_installed,
+        diff_indexed,
+        diff_indexed_ops,
         add_local,
         add_remote,
     })

@@ -218,6 +218,16 @@ fn print(r: &PipelineReport) {
         &r.diff_identical,
         &format!("{} ops", r.diff_identical_ops),
     );
+    timing_row(
+        "resync: index the table read back (background)",
+        &r.index_installed,
+        "",
+    );
+    timing_row(
+        "resync: diff::diff_indexed vs identical table (main loop)",
+        &r.diff_indexed,
+        &format!("{} ops", r.diff_indexed_ops),
+    );
     print_add(&r.add_local);
     print_add(&r.add_remote);
 }

@@ -105,6 +105,8 @@ pub struct LbReport {
     pub flows_per_host: Vec<(String, u64)>,
     /// One backend change with `--wait=hv`, each.
     pub change: Timing,
+    /// Where the time of the backend changes went (Weft only; empty for OVN).
+    pub stages: Vec<super::stages::StageRow>,
 }
 
 /// `ovn-nbctl` argument lists: the LBs in batches of `batch` chained `lb-add`s, then every
@@ -200,6 +202,7 @@ pub async fn weft_phase(
     progress(&format!("weft: LBs converged in {convergence:?}"));
     let flows_per_host = super::flows_per_host(tb)?;
     let mut change = Timing::default();
+    let before = super::stages::scrape_all(tb);
     for n in 0..s.changes {
         let (i, backends) = changed(s, n);
         let op = update(
@@ -212,8 +215,19 @@ pub async fn weft_phase(
         );
         let t = Instant::now();
         transact(client, vec![op], true, cfg.timeout).await?;
-        change.push(t.elapsed());
+        let took = t.elapsed();
+        if std::env::var_os("WEFT_BENCH_SAMPLES").is_some() {
+            progress(&format!("weft: backend change {n} (lb{i}): {took:?}"));
+        }
+        change.push(took);
     }
+    let stages = match (before, super::stages::scrape_all(tb)) {
+        (Ok(b), Ok(a)) => super::stages::between(b, a, s.changes),
+        (Err(e), _) | (_, Err(e)) => {
+            progress(&format!("weft: no LB stage breakdown: {e}"));
+            Vec::new()
+        }
+    };
     Ok(LbReport {
         vips: p.len(),
         backends: s.backends,
@@ -223,6 +237,7 @@ pub async fn weft_phase(
         convergence,
         flows_per_host,
         change,
+        stages,
     })
 }
 
@@ -305,6 +320,7 @@ pub fn ovn_phase(
         convergence,
         flows_per_host,
         change,
+        stages: Vec::new(),
     })
 }
 
@@ -334,6 +350,18 @@ pub fn render(out: &mut String, cols: &[&SystemReport], both: bool) {
             change: &a.change,
         })
     });
+    for c in cols {
+        if let Some(lb) = c.lb.as_ref().filter(|l| !l.stages.is_empty()) {
+            out.push('\n');
+            out.push_str(&super::stages::render_titled(
+                &lb.stages,
+                lb.change.samples.len(),
+                "one backend change",
+                "changes",
+                "change",
+            ));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -83,6 +83,12 @@ pub enum Source {
 /// The stages of one more port, in path order: (what, source, histogram name, labels).
 pub const STAGES: &[(&str, Source, &str, &str)] = &[
     (
+        "Transact RPC in the controller (all of it, `--wait=hv` included)",
+        Source::Controller,
+        "weft_controller_request_duration_seconds",
+        "{method=weft.v1.Northbound/Transact}",
+    ),
+    (
         "CreatePort RPC in the controller (all of it, `--wait=hv` included)",
         Source::Controller,
         "weft_controller_request_duration_seconds",
@@ -149,10 +155,22 @@ pub const STAGES: &[(&str, Source, &str, &str)] = &[
         "",
     ),
     (
-        "agent: full resync (periodic read-back + diff)",
+        "agent: full reconcile (read-back + diff in the main loop)",
         Source::Agents,
         "weft_agent_reconcile_duration_seconds",
         "{kind=full}",
+    ),
+    (
+        "agent: periodic resync, read-back (in the background)",
+        Source::Agents,
+        "weft_agent_reconcile_duration_seconds",
+        "{kind=read_back}",
+    ),
+    (
+        "agent: periodic resync, diff + bundle (in the main loop)",
+        Source::Agents,
+        "weft_agent_reconcile_duration_seconds",
+        "{kind=resync}",
     ),
     (
         "agent: status report RPC (the ack)",
@@ -225,15 +243,56 @@ pub fn breakdown(
     rows
 }
 
-/// Markdown table of [`breakdown`]'s rows.
+/// The controller's (first replica's) and every agent's scrape, in host order.
+pub fn scrape_all(
+    tb: &weft_testbed::testbed::Testbed,
+) -> Result<(Scrape, Vec<Scrape>), ScrapeError> {
+    let ctl = match tb.controller_metrics_urls().first() {
+        Some(u) => Scrape::get(u)?,
+        None => Scrape::default(),
+    };
+    let agents = tb
+        .hosts()
+        .iter()
+        .map(|h| Scrape::get(&h.metrics_url()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((ctl, agents))
+}
+
+/// [`breakdown`] of two [`scrape_all`] results.
+pub fn between(
+    before: (Scrape, Vec<Scrape>),
+    after: (Scrape, Vec<Scrape>),
+    changes: usize,
+) -> Vec<StageRow> {
+    let agents: Vec<_> = before.1.into_iter().zip(after.1).collect();
+    breakdown((&before.0, &after.0), &agents, changes)
+}
+
+/// Markdown table of [`breakdown`]'s rows (one more port).
 pub fn render(rows: &[StageRow], adds: usize) -> String {
+    render_titled(rows, adds, "one more port", "adds", "add")
+}
+
+/// Markdown table of [`breakdown`]'s rows over `n` changes of the kind `what`
+/// (`plural`/`singular`: how one change is called in the table).
+pub fn render_titled(
+    rows: &[StageRow],
+    n: usize,
+    what: &str,
+    plural: &str,
+    singular: &str,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Where the time of one more port goes (Weft, {adds} adds; means from the processes' \
-         Prometheus histograms, scraped before and after the adds):\n"
+        "Where the time of {what} goes (Weft, {n} {plural}; means from the processes' \
+         Prometheus histograms, scraped before and after the {plural}):\n"
     );
-    let _ = writeln!(out, "| stage | calls per add | mean per call | per add |");
+    let _ = writeln!(
+        out,
+        "| stage | calls per {singular} | mean per call | per {singular} |"
+    );
     let _ = writeln!(out, "|---|---|---|---|");
     for r in rows {
         let _ = writeln!(
@@ -290,7 +349,7 @@ mod tests {
             .unwrap();
         assert_eq!(rep.calls_per_add, 2.0, "summed over both agents");
         assert!((rep.per_add_s - 0.04).abs() < 1e-9);
-        assert!(!rows.iter().any(|r| r.stage.contains("full resync")));
+        assert!(!rows.iter().any(|r| r.stage.contains("resync")));
         assert!(render(&rows, 10).contains("| etcd txn"));
     }
 }
