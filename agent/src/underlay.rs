@@ -116,7 +116,9 @@ mod tests {
                 .map(|s| s.parse::<IpAddr>().unwrap())
                 .to_vec()
         );
-        assert!(w.due(["172.31.0.12"], t0 + Duration::from_secs(5)).is_empty());
+        assert!(w
+            .due(["172.31.0.12"], t0 + Duration::from_secs(5))
+            .is_empty());
         assert_eq!(
             w.due(["172.31.0.12"], t0 + REPROBE_AFTER).len(),
             1,

@@ -116,7 +116,10 @@ async fn dynamic_allocation_avoids_static_addresses_later_in_the_batch() {
         .unwrap()
         .into_inner();
     assert!(got.dynamic_addresses.ends_with(" 10.0.1.6"), "{got:?}");
-    assert!(!got.dynamic_addresses.starts_with("0a:00:00:00:01:06"), "{got:?}");
+    assert!(
+        !got.dynamic_addresses.starts_with("0a:00:00:00:01:06"),
+        "{got:?}"
+    );
     ctl.stop().await;
 }
 

@@ -401,7 +401,10 @@ impl Kind for PortKind {
         for e in entries {
             if let AddressEntry::Static { mac, ips } = e {
                 out.push(mac_claim(&p.switch_name, &mac));
-                out.extend(ips.iter().map(|ip| ip_claim(&p.switch_name, &ip.to_string())));
+                out.extend(
+                    ips.iter()
+                        .map(|ip| ip_claim(&p.switch_name, &ip.to_string())),
+                );
             }
         }
         out
