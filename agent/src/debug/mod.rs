@@ -112,6 +112,7 @@ pub const PORT_KIND: &str = "Logical_Switch_Port";
 pub const SWITCH_KIND: &str = "Logical_Switch";
 pub const ROUTER_KIND: &str = "Logical_Router";
 pub const ROUTER_PORT_KIND: &str = "Logical_Router_Port";
+pub const LB_KIND: &str = "Load_Balancer";
 
 /// The cookie → owner map of a reconciler's view (pure).
 pub fn owners_of(r: &Reconciler) -> HashMap<u64, (String, String)> {
@@ -150,6 +151,23 @@ pub fn owners_of(r: &Reconciler) -> HashMap<u64, (String, String)> {
             Owner::Acl(a.key.clone()).cookie(),
             ("ACL".to_string(), a.key.clone()),
         );
+    }
+    // An LB's flows are owned per (switch or router, LB): named `LB on SWITCH`.
+    for s in v.switches() {
+        for lb in &s.load_balancers {
+            m.insert(
+                crate::pipeline::lb_owner(&s.name, lb).cookie(),
+                (LB_KIND.to_string(), format!("{lb} on {}", s.name)),
+            );
+        }
+    }
+    for r in v.routers() {
+        for lb in &r.load_balancers {
+            m.insert(
+                crate::pipeline::router_lb_owner(&r.name, lb).cookie(),
+                (LB_KIND.to_string(), format!("{lb} on {}", r.name)),
+            );
+        }
     }
     m
 }
@@ -534,5 +552,50 @@ mod tests {
         let o = owner(&p, Owner::Port("p1".into()).cookie());
         assert_eq!((o.kind.as_str(), o.name.as_str()), (PORT_KIND, "p1"));
         assert_eq!(owner(&p, 42).kind, "");
+    }
+
+    #[test]
+    fn switch_and_router_lb_cookies_name_the_lb_and_where_it_applies() {
+        use weft_proto::model::view::ViewDelta;
+        use weft_proto::v1::{LoadBalancerView, RouterView, SwitchView};
+        let lb = |name: &str| LoadBalancerView {
+            name: name.into(),
+            protocol: "tcp".into(),
+            vips: [("10.96.0.10:80".to_string(), "10.0.0.5:8080".to_string())]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        let mut r = Reconciler::new("h1", BTreeMap::new(), crate::ids::Ids::default());
+        r.on_update(&ViewDelta {
+            revision: 1,
+            snapshot: true,
+            switches: vec![SwitchView {
+                name: "sw".into(),
+                tunnel_key: 1,
+                vni: 1,
+                load_balancer: vec!["web".into()],
+                ..Default::default()
+            }],
+            routers: vec![RouterView {
+                name: "lr".into(),
+                tunnel_key: 2,
+                enabled: true,
+                load_balancer: vec!["pm".into()],
+                ..Default::default()
+            }],
+            load_balancers: vec![lb("web"), lb("pm")],
+            ..Default::default()
+        })
+        .unwrap();
+        let m = owners_of(&r);
+        assert_eq!(
+            m.get(&crate::pipeline::lb_owner("sw", "web").cookie()),
+            Some(&(LB_KIND.to_string(), "web on sw".to_string()))
+        );
+        assert_eq!(
+            m.get(&crate::pipeline::router_lb_owner("lr", "pm").cookie()),
+            Some(&(LB_KIND.to_string(), "pm on lr".to_string()))
+        );
     }
 }
