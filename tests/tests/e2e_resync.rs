@@ -15,6 +15,13 @@ use weft_testbed::testbed::TestbedConfig;
 
 /// A `weft_agent_*` counter of the agent listening on `addr` (`name` with its labels).
 fn counter(addr: std::net::SocketAddr, name: &str) -> f64 {
+    let (value, out) = try_counter(addr, name);
+    value.unwrap_or_else(|| panic!("no {name} in {out}"))
+}
+
+/// The counter, or None while the agent has not exported it yet (a labelled histogram
+/// appears with its first observation); also the whole response, for messages.
+fn try_counter(addr: std::net::SocketAddr, name: &str) -> (Option<f64>, String) {
     let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
         .expect("metrics");
     s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
@@ -23,10 +30,11 @@ fn counter(addr: std::net::SocketAddr, name: &str) -> f64 {
         .expect("request");
     let mut out = String::new();
     s.read_to_string(&mut out).expect("response");
-    out.lines()
+    let value = out
+        .lines()
         .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {out}"))
+        .and_then(|v| v.trim().parse().ok());
+    (value, out)
 }
 
 fn output_flows(tb: &weft_testbed::testbed::Testbed, host: usize, cookie: &str) -> usize {
@@ -69,7 +77,7 @@ fn periodic_resync_repairs_drift_and_leaves_incremental_work_alone() {
     let repairs = "weft_agent_drift_repairs_total";
     let resyncs = "weft_agent_reconcile_duration_seconds_count{kind=\"resync\"}";
     wait_for(30, "host2's first periodic resync", || {
-        counter(h2, resyncs) > 0.0
+        try_counter(h2, resyncs).0.is_some_and(|n| n > 0.0)
     });
     let before = counter(h2, repairs);
 
