@@ -11,6 +11,7 @@ pkgs=(openvswitch-switch etcd-server protobuf-compiler libprotobuf-dev iproute2 
       python3 python3-venv iptables  # python3: the rogue-RA sender of tests/tests/e2e_port_security_v6.rs
       traceroute # traceroute: tests/tests/e2e_routing.rs
       iperf3     # iperf3: weft-bench dataplane
+      curl       # curl: the published-port fetches of tests/tests/e2e_docker.rs
       docker.io) # docker.io: dockerd for tests/tests/e2e_docker.rs and `weft-sandbox up --docker`
 missing=()
 for p in "${pkgs[@]}"; do
