@@ -428,7 +428,7 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     let mut pacing = ResyncPacing::new(config.resync_interval, std::time::Instant::now());
     // Gateway ports resident here at the last apply (their GARPs were sent).
     let mut gateways_here = std::collections::BTreeSet::new();
-    // The OVSDB connection id allocations are written over (see `persist_ids`).
+    // The OVSDB connection id allocations are written over (see `write_ids`).
     let mut ids_db: Option<weft_ovsdb::Client> = None;
 
     loop {
@@ -722,34 +722,40 @@ fn on_view_update_inner(reconciler: &mut Reconciler, u: &weft_proto::v1::ViewUpd
     }
 }
 
-/// Writes newly assigned ids to br-int's external_ids and flushes newly assigned zones,
-/// before any flow uses them.
-async fn persist_ids(
-    chan: &OfChannel,
+/// Flushes the conntrack entries of newly assigned zones, before any flow uses them (a port
+/// never inherits another port's connections).
+async fn flush_new_zones(chan: &OfChannel, ch: &crate::ids::IdChanges) -> Result<(), String> {
+    for z in &ch.flush_zones {
+        chan.ct_flush_zone(*z)
+            .await
+            .map_err(|e| format!("flushing conntrack zone {z}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Writes newly assigned ids to br-int's external_ids (so a restarted agent gets them back).
+async fn write_ids(
     endpoint: &Endpoint,
     db: &mut Option<weft_ovsdb::Client>,
     bridge: &str,
-    r: &mut Reconciler,
+    ch: &crate::ids::IdChanges,
 ) -> Result<(), String> {
-    let ch = r.pending_ids();
-    if ch.is_empty() {
+    if ch.set.is_empty() && ch.remove.is_empty() {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let res = persist_ids_inner(chan, endpoint, db, bridge, r, ch).await;
+    let res = write_ids_inner(endpoint, db, bridge, ch).await;
     crate::metrics::metrics()
         .persist_ids_seconds
         .observe(started.elapsed().as_secs_f64());
     res
 }
 
-async fn persist_ids_inner(
-    chan: &OfChannel,
+async fn write_ids_inner(
     endpoint: &Endpoint,
     db: &mut Option<weft_ovsdb::Client>,
     bridge: &str,
-    r: &mut Reconciler,
-    ch: crate::ids::IdChanges,
+    ch: &crate::ids::IdChanges,
 ) -> Result<(), String> {
     // One OVSDB connection kept for id writes (a new local port costs one transaction, not a
     // connect and a transaction); dropped on any error and made again on the next write.
@@ -772,13 +778,11 @@ async fn persist_ids_inner(
         }
     }
     res.map_err(|e| format!("writing id allocations: {e}"))?;
-    for z in &ch.flush_zones {
-        chan.ct_flush_zone(*z)
-            .await
-            .map_err(|e| format!("flushing conntrack zone {z}: {e}"))?;
-    }
-    debug!(set = ch.set.len(), removed = ch.remove.len(), flushed = ?ch.flush_zones, "ids persisted");
-    r.ids_persisted(&ch);
+    debug!(
+        set = ch.set.len(),
+        removed = ch.remove.len(),
+        "ids persisted"
+    );
     Ok(())
 }
 
@@ -953,7 +957,11 @@ async fn apply(
         Step::Resync(rb) => {
             let installed = &rb.installed;
             match r.resync(installed) {
-                Some((d, repairs)) => {
+                Some(crate::reconcile::Resync {
+                    diff: d,
+                    repairs,
+                    flows_compared,
+                }) => {
                     if repairs > 0 {
                         info!(
                             installed = rb.installed.flow_count(),
@@ -965,7 +973,7 @@ async fn apply(
                     } else {
                         debug!(
                             installed = rb.installed.flow_count(),
-                            "periodic resync: no drift"
+                            flows_compared, "periodic resync: no drift"
                         );
                     }
                     d
@@ -982,28 +990,44 @@ async fn apply(
             None => return Ok(()),
         },
     };
-    if let Err(e) = persist_ids(chan, endpoint, db, bridge, r).await {
-        // Nothing was applied: the flows that would use the new ids wait for the next try.
-        error!(error = %e, "id allocations not persisted; not applying");
+    // New zones are flushed first. The ids write (one OVSDB transaction) and the bundle then
+    // run at the same time: the wall-clock cost of a change with new ids is the slower of
+    // the two, not their sum. A crash between the two loses nothing: ids not in OVSDB are
+    // assigned again on restart (a zone given to another port is flushed first, as any new
+    // zone), and the restart's full diff replaces whatever flows used them.
+    let ch = r.pending_ids();
+    if let Err(e) = flush_new_zones(chan, &ch).await {
+        error!(error = %e, "new zones not flushed; not applying");
         r.applied(Err(e));
-        return Ok(());
-    }
-    if d.is_empty() {
-        r.applied(Ok(()));
         return Ok(());
     }
     let ops = bundle_ops(&d);
     let n = ops.len();
-    let started = std::time::Instant::now();
-    let res = chan.apply_bundle(ops).await;
-    crate::metrics::bundle(n, started, res.is_ok());
-    match res {
-        Ok(()) => {
-            debug!(ops = n, "bundle committed");
-            r.applied(Ok(()));
+    let bundle = async {
+        if n == 0 {
+            return None;
+        }
+        let started = std::time::Instant::now();
+        let res = chan.apply_bundle(ops).await;
+        crate::metrics::bundle(n, started, res.is_ok());
+        Some(res)
+    };
+    let (written, bundled) = tokio::join!(write_ids(endpoint, db, bridge, &ch), bundle);
+    match &written {
+        Ok(()) => r.ids_persisted(&ch),
+        Err(e) => error!(error = %e, "id allocations not persisted; a full diff follows"),
+    }
+    match bundled {
+        None | Some(Ok(())) => {
+            if n > 0 {
+                debug!(ops = n, "bundle committed");
+            }
+            // Flows that use ids not in OVSDB count as not applied: the next step is a full
+            // diff, after the write is tried again.
+            r.applied(written);
             Ok(())
         }
-        Err(e) => {
+        Some(Err(e)) => {
             error!(error = %e, ops = n, "bundle failed; the switch keeps its previous flows");
             r.applied(Err(e.to_string()));
             Err(e)

@@ -28,6 +28,7 @@ use std::collections::{HashMap, HashSet};
 use weft_openflow::flow::{Flow, FlowKey, Group};
 use weft_openflow::meter::Meter;
 
+use crate::fingerprint::FlowFingerprint;
 use crate::pipeline::{cookie_kind, DesiredDelta, DesiredState, Owner};
 
 /// Flow changes.
@@ -194,6 +195,10 @@ pub struct Written {
     pub flows: HashSet<FlowKey>,
     pub groups: HashSet<u32>,
     pub meters: HashSet<u32>,
+    /// The fingerprint of the desired flows when the read-back began and after each diff
+    /// handed out since: every flow table the switch has held meanwhile (bundles are atomic,
+    /// so the read-back saw one of them unless something else changed the table).
+    pub states: Vec<FlowFingerprint>,
 }
 
 impl Written {
@@ -215,6 +220,12 @@ impl Written {
 
     pub fn is_empty(&self) -> bool {
         self.flows.is_empty() && self.groups.is_empty() && self.meters.is_empty()
+    }
+
+    /// Whether `fp` is the fingerprint of a flow table the switch held since the read-back
+    /// began.
+    pub fn held(&self, fp: FlowFingerprint) -> bool {
+        self.states.contains(&fp)
     }
 }
 
@@ -314,6 +325,8 @@ pub struct InstalledIndex {
     by_key: ByHash,
     pub groups: Vec<Group>,
     pub meters: Vec<Meter>,
+    /// The fingerprint of `flows`.
+    fingerprint: FlowFingerprint,
 }
 
 /// A fast, deterministic hasher for [`InstalledIndex`] (FxHash's mixing step): the derived
@@ -395,7 +408,7 @@ fn key_hash(table: u8, priority: u16, matches: &weft_openflow::flow::Match) -> u
 }
 
 /// The hash of a whole flow (what [`Flow`]'s equality compares).
-fn flow_hash(f: &Flow) -> u64 {
+pub(crate) fn flow_hash(f: &Flow) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = Fx::default();
     f.hash(&mut h);
@@ -423,12 +436,18 @@ impl InstalledIndex {
                 .push(i);
         }
         InstalledIndex {
+            fingerprint: FlowFingerprint::of(&flows),
             flows,
             by_flow,
             by_key,
             groups,
             meters,
         }
+    }
+
+    /// The fingerprint of the flows read back (learned ones left out).
+    pub fn fingerprint(&self) -> FlowFingerprint {
+        self.fingerprint
     }
 
     /// Flows read back (learned ones not counted).
@@ -442,6 +461,16 @@ impl InstalledIndex {
             .iter()
             .copied()
             .find(|&i| same_key(&self.flows[i], f.table, f.priority, &f.matches))
+    }
+}
+
+/// [`diff_indexed`] when the flows read back are known to be a table the switch held since
+/// the read-back began ([`Written::held`]): only groups and meters are compared.
+pub fn diff_indexed_groups(ix: &InstalledIndex, desired: &DesiredState, skip: &Written) -> Diff {
+    Diff {
+        flows: FlowDiff::default(),
+        groups: diff_groups(&ix.groups, desired, &skip.groups),
+        meters: diff_meters(&ix.meters, desired, &skip.meters),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod config;
 pub mod debug;
 pub mod diff;
 pub mod drift;
+pub mod fingerprint;
 pub mod ids;
 pub mod lb_health;
 pub mod metrics;

@@ -14,7 +14,7 @@
 //!   `weft_agent_cni_operation_duration_seconds{command}`;
 //! - stage timings of one change (issue 17): `weft_agent_view_update_seconds` (a view update
 //!   decoded, applied and its owners recompiled), `weft_agent_persist_ids_seconds` (new ids
-//!   written to OVSDB before the bundle that uses them), `weft_agent_report_seconds` (one
+//!   written to OVSDB, at the same time as the bundle that uses them), `weft_agent_report_seconds` (one
 //!   status report RPC, the ack).
 //!
 //! Everything here is a cheap atomic update; nothing waits on the scrape.
@@ -134,7 +134,7 @@ pub fn metrics() -> &'static Metrics {
         r("weft_agent_cni_operations", "CNI operations by command and result.", m.cni_ops.clone());
         r("weft_agent_cni_operation_duration_seconds", "CNI operation latency.", m.cni_seconds.clone());
         r("weft_agent_view_update_seconds", "One view update decoded, applied and its owners recompiled.", m.view_update_seconds.clone());
-        r("weft_agent_persist_ids_seconds", "New ids written to OVSDB before the bundle that uses them.", m.persist_ids_seconds.clone());
+        r("weft_agent_persist_ids_seconds", "New ids written to OVSDB (at the same time as the bundle that uses them).", m.persist_ids_seconds.clone());
         r("weft_agent_report_seconds", "One status report RPC (the ack).", m.report_seconds.clone());
         m
     })

@@ -11,7 +11,9 @@
 //!   background ([`Reconciler::read_back_started`]) while incremental diffs go on; every key
 //!   they write from then on is [`Written`], and the resync's full diff leaves those keys
 //!   alone (the read-back may predate them). A failed bundle or a full diff meanwhile makes
-//!   the read-back useless ([`Reconciler::read_back_valid`]).
+//!   the read-back useless ([`Reconciler::read_back_valid`]). When the read-back's
+//!   [`crate::fingerprint::FlowFingerprint`] is that of a table the switch held since it
+//!   began (no drift, the common case), the flows are not diffed one by one at all.
 //!
 //! Nothing is compiled before the first snapshot *and* the first VIF listing have arrived, so
 //! a restarted agent never replaces a working table with one built from an empty view.
@@ -21,7 +23,9 @@ use std::collections::BTreeMap;
 use weft_proto::model::view::ViewDelta;
 use weft_proto::v1::{PortBinding, StatusReport};
 
-use crate::diff::{diff, diff_delta, diff_indexed, Diff, Installed, InstalledIndex, Written};
+use crate::diff::{
+    diff, diff_delta, diff_indexed, diff_indexed_groups, Diff, Installed, InstalledIndex, Written,
+};
 use crate::ids::{IdChanges, Ids};
 use crate::pinctrl::neigh::{Learned, Neighbours};
 use crate::pipeline::{compile_all, recompile, CompileInput, DesiredState, Encap};
@@ -38,6 +42,17 @@ pub enum ReconcileError {
     },
     #[error("delta at revision {0} ignored: waiting for a snapshot after a rejected update")]
     AwaitingSnapshot(i64),
+}
+
+/// What [`Reconciler::resync`] returns.
+#[derive(Clone, Debug)]
+pub struct Resync {
+    /// The pending changes and the repairs, in one diff.
+    pub diff: Diff,
+    /// How many entries of `diff` are repairs of drift.
+    pub repairs: usize,
+    /// False when the flows read back matched by fingerprint (no per-flow diff was needed).
+    pub flows_compared: bool,
 }
 
 /// The agent's desired state and what it was built from.
@@ -301,6 +316,9 @@ impl Reconciler {
         let d = diff_delta(&recompiled.delta);
         if let Some(w) = self.since_read_back.as_mut() {
             w.record(&d);
+            if let Some(desired) = &self.desired {
+                w.states.push(desired.fingerprint());
+            }
         }
         Some(d)
     }
@@ -308,7 +326,10 @@ impl Reconciler {
     /// A background read-back of the switch's table starts now (no bundle is in flight):
     /// from here on the keys of every diff handed out are recorded for [`Reconciler::resync`].
     pub fn read_back_started(&mut self) {
-        self.since_read_back = Some(Written::default());
+        self.since_read_back = Some(Written {
+            states: self.desired.iter().map(|d| d.fingerprint()).collect(),
+            ..Written::default()
+        });
     }
 
     /// False once the read-back under way can no longer be used (a full diff or a failed
@@ -323,16 +344,27 @@ impl Reconciler {
     /// second part of the pair is the number of repairs. `None` when the read-back is no
     /// longer valid or there is no desired state to check against (then a
     /// [`Reconciler::full`] is due anyway).
-    pub fn resync(&mut self, installed: &InstalledIndex) -> Option<(Diff, usize)> {
+    pub fn resync(&mut self, installed: &InstalledIndex) -> Option<Resync> {
         let mut written = self.since_read_back.take()?;
         self.desired.as_ref()?;
         let mut d = self.incremental()?;
         written.record(&d);
         let desired = self.desired.as_ref()?;
-        let repairs = diff_indexed(installed, desired, &written);
+        // The common case, no drift: the flows read back are a table the switch held since
+        // the read-back began, and only groups and meters need comparing.
+        let flows_compared = !written.held(installed.fingerprint());
+        let repairs = if flows_compared {
+            diff_indexed(installed, desired, &written)
+        } else {
+            diff_indexed_groups(installed, desired, &written)
+        };
         let n = repairs.len();
         d.extend(repairs);
-        Some((d, n))
+        Some(Resync {
+            diff: d,
+            repairs: n,
+            flows_compared,
+        })
     }
 
     /// Diffs the desired state against what the switch reports. The desired state does not
@@ -614,9 +646,13 @@ mod tests {
         assert!(!inc.flows.adds.is_empty());
         r.applied(Ok(()));
         // The stale read-back lacks p2's flows: they are not re-added, nothing else drifted.
-        let (d, repairs) = r.resync(&index(&snapshot_of_switch)).unwrap();
-        assert!(d.is_empty(), "{:?}", d.to_sorted_lines());
-        assert_eq!(repairs, 0);
+        let rs = r.resync(&index(&snapshot_of_switch)).unwrap();
+        assert!(rs.diff.is_empty(), "{:?}", rs.diff.to_sorted_lines());
+        assert_eq!(rs.repairs, 0);
+        assert!(
+            !rs.flows_compared,
+            "the read-back is the table before p2's bundle: matched by fingerprint"
+        );
         assert!(!r.read_back_valid(), "a read-back is used once");
 
         // Real drift (a flow deleted by hand) is repaired; the changes pending at the
@@ -626,7 +662,9 @@ mod tests {
         installed.flows.adds.extend(inc.flows.adds.iter().cloned());
         let lost = installed.flows.adds.remove(0);
         r.on_vifs(&vifs(&[("p1", 3)]));
-        let (d, repairs) = r.resync(&index(&installed)).unwrap();
+        let rs = r.resync(&index(&installed)).unwrap();
+        assert!(rs.flows_compared, "drift: the fingerprint differs");
+        let (d, repairs) = (rs.diff, rs.repairs);
         assert_eq!(repairs, 1, "{:?}", d.to_sorted_lines());
         assert!(d.flows.adds.contains(&lost) || d.flows.modifies.contains(&lost));
         assert!(

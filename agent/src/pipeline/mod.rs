@@ -594,6 +594,7 @@ pub fn compile_all(input: &CompileInput) -> DesiredState {
         let c = compile_owner(input, &owner);
         state.set_owner(input, owner, c, None);
     }
+    state.refresh_fingerprint();
     state
 }
 

@@ -15,6 +15,8 @@ use std::hash::{BuildHasherDefault, Hash};
 use weft_openflow::flow::{Flow, FlowKey, Group};
 use weft_openflow::meter::Meter;
 
+use crate::fingerprint::FlowFingerprint;
+
 use super::{CompileInput, Compiled, Encap, Owner};
 
 /// Deterministic hashing (fixed keys): same iteration order on every run.
@@ -64,6 +66,9 @@ pub struct DesiredState {
     /// What each router port's flows were compiled for: its router, and the router-type
     /// switch port attaching it with that port's switch.
     router_port_inputs: BTreeMap<String, RouterPortInputs>,
+    /// The fingerprint of the effective flows (kept up to date by [`super::compile_all`] and
+    /// [`Self::finish_delta`]).
+    fingerprint: FlowFingerprint,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -138,6 +143,16 @@ impl DesiredState {
 
     pub fn flow_count(&self) -> usize {
         self.flows.len()
+    }
+
+    /// The fingerprint of the effective flows, in O(1).
+    pub fn fingerprint(&self) -> FlowFingerprint {
+        self.fingerprint
+    }
+
+    /// Computes the fingerprint from the flows (after a compile from scratch).
+    pub(super) fn refresh_fingerprint(&mut self) {
+        self.fingerprint = FlowFingerprint::of(self.flows());
     }
 
     pub fn group_count(&self) -> usize {
@@ -306,9 +321,10 @@ impl DesiredState {
     }
 
     /// Fills in the effective "after" value of every key recorded in `delta`.
-    pub(super) fn finish_delta(&self, delta: &mut DesiredDelta) {
-        for (key, (_, after)) in delta.flows.iter_mut() {
+    pub(super) fn finish_delta(&mut self, delta: &mut DesiredDelta) {
+        for (key, (before, after)) in delta.flows.iter_mut() {
             *after = self.flow(key).cloned();
+            self.fingerprint.replace(before.as_ref(), after.as_ref());
         }
         for (id, (_, after)) in delta.groups.iter_mut() {
             *after = self.group(*id).cloned();

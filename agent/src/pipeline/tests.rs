@@ -597,9 +597,16 @@ fn adding_one_port_to_4000_recompiles_only_that_port_and_its_switch() {
     assert!(diff.groups.is_empty());
 }
 
-/// After any sequence of changes, the incrementally maintained state equals a fresh compile.
+/// After any sequence of changes, the incrementally maintained state equals a fresh compile,
+/// and so does its fingerprint (kept up to date in O(change), for the periodic resync).
 fn assert_consistent(fx: &Fx, d: &DesiredState) {
-    assert_eq!(sorted_state(d), sorted_state(&compile_all(&fx.input())));
+    let fresh = compile_all(&fx.input());
+    assert_eq!(sorted_state(d), sorted_state(&fresh));
+    assert_eq!(d.fingerprint(), fresh.fingerprint());
+    assert_eq!(
+        d.fingerprint(),
+        crate::fingerprint::FlowFingerprint::of(d.flows())
+    );
 }
 
 #[test]
