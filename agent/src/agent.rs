@@ -430,10 +430,21 @@ async fn run_loop(config: AgentConfig, endpoint: Endpoint, shutdown: impl Future
     let mut gateways_here = std::collections::BTreeSet::new();
     // The OVSDB connection id allocations are written over (see `write_ids`).
     let mut ids_db: Option<weft_ovsdb::Client> = None;
+    // The debug service's requests for the cookie → owner map (built on demand: it is
+    // O(deployment)).
+    let mut owner_requests = observe.debug.owner_requests();
 
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
+            Some(reply) = async {
+                match owner_requests.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let _ = reply.send(crate::debug::owners_of(&reconciler));
+            },
             ev = vif_watch.next() => match ev {
                 Some(VifEvent::Snapshot(snap)) => {
                     let vifs = vif_map(&snap);

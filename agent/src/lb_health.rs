@@ -86,15 +86,24 @@ impl Target {
 /// The backends this chassis checks: for every LB of the view, every VIP with a health
 /// check, every IPv4 backend that is an address of a VIF bound to `chassis` with an ofport
 /// in `vifs` (IPv6 backends are not checked yet).
+///
+/// Cost: the load balancers with health checks, then the local VIFs; nothing when no load
+/// balancer has a health check (this runs after every reconcile).
 pub fn targets(view: &ChassisView, chassis: &str, vifs: &BTreeMap<String, u32>) -> Vec<Target> {
+    if !view
+        .all_load_balancers()
+        .any(|lb| !lb.rules.health_checks.is_empty())
+    {
+        return Vec::new();
+    }
     let mut by_ip: HashMap<Ipv4Addr, (u32, Mac)> = HashMap::new();
-    for p in view.ports() {
+    for (name, &ofport) in vifs {
+        let Some(p) = view.port(name) else {
+            continue;
+        };
         if p.chassis.as_deref() != Some(chassis) {
             continue;
         }
-        let Some(&ofport) = vifs.get(&p.name) else {
-            continue;
-        };
         for a in &p.addresses {
             for ip in &a.ips {
                 by_ip.entry(*ip).or_insert((ofport, a.mac));

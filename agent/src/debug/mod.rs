@@ -14,7 +14,7 @@ pub mod ptrace;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tonic::{Request, Response, Status};
@@ -83,13 +83,19 @@ pub struct Published {
     pub flows: usize,
     pub groups: usize,
     pub meters: usize,
-    /// Cookie → (kind, name) of every owner in the view.
-    pub owners: HashMap<u64, (String, String)>,
     /// Logical port → (interface name, ofport) of local VIFs.
     pub ports: BTreeMap<String, (String, u32)>,
     /// Encap → tunnel ofport.
     pub tunnels: BTreeMap<Encap, u32>,
 }
+
+/// Cookie → (kind, name) of every owner in the view ([`owners_of`]).
+pub type OwnerMap = HashMap<u64, (String, String)>;
+
+/// A request for the current [`OwnerMap`], answered by the event loop (which holds the
+/// view): the map is O(deployment) to build, so it is built when a debug call needs it,
+/// not after every reconcile.
+pub type OwnerRequest = tokio::sync::oneshot::Sender<OwnerMap>;
 
 /// Static facts plus what the loop publishes.
 #[derive(Debug)]
@@ -101,6 +107,8 @@ struct Inner {
     started: Instant,
     state: RwLock<Published>,
     metrics_url: RwLock<String>,
+    owner_tx: tokio::sync::mpsc::UnboundedSender<OwnerRequest>,
+    owner_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<OwnerRequest>>>,
 }
 
 /// Shared between the event loop (writer) and the service (reader).
@@ -115,7 +123,7 @@ pub const ROUTER_PORT_KIND: &str = "Logical_Router_Port";
 pub const LB_KIND: &str = "Load_Balancer";
 
 /// The cookie → owner map of a reconciler's view (pure).
-pub fn owners_of(r: &Reconciler) -> HashMap<u64, (String, String)> {
+pub fn owners_of(r: &Reconciler) -> OwnerMap {
     let v = r.view();
     let mut m = HashMap::new();
     m.insert(
@@ -174,7 +182,10 @@ pub fn owners_of(r: &Reconciler) -> HashMap<u64, (String, String)> {
 
 impl DebugHandle {
     pub fn new(chassis: &str, encap_ip: &str, bridge: &str, rundir: PathBuf) -> Self {
+        let (owner_tx, owner_rx) = tokio::sync::mpsc::unbounded_channel();
         DebugHandle(Arc::new(Inner {
+            owner_tx,
+            owner_rx: Mutex::new(Some(owner_rx)),
             chassis: chassis.into(),
             encap_ip: encap_ip.into(),
             bridge: bridge.into(),
@@ -199,7 +210,6 @@ impl DebugHandle {
             .map(|d| (d.flow_count(), d.group_count(), d.meter_count()))
             .unwrap_or_default();
         let status = r.status();
-        let owners = owners_of(r);
         if let Ok(mut s) = self.0.state.write() {
             s.ready |= ready;
             s.flows = flows;
@@ -209,7 +219,6 @@ impl DebugHandle {
                 s.applied_revision = st.applied_revision;
                 s.last_error = st.last_error;
             }
-            s.owners = owners;
             s.tunnels = r.tunnels().clone();
         }
     }
@@ -218,6 +227,25 @@ impl DebugHandle {
     pub fn publish_vifs(&self, ports: BTreeMap<String, (String, u32)>) {
         if let Ok(mut s) = self.0.state.write() {
             s.ports = ports;
+        }
+    }
+
+    /// The requests for the owner map, for the event loop to answer (once: later calls get
+    /// `None`).
+    pub fn owner_requests(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<OwnerRequest>> {
+        self.0.owner_rx.lock().ok()?.take()
+    }
+
+    /// The current owner map from the event loop; empty when the loop does not answer
+    /// within [`OVS_TIMEOUT`] (the flows are then shown without owners).
+    async fn owners(&self) -> OwnerMap {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.0.owner_tx.send(tx).is_err() {
+            return OwnerMap::new();
+        }
+        match tokio::time::timeout(OVS_TIMEOUT, rx).await {
+            Ok(Ok(m)) => m,
+            _ => OwnerMap::new(),
         }
     }
 
@@ -230,8 +258,8 @@ impl DebugHandle {
     }
 }
 
-fn owner(p: &Published, cookie: u64) -> CookieOwner {
-    match p.owners.get(&cookie) {
+fn owner(owners: &OwnerMap, cookie: u64) -> CookieOwner {
+    match owners.get(&cookie) {
         Some((k, n)) => CookieOwner {
             kind: k.clone(),
             name: n.clone(),
@@ -277,14 +305,14 @@ impl AgentDebug for Service {
         let (flows, truncated) = ofstats::dump(&self.h.mgmt(), req.cookie, limit, OVS_TIMEOUT)
             .await
             .map_err(unavailable)?;
-        let p = self.h.snapshot();
+        let owners = self.h.owners().await;
         let mut flows: Vec<InstalledFlow> = flows
             .into_iter()
             .map(|(f, c)| InstalledFlow {
                 table: u32::from(f.table),
                 priority: u32::from(f.priority),
                 cookie: f.cookie,
-                owner: Some(owner(&p, f.cookie)),
+                owner: Some(owner(&owners, f.cookie)),
                 text: render_flow(&f),
                 packets: c.packets,
                 bytes: c.bytes,
@@ -443,6 +471,7 @@ impl AgentDebug for Service {
         }
         let delivered = ptrace::delivered(&parsed.outputs, &port_names);
         let outcome = ptrace::outcome(delivered.len(), parsed.tunnels.len(), parsed.controller);
+        let owners = self.h.owners().await;
         let hits = parsed
             .hits
             .iter()
@@ -450,7 +479,7 @@ impl AgentDebug for Service {
                 table: h.table,
                 priority: h.priority,
                 cookie: h.cookie,
-                owner: Some(owner(&p, h.cookie)),
+                owner: Some(owner(&owners, h.cookie)),
                 r#match: h.matches.clone(),
                 actions: h.actions.clone(),
             })
@@ -540,15 +569,12 @@ mod tests {
 
     #[test]
     fn cookies_map_to_objects() {
-        let p = Published {
-            owners: [(
-                Owner::Port("p1".into()).cookie(),
-                (PORT_KIND.to_string(), "p1".to_string()),
-            )]
-            .into_iter()
-            .collect(),
-            ..Default::default()
-        };
+        let p: OwnerMap = [(
+            Owner::Port("p1".into()).cookie(),
+            (PORT_KIND.to_string(), "p1".to_string()),
+        )]
+        .into_iter()
+        .collect();
         let o = owner(&p, Owner::Port("p1".into()).cookie());
         assert_eq!((o.kind.as_str(), o.name.as_str()), (PORT_KIND, "p1"));
         assert_eq!(owner(&p, 42).kind, "");
