@@ -323,6 +323,23 @@ impl Reconciler {
         Some(d)
     }
 
+    /// Whether the switch's flow count per table (`dump-tables`, taken while no bundle is in
+    /// flight) is what the desired state has: the cheap drift check between two full
+    /// read-backs. It catches flows deleted or added behind the agent's back (and a flushed
+    /// table), not a flow modified in place (the full read-back does). The learned-flows
+    /// table ([`crate::pipeline::Stage::LbAffinity`]) is left out: the datapath adds to it.
+    /// False without a desired state.
+    pub fn table_counts_match(&self, switch: &[(u8, u32)]) -> bool {
+        let Some(desired) = &self.desired else {
+            return false;
+        };
+        let learned = crate::pipeline::Stage::LbAffinity.table();
+        let ours = |c: &[(u8, u32)]| -> Vec<(u8, u32)> {
+            c.iter().copied().filter(|(t, _)| *t != learned).collect()
+        };
+        ours(&desired.table_flow_counts()) == ours(switch)
+    }
+
     /// A background read-back of the switch's table starts now (no bundle is in flight):
     /// from here on the keys of every diff handed out are recorded for [`Reconciler::resync`].
     pub fn read_back_started(&mut self) {
@@ -671,6 +688,46 @@ mod tests {
             !d.flows.deletes.is_empty(),
             "p2's flows go (pending change)"
         );
+    }
+
+    #[test]
+    fn table_counts_catch_flows_deleted_or_added_by_hand() {
+        let mut r = Reconciler::new("h1", BTreeMap::new(), Ids::default());
+        assert!(!r.table_counts_match(&[]), "no desired state yet");
+        r.on_update(&snapshot(5, &[("p1", "h1"), ("p2", "h1")]))
+            .unwrap();
+        r.on_vifs(&vifs(&[("p1", 3), ("p2", 4)]));
+        let first = r.full(NONE).unwrap();
+        r.applied(Ok(()));
+        let mut counts: BTreeMap<u8, u32> = BTreeMap::new();
+        for f in &first.flows.adds {
+            *counts.entry(f.table).or_default() += 1;
+        }
+        let switch: Vec<(u8, u32)> = counts.clone().into_iter().collect();
+        assert!(r.table_counts_match(&switch));
+        // Learned flows in the affinity table do not count.
+        let mut learned = counts.clone();
+        learned.insert(crate::pipeline::Stage::LbAffinity.table(), 7);
+        assert!(r.table_counts_match(&learned.into_iter().collect::<Vec<_>>()));
+        // One flow deleted by hand, one added in another table.
+        let mut deleted = counts.clone();
+        *deleted.get_mut(&first.flows.adds[0].table).unwrap() -= 1;
+        assert!(!r.table_counts_match(&deleted.into_iter().collect::<Vec<_>>()));
+        let mut added = counts.clone();
+        *added.entry(99).or_default() += 1;
+        assert!(!r.table_counts_match(&added.into_iter().collect::<Vec<_>>()));
+        // After an incremental change the counts follow the desired state.
+        r.on_vifs(&vifs(&[("p1", 3)]));
+        let d = r.incremental().unwrap();
+        r.applied(Ok(()));
+        for f in &d.flows.adds {
+            *counts.entry(f.table).or_default() += 1;
+        }
+        for k in &d.flows.deletes {
+            *counts.get_mut(&k.table).unwrap() -= 1;
+        }
+        let now: Vec<(u8, u32)> = counts.into_iter().filter(|(_, n)| *n > 0).collect();
+        assert!(r.table_counts_match(&now));
     }
 
     #[test]

@@ -678,6 +678,31 @@ impl OfChannel {
         Ok(out)
     }
 
+    /// The number of flows in each table that has any (`dump-tables`): O(tables) for the
+    /// switch, where a flow dump is O(flows).
+    pub async fn table_flow_counts(&self) -> Result<Vec<(u8, u32)>, OfError> {
+        let parts = self
+            .multipart(
+                "table stats",
+                MultipartRequestBody::Other {
+                    mp_type: crate::codec::OFPMP_TABLE_STATS,
+                    body: Vec::new(),
+                },
+            )
+            .await?;
+        let mut out = Vec::new();
+        for p in parts {
+            match p {
+                MultipartReplyBody::Other {
+                    mp_type: crate::codec::OFPMP_TABLE_STATS,
+                    body,
+                } => out.extend(crate::codec::decode_table_flow_counts(&body)?),
+                other => return Err(unexpected_part("table stats", &other)),
+            }
+        }
+        Ok(out)
+    }
+
     /// Every meter's statistics (`meter-stats`).
     pub async fn meter_stats(&self) -> Result<Vec<MeterStats>, OfError> {
         let parts = self

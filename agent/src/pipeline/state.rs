@@ -69,6 +69,8 @@ pub struct DesiredState {
     /// The fingerprint of the effective flows (kept up to date by [`super::compile_all`] and
     /// [`Self::finish_delta`]).
     fingerprint: FlowFingerprint,
+    /// Effective flows per table (kept with `fingerprint`), for the switch's table stats.
+    table_flows: BTreeMap<u8, u32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -150,9 +152,25 @@ impl DesiredState {
         self.fingerprint
     }
 
-    /// Computes the fingerprint from the flows (after a compile from scratch).
+    /// The number of effective flows in each table that has any, by table (what the
+    /// switch's table stats report when it holds exactly this state), in O(tables).
+    pub fn table_flow_counts(&self) -> Vec<(u8, u32)> {
+        self.table_flows
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(t, n)| (*t, *n))
+            .collect()
+    }
+
+    /// Computes the fingerprint and the per-table counts from the flows (after a compile
+    /// from scratch).
     pub(super) fn refresh_fingerprint(&mut self) {
         self.fingerprint = FlowFingerprint::of(self.flows());
+        let mut counts = BTreeMap::new();
+        for f in self.flows() {
+            *counts.entry(f.table).or_insert(0u32) += 1;
+        }
+        self.table_flows = counts;
     }
 
     pub fn group_count(&self) -> usize {
@@ -325,6 +343,15 @@ impl DesiredState {
         for (key, (before, after)) in delta.flows.iter_mut() {
             *after = self.flow(key).cloned();
             self.fingerprint.replace(before.as_ref(), after.as_ref());
+            match (before.is_some(), after.is_some()) {
+                (false, true) => *self.table_flows.entry(key.table).or_insert(0) += 1,
+                (true, false) => {
+                    if let Some(n) = self.table_flows.get_mut(&key.table) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+                _ => {}
+            }
         }
         for (id, (_, after)) in delta.groups.iter_mut() {
             *after = self.group(*id).cloned();

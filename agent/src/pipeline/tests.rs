@@ -603,6 +603,7 @@ fn assert_consistent(fx: &Fx, d: &DesiredState) {
     let fresh = compile_all(&fx.input());
     assert_eq!(sorted_state(d), sorted_state(&fresh));
     assert_eq!(d.fingerprint(), fresh.fingerprint());
+    assert_eq!(d.table_flow_counts(), fresh.table_flow_counts());
     assert_eq!(
         d.fingerprint(),
         crate::fingerprint::FlowFingerprint::of(d.flows())

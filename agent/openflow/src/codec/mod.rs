@@ -64,6 +64,8 @@ pub mod msg_type {
 
 /// Multipart types used here.
 pub const OFPMP_FLOW_DESC: u16 = 1;
+/// Per-table statistics (`dump-tables`): one `ofp_table_stats` of 24 bytes per table.
+pub const OFPMP_TABLE_STATS: u16 = 3;
 pub const OFPMP_GROUP_DESC: u16 = 7;
 pub const OFPMP_METER_STATS: u16 = 9;
 pub const OFPMP_METER_CONFIG: u16 = 10;
@@ -78,6 +80,23 @@ pub const OFPG_ALL: u32 = 0xffff_fffc;
 pub const OFPG_ANY: u32 = 0xffff_ffff;
 /// `buffer_id` meaning "no buffered packet".
 pub const OFP_NO_BUFFER: u32 = 0xffff_ffff;
+/// The number of flows in each table, from the body of a table stats reply
+/// (`ofp_table_stats`: table_id, 3 pad, active_count, lookup_count, matched_count; 24 bytes
+/// each). Tables without flows are left out.
+pub fn decode_table_flow_counts(body: &[u8]) -> Result<Vec<(u8, u32)>, CodecError> {
+    if body.len() % 24 != 0 {
+        return Err(CodecError::BadLength {
+            what: "table stats",
+            len: body.len(),
+        });
+    }
+    Ok(body
+        .chunks_exact(24)
+        .map(|c| (c[0], u32::from_be_bytes([c[4], c[5], c[6], c[7]])))
+        .filter(|&(_, n)| n > 0)
+        .collect())
+}
+
 /// `command_bucket_id` meaning all buckets.
 pub const OFPG15_BUCKET_ALL: u32 = 0xffff_ffff;
 

@@ -1228,3 +1228,21 @@ fn sctp_ports_and_tcp_flags_roundtrip() {
         }]
     );
 }
+
+#[test]
+fn table_stats_bodies_give_the_flow_count_of_each_table() {
+    let mut body = Vec::new();
+    for (table, active) in [(0u8, 12u32), (1, 0), (20, 70_000)] {
+        body.push(table);
+        body.extend_from_slice(&[0, 0, 0]);
+        body.extend_from_slice(&active.to_be_bytes());
+        body.extend_from_slice(&5u64.to_be_bytes());
+        body.extend_from_slice(&3u64.to_be_bytes());
+    }
+    assert_eq!(
+        decode_table_flow_counts(&body).unwrap(),
+        vec![(0, 12), (20, 70_000)]
+    );
+    assert!(decode_table_flow_counts(&body[..30]).is_err());
+    assert!(decode_table_flow_counts(&[]).unwrap().is_empty());
+}
