@@ -14,6 +14,10 @@
 //! receiver's (`end.sum_received`). CPU is that of both hosts' ovs-vswitchd (the userspace
 //! datapath forwards in ovs-vswitchd) during the transfer, per Gbit received, and iperf3's own
 //! `cpu_utilization_percent`. Start with [`run_dataplane`].
+//!
+//! With `services` (`--services`), Weft and OVN each run a second transfer with the same
+//! stateful ACLs and a TCP load balancer in the path ([`services_commands`], the same
+//! ovn-nbctl commands for both): iperf3 connects to the VIP, which DNATs to the server pod.
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -37,6 +41,8 @@ pub struct DataplaneConfig {
     /// Raw OVS, Weft and/or OVN (in this order).
     pub raw: bool,
     pub systems: Vec<System>,
+    /// Also measure each system with ACLs and a load balancer in the path.
+    pub services: bool,
 }
 
 impl Default for DataplaneConfig {
@@ -46,6 +52,7 @@ impl Default for DataplaneConfig {
             streams: 1,
             raw: true,
             systems: vec![System::Weft, System::Ovn],
+            services: false,
         }
     }
 }
@@ -121,15 +128,86 @@ fn vswitchd_cpu_ticks(prefix: &str) -> u64 {
 }
 
 /// Pings, then one iperf3 transfer from `client` to `server`.
+/// The load balancer VIP of the `services` runs: outside the pods' subnet, reached through
+/// their default gateway (the router port), as a Kubernetes service address is.
+pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 100);
+/// The pods' gateway: the router port of the `services` runs.
+const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+
+/// The `services` configuration for switch `dp0` with the server pod at `server`, as
+/// ovn-nbctl (and weftctl, which follows it) spell it: router `lr0` as the pods' gateway;
+/// every IPv4 flow stateful (`allow-related` both ways), to-lport only iperf3 and ICMP
+/// allowed (the rest of IPv4 dropped); VIP:5201 balanced to the server's port 5201.
+pub fn services_commands(server: Ipv4Addr) -> Vec<Vec<String>> {
+    let backend = format!("{server}:5201");
+    let vip = format!("{VIP}:5201");
+    let lrp_net = format!("{GATEWAY}/24");
+    [
+        vec!["lr-add", "lr0"],
+        vec!["lrp-add", "lr0", "lr0-dp0", "0a:00:00:00:77:fe", &lrp_net],
+        vec![
+            "lsp-add",
+            "dp0",
+            "dp0-lr0",
+            "--",
+            "lsp-set-type",
+            "dp0-lr0",
+            "router",
+            "--",
+            "lsp-set-addresses",
+            "dp0-lr0",
+            "router",
+            "--",
+            "lsp-set-options",
+            "dp0-lr0",
+            "router-port=lr0-dp0",
+        ],
+        vec![
+            "acl-add",
+            "dp0",
+            "from-lport",
+            "1000",
+            "ip4",
+            "allow-related",
+        ],
+        vec![
+            "acl-add",
+            "dp0",
+            "to-lport",
+            "1000",
+            "ip4 && tcp.dst == 5201",
+            "allow-related",
+        ],
+        vec![
+            "acl-add",
+            "dp0",
+            "to-lport",
+            "1000",
+            "icmp4",
+            "allow-related",
+        ],
+        vec!["acl-add", "dp0", "to-lport", "900", "ip4", "drop"],
+        vec!["lb-add", "lb0", &vip, &backend, "tcp"],
+        vec!["ls-lb-add", "dp0", "lb0"],
+    ]
+    .into_iter()
+    .map(|c| c.into_iter().map(String::from).collect())
+    .collect()
+}
+
+/// One iperf3 transfer from `client` to `server`, connecting to `to` (the server's address,
+/// or a VIP that leads to it).
 fn transfer(
     tb: &Testbed,
     what: &str,
     client: &Pod,
     server: &Pod,
+    to: Ipv4Addr,
     cfg: &DataplaneConfig,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Throughput> {
     let ip = server.ip.to_string();
+    let to = to.to_string();
     let mut pinged = false;
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(30) {
@@ -157,7 +235,7 @@ fn transfer(
         std::thread::sleep(Duration::from_millis(100));
     }
     progress(&format!(
-        "{what}: iperf3 {} → {ip} for {} s",
+        "{what}: iperf3 {} → {to} for {} s",
         client.name, cfg.seconds
     ));
     let ticks0 = vswitchd_cpu_ticks(tb.prefix());
@@ -165,7 +243,7 @@ fn transfer(
     let out = client.exec_output(&[
         "iperf3",
         "-c",
-        &ip,
+        &to,
         "-p",
         "5201",
         "-t",
@@ -204,7 +282,7 @@ fn address(mac: &str, ip: Ipv4Addr) -> PortAddress {
         mac: mac.into(),
         ip,
         prefix_len: 24,
-        gateway: None,
+        gateway: Some(GATEWAY),
     }
 }
 
@@ -254,10 +332,10 @@ fn raw(cfg: &DataplaneConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Result<
         "raw2",
         address(MAC2, Ipv4Addr::new(10, 77, 0, 12)),
     )?;
-    transfer(&tb, "raw OVS", &a, &b, cfg, progress)
+    transfer(&tb, "raw OVS", &a, &b, b.ip, cfg, progress)
 }
 
-fn weft(cfg: &DataplaneConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Throughput> {
+fn weft(cfg: &DataplaneConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Vec<Throughput>> {
     progress("Weft: two hosts, etcd, controller, agents; one switch, two ports");
     let mut tb = TestbedConfig::new()
         .hosts(2)
@@ -274,10 +352,27 @@ fn weft(cfg: &DataplaneConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Result
     let a = tb.add_pod(1, "dp1", "dp1")?;
     let b = tb.add_pod(2, "dp2", "dp2")?;
     tb.sync()?;
-    transfer(&tb, "Weft", &a, &b, cfg, progress)
+    let mut rows = vec![transfer(&tb, "Weft", &a, &b, b.ip, cfg, progress)?];
+    if cfg.services {
+        for c in services_commands(b.ip) {
+            let args: Vec<&str> = c.iter().map(String::as_str).collect();
+            tb.ctl(&args)?;
+        }
+        tb.sync()?;
+        rows.push(transfer(
+            &tb,
+            "Weft, ACLs + LB",
+            &a,
+            &b,
+            VIP,
+            cfg,
+            progress,
+        )?);
+    }
+    Ok(rows)
 }
 
-fn ovn(cfg: &DataplaneConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Throughput> {
+fn ovn(cfg: &DataplaneConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Vec<Throughput>> {
     progress("OVN: two hosts, NB/SB, northd, ovn-controllers; one switch, two ports");
     let mut tb = TestbedConfig::new()
         .hosts(2)
@@ -304,9 +399,17 @@ fn ovn(cfg: &DataplaneConfig, progress: &mut dyn FnMut(&str)) -> anyhow::Result<
     let a = tb.add_pod_with_address(1, "dp1", "dp1", address(ports[0].1, ports[0].2))?;
     let b = tb.add_pod_with_address(2, "dp2", "dp2", address(ports[1].1, ports[1].2))?;
     c.nbctl(&["--wait=hv", "--timeout=60", "sync"])?;
-    let r = transfer(&tb, "OVN", &a, &b, cfg, progress);
+    let mut rows = vec![transfer(&tb, "OVN", &a, &b, b.ip, cfg, progress)?];
+    if cfg.services {
+        for cmd in services_commands(b.ip) {
+            let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            c.nbctl(&args)?;
+        }
+        c.nbctl(&["--wait=hv", "--timeout=60", "sync"])?;
+        rows.push(transfer(&tb, "OVN, ACLs + LB", &a, &b, VIP, cfg, progress)?);
+    }
     drop(c);
-    r
+    Ok(rows)
 }
 
 /// Runs raw OVS, then each system, each on fresh testbed hosts torn down before the next.
@@ -325,7 +428,7 @@ pub fn run_dataplane(
         out.push(raw(cfg, progress)?);
     }
     for s in &cfg.systems {
-        out.push(match s {
+        out.extend(match s {
             System::Weft => weft(cfg, progress)?,
             System::Ovn => ovn(cfg, progress)?,
         });

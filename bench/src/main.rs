@@ -8,7 +8,7 @@
 //! [--single-adds 50] [--topology flat|routed] [--out docs/benchmarks.md]` — Weft vs OVN on simulated hosts (root;
 //! set `WEFT_BIN_DIR=target/release` to run release binaries).
 //!
-//! `weft-bench dataplane [--system weft|ovn|both] [--no-raw] [--seconds 10] [--streams 1]` —
+//! `weft-bench dataplane [--system weft|ovn|both] [--no-raw] [--seconds 10] [--streams 1] [--services]` —
 //! pod-to-pod iperf3 over Geneve: raw OVS, Weft, OVN (root, iperf3 installed).
 
 use std::time::Duration;
@@ -48,6 +48,9 @@ struct DataplaneArgs {
     /// Parallel TCP streams.
     #[arg(long, default_value_t = 1)]
     streams: u32,
+    /// Also run each system with stateful ACLs and a TCP load balancer in the path.
+    #[arg(long)]
+    services: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -307,6 +310,7 @@ fn main() -> anyhow::Result<()> {
                     SystemArg::Ovn => vec![System::Ovn],
                     SystemArg::Both => vec![System::Weft, System::Ovn],
                 },
+                services: a.services,
             };
             let start = std::time::Instant::now();
             let rows = weft_bench::dataplane::run_dataplane(&cfg, &mut |line| {

@@ -1,7 +1,8 @@
 //! Smoke run of `weft-bench compare` (issue 5): both systems on 2 simulated hosts, 2 switches,
-//! 5 ports per host and 3 single adds. Counts only, no timing assertions. Needs root,
-//! openvswitch-switch, etcd, OVN (ovn-central, ovn-host) and the workspace binaries
-//! (`cargo build --workspace --bins`).
+//! 5 ports per host and 3 single adds; and of `weft-bench dataplane --services` (1 s
+//! transfers, plain and through ACLs and a load balancer). Counts only, no timing
+//! assertions. Needs root, iperf3, openvswitch-switch, etcd, OVN (ovn-central, ovn-host)
+//! and the workspace binaries (`cargo build --workspace --bins`).
 
 use weft_bench::compare::{render_markdown, run_compare, CompareConfig, System};
 
@@ -106,5 +107,34 @@ fn compare_smoke_routed_topology() -> anyhow::Result<()> {
     }
     let md = render_markdown(&r);
     assert!(md.contains("routed: 1 router, 2 router ports"), "{md}");
+    Ok(())
+}
+
+/// `weft-bench dataplane --services` in small: for Weft and OVN, an iperf3 transfer between
+/// pods on two hosts, then another through the same stateful ACLs and a TCP load balancer
+/// VIP (the ACLs drop every other to-lport IPv4 flow, so the second transfer only passes if
+/// conntrack, the ACL verdicts and the VIP's DNAT and its reverse all work). Rates are not
+/// asserted, only that each transfer moved data.
+#[test]
+fn dataplane_smoke_with_and_without_acls_and_lb() -> anyhow::Result<()> {
+    use weft_bench::dataplane::{render, run_dataplane, DataplaneConfig};
+    let cfg = DataplaneConfig {
+        seconds: 1,
+        streams: 1,
+        raw: false,
+        systems: vec![System::Weft, System::Ovn],
+        services: true,
+    };
+    let rows = run_dataplane(&cfg, &mut |l| eprintln!("{l}"))?;
+    eprintln!("{}", render(&rows, &cfg));
+    let names: Vec<&str> = rows.iter().map(|r| r.what.as_str()).collect();
+    assert_eq!(
+        names,
+        ["Weft", "Weft, ACLs + LB", "OVN", "OVN, ACLs + LB"],
+        "{rows:?}"
+    );
+    for r in &rows {
+        assert!(r.bits_per_second > 1e6, "{}: {r:?}", r.what);
+    }
     Ok(())
 }
