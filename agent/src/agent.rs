@@ -983,7 +983,7 @@ async fn apply(
                 Some(d) => {
                     if !d.is_empty() {
                         info!(installed = flows.len(), changes = d.len(), "full resync");
-                        if r.status().is_some_and(|s| s.applied_revision > 0) {
+                        if r.applied_state().is_some_and(|(applied, _)| applied > 0) {
                             crate::metrics::metrics()
                                 .drift_repairs
                                 .inc_by(d.len() as u64);

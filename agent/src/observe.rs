@@ -122,8 +122,8 @@ impl Observe {
     /// After a reconcile step that did not fail at the switch.
     pub fn applied(&self, r: &Reconciler) {
         let snapshot_applied = r
-            .status()
-            .is_some_and(|s| s.applied_revision > 0 && s.last_error.is_empty())
+            .applied_state()
+            .is_some_and(|(applied, error)| applied > 0 && error.is_empty())
             && r.desired().is_some();
         if snapshot_applied && !self.ready.is_ready() {
             info!(

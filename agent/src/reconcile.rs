@@ -305,13 +305,20 @@ impl Reconciler {
         if !self.ready() {
             return None;
         }
-        let vifs = self.vifs.clone().unwrap_or_default();
-        if !self.sync_ids(&vifs) {
+        // Borrowed out and put back, not cloned (it is every local VIF).
+        let vifs = self.vifs.take()?;
+        let d = self.incremental_with(&vifs);
+        self.vifs = Some(vifs);
+        d
+    }
+
+    fn incremental_with(&mut self, vifs: &BTreeMap<String, u32>) -> Option<Diff> {
+        if !self.sync_ids(vifs) {
             return None;
         }
         let mut desired = self.desired.take()?;
         let change = std::mem::take(&mut self.pending);
-        let recompiled = recompile(&mut desired, &self.input(&vifs), &change);
+        let recompiled = recompile(&mut desired, &self.input(vifs), &change);
         self.desired = Some(desired);
         let d = diff_delta(&recompiled.delta);
         if let Some(w) = self.since_read_back.as_mut() {
@@ -448,6 +455,13 @@ impl Reconciler {
     /// The status report for the controller: applied revision and every local VIF, `up`
     /// when its port is bound here and its flows are installed. `None` until the VIF listing
     /// is in: the report is a full set, and an empty one would unbind every local port.
+    /// The applied revision and last error of [`Reconciler::status`] (`None` when it is
+    /// `None`), without building its port list (O(1), for the debug service and readiness).
+    pub fn applied_state(&self) -> Option<(i64, &str)> {
+        self.vifs.as_ref()?;
+        Some((self.applied_revision, self.last_error.as_str()))
+    }
+
     pub fn status(&self) -> Option<StatusReport> {
         let vifs = Some(self.vifs.as_ref()?);
         let installed = self.desired.is_some() && self.last_error.is_empty();
@@ -756,6 +770,7 @@ mod tests {
         r.applied(Err("bundle failed".into()));
         assert!(r.needs_full());
         assert_eq!(r.status().unwrap().last_error, "bundle failed");
+        assert_eq!(r.applied_state(), Some((0, "bundle failed")));
         assert!(r.status().unwrap().ports.iter().all(|p| !p.up));
     }
 }

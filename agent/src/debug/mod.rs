@@ -209,15 +209,15 @@ impl DebugHandle {
             .desired()
             .map(|d| (d.flow_count(), d.group_count(), d.meter_count()))
             .unwrap_or_default();
-        let status = r.status();
+        let status = r.applied_state();
         if let Ok(mut s) = self.0.state.write() {
             s.ready |= ready;
             s.flows = flows;
             s.groups = groups;
             s.meters = meters;
-            if let Some(st) = status {
-                s.applied_revision = st.applied_revision;
-                s.last_error = st.last_error;
+            if let Some((applied, error)) = status {
+                s.applied_revision = applied;
+                s.last_error = error.to_string();
             }
             s.tunnels = r.tunnels().clone();
         }
