@@ -139,60 +139,38 @@ const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 /// every IPv4 flow stateful (`allow-related` both ways), to-lport only iperf3 and ICMP
 /// allowed (the rest of IPv4 dropped); VIP:5201 balanced to the server's port 5201.
 pub fn services_commands(server: Ipv4Addr) -> Vec<Vec<String>> {
-    let backend = format!("{server}:5201");
-    let vip = format!("{VIP}:5201");
-    let lrp_net = format!("{GATEWAY}/24");
-    [
-        vec!["lr-add", "lr0"],
-        vec!["lrp-add", "lr0", "lr0-dp0", "0a:00:00:00:77:fe", &lrp_net],
-        vec![
-            "lsp-add",
-            "dp0",
-            "dp0-lr0",
-            "--",
-            "lsp-set-type",
-            "dp0-lr0",
-            "router",
-            "--",
-            "lsp-set-addresses",
-            "dp0-lr0",
-            "router",
-            "--",
-            "lsp-set-options",
-            "dp0-lr0",
-            "router-port=lr0-dp0",
-        ],
-        vec![
-            "acl-add",
-            "dp0",
-            "from-lport",
-            "1000",
-            "ip4",
-            "allow-related",
-        ],
-        vec![
-            "acl-add",
-            "dp0",
+    let cmd = |args: &[&str]| -> Vec<String> { args.iter().map(|a| a.to_string()).collect() };
+    let acl = |dir: &str, priority: &str, m: &str, verdict: &str| {
+        cmd(&["acl-add", "dp0", dir, priority, m, verdict])
+    };
+    vec![
+        cmd(&["lr-add", "lr0"]),
+        cmd(&[
+            "lrp-add",
+            "lr0",
+            "lr0-dp0",
+            "0a:00:00:00:77:fe",
+            &format!("{GATEWAY}/24"),
+        ]),
+        weft_testbed::weftctl::attach_router_port_args("dp0", "dp0-lr0", "lr0-dp0"),
+        acl("from-lport", "1000", "ip4", "allow-related"),
+        acl(
             "to-lport",
             "1000",
             "ip4 && tcp.dst == 5201",
             "allow-related",
-        ],
-        vec![
-            "acl-add",
-            "dp0",
-            "to-lport",
-            "1000",
-            "icmp4",
-            "allow-related",
-        ],
-        vec!["acl-add", "dp0", "to-lport", "900", "ip4", "drop"],
-        vec!["lb-add", "lb0", &vip, &backend, "tcp"],
-        vec!["ls-lb-add", "dp0", "lb0"],
+        ),
+        acl("to-lport", "1000", "icmp4", "allow-related"),
+        acl("to-lport", "900", "ip4", "drop"),
+        cmd(&[
+            "lb-add",
+            "lb0",
+            &format!("{VIP}:5201"),
+            &format!("{server}:5201"),
+            "tcp",
+        ]),
+        cmd(&["ls-lb-add", "dp0", "lb0"]),
     ]
-    .into_iter()
-    .map(|c| c.into_iter().map(String::from).collect())
-    .collect()
 }
 
 /// One iperf3 transfer from `client` to `server`, connecting to `to` (the server's address,

@@ -98,6 +98,34 @@ impl Weftctl {
     }
 }
 
+/// The command that attaches switch `sw` to router port `lrp` the ovn-nbctl way (weftctl
+/// spells it the same), through a new router-type port `lsp`: `lsp-add SW LSP --
+/// lsp-set-type LSP router -- lsp-set-addresses LSP router -- lsp-set-options LSP
+/// router-port=LRP`.
+pub fn attach_router_port_args(sw: &str, lsp: &str, lrp: &str) -> Vec<String> {
+    let opt = format!("router-port={lrp}");
+    [
+        "lsp-add",
+        sw,
+        lsp,
+        "--",
+        "lsp-set-type",
+        lsp,
+        "router",
+        "--",
+        "lsp-set-addresses",
+        lsp,
+        "router",
+        "--",
+        "lsp-set-options",
+        lsp,
+        &opt,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
+}
+
 /// Chassis with `alive: true` in a `chassis-list` (or `show`) JSON reply.
 pub fn alive_chassis_from_json(v: &Value) -> Vec<String> {
     v.get("chassis")

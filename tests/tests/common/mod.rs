@@ -38,27 +38,9 @@ pub fn switch(tb: &mut Testbed, name: &str, subnet: &str) {
 /// port `lsp`: `lsp-add SW LSP -- lsp-set-type LSP router -- lsp-set-addresses LSP router
 /// -- lsp-set-options LSP router-port=LRP`.
 pub fn attach_router_port(tb: &mut Testbed, sw: &str, lsp: &str, lrp: &str) {
-    let opt = format!("router-port={lrp}");
-    ctl(
-        tb,
-        &[
-            "lsp-add",
-            sw,
-            lsp,
-            "--",
-            "lsp-set-type",
-            lsp,
-            "router",
-            "--",
-            "lsp-set-addresses",
-            lsp,
-            "router",
-            "--",
-            "lsp-set-options",
-            lsp,
-            &opt,
-        ],
-    );
+    let args = weft_testbed::weftctl::attach_router_port_args(sw, lsp, lrp);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ctl(tb, &args);
 }
 
 /// A localnet port `port` on `sw` for provider network `network` (addresses `unknown`), in
