@@ -853,8 +853,6 @@ pub(crate) struct ReadBack {
     took: Duration,
 }
 
-/// Reads the table back over an OpenFlow connection of its own, so that the bundles of the
-/// main connection do not queue behind a large dump (and the main loop goes on meanwhile).
 /// The cheap drift check: the switch's flow count per table against the desired state's
 /// ([`Reconciler::table_counts_match`]). Run while no bundle is in flight.
 async fn table_counts_drifted(chan: &OfChannel, r: &Reconciler) -> bool {
@@ -875,6 +873,8 @@ async fn table_counts_drifted(chan: &OfChannel, r: &Reconciler) -> bool {
     }
 }
 
+/// Reads the table back over an OpenFlow connection of its own, so that the bundles of the
+/// main connection do not queue behind a large dump (and the main loop goes on meanwhile).
 async fn read_back_table(mgmt: std::path::PathBuf) -> Result<ReadBack, String> {
     let started = std::time::Instant::now();
     let chan = OfChannel::connect(&mgmt)
